@@ -1,0 +1,920 @@
+//! Webhook intake benchmark: signed `orders/create` deliveries posted at the real server, over
+//! HTTP, by many concurrent clients; measures how fast they are acknowledged (durably stored)
+//! and how fast the processor then applies them. Reports; does not pass or fail on the targets.
+//!
+//! `cargo bench --bench webhook_intake`
+//!
+//! Environment:
+//! - `ORDERLINE_TEST_POSTGRES`  admin URL (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//!   a fresh database `orderline_bench_<pid>_<millis>` is created and dropped at the end.
+//! - `BENCH_DELIVERIES` (20000), `BENCH_CONCURRENCY` (64), `BENCH_WARMUP` (500).
+//! - `BENCH_SQLITE=1` also runs against the embedded default (`sqlite://<tempdir>/bench.db`).
+//! - `BENCH_TIME_LIMIT_SECS` (300): the whole run is aborted past this.
+//!
+//! The process exits non-zero when a delivery is not answered 200, when the orders stored do
+//! not match the orders sent, or when the run is aborted; never because a target is missed.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::task::JoinSet;
+
+const SERVER_BIN: &str = env!("CARGO_BIN_EXE_orderline");
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/shopify/order_create.json");
+const SECRET: &str = "bench-secret";
+const SHOP: &str = "orderline-demo.myshopify.com";
+const API_VERSION: &str = "2025-10";
+const TARGETS: &str = "target ≥ 3000 deliveries/s, ack p99 < 25 ms";
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// 2^53: every Shopify ID generated here is above it (and odd), as real ones are.
+const F64_EXACT_LIMIT: u64 = 1 << 53;
+const ORDER_ID_BASE: u64 = 9_007_199_254_800_001;
+const CUSTOMER_ID_BASE: u64 = 9_007_199_264_800_001;
+const ADDRESS_ID_BASE: u64 = 9_007_199_274_800_001;
+const LINE_ITEM_ID_BASE: u64 = 9_007_199_284_800_001;
+const SHIPPING_LINE_ID_BASE: u64 = 9_007_199_294_800_001;
+const AREA_CODES: [u32; 10] = [212, 312, 415, 617, 646, 718, 206, 303, 512, 702];
+
+struct Config {
+    admin_url: String,
+    deliveries: usize,
+    concurrency: usize,
+    warmup: usize,
+    sqlite: bool,
+    time_limit: Duration,
+}
+
+impl Config {
+    fn from_env() -> Result<Config, String> {
+        fn number(name: &str, default: usize) -> Result<usize, String> {
+            match std::env::var(name) {
+                Ok(text) => match text.trim().parse::<usize>() {
+                    Ok(n) => Ok(n),
+                    Err(_) => Err(format!("{name}={text:?} is not a whole number")),
+                },
+                Err(_) => Ok(default),
+            }
+        }
+        let config = Config {
+            admin_url: std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into()),
+            deliveries: number("BENCH_DELIVERIES", 20_000)?,
+            concurrency: number("BENCH_CONCURRENCY", 64)?,
+            warmup: number("BENCH_WARMUP", 500)?,
+            sqlite: std::env::var("BENCH_SQLITE").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
+            time_limit: Duration::from_secs(number("BENCH_TIME_LIMIT_SECS", 300)? as u64),
+        };
+        if config.deliveries == 0 || config.concurrency == 0 {
+            return Err("BENCH_DELIVERIES and BENCH_CONCURRENCY must be at least 1".into());
+        }
+        Ok(config)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payloads
+
+/// One signed delivery, ready to post.
+struct Delivery {
+    body: Vec<u8>,
+    hmac: String,
+    webhook_id: String,
+    event_id: String,
+    triggered_at: String,
+}
+
+/// A US number, distinct for every `i`: (area code, exchange, line).
+fn us_number(i: u64, salt: u64) -> (u32, u32, u32) {
+    let area = AREA_CODES[((i + salt) % AREA_CODES.len() as u64) as usize];
+    let rest = i / AREA_CODES.len() as u64;
+    let mut exchange = 201 + ((rest / 10_000 + salt * 97) % 700) as u32;
+    if exchange == 555 {
+        exchange = 556;
+    }
+    (area, exchange, (rest % 10_000) as u32)
+}
+
+fn set(value: &mut Value, path: &[&str], new: impl Into<Value>) -> Result<(), String> {
+    let mut at = &mut *value;
+    for key in path {
+        at = at.get_mut(*key).ok_or_else(|| format!("fixture has no {}", path.join(".")))?;
+    }
+    *at = new.into();
+    Ok(())
+}
+
+/// The fixture order, made the `i`-th distinct order of a store: new order, customer, address,
+/// line item and shipping line IDs (all odd and above 2^53), name, number, email and phones.
+fn order_payload(template: &Value, i: u64) -> Result<Value, String> {
+    let mut order = template.clone();
+    let order_id = ORDER_ID_BASE + 2 * i;
+    let customer_id = CUSTOMER_ID_BASE + 2 * i;
+    let address_id = ADDRESS_ID_BASE + 2 * i;
+    let number = 1043 + i;
+    let email = format!("customer{i}@example.com");
+
+    set(&mut order, &["id"], order_id)?;
+    set(&mut order, &["admin_graphql_api_id"], format!("gid://shopify/Order/{order_id}"))?;
+    set(&mut order, &["name"], format!("#{number}"))?;
+    set(&mut order, &["order_number"], number)?;
+    set(&mut order, &["number"], number - 1000)?;
+    set(&mut order, &["email"], email.clone())?;
+    set(&mut order, &["contact_email"], email.clone())?;
+
+    let (area, exchange, line) = us_number(i, 0);
+    set(&mut order, &["customer", "id"], customer_id)?;
+    set(&mut order, &["customer", "admin_graphql_api_id"], format!("gid://shopify/Customer/{customer_id}"))?;
+    set(&mut order, &["customer", "email"], email)?;
+    set(&mut order, &["customer", "phone"], format!("+1{area}{exchange}{line:04}"))?;
+    set(&mut order, &["customer", "default_address", "id"], address_id)?;
+    set(&mut order, &["customer", "default_address", "customer_id"], customer_id)?;
+    set(&mut order, &["customer", "default_address", "phone"], format!("({area}) {exchange}-{line:04}"))?;
+
+    let (area, exchange, line) = us_number(i, 3);
+    set(&mut order, &["shipping_address", "phone"], format!("{area}-{exchange}-{line:04}"))?;
+    set(&mut order, &["billing_address", "phone"], format!("+44 20 7946 0{:03}", i % 1000))?;
+
+    let items = order.get_mut("line_items").and_then(Value::as_array_mut).ok_or("fixture has no line_items")?;
+    for (k, item) in items.iter_mut().enumerate() {
+        let id = LINE_ITEM_ID_BASE + 2 * (i * 8 + k as u64);
+        set(item, &["id"], id)?;
+        set(item, &["admin_graphql_api_id"], format!("gid://shopify/LineItem/{id}"))?;
+    }
+    let lines = order.get_mut("shipping_lines").and_then(Value::as_array_mut).ok_or("fixture has no shipping_lines")?;
+    for (k, line) in lines.iter_mut().enumerate() {
+        set(line, &["id"], SHIPPING_LINE_ID_BASE + 2 * (i * 8 + k as u64))?;
+    }
+
+    // The IDs must be odd, above 2^53, and have stayed exact 64-bit integers (never f64).
+    let exact = |v: &Value, id: u64| v.as_u64() == Some(id) && id > F64_EXACT_LIMIT && id % 2 == 1;
+    if !exact(&order["id"], order_id) || !exact(&order["customer"]["id"], customer_id) {
+        return Err(format!("order {i}: IDs did not survive as odd 64-bit integers above 2^53"));
+    }
+    Ok(order)
+}
+
+/// `count` distinct orders from the fixture, each serialised compactly and signed.
+fn make_deliveries(count: usize) -> Result<Vec<Delivery>, String> {
+    let text = std::fs::read(FIXTURE).map_err(|e| format!("cannot read {FIXTURE}: {e}"))?;
+    let template: Value = serde_json::from_slice(&text).map_err(|e| format!("{FIXTURE}: {e}"))?;
+    if template["id"].as_u64().is_none_or(|id| id <= F64_EXACT_LIMIT) {
+        return Err(format!("{FIXTURE}: expected an order id above 2^53"));
+    }
+    let run = u64::from(std::process::id()) << 32 | (unix_millis() & 0xffff_ffff);
+    let triggered_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    (0..count as u64)
+        .map(|i| {
+            let body = serde_json::to_vec(&order_payload(&template, i)?).map_err(|e| e.to_string())?;
+            Ok(Delivery {
+                hmac: orderline::shopify::signature::sign(SECRET, &body),
+                body,
+                webhook_id: uuid_like(run, 0x4a1b, i),
+                event_id: uuid_like(run, 0x4e7c, i),
+                triggered_at: triggered_at.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A UUID-shaped ID (as Shopify sends), unique per run and index.
+fn uuid_like(run: u64, kind: u16, i: u64) -> String {
+    format!("{:08x}-{:04x}-{kind:04x}-8{:03x}-{:012x}", run >> 32, run & 0xffff, (run >> 16) & 0xfff, i)
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Databases
+
+/// A fresh Postgres database, dropped (WITH (FORCE)) when this is dropped, also on panic.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(admin_url: &str) -> Result<PgDatabase, String> {
+        let name = format!("orderline_bench_{}_{}", std::process::id(), unix_millis());
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .map_err(|e| format!("cannot connect to Postgres at {admin_url} (ORDERLINE_TEST_POSTGRES): {e}"))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
+        let _ = admin.close().await;
+        let url = with_database(admin_url, &name);
+        Ok(PgDatabase { admin_url: admin_url.to_string(), name, url })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop may run inside the tokio runtime (or while unwinding): use a thread of its own.
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await.map_err(|e| e.to_string())?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                    .execute(&mut admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = admin.close().await;
+                Ok(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => println!("dropped database {}", self.name),
+            Ok(Err(e)) => eprintln!("could not drop database {}: {e}", self.name),
+            Err(_) => eprintln!("could not drop database {}: the dropping thread panicked", self.name),
+        }
+    }
+}
+
+/// `admin_url` with its database name replaced by `name` (query string kept).
+fn with_database(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (admin_url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// The benchmark's own read connection to the server's database, to watch it apply.
+enum Db {
+    Pg(sqlx::PgPool),
+    Lite(sqlx::SqlitePool),
+}
+
+impl Db {
+    async fn connect(url: &str) -> Result<Db, String> {
+        if url.starts_with("sqlite:") {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .map_err(|e| e.to_string())?
+                .read_only(true)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(|e| format!("cannot open {url}: {e}"))?;
+            Ok(Db::Lite(pool))
+        } else {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await
+                .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+            Ok(Db::Pg(pool))
+        }
+    }
+
+    async fn count(&self, sql: &'static str) -> Result<i64, String> {
+        let result = match self {
+            Db::Pg(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Db::Lite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        };
+        result.map_err(|e| format!("{sql}: {e}"))
+    }
+
+    async fn pending(&self) -> Result<i64, String> {
+        self.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'").await
+    }
+
+    async fn orders(&self) -> Result<i64, String> {
+        self.count("SELECT count(*) FROM orders").await
+    }
+
+    async fn statuses(&self) -> Result<Vec<(String, i64)>, String> {
+        const SQL: &str = "SELECT status, count(*) FROM webhook_deliveries GROUP BY status ORDER BY status";
+        let result = match self {
+            Db::Pg(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+            Db::Lite(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+        };
+        result.map_err(|e| format!("{SQL}: {e}"))
+    }
+
+    /// Waits until no delivery is pending; returns when that was seen.
+    async fn wait_until_applied(&self) -> Result<Instant, String> {
+        loop {
+            if self.pending().await? == 0 {
+                return Ok(Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Db::Pg(pool) => pool.close().await,
+            Db::Lite(pool) => pool.close().await,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server under test
+
+/// `orderline serve` as a child process; killed when this is dropped, also on panic or abort.
+struct Server {
+    child: Child,
+    url: String,
+    stderr_lines: Arc<AtomicUsize>,
+}
+
+/// Server log lines echoed (prefixed) before the rest are only counted.
+const ECHOED_LOG_LINES: usize = 20;
+
+impl Server {
+    async fn start(database_url: &str) -> Result<Server, String> {
+        let mut child = Command::new(SERVER_BIN)
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("ORDERLINE_LISTEN", "127.0.0.1:0")
+            .env("TWILIO_AUTH_TOKEN", "bench")
+            .env("SHOPIFY_WEBHOOK_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .env_remove("ORDERLINE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {SERVER_BIN}: {e}"))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let stderr_lines = Arc::new(AtomicUsize::new(0));
+        forward_log(stderr, stderr_lines.clone());
+
+        // Read stdout until the listening line, then keep draining it so the pipe never fills.
+        let (found, listening) = tokio::sync::oneshot::channel::<String>();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut found = Some(found);
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                match line.trim().strip_prefix("orderline listening on ") {
+                    Some(url) if found.is_some() => {
+                        let _ = found.take().expect("checked").send(url.trim().to_string());
+                    }
+                    _ => println!("[server stdout] {line}"),
+                }
+            }
+        });
+        let mut server = Server { child, url: String::new(), stderr_lines };
+        match tokio::time::timeout(Duration::from_secs(60), listening).await {
+            Ok(Ok(url)) => {
+                server.url = url;
+                Ok(server)
+            }
+            Ok(Err(_)) => {
+                let status = server.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                Err(format!("the server exited before listening ({status}); its log is above"))
+            }
+            Err(_) => Err("the server did not print its listening line within 60 s".into()),
+        }
+    }
+
+    /// Fails if the server has exited.
+    fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("the server exited during the run ({status})")),
+            Err(e) => Err(format!("cannot check the server process: {e}")),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Echoes the first lines of the server's log (RUST_LOG=warn), then only counts them.
+fn forward_log(stream: impl Read + Send + 'static, lines: Arc<AtomicUsize>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let n = lines.fetch_add(1, Ordering::Relaxed);
+            if n < ECHOED_LOG_LINES {
+                eprintln!("[server] {line}");
+            } else if n == ECHOED_LOG_LINES {
+                eprintln!("[server] … further log lines are counted, not shown");
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress, for the message when a run is aborted
+
+#[derive(Default)]
+struct Progress {
+    phase: std::sync::Mutex<String>,
+    /// Deliveries answered (any status) in the current posting phase.
+    answered: AtomicUsize,
+    phase_started: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Progress {
+    fn enter(&self, phase: impl Into<String>) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase.into();
+        *self.phase_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.answered.store(0, Ordering::Relaxed);
+    }
+
+    fn describe(&self) -> String {
+        let phase = self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let since =
+            self.phase_started.lock().unwrap_or_else(|e| e.into_inner()).map_or(0.0, |t| t.elapsed().as_secs_f64());
+        format!("{phase} for {since:.1} s, {} deliveries answered in this phase", self.answered.load(Ordering::Relaxed))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Posting
+
+#[derive(Default)]
+struct PostOutcome {
+    /// Time from sending to the whole 200 response, per acknowledged delivery.
+    latencies: Vec<Duration>,
+    /// Non-200 answers by status code.
+    refused: BTreeMap<u16, usize>,
+    /// Requests that got no HTTP answer at all.
+    transport_errors: usize,
+    /// The first few failures, to show.
+    examples: Vec<String>,
+    wall: Duration,
+}
+
+impl PostOutcome {
+    fn failures(&self) -> usize {
+        self.refused.values().sum::<usize>() + self.transport_errors
+    }
+
+    fn merge(&mut self, other: PostOutcome) {
+        self.latencies.extend(other.latencies);
+        for (status, n) in other.refused {
+            *self.refused.entry(status).or_default() += n;
+        }
+        self.transport_errors += other.transport_errors;
+        for example in other.examples {
+            if self.examples.len() < 5 {
+                self.examples.push(example);
+            }
+        }
+    }
+}
+
+/// Posts every delivery with `concurrency` workers sharing one client (and its connection pool),
+/// each taking the next delivery from a shared index.
+async fn post_all(
+    client: &reqwest::Client,
+    endpoint: &str,
+    deliveries: &'static [Delivery],
+    concurrency: usize,
+    progress: &Arc<Progress>,
+) -> Result<PostOutcome, String> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = JoinSet::new();
+    let started = Instant::now();
+    for _ in 0..concurrency.min(deliveries.len()) {
+        let client = client.clone();
+        let endpoint = endpoint.to_string();
+        let next = next.clone();
+        let progress = progress.clone();
+        workers.spawn(async move {
+            let mut outcome = PostOutcome::default();
+            while let Some(delivery) = deliveries.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let sent = Instant::now();
+                let answer = post_one(&client, &endpoint, delivery).await;
+                let latency = sent.elapsed();
+                progress.answered.fetch_add(1, Ordering::Relaxed);
+                match answer {
+                    Ok((200, _)) => outcome.latencies.push(latency),
+                    Ok((status, body)) => {
+                        *outcome.refused.entry(status).or_default() += 1;
+                        if outcome.examples.len() < 5 {
+                            outcome.examples.push(format!("HTTP {status}: {}", body.trim()));
+                        }
+                    }
+                    Err(e) => {
+                        outcome.transport_errors += 1;
+                        if outcome.examples.len() < 5 {
+                            outcome.examples.push(format!("no answer: {e}"));
+                        }
+                    }
+                }
+            }
+            outcome
+        });
+    }
+    let mut all = PostOutcome { latencies: Vec::with_capacity(deliveries.len()), ..PostOutcome::default() };
+    while let Some(joined) = workers.join_next().await {
+        all.merge(joined.map_err(|e| format!("a posting worker failed: {e}"))?);
+    }
+    all.wall = started.elapsed();
+    Ok(all)
+}
+
+async fn post_one(
+    client: &reqwest::Client,
+    endpoint: &str,
+    delivery: &'static Delivery,
+) -> Result<(u16, String), reqwest::Error> {
+    let response = client
+        .post(endpoint)
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", "orders/create")
+        .header("X-Shopify-Hmac-Sha256", delivery.hmac.as_str())
+        .header("X-Shopify-Webhook-Id", delivery.webhook_id.as_str())
+        .header("X-Shopify-Shop-Domain", SHOP)
+        .header("X-Shopify-Event-Id", delivery.event_id.as_str())
+        .header("X-Shopify-API-Version", API_VERSION)
+        .header("X-Shopify-Triggered-At", delivery.triggered_at.as_str())
+        .body(reqwest::Body::from(delivery.body.as_slice()))
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    // The whole body is read, so the connection goes back to the pool for the next request.
+    let body = response.text().await?;
+    Ok((status, body))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server's own view: its `webhook_ack_seconds` histogram from /metrics
+
+/// The server-side ack histogram (handler start → response), cumulative buckets by upper bound.
+#[derive(Clone, Default)]
+struct AckHistogram {
+    sum: f64,
+    count: f64,
+    buckets: Vec<(f64, f64)>,
+}
+
+impl AckHistogram {
+    /// Reads `…webhook_ack_seconds` from `/metrics`; None when it cannot be read.
+    async fn fetch(client: &reqwest::Client, base_url: &str) -> Option<AckHistogram> {
+        let text = client.get(format!("{base_url}/metrics")).send().await.ok()?.text().await.ok()?;
+        let mut histogram = AckHistogram::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name, value)) = line.rsplit_once(' ') else { continue };
+            let Ok(value) = value.trim().parse::<f64>() else { continue };
+            if name.ends_with("webhook_ack_seconds_sum") {
+                histogram.sum = value;
+            } else if name.ends_with("webhook_ack_seconds_count") {
+                histogram.count = value;
+            } else if let Some((_, le)) = name.split_once("webhook_ack_seconds_bucket{le=\"") {
+                let le = le.trim_end_matches("\"}");
+                let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+                histogram.buckets.push((bound, value));
+            }
+        }
+        (histogram.count > 0.0 || !histogram.buckets.is_empty()).then_some(histogram)
+    }
+
+    /// What was observed between `before` and `self`.
+    fn since(&self, before: &AckHistogram) -> AckHistogram {
+        let earlier = |bound: f64| before.buckets.iter().find(|(b, _)| *b == bound).map_or(0.0, |(_, n)| *n);
+        AckHistogram {
+            sum: self.sum - before.sum,
+            count: self.count - before.count,
+            buckets: self.buckets.iter().map(|(b, n)| (*b, n - earlier(*b))).collect(),
+        }
+    }
+
+    /// The upper bound of the bucket holding quantile `q`, in ms.
+    fn bound_ms(&self, q: f64) -> String {
+        match self.buckets.iter().find(|(_, n)| *n >= q * self.count) {
+            Some((b, _)) if b.is_finite() => format!("≤{:.0}", b * 1e3),
+            Some(_) => "> largest bucket".into(),
+            None => "-".into(),
+        }
+    }
+
+    fn summary(&self) -> String {
+        if self.count <= 0.0 {
+            return "no observations".into();
+        }
+        format!(
+            "mean {:.2}  p50 {}  p90 {}  p99 {} (bucket bounds), {} observed",
+            self.sum / self.count * 1e3,
+            self.bound_ms(0.50),
+            self.bound_ms(0.90),
+            self.bound_ms(0.99),
+            self.count
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run against one database
+
+struct Report {
+    backend: &'static str,
+    deliveries: usize,
+    warmup: usize,
+    concurrency: usize,
+    body_bytes: usize,
+    warmup_failures: usize,
+    posting: PostOutcome,
+    backlog_at_end: i64,
+    drain: Duration,
+    first_post_to_applied: Duration,
+    /// Orders stored by the timed deliveries (after the warm-up's were applied).
+    orders_applied: i64,
+    orders: i64,
+    statuses: Vec<(String, i64)>,
+    server_ack: Option<AckHistogram>,
+    server_log_lines: usize,
+}
+
+impl Report {
+    fn expected_orders(&self) -> i64 {
+        (self.warmup + self.deliveries) as i64
+    }
+
+    fn clean(&self) -> bool {
+        self.warmup_failures == 0 && self.posting.failures() == 0 && self.orders == self.expected_orders()
+    }
+
+    fn print(&self) {
+        let acked = self.posting.latencies.len();
+        let wall = self.posting.wall.as_secs_f64();
+        let mut sorted = self.posting.latencies.clone();
+        sorted.sort_unstable();
+        let ms = |q: f64| percentile(&sorted, q).map_or("-".to_string(), |d| format!("{:.2}", d.as_secs_f64() * 1e3));
+        let per_second = |n: f64, d: f64| if d > 0.0 { n / d } else { f64::INFINITY };
+
+        println!();
+        println!("== webhook intake: {} ==", self.backend);
+        println!(
+            "deliveries        {} orders/create (+{} warm-up), concurrency {}, body {:.1} KiB avg",
+            self.deliveries,
+            self.warmup,
+            self.concurrency,
+            self.body_bytes as f64 / 1024.0
+        );
+        let rate = per_second(acked as f64, wall);
+        let p99 = percentile(&sorted, 0.99);
+        println!("wall time         {:.3} s (posting, after warm-up)", wall);
+        println!(
+            "acknowledged      {acked} → {rate:.0} deliveries/s (200 = durably stored)   [target ≥ 3000/s: {}]",
+            if rate >= 3000.0 { "met" } else { "missed" }
+        );
+        println!(
+            "ack latency (ms)  p50 {}  p90 {}  p99 {}  max {}   [target p99 < 25 ms: {}]",
+            ms(0.50),
+            ms(0.90),
+            ms(0.99),
+            ms(1.0),
+            if p99.is_some_and(|p| p < Duration::from_millis(25)) { "met" } else { "missed" }
+        );
+        println!("targets           {TARGETS} (reported, not asserted)");
+        match &self.server_ack {
+            Some(ack) => println!("server-side (ms)  {}  [handler time, from /metrics]", ack.summary()),
+            None => println!("server-side (ms)  unavailable (/metrics has no webhook_ack_seconds)"),
+        }
+        if self.posting.failures() == 0 && self.warmup_failures == 0 {
+            println!("non-200           none");
+        } else {
+            let refused: Vec<String> = self.posting.refused.iter().map(|(s, n)| format!("{n} × HTTP {s}")).collect();
+            println!(
+                "non-200           {} (warm-up: {}); {}; {} without an answer",
+                self.posting.failures(),
+                self.warmup_failures,
+                if refused.is_empty() { "no refusals".to_string() } else { refused.join(", ") },
+                self.posting.transport_errors
+            );
+            for example in &self.posting.examples {
+                println!("                  e.g. {example}");
+            }
+        }
+        println!(
+            "apply (drain)     {} pending when posting ended, all applied {:.3} s later → {:.0} orders/s",
+            self.backlog_at_end,
+            self.drain.as_secs_f64(),
+            per_second(self.backlog_at_end as f64, self.drain.as_secs_f64())
+        );
+        println!(
+            "apply (overall)   {} orders applied {:.3} s after the first post → {:.0} orders/s",
+            self.orders_applied,
+            self.first_post_to_applied.as_secs_f64(),
+            per_second(self.orders_applied as f64, self.first_post_to_applied.as_secs_f64())
+        );
+        println!(
+            "orders stored     {} (expected {}) {}",
+            self.orders,
+            self.expected_orders(),
+            if self.orders == self.expected_orders() { "ok" } else { "MISMATCH" }
+        );
+        let statuses: Vec<String> = self.statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        println!("delivery statuses {}", statuses.join(", "));
+        println!("server log lines  {} (RUST_LOG=warn)", self.server_log_lines);
+    }
+}
+
+/// Nearest-rank percentile of sorted durations (`q` = 1.0 is the maximum).
+fn percentile(sorted: &[Duration], q: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+async fn run(
+    backend: &'static str,
+    database_url: &str,
+    deliveries: &'static [Delivery],
+    config: &Config,
+    progress: &Arc<Progress>,
+) -> Result<Report, String> {
+    progress.enter("starting the server");
+    let mut server = Server::start(database_url).await?;
+    println!("[{backend}] server at {} (pid {})", server.url, server.child.id());
+    let db = Db::connect(database_url).await?;
+    let result = measure(backend, &mut server, &db, deliveries, config, progress).await;
+    db.close().await;
+    let mut report = result?;
+    report.server_log_lines = server.stderr_lines.load(Ordering::Relaxed);
+    Ok(report)
+}
+
+async fn measure(
+    backend: &'static str,
+    server: &mut Server,
+    db: &Db,
+    deliveries: &'static [Delivery],
+    config: &Config,
+    progress: &Arc<Progress>,
+) -> Result<Report, String> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(config.concurrency)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let endpoint = format!("{}/shopify/webhooks", server.url);
+    let (warmup, timed) = deliveries.split_at(config.warmup);
+
+    progress.enter(format!("warm-up ({} deliveries)", warmup.len()));
+    let warmed = post_all(&client, &endpoint, warmup, config.concurrency, progress).await?;
+    progress.enter("waiting for the warm-up to be applied");
+    db.wait_until_applied().await?;
+    server.check_alive()?;
+    println!(
+        "[{backend}] warm-up: {} deliveries in {:.2} s, {} not answered 200; all applied",
+        warmup.len(),
+        warmed.wall.as_secs_f64(),
+        warmed.failures()
+    );
+
+    let orders_before = db.orders().await?;
+    let ack_before = AckHistogram::fetch(&client, &server.url).await;
+    let first_post = Instant::now();
+    progress.enter(format!("posting ({} deliveries)", timed.len()));
+    let posting = post_all(&client, &endpoint, timed, config.concurrency, progress).await?;
+    let posted = Instant::now();
+    let ack_after = AckHistogram::fetch(&client, &server.url).await;
+    let backlog_at_end = db.pending().await?;
+    progress.enter(format!("waiting for the processor to apply {backlog_at_end} pending deliveries"));
+    let applied = db.wait_until_applied().await?;
+    server.check_alive()?;
+    let orders = db.orders().await?;
+
+    Ok(Report {
+        backend,
+        deliveries: timed.len(),
+        warmup: warmup.len(),
+        concurrency: config.concurrency,
+        body_bytes: timed.iter().map(|d| d.body.len()).sum::<usize>() / timed.len().max(1),
+        warmup_failures: warmed.failures(),
+        posting,
+        backlog_at_end,
+        drain: applied.saturating_duration_since(posted),
+        first_post_to_applied: applied.saturating_duration_since(first_post),
+        orders_applied: orders - orders_before,
+        orders,
+        statuses: db.statuses().await?,
+        server_ack: ack_before.zip(ack_after).map(|(before, after)| after.since(&before)),
+        server_log_lines: 0,
+    })
+}
+
+/// Runs one backend under the overall deadline; prints its report. True when it was clean.
+async fn run_reported(
+    backend: &'static str,
+    database_url: &str,
+    deliveries: &'static [Delivery],
+    config: &Config,
+    deadline: tokio::time::Instant,
+) -> Result<bool, ()> {
+    let progress = Arc::new(Progress::default());
+    match tokio::time::timeout_at(deadline, run(backend, database_url, deliveries, config, &progress)).await {
+        Ok(Ok(report)) => {
+            report.print();
+            Ok(report.clean())
+        }
+        Ok(Err(e)) => {
+            eprintln!("[{backend}] failed: {e}");
+            Ok(false)
+        }
+        Err(_) => {
+            eprintln!(
+                "[{backend}] ABORTED: the benchmark exceeded its time limit of {} s (BENCH_TIME_LIMIT_SECS) while {}; \
+                 the server is stopped and its database removed",
+                config.time_limit.as_secs(),
+                progress.describe()
+            );
+            Err(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("webhook_intake: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let deadline = tokio::time::Instant::now() + config.time_limit;
+
+    let generated = Instant::now();
+    let deliveries = match make_deliveries(config.warmup + config.deliveries) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("webhook_intake: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Posted as borrowed bodies (no copy per request); freed when the process exits.
+    let deliveries: &'static [Delivery] = Vec::leak(deliveries);
+    println!(
+        "webhook_intake: {} distinct orders/create payloads generated and signed in {:.2} s; server {SERVER_BIN}",
+        deliveries.len(),
+        generated.elapsed().as_secs_f64()
+    );
+
+    let mut clean = true;
+    {
+        let database = match PgDatabase::create(&config.admin_url).await {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("webhook_intake: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("[postgres] database {}", database.name);
+        match run_reported("postgres", &database.url, deliveries, &config, deadline).await {
+            Ok(ok) => clean &= ok,
+            Err(()) => return ExitCode::FAILURE,
+        }
+    }
+
+    if config.sqlite {
+        let dir = match tempfile::tempdir() {
+            Ok(dir) => dir,
+            Err(e) => {
+                eprintln!("webhook_intake: cannot make a temporary directory: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        println!("[sqlite] database {url}");
+        match run_reported("sqlite (embedded default)", &url, deliveries, &config, deadline).await {
+            Ok(ok) => clean &= ok,
+            Err(()) => return ExitCode::FAILURE,
+        }
+    }
+
+    if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

@@ -1,0 +1,205 @@
+//! The application: shared state, the router each area contributes to, and starting and
+//! stopping a server. Holds no business logic of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::agent;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ConfigError, Settings};
+use crate::lookup::{CallerLookup, LookupConfig};
+use crate::ops::{self, Metrics};
+use crate::shopify::client::{ClientConfig, ShopifyClient};
+use crate::shopify::reconciler::Reconciler;
+use crate::shopify::{self, intake::Intake, processor::Processor};
+use crate::store::{Backend, Store, StoreError};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub intake: Intake,
+    pub lookup: CallerLookup,
+    /// The Admin API client, when SHOPIFY_ACCESS_TOKEN is set.
+    pub shopify: Option<Arc<ShopifyClient>>,
+}
+
+/// The Admin API client the settings ask for, if any.
+pub fn shopify_client(settings: &Settings, metrics: Arc<Metrics>) -> Option<Arc<ShopifyClient>> {
+    let (token, api_url) = (settings.shopify_access_token.clone()?, settings.shopify_api_url.clone()?);
+    let config = ClientConfig {
+        api_url,
+        access_token: token,
+        breaker_threshold: settings.breaker_threshold,
+        breaker_cooldown: settings.breaker_cooldown,
+    };
+    Some(Arc::new(ShopifyClient::new(config, metrics)))
+}
+
+/// The caller lookup the settings ask for.
+pub fn caller_lookup(
+    settings: &Settings,
+    store: Store,
+    client: Option<Arc<ShopifyClient>>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+) -> CallerLookup {
+    let mut config = LookupConfig::new(settings.shopify_shop.clone().unwrap_or_default());
+    config.default_region = settings.default_region.clone();
+    config.freshness = settings.freshness;
+    config.budget = settings.lookup_budget;
+    config.negative_ttl = settings.negative_ttl;
+    config.cache_max_bytes = settings.cache_max_bytes;
+    CallerLookup::new(config, store, client, clock, metrics)
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(shopify::router(state.settings.webhook_max_bytes))
+        .merge(agent::router())
+        .merge(ops::router())
+        .with_state(state)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running orderline: its address, and a way to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    processor: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, stops the processor.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        let _ = self.processor.await;
+        for task in &self.background {
+            task.abort();
+        }
+        self.state.store.close().await;
+    }
+
+    /// Waits until the server stops on its own (it does not, unless told to).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let result = self.server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let _ = self.shutdown.send(true);
+        let _ = self.processor.await;
+        for task in &self.background {
+            task.abort();
+        }
+        self.state.store.close().await;
+        result
+    }
+
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Connects the store, applies migrations, starts the webhook processor and serves HTTP.
+pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    start_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    settings.check_for_serve()?;
+    let store = Store::connect_with(&settings.database_url, settings.db_max_connections).await?;
+    store.migrate().await?;
+    let metrics = Arc::new(Metrics::new());
+    let stored = Arc::new(Notify::new());
+    let writers = match store.backend() {
+        Backend::Postgres => 8,
+        Backend::Sqlite => 1,
+    };
+    let intake = Intake::start(store.clone(), writers, stored.clone());
+    let settings = Arc::new(settings);
+    let client = shopify_client(&settings, metrics.clone());
+    let lookup = caller_lookup(&settings, store.clone(), client.clone(), clock.clone(), metrics.clone());
+    let state = AppState {
+        settings: settings.clone(),
+        store: store.clone(),
+        metrics: metrics.clone(),
+        clock: clock.clone(),
+        intake,
+        lookup: lookup.clone(),
+        shopify: client.clone(),
+    };
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut background =
+        vec![lookup.follow_changes(), tokio::spawn(keep_lookup_current(lookup.clone(), settings.warm_count))];
+    if let (Some(client), Some(shop), true) =
+        (client, settings.shopify_shop.clone(), settings.reconcile_every > std::time::Duration::ZERO)
+    {
+        let reconciler = Reconciler {
+            store: store.clone(),
+            client,
+            shop,
+            default_region: settings.default_region.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            lag: settings.reconcile_lag,
+            lookup: Some(lookup.clone()),
+        };
+        background.push(tokio::spawn(reconciler.run(settings.reconcile_every, shutdown_rx.clone())));
+    }
+    let processor = Processor { store, metrics, clock, default_region: settings.default_region.clone() };
+    let processor = tokio::spawn(processor.run(stored, shutdown_rx.clone()));
+
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+    let app = router(state.clone());
+    let mut stop = shutdown_rx;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await
+    });
+    Ok(Running { addr, state, shutdown, server, processor, background })
+}
+
+/// Warms the cache once, then keeps the reconciliation watermark (which any instance may move)
+/// current in the lookup.
+async fn keep_lookup_current(lookup: CallerLookup, warm_count: i64) {
+    let started = std::time::Instant::now();
+    match lookup.warm(warm_count).await {
+        Ok(phones) => tracing::info!(phones, seconds = started.elapsed().as_secs_f64(), "caller cache warmed"),
+        Err(e) => tracing::warn!(error = %e, "caller cache not warmed"),
+    }
+    loop {
+        if let Err(e) = lookup.refresh_watermark().await {
+            tracing::debug!(error = %e, "watermark refresh failed");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+}

@@ -1,0 +1,335 @@
+//! Typed settings: defaults → `orderline.toml` → environment (ORDERLINE_* and the standard
+//! names DATABASE_URL, TWILIO_AUTH_TOKEN, SHOPIFY_*). Owns validation; never logs a secret.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A secret from configuration: compared and used, never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(••••)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyPolicy {
+    None,
+    CallerId,
+    PostalCode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptMode {
+    Twiml,
+    MediaStream,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The keys as written in `orderline.toml` and, uppercased, in the environment.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+struct RawSettings {
+    listen: String,
+    public_url: Option<String>,
+    database_url: String,
+    twilio_auth_token: Option<Secret>,
+    shopify_shop: Option<String>,
+    shopify_access_token: Option<Secret>,
+    shopify_webhook_secret: Option<Secret>,
+    shopify_webhook_secret_previous: Option<Secret>,
+    shopify_api_url: Option<String>,
+    freshness: String,
+    lookup_budget: String,
+    agent_token: Option<Secret>,
+    verify: VerifyPolicy,
+    prompt_mode: PromptMode,
+    log_format: LogFormat,
+    default_region: String,
+    webhook_max_bytes: usize,
+    db_max_connections: u32,
+    cache_max_bytes: u64,
+    warm_count: i64,
+    negative_ttl: String,
+    reconcile_every: String,
+    reconcile_lag: String,
+    breaker_threshold: u32,
+    breaker_cooldown: String,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        RawSettings {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            database_url: "sqlite://orderline.db".into(),
+            twilio_auth_token: None,
+            shopify_shop: None,
+            shopify_access_token: None,
+            shopify_webhook_secret: None,
+            shopify_webhook_secret_previous: None,
+            shopify_api_url: None,
+            freshness: "5m".into(),
+            lookup_budget: "1500ms".into(),
+            agent_token: None,
+            verify: VerifyPolicy::PostalCode,
+            prompt_mode: PromptMode::Twiml,
+            log_format: LogFormat::Text,
+            default_region: "US".into(),
+            webhook_max_bytes: 2 * 1024 * 1024,
+            db_max_connections: 16,
+            cache_max_bytes: 512 * 1024 * 1024,
+            warm_count: 100_000,
+            negative_ttl: "60s".into(),
+            reconcile_every: "60s".into(),
+            reconcile_lag: "30s".into(),
+            breaker_threshold: 5,
+            breaker_cooldown: "10s".into(),
+        }
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// Base URL Twilio and Shopify use to reach us, without a trailing slash.
+    pub public_url: String,
+    pub database_url: String,
+    pub twilio_auth_token: Option<Secret>,
+    pub shopify_shop: Option<String>,
+    pub shopify_access_token: Option<Secret>,
+    pub shopify_webhook_secret: Option<Secret>,
+    /// The secret before a rotation; accepted until it is removed (Shopify rotates within 1 h).
+    pub shopify_webhook_secret_previous: Option<Secret>,
+    pub shopify_api_url: Option<String>,
+    pub freshness: Duration,
+    pub lookup_budget: Duration,
+    pub agent_token: Option<Secret>,
+    pub verify: VerifyPolicy,
+    pub prompt_mode: PromptMode,
+    pub log_format: LogFormat,
+    /// ISO 3166 region for national phone numbers that carry no country (`US`).
+    pub default_region: String,
+    /// Largest webhook body accepted; larger ones are answered 413.
+    pub webhook_max_bytes: usize,
+    /// Postgres pool size (SQLite always uses one connection).
+    pub db_max_connections: u32,
+    /// Upper bound of the caller cache, in bytes.
+    pub cache_max_bytes: u64,
+    /// How many of the most recently updated customers are cached at start.
+    pub warm_count: i64,
+    /// How long "nobody has this number" is believed after Shopify said so.
+    pub negative_ttl: Duration,
+    /// Time between reconciliation sweeps (0: no periodic sweep).
+    pub reconcile_every: Duration,
+    /// How far behind now the reconciliation watermark stays.
+    pub reconcile_lag: Duration,
+    /// Consecutive Admin API failures that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long the breaker stays open before one trial request.
+    pub breaker_cooldown: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration: {0}")]
+    Source(#[from] Box<figment::Error>),
+}
+
+/// Environment names that are not ORDERLINE_-prefixed, read as they are.
+const STANDARD_ENV: [&str; 7] = [
+    "DATABASE_URL",
+    "TWILIO_AUTH_TOKEN",
+    "SHOPIFY_SHOP",
+    "SHOPIFY_ACCESS_TOKEN",
+    "SHOPIFY_WEBHOOK_SECRET",
+    "SHOPIFY_WEBHOOK_SECRET_PREVIOUS",
+    "SHOPIFY_API_URL",
+];
+
+impl Settings {
+    /// Reads `orderline.toml` (or the file `ORDERLINE_CONFIG` names) and the environment.
+    pub fn load() -> Result<Settings, ConfigError> {
+        let path = std::env::var("ORDERLINE_CONFIG").unwrap_or_else(|_| "orderline.toml".into());
+        if std::env::var("ORDERLINE_CONFIG").is_ok() && !Path::new(&path).exists() {
+            return Err(ConfigError::Invalid(format!("ORDERLINE_CONFIG names {path}, which does not exist")));
+        }
+        let figment = Figment::from(Serialized::defaults(RawSettings::default()))
+            .merge(Toml::file(&path))
+            .merge(Env::prefixed("ORDERLINE_").ignore(&["config"]))
+            .merge(Env::raw().only(&STANDARD_ENV));
+        Settings::from_figment(figment)
+    }
+
+    /// Settings from explicit key/value pairs over the defaults (tests, the demo).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawSettings::default()));
+        for (key, value) in pairs {
+            // Values are read as the environment's are: "4" is a number, "true" a boolean.
+            let value: figment::value::Value = value.parse().unwrap_or_else(|_| value.into());
+            figment = figment.merge(Serialized::default(&key.to_ascii_lowercase(), value));
+        }
+        Settings::from_figment(figment)
+    }
+
+    fn from_figment(figment: Figment) -> Result<Settings, ConfigError> {
+        let raw: RawSettings = figment.extract().map_err(Box::new)?;
+        let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+            ConfigError::Invalid(format!("ORDERLINE_LISTEN {:?} is not an address like 127.0.0.1:8080", raw.listen))
+        })?;
+        let public_url = match raw.public_url.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                url.trim_end_matches('/').to_string()
+            }
+            Some(url) => {
+                return Err(ConfigError::Invalid(format!(
+                    "ORDERLINE_PUBLIC_URL {url:?} must start with https:// (or http:// for local testing)"
+                )));
+            }
+            None => format!("http://{listen}"),
+        };
+        if !(raw.database_url.starts_with("postgres://")
+            || raw.database_url.starts_with("postgresql://")
+            || raw.database_url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::Invalid(
+                "DATABASE_URL must be postgres://user@host/db or sqlite://path (or sqlite::memory:)".into(),
+            ));
+        }
+        let duration = |name: &str, text: &str| -> Result<Duration, ConfigError> {
+            humantime::parse_duration(text.trim())
+                .map_err(|e| ConfigError::Invalid(format!("{name} {text:?} is not a duration like 5m or 1500ms: {e}")))
+        };
+        let freshness = duration("ORDERLINE_FRESHNESS", &raw.freshness)?;
+        let lookup_budget = duration("ORDERLINE_LOOKUP_BUDGET", &raw.lookup_budget)?;
+        let negative_ttl = duration("ORDERLINE_NEGATIVE_TTL", &raw.negative_ttl)?;
+        let reconcile_every = duration("ORDERLINE_RECONCILE_EVERY", &raw.reconcile_every)?;
+        let reconcile_lag = duration("ORDERLINE_RECONCILE_LAG", &raw.reconcile_lag)?;
+        let breaker_cooldown = duration("ORDERLINE_BREAKER_COOLDOWN", &raw.breaker_cooldown)?;
+        let region = raw.default_region.trim().to_ascii_uppercase();
+        if region.parse::<phonenumber::country::Id>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_DEFAULT_REGION {:?} is not an ISO 3166 region code like US or GB",
+                raw.default_region
+            )));
+        }
+        if raw.webhook_max_bytes < 1024 {
+            return Err(ConfigError::Invalid("ORDERLINE_WEBHOOK_MAX_BYTES must be at least 1024".into()));
+        }
+        let non_empty = |s: Option<Secret>| s.filter(|s| !s.0.trim().is_empty());
+        let shop = raw.shopify_shop.map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty());
+        Ok(Settings {
+            listen,
+            public_url,
+            database_url: raw.database_url,
+            twilio_auth_token: non_empty(raw.twilio_auth_token),
+            shopify_api_url: raw
+                .shopify_api_url
+                .map(|u| u.trim_end_matches('/').to_string())
+                .or_else(|| shop.as_ref().map(|s| format!("https://{s}"))),
+            shopify_shop: shop,
+            shopify_access_token: non_empty(raw.shopify_access_token),
+            shopify_webhook_secret: non_empty(raw.shopify_webhook_secret),
+            shopify_webhook_secret_previous: non_empty(raw.shopify_webhook_secret_previous),
+            freshness,
+            lookup_budget,
+            agent_token: non_empty(raw.agent_token),
+            verify: raw.verify,
+            prompt_mode: raw.prompt_mode,
+            log_format: raw.log_format,
+            default_region: region,
+            webhook_max_bytes: raw.webhook_max_bytes,
+            db_max_connections: raw.db_max_connections.max(2),
+            cache_max_bytes: raw.cache_max_bytes,
+            warm_count: raw.warm_count.max(0),
+            negative_ttl,
+            reconcile_every,
+            reconcile_lag,
+            breaker_threshold: raw.breaker_threshold.max(1),
+            breaker_cooldown,
+        })
+    }
+
+    /// What `serve` needs on top of the defaults.
+    pub fn check_for_serve(&self) -> Result<(), ConfigError> {
+        if self.twilio_auth_token.is_none() {
+            return Err(ConfigError::Invalid(
+                "TWILIO_AUTH_TOKEN is not set: serve needs it to verify that requests come from Twilio \
+                 (Twilio console → Account → API keys & tokens → Auth Token)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = Settings::from_pairs([]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://orderline.db");
+        assert_eq!(s.freshness, Duration::from_secs(300));
+        assert_eq!(s.lookup_budget, Duration::from_millis(1500));
+        assert_eq!(s.verify, VerifyPolicy::PostalCode);
+        assert_eq!(s.prompt_mode, PromptMode::Twiml);
+        assert!(s.check_for_serve().is_err());
+    }
+
+    #[test]
+    fn malformed_values_are_named_in_the_error() {
+        let err = Settings::from_pairs([("freshness", "soon")]).unwrap_err().to_string();
+        assert!(err.contains("ORDERLINE_FRESHNESS"), "{err}");
+        let err = Settings::from_pairs([("listen", "localhost")]).unwrap_err().to_string();
+        assert!(err.contains("ORDERLINE_LISTEN"), "{err}");
+        let err = Settings::from_pairs([("database_url", "mysql://x")]).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        let err = Settings::from_pairs([("verify", "maybe")]).unwrap_err().to_string();
+        assert!(err.contains("verify"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings::from_pairs([("shopify_webhook_secret", "hush")]).unwrap();
+        assert!(!format!("{s:?}").contains("hush"));
+        assert_eq!(s.shopify_webhook_secret.unwrap().expose(), "hush");
+    }
+
+    #[test]
+    fn api_url_defaults_to_the_shop() {
+        let s = Settings::from_pairs([("shopify_shop", "Demo.myshopify.com")]).unwrap();
+        assert_eq!(s.shopify_api_url.as_deref(), Some("https://demo.myshopify.com"));
+    }
+}

@@ -1,0 +1,12 @@
+//! orderline: the phone line of a Shopify store's customer support.
+//! See ../shared/DESIGN.md for the data flow; each folder below owns one area.
+
+pub mod agent;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod lookup;
+pub mod ops;
+pub mod shopify;
+pub mod sim;
+pub mod store;

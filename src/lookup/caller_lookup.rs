@@ -1,0 +1,461 @@
+//! `CallerLookup`: a caller ID in, the matching customers and their recent orders out, with how
+//! fresh the answer is and where it came from. Cache first, then the store, and Shopify live only
+//! when the row is older than the freshness window, never longer than the caller's budget.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use moka::Expiry;
+use moka::future::Cache;
+
+use super::caller_id::CallerId;
+use super::phone::PhoneNumber;
+use super::record::CallerRecord;
+use crate::clock::Clock;
+use crate::ops::Metrics;
+use crate::shopify::client::{ShopifyClient, ShopifyError};
+use crate::shopify::payload::ShopifyChange;
+use crate::store::{PhoneChanges, Store, StoreError, Ts};
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The in-memory cache, fresh.
+    Cache,
+    /// The store (cache miss), fresh.
+    Store,
+    /// Shopify, within the budget.
+    Shopify,
+    /// Cache or store, older than the freshness window: Shopify was down, slow or not configured.
+    Stale,
+    /// Nobody has this number (known from Shopify, or from a recent check).
+    Unknown,
+    /// No number to look up.
+    Withheld,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cache => "cache",
+            Source::Store => "store",
+            Source::Shopify => "shopify",
+            Source::Stale => "stale",
+            Source::Unknown => "unknown",
+            Source::Withheld => "withheld",
+        }
+    }
+}
+
+/// The answer to one lookup.
+#[derive(Debug, Clone)]
+pub struct CallerAnswer {
+    pub caller: CallerId,
+    /// The customers the number belongs to; `None` when nobody (or no number).
+    pub record: Option<Arc<CallerRecord>>,
+    pub source: Source,
+    /// When the answer was last confirmed against Shopify, if it is about somebody.
+    pub confirmed_at: Option<DateTime<Utc>>,
+}
+
+impl CallerAnswer {
+    pub fn is_stale(&self) -> bool {
+        self.source == Source::Stale
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LookupConfig {
+    pub shop: String,
+    pub default_region: String,
+    pub freshness: Duration,
+    pub budget: Duration,
+    /// How long "nobody has this number" is believed after Shopify said so.
+    pub negative_ttl: Duration,
+    /// Upper bound of the cache, in (approximate) bytes.
+    pub cache_max_bytes: u64,
+    pub orders_per_customer: i64,
+    /// How long a live fetch may go on in the background after the caller stopped waiting.
+    pub background_deadline: Duration,
+}
+
+impl LookupConfig {
+    pub fn new(shop: impl Into<String>) -> Self {
+        LookupConfig {
+            shop: shop.into(),
+            default_region: "US".into(),
+            freshness: Duration::from_secs(300),
+            budget: Duration::from_millis(1500),
+            negative_ttl: Duration::from_secs(60),
+            cache_max_bytes: 512 * 1024 * 1024,
+            orders_per_customer: 3,
+            background_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Known(Arc<CallerRecord>),
+    /// Nobody in the store; `checked_at` (micros) if Shopify said so too.
+    Nobody {
+        checked_at: Option<i64>,
+    },
+}
+
+struct EntryExpiry {
+    negative_ttl: Duration,
+}
+
+impl Expiry<PhoneNumber, Entry> for EntryExpiry {
+    fn expire_after_create(&self, _: &PhoneNumber, value: &Entry, _: std::time::Instant) -> Option<Duration> {
+        match value {
+            Entry::Known(_) => None,
+            Entry::Nobody { .. } => Some(self.negative_ttl),
+        }
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &PhoneNumber,
+        value: &Entry,
+        at: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, value, at)
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LookupError {
+    #[error("store: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for LookupError {
+    fn from(e: StoreError) -> Self {
+        LookupError::Store(e.to_string())
+    }
+}
+
+type Fetch = Shared<BoxFuture<'static, Result<Entry, String>>>;
+
+struct Inner {
+    config: LookupConfig,
+    store: Store,
+    client: Option<Arc<ShopifyClient>>,
+    cache: Cache<PhoneNumber, Entry>,
+    inflight: Mutex<HashMap<PhoneNumber, Fetch>>,
+    /// Reconciliation has confirmed every row up to here (micros; 0 = never).
+    reconciled_through: AtomicI64,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+}
+
+/// Cheap to clone; every clone shares the cache.
+#[derive(Clone)]
+pub struct CallerLookup {
+    inner: Arc<Inner>,
+}
+
+impl CallerLookup {
+    pub fn new(
+        config: LookupConfig,
+        store: Store,
+        client: Option<Arc<ShopifyClient>>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> CallerLookup {
+        let cache = Cache::builder()
+            .max_capacity(config.cache_max_bytes)
+            .weigher(|phone: &PhoneNumber, entry: &Entry| {
+                let key = phone.as_str().len() as u32 + 64;
+                match entry {
+                    Entry::Known(record) => key.saturating_add(record.weight()),
+                    Entry::Nobody { .. } => key,
+                }
+            })
+            .expire_after(EntryExpiry { negative_ttl: config.negative_ttl })
+            .build();
+        CallerLookup {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                client,
+                cache,
+                inflight: Mutex::new(HashMap::new()),
+                reconciled_through: AtomicI64::new(0),
+                clock,
+                metrics,
+            }),
+        }
+    }
+
+    /// Starts the task that drops cached callers when any instance changes them.
+    pub fn follow_changes(&self) -> tokio::task::JoinHandle<()> {
+        let mut changes = self.inner.store.subscribe_changes();
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let notice = match changes.recv().await {
+                    Ok(notice) => notice,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        PhoneChanges { all: true, ..Default::default() }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(inner) = weak.upgrade() else { return };
+                CallerLookup { inner }.forget(&notice).await;
+            }
+        })
+    }
+
+    /// Drops the cached callers a change notice names.
+    pub async fn forget(&self, notice: &PhoneChanges) {
+        if notice.all {
+            self.inner.cache.invalidate_all();
+            return;
+        }
+        if !notice.shop.is_empty() && notice.shop != self.inner.config.shop {
+            return;
+        }
+        for phone in &notice.phones {
+            if let Some(phone) = PhoneNumber::from_e164(phone) {
+                self.inner.cache.invalidate(&phone).await;
+            }
+        }
+    }
+
+    /// Records that reconciliation has confirmed every row up to `through`.
+    pub fn set_reconciled_through(&self, through: DateTime<Utc>) {
+        self.inner.reconciled_through.fetch_max(through.timestamp_micros(), Ordering::SeqCst);
+    }
+
+    /// Reads the reconciliation watermarks from the store (another instance may have moved them).
+    pub async fn refresh_watermark(&self) -> Result<(), LookupError> {
+        let shop = &self.inner.config.shop;
+        let orders = self.inner.store.watermark(shop, "orders").await?;
+        let customers = self.inner.store.watermark(shop, "customers").await?;
+        if let (Some(orders), Some(customers)) = (orders, customers) {
+            self.set_reconciled_through(orders.0.min(customers.0));
+        }
+        Ok(())
+    }
+
+    pub fn cached_entries(&self) -> u64 {
+        self.inner.cache.entry_count()
+    }
+
+    /// Puts the `count` most recently updated customers' phones in the cache, in bulk.
+    /// Returns how many phones were cached.
+    pub async fn warm(&self, count: i64) -> Result<usize, LookupError> {
+        let inner = &self.inner;
+        let shop = inner.config.shop.clone();
+        if count > 0 && count >= inner.store.customer_count(&shop).await? {
+            // The whole shop: a few sequential scans beat any number of indexed look-ups.
+            let (owners, parts) = inner.store.all_callers(&shop, inner.config.orders_per_customer).await?;
+            let cached = self.cache_groups(&owners, &parts).await;
+            inner.cache.run_pending_tasks().await;
+            inner.metrics.cache_entries.set(inner.cache.entry_count() as i64);
+            return Ok(cached);
+        }
+        let ids = inner.store.most_recent_customers(&shop, count).await?;
+        // Two stages in step: the store reads chunk n + 1 while chunk n is built and cached.
+        let read = |chunk: Vec<i64>| {
+            let (store, shop, orders_each) = (inner.store.clone(), shop.clone(), inner.config.orders_per_customer);
+            tokio::spawn(async move {
+                let owners = store.owners_of_shared_phones(&shop, &chunk).await?;
+                let mut customers: Vec<i64> = owners.iter().map(|(_, c)| *c).collect();
+                customers.sort_unstable();
+                customers.dedup();
+                let parts = store.caller_parts(&shop, &customers, orders_each).await?;
+                Ok::<_, StoreError>((owners, parts))
+            })
+        };
+        let mut chunks = ids.chunks(10_000).map(<[i64]>::to_vec);
+        let mut next = chunks.next().map(read);
+        let mut cached = 0;
+        while let Some(reading) = next.take() {
+            let (owners, parts) = reading.await.map_err(|e| LookupError::Store(e.to_string()))??;
+            next = chunks.next().map(read);
+            cached += self.cache_groups(&owners, &parts).await;
+        }
+        inner.cache.run_pending_tasks().await;
+        inner.metrics.cache_entries.set(inner.cache.entry_count() as i64);
+        Ok(cached)
+    }
+
+    /// Caches one record per phone, from its owners' parts.
+    async fn cache_groups(&self, owners: &[(String, i64)], parts: &[crate::store::CallerParts]) -> usize {
+        let by_id: HashMap<i64, &crate::store::CallerParts> = parts.iter().map(|p| (p.customer.id, p)).collect();
+        let mut groups: HashMap<&str, Vec<&crate::store::CallerParts>> = HashMap::new();
+        for (phone, customer) in owners {
+            if let Some(p) = by_id.get(customer) {
+                let group = groups.entry(phone.as_str()).or_default();
+                // A number can stand on a customer more than once (phone and address).
+                if !group.iter().any(|g| g.customer.id == *customer) {
+                    group.push(p);
+                }
+            }
+        }
+        let mut cached = 0;
+        for (phone, group) in groups {
+            if let Some(phone) = PhoneNumber::from_e164(phone) {
+                let record = CallerRecord::from_parts(group.iter().copied());
+                self.inner.cache.insert(phone, Entry::Known(Arc::new(record))).await;
+                cached += 1;
+            }
+        }
+        cached
+    }
+
+    /// Looks a caller up. Never waits on Shopify longer than the budget; when Shopify is slow,
+    /// down or throttled, the stale answer is served and the fetch finishes in the background.
+    pub async fn lookup(&self, raw_caller_id: &str) -> Result<CallerAnswer, LookupError> {
+        let answer = self.lookup_inner(raw_caller_id).await;
+        if let Ok(a) = &answer {
+            self.inner.metrics.lookup(a.source.as_str());
+        }
+        answer
+    }
+
+    async fn lookup_inner(&self, raw_caller_id: &str) -> Result<CallerAnswer, LookupError> {
+        let inner = &self.inner;
+        let started = tokio::time::Instant::now();
+        let caller = CallerId::parse(raw_caller_id, &inner.config.default_region);
+        let phone = match &caller {
+            CallerId::Number(phone) => phone.clone(),
+            CallerId::Withheld | CallerId::Unparseable(_) => {
+                return Ok(CallerAnswer { caller, record: None, source: Source::Withheld, confirmed_at: None });
+            }
+        };
+        let loader = {
+            let this = self.clone();
+            let phone = phone.clone();
+            async move { this.load_from_store(&phone).await }
+        };
+        let cached = inner.cache.entry(phone.clone()).or_try_insert_with(loader).await;
+        let cached = cached.map_err(|e| LookupError::Store(e.to_string()))?;
+        let from_store = cached.is_fresh();
+        let entry = cached.into_value();
+        let now = inner.clock.now().timestamp_micros();
+        match &entry {
+            Entry::Known(record) if self.is_fresh(record, now) => {
+                let source = if from_store { Source::Store } else { Source::Cache };
+                return Ok(self.answer(caller, &entry, source));
+            }
+            Entry::Nobody { checked_at: Some(at) } if now - at < inner.config.negative_ttl.as_micros() as i64 => {
+                return Ok(self.answer(caller, &entry, Source::Unknown));
+            }
+            _ => {}
+        }
+        // Stale or never checked with Shopify: ask, within what is left of the budget.
+        let Some(fetch) = self.fetch(&phone) else {
+            return Ok(self.answer(caller, &entry, Source::Stale));
+        };
+        let remaining = inner.config.budget.saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, fetch).await {
+            Ok(Ok(fresh)) => Ok(self.answer(caller, &fresh, Source::Shopify)),
+            Ok(Err(_)) | Err(_) => Ok(self.answer(caller, &entry, Source::Stale)),
+        }
+    }
+
+    fn answer(&self, caller: CallerId, entry: &Entry, source: Source) -> CallerAnswer {
+        match entry {
+            Entry::Known(record) => CallerAnswer {
+                caller,
+                record: Some(record.clone()),
+                source,
+                confirmed_at: Some(record.confirmed_at().max(self.reconciled_through())),
+            },
+            Entry::Nobody { .. } => CallerAnswer {
+                caller,
+                record: None,
+                source: if source == Source::Shopify { Source::Unknown } else { source },
+                confirmed_at: None,
+            },
+        }
+    }
+
+    fn reconciled_through(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.inner.reconciled_through.load(Ordering::SeqCst)).unwrap_or_default()
+    }
+
+    /// Fresh: confirmed (by a webhook, a live fetch or a reconciliation sweep) within the window.
+    fn is_fresh(&self, record: &CallerRecord, now: i64) -> bool {
+        let confirmed = record.confirmed_at.max(self.inner.reconciled_through.load(Ordering::SeqCst));
+        now - confirmed < self.inner.config.freshness.as_micros() as i64
+    }
+
+    async fn load_from_store(&self, phone: &PhoneNumber) -> Result<Entry, StoreError> {
+        let inner = &self.inner;
+        let shop = &inner.config.shop;
+        let owners = inner.store.phone_owners(shop, &[phone.as_str().to_string()]).await?;
+        if owners.is_empty() {
+            return Ok(Entry::Nobody { checked_at: None });
+        }
+        let ids: Vec<i64> = owners.into_iter().map(|(_, c)| c).collect();
+        let parts = inner.store.caller_parts(shop, &ids, inner.config.orders_per_customer).await?;
+        if parts.is_empty() {
+            return Ok(Entry::Nobody { checked_at: None });
+        }
+        Ok(Entry::Known(Arc::new(CallerRecord::from_parts(&parts))))
+    }
+
+    /// The live fetch for `phone`: one per number at a time, shared by every caller waiting on
+    /// it, and run as its own task so it completes after they stop waiting.
+    fn fetch(&self, phone: &PhoneNumber) -> Option<Fetch> {
+        let client = self.inner.client.clone()?;
+        let mut inflight = self.inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = inflight.get(phone) {
+            return Some(existing.clone());
+        }
+        let this = self.clone();
+        let key = phone.clone();
+        let task = tokio::spawn(async move {
+            let result = this.fetch_and_apply(&client, &key).await;
+            this.inner.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+            result
+        });
+        let shared: Fetch =
+            async move { task.await.unwrap_or_else(|e| Err(format!("live fetch task failed: {e}"))) }.boxed().shared();
+        inflight.insert(phone.clone(), shared.clone());
+        Some(shared)
+    }
+
+    async fn fetch_and_apply(&self, client: &ShopifyClient, phone: &PhoneNumber) -> Result<Entry, String> {
+        let inner = &self.inner;
+        let deadline = tokio::time::Instant::now() + inner.config.background_deadline;
+        let found = client.customers_by_phone(phone.as_str(), deadline).await.map_err(|e: ShopifyError| {
+            tracing::info!(phone = %phone.masked(), error = %e, "live fetch failed; serving what the store has");
+            e.to_string()
+        })?;
+        let now = inner.clock.now();
+        let mut changes = Vec::new();
+        for c in &found {
+            changes.push(ShopifyChange::Customer(Box::new(c.customer.clone())));
+            changes.extend(c.orders.iter().map(|o| ShopifyChange::Order(Box::new(o.clone()))));
+        }
+        inner
+            .store
+            .apply_all(&inner.config.shop, &changes, &inner.config.default_region, Ts::from(now))
+            .await
+            .map_err(|e| e.to_string())?;
+        let entry = match self.load_from_store(phone).await.map_err(|e| e.to_string())? {
+            // What Shopify did not return is as confirmed as the store can know it now.
+            Entry::Known(record) => {
+                let mut record = (*record).clone();
+                record.confirmed_at = record.confirmed_at.max(now.timestamp_micros());
+                Entry::Known(Arc::new(record))
+            }
+            Entry::Nobody { .. } => Entry::Nobody { checked_at: Some(now.timestamp_micros()) },
+        };
+        inner.cache.insert(phone.clone(), entry.clone()).await;
+        Ok(entry)
+    }
+}

@@ -1,0 +1,231 @@
+//! The `orderline` command: serve, migrate, reconcile, the dead-letter tools and the emulators.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use orderline::app;
+use orderline::clock::SystemClock;
+use orderline::config::Settings;
+use orderline::lookup::mask_pii;
+use orderline::ops::{Metrics, logging};
+use orderline::shopify::processor::Processor;
+use orderline::shopify::reconciler::Reconciler;
+use orderline::store::{DeliveryStatus, Store};
+
+#[derive(Parser)]
+#[command(name = "orderline", version, about = "The phone line of a Shopify store's customer support")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations and serve Twilio, Shopify and agents (settings from env / orderline.toml).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Dead letters: signed deliveries that could not be applied.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// One reconciliation sweep against Shopify (a full backfill the first time), then exit.
+    Reconcile,
+    /// Emulators of the outside world, for trying orderline without real accounts.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// A Shopify Admin GraphQL emulator seeded with a small demo shop.
+    Shopify {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// The access token requests must carry (SHOPIFY_ACCESS_TOKEN on orderline's side).
+        #[arg(long, default_value = "shpat_orderline_sim_token")]
+        token: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead letters with their errors.
+    List,
+    /// Re-apply one dead letter (by ID) or all of them, after the cause is fixed.
+    Replay { id: Option<i64> },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("orderline: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(settings.log_format);
+    let result = match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(settings).await,
+        Command::Dlq { command: DlqCommand::List } => dlq_list(settings).await,
+        Command::Dlq { command: DlqCommand::Replay { id } } => dlq_replay(settings, id).await,
+        Command::Reconcile => reconcile(settings).await,
+        Command::Sim { command: SimCommand::Shopify { listen, token } } => {
+            orderline::sim::shopify::run_cli(listen, token).await.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("orderline: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<ExitCode, String> {
+    if settings.shopify_webhook_secret.is_none() {
+        tracing::warn!("SHOPIFY_WEBHOOK_SECRET is not set: every webhook will be answered 401");
+    }
+    if settings.shopify_access_token.is_none() {
+        tracing::warn!("SHOPIFY_ACCESS_TOKEN is not set: live Shopify fetches and reconciliation are off");
+    }
+    let running = app::start(settings).await.map_err(|e| e.to_string())?;
+    // Tests and scripts read this line to find the port when listening on :0.
+    println!("orderline listening on {}", running.url());
+    tracing::info!(addr = %running.addr, "listening");
+    let stop = running.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    running.wait().await.map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn open_store(settings: &Settings) -> Result<Store, String> {
+    let store =
+        Store::connect_with(&settings.database_url, settings.db_max_connections).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+async fn migrate(settings: Settings) -> Result<ExitCode, String> {
+    open_store(&settings).await?;
+    println!("migrations applied");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reconcile(settings: Settings) -> Result<ExitCode, String> {
+    let shop = settings.shopify_shop.clone().ok_or("SHOPIFY_SHOP is not set: reconcile needs the shop to ask")?;
+    let metrics = Arc::new(Metrics::new());
+    let client = app::shopify_client(&settings, metrics.clone())
+        .ok_or("SHOPIFY_ACCESS_TOKEN is not set: reconcile needs the Admin API")?;
+    let store = open_store(&settings).await?;
+    let reconciler = Reconciler {
+        store,
+        client,
+        shop,
+        default_region: settings.default_region.clone(),
+        clock: Arc::new(SystemClock),
+        metrics,
+        lag: settings.reconcile_lag,
+        lookup: None,
+    };
+    let started = std::time::Instant::now();
+    let report = reconciler.sweep().await.map_err(|e| e.to_string())?;
+    println!(
+        "reconciled {} customers and {} orders in {} pages ({:.1} s); confirmed through {}",
+        report.customers,
+        report.orders,
+        report.pages,
+        started.elapsed().as_secs_f64(),
+        report.watermark.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dlq_list(settings: Settings) -> Result<ExitCode, String> {
+    let store = open_store(&settings).await?;
+    let dead = store.dead_letters().await.map_err(|e| e.to_string())?;
+    if dead.is_empty() {
+        println!("no dead letters");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:>8}  {:<25}  {:<28}  {:<38}  {:>8}  error", "id", "received", "topic", "webhook id", "attempts");
+    for d in &dead {
+        println!(
+            "{:>8}  {:<25}  {:<28}  {:<38}  {:>8}  {}",
+            d.id,
+            d.received_at.0.format("%Y-%m-%d %H:%M:%S UTC"),
+            d.topic,
+            d.webhook_id,
+            d.attempts,
+            mask_pii(d.error.as_deref().unwrap_or("")),
+        );
+    }
+    println!("{} dead letter(s); `orderline dlq replay [ID]` re-applies them", dead.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dlq_replay(settings: Settings, id: Option<i64>) -> Result<ExitCode, String> {
+    let store = open_store(&settings).await?;
+    let queued = store.requeue_dead_letters(id).await.map_err(|e| e.to_string())?;
+    if queued == 0 {
+        println!(
+            "{}",
+            match id {
+                Some(id) => format!("no dead letter with id {id}"),
+                None => "no dead letters".into(),
+            }
+        );
+        return Ok(if id.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+    }
+    let processor = Processor {
+        store,
+        metrics: Arc::new(Metrics::new()),
+        clock: Arc::new(SystemClock),
+        default_region: settings.default_region.clone(),
+    };
+    let processed = processor.drain().await.map_err(|e| e.to_string())?;
+    let mut still_dead = 0;
+    for p in &processed {
+        match &p.error {
+            Some(error) => {
+                still_dead += 1;
+                println!("{:>8}  {:<28}  still dead: {}", p.id, p.topic, mask_pii(error));
+            }
+            None => println!("{:>8}  {:<28}  {}", p.id, p.topic, p.status.as_str()),
+        }
+    }
+    let done = processed.iter().filter(|p| p.status != DeliveryStatus::Dead).count();
+    println!("replayed {queued}: {done} applied, {still_dead} still dead");
+    Ok(if still_dead == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

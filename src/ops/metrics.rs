@@ -1,0 +1,164 @@
+//! Prometheus metrics, one registry per running app (no globals, so tests can run side by side).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub topic: String,
+    pub outcome: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Webhook intake: accepted, duplicate, unauthorized, too_large, bad_request, store_failed.
+    pub webhooks_received: Family<DeliveryLabels, Counter>,
+    /// Webhook processing: applied, unchanged, gone, dead, unhandled.
+    pub webhooks_processed: Family<DeliveryLabels, Counter>,
+    /// Time from a delivery's arrival to its 200 (durable store included).
+    pub webhook_ack_seconds: Histogram,
+    /// Time to apply one delivery through the apply path.
+    pub webhook_apply_seconds: Histogram,
+    /// Dead letters waiting for `orderline dlq replay`, read from the store at scrape time.
+    pub dead_letters: Gauge,
+    /// Deliveries stored and not yet applied, read from the store at scrape time.
+    pub pending_deliveries: Gauge,
+    /// Caller lookups by where the answer came from: cache, store, shopify, stale, unknown, withheld.
+    pub lookups: Family<SourceLabels, Counter>,
+    /// Admin API requests by operation and outcome.
+    pub shopify_requests: Family<OperationLabels, Counter>,
+    /// Admin API request latency (live fetches and reconciliation).
+    pub shopify_request_seconds: Histogram,
+    /// Time spent waiting for the client-side bucket or a THROTTLED/429 answer.
+    pub shopify_throttle_wait_seconds: Histogram,
+    /// Circuit breaker: 0 closed, 1 open, 2 half-open.
+    pub shopify_breaker_state: Gauge,
+    /// Now minus the reconciliation watermark, in seconds.
+    pub reconciler_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Caller entries held in the cache.
+    pub cache_entries: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+    pub outcome: String,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("orderline");
+        let webhooks_received = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries_received",
+            "Shopify webhook deliveries by topic and intake outcome",
+            webhooks_received.clone(),
+        );
+        let webhooks_processed = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries_processed",
+            "Shopify webhook deliveries by topic and apply outcome",
+            webhooks_processed.clone(),
+        );
+        let webhook_ack_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "webhook_ack_seconds",
+            "Time from a delivery's arrival to its durable acknowledgement",
+            webhook_ack_seconds.clone(),
+        );
+        let webhook_apply_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
+        registry.register("webhook_apply_seconds", "Time to apply one delivery", webhook_apply_seconds.clone());
+        let dead_letters = Gauge::default();
+        registry.register("webhook_dead_letters", "Dead-lettered deliveries awaiting replay", dead_letters.clone());
+        let pending_deliveries = Gauge::default();
+        registry.register(
+            "webhook_pending_deliveries",
+            "Stored deliveries not yet applied",
+            pending_deliveries.clone(),
+        );
+        let lookups = Family::<SourceLabels, Counter>::default();
+        registry.register("lookups", "Caller lookups by the source of the answer", lookups.clone());
+        let shopify_requests = Family::<OperationLabels, Counter>::default();
+        registry.register("shopify_requests", "Admin API requests by operation and outcome", shopify_requests.clone());
+        let shopify_request_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        registry.register("shopify_request_seconds", "Admin API request latency", shopify_request_seconds.clone());
+        let shopify_throttle_wait_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 10));
+        registry.register(
+            "shopify_throttle_wait_seconds",
+            "Waits for Shopify's rate limit",
+            shopify_throttle_wait_seconds.clone(),
+        );
+        let shopify_breaker_state = Gauge::default();
+        registry.register(
+            "shopify_breaker_state",
+            "Circuit breaker: 0 closed, 1 open, 2 half-open",
+            shopify_breaker_state.clone(),
+        );
+        let reconciler_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "reconciler_lag_seconds",
+            "Now minus the reconciliation watermark",
+            reconciler_lag_seconds.clone(),
+        );
+        let cache_entries = Gauge::default();
+        registry.register("cache_entries", "Caller entries in the lookup cache", cache_entries.clone());
+        Metrics {
+            lookups,
+            shopify_requests,
+            shopify_request_seconds,
+            shopify_throttle_wait_seconds,
+            shopify_breaker_state,
+            reconciler_lag_seconds,
+            cache_entries,
+            registry,
+            webhooks_received,
+            webhooks_processed,
+            webhook_ack_seconds,
+            webhook_apply_seconds,
+            dead_letters,
+            pending_deliveries,
+        }
+    }
+
+    pub fn received(&self, topic: &str, outcome: &str) {
+        self.webhooks_received.get_or_create(&DeliveryLabels { topic: topic.into(), outcome: outcome.into() }).inc();
+    }
+
+    pub fn processed(&self, topic: &str, outcome: &str) {
+        self.webhooks_processed.get_or_create(&DeliveryLabels { topic: topic.into(), outcome: outcome.into() }).inc();
+    }
+
+    pub fn lookup(&self, source: &str) {
+        self.lookups.get_or_create(&SourceLabels { source: source.into() }).inc();
+    }
+
+    pub fn shopify_request(&self, operation: &str, outcome: &str, seconds: f64) {
+        self.shopify_requests
+            .get_or_create(&OperationLabels { operation: operation.into(), outcome: outcome.into() })
+            .inc();
+        self.shopify_request_seconds.observe(seconds);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,46 @@
+//! Operations: health, readiness, metrics and logging. Owns nothing of the call or Shopify flow.
+
+pub mod logging;
+pub mod metrics;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::app::AppState;
+
+pub use metrics::Metrics;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+}
+
+/// The process is up and serving.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// The database answers and every migration is applied.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(reason) => {
+            tracing::warn!(%reason, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n"))
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.delivery_counts().await {
+        Ok(counts) => {
+            let count = |status: &str| counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+            state.metrics.dead_letters.set(count("dead"));
+            state.metrics.pending_deliveries.set(count("pending"));
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not count deliveries"),
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+}

@@ -1,0 +1,682 @@
+//! The Admin GraphQL contract: the operations orderline sends, what each may cost, the response
+//! shapes, and the conversions between GraphQL nodes and the records the apply path takes.
+//! The client sends these documents; the emulator (`sim::shopify`) answers them. Nothing here
+//! does I/O.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::payload::{
+    SHIPMENT_STATUSES, ShopifyAddress, ShopifyCustomer, ShopifyFulfillment, ShopifyId, ShopifyLineItem, ShopifyOrder,
+    ShopifyRefund, ShopifyTransaction,
+};
+
+/// The Admin API version every request is pinned to.
+pub const API_VERSION: &str = "2025-10";
+
+/// Orders and customers returned per page by the reconciler: 25 keeps an orders page (802
+/// points requested) inside a standard plan's 1000-point bucket.
+pub const PAGE_SIZE: u32 = 25;
+
+/// One operation the client can send. `requested_cost` is what Shopify's calculator charges up
+/// front for the document (connections: 2 + first × children; objects 1; scalars 0); the client's
+/// bucket uses it to decide whether a request would be throttled before sending it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    CustomersByPhone,
+    OrdersByName,
+    OrdersUpdatedSince,
+    CustomersUpdatedSince,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 4] = [
+        Operation::CustomersByPhone,
+        Operation::OrdersByName,
+        Operation::OrdersUpdatedSince,
+        Operation::CustomersUpdatedSince,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::CustomersByPhone => "CustomersByPhone",
+            Operation::OrdersByName => "OrdersByName",
+            Operation::OrdersUpdatedSince => "OrdersUpdatedSince",
+            Operation::CustomersUpdatedSince => "CustomersUpdatedSince",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|o| o.name() == name)
+    }
+
+    pub fn document(self) -> String {
+        match self {
+            Operation::CustomersByPhone => format!(
+                "query CustomersByPhone($query: String!) {{ customers(first: 3, query: $query) {{ nodes {{ {CUSTOMER} \
+                 orders(first: 3, sortKey: CREATED_AT, reverse: true) {{ nodes {{ {ORDER} }} }} }} }} }}"
+            ),
+            Operation::OrdersByName => format!(
+                "query OrdersByName($query: String!) {{ orders(first: 3, query: $query) {{ nodes {{ {ORDER} \
+                 customer {{ {CUSTOMER} }} }} }} }}"
+            ),
+            Operation::OrdersUpdatedSince => format!(
+                "query OrdersUpdatedSince($query: String!, $after: String) {{ orders(first: {PAGE_SIZE}, after: $after, \
+                 query: $query, sortKey: UPDATED_AT) {{ nodes {{ {ORDER} customer {{ {CUSTOMER} }} }} \
+                 pageInfo {{ hasNextPage endCursor }} }} }}"
+            ),
+            Operation::CustomersUpdatedSince => format!(
+                "query CustomersUpdatedSince($query: String!, $after: String) {{ customers(first: {PAGE_SIZE}, \
+                 after: $after, query: $query, sortKey: UPDATED_AT) {{ nodes {{ {CUSTOMER} }} \
+                 pageInfo {{ hasNextPage endCursor }} }} }}"
+            ),
+        }
+    }
+
+    /// Shopify's up-front charge for the document, in points.
+    pub fn requested_cost(self) -> u32 {
+        // customer: 1 + defaultAddress 1 + addresses 1 + email 1 + phone 1 = 5
+        // order: 1 + 3 money/address objects + customer ref 1 + lineItems (2 + 5) + fulfillments
+        //        (3 × (1 + trackingInfo 1)) + refunds (3 × 2) = 27
+        match self {
+            Operation::CustomersByPhone => 2 + 3 * (5 + 2 + 3 * 27),
+            Operation::OrdersByName => 2 + 3 * (27 + 5),
+            Operation::OrdersUpdatedSince => 2 + PAGE_SIZE * (27 + 5),
+            Operation::CustomersUpdatedSince => 2 + PAGE_SIZE * 5,
+        }
+    }
+}
+
+const CUSTOMER: &str = "id firstName lastName state createdAt updatedAt \
+    defaultEmailAddress { emailAddress } defaultPhoneNumber { phoneNumber } \
+    defaultAddress { id phone zip countryCodeV2 } addresses { id phone zip countryCodeV2 }";
+
+const ORDER: &str = "id name email phone createdAt updatedAt cancelledAt cancelReason closedAt \
+    displayFinancialStatus displayFulfillmentStatus totalPriceSet { shopMoney { amount currencyCode } } \
+    shippingAddress { phone zip countryCodeV2 } billingAddress { phone zip countryCodeV2 } \
+    lineItems(first: 5) { nodes { id title variantTitle sku quantity originalUnitPriceSet { shopMoney { amount currencyCode } } } } \
+    fulfillments(first: 3) { id status displayStatus createdAt updatedAt trackingInfo(first: 1) { company number url } } \
+    refunds(first: 3) { id createdAt note totalRefundedSet { shopMoney { amount currencyCode } } }";
+
+/// The request body: `{"query", "variables", "operationName"}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphqlRequest {
+    pub query: String,
+    #[serde(default)]
+    pub variables: serde_json::Value,
+    #[serde(default)]
+    pub operation_name: Option<String>,
+}
+
+impl GraphqlRequest {
+    pub fn new(operation: Operation, variables: serde_json::Value) -> Self {
+        GraphqlRequest { query: operation.document(), variables, operation_name: Some(operation.name().to_string()) }
+    }
+}
+
+/// The response envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GraphqlResponse<T> {
+    #[serde(default = "Option::default")]
+    pub data: Option<T>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<GraphqlError>,
+    #[serde(default)]
+    pub extensions: Option<Extensions>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GraphqlError {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<ErrorExtensions>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorExtensions {
+    /// `THROTTLED`, `ACCESS_DENIED`, `INTERNAL_SERVER_ERROR`, …
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Extensions {
+    pub cost: QueryCost,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryCost {
+    pub requested_query_cost: u32,
+    #[serde(default)]
+    pub actual_query_cost: Option<u32>,
+    pub throttle_status: ThrottleStatus,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrottleStatus {
+    pub maximum_available: f64,
+    pub currently_available: f64,
+    pub restore_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Nodes<T> {
+    pub nodes: Vec<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_info: Option<PageInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    #[serde(default)]
+    pub end_cursor: Option<String>,
+}
+
+/// `data` of CustomersByPhone and CustomersUpdatedSince.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomersData {
+    pub customers: Nodes<GqlCustomer>,
+}
+
+/// `data` of OrdersByName and OrdersUpdatedSince.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrdersData {
+    pub orders: Nodes<GqlOrder>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Money {
+    pub amount: String,
+    pub currency_code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MoneyBag {
+    pub shop_money: Money,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlAddress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub zip: Option<String>,
+    #[serde(default)]
+    pub country_code_v2: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlEmail {
+    pub email_address: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlPhone {
+    pub phone_number: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlCustomer {
+    pub id: String,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub default_email_address: Option<GqlEmail>,
+    #[serde(default)]
+    pub default_phone_number: Option<GqlPhone>,
+    #[serde(default)]
+    pub default_address: Option<GqlAddress>,
+    #[serde(default)]
+    pub addresses: Vec<GqlAddress>,
+    /// Present in CustomersByPhone only: the customer's most recent orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orders: Option<Nodes<GqlOrder>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlLineItem {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub variant_title: Option<String>,
+    #[serde(default)]
+    pub sku: Option<String>,
+    pub quantity: i64,
+    #[serde(default)]
+    pub original_unit_price_set: Option<MoneyBag>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlTrackingInfo {
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub number: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlFulfillment {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub display_status: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub tracking_info: Vec<GqlTrackingInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlRefund {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub total_refunded_set: Option<MoneyBag>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlLineItems {
+    pub nodes: Vec<GqlLineItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlCustomerRef {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlOrder {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub display_financial_status: Option<String>,
+    #[serde(default)]
+    pub display_fulfillment_status: Option<String>,
+    #[serde(default)]
+    pub total_price_set: Option<MoneyBag>,
+    #[serde(default)]
+    pub shipping_address: Option<GqlAddress>,
+    #[serde(default)]
+    pub billing_address: Option<GqlAddress>,
+    pub line_items: GqlLineItems,
+    #[serde(default)]
+    pub fulfillments: Vec<GqlFulfillment>,
+    #[serde(default)]
+    pub refunds: Vec<GqlRefund>,
+    /// The full customer (OrdersByName, OrdersUpdatedSince) or absent (inside CustomersByPhone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<GqlCustomer>,
+}
+
+/// A node whose ID or shape cannot become a record.
+#[derive(Debug, thiserror::Error)]
+#[error("unexpected GraphQL node: {0}")]
+pub struct NodeError(String);
+
+fn id_of(gid: &str) -> Result<ShopifyId, NodeError> {
+    ShopifyId::parse(gid).ok_or_else(|| NodeError(format!("not a Shopify ID: {gid:?}")))
+}
+
+pub fn gid(kind: &str, id: ShopifyId) -> String {
+    format!("gid://shopify/{kind}/{id}")
+}
+
+fn lower(s: &Option<String>) -> Option<String> {
+    s.as_ref().map(|s| s.to_ascii_lowercase())
+}
+
+fn address_from(a: &GqlAddress) -> Result<ShopifyAddress, NodeError> {
+    Ok(ShopifyAddress {
+        id: a.id.as_deref().map(id_of).transpose()?,
+        phone: a.phone.clone(),
+        zip: a.zip.clone(),
+        country_code: a.country_code_v2.clone(),
+    })
+}
+
+fn address_to(a: &ShopifyAddress, kind: Option<&str>) -> GqlAddress {
+    GqlAddress {
+        id: match (kind, a.id) {
+            (Some(kind), Some(id)) => Some(format!("{}?model_name={kind}", gid("MailingAddress", id))),
+            _ => None,
+        },
+        phone: a.phone.clone(),
+        zip: a.zip.clone(),
+        country_code_v2: a.country_code.clone(),
+    }
+}
+
+impl GqlCustomer {
+    pub fn to_record(&self) -> Result<ShopifyCustomer, NodeError> {
+        Ok(ShopifyCustomer {
+            id: id_of(&self.id)?,
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            email: self.default_email_address.as_ref().map(|e| e.email_address.clone()),
+            phone: self.default_phone_number.as_ref().map(|p| p.phone_number.clone()),
+            state: lower(&self.state),
+            created_at: self.created_at,
+            updated_at: Some(self.updated_at),
+            default_address: self.default_address.as_ref().map(address_from).transpose()?,
+            addresses: self.addresses.iter().map(address_from).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The node Shopify would return for `c` (used by the emulator). `c` must have `updated_at`.
+    pub fn from_record(c: &ShopifyCustomer) -> GqlCustomer {
+        GqlCustomer {
+            id: gid("Customer", c.id),
+            first_name: c.first_name.clone(),
+            last_name: c.last_name.clone(),
+            state: c.state.as_ref().map(|s| s.to_ascii_uppercase()),
+            created_at: c.created_at,
+            updated_at: c.updated_at.unwrap_or_default(),
+            default_email_address: c.email.clone().map(|email_address| GqlEmail { email_address }),
+            default_phone_number: c.phone.clone().map(|phone_number| GqlPhone { phone_number }),
+            default_address: c.default_address.as_ref().map(|a| address_to(a, Some("CustomerAddress"))),
+            addresses: c.addresses.iter().map(|a| address_to(a, Some("CustomerAddress"))).collect(),
+            orders: None,
+        }
+    }
+}
+
+impl GqlOrder {
+    /// The order as the apply path takes it. `customer` is the full customer when the node
+    /// carries one (OrdersByName, OrdersUpdatedSince), or the owner the node was found under.
+    pub fn to_record(&self, owner: Option<&ShopifyCustomer>) -> Result<ShopifyOrder, NodeError> {
+        let customer = match &self.customer {
+            Some(c) => Some(c.to_record()?),
+            None => owner.cloned(),
+        };
+        let total = self.total_price_set.as_ref().map(|m| &m.shop_money);
+        Ok(ShopifyOrder {
+            id: id_of(&self.id)?,
+            name: self.name.clone(),
+            order_number: self.name.strip_prefix('#').and_then(|n| n.parse().ok()),
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            customer,
+            financial_status: lower(&self.display_financial_status),
+            fulfillment_status: match self.display_fulfillment_status.as_deref() {
+                None | Some("UNFULFILLED") => None,
+                Some("PARTIALLY_FULFILLED") => Some("partial".into()),
+                Some(other) => Some(other.to_ascii_lowercase()),
+            },
+            cancelled_at: self.cancelled_at,
+            cancel_reason: lower(&self.cancel_reason),
+            closed_at: self.closed_at,
+            total_price: total.map(|m| m.amount.clone()),
+            currency: total.map(|m| m.currency_code.clone()),
+            billing_address: self.billing_address.as_ref().map(address_from).transpose()?,
+            shipping_address: self.shipping_address.as_ref().map(address_from).transpose()?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            line_items: self
+                .line_items
+                .nodes
+                .iter()
+                .map(|l| {
+                    Ok(ShopifyLineItem {
+                        id: id_of(&l.id)?,
+                        title: l.title.clone(),
+                        variant_title: l.variant_title.clone(),
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                        price: l.original_unit_price_set.as_ref().map(|m| m.shop_money.amount.clone()),
+                        fulfillment_status: None,
+                    })
+                })
+                .collect::<Result<_, NodeError>>()?,
+            fulfillments: self
+                .fulfillments
+                .iter()
+                .map(|f| {
+                    let tracking = f.tracking_info.first();
+                    let display = lower(&f.display_status);
+                    Ok(ShopifyFulfillment {
+                        id: id_of(&f.id)?,
+                        order_id: id_of(&self.id)?,
+                        status: Some(f.status.to_ascii_lowercase()),
+                        shipment_status: display.filter(|d| SHIPMENT_STATUSES.contains(&d.as_str())),
+                        tracking_company: tracking.and_then(|t| t.company.clone()),
+                        tracking_number: tracking.and_then(|t| t.number.clone()),
+                        tracking_url: tracking.and_then(|t| t.url.clone()),
+                        created_at: f.created_at,
+                        updated_at: f.updated_at,
+                    })
+                })
+                .collect::<Result<_, NodeError>>()?,
+            refunds: self
+                .refunds
+                .iter()
+                .map(|r| {
+                    let money = r.total_refunded_set.as_ref().map(|m| &m.shop_money);
+                    Ok(ShopifyRefund {
+                        id: id_of(&r.id)?,
+                        order_id: id_of(&self.id)?,
+                        note: r.note.clone(),
+                        created_at: r.created_at,
+                        processed_at: None,
+                        transactions: money
+                            .map(|m| ShopifyTransaction {
+                                kind: Some("refund".into()),
+                                status: Some("success".into()),
+                                amount: Some(m.amount.clone()),
+                                currency: Some(m.currency_code.clone()),
+                            })
+                            .into_iter()
+                            .collect(),
+                    })
+                })
+                .collect::<Result<_, NodeError>>()?,
+        })
+    }
+
+    /// The node Shopify would return for `o` (used by the emulator). With `with_customer`, the
+    /// order carries its full customer (OrdersByName, OrdersUpdatedSince).
+    pub fn from_record(o: &ShopifyOrder, with_customer: bool) -> GqlOrder {
+        let money = |amount: &Option<String>| {
+            amount.as_ref().map(|amount| MoneyBag {
+                shop_money: Money {
+                    amount: amount.clone(),
+                    currency_code: o.currency.clone().unwrap_or_else(|| "USD".into()),
+                },
+            })
+        };
+        GqlOrder {
+            id: gid("Order", o.id),
+            name: o.name.clone(),
+            email: o.email.clone(),
+            phone: o.phone.clone(),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            cancelled_at: o.cancelled_at,
+            cancel_reason: o.cancel_reason.as_ref().map(|s| s.to_ascii_uppercase()),
+            closed_at: o.closed_at,
+            display_financial_status: o.financial_status.as_ref().map(|s| s.to_ascii_uppercase()),
+            display_fulfillment_status: Some(match o.fulfillment_status.as_deref() {
+                None => "UNFULFILLED".into(),
+                Some("partial") => "PARTIALLY_FULFILLED".into(),
+                Some(other) => other.to_ascii_uppercase(),
+            }),
+            total_price_set: money(&o.total_price),
+            shipping_address: o.shipping_address.as_ref().map(|a| address_to(a, None)),
+            billing_address: o.billing_address.as_ref().map(|a| address_to(a, None)),
+            line_items: GqlLineItems {
+                nodes: o
+                    .line_items
+                    .iter()
+                    .take(5)
+                    .map(|l| GqlLineItem {
+                        id: gid("LineItem", l.id),
+                        title: l.title.clone(),
+                        variant_title: l.variant_title.clone(),
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                        original_unit_price_set: money(&l.price),
+                    })
+                    .collect(),
+            },
+            fulfillments: o
+                .fulfillments
+                .iter()
+                .take(3)
+                .map(|f| GqlFulfillment {
+                    id: gid("Fulfillment", f.id),
+                    status: f.status.clone().unwrap_or_else(|| "success".into()).to_ascii_uppercase(),
+                    display_status: Some(match &f.shipment_status {
+                        Some(s) => s.to_ascii_uppercase(),
+                        None if f.status.as_deref() == Some("cancelled") => "CANCELED".into(),
+                        None => "FULFILLED".into(),
+                    }),
+                    created_at: f.created_at,
+                    updated_at: f.updated_at,
+                    tracking_info: if f.tracking_company.is_some() || f.tracking_number.is_some() {
+                        vec![GqlTrackingInfo {
+                            company: f.tracking_company.clone(),
+                            number: f.tracking_number.clone(),
+                            url: f.tracking_url.clone(),
+                        }]
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+            refunds: o
+                .refunds
+                .iter()
+                .take(3)
+                .map(|r| GqlRefund {
+                    id: gid("Refund", r.id),
+                    created_at: r.created_at,
+                    note: r.note.clone(),
+                    total_refunded_set: r.amount().map(|amount| MoneyBag {
+                        shop_money: Money {
+                            amount,
+                            currency_code: r.currency().or_else(|| o.currency.clone()).unwrap_or_else(|| "USD".into()),
+                        },
+                    }),
+                })
+                .collect(),
+            customer: if with_customer { o.customer.as_ref().map(GqlCustomer::from_record) } else { None },
+        }
+    }
+}
+
+/// Shopify search syntax for "changed at or after `since`": `updated_at:>='2026-11-02T15:15:03Z'`.
+pub fn updated_since_query(since: DateTime<Utc>) -> String {
+    format!("updated_at:>='{}'", since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// Shopify search syntax for a customer phone: `phone:+15551234567`.
+pub fn phone_query(e164: &str) -> String {
+    format!("phone:{e164}")
+}
+
+/// Shopify search syntax for an order name: `name:#1042`.
+pub fn order_name_query(name: &str) -> String {
+    format!("name:{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> ShopifyOrder {
+        let path = format!("{}/tests/fixtures/shopify/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_order_survives_the_graphql_round_trip() {
+        let order = fixture("order_fulfilled.json");
+        let node = GqlOrder::from_record(&order, true);
+        let json = serde_json::to_string(&node).unwrap();
+        let back: GqlOrder = serde_json::from_str(&json).unwrap();
+        let record = back.to_record(None).unwrap();
+        assert_eq!(record.id, order.id);
+        assert_eq!(record.name, order.name);
+        assert_eq!(record.updated_at, order.updated_at);
+        assert_eq!(record.financial_status, order.financial_status);
+        assert_eq!(record.fulfillment_status, order.fulfillment_status);
+        assert_eq!(record.customer.as_ref().unwrap().id, order.customer.as_ref().unwrap().id);
+        assert_eq!(record.customer.as_ref().unwrap().phone, order.customer.as_ref().unwrap().phone);
+        let (f, g) = (&record.fulfillments[0], &order.fulfillments[0]);
+        assert_eq!(
+            (&f.shipment_status, &f.tracking_company, &f.tracking_number, &f.tracking_url, f.updated_at),
+            (&g.shipment_status, &g.tracking_company, &g.tracking_number, &g.tracking_url, g.updated_at)
+        );
+        assert_eq!(record.refunds[0].amount(), order.refunds[0].amount());
+        assert_eq!(record.shipping_address.as_ref().unwrap().phone, order.shipping_address.as_ref().unwrap().phone);
+    }
+
+    #[test]
+    fn statuses_map_to_the_rest_words() {
+        let mut order = fixture("order_create.json");
+        order.fulfillment_status = None;
+        let node = GqlOrder::from_record(&order, false);
+        assert_eq!(node.display_fulfillment_status.as_deref(), Some("UNFULFILLED"));
+        assert_eq!(node.to_record(None).unwrap().fulfillment_status, None);
+        order.fulfillment_status = Some("partial".into());
+        let node = GqlOrder::from_record(&order, false);
+        assert_eq!(node.display_fulfillment_status.as_deref(), Some("PARTIALLY_FULFILLED"));
+        assert_eq!(node.to_record(None).unwrap().fulfillment_status.as_deref(), Some("partial"));
+    }
+
+    #[test]
+    fn queries_use_shopify_search_syntax() {
+        let t = DateTime::parse_from_rfc3339("2026-11-02T10:15:03-05:00").unwrap().with_timezone(&Utc);
+        assert_eq!(updated_since_query(t), "updated_at:>='2026-11-02T15:15:03Z'");
+        assert_eq!(phone_query("+15551234567"), "phone:+15551234567");
+        assert_eq!(order_name_query("#1042"), "name:#1042");
+        for op in Operation::ALL {
+            assert!(op.document().starts_with(&format!("query {}(", op.name())));
+            assert_eq!(Operation::parse(op.name()), Some(op));
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Everything Shopify: webhook intake (verify → store → answer), the processor that applies
+//! stored deliveries, and payload types. Handlers hold no SQL; the store's apply path writes.
+
+pub mod breaker;
+pub mod client;
+pub mod graphql;
+pub mod intake;
+pub mod payload;
+pub mod processor;
+pub mod reconciler;
+pub mod signature;
+pub mod throttle;
+pub mod webhook;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+
+use crate::app::AppState;
+
+pub fn router(max_body_bytes: usize) -> Router<AppState> {
+    Router::new().route("/shopify/webhooks", post(webhook::receive)).layer(DefaultBodyLimit::max(max_body_bytes))
+}

@@ -1,0 +1,521 @@
+//! Shopify's JSON, parsed at the edge into the records orderline keeps.
+//! Owns the shape of webhook payloads and topics; knows nothing of SQL or HTTP.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+/// A Shopify resource ID: a 64-bit integer (never an f64). Accepts a JSON integer, a decimal
+/// string, or a GraphQL global ID (`gid://shopify/Order/9007199254741107`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShopifyId(pub i64);
+
+impl ShopifyId {
+    pub fn parse(text: &str) -> Option<Self> {
+        let path = text.split('?').next().unwrap_or(text);
+        let digits = path.rsplit('/').next().unwrap_or(path);
+        digits.parse::<i64>().ok().filter(|id| *id > 0).map(ShopifyId)
+    }
+}
+
+impl fmt::Display for ShopifyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for ShopifyId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ShopifyId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl de::Visitor<'_> for IdVisitor {
+            type Value = ShopifyId;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a Shopify ID (positive 64-bit integer, numeric string or gid)")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ShopifyId, E> {
+                i64::try_from(v).ok().filter(|v| *v > 0).map(ShopifyId).ok_or_else(|| E::custom("ID out of range"))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ShopifyId, E> {
+                (v > 0).then_some(ShopifyId(v)).ok_or_else(|| E::custom("ID must be positive"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ShopifyId, E> {
+                Err(E::custom("ID is a float; Shopify IDs are integers"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ShopifyId, E> {
+                ShopifyId::parse(v).ok_or_else(|| E::custom(format!("not a Shopify ID: {v:?}")))
+            }
+        }
+        deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct ShopifyAddress {
+    #[serde(default)]
+    pub id: Option<ShopifyId>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub zip: Option<String>,
+    #[serde(default)]
+    pub country_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ShopifyCustomer {
+    pub id: ShopifyId,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// Absent on some embedded copies; such a copy only links, it never writes the customer.
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub default_address: Option<ShopifyAddress>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub addresses: Vec<ShopifyAddress>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ShopifyLineItem {
+    pub id: ShopifyId,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub variant_title: Option<String>,
+    #[serde(default)]
+    pub sku: Option<String>,
+    #[serde(default)]
+    pub quantity: i64,
+    #[serde(default)]
+    pub price: Option<String>,
+    #[serde(default)]
+    pub fulfillment_status: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ShopifyFulfillment {
+    pub id: ShopifyId,
+    pub order_id: ShopifyId,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub shipment_status: Option<String>,
+    #[serde(default)]
+    pub tracking_company: Option<String>,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+    #[serde(default)]
+    pub tracking_url: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ShopifyTransaction {
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub amount: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ShopifyRefund {
+    pub id: ShopifyId,
+    pub order_id: ShopifyId,
+    #[serde(default)]
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub processed_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub transactions: Vec<ShopifyTransaction>,
+}
+
+impl ShopifyRefund {
+    /// The money returned: the sum of successful refund transactions, as a decimal string.
+    pub fn amount(&self) -> Option<String> {
+        let amounts: Vec<&str> = self
+            .transactions
+            .iter()
+            .filter(|t| t.kind.as_deref().unwrap_or("refund") == "refund")
+            .filter(|t| t.status.as_deref().unwrap_or("success") == "success")
+            .filter_map(|t| t.amount.as_deref())
+            .collect();
+        sum_decimals(&amounts)
+    }
+
+    pub fn currency(&self) -> Option<String> {
+        self.transactions.iter().find_map(|t| t.currency.clone())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ShopifyOrder {
+    pub id: ShopifyId,
+    pub name: String,
+    #[serde(default)]
+    pub order_number: Option<i64>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub customer: Option<ShopifyCustomer>,
+    #[serde(default)]
+    pub financial_status: Option<String>,
+    #[serde(default)]
+    pub fulfillment_status: Option<String>,
+    #[serde(default)]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub total_price: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub billing_address: Option<ShopifyAddress>,
+    #[serde(default)]
+    pub shipping_address: Option<ShopifyAddress>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub line_items: Vec<ShopifyLineItem>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub fulfillments: Vec<ShopifyFulfillment>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub refunds: Vec<ShopifyRefund>,
+}
+
+impl ShopifyOrder {
+    pub fn customer_id(&self) -> Option<ShopifyId> {
+        self.customer.as_ref().map(|c| c.id)
+    }
+}
+
+/// Shopify's shipment statuses for a fulfilment (REST `shipment_status`). GraphQL's display
+/// statuses outside this set have no REST twin.
+pub const SHIPMENT_STATUSES: [&str; 9] = [
+    "label_printed",
+    "label_purchased",
+    "attempted_delivery",
+    "ready_for_pickup",
+    "confirmed",
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "failure",
+];
+
+/// Every webhook topic orderline subscribes to. Anything else is acknowledged and recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    OrdersCreate,
+    OrdersUpdated,
+    OrdersPaid,
+    OrdersCancelled,
+    OrdersFulfilled,
+    OrdersPartiallyFulfilled,
+    OrdersDelete,
+    FulfillmentsCreate,
+    FulfillmentsUpdate,
+    RefundsCreate,
+    CustomersCreate,
+    CustomersUpdate,
+    CustomersEnable,
+    CustomersDisable,
+    CustomersDelete,
+    CustomersRedact,
+    ShopRedact,
+    CustomersDataRequest,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 18] = [
+        Topic::OrdersCreate,
+        Topic::OrdersUpdated,
+        Topic::OrdersPaid,
+        Topic::OrdersCancelled,
+        Topic::OrdersFulfilled,
+        Topic::OrdersPartiallyFulfilled,
+        Topic::OrdersDelete,
+        Topic::FulfillmentsCreate,
+        Topic::FulfillmentsUpdate,
+        Topic::RefundsCreate,
+        Topic::CustomersCreate,
+        Topic::CustomersUpdate,
+        Topic::CustomersEnable,
+        Topic::CustomersDisable,
+        Topic::CustomersDelete,
+        Topic::CustomersRedact,
+        Topic::ShopRedact,
+        Topic::CustomersDataRequest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::OrdersCreate => "orders/create",
+            Topic::OrdersUpdated => "orders/updated",
+            Topic::OrdersPaid => "orders/paid",
+            Topic::OrdersCancelled => "orders/cancelled",
+            Topic::OrdersFulfilled => "orders/fulfilled",
+            Topic::OrdersPartiallyFulfilled => "orders/partially_fulfilled",
+            Topic::OrdersDelete => "orders/delete",
+            Topic::FulfillmentsCreate => "fulfillments/create",
+            Topic::FulfillmentsUpdate => "fulfillments/update",
+            Topic::RefundsCreate => "refunds/create",
+            Topic::CustomersCreate => "customers/create",
+            Topic::CustomersUpdate => "customers/update",
+            Topic::CustomersEnable => "customers/enable",
+            Topic::CustomersDisable => "customers/disable",
+            Topic::CustomersDelete => "customers/delete",
+            Topic::CustomersRedact => "customers/redact",
+            Topic::ShopRedact => "shop/redact",
+            Topic::CustomersDataRequest => "customers/data_request",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// One thing Shopify tells us happened, ready for the apply path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShopifyChange {
+    Order(Box<ShopifyOrder>),
+    OrderDeleted { id: ShopifyId },
+    Fulfillment(ShopifyFulfillment),
+    Refund(ShopifyRefund),
+    Customer(Box<ShopifyCustomer>),
+    CustomerDeleted { id: ShopifyId },
+    CustomerRedact { customer_id: ShopifyId, orders_to_redact: Vec<ShopifyId> },
+    ShopRedact,
+    DataRequest { request_id: Option<ShopifyId>, customer_id: ShopifyId, orders_requested: Vec<ShopifyId> },
+}
+
+/// A signed delivery whose body does not have the shape its topic promises.
+#[derive(Debug, thiserror::Error)]
+#[error("{topic} payload: {reason}")]
+pub struct PayloadError {
+    pub topic: &'static str,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: ShopifyId,
+}
+
+#[derive(Deserialize)]
+struct CustomerRef {
+    id: ShopifyId,
+}
+
+#[derive(Deserialize)]
+struct RedactPayload {
+    customer: CustomerRef,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    orders_to_redact: Vec<ShopifyId>,
+}
+
+#[derive(Deserialize)]
+struct DataRequestPayload {
+    customer: CustomerRef,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    orders_requested: Vec<ShopifyId>,
+    #[serde(default)]
+    data_request: Option<IdOnly>,
+}
+
+impl ShopifyChange {
+    /// Parses a delivery body by its topic.
+    pub fn parse(topic: Topic, body: &[u8]) -> Result<Self, PayloadError> {
+        fn json<'a, T: Deserialize<'a>>(topic: Topic, body: &'a [u8]) -> Result<T, PayloadError> {
+            serde_json::from_slice(body).map_err(|e| PayloadError { topic: topic.as_str(), reason: e.to_string() })
+        }
+        Ok(match topic {
+            Topic::OrdersCreate
+            | Topic::OrdersUpdated
+            | Topic::OrdersPaid
+            | Topic::OrdersCancelled
+            | Topic::OrdersFulfilled
+            | Topic::OrdersPartiallyFulfilled => ShopifyChange::Order(Box::new(json(topic, body)?)),
+            Topic::OrdersDelete => ShopifyChange::OrderDeleted { id: json::<IdOnly>(topic, body)?.id },
+            Topic::FulfillmentsCreate | Topic::FulfillmentsUpdate => ShopifyChange::Fulfillment(json(topic, body)?),
+            Topic::RefundsCreate => ShopifyChange::Refund(json(topic, body)?),
+            Topic::CustomersCreate | Topic::CustomersUpdate | Topic::CustomersEnable | Topic::CustomersDisable => {
+                let customer: ShopifyCustomer = json(topic, body)?;
+                if customer.updated_at.is_none() {
+                    return Err(PayloadError { topic: topic.as_str(), reason: "missing field `updated_at`".into() });
+                }
+                ShopifyChange::Customer(Box::new(customer))
+            }
+            Topic::CustomersDelete => ShopifyChange::CustomerDeleted { id: json::<IdOnly>(topic, body)?.id },
+            Topic::CustomersRedact => {
+                let p: RedactPayload = json(topic, body)?;
+                ShopifyChange::CustomerRedact { customer_id: p.customer.id, orders_to_redact: p.orders_to_redact }
+            }
+            Topic::ShopRedact => ShopifyChange::ShopRedact,
+            Topic::CustomersDataRequest => {
+                let p: DataRequestPayload = json(topic, body)?;
+                ShopifyChange::DataRequest {
+                    request_id: p.data_request.map(|d| d.id),
+                    customer_id: p.customer.id,
+                    orders_requested: p.orders_requested,
+                }
+            }
+        })
+    }
+
+    /// The customer this change is about, when there is one (used to find payloads to redact).
+    pub fn customer_id(&self) -> Option<ShopifyId> {
+        match self {
+            ShopifyChange::Order(o) => o.customer_id(),
+            ShopifyChange::Customer(c) => Some(c.id),
+            ShopifyChange::CustomerDeleted { id } => Some(*id),
+            ShopifyChange::CustomerRedact { customer_id, .. } | ShopifyChange::DataRequest { customer_id, .. } => {
+                Some(*customer_id)
+            }
+            _ => None,
+        }
+    }
+
+    /// The order this change is about, when there is one.
+    pub fn order_id(&self) -> Option<ShopifyId> {
+        match self {
+            ShopifyChange::Order(o) => Some(o.id),
+            ShopifyChange::OrderDeleted { id } => Some(*id),
+            ShopifyChange::Fulfillment(f) => Some(f.order_id),
+            ShopifyChange::Refund(r) => Some(r.order_id),
+            _ => None,
+        }
+    }
+}
+
+/// For a body that does not parse: the customer and order it names, if it names them plainly,
+/// so a redaction can still find and erase it.
+pub fn subjects_of_unparsed(topic: Option<Topic>, body: &[u8]) -> (Option<ShopifyId>, Option<ShopifyId>) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, None);
+    };
+    let id_at = |v: Option<&serde_json::Value>| -> Option<ShopifyId> {
+        match v? {
+            serde_json::Value::Number(n) => n.as_i64().filter(|i| *i > 0).map(ShopifyId),
+            serde_json::Value::String(s) => ShopifyId::parse(s),
+            _ => None,
+        }
+    };
+    let customer = id_at(value.pointer("/customer/id"));
+    let own_id = id_at(value.get("id"));
+    match topic {
+        Some(Topic::CustomersCreate | Topic::CustomersUpdate | Topic::CustomersEnable | Topic::CustomersDisable)
+        | Some(Topic::CustomersDelete) => (own_id, None),
+        Some(Topic::FulfillmentsCreate | Topic::FulfillmentsUpdate | Topic::RefundsCreate) => {
+            (customer, id_at(value.get("order_id")))
+        }
+        _ => (customer, own_id),
+    }
+}
+
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Adds decimal money strings exactly ("12.50" + "3.005" = "15.505"), without floats.
+fn sum_decimals(amounts: &[&str]) -> Option<String> {
+    if amounts.is_empty() {
+        return None;
+    }
+    let scale = amounts.iter().map(|a| a.split_once('.').map_or(0, |(_, f)| f.len())).max().unwrap_or(0);
+    let mut total: i128 = 0;
+    for amount in amounts {
+        let (whole, frac) = amount.trim().split_once('.').unwrap_or((amount.trim(), ""));
+        let negative = whole.starts_with('-');
+        let digits = format!("{}{}{}", whole.trim_start_matches('-'), frac, "0".repeat(scale - frac.len()));
+        let value: i128 = digits.parse().ok()?;
+        total += if negative { -value } else { value };
+    }
+    let sign = if total < 0 { "-" } else { "" };
+    let abs = total.unsigned_abs();
+    if scale == 0 {
+        return Some(format!("{sign}{abs}"));
+    }
+    let divisor = 10u128.pow(scale as u32);
+    Some(format!("{sign}{}.{:0width$}", abs / divisor, abs % divisor, width = scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_above_two_to_the_53_survive_exactly() {
+        let order: IdOnly = serde_json::from_str(r#"{"id": 9007199254741107}"#).unwrap();
+        assert_eq!(order.id, ShopifyId(9_007_199_254_741_107));
+        assert_eq!(ShopifyId::parse("gid://shopify/Order/9007199254741107"), Some(ShopifyId(9_007_199_254_741_107)));
+        assert_eq!(
+            ShopifyId::parse("gid://shopify/MailingAddress/9007199254741001?model_name=CustomerAddress"),
+            Some(ShopifyId(9_007_199_254_741_001))
+        );
+        assert_eq!(serde_json::to_string(&ShopifyId(9_007_199_254_741_107)).unwrap(), "9007199254741107");
+        assert!(serde_json::from_str::<IdOnly>(r#"{"id": 1.5}"#).is_err());
+        assert!(serde_json::from_str::<IdOnly>(r#"{"id": -3}"#).is_err());
+    }
+
+    #[test]
+    fn topics_round_trip_and_unknown_ones_are_none() {
+        for topic in Topic::ALL {
+            assert_eq!(Topic::parse(topic.as_str()), Some(topic));
+        }
+        assert_eq!(Topic::parse("products/update"), None);
+    }
+
+    #[test]
+    fn refund_amount_adds_successful_refund_transactions_exactly() {
+        assert_eq!(sum_decimals(&["12.50", "3.005"]).as_deref(), Some("15.505"));
+        assert_eq!(sum_decimals(&["100", "0.10"]).as_deref(), Some("100.10"));
+        assert_eq!(sum_decimals(&[]), None);
+    }
+
+    #[test]
+    fn customer_without_updated_at_is_refused() {
+        let err = ShopifyChange::parse(Topic::CustomersUpdate, br#"{"id": 5}"#).unwrap_err();
+        assert!(err.to_string().contains("updated_at"), "{err}");
+    }
+
+    #[test]
+    fn timestamps_with_offsets_become_utc() {
+        let f: ShopifyFulfillment =
+            serde_json::from_str(r#"{"id": 1, "order_id": 2, "updated_at": "2026-11-02T10:15:00-05:00"}"#).unwrap();
+        assert_eq!(f.updated_at.to_rfc3339(), "2026-11-02T15:15:00+00:00");
+    }
+}

@@ -1,0 +1,96 @@
+//! Applies stored deliveries after they were acknowledged: woken by intake, and on a timer so
+//! deliveries left by a crash or stored by another instance are never stranded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::clock::Clock;
+use crate::lookup::mask_pii;
+use crate::ops::Metrics;
+use crate::store::{DeliveryStatus, ProcessedDelivery, Store, StoreError, Ts};
+
+/// Deliveries applied per transaction. SQLite has one connection, shared with intake: smaller
+/// batches let intake in between.
+fn batch_size(store: &Store) -> i64 {
+    match store.backend() {
+        crate::store::Backend::Postgres => 128,
+        crate::store::Backend::Sqlite => 16,
+    }
+}
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// What the processor needs; cheap to clone.
+#[derive(Clone)]
+pub struct Processor {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub default_region: String,
+}
+
+impl Processor {
+    /// Applies pending deliveries until none is left; returns what was done.
+    pub async fn drain(&self) -> Result<Vec<ProcessedDelivery>, StoreError> {
+        let mut all = Vec::new();
+        loop {
+            let batch = self.step().await?;
+            if batch.is_empty() {
+                return Ok(all);
+            }
+            all.extend(batch);
+        }
+    }
+
+    /// Applies one batch of pending deliveries.
+    pub async fn step(&self) -> Result<Vec<ProcessedDelivery>, StoreError> {
+        let now = Ts::from(self.clock.now());
+        let processed = self.store.process_pending(batch_size(&self.store), &self.default_region, now).await?;
+        for p in &processed {
+            self.record(p);
+        }
+        Ok(processed)
+    }
+
+    fn record(&self, p: &ProcessedDelivery) {
+        let topic = crate::shopify::payload::Topic::parse(&p.topic).map_or("other", |t| t.as_str());
+        self.metrics.processed(topic, p.status.as_str());
+        self.metrics.webhook_apply_seconds.observe(p.apply_seconds);
+        match (&p.status, &p.error) {
+            (DeliveryStatus::Dead, Some(error)) => {
+                tracing::warn!(delivery = p.id, topic, error = %mask_pii(error), "dead letter: kept for `orderline dlq replay`")
+            }
+            (status, _) => tracing::debug!(delivery = p.id, topic, status = status.as_str(), "delivery applied"),
+        }
+    }
+
+    /// Runs until `shutdown` turns true: a batch whenever woken, and at least once a second.
+    pub async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.step().await {
+                Ok(batch) if batch.is_empty() => {
+                    backoff = Duration::from_millis(100);
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "webhook processing: store unavailable");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `POST /shopify/webhooks`: verify, store durably, answer. Applying happens after the answer
+//! (see `processor`), so Shopify's 5-second limit is never spent on our own work.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::payload::Topic;
+use super::signature;
+use crate::app::AppState;
+use crate::store::{NewDelivery, Ts};
+
+/// Why a delivery was refused, each with the status Shopify gets.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("SHOPIFY_WEBHOOK_SECRET is not set: webhooks cannot be verified")]
+    NoSecret,
+    #[error("missing or invalid X-Shopify-Hmac-Sha256")]
+    BadSignature,
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("unreadable body: {0}")]
+    Body(String),
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    #[error("could not store the delivery; Shopify will retry: {0}")]
+    Unavailable(String),
+}
+
+impl WebhookError {
+    fn status(&self) -> StatusCode {
+        match self {
+            WebhookError::NoSecret | WebhookError::BadSignature => StatusCode::UNAUTHORIZED,
+            WebhookError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::Body(_) | WebhookError::MissingHeader(_) => StatusCode::BAD_REQUEST,
+            WebhookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn outcome(&self) -> &'static str {
+        match self {
+            WebhookError::NoSecret | WebhookError::BadSignature => "unauthorized",
+            WebhookError::TooLarge(_) => "too_large",
+            WebhookError::Body(_) | WebhookError::MissingHeader(_) => "bad_request",
+            WebhookError::Unavailable(_) => "store_failed",
+        }
+    }
+}
+
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        (self.status(), format!("{self}\n")).into_response()
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let topic_text = header(&headers, "x-shopify-topic").unwrap_or("");
+    // Metric labels take known topics only, so a caller cannot grow the label set.
+    let topic_label = Topic::parse(topic_text).map_or("other", |t| t.as_str());
+    let result = accept(&state, &headers, body).await;
+    let response = match result {
+        Ok(new) => {
+            let outcome = if new { "accepted" } else { "duplicate" };
+            state.metrics.received(topic_label, outcome);
+            tracing::debug!(topic = topic_text, outcome, "webhook stored");
+            (StatusCode::OK, "ok\n").into_response()
+        }
+        Err(error) => {
+            state.metrics.received(topic_label, error.outcome());
+            let shop = header(&headers, "x-shopify-shop-domain").unwrap_or("-");
+            tracing::warn!(topic = topic_text, shop, status = error.status().as_u16(), %error, "webhook refused");
+            error.into_response()
+        }
+    };
+    state.metrics.webhook_ack_seconds.observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Verifies and stores one delivery. Ok(true) when new, Ok(false) when already stored.
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<bool, WebhookError> {
+    let settings = &state.settings;
+    let secret = settings.shopify_webhook_secret.as_ref().ok_or(WebhookError::NoSecret)?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => WebhookError::TooLarge(settings.webhook_max_bytes),
+        _ => WebhookError::Body(rejection.body_text()),
+    })?;
+    let hmac = header(headers, "x-shopify-hmac-sha256").ok_or(WebhookError::BadSignature)?;
+    let mut secrets = vec![secret];
+    secrets.extend(settings.shopify_webhook_secret_previous.as_ref());
+    if !signature::verify(&secrets, &body, hmac) {
+        return Err(WebhookError::BadSignature);
+    }
+    let topic = header(headers, "x-shopify-topic").ok_or(WebhookError::MissingHeader("X-Shopify-Topic"))?;
+    let webhook_id =
+        header(headers, "x-shopify-webhook-id").ok_or(WebhookError::MissingHeader("X-Shopify-Webhook-Id"))?;
+    let shop = header(headers, "x-shopify-shop-domain").ok_or(WebhookError::MissingHeader("X-Shopify-Shop-Domain"))?;
+    let triggered_at = header(headers, "x-shopify-triggered-at")
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| Ts::from(t.with_timezone(&chrono::Utc)));
+    let delivery = NewDelivery {
+        shop: shop.to_ascii_lowercase(),
+        webhook_id: webhook_id.to_string(),
+        event_id: header(headers, "x-shopify-event-id").map(str::to_string),
+        topic: topic.to_string(),
+        api_version: header(headers, "x-shopify-api-version").map(str::to_string),
+        triggered_at,
+        received_at: Ts::from(state.clock.now()),
+        body: body.to_vec(),
+    };
+    state.intake.submit(delivery).await.map_err(|e| WebhookError::Unavailable(e.to_string()))
+}

@@ -1,0 +1,486 @@
+//! A stand-in for a Shopify store's Admin GraphQL API, in-process or launched from the CLI
+//! (`orderline sim shopify`). It answers exactly the operations in [`crate::shopify::graphql`]
+//! with Shopify's shapes, enforces Shopify's cost-based leaky bucket (and its single-query cost
+//! limit), adds latency, errors and timeouts on demand, counts requests, and sends signed
+//! webhooks for the changes made through it, with chosen loss, duplication and reordering.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use orderline::sim::shopify::{ShopifySim, SimConfig, WebhookTarget};
+//! let sim = ShopifySim::new(SimConfig::default());
+//! sim.seed_demo();
+//! let server = sim.serve("127.0.0.1:0".parse().unwrap()).await?;
+//! // point the client at server.url() with SimConfig::default().access_token …
+//! sim.set_webhook_target(WebhookTarget::new("http://127.0.0.1:8080/shopify/webhooks", "secret", "demo.myshopify.com"));
+//! let order = sim.orders()[0].id;
+//! sim.advance_order(order); // orders/updated is delivered
+//! sim.flush_webhooks().await;
+//! server.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod rng;
+mod seed;
+mod server;
+mod store;
+mod webhooks;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::shopify::graphql::{API_VERSION, Operation, ThrottleStatus};
+use crate::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder};
+use rng::Rng;
+use server::Bucket;
+use store::Store;
+pub use webhooks::{WebhookStats, WebhookTarget};
+
+/// How the emulated shop is reached and rate-limited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// The Admin API token requests must carry in `X-Shopify-Access-Token`.
+    pub access_token: String,
+    /// Bucket size in points (Shopify standard plans: 1000).
+    pub bucket_max: f64,
+    /// Points restored per second (Shopify standard plans: 100).
+    pub restore_rate: f64,
+    /// Seeds every random choice: generated shops, latency jitter, error rates, webhook faults.
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            access_token: "shpat_orderline_sim_token".into(),
+            bucket_max: 1000.0,
+            restore_rate: 100.0,
+            seed: 0x5EED,
+        }
+    }
+}
+
+/// A fault the GraphQL endpoint injects into every request (after the token check).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Failure {
+    #[default]
+    None,
+    /// HTTP 500 `{"errors":"Internal Server Error"}`.
+    Http500,
+    /// HTTP 429 with `Retry-After: 1`.
+    Http429,
+    /// Never answers (an hour, or until the server stops): the client must give up.
+    Timeout,
+    /// This share (0..=1) of requests get HTTP 500; the rest are answered normally.
+    ErrorRate(f64),
+    /// HTTP 200 with `errors[0].extensions.code = INTERNAL_SERVER_ERROR` and no data.
+    GraphqlError,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) struct Data {
+    pub(crate) store: Store,
+    rng: Rng,
+}
+
+pub(crate) struct Knobs {
+    latency: Duration,
+    jitter: Duration,
+    pub(crate) failure: Failure,
+    pub(crate) max_query_cost: Option<u32>,
+    pub(crate) rng: Rng,
+}
+
+impl Knobs {
+    /// mean ± uniform jitter, never negative.
+    pub(crate) fn sample_latency(&mut self) -> Duration {
+        let offset = (self.rng.unit() * 2.0 - 1.0) * self.jitter.as_secs_f64();
+        Duration::from_secs_f64((self.latency.as_secs_f64() + offset).max(0.0))
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    by_op: [AtomicU64; 4],
+    throttled: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_op(&self, op: Operation) {
+        self.by_op[op_index(op)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn op_index(op: Operation) -> usize {
+    Operation::ALL.iter().position(|o| *o == op).unwrap_or(0)
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: SimConfig,
+    pub(crate) data: Mutex<Data>,
+    pub(crate) knobs: Mutex<Knobs>,
+    pub(crate) bucket: Mutex<Bucket>,
+    pub(crate) counters: Counters,
+    webhooks: Mutex<webhooks::Webhooks>,
+}
+
+/// The emulated shop. Cheap to clone (one shared state); usable from any task or thread.
+/// Locks are never held across an await, and closures passed in run under the data lock, so
+/// they must not call back into the sim.
+#[derive(Clone)]
+pub struct ShopifySim {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl ShopifySim {
+    pub fn new(config: SimConfig) -> ShopifySim {
+        let seed = config.seed;
+        let inner = Inner {
+            data: Mutex::new(Data { store: Store::new(), rng: Rng::new(seed, 0xDA7A) }),
+            knobs: Mutex::new(Knobs {
+                latency: Duration::ZERO,
+                jitter: Duration::ZERO,
+                failure: Failure::None,
+                max_query_cost: Some(server::SINGLE_QUERY_MAX_COST),
+                rng: Rng::new(seed, 0x1A7E),
+            }),
+            bucket: Mutex::new(Bucket::new(config.bucket_max, config.restore_rate)),
+            counters: Counters::default(),
+            webhooks: Mutex::new(webhooks::Webhooks::new(seed)),
+            config,
+        };
+        ShopifySim { inner: Arc::new(inner) }
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.inner.config
+    }
+
+    /// Binds `addr` (use `127.0.0.1:0` in tests) and serves the Admin GraphQL API at
+    /// `/admin/api/{YYYY-MM}/graphql.json` until [`SimServer::stop`]. Dropping the handle
+    /// without stopping leaves the server running until the runtime ends.
+    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<SimServer> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (closing, watching) = watch::channel(false);
+        let app = server::router(self.clone(), watching.clone());
+        let task =
+            tokio::spawn(
+                async move { axum::serve(listener, app).with_graceful_shutdown(server::closed(watching)).await },
+            );
+        Ok(SimServer { addr, closing, task })
+    }
+
+    // ---- data ----
+
+    /// Stores the customer as given; no webhook.
+    pub fn upsert_customer(&self, c: ShopifyCustomer) {
+        lock(&self.inner.data).store.put_customer(c);
+    }
+
+    /// Stores the order as given, and its customer unless the sim holds a copy at least as new;
+    /// no webhook.
+    pub fn upsert_order(&self, o: ShopifyOrder) {
+        lock(&self.inner.data).store.put_order(o);
+    }
+
+    /// All customers, by ID.
+    pub fn customers(&self) -> Vec<ShopifyCustomer> {
+        lock(&self.inner.data).store.all_customers()
+    }
+
+    /// All orders, by ID, each carrying its customer's current record (as Shopify shows them).
+    pub fn orders(&self) -> Vec<ShopifyOrder> {
+        lock(&self.inner.data).store.all_orders()
+    }
+
+    pub fn order(&self, id: ShopifyId) -> Option<ShopifyOrder> {
+        lock(&self.inner.data).store.order(id)
+    }
+
+    pub fn customer(&self, id: ShopifyId) -> Option<ShopifyCustomer> {
+        lock(&self.inner.data).store.customer(id).cloned()
+    }
+
+    /// When the sim started: every `updated_at` it hands out is later, every seeded one earlier.
+    pub fn clock_start(&self) -> DateTime<Utc> {
+        lock(&self.inner.data).store.start
+    }
+
+    /// A fresh ID (above 2^53, above every ID stored so far) for a record you build yourself.
+    pub fn new_id(&self) -> ShopifyId {
+        lock(&self.inner.data).store.alloc_id()
+    }
+
+    /// A new, realistic, paid and unshipped order (not stored) with a fresh ID and the next
+    /// order number, for `customer` (its current record) or, with `None` or an unknown ID, a
+    /// guest. Pass it to [`ShopifySim::create_order`].
+    pub fn sample_order(&self, customer: Option<ShopifyId>) -> ShopifyOrder {
+        let mut data = lock(&self.inner.data);
+        let Data { store, rng } = &mut *data;
+        let customer = customer.and_then(|id| store.customer(id).cloned());
+        seed::sample_order(store, rng, customer.as_ref())
+    }
+
+    /// Changes an order as a merchant would: applies `f`, sets `updated_at` to a new instant
+    /// strictly later than the order's previous `updated_at` and than any instant the sim handed
+    /// out before (a monotonic clock starting at the real now), and sends `orders/updated` if a
+    /// webhook target is set. `f` sees the order with its customer's current record.
+    pub fn change_order(&self, id: ShopifyId, f: impl FnOnce(&mut ShopifyOrder)) -> Option<ShopifyOrder> {
+        self.change_order_at(id, |order, _, _| {
+            f(order);
+            true
+        })
+    }
+
+    /// Moves an order one step along paid → in transit (a new fulfilment with UPS, USPS or FedEx
+    /// tracking) → out for delivery → delivered, as [`ShopifySim::change_order`] does. `None`
+    /// when the order is unknown, cancelled, refunded or already delivered.
+    pub fn advance_order(&self, id: ShopifyId) -> Option<ShopifyOrder> {
+        self.change_order_at(id, |order, data, at| {
+            let Data { store, rng } = data;
+            seed::advance(store, rng, order, at)
+        })
+    }
+
+    fn change_order_at(
+        &self,
+        id: ShopifyId,
+        f: impl FnOnce(&mut ShopifyOrder, &mut Data, DateTime<Utc>) -> bool,
+    ) -> Option<ShopifyOrder> {
+        let mut data = lock(&self.inner.data);
+        let mut order = data.store.order(id)?;
+        let at = data.store.tick(Some(order.updated_at));
+        if !f(&mut order, &mut data, at) {
+            return None;
+        }
+        order.id = id;
+        order.updated_at = at;
+        self.commit_order(&mut data, order, "orders/updated")
+    }
+
+    /// Adds a new order as a customer placing it would: `created_at` and `updated_at` become a
+    /// new instant of the sim clock, its customer is stored if the sim has no newer copy, and
+    /// `orders/create` is sent if a webhook target is set.
+    pub fn create_order(&self, mut o: ShopifyOrder) -> ShopifyOrder {
+        let mut data = lock(&self.inner.data);
+        let at = data.store.tick(None);
+        o.created_at = at;
+        o.updated_at = at;
+        self.commit_order(&mut data, o, "orders/create").expect("the order was just stored")
+    }
+
+    fn commit_order(&self, data: &mut Data, order: ShopifyOrder, topic: &'static str) -> Option<ShopifyOrder> {
+        let (id, at) = (order.id, order.updated_at);
+        data.store.put_order(order);
+        let order = data.store.order(id)?;
+        self.emit(topic, &order, at);
+        Some(order)
+    }
+
+    /// Changes a customer: applies `f`, moves `updated_at` along the sim clock as
+    /// [`ShopifySim::change_order`] does, and sends `customers/update` if a target is set.
+    pub fn change_customer(&self, id: ShopifyId, f: impl FnOnce(&mut ShopifyCustomer)) -> Option<ShopifyCustomer> {
+        let mut data = lock(&self.inner.data);
+        let mut customer = data.store.customer(id)?.clone();
+        let at = data.store.tick(customer.updated_at);
+        f(&mut customer);
+        customer.id = id;
+        customer.updated_at = Some(at);
+        data.store.put_customer(customer.clone());
+        self.emit("customers/update", &customer, at);
+        Some(customer)
+    }
+
+    /// Called with the data lock held, so deliveries are queued in the order the changes happened.
+    fn emit(&self, topic: &'static str, record: &impl serde::Serialize, at: DateTime<Utc>) {
+        let mut hooks = lock(&self.inner.webhooks);
+        if let Ok(body) = serde_json::to_vec(record) {
+            hooks.emit(topic, body, at);
+        }
+    }
+
+    /// A small, realistic shop: eight customers (E.164 phones, two in the UK, two sharing a
+    /// household number), 1–4 orders each over the last 60 days in every stage (paid, being
+    /// prepared, partly shipped, in transit, out for delivery, delivered with UPS/USPS/FedEx
+    /// tracking, cancelled, refunded), and one guest order. Dana Whitfield is `+15551234567`,
+    /// as in the webhook fixtures. IDs are above 2^53; every `updated_at` is before the clock start.
+    pub fn seed_demo(&self) {
+        let mut data = lock(&self.inner.data);
+        let Data { store, rng } = &mut *data;
+        seed::demo(store, rng);
+    }
+
+    /// `customers` generated customers with `orders_per_customer` orders each, deterministic
+    /// from the seed, all last updated before the clock start; phones `+1415555xxxx` (the area
+    /// code moves on each 10 000 customers), unique per customer.
+    pub fn seed_generated(&self, customers: usize, orders_per_customer: usize) {
+        let mut data = lock(&self.inner.data);
+        let Data { store, rng } = &mut *data;
+        seed::generated(store, rng, customers, orders_per_customer);
+    }
+
+    // ---- faults and knobs ----
+
+    /// Each GraphQL answer is delayed by `mean` ± uniform `jitter`.
+    pub fn set_latency(&self, mean: Duration, jitter: Duration) {
+        let mut knobs = lock(&self.inner.knobs);
+        knobs.latency = mean;
+        knobs.jitter = jitter;
+    }
+
+    pub fn set_failure(&self, failure: Failure) {
+        lock(&self.inner.knobs).failure = failure;
+    }
+
+    /// Resizes the bucket and refills it to `max`.
+    pub fn set_bucket(&self, max: f64, restore_rate: f64) {
+        *lock(&self.inner.bucket) = Bucket::new(max, restore_rate);
+    }
+
+    /// The bucket as the next answer would report it.
+    pub fn bucket_status(&self) -> ThrottleStatus {
+        lock(&self.inner.bucket).status()
+    }
+
+    /// Shopify refuses a query whose requested cost exceeds 1000 points (`MAX_COST_EXCEEDED`),
+    /// whatever the bucket holds; the sim does too by default. `None` lifts the limit.
+    pub fn set_max_query_cost(&self, max: Option<u32>) {
+        lock(&self.inner.knobs).max_query_cost = max;
+    }
+
+    // ---- counters ----
+
+    /// GraphQL requests received (all of them: refused, throttled and failed ones too).
+    pub fn requests(&self) -> u64 {
+        self.inner.counters.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests naming `op` (by `operationName` or the document's `query Name(`).
+    pub fn requests_for(&self, op: Operation) -> u64 {
+        self.inner.counters.by_op[op_index(op)].load(Ordering::Relaxed)
+    }
+
+    /// Requests answered `THROTTLED` or HTTP 429.
+    pub fn throttled(&self) -> u64 {
+        self.inner.counters.throttled.load(Ordering::Relaxed)
+    }
+
+    pub fn reset_counters(&self) {
+        let c = &self.inner.counters;
+        for counter in std::iter::once(&c.requests).chain(&c.by_op).chain(std::iter::once(&c.throttled)) {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    // ---- webhooks ----
+
+    /// Sends webhooks for later changes to `target` (its stats start at zero). Deliveries held
+    /// back for a previous target are sent to it.
+    pub fn set_webhook_target(&self, target: WebhookTarget) {
+        lock(&self.inner.webhooks).set_target(Some(target));
+    }
+
+    /// Stops sending webhooks for later changes.
+    pub fn clear_webhook_target(&self) {
+        lock(&self.inner.webhooks).set_target(None);
+    }
+
+    /// Sends everything still held back, waits until every queued delivery has been answered
+    /// (or has failed), and returns the counts since the target was set.
+    pub async fn flush_webhooks(&self) -> WebhookStats {
+        let Some((done, stats)) = lock(&self.inner.webhooks).begin_flush() else {
+            return WebhookStats::default();
+        };
+        let _ = done.await;
+        *lock(&stats)
+    }
+}
+
+impl std::fmt::Debug for ShopifySim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShopifySim")
+            .field("requests", &self.requests())
+            .field("throttled", &self.throttled())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running emulator server.
+#[derive(Debug)]
+#[must_use = "the server runs until stop() (dropping the handle leaves it running)"]
+pub struct SimServer {
+    pub addr: SocketAddr,
+    closing: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl SimServer {
+    /// `http://127.0.0.1:port`: the Admin API base (`SHOPIFY_API_URL`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The GraphQL endpoint at the pinned API version.
+    pub fn graphql_url(&self) -> String {
+        format!("{}/admin/api/{API_VERSION}/graphql.json", self.url())
+    }
+
+    /// Stops accepting, ends requests held by latency or `Failure::Timeout` (HTTP 503), and
+    /// waits for the server to finish (at most 5 s, then it is aborted).
+    pub async fn stop(self) {
+        let SimServer { closing, mut task, .. } = self;
+        let _ = closing.send(true);
+        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// For `orderline sim shopify`: seeds the demo shop, serves it on `listen` until Ctrl-C, and
+/// prints the URL, the token and the demo customers' numbers to call from.
+pub async fn run_cli(listen: SocketAddr, access_token: String) -> std::io::Result<()> {
+    let sim = ShopifySim::new(SimConfig { access_token: access_token.clone(), ..SimConfig::default() });
+    sim.seed_demo();
+    let server = sim.serve(listen).await?;
+    println!("Shopify emulator (Admin GraphQL {API_VERSION}) listening on {}", server.url());
+    println!("  SHOPIFY_API_URL={}", server.url());
+    println!("  SHOPIFY_ACCESS_TOKEN={access_token}");
+    println!("  endpoint: POST {}", server.graphql_url());
+    println!("Demo customers (fictional numbers):");
+    let orders = sim.orders();
+    for c in sim.customers() {
+        let names: Vec<&str> =
+            orders.iter().filter(|o| o.customer_id() == Some(c.id)).map(|o| o.name.as_str()).collect();
+        println!(
+            "  {:<18} {:<14} orders {}",
+            format!("{} {}", c.first_name.unwrap_or_default(), c.last_name.unwrap_or_default()),
+            c.phone.unwrap_or_default(),
+            names.join(" ")
+        );
+    }
+    for o in orders.iter().filter(|o| o.customer.is_none()) {
+        println!("  guest order {} (phone {})", o.name, o.phone.as_deref().unwrap_or("none"));
+    }
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    server.stop().await;
+    Ok(())
+}

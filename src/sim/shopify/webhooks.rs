@@ -1,0 +1,237 @@
+//! Webhook deliveries for the sim's changes, signed and sent as Shopify sends them, by one
+//! sender task in order, with chosen loss, duplication and reordering.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use super::lock;
+use super::rng::Rng;
+use crate::shopify::graphql::API_VERSION;
+use crate::shopify::signature;
+
+/// Where the sim sends webhooks, and what goes wrong on the way (each a probability in 0..=1,
+/// decided per change by a PRNG seeded from `SimConfig::seed`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookTarget {
+    /// The full URL, e.g. `http://127.0.0.1:8080/shopify/webhooks`.
+    pub url: String,
+    /// The app's client secret: the HMAC key.
+    pub secret: String,
+    /// Sent as `X-Shopify-Shop-Domain`, e.g. `orderline-demo.myshopify.com`.
+    pub shop_domain: String,
+    /// Never sent.
+    pub drop: f64,
+    /// Sent twice with the same webhook ID, as a Shopify retry is.
+    pub duplicate: f64,
+    /// Held back and sent after the next delivery (or at `flush_webhooks`).
+    pub reorder: f64,
+}
+
+impl WebhookTarget {
+    /// A target with no faults.
+    pub fn new(url: impl Into<String>, secret: impl Into<String>, shop_domain: impl Into<String>) -> WebhookTarget {
+        WebhookTarget {
+            url: url.into(),
+            secret: secret.into(),
+            shop_domain: shop_domain.into(),
+            drop: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+        }
+    }
+}
+
+/// Counts since the target was set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookStats {
+    /// Changes that called for a delivery.
+    pub changes: u64,
+    /// HTTP requests made (duplicates count twice).
+    pub sent: u64,
+    /// Changes whose delivery was never sent.
+    pub dropped: u64,
+    /// Changes delivered twice.
+    pub duplicated: u64,
+    /// Changes held back behind the next delivery.
+    pub reordered: u64,
+    /// Requests answered with a status outside 2xx.
+    pub non_2xx: u64,
+    /// Requests that got no answer (connection refused, timeout).
+    pub failed: u64,
+}
+
+struct Delivery {
+    topic: &'static str,
+    body: Vec<u8>,
+    hmac: String,
+    webhook_id: String,
+    event_id: String,
+    triggered_at: String,
+}
+
+enum Job {
+    Send(Arc<Delivery>),
+    Flush(oneshot::Sender<()>),
+}
+
+struct Active {
+    target: WebhookTarget,
+    client: reqwest::Client,
+    tx: mpsc::UnboundedSender<Job>,
+    /// Until the sender task is spawned (it needs a Tokio runtime).
+    rx: Option<mpsc::UnboundedReceiver<Job>>,
+    held: Vec<Arc<Delivery>>,
+    stats: Arc<Mutex<WebhookStats>>,
+}
+
+impl Active {
+    fn push(&mut self, job: Job) {
+        // A send fails only when the sender task is gone (its runtime ended); nothing can be sent then.
+        let _ = self.tx.send(job);
+    }
+
+    fn release_held(&mut self) {
+        for d in std::mem::take(&mut self.held) {
+            self.push(Job::Send(d));
+        }
+    }
+
+    fn ensure_sender(&mut self) {
+        if self.rx.is_none() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let rx = self.rx.take().expect("checked above");
+        runtime.spawn(send_all(self.client.clone(), self.target.clone(), rx, self.stats.clone()));
+    }
+}
+
+pub(crate) struct Webhooks {
+    faults: Rng,
+    ids: Rng,
+    active: Option<Active>,
+}
+
+impl Webhooks {
+    pub(crate) fn new(seed: u64) -> Webhooks {
+        Webhooks { faults: Rng::new(seed, 0x0057_EB00), ids: Rng::new(seed, 0x1D5), active: None }
+    }
+
+    /// Switches to `target` (or to none); whatever the previous target held back is sent to it.
+    pub(crate) fn set_target(&mut self, target: Option<WebhookTarget>) {
+        if let Some(mut old) = self.active.take() {
+            old.release_held();
+            old.ensure_sender();
+        }
+        let Some(mut target) = target else { return };
+        for p in [&mut target.drop, &mut target.duplicate, &mut target.reorder] {
+            *p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(5))
+            .user_agent("Shopify-Captain-Hook")
+            .build()
+            .expect("an HTTP client with default TLS settings builds");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut active = Active { target, client, tx, rx: Some(rx), held: Vec::new(), stats: Arc::default() };
+        active.ensure_sender();
+        self.active = Some(active);
+    }
+
+    /// Builds and queues the delivery for one change (nothing when no target is set).
+    pub(crate) fn emit(&mut self, topic: &'static str, body: Vec<u8>, triggered_at: DateTime<Utc>) {
+        let Some(active) = self.active.as_mut() else { return };
+        // Always three draws per change, so the decisions depend only on the seed and the count.
+        let drop = self.faults.chance(active.target.drop);
+        let duplicate = self.faults.chance(active.target.duplicate);
+        let reorder = self.faults.chance(active.target.reorder);
+        {
+            let mut stats = lock(&active.stats);
+            stats.changes += 1;
+            if drop {
+                stats.dropped += 1;
+                return;
+            }
+            stats.duplicated += u64::from(duplicate);
+            stats.reordered += u64::from(reorder);
+        }
+        let delivery = Arc::new(Delivery {
+            topic,
+            hmac: signature::sign(&active.target.secret, &body),
+            body,
+            webhook_id: self.ids.uuid(),
+            event_id: self.ids.uuid(),
+            triggered_at: triggered_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        });
+        let copies = if duplicate { 2 } else { 1 };
+        if reorder {
+            active.held.extend(std::iter::repeat_n(delivery, copies));
+        } else {
+            for _ in 0..copies {
+                active.push(Job::Send(delivery.clone()));
+            }
+            active.release_held();
+        }
+        active.ensure_sender();
+    }
+
+    /// Sends what is held back and queues a marker; the answer resolves once all before it went out.
+    pub(crate) fn begin_flush(&mut self) -> Option<(oneshot::Receiver<()>, Arc<Mutex<WebhookStats>>)> {
+        let active = self.active.as_mut()?;
+        active.release_held();
+        let (done, wait) = oneshot::channel();
+        active.push(Job::Flush(done));
+        active.ensure_sender();
+        Some((wait, active.stats.clone()))
+    }
+}
+
+async fn send_all(
+    client: reqwest::Client,
+    target: WebhookTarget,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    stats: Arc<Mutex<WebhookStats>>,
+) {
+    while let Some(job) = rx.recv().await {
+        let d = match job {
+            Job::Send(d) => d,
+            Job::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
+        let result = client
+            .post(&target.url)
+            .header("Content-Type", "application/json")
+            .header("X-Shopify-Topic", d.topic)
+            .header("X-Shopify-Hmac-Sha256", &d.hmac)
+            .header("X-Shopify-Shop-Domain", &target.shop_domain)
+            .header("X-Shopify-API-Version", API_VERSION)
+            .header("X-Shopify-Webhook-Id", &d.webhook_id)
+            .header("X-Shopify-Event-Id", &d.event_id)
+            .header("X-Shopify-Triggered-At", &d.triggered_at)
+            .body(d.body.clone())
+            .send()
+            .await;
+        let outcome = match result {
+            // Read the body so the connection is reused.
+            Ok(response) => {
+                let ok = response.status().is_success();
+                let _ = response.bytes().await;
+                Some(ok)
+            }
+            Err(_) => None,
+        };
+        let mut stats = lock(&stats);
+        stats.sent += 1;
+        match outcome {
+            Some(true) => {}
+            Some(false) => stats.non_2xx += 1,
+            None => stats.failed += 1,
+        }
+    }
+}

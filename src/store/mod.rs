@@ -1,0 +1,254 @@
+//! The one place SQL lives: customers, orders, phones, webhook deliveries, calls, watermarks,
+//! on Postgres (production) and SQLite (embedded default). Never calls Shopify or speaks HTTP.
+//!
+//! Each SQL module is written once inside `for_each_backend!`, which compiles it twice: as
+//! `pg` over `PgConnection` and as `lite` over `SqliteConnection`. `Store` picks one per call.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+mod callers;
+mod calls;
+mod changes;
+mod deliveries;
+mod queries;
+mod records;
+mod time;
+mod watermarks;
+
+pub use callers::{CallerParts, OrderParts};
+pub use calls::{CallEventRow, CallRow, NewCall};
+pub use changes::PhoneChanges;
+pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
+pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
+pub use records::ApplyOutcome;
+pub use time::Ts;
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Which SQL dialect a generated backend module speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported DATABASE_URL {0:?}: use postgres://… or sqlite://path")]
+    UnsupportedUrl(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// True when trying again later may succeed (connection lost, pool exhausted, lock
+    /// contention, serialization failure); false when the statement itself was refused.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => is_transient(e),
+            _ => false,
+        }
+    }
+}
+
+pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // Postgres: serialization failure, deadlock, admin shutdown, cannot connect now.
+            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6) and their extended codes.
+            matches!(code.as_ref(), "40001" | "40P01" | "57P01" | "57P03")
+                || code.parse::<i32>().map(|c| matches!(c & 0xff, 5 | 6)).unwrap_or(false)
+        }
+        sqlx::Error::RowNotFound
+        | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::Encode(_)
+        | sqlx::Error::Configuration(_)
+        | sqlx::Error::InvalidArgument(_) => false,
+        _ => true,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// The store: a connection pool on one of the two backends, and its change notices.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+    changes: tokio::sync::broadcast::Sender<PhoneChanges>,
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// True while the LISTEN connection is up (Postgres, once subscribed).
+    listener_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Store {
+    fn new(pool: Pool) -> Store {
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        Store { pool, changes, listening: Default::default(), listener_up: Default::default() }
+    }
+}
+
+/// Compiles a block of SQL functions once per backend: `pg::…` and `lite::…`.
+/// Inside, `Conn` is the backend's connection type, `BACKEND` says which one it is, and
+/// `apply_path` is the same backend's apply path (`records`), for writers that must join it.
+macro_rules! for_each_backend {
+    ($($body:tt)*) => {
+        #[allow(dead_code)]
+        pub(crate) mod pg {
+            use super::*;
+            pub(crate) type Conn = sqlx::PgConnection;
+            pub(crate) const BACKEND: $crate::store::Backend = $crate::store::Backend::Postgres;
+            #[allow(unused_imports)]
+            use $crate::store::records::pg as apply_path;
+            $($body)*
+        }
+        #[allow(dead_code)]
+        pub(crate) mod lite {
+            use super::*;
+            pub(crate) type Conn = sqlx::SqliteConnection;
+            pub(crate) const BACKEND: $crate::store::Backend = $crate::store::Backend::Sqlite;
+            #[allow(unused_imports)]
+            use $crate::store::records::lite as apply_path;
+            $($body)*
+        }
+    };
+}
+pub(crate) use for_each_backend;
+
+/// Calls `[module::]{pg|lite}::function(conn, args…)` on a pooled connection of the store's backend.
+macro_rules! on_backend {
+    ($store:expr, $func:ident ( $($arg:expr),* $(,)? )) => {
+        match &$store.pool {
+            Pool::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                pg::$func(&mut conn, $($arg),*).await
+            }
+            Pool::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                lite::$func(&mut conn, $($arg),*).await
+            }
+        }
+    };
+    ($store:expr, $module:ident :: $func:ident ( $($arg:expr),* $(,)? )) => {
+        match &$store.pool {
+            Pool::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                $module::pg::$func(&mut conn, $($arg),*).await
+            }
+            Pool::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                $module::lite::$func(&mut conn, $($arg),*).await
+            }
+        }
+    };
+}
+pub(crate) use on_backend;
+
+impl Store {
+    /// Opens a pool for `postgres://…` or `sqlite://path` (created if missing; `sqlite::memory:`).
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, 16).await
+    }
+
+    /// As `connect`, with at most `max_connections` to Postgres.
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut options = PgConnectOptions::from_str(url)?;
+            // TLS over loopback protects nothing and costs every byte twice: unless the URL
+            // asks for it, a local server is spoken to in the clear.
+            if !url.contains("sslmode=") && matches!(options.get_host(), "localhost" | "127.0.0.1" | "::1") {
+                options = options.ssl_mode(PgSslMode::Disable);
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            Ok(Store::new(Pool::Postgres(pool)))
+        } else if url.starts_with("sqlite:") {
+            // Durable (FULL sync in WAL) and one connection: SQLite has one writer anyway, and a
+            // single connection cannot deadlock against itself.
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Ok(Store::new(Pool::Sqlite(pool)))
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_string()))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.pool {
+            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
+            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+        }
+    }
+
+    /// Applies the migrations this build carries that the database lacks.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Postgres(pool) => self.migrator().run(pool).await?,
+            Pool::Sqlite(pool) => self.migrator().run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Ready means: the database answers, every migration this build knows is applied, and (on
+    /// Postgres, once caches follow changes) the LISTEN connection is up.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let expected = self.migrator().iter().filter(|m| m.migration_type.is_up_migration()).count() as i64;
+        let applied = self.count_applied_migrations().await.map_err(|e| format!("database unreachable: {e}"))?;
+        if applied < expected {
+            return Err(format!("{applied} of {expected} migrations applied: run `orderline migrate`"));
+        }
+        if self.listening.load(std::sync::atomic::Ordering::SeqCst)
+            && !self.listener_up.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err("not yet listening for other instances' changes (LISTEN orderline_changes)".into());
+        }
+        Ok(())
+    }
+
+    async fn count_applied_migrations(&self) -> Result<i64, sqlx::Error> {
+        on_backend!(self, queries::count_applied_migrations())
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Postgres(pool) => pool.close().await,
+            Pool::Sqlite(pool) => pool.close().await,
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Reads: what the lookup, the agent screens and the tests ask of the store.
+
+use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
+use crate::lookup::PhoneNumber;
+use crate::shopify::payload::ShopifyId;
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct CustomerRow {
+    #[sqlx(default)]
+    pub shop: String,
+    pub id: i64,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    #[sqlx(default)]
+    pub phone: Option<String>,
+    #[sqlx(default)]
+    pub state: Option<String>,
+    pub default_zip: Option<String>,
+    #[sqlx(default)]
+    pub default_country_code: Option<String>,
+    pub updated_at: Ts,
+    pub synced_at: Ts,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OrderRow {
+    #[sqlx(default)]
+    pub shop: String,
+    pub id: i64,
+    pub customer_id: Option<i64>,
+    pub name: String,
+    #[sqlx(default)]
+    pub order_number: Option<i64>,
+    #[sqlx(default)]
+    pub email: Option<String>,
+    #[sqlx(default)]
+    pub phone: Option<String>,
+    pub financial_status: Option<String>,
+    pub fulfillment_status: Option<String>,
+    pub cancelled_at: Option<Ts>,
+    #[sqlx(default)]
+    pub cancel_reason: Option<String>,
+    #[sqlx(default)]
+    pub closed_at: Option<Ts>,
+    pub total_price: Option<String>,
+    pub currency: Option<String>,
+    pub shipping_zip: Option<String>,
+    pub shopify_created_at: Ts,
+    pub updated_at: Ts,
+    pub synced_at: Ts,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FulfillmentRow {
+    pub id: i64,
+    pub order_id: i64,
+    pub status: Option<String>,
+    pub shipment_status: Option<String>,
+    pub tracking_company: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub updated_at: Ts,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RefundRow {
+    pub id: i64,
+    pub order_id: i64,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub shopify_created_at: Ts,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PhoneRow {
+    pub owner_kind: String,
+    pub owner_id: i64,
+    pub source: String,
+    pub customer_id: Option<i64>,
+    pub raw: String,
+    pub e164: Option<String>,
+}
+
+pub(crate) const CUSTOMER_COLUMNS: &str =
+    "shop, id, first_name, last_name, email, phone, state, default_zip, default_country_code, updated_at, synced_at";
+pub(crate) const ORDER_COLUMNS: &str = "shop, id, customer_id, name, order_number, email, phone, financial_status,
+    fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency, shipping_zip,
+    shopify_created_at, updated_at, synced_at";
+
+impl Store {
+    /// The customers a phone number belongs to: one indexed query on `phone_numbers.e164`.
+    pub async fn customers_by_phone(&self, shop: &str, phone: &PhoneNumber) -> Result<Vec<CustomerRow>, StoreError> {
+        Ok(on_backend!(self, customers_by_phone(shop, phone.as_str()))?)
+    }
+
+    pub async fn customer(&self, shop: &str, id: ShopifyId) -> Result<Option<CustomerRow>, StoreError> {
+        Ok(on_backend!(self, customer(shop, id.0))?)
+    }
+
+    /// A customer's most recent orders, newest first.
+    pub async fn recent_orders(
+        &self,
+        shop: &str,
+        customer: ShopifyId,
+        limit: i64,
+    ) -> Result<Vec<OrderRow>, StoreError> {
+        Ok(on_backend!(self, recent_orders(shop, customer.0, limit))?)
+    }
+
+    pub async fn order(&self, shop: &str, id: ShopifyId) -> Result<Option<OrderRow>, StoreError> {
+        Ok(on_backend!(self, order(shop, id.0))?)
+    }
+
+    pub async fn fulfillments(&self, shop: &str, order: ShopifyId) -> Result<Vec<FulfillmentRow>, StoreError> {
+        Ok(on_backend!(self, fulfillments(shop, order.0))?)
+    }
+
+    pub async fn refunds(&self, shop: &str, order: ShopifyId) -> Result<Vec<RefundRow>, StoreError> {
+        Ok(on_backend!(self, refunds(shop, order.0))?)
+    }
+
+    /// Every phone row that names this customer, parsed or not.
+    pub async fn phones_of_customer(&self, shop: &str, customer: ShopifyId) -> Result<Vec<PhoneRow>, StoreError> {
+        Ok(on_backend!(self, phones_of_customer(shop, customer.0))?)
+    }
+
+    /// Phone rows owned by one order (guest orders have no customer).
+    pub async fn phones_of_order(&self, shop: &str, order: ShopifyId) -> Result<Vec<PhoneRow>, StoreError> {
+        Ok(on_backend!(self, phones_of_order(shop, order.0))?)
+    }
+}
+
+for_each_backend! {
+    pub(crate) async fn count_applied_migrations(conn: &mut Conn) -> Result<i64, sqlx::Error> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(n)
+    }
+
+    pub(crate) async fn customers_by_phone(conn: &mut Conn, shop: &str, e164: &str) -> Result<Vec<CustomerRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers
+             WHERE shop = $1 AND id IN (SELECT customer_id FROM phone_numbers WHERE shop = $1 AND e164 = $2)
+             ORDER BY updated_at DESC"
+        )))
+        .bind(shop)
+        .bind(e164)
+        .fetch_all(&mut *conn)
+        .await
+    }
+
+    pub(crate) async fn customer(conn: &mut Conn, shop: &str, id: i64) -> Result<Option<CustomerRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE shop = $1 AND id = $2")))
+            .bind(shop)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+    }
+
+    pub(crate) async fn recent_orders(conn: &mut Conn, shop: &str, customer: i64, limit: i64) -> Result<Vec<OrderRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE shop = $1 AND customer_id = $2
+             ORDER BY shopify_created_at DESC LIMIT $3"
+        )))
+        .bind(shop)
+        .bind(customer)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+    }
+
+    pub(crate) async fn order(conn: &mut Conn, shop: &str, id: i64) -> Result<Option<OrderRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE shop = $1 AND id = $2")))
+            .bind(shop)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+    }
+
+    pub(crate) async fn fulfillments(conn: &mut Conn, shop: &str, order: i64) -> Result<Vec<FulfillmentRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, order_id, status, shipment_status, tracking_company, tracking_number, tracking_url, updated_at
+             FROM fulfillments WHERE shop = $1 AND order_id = $2 ORDER BY id",
+        )
+        .bind(shop)
+        .bind(order)
+        .fetch_all(&mut *conn)
+        .await
+    }
+
+    pub(crate) async fn refunds(conn: &mut Conn, shop: &str, order: i64) -> Result<Vec<RefundRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, order_id, amount, currency, shopify_created_at FROM refunds
+             WHERE shop = $1 AND order_id = $2 ORDER BY id",
+        )
+        .bind(shop)
+        .bind(order)
+        .fetch_all(&mut *conn)
+        .await
+    }
+
+    pub(crate) async fn phones_of_customer(conn: &mut Conn, shop: &str, customer: i64) -> Result<Vec<PhoneRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT owner_kind, owner_id, source, customer_id, raw, e164 FROM phone_numbers
+             WHERE shop = $1 AND (customer_id = $2 OR (owner_kind = 'customer' AND owner_id = $2))
+             ORDER BY owner_kind, owner_id, source",
+        )
+        .bind(shop)
+        .bind(customer)
+        .fetch_all(&mut *conn)
+        .await
+    }
+
+    pub(crate) async fn phones_of_order(conn: &mut Conn, shop: &str, order: i64) -> Result<Vec<PhoneRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT owner_kind, owner_id, source, customer_id, raw, e164 FROM phone_numbers
+             WHERE shop = $1 AND owner_kind = 'order' AND owner_id = $2 ORDER BY source",
+        )
+        .bind(shop)
+        .bind(order)
+        .fetch_all(&mut *conn)
+        .await
+    }
+}

@@ -1,0 +1,679 @@
+//! The one apply path: the only code that writes customers, orders, their fulfilments,
+//! refunds and phone numbers. Webhooks, live fetches and reconciliation all end here.
+//! A record is written only when its Shopify `updated_at` moves forward.
+
+use super::changes::PhoneChanges;
+use super::{Store, StoreError, Ts, for_each_backend, on_backend};
+use crate::lookup::PhoneNumber;
+use crate::shopify::payload::{ShopifyAddress, ShopifyChange, ShopifyCustomer, ShopifyId, ShopifyOrder};
+
+#[allow(unused_imports)]
+use super::Pool;
+
+/// What applying one change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Something newer than what was stored was written.
+    Applied,
+    /// What was stored is as new or newer: nothing changed (an equal version re-confirms it).
+    Unchanged,
+    /// The record was deleted or redacted earlier; a late delivery does not bring it back.
+    Gone,
+    /// A delete or redaction removed rows.
+    Removed,
+    /// Recorded for the merchant (customers/data_request).
+    Recorded,
+}
+
+/// One phone a customer or order can be reached at, parsed at the edge.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PhoneEntry {
+    source: String,
+    raw: String,
+    e164: Option<String>,
+}
+
+fn phone_entry(source: impl Into<String>, raw: Option<&str>, region: Option<&str>) -> Option<PhoneEntry> {
+    let raw = raw?.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let e164 = PhoneNumber::parse(raw, region).ok().map(|p| p.as_str().to_string());
+    Some(PhoneEntry { source: source.into(), raw: raw.to_string(), e164 })
+}
+
+fn region_of<'a>(address: Option<&'a ShopifyAddress>, default_region: &'a str) -> &'a str {
+    address.and_then(|a| a.country_code.as_deref()).filter(|c| c.len() == 2).unwrap_or(default_region)
+}
+
+pub(crate) fn customer_phones(c: &ShopifyCustomer, default_region: &str) -> Vec<PhoneEntry> {
+    let home = region_of(c.default_address.as_ref(), default_region);
+    let mut entries = Vec::new();
+    entries.extend(phone_entry("phone", c.phone.as_deref(), Some(home)));
+    if let Some(a) = &c.default_address {
+        entries.extend(phone_entry("default_address", a.phone.as_deref(), Some(region_of(Some(a), default_region))));
+    }
+    for (i, a) in c.addresses.iter().enumerate() {
+        let source = match a.id {
+            Some(id) => format!("address:{id}"),
+            None => format!("address#{i}"),
+        };
+        entries.extend(phone_entry(source, a.phone.as_deref(), Some(region_of(Some(a), default_region))));
+    }
+    entries
+}
+
+pub(crate) fn order_phones(o: &ShopifyOrder, default_region: &str) -> Vec<PhoneEntry> {
+    let ship = o.shipping_address.as_ref();
+    let bill = o.billing_address.as_ref();
+    let order_region = region_of(ship.or(bill), default_region);
+    let mut entries = Vec::new();
+    entries.extend(phone_entry("phone", o.phone.as_deref(), Some(order_region)));
+    if let Some(a) = ship {
+        entries.extend(phone_entry("shipping_address", a.phone.as_deref(), Some(region_of(Some(a), default_region))));
+    }
+    if let Some(a) = bill {
+        entries.extend(phone_entry("billing_address", a.phone.as_deref(), Some(region_of(Some(a), default_region))));
+    }
+    entries
+}
+
+fn ts(t: chrono::DateTime<chrono::Utc>) -> Ts {
+    Ts::from(t)
+}
+
+fn ids_csv(ids: &[ShopifyId]) -> String {
+    ids.iter().map(|i| i.0.to_string()).collect::<Vec<_>>().join(",")
+}
+
+impl Store {
+    /// Applies one Shopify change in its own transaction (live fetch, reconciliation, tests).
+    /// `default_region` reads national phone numbers that carry no country of their own.
+    pub async fn apply(
+        &self,
+        shop: &str,
+        change: &ShopifyChange,
+        default_region: &str,
+        now: Ts,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let outcomes = self.apply_all(shop, std::slice::from_ref(change), default_region, now).await?;
+        Ok(outcomes[0])
+    }
+
+    /// Applies several changes in one transaction (a reconciliation page, a live fetch's
+    /// answer): all of them or, on error, none.
+    pub async fn apply_all(
+        &self,
+        shop: &str,
+        changes: &[ShopifyChange],
+        default_region: &str,
+        now: Ts,
+    ) -> Result<Vec<ApplyOutcome>, StoreError> {
+        let (outcomes, notice) = on_backend!(self, apply_in_transaction(shop, changes, default_region, now))?;
+        self.committed(notice);
+        Ok(outcomes)
+    }
+}
+
+for_each_backend! {
+    use sqlx::Connection;
+
+    pub(crate) async fn apply_in_transaction(
+        conn: &mut Conn,
+        shop: &str,
+        changes: &[ShopifyChange],
+        default_region: &str,
+        now: Ts,
+    ) -> Result<(Vec<ApplyOutcome>, PhoneChanges), sqlx::Error> {
+        let mut tx = conn.begin().await?;
+        let mut notice = PhoneChanges { shop: shop.to_string(), ..PhoneChanges::default() };
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            outcomes.push(apply_change(&mut tx, shop, change, default_region, now, None, &mut notice).await?);
+        }
+        notify(&mut tx, &notice).await?;
+        tx.commit().await?;
+        Ok((outcomes, notice))
+    }
+
+    /// On Postgres, queues the change notice; it is delivered when the transaction commits.
+    pub(crate) async fn notify(conn: &mut Conn, changes: &PhoneChanges) -> Result<(), sqlx::Error> {
+        if BACKEND == crate::store::Backend::Postgres && !changes.is_empty() {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::store::changes::CHANNEL)
+                .bind(changes.payload())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Applies `change` on an open transaction and adds the caller phones it touched to
+    /// `changes`. `delivery_id` is the webhook delivery being applied, if any (a shop
+    /// redaction keeps that one row as the record of itself).
+    pub(crate) async fn apply_change(
+        conn: &mut Conn,
+        shop: &str,
+        change: &ShopifyChange,
+        default_region: &str,
+        now: Ts,
+        delivery_id: Option<i64>,
+        changes: &mut PhoneChanges,
+    ) -> Result<ApplyOutcome, sqlx::Error> {
+        let before = affected_customers(conn, shop, change).await?;
+        let mut phones = phones_of_customers(conn, shop, &before).await?;
+        let outcome = apply_inner(conn, shop, change, default_region, now, delivery_id).await?;
+        if matches!(outcome, ApplyOutcome::Applied | ApplyOutcome::Removed) {
+            let after = affected_customers(conn, shop, change).await?;
+            phones.extend(phones_of_customers(conn, shop, &after).await?);
+            changes.phones.extend(phones);
+            changes.all |= matches!(change, ShopifyChange::ShopRedact);
+        }
+        Ok(outcome)
+    }
+
+    /// The customers whose cached caller record a change can alter.
+    async fn affected_customers(conn: &mut Conn, shop: &str, change: &ShopifyChange) -> Result<Vec<i64>, sqlx::Error> {
+        let mut ids: Vec<i64> = change.customer_id().map(|c| c.0).into_iter().collect();
+        if let Some(order) = change.order_id() {
+            let stored: Option<(Option<i64>,)> = sqlx::query_as("SELECT customer_id FROM orders WHERE shop = $1 AND id = $2")
+                .bind(shop)
+                .bind(order.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+            ids.extend(stored.and_then(|(c,)| c));
+        }
+        if let ShopifyChange::CustomerRedact { customer_id, .. } = change {
+            ids.push(customer_id.0);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    async fn phones_of_customers(conn: &mut Conn, shop: &str, customers: &[i64]) -> Result<Vec<String>, sqlx::Error> {
+        let mut phones = Vec::new();
+        for customer in customers {
+            // No `e164 IS NOT NULL` here: it would lead SQLite to the partial e164 index and a
+            // scan of the shop's phones, instead of the customer index.
+            let rows: Vec<(Option<String>,)> =
+                sqlx::query_as("SELECT e164 FROM phone_numbers WHERE shop = $1 AND customer_id = $2")
+                    .bind(shop)
+                    .bind(customer)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            phones.extend(rows.into_iter().filter_map(|(p,)| p));
+        }
+        Ok(phones)
+    }
+
+    async fn apply_inner(
+        conn: &mut Conn,
+        shop: &str,
+        change: &ShopifyChange,
+        default_region: &str,
+        now: Ts,
+        delivery_id: Option<i64>,
+    ) -> Result<ApplyOutcome, sqlx::Error> {
+        match change {
+            ShopifyChange::Customer(c) => upsert_customer(conn, shop, c, default_region, now).await,
+            ShopifyChange::Order(o) => upsert_order(conn, shop, o, default_region, now).await,
+            ShopifyChange::Fulfillment(f) => {
+                if is_tombstoned(conn, shop, "order", f.order_id).await? {
+                    return Ok(ApplyOutcome::Gone);
+                }
+                upsert_fulfillment(conn, shop, f, now).await
+            }
+            ShopifyChange::Refund(r) => {
+                if is_tombstoned(conn, shop, "order", r.order_id).await? {
+                    return Ok(ApplyOutcome::Gone);
+                }
+                insert_refund(conn, shop, r, now).await
+            }
+            ShopifyChange::OrderDeleted { id } => {
+                remove_orders(conn, shop, &[*id], now).await?;
+                Ok(ApplyOutcome::Removed)
+            }
+            ShopifyChange::CustomerDeleted { id } => {
+                remove_customer(conn, shop, *id, now).await?;
+                Ok(ApplyOutcome::Removed)
+            }
+            ShopifyChange::CustomerRedact { customer_id, orders_to_redact } => {
+                redact_customer(conn, shop, *customer_id, orders_to_redact, now).await?;
+                Ok(ApplyOutcome::Removed)
+            }
+            ShopifyChange::ShopRedact => {
+                redact_shop(conn, shop, delivery_id).await?;
+                Ok(ApplyOutcome::Removed)
+            }
+            ShopifyChange::DataRequest { request_id, customer_id, orders_requested } => {
+                let Some(delivery_id) = delivery_id else { return Ok(ApplyOutcome::Unchanged) };
+                sqlx::query(
+                    "INSERT INTO data_requests (shop, delivery_id, request_id, customer_id, orders_requested, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (shop, delivery_id) DO NOTHING",
+                )
+                .bind(shop)
+                .bind(delivery_id)
+                .bind(request_id.map(|r| r.0))
+                .bind(customer_id.0)
+                .bind(ids_csv(orders_requested))
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                Ok(ApplyOutcome::Recorded)
+            }
+        }
+    }
+
+    async fn is_tombstoned(conn: &mut Conn, shop: &str, kind: &str, id: ShopifyId) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM tombstones WHERE shop = $1 AND kind = $2 AND id = $3")
+            .bind(shop)
+            .bind(kind)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn tombstone(conn: &mut Conn, shop: &str, kind: &str, id: ShopifyId, now: Ts) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO tombstones (shop, kind, id, deleted_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+            .bind(shop)
+            .bind(kind)
+            .bind(id.0)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// An equal version re-confirms a row: its `synced_at` moves forward, nothing else.
+    async fn confirm(conn: &mut Conn, table: &str, shop: &str, id: ShopifyId, updated_at: Ts, now: Ts) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "UPDATE {table} SET synced_at = $4 WHERE shop = $1 AND id = $2 AND updated_at = $3 AND synced_at < $4"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(shop).bind(id.0).bind(updated_at).bind(now).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    async fn replace_phones(
+        conn: &mut Conn,
+        shop: &str,
+        owner_kind: &str,
+        owner_id: ShopifyId,
+        customer_id: Option<ShopifyId>,
+        entries: &[PhoneEntry],
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM phone_numbers WHERE shop = $1 AND owner_kind = $2 AND owner_id = $3")
+            .bind(shop)
+            .bind(owner_kind)
+            .bind(owner_id.0)
+            .execute(&mut *conn)
+            .await?;
+        for entry in entries {
+            sqlx::query(
+                "INSERT INTO phone_numbers (shop, owner_kind, owner_id, source, customer_id, raw, e164)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (shop, owner_kind, owner_id, source) DO UPDATE SET raw = excluded.raw, e164 = excluded.e164",
+            )
+            .bind(shop)
+            .bind(owner_kind)
+            .bind(owner_id.0)
+            .bind(&entry.source)
+            .bind(customer_id.map(|c| c.0))
+            .bind(&entry.raw)
+            .bind(&entry.e164)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert_customer(
+        conn: &mut Conn,
+        shop: &str,
+        c: &ShopifyCustomer,
+        default_region: &str,
+        now: Ts,
+    ) -> Result<ApplyOutcome, sqlx::Error> {
+        // An embedded copy without `updated_at` cannot be ordered against what is stored.
+        let Some(updated_at) = c.updated_at.map(ts) else { return Ok(ApplyOutcome::Unchanged) };
+        if is_tombstoned(conn, shop, "customer", c.id).await? {
+            return Ok(ApplyOutcome::Gone);
+        }
+        let address = c.default_address.as_ref();
+        let written = sqlx::query(
+            "INSERT INTO customers (shop, id, first_name, last_name, email, phone, state, default_zip,
+                                    default_country_code, shopify_created_at, updated_at, synced_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (shop, id) DO UPDATE SET
+                first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email,
+                phone = excluded.phone, state = excluded.state, default_zip = excluded.default_zip,
+                default_country_code = excluded.default_country_code,
+                shopify_created_at = excluded.shopify_created_at,
+                updated_at = excluded.updated_at, synced_at = excluded.synced_at
+             WHERE excluded.updated_at > customers.updated_at",
+        )
+        .bind(shop)
+        .bind(c.id.0)
+        .bind(&c.first_name)
+        .bind(&c.last_name)
+        .bind(&c.email)
+        .bind(&c.phone)
+        .bind(&c.state)
+        .bind(address.and_then(|a| a.zip.as_deref()))
+        .bind(address.and_then(|a| a.country_code.as_deref()))
+        .bind(c.created_at.map(ts))
+        .bind(updated_at)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if written == 0 {
+            confirm(conn, "customers", shop, c.id, updated_at, now).await?;
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        replace_phones(conn, shop, "customer", c.id, Some(c.id), &customer_phones(c, default_region)).await?;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    async fn upsert_order(
+        conn: &mut Conn,
+        shop: &str,
+        o: &ShopifyOrder,
+        default_region: &str,
+        now: Ts,
+    ) -> Result<ApplyOutcome, sqlx::Error> {
+        if is_tombstoned(conn, shop, "order", o.id).await? {
+            return Ok(ApplyOutcome::Gone);
+        }
+        let mut outcome = ApplyOutcome::Unchanged;
+        if let Some(customer) = &o.customer
+            && upsert_customer(conn, shop, customer, default_region, now).await? == ApplyOutcome::Applied
+        {
+            outcome = ApplyOutcome::Applied;
+        }
+        let updated_at = ts(o.updated_at);
+        let shipping = o.shipping_address.as_ref();
+        let written = sqlx::query(
+            "INSERT INTO orders (shop, id, customer_id, name, order_number, email, phone, financial_status,
+                                 fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency,
+                                 shipping_zip, shipping_country_code, shopify_created_at, updated_at, synced_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+             ON CONFLICT (shop, id) DO UPDATE SET
+                customer_id = excluded.customer_id, name = excluded.name, order_number = excluded.order_number,
+                email = excluded.email, phone = excluded.phone, financial_status = excluded.financial_status,
+                fulfillment_status = excluded.fulfillment_status, cancelled_at = excluded.cancelled_at,
+                cancel_reason = excluded.cancel_reason, closed_at = excluded.closed_at,
+                total_price = excluded.total_price, currency = excluded.currency,
+                shipping_zip = excluded.shipping_zip, shipping_country_code = excluded.shipping_country_code,
+                shopify_created_at = excluded.shopify_created_at,
+                updated_at = excluded.updated_at, synced_at = excluded.synced_at
+             WHERE excluded.updated_at > orders.updated_at",
+        )
+        .bind(shop)
+        .bind(o.id.0)
+        .bind(o.customer_id().map(|c| c.0))
+        .bind(&o.name)
+        .bind(o.order_number)
+        .bind(&o.email)
+        .bind(&o.phone)
+        .bind(&o.financial_status)
+        .bind(&o.fulfillment_status)
+        .bind(o.cancelled_at.map(ts))
+        .bind(&o.cancel_reason)
+        .bind(o.closed_at.map(ts))
+        .bind(&o.total_price)
+        .bind(&o.currency)
+        .bind(shipping.and_then(|a| a.zip.as_deref()))
+        .bind(shipping.and_then(|a| a.country_code.as_deref()))
+        .bind(ts(o.created_at))
+        .bind(updated_at)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if written == 0 {
+            confirm(conn, "orders", shop, o.id, updated_at, now).await?;
+        } else {
+            outcome = ApplyOutcome::Applied;
+            sqlx::query("DELETE FROM order_line_items WHERE shop = $1 AND order_id = $2")
+                .bind(shop)
+                .bind(o.id.0)
+                .execute(&mut *conn)
+                .await?;
+            for (position, item) in o.line_items.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO order_line_items (shop, order_id, id, position, title, variant_title, sku, quantity,
+                                                   price, fulfillment_status)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (shop, order_id, id) DO NOTHING",
+                )
+                .bind(shop)
+                .bind(o.id.0)
+                .bind(item.id.0)
+                .bind(position as i32)
+                .bind(&item.title)
+                .bind(&item.variant_title)
+                .bind(&item.sku)
+                .bind(item.quantity)
+                .bind(&item.price)
+                .bind(&item.fulfillment_status)
+                .execute(&mut *conn)
+                .await?;
+            }
+            replace_phones(conn, shop, "order", o.id, o.customer_id(), &order_phones(o, default_region)).await?;
+        }
+        for fulfillment in &o.fulfillments {
+            if upsert_fulfillment(conn, shop, fulfillment, now).await? == ApplyOutcome::Applied {
+                outcome = ApplyOutcome::Applied;
+            }
+        }
+        for refund in &o.refunds {
+            if insert_refund(conn, shop, refund, now).await? == ApplyOutcome::Applied {
+                outcome = ApplyOutcome::Applied;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn upsert_fulfillment(
+        conn: &mut Conn,
+        shop: &str,
+        f: &crate::shopify::payload::ShopifyFulfillment,
+        now: Ts,
+    ) -> Result<ApplyOutcome, sqlx::Error> {
+        let updated_at = ts(f.updated_at);
+        let written = sqlx::query(
+            "INSERT INTO fulfillments (shop, id, order_id, status, shipment_status, tracking_company, tracking_number,
+                                       tracking_url, shopify_created_at, updated_at, synced_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (shop, id) DO UPDATE SET
+                order_id = excluded.order_id, status = excluded.status, shipment_status = excluded.shipment_status,
+                tracking_company = excluded.tracking_company, tracking_number = excluded.tracking_number,
+                tracking_url = excluded.tracking_url, shopify_created_at = excluded.shopify_created_at,
+                updated_at = excluded.updated_at, synced_at = excluded.synced_at
+             WHERE excluded.updated_at > fulfillments.updated_at",
+        )
+        .bind(shop)
+        .bind(f.id.0)
+        .bind(f.order_id.0)
+        .bind(&f.status)
+        .bind(&f.shipment_status)
+        .bind(&f.tracking_company)
+        .bind(&f.tracking_number)
+        .bind(&f.tracking_url)
+        .bind(f.created_at.map(ts))
+        .bind(updated_at)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if written == 0 {
+            confirm(conn, "fulfillments", shop, f.id, updated_at, now).await?;
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        Ok(ApplyOutcome::Applied)
+    }
+
+    /// Refunds never change once made: the first copy is kept.
+    async fn insert_refund(
+        conn: &mut Conn,
+        shop: &str,
+        r: &crate::shopify::payload::ShopifyRefund,
+        now: Ts,
+    ) -> Result<ApplyOutcome, sqlx::Error> {
+        let written = sqlx::query(
+            "INSERT INTO refunds (shop, id, order_id, note, amount, currency, shopify_created_at, processed_at, synced_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (shop, id) DO NOTHING",
+        )
+        .bind(shop)
+        .bind(r.id.0)
+        .bind(r.order_id.0)
+        .bind(&r.note)
+        .bind(r.amount())
+        .bind(r.currency())
+        .bind(ts(r.created_at))
+        .bind(r.processed_at.map(ts))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(if written == 0 { ApplyOutcome::Unchanged } else { ApplyOutcome::Applied })
+    }
+
+    async fn remove_orders(conn: &mut Conn, shop: &str, ids: &[ShopifyId], now: Ts) -> Result<(), sqlx::Error> {
+        for id in ids {
+            for sql in [
+                "DELETE FROM orders WHERE shop = $1 AND id = $2",
+                "DELETE FROM order_line_items WHERE shop = $1 AND order_id = $2",
+                "DELETE FROM fulfillments WHERE shop = $1 AND order_id = $2",
+                "DELETE FROM refunds WHERE shop = $1 AND order_id = $2",
+                "DELETE FROM phone_numbers WHERE shop = $1 AND owner_kind = 'order' AND owner_id = $2",
+            ] {
+                sqlx::query(sql).bind(shop).bind(id.0).execute(&mut *conn).await?;
+            }
+            tombstone(conn, shop, "order", *id, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_customer(conn: &mut Conn, shop: &str, id: ShopifyId, now: Ts) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM customers WHERE shop = $1 AND id = $2").bind(shop).bind(id.0).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM phone_numbers WHERE shop = $1 AND (customer_id = $2 OR (owner_kind = 'customer' AND owner_id = $2))")
+            .bind(shop)
+            .bind(id.0)
+            .execute(&mut *conn)
+            .await?;
+        tombstone(conn, shop, "customer", id, now).await
+    }
+
+    /// customers/redact: no row, phone, order, payload or call detail of the customer is left.
+    /// Only bare IDs remain, as tombstones, so a late delivery cannot write them back.
+    async fn redact_customer(
+        conn: &mut Conn,
+        shop: &str,
+        customer_id: ShopifyId,
+        orders_to_redact: &[ShopifyId],
+        now: Ts,
+    ) -> Result<(), sqlx::Error> {
+        let owned: Vec<(i64,)> = sqlx::query_as("SELECT id FROM orders WHERE shop = $1 AND customer_id = $2")
+            .bind(shop)
+            .bind(customer_id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut orders: Vec<ShopifyId> = orders_to_redact.to_vec();
+        orders.extend(owned.into_iter().map(|(id,)| ShopifyId(id)));
+        orders.sort();
+        orders.dedup();
+        remove_orders(conn, shop, &orders, now).await?;
+        remove_customer(conn, shop, customer_id, now).await?;
+        sqlx::query(
+            "UPDATE webhook_deliveries SET body = NULL, error = NULL,
+                    status = CASE WHEN status IN ('pending', 'dead') THEN 'redacted' ELSE status END
+             WHERE shop = $1 AND customer_id = $2",
+        )
+        .bind(shop)
+        .bind(customer_id.0)
+        .execute(&mut *conn)
+        .await?;
+        for order in &orders {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET body = NULL, error = NULL,
+                        status = CASE WHEN status IN ('pending', 'dead') THEN 'redacted' ELSE status END
+                 WHERE shop = $1 AND order_id = $2",
+            )
+            .bind(shop)
+            .bind(order.0)
+            .execute(&mut *conn)
+            .await?;
+        }
+        sqlx::query(
+            "DELETE FROM call_events WHERE call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND customer_id = $2)",
+        )
+        .bind(shop)
+        .bind(customer_id.0)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE calls SET from_raw = 'redacted', from_e164 = NULL, customer_id = NULL
+             WHERE shop = $1 AND customer_id = $2",
+        )
+        .bind(shop)
+        .bind(customer_id.0)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// shop/redact: everything of the shop goes, but the row of the delivery that asked.
+    async fn redact_shop(conn: &mut Conn, shop: &str, keep_delivery: Option<i64>) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM call_events WHERE call_sid IN (SELECT call_sid FROM calls WHERE shop = $1)")
+            .bind(shop)
+            .execute(&mut *conn)
+            .await?;
+        for table in [
+            "customers", "orders", "order_line_items", "fulfillments", "refunds", "phone_numbers", "tombstones",
+            "data_requests", "sync_watermarks", "calls",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE shop = $1"))).bind(shop).execute(&mut *conn).await?;
+        }
+        sqlx::query("DELETE FROM webhook_deliveries WHERE shop = $1 AND id <> $2")
+            .bind(shop)
+            .bind(keep_delivery.unwrap_or(-1))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer(json: &str) -> ShopifyCustomer {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn customer_phones_use_each_address_country() {
+        let c = customer(
+            r#"{"id": 1, "phone": "+15551234567", "updated_at": "2026-01-01T00:00:00Z",
+                "default_address": {"id": 7, "phone": "0161 496 0000", "country_code": "GB"},
+                "addresses": [{"id": 7, "phone": "0161 496 0000", "country_code": "GB"},
+                              {"id": 8, "phone": "call me", "country_code": "US"}]}"#,
+        );
+        let phones = customer_phones(&c, "US");
+        let e164: Vec<(&str, Option<&str>)> = phones.iter().map(|p| (p.source.as_str(), p.e164.as_deref())).collect();
+        assert_eq!(
+            e164,
+            vec![
+                ("phone", Some("+15551234567")),
+                ("default_address", Some("+441614960000")),
+                ("address:7", Some("+441614960000")),
+                ("address:8", None),
+            ]
+        );
+        assert_eq!(phones[3].raw, "call me");
+    }
+}

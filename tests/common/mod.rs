@@ -1,0 +1,378 @@
+//! Test harness: a fresh database per test (real Postgres, or an SQLite file), orderline started
+//! on 127.0.0.1:0, and helpers that speak to it as Shopify does.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
+
+use orderline::app::{self, Running};
+use orderline::clock::{Clock, SystemClock};
+use orderline::config::Settings;
+use orderline::shopify::signature;
+use orderline::store::Store;
+use serde_json::Value;
+
+pub const SHOP: &str = "orderline-demo.myshopify.com";
+pub const SECRET: &str = "test-webhook-secret";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A database of its own for one test; dropped with it.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
+    format!("{prefix}_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let name = unique_name("orderline_test");
+                let admin = postgres_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("tests need PostgreSQL at {admin} (set ORDERLINE_TEST_POSTGRES): {e}"));
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+                TestDb { backend, url: format!("{base}/{name}"), pg_name: Some(name), _dir: None }
+            }
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("orderline.db").display());
+                TestDb { backend, url, pg_name: None, _dir: Some(dir) }
+            }
+        }
+    }
+
+    /// Runs raw SQL for the test's own checks (the app's SQL lives in `store`; this is an
+    /// independent look at what is really in the tables).
+    pub async fn exec(&self, sql: &str) {
+        use sqlx::Connection;
+        match self.backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap();
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Connection;
+        match self.backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut c).await.unwrap()
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
+
+    /// Every stored delivery body, as text.
+    pub async fn stored_bodies(&self) -> Vec<String> {
+        use sqlx::Connection;
+        let sql = "SELECT body FROM webhook_deliveries WHERE body IS NOT NULL";
+        let bodies: Vec<Vec<u8>> = match self.backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+            }
+        };
+        bodies.into_iter().map(|b| String::from_utf8_lossy(&b).into_owned()).collect()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            let admin = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// orderline running on 127.0.0.1:0 against a fresh database.
+pub struct TestApp {
+    pub db: TestDb,
+    pub running: Option<Running>,
+    pub url: String,
+    pub client: reqwest::Client,
+}
+
+pub fn settings_for(db_url: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("listen", "127.0.0.1:0"),
+        ("database_url", db_url),
+        ("twilio_auth_token", "test-twilio-token"),
+        ("shopify_webhook_secret", SECRET),
+        ("db_max_connections", "4"),
+    ];
+    pairs.extend_from_slice(extra);
+    Settings::from_pairs(pairs).unwrap()
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> TestApp {
+        TestApp::start_with(backend, &[]).await
+    }
+
+    pub async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        TestApp::start_with_clock(backend, extra, Arc::new(SystemClock)).await
+    }
+
+    pub async fn start_with_clock(backend: Backend, extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let running = app::start_with_clock(settings_for(&db.url, extra), clock).await.unwrap();
+        let url = running.url();
+        TestApp { db, running: Some(running), url, client: reqwest::Client::new() }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.running.as_ref().unwrap().state.store
+    }
+
+    /// Posts a delivery as Shopify would: signed with the app secret.
+    pub async fn deliver(&self, topic: &str, webhook_id: &str, body: &[u8]) -> reqwest::StatusCode {
+        self.deliver_signed(topic, webhook_id, body, &signature::sign(SECRET, body)).await
+    }
+
+    pub async fn deliver_signed(&self, topic: &str, webhook_id: &str, body: &[u8], hmac: &str) -> reqwest::StatusCode {
+        post_webhook(&self.client, &self.url, topic, webhook_id, body, hmac).await.expect("orderline answered")
+    }
+
+    pub async fn deliver_json(&self, topic: &str, webhook_id: &str, body: &Value) -> reqwest::StatusCode {
+        self.deliver(topic, webhook_id, &serde_json::to_vec(body).unwrap()).await
+    }
+
+    /// Waits until every stored delivery has been processed.
+    pub async fn settle(&self) {
+        settle(self.store()).await
+    }
+
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, String) {
+        let response = self.client.get(format!("{}{}", self.url, path)).send().await.unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+}
+
+pub async fn settle(store: &Store) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let counts = store.delivery_counts().await.unwrap();
+        if !counts.iter().any(|(status, n)| status == "pending" && *n > 0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "deliveries still pending after 20 s: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fixture from tests/fixtures/shopify, as raw bytes (sign these exact bytes).
+pub fn fixture_bytes(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/shopify/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+pub fn fixture(name: &str) -> Value {
+    serde_json::from_slice(&fixture_bytes(name)).unwrap()
+}
+
+/// Runs the `orderline` binary with `DATABASE_URL` set; returns (success, stdout, stderr).
+pub fn orderline_cli(db_url: &str, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderline"))
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .env_remove("ORDERLINE_CONFIG")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Declares each listed scenario (an `async fn(Backend)` in the test file) as two tests:
+/// `postgres::<name>` and `sqlite::<name>`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+
+/// The `orderline serve` binary as a child process (for crash and multi-process tests).
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl ServerProcess {
+    pub fn spawn(db_url: &str) -> ServerProcess {
+        ServerProcess::spawn_with(db_url, &[], std::process::Stdio::inherit())
+    }
+
+    /// As `spawn`, with more environment and stderr (the logs) sent where asked.
+    pub fn spawn_with(db_url: &str, envs: &[(&str, &str)], stderr: std::process::Stdio) -> ServerProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orderline"))
+            .arg("serve")
+            .env("DATABASE_URL", db_url)
+            .env("ORDERLINE_LISTEN", "127.0.0.1:0")
+            .env("TWILIO_AUTH_TOKEN", "test-twilio-token")
+            .env("SHOPIFY_WEBHOOK_SECRET", SECRET)
+            .env("ORDERLINE_DB_MAX_CONNECTIONS", "8")
+            .env("RUST_LOG", "warn")
+            .env_remove("ORDERLINE_CONFIG")
+            .envs(envs.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("orderline listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(30)).expect("orderline serve printed its address");
+        // Ready: database, migrations and (on Postgres) the change listener are up.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = url.trim_start_matches("http://").to_string();
+        while Instant::now() < deadline && !answers_ready(&addr) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ServerProcess { child, url }
+    }
+
+    /// SIGKILL: no shutdown, no flush, nothing graceful.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET /readyz` over a plain socket: true on a 200.
+fn answers_ready(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A distinct, realistic order: the order_create fixture with its IDs, name and phones moved.
+pub fn order_variant(n: u64) -> Value {
+    let mut order = fixture("order_create.json");
+    let base: u64 = 9_007_199_254_800_001;
+    order["id"] = serde_json::json!(base + 2 * n);
+    order["name"] = serde_json::json!(format!("#{}", 5000 + n));
+    order["order_number"] = serde_json::json!(5000 + n);
+    order["customer"]["id"] = serde_json::json!(base + 10_000_000 + 2 * n);
+    order["customer"]["phone"] = serde_json::json!(format!("+1415{:07}", 5_550_000 + n));
+    if let Some(items) = order["line_items"].as_array_mut() {
+        for (i, item) in items.iter_mut().enumerate() {
+            item["id"] = serde_json::json!(base + 20_000_000 + 4 * n + i as u64);
+        }
+    }
+    order
+}
+
+/// Posts a delivery to `{base}/shopify/webhooks` with the headers Shopify sends.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    base: &str,
+    topic: &str,
+    webhook_id: &str,
+    body: &[u8],
+    hmac: &str,
+) -> reqwest::Result<reqwest::StatusCode> {
+    let response = client
+        .post(format!("{base}/shopify/webhooks"))
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", topic)
+        .header("X-Shopify-Hmac-Sha256", hmac)
+        .header("X-Shopify-Shop-Domain", SHOP)
+        .header("X-Shopify-API-Version", "2025-10")
+        .header("X-Shopify-Webhook-Id", webhook_id)
+        .header("X-Shopify-Event-Id", format!("event-{webhook_id}"))
+        .header("X-Shopify-Triggered-At", "2026-11-02T15:15:03Z")
+        .body(body.to_vec())
+        .send()
+        .await?;
+    Ok(response.status())
+}

@@ -1,0 +1,291 @@
+//! Caller lookup against the Shopify emulator: freshness, the live fetch under a budget, the
+//! negative cache, single flight, the client's bucket and breaker, and the JSON API.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::{Backend, SHOP, TestApp, fixture, fixture_bytes};
+use orderline::clock::ManualClock;
+use orderline::lookup::Source;
+use orderline::shopify::breaker::BreakerState;
+use orderline::shopify::graphql::Operation;
+use orderline::shopify::payload::ShopifyOrder;
+use orderline::sim::shopify::{Failure, ShopifySim, SimConfig, SimServer};
+
+const CALLER: &str = "+15551234567";
+
+struct Shop {
+    sim: ShopifySim,
+    server: SimServer,
+}
+
+async fn shop(config: SimConfig) -> Shop {
+    let sim = ShopifySim::new(config);
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    Shop { sim, server }
+}
+
+fn order(name: &str) -> ShopifyOrder {
+    serde_json::from_value(fixture(name)).unwrap()
+}
+
+/// orderline with the emulator as its Shopify, no periodic reconciler and nothing warmed.
+async fn app_for(shop: &Shop, clock: Arc<ManualClock>, extra: &[(&str, &str)]) -> TestApp {
+    let url = shop.server.url();
+    let token = shop.sim.config().access_token.clone();
+    let mut settings = vec![
+        ("shopify_shop", SHOP),
+        ("shopify_access_token", token.as_str()),
+        ("shopify_api_url", url.as_str()),
+        ("lookup_budget", "400ms"),
+        ("freshness", "5m"),
+        ("reconcile_every", "0s"),
+        ("warm_count", "0"),
+        ("agent_token", "agent-secret"),
+    ];
+    settings.extend_from_slice(extra);
+    TestApp::start_with_clock(Backend::Postgres, &settings, clock).await
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Utc::now()))
+}
+
+fn statuses(answer: &orderline::lookup::CallerAnswer) -> Vec<Option<&'static str>> {
+    let record = answer.record.as_ref().expect("a known caller");
+    record.customers[0].orders.iter().map(|o| o.fulfillment_status).collect()
+}
+
+#[tokio::test]
+async fn a_fresh_row_is_answered_without_asking_shopify() {
+    let shop = shop(SimConfig::default()).await;
+    let app = app_for(&shop, clock(), &[]).await;
+    app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
+    app.settle().await;
+
+    let lookup = &app.running.as_ref().unwrap().state.lookup;
+    let first = lookup.lookup("(555) 123-4567").await.unwrap();
+    assert_eq!(first.source, Source::Store);
+    assert_eq!(first.record.as_ref().unwrap().customers[0].first_name.as_deref(), Some("Dana"));
+    let second = lookup.lookup(CALLER).await.unwrap();
+    assert_eq!(second.source, Source::Cache);
+    assert_eq!(shop.sim.requests(), 0, "Shopify was not asked");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stale_row_is_refreshed_from_shopify_within_budget() {
+    let shop = shop(SimConfig::default()).await;
+    shop.sim.upsert_order(order("order_fulfilled.json"));
+    let clock = clock();
+    let app = app_for(&shop, clock.clone(), &[]).await;
+    app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
+    app.settle().await;
+    let lookup = &app.running.as_ref().unwrap().state.lookup;
+    assert_eq!(statuses(&lookup.lookup(CALLER).await.unwrap()), vec![None], "unfulfilled, from the webhook");
+
+    clock.advance(chrono::Duration::minutes(10));
+    let started = Instant::now();
+    let answer = lookup.lookup(CALLER).await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(400), "{:?}", started.elapsed());
+    assert_eq!(answer.source, Source::Shopify);
+    assert_eq!(statuses(&answer), vec![Some("fulfilled")]);
+    assert_eq!(shop.sim.requests_for(Operation::CustomersByPhone), 1);
+    // Applied through the one apply path: the store has it too.
+    let stored = app.store().order(SHOP, orderline::shopify::payload::ShopifyId(9_007_199_254_741_107)).await.unwrap();
+    assert_eq!(stored.unwrap().fulfillment_status.as_deref(), Some("fulfilled"));
+    // Fresh now: from the cache, or from the store when the change notice of the fetch's own
+    // write dropped the entry first. Either way Shopify is not asked again.
+    assert!(matches!(lookup.lookup(CALLER).await.unwrap().source, Source::Cache | Source::Store));
+    assert_eq!(shop.sim.requests(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_shopify_gets_the_stale_row_within_budget_and_fresh_data_next_time() {
+    let shop = shop(SimConfig::default()).await;
+    shop.sim.upsert_order(order("order_fulfilled.json"));
+    shop.sim.set_latency(Duration::from_millis(900), Duration::ZERO);
+    let clock = clock();
+    let app = app_for(&shop, clock.clone(), &[("lookup_budget", "300ms")]).await;
+    app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
+    app.settle().await;
+    clock.advance(chrono::Duration::minutes(10));
+    let lookup = &app.running.as_ref().unwrap().state.lookup;
+
+    let started = Instant::now();
+    let answer = lookup.lookup(CALLER).await.unwrap();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(300 + 100), "waited {waited:?}");
+    assert_eq!(answer.source, Source::Stale);
+    assert_eq!(statuses(&answer), vec![None], "the stale row, as stored");
+
+    // The fetch finished in the background: the next caller gets the fresh row from the cache.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let next = lookup.lookup(CALLER).await.unwrap();
+    assert!(matches!(next.source, Source::Cache | Source::Store), "{:?}", next.source);
+    assert_eq!(statuses(&next), vec![Some("fulfilled")]);
+    assert_eq!(shop.sim.requests(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_number_asks_shopify_once_then_is_cached_as_nobody() {
+    let shop = shop(SimConfig::default()).await;
+    let app = app_for(&shop, clock(), &[]).await;
+    let lookup = &app.running.as_ref().unwrap().state.lookup;
+    let first = lookup.lookup("+14155550199").await.unwrap();
+    assert_eq!((first.source, first.record.is_none()), (Source::Unknown, true));
+    let second = lookup.lookup("+1 415 555 0199").await.unwrap();
+    assert_eq!((second.source, second.record.is_none()), (Source::Unknown, true));
+    assert_eq!(shop.sim.requests(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_lookups_for_one_number_make_one_shopify_request() {
+    let shop = shop(SimConfig::default()).await;
+    shop.sim.upsert_order(order("order_fulfilled.json"));
+    shop.sim.set_latency(Duration::from_millis(200), Duration::ZERO);
+    let app = app_for(&shop, clock(), &[]).await;
+    let lookup = app.running.as_ref().unwrap().state.lookup.clone();
+    let answers = futures::future::join_all((0..50).map(|_| {
+        let lookup = lookup.clone();
+        async move { lookup.lookup(CALLER).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(shop.sim.requests(), 1);
+    assert!(answers.iter().all(|a| a.source == Source::Shopify && statuses(a) == vec![Some("fulfilled")]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn no_request_is_sent_that_the_bucket_says_would_be_throttled() {
+    // A bucket that holds one CustomersByPhone query (Shopify charges the requested cost up front
+    // and refunds the unused part after) and refills slowly.
+    let cost = f64::from(Operation::CustomersByPhone.requested_cost());
+    let shop = shop(SimConfig { bucket_max: cost + 20.0, restore_rate: 10.0, ..SimConfig::default() }).await;
+    shop.sim.set_latency(Duration::from_millis(50), Duration::ZERO);
+    let app = app_for(&shop, clock(), &[("lookup_budget", "300ms")]).await;
+    let lookup = app.running.as_ref().unwrap().state.lookup.clone();
+    // Eight callers at once, each a different number: without the client's bucket, all eight
+    // queries would go out and Shopify would throttle most of them.
+    let answers = futures::future::join_all((0..8).map(|n| {
+        let lookup = lookup.clone();
+        async move { lookup.lookup(&format!("+1415555{:04}", 100 + n)).await.unwrap() }
+    }))
+    .await;
+    assert!(answers.iter().all(|a| matches!(a.source, Source::Unknown | Source::Stale)));
+    let sent_within_budget = shop.sim.requests();
+    assert!((1..8).contains(&sent_within_budget), "callers did not wait on a drained bucket: {sent_within_budget}");
+    // The fetches go on in the background, each sent only once an earlier answer has given its
+    // unused points back: all eight get through, and Shopify never has to throttle one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shop.sim.requests() < 8 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(shop.sim.requests(), 8);
+    assert_eq!(shop.sim.throttled(), 0, "Shopify never had to throttle us");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_failures_and_closes_after_a_good_trial() {
+    let shop = shop(SimConfig::default()).await;
+    shop.sim.set_failure(Failure::Http500);
+    let app = app_for(&shop, clock(), &[("breaker_threshold", "3"), ("breaker_cooldown", "500ms")]).await;
+    let state = &app.running.as_ref().unwrap().state;
+    let client = state.shopify.as_ref().unwrap();
+    for n in 0..6 {
+        let answer = state.lookup.lookup(&format!("+1415555{:04}", 200 + n)).await.unwrap();
+        assert_eq!(answer.source, Source::Stale);
+    }
+    assert_eq!(shop.sim.requests(), 3, "after three failures nothing more was sent");
+    assert_eq!(client.breaker_state(), BreakerState::Open);
+
+    shop.sim.set_failure(Failure::None);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(client.breaker_state(), BreakerState::HalfOpen);
+    let answer = state.lookup.lookup("+14155550300").await.unwrap();
+    assert_eq!(answer.source, Source::Unknown, "the trial went through");
+    assert_eq!(client.breaker_state(), BreakerState::Closed);
+    assert_eq!(shop.sim.requests(), 4);
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(metrics.contains("orderline_shopify_breaker_state 0"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn withheld_caller_ids_are_not_looked_up() {
+    let shop = shop(SimConfig::default()).await;
+    let app = app_for(&shop, clock(), &[]).await;
+    let lookup = &app.running.as_ref().unwrap().state.lookup;
+    for raw in ["anonymous", "+266696687", ""] {
+        assert_eq!(lookup.lookup(raw).await.unwrap().source, Source::Withheld, "{raw:?}");
+    }
+    assert_eq!(shop.sim.requests(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_customers_api_needs_the_agent_token_and_gives_ids_as_strings() {
+    let shop = shop(SimConfig::default()).await;
+    let app = app_for(&shop, clock(), &[]).await;
+    app.deliver("orders/fulfilled", "w1", &fixture_bytes("order_fulfilled.json")).await;
+    app.settle().await;
+    let url = format!("{}/api/customers?phone=%2B15551234567", app.url);
+    let refused = app.client.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let wrong = app.client.get(&url).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let body: serde_json::Value =
+        app.client.get(&url).bearer_auth("agent-secret").send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["phone"], "+15551234567");
+    assert_eq!(body["customers"][0]["id"], "9007199254740993");
+    assert_eq!(body["customers"][0]["orders"][0]["id"], "9007199254741107");
+    assert_eq!(body["customers"][0]["orders"][0]["fulfillments"][0]["tracking_company"], "UPS");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_an_agent_token_the_api_says_how_to_set_one() {
+    let shop = shop(SimConfig::default()).await;
+    let app = app_for(&shop, clock(), &[("agent_token", "")]).await;
+    let response = app.client.get(format!("{}/api/customers?phone=%2B15551234567", app.url)).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.text().await.unwrap().contains("ORDERLINE_AGENT_TOKEN"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn warming_puts_callers_in_the_cache_before_anyone_calls() {
+    let shop = shop(SimConfig::default()).await;
+    let app = app_for(&shop, clock(), &[]).await;
+    app.deliver("orders/fulfilled", "w1", &fixture_bytes("order_fulfilled.json")).await;
+    app.deliver("customers/create", "w2", &fixture_bytes("customer_create.json")).await;
+    // A second customer on Dana's number: the warmed entry must hold both.
+    let mut partner = fixture("customer_create.json");
+    partner["id"] = serde_json::json!(9_007_199_254_742_001u64);
+    partner["phone"] = serde_json::json!(CALLER);
+    app.deliver_json("customers/create", "w3", &partner).await;
+    app.settle().await;
+    let lookup = &app.running.as_ref().unwrap().state.lookup;
+
+    // Fewer than the shop holds: the most recently updated first, in chunks.
+    assert!(lookup.warm(1).await.unwrap() >= 1);
+    // The whole shop: table scans.
+    let cached = lookup.warm(1000).await.unwrap();
+    // Dana: +15551234567 (phone and default address), +442079460958 (billing), +15555557447
+    // (shipping); Siobhán and the partner: +442079460321, +441614960000; the partner: Dana's number.
+    assert_eq!(cached, 5);
+    let answer = lookup.lookup(CALLER).await.unwrap();
+    assert_eq!(answer.source, Source::Cache, "no store read: it was warmed");
+    let mut ids: Vec<i64> = answer.record.unwrap().customers.iter().map(|c| c.id).collect();
+    ids.sort();
+    assert_eq!(ids, vec![9_007_199_254_740_993, 9_007_199_254_742_001]);
+    assert_eq!(shop.sim.requests(), 0);
+    app.stop().await;
+}

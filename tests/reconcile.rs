@@ -1,0 +1,115 @@
+//! The reconciler on its own: `orderline reconcile` backfills a fresh store, and a backfill cut
+//! short resumes where it stopped instead of starting over.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Backend, SHOP, TestDb};
+use orderline::app;
+use orderline::clock::SystemClock;
+use orderline::config::Settings;
+use orderline::ops::Metrics;
+use orderline::shopify::graphql::Operation;
+use orderline::shopify::reconciler::Reconciler;
+use orderline::sim::shopify::{Failure, ShopifySim, SimConfig};
+use orderline::store::Store;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orderline_reconcile_backfills_a_fresh_store() {
+    let sim = ShopifySim::new(SimConfig::default());
+    sim.seed_demo();
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderline"))
+        .arg("reconcile")
+        .env("DATABASE_URL", &db.url)
+        .env("SHOPIFY_SHOP", SHOP)
+        .env("SHOPIFY_ACCESS_TOKEN", &sim.config().access_token)
+        .env("SHOPIFY_API_URL", server.url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let expected = format!("reconciled {} customers and {} orders", sim.customers().len(), sim.orders().len());
+    assert!(stdout.contains(&expected), "{stdout}");
+    let store = Store::connect(&db.url).await.unwrap();
+    for order in sim.orders() {
+        assert!(store.order(SHOP, order.id).await.unwrap().is_some(), "order {} missing", order.name);
+    }
+    assert!(store.watermark(SHOP, "orders").await.unwrap().is_some());
+    store.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_refuses_to_run_without_shopify_settings() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (ok, _, stderr) = common::orderline_cli(&db.url, &["reconcile"]);
+    assert!(!ok);
+    assert!(stderr.contains("SHOPIFY_SHOP") || stderr.contains("SHOPIFY_ACCESS_TOKEN"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_backfill_resumes_where_it_stopped() {
+    let sim = ShopifySim::new(SimConfig::default());
+    sim.seed_generated(60, 5);
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let settings = Settings::from_pairs([
+        ("shopify_access_token", sim.config().access_token.as_str()),
+        ("shopify_api_url", server.url().as_str()),
+        ("breaker_threshold", "100"),
+    ])
+    .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let reconciler = Reconciler {
+        store: store.clone(),
+        client: app::shopify_client(&settings, metrics.clone()).unwrap(),
+        shop: SHOP.into(),
+        default_region: "US".into(),
+        clock: Arc::new(SystemClock),
+        metrics,
+        lag: Duration::from_secs(30),
+        lookup: None,
+    };
+
+    // Shopify starts failing after the customers and five pages of orders.
+    let watcher = {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            while sim.requests_for(Operation::OrdersUpdatedSince) < 5 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            sim.set_failure(Failure::Http500);
+        })
+    };
+    let interrupted = reconciler.sweep().await;
+    watcher.await.unwrap();
+    assert!(interrupted.is_err(), "the sweep was cut short");
+    assert!(store.watermark(SHOP, "orders").await.unwrap().is_none(), "no watermark until everything is applied");
+    let resume = store.sweep_resume_point(SHOP, "orders").await.unwrap().expect("a resume point");
+    let applied_before = sim.orders().iter().filter(|o| o.updated_at <= resume.0).count();
+    assert!(applied_before >= 4 * 25, "at least four pages were kept: {applied_before}");
+
+    sim.set_failure(Failure::None);
+    sim.reset_counters();
+    let report = reconciler.sweep().await.unwrap();
+    let full_pages = 300usize.div_ceil(25);
+    let order_pages = sim.requests_for(Operation::OrdersUpdatedSince) as usize;
+    assert!(order_pages < full_pages, "resumed: {order_pages} order pages instead of {full_pages}");
+    assert!(report.orders < 300, "{report:?}");
+    for order in sim.orders() {
+        let stored = store.order(SHOP, order.id).await.unwrap();
+        assert_eq!(stored.map(|o| o.updated_at.0), Some(order.updated_at), "order {}", order.id);
+    }
+    assert!(store.watermark(SHOP, "orders").await.unwrap().is_some());
+    assert!(store.sweep_resume_point(SHOP, "orders").await.unwrap().is_none());
+    store.close().await;
+    server.stop().await;
+}

@@ -1,0 +1,122 @@
+//! The store on its own, on Postgres and SQLite: the apply path used by live fetches and
+//! reconciliation, confirmations, watermarks, call records and readiness.
+
+mod common;
+
+use chrono::{Duration, TimeZone, Utc};
+use common::{Backend, SHOP, TestDb, fixture};
+use orderline::shopify::payload::{ShopifyChange, ShopifyId, Topic};
+use orderline::store::{ApplyOutcome, NewCall, Store, Ts};
+
+async fn store(db: &TestDb) -> Store {
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn order_change(name: &str) -> ShopifyChange {
+    ShopifyChange::parse(Topic::OrdersUpdated, &serde_json::to_vec(&fixture(name)).unwrap()).unwrap()
+}
+
+fn at(hour: u32) -> Ts {
+    Ts::from(Utc.with_ymd_and_hms(2026, 11, 10, hour, 0, 0).unwrap())
+}
+
+async fn readiness_needs_every_migration(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    assert!(store.readiness().await.is_err(), "no migrations yet");
+    store.migrate().await.unwrap();
+    assert_eq!(store.readiness().await, Ok(()));
+    store.close().await;
+}
+
+async fn an_equal_version_confirms_the_row_and_an_older_one_does_not(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = store(&db).await;
+    let order = ShopifyId(9_007_199_254_741_107);
+    assert_eq!(
+        store.apply(SHOP, &order_change("order_fulfilled.json"), "US", at(1)).await.unwrap(),
+        ApplyOutcome::Applied
+    );
+    assert_eq!(store.order(SHOP, order).await.unwrap().unwrap().synced_at, at(1));
+
+    // A live fetch or a reconciliation that sees the same version confirms it.
+    let again = store.apply(SHOP, &order_change("order_fulfilled.json"), "US", at(2)).await.unwrap();
+    assert_eq!(again, ApplyOutcome::Unchanged);
+    assert_eq!(store.order(SHOP, order).await.unwrap().unwrap().synced_at, at(2));
+
+    // An older version confirms nothing.
+    let older = store.apply(SHOP, &order_change("order_create.json"), "US", at(3)).await.unwrap();
+    assert_eq!(older, ApplyOutcome::Unchanged);
+    let row = store.order(SHOP, order).await.unwrap().unwrap();
+    assert_eq!((row.synced_at, row.fulfillment_status.as_deref()), (at(2), Some("fulfilled")));
+    store.close().await;
+}
+
+async fn recent_orders_come_newest_first(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = store(&db).await;
+    let customer = ShopifyId(9_007_199_254_740_993);
+    for (n, created) in [(1u64, "2026-11-01T10:00:00Z"), (2, "2026-11-03T10:00:00Z"), (3, "2026-11-02T10:00:00Z")] {
+        let mut order = common::order_variant(n);
+        order["customer"]["id"] = serde_json::json!(customer.0);
+        order["created_at"] = serde_json::json!(created);
+        let change = ShopifyChange::parse(Topic::OrdersCreate, &serde_json::to_vec(&order).unwrap()).unwrap();
+        store.apply(SHOP, &change, "US", at(1)).await.unwrap();
+    }
+    let names: Vec<String> =
+        store.recent_orders(SHOP, customer, 2).await.unwrap().into_iter().map(|o| o.name).collect();
+    assert_eq!(names, vec!["#5002", "#5003"]);
+    store.close().await;
+}
+
+async fn a_watermark_only_moves_forward(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = store(&db).await;
+    assert_eq!(store.watermark(SHOP, "orders").await.unwrap(), None);
+    store.advance_watermark(SHOP, "orders", at(5), at(5)).await.unwrap();
+    store.advance_watermark(SHOP, "orders", at(3), at(6)).await.unwrap();
+    assert_eq!(store.watermark(SHOP, "orders").await.unwrap(), Some(at(5)));
+    store.advance_watermark(SHOP, "orders", at(7), at(7)).await.unwrap();
+    assert_eq!(store.watermark(SHOP, "orders").await.unwrap(), Some(at(7)));
+    store.close().await;
+}
+
+async fn a_call_is_recorded_with_its_events_in_order(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = store(&db).await;
+    let call = NewCall {
+        call_sid: "CA0123456789abcdef0123456789abcdef".into(),
+        shop: SHOP.into(),
+        from_raw: "+15551234567".into(),
+        from_e164: Some("+15551234567".into()),
+        to_number: Some("+18005551212".into()),
+        customer_id: Some(9_007_199_254_740_993),
+        started_at: at(9),
+    };
+    assert!(store.start_call(&call).await.unwrap());
+    assert!(!store.start_call(&call).await.unwrap(), "a retried webhook does not start it twice");
+    assert_eq!(store.add_call_event(&call.call_sid, "step", "greeting", at(9)).await.unwrap(), 1);
+    assert_eq!(store.add_call_event(&call.call_sid, "key", "1", at(9)).await.unwrap(), 2);
+    store.update_call(&call.call_sid, None, Some("postal_code:passed"), Some("queue:support")).await.unwrap();
+    let end = Ts::from(at(9).0 + Duration::seconds(95));
+    store.call_status(&call.call_sid, "completed", Some(end), Some(95)).await.unwrap();
+
+    let row = store.call(&call.call_sid).await.unwrap().unwrap();
+    assert_eq!(row.customer_id, Some(9_007_199_254_740_993), "kept when not given again");
+    assert_eq!(row.verification.as_deref(), Some("postal_code:passed"));
+    assert_eq!((row.status.as_str(), row.duration_s, row.ended_at), ("completed", Some(95), Some(end)));
+    let events: Vec<(i32, String, String)> =
+        store.call_events(&call.call_sid).await.unwrap().into_iter().map(|e| (e.seq, e.kind, e.detail)).collect();
+    assert_eq!(events, vec![(1, "step".into(), "greeting".into()), (2, "key".into(), "1".into())]);
+    store.close().await;
+}
+
+on_both_backends!(
+    readiness_needs_every_migration,
+    an_equal_version_confirms_the_row_and_an_older_one_does_not,
+    recent_orders_come_newest_first,
+    a_watermark_only_moves_forward,
+    a_call_is_recorded_with_its_events_in_order,
+);
