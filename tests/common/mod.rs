@@ -163,7 +163,23 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let running = app::start_with_clock(settings_for(&db.url, extra), clock).await.unwrap();
         let url = running.url();
-        TestApp { db, running: Some(running), url, client: reqwest::Client::new() }
+        let app = TestApp { db, running: Some(running), url, client: reqwest::Client::new() };
+        app.wait_ready().await;
+        app
+    }
+
+    /// Waits (at most 15 s) until `/readyz` answers 200: migrations applied and, on Postgres, the
+    /// change listener connected. Tests start from a ready service, as a load balancer would.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = self.get("/readyz").await;
+            if status == reqwest::StatusCode::OK {
+                return;
+            }
+            assert!(Instant::now() < deadline, "orderline never became ready: {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn store(&self) -> &Store {
