@@ -1,0 +1,3 @@
+//! Twilio: signature check, the voice and status handlers, TwiML rendering.
+
+pub mod signature;
