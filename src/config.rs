@@ -10,6 +10,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::ivr::hours::BusinessHours;
+use crate::twilio::transfer::TransferTarget;
+
 /// A secret from configuration: compared and used, never printed.
 #[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
@@ -80,6 +83,16 @@ struct RawSettings {
     reconcile_lag: String,
     breaker_threshold: u32,
     breaker_cooldown: String,
+    transfer_to: String,
+    taskrouter_workflow_sid: Option<String>,
+    hours_timezone: String,
+    hours: String,
+    holidays: String,
+    shop_name: Option<String>,
+    voice: String,
+    language: String,
+    twiml_dir: Option<String>,
+    hold_after: String,
 }
 
 impl Default for RawSettings {
@@ -110,6 +123,16 @@ impl Default for RawSettings {
             reconcile_lag: "30s".into(),
             breaker_threshold: 5,
             breaker_cooldown: "10s".into(),
+            transfer_to: "queue:support".into(),
+            taskrouter_workflow_sid: None,
+            hours_timezone: "UTC".into(),
+            hours: "always".into(),
+            holidays: String::new(),
+            shop_name: None,
+            voice: "Polly.Joanna".into(),
+            language: "en-US".into(),
+            twiml_dir: None,
+            hold_after: "800ms".into(),
         }
     }
 }
@@ -154,6 +177,21 @@ pub struct Settings {
     pub breaker_threshold: u32,
     /// How long the breaker stays open before one trial request.
     pub breaker_cooldown: Duration,
+    /// Where "speak with someone" goes.
+    pub transfer_to: TransferTarget,
+    /// TaskRouter workflow for `<Enqueue workflowSid>` (Flex); the caller's context rides as `<Task>`.
+    pub taskrouter_workflow_sid: Option<String>,
+    /// When people answer; outside these hours the menu is self-service only.
+    pub hours: BusinessHours,
+    /// The shop as callers hear it ("Thanks for calling …").
+    pub shop_name: String,
+    /// `<Say voice>` and `<Say language>` for every template.
+    pub voice: String,
+    pub language: String,
+    /// A folder whose templates replace the built-in `twiml/` ones, file by file.
+    pub twiml_dir: Option<std::path::PathBuf>,
+    /// How long a caller waits in silence for the lookup before hearing "one moment".
+    pub hold_after: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,8 +282,32 @@ impl Settings {
         if raw.webhook_max_bytes < 1024 {
             return Err(ConfigError::Invalid("ORDERLINE_WEBHOOK_MAX_BYTES must be at least 1024".into()));
         }
+        let hold_after = duration("ORDERLINE_HOLD_AFTER", &raw.hold_after)?;
+        let transfer_to = TransferTarget::parse(&raw.transfer_to, &region).map_err(ConfigError::Invalid)?;
+        let taskrouter_workflow_sid =
+            raw.taskrouter_workflow_sid.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        if let Some(sid) = &taskrouter_workflow_sid
+            && !(sid.starts_with("WW") && sid.len() == 34 && sid[2..].chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_TASKROUTER_WORKFLOW_SID {sid:?} is not a workflow SID (WW followed by 32 hex digits)"
+            )));
+        }
+        let hours = BusinessHours::parse(&raw.hours_timezone, &raw.hours, &raw.holidays)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let twiml_dir = raw.twiml_dir.filter(|d| !d.trim().is_empty()).map(std::path::PathBuf::from);
+        if let Some(dir) = &twiml_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::Invalid(format!("ORDERLINE_TWIML_DIR {} is not a folder", dir.display())));
+        }
         let non_empty = |s: Option<Secret>| s.filter(|s| !s.0.trim().is_empty());
         let shop = raw.shopify_shop.map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty());
+        let shop_name = raw
+            .shop_name
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| shop.as_deref().map_or_else(|| "our store".to_string(), shop_name_of));
         Ok(Settings {
             listen,
             public_url,
@@ -275,6 +337,14 @@ impl Settings {
             reconcile_lag,
             breaker_threshold: raw.breaker_threshold.max(1),
             breaker_cooldown,
+            transfer_to,
+            taskrouter_workflow_sid,
+            hours,
+            shop_name,
+            voice: raw.voice.trim().to_string(),
+            language: raw.language.trim().to_string(),
+            twiml_dir,
+            hold_after,
         })
     }
 
@@ -289,6 +359,20 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `orderline-demo.myshopify.com` → `Orderline Demo`.
+fn shop_name_of(domain: &str) -> String {
+    let handle = domain.split('.').next().unwrap_or(domain);
+    handle
+        .split(['-', '_'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -325,6 +409,28 @@ mod tests {
         let s = Settings::from_pairs([("shopify_webhook_secret", "hush")]).unwrap();
         assert!(!format!("{s:?}").contains("hush"));
         assert_eq!(s.shopify_webhook_secret.unwrap().expose(), "hush");
+    }
+
+    #[test]
+    fn the_call_flow_settings_parse_and_name_their_errors() {
+        let s = Settings::from_pairs([
+            ("shopify_shop", "orderline-demo.myshopify.com"),
+            ("transfer_to", "client:support"),
+            ("hours_timezone", "America/New_York"),
+            ("hours", "mon-fri 09:00-17:00"),
+        ])
+        .unwrap();
+        assert_eq!(s.shop_name, "Orderline Demo");
+        assert_eq!(s.transfer_to, TransferTarget::Client("support".into()));
+        assert_eq!(Settings::from_pairs([]).unwrap().transfer_to, TransferTarget::Queue("support".into()));
+        let err = Settings::from_pairs([("transfer_to", "fax:1")]).unwrap_err().to_string();
+        assert!(err.contains("ORDERLINE_TRANSFER_TO"), "{err}");
+        let err = Settings::from_pairs([("taskrouter_workflow_sid", "WW1")]).unwrap_err().to_string();
+        assert!(err.contains("ORDERLINE_TASKROUTER_WORKFLOW_SID"), "{err}");
+        let err = Settings::from_pairs([("hours", "mon-fry 09:00-17:00")]).unwrap_err().to_string();
+        assert!(err.contains("fry"), "{err}");
+        let err = Settings::from_pairs([("twiml_dir", "/no/such/folder")]).unwrap_err().to_string();
+        assert!(err.contains("ORDERLINE_TWIML_DIR"), "{err}");
     }
 
     #[test]

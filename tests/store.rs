@@ -6,7 +6,7 @@ mod common;
 use chrono::{Duration, TimeZone, Utc};
 use common::{Backend, SHOP, TestDb, fixture};
 use orderline::shopify::payload::{ShopifyChange, ShopifyId, Topic};
-use orderline::store::{ApplyOutcome, NewCall, Store, Ts};
+use orderline::store::{ApplyOutcome, CallEvent, CallWrite, NewCall, Store, Ts};
 
 async fn store(db: &TestDb) -> Store {
     let store = Store::connect(&db.url).await.unwrap();
@@ -93,23 +93,78 @@ async fn a_call_is_recorded_with_its_events_in_order(backend: Backend) {
         from_e164: Some("+15551234567".into()),
         to_number: Some("+18005551212".into()),
         customer_id: Some(9_007_199_254_740_993),
+        verification: None,
+        transfer: None,
         started_at: at(9),
     };
-    assert!(store.start_call(&call).await.unwrap());
-    assert!(!store.start_call(&call).await.unwrap(), "a retried webhook does not start it twice");
-    assert_eq!(store.add_call_event(&call.call_sid, "step", "greeting", at(9)).await.unwrap(), 1);
-    assert_eq!(store.add_call_event(&call.call_sid, "key", "1", at(9)).await.unwrap(), 2);
-    store.update_call(&call.call_sid, None, Some("postal_code:passed"), Some("queue:support")).await.unwrap();
+    let event = |step: i32, idx: i32, kind: &str, detail: &str| {
+        CallWrite::Event(CallEvent {
+            call_sid: call.call_sid.clone(),
+            step,
+            idx,
+            kind: kind.into(),
+            detail: detail.into(),
+            at: at(9),
+        })
+    };
+    store
+        .record_calls(&[CallWrite::Start(call.clone()), event(1, 0, "lookup", "cache"), event(1, 1, "step", "menu")])
+        .await
+        .unwrap();
+    // Twilio retried the first request and then the caller pressed 1: nothing is written twice.
+    let mut retried = call.clone();
+    retried.customer_id = None;
+    store.record_calls(&[CallWrite::Start(retried), event(1, 0, "lookup", "store")]).await.unwrap();
+    store
+        .record_calls(&[
+            event(2, 0, "key", "1"),
+            CallWrite::Outcome {
+                call_sid: call.call_sid.clone(),
+                customer_id: None,
+                verification: Some("postal_code".into()),
+                transfer: Some("asked".into()),
+            },
+        ])
+        .await
+        .unwrap();
     let end = Ts::from(at(9).0 + Duration::seconds(95));
-    store.call_status(&call.call_sid, "completed", Some(end), Some(95)).await.unwrap();
+    let status = |status: &str, sequence: i32, ended_at: Option<Ts>, duration_s: Option<i32>| CallWrite::Status {
+        call: call.clone(),
+        status: status.into(),
+        sequence,
+        ended_at,
+        duration_s,
+    };
+    // Callbacks out of order: "completed" (3) arrives before "in-progress" (1).
+    store.record_calls(&[status("completed", 3, Some(end), Some(95))]).await.unwrap();
+    store.record_calls(&[status("in-progress", 1, None, None)]).await.unwrap();
 
     let row = store.call(&call.call_sid).await.unwrap().unwrap();
     assert_eq!(row.customer_id, Some(9_007_199_254_740_993), "kept when not given again");
-    assert_eq!(row.verification.as_deref(), Some("postal_code:passed"));
+    assert_eq!((row.verification.as_deref(), row.transfer.as_deref()), (Some("postal_code"), Some("asked")));
     assert_eq!((row.status.as_str(), row.duration_s, row.ended_at), ("completed", Some(95), Some(end)));
     let events: Vec<(i32, String, String)> =
-        store.call_events(&call.call_sid).await.unwrap().into_iter().map(|e| (e.seq, e.kind, e.detail)).collect();
-    assert_eq!(events, vec![(1, "step".into(), "greeting".into()), (2, "key".into(), "1".into())]);
+        store.call_events(&call.call_sid).await.unwrap().into_iter().map(|e| (e.step, e.kind, e.detail)).collect();
+    assert_eq!(
+        events,
+        vec![(1, "lookup".into(), "cache".into()), (1, "step".into(), "menu".into()), (2, "key".into(), "1".into())]
+    );
+
+    // A status for a call whose start was never recorded still leaves a row.
+    let mut lost = call.clone();
+    lost.call_sid = "CA_lost".into();
+    store
+        .record_calls(&[CallWrite::Status {
+            call: lost,
+            status: "completed".into(),
+            sequence: 2,
+            ended_at: Some(end),
+            duration_s: Some(5),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.call("CA_lost").await.unwrap().unwrap().duration_s, Some(5));
+    assert_eq!(store.call_count().await.unwrap(), 2);
     store.close().await;
 }
 

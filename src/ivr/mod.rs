@@ -1,4 +1,10 @@
 //! The call flow as a state machine: what to say and what to ask next, independent of HTTP and
 //! of how it is spoken (TwiML or Media Streams).
 
+pub mod flow;
 pub mod hours;
+pub mod order_status;
+pub mod state;
+
+pub use flow::{CallContext, CallFlow, Caller, Input, Outcome, Reply, Step};
+pub use state::{CallState, Stage, Verified};

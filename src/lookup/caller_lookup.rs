@@ -15,12 +15,13 @@ use moka::future::Cache;
 
 use super::caller_id::CallerId;
 use super::phone::PhoneNumber;
-use super::record::CallerRecord;
+use super::record::{CallerRecord, OrderCard};
 use crate::clock::Clock;
 use crate::ops::Metrics;
 use crate::shopify::client::{ShopifyClient, ShopifyError};
 use crate::shopify::payload::ShopifyChange;
-use crate::store::{PhoneChanges, Store, StoreError, Ts};
+use crate::shopify::payload::ShopifyId;
+use crate::store::{OrderParts, PhoneChanges, Store, StoreError, Ts};
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,15 @@ impl CallerAnswer {
     pub fn is_stale(&self) -> bool {
         self.source == Source::Stale
     }
+}
+
+/// An order found by what a caller keyed in (or by its ID), and whose it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderMatch {
+    pub order: OrderCard,
+    pub customer_id: Option<i64>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +373,80 @@ impl CallerLookup {
             Ok(Ok(fresh)) => Ok(self.answer(caller, &fresh, Source::Shopify)),
             Ok(Err(_)) | Err(_) => Ok(self.answer(caller, &entry, Source::Stale)),
         }
+    }
+
+    /// The order a caller keyed in (`1042` finds `#1042`): the store first, then Shopify
+    /// within the budget (and whatever Shopify returns is applied like any other record).
+    pub async fn order_by_number(&self, digits: &str) -> Result<Option<OrderMatch>, LookupError> {
+        let digits = digits.trim();
+        if digits.is_empty() {
+            return Ok(None);
+        }
+        let names = [format!("#{digits}"), digits.to_string()];
+        if let Some(found) = self.order_named(&names).await? {
+            return Ok(Some(found));
+        }
+        let Some(client) = self.inner.client.clone() else { return Ok(None) };
+        let budget = self.inner.config.budget;
+        let deadline = tokio::time::Instant::now() + budget;
+        let orders = match tokio::time::timeout(budget, client.orders_by_name(&names[0], deadline)).await {
+            Ok(Ok(orders)) => orders,
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "order lookup on Shopify failed");
+                return Ok(None);
+            }
+            Err(_) => return Ok(None),
+        };
+        if orders.is_empty() {
+            return Ok(None);
+        }
+        let mut changes = Vec::new();
+        for order in orders {
+            if let Some(customer) = &order.customer {
+                changes.push(ShopifyChange::Customer(Box::new(customer.clone())));
+            }
+            changes.push(ShopifyChange::Order(Box::new(order)));
+        }
+        let inner = &self.inner;
+        let now = Ts::from(inner.clock.now());
+        inner.store.apply_all(&inner.config.shop, &changes, &inner.config.default_region, now).await?;
+        self.order_named(&names).await
+    }
+
+    /// An order by its Shopify ID, from the store.
+    pub async fn order_by_id(&self, id: i64) -> Result<Option<OrderMatch>, LookupError> {
+        let store = &self.inner.store;
+        let shop = &self.inner.config.shop;
+        let Some(order) = store.order(shop, ShopifyId(id)).await? else { return Ok(None) };
+        Ok(Some(self.order_match(order).await?))
+    }
+
+    async fn order_named(&self, names: &[String]) -> Result<Option<OrderMatch>, LookupError> {
+        let Some(order) = self.inner.store.order_named(&self.inner.config.shop, names).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.order_match(order).await?))
+    }
+
+    async fn order_match(&self, order: crate::store::OrderRow) -> Result<OrderMatch, LookupError> {
+        let store = &self.inner.store;
+        let shop = &self.inner.config.shop;
+        let id = ShopifyId(order.id);
+        let customer = match order.customer_id {
+            Some(c) => store.customer(shop, ShopifyId(c)).await?,
+            None => None,
+        };
+        let parts = OrderParts {
+            fulfillments: store.fulfillments(shop, id).await?,
+            refunds: store.refunds(shop, id).await?,
+            order,
+        };
+        Ok(OrderMatch {
+            order: OrderCard::from_parts(&parts),
+            customer_id: parts.order.customer_id,
+            first_name: customer.as_ref().and_then(|c| c.first_name.clone()),
+            last_name: customer.and_then(|c| c.last_name),
+        })
     }
 
     fn answer(&self, caller: CallerId, entry: &Entry, source: Source) -> CallerAnswer {

@@ -7,6 +7,6 @@ pub mod phone;
 pub mod record;
 
 pub use caller_id::CallerId;
-pub use caller_lookup::{CallerAnswer, CallerLookup, LookupConfig, LookupError, Source};
+pub use caller_lookup::{CallerAnswer, CallerLookup, LookupConfig, LookupError, OrderMatch, Source};
 pub use phone::{PhoneError, PhoneNumber, mask_email, mask_phone, mask_pii};
-pub use record::CallerRecord;
+pub use record::{CallerRecord, CustomerCard, FulfillmentCard, OrderCard};

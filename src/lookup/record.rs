@@ -103,7 +103,7 @@ impl CallerRecord {
                     .iter()
                     .map(|o| {
                         confirmed_at = confirmed_at.min(o.order.synced_at.0.timestamp_micros());
-                        order_card(o)
+                        OrderCard::from_parts(o)
                     })
                     .collect();
                 CustomerCard {
@@ -150,6 +150,12 @@ impl CallerRecord {
             }
         }
         u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
+impl OrderCard {
+    pub fn from_parts(o: &OrderParts) -> OrderCard {
+        order_card(o)
     }
 }
 

@@ -1,9 +1,13 @@
-//! Call records: one row per call, and its events (steps, keys, verification, transfer) in order.
+//! Call records: one row per call (who, which customer, verification, transfer, final status and
+//! duration) and its events (lookup, steps, keys) in order. Written in batches, each batch in
+//! one transaction: at thousands of calls a second a row-by-row insert would be the bottleneck.
+
+use serde::Serialize;
 
 use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
 
-/// A call as it starts.
-#[derive(Debug, Clone)]
+/// A call as it starts, with what its first request concluded.
+#[derive(Debug, Clone, Serialize)]
 pub struct NewCall {
     pub call_sid: String,
     pub shop: String,
@@ -11,7 +15,50 @@ pub struct NewCall {
     pub from_e164: Option<String>,
     pub to_number: Option<String>,
     pub customer_id: Option<i64>,
+    pub verification: Option<String>,
+    pub transfer: Option<String>,
+    #[serde(serialize_with = "micros")]
     pub started_at: Ts,
+}
+
+/// One thing to write about a call.
+#[derive(Debug, Clone)]
+pub enum CallWrite {
+    /// The incoming call; a retried start (same CallSid) changes nothing.
+    Start(NewCall),
+    /// An event of step `step`, at position `idx` in it; a retry rewrites nothing.
+    Event(CallEvent),
+    /// What a later step concluded; `None` fields keep what is there.
+    Outcome { call_sid: String, customer_id: Option<i64>, verification: Option<String>, transfer: Option<String> },
+    /// A status callback; applied only if its sequence number is the highest seen. Creates the
+    /// row (from `call`) if the start was never recorded.
+    Status { call: NewCall, status: String, sequence: i32, ended_at: Option<Ts>, duration_s: Option<i32> },
+}
+
+impl CallWrite {
+    pub fn call_sid(&self) -> &str {
+        match self {
+            CallWrite::Start(c) => &c.call_sid,
+            CallWrite::Event(e) => &e.call_sid,
+            CallWrite::Outcome { call_sid, .. } => call_sid,
+            CallWrite::Status { call, .. } => &call.call_sid,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CallEvent {
+    pub call_sid: String,
+    pub step: i32,
+    pub idx: i32,
+    pub kind: String,
+    pub detail: String,
+    #[serde(serialize_with = "micros")]
+    pub at: Ts,
+}
+
+fn micros<S: serde::Serializer>(ts: &Ts, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(ts.0.timestamp_micros())
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -32,131 +79,151 @@ pub struct CallRow {
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CallEventRow {
-    pub seq: i32,
+    pub step: i32,
+    pub idx: i32,
     pub kind: String,
     pub detail: String,
     pub at: Ts,
 }
 
 impl Store {
-    /// Records a call; a second start for the same CallSid (a Twilio retry) changes nothing.
-    pub async fn start_call(&self, call: &NewCall) -> Result<bool, StoreError> {
-        Ok(on_backend!(self, start(call))?)
-    }
-
-    /// Appends an event to a call and returns its sequence number.
-    pub async fn add_call_event(&self, call_sid: &str, kind: &str, detail: &str, at: Ts) -> Result<i32, StoreError> {
-        Ok(on_backend!(self, add_event(call_sid, kind, detail, at))?)
-    }
-
-    /// Sets what the call flow concluded so far (customer, verification, transfer).
-    pub async fn update_call(
-        &self,
-        call_sid: &str,
-        customer_id: Option<i64>,
-        verification: Option<&str>,
-        transfer: Option<&str>,
-    ) -> Result<(), StoreError> {
-        Ok(on_backend!(self, update(call_sid, customer_id, verification, transfer))?)
-    }
-
-    /// Applies a Twilio status callback: the status, and for a final one the end and duration.
-    pub async fn call_status(
-        &self,
-        call_sid: &str,
-        status: &str,
-        ended_at: Option<Ts>,
-        duration_s: Option<i32>,
-    ) -> Result<(), StoreError> {
-        Ok(on_backend!(self, status(call_sid, status, ended_at, duration_s))?)
+    /// Writes a batch of call records in one transaction: all or nothing.
+    pub async fn record_calls(&self, writes: &[CallWrite]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        Ok(on_backend!(self, record(writes))?)
     }
 
     pub async fn call(&self, call_sid: &str) -> Result<Option<CallRow>, StoreError> {
         Ok(on_backend!(self, get(call_sid))?)
     }
 
+    /// A call's events in order.
     pub async fn call_events(&self, call_sid: &str) -> Result<Vec<CallEventRow>, StoreError> {
         Ok(on_backend!(self, events(call_sid))?)
+    }
+
+    pub async fn call_count(&self) -> Result<i64, StoreError> {
+        Ok(on_backend!(self, count())?)
     }
 }
 
 for_each_backend! {
     use sqlx::Connection;
 
-    pub(crate) async fn start(conn: &mut Conn, call: &NewCall) -> Result<bool, sqlx::Error> {
-        let written = sqlx::query(
-            "INSERT INTO calls (call_sid, shop, from_raw, from_e164, to_number, customer_id, status, started_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'in-progress', $7) ON CONFLICT (call_sid) DO NOTHING",
-        )
-        .bind(&call.call_sid)
-        .bind(&call.shop)
-        .bind(&call.from_raw)
-        .bind(&call.from_e164)
-        .bind(&call.to_number)
-        .bind(call.customer_id)
-        .bind(call.started_at)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        Ok(written == 1)
+    /// Rows of the JSON array bound as `$1`, as a table with these typed columns.
+    fn json_rows(columns: &[(&str, &str)]) -> String {
+        match BACKEND {
+            crate::store::Backend::Postgres => {
+                let defs: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
+                format!("jsonb_to_recordset($1::jsonb) AS x({})", defs.join(", "))
+            }
+            crate::store::Backend::Sqlite => {
+                let cols: Vec<String> =
+                    columns.iter().map(|(n, _)| format!("json_extract(value, '$.{n}') AS {n}")).collect();
+                format!("(SELECT {} FROM json_each($1)) AS x", cols.join(", "))
+            }
+        }
     }
 
-    pub(crate) async fn add_event(conn: &mut Conn, call_sid: &str, kind: &str, detail: &str, at: Ts) -> Result<i32, sqlx::Error> {
+    /// A column of microseconds since the epoch, as the backend's timestamp.
+    fn instant(column: &str) -> String {
+        match BACKEND {
+            crate::store::Backend::Postgres => format!("TIMESTAMPTZ 'epoch' + x.{column} * INTERVAL '1 microsecond'"),
+            crate::store::Backend::Sqlite => format!("x.{column}"),
+        }
+    }
+
+    pub(crate) async fn record(conn: &mut Conn, writes: &[CallWrite]) -> Result<(), sqlx::Error> {
+        let mut starts: Vec<&NewCall> = Vec::new();
+        let mut events: Vec<&CallEvent> = Vec::new();
+        for write in writes {
+            match write {
+                CallWrite::Start(call) => starts.push(call),
+                CallWrite::Event(event) => events.push(event),
+                _ => {}
+            }
+        }
         let mut tx = conn.begin().await?;
-        let (seq,): (i32,) = sqlx::query_as(
-            "INSERT INTO call_events (call_sid, seq, kind, detail, at)
-             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM call_events WHERE call_sid = $1
-             RETURNING seq",
-        )
-        .bind(call_sid)
-        .bind(kind)
-        .bind(detail)
-        .bind(at)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(seq)
-    }
-
-    pub(crate) async fn update(
-        conn: &mut Conn,
-        call_sid: &str,
-        customer_id: Option<i64>,
-        verification: Option<&str>,
-        transfer: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE calls SET customer_id = COALESCE($2, customer_id), verification = COALESCE($3, verification),
-                              transfer = COALESCE($4, transfer)
-             WHERE call_sid = $1",
-        )
-        .bind(call_sid)
-        .bind(customer_id)
-        .bind(verification)
-        .bind(transfer)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn status(
-        conn: &mut Conn,
-        call_sid: &str,
-        status: &str,
-        ended_at: Option<Ts>,
-        duration_s: Option<i32>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE calls SET status = $2, ended_at = COALESCE($3, ended_at), duration_s = COALESCE($4, duration_s)
-             WHERE call_sid = $1",
-        )
-        .bind(call_sid)
-        .bind(status)
-        .bind(ended_at)
-        .bind(duration_s)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        if !starts.is_empty() {
+            let rows = json_rows(&[
+                ("call_sid", "text"), ("shop", "text"), ("from_raw", "text"), ("from_e164", "text"),
+                ("to_number", "text"), ("customer_id", "bigint"), ("verification", "text"), ("transfer", "text"),
+                ("started_at", "bigint"),
+            ]);
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO calls (call_sid, shop, from_raw, from_e164, to_number, customer_id, verification, transfer,
+                                    status, started_at)
+                 SELECT x.call_sid, x.shop, x.from_raw, x.from_e164, x.to_number, x.customer_id, x.verification,
+                        x.transfer, 'in-progress', {} FROM {rows} WHERE true
+                 ON CONFLICT (call_sid) DO NOTHING",
+                instant("started_at")
+            )))
+            .bind(serde_json::to_string(&starts).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Statuses and outcomes are few (one or two a call): one statement each, in order.
+        for write in writes {
+            match write {
+                CallWrite::Outcome { call_sid, customer_id, verification, transfer } => {
+                    sqlx::query(
+                        "UPDATE calls SET customer_id = COALESCE($2, customer_id),
+                                          verification = COALESCE($3, verification),
+                                          transfer = COALESCE($4, transfer)
+                         WHERE call_sid = $1",
+                    )
+                    .bind(call_sid)
+                    .bind(customer_id)
+                    .bind(verification)
+                    .bind(transfer)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                CallWrite::Status { call, status, sequence, ended_at, duration_s } => {
+                    sqlx::query(
+                        "INSERT INTO calls (call_sid, shop, from_raw, from_e164, to_number, status, status_seq,
+                                            started_at, ended_at, duration_s)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                         ON CONFLICT (call_sid) DO UPDATE SET status = excluded.status,
+                             status_seq = excluded.status_seq,
+                             ended_at = COALESCE(excluded.ended_at, calls.ended_at),
+                             duration_s = COALESCE(excluded.duration_s, calls.duration_s)
+                         WHERE calls.status_seq IS NULL OR calls.status_seq < excluded.status_seq",
+                    )
+                    .bind(&call.call_sid)
+                    .bind(&call.shop)
+                    .bind(&call.from_raw)
+                    .bind(&call.from_e164)
+                    .bind(&call.to_number)
+                    .bind(status)
+                    .bind(sequence)
+                    .bind(call.started_at)
+                    .bind(ended_at)
+                    .bind(duration_s)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                CallWrite::Start(_) | CallWrite::Event(_) => {}
+            }
+        }
+        if !events.is_empty() {
+            let rows = json_rows(&[
+                ("call_sid", "text"), ("step", "integer"), ("idx", "integer"), ("kind", "text"), ("detail", "text"),
+                ("at", "bigint"),
+            ]);
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO call_events (call_sid, step, idx, kind, detail, at)
+                 SELECT x.call_sid, x.step, x.idx, x.kind, x.detail, {} FROM {rows} WHERE true
+                 ON CONFLICT (call_sid, step, idx) DO NOTHING",
+                instant("at")
+            )))
+            .bind(serde_json::to_string(&events).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
     }
 
     pub(crate) async fn get(conn: &mut Conn, call_sid: &str) -> Result<Option<CallRow>, sqlx::Error> {
@@ -170,9 +237,14 @@ for_each_backend! {
     }
 
     pub(crate) async fn events(conn: &mut Conn, call_sid: &str) -> Result<Vec<CallEventRow>, sqlx::Error> {
-        sqlx::query_as("SELECT seq, kind, detail, at FROM call_events WHERE call_sid = $1 ORDER BY seq")
+        sqlx::query_as("SELECT step, idx, kind, detail, at FROM call_events WHERE call_sid = $1 ORDER BY step, idx")
             .bind(call_sid)
             .fetch_all(&mut *conn)
             .await
+    }
+
+    pub(crate) async fn count(conn: &mut Conn) -> Result<i64, sqlx::Error> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM calls").fetch_one(&mut *conn).await?;
+        Ok(n)
     }
 }

@@ -22,7 +22,7 @@ mod time;
 mod watermarks;
 
 pub use callers::{CallerParts, OrderParts};
-pub use calls::{CallEventRow, CallRow, NewCall};
+pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall};
 pub use changes::PhoneChanges;
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};

@@ -112,6 +112,19 @@ impl Store {
         Ok(on_backend!(self, order(shop, id.0))?)
     }
 
+    /// The newest order carrying one of these names (`#1042`, `1042`): what a caller keyed in.
+    pub async fn order_named(&self, shop: &str, names: &[String]) -> Result<Option<OrderRow>, StoreError> {
+        let mut newest: Option<OrderRow> = None;
+        for name in names {
+            if let Some(order) = on_backend!(self, order_named(shop, name))?
+                && newest.as_ref().is_none_or(|n| n.shopify_created_at < order.shopify_created_at)
+            {
+                newest = Some(order);
+            }
+        }
+        Ok(newest)
+    }
+
     pub async fn fulfillments(&self, shop: &str, order: ShopifyId) -> Result<Vec<FulfillmentRow>, StoreError> {
         Ok(on_backend!(self, fulfillments(shop, order.0))?)
     }
@@ -177,6 +190,16 @@ for_each_backend! {
             .bind(id)
             .fetch_optional(&mut *conn)
             .await
+    }
+
+    pub(crate) async fn order_named(conn: &mut Conn, shop: &str, name: &str) -> Result<Option<OrderRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE shop = $1 AND name = $2 ORDER BY shopify_created_at DESC LIMIT 1"
+        )))
+        .bind(shop)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
     }
 
     pub(crate) async fn fulfillments(conn: &mut Conn, shop: &str, order: i64) -> Result<Vec<FulfillmentRow>, sqlx::Error> {

@@ -1,0 +1,604 @@
+//! The call flow: given who is calling and what they pressed, what to say and what to ask next.
+//! Knows the caller lookup, the verification policy and the business hours; knows nothing of
+//! HTTP or TwiML (a `Reply` names a step and its facts; `twilio` turns it into speech).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use moka::future::Cache;
+use serde::Serialize;
+
+use super::hours::BusinessHours;
+use super::order_status::{OrderFacts, spoken_digits};
+use super::state::{CallState, Stage, Verified};
+use crate::clock::Clock;
+use crate::config::VerifyPolicy;
+use crate::lookup::{CallerAnswer, CallerLookup, CustomerCard, LookupError, OrderCard, OrderMatch, Source};
+
+/// STIR/SHAKEN full attestation: the carrier vouches that the caller owns the number.
+pub const FULL_ATTESTATION: &str = "TN-Validation-Passed-A";
+
+/// A call as the flow sees it: who is calling, and how sure the network is of it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub call_sid: String,
+    /// The caller ID as Twilio sent it (`From`).
+    pub from: String,
+    pub stir_verstat: Option<String>,
+}
+
+/// What the caller did at the last question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Digits(String),
+    /// The question timed out, or the caller pressed only `#`.
+    Nothing,
+}
+
+/// One turn of the call: the step to speak, where the answer goes, and what to record.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub step: Step,
+    /// The question being asked and the state its answer carries (none when the call leaves
+    /// the menu: transfer or goodbye).
+    pub next: Option<(Stage, CallState)>,
+    /// What happened, for the call record: `(kind, detail)`.
+    pub events: Vec<(&'static str, String)>,
+    pub outcome: Outcome,
+}
+
+/// What the call has concluded so far, for the call record and the agent's screen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub customer_id: Option<i64>,
+    pub verification: Option<String>,
+    pub transfer: Option<String>,
+}
+
+/// The steps of the flow; each is one template in `twiml/`, and its fields are the facts the
+/// template may speak.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    Menu(MenuStep),
+    OtherOrders(OrdersStep),
+    Returns(OrdersStep),
+    AskOrderNumber(AskOrderNumber),
+    AskPostalCode(AskPostalCode),
+    Closed(ClosedStep),
+    Transfer(TransferStep),
+    Goodbye(GoodbyeStep),
+    Hold,
+}
+
+impl Step {
+    /// The template that speaks this step.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Step::Menu(_) => "menu",
+            Step::OtherOrders(_) => "other_orders",
+            Step::Returns(_) => "returns",
+            Step::AskOrderNumber(_) => "ask_order_number",
+            Step::AskPostalCode(_) => "ask_postal_code",
+            Step::Closed(_) => "closed",
+            Step::Transfer(_) => "transfer",
+            Step::Goodbye(_) => "goodbye",
+            Step::Hold => "hold",
+        }
+    }
+}
+
+/// What the menu keys offer, as the templates need it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MenuOptions {
+    /// 2: the caller's other recent orders (only when verified for the whole account).
+    pub other_orders: bool,
+    /// 0: someone, during business hours.
+    pub agents_open: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MenuStep {
+    /// The first name to greet with, on the first menu of the call.
+    pub greet: Option<String>,
+    /// Outside business hours, on the first menu: when the line opens again, in words.
+    pub closed_until: Option<String>,
+    pub closed: bool,
+    /// The latest order (or the one keyed in); none when the customer has no orders.
+    pub order: Option<OrderFacts>,
+    pub menu: MenuOptions,
+    /// The last answer was invalid or missing: say so before the menu.
+    pub reprompt: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrdersStep {
+    pub orders: Vec<OrderFacts>,
+    pub menu: MenuOptions,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AskOrderNumber {
+    /// Why we ask: `unknown` (no customer has this number), `shared` (several do), `withheld`
+    /// (no caller ID), `verify` (known, but no postal code on file to check).
+    pub reason: &'static str,
+    /// The first name, when the number is known.
+    pub first_name: Option<String>,
+    /// Set when asking again: `not_found` or `no_input`.
+    pub retry: Option<&'static str>,
+    /// What the caller keyed, spoken digit by digit (with `not_found`).
+    pub entered: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AskPostalCode {
+    pub first_name: Option<String>,
+    /// Set when asking again: `mismatch` or `no_input`.
+    pub retry: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedStep {
+    pub closed_until: Option<String>,
+    pub menu: MenuOptions,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TransferStep {
+    /// Why: `asked` (pressed 0), `order_not_found`, `not_verified`, `no_input`, `invalid_key`.
+    pub reason: &'static str,
+    pub context: CallContext,
+}
+
+/// The caller's context, handed to the agent with the call (Task attributes, whisper, SIP
+/// headers) and shown on their screen.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct CallContext {
+    pub call_sid: String,
+    pub from: String,
+    /// As a string: Shopify IDs exceed what a JavaScript number holds.
+    pub customer_id: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub verified: &'static str,
+    pub order_name: Option<String>,
+    pub order_state: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GoodbyeStep {
+    /// `no_input`, `invalid_key`, `order_not_found`, `not_verified` (outside business hours,
+    /// where no transfer is offered).
+    pub reason: &'static str,
+    pub closed_until: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("lookup: {0}")]
+    Lookup(#[from] LookupError),
+    #[error("the caller lookup did not finish in time")]
+    LookupTimedOut,
+}
+
+type PendingLookup = Shared<BoxFuture<'static, Result<CallerAnswer, LookupError>>>;
+
+/// The longest a `continue` request waits for a lookup that made the caller hold.
+const CONTINUE_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct CallFlow {
+    lookup: CallerLookup,
+    clock: Arc<dyn Clock>,
+    policy: VerifyPolicy,
+    hours: Arc<BusinessHours>,
+    hold_after: Duration,
+    tz: chrono_tz::Tz,
+    /// Lookups that outlasted `hold_after`, by CallSid, for the `continue` request.
+    pending: Cache<String, PendingLookup>,
+}
+
+impl CallFlow {
+    pub fn new(
+        lookup: CallerLookup,
+        clock: Arc<dyn Clock>,
+        policy: VerifyPolicy,
+        hours: BusinessHours,
+        hold_after: Duration,
+    ) -> CallFlow {
+        let tz = hours.timezone();
+        CallFlow {
+            lookup,
+            clock,
+            policy,
+            hours: Arc::new(hours),
+            hold_after,
+            tz,
+            pending: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build(),
+        }
+    }
+
+    /// The incoming call. Looks the caller up; when that takes longer than `hold_after`, the
+    /// caller hears "one moment" and the answer is picked up by the `continue` request.
+    pub async fn incoming(&self, caller: &Caller) -> Result<Reply, FlowError> {
+        let state = CallState { step: 1, ..CallState::default() };
+        let lookup = self.lookup.clone();
+        let from = caller.from.clone();
+        let task = tokio::spawn(async move { lookup.lookup(&from).await });
+        let pending: PendingLookup =
+            async move { task.await.unwrap_or_else(|e| Err(LookupError::Store(format!("lookup task failed: {e}")))) }
+                .boxed()
+                .shared();
+        match tokio::time::timeout(self.hold_after, pending.clone()).await {
+            Ok(answer) => Ok(self.greet(caller, state, answer?)),
+            Err(_) => {
+                self.pending.insert(caller.call_sid.clone(), pending).await;
+                let mut reply = reply(Step::Hold, Some((Stage::Continue, state.fresh())));
+                reply.events.push(("lookup", "slow: caller asked to hold".into()));
+                Ok(reply)
+            }
+        }
+    }
+
+    /// A later request of the call: the answer to the question `stage` asked.
+    pub async fn answer(
+        &self,
+        caller: &Caller,
+        stage: Stage,
+        state: CallState,
+        input: Input,
+    ) -> Result<Reply, FlowError> {
+        match stage {
+            Stage::Continue => {
+                let answer = match self.pending.remove(&caller.call_sid).await {
+                    Some(pending) => {
+                        tokio::time::timeout(CONTINUE_WAIT, pending).await.map_err(|_| FlowError::LookupTimedOut)??
+                    }
+                    // Another instance put the caller on hold, or the entry expired: ask again.
+                    None => self.lookup.lookup(&caller.from).await?,
+                };
+                Ok(self.greet(caller, state, answer))
+            }
+            Stage::PostalCode => self.postal_code(caller, state, input).await,
+            Stage::OrderNumber => self.order_number(caller, state, input).await,
+            Stage::Menu => self.menu(caller, state, input).await,
+        }
+    }
+
+    fn agents_open(&self) -> bool {
+        self.hours.is_open(self.clock.now())
+    }
+
+    fn closed_until(&self) -> Option<String> {
+        let now = self.clock.now();
+        if self.hours.is_open(now) { None } else { self.hours.say_next_opening(now) }
+    }
+
+    /// First words to a caller whose lookup is done.
+    fn greet(&self, caller: &Caller, state: CallState, answer: CallerAnswer) -> Reply {
+        let lookup_event = ("lookup", answer.source.as_str().to_string());
+        let customers: &[CustomerCard] = answer.record.as_ref().map_or(&[], |r| &r.customers);
+        let mut reply = match customers {
+            [] => {
+                let reason = if answer.source == Source::Withheld { "withheld" } else { "unknown" };
+                self.ask_order_number(state.fresh(), reason, None)
+            }
+            [customer] => self.greet_customer(caller, state, customer),
+            _ => self.ask_order_number(state.fresh(), "shared", None),
+        };
+        reply.events.insert(0, lookup_event);
+        reply
+    }
+
+    fn greet_customer(&self, caller: &Caller, state: CallState, customer: &CustomerCard) -> Reply {
+        let first_name = customer.first_name.as_deref().map(str::to_string);
+        let state = CallState { customer: Some(customer.id), ..state };
+        let verified = match self.policy {
+            VerifyPolicy::None => Verified::NotRequired,
+            VerifyPolicy::CallerId if caller.stir_verstat.as_deref() == Some(FULL_ATTESTATION) => Verified::CallerId,
+            VerifyPolicy::CallerId | VerifyPolicy::PostalCode => Verified::No,
+        };
+        if verified == Verified::No {
+            let mut reply = if postal_digits(customer).is_some() {
+                let step = Step::AskPostalCode(AskPostalCode { first_name, retry: None });
+                reply(step, Some((Stage::PostalCode, state.fresh())))
+            } else {
+                // Nothing on file to check against: the order number is the proof.
+                self.ask_order_number(state.fresh(), "verify", first_name)
+            };
+            reply.outcome.customer_id = Some(customer.id);
+            return reply;
+        }
+        let state = CallState { verified, ..state };
+        let mut reply = self.menu_for_customer(state.fresh(), customer, true, false);
+        reply.events.push(("verification", format!("{}:passed", verified.as_str())));
+        reply.outcome.verification = Some(verified.as_str().to_string());
+        reply
+    }
+
+    fn ask_order_number(&self, state: CallState, reason: &'static str, first_name: Option<String>) -> Reply {
+        let step = Step::AskOrderNumber(AskOrderNumber { reason, first_name, retry: None, entered: None });
+        reply(step, Some((Stage::OrderNumber, state)))
+    }
+
+    /// The menu about a customer's latest order.
+    fn menu_for_customer(&self, state: CallState, customer: &CustomerCard, greet: bool, reprompt: bool) -> Reply {
+        let order = customer.orders.first().map(|o| OrderFacts::of(o, self.tz));
+        let menu = self.menu_options(state.verified);
+        let closed = !menu.agents_open;
+        let step = Step::Menu(MenuStep {
+            greet: if greet { customer.first_name.as_deref().map(str::to_string) } else { None },
+            closed_until: if greet && closed { self.closed_until() } else { None },
+            closed,
+            order,
+            menu,
+            reprompt,
+        });
+        let mut reply = reply(step, Some((Stage::Menu, state)));
+        reply.outcome.customer_id = Some(customer.id);
+        reply
+    }
+
+    /// The menu about one order the caller keyed in.
+    fn menu_for_order(&self, state: CallState, found: &OrderMatch, greet: bool, reprompt: bool) -> Reply {
+        let menu = self.menu_options(state.verified);
+        let closed = !menu.agents_open;
+        let step = Step::Menu(MenuStep {
+            greet: if greet { found.first_name.clone() } else { None },
+            closed_until: if greet && closed { self.closed_until() } else { None },
+            closed,
+            order: Some(OrderFacts::of(&found.order, self.tz)),
+            menu,
+            reprompt,
+        });
+        let mut reply = reply(step, Some((Stage::Menu, state)));
+        reply.outcome.customer_id = found.customer_id;
+        reply
+    }
+
+    fn menu_options(&self, verified: Verified) -> MenuOptions {
+        MenuOptions { other_orders: verified.covers_account(), agents_open: self.agents_open() }
+    }
+
+    async fn postal_code(&self, caller: &Caller, state: CallState, input: Input) -> Result<Reply, FlowError> {
+        let Some(customer) = self.customer_of(caller, state).await? else {
+            // The number no longer leads to that customer (changed meanwhile): start over.
+            return Ok(self.ask_order_number(state.fresh(), "unknown", None));
+        };
+        let first_name = customer.first_name.as_deref().map(str::to_string);
+        let (retry, event) = match &input {
+            Input::Digits(d) if postal_digits(&customer).is_some_and(|expected| postal_matches(&expected, d)) => {
+                let state = CallState { verified: Verified::PostalCode, ..state };
+                let mut reply = self.menu_for_customer(state.fresh(), &customer, true, false);
+                reply.events.insert(0, ("key", "postal code (not recorded)".into()));
+                reply.events.push(("verification", "postal_code:passed".into()));
+                reply.outcome.verification = Some("postal_code".into());
+                return Ok(reply);
+            }
+            Input::Digits(_) => ("mismatch", ("key", "postal code (not recorded)".to_string())),
+            Input::Nothing => ("no_input", ("key", "none".to_string())),
+        };
+        if state.tries == 0 {
+            let step = Step::AskPostalCode(AskPostalCode { first_name, retry: Some(retry) });
+            let mut reply = reply(step, Some((Stage::PostalCode, state.retry())));
+            reply.events.insert(0, event);
+            return Ok(reply);
+        }
+        let context = self.context(caller, state, Some(&customer), None);
+        let mut reply = self.give_up("not_verified", context);
+        reply.events.insert(0, event);
+        reply.events.insert(1, ("verification", "postal_code:failed".into()));
+        reply.outcome.verification = Some("failed".into());
+        Ok(reply)
+    }
+
+    async fn order_number(&self, caller: &Caller, state: CallState, input: Input) -> Result<Reply, FlowError> {
+        let digits = match &input {
+            Input::Digits(d) => d.chars().filter(char::is_ascii_digit).collect::<String>(),
+            Input::Nothing => String::new(),
+        };
+        let key_event = ("key", if digits.is_empty() { "none".to_string() } else { digits.clone() });
+        let found = if digits.is_empty() { None } else { self.lookup.order_by_number(&digits).await? };
+        if let Some(found) = found {
+            let state = CallState { order: Some(found.order.id), verified: Verified::OrderNumber, ..state };
+            let state = CallState { customer: found.customer_id.or(state.customer), ..state };
+            let mut reply = self.menu_for_order(state.fresh(), &found, true, false);
+            reply.events.insert(0, key_event);
+            reply.events.push(("order", found.order.name.to_string()));
+            reply.events.push(("verification", "order_number:passed".into()));
+            reply.outcome.verification = Some("order_number".into());
+            return Ok(reply);
+        }
+        let retry = if digits.is_empty() { "no_input" } else { "not_found" };
+        if state.tries == 0 {
+            let step = Step::AskOrderNumber(AskOrderNumber {
+                reason: "retry",
+                first_name: None,
+                retry: Some(retry),
+                entered: (!digits.is_empty()).then(|| spoken_digits(&digits)),
+            });
+            let mut reply = reply(step, Some((Stage::OrderNumber, state.retry())));
+            reply.events.insert(0, key_event);
+            return Ok(reply);
+        }
+        let reason = if digits.is_empty() { "no_input" } else { "order_not_found" };
+        let mut reply = self.give_up(reason, self.context(caller, state, None, None));
+        reply.events.insert(0, key_event);
+        Ok(reply)
+    }
+
+    async fn menu(&self, caller: &Caller, state: CallState, input: Input) -> Result<Reply, FlowError> {
+        // What the menu is about: the order keyed in, or the verified customer's account.
+        let about = match (state.order, state.verified.covers_account()) {
+            (Some(order), false) => match self.lookup.order_by_id(order).await? {
+                Some(found) => About::Order(found),
+                None => return Ok(self.ask_order_number(state.fresh(), "unknown", None)),
+            },
+            (_, true) => match self.customer_of(caller, state).await? {
+                Some(customer) => About::Customer(customer),
+                None => return Ok(self.ask_order_number(state.fresh(), "unknown", None)),
+            },
+            // Not verified: nobody should be at the menu; start the call's questions over.
+            (None, false) => return Ok(self.ask_order_number(state.fresh(), "unknown", None)),
+        };
+        let key = match &input {
+            Input::Digits(d) => d.trim_end_matches('#').to_string(),
+            Input::Nothing => String::new(),
+        };
+        let key_event = ("key", if key.is_empty() { "none".to_string() } else { key.clone() });
+        let menu = self.menu_options(state.verified);
+        let mut reply = match (key.as_str(), &about) {
+            ("1", About::Customer(c)) => self.menu_for_customer(state.fresh(), c, false, false),
+            ("1", About::Order(o)) => self.menu_for_order(state.fresh(), o, false, false),
+            ("2", About::Customer(c)) if menu.other_orders => {
+                let orders = c.orders.iter().skip(1).map(|o| OrderFacts::of(o, self.tz)).collect();
+                reply(Step::OtherOrders(OrdersStep { orders, menu }), Some((Stage::Menu, state.fresh())))
+            }
+            ("3", about) => {
+                let orders = about.orders().iter().map(|o| OrderFacts::of(o, self.tz)).collect();
+                reply(Step::Returns(OrdersStep { orders, menu }), Some((Stage::Menu, state.fresh())))
+            }
+            ("0", about) if menu.agents_open => {
+                let (customer, order) = about.parts();
+                self.transfer("asked", self.context(caller, state, customer, order))
+            }
+            ("0", _) => {
+                let step = Step::Closed(ClosedStep { closed_until: self.closed_until(), menu });
+                reply(step, Some((Stage::Menu, state.fresh())))
+            }
+            // Invalid or none: once more, then someone (or goodbye, when nobody is there).
+            (_, about) if state.tries == 0 => match about {
+                About::Customer(c) => self.menu_for_customer(state.retry(), c, false, true),
+                About::Order(o) => self.menu_for_order(state.retry(), o, false, true),
+            },
+            (_, about) => {
+                let (customer, order) = about.parts();
+                let reason = if key.is_empty() { "no_input" } else { "invalid_key" };
+                self.give_up(reason, self.context(caller, state, customer, order))
+            }
+        };
+        reply.events.insert(0, key_event);
+        if let Some(c) = about.customer_id() {
+            reply.outcome.customer_id.get_or_insert(c);
+        }
+        Ok(reply)
+    }
+
+    /// After the second failed answer: someone, during business hours; goodbye otherwise.
+    fn give_up(&self, reason: &'static str, context: CallContext) -> Reply {
+        if self.agents_open() {
+            self.transfer(reason, context)
+        } else {
+            let step = Step::Goodbye(GoodbyeStep { reason, closed_until: self.closed_until() });
+            let mut reply = reply(step, None);
+            reply.events.push(("goodbye", reason.into()));
+            reply
+        }
+    }
+
+    fn transfer(&self, reason: &'static str, context: CallContext) -> Reply {
+        let mut reply = reply(Step::Transfer(TransferStep { reason, context }), None);
+        reply.events.push(("transfer", reason.into()));
+        reply.outcome.transfer = Some(reason.into());
+        reply
+    }
+
+    fn context(
+        &self,
+        caller: &Caller,
+        state: CallState,
+        customer: Option<&CustomerCard>,
+        order: Option<&OrderMatch>,
+    ) -> CallContext {
+        let order_card = order.map(|o| &o.order).or_else(|| customer.and_then(|c| c.orders.first()));
+        let may_name = state.verified != Verified::No;
+        CallContext {
+            call_sid: caller.call_sid.clone(),
+            from: caller.from.clone(),
+            customer_id: customer.map(|c| c.id).or(order.and_then(|o| o.customer_id)).map(|id| id.to_string()),
+            first_name: customer
+                .and_then(|c| c.first_name.as_deref().map(str::to_string))
+                .or_else(|| order.and_then(|o| o.first_name.clone())),
+            last_name: customer
+                .and_then(|c| c.last_name.as_deref().map(str::to_string))
+                .or_else(|| order.and_then(|o| o.last_name.clone())),
+            verified: state.verified.as_str(),
+            order_name: order_card.filter(|_| may_name).map(|o| o.name.to_string()),
+            order_state: order_card
+                .filter(|_| may_name)
+                .and_then(|o| serde_json::to_value(OrderFacts::of(o, self.tz).state).ok())
+                .and_then(|v| v.as_str().map(str::to_string)),
+        }
+    }
+
+    /// The customer this call is about, as the caller's number finds them now.
+    async fn customer_of(&self, caller: &Caller, state: CallState) -> Result<Option<CustomerCard>, FlowError> {
+        let answer = self.lookup.lookup(&caller.from).await?;
+        let Some(record) = answer.record else { return Ok(None) };
+        Ok(record.customers.iter().find(|c| Some(c.id) == state.customer).cloned())
+    }
+}
+
+enum About {
+    Customer(CustomerCard),
+    Order(OrderMatch),
+}
+
+impl About {
+    fn orders(&self) -> Vec<&OrderCard> {
+        match self {
+            About::Customer(c) => c.orders.iter().collect(),
+            About::Order(o) => vec![&o.order],
+        }
+    }
+
+    fn parts(&self) -> (Option<&CustomerCard>, Option<&OrderMatch>) {
+        match self {
+            About::Customer(c) => (Some(c), None),
+            About::Order(o) => (None, Some(o)),
+        }
+    }
+
+    fn customer_id(&self) -> Option<i64> {
+        match self {
+            About::Customer(c) => Some(c.id),
+            About::Order(o) => o.customer_id,
+        }
+    }
+}
+
+fn reply(step: Step, next: Option<(Stage, CallState)>) -> Reply {
+    let events = vec![("step", step.template().to_string())];
+    Reply { step, next, events, outcome: Outcome::default() }
+}
+
+/// The digits of the postal code a caller must key: the latest order's shipping address, else
+/// the customer's default address. None when it has too few digits to prove anything.
+fn postal_digits(customer: &CustomerCard) -> Option<String> {
+    let zip = customer.orders.first().and_then(|o| o.shipping_zip.as_deref()).or(customer.default_zip.as_deref())?;
+    let digits: String = zip.chars().filter(char::is_ascii_digit).collect();
+    (digits.len() >= 3).then_some(digits)
+}
+
+/// A keyed postal code matches when its digits are the code's, or (ZIP+4) its first five.
+fn postal_matches(expected: &str, keyed: &str) -> bool {
+    let keyed: String = keyed.chars().filter(char::is_ascii_digit).collect();
+    !keyed.is_empty() && (keyed == expected || (expected.len() > 5 && keyed.len() == 5 && expected.starts_with(&keyed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postal_code_matches_on_its_digits_or_its_zip5() {
+        assert!(postal_matches("94107", "94107"));
+        assert!(postal_matches("941071234", "94107"));
+        assert!(postal_matches("941071234", "941071234"));
+        assert!(!postal_matches("94107", "94108"));
+        assert!(!postal_matches("94107", ""));
+        assert!(!postal_matches("94107", "9410"));
+    }
+}

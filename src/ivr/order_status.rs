@@ -1,0 +1,220 @@
+//! Where an order is, in the few plain states a caller understands (placed, paid, being
+//! prepared, shipped, out for delivery, delivered, cancelled, refunded). Decides the state from
+//! the cached order; the words themselves are in the `twiml/` templates.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::lookup::{FulfillmentCard, OrderCard};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    Placed,
+    Paid,
+    BeingPrepared,
+    Shipped,
+    OutForDelivery,
+    Delivered,
+    Cancelled,
+    Refunded,
+}
+
+/// What the templates need to speak about one order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderFacts {
+    /// `#1042`, as the shop names it.
+    pub name: String,
+    /// The name as a caller would key it and hear it, digit by digit: `1 0 4 2`.
+    pub number_spoken: String,
+    pub state: OrderState,
+    /// Only part of the order has shipped.
+    pub partial: bool,
+    /// Some of the money was refunded (the order itself may still be on its way).
+    pub partly_refunded: bool,
+    pub carrier: Option<String>,
+    /// The day of the shipment, delivery, cancellation or order, in words: `Tuesday, November 17`.
+    pub day: String,
+    pub tracking_number: Option<String>,
+    pub total: Option<String>,
+    pub currency: Option<String>,
+    pub refunds: u16,
+}
+
+impl OrderFacts {
+    pub fn of(order: &OrderCard, tz: Tz) -> OrderFacts {
+        let shipment = latest_shipment(order);
+        let (state, at) = state_of(order, shipment);
+        OrderFacts {
+            name: order.name.to_string(),
+            number_spoken: spoken_digits(&order.name),
+            state,
+            partial: order.fulfillment_status == Some("partial"),
+            partly_refunded: order.financial_status == Some("partially_refunded"),
+            carrier: shipment.and_then(|f| f.tracking_company.as_deref()).map(str::to_string),
+            day: day_in_words(at, tz),
+            tracking_number: shipment.and_then(|f| f.tracking_number.as_deref()).map(str::to_string),
+            total: order.total_price.as_deref().map(str::to_string),
+            currency: order.currency.as_deref().map(str::to_string),
+            refunds: order.refunds,
+        }
+    }
+}
+
+/// The most recently updated fulfilment that went somewhere (not cancelled or failed).
+fn latest_shipment(order: &OrderCard) -> Option<&FulfillmentCard> {
+    order
+        .fulfillments
+        .iter()
+        .filter(|f| !matches!(f.status, Some("cancelled" | "error" | "failure")))
+        .max_by_key(|f| f.updated_at)
+}
+
+fn state_of(order: &OrderCard, shipment: Option<&FulfillmentCard>) -> (OrderState, i64) {
+    if let Some(at) = order.cancelled_at {
+        return (OrderState::Cancelled, at);
+    }
+    if order.financial_status == Some("refunded") {
+        return (OrderState::Refunded, order.updated_at);
+    }
+    if let Some(f) = shipment {
+        return match (f.status, f.shipment_status) {
+            (_, Some("delivered" | "picked_up")) => (OrderState::Delivered, f.updated_at),
+            (_, Some("out_for_delivery")) => (OrderState::OutForDelivery, f.updated_at),
+            (Some("pending" | "open"), _) => (OrderState::BeingPrepared, f.updated_at),
+            _ => (OrderState::Shipped, f.updated_at),
+        };
+    }
+    match order.financial_status {
+        Some("paid" | "partially_refunded") => (OrderState::Paid, order.created_at),
+        _ => (OrderState::Placed, order.created_at),
+    }
+}
+
+fn day_in_words(micros: i64, tz: Tz) -> String {
+    let at = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().with_timezone(&tz);
+    at.format("%A, %B %-d").to_string()
+}
+
+/// `#1042` → `1 0 4 2`: a speech engine reads "1042" as "one thousand forty-two".
+pub fn spoken_digits(name: &str) -> String {
+    let digits: Vec<String> = name.chars().filter(char::is_ascii_digit).map(String::from).collect();
+    if digits.is_empty() { name.to_string() } else { digits.join(" ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000_000;
+    // 2026-11-17T15:00:00Z, a Tuesday.
+    const TUESDAY: i64 = 1_763_391_600_000_000;
+
+    fn order() -> OrderCard {
+        OrderCard {
+            id: 1,
+            name: "#1042".into(),
+            financial_status: Some("paid"),
+            fulfillment_status: None,
+            cancelled_at: None,
+            created_at: TUESDAY - 2 * DAY,
+            updated_at: TUESDAY,
+            shipping_zip: Some("94107".into()),
+            total_price: Some("59.00".into()),
+            currency: Some("USD".into()),
+            fulfillments: Box::new([]),
+            refunds: 0,
+        }
+    }
+
+    fn shipment(status: &'static str, shipment_status: Option<&'static str>) -> FulfillmentCard {
+        FulfillmentCard {
+            status: Some(status),
+            shipment_status,
+            tracking_company: Some("UPS".into()),
+            tracking_number: Some("1Z999".into()),
+            tracking_url: None,
+            updated_at: TUESDAY,
+        }
+    }
+
+    fn facts(o: &OrderCard) -> OrderFacts {
+        OrderFacts::of(o, chrono_tz::America::New_York)
+    }
+
+    #[test]
+    fn an_unpaid_order_is_placed_and_a_paid_one_paid() {
+        let mut o = order();
+        o.financial_status = Some("pending");
+        assert_eq!(facts(&o).state, OrderState::Placed);
+        assert_eq!(facts(&order()).state, OrderState::Paid);
+        assert_eq!(facts(&order()).day, "Sunday, November 15");
+    }
+
+    #[test]
+    fn a_pending_fulfilment_is_being_prepared() {
+        let mut o = order();
+        o.fulfillments = Box::new([shipment("pending", None)]);
+        assert_eq!(facts(&o).state, OrderState::BeingPrepared);
+    }
+
+    #[test]
+    fn a_shipment_says_carrier_and_day_then_out_for_delivery_then_delivered() {
+        let mut o = order();
+        o.fulfillment_status = Some("fulfilled");
+        o.fulfillments = Box::new([shipment("success", Some("in_transit"))]);
+        let f = facts(&o);
+        assert_eq!(
+            (f.state, f.carrier.as_deref(), f.day.as_str()),
+            (OrderState::Shipped, Some("UPS"), "Tuesday, November 17")
+        );
+        o.fulfillments = Box::new([shipment("success", Some("out_for_delivery"))]);
+        assert_eq!(facts(&o).state, OrderState::OutForDelivery);
+        o.fulfillments = Box::new([shipment("success", Some("delivered"))]);
+        assert_eq!(facts(&o).state, OrderState::Delivered);
+    }
+
+    #[test]
+    fn a_partial_shipment_is_marked_partial() {
+        let mut o = order();
+        o.fulfillment_status = Some("partial");
+        o.fulfillments = Box::new([shipment("success", None)]);
+        let f = facts(&o);
+        assert_eq!((f.state, f.partial), (OrderState::Shipped, true));
+    }
+
+    #[test]
+    fn a_cancelled_fulfilment_is_not_a_shipment() {
+        let mut o = order();
+        o.fulfillments = Box::new([shipment("cancelled", Some("in_transit"))]);
+        assert_eq!(facts(&o).state, OrderState::Paid);
+    }
+
+    #[test]
+    fn cancellation_and_refund_win_over_everything() {
+        let mut o = order();
+        o.fulfillments = Box::new([shipment("success", Some("delivered"))]);
+        o.financial_status = Some("refunded");
+        assert_eq!(facts(&o).state, OrderState::Refunded);
+        o.cancelled_at = Some(TUESDAY + DAY);
+        let f = facts(&o);
+        assert_eq!((f.state, f.day.as_str()), (OrderState::Cancelled, "Wednesday, November 18"));
+    }
+
+    #[test]
+    fn a_partial_refund_keeps_the_delivery_state() {
+        let mut o = order();
+        o.financial_status = Some("partially_refunded");
+        o.refunds = 1;
+        let f = facts(&o);
+        assert_eq!((f.state, f.partly_refunded, f.refunds), (OrderState::Paid, true, 1));
+    }
+
+    #[test]
+    fn order_numbers_are_spoken_digit_by_digit() {
+        assert_eq!(spoken_digits("#1042"), "1 0 4 2");
+        assert_eq!(spoken_digits("EU-77"), "7 7");
+        assert_eq!(spoken_digits("gift"), "gift");
+    }
+}

@@ -1,0 +1,200 @@
+//! What a call carries from one request to the next: the stage the caller is answering (a path
+//! below /twilio/voice) and a small state (a query string). Twilio signs every URL it requests,
+//! so the state cannot be forged, and any instance can serve any step of any call.
+
+use std::fmt::Write;
+
+/// The question the caller is answering: the path segment of the action URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The main menu (1 again, 2 other orders, 3 returns, 0 someone).
+    Menu,
+    /// Keying in an order number.
+    OrderNumber,
+    /// Keying in the shipping postal code, to be verified.
+    PostalCode,
+    /// After "one moment": the lookup is finishing.
+    Continue,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Menu, Stage::OrderNumber, Stage::PostalCode, Stage::Continue];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Stage::Menu => "menu",
+            Stage::OrderNumber => "order-number",
+            Stage::PostalCode => "postal-code",
+            Stage::Continue => "continue",
+        }
+    }
+
+    pub fn from_path(path: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.path() == path)
+    }
+}
+
+/// How the caller proved who they are, if they did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verified {
+    #[default]
+    No,
+    /// `ORDERLINE_VERIFY=none`: caller ID alone is trusted.
+    NotRequired,
+    /// STIR/SHAKEN full attestation (`TN-Validation-Passed-A`).
+    CallerId,
+    /// The shipping postal code matched.
+    PostalCode,
+    /// The caller knew the order number; they hear about that order only.
+    OrderNumber,
+}
+
+impl Verified {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verified::No => "no",
+            Verified::NotRequired => "not_required",
+            Verified::CallerId => "caller_id",
+            Verified::PostalCode => "postal_code",
+            Verified::OrderNumber => "order_number",
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Verified::No => "n",
+            Verified::NotRequired => "x",
+            Verified::CallerId => "c",
+            Verified::PostalCode => "p",
+            Verified::OrderNumber => "o",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Verified> {
+        Some(match code {
+            "n" => Verified::No,
+            "x" => Verified::NotRequired,
+            "c" => Verified::CallerId,
+            "p" => Verified::PostalCode,
+            "o" => Verified::OrderNumber,
+            _ => return None,
+        })
+    }
+
+    /// May the caller hear about the account's orders (not just one order)?
+    pub fn covers_account(self) -> bool {
+        matches!(self, Verified::NotRequired | Verified::CallerId | Verified::PostalCode)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallState {
+    /// Requests of this call answered so far; numbers the call's events.
+    pub step: u32,
+    /// The customer the call is about.
+    pub customer: Option<i64>,
+    /// The order the call is about, when the caller keyed it in.
+    pub order: Option<i64>,
+    pub verified: Verified,
+    /// Failed answers (wrong, invalid or none) at the current question.
+    pub tries: u8,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("call state: {0}")]
+pub struct StateError(String);
+
+impl CallState {
+    /// The query string (without `?`) that carries this state to the next request.
+    pub fn to_query(&self) -> String {
+        let mut q = format!("n={}&v={}&t={}", self.step, self.verified.code(), self.tries);
+        if let Some(c) = self.customer {
+            let _ = write!(q, "&c={c}");
+        }
+        if let Some(o) = self.order {
+            let _ = write!(q, "&o={o}");
+        }
+        q
+    }
+
+    /// Reads the state back from the query's pairs; unknown names are ignored.
+    pub fn from_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<CallState, StateError> {
+        let mut state = CallState::default();
+        for (name, value) in pairs {
+            let bad = || StateError(format!("{name}={value:?} is not valid"));
+            match name {
+                "n" => state.step = value.parse().map_err(|_| bad())?,
+                "v" => state.verified = Verified::from_code(value).ok_or_else(bad)?,
+                "t" => state.tries = value.parse().map_err(|_| bad())?,
+                "c" => state.customer = Some(value.parse().map_err(|_| bad())?),
+                "o" => state.order = Some(value.parse().map_err(|_| bad())?),
+                _ => {}
+            }
+        }
+        Ok(state)
+    }
+
+    /// The state for the next request: one step on, the same question's failures counted.
+    pub fn next(self) -> CallState {
+        CallState { step: self.step + 1, ..self }
+    }
+
+    /// The state for a new question: one step on, no failures yet.
+    pub fn fresh(self) -> CallState {
+        CallState { step: self.step + 1, tries: 0, ..self }
+    }
+
+    /// The state for asking the same question again after a failure.
+    pub fn retry(self) -> CallState {
+        CallState { step: self.step + 1, tries: self.tries.saturating_add(1), ..self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &str) -> Vec<(&str, &str)> {
+        q.split('&').filter_map(|p| p.split_once('=')).collect()
+    }
+
+    #[test]
+    fn a_state_survives_the_round_trip_through_a_url() {
+        let state = CallState {
+            step: 4,
+            customer: Some(9_007_199_254_740_993),
+            order: Some(9_007_199_254_741_107),
+            verified: Verified::PostalCode,
+            tries: 1,
+        };
+        let query = state.to_query();
+        assert_eq!(query, "n=4&v=p&t=1&c=9007199254740993&o=9007199254741107");
+        assert_eq!(CallState::from_query(pairs(&query)), Ok(state));
+        assert_eq!(CallState::from_query(pairs("n=1&v=n&t=0")), Ok(CallState { step: 1, ..CallState::default() }));
+    }
+
+    #[test]
+    fn a_malformed_state_is_refused() {
+        assert!(CallState::from_query(pairs("n=one")).is_err());
+        assert!(CallState::from_query(pairs("v=z")).is_err());
+        assert!(CallState::from_query(pairs("c=9007199254740993.0")).is_err());
+    }
+
+    #[test]
+    fn stages_have_stable_paths() {
+        for stage in Stage::ALL {
+            assert_eq!(Stage::from_path(stage.path()), Some(stage));
+        }
+        assert_eq!(Stage::from_path("menu"), Some(Stage::Menu));
+        assert_eq!(Stage::from_path("nope"), None);
+    }
+
+    #[test]
+    fn only_account_level_proof_covers_the_account() {
+        assert!(Verified::PostalCode.covers_account());
+        assert!(Verified::CallerId.covers_account());
+        assert!(Verified::NotRequired.covers_account());
+        assert!(!Verified::OrderNumber.covers_account());
+        assert!(!Verified::No.covers_account());
+    }
+}

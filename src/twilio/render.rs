@@ -1,0 +1,250 @@
+//! The one TwiML renderer: each IVR step is a template in `twiml/` (built in, and replaceable
+//! file by file from ORDERLINE_TWIML_DIR), rendered with XML escaping. Every template is
+//! rendered and parsed at start-up, so a broken one stops `serve` instead of a caller's call.
+
+use std::path::Path;
+
+use minijinja::{AutoEscape, Environment, Value};
+use serde::Serialize;
+
+use super::twiml;
+use crate::ivr::Step;
+
+/// The built-in templates, as shipped in `twiml/`.
+const BUILT_IN: [(&str, &str); 12] = [
+    ("_macros.xml", include_str!("../../twiml/_macros.xml")),
+    ("menu.xml", include_str!("../../twiml/menu.xml")),
+    ("other_orders.xml", include_str!("../../twiml/other_orders.xml")),
+    ("returns.xml", include_str!("../../twiml/returns.xml")),
+    ("ask_order_number.xml", include_str!("../../twiml/ask_order_number.xml")),
+    ("ask_postal_code.xml", include_str!("../../twiml/ask_postal_code.xml")),
+    ("closed.xml", include_str!("../../twiml/closed.xml")),
+    ("transfer.xml", include_str!("../../twiml/transfer.xml")),
+    ("goodbye.xml", include_str!("../../twiml/goodbye.xml")),
+    ("hold.xml", include_str!("../../twiml/hold.xml")),
+    ("fallback.xml", include_str!("../../twiml/fallback.xml")),
+    ("whisper.xml", include_str!("../../twiml/whisper.xml")),
+];
+
+/// What callers hear if even the fallback template cannot be rendered: no settings, no data.
+pub const LAST_RESORT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Response><Say>Sorry, we can't take your call right now. Please try again in a few minutes.</Say><Hangup/></Response>"#;
+
+/// How the caller reaches a person, as the templates' `connect` macro needs it.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TransferView {
+    pub kind: &'static str,
+    pub address: String,
+    pub workflow_sid: Option<String>,
+    /// The caller's context as TaskRouter task attributes (JSON).
+    pub task: String,
+    pub whisper_url: String,
+    /// `<Parameter>`s for a Client transfer.
+    pub params: Vec<(String, String)>,
+    /// The SIP URI with the context as `X-` headers.
+    pub sip_uri: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{template}: line {line}: {message}")]
+pub struct TemplateError {
+    pub template: String,
+    pub line: usize,
+    pub message: String,
+}
+
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    /// The built-in templates, with any file of the same name in `dir` in their place, and the
+    /// settings every template may use.
+    pub fn load(dir: Option<&Path>, voice: &str, language: &str, shop_name: &str) -> Result<Renderer, TemplateError> {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::Html);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        env.set_keep_trailing_newline(false);
+        env.add_global("voice", voice);
+        env.add_global("language", language);
+        env.add_global("shop_name", shop_name);
+        for (name, built_in) in BUILT_IN {
+            let source = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(path) => std::fs::read_to_string(&path).map_err(|e| TemplateError {
+                    template: path.display().to_string(),
+                    line: 0,
+                    message: e.to_string(),
+                })?,
+                None => built_in.to_string(),
+            };
+            env.add_template_owned(name.to_string(), source).map_err(|e| template_error(name, &e))?;
+        }
+        Ok(Renderer { env })
+    }
+
+    /// Renders a step; `action` is where the caller's answer goes (absolute path and query).
+    pub fn step(&self, step: &Step, action: Option<&str>, transfer: &TransferView) -> Result<String, TemplateError> {
+        let name = format!("{}.xml", step.template());
+        let ctx = Value::from_serialize(Context { step, action: action.unwrap_or(""), transfer });
+        self.render(&name, ctx)
+    }
+
+    pub fn fallback(&self, transfer: &TransferView) -> Result<String, TemplateError> {
+        self.render("fallback.xml", minijinja::context! { transfer })
+    }
+
+    pub fn whisper(&self, ctx: Value) -> Result<String, TemplateError> {
+        self.render("whisper.xml", ctx)
+    }
+
+    fn render(&self, name: &str, ctx: Value) -> Result<String, TemplateError> {
+        let template = self.env.get_template(name).map_err(|e| template_error(name, &e))?;
+        template.render(ctx).map_err(|e| template_error(name, &e))
+    }
+
+    /// Renders every template for every sample in `samples` and parses the result as TwiML: the
+    /// start-up check. The first failure names the template and the line.
+    pub fn check(&self, samples: &[(Step, Option<&str>)], transfers: &[TransferView]) -> Result<usize, TemplateError> {
+        let mut checked = 0;
+        let mut seen = std::collections::HashSet::new();
+        for transfer in transfers {
+            for (step, action) in samples {
+                let xml = self.step(step, *action, transfer)?;
+                parse_rendered(&format!("{}.xml", step.template()), &xml)?;
+                seen.insert(step.template());
+                checked += 1;
+            }
+            parse_rendered("fallback.xml", &self.fallback(transfer)?)?;
+            checked += 1;
+        }
+        let whisper = self.whisper(minijinja::context! { first_name => "O'Brien & Sons <Ltd>", verified => "postal_code",
+            order => minijinja::context! { number_spoken => "1 0 4 2", state => "shipped" } })?;
+        parse_rendered("whisper.xml", &whisper)?;
+        parse_rendered("whisper.xml", &self.whisper(minijinja::context! {})?)?;
+        checked += 2;
+        for (name, _) in BUILT_IN {
+            let template = name.trim_end_matches(".xml");
+            let covered = name.starts_with('_') || matches!(template, "fallback" | "whisper") || seen.contains(template);
+            if !covered {
+                return Err(TemplateError { template: name.into(), line: 0, message: "no sample renders it".into() });
+            }
+        }
+        Ok(checked)
+    }
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    #[serde(flatten)]
+    step: &'a Step,
+    action: &'a str,
+    transfer: &'a TransferView,
+}
+
+fn parse_rendered(name: &str, xml: &str) -> Result<(), TemplateError> {
+    twiml::parse(xml)
+        .map(|_| ())
+        .map_err(|e| TemplateError { template: name.into(), line: e.line, message: format!("{} (rendered TwiML)", e.message) })
+}
+
+fn template_error(name: &str, e: &minijinja::Error) -> TemplateError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    TemplateError { template: e.name().unwrap_or(name).to_string(), line: e.line().unwrap_or(0), message }
+}
+
+/// Steps that together reach every branch of every template, with the awkward inputs callers'
+/// data can hold (a name full of XML specials, no name, no order, every order state).
+pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
+    use crate::ivr::flow::{
+        AskOrderNumber, AskPostalCode, CallContext, ClosedStep, GoodbyeStep, MenuOptions, MenuStep, OrdersStep,
+        TransferStep,
+    };
+    use crate::ivr::order_status::{OrderFacts, OrderState};
+
+    const HOSTILE: &str = "O'Brien & Sons <Ltd> \"quoted\"";
+    let action = Some("/twilio/voice/menu?n=2&v=p&t=0&c=9007199254740993");
+    let states = [
+        OrderState::Placed,
+        OrderState::Paid,
+        OrderState::BeingPrepared,
+        OrderState::Shipped,
+        OrderState::OutForDelivery,
+        OrderState::Delivered,
+        OrderState::Cancelled,
+        OrderState::Refunded,
+    ];
+    let order = |state: OrderState, odd: bool| OrderFacts {
+        name: "#1042".into(),
+        number_spoken: "1 0 4 2".into(),
+        state,
+        partial: odd,
+        partly_refunded: odd,
+        carrier: odd.then(|| HOSTILE.to_string()),
+        day: "Tuesday, November 17".into(),
+        tracking_number: Some("1Z<&>".into()),
+        total: Some("59.00".into()),
+        currency: Some("USD".into()),
+        refunds: if odd { 2 } else { 0 },
+    };
+    let menus = [MenuOptions { other_orders: true, agents_open: true }, MenuOptions { other_orders: false, agents_open: false }];
+    let mut samples = Vec::new();
+    for (i, state) in states.into_iter().enumerate() {
+        let odd = i % 2 == 1;
+        let menu = menus[i % 2].clone();
+        samples.push((
+            Step::Menu(MenuStep {
+                greet: Some(if odd { HOSTILE.into() } else { "Dana".into() }),
+                closed_until: (!menu.agents_open).then(|| "Monday at 9 AM".to_string()),
+                closed: !menu.agents_open,
+                order: Some(order(state, odd)),
+                menu: menu.clone(),
+                reprompt: odd,
+            }),
+            action,
+        ));
+        samples.push((Step::OtherOrders(OrdersStep { orders: vec![order(state, odd)], menu: menu.clone() }), action));
+        samples.push((Step::Returns(OrdersStep { orders: vec![order(state, odd)], menu }), action));
+    }
+    for menu in menus {
+        samples.push((
+            Step::Menu(MenuStep { greet: None, closed_until: None, closed: true, order: None, menu: menu.clone(), reprompt: false }),
+            action,
+        ));
+        samples.push((Step::OtherOrders(OrdersStep { orders: vec![], menu: menu.clone() }), action));
+        samples.push((Step::Returns(OrdersStep { orders: vec![], menu: menu.clone() }), action));
+        samples.push((Step::Closed(ClosedStep { closed_until: Some("tomorrow at 9 AM".into()), menu: menu.clone() }), action));
+        samples.push((Step::Closed(ClosedStep { closed_until: None, menu }), action));
+    }
+    for reason in ["unknown", "shared", "withheld", "verify", "retry"] {
+        for (retry, entered) in [(None, None), (Some("not_found"), Some("1 0 4 2")), (Some("no_input"), None)] {
+            let first_name = (reason == "verify").then(|| HOSTILE.to_string());
+            samples.push((Step::AskOrderNumber(AskOrderNumber { reason, first_name, retry, entered: entered.map(Into::into) }), action));
+        }
+    }
+    for retry in [None, Some("mismatch"), Some("no_input")] {
+        samples.push((Step::AskPostalCode(AskPostalCode { first_name: Some(HOSTILE.into()), retry }), action));
+        samples.push((Step::AskPostalCode(AskPostalCode { first_name: None, retry }), action));
+    }
+    let context = CallContext {
+        call_sid: "CA00000000000000000000000000000000".into(),
+        from: "+15551234567".into(),
+        customer_id: Some("9007199254740993".into()),
+        first_name: Some(HOSTILE.into()),
+        last_name: Some(HOSTILE.into()),
+        verified: "postal_code",
+        order_name: Some("#1042".into()),
+        order_state: Some("shipped".into()),
+    };
+    for reason in ["asked", "order_not_found", "not_verified", "no_input", "invalid_key"] {
+        samples.push((Step::Transfer(TransferStep { reason, context: context.clone() }), None));
+        samples.push((Step::Goodbye(GoodbyeStep { reason, closed_until: Some("Monday at 9 AM".into()) }), None));
+        samples.push((Step::Goodbye(GoodbyeStep { reason, closed_until: None }), None));
+    }
+    samples.push((Step::Hold, Some("/twilio/voice/continue?n=2&v=n&t=0")));
+    samples
+}
