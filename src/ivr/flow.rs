@@ -163,6 +163,8 @@ pub struct CallContext {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub verified: &'static str,
+    /// As a string, like `customer_id`.
+    pub order_id: Option<String>,
     pub order_name: Option<String>,
     pub order_state: Option<String>,
 }
@@ -525,6 +527,7 @@ impl CallFlow {
                 .and_then(|c| c.last_name.as_deref().map(str::to_string))
                 .or_else(|| order.and_then(|o| o.last_name.clone())),
             verified: state.verified.as_str(),
+            order_id: order_card.filter(|_| may_name).map(|o| o.id.to_string()),
             order_name: order_card.filter(|_| may_name).map(|o| o.name.to_string()),
             order_state: order_card
                 .filter(|_| may_name)

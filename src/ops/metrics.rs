@@ -41,6 +41,20 @@ pub struct Metrics {
     pub reconciler_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Caller entries held in the cache.
     pub cache_entries: Gauge,
+    /// Twilio requests by route (voice, menu, order-number, …, status) and outcome (answered,
+    /// fallback, forbidden).
+    pub twilio_requests: Family<RouteLabels, Counter>,
+    /// Time to answer a Twilio request.
+    pub twilio_response_seconds: Histogram,
+    /// Call record writes stored, and dropped (database down or far behind).
+    pub call_records_written: Counter,
+    pub call_records_dropped: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -111,7 +125,23 @@ impl Metrics {
         );
         let cache_entries = Gauge::default();
         registry.register("cache_entries", "Caller entries in the lookup cache", cache_entries.clone());
+        let twilio_requests = Family::<RouteLabels, Counter>::default();
+        registry.register("twilio_requests", "Twilio requests by route and outcome", twilio_requests.clone());
+        let twilio_response_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register("twilio_response_seconds", "Time to answer a Twilio request", twilio_response_seconds.clone());
+        let call_records_written = Counter::default();
+        registry.register("call_records_written", "Call record writes stored", call_records_written.clone());
+        let call_records_dropped = Counter::default();
+        registry.register(
+            "call_records_dropped",
+            "Call record writes dropped (database down or far behind)",
+            call_records_dropped.clone(),
+        );
         Metrics {
+            twilio_requests,
+            twilio_response_seconds,
+            call_records_written,
+            call_records_dropped,
             lookups,
             shopify_requests,
             shopify_request_seconds,
@@ -146,6 +176,19 @@ impl Metrics {
             .get_or_create(&OperationLabels { operation: operation.into(), outcome: outcome.into() })
             .inc();
         self.shopify_request_seconds.observe(seconds);
+    }
+
+    pub fn twilio_request(&self, route: &str, outcome: &str, seconds: f64) {
+        self.twilio_requests.get_or_create(&RouteLabels { route: route.into(), outcome: outcome.into() }).inc();
+        self.twilio_response_seconds.observe(seconds);
+    }
+
+    pub fn call_records_written(&self, n: u64) {
+        self.call_records_written.inc_by(n);
+    }
+
+    pub fn call_record_dropped(&self) {
+        self.call_records_dropped.inc();
     }
 
     /// The Prometheus text exposition of every metric.

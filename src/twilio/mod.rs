@@ -3,3 +3,4 @@
 pub mod signature;
 pub mod transfer;
 // pub mod render; (after the twiml merge)
+pub mod recorder;

@@ -237,6 +237,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         first_name: Some(HOSTILE.into()),
         last_name: Some(HOSTILE.into()),
         verified: "postal_code",
+        order_id: Some("9007199254741107".into()),
         order_name: Some("#1042".into()),
         order_state: Some("shipped".into()),
     };

@@ -1,0 +1,123 @@
+//! Writes call records without making callers wait: handlers hand their writes over and answer
+//! at once; writer tasks batch them into one transaction each. A call's writes always go to the
+//! same writer, so they land in the order they were made. Never blocks a handler: if the
+//! writers are far behind (the database is down), writes are dropped, counted and logged.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::ops::Metrics;
+use crate::store::{CallWrite, Store};
+
+/// Writes waiting per writer before new ones are dropped.
+const QUEUE: usize = 50_000;
+/// Most writes in one transaction.
+const BATCH: usize = 2_000;
+/// Pauses between attempts at a batch the database refused.
+const RETRIES: [Duration; 3] = [Duration::from_millis(100), Duration::from_millis(500), Duration::from_secs(2)];
+
+enum Message {
+    Write(CallWrite),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct CallRecorder {
+    writers: Arc<[mpsc::Sender<Message>]>,
+    metrics: Arc<Metrics>,
+}
+
+impl CallRecorder {
+    pub fn start(store: Store, writers: usize, metrics: Arc<Metrics>) -> (CallRecorder, Vec<JoinHandle<()>>) {
+        let mut senders = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..writers.max(1) {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            senders.push(tx);
+            tasks.push(tokio::spawn(write_loop(store.clone(), rx, metrics.clone())));
+        }
+        (CallRecorder { writers: senders.into(), metrics }, tasks)
+    }
+
+    /// Queues writes; returns at once.
+    pub fn record(&self, writes: Vec<CallWrite>) {
+        for write in writes {
+            let writer = &self.writers[shard(write.call_sid(), self.writers.len())];
+            if let Err(e) = writer.try_send(Message::Write(write)) {
+                self.metrics.call_record_dropped();
+                if let mpsc::error::TrySendError::Full(_) = e {
+                    tracing::warn!("call records are not keeping up: a write was dropped");
+                }
+            }
+        }
+    }
+
+    /// Waits until everything queued before this call is written (or given up on).
+    pub async fn flush(&self) {
+        let mut waits = Vec::new();
+        for writer in self.writers.iter() {
+            let (tx, rx) = oneshot::channel();
+            if writer.send(Message::Flush(tx)).await.is_ok() {
+                waits.push(rx);
+            }
+        }
+        for wait in waits {
+            let _ = wait.await;
+        }
+    }
+}
+
+fn shard(call_sid: &str, writers: usize) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    call_sid.hash(&mut hasher);
+    (hasher.finish() % writers as u64) as usize
+}
+
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, metrics: Arc<Metrics>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut flushes = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Write(w) => batch.push(w),
+                Message::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        write_batch(&store, &batch, &metrics).await;
+        batch.clear();
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn write_batch(store: &Store, batch: &[CallWrite], metrics: &Metrics) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut error = None;
+    for pause in std::iter::once(Duration::ZERO).chain(RETRIES) {
+        tokio::time::sleep(pause).await;
+        match store.record_calls(batch).await {
+            Ok(()) => {
+                metrics.call_records_written(batch.len() as u64);
+                return;
+            }
+            Err(e) => error = Some(e),
+        }
+    }
+    for _ in batch {
+        metrics.call_record_dropped();
+    }
+    if let Some(e) = error {
+        tracing::error!(error = %e, writes = batch.len(), "call records could not be written and were dropped");
+    }
+}
