@@ -34,6 +34,8 @@ enum Command {
     },
     /// One reconciliation sweep against Shopify (a full backfill the first time), then exit.
     Reconcile,
+    /// Call orderline as Twilio would for an inbound call, and print what the caller hears.
+    Call(CallArgs),
     /// Emulators of the outside world, for trying orderline without real accounts.
     Sim {
         #[command(subcommand)]
@@ -54,6 +56,28 @@ enum SimCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct CallArgs {
+    /// The caller's number, E.164 (e.g. +15551234567).
+    from: String,
+    /// orderline's base URL, as Twilio reaches it (ORDERLINE_PUBLIC_URL on the server).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The Twilio auth token to sign requests with (the server's TWILIO_AUTH_TOKEN).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The number called.
+    #[arg(long, default_value = orderline::sim::twilio::DEFAULT_TO)]
+    to: String,
+    /// Keys for each prompt, comma-separated ("" or "timeout" lets a prompt time out);
+    /// without it keys are read from stdin, a line per prompt (empty line: timeout; end of input: hang up).
+    #[arg(long, value_delimiter = ',')]
+    keys: Option<Vec<String>>,
+    /// STIR/SHAKEN result to send as StirVerstat, e.g. TN-Validation-Passed-A.
+    #[arg(long)]
+    stir: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum DlqCommand {
     /// List dead letters with their errors.
@@ -65,6 +89,11 @@ enum DlqCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A client of a running orderline: the server's settings are not its business.
+    let command = match cli.command {
+        Command::Call(args) => return call(args).await,
+        command => command,
+    };
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
@@ -73,7 +102,7 @@ async fn main() -> ExitCode {
         }
     };
     logging::init(settings.log_format);
-    let result = match cli.command {
+    let result = match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::Dlq { command: DlqCommand::List } => dlq_list(settings).await,
@@ -82,11 +111,30 @@ async fn main() -> ExitCode {
         Command::Sim { command: SimCommand::Shopify { listen, token } } => {
             orderline::sim::shopify::run_cli(listen, token).await.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
         }
+        Command::Call(_) => unreachable!("handled before settings are loaded"),
     };
     match result {
         Ok(code) => code,
         Err(message) => {
             eprintln!("orderline: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn call(args: CallArgs) -> ExitCode {
+    let options = orderline::sim::twilio::CallOptions {
+        from: args.from,
+        url: args.url,
+        token: args.token,
+        to: args.to,
+        keys: args.keys,
+        stir: args.stir,
+    };
+    match orderline::sim::twilio::run_cli(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("orderline: {e}");
             ExitCode::FAILURE
         }
     }

@@ -2,3 +2,4 @@
 //! real protocols (signatures, payloads, GraphQL shapes, rate limits); production never uses them.
 
 pub mod shopify;
+pub mod twilio;

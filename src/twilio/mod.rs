@@ -1,6 +1,11 @@
-//! Twilio: signature check, the voice and status handlers, TwiML rendering.
+//! Twilio: signature check, the voice and status handlers, TwiML rendering, call records.
 
+pub mod recorder;
+pub mod render;
+pub mod request;
 pub mod signature;
 pub mod transfer;
-// pub mod render; (after the twiml merge)
-pub mod recorder;
+pub mod twiml;
+pub mod voice;
+
+pub use voice::router;

@@ -1,0 +1,719 @@
+//! A stand-in for Twilio calling orderline (`orderline call`, tests, benchmarks): it places an
+//! inbound call with Twilio's signed form POSTs and walks the TwiML it gets back as Twilio would —
+//! hearing `<Say>`, pressing keys at `<Gather>`, following `<Redirect>` — until the call ends.
+//! It only plays Twilio's side; it never decides what orderline should answer.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), orderline::sim::twilio::CallError> {
+//! use orderline::sim::twilio::{CallerConfig, Ending, TwilioCaller, scripted};
+//! let caller = TwilioCaller::new(CallerConfig::new("http://127.0.0.1:8080", "token", "+15551234567"));
+//! let transcript = caller.call(scripted(&["1"])).await?;
+//! println!("{:?}", transcript.spoken());
+//! assert!(matches!(transcript.ending, Ending::Enqueue(_)));
+//! # Ok(()) }
+//! ```
+
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::twilio::signature;
+use crate::twilio::twiml::{self, Document, TwimlError, Verb};
+
+/// The AccountSid every simulated request carries.
+pub const ACCOUNT_SID: &str = "AC0d1e2a3b4c5d6e7f8091a2b3c4d5e6f7";
+/// The number called when none is given: the store's support line.
+pub const DEFAULT_TO: &str = "+18005550100";
+/// Twilio stops following a call after this many requests.
+pub const MAX_REQUESTS: usize = 50;
+/// Twilio's cap on a TwiML response (error 11750).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Who calls whom, and where Twilio sends its webhooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerConfig {
+    /// orderline's base URL as Twilio knows it, e.g. `http://127.0.0.1:8080`, no trailing slash.
+    pub base_url: String,
+    /// The Twilio auth token requests are signed with.
+    pub auth_token: String,
+    /// The caller's number, E.164.
+    pub from: String,
+    /// The number dialled (default [`DEFAULT_TO`]).
+    pub to: String,
+    /// `None`: a random `CA` + 32 hex digits per call.
+    pub call_sid: Option<String>,
+    /// STIR/SHAKEN verification, e.g. `TN-Validation-Passed-A` (sent as `StirVerstat`).
+    pub stir_verstat: Option<String>,
+    /// Further parameters sent with every request (`CallerName`, `FromZip`, …).
+    pub extra_params: Vec<(String, String)>,
+}
+
+impl CallerConfig {
+    /// A call from `from` to [`DEFAULT_TO`] with a random CallSid and no STIR/SHAKEN result.
+    pub fn new(base_url: impl Into<String>, auth_token: impl Into<String>, from: impl Into<String>) -> Self {
+        CallerConfig {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            auth_token: auth_token.into(),
+            from: from.into(),
+            to: DEFAULT_TO.into(),
+            call_sid: None,
+            stir_verstat: None,
+            extra_params: Vec::new(),
+        }
+    }
+}
+
+/// What the caller does at a `<Gather>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// Presses these keys (a `finishOnKey` and anything after it is not sent, as on Twilio).
+    Digits(String),
+    /// Presses nothing until the Gather times out.
+    Timeout,
+}
+
+/// One request Twilio made and what came back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    /// The absolute URL requested (the one signed).
+    pub url: String,
+    pub status: u16,
+    /// The parsed TwiML, for a 200 answer.
+    pub document: Option<Document>,
+    pub body: String,
+    /// The `<Say>`, `<Play>` and `<Pause>` verbs the caller heard from this document, in order
+    /// (those inside a `<Gather>` included; those after a Gather that got keys are never reached).
+    pub heard: Vec<Verb>,
+}
+
+/// How the call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    Dial(Verb),
+    Enqueue(Verb),
+    Hangup,
+    Reject,
+    Connect(Verb),
+    /// The last document ran out of verbs: Twilio hangs up.
+    EndOfDocument,
+    /// The key script had nothing left for a `<Gather>`: the caller hung up.
+    OutOfKeys,
+    /// [`MAX_REQUESTS`] requests without the call ending.
+    TooManySteps,
+    /// The server answered with this non-200 status.
+    HttpError(u16),
+}
+
+/// Everything one call did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    pub call_sid: String,
+    pub turns: Vec<Turn>,
+    pub ending: Ending,
+}
+
+impl Transcript {
+    /// The text of every `<Say>` the caller heard, across turns, in order, whitespace collapsed.
+    pub fn spoken(&self) -> Vec<String> {
+        self.turns.iter().flat_map(|t| &t.heard).filter(|v| v.name == "Say").map(Verb::spoken).collect()
+    }
+
+    /// The document of the last turn; an empty one if it had none (a non-200 answer).
+    pub fn last(&self) -> &Document {
+        static EMPTY: Document = Document { verbs: Vec::new() };
+        self.turns.last().and_then(|t| t.document.as_ref()).unwrap_or(&EMPTY)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{url} timed out (Twilio waits 5 s to connect and 15 s in all: error 11205)")]
+    Timeout { url: String },
+    #[error("request to {url} failed: {reason}")]
+    Http { url: String, reason: String },
+    #[error("{url} answered 200 with Content-Type {content_type:?}; Twilio wants text/xml (error 12300)")]
+    ContentType { url: String, content_type: String },
+    #[error("{url} answered {bytes} bytes of TwiML; Twilio's limit is 64 kB (error 11750)")]
+    TooLarge { url: String, bytes: usize },
+    #[error("{url} answered TwiML Twilio cannot parse (error 12100): {error}")]
+    InvalidTwiml { url: String, error: TwimlError, body: String },
+    #[error("<{verb}> asks for method {method}; the simulator follows POST only")]
+    UnsupportedMethod { verb: String, method: String },
+    #[error("<{0}> is not supported by the simulator")]
+    UnsupportedVerb(String),
+    #[error("{url} answered 403 Forbidden: the auth token does not match the server's (--token / TWILIO_AUTH_TOKEN)")]
+    Forbidden { url: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("reading keys: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Places simulated inbound calls. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TwilioCaller {
+    config: CallerConfig,
+    client: reqwest::Client,
+}
+
+impl TwilioCaller {
+    pub fn new(config: CallerConfig) -> Self {
+        // Twilio's limits on call-related requests: 5 s to connect, 15 s in all.
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .user_agent("TwilioProxy/1.1")
+            .build()
+            .expect("a client with timeouts and a user agent always builds");
+        TwilioCaller { config, client }
+    }
+
+    pub fn config(&self) -> &CallerConfig {
+        &self.config
+    }
+
+    /// Places one call: `POST {base_url}/twilio/voice`, then follows the TwiML until the call
+    /// ends. `keys` is asked at every `<Gather>` (and gets it); `None` hangs up.
+    pub async fn call(&self, keys: impl FnMut(&Verb) -> Option<Key>) -> Result<Transcript, CallError> {
+        self.call_heard(keys, |_| {}).await
+    }
+
+    /// [`TwilioCaller::call`], telling `hear` about each `<Say>`, `<Play>` and `<Pause>` as the
+    /// caller hears it.
+    async fn call_heard(
+        &self,
+        mut keys: impl FnMut(&Verb) -> Option<Key>,
+        mut hear: impl FnMut(&Verb),
+    ) -> Result<Transcript, CallError> {
+        let call_sid = self.config.call_sid.clone().unwrap_or_else(random_call_sid);
+        let mut url = format!("{}/twilio/voice", self.config.base_url);
+        let mut params = self.base_params(&call_sid, "ringing");
+        let mut turns: Vec<Turn> = Vec::new();
+        let ending = loop {
+            if turns.len() == MAX_REQUESTS {
+                break Ending::TooManySteps;
+            }
+            let mut turn = self.post(&url, &params).await?;
+            let Some(document) = turn.document.clone() else {
+                let status = turn.status;
+                turns.push(turn);
+                break Ending::HttpError(status);
+            };
+            let mut next: Option<(String, Vec<(String, String)>)> = None;
+            let mut ending = None;
+            for verb in &document.verbs {
+                match verb.name.as_str() {
+                    "Say" | "Play" | "Pause" => {
+                        hear(verb);
+                        turn.heard.push(verb.clone());
+                    }
+                    "Gather" => {
+                        for prompt in &verb.children {
+                            hear(prompt);
+                            turn.heard.push(prompt.clone());
+                        }
+                        let Some(key) = keys(verb) else {
+                            ending = Some(Ending::OutOfKeys);
+                            break;
+                        };
+                        let digits = match key {
+                            Key::Digits(pressed) => gathered_digits(verb, &pressed),
+                            Key::Timeout => String::new(),
+                        };
+                        // actionOnEmptyResult defaults to false: no input, no request.
+                        if digits.is_empty() && verb.attr("actionOnEmptyResult") != Some("true") {
+                            continue;
+                        }
+                        require_post(verb)?;
+                        let action = resolve_url(&url, verb.attr("action").unwrap_or(""));
+                        let mut action_params = self.base_params(&call_sid, "in-progress");
+                        action_params.push(("Digits".into(), digits));
+                        next = Some((action, action_params));
+                        break;
+                    }
+                    "Redirect" => {
+                        require_post(verb)?;
+                        next = Some((resolve_url(&url, verb.text.trim()), self.base_params(&call_sid, "in-progress")));
+                        break;
+                    }
+                    "Dial" => ending = Some(Ending::Dial(verb.clone())),
+                    "Enqueue" => ending = Some(Ending::Enqueue(verb.clone())),
+                    "Connect" => ending = Some(Ending::Connect(verb.clone())),
+                    "Hangup" => ending = Some(Ending::Hangup),
+                    "Reject" => ending = Some(Ending::Reject),
+                    // Text messages are sent and the call goes on; <Leave> only acts in a queue.
+                    "Message" | "Sms" | "Leave" => {}
+                    other => return Err(CallError::UnsupportedVerb(other.to_string())),
+                }
+                if ending.is_some() {
+                    break;
+                }
+            }
+            turns.push(turn);
+            if let Some(ending) = ending {
+                break ending;
+            }
+            match next {
+                Some((next_url, next_params)) => (url, params) = (next_url, next_params),
+                None => break Ending::EndOfDocument,
+            }
+        };
+        Ok(Transcript { call_sid, turns, ending })
+    }
+
+    /// One form POST of `params` to `url` (absolute), signed as Twilio signs it. A 200 answer must
+    /// be TwiML Twilio would accept (content type, size, syntax); any other status is returned
+    /// as it is, with no document.
+    pub async fn post(&self, url: &str, params: &[(String, String)]) -> Result<Turn, CallError> {
+        let signature = signature::sign(&self.config.auth_token, url, params);
+        let response = self
+            .client
+            .post(url)
+            .header("X-Twilio-Signature", signature)
+            .form(params)
+            .send()
+            .await
+            .map_err(|e| request_error(url, e))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = response.text().await.map_err(|e| request_error(url, e))?;
+        let mut turn = Turn { url: url.to_string(), status, document: None, body, heard: Vec::new() };
+        if status != 200 {
+            return Ok(turn);
+        }
+        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !matches!(mime.as_str(), "text/xml" | "application/xml" | "text/html") {
+            return Err(CallError::ContentType { url: url.to_string(), content_type });
+        }
+        if turn.body.len() > MAX_BODY_BYTES {
+            return Err(CallError::TooLarge { url: url.to_string(), bytes: turn.body.len() });
+        }
+        match twiml::parse(&turn.body) {
+            Ok(document) => turn.document = Some(document),
+            Err(error) => return Err(CallError::InvalidTwiml { url: url.to_string(), error, body: turn.body }),
+        }
+        Ok(turn)
+    }
+
+    /// A status callback as Twilio sends it to `POST {base_url}/twilio/status`; returns the
+    /// HTTP status of the answer.
+    pub async fn status_callback(
+        &self,
+        call_sid: &str,
+        status: &str,
+        duration_s: Option<u32>,
+        sequence: u32,
+    ) -> Result<u16, CallError> {
+        let url = format!("{}/twilio/status", self.config.base_url);
+        let mut params = self.base_params(call_sid, status);
+        if let Some(duration) = duration_s {
+            params.push(("CallDuration".into(), duration.to_string()));
+        }
+        params.push(("SequenceNumber".into(), sequence.to_string()));
+        params.push(("Timestamp".into(), chrono::Utc::now().to_rfc2822()));
+        params.push(("CallbackSource".into(), "call-progress-events".into()));
+        let signature = signature::sign(&self.config.auth_token, &url, &params);
+        let response = self
+            .client
+            .post(&url)
+            .header("X-Twilio-Signature", signature)
+            .form(&params)
+            .send()
+            .await
+            .map_err(|e| request_error(&url, e))?;
+        Ok(response.status().as_u16())
+    }
+
+    /// The parameters Twilio sends with every request of an inbound call.
+    fn base_params(&self, call_sid: &str, call_status: &str) -> Vec<(String, String)> {
+        let c = &self.config;
+        let mut params: Vec<(String, String)> = [
+            ("AccountSid", ACCOUNT_SID),
+            ("CallSid", call_sid),
+            ("From", &c.from),
+            ("To", &c.to),
+            ("Caller", &c.from),
+            ("Called", &c.to),
+            ("CallStatus", call_status),
+            ("Direction", "inbound"),
+            ("ApiVersion", "2010-04-01"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        if let Some(stir) = &c.stir_verstat {
+            params.push(("StirVerstat".into(), stir.clone()));
+        }
+        params.extend(c.extra_params.iter().cloned());
+        params
+    }
+}
+
+/// Keys for a scripted caller: `"1"` presses 1, `""` or `"timeout"` lets the Gather time out;
+/// when the script runs out the caller hangs up.
+pub fn scripted(keys: &[&str]) -> impl FnMut(&Verb) -> Option<Key> + use<> {
+    let mut keys: std::vec::IntoIter<Key> = keys
+        .iter()
+        .map(|k| match k.trim() {
+            "" | "timeout" => Key::Timeout,
+            digits => Key::Digits(digits.to_string()),
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
+    move |_| keys.next()
+}
+
+/// What Twilio posts as `Digits` when the caller presses `pressed`: up to (not including) the
+/// `finishOnKey` (default `#`), at most `numDigits`.
+fn gathered_digits(gather: &Verb, pressed: &str) -> String {
+    let finish = gather.attr("finishOnKey").unwrap_or("#");
+    let mut digits: String = match finish.chars().next() {
+        Some(key) => pressed.split(key).next().unwrap_or("").to_string(),
+        None => pressed.to_string(),
+    };
+    if let Some(n) = gather.attr("numDigits").and_then(|n| n.trim().parse::<usize>().ok()) {
+        digits = digits.chars().take(n).collect();
+    }
+    digits
+}
+
+fn require_post(verb: &Verb) -> Result<(), CallError> {
+    match verb.attr("method") {
+        None => Ok(()),
+        Some(method) if method.eq_ignore_ascii_case("POST") => Ok(()),
+        Some(method) => Err(CallError::UnsupportedMethod { verb: verb.name.clone(), method: method.to_string() }),
+    }
+}
+
+/// Resolves a `<Gather action>` or `<Redirect>` URL against the URL of the document it came from,
+/// as a browser (RFC 3986) would: absolute URLs as they are, `/path?q` on the same origin,
+/// `?q` on the same path, `path` next to the current one; an empty reference is the current URL.
+/// Fragments are dropped (they are never sent).
+pub fn resolve_url(current: &str, reference: &str) -> String {
+    let current = current.split('#').next().unwrap_or(current);
+    let reference = reference.trim();
+    let reference = reference.split('#').next().unwrap_or(reference);
+    if reference.is_empty() {
+        return current.to_string();
+    }
+    if has_scheme(reference) {
+        return reference.to_string();
+    }
+    let (scheme, rest) = current.split_once("://").unwrap_or(("http", current));
+    if let Some(network_path) = reference.strip_prefix("//") {
+        return format!("{scheme}://{network_path}");
+    }
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path_and_query) = rest.split_at(authority_end);
+    let origin = format!("{scheme}://{authority}");
+    let current_path = path_and_query.split('?').next().unwrap_or("");
+    if reference.starts_with('?') {
+        let path = if current_path.is_empty() { "/" } else { current_path };
+        return format!("{origin}{path}{reference}");
+    }
+    let (ref_path, query) = match reference.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (reference, None),
+    };
+    let merged = if ref_path.starts_with('/') {
+        ref_path.to_string()
+    } else {
+        let directory = match current_path.rfind('/') {
+            Some(i) => &current_path[..=i],
+            None => "/",
+        };
+        format!("{directory}{ref_path}")
+    };
+    let mut url = format!("{origin}{}", remove_dot_segments(&merged));
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+fn has_scheme(reference: &str) -> bool {
+    match reference.split_once(':') {
+        Some((scheme, _)) => {
+            let mut chars = scheme.chars();
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                && !scheme.contains('/')
+        }
+        None => false,
+    }
+}
+
+/// RFC 3986 §5.2.4 for an absolute path: `.` and `..` segments removed, never above the root.
+fn remove_dot_segments(path: &str) -> String {
+    let mut output: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let last = segments.len() - 1;
+    for (i, segment) in segments.iter().enumerate() {
+        match *segment {
+            "." => {}
+            ".." => {
+                output.pop();
+            }
+            other => output.push(other),
+        }
+        if i == last && matches!(*segment, "." | "..") {
+            output.push("");
+        }
+    }
+    format!("/{}", output.join("/"))
+}
+
+/// `CA` and 32 hex digits, different for every call.
+fn random_call_sid() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let count = NEXT.fetch_add(1, Ordering::Relaxed);
+    let half = |salt: u64| {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u128(nanos);
+        hasher.write_u64(count);
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(salt);
+        hasher.finish()
+    };
+    format!("CA{:016x}{:016x}", half(1), half(2))
+}
+
+fn request_error(url: &str, e: reqwest::Error) -> CallError {
+    let url = url.to_string();
+    if e.is_timeout() {
+        return CallError::Timeout { url };
+    }
+    // reqwest's own message names the URL; the cause ("Connection refused") is further down.
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        reason = cause.to_string();
+        source = cause.source();
+    }
+    if e.is_connect() { CallError::Unreachable { url, reason } } else { CallError::Http { url, reason } }
+}
+
+/// `orderline call`: what the command line gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOptions {
+    pub from: String,
+    /// orderline's base URL.
+    pub url: String,
+    pub token: String,
+    pub to: String,
+    /// Scripted keys (`""`/`"timeout"` for a timeout); `None` reads them from stdin.
+    pub keys: Option<Vec<String>>,
+    pub stir: Option<String>,
+}
+
+/// Places one call and prints it: each `<Say>` heard, each prompt, the ending; then posts the
+/// `completed` status callback. Keys come from `options.keys` or, line by line, from stdin
+/// (an empty line lets the Gather time out, end of input hangs up).
+pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
+    let mut config = CallerConfig::new(options.url, options.token, options.from);
+    config.to = options.to;
+    config.stir_verstat = options.stir;
+    let caller = TwilioCaller::new(config);
+    println!("calling {} from {} to {}", caller.config.base_url, caller.config.from, caller.config.to);
+    let mut script = options.keys.map(|keys| scripted(&keys.iter().map(String::as_str).collect::<Vec<_>>()));
+    let mut stdin_failure: Option<std::io::Error> = None;
+    let keys = |gather: &Verb| {
+        let finish = gather.attr("finishOnKey").unwrap_or("#");
+        let finish = if finish.is_empty() { String::new() } else { format!(", {finish} to finish") };
+        println!("  gather: (press keys{finish})");
+        let key = match &mut script {
+            Some(script) => script(gather),
+            None => match read_key() {
+                Ok(key) => key,
+                Err(e) => {
+                    stdin_failure = Some(e);
+                    None
+                }
+            },
+        };
+        match &key {
+            Some(Key::Digits(digits)) => println!("  pressed: {digits}"),
+            Some(Key::Timeout) => println!("  pressed: nothing (timeout)"),
+            None => {}
+        }
+        key
+    };
+    let started = Instant::now();
+    let transcript = caller.call_heard(keys, print_heard).await?;
+    if let Some(e) = stdin_failure {
+        return Err(CallError::Io(e));
+    }
+    let last_url = transcript.turns.last().map(|t| t.url.clone()).unwrap_or_default();
+    let ending = match &transcript.ending {
+        Ending::HttpError(403) => return Err(CallError::Forbidden { url: last_url }),
+        Ending::HttpError(status) => return Err(CallError::Status { url: last_url, status: *status }),
+        Ending::Dial(dial) => format!("dial {}", dial_target(dial)),
+        Ending::Enqueue(enqueue) => match enqueue.text.trim() {
+            "" => format!("enqueue (workflow {})", enqueue.attr("workflowSid").unwrap_or("none")),
+            queue => format!("enqueue {queue}"),
+        },
+        Ending::Connect(connect) => {
+            let target = connect.children.first().map(|c| {
+                format!("{} {}", c.name.to_lowercase(), c.attr("url").unwrap_or(c.text.trim())).trim_end().to_string()
+            });
+            format!("connect {}", target.unwrap_or_default()).trim_end().to_string()
+        }
+        Ending::Hangup => "hangup".into(),
+        Ending::Reject => "reject".into(),
+        Ending::EndOfDocument => "hangup (end of TwiML)".into(),
+        Ending::OutOfKeys => "caller hung up".into(),
+        Ending::TooManySteps => format!("stopped after {MAX_REQUESTS} requests (a redirect loop?)"),
+    };
+    println!("→ {ending}");
+    let duration = u32::try_from(started.elapsed().as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
+    let status = caller.status_callback(&transcript.call_sid, "completed", Some(duration), 0).await?;
+    println!("status callback: completed after {duration} s → HTTP {status}");
+    if !(200..300).contains(&status) {
+        eprintln!("orderline: the status callback was answered {status}");
+    }
+    Ok(())
+}
+
+fn print_heard(verb: &Verb) {
+    match verb.name.as_str() {
+        "Say" => println!("  say: {}", verb.spoken()),
+        "Play" => println!("  play: {}", verb.text.trim()),
+        _ => println!("  pause: {} s", verb.attr("length").unwrap_or("1")),
+    }
+}
+
+fn dial_target(dial: &Verb) -> String {
+    if !dial.text.trim().is_empty() {
+        return dial.text.trim().to_string();
+    }
+    let nouns: Vec<String> = dial
+        .children
+        .iter()
+        .map(|noun| match noun.name.as_str() {
+            "Number" => noun.text.trim().to_string(),
+            other => format!("{} {}", other.to_lowercase(), noun.text.trim()),
+        })
+        .collect();
+    nouns.join(", ")
+}
+
+/// One line of stdin: digits, an empty line for a timeout, `None` at end of input.
+fn read_key() -> std::io::Result<Option<Key>> {
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let digits: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+    Ok(Some(if digits.is_empty() { Key::Timeout } else { Key::Digits(digits) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = "http://127.0.0.1:8080/twilio/voice/menu?n=1";
+
+    #[test]
+    fn an_absolute_path_keeps_the_origin_and_takes_its_own_query() {
+        assert_eq!(resolve_url(PAGE, "/twilio/voice/step?x=1"), "http://127.0.0.1:8080/twilio/voice/step?x=1");
+        assert_eq!(resolve_url(PAGE, "/twilio/voice"), "http://127.0.0.1:8080/twilio/voice");
+        assert_eq!(
+            resolve_url("https://support.example.com/twilio/voice", "/twilio/voice/end"),
+            "https://support.example.com/twilio/voice/end"
+        );
+    }
+
+    #[test]
+    fn a_full_url_is_taken_as_it_is() {
+        assert_eq!(resolve_url(PAGE, "https://other.example/x?y=2"), "https://other.example/x?y=2");
+        assert_eq!(resolve_url(PAGE, "HTTP://other.example:81/x"), "HTTP://other.example:81/x");
+        assert_eq!(resolve_url("https://a.example/p", "//b.example/q"), "https://b.example/q");
+    }
+
+    #[test]
+    fn a_relative_path_sits_next_to_the_current_document() {
+        assert_eq!(resolve_url(PAGE, "step?x=1"), "http://127.0.0.1:8080/twilio/voice/step?x=1");
+        assert_eq!(resolve_url(PAGE, "./step"), "http://127.0.0.1:8080/twilio/voice/step");
+        assert_eq!(resolve_url(PAGE, "../status"), "http://127.0.0.1:8080/twilio/status");
+        assert_eq!(resolve_url(PAGE, "../../../../x"), "http://127.0.0.1:8080/x");
+        assert_eq!(resolve_url("http://h:1/twilio/voice/", "menu"), "http://h:1/twilio/voice/menu");
+        assert_eq!(resolve_url("http://h:1", "menu"), "http://h:1/menu");
+        assert_eq!(resolve_url(PAGE, "a/./b/../c"), "http://127.0.0.1:8080/twilio/voice/a/c");
+        assert_eq!(resolve_url(PAGE, ".."), "http://127.0.0.1:8080/twilio/");
+    }
+
+    #[test]
+    fn a_query_only_or_empty_reference_stays_on_the_current_path() {
+        assert_eq!(resolve_url(PAGE, "?n=2"), "http://127.0.0.1:8080/twilio/voice/menu?n=2");
+        assert_eq!(resolve_url(PAGE, ""), PAGE);
+        assert_eq!(resolve_url(PAGE, "  "), PAGE);
+        assert_eq!(resolve_url(PAGE, "#rc=2"), PAGE);
+        assert_eq!(resolve_url(PAGE, "/x?a=1#rc=2"), "http://127.0.0.1:8080/x?a=1");
+        assert_eq!(resolve_url("http://h", "?a=1"), "http://h/?a=1");
+    }
+
+    #[test]
+    fn a_colon_later_in_a_path_is_not_a_scheme() {
+        assert_eq!(resolve_url(PAGE, "step/a:b"), "http://127.0.0.1:8080/twilio/voice/step/a:b");
+        assert_eq!(resolve_url(PAGE, "/x?at=12:30"), "http://127.0.0.1:8080/x?at=12:30");
+    }
+
+    fn gather(attrs: &[(&str, &str)]) -> Verb {
+        Verb {
+            name: "Gather".into(),
+            attrs: attrs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            ..Verb::default()
+        }
+    }
+
+    #[test]
+    fn the_finish_key_and_num_digits_bound_what_is_sent() {
+        assert_eq!(gathered_digits(&gather(&[]), "1234#9"), "1234");
+        assert_eq!(gathered_digits(&gather(&[]), "#"), "");
+        assert_eq!(gathered_digits(&gather(&[("finishOnKey", "*")]), "12#*3"), "12#");
+        assert_eq!(gathered_digits(&gather(&[("finishOnKey", "")]), "12#"), "12#");
+        assert_eq!(gathered_digits(&gather(&[("numDigits", "1")]), "42"), "4");
+        assert_eq!(gathered_digits(&gather(&[("numDigits", "5")]), "42"), "42");
+    }
+
+    #[test]
+    fn a_script_presses_its_keys_then_hangs_up() {
+        let mut keys = scripted(&["1", "", "timeout", "90210#"]);
+        let g = gather(&[]);
+        assert_eq!(keys(&g), Some(Key::Digits("1".into())));
+        assert_eq!(keys(&g), Some(Key::Timeout));
+        assert_eq!(keys(&g), Some(Key::Timeout));
+        assert_eq!(keys(&g), Some(Key::Digits("90210#".into())));
+        assert_eq!(keys(&g), None);
+        assert_eq!(keys(&g), None);
+    }
+
+    #[test]
+    fn call_sids_look_like_twilios_and_differ() {
+        let (a, b) = (random_call_sid(), random_call_sid());
+        for sid in [&a, &b] {
+            assert_eq!(sid.len(), 34, "{sid}");
+            assert!(sid.starts_with("CA") && sid[2..].chars().all(|c| c.is_ascii_hexdigit()), "{sid}");
+        }
+        assert_ne!(a, b);
+        assert_eq!(ACCOUNT_SID.len(), 34);
+        assert!(ACCOUNT_SID[2..].chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn a_base_url_loses_its_trailing_slash() {
+        assert_eq!(CallerConfig::new("http://h:1/", "t", "+1").base_url, "http://h:1");
+        assert_eq!(CallerConfig::new("http://h:1", "t", "+1").to, DEFAULT_TO);
+    }
+}
