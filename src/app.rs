@@ -12,12 +12,14 @@ use tokio::task::JoinHandle;
 use crate::agent;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
+use crate::ivr::CallFlow;
 use crate::lookup::{CallerLookup, LookupConfig};
 use crate::ops::{self, Metrics};
 use crate::shopify::client::{ClientConfig, ShopifyClient};
 use crate::shopify::reconciler::Reconciler;
 use crate::shopify::{self, intake::Intake, processor::Processor};
 use crate::store::{Backend, Store, StoreError};
+use crate::twilio::{self, recorder::CallRecorder, render::Renderer};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -30,6 +32,34 @@ pub struct AppState {
     pub lookup: CallerLookup,
     /// The Admin API client, when SHOPIFY_ACCESS_TOKEN is set.
     pub shopify: Option<Arc<ShopifyClient>>,
+    /// The call flow, and how it is spoken and recorded.
+    pub flow: CallFlow,
+    pub renderer: Arc<Renderer>,
+    pub recorder: CallRecorder,
+}
+
+/// The TwiML templates the settings ask for, each rendered and parsed once: a template that
+/// does not make valid TwiML stops the start, naming the template and line.
+pub fn renderer(settings: &Settings) -> Result<Renderer, StartError> {
+    use crate::twilio::render::{TransferView, sample_steps};
+    let renderer =
+        Renderer::load(settings.twiml_dir.as_deref(), &settings.voice, &settings.language, &settings.shop_name)?;
+    let kinds = ["queue", "number", "client", "sip"];
+    let transfers: Vec<TransferView> = kinds
+        .iter()
+        .map(|kind| TransferView {
+            kind,
+            address: "support".into(),
+            workflow_sid: (*kind == "queue").then(|| "WW0123456789abcdef0123456789abcdef".into()),
+            task: r#"{"name":"O'Brien & Sons <Ltd>"}"#.into(),
+            whisper_url: "/twilio/voice/whisper?v=p&c=1&o=2".into(),
+            params: vec![("name".into(), "O'Brien & Sons <Ltd>".into())],
+            sip_uri: "sip:agents@pbx.example.com?X-Orderline-Name=O%27Brien+%26+Sons".into(),
+        })
+        .chain(std::iter::once(TransferView { kind: "queue", address: "support".into(), ..TransferView::default() }))
+        .collect();
+    renderer.check(&sample_steps(), &transfers)?;
+    Ok(renderer)
 }
 
 /// The Admin API client the settings ask for, if any.
@@ -64,6 +94,7 @@ pub fn caller_lookup(
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(shopify::router(state.settings.webhook_max_bytes))
+        .merge(twilio::router())
         .merge(agent::router())
         .merge(ops::router())
         .with_state(state)
@@ -77,6 +108,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("TwiML template {0}")]
+    Template(#[from] crate::twilio::render::TemplateError),
 }
 
 /// A running orderline: its address, and a way to stop it.
@@ -99,6 +132,7 @@ impl Running {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         let _ = self.processor.await;
+        self.state.recorder.flush().await;
         for task in &self.background {
             task.abort();
         }
@@ -110,6 +144,7 @@ impl Running {
         let result = self.server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         let _ = self.shutdown.send(true);
         let _ = self.processor.await;
+        self.state.recorder.flush().await;
         for task in &self.background {
             task.abort();
         }
@@ -127,8 +162,17 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     start_with_clock(settings, Arc::new(SystemClock)).await
 }
 
-pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     settings.check_for_serve()?;
+    let renderer = Arc::new(renderer(&settings)?);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+    // With no public URL configured, Twilio is taken to reach us where we listen (port 0 resolved).
+    if settings.public_url == format!("http://{}", settings.listen) {
+        settings.public_url = format!("http://{addr}");
+    }
     let store = Store::connect_with(&settings.database_url, settings.db_max_connections).await?;
     store.migrate().await?;
     let metrics = Arc::new(Metrics::new());
@@ -141,7 +185,13 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     let settings = Arc::new(settings);
     let client = shopify_client(&settings, metrics.clone());
     let lookup = caller_lookup(&settings, store.clone(), client.clone(), clock.clone(), metrics.clone());
+    let (recorder, recorder_tasks) = CallRecorder::start(store.clone(), writers.min(4), metrics.clone());
+    let flow =
+        CallFlow::new(lookup.clone(), clock.clone(), settings.verify, settings.hours.clone(), settings.hold_after);
     let state = AppState {
+        flow,
+        renderer,
+        recorder,
         settings: settings.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
@@ -154,6 +204,7 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut background =
         vec![lookup.follow_changes(), tokio::spawn(keep_lookup_current(lookup.clone(), settings.warm_count))];
+    background.extend(recorder_tasks);
     if let (Some(client), Some(shop), true) =
         (client, settings.shopify_shop.clone(), settings.reconcile_every > std::time::Duration::ZERO)
     {
@@ -172,10 +223,6 @@ pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Resu
     let processor = Processor { store, metrics, clock, default_region: settings.default_region.clone() };
     let processor = tokio::spawn(processor.run(stored, shutdown_rx.clone()));
 
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
     let app = router(state.clone());
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {

@@ -36,6 +36,15 @@ enum Command {
     Reconcile,
     /// Call orderline as Twilio would for an inbound call, and print what the caller hears.
     Call(CallArgs),
+    /// Everything on this machine: a seeded Shopify emulator and orderline on embedded SQLite.
+    Demo {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The SQLite file (deleted and created afresh).
+        #[arg(long, default_value = "orderline-demo.db")]
+        database: String,
+    },
     /// Emulators of the outside world, for trying orderline without real accounts.
     Sim {
         #[command(subcommand)]
@@ -92,6 +101,17 @@ async fn main() -> ExitCode {
     // A client of a running orderline: the server's settings are not its business.
     let command = match cli.command {
         Command::Call(args) => return call(args).await,
+        // The demo makes its own settings.
+        Command::Demo { listen, database } => {
+            let options = orderline::sim::demo::DemoOptions { listen, database };
+            return match orderline::sim::demo::run(options).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("orderline demo: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         command => command,
     };
     let settings = match Settings::load() {
@@ -111,7 +131,7 @@ async fn main() -> ExitCode {
         Command::Sim { command: SimCommand::Shopify { listen, token } } => {
             orderline::sim::shopify::run_cli(listen, token).await.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
         }
-        Command::Call(_) => unreachable!("handled before settings are loaded"),
+        Command::Call(_) | Command::Demo { .. } => unreachable!("handled before settings are loaded"),
     };
     match result {
         Ok(code) => code,

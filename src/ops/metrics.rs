@@ -128,7 +128,11 @@ impl Metrics {
         let twilio_requests = Family::<RouteLabels, Counter>::default();
         registry.register("twilio_requests", "Twilio requests by route and outcome", twilio_requests.clone());
         let twilio_response_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
-        registry.register("twilio_response_seconds", "Time to answer a Twilio request", twilio_response_seconds.clone());
+        registry.register(
+            "twilio_response_seconds",
+            "Time to answer a Twilio request",
+            twilio_response_seconds.clone(),
+        );
         let call_records_written = Counter::default();
         registry.register("call_records_written", "Call record writes stored", call_records_written.clone());
         let call_records_dropped = Counter::default();

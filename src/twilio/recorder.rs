@@ -13,15 +13,16 @@ use tokio::task::JoinHandle;
 use crate::ops::Metrics;
 use crate::store::{CallWrite, Store};
 
-/// Writes waiting per writer before new ones are dropped.
-const QUEUE: usize = 50_000;
+/// Requests' writes waiting per writer before new ones are dropped.
+const QUEUE: usize = 20_000;
 /// Most writes in one transaction.
 const BATCH: usize = 2_000;
 /// Pauses between attempts at a batch the database refused.
 const RETRIES: [Duration; 3] = [Duration::from_millis(100), Duration::from_millis(500), Duration::from_secs(2)];
 
 enum Message {
-    Write(CallWrite),
+    /// One request's writes (one call's, so one writer's).
+    Write(Vec<CallWrite>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -43,15 +44,15 @@ impl CallRecorder {
         (CallRecorder { writers: senders.into(), metrics }, tasks)
     }
 
-    /// Queues writes; returns at once.
+    /// Queues one call's writes; returns at once.
     pub fn record(&self, writes: Vec<CallWrite>) {
-        for write in writes {
-            let writer = &self.writers[shard(write.call_sid(), self.writers.len())];
-            if let Err(e) = writer.try_send(Message::Write(write)) {
-                self.metrics.call_record_dropped();
-                if let mpsc::error::TrySendError::Full(_) = e {
-                    tracing::warn!("call records are not keeping up: a write was dropped");
-                }
+        let Some(first) = writes.first() else { return };
+        let count = writes.len() as u64;
+        let writer = &self.writers[shard(first.call_sid(), self.writers.len())];
+        if let Err(e) = writer.try_send(Message::Write(writes)) {
+            self.metrics.call_records_dropped.inc_by(count);
+            if let mpsc::error::TrySendError::Full(_) = e {
+                tracing::warn!("call records are not keeping up: writes were dropped");
             }
         }
     }
@@ -84,7 +85,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, metrics: Arc<
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Write(w) => batch.push(w),
+                Message::Write(writes) => batch.extend(writes),
                 Message::Flush(done) => flushes.push(done),
             }
             if batch.len() < BATCH {

@@ -117,14 +117,16 @@ impl Renderer {
             parse_rendered("fallback.xml", &self.fallback(transfer)?)?;
             checked += 1;
         }
-        let whisper = self.whisper(minijinja::context! { first_name => "O'Brien & Sons <Ltd>", verified => "postal_code",
+        let whisper = self
+            .whisper(minijinja::context! { first_name => "O'Brien & Sons <Ltd>", verified => "postal_code",
             order => minijinja::context! { number_spoken => "1 0 4 2", state => "shipped" } })?;
         parse_rendered("whisper.xml", &whisper)?;
         parse_rendered("whisper.xml", &self.whisper(minijinja::context! {})?)?;
         checked += 2;
         for (name, _) in BUILT_IN {
             let template = name.trim_end_matches(".xml");
-            let covered = name.starts_with('_') || matches!(template, "fallback" | "whisper") || seen.contains(template);
+            let covered =
+                name.starts_with('_') || matches!(template, "fallback" | "whisper") || seen.contains(template);
             if !covered {
                 return Err(TemplateError { template: name.into(), line: 0, message: "no sample renders it".into() });
             }
@@ -142,9 +144,11 @@ struct Context<'a> {
 }
 
 fn parse_rendered(name: &str, xml: &str) -> Result<(), TemplateError> {
-    twiml::parse(xml)
-        .map(|_| ())
-        .map_err(|e| TemplateError { template: name.into(), line: e.line, message: format!("{} (rendered TwiML)", e.message) })
+    twiml::parse(xml).map(|_| ()).map_err(|e| TemplateError {
+        template: name.into(),
+        line: e.line,
+        message: format!("{} (rendered TwiML)", e.message),
+    })
 }
 
 fn template_error(name: &str, e: &minijinja::Error) -> TemplateError {
@@ -191,7 +195,10 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         currency: Some("USD".into()),
         refunds: if odd { 2 } else { 0 },
     };
-    let menus = [MenuOptions { other_orders: true, agents_open: true }, MenuOptions { other_orders: false, agents_open: false }];
+    let menus = [
+        MenuOptions { other_orders: true, agents_open: true },
+        MenuOptions { other_orders: false, agents_open: false },
+    ];
     let mut samples = Vec::new();
     for (i, state) in states.into_iter().enumerate() {
         let odd = i % 2 == 1;
@@ -212,18 +219,31 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
     }
     for menu in menus {
         samples.push((
-            Step::Menu(MenuStep { greet: None, closed_until: None, closed: true, order: None, menu: menu.clone(), reprompt: false }),
+            Step::Menu(MenuStep {
+                greet: None,
+                closed_until: None,
+                closed: true,
+                order: None,
+                menu: menu.clone(),
+                reprompt: false,
+            }),
             action,
         ));
         samples.push((Step::OtherOrders(OrdersStep { orders: vec![], menu: menu.clone() }), action));
         samples.push((Step::Returns(OrdersStep { orders: vec![], menu: menu.clone() }), action));
-        samples.push((Step::Closed(ClosedStep { closed_until: Some("tomorrow at 9 AM".into()), menu: menu.clone() }), action));
+        samples.push((
+            Step::Closed(ClosedStep { closed_until: Some("tomorrow at 9 AM".into()), menu: menu.clone() }),
+            action,
+        ));
         samples.push((Step::Closed(ClosedStep { closed_until: None, menu }), action));
     }
     for reason in ["unknown", "shared", "withheld", "verify", "retry"] {
         for (retry, entered) in [(None, None), (Some("not_found"), Some("1 0 4 2")), (Some("no_input"), None)] {
             let first_name = (reason == "verify").then(|| HOSTILE.to_string());
-            samples.push((Step::AskOrderNumber(AskOrderNumber { reason, first_name, retry, entered: entered.map(Into::into) }), action));
+            samples.push((
+                Step::AskOrderNumber(AskOrderNumber { reason, first_name, retry, entered: entered.map(Into::into) }),
+                action,
+            ));
         }
     }
     for retry in [None, Some("mismatch"), Some("no_input")] {

@@ -62,11 +62,8 @@ impl FromRequest<AppState> for TwilioRequest {
         let url = format!("{}{}", state.settings.public_url, path_and_query);
         let is_json = header_str(&parts.headers, header::CONTENT_TYPE.as_str())
             .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
-        let params: Vec<(String, String)> = if is_json {
-            Vec::new()
-        } else {
-            form_urlencoded::parse(&body).into_owned().collect()
-        };
+        let params: Vec<(String, String)> =
+            if is_json { Vec::new() } else { form_urlencoded::parse(&body).into_owned().collect() };
         let valid = if is_json {
             signature::verify_json(token.expose(), &url, &body, signature)
         } else {
@@ -77,7 +74,8 @@ impl FromRequest<AppState> for TwilioRequest {
             tracing::warn!(path = %path, from = %from, "Twilio request with a wrong signature refused");
             return Err(refuse(StatusCode::FORBIDDEN, "invalid X-Twilio-Signature"));
         }
-        let query = parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+        let query =
+            parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
         Ok(TwilioRequest { path, query, params })
     }
 }

@@ -245,7 +245,8 @@ fn twiml(xml: String) -> Response {
 /// How the templates reach a person, with the caller's context in the form the target takes.
 fn transfer_view(state: &AppState, ctx: &CallContext) -> TransferView {
     let settings = &state.settings;
-    let name = [ctx.first_name.as_deref(), ctx.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let name =
+        [ctx.first_name.as_deref(), ctx.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
     let task = serde_json::json!({
         "type": "inbound_call",
         "call_sid": ctx.call_sid,

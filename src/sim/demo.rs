@@ -1,0 +1,101 @@
+//! `orderline demo`: the whole line on one machine with nothing installed. The Shopify emulator
+//! seeded with a small demo shop, orderline on embedded SQLite backfilled from it, the
+//! emulator's webhooks pointed at orderline, and a ready `orderline call` line to try.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::app;
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::shopify::reconciler::Reconciler;
+use crate::sim::shopify::{ShopifySim, SimConfig, WebhookTarget};
+
+pub const DEMO_SHOP: &str = "orderline-demo.myshopify.com";
+pub const DEMO_TWILIO_TOKEN: &str = "demo-twilio-token";
+const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
+const DEMO_AGENT_TOKEN: &str = "demo-agent-token";
+
+pub struct DemoOptions {
+    pub listen: SocketAddr,
+    /// The SQLite file; started afresh on every run.
+    pub database: String,
+}
+
+/// Runs until Ctrl-C. Any ORDERLINE_* variable set in the environment (ORDERLINE_VERIFY,
+/// ORDERLINE_HOURS, …) applies on top of the demo's settings.
+pub async fn run(options: DemoOptions) -> Result<(), String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", options.database));
+    }
+    let sim = ShopifySim::new(SimConfig::default());
+    sim.seed_demo();
+    let shopify = sim.serve("127.0.0.1:0".parse().expect("a literal address")).await.map_err(|e| e.to_string())?;
+    let listen = options.listen.to_string();
+    let database_url = format!("sqlite://{}", options.database);
+    let token = std::env::var("TWILIO_AUTH_TOKEN").unwrap_or_else(|_| DEMO_TWILIO_TOKEN.into());
+    let api_url = shopify.url();
+    let access_token = sim.config().access_token.clone();
+    let mut pairs: Vec<(String, String)> = [
+        ("listen", listen.as_str()),
+        ("database_url", database_url.as_str()),
+        ("twilio_auth_token", token.as_str()),
+        ("shopify_shop", DEMO_SHOP),
+        ("shopify_access_token", access_token.as_str()),
+        ("shopify_api_url", api_url.as_str()),
+        ("shopify_webhook_secret", DEMO_WEBHOOK_SECRET),
+        ("agent_token", DEMO_AGENT_TOKEN),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    pairs.extend(std::env::vars().filter_map(|(k, v)| {
+        let key = k.strip_prefix("ORDERLINE_")?.to_ascii_lowercase();
+        (!matches!(key.as_str(), "config" | "listen")).then_some((key, v))
+    }));
+    let settings =
+        Settings::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(|e| e.to_string())?;
+    crate::ops::logging::init(settings.log_format);
+    let running = app::start(settings).await.map_err(|e| e.to_string())?;
+    let state = &running.state;
+    let client = state.shopify.clone().ok_or("the demo's Shopify client is missing")?;
+    let reconciler = Reconciler {
+        store: state.store.clone(),
+        client,
+        shop: DEMO_SHOP.into(),
+        default_region: state.settings.default_region.clone(),
+        clock: Arc::new(SystemClock),
+        metrics: state.metrics.clone(),
+        lag: state.settings.reconcile_lag,
+        lookup: Some(state.lookup.clone()),
+    };
+    let report = reconciler.sweep().await.map_err(|e| format!("backfill from the emulator: {e}"))?;
+    sim.set_webhook_target(WebhookTarget {
+        url: format!("{}/shopify/webhooks", running.url()),
+        secret: DEMO_WEBHOOK_SECRET.into(),
+        shop_domain: DEMO_SHOP.into(),
+        drop: 0.0,
+        duplicate: 0.0,
+        reorder: 0.0,
+    });
+    let url = running.url();
+    let token_arg = if token == DEMO_TWILIO_TOKEN { format!(" --token {DEMO_TWILIO_TOKEN}") } else { String::new() };
+    println!("orderline listening on {url}");
+    println!(
+        "demo shop {DEMO_SHOP}: {} customers and {} orders, served by the Shopify emulator at {api_url}",
+        report.customers, report.orders
+    );
+    println!("store: {database_url} (embedded SQLite, started afresh)");
+    println!();
+    println!("Call in as a known customer (Dana, order in transit; postal code 11217):");
+    println!("  cargo run --release -- call +15551234567 --url {url}{token_arg}");
+    println!("Other callers: +15550177120 (shared by two Beckers), +15550199999 (unknown), anonymous (withheld).");
+    println!(
+        "Agent API:  curl -H 'Authorization: Bearer {DEMO_AGENT_TOKEN}' '{url}/api/customers?phone=%2B15551234567'"
+    );
+    println!("Ctrl-C stops the demo.");
+    let _ = tokio::signal::ctrl_c().await;
+    running.stop().await;
+    shopify.stop().await;
+    Ok(())
+}
