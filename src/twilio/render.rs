@@ -110,18 +110,18 @@ impl Renderer {
         for transfer in transfers {
             for (step, action) in samples {
                 let xml = self.step(step, *action, transfer)?;
-                parse_rendered(&format!("{}.xml", step.template()), &xml)?;
+                self.parse_rendered(&format!("{}.xml", step.template()), &xml)?;
                 seen.insert(step.template());
                 checked += 1;
             }
-            parse_rendered("fallback.xml", &self.fallback(transfer)?)?;
+            self.parse_rendered("fallback.xml", &self.fallback(transfer)?)?;
             checked += 1;
         }
         let whisper = self
             .whisper(minijinja::context! { first_name => "O'Brien & Sons <Ltd>", verified => "postal_code",
             order => minijinja::context! { number_spoken => "1 0 4 2", state => "shipped" } })?;
-        parse_rendered("whisper.xml", &whisper)?;
-        parse_rendered("whisper.xml", &self.whisper(minijinja::context! {})?)?;
+        self.parse_rendered("whisper.xml", &whisper)?;
+        self.parse_rendered("whisper.xml", &self.whisper(minijinja::context! {})?)?;
         checked += 2;
         for (name, _) in BUILT_IN {
             let template = name.trim_end_matches(".xml");
@@ -143,12 +143,27 @@ struct Context<'a> {
     transfer: &'a TransferView,
 }
 
-fn parse_rendered(name: &str, xml: &str) -> Result<(), TemplateError> {
-    twiml::parse(xml).map(|_| ()).map_err(|e| TemplateError {
-        template: name.into(),
-        line: e.line,
-        message: format!("{} (rendered TwiML)", e.message),
-    })
+impl Renderer {
+    /// Parses what a template rendered; an error names the template's line that wrote the
+    /// offending element when it can be found there, else the line of the rendered TwiML.
+    fn parse_rendered(&self, name: &str, xml: &str) -> Result<(), TemplateError> {
+        let Err(e) = twiml::parse(xml) else { return Ok(()) };
+        let source = self.env.get_template(name).map(|t| t.source().to_string()).unwrap_or_default();
+        let element =
+            e.message.split_once('<').and_then(|(_, rest)| rest.split_once(['>', ' ', '/'])).map(|(el, _)| el);
+        let in_template = element
+            .filter(|el| !el.is_empty())
+            .and_then(|el| source.lines().position(|line| line.contains(&format!("<{el}"))))
+            .map(|index| index + 1);
+        Err(match in_template {
+            Some(line) => TemplateError { template: name.into(), line, message: e.message },
+            None => TemplateError {
+                template: name.into(),
+                line: e.line,
+                message: format!("{} (line {} of the rendered TwiML)", e.message, e.line),
+            },
+        })
+    }
 }
 
 fn template_error(name: &str, e: &minijinja::Error) -> TemplateError {
@@ -268,4 +283,9 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
     }
     samples.push((Step::Hold, Some("/twilio/voice/continue?n=2&v=n&t=0")));
     samples
+}
+
+/// A built-in template's source, by file name (`menu.xml`): a starting point for an override.
+pub fn built_in(name: &str) -> Option<&'static str> {
+    BUILT_IN.iter().find(|(n, _)| *n == name).map(|(_, source)| *source)
 }

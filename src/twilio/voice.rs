@@ -360,3 +360,25 @@ async fn status(State(state): State<AppState>, req: TwilioRequest) -> Response {
     state.metrics.twilio_request("status", "answered", started.elapsed().as_secs_f64());
     StatusCode::NO_CONTENT.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_step_becomes_an_error_not_a_crash() {
+        let panics = async {
+            let reply: Option<Reply> = None;
+            reply.ok_or_else(String::new).map_err(|_: String| -> String { panic!("boom") })
+        };
+        let err = guarded(panics).await.unwrap_err();
+        assert_eq!(err, "the call flow panicked: boom");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_that_hangs_is_cut_off() {
+        let hangs = std::future::pending::<Result<Reply, String>>();
+        let err = guarded(hangs).await.unwrap_err();
+        assert!(err.contains("took longer than"), "{err}");
+    }
+}
