@@ -211,7 +211,7 @@ async fn a_shared_number_asks_for_the_order_number(backend: Backend) {
     let t = line.call(BECKERS, &[&format!("{}#", digits_of(&tom.name))]).await;
     let text = said(&t);
     assert!(text.contains("This number is on more than one account. Please enter your order number"), "{text}");
-    assert!(text.contains(&format!("Hi Tom, thanks for calling")), "{text}");
+    assert!(text.contains("Hi Tom, thanks for calling"), "{text}");
     assert!(text.contains(&format!("Your order number {}", spoken_digits(&tom.name))), "{text}");
     // Known by the order number only: the account's other orders are not offered.
     assert!(!text.contains("Press 2"), "{text}");
