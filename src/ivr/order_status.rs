@@ -109,7 +109,7 @@ mod tests {
 
     const DAY: i64 = 86_400_000_000;
     // 2026-11-17T15:00:00Z, a Tuesday.
-    const TUESDAY: i64 = 1_763_391_600_000_000;
+    const TUESDAY: i64 = 1_794_927_600_000_000;
 
     fn order() -> OrderCard {
         OrderCard {
