@@ -1,0 +1,61 @@
+//! `orderline demo`, the README's first command: it must come up on its own (emulator, SQLite,
+//! backfill) and answer a call as the README says.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use orderline::sim::demo::DEMO_TWILIO_TOKEN;
+use orderline::sim::twilio::{CallerConfig, Ending, TwilioCaller, scripted};
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_answers_dana_with_her_order_after_her_postal_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("demo.db");
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_orderline"))
+            .args(["demo", "--listen", "127.0.0.1:0", "--database", database.to_str().unwrap()])
+            .env_remove("TWILIO_AUTH_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(60)).expect("the demo prints where it listens");
+    let url = first.strip_prefix("orderline listening on ").expect(&first).to_string();
+    let mut printed = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let done = line.starts_with("Ctrl-C");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let printed = printed.join("\n");
+    assert!(printed.contains("8 customers and 21 orders"), "{printed}");
+    assert!(printed.contains(&format!("call +15551234567 --url {url} --token {DEMO_TWILIO_TOKEN}")), "{printed}");
+
+    let caller = TwilioCaller::new(CallerConfig::new(&url, DEMO_TWILIO_TOKEN, "+15551234567"));
+    let t = caller.call(scripted(&["11217", "0"])).await.unwrap();
+    let said = t.spoken().join(" | ");
+    assert!(said.contains("Hi Dana, thanks for calling Orderline Demo."), "{said}");
+    assert!(said.contains("Your order number"), "{said}");
+    assert!(matches!(t.ending, Ending::Enqueue(_)), "{:?}", t.ending);
+}
