@@ -36,6 +36,8 @@ pub struct AppState {
     pub flow: CallFlow,
     pub renderer: Arc<Renderer>,
     pub recorder: CallRecorder,
+    /// Call events for agents' consoles.
+    pub feed: agent::AgentFeed,
 }
 
 /// The TwiML templates the settings ask for, each rendered and parsed once: a template that
@@ -188,7 +190,9 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     let (recorder, recorder_tasks) = CallRecorder::start(store.clone(), writers.min(4), metrics.clone());
     let flow =
         CallFlow::new(lookup.clone(), clock.clone(), settings.verify, settings.hours.clone(), settings.hold_after);
+    let feed = agent::AgentFeed::new();
     let state = AppState {
+        feed: feed.clone(),
         flow,
         renderer,
         recorder,
@@ -205,6 +209,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     let mut background =
         vec![lookup.follow_changes(), tokio::spawn(keep_lookup_current(lookup.clone(), settings.warm_count))];
     background.extend(recorder_tasks);
+    background.push(tokio::spawn(feed.run(state.clone())));
     if let (Some(client), Some(shop), true) =
         (client, settings.shopify_shop.clone(), settings.reconcile_every > std::time::Duration::ZERO)
     {

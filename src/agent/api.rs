@@ -17,7 +17,7 @@ pub struct PhoneQuery {
     phone: String,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CallerJson {
     pub phone: Option<String>,
     pub source: &'static str,
@@ -26,7 +26,7 @@ pub struct CallerJson {
     pub customers: Vec<CustomerJson>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CustomerJson {
     pub id: String,
     pub first_name: Option<String>,
@@ -35,7 +35,7 @@ pub struct CustomerJson {
     pub orders: Vec<OrderJson>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OrderJson {
     pub id: String,
     pub name: String,
@@ -49,7 +49,7 @@ pub struct OrderJson {
     pub fulfillments: Vec<FulfillmentJson>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FulfillmentJson {
     pub status: Option<&'static str>,
     pub shipment_status: Option<&'static str>,

@@ -1,14 +1,27 @@
-//! What agents and their tools read: for now the JSON lookup API (`GET /api/customers`).
-//! Every route here requires ORDERLINE_AGENT_TOKEN; nothing about a caller is served without it.
+//! What agents and their tools see: the live console (`/agent`), its feed (`/agent/feed`), a
+//! call's context (`/api/calls/{CallSid}`) and the caller lookup (`/api/customers`). Every route
+//! requires ORDERLINE_AGENT_TOKEN (bearer, or the console's cookie); nothing about a caller is
+//! served without it.
 
 pub mod api;
 pub mod auth;
+pub mod card;
+pub mod console;
+pub mod feed;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 
+pub use feed::AgentFeed;
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/customers", get(api::customers_by_phone))
+    Router::new()
+        .route("/agent", get(console::page))
+        .route("/agent/login", post(console::login))
+        .route("/agent/logout", post(console::logout))
+        .route("/agent/feed", get(feed::feed))
+        .route("/api/calls/{call_sid}", get(console::call))
+        .route("/api/customers", get(api::customers_by_phone))
 }

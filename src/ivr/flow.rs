@@ -374,13 +374,13 @@ impl CallFlow {
             Input::Digits(d) if postal_digits(&customer).is_some_and(|expected| postal_matches(&expected, d)) => {
                 let state = CallState { verified: Verified::PostalCode, ..state };
                 let mut reply = self.menu_for_customer(state.fresh(), &customer, true, false);
-                reply.events.insert(0, ("key", "postal code (not recorded)".into()));
+                reply.events.insert(0, ("postal_code", "entered (not recorded)".into()));
                 reply.events.push(("verification", "postal_code:passed".into()));
                 reply.outcome.verification = Some("postal_code".into());
                 return Ok(reply);
             }
-            Input::Digits(_) => ("mismatch", ("key", "postal code (not recorded)".to_string())),
-            Input::Nothing => ("no_input", ("key", "none".to_string())),
+            Input::Digits(_) => ("mismatch", ("postal_code", "entered (not recorded)".to_string())),
+            Input::Nothing => ("no_input", ("postal_code", "none".to_string())),
         };
         if state.tries == 0 {
             let step = Step::AskPostalCode(AskPostalCode { first_name, retry: Some(retry) });

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
+use super::{CallChange, CallChanges, Pool, Store, StoreError, Ts, for_each_backend, on_backend};
 
 /// A call as it starts, with what its first request concluded.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +57,43 @@ pub struct CallEvent {
     pub at: Ts,
 }
 
+/// What a batch changed, per call, in the order the writes were made.
+fn call_changes(writes: &[CallWrite]) -> CallChanges {
+    let mut calls: Vec<CallChange> = Vec::new();
+    for write in writes {
+        let kind = match write {
+            CallWrite::Start(_) => "started",
+            CallWrite::Event(e) => match e.kind.as_str() {
+                "verification" => "verified",
+                "transfer" => "transferred",
+                "status" => continue,
+                _ => "step",
+            },
+            CallWrite::Outcome { .. } => continue,
+            CallWrite::Status { status, .. } if is_final(status) => "ended",
+            CallWrite::Status { .. } => "status",
+        };
+        let sid = write.call_sid();
+        let index = match calls.iter().position(|c| c.call_sid == sid) {
+            Some(i) => i,
+            None => {
+                calls.push(CallChange { call_sid: sid.to_string(), kinds: Vec::new() });
+                calls.len() - 1
+            }
+        };
+        let kinds = &mut calls[index].kinds;
+        if !kinds.iter().any(|k| k == kind) {
+            kinds.push(kind.to_string());
+        }
+    }
+    CallChanges { calls }
+}
+
+/// Twilio's final call statuses.
+pub fn is_final(status: &str) -> bool {
+    matches!(status, "completed" | "busy" | "failed" | "no-answer" | "canceled")
+}
+
 fn micros<S: serde::Serializer>(ts: &Ts, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_i64(ts.0.timestamp_micros())
 }
@@ -92,7 +129,10 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
-        Ok(on_backend!(self, record(writes))?)
+        let changes = call_changes(writes);
+        on_backend!(self, record(writes, &changes))?;
+        self.calls_committed(changes);
+        Ok(())
     }
 
     pub async fn call(&self, call_sid: &str) -> Result<Option<CallRow>, StoreError> {
@@ -102,6 +142,12 @@ impl Store {
     /// A call's events in order.
     pub async fn call_events(&self, call_sid: &str) -> Result<Vec<CallEventRow>, StoreError> {
         Ok(on_backend!(self, events(call_sid))?)
+    }
+
+    /// CallSids of the calls started since `since`, newest first (at most `limit`): what an
+    /// agent's console shows on connecting.
+    pub async fn recent_calls(&self, shop: &str, since: Ts, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(on_backend!(self, recent(shop, since, limit))?)
     }
 
     pub async fn call_count(&self) -> Result<i64, StoreError> {
@@ -135,7 +181,7 @@ for_each_backend! {
         }
     }
 
-    pub(crate) async fn record(conn: &mut Conn, writes: &[CallWrite]) -> Result<(), sqlx::Error> {
+    pub(crate) async fn record(conn: &mut Conn, writes: &[CallWrite], changes: &CallChanges) -> Result<(), sqlx::Error> {
         let mut starts: Vec<&NewCall> = Vec::new();
         let mut events: Vec<&CallEvent> = Vec::new();
         for write in writes {
@@ -223,6 +269,15 @@ for_each_backend! {
             .execute(&mut *tx)
             .await?;
         }
+        if BACKEND == crate::store::Backend::Postgres {
+            for payload in changes.payloads() {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(crate::store::changes::CALLS_CHANNEL)
+                    .bind(payload)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         tx.commit().await
     }
 
@@ -241,6 +296,18 @@ for_each_backend! {
             .bind(call_sid)
             .fetch_all(&mut *conn)
             .await
+    }
+
+    pub(crate) async fn recent(conn: &mut Conn, shop: &str, since: Ts, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT call_sid FROM calls WHERE shop = $1 AND started_at >= $2 ORDER BY started_at DESC LIMIT $3",
+        )
+        .bind(shop)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(rows.into_iter().map(|(sid,)| sid).collect())
     }
 
     pub(crate) async fn count(conn: &mut Conn) -> Result<i64, sqlx::Error> {

@@ -10,6 +10,30 @@ use tokio::sync::broadcast;
 use super::{Pool, Store};
 
 pub(crate) const CHANNEL: &str = "orderline_changes";
+pub(crate) const CALLS_CHANNEL: &str = "orderline_calls";
+
+/// Calls whose records changed, and how, in order: `started`, `step`, `verified`,
+/// `transferred`, `ended`. Carried like phone changes (NOTIFY on Postgres, in process on SQLite).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallChanges {
+    pub calls: Vec<CallChange>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallChange {
+    pub call_sid: String,
+    pub kinds: Vec<String>,
+}
+
+impl CallChanges {
+    /// NOTIFY payloads, each well under Postgres's 8000-byte cap.
+    pub(crate) fn payloads(&self) -> Vec<String> {
+        self.calls
+            .chunks(40)
+            .map(|chunk| serde_json::to_string(&CallChanges { calls: chunk.to_vec() }).unwrap_or_default())
+            .collect()
+    }
+}
 
 /// Phones (E.164) whose cached callers changed; `all` drops everything (shop redaction, or a
 /// lost listener connection during which notices may have been missed).
@@ -48,12 +72,30 @@ impl Store {
     /// Subscribes to change notices. On Postgres the first call starts the LISTEN task.
     pub fn subscribe_changes(&self) -> broadcast::Receiver<PhoneChanges> {
         let receiver = self.changes.subscribe();
+        self.start_listening();
+        receiver
+    }
+
+    /// Subscribes to call-record notices (every instance's, on Postgres).
+    pub fn subscribe_calls(&self) -> broadcast::Receiver<CallChanges> {
+        let receiver = self.calls.subscribe();
+        self.start_listening();
+        receiver
+    }
+
+    fn start_listening(&self) {
         if let Pool::Postgres(pool) = &self.pool
             && !self.listening.swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            tokio::spawn(listen(pool.clone(), self.changes.clone(), self.listener_up.clone()));
+            tokio::spawn(listen(pool.clone(), self.changes.clone(), self.calls.clone(), self.listener_up.clone()));
         }
-        receiver
+    }
+
+    /// After call records commit: SQLite hands the notice over here; Postgres already sent NOTIFY.
+    pub(crate) fn calls_committed(&self, changes: CallChanges) {
+        if matches!(self.pool, Pool::Sqlite(_)) && !changes.calls.is_empty() {
+            let _ = self.calls.send(changes);
+        }
     }
 
     /// After a commit: SQLite hands the notice over here; Postgres already sent NOTIFY.
@@ -67,6 +109,7 @@ impl Store {
 async fn listen(
     pool: sqlx::PgPool,
     sender: broadcast::Sender<PhoneChanges>,
+    calls: broadcast::Sender<CallChanges>,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
     use std::sync::atomic::Ordering;
@@ -81,7 +124,7 @@ async fn listen(
                 continue;
             }
         };
-        if let Err(e) = listener.listen(CHANNEL).await {
+        if let Err(e) = listener.listen_all([CHANNEL, CALLS_CHANNEL]).await {
             tracing::warn!(error = %e, "change listener: LISTEN failed");
             tokio::time::sleep(backoff).await;
             continue;
@@ -92,6 +135,14 @@ async fn listen(
         up.store(true, Ordering::SeqCst);
         loop {
             match listener.try_recv().await {
+                Ok(Some(notification)) if notification.channel() == CALLS_CHANNEL => {
+                    match serde_json::from_str::<CallChanges>(notification.payload()) {
+                        Ok(changes) => {
+                            let _ = calls.send(changes);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "change listener: unreadable call notice"),
+                    }
+                }
                 Ok(Some(notification)) => match serde_json::from_str::<PhoneChanges>(notification.payload()) {
                     Ok(changes) => {
                         let _ = sender.send(changes);
@@ -108,7 +159,7 @@ async fn listen(
                     break;
                 }
             }
-            if sender.receiver_count() == 0 {
+            if sender.receiver_count() == 0 && calls.receiver_count() == 0 {
                 return;
             }
         }

@@ -22,8 +22,8 @@ mod time;
 mod watermarks;
 
 pub use callers::{CallerParts, OrderParts};
-pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall};
-pub use changes::PhoneChanges;
+pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
+pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
 pub use records::ApplyOutcome;
@@ -93,6 +93,7 @@ enum Pool {
 pub struct Store {
     pool: Pool,
     changes: tokio::sync::broadcast::Sender<PhoneChanges>,
+    calls: tokio::sync::broadcast::Sender<CallChanges>,
     listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// True while the LISTEN connection is up (Postgres, once subscribed).
     listener_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -101,7 +102,8 @@ pub struct Store {
 impl Store {
     fn new(pool: Pool) -> Store {
         let (changes, _) = tokio::sync::broadcast::channel(1024);
-        Store { pool, changes, listening: Default::default(), listener_up: Default::default() }
+        let (calls, _) = tokio::sync::broadcast::channel(4096);
+        Store { pool, changes, calls, listening: Default::default(), listener_up: Default::default() }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::ivr::order_status::OrderFacts;
 use crate::ivr::{CallContext, CallState, Caller, Input, Reply, Stage};
 use crate::lookup::{PhoneNumber, mask_phone, mask_pii};
 use crate::shopify::payload::ShopifyId;
-use crate::store::{CallEvent, CallWrite, NewCall, Ts};
+use crate::store::{CallEvent, CallWrite, NewCall, Ts, is_final_status};
 
 /// Longest a handler may take before the caller gets the fallback (Twilio gives up at 15 s).
 const HANDLER_LIMIT: Duration = Duration::from_secs(8);
@@ -339,7 +339,7 @@ async fn status(State(state): State<AppState>, req: TwilioRequest) -> Response {
     let sequence = req.param("SequenceNumber").and_then(|s| s.parse::<i32>().ok()).unwrap_or(0);
     let duration_s = req.param("CallDuration").and_then(|s| s.parse::<i32>().ok());
     let now = Ts::from(state.clock.now());
-    let is_final = matches!(status.as_str(), "completed" | "busy" | "failed" | "no-answer" | "canceled");
+    let is_final = is_final_status(&status);
     let started_at = duration_s
         .filter(|_| is_final)
         .map(|d| Ts::from(now.0 - chrono::Duration::seconds(i64::from(d))))

@@ -2,6 +2,8 @@
 //! on 127.0.0.1:0, and helpers that speak to it as Shopify does.
 #![allow(dead_code)]
 
+pub mod line;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

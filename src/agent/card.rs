@@ -1,0 +1,133 @@
+//! A call's context as an agent sees it: who is calling, their recent orders, whether they were
+//! verified, what they did in the menu, how fresh the data is. Built from the call record and
+//! the store; served as JSON by `/api/calls/{CallSid}` and pushed on the agent feed.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::api::{CustomerJson, customers_json};
+use crate::app::AppState;
+use crate::ivr::order_status::OrderFacts;
+use crate::lookup::{CallerRecord, mask_phone};
+use crate::store::{StoreError, is_final_status};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CallCard {
+    pub call_sid: String,
+    /// The caller's number as Twilio gave it, and masked for the closed card.
+    pub from: String,
+    pub from_masked: String,
+    pub to: Option<String>,
+    /// Twilio's status: in-progress until a final status callback (completed, busy, …).
+    pub status: String,
+    pub in_progress: bool,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_s: Option<i32>,
+    /// `postal_code`, `caller_id`, `order_number`, `not_required`, `failed`, or none yet.
+    pub verification: Option<String>,
+    /// Why the call went to a person (`asked`, `order_not_found`, `fallback`, …), if it did.
+    pub transfer: Option<String>,
+    pub customer: Option<CustomerJson>,
+    /// The customer's recent orders in plain words, newest first.
+    pub orders: Vec<OrderSummary>,
+    /// Shopify admin links.
+    pub customer_admin_url: Option<String>,
+    /// What the caller did: each step and key, in order.
+    pub path: Vec<PathStep>,
+    pub keys: Vec<String>,
+    /// Where the caller's data came from at the start of the call (cache, store, shopify,
+    /// stale, unknown, withheld) and when it was last confirmed against Shopify.
+    pub source: Option<String>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderSummary {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub day: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub total: Option<String>,
+    pub currency: Option<String>,
+    pub refunds: u16,
+    pub admin_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathStep {
+    pub step: i32,
+    pub kind: String,
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The card for a call, or `None` if no such call is recorded.
+pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCard>, StoreError> {
+    let store = &state.store;
+    let Some(call) = store.call(call_sid).await? else { return Ok(None) };
+    let events = store.call_events(call_sid).await?;
+    let shop = state.settings.shopify_shop.clone().unwrap_or_default();
+    let admin = |kind: &str, id: i64| (!shop.is_empty()).then(|| format!("https://{shop}/admin/{kind}/{id}"));
+    let record = match call.customer_id {
+        Some(id) => {
+            let parts = store.caller_parts(&shop, &[id], 3).await?;
+            (!parts.is_empty()).then(|| CallerRecord::from_parts(&parts))
+        }
+        None => None,
+    };
+    let tz = state.settings.hours.timezone();
+    let orders = record
+        .iter()
+        .flat_map(|r| r.customers.iter())
+        .flat_map(|c| c.orders.iter())
+        .map(|o| {
+            let facts = OrderFacts::of(o, tz);
+            let tracking_url = o.fulfillments.iter().rev().find_map(|f| f.tracking_url.as_deref()).map(str::to_string);
+            OrderSummary {
+                id: o.id.to_string(),
+                name: facts.name,
+                state: serde_json::to_value(facts.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                day: facts.day,
+                carrier: facts.carrier,
+                tracking_number: facts.tracking_number,
+                tracking_url,
+                total: facts.total,
+                currency: facts.currency,
+                refunds: facts.refunds,
+                admin_url: admin("orders", o.id),
+            }
+        })
+        .collect();
+    let customer = record.as_ref().and_then(|r| customers_json(r).into_iter().next());
+    let source = events.iter().find(|e| e.kind == "lookup").map(|e| e.detail.clone());
+    let keys = events.iter().filter(|e| e.kind == "key" && e.detail != "none").map(|e| e.detail.clone()).collect();
+    let path =
+        events.into_iter().map(|e| PathStep { step: e.step, kind: e.kind, detail: e.detail, at: e.at.0 }).collect();
+    Ok(Some(CallCard {
+        call_sid: call.call_sid,
+        from_masked: mask_phone(&call.from_raw),
+        from: call.from_raw,
+        to: call.to_number,
+        in_progress: !is_final_status(&call.status),
+        status: call.status,
+        started_at: call.started_at.0,
+        ended_at: call.ended_at.map(|t| t.0),
+        duration_s: call.duration_s,
+        verification: call.verification,
+        transfer: call.transfer,
+        customer_admin_url: call.customer_id.and_then(|id| admin("customers", id)),
+        customer,
+        orders,
+        path,
+        keys,
+        source,
+        confirmed_at: record.map(|r| r.confirmed_at()),
+    }))
+}

@@ -1,0 +1,163 @@
+//! The agent feed: call events (started, step, verified, transferred, ended) as JSON, pushed to
+//! every connected agent. Fed by the store's call notices, which on Postgres reach every
+//! instance (LISTEN/NOTIFY), so an agent connected anywhere sees calls answered anywhere.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::auth::require_agent;
+use super::card::{CallCard, call_card};
+use crate::app::AppState;
+use crate::store::Ts;
+
+/// How far back a connecting agent's catch-up reaches, and how many calls it holds.
+const CATCH_UP_HOURS: i64 = 4;
+const CATCH_UP_CALLS: i64 = 50;
+
+#[derive(Clone)]
+pub struct AgentFeed {
+    sender: broadcast::Sender<Arc<str>>,
+    seq: Arc<AtomicU64>,
+}
+
+#[derive(Serialize)]
+struct FeedEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    seq: u64,
+    emitted_at: chrono::DateTime<Utc>,
+    call: &'a CallCard,
+}
+
+#[derive(Serialize)]
+struct Snapshot {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    calls: Vec<CallCard>,
+}
+
+impl Default for AgentFeed {
+    fn default() -> Self {
+        AgentFeed::new()
+    }
+}
+
+impl AgentFeed {
+    pub fn new() -> AgentFeed {
+        let (sender, _) = broadcast::channel(4096);
+        AgentFeed { sender, seq: Arc::new(AtomicU64::new(0)) }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.sender.subscribe()
+    }
+
+    /// Turns the store's call notices into feed events, for as long as the store lives.
+    pub async fn run(self, state: AppState) {
+        let mut notices = state.store.subscribe_calls();
+        loop {
+            let changes = match notices.recv().await {
+                Ok(changes) => changes,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "agent feed fell behind the call notices");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            for change in changes.calls {
+                let card = match call_card(&state, &change.call_sid).await {
+                    Ok(Some(card)) => card,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "agent feed: cannot read a call");
+                        continue;
+                    }
+                };
+                for kind in &change.kinds {
+                    let event = FeedEvent {
+                        kind,
+                        seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
+                        emitted_at: Utc::now(),
+                        call: &card,
+                    };
+                    if let Ok(json) = serde_json::to_string(&event) {
+                        // No agent connected is not an error.
+                        let _ = self.sender.send(json.into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /agent/feed`: the WebSocket. First a snapshot of the calls of the last hours (in
+/// progress and recently ended), then every event as it happens.
+pub async fn feed(ws: WebSocketUpgrade, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(refused) = require_agent(&state, &headers) {
+        return refused.into_response();
+    }
+    ws.on_upgrade(move |socket| serve(socket, state))
+}
+
+async fn serve(mut socket: WebSocket, state: AppState) {
+    // Subscribe before reading the snapshot, so nothing falls between the two.
+    let mut events = state.feed.subscribe();
+    if send_snapshot(&mut socket, &state).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(json) => {
+                    if socket.send(Message::Text(json.as_ref().into())).await.is_err() {
+                        return;
+                    }
+                }
+                // Too slow to keep up: start again from the current state.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if send_snapshot(&mut socket, &state).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+async fn send_snapshot(socket: &mut WebSocket, state: &AppState) -> Result<(), axum::Error> {
+    let calls = snapshot(state).await;
+    let json = serde_json::to_string(&Snapshot { kind: "snapshot", calls }).unwrap_or_default();
+    socket.send(Message::Text(json.into())).await
+}
+
+async fn snapshot(state: &AppState) -> Vec<CallCard> {
+    let shop = state.settings.shopify_shop.clone().unwrap_or_default();
+    let since = Ts::from(state.clock.now() - chrono::Duration::hours(CATCH_UP_HOURS));
+    let sids = match state.store.recent_calls(&shop, since, CATCH_UP_CALLS).await {
+        Ok(sids) => sids,
+        Err(e) => {
+            tracing::warn!(error = %e, "agent feed: cannot read recent calls");
+            return Vec::new();
+        }
+    };
+    let mut cards = Vec::with_capacity(sids.len());
+    for sid in sids {
+        if let Ok(Some(card)) = call_card(state, &sid).await {
+            cards.push(card);
+        }
+    }
+    cards
+}

@@ -1,0 +1,73 @@
+//! A phone line to call: orderline on 127.0.0.1:0 with the Shopify emulator's demo shop applied
+//! to its store, and the Twilio caller emulator to dial in with.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use orderline::clock::{Clock, SystemClock};
+use orderline::shopify::payload::{ShopifyChange, ShopifyOrder};
+use orderline::sim::shopify::{ShopifySim, SimConfig, SimServer};
+use orderline::sim::twilio::{CallerConfig, Transcript, TwilioCaller, scripted};
+use orderline::store::Ts;
+
+use super::{Backend, SHOP, TestApp};
+
+/// The Twilio auth token the test apps are started with.
+pub const TOKEN: &str = "test-twilio-token";
+
+pub struct Line {
+    pub app: TestApp,
+    pub sim: ShopifySim,
+    _server: SimServer,
+}
+
+/// orderline with the emulator's demo shop applied to its store (fresh), on `backend`.
+pub async fn line_with(backend: Backend, extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Line {
+    let sim = ShopifySim::new(SimConfig::default());
+    sim.seed_demo();
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = server.url();
+    let token = sim.config().access_token.clone();
+    let mut settings = vec![
+        ("shopify_shop", SHOP),
+        ("shopify_access_token", token.as_str()),
+        ("shopify_api_url", url.as_str()),
+        ("reconcile_every", "0s"),
+        ("lookup_budget", "500ms"),
+        ("warm_count", "0"),
+    ];
+    settings.extend_from_slice(extra);
+    let app = TestApp::start_with_clock(backend, &settings, clock).await;
+    let mut changes: Vec<ShopifyChange> =
+        sim.customers().into_iter().map(|c| ShopifyChange::Customer(Box::new(c))).collect();
+    changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
+    app.store().apply_all(SHOP, &changes, "US", Ts::from(Utc::now())).await.unwrap();
+    Line { app, sim, _server: server }
+}
+
+pub async fn line(backend: Backend, extra: &[(&str, &str)]) -> Line {
+    line_with(backend, extra, Arc::new(SystemClock)).await
+}
+
+impl Line {
+    pub fn caller(&self, from: &str) -> TwilioCaller {
+        TwilioCaller::new(CallerConfig::new(&self.app.url, TOKEN, from))
+    }
+
+    pub async fn call(&self, from: &str, keys: &[&str]) -> Transcript {
+        self.caller(from).call(scripted(keys)).await.expect("the call went through")
+    }
+
+    /// The latest order of the customer with this first name, as the emulator has it.
+    pub fn latest_order(&self, first_name: &str) -> ShopifyOrder {
+        let customer = self.sim.customers().into_iter().find(|c| c.first_name.as_deref() == Some(first_name)).unwrap();
+        let mut orders: Vec<ShopifyOrder> =
+            self.sim.orders().into_iter().filter(|o| o.customer.as_ref().map(|c| c.id) == Some(customer.id)).collect();
+        orders.sort_by_key(|o| std::cmp::Reverse(o.created_at));
+        orders.remove(0)
+    }
+
+    pub async fn flush_calls(&self) {
+        self.app.running.as_ref().unwrap().state.recorder.flush().await;
+    }
+}
