@@ -97,7 +97,8 @@ struct Agents {
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
 
 async fn agent(url: String, sent: Sent, stop: Instant, results: Arc<Mutex<Agents>>) -> Result<(), String> {
-    let mut request = format!("{}/agent/feed", url.replace("http://", "ws://")).into_client_request().map_err(|e| e.to_string())?;
+    let mut request =
+        format!("{}/agent/feed", url.replace("http://", "ws://")).into_client_request().map_err(|e| e.to_string())?;
     request.headers_mut().insert("Authorization", format!("Bearer {AGENT}").parse().map_err(|_| "header")?);
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| e.to_string())?;
     let mut mine = Agents::default();
@@ -132,7 +133,14 @@ async fn agent(url: String, sent: Sent, stop: Instant, results: Arc<Mutex<Agents
 
 /// One caller after another, each call: incoming, 1, 2, 0 (to an agent), then completed; a step
 /// every `step`.
-async fn caller(index: usize, url: String, from: String, step: Duration, stop: Instant, sent: Sent) -> Result<u64, String> {
+async fn caller(
+    index: usize,
+    url: String,
+    from: String,
+    step: Duration,
+    stop: Instant,
+    sent: Sent,
+) -> Result<u64, String> {
     let mut calls = 0;
     while Instant::now() + step * 5 < stop {
         let sid = format!("CA{index:016x}{calls:016x}");
@@ -177,7 +185,8 @@ async fn run() -> Result<(), String> {
     let store = Store::connect_with(&db.url, 4).await.map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     let phones: Vec<String> = sim.customers().iter().filter_map(|c| c.phone.clone()).collect();
-    let mut changes: Vec<ShopifyChange> = sim.customers().into_iter().map(|c| ShopifyChange::Customer(Box::new(c))).collect();
+    let mut changes: Vec<ShopifyChange> =
+        sim.customers().into_iter().map(|c| ShopifyChange::Customer(Box::new(c))).collect();
     changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
     store.apply_all(SHOP, &changes, "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
 
@@ -199,7 +208,14 @@ async fn run() -> Result<(), String> {
     let calls_stop = Instant::now() + Duration::from_secs(seconds);
     let mut callers = Vec::new();
     for i in 0..concurrent_calls as usize {
-        callers.push(tokio::spawn(caller(i, url.clone(), phones[i % phones.len()].clone(), step, calls_stop, sent.clone())));
+        callers.push(tokio::spawn(caller(
+            i,
+            url.clone(),
+            phones[i % phones.len()].clone(),
+            step,
+            calls_stop,
+            sent.clone(),
+        )));
     }
     let mut calls = 0;
     for c in callers {
@@ -231,11 +247,16 @@ async fn run() -> Result<(), String> {
         ms(percentile(&r.end_to_end, 0.99)),
         ms(percentile(&r.end_to_end, 1.0))
     );
-    println!("target: p99 < 50 ms with {agents} agents and {concurrent_calls} concurrent calls (2 cores, clients included)");
+    println!(
+        "target: p99 < 50 ms with {agents} agents and {concurrent_calls} concurrent calls (2 cores, clients included)"
+    );
     store.close().await;
     let expected_started = calls * agents;
     if (r.end_to_end.len() as u64) < expected_started {
-        return Err(format!("agents saw {} 'started' events, expected at least {expected_started}", r.end_to_end.len()));
+        return Err(format!(
+            "agents saw {} 'started' events, expected at least {expected_started}",
+            r.end_to_end.len()
+        ));
     }
     Ok(())
 }
