@@ -74,6 +74,8 @@ struct Event {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
+    types: Vec<String>,
+    #[serde(default)]
     emitted_at: Option<DateTime<Utc>>,
     #[serde(default)]
     call: Option<CallRef>,
@@ -82,6 +84,7 @@ struct Event {
 #[derive(Deserialize)]
 struct CallRef {
     call_sid: String,
+    started_at: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -90,25 +93,40 @@ struct Agents {
     delivery: Vec<Duration>,
     /// Twilio request sent → the "started" event received, every agent.
     end_to_end: Vec<Duration>,
+    /// Inside the server: the call answered → its "started" event emitted (once per call).
+    pipeline: Vec<Duration>,
     events: u64,
     snapshots: u64,
 }
 
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
 
-async fn agent(url: String, sent: Sent, stop: Instant, results: Arc<Mutex<Agents>>) -> Result<(), String> {
+async fn agent(
+    url: String,
+    sent: Sent,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    connected: Arc<std::sync::atomic::AtomicU64>,
+    results: Arc<Mutex<Agents>>,
+) -> Result<(), String> {
     let mut request =
         format!("{}/agent/feed", url.replace("http://", "ws://")).into_client_request().map_err(|e| e.to_string())?;
     request.headers_mut().insert("Authorization", format!("Bearer {AGENT}").parse().map_err(|_| "header")?);
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| e.to_string())?;
     let mut mine = Agents::default();
-    while Instant::now() < stop {
-        let Ok(Some(message)) = tokio::time::timeout_at(stop.into(), ws.next()).await else { break };
+    loop {
+        let message = tokio::select! {
+            message = ws.next() => message,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        let Some(message) = message else { break };
         let Message::Text(text) = message.map_err(|e| e.to_string())? else { continue };
         let received = Instant::now();
         let now = Utc::now();
         let event: Event = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         if event.kind == "snapshot" {
+            if mine.snapshots == 0 {
+                connected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             mine.snapshots += 1;
             continue;
         }
@@ -116,16 +134,23 @@ async fn agent(url: String, sent: Sent, stop: Instant, results: Arc<Mutex<Agents
         if let Some(emitted) = event.emitted_at {
             mine.delivery.push((now - emitted).to_std().unwrap_or_default());
         }
-        if event.kind == "started"
+        if event.types.iter().any(|t| t == "started")
             && let Some(call) = &event.call
             && let Some(at) = sent.lock().unwrap().get(&call.call_sid)
         {
             mine.end_to_end.push(received.duration_since(*at));
+            if let Some(emitted) = event.emitted_at
+                && mine.snapshots == 1
+                && connected.load(std::sync::atomic::Ordering::Relaxed) > 0
+            {
+                mine.pipeline.push((emitted - call.started_at).to_std().unwrap_or_default());
+            }
         }
     }
     let mut all = results.lock().unwrap();
     all.delivery.extend(mine.delivery);
     all.end_to_end.extend(mine.end_to_end);
+    all.pipeline.extend(mine.pipeline);
     all.events += mine.events;
     all.snapshots += mine.snapshots;
     Ok(())
@@ -194,13 +219,17 @@ async fn run() -> Result<(), String> {
     let sent: Sent = Arc::default();
     let results = Arc::new(Mutex::new(Agents::default()));
     let connect_started = Instant::now();
-    let stop = Instant::now() + Duration::from_secs(seconds + 10);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let connected = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut agent_tasks = Vec::new();
     for _ in 0..agents {
-        agent_tasks.push(tokio::spawn(agent(url.clone(), sent.clone(), stop, results.clone())));
+        let task = agent(url.clone(), sent.clone(), stopped.clone(), connected.clone(), results.clone());
+        agent_tasks.push(tokio::spawn(task));
     }
     // Everyone connected (the snapshot arrives first) before the calls start.
-    while results.lock().unwrap().snapshots < agents && connect_started.elapsed() < Duration::from_secs(30) {
+    while connected.load(std::sync::atomic::Ordering::SeqCst) < agents
+        && connect_started.elapsed() < Duration::from_secs(60)
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -221,6 +250,9 @@ async fn run() -> Result<(), String> {
     for c in callers {
         calls += c.await.map_err(|e| e.to_string())??;
     }
+    // Let the last events arrive, then stop listening.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop.send(true);
     for a in agent_tasks {
         a.await.map_err(|e| e.to_string())??;
     }
@@ -228,6 +260,7 @@ async fn run() -> Result<(), String> {
     let mut r = std::mem::take(&mut *results.lock().unwrap());
     r.delivery.sort_unstable();
     r.end_to_end.sort_unstable();
+    r.pipeline.sort_unstable();
     println!(
         "{calls} calls ({concurrent_calls} at a time, a step every {} ms) over {seconds} s; {} events delivered ({:.0} per agent), {} snapshots",
         step.as_millis(),

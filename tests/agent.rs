@@ -39,7 +39,7 @@ async fn next(feed: &mut Feed, wait: Duration) -> Value {
     }
 }
 
-/// Events about `call_sid` until one of type `until` (inclusive).
+/// Events about `call_sid` until one that includes `until` (inclusive).
 async fn events_until(feed: &mut Feed, call_sid: &str, until: &str) -> Vec<Value> {
     let mut seen = Vec::new();
     loop {
@@ -47,7 +47,7 @@ async fn events_until(feed: &mut Feed, call_sid: &str, until: &str) -> Vec<Value
         if event["type"] == "snapshot" || event["call"]["call_sid"] != call_sid {
             continue;
         }
-        let done = event["type"] == until;
+        let done = event["types"].as_array().unwrap().iter().any(|t| t == until);
         seen.push(event);
         if done {
             return seen;
@@ -101,7 +101,10 @@ async fn the_feed_pushes_a_calls_events_in_order_and_catches_up(backend: Backend
     let t = caller.call(scripted(&["1", "0"])).await.unwrap();
     caller.status_callback(&t.call_sid, "completed", Some(31), 2).await.unwrap();
     let events = events_until(&mut feed, &t.call_sid, "ended").await;
-    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    // Each message says what happened since the last one (`types`), the latest being `type`.
+    let kinds: Vec<&str> =
+        events.iter().flat_map(|e| e["types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap())).collect();
+    assert!(events.iter().all(|e| e["type"] == *e["types"].as_array().unwrap().last().unwrap()));
     assert_eq!(kinds.first(), Some(&"started"), "{kinds:?}");
     let position = |k: &str| kinds.iter().position(|x| *x == k).unwrap_or_else(|| panic!("{k} in {kinds:?}"));
     assert!(position("started") < position("verified") && position("verified") < position("transferred"), "{kinds:?}");

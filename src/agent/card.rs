@@ -65,6 +65,25 @@ pub struct PathStep {
     pub at: DateTime<Utc>,
 }
 
+/// The customer's record: from the caller cache when the caller's number leads to them (the
+/// usual case, and no query), else from the store.
+async fn customer_record(
+    state: &AppState,
+    shop: &str,
+    from: Option<&str>,
+    customer_id: i64,
+) -> Result<Option<CallerRecord>, StoreError> {
+    if let Some(from) = from
+        && let Ok(answer) = state.lookup.lookup(from).await
+        && let Some(record) = answer.record
+        && let Some(customer) = record.customers.iter().find(|c| c.id == customer_id)
+    {
+        return Ok(Some(CallerRecord { customers: Box::new([customer.clone()]), confirmed_at: record.confirmed_at }));
+    }
+    let parts = state.store.caller_parts(shop, &[customer_id], 3).await?;
+    Ok((!parts.is_empty()).then(|| CallerRecord::from_parts(&parts)))
+}
+
 /// The card for a call, or `None` if no such call is recorded.
 pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCard>, StoreError> {
     let store = &state.store;
@@ -73,10 +92,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
     let shop = state.settings.shopify_shop.clone().unwrap_or_default();
     let admin = |kind: &str, id: i64| (!shop.is_empty()).then(|| format!("https://{shop}/admin/{kind}/{id}"));
     let record = match call.customer_id {
-        Some(id) => {
-            let parts = store.caller_parts(&shop, &[id], 3).await?;
-            (!parts.is_empty()).then(|| CallerRecord::from_parts(&parts))
-        }
+        Some(id) => customer_record(state, &shop, call.from_e164.as_deref(), id).await?,
         None => None,
     };
     let tz = state.settings.hours.timezone();

@@ -28,10 +28,13 @@ pub struct AgentFeed {
     seq: Arc<AtomicU64>,
 }
 
+/// One message per call per change: `type` is the latest of what happened (`started`, `step`,
+/// `verified`, `transferred`, `ended`), `types` all of it in order, `call` the card after it.
 #[derive(Serialize)]
 struct FeedEvent<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
+    types: &'a [String],
     seq: u64,
     emitted_at: chrono::DateTime<Utc>,
     call: &'a CallCard,
@@ -72,8 +75,10 @@ impl AgentFeed {
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            for change in changes.calls {
-                let card = match call_card(&state, &change.call_sid).await {
+            // The cards of one notice are read side by side, then sent in the notice's order.
+            let cards = futures::future::join_all(changes.calls.iter().map(|c| call_card(&state, &c.call_sid))).await;
+            for (change, card) in changes.calls.iter().zip(cards) {
+                let card = match card {
                     Ok(Some(card)) => card,
                     Ok(None) => continue,
                     Err(e) => {
@@ -81,17 +86,17 @@ impl AgentFeed {
                         continue;
                     }
                 };
-                for kind in &change.kinds {
-                    let event = FeedEvent {
-                        kind,
-                        seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
-                        emitted_at: Utc::now(),
-                        call: &card,
-                    };
-                    if let Ok(json) = serde_json::to_string(&event) {
-                        // No agent connected is not an error.
-                        let _ = self.sender.send(json.into());
-                    }
+                let Some(kind) = change.kinds.last() else { continue };
+                let event = FeedEvent {
+                    kind,
+                    types: &change.kinds,
+                    seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
+                    emitted_at: Utc::now(),
+                    call: &card,
+                };
+                if let Ok(json) = serde_json::to_string(&event) {
+                    // No agent connected is not an error.
+                    let _ = self.sender.send(json.into());
                 }
             }
         }
