@@ -3,10 +3,12 @@
 //! instance (LISTEN/NOTIFY), so an agent connected anywhere sees calls answered anywhere.
 
 use std::sync::Arc;
+
+use futures::SinkExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -24,7 +26,8 @@ const CATCH_UP_CALLS: i64 = 50;
 
 #[derive(Clone)]
 pub struct AgentFeed {
-    sender: broadcast::Sender<Arc<str>>,
+    /// Each event serialized once; every agent's socket shares the same bytes.
+    sender: broadcast::Sender<Utf8Bytes>,
     seq: Arc<AtomicU64>,
 }
 
@@ -59,24 +62,36 @@ impl AgentFeed {
         AgentFeed { sender, seq: Arc::new(AtomicU64::new(0)) }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
         self.sender.subscribe()
     }
 
-    /// Turns the store's call notices into feed events, for as long as the store lives.
+    /// Turns the store's call notices into feed events, for as long as the store lives. Up to
+    /// `READ_AHEAD` notices have their cards read at once; events still go out in notice order.
     pub async fn run(self, state: AppState) {
-        let mut notices = state.store.subscribe_calls();
-        loop {
-            let changes = match notices.recv().await {
-                Ok(changes) => changes,
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "agent feed fell behind the call notices");
-                    continue;
+        use futures::StreamExt;
+        const READ_AHEAD: usize = 16;
+        let notices = futures::stream::unfold(state.store.subscribe_calls(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(changes) => return Some((changes, rx)),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "agent feed fell behind the call notices");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            // The cards of one notice are read side by side, then sent in the notice's order.
-            let cards = futures::future::join_all(changes.calls.iter().map(|c| call_card(&state, &c.call_sid))).await;
+            }
+        });
+        let state = &state;
+        let read = notices
+            .map(|changes| async move {
+                let cards =
+                    futures::future::join_all(changes.calls.iter().map(|c| call_card(state, &c.call_sid))).await;
+                (changes, cards)
+            })
+            .buffered(READ_AHEAD);
+        let mut read = std::pin::pin!(read);
+        while let Some((changes, cards)) = read.next().await {
             for (change, card) in changes.calls.iter().zip(cards) {
                 let card = match card {
                     Ok(Some(card)) => card,
@@ -87,18 +102,22 @@ impl AgentFeed {
                     }
                 };
                 let Some(kind) = change.kinds.last() else { continue };
-                let event = FeedEvent {
-                    kind,
-                    types: &change.kinds,
-                    seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
-                    emitted_at: Utc::now(),
-                    call: &card,
-                };
-                if let Ok(json) = serde_json::to_string(&event) {
-                    // No agent connected is not an error.
-                    let _ = self.sender.send(json.into());
-                }
+                self.emit(kind, &change.kinds, &card);
             }
+        }
+    }
+
+    fn emit(&self, kind: &str, types: &[String], card: &CallCard) {
+        let event = FeedEvent {
+            kind,
+            types,
+            seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
+            emitted_at: Utc::now(),
+            call: card,
+        };
+        if let Ok(json) = serde_json::to_string(&event) {
+            // No agent connected is not an error.
+            let _ = self.sender.send(Utf8Bytes::from(json));
         }
     }
 }
@@ -122,7 +141,20 @@ async fn serve(mut socket: WebSocket, state: AppState) {
         tokio::select! {
             event = events.recv() => match event {
                 Ok(json) => {
-                    if socket.send(Message::Text(json.as_ref().into())).await.is_err() {
+                    // Queue what else is already waiting, then write it all with one flush.
+                    let mut batch = vec![json];
+                    while batch.len() < 64 {
+                        match events.try_recv() {
+                            Ok(json) => batch.push(json),
+                            Err(_) => break,
+                        }
+                    }
+                    for json in batch {
+                        if socket.feed(Message::Text(json)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if socket.flush().await.is_err() {
                         return;
                     }
                 }
