@@ -106,10 +106,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
             OrderSummary {
                 id: o.id.to_string(),
                 name: facts.name,
-                state: serde_json::to_value(facts.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                state: facts.state.as_str().to_string(),
                 day: facts.day,
                 carrier: facts.carrier,
                 tracking_number: facts.tracking_number,

@@ -529,10 +529,7 @@ impl CallFlow {
             verified: state.verified.as_str(),
             order_id: order_card.filter(|_| may_name).map(|o| o.id.to_string()),
             order_name: order_card.filter(|_| may_name).map(|o| o.name.to_string()),
-            order_state: order_card
-                .filter(|_| may_name)
-                .and_then(|o| serde_json::to_value(OrderFacts::of(o, self.tz).state).ok())
-                .and_then(|v| v.as_str().map(str::to_string)),
+            order_state: order_card.filter(|_| may_name).map(|o| OrderFacts::of(o, self.tz).state.as_str().to_string()),
         }
     }
 

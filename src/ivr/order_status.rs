@@ -21,6 +21,22 @@ pub enum OrderState {
     Refunded,
 }
 
+impl OrderState {
+    /// The name templates, the feed and the Task JSON use (`out_for_delivery`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Placed => "placed",
+            OrderState::Paid => "paid",
+            OrderState::BeingPrepared => "being_prepared",
+            OrderState::Shipped => "shipped",
+            OrderState::OutForDelivery => "out_for_delivery",
+            OrderState::Delivered => "delivered",
+            OrderState::Cancelled => "cancelled",
+            OrderState::Refunded => "refunded",
+        }
+    }
+}
+
 /// What the templates need to speak about one order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderFacts {
@@ -209,6 +225,13 @@ mod tests {
         o.refunds = 1;
         let f = facts(&o);
         assert_eq!((f.state, f.partly_refunded, f.refunds), (OrderState::Paid, true, 1));
+    }
+
+    #[test]
+    fn state_names_are_the_serialized_ones() {
+        for state in [OrderState::Placed, OrderState::BeingPrepared, OrderState::OutForDelivery, OrderState::Refunded] {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
     }
 
     #[test]
