@@ -8,7 +8,9 @@
 //!    `BENCH_WARM_CUSTOMERS` (default 1,000,000) customers from Postgres.
 //!
 //! `cargo bench --bench caller_lookup`. Environment: `ORDERLINE_TEST_POSTGRES` (admin URL),
-//! `BENCH_SECONDS` (10 per rate and mode; 0 skips part 1), `BENCH_WARM_CUSTOMERS` (1000000, 0 skips part 2).
+//! `BENCH_SECONDS` (10 per rate and mode; 0 skips part 1), `BENCH_WARM_CUSTOMERS` (1000000, 0 skips part 2),
+//! `BENCH_WARM_DATABASE` (a database name for part 2 to keep: filled on the first run, reused
+//! while it holds `BENCH_WARM_CUSTOMERS` customers, never dropped; unset: a fresh one each run).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -66,10 +68,13 @@ struct Database {
     url: String,
 }
 
+fn admin_url() -> String {
+    std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
 impl Database {
     async fn create() -> Database {
-        let admin = std::env::var("ORDERLINE_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin = admin_url();
         let name = format!("orderline_bench_lookup_{}", std::process::id());
         let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL for the benchmark");
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
@@ -78,6 +83,23 @@ impl Database {
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
         let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
         Database { admin, name, url }
+    }
+
+    /// The database named `name`, created if missing and kept afterwards.
+    async fn kept(name: &str) -> Database {
+        let admin = admin_url();
+        assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "BENCH_WARM_DATABASE");
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL for the benchmark");
+        let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap();
+        if exists.is_none() {
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+        }
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        Database { admin, name: name.to_string(), url }
     }
 
     async fn drop_it(&self) {
@@ -281,15 +303,33 @@ async fn fill(db: &Database, customers: u64) {
 
 async fn warm_memory(customers: u64) {
     println!("2. warming the cache: {customers} customers with three recent orders each, from Postgres");
-    let db = Database::create().await;
+    let kept = std::env::var("BENCH_WARM_DATABASE").ok().filter(|name| !name.is_empty());
+    let db = match &kept {
+        Some(name) => Database::kept(name).await,
+        None => Database::create().await,
+    };
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
-    let t = Instant::now();
-    fill(&db, customers).await;
-    println!("  filled Postgres in {:.1} s", t.elapsed().as_secs_f64());
+    if kept.is_some() && store.customer_count(SHOP).await.unwrap() == customers as i64 {
+        println!("  reusing the filled database {}", db.name);
+    } else {
+        if kept.is_some() {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let sql = "TRUNCATE customers, phone_numbers, orders, fulfillments, refunds";
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        }
+        let t = Instant::now();
+        fill(&db, customers).await;
+        println!("  filled Postgres in {:.1} s", t.elapsed().as_secs_f64());
+    }
     let metrics = Arc::new(Metrics::new());
     let mut config = LookupConfig::new(SHOP);
     config.cache_max_bytes = 16 * 1024 * 1024 * 1024;
+    if kept.is_some() {
+        // The kept rows were confirmed when they were filled: count them as just confirmed, as
+        // a fresh fill's are, so the sample below reads the same either way.
+        config.freshness = Duration::from_secs(365 * 24 * 3600);
+    }
     let lookup = CallerLookup::new(config, store.clone(), None, Arc::new(SystemClock), metrics);
     let before = LIVE.load(Ordering::Relaxed);
     let t = Instant::now();
@@ -309,7 +349,9 @@ async fn warm_memory(customers: u64) {
         sample.record.map_or(0, |r| r.customers[0].orders.len())
     );
     store.close().await;
-    db.drop_it().await;
+    if kept.is_none() {
+        db.drop_it().await;
+    }
 }
 
 #[tokio::main]

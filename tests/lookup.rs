@@ -289,3 +289,166 @@ async fn warming_puts_callers_in_the_cache_before_anyone_calls() {
     assert_eq!(shop.sim.requests(), 0);
     app.stop().await;
 }
+
+/// A shop with what makes warming hard: a number two customers share, a number that stands on
+/// a customer twice, a phone only an order carries, more orders than a record keeps (three created
+/// at the same instant, one of them left out), fulfilments and refunds arriving out of order, a customer without a
+/// phone, a guest order, text that is not a number, and another shop on the same number.
+fn tricky_shop() -> Vec<orderline::shopify::payload::ShopifyChange> {
+    use orderline::shopify::payload::{ShopifyChange, ShopifyCustomer, ShopifyOrder};
+    use serde_json::json;
+    let customer = |id: u64, phone: Option<&str>, first: Option<&str>, addresses: serde_json::Value| {
+        let c: ShopifyCustomer = serde_json::from_value(json!({
+            "id": id, "first_name": first, "last_name": "Whitfield", "email": format!("c{id}@example.com"),
+            "phone": phone, "state": "enabled", "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-11-01T00:00:00Z", "addresses": addresses,
+            "default_address": addresses.get(0).cloned(),
+        }))
+        .unwrap();
+        ShopifyChange::Customer(Box::new(c))
+    };
+    let order = |id: u64, customer: Option<u64>, created: &str, extra: serde_json::Value| {
+        let mut o = json!({
+            "id": id, "name": format!("#{}", id % 10_000), "financial_status": "paid",
+            "fulfillment_status": "fulfilled", "total_price": "12.50", "currency": "EUR",
+            "shipping_address": {"zip": "10115", "country_code": "DE"},
+            "created_at": created, "updated_at": "2026-11-10T00:00:00Z",
+        });
+        if let Some(c) = customer {
+            o["customer"] = json!({"id": c});
+        }
+        for (k, v) in extra.as_object().unwrap() {
+            o[k] = v.clone();
+        }
+        let o: ShopifyOrder = serde_json::from_value(o).unwrap();
+        ShopifyChange::Order(Box::new(o))
+    };
+    let fulfilment = |id: u64, order: u64, shipment: Option<&str>| {
+        json!({"id": id, "order_id": order, "status": "success", "shipment_status": shipment,
+               "tracking_company": "UPS", "tracking_number": format!("1Z{id}"),
+               "tracking_url": null, "updated_at": "2026-11-11T00:00:00Z"})
+    };
+    let refund = |id: u64, order: u64| json!({"id": id, "order_id": order, "created_at": "2026-11-12T00:00:00Z"});
+    let (a, b, c, d) = (9_007_199_254_760_001, 9_007_199_254_760_003, 9_007_199_254_760_005, 9_007_199_254_760_007);
+    vec![
+        customer(
+            a,
+            Some(CALLER),
+            Some("Dana"),
+            json!([{"id": 1, "phone": "(555) 123-4567", "zip": "10001"},
+                   {"id": 2, "phone": "+44 20 7946 0958", "zip": null}]),
+        ),
+        customer(b, Some("555 123 4567"), None, json!([])),
+        customer(c, Some("+1 415 555 0132"), Some("Siobhán"), json!([{"id": 3, "phone": "call me", "zip": "M3 4LQ"}])),
+        customer(d, None, Some("Nobody"), json!([])),
+        order(
+            9_007_199_254_770_003,
+            Some(a),
+            "2026-11-05T10:00:00Z",
+            json!({
+                "fulfillment_status": null, "financial_status": "partially_refunded",
+                "fulfillments": [fulfilment(9_007_199_254_780_009, 9_007_199_254_770_003, Some("in_transit")),
+                                 fulfilment(9_007_199_254_780_001, 9_007_199_254_770_003, None)],
+                "refunds": [refund(9_007_199_254_790_003, 9_007_199_254_770_003),
+                            refund(9_007_199_254_790_001, 9_007_199_254_770_003)],
+            }),
+        ),
+        // Three created at the same instant: the higher IDs count as newer, as in a single lookup.
+        order(9_007_199_254_770_001, Some(a), "2026-11-03T10:00:00Z", json!({})),
+        order(9_007_199_254_770_005, Some(a), "2026-11-03T10:00:00Z", json!({"cancelled_at": "2026-11-04T00:00:00Z"})),
+        order(
+            9_007_199_254_770_007,
+            Some(a),
+            "2026-11-03T10:00:00Z",
+            json!({
+                "phone": "+1 212 555 0199", "currency": null, "total_price": null, "shipping_address": null,
+                "fulfillments": [fulfilment(9_007_199_254_780_005, 9_007_199_254_770_007, Some("delivered"))],
+            }),
+        ),
+        order(
+            9_007_199_254_770_009,
+            Some(a),
+            "2026-10-01T10:00:00Z",
+            json!({
+                "fulfillments": [fulfilment(9_007_199_254_780_007, 9_007_199_254_770_009, Some("delivered"))],
+            }),
+        ),
+        order(9_007_199_254_770_011, Some(b), "2026-09-01T10:00:00Z", json!({"financial_status": "something_new"})),
+        order(9_007_199_254_770_013, Some(d), "2026-09-01T10:00:00Z", json!({})),
+        order(9_007_199_254_770_015, None, "2026-09-02T10:00:00Z", json!({"phone": "+1 646 555 0100"})),
+    ]
+}
+
+async fn warmed_records_are_what_a_lookup_builds(backend: Backend) {
+    use orderline::clock::SystemClock;
+    use orderline::lookup::{CallerLookup, LookupConfig};
+    use orderline::ops::Metrics;
+    use orderline::store::{Store, Ts};
+    let db = common::TestDb::new(backend).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = Ts::from(Utc::now());
+    store.apply_all(SHOP, &tricky_shop(), "US", now).await.unwrap();
+    let other: orderline::shopify::payload::ShopifyCustomer = serde_json::from_value(serde_json::json!({
+        "id": 9_007_199_254_760_101u64, "first_name": "Elsewhere", "phone": "+1 415 555 0132",
+        "updated_at": "2026-11-01T00:00:00Z",
+    }))
+    .unwrap();
+    let other = orderline::shopify::payload::ShopifyChange::Customer(Box::new(other));
+    // A name to quote (Postgres reads a whole shop with COPY, which takes no parameters).
+    let other_shop = r"o'neil\shop.myshopify.com";
+    store.apply_all(other_shop, &[other], "US", now).await.unwrap();
+    let lookup = || {
+        CallerLookup::new(LookupConfig::new(SHOP), store.clone(), None, Arc::new(SystemClock), Arc::new(Metrics::new()))
+    };
+    let (warmed, cold) = (lookup(), lookup());
+    // +15551234567 (Dana twice, and her partner), +442079460958, +14155550132, +12125550199.
+    assert_eq!(warmed.warm(100).await.unwrap(), 4);
+    let phones = ["+15551234567", "+442079460958", "+14155550132", "+12125550199", "+16465550100", "+15550000000"];
+    for phone in phones {
+        let from_cache = warmed.lookup(phone).await.unwrap();
+        let from_store = cold.lookup(phone).await.unwrap();
+        let sorted = |answer: &orderline::lookup::CallerAnswer| {
+            answer.record.as_ref().map(|r| {
+                let mut r = (**r).clone();
+                r.customers.sort_by_key(|c| c.id);
+                r
+            })
+        };
+        assert_eq!(sorted(&from_cache), sorted(&from_store), "{phone}");
+        let known = from_store.record.is_some();
+        assert_eq!(from_cache.source, if known { Source::Cache } else { Source::Stale }, "{phone}");
+    }
+    let shared = warmed.lookup(CALLER).await.unwrap().record.unwrap();
+    assert_eq!(shared.customers.len(), 2);
+    let dana = shared.customers.iter().find(|c| c.first_name.as_deref() == Some("Dana")).unwrap();
+    let ids: Vec<i64> = dana.orders.iter().map(|o| o.id).collect();
+    assert_eq!(ids, [9_007_199_254_770_003, 9_007_199_254_770_007, 9_007_199_254_770_005]);
+    let tracking: Vec<Option<&str>> =
+        dana.orders[0].fulfillments.iter().map(|f| f.tracking_number.as_deref()).collect();
+    assert_eq!(tracking, [Some("1Z9007199254780001"), Some("1Z9007199254780009")]);
+    assert_eq!(dana.orders[0].refunds, 2);
+    assert_eq!(shared.confirmed_at, now.0.timestamp_micros());
+    let elsewhere = CallerLookup::new(
+        LookupConfig::new(other_shop),
+        store.clone(),
+        None,
+        Arc::new(SystemClock),
+        Arc::new(Metrics::new()),
+    );
+    assert_eq!(elsewhere.warm(100).await.unwrap(), 1);
+    let answer = elsewhere.lookup("+14155550132").await.unwrap();
+    assert_eq!(answer.source, Source::Cache);
+    assert_eq!(answer.record.unwrap().customers[0].first_name.as_deref(), Some("Elsewhere"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_warmed_record_is_the_record_a_lookup_builds_on_postgres() {
+    warmed_records_are_what_a_lookup_builds(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_warmed_record_is_the_record_a_lookup_builds_on_sqlite() {
+    warmed_records_are_what_a_lookup_builds(Backend::Sqlite).await;
+}

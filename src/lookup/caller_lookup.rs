@@ -15,7 +15,7 @@ use moka::future::Cache;
 
 use super::caller_id::CallerId;
 use super::phone::PhoneNumber;
-use super::record::{CallerRecord, OrderCard};
+use super::record::{CallerRecord, OrderCard, ShopCallers};
 use crate::clock::Clock;
 use crate::ops::Metrics;
 use crate::shopify::client::{ShopifyClient, ShopifyError};
@@ -153,6 +153,12 @@ impl From<StoreError> for LookupError {
     }
 }
 
+/// Warming the whole shop hands records from the thread that builds them to this many tasks
+/// that cache them, this many at a time (moka takes concurrent inserts: with two, a million
+/// records went in in 1.9 s instead of 3.3 s on 2 cores).
+const WARM_INSERTERS: usize = 2;
+const WARM_BATCH: usize = 1024;
+
 type Fetch = Shared<BoxFuture<'static, Result<Entry, String>>>;
 
 struct Inner {
@@ -266,10 +272,9 @@ impl CallerLookup {
     pub async fn warm(&self, count: i64) -> Result<usize, LookupError> {
         let inner = &self.inner;
         let shop = inner.config.shop.clone();
-        if count > 0 && count >= inner.store.customer_count(&shop).await? {
-            // The whole shop: a few sequential scans beat any number of indexed look-ups.
-            let (owners, parts) = inner.store.all_callers(&shop, inner.config.orders_per_customer).await?;
-            let cached = self.cache_groups(&owners, &parts).await;
+        let customers = inner.store.customer_count(&shop).await?;
+        if count > 0 && count >= customers {
+            let cached = self.warm_whole_shop(usize::try_from(customers).unwrap_or(0)).await?;
             inner.cache.run_pending_tasks().await;
             inner.metrics.cache_entries.set(inner.cache.entry_count() as i64);
             return Ok(cached);
@@ -297,6 +302,53 @@ impl CallerLookup {
         }
         inner.cache.run_pending_tasks().await;
         inner.metrics.cache_entries.set(inner.cache.entry_count() as i64);
+        Ok(cached)
+    }
+
+    /// Caches every caller of the shop. A few sequential scans beat any number of indexed
+    /// look-ups; then the records are built on a blocking thread (seconds of CPU, kept off the
+    /// runtime's workers) while `WARM_INSERTERS` tasks put them in the cache.
+    async fn warm_whole_shop(&self, customers: usize) -> Result<usize, LookupError> {
+        type Batch = Vec<(PhoneNumber, CallerRecord)>;
+        let inner = &self.inner;
+        let mut callers = ShopCallers::new(inner.config.orders_per_customer, customers);
+        inner.store.scan_callers(&inner.config.shop, &mut callers).await?;
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..WARM_INSERTERS).map(|_| tokio::sync::mpsc::channel::<Batch>(4)).unzip();
+        let building = tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::with_capacity(WARM_BATCH);
+            let mut sent = 0;
+            let mut send = |batch: Batch| {
+                sent += 1;
+                senders[sent % senders.len()].blocking_send(batch).is_ok()
+            };
+            callers.into_records(|phone, record| {
+                batch.push((phone, record));
+                batch.len() < WARM_BATCH || send(std::mem::replace(&mut batch, Vec::with_capacity(WARM_BATCH)))
+            });
+            send(batch);
+        });
+        let inserting: Vec<_> = receivers
+            .into_iter()
+            .map(|mut batches| {
+                let cache = inner.cache.clone();
+                tokio::spawn(async move {
+                    let mut cached = 0;
+                    while let Some(batch) = batches.recv().await {
+                        cached += batch.len();
+                        for (phone, record) in batch {
+                            cache.insert(phone, Entry::Known(Arc::new(record))).await;
+                        }
+                    }
+                    cached
+                })
+            })
+            .collect();
+        let mut cached = 0;
+        for task in inserting {
+            cached += task.await.map_err(|e| LookupError::Store(e.to_string()))?;
+        }
+        building.await.map_err(|e| LookupError::Store(e.to_string()))?;
         Ok(cached)
     }
 

@@ -1,10 +1,13 @@
 //! The caller record the cache keeps: compact (boxed strings, interned status words, times as
 //! integers) because a million of them live in memory. Built from the store's rows only.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
+use super::phone::PhoneNumber;
 use crate::shopify::payload::SHIPMENT_STATUSES;
-use crate::store::{CallerParts, OrderParts};
+use crate::store::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView};
 
 /// Everyone a phone number belongs to, with their recent orders.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,5 +187,226 @@ fn order_card(o: &OrderParts) -> OrderCard {
             })
             .collect(),
         refunds: u16::try_from(o.refunds.len()).unwrap_or(u16::MAX),
+    }
+}
+
+/// Builds every caller record of a shop from a whole-shop read (`Store::scan_callers`): each
+/// customer with their newest orders (by creation, then ID, as a single lookup orders them) and
+/// those orders' fulfilments and refunds, then one record per phone, holding everyone on it.
+/// Strings are boxed once, straight from the rows, and only for what is kept.
+pub struct ShopCallers {
+    orders_each: usize,
+    /// Every parseable phone row in the order read, and the customer's slot.
+    phones: Vec<(Option<PhoneNumber>, u32)>,
+    /// Customer ID → slot in `customers`, for every customer that owns a phone.
+    slots: HashMap<i64, u32>,
+    /// `None` until (unless) the customer's row is read.
+    customers: Vec<Option<CustomerDraft>>,
+    /// Kept order ID → its customer's slot.
+    kept: HashMap<i64, u32>,
+}
+
+struct CustomerDraft {
+    card: CustomerCard,
+    synced_at: i64,
+    orders: Vec<OrderDraft>,
+}
+
+struct OrderDraft {
+    card: OrderCard,
+    synced_at: i64,
+    fulfillments: Vec<(i64, FulfillmentCard)>,
+    refunds: usize,
+}
+
+impl ShopCallers {
+    /// `customers`: about how many the shop has (room is made for them up front).
+    pub fn new(orders_each: i64, customers: usize) -> ShopCallers {
+        let orders_each = usize::try_from(orders_each).unwrap_or(0);
+        ShopCallers {
+            orders_each,
+            phones: Vec::with_capacity(customers),
+            slots: HashMap::with_capacity(customers),
+            customers: Vec::with_capacity(customers),
+            kept: HashMap::with_capacity(customers.saturating_mul(orders_each)),
+        }
+    }
+
+    fn kept_order(&mut self, order_id: i64) -> Option<&mut OrderDraft> {
+        let slot = *self.kept.get(&order_id)?;
+        let draft = self.customers[slot as usize].as_mut()?;
+        draft.orders.iter_mut().find(|o| o.card.id == order_id)
+    }
+
+    /// Hands over one record per phone, with its customers in the order their phone rows were
+    /// read. `each` returns false to stop.
+    pub fn into_records(self, mut each: impl FnMut(PhoneNumber, CallerRecord) -> bool) {
+        let ShopCallers { mut phones, customers, .. } = self;
+        let mut customers: Vec<Option<(CustomerCard, i64)>> = customers.into_iter().map(|d| d.map(finish)).collect();
+        // Group the phone rows by number: (group, row) sorted is each number's rows in the order read.
+        let mut rows: Vec<(u32, u32)> = Vec::with_capacity(phones.len());
+        {
+            let mut group_of: HashMap<&str, u32> = HashMap::with_capacity(phones.len());
+            for (row, (phone, _)) in phones.iter().enumerate() {
+                let phone = phone.as_ref().map_or("", PhoneNumber::as_str);
+                let next = group_of.len() as u32;
+                rows.push((*group_of.entry(phone).or_insert(next), row as u32));
+            }
+        }
+        rows.sort_unstable();
+        // Each group's customers (once each, and only those whose row was read), and how many
+        // records each customer goes in: the last one takes the card, the others clone it.
+        let mut groups: Vec<(u32, std::ops::Range<usize>)> = Vec::with_capacity(rows.len());
+        let mut members: Vec<u32> = Vec::with_capacity(rows.len());
+        let mut uses = vec![0u32; customers.len()];
+        // The last group each customer joined: once per group, however many rows (and
+        // however many customers share the number).
+        let mut joined = vec![u32::MAX; customers.len()];
+        for (group, run) in rows.chunk_by(|a, b| a.0 == b.0).enumerate() {
+            let start = members.len();
+            for &(_, row) in run {
+                let slot = phones[row as usize].1 as usize;
+                if customers[slot].is_some() && joined[slot] != group as u32 {
+                    joined[slot] = group as u32;
+                    members.push(slot as u32);
+                    uses[slot] += 1;
+                }
+            }
+            if members.len() > start {
+                groups.push((run[0].1, start..members.len()));
+            }
+        }
+        drop(rows);
+        for (row, range) in groups {
+            let Some(phone) = phones[row as usize].0.take() else { continue };
+            let mut confirmed_at = i64::MAX;
+            let mut cards = Vec::with_capacity(range.len());
+            for &slot in &members[range] {
+                let slot = slot as usize;
+                uses[slot] -= 1;
+                let taken = if uses[slot] == 0 { customers[slot].take() } else { customers[slot].clone() };
+                if let Some((card, synced_at)) = taken {
+                    confirmed_at = confirmed_at.min(synced_at);
+                    cards.push(card);
+                }
+            }
+            if !each(phone, CallerRecord { customers: cards.into_boxed_slice(), confirmed_at }) {
+                return;
+            }
+        }
+    }
+}
+
+/// A customer's card with its orders newest first, and the oldest `synced_at` among its rows.
+fn finish(draft: CustomerDraft) -> (CustomerCard, i64) {
+    let CustomerDraft { mut card, synced_at, mut orders } = draft;
+    orders.sort_unstable_by_key(|o| std::cmp::Reverse((o.card.created_at, o.card.id)));
+    let mut confirmed_at = synced_at;
+    card.orders = orders
+        .into_iter()
+        .map(|order| {
+            let OrderDraft { mut card, synced_at, mut fulfillments, refunds } = order;
+            confirmed_at = confirmed_at.min(synced_at);
+            fulfillments.sort_unstable_by_key(|(id, _)| *id);
+            card.fulfillments = fulfillments.into_iter().map(|(_, f)| f).collect();
+            card.refunds = u16::try_from(refunds).unwrap_or(u16::MAX);
+            card
+        })
+        .collect();
+    (card, confirmed_at)
+}
+
+fn boxed_str(text: Option<&str>) -> Option<Box<str>> {
+    text.map(Box::from)
+}
+
+impl CallerSink for ShopCallers {
+    fn phone(&mut self, e164: &str, customer_id: i64) {
+        // A row that is not E.164 is never matched (the cache is keyed by E.164).
+        let Some(phone) = PhoneNumber::from_e164(e164) else { return };
+        let next = self.slots.len() as u32;
+        let slot = *self.slots.entry(customer_id).or_insert(next);
+        if slot == next {
+            self.customers.push(None);
+        }
+        self.phones.push((Some(phone), slot));
+    }
+
+    fn customer(&mut self, c: CustomerView<'_>) {
+        let Some(&slot) = self.slots.get(&c.id) else { return };
+        self.customers[slot as usize] = Some(CustomerDraft {
+            card: CustomerCard {
+                id: c.id,
+                first_name: boxed_str(c.first_name),
+                last_name: boxed_str(c.last_name),
+                email: boxed_str(c.email),
+                default_zip: boxed_str(c.default_zip),
+                orders: Box::new([]),
+            },
+            synced_at: c.synced_at,
+            orders: Vec::with_capacity(self.orders_each),
+        });
+    }
+
+    fn order(&mut self, o: OrderView<'_>) {
+        let orders_each = self.orders_each;
+        let Some(&slot) = self.slots.get(&o.customer_id) else { return };
+        let Some(draft) = self.customers[slot as usize].as_mut() else { return };
+        let replace = if draft.orders.len() < orders_each {
+            None
+        } else {
+            // Full: the new order takes the place of the oldest kept one, if it is newer.
+            let oldest = draft.orders.iter().enumerate().min_by_key(|(_, d)| (d.card.created_at, d.card.id));
+            match oldest {
+                Some((index, d)) if (d.card.created_at, d.card.id) < (o.created_at, o.id) => Some(index),
+                _ => return,
+            }
+        };
+        let order = OrderDraft {
+            card: OrderCard {
+                id: o.id,
+                name: Box::from(o.name),
+                financial_status: word(o.financial_status),
+                fulfillment_status: word(o.fulfillment_status),
+                cancelled_at: o.cancelled_at,
+                created_at: o.created_at,
+                updated_at: o.updated_at,
+                shipping_zip: boxed_str(o.shipping_zip),
+                total_price: boxed_str(o.total_price),
+                currency: boxed_str(o.currency),
+                fulfillments: Box::new([]),
+                refunds: 0,
+            },
+            synced_at: o.synced_at,
+            fulfillments: Vec::new(),
+            refunds: 0,
+        };
+        match replace {
+            Some(index) => {
+                let dropped = std::mem::replace(&mut draft.orders[index], order);
+                self.kept.remove(&dropped.card.id);
+            }
+            None => draft.orders.push(order),
+        }
+        self.kept.insert(o.id, slot);
+    }
+
+    fn fulfillment(&mut self, f: FulfillmentView<'_>) {
+        let Some(order) = self.kept_order(f.order_id) else { return };
+        let card = FulfillmentCard {
+            status: word(f.status),
+            shipment_status: word(f.shipment_status),
+            tracking_company: boxed_str(f.tracking_company),
+            tracking_number: boxed_str(f.tracking_number),
+            tracking_url: boxed_str(f.tracking_url),
+            updated_at: f.updated_at,
+        };
+        order.fulfillments.push((f.id, card));
+    }
+
+    fn refund(&mut self, order_id: i64) {
+        if let Some(order) = self.kept_order(order_id) {
+            order.refunds += 1;
+        }
     }
 }

@@ -1,8 +1,11 @@
 //! Bulk reads for the caller lookup: customers with their recent orders, fulfilments and
 //! refunds, and who owns which phone, in a few queries for any number of customers.
 
+use super::copy_out::{copy_rows, literal};
 use super::queries::{CUSTOMER_COLUMNS, ORDER_COLUMNS};
-use super::{CustomerRow, FulfillmentRow, OrderRow, Pool, RefundRow, Store, StoreError, for_each_backend, on_backend};
+use super::{
+    CustomerRow, FulfillmentRow, OrderRow, Pool, RefundRow, Store, StoreError, Ts, for_each_backend, on_backend,
+};
 
 /// Everything the caller lookup keeps about one customer: the row and its recent orders, each
 /// with its fulfilments and refunds.
@@ -17,6 +20,158 @@ pub struct OrderParts {
     pub order: OrderRow,
     pub fulfillments: Vec<FulfillmentRow>,
     pub refunds: Vec<RefundRow>,
+}
+
+/// A customer as a whole-shop read hands it over: borrowed from the row being read, times in
+/// microseconds since the epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerView<'a> {
+    pub id: i64,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub default_zip: Option<&'a str>,
+    pub synced_at: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OrderView<'a> {
+    pub id: i64,
+    pub customer_id: i64,
+    pub name: &'a str,
+    pub financial_status: Option<&'a str>,
+    pub fulfillment_status: Option<&'a str>,
+    pub cancelled_at: Option<i64>,
+    pub total_price: Option<&'a str>,
+    pub currency: Option<&'a str>,
+    pub shipping_zip: Option<&'a str>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub synced_at: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FulfillmentView<'a> {
+    pub id: i64,
+    pub order_id: i64,
+    pub status: Option<&'a str>,
+    pub shipment_status: Option<&'a str>,
+    pub tracking_company: Option<&'a str>,
+    pub tracking_number: Option<&'a str>,
+    pub tracking_url: Option<&'a str>,
+    pub updated_at: i64,
+}
+
+/// What `Store::scan_callers` hands a whole shop to, row by row and in this order: every
+/// `(e164, customer_id)` phone owner, then every customer, then every order that has a
+/// customer (in no particular order), then every fulfilment and every refund's order.
+pub trait CallerSink {
+    fn phone(&mut self, e164: &str, customer_id: i64);
+    fn customer(&mut self, customer: CustomerView<'_>);
+    fn order(&mut self, order: OrderView<'_>);
+    fn fulfillment(&mut self, fulfillment: FulfillmentView<'_>);
+    fn refund(&mut self, order_id: i64);
+}
+
+/// The whole-shop statements, with `shop` standing for the shop: `$1` for a bound parameter,
+/// or a literal for `COPY` (which takes no parameters). Both readers take the columns in this order.
+fn phones_sql(shop: &str) -> String {
+    format!(
+        "SELECT e164, customer_id FROM phone_numbers WHERE shop = {shop} AND customer_id IS NOT NULL AND e164 IS NOT NULL"
+    )
+}
+
+fn customers_sql(shop: &str) -> String {
+    format!("SELECT id, first_name, last_name, email, default_zip, synced_at FROM customers WHERE shop = {shop}")
+}
+
+fn orders_sql(shop: &str) -> String {
+    format!(
+        "SELECT id, customer_id, shopify_created_at, name, financial_status, fulfillment_status, cancelled_at,
+                total_price, currency, shipping_zip, updated_at, synced_at
+         FROM orders WHERE shop = {shop} AND customer_id IS NOT NULL"
+    )
+}
+
+fn fulfillments_sql(shop: &str) -> String {
+    format!(
+        "SELECT order_id, id, status, shipment_status, tracking_company, tracking_number, tracking_url, updated_at
+         FROM fulfillments WHERE shop = {shop}"
+    )
+}
+
+fn refunds_sql(shop: &str) -> String {
+    format!("SELECT order_id FROM refunds WHERE shop = {shop}")
+}
+
+/// `Store::scan_callers` on Postgres: each table in one binary `COPY`, decoded in place.
+/// One read-only snapshot for all the tables, and no JIT: compiling these plain scans costs more
+/// than it saves.
+async fn scan_callers_copy(
+    conn: &mut sqlx::PgConnection,
+    shop: &str,
+    sink: &mut impl CallerSink,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+    sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+    let conn = &mut *tx;
+    let shop = literal(shop);
+    copy_rows(conn, &phones_sql(&shop), |mut row| {
+        sink.phone(row.text()?, row.i64()?);
+        Ok(())
+    })
+    .await?;
+    copy_rows(conn, &customers_sql(&shop), |mut row| {
+        sink.customer(CustomerView {
+            id: row.i64()?,
+            first_name: row.opt_text()?,
+            last_name: row.opt_text()?,
+            email: row.opt_text()?,
+            default_zip: row.opt_text()?,
+            synced_at: row.micros()?,
+        });
+        Ok(())
+    })
+    .await?;
+    copy_rows(conn, &orders_sql(&shop), |mut row| {
+        sink.order(OrderView {
+            id: row.i64()?,
+            customer_id: row.i64()?,
+            created_at: row.micros()?,
+            name: row.text()?,
+            financial_status: row.opt_text()?,
+            fulfillment_status: row.opt_text()?,
+            cancelled_at: row.opt_micros()?,
+            total_price: row.opt_text()?,
+            currency: row.opt_text()?,
+            shipping_zip: row.opt_text()?,
+            updated_at: row.micros()?,
+            synced_at: row.micros()?,
+        });
+        Ok(())
+    })
+    .await?;
+    copy_rows(conn, &fulfillments_sql(&shop), |mut row| {
+        sink.fulfillment(FulfillmentView {
+            order_id: row.i64()?,
+            id: row.i64()?,
+            status: row.opt_text()?,
+            shipment_status: row.opt_text()?,
+            tracking_company: row.opt_text()?,
+            tracking_number: row.opt_text()?,
+            tracking_url: row.opt_text()?,
+            updated_at: row.micros()?,
+        });
+        Ok(())
+    })
+    .await?;
+    copy_rows(conn, &refunds_sql(&shop), |mut row| {
+        sink.refund(row.i64()?);
+        Ok(())
+    })
+    .await?;
+    tx.commit().await
 }
 
 /// IDs are sent in chunks this long.
@@ -63,14 +218,20 @@ impl Store {
         Ok(all)
     }
 
-    /// Every customer of the shop with their recent orders, and every `(e164, customer_id)` pair,
-    /// read table by table in a few sequential scans: the fast way to warm a whole shop.
-    pub async fn all_callers(
-        &self,
-        shop: &str,
-        orders_each: i64,
-    ) -> Result<(Vec<(String, i64)>, Vec<CallerParts>), StoreError> {
-        Ok(on_backend!(self, all_callers(shop, orders_each))?)
+    /// Reads a whole shop into `sink` table by table, in a few sequential scans (the fast way to
+    /// warm a whole shop): every phone owner, then every customer, then every order, then every
+    /// fulfilment and refund. Postgres streams them with binary `COPY`, SQLite row by row.
+    pub async fn scan_callers(&self, shop: &str, sink: &mut impl CallerSink) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                Ok(scan_callers_copy(&mut conn, shop, sink).await?)
+            }
+            Pool::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                Ok(lite::scan_callers(&mut conn, shop, sink).await?)
+            }
+        }
     }
 
     pub async fn customer_count(&self, shop: &str) -> Result<i64, StoreError> {
@@ -213,81 +374,71 @@ for_each_backend! {
         Ok(n)
     }
 
-    pub(crate) async fn all_callers(conn: &mut Conn, shop: &str, orders_each: i64) -> Result<(Vec<(String, i64)>, Vec<CallerParts>), sqlx::Error> {
+    /// Row by row: the portable way (Postgres has a faster one, `scan_callers_copy`).
+    pub(crate) async fn scan_callers(conn: &mut Conn, shop: &str, sink: &mut impl CallerSink) -> Result<(), sqlx::Error> {
         use futures::TryStreamExt;
-        let owners: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT e164, customer_id FROM phone_numbers WHERE shop = $1 AND customer_id IS NOT NULL AND e164 IS NOT NULL",
-        )
-        .bind(shop)
-        .fetch_all(&mut *conn)
-        .await?;
-        // Only the columns a cached caller keeps: the rest default (a third less to decode).
-        let customers: Vec<CustomerRow> = sqlx::query_as(
-            "SELECT id, first_name, last_name, email, default_zip, updated_at, synced_at FROM customers WHERE shop = $1",
-        )
-        .bind(shop)
-        .fetch_all(&mut *conn)
-        .await?;
-        // In index order, newest first per customer: keep the first `orders_each` of each.
-        let mut orders: HashMap<i64, Vec<OrderParts>> = HashMap::with_capacity(customers.len());
-        let mut kept: HashMap<i64, (i64, usize)> = HashMap::new();
+        use sqlx::Row;
+        let micros = |t: Ts| t.0.timestamp_micros();
         {
-            let mut rows = sqlx::query_as::<_, OrderRow>(
-                "SELECT id, customer_id, name, financial_status, fulfillment_status, cancelled_at, total_price, currency,
-                        shipping_zip, shopify_created_at, updated_at, synced_at
-                 FROM orders WHERE shop = $1 AND customer_id IS NOT NULL
-                 ORDER BY customer_id, shopify_created_at DESC",
-            )
-            .bind(shop)
-            .fetch(&mut *conn);
-            while let Some(order) = rows.try_next().await? {
-                let Some(customer) = order.customer_id else { continue };
-                let list = orders.entry(customer).or_default();
-                if (list.len() as i64) < orders_each {
-                    kept.insert(order.id, (customer, list.len()));
-                    list.push(OrderParts { order, fulfillments: Vec::new(), refunds: Vec::new() });
-                }
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(phones_sql("$1"))).bind(shop).fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
+                sink.phone(row.try_get(0)?, row.try_get(1)?);
             }
         }
         {
-            let mut rows = sqlx::query_as::<_, FulfillmentRow>(
-                "SELECT id, order_id, status, shipment_status, tracking_company, tracking_number, tracking_url, updated_at
-                 FROM fulfillments WHERE shop = $1",
-            )
-            .bind(shop)
-            .fetch(&mut *conn);
-            while let Some(f) = rows.try_next().await? {
-                if let Some((customer, index)) = kept.get(&f.order_id)
-                    && let Some(parts) = orders.get_mut(customer).and_then(|l| l.get_mut(*index))
-                {
-                    parts.fulfillments.push(f);
-                }
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(customers_sql("$1"))).bind(shop).fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
+                sink.customer(CustomerView {
+                    id: row.try_get(0)?,
+                    first_name: row.try_get(1)?,
+                    last_name: row.try_get(2)?,
+                    email: row.try_get(3)?,
+                    default_zip: row.try_get(4)?,
+                    synced_at: micros(row.try_get(5)?),
+                });
             }
         }
         {
-            let mut rows = sqlx::query_as::<_, RefundRow>(
-                "SELECT id, order_id, amount, currency, shopify_created_at FROM refunds WHERE shop = $1",
-            )
-            .bind(shop)
-            .fetch(&mut *conn);
-            while let Some(r) = rows.try_next().await? {
-                if let Some((customer, index)) = kept.get(&r.order_id)
-                    && let Some(parts) = orders.get_mut(customer).and_then(|l| l.get_mut(*index))
-                {
-                    parts.refunds.push(r);
-                }
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(orders_sql("$1"))).bind(shop).fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
+                sink.order(OrderView {
+                    id: row.try_get(0)?,
+                    customer_id: row.try_get(1)?,
+                    created_at: micros(row.try_get(2)?),
+                    name: row.try_get(3)?,
+                    financial_status: row.try_get(4)?,
+                    fulfillment_status: row.try_get(5)?,
+                    cancelled_at: row.try_get::<Option<Ts>, _>(6)?.map(micros),
+                    total_price: row.try_get(7)?,
+                    currency: row.try_get(8)?,
+                    shipping_zip: row.try_get(9)?,
+                    updated_at: micros(row.try_get(10)?),
+                    synced_at: micros(row.try_get(11)?),
+                });
             }
         }
-        // Read unsorted (a sort of every fulfilment costs Postgres seconds); order each order's own.
-        for parts in orders.values_mut().flatten() {
-            parts.fulfillments.sort_unstable_by_key(|f| f.id);
-            parts.refunds.sort_unstable_by_key(|r| r.id);
+        {
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(fulfillments_sql("$1"))).bind(shop).fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
+                sink.fulfillment(FulfillmentView {
+                    order_id: row.try_get(0)?,
+                    id: row.try_get(1)?,
+                    status: row.try_get(2)?,
+                    shipment_status: row.try_get(3)?,
+                    tracking_company: row.try_get(4)?,
+                    tracking_number: row.try_get(5)?,
+                    tracking_url: row.try_get(6)?,
+                    updated_at: micros(row.try_get(7)?),
+                });
+            }
         }
-        let parts = customers
-            .into_iter()
-            .map(|customer| CallerParts { orders: orders.remove(&customer.id).unwrap_or_default(), customer })
-            .collect();
-        Ok((owners, parts))
+        {
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(refunds_sql("$1"))).bind(shop).fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
+                sink.refund(row.try_get(0)?);
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn most_recent_customers(conn: &mut Conn, shop: &str, limit: i64) -> Result<Vec<i64>, sqlx::Error> {

@@ -15,13 +15,14 @@ use sqlx::{PgPool, SqlitePool};
 mod callers;
 mod calls;
 mod changes;
+mod copy_out;
 mod deliveries;
 mod queries;
 mod records;
 mod time;
 mod watermarks;
 
-pub use callers::{CallerParts, OrderParts};
+pub use callers::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView};
 pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
 pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
