@@ -65,8 +65,9 @@ pub struct PathStep {
     pub at: DateTime<Utc>,
 }
 
-/// The customer's record: from the caller cache when the caller's number leads to them (the
-/// usual case, and no query), else from the store.
+/// The customer's record: from the caller cache when it holds the caller's number (the usual
+/// case, and no query), else from the store. Never asks Shopify: showing a call is not a reason
+/// to spend the shop's API budget.
 async fn customer_record(
     state: &AppState,
     shop: &str,
@@ -74,8 +75,7 @@ async fn customer_record(
     customer_id: i64,
 ) -> Result<Option<CallerRecord>, StoreError> {
     if let Some(from) = from
-        && let Ok(answer) = state.lookup.lookup(from).await
-        && let Some(record) = answer.record
+        && let Some(record) = state.lookup.cached(from).await
         && let Some(customer) = record.customers.iter().find(|c| c.id == customer_id)
     {
         return Ok(Some(CallerRecord { customers: Box::new([customer.clone()]), confirmed_at: record.confirmed_at }));

@@ -263,6 +263,18 @@ impl CallerLookup {
         Ok(())
     }
 
+    /// What the cache holds for a number right now, without reading the store or asking
+    /// Shopify (for screens that show a call, not for answering one).
+    pub async fn cached(&self, raw_caller_id: &str) -> Option<Arc<CallerRecord>> {
+        let CallerId::Number(phone) = CallerId::parse(raw_caller_id, &self.inner.config.default_region) else {
+            return None;
+        };
+        match self.inner.cache.get(&phone).await {
+            Some(Entry::Known(record)) => Some(record),
+            _ => None,
+        }
+    }
+
     pub fn cached_entries(&self) -> u64 {
         self.inner.cache.entry_count()
     }

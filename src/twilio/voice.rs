@@ -147,11 +147,12 @@ fn respond(
         Err(why) => return fallback(state, req, Some(call), step, &why, started),
     };
     let action = reply.next.map(|(stage, next)| format!("/twilio/voice/{}?{}", stage.path(), next.to_query()));
-    let context = match &reply.step {
-        crate::ivr::Step::Transfer(t) => t.context.clone(),
-        _ => bare_context(call),
+    // Only a transfer speaks of where the caller goes; the other steps need no transfer view.
+    let transfer = match &reply.step {
+        crate::ivr::Step::Transfer(t) => transfer_view(state, &t.context),
+        _ => TransferView::default(),
     };
-    let xml = match state.renderer.step(&reply.step, action.as_deref(), &transfer_view(state, &context)) {
+    let xml = match state.renderer.step(&reply.step, action.as_deref(), &transfer) {
         Ok(xml) => xml,
         Err(e) => return fallback(state, req, Some(call), step, &e.to_string(), started),
     };
