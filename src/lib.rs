@@ -10,5 +10,6 @@ pub mod lookup;
 pub mod ops;
 pub mod shopify;
 pub mod sim;
+pub mod speech;
 pub mod store;
 pub mod twilio;

@@ -1,0 +1,174 @@
+use std::collections::BTreeSet;
+
+use super::*;
+
+const PHRASES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/speech/phrases.txt"));
+
+fn phrase_ids() -> BTreeSet<&'static str> {
+    PHRASES.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).filter_map(|l| l.split('\t').next()).collect()
+}
+
+fn ids(pieces: &[Piece]) -> Vec<&str> {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Clip(id) => id.as_str(),
+            Piece::Silence(_) => "<silence>",
+        })
+        .collect()
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+/// A library with made-up audio, so lengths are known.
+fn fake_library(clips: &[(&str, &[u8])]) -> ClipLibrary {
+    let dir = tempfile::tempdir().unwrap();
+    for (id, audio) in clips {
+        fs::write(dir.path().join(format!("{id}.ulaw")), audio).unwrap();
+    }
+    fs::write(dir.path().join("README.txt"), b"not a clip").unwrap();
+    ClipLibrary::load(dir.path()).unwrap()
+}
+
+const STATES: [OrderState; 8] = [
+    OrderState::Placed,
+    OrderState::Paid,
+    OrderState::BeingPrepared,
+    OrderState::Shipped,
+    OrderState::OutForDelivery,
+    OrderState::Delivered,
+    OrderState::Cancelled,
+    OrderState::Refunded,
+];
+
+#[test]
+fn order_1042_shipped_on_november_20_is_spoken_digit_by_digit_then_month_and_ordinal() {
+    let mut pieces = order_number("#1042");
+    pieces.push(Piece::Clip(clip::SHIPPED_ON.into()));
+    pieces.extend(date(day(2026, 11, 20)));
+    assert_eq!(
+        ids(&pieces),
+        ["your_order_number", "digit_1", "digit_0", "digit_4", "digit_2", "shipped_on", "month_11", "ord_20"]
+    );
+}
+
+#[test]
+fn an_order_name_speaks_only_its_digits() {
+    assert_eq!(ids(&order_number("order 1042")), ids(&order_number("#1042")));
+    assert_eq!(ids(&order_number("ORD-07")), ["your_order_number", "digit_0", "digit_7"]);
+    assert!(order_number("#ABC").is_empty(), "a name without digits has nothing to say");
+}
+
+#[test]
+fn every_id_the_engine_can_emit_is_a_phrase_and_a_built_in_clip() {
+    let phrases = phrase_ids();
+    let lib = ClipLibrary::built_in();
+    let mut emitted: Vec<Piece> = order_number("#0123456789");
+    // Every day of a leap year: all twelve months and ordinals 1 to 31.
+    let mut d = day(2024, 1, 1);
+    while d.year() == 2024 {
+        emitted.extend(date(d));
+        d = d.succ_opt().unwrap();
+    }
+    for s in STATES {
+        emitted.extend(state(s));
+    }
+    for (name, _) in CARRIERS {
+        emitted.extend(carrier(name).unwrap());
+    }
+    emitted.extend([clip::YOUR_ORDER_NUMBER, clip::SHIPPED_ON, clip::DELIVERED_ON, clip::WITH].map(clip));
+    for id in ids(&emitted) {
+        assert!(phrases.contains(id), "{id} is not in speech/phrases.txt");
+        assert!(lib.get(id).is_some_and(|a| !a.is_empty()), "{id} has no clip in speech/clips");
+    }
+}
+
+#[test]
+fn the_built_in_clips_are_exactly_the_phrases() {
+    let lib = ClipLibrary::built_in();
+    let clips: BTreeSet<&str> = lib.ids().collect();
+    assert_eq!(clips, phrase_ids(), "run speech/generate.sh after editing speech/phrases.txt");
+    let disk = ClipLibrary::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/speech/clips"))).unwrap();
+    for id in lib.ids() {
+        assert_eq!(lib.get(id), disk.get(id), "{id}: embedded clip differs from the file");
+    }
+}
+
+#[test]
+fn every_built_in_clip_lasts_between_a_tenth_of_a_second_and_five_seconds() {
+    let lib = ClipLibrary::built_in();
+    for id in lib.ids() {
+        let ms = lib.get(id).unwrap().len() / BYTES_PER_MS;
+        assert!((100..5_000).contains(&ms), "{id} lasts {ms} ms");
+    }
+}
+
+#[test]
+fn rendering_concatenates_clips_and_silences_in_order() {
+    let lib = fake_library(&[("digit_1", &[1, 2, 3]), ("digit_2", &[4, 5])]);
+    let pieces = [clip("digit_1"), Piece::Silence(2), clip("digit_2"), clip("digit_1")];
+    let audio = render(&lib, &pieces).unwrap();
+    assert_eq!(audio.len(), 3 + 2 * BYTES_PER_MS + 2 + 3);
+    let mut expected = vec![1, 2, 3];
+    expected.extend([MULAW_SILENCE; 16]);
+    expected.extend([4, 5, 1, 2, 3]);
+    assert_eq!(audio, expected);
+}
+
+#[test]
+fn a_rendered_sentence_lasts_its_clips_plus_its_pauses() {
+    let lib = ClipLibrary::built_in();
+    let mut pieces = order_number("#1042");
+    pieces.push(Piece::Silence(250));
+    pieces.extend(date(day(2026, 11, 20)));
+    let clips: usize = ids(&pieces).iter().filter_map(|id| lib.get(id)).map(<[u8]>::len).sum();
+    assert_eq!(render(&lib, &pieces).unwrap().len(), clips + 250 * BYTES_PER_MS);
+}
+
+#[test]
+fn a_missing_clip_is_an_error_naming_it() {
+    let lib = fake_library(&[("digit_1", &[1])]);
+    let err = render(&lib, &[clip("digit_1"), clip("carrier_pigeon"), clip("digit_9")]).unwrap_err();
+    assert_eq!(err, MissingClip { id: "carrier_pigeon".into() });
+    assert!(err.to_string().contains("carrier_pigeon"));
+}
+
+#[test]
+fn frames_are_160_bytes_and_the_last_is_padded_with_mulaw_silence() {
+    let audio: Vec<u8> = (0..400u32).map(|i| (i % 200) as u8).collect();
+    let frames = frames(&audio);
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[0].as_slice(), &audio[..160]);
+    assert_eq!(frames[1].as_slice(), &audio[160..320]);
+    assert_eq!(&frames[2][..80], &audio[320..]);
+    assert!(frames[2][80..].iter().all(|&b| b == MULAW_SILENCE));
+}
+
+#[test]
+fn whole_frames_get_no_padding_and_no_audio_gives_no_frames() {
+    assert_eq!(frames(&[7; 320]), vec![[7; FRAME_BYTES]; 2]);
+    assert!(frames(&[]).is_empty());
+}
+
+#[test]
+fn known_carriers_are_spoken_whatever_their_spelling() {
+    assert_eq!(ids(&carrier("UPS").unwrap()), ["carrier_ups"]);
+    assert_eq!(ids(&carrier("FedEx").unwrap()), ["carrier_fedex"]);
+    assert_eq!(ids(&carrier("DHL Express").unwrap()), ["carrier_dhl"]);
+    assert_eq!(ids(&carrier("usps").unwrap()), ["carrier_usps"]);
+}
+
+#[test]
+fn an_unknown_carrier_is_not_spoken() {
+    assert_eq!(carrier("Royal Mail"), None);
+    assert_eq!(carrier(""), None);
+}
+
+#[test]
+fn every_order_state_has_its_own_clip() {
+    let spoken: BTreeSet<Vec<Piece>> = STATES.iter().map(|&s| state(s)).collect();
+    assert_eq!(spoken.len(), STATES.len(), "two states would sound the same");
+    assert_eq!(ids(&state(OrderState::OutForDelivery)), ["state_out_for_delivery"]);
+}
