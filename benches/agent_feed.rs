@@ -10,8 +10,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::sim::twilio::{CallerConfig, TwilioCaller};
 use orderline::store::{Store, Ts};
 use serde::Deserialize;
-use support::{PgDatabase, percentile};
+use support::{PgDatabase, Server, percentile};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -36,37 +35,17 @@ fn number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(db_url: &str) -> Result<(Server, String), String> {
-    let mut child = Command::new(SERVER_BIN)
-        .arg("serve")
-        .env("ORDERLINE_LISTEN", "127.0.0.1:0")
-        .env("DATABASE_URL", db_url)
-        .env("TWILIO_AUTH_TOKEN", TOKEN)
-        .env("SHOPIFY_SHOP", SHOP)
-        .env("ORDERLINE_AGENT_TOKEN", AGENT)
-        .env("ORDERLINE_VERIFY", "none")
-        .env("ORDERLINE_RECONCILE_EVERY", "0s")
-        .env("RUST_LOG", "warn")
-        .env_remove("ORDERLINE_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {SERVER_BIN}: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = lines.next().ok_or("the server exited before listening")?.map_err(|e| e.to_string())?;
-    let url = line.strip_prefix("orderline listening on ").ok_or(format!("unexpected: {line}"))?.to_string();
-    std::thread::spawn(move || for _ in lines {});
-    Ok((Server(child), url))
+fn start_server(db_url: &str) -> Result<Server, String> {
+    Server::start(
+        SERVER_BIN,
+        &[
+            ("DATABASE_URL", db_url.to_string()),
+            ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
+            ("SHOPIFY_SHOP", SHOP.to_string()),
+            ("ORDERLINE_AGENT_TOKEN", AGENT.to_string()),
+            ("ORDERLINE_VERIFY", "none".to_string()),
+        ],
+    )
 }
 
 #[derive(Deserialize)]
@@ -216,7 +195,8 @@ async fn run() -> Result<(), String> {
     changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
     store.apply_all(SHOP, &changes, "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
 
-    let (server, url) = start_server(&db.url)?;
+    let server = start_server(&db.url)?;
+    let url = server.url.clone();
     let sent: Sent = Arc::default();
     let results = Arc::new(Mutex::new(Agents::default()));
     let connect_started = Instant::now();
@@ -302,15 +282,5 @@ async fn run() -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match tokio::time::timeout(Duration::from_secs(300), run()).await {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("agent_feed: {e}");
-            ExitCode::FAILURE
-        }
-        Err(_) => {
-            eprintln!("agent_feed: aborted after 300 s");
-            ExitCode::FAILURE
-        }
-    }
+    support::main_with_limit("agent_feed", Duration::from_secs(300), run()).await
 }

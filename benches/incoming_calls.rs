@@ -12,8 +12,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::store::{Store, Ts};
 use orderline::twilio::signature;
-use support::{PgDatabase, percentile};
+use support::{PgDatabase, Server, percentile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -35,40 +34,17 @@ fn number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server(db_url: &str, customers: u64) -> Result<Server, String> {
-    let mut child = Command::new(SERVER_BIN)
-        .arg("serve")
-        .env("ORDERLINE_LISTEN", "127.0.0.1:0")
-        .env("DATABASE_URL", db_url)
-        .env("TWILIO_AUTH_TOKEN", TOKEN)
-        .env("SHOPIFY_SHOP", SHOP)
-        .env("ORDERLINE_VERIFY", "none")
-        .env("ORDERLINE_WARM_COUNT", customers.to_string())
-        .env("ORDERLINE_RECONCILE_EVERY", "0s")
-        .env("RUST_LOG", "warn")
-        .env_remove("ORDERLINE_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {SERVER_BIN}: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = lines.next().ok_or("the server exited before listening")?.map_err(|e| e.to_string())?;
-    let addr = line.strip_prefix("orderline listening on http://").ok_or(format!("unexpected: {line}"))?.to_string();
-    std::thread::spawn(move || for _ in lines {});
-    Ok(Server { child, addr })
+    Server::start(
+        SERVER_BIN,
+        &[
+            ("DATABASE_URL", db_url.to_string()),
+            ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
+            ("SHOPIFY_SHOP", SHOP.to_string()),
+            ("ORDERLINE_VERIFY", "none".to_string()),
+            ("ORDERLINE_WARM_COUNT", customers.to_string()),
+        ],
+    )
 }
 
 /// One keep-alive connection making calls one after another.
@@ -267,10 +243,11 @@ async fn run() -> Result<(), String> {
     let phones = Arc::new(phones);
 
     let server = start_server(&db.url, customers)?;
+    let addr = server.url.trim_start_matches("http://").to_string();
     // Warm: wait until the cache holds every customer's phone.
     let warm_deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.map_err(|e| e.to_string())?;
+        let metrics = reqwest::get(format!("{}/metrics", server.url)).await.map_err(|e| e.to_string())?;
         let text = metrics.text().await.map_err(|e| e.to_string())?;
         let cached =
             text.lines().find_map(|l| l.strip_prefix("orderline_cache_entries ")).and_then(|v| v.parse::<u64>().ok());
@@ -282,9 +259,9 @@ async fn run() -> Result<(), String> {
     }
     let run_id = format!("{:x}", support::unix_millis() % 0xffff_ffff);
     // A short warm-up so connection set-up and first-touch costs are not measured.
-    saturate(&server.addr, &phones, 8, 1, &format!("{run_id}w")).await?;
-    let at_rate = fixed_rate(&server.addr, &phones, rate, seconds, &run_id).await?;
-    let saturated = saturate(&server.addr, &phones, concurrency, seconds, &run_id).await?;
+    saturate(&addr, &phones, 8, 1, &format!("{run_id}w")).await?;
+    let at_rate = fixed_rate(&addr, &phones, rate, seconds, &run_id).await?;
+    let saturated = saturate(&addr, &phones, concurrency, seconds, &run_id).await?;
     println!("target: p99 < 5 ms at 1,000 calls/s; ≥ 10,000 calls/s at saturation (2 cores, client included)");
 
     // Every call is recorded: wait for the writers, then count.
@@ -312,15 +289,5 @@ async fn run() -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match tokio::time::timeout(Duration::from_secs(600), run()).await {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("incoming_calls: {e}");
-            ExitCode::FAILURE
-        }
-        Err(_) => {
-            eprintln!("incoming_calls: aborted after 600 s");
-            ExitCode::FAILURE
-        }
-    }
+    support::main_with_limit("incoming_calls", Duration::from_secs(600), run()).await
 }

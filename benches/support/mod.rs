@@ -84,3 +84,60 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Option<Duration> {
     let rank = (q * sorted.len() as f64).ceil() as usize;
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
+
+/// `orderline serve` as a child process on 127.0.0.1:0, killed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `bin serve` with `envs` on top of a quiet, port-0 setup; returns once it listens.
+    pub fn start(bin: &str, envs: &[(&str, String)]) -> Result<Server, String> {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(bin)
+            .arg("serve")
+            .env("ORDERLINE_LISTEN", "127.0.0.1:0")
+            .env("ORDERLINE_RECONCILE_EVERY", "0s")
+            .env("RUST_LOG", "warn")
+            .env_remove("ORDERLINE_CONFIG")
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {bin}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines.next().ok_or("the server exited before listening")?.map_err(|e| e.to_string())?;
+        let url = line.strip_prefix("orderline listening on ").ok_or(format!("unexpected: {line}"))?.to_string();
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Server { child, url })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a benchmark's body with a time limit and turns its outcome into an exit code.
+pub async fn main_with_limit(
+    name: &str,
+    limit: Duration,
+    body: impl std::future::Future<Output = Result<(), String>>,
+) -> std::process::ExitCode {
+    match tokio::time::timeout(limit, body).await {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("{name}: aborted after {} s", limit.as_secs());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
