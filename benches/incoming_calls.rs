@@ -139,6 +139,20 @@ fn report(name: &str, calls: usize, wall: Duration, mut latencies: Vec<Duration>
     );
 }
 
+type Latencies = tokio::task::JoinHandle<Result<Vec<Duration>, String>>;
+
+/// Waits for every connection's latencies, reports them, and returns how many calls were made.
+async fn finish(name: &str, started: Instant, tasks: Vec<Latencies>) -> Result<usize, String> {
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| e.to_string())??);
+    }
+    let wall = started.elapsed();
+    let calls = all.len();
+    report(name, calls, wall, all);
+    Ok(calls)
+}
+
 async fn fixed_rate(
     addr: &str,
     phones: &Arc<Vec<String>>,
@@ -172,14 +186,7 @@ async fn fixed_rate(
             Ok::<_, String>(latencies)
         }));
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.map_err(|e| e.to_string())??);
-    }
-    let wall = started.elapsed();
-    let calls = all.len();
-    report(&format!("fixed rate {rate}/s"), calls, wall, all);
-    Ok(calls)
+    finish(&format!("fixed rate {rate}/s"), started, tasks).await
 }
 
 async fn saturate(
@@ -208,14 +215,7 @@ async fn saturate(
             Ok::<_, String>(latencies)
         }));
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.map_err(|e| e.to_string())??);
-    }
-    let wall = started.elapsed();
-    let calls = all.len();
-    report(&format!("saturation, {concurrency} conns"), calls, wall, all);
-    Ok(calls)
+    finish(&format!("saturation, {concurrency} conns"), started, tasks).await
 }
 
 async fn run() -> Result<(), String> {

@@ -22,6 +22,18 @@ pub enum OrderState {
 }
 
 impl OrderState {
+    /// Every state, in the order an order usually passes through them.
+    pub const ALL: [OrderState; 8] = [
+        OrderState::Placed,
+        OrderState::Paid,
+        OrderState::BeingPrepared,
+        OrderState::Shipped,
+        OrderState::OutForDelivery,
+        OrderState::Delivered,
+        OrderState::Cancelled,
+        OrderState::Refunded,
+    ];
+
     /// The name templates, the feed and the Task JSON use (`out_for_delivery`).
     pub fn as_str(self) -> &'static str {
         match self {

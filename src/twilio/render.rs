@@ -187,16 +187,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
 
     const HOSTILE: &str = "O'Brien & Sons <Ltd> \"quoted\"";
     let action = Some("/twilio/voice/menu?n=2&v=p&t=0&c=9007199254740993");
-    let states = [
-        OrderState::Placed,
-        OrderState::Paid,
-        OrderState::BeingPrepared,
-        OrderState::Shipped,
-        OrderState::OutForDelivery,
-        OrderState::Delivered,
-        OrderState::Cancelled,
-        OrderState::Refunded,
-    ];
+    let states = OrderState::ALL;
     let order = |state: OrderState, odd: bool| OrderFacts {
         name: "#1042".into(),
         number_spoken: "1 0 4 2".into(),
