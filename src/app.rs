@@ -18,6 +18,7 @@ use crate::ops::{self, Metrics};
 use crate::shopify::client::{ClientConfig, ShopifyClient};
 use crate::shopify::reconciler::Reconciler;
 use crate::shopify::{self, intake::Intake, processor::Processor};
+use crate::speech::ClipLibrary;
 use crate::store::{Backend, Store, StoreError};
 use crate::twilio::{self, recorder::CallRecorder, render::Renderer};
 
@@ -35,14 +36,17 @@ pub struct AppState {
     /// The call flow, and how it is spoken and recorded.
     pub flow: CallFlow,
     pub renderer: Arc<Renderer>,
+    /// The recorded phrases Media Streams calls are spoken with.
+    pub clips: Arc<ClipLibrary>,
     pub recorder: CallRecorder,
     /// Call events for agents' consoles.
     pub feed: agent::AgentFeed,
 }
 
-/// The TwiML templates the settings ask for, each rendered and parsed once: a template that
-/// does not make valid TwiML stops the start, naming the template and line.
-pub fn renderer(settings: &Settings) -> Result<Renderer, StartError> {
+/// The TwiML and speech templates the settings ask for, each rendered once (TwiML parsed, speech
+/// checked against `clips`): a template that does not make valid TwiML, or names a clip that is
+/// not recorded, stops the start, naming the template and line.
+pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, StartError> {
     use crate::twilio::render::{TransferView, sample_steps};
     let renderer =
         Renderer::load(settings.twiml_dir.as_deref(), &settings.voice, &settings.language, &settings.shop_name)?;
@@ -60,7 +64,7 @@ pub fn renderer(settings: &Settings) -> Result<Renderer, StartError> {
         })
         .chain(std::iter::once(TransferView { kind: "queue", address: "support".into(), ..TransferView::default() }))
         .collect();
-    renderer.check(&sample_steps(), &transfers)?;
+    renderer.check(&sample_steps(), &transfers, clips)?;
     Ok(renderer)
 }
 
@@ -166,7 +170,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 
 pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     settings.check_for_serve()?;
-    let renderer = Arc::new(renderer(&settings)?);
+    let clips = Arc::new(ClipLibrary::built_in());
+    let renderer = Arc::new(renderer(&settings, &clips)?);
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
@@ -195,6 +200,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         feed: feed.clone(),
         flow,
         renderer,
+        clips,
         recorder,
         settings: settings.clone(),
         store: store.clone(),

@@ -6,5 +6,5 @@ pub mod hours;
 pub mod order_status;
 pub mod state;
 
-pub use flow::{CallContext, CallFlow, Caller, Input, Outcome, Reply, Step};
+pub use flow::{CallContext, CallFlow, Caller, Input, Outcome, Reply, Step, TransferStep};
 pub use state::{CallState, Stage, Verified};

@@ -64,6 +64,8 @@ pub struct OrderFacts {
     pub carrier: Option<String>,
     /// The day of the shipment, delivery, cancellation or order, in words: `Tuesday, November 17`.
     pub day: String,
+    /// The same day as a date (`2026-11-17`), for speech that says it from recordings.
+    pub date: String,
     pub tracking_number: Option<String>,
     pub total: Option<String>,
     pub currency: Option<String>,
@@ -82,6 +84,7 @@ impl OrderFacts {
             partly_refunded: order.financial_status == Some("partially_refunded"),
             carrier: shipment.and_then(|f| f.tracking_company.as_deref()).map(str::to_string),
             day: day_in_words(at, tz),
+            date: local_date(at, tz),
             tracking_number: shipment.and_then(|f| f.tracking_number.as_deref()).map(str::to_string),
             total: order.total_price.as_deref().map(str::to_string),
             currency: order.currency.as_deref().map(str::to_string),
@@ -123,6 +126,11 @@ fn state_of(order: &OrderCard, shipment: Option<&FulfillmentCard>) -> (OrderStat
 fn day_in_words(micros: i64, tz: Tz) -> String {
     let at = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().with_timezone(&tz);
     at.format("%A, %B %-d").to_string()
+}
+
+fn local_date(micros: i64, tz: Tz) -> String {
+    let at = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().with_timezone(&tz);
+    at.format("%Y-%m-%d").to_string()
 }
 
 /// `#1042` → `1 0 4 2`: a speech engine reads "1042" as "one thousand forty-two".

@@ -49,6 +49,20 @@ pub struct Metrics {
     /// Call record writes stored, and dropped (database down or far behind).
     pub call_records_written: Counter,
     pub call_records_dropped: Counter,
+    /// Media Streams sessions open now.
+    pub media_streams_active: Gauge,
+    /// Media Streams sessions by how they ended: transfer, goodbye, fallback, stopped, closed,
+    /// protocol_error, forbidden.
+    pub media_streams_ended: Family<EndLabels, Counter>,
+    /// How late each audio frame left against its 20 ms schedule.
+    pub media_frame_lag_seconds: Histogram,
+    /// From a stream's `start` to its first audio frame.
+    pub media_first_audio_seconds: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndLabels {
+    pub end: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -141,7 +155,31 @@ impl Metrics {
             "Call record writes dropped (database down or far behind)",
             call_records_dropped.clone(),
         );
+        let media_streams_active = Gauge::default();
+        registry.register("media_streams_active", "Media Streams sessions open", media_streams_active.clone());
+        let media_streams_ended = Family::<EndLabels, Counter>::default();
+        registry.register(
+            "media_streams_ended",
+            "Media Streams sessions by how they ended",
+            media_streams_ended.clone(),
+        );
+        let media_frame_lag_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 12));
+        registry.register(
+            "media_frame_lag_seconds",
+            "How late an audio frame was sent against its 20 ms schedule",
+            media_frame_lag_seconds.clone(),
+        );
+        let media_first_audio_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "media_first_audio_seconds",
+            "From a stream's start message to its first audio frame",
+            media_first_audio_seconds.clone(),
+        );
         Metrics {
+            media_streams_active,
+            media_streams_ended,
+            media_frame_lag_seconds,
+            media_first_audio_seconds,
             twilio_requests,
             twilio_response_seconds,
             call_records_written,
@@ -189,6 +227,10 @@ impl Metrics {
 
     pub fn call_records_written(&self, n: u64) {
         self.call_records_written.inc_by(n);
+    }
+
+    pub fn media_stream_ended(&self, end: &str) {
+        self.media_streams_ended.get_or_create(&EndLabels { end: end.into() }).inc();
     }
 
     pub fn call_record_dropped(&self) {

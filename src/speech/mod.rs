@@ -123,6 +123,155 @@ pub fn carrier(name: &str) -> Option<Vec<Piece>> {
     CARRIERS.iter().find(|(known, _)| *known == key).map(|(_, id)| vec![clip(*id)])
 }
 
+/// "One zero four two": every digit of `text`, one by one (`#1042`, `1 0 4 2`); nothing else is spoken.
+pub fn digits(text: &str) -> Vec<Piece> {
+    text.chars().filter_map(|c| c.to_digit(10)).map(|d| clip(format!("digit_{d}"))).collect()
+}
+
+/// A number from 1 to 59 as it is said in a time of day ("nine", "twelve", "thirty five").
+fn number(n: u32) -> Vec<Piece> {
+    match n {
+        1..=9 => vec![clip(format!("digit_{n}"))],
+        10..=19 => vec![clip(format!("number_{n}"))],
+        20..=59 if n % 10 == 0 => vec![clip(format!("number_{n}"))],
+        20..=59 => vec![clip(format!("number_{}", n - n % 10)), clip(format!("digit_{}", n % 10))],
+        _ => Vec::new(),
+    }
+}
+
+const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// When the line opens again, as `ivr::hours` words it ("today at 9 AM", "Monday at 9:30 AM",
+/// "Monday, December 28 at 9 AM"), in clips. Words outside that vocabulary have no recording:
+/// then nothing is said rather than half of it.
+pub fn opening(words: &str) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut after_month = false;
+    for word in words.split([' ', ',']).filter(|w| !w.is_empty()) {
+        let lower = word.to_ascii_lowercase();
+        let spoken = if let Some(i) = WEEKDAYS.iter().position(|d| *d == lower) {
+            vec![clip(format!("weekday_{}", i + 1))]
+        } else if let Some(i) = MONTHS.iter().position(|m| *m == lower) {
+            after_month = true;
+            pieces.push(clip(format!("month_{}", i + 1)));
+            continue;
+        } else if after_month && let Ok(day @ 1..=31) = lower.parse::<u32>() {
+            vec![clip(format!("ord_{day}"))]
+        } else if matches!(lower.as_str(), "today" | "tomorrow" | "at" | "am" | "pm") {
+            vec![clip(lower.clone())]
+        } else if let Some(time) = time_of_day(&lower) {
+            time
+        } else {
+            return Vec::new();
+        };
+        after_month = false;
+        pieces.extend(spoken);
+    }
+    pieces
+}
+
+/// `9` → "nine", `9:30` → "nine thirty", `9:05` → "nine oh five".
+fn time_of_day(word: &str) -> Option<Vec<Piece>> {
+    let (hour, minute) = match word.split_once(':') {
+        Some((h, m)) => (h.parse::<u32>().ok()?, Some(m.parse::<u32>().ok()?)),
+        None => (word.parse::<u32>().ok()?, None),
+    };
+    if !(1..=12).contains(&hour) {
+        return None;
+    }
+    let mut pieces = number(hour);
+    match minute {
+        None | Some(0) => {}
+        Some(m @ 1..=9) => pieces.extend([clip("oh"), clip(format!("digit_{m}"))]),
+        Some(m @ 10..=59) => pieces.extend(number(m)),
+        Some(_) => return None,
+    }
+    Some(pieces)
+}
+
+/// An utterance written as text, as the `.speech` templates render it: clip ids separated by
+/// whitespace, `pause:MS` for a pause.
+pub fn parse_utterance(text: &str) -> Result<Vec<Piece>, String> {
+    text.split_whitespace()
+        .map(|token| match token.strip_prefix("pause:") {
+            Some(ms) => ms.parse::<u32>().map(Piece::Silence).map_err(|_| format!("`{token}`: a pause is pause:MS")),
+            None if token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Ok(clip(token)),
+            None => Err(format!("`{token}` is not a clip id (letters, digits and _)")),
+        })
+        .collect()
+}
+
+/// `pieces` written as an utterance's text (the inverse of [`parse_utterance`]).
+pub fn utterance_text(pieces: &[Piece]) -> String {
+    let tokens: Vec<String> = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Clip(id) => id.clone(),
+            Piece::Silence(ms) => format!("pause:{ms}"),
+        })
+        .collect();
+    tokens.join(" ")
+}
+
+const PHRASES: &str = include_str!("../../speech/phrases.txt");
+
+/// The words a built-in clip says, from `speech/phrases.txt`.
+pub fn phrase(id: &str) -> Option<&'static str> {
+    PHRASES.lines().filter_map(|line| line.split_once('\t')).find(|(i, _)| *i == id).map(|(_, text)| text)
+}
+
+/// The clips `audio` is made of, in order, as a listener who knows the library hears them: each
+/// stretch that is exactly a clip is that clip (the longest when several fit), μ-law silence is
+/// skipped, and anything else is `?`. The inverse of [`render`] for audio made from `lib`.
+pub fn recognise(lib: &ClipLibrary, audio: &[u8]) -> Vec<String> {
+    const KEY: usize = 4;
+    let mut by_start: std::collections::HashMap<&[u8], Vec<(&str, &[u8])>> = std::collections::HashMap::new();
+    for (id, clip) in &lib.clips {
+        if clip.len() >= KEY {
+            by_start.entry(&clip[..KEY]).or_default().push((id.as_str(), clip.as_ref()));
+        }
+    }
+    for candidates in by_start.values_mut() {
+        candidates.sort_by_key(|(_, clip)| std::cmp::Reverse(clip.len()));
+    }
+    let mut heard = Vec::new();
+    let mut at = 0;
+    while at < audio.len() {
+        let rest = &audio[at..];
+        let found = rest
+            .get(..KEY)
+            .and_then(|key| by_start.get(key))
+            .and_then(|candidates| candidates.iter().find(|(_, clip)| rest.starts_with(clip)));
+        match found {
+            Some((id, clip)) => {
+                heard.push((*id).to_string());
+                at += clip.len();
+            }
+            None => {
+                if rest[0] != MULAW_SILENCE && heard.last().is_none_or(|last| last != "?") {
+                    heard.push("?".into());
+                }
+                at += 1;
+            }
+        }
+    }
+    heard
+}
+
 /// The μ-law audio of `pieces`, clips back to back and silences as μ-law silence.
 pub fn render(lib: &ClipLibrary, pieces: &[Piece]) -> Result<Vec<u8>, MissingClip> {
     let mut audio = Vec::new();

@@ -17,6 +17,7 @@ mod calls;
 mod changes;
 mod copy_out;
 mod deliveries;
+mod handoffs;
 mod queries;
 mod records;
 mod time;
@@ -26,6 +27,7 @@ pub use callers::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderP
 pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
 pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
+pub use handoffs::Handoff;
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
 pub use records::ApplyOutcome;
 pub use time::Ts;

@@ -615,6 +615,11 @@ for_each_backend! {
         .bind(customer_id.0)
         .execute(&mut *conn)
         .await?;
+        sqlx::query("DELETE FROM stream_handoffs WHERE shop = $1 AND customer_id = $2")
+            .bind(shop)
+            .bind(customer_id.0)
+            .execute(&mut *conn)
+            .await?;
         sqlx::query(
             "UPDATE calls SET from_raw = 'redacted', from_e164 = NULL, customer_id = NULL
              WHERE shop = $1 AND customer_id = $2",
@@ -634,7 +639,7 @@ for_each_backend! {
             .await?;
         for table in [
             "customers", "orders", "order_line_items", "fulfillments", "refunds", "phone_numbers", "tombstones",
-            "data_requests", "sync_watermarks", "calls",
+            "data_requests", "sync_watermarks", "calls", "stream_handoffs",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE shop = $1"))).bind(shop).execute(&mut *conn).await?;
         }

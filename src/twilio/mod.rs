@@ -1,5 +1,8 @@
-//! Twilio: signature check, the voice and status handlers, TwiML rendering, call records.
+//! Twilio: signature check, the voice and status handlers, Media Streams, TwiML and speech
+//! rendering, call records.
 
+pub mod call;
+pub mod media;
 pub mod recorder;
 pub mod render;
 pub mod request;
@@ -8,4 +11,10 @@ pub mod transfer;
 pub mod twiml;
 pub mod voice;
 
-pub use voice::router;
+use axum::Router;
+
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    voice::router().merge(media::router())
+}

@@ -1,6 +1,8 @@
-//! The one TwiML renderer: each IVR step is a template in `twiml/` (built in, and replaceable
-//! file by file from ORDERLINE_TWIML_DIR), rendered with XML escaping. Every template is
-//! rendered and parsed at start-up, so a broken one stops `serve` instead of a caller's call.
+//! The one renderer of what callers hear: each IVR step is a template in `twiml/` (built in, and
+//! replaceable file by file from ORDERLINE_TWIML_DIR): `NAME.xml` is its TwiML, with XML escaping,
+//! and `NAME.speech` its clip sequence for Media Streams calls. Every template is rendered at
+//! start-up (TwiML parsed, speech checked against the clip library), so a broken one stops
+//! `serve` instead of a caller's call.
 
 use std::path::Path;
 
@@ -9,9 +11,10 @@ use serde::Serialize;
 
 use super::twiml;
 use crate::ivr::Step;
+use crate::speech::{self, ClipLibrary, Piece};
 
 /// The built-in templates, as shipped in `twiml/`.
-const BUILT_IN: [(&str, &str); 12] = [
+const BUILT_IN: &[(&str, &str)] = &[
     ("_macros.xml", include_str!("../../twiml/_macros.xml")),
     ("menu.xml", include_str!("../../twiml/menu.xml")),
     ("other_orders.xml", include_str!("../../twiml/other_orders.xml")),
@@ -24,7 +27,23 @@ const BUILT_IN: [(&str, &str); 12] = [
     ("hold.xml", include_str!("../../twiml/hold.xml")),
     ("fallback.xml", include_str!("../../twiml/fallback.xml")),
     ("whisper.xml", include_str!("../../twiml/whisper.xml")),
+    ("stream.xml", include_str!("../../twiml/stream.xml")),
+    ("after_stream.xml", include_str!("../../twiml/after_stream.xml")),
+    ("_speech.speech", include_str!("../../twiml/_speech.speech")),
+    ("menu.speech", include_str!("../../twiml/menu.speech")),
+    ("other_orders.speech", include_str!("../../twiml/other_orders.speech")),
+    ("returns.speech", include_str!("../../twiml/returns.speech")),
+    ("ask_order_number.speech", include_str!("../../twiml/ask_order_number.speech")),
+    ("ask_postal_code.speech", include_str!("../../twiml/ask_postal_code.speech")),
+    ("closed.speech", include_str!("../../twiml/closed.speech")),
+    ("transfer.speech", include_str!("../../twiml/transfer.speech")),
+    ("goodbye.speech", include_str!("../../twiml/goodbye.speech")),
+    ("hold.speech", include_str!("../../twiml/hold.speech")),
+    ("fallback.speech", include_str!("../../twiml/fallback.speech")),
 ];
+
+/// Templates rendered outside the step samples (or only imported), so the coverage check skips them.
+const NOT_STEPS: [&str; 4] = ["fallback", "whisper", "stream", "after_stream"];
 
 /// What callers hear if even the fallback template cannot be rendered: no settings, no data.
 pub const LAST_RESORT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -62,13 +81,15 @@ impl Renderer {
     /// settings every template may use.
     pub fn load(dir: Option<&Path>, voice: &str, language: &str, shop_name: &str) -> Result<Renderer, TemplateError> {
         let mut env = Environment::new();
-        env.set_auto_escape_callback(|_| AutoEscape::Html);
+        // TwiML is XML; speech is clip ids, which need no escaping.
+        env.set_auto_escape_callback(|name| if name.ends_with(".xml") { AutoEscape::Html } else { AutoEscape::None });
+        add_speech_functions(&mut env);
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         env.set_keep_trailing_newline(false);
         env.add_global("voice", voice);
         env.add_global("language", language);
         env.add_global("shop_name", shop_name);
-        for (name, built_in) in BUILT_IN {
+        for &(name, built_in) in BUILT_IN {
             let source = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
                 Some(path) => std::fs::read_to_string(&path).map_err(|e| TemplateError {
                     template: path.display().to_string(),
@@ -89,6 +110,39 @@ impl Renderer {
         self.render(&name, ctx)
     }
 
+    /// What a Media Streams call hears at a step: the clips and pauses of `NAME.speech`.
+    pub fn speech(&self, step: &Step) -> Result<Vec<Piece>, TemplateError> {
+        let name = format!("{}.speech", step.template());
+        let ctx = Value::from_serialize(Context { step, action: "", transfer: &TransferView::default() });
+        self.utterance(&name, ctx)
+    }
+
+    /// What a Media Streams call hears when anything goes wrong.
+    pub fn speech_fallback(&self) -> Result<Vec<Piece>, TemplateError> {
+        self.utterance("fallback.speech", minijinja::context! {})
+    }
+
+    fn utterance(&self, name: &str, ctx: Value) -> Result<Vec<Piece>, TemplateError> {
+        let text = self.render(name, ctx)?;
+        speech::parse_utterance(&text).map_err(|message| TemplateError { template: name.into(), line: 0, message })
+    }
+
+    /// The answer to an incoming call in Media Streams mode: connect the stream (with the call's
+    /// context as parameters), then come back to `after_url` when orderline closes it.
+    pub fn stream(
+        &self,
+        stream_url: &str,
+        params: &[(String, String)],
+        after_url: &str,
+    ) -> Result<String, TemplateError> {
+        self.render("stream.xml", minijinja::context! { stream_url, params, after_url })
+    }
+
+    /// The TwiML after a stream closed: the transfer or goodbye of `step` (any other step hangs up).
+    pub fn after_stream(&self, step: &Step, transfer: &TransferView) -> Result<String, TemplateError> {
+        self.render("after_stream.xml", Value::from_serialize(Context { step, action: "", transfer }))
+    }
+
     pub fn fallback(&self, transfer: &TransferView) -> Result<String, TemplateError> {
         self.render("fallback.xml", minijinja::context! { transfer })
     }
@@ -104,7 +158,13 @@ impl Renderer {
 
     /// Renders every template for every sample in `samples` and parses the result as TwiML: the
     /// start-up check. The first failure names the template and the line.
-    pub fn check(&self, samples: &[(Step, Option<&str>)], transfers: &[TransferView]) -> Result<usize, TemplateError> {
+    /// Every speech template is rendered too, and each clip it names must be in `clips`.
+    pub fn check(
+        &self,
+        samples: &[(Step, Option<&str>)],
+        transfers: &[TransferView],
+        clips: &ClipLibrary,
+    ) -> Result<usize, TemplateError> {
         let mut checked = 0;
         let mut seen = std::collections::HashSet::new();
         for transfer in transfers {
@@ -113,10 +173,23 @@ impl Renderer {
                 self.parse_rendered(&format!("{}.xml", step.template()), &xml)?;
                 seen.insert(step.template());
                 checked += 1;
+                if matches!(step, Step::Transfer(_) | Step::Goodbye(_)) {
+                    self.parse_rendered("after_stream.xml", &self.after_stream(step, transfer)?)?;
+                    checked += 1;
+                }
             }
             self.parse_rendered("fallback.xml", &self.fallback(transfer)?)?;
             checked += 1;
         }
+        for (step, _) in samples {
+            let name = format!("{}.speech", step.template());
+            check_clips(&name, &self.speech(step)?, clips)?;
+            checked += 1;
+        }
+        check_clips("fallback.speech", &self.speech_fallback()?, clips)?;
+        let params = [("from".to_string(), "O'Brien & Sons <Ltd>".to_string())];
+        self.parse_rendered("stream.xml", &self.stream("wss://h.example/twilio/media", &params, "/twilio/voice/x")?)?;
+        checked += 2;
         let whisper = self
             .whisper(minijinja::context! { first_name => "O'Brien & Sons <Ltd>", verified => "postal_code",
             order => minijinja::context! { number_spoken => "1 0 4 2", state => "shipped" } })?;
@@ -124,11 +197,14 @@ impl Renderer {
         self.parse_rendered("whisper.xml", &self.whisper(minijinja::context! {})?)?;
         checked += 2;
         for (name, _) in BUILT_IN {
-            let template = name.trim_end_matches(".xml");
-            let covered =
-                name.starts_with('_') || matches!(template, "fallback" | "whisper") || seen.contains(template);
+            let template = name.trim_end_matches(".xml").trim_end_matches(".speech");
+            let covered = name.starts_with('_') || NOT_STEPS.contains(&template) || seen.contains(template);
             if !covered {
-                return Err(TemplateError { template: name.into(), line: 0, message: "no sample renders it".into() });
+                return Err(TemplateError {
+                    template: (*name).into(),
+                    line: 0,
+                    message: "no sample renders it".into(),
+                });
             }
         }
         Ok(checked)
@@ -166,6 +242,29 @@ impl Renderer {
     }
 }
 
+/// A speech template's clips must all be recorded.
+fn check_clips(name: &str, pieces: &[Piece], clips: &ClipLibrary) -> Result<(), TemplateError> {
+    match speech::render(clips, pieces) {
+        Ok(_) => Ok(()),
+        Err(missing) => Err(TemplateError { template: name.into(), line: 0, message: missing.to_string() }),
+    }
+}
+
+/// The speech engine, for `.speech` templates: each function returns clip ids as text.
+fn add_speech_functions(env: &mut Environment<'static>) {
+    let text = |pieces: Vec<Piece>| speech::utterance_text(&pieces);
+    env.add_function("order_number", move |name: Option<String>| text(speech::order_number(&name.unwrap_or_default())));
+    env.add_function("digits", move |value: Option<String>| text(speech::digits(&value.unwrap_or_default())));
+    env.add_function("date", move |iso: Option<String>| {
+        let day = iso.and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+        day.map(|d| text(speech::date(d))).unwrap_or_default()
+    });
+    env.add_function("carrier", move |name: Option<String>| {
+        name.and_then(|n| speech::carrier(&n)).map(text).unwrap_or_default()
+    });
+    env.add_function("opening", move |words: Option<String>| text(speech::opening(&words.unwrap_or_default())));
+}
+
 fn template_error(name: &str, e: &minijinja::Error) -> TemplateError {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -196,6 +295,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         partly_refunded: odd,
         carrier: odd.then(|| HOSTILE.to_string()),
         day: "Tuesday, November 17".into(),
+        date: "2026-11-17".into(),
         tracking_number: Some("1Z<&>".into()),
         total: Some("59.00".into()),
         currency: Some("USD".into()),

@@ -79,7 +79,8 @@ fn url_forms(url: &str) -> [String; 2] {
         Some(i) if !host_port[i..].contains(']') => (&host_port[..i], Some(&host_port[i + 1..])),
         _ => (host_port, None),
     };
-    let default_port = if scheme.eq_ignore_ascii_case("https") { "443" } else { "80" };
+    let secure = scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss");
+    let default_port = if secure { "443" } else { "80" };
     let port = port.unwrap_or(default_port);
     [format!("{scheme}://{userinfo}{host}{tail}"), format!("{scheme}://{userinfo}{host}:{port}{tail}")]
 }

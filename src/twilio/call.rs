@@ -1,0 +1,219 @@
+//! A call as every Twilio route of it sees it, however it is spoken (TwiML or a media stream):
+//! the parsed call, a flow step run under a time limit and a net for panics, what a step
+//! concluded written to the call record, and how the caller reaches a person. No handlers here.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::FutureExt;
+
+use super::render::{LAST_RESORT, TransferView};
+use super::request::TwilioRequest;
+use super::transfer::TransferTarget;
+use crate::app::AppState;
+use crate::ivr::{CallContext, Caller, Outcome, Reply, Step};
+use crate::lookup::{PhoneNumber, mask_pii};
+use crate::store::{CallEvent, CallWrite, NewCall, Ts};
+
+/// Longest a flow step may take before the caller gets the fallback (Twilio gives up at 15 s).
+pub const HANDLER_LIMIT: Duration = Duration::from_secs(8);
+
+/// Where a failure that belongs to no step of the call is recorded.
+const UNNUMBERED_STEP: u32 = 99_999;
+
+/// The voice webhook's parameters, parsed.
+#[derive(Debug, Clone)]
+pub struct VoiceCall {
+    pub call_sid: String,
+    pub from: String,
+    pub to: Option<String>,
+    pub stir_verstat: Option<String>,
+    pub digits: Option<String>,
+}
+
+impl VoiceCall {
+    pub fn parse(req: &TwilioRequest) -> Result<VoiceCall, String> {
+        let call_sid = req.param("CallSid").map(str::trim).filter(|s| !s.is_empty());
+        let Some(call_sid) = call_sid else { return Err("no CallSid in a voice request".into()) };
+        if call_sid.len() > 64 || !call_sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err("CallSid is not a Twilio SID".into());
+        }
+        let text = |name: &str| req.param(name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(VoiceCall {
+            call_sid: call_sid.to_string(),
+            from: text("From").or_else(|| text("Caller")).unwrap_or_default(),
+            to: text("To").or_else(|| text("Called")),
+            stir_verstat: text("StirVerstat"),
+            digits: req.param("Digits").map(str::to_string),
+        })
+    }
+
+    pub fn caller(&self) -> Caller {
+        Caller { call_sid: self.call_sid.clone(), from: self.from.clone(), stir_verstat: self.stir_verstat.clone() }
+    }
+
+    pub fn new_call(&self, state: &AppState, started_at: Ts) -> NewCall {
+        NewCall {
+            call_sid: self.call_sid.clone(),
+            shop: state.settings.shopify_shop.clone().unwrap_or_default(),
+            from_raw: self.from.clone(),
+            from_e164: PhoneNumber::parse(&self.from, Some(&state.settings.default_region))
+                .ok()
+                .map(|p| p.as_str().to_string()),
+            to_number: self.to.clone(),
+            customer_id: None,
+            verification: None,
+            transfer: None,
+            started_at,
+        }
+    }
+}
+
+/// Runs a flow step with a time limit and a net under panics.
+pub async fn guarded<F, E>(step: F) -> Result<Reply, String>
+where
+    F: Future<Output = Result<Reply, E>>,
+    E: std::fmt::Display,
+{
+    match tokio::time::timeout(HANDLER_LIMIT, AssertUnwindSafe(step).catch_unwind()).await {
+        Ok(Ok(Ok(reply))) => Ok(reply),
+        Ok(Ok(Err(e))) => Err(e.to_string()),
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(format!("the call flow panicked: {what}"))
+        }
+        Err(_) => Err(format!("the call flow took longer than {HANDLER_LIMIT:?}")),
+    }
+}
+
+pub fn events(call: &VoiceCall, step: u32, at: Ts, events: Vec<(&'static str, String)>) -> Vec<CallWrite> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(idx, (kind, detail))| {
+            CallWrite::Event(CallEvent {
+                call_sid: call.call_sid.clone(),
+                step: i32::try_from(step).unwrap_or(i32::MAX),
+                idx: idx as i32,
+                kind: kind.into(),
+                detail,
+                at,
+            })
+        })
+        .collect()
+}
+
+/// Writes what a step of the call concluded: the call's start (step 1) or its outcome, then the
+/// step's events. Off the request path (the recorder batches it).
+pub fn record_reply(
+    state: &AppState,
+    call: &VoiceCall,
+    step: u32,
+    outcome: Outcome,
+    step_events: Vec<(&'static str, String)>,
+) {
+    let now = Ts::from(state.clock.now());
+    let mut writes = Vec::with_capacity(step_events.len() + 1);
+    if step == 1 {
+        let mut new_call = call.new_call(state, now);
+        new_call.customer_id = outcome.customer_id;
+        new_call.verification = outcome.verification;
+        new_call.transfer = outcome.transfer;
+        writes.push(CallWrite::Start(new_call));
+    } else if outcome.customer_id.is_some() || outcome.verification.is_some() || outcome.transfer.is_some() {
+        writes.push(CallWrite::Outcome {
+            call_sid: call.call_sid.clone(),
+            customer_id: outcome.customer_id,
+            verification: outcome.verification,
+            transfer: outcome.transfer,
+        });
+    }
+    writes.extend(events(call, step, now, step_events));
+    state.recorder.record(writes);
+}
+
+/// Writes that step `step` (0: none of the call's steps) failed and the caller went to the fallback.
+pub fn record_fallback(state: &AppState, call: &VoiceCall, step: u32, why: &str) {
+    let step = if step == 0 { UNNUMBERED_STEP } else { step };
+    let outcome = Outcome { transfer: Some("fallback".into()), ..Outcome::default() };
+    record_reply(state, call, step, outcome, vec![("error", mask_pii(why)), ("transfer", "fallback".into())]);
+}
+
+/// The apology and the way to a person as TwiML, with what is known of the call; the built-in last
+/// resort if even the fallback template fails.
+pub fn fallback_twiml(state: &AppState, call: Option<&VoiceCall>) -> String {
+    let context = call.map(bare_context).unwrap_or_default();
+    state.renderer.fallback(&transfer_view(state, &context)).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the fallback template failed; using the built-in last resort");
+        LAST_RESORT.to_string()
+    })
+}
+
+/// How a reply's step reaches a person; only a transfer speaks of it.
+pub fn step_transfer_view(state: &AppState, step: &Step) -> TransferView {
+    match step {
+        Step::Transfer(t) => transfer_view(state, &t.context),
+        _ => TransferView::default(),
+    }
+}
+
+pub fn bare_context(call: &VoiceCall) -> CallContext {
+    CallContext { call_sid: call.call_sid.clone(), from: call.from.clone(), verified: "no", ..CallContext::default() }
+}
+
+/// How the templates reach a person, with the caller's context in the form the target takes.
+pub fn transfer_view(state: &AppState, ctx: &CallContext) -> TransferView {
+    let settings = &state.settings;
+    let name =
+        [ctx.first_name.as_deref(), ctx.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let task = serde_json::json!({
+        "type": "inbound_call",
+        "call_sid": ctx.call_sid,
+        "from": ctx.from,
+        "name": if name.is_empty() { None } else { Some(&name) },
+        "customer_id": ctx.customer_id,
+        "verified": ctx.verified,
+        "order_id": ctx.order_id,
+        "order_name": ctx.order_name,
+        "order_state": ctx.order_state,
+        "screen_pop_url": format!("{}/api/calls/{}", settings.public_url, ctx.call_sid),
+    });
+    let mut params: Vec<(String, String)> = vec![("call_sid".into(), ctx.call_sid.clone())];
+    let optional = [
+        ("customer_id", ctx.customer_id.clone()),
+        ("name", (!name.is_empty()).then(|| name.clone())),
+        ("verified", Some(ctx.verified.to_string())),
+        ("order_name", ctx.order_name.clone()),
+        ("order_state", ctx.order_state.clone()),
+    ];
+    params.extend(optional.into_iter().filter_map(|(n, v)| v.map(|v| (n.to_string(), v))));
+    let mut whisper = format!("/twilio/voice/whisper?v={}", ctx.verified);
+    if let Some(c) = &ctx.customer_id {
+        whisper.push_str(&format!("&c={c}"));
+    }
+    if let Some(o) = &ctx.order_id {
+        whisper.push_str(&format!("&o={o}"));
+    }
+    let sip_uri = match &settings.transfer_to {
+        TransferTarget::Sip(uri) => {
+            let headers: String = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params.iter().map(|(n, v)| (format!("X-Orderline-{}", n.replace('_', "-")), v)))
+                .finish();
+            format!("{uri}?{headers}")
+        }
+        _ => String::new(),
+    };
+    TransferView {
+        kind: settings.transfer_to.kind(),
+        address: settings.transfer_to.address().to_string(),
+        workflow_sid: settings.taskrouter_workflow_sid.clone(),
+        task: task.to_string(),
+        whisper_url: whisper,
+        params,
+        sip_uri,
+    }
+}
