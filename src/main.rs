@@ -85,6 +85,11 @@ struct CallArgs {
     /// STIR/SHAKEN result to send as StirVerstat, e.g. TN-Validation-Passed-A.
     #[arg(long)]
     stir: Option<String>,
+    /// Speak the Media Streams protocol, for a server with ORDERLINE_PROMPT_MODE=media_stream:
+    /// prints the prompts heard, decoded from the audio. A key prefixed with ! is pressed during
+    /// the prompt (barge-in).
+    #[arg(long)]
+    media: bool,
 }
 
 #[derive(Subcommand)]
@@ -151,7 +156,12 @@ async fn call(args: CallArgs) -> ExitCode {
         keys: args.keys,
         stir: args.stir,
     };
-    match orderline::sim::twilio::run_cli(options).await {
+    let result = if args.media {
+        orderline::sim::media::run_cli(options).await
+    } else {
+        orderline::sim::twilio::run_cli(options).await
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("orderline: {e}");

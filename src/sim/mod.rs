@@ -2,5 +2,6 @@
 //! real protocols (signatures, payloads, GraphQL shapes, rate limits); production never uses them.
 
 pub mod demo;
+pub mod media;
 pub mod shopify;
 pub mod twilio;

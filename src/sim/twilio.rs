@@ -185,12 +185,25 @@ impl TwilioCaller {
     /// caller hears it.
     async fn call_heard(
         &self,
+        keys: impl FnMut(&Verb) -> Option<Key>,
+        hear: impl FnMut(&Verb),
+    ) -> Result<Transcript, CallError> {
+        let call_sid = self.config.call_sid.clone().unwrap_or_else(random_call_sid);
+        let url = format!("{}/twilio/voice", self.config.base_url);
+        let params = self.base_params(&call_sid, "ringing");
+        self.walk(call_sid, url, params, keys, hear).await
+    }
+
+    /// Requests `url` with `params` and follows the TwiML from there, as [`TwilioCaller::call`]
+    /// does from the incoming call (the Media Streams caller goes on here after its stream).
+    pub async fn walk(
+        &self,
+        call_sid: String,
+        mut url: String,
+        mut params: Vec<(String, String)>,
         mut keys: impl FnMut(&Verb) -> Option<Key>,
         mut hear: impl FnMut(&Verb),
     ) -> Result<Transcript, CallError> {
-        let call_sid = self.config.call_sid.clone().unwrap_or_else(random_call_sid);
-        let mut url = format!("{}/twilio/voice", self.config.base_url);
-        let mut params = self.base_params(&call_sid, "ringing");
         let mut turns: Vec<Turn> = Vec::new();
         let ending = loop {
             if turns.len() == MAX_REQUESTS {
@@ -333,7 +346,7 @@ impl TwilioCaller {
     }
 
     /// The parameters Twilio sends with every request of an inbound call.
-    fn base_params(&self, call_sid: &str, call_status: &str) -> Vec<(String, String)> {
+    pub fn base_params(&self, call_sid: &str, call_status: &str) -> Vec<(String, String)> {
         let c = &self.config;
         let mut params: Vec<(String, String)> = [
             ("AccountSid", ACCOUNT_SID),
@@ -473,7 +486,7 @@ fn remove_dot_segments(path: &str) -> String {
 }
 
 /// `CA` and 32 hex digits, different for every call.
-fn random_call_sid() -> String {
+pub(crate) fn random_call_sid() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let count = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -553,6 +566,19 @@ pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
     if let Some(e) = stdin_failure {
         return Err(CallError::Io(e));
     }
+    let ending = ending_words(&transcript)?;
+    println!("→ {ending}");
+    let duration = u32::try_from(started.elapsed().as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
+    let status = caller.status_callback(&transcript.call_sid, "completed", Some(duration), 0).await?;
+    println!("status callback: completed after {duration} s → HTTP {status}");
+    if !(200..300).contains(&status) {
+        eprintln!("orderline: the status callback was answered {status}");
+    }
+    Ok(())
+}
+
+/// How a call ended, in a few words (`enqueue support`, `dial +1555…`); an HTTP failure is an error.
+pub(crate) fn ending_words(transcript: &Transcript) -> Result<String, CallError> {
     let last_url = transcript.turns.last().map(|t| t.url.clone()).unwrap_or_default();
     let ending = match &transcript.ending {
         Ending::HttpError(403) => return Err(CallError::Forbidden { url: last_url }),
@@ -574,17 +600,10 @@ pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
         Ending::OutOfKeys => "caller hung up".into(),
         Ending::TooManySteps => format!("stopped after {MAX_REQUESTS} requests (a redirect loop?)"),
     };
-    println!("→ {ending}");
-    let duration = u32::try_from(started.elapsed().as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
-    let status = caller.status_callback(&transcript.call_sid, "completed", Some(duration), 0).await?;
-    println!("status callback: completed after {duration} s → HTTP {status}");
-    if !(200..300).contains(&status) {
-        eprintln!("orderline: the status callback was answered {status}");
-    }
-    Ok(())
+    Ok(ending)
 }
 
-fn print_heard(verb: &Verb) {
+pub(crate) fn print_heard(verb: &Verb) {
     match verb.name.as_str() {
         "Say" => println!("  say: {}", verb.spoken()),
         "Play" => println!("  play: {}", verb.text.trim()),
@@ -592,7 +611,7 @@ fn print_heard(verb: &Verb) {
     }
 }
 
-fn dial_target(dial: &Verb) -> String {
+pub(crate) fn dial_target(dial: &Verb) -> String {
     if !dial.text.trim().is_empty() {
         return dial.text.trim().to_string();
     }
@@ -608,7 +627,7 @@ fn dial_target(dial: &Verb) -> String {
 }
 
 /// One line of stdin: digits, an empty line for a timeout, `None` at end of input.
-fn read_key() -> std::io::Result<Option<Key>> {
+pub(crate) fn read_key() -> std::io::Result<Option<Key>> {
     std::io::stdout().flush()?;
     let mut line = String::new();
     if std::io::stdin().lock().read_line(&mut line)? == 0 {

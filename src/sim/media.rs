@@ -1,0 +1,451 @@
+//! Twilio's side of a Media Streams call (`orderline call --media`, tests, benchmarks): the
+//! incoming call's POST, then the `<Connect><Stream>` it answers with, spoken as Twilio speaks
+//! it — a signed handshake, `connected` and `start`, silence streamed in 20 ms frames, `dtmf` for
+//! keys, marks echoed once the audio before them has played, queued audio dropped on `clear` —
+//! and, once orderline closes the stream, the TwiML after `<Connect>`. What the caller heard is
+//! decoded back into clips with the phrase library.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::twilio::{ACCOUNT_SID, CallError, Ending, Transcript, Turn, TwilioCaller, resolve_url};
+use crate::speech::{self, ClipLibrary, FRAME_BYTES, MULAW_SILENCE};
+use crate::twilio::media::protocol::{Dtmf, FromTwilio, MarkName, Media, MediaFormat, Start, Stop, ToTwilio};
+use crate::twilio::signature;
+use crate::twilio::twiml::Verb;
+
+pub type StreamSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One frame of audio.
+const FRAME: Duration = Duration::from_millis(20);
+/// Between two keys the caller presses.
+const KEY_GAP: Duration = Duration::from_millis(120);
+/// With no keys left, how long the caller waits for orderline to end the stream before hanging up.
+const PATIENCE: Duration = Duration::from_secs(3);
+
+/// What the caller does after (or during) a prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaKey {
+    /// Presses these keys once the prompt has been heard.
+    After(String),
+    /// Presses these keys `frames` frames into the prompt, cutting it short.
+    During { frames: usize, keys: String },
+    /// Presses nothing, and waits.
+    Nothing,
+}
+
+/// One prompt as the caller heard it: the frames up to a mark (or to a `clear`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Prompt {
+    /// The mark that ended it; none when orderline cleared it.
+    pub mark: Option<String>,
+    pub cleared: bool,
+    /// The audio, frame after frame.
+    pub audio: Vec<u8>,
+    pub frames: usize,
+    /// Every frame was exactly 160 bytes.
+    pub whole_frames: bool,
+    /// When each frame arrived, from the `start` message.
+    pub arrivals: Vec<Duration>,
+    /// The clips it was made of, decoded.
+    pub clips: Vec<String>,
+}
+
+impl Prompt {
+    /// The words of its clips, as `speech/phrases.txt` writes them.
+    pub fn words(&self) -> String {
+        let words: Vec<&str> = self.clips.iter().map(|id| speech::phrase(id).unwrap_or("?")).collect();
+        words.join(" ")
+    }
+
+    /// Whether the flow asks something here (the prompts of hold, transfer, goodbye and the
+    /// fallback ask nothing), judged as a caller would: by the mark's step name.
+    pub fn asks(&self) -> bool {
+        let step = self.mark.as_deref().and_then(|m| m.rsplit(':').next()).unwrap_or("");
+        !matches!(step, "hold" | "transfer" | "goodbye" | "fallback")
+    }
+}
+
+/// Everything a Media Streams call did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamTranscript {
+    pub call_sid: String,
+    /// The answer to the incoming call (`<Connect><Stream>` and what follows it).
+    pub connect: Turn,
+    /// The stream's `<Parameter>`s, as sent in `start`.
+    pub parameters: BTreeMap<String, String>,
+    pub prompts: Vec<Prompt>,
+    /// Keys sent, in order.
+    pub pressed: Vec<char>,
+    /// The close frame orderline sent (code, reason); none when the caller hung up first.
+    pub close: Option<(u16, String)>,
+    /// The TwiML after the stream, followed as Twilio would.
+    pub after: Option<Transcript>,
+    pub ending: Ending,
+}
+
+impl StreamTranscript {
+    /// The clip ids of every prompt, in order.
+    pub fn clips(&self) -> Vec<Vec<String>> {
+        self.prompts.iter().map(|p| p.clips.clone()).collect()
+    }
+}
+
+/// Places Media Streams calls with a [`TwilioCaller`]'s settings.
+#[derive(Clone)]
+pub struct MediaCaller {
+    pub caller: TwilioCaller,
+    clips: std::sync::Arc<ClipLibrary>,
+    /// Stream silence to orderline as Twilio does (on by default).
+    pub send_silence: bool,
+}
+
+impl MediaCaller {
+    pub fn new(caller: TwilioCaller) -> MediaCaller {
+        MediaCaller { caller, clips: std::sync::Arc::new(ClipLibrary::built_in()), send_silence: true }
+    }
+
+    /// Dials in, runs the stream to its end with `keys` deciding after each prompt, then follows
+    /// the TwiML after `<Connect>`.
+    pub async fn call(
+        &self,
+        mut keys: impl FnMut(&Prompt) -> Option<MediaKey>,
+        mut hear: impl FnMut(&Prompt),
+    ) -> Result<StreamTranscript, CallError> {
+        let config = self.caller.config();
+        let call_sid = config.call_sid.clone().unwrap_or_else(super::twilio::random_call_sid);
+        let voice_url = format!("{}/twilio/voice", config.base_url);
+        let connect = self.caller.post(&voice_url, &self.caller.base_params(&call_sid, "ringing")).await?;
+        let Some(document) = connect.document.clone() else {
+            let status = connect.status;
+            return Ok(StreamTranscript {
+                call_sid,
+                connect,
+                parameters: BTreeMap::new(),
+                prompts: Vec::new(),
+                pressed: Vec::new(),
+                close: None,
+                after: None,
+                ending: Ending::HttpError(status),
+            });
+        };
+        let at = document.verbs.iter().position(|v| v.name == "Connect");
+        let stream = at.and_then(|i| document.verbs[i].children.iter().find(|c| c.name == "Stream")).cloned();
+        let Some(stream) = stream else {
+            return Err(CallError::UnsupportedVerb("a media call answered without <Connect><Stream>".into()));
+        };
+        let url = resolve_url(&voice_url, stream.attr("url").unwrap_or(""));
+        let parameters: BTreeMap<String, String> = stream
+            .children
+            .iter()
+            .filter(|p| p.name == "Parameter")
+            .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value").unwrap_or("").to_string())))
+            .collect();
+        let socket = connect_stream(&url, &config.auth_token).await?;
+        let run = self.converse(socket, &call_sid, &parameters, &mut keys, &mut hear).await?;
+        let (after, ending) = match (run.close.is_some(), at.and_then(|i| document.verbs.get(i + 1))) {
+            (false, _) => (None, Ending::OutOfKeys),
+            (true, Some(next)) if next.name == "Redirect" => {
+                let next_url = resolve_url(&voice_url, next.text.trim());
+                let params = self.caller.base_params(&call_sid, "in-progress");
+                let after = self.caller.walk(call_sid.clone(), next_url, params, |_: &Verb| None, |_| {}).await?;
+                let ending = after.ending.clone();
+                (Some(after), ending)
+            }
+            (true, _) => (None, Ending::EndOfDocument),
+        };
+        Ok(StreamTranscript {
+            call_sid,
+            connect,
+            parameters,
+            prompts: run.prompts,
+            pressed: run.pressed,
+            close: run.close,
+            after,
+            ending,
+        })
+    }
+
+    async fn converse(
+        &self,
+        mut socket: StreamSocket,
+        call_sid: &str,
+        parameters: &BTreeMap<String, String>,
+        keys: &mut impl FnMut(&Prompt) -> Option<MediaKey>,
+        hear: &mut impl FnMut(&Prompt),
+    ) -> Result<StreamRun, CallError> {
+        let stream_sid = format!("MZ{}", &super::twilio::random_call_sid()[2..]);
+        let started = Instant::now();
+        send(&mut socket, &connected()).await?;
+        send(&mut socket, &start(&stream_sid, call_sid, parameters)).await?;
+        let mut run = StreamRun { prompts: Vec::new(), pressed: Vec::new(), close: None };
+        let mut current = Prompt { whole_frames: true, ..Prompt::default() };
+        // Twilio's playback: audio queued until `played_until`, marks echoed when it gets there.
+        let mut played_until = Instant::now();
+        let mut marks: VecDeque<(Instant, String)> = VecDeque::new();
+        let mut pending_keys: VecDeque<(Instant, char)> = VecDeque::new();
+        let mut barge: Option<(usize, String)> = None;
+        let mut give_up_at: Option<Instant> = None;
+        let mut chunk = 0u64;
+        let mut silence = tokio::time::interval_at(started + FRAME, FRAME);
+        silence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let far = started + Duration::from_secs(24 * 3600);
+        loop {
+            let next_mark = marks.front().map_or(far, |(at, _)| *at);
+            let next_key = pending_keys.front().map_or(far, |(at, _)| *at);
+            let give_up = give_up_at.unwrap_or(far);
+            tokio::select! {
+                message = socket.next() => {
+                    let text = match message {
+                        None | Some(Err(_)) => break,
+                        Some(Ok(Message::Close(frame))) => {
+                            run.close = Some(frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string())));
+                            break;
+                        }
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(_)) => continue,
+                    };
+                    let message: ToTwilio = serde_json::from_str(text.as_str())
+                        .map_err(|e| CallError::Http { url: "media stream".into(), reason: format!("orderline sent {text}: {e}") })?;
+                    match message {
+                        ToTwilio::Media { media, .. } => {
+                            let audio = BASE64.decode(media.payload).unwrap_or_default();
+                            current.whole_frames &= audio.len() == FRAME_BYTES;
+                            current.audio.extend_from_slice(&audio);
+                            current.frames += 1;
+                            current.arrivals.push(started.elapsed());
+                            give_up_at = None;
+                            let now = Instant::now();
+                            played_until = played_until.max(now) + FRAME;
+                            if let Some((after, keys)) = barge.take() {
+                                if current.frames >= after {
+                                    let mut at = now;
+                                    for key in keys.chars() {
+                                        pending_keys.push_back((at, key));
+                                        at += KEY_GAP;
+                                    }
+                                } else {
+                                    barge = Some((after, keys));
+                                }
+                            }
+                        }
+                        ToTwilio::Mark { mark, .. } => {
+                            marks.push_back((played_until.max(Instant::now()), mark.name.clone()));
+                            let mut prompt = std::mem::replace(&mut current, Prompt { whole_frames: true, ..Prompt::default() });
+                            prompt.mark = Some(mark.name);
+                            self.heard(prompt, &mut run, hear);
+                        }
+                        ToTwilio::Clear { .. } => {
+                            // Queued audio is dropped, and its marks come back at once.
+                            played_until = Instant::now();
+                            for (at, _) in marks.iter_mut() {
+                                *at = played_until;
+                            }
+                            if current.frames > 0 {
+                                let mut prompt = std::mem::replace(&mut current, Prompt { whole_frames: true, ..Prompt::default() });
+                                prompt.cleared = true;
+                                self.heard(prompt, &mut run, hear);
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(next_mark), if !marks.is_empty() => {
+                    let (_, name) = marks.pop_front().expect("a mark is queued");
+                    send(&mut socket, &FromTwilio::Mark { sequence_number: None, stream_sid: stream_sid.clone(), mark: MarkName { name: name.clone() } }).await?;
+                    // The prompt has been heard: the caller's turn, if it asks something.
+                    if let Some(prompt) = run.prompts.iter().rev().find(|p| p.mark.as_deref() == Some(name.as_str())).cloned() {
+                        if prompt.asks() {
+                            match keys(&prompt) {
+                                Some(MediaKey::After(pressed)) => {
+                                    let mut at = Instant::now();
+                                    for key in pressed.chars() {
+                                        pending_keys.push_back((at, key));
+                                        at += KEY_GAP;
+                                    }
+                                }
+                                Some(MediaKey::During { frames, keys }) => barge = Some((frames, keys)),
+                                Some(MediaKey::Nothing) => {}
+                                None => give_up_at = Some(Instant::now() + PATIENCE),
+                            }
+                        } else if give_up_at.is_none() {
+                            give_up_at = Some(Instant::now() + PATIENCE);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(next_key), if !pending_keys.is_empty() => {
+                    let (_, key) = pending_keys.pop_front().expect("a key is queued");
+                    run.pressed.push(key);
+                    give_up_at = None;
+                    send(&mut socket, &FromTwilio::Dtmf { sequence_number: None, stream_sid: stream_sid.clone(), dtmf: Dtmf { track: "inbound_track".into(), digit: key.to_string() } }).await?;
+                }
+                _ = tokio::time::sleep_until(give_up), if give_up_at.is_some() => {
+                    // Nothing more to say and nothing more said: the caller hangs up.
+                    send(&mut socket, &FromTwilio::Stop { sequence_number: None, stream_sid: stream_sid.clone(), stop: Stop { account_sid: ACCOUNT_SID.into(), call_sid: call_sid.into() } }).await?;
+                    let _ = socket.close(None).await;
+                    break;
+                }
+                _ = silence.tick(), if self.send_silence => {
+                    chunk += 1;
+                    let media = Media {
+                        track: "inbound".into(),
+                        chunk: chunk.to_string(),
+                        timestamp: started.elapsed().as_millis().to_string(),
+                        payload: BASE64.encode([MULAW_SILENCE; FRAME_BYTES]),
+                    };
+                    send(&mut socket, &FromTwilio::Media { sequence_number: None, stream_sid: stream_sid.clone(), media }).await?;
+                }
+            }
+        }
+        if current.frames > 0 {
+            self.heard(current, &mut run, hear);
+        }
+        Ok(run)
+    }
+
+    fn heard(&self, mut prompt: Prompt, run: &mut StreamRun, hear: &mut impl FnMut(&Prompt)) {
+        prompt.clips = speech::recognise(&self.clips, &prompt.audio);
+        hear(&prompt);
+        run.prompts.push(prompt);
+    }
+}
+
+struct StreamRun {
+    prompts: Vec<Prompt>,
+    pressed: Vec<char>,
+    close: Option<(u16, String)>,
+}
+
+/// Opens a stream as Twilio does: the handshake signed over the stream URL.
+pub async fn connect_stream(url: &str, auth_token: &str) -> Result<StreamSocket, CallError> {
+    connect_signed(url, &signature::sign(auth_token, url, &[])).await
+}
+
+/// Opens a stream with this `X-Twilio-Signature` (a wrong one, in tests).
+pub async fn connect_signed(url: &str, signed: &str) -> Result<StreamSocket, CallError> {
+    let mut request =
+        url.into_client_request().map_err(|e| CallError::Http { url: url.into(), reason: e.to_string() })?;
+    let header =
+        signed.parse().map_err(|_| CallError::Http { url: url.into(), reason: "bad signature header".into() })?;
+    request.headers_mut().insert("X-Twilio-Signature", header);
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| match e {
+        tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 403 => {
+            CallError::Forbidden { url: url.into() }
+        }
+        e => CallError::Http { url: url.into(), reason: e.to_string() },
+    })?;
+    Ok(socket)
+}
+
+/// Twilio's first message on a stream.
+pub fn connected() -> FromTwilio {
+    FromTwilio::Connected { protocol: "Call".into(), version: "1.0.0".into() }
+}
+
+/// Twilio's `start` for a call, carrying the stream's parameters.
+pub fn start(stream_sid: &str, call_sid: &str, parameters: &BTreeMap<String, String>) -> FromTwilio {
+    FromTwilio::Start {
+        sequence_number: Some("1".into()),
+        stream_sid: stream_sid.into(),
+        start: Start {
+            account_sid: ACCOUNT_SID.into(),
+            call_sid: call_sid.into(),
+            tracks: vec!["inbound".into()],
+            custom_parameters: parameters.clone(),
+            media_format: MediaFormat::mulaw(),
+        },
+    }
+}
+
+pub async fn send(socket: &mut StreamSocket, message: &FromTwilio) -> Result<(), CallError> {
+    let text = serde_json::to_string(message).expect("a message of strings always serializes");
+    socket
+        .send(Message::Text(text.into()))
+        .await
+        .map_err(|e| CallError::Http { url: "media stream".into(), reason: e.to_string() })
+}
+
+/// Keys for a scripted caller, one entry per prompt that asks something: `"1"` presses 1 after
+/// the prompt, `"!1"` presses it during the prompt (barge-in), `""` or `"timeout"` presses
+/// nothing; an answer of several keys gets `#` after it. When the script runs out the caller
+/// waits a little, then hangs up.
+pub fn scripted_media(keys: &[&str]) -> impl FnMut(&Prompt) -> Option<MediaKey> + use<> {
+    let mut keys: std::vec::IntoIter<MediaKey> = keys
+        .iter()
+        .map(|k| {
+            let (during, k) = match k.trim().strip_prefix('!') {
+                Some(rest) => (true, rest),
+                None => (false, k.trim()),
+            };
+            let pressed = match k {
+                "" | "timeout" => return MediaKey::Nothing,
+                one if one.chars().count() == 1 || one.ends_with('#') => one.to_string(),
+                several => format!("{several}#"),
+            };
+            if during { MediaKey::During { frames: 10, keys: pressed } } else { MediaKey::After(pressed) }
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
+    move |_| keys.next()
+}
+
+/// `orderline call --media`: places one Media Streams call and prints each prompt heard (as the
+/// words of its clips), each key pressed and the ending, then posts the `completed` callback.
+pub async fn run_cli(options: super::twilio::CallOptions) -> Result<(), CallError> {
+    let mut config = super::twilio::CallerConfig::new(options.url, options.token, options.from);
+    config.to = options.to;
+    config.stir_verstat = options.stir;
+    let caller = MediaCaller::new(TwilioCaller::new(config));
+    let c = caller.caller.config();
+    println!("calling {} from {} to {} (media stream)", c.base_url, c.from, c.to);
+    let mut script = options.keys.map(|keys| scripted_media(&keys.iter().map(String::as_str).collect::<Vec<_>>()));
+    let keys = |prompt: &Prompt| {
+        let key = match &mut script {
+            Some(script) => script(prompt),
+            None => {
+                println!("  (press keys, then Enter; an empty line waits, end of input hangs up)");
+                match tokio::task::block_in_place(super::twilio::read_key) {
+                    Ok(Some(super::twilio::Key::Digits(d))) => Some(MediaKey::After(d)),
+                    Ok(Some(super::twilio::Key::Timeout)) => Some(MediaKey::Nothing),
+                    Ok(None) | Err(_) => None,
+                }
+            }
+        };
+        match &key {
+            Some(MediaKey::After(k)) => println!("  pressed: {k}"),
+            Some(MediaKey::During { keys, .. }) => println!("  pressing during the next prompt: {keys}"),
+            Some(MediaKey::Nothing) => println!("  pressed: nothing"),
+            None => {}
+        }
+        key
+    };
+    let hear = |prompt: &Prompt| {
+        let how = if prompt.cleared { " (cut short)" } else { "" };
+        println!("  heard{how}: {}", prompt.words());
+    };
+    let started = std::time::Instant::now();
+    let transcript = caller.call(keys, hear).await?;
+    if let Some((code, reason)) = &transcript.close {
+        println!("  stream closed by orderline: {code} {reason}");
+    }
+    let ending = match &transcript.after {
+        Some(after) => super::twilio::ending_words(after)?,
+        None => match transcript.ending {
+            Ending::OutOfKeys => "caller hung up".into(),
+            _ => "hangup (end of TwiML)".into(),
+        },
+    };
+    println!("→ {ending}");
+    let duration = u32::try_from(started.elapsed().as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
+    let status = caller.caller.status_callback(&transcript.call_sid, "completed", Some(duration), 0).await?;
+    println!("status callback: completed after {duration} s → HTTP {status}");
+    Ok(())
+}
