@@ -32,15 +32,22 @@ const KEY_GAP: Duration = Duration::from_millis(120);
 /// With no keys left, how long the caller waits for orderline to end the stream before hanging up.
 const PATIENCE: Duration = Duration::from_secs(3);
 
-/// What the caller does after (or during) a prompt.
+/// What the caller does once a prompt has been heard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaKey {
-    /// Presses these keys once the prompt has been heard.
-    After(String),
-    /// Presses these keys `frames` frames into the prompt, cutting it short.
-    During { frames: usize, keys: String },
+    /// Presses these keys.
+    Press(String),
     /// Presses nothing, and waits.
     Nothing,
+}
+
+/// The caller's fingers: asked as each prompt starts (keys to press during it, cutting it
+/// short) and once a prompt that asks something has been heard.
+pub trait Keypad {
+    /// At a prompt's first frame: keys to press `frames` frames into it (barge-in), if any.
+    fn during(&mut self) -> Option<(usize, String)>;
+    /// After a prompt that asks something: what to press; `None` hangs up.
+    fn after(&mut self, prompt: &Prompt) -> Option<MediaKey>;
 }
 
 /// One prompt as the caller heard it: the frames up to a mark (or to a `clear`).
@@ -118,7 +125,7 @@ impl MediaCaller {
     /// the TwiML after `<Connect>`.
     pub async fn call(
         &self,
-        mut keys: impl FnMut(&Prompt) -> Option<MediaKey>,
+        keys: &mut impl Keypad,
         mut hear: impl FnMut(&Prompt),
     ) -> Result<StreamTranscript, CallError> {
         let config = self.caller.config();
@@ -151,7 +158,7 @@ impl MediaCaller {
             .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value").unwrap_or("").to_string())))
             .collect();
         let socket = connect_stream(&url, &config.auth_token).await?;
-        let run = self.converse(socket, &call_sid, &parameters, &mut keys, &mut hear).await?;
+        let run = self.converse(socket, &call_sid, &parameters, keys, &mut hear).await?;
         let (after, ending) = match (run.close.is_some(), at.and_then(|i| document.verbs.get(i + 1))) {
             (false, _) => (None, Ending::OutOfKeys),
             (true, Some(next)) if next.name == "Redirect" => {
@@ -180,7 +187,7 @@ impl MediaCaller {
         mut socket: StreamSocket,
         call_sid: &str,
         parameters: &BTreeMap<String, String>,
-        keys: &mut impl FnMut(&Prompt) -> Option<MediaKey>,
+        keys: &mut impl Keypad,
         hear: &mut impl FnMut(&Prompt),
     ) -> Result<StreamRun, CallError> {
         let stream_sid = format!("MZ{}", &super::twilio::random_call_sid()[2..]);
@@ -225,6 +232,9 @@ impl MediaCaller {
                             current.arrivals.push(started.elapsed());
                             give_up_at = None;
                             let now = Instant::now();
+                            if current.frames == 1 {
+                                barge = keys.during();
+                            }
                             played_until = played_until.max(now) + FRAME;
                             if let Some((after, keys)) = barge.take() {
                                 if current.frames >= after {
@@ -264,15 +274,14 @@ impl MediaCaller {
                     // The prompt has been heard: the caller's turn, if it asks something.
                     if let Some(prompt) = run.prompts.iter().rev().find(|p| p.mark.as_deref() == Some(name.as_str())).cloned() {
                         if prompt.asks() {
-                            match keys(&prompt) {
-                                Some(MediaKey::After(pressed)) => {
+                            match keys.after(&prompt) {
+                                Some(MediaKey::Press(pressed)) => {
                                     let mut at = Instant::now();
                                     for key in pressed.chars() {
                                         pending_keys.push_back((at, key));
                                         at += KEY_GAP;
                                     }
                                 }
-                                Some(MediaKey::During { frames, keys }) => barge = Some((frames, keys)),
                                 Some(MediaKey::Nothing) => {}
                                 None => give_up_at = Some(Instant::now() + PATIENCE),
                             }
@@ -373,12 +382,17 @@ pub async fn send(socket: &mut StreamSocket, message: &FromTwilio) -> Result<(),
         .map_err(|e| CallError::Http { url: "media stream".into(), reason: e.to_string() })
 }
 
-/// Keys for a scripted caller, one entry per prompt that asks something: `"1"` presses 1 after
-/// the prompt, `"!1"` presses it during the prompt (barge-in), `""` or `"timeout"` presses
-/// nothing; an answer of several keys gets `#` after it. When the script runs out the caller
-/// waits a little, then hangs up.
-pub fn scripted_media(keys: &[&str]) -> impl FnMut(&Prompt) -> Option<MediaKey> + use<> {
-    let mut keys: std::vec::IntoIter<MediaKey> = keys
+/// A scripted caller: one entry per prompt that asks something. `"1"` presses 1 once the prompt
+/// has been heard, `"!1"` presses it 10 frames into the prompt (barge-in), `""` or `"timeout"`
+/// presses nothing; an answer of several keys gets `#` after it. When the script runs out the
+/// caller waits a little, then hangs up.
+#[derive(Debug, Clone)]
+pub struct Script {
+    entries: VecDeque<(bool, MediaKey)>,
+}
+
+pub fn scripted_media(keys: &[&str]) -> Script {
+    let entries = keys
         .iter()
         .map(|k| {
             let (during, k) = match k.trim().strip_prefix('!') {
@@ -386,15 +400,71 @@ pub fn scripted_media(keys: &[&str]) -> impl FnMut(&Prompt) -> Option<MediaKey> 
                 None => (false, k.trim()),
             };
             let pressed = match k {
-                "" | "timeout" => return MediaKey::Nothing,
+                "" | "timeout" => return (false, MediaKey::Nothing),
                 one if one.chars().count() == 1 || one.ends_with('#') => one.to_string(),
                 several => format!("{several}#"),
             };
-            if during { MediaKey::During { frames: 10, keys: pressed } } else { MediaKey::After(pressed) }
+            (during, MediaKey::Press(pressed))
         })
-        .collect::<Vec<_>>()
-        .into_iter();
-    move |_| keys.next()
+        .collect();
+    Script { entries }
+}
+
+impl Keypad for Script {
+    fn during(&mut self) -> Option<(usize, String)> {
+        match self.entries.front() {
+            Some((true, MediaKey::Press(_))) => match self.entries.pop_front() {
+                Some((_, MediaKey::Press(keys))) => Some((10, keys)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn after(&mut self, _: &Prompt) -> Option<MediaKey> {
+        self.entries.pop_front().map(|(_, key)| key)
+    }
+}
+
+/// Keys typed on the terminal, a line after each prompt that asks something.
+struct Terminal;
+
+impl Keypad for Terminal {
+    fn during(&mut self) -> Option<(usize, String)> {
+        None
+    }
+
+    fn after(&mut self, _: &Prompt) -> Option<MediaKey> {
+        println!("  (press keys, then Enter; an empty line waits, end of input hangs up)");
+        match tokio::task::block_in_place(super::twilio::read_key) {
+            Ok(Some(super::twilio::Key::Digits(d))) => Some(MediaKey::Press(d)),
+            Ok(Some(super::twilio::Key::Timeout)) => Some(MediaKey::Nothing),
+            Ok(None) | Err(_) => None,
+        }
+    }
+}
+
+/// Prints what a keypad presses.
+struct Printed<K: Keypad>(K);
+
+impl<K: Keypad> Keypad for Printed<K> {
+    fn during(&mut self) -> Option<(usize, String)> {
+        let keys = self.0.during();
+        if let Some((_, keys)) = &keys {
+            println!("  pressing during the prompt: {keys}");
+        }
+        keys
+    }
+
+    fn after(&mut self, prompt: &Prompt) -> Option<MediaKey> {
+        let key = self.0.after(prompt);
+        match &key {
+            Some(MediaKey::Press(k)) => println!("  pressed: {k}"),
+            Some(MediaKey::Nothing) => println!("  pressed: nothing"),
+            None => {}
+        }
+        key
+    }
 }
 
 /// `orderline call --media`: places one Media Streams call and prints each prompt heard (as the
@@ -406,33 +476,18 @@ pub async fn run_cli(options: super::twilio::CallOptions) -> Result<(), CallErro
     let caller = MediaCaller::new(TwilioCaller::new(config));
     let c = caller.caller.config();
     println!("calling {} from {} to {} (media stream)", c.base_url, c.from, c.to);
-    let mut script = options.keys.map(|keys| scripted_media(&keys.iter().map(String::as_str).collect::<Vec<_>>()));
-    let keys = |prompt: &Prompt| {
-        let key = match &mut script {
-            Some(script) => script(prompt),
-            None => {
-                println!("  (press keys, then Enter; an empty line waits, end of input hangs up)");
-                match tokio::task::block_in_place(super::twilio::read_key) {
-                    Ok(Some(super::twilio::Key::Digits(d))) => Some(MediaKey::After(d)),
-                    Ok(Some(super::twilio::Key::Timeout)) => Some(MediaKey::Nothing),
-                    Ok(None) | Err(_) => None,
-                }
-            }
-        };
-        match &key {
-            Some(MediaKey::After(k)) => println!("  pressed: {k}"),
-            Some(MediaKey::During { keys, .. }) => println!("  pressing during the next prompt: {keys}"),
-            Some(MediaKey::Nothing) => println!("  pressed: nothing"),
-            None => {}
-        }
-        key
-    };
     let hear = |prompt: &Prompt| {
         let how = if prompt.cleared { " (cut short)" } else { "" };
         println!("  heard{how}: {}", prompt.words());
     };
     let started = std::time::Instant::now();
-    let transcript = caller.call(keys, hear).await?;
+    let transcript = match options.keys {
+        Some(keys) => {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            caller.call(&mut Printed(scripted_media(&keys)), hear).await?
+        }
+        None => caller.call(&mut Printed(Terminal), hear).await?,
+    };
     if let Some((code, reason)) = &transcript.close {
         println!("  stream closed by orderline: {code} {reason}");
     }

@@ -486,7 +486,7 @@ fn remove_dot_segments(path: &str) -> String {
 }
 
 /// `CA` and 32 hex digits, different for every call.
-pub(crate) fn random_call_sid() -> String {
+pub fn random_call_sid() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let count = NEXT.fetch_add(1, Ordering::Relaxed);

@@ -235,8 +235,9 @@ pub fn phrase(id: &str) -> Option<&'static str> {
 }
 
 /// The clips `audio` is made of, in order, as a listener who knows the library hears them: each
-/// stretch that is exactly a clip is that clip (the longest when several fit), μ-law silence is
-/// skipped, and anything else is `?`. The inverse of [`render`] for audio made from `lib`.
+/// stretch that is exactly a clip is that clip (the longest when several fit), audio that ends in
+/// the beginning of a clip (a prompt cut short) is that clip (the shortest that fits), μ-law silence is skipped, and
+/// anything else is `?`. The inverse of [`render`] for audio made from `lib`.
 pub fn recognise(lib: &ClipLibrary, audio: &[u8]) -> Vec<String> {
     const KEY: usize = 4;
     let mut by_start: std::collections::HashMap<&[u8], Vec<(&str, &[u8])>> = std::collections::HashMap::new();
@@ -252,10 +253,14 @@ pub fn recognise(lib: &ClipLibrary, audio: &[u8]) -> Vec<String> {
     let mut at = 0;
     while at < audio.len() {
         let rest = &audio[at..];
-        let found = rest
-            .get(..KEY)
-            .and_then(|key| by_start.get(key))
-            .and_then(|candidates| candidates.iter().find(|(_, clip)| rest.starts_with(clip)));
+        let candidates = rest.get(..KEY).and_then(|key| by_start.get(key));
+        let found = candidates.and_then(|c| c.iter().find(|(_, clip)| rest.starts_with(clip)));
+        // Several clips can begin alike ("Thanks for calling." and "Thanks for calling. Goodbye."): the shortest.
+        let cut_short = candidates.and_then(|c| c.iter().rev().find(|(_, clip)| clip.starts_with(rest)));
+        if let (None, Some((id, _))) = (found, cut_short) {
+            heard.push((*id).to_string());
+            break;
+        }
         match found {
             Some((id, clip)) => {
                 heard.push((*id).to_string());

@@ -163,3 +163,44 @@ fn every_order_state_has_its_own_clip() {
     assert_eq!(spoken.len(), STATES.len(), "two states would sound the same");
     assert_eq!(ids(&state(OrderState::OutForDelivery)), ["state_out_for_delivery"]);
 }
+
+#[test]
+fn rendered_audio_is_recognised_as_its_clips_even_when_cut_short() {
+    let lib = ClipLibrary::built_in();
+    let mut pieces = order_number("#1042");
+    pieces.push(Piece::Silence(300));
+    pieces.extend([clip(clip::SHIPPED_ON)]);
+    pieces.extend(date(day(2026, 11, 20)));
+    let audio = render(&lib, &pieces).unwrap();
+    let clips: Vec<String> = ids(&pieces).into_iter().filter(|id| *id != "<silence>").map(String::from).collect();
+    assert_eq!(recognise(&lib, &audio), clips);
+    // Frames pad the end with silence, which is heard as nothing.
+    let framed: Vec<u8> = frames(&audio).concat();
+    assert_eq!(recognise(&lib, &framed), clips);
+    // Cut in the middle of "shipped on": that clip, and nothing after it.
+    let cut = render(&lib, &pieces[..6]).unwrap().len() + 400;
+    assert_eq!(recognise(&lib, &audio[..cut]), clips[..6]);
+    assert_eq!(recognise(&lib, &[1, 2, 3, 4, 5, 6]), ["?"]);
+}
+
+#[test]
+fn when_the_line_opens_is_said_from_recordings() {
+    assert_eq!(ids(&opening("Monday at 9 AM")), ["weekday_1", "at", "digit_9", "am"]);
+    assert_eq!(ids(&opening("tomorrow at 12:30 PM")), ["tomorrow", "at", "number_12", "number_30", "pm"]);
+    assert_eq!(ids(&opening("today at 9:05 AM")), ["today", "at", "digit_9", "oh", "digit_5", "am"]);
+    assert_eq!(ids(&opening("today at 10:45 AM")), ["today", "at", "number_10", "number_40", "digit_5", "am"]);
+    assert_eq!(
+        ids(&opening("Saturday, December 26 at 10 AM")),
+        ["weekday_6", "month_12", "ord_26", "at", "number_10", "am"]
+    );
+    assert!(opening("Monday at noon-ish").is_empty(), "half a sentence is not said");
+}
+
+#[test]
+fn utterances_are_clip_ids_and_pauses() {
+    let pieces = parse_utterance("welcome_back pause:250\n  digit_1").unwrap();
+    assert_eq!(pieces, [clip("welcome_back"), Piece::Silence(250), clip("digit_1")]);
+    assert_eq!(utterance_text(&pieces), "welcome_back pause:250 digit_1");
+    assert!(parse_utterance("pause:soon").unwrap_err().contains("pause:MS"));
+    assert!(parse_utterance("Hi <Dana>").unwrap_err().contains("not a clip id"));
+}
