@@ -133,7 +133,7 @@ fn number(n: u32) -> Vec<Piece> {
     match n {
         1..=9 => vec![clip(format!("digit_{n}"))],
         10..=19 => vec![clip(format!("number_{n}"))],
-        20..=59 if n % 10 == 0 => vec![clip(format!("number_{n}"))],
+        20..=59 if n.is_multiple_of(10) => vec![clip(format!("number_{n}"))],
         20..=59 => vec![clip(format!("number_{}", n - n % 10)), clip(format!("digit_{}", n % 10))],
         _ => Vec::new(),
     }
