@@ -39,6 +39,8 @@ pub struct AppState {
     /// The recorded phrases Media Streams calls are spoken with.
     pub clips: Arc<ClipLibrary>,
     pub recorder: CallRecorder,
+    /// Media Streams calls' decisions, for the `<Redirect>` after the stream.
+    pub handoffs: crate::twilio::media::Handoffs,
     /// Call events for agents' consoles.
     pub feed: agent::AgentFeed,
 }
@@ -201,6 +203,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         flow,
         renderer,
         clips,
+        handoffs: crate::twilio::media::Handoffs::new(store.clone()),
         recorder,
         settings: settings.clone(),
         store: store.clone(),

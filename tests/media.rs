@@ -419,6 +419,7 @@ on_both_backends!(
     malformed_or_out_of_order_messages_close_the_stream_with_a_reason,
     an_unsigned_or_forged_handshake_is_refused,
     a_stream_that_ended_without_a_decision_gets_the_fallback,
+    with_the_database_down_the_stream_apologises_and_hands_the_caller_to_a_person,
 );
 
 /// `orderline call --media` through the real binary: it prints the prompts it decoded.
@@ -499,4 +500,19 @@ fn the_audio_for_order_1042_shipped_on_november_20_is_exactly_its_clips() {
         recognise(&clips, &audio),
         ["your_order_number", "digit_1", "digit_0", "digit_4", "digit_2", "shipped_on", "month_11", "ord_20"]
     );
+}
+
+async fn with_the_database_down_the_stream_apologises_and_hands_the_caller_to_a_person(backend: Backend) {
+    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    line.app.store().close().await;
+    let t = media_call(&line, STRANGER, &[]).await;
+    assert_eq!(t.prompts.len(), 1, "{:?}", t.clips());
+    assert_eq!(t.prompts[0].clips, ["thanks_for_calling", "cant_look_up"]);
+    assert_eq!(t.close, Some((1000, "fallback".to_string())));
+    // The decision could not be stored; this instance kept it, and answers the Redirect with it.
+    assert!(matches!(t.ending, Ending::Enqueue(_)), "{:?}", t.ending);
+    assert!(t.after.as_ref().unwrap().spoken().is_empty(), "the apology was said once, over the stream");
+    let metrics = wait_for_metric(&line, "orderline_media_streams_ended_total{end=\"fallback\"} 1").await;
+    assert!(metrics.contains("orderline_media_streams_active 0"), "{metrics}");
+    line.app.stop().await;
 }

@@ -3,8 +3,11 @@
 //! `<Redirect>` after the stream (`POST /twilio/voice/stream-ended`) goes on with the transfer or
 //! goodbye the session decided. The call flow is `ivr`'s, the same as for TwiML calls.
 
+mod handoff;
 pub mod protocol;
 mod session;
+
+pub use handoff::Handoffs;
 
 use std::time::{Duration, Instant};
 
@@ -143,7 +146,7 @@ async fn stream_ended(State(state): State<AppState>, req: TwilioRequest) -> Resp
         Ok(call) => call,
         Err(why) => return fallback(&state, &req, None, 0, &why, started),
     };
-    let why = match tokio::time::timeout(HANDOFF_READ_LIMIT, state.store.take_handoff(&call.call_sid)).await {
+    let why = match tokio::time::timeout(HANDOFF_READ_LIMIT, state.handoffs.take(&call.call_sid)).await {
         Ok(Ok(Some(xml))) => {
             state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
             return twiml(xml);

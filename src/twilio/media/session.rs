@@ -322,6 +322,18 @@ impl Session {
             Step::Transfer(t) => t.context.customer_id.as_deref().and_then(|id| id.parse().ok()),
             _ => None,
         };
+        self.save_and_close(call, customer_id, twiml, kind).await
+    }
+
+    /// Saves `twiml` as the call's handoff, then closes the stream. A handoff that cannot be saved
+    /// is logged: the `<Redirect>` then gives the caller the fallback.
+    async fn save_and_close(
+        &mut self,
+        call: &VoiceCall,
+        customer_id: Option<i64>,
+        twiml: String,
+        kind: &'static str,
+    ) -> Result<End, End> {
         let handoff = Handoff {
             call_sid: call.call_sid.clone(),
             shop: self.state.settings.shopify_shop.clone().unwrap_or_default(),
@@ -329,7 +341,7 @@ impl Session {
             twiml,
         };
         let now = Ts::from(self.state.clock.now());
-        match tokio::time::timeout(HANDOFF_WRITE_LIMIT, self.state.store.put_handoff(&handoff, now)).await {
+        match tokio::time::timeout(HANDOFF_WRITE_LIMIT, self.state.handoffs.put(handoff, now)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "the stream's decision was not saved; the caller gets the fallback")
@@ -361,18 +373,7 @@ impl Session {
             }
             Err(e) => {
                 tracing::error!(error = %e, "the fallback speech failed; the TwiML fallback speaks instead");
-                let handoff = Handoff {
-                    call_sid: call.call_sid.clone(),
-                    shop: self.state.settings.shopify_shop.clone().unwrap_or_default(),
-                    customer_id: None,
-                    twiml: fallback_twiml(&self.state, Some(call)),
-                };
-                let now = Ts::from(self.state.clock.now());
-                if let Err(e) = self.state.store.put_handoff(&handoff, now).await {
-                    tracing::error!(error = %e, "the fallback was not saved; the caller gets it anyway");
-                }
-                self.close(CLOSE_NORMAL, "fallback").await;
-                Ok(End::HandedOff("fallback"))
+                self.save_and_close(call, None, fallback_twiml(&self.state, Some(call)), "fallback").await
             }
         }
     }
