@@ -114,6 +114,11 @@ impl Server {
         std::thread::spawn(move || for _ in lines {});
         Ok(Server { child, url })
     }
+
+    /// The child's process id (for `/proc/PID/stat`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Server {
