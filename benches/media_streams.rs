@@ -29,14 +29,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
 use futures::StreamExt;
 use orderline::shopify::payload::ShopifyChange;
-use orderline::sim::media::{StreamSocket, connect_stream, connected, send, start};
+use orderline::sim::media::{StreamSocket, connect_stream, connected, send, start, stream_of};
 use orderline::sim::shopify::{ShopifySim, SimConfig};
-use orderline::sim::twilio::{ACCOUNT_SID, CallerConfig, TwilioCaller, resolve_url};
+use orderline::sim::twilio::{ACCOUNT_SID, CallerConfig, TwilioCaller};
 use orderline::speech::{FRAME_BYTES, MULAW_SILENCE};
 use orderline::store::{Store, Ts};
 use orderline::twilio::media::protocol::{FromTwilio, Media, Stop, ToTwilio};
 use support::{PgDatabase, Server, percentile};
-use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
 const SERVER_BIN: &str = env!("CARGO_BIN_EXE_orderline");
@@ -135,29 +134,16 @@ async fn run_stream(plan: &Plan, index: usize, outcome: &mut Outcome) -> Result<
         return Err(format!("POST /twilio/voice answered HTTP {}", turn.status));
     }
     let document = orderline::twilio::twiml::parse(&turn.body).map_err(|e| format!("the answer is not TwiML: {e}"))?;
-    let connect = document.verbs.iter().find(|v| v.name == "Connect");
-    let Some(stream) = connect.and_then(|c| c.children.iter().find(|s| s.name == "Stream")) else {
+    let Some((url, parameters)) = stream_of(&document, &voice_url) else {
         return Err(format!("the answer has no <Connect><Stream>: {}", turn.body));
     };
-    let url = resolve_url(&voice_url, stream.attr("url").unwrap_or(""));
     if !url.starts_with("ws://127.0.0.1:") {
         return Err(format!("the stream URL {url} is not on 127.0.0.1"));
     }
-    let parameters: BTreeMap<String, String> = stream
-        .children
-        .iter()
-        .filter(|p| p.name == "Parameter")
-        .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value").unwrap_or("").to_string())))
-        .collect();
     let mut socket = tokio::time::timeout(CONNECT_LIMIT, connect_stream(&url, TOKEN))
         .await
         .map_err(|_| format!("the WebSocket handshake took longer than {CONNECT_LIMIT:?}"))?
         .map_err(|e| format!("connecting the stream: {e}"))?;
-    // Twilio's side should not hold back `start` (or silence) waiting for an ACK: without this,
-    // Nagle's algorithm and the server's delayed ACK add up to 40 ms to `start`.
-    if let MaybeTlsStream::Plain(tcp) = socket.get_ref() {
-        tcp.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
-    }
     send(&mut socket, &connected()).await.map_err(|e| e.to_string())?;
     send(&mut socket, &start(&stream_sid, &call_sid, &parameters)).await.map_err(|e| e.to_string())?;
     let started = Instant::now();

@@ -163,7 +163,9 @@ impl Metrics {
             "Media Streams sessions by how they ended",
             media_streams_ended.clone(),
         );
-        let media_frame_lag_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 12));
+        // Around the 5 ms a frame may be late before a caller could hear it.
+        let media_frame_lag_seconds =
+            Histogram::new([0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.5]);
         registry.register(
             "media_frame_lag_seconds",
             "How late an audio frame was sent against its 20 ms schedule",

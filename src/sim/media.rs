@@ -21,7 +21,7 @@ use super::twilio::{ACCOUNT_SID, CallError, Ending, Transcript, Turn, TwilioCall
 use crate::speech::{self, ClipLibrary, FRAME_BYTES, MULAW_SILENCE};
 use crate::twilio::media::protocol::{Dtmf, FromTwilio, MarkName, Media, MediaFormat, Start, Stop, ToTwilio};
 use crate::twilio::signature;
-use crate::twilio::twiml::Verb;
+use crate::twilio::twiml::{Document, Verb};
 
 pub type StreamSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -146,17 +146,9 @@ impl MediaCaller {
             });
         };
         let at = document.verbs.iter().position(|v| v.name == "Connect");
-        let stream = at.and_then(|i| document.verbs[i].children.iter().find(|c| c.name == "Stream")).cloned();
-        let Some(stream) = stream else {
+        let Some((url, parameters)) = stream_of(&document, &voice_url) else {
             return Err(CallError::UnsupportedVerb("a media call answered without <Connect><Stream>".into()));
         };
-        let url = resolve_url(&voice_url, stream.attr("url").unwrap_or(""));
-        let parameters: BTreeMap<String, String> = stream
-            .children
-            .iter()
-            .filter(|p| p.name == "Parameter")
-            .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value").unwrap_or("").to_string())))
-            .collect();
         let socket = connect_stream(&url, &config.auth_token).await?;
         let run = self.converse(socket, &call_sid, &parameters, keys, &mut hear).await?;
         let (after, ending) = match (run.close.is_some(), at.and_then(|i| document.verbs.get(i + 1))) {
@@ -333,6 +325,20 @@ struct StreamRun {
     close: Option<(u16, String)>,
 }
 
+/// The `<Connect><Stream>` of an answer: the stream's URL (resolved against the URL the answer
+/// came from) and its `<Parameter>`s.
+pub fn stream_of(document: &Document, answered_at: &str) -> Option<(String, BTreeMap<String, String>)> {
+    let connect = document.verbs.iter().find(|v| v.name == "Connect")?;
+    let stream = connect.children.iter().find(|c| c.name == "Stream")?;
+    let parameters = stream
+        .children
+        .iter()
+        .filter(|p| p.name == "Parameter")
+        .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value").unwrap_or("").to_string())))
+        .collect();
+    Some((resolve_url(answered_at, stream.attr("url").unwrap_or("")), parameters))
+}
+
 /// Opens a stream as Twilio does: the handshake signed over the stream URL.
 pub async fn connect_stream(url: &str, auth_token: &str) -> Result<StreamSocket, CallError> {
     connect_signed(url, &signature::sign(auth_token, url, &[])).await
@@ -351,6 +357,11 @@ pub async fn connect_signed(url: &str, signed: &str) -> Result<StreamSocket, Cal
         }
         e => CallError::Http { url: url.into(), reason: e.to_string() },
     })?;
+    // Twilio's side sends `start` and each frame at once; Nagle's algorithm would hold `start`
+    // behind `connected` until the ACK (some 40 ms).
+    if let MaybeTlsStream::Plain(tcp) = socket.get_ref() {
+        let _ = tcp.set_nodelay(true);
+    }
     Ok(socket)
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::time::Instant;
 
-use super::protocol::{FromTwilio, MediaFormat, Start, ToTwilio, decode_payload};
+use super::protocol::{FrameWriter, FromTwilio, MediaFormat, Start, ToTwilio, decode_payload};
 use crate::app::AppState;
 use crate::ivr::{CallFlow, Input, Reply, Stage, Step, TransferStep};
 use crate::lookup::{mask_phone, mask_pii};
@@ -234,6 +234,7 @@ impl Session {
     /// Plays `audio` in 20 ms frames at the pace it is heard, then sends the prompt's mark. With
     /// `barge_in`, a key pressed meanwhile stops it (`clear`, no mark) and is returned.
     async fn play(&mut self, audio: &[u8], mark: &str, barge_in: bool) -> Result<Option<char>, End> {
+        let writer = FrameWriter::new(&self.stream_sid);
         let started = Instant::now();
         for (i, frame) in speech::frames(audio).iter().enumerate() {
             let due = started + FRAME * i as u32;
@@ -256,7 +257,7 @@ impl Session {
             if let Some(start) = self.awaiting_first_audio.take() {
                 self.state.metrics.media_first_audio_seconds.observe((now - start).as_secs_f64());
             }
-            self.send(ToTwilio::frame(&self.stream_sid, frame)).await?;
+            self.send_text(writer.json(frame)).await?;
         }
         self.send(ToTwilio::mark(&self.stream_sid, mark)).await?;
         self.marks.push(mark.to_string());
@@ -424,10 +425,11 @@ impl Session {
     }
 
     async fn send(&mut self, message: ToTwilio) -> Result<(), End> {
-        self.socket
-            .send(Message::Text(message.to_json().into()))
-            .await
-            .map_err(|e| End::Closed(format!("sending: {e}")))
+        self.send_text(message.to_json()).await
+    }
+
+    async fn send_text(&mut self, json: String) -> Result<(), End> {
+        self.socket.send(Message::Text(json.into())).await.map_err(|e| End::Closed(format!("sending: {e}")))
     }
 
     /// Closes the stream with `code` and a reason (cut to what a close frame holds), then lets
