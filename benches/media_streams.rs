@@ -4,8 +4,8 @@
 //! client per stream opens the WebSocket, sends `connected` and `start`, streams inbound silence
 //! every 20 ms as Twilio does (`BENCH_SILENCE`, 1; 0 turns it off), and records when each audio
 //! frame of the first prompt (greeting, order status, menu: 824 frames, 16.5 s) arrives. At the
-//! prompt's mark (or after `BENCH_SECONDS`, 15: shorter than that prompt, so by default every
-//! stream ends at the limit; 20 lets the marks arrive) it sends `stop` and closes. Streams start
+//! prompt's mark (or after `BENCH_SECONDS`, 20, enough for that prompt and its mark) it sends
+//! `stop` and closes. Streams start
 //! spread evenly over `BENCH_RAMP_MS` (2000).
 //!
 //! Reports first audio (`start` sent → first `media` frame), frame jitter at the client
@@ -366,7 +366,7 @@ async fn run() -> Result<(), String> {
     let admin = std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
     let streams = number("BENCH_STREAMS", 500).max(1) as usize;
     let ramp = Duration::from_millis(number("BENCH_RAMP_MS", 2000));
-    let seconds = number("BENCH_SECONDS", 15).max(1);
+    let seconds = number("BENCH_SECONDS", 20).max(1);
     let silence = number("BENCH_SILENCE", 1) != 0;
 
     let db = PgDatabase::create(&admin).await?;
@@ -590,6 +590,6 @@ async fn run() -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let limit = Duration::from_secs(120 + number("BENCH_SECONDS", 15) + number("BENCH_RAMP_MS", 2000) / 1000);
+    let limit = Duration::from_secs(120 + number("BENCH_SECONDS", 20) + number("BENCH_RAMP_MS", 2000) / 1000);
     support::main_with_limit("media_streams", limit, run()).await
 }

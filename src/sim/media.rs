@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::twilio::{ACCOUNT_SID, CallError, Ending, Transcript, Turn, TwilioCaller, resolve_url};
@@ -351,17 +352,16 @@ pub async fn connect_signed(url: &str, signed: &str) -> Result<StreamSocket, Cal
     let header =
         signed.parse().map_err(|_| CallError::Http { url: url.into(), reason: "bad signature header".into() })?;
     request.headers_mut().insert("X-Twilio-Signature", header);
-    let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| match e {
+    // Small messages both ways: a small read buffer (the socket zeroes it on every read).
+    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+    // Nagle off, as Twilio sends `start` right behind `connected`.
+    let connected = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await;
+    let (socket, _) = connected.map_err(|e| match e {
         tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 403 => {
             CallError::Forbidden { url: url.into() }
         }
         e => CallError::Http { url: url.into(), reason: e.to_string() },
     })?;
-    // Twilio's side sends `start` and each frame at once; Nagle's algorithm would hold `start`
-    // behind `connected` until the ACK (some 40 ms).
-    if let MaybeTlsStream::Plain(tcp) = socket.get_ref() {
-        let _ = tcp.set_nodelay(true);
-    }
     Ok(socket)
 }
 

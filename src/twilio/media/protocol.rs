@@ -196,6 +196,13 @@ impl FrameWriter {
     }
 }
 
+/// Whether a `media` payload is base64 of at most a few frames (what Twilio sends), checked
+/// without keeping the audio: the session does not listen to the caller.
+pub fn is_base64(payload: &str) -> bool {
+    let mut audio = [0u8; 8 * FRAME_BYTES];
+    payload.len() <= 4 * FRAME_BYTES * 8 / 3 && BASE64.decode_slice(payload, &mut audio).is_ok()
+}
+
 /// The audio of a `media` payload; `None` when it is not base64.
 pub fn decode_payload(payload: &str) -> Option<Vec<u8>> {
     BASE64.decode(payload).ok()
@@ -222,6 +229,7 @@ mod tests {
             "timestamp":"5","payload":"/w=="},"streamSid":"MZ1"}"#;
         let FromTwilio::Media { media, .. } = serde_json::from_str(media).unwrap() else { panic!() };
         assert_eq!(decode_payload(&media.payload), Some(vec![0xFF]));
+        assert!(is_base64(&media.payload) && !is_base64("%%%"));
         let dtmf =
             r#"{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":"1"}}"#;
         assert_eq!(serde_json::from_str::<FromTwilio>(dtmf).unwrap().event(), "dtmf");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::time::Instant;
 
-use super::protocol::{FrameWriter, FromTwilio, MediaFormat, Start, ToTwilio, decode_payload};
+use super::protocol::{FrameWriter, FromTwilio, MediaFormat, Start, ToTwilio, is_base64};
 use crate::app::AppState;
 use crate::ivr::{CallFlow, Input, Reply, Stage, Step, TransferStep};
 use crate::lookup::{mask_phone, mask_pii};
@@ -236,12 +236,16 @@ impl Session {
     async fn play(&mut self, audio: &[u8], mark: &str, barge_in: bool) -> Result<Option<char>, End> {
         let writer = FrameWriter::new(&self.stream_sid);
         let started = Instant::now();
+        // One timer for the whole prompt, moved on frame by frame.
+        let timer = tokio::time::sleep_until(started);
+        tokio::pin!(timer);
         for (i, frame) in speech::frames(audio).iter().enumerate() {
             let due = started + FRAME * i as u32;
+            timer.as_mut().reset(due);
             loop {
                 let message = tokio::select! {
                     biased;
-                    _ = tokio::time::sleep_until(due) => break,
+                    _ = &mut timer => break,
                     message = self.next_message() => message?,
                 };
                 match self.heard(message)? {
@@ -385,9 +389,9 @@ impl Session {
             return Err(End::Protocol(format!("`{}` for another stream", message.event())));
         }
         match message {
-            FromTwilio::Media { media, .. } => match decode_payload(&media.payload) {
-                Some(_) => Ok(Heard::Audio),
-                None => Err(End::Protocol("`media` whose payload is not base64".into())),
+            FromTwilio::Media { media, .. } => match is_base64(&media.payload) {
+                true => Ok(Heard::Audio),
+                false => Err(End::Protocol("`media` whose payload is not base64".into())),
             },
             FromTwilio::Dtmf { dtmf, .. } => match dtmf.digit.chars().collect::<Vec<_>>()[..] {
                 [key @ ('0'..='9' | '*' | '#')] => Ok(Heard::Key(key)),
