@@ -2,6 +2,8 @@
 //! (the caller's answers), `POST /twilio/voice/whisper` (said to the agent) and
 //! `POST /twilio/status` (status callbacks). Never answers 5xx or invalid TwiML: whatever fails
 //! (database, Shopify, a template, a bug), the caller hears the fallback and reaches a person.
+//! With ORDERLINE_PROMPT_MODE=media_stream the incoming call is answered with a stream instead
+//! (`media::connect`) and the conversation moves to `twilio/media/`.
 
 use std::time::Instant;
 
