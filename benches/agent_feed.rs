@@ -21,7 +21,7 @@ use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::sim::twilio::{CallerConfig, TwilioCaller};
 use orderline::store::{Store, Ts};
 use serde::Deserialize;
-use support::{PgDatabase, Server, percentile};
+use support::{PgDatabase, Server, number, percentile};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -30,10 +30,6 @@ const TOKEN: &str = "bench-twilio-token";
 const AGENT: &str = "bench-agent-token";
 const SHOP: &str = "orderline-demo.myshopify.com";
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-fn number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
-}
 
 fn start_server(db_url: &str) -> Result<Server, String> {
     Server::start(

@@ -21,7 +21,7 @@ use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::store::{Store, Ts};
 use orderline::twilio::signature;
-use support::{PgDatabase, Server, percentile};
+use support::{PgDatabase, Server, number, percentile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,10 +29,6 @@ const SERVER_BIN: &str = env!("CARGO_BIN_EXE_orderline");
 const TOKEN: &str = "bench-twilio-token";
 const SHOP: &str = "orderline-demo.myshopify.com";
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-fn number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
-}
 
 fn start_server(db_url: &str, customers: u64) -> Result<Server, String> {
     Server::start(

@@ -35,7 +35,7 @@ use orderline::sim::twilio::{ACCOUNT_SID, CallerConfig, TwilioCaller};
 use orderline::speech::{FRAME_BYTES, MULAW_SILENCE};
 use orderline::store::{Store, Ts};
 use orderline::twilio::media::protocol::{FromTwilio, Media, Stop, ToTwilio};
-use support::{PgDatabase, Server, percentile};
+use support::{PgDatabase, Server, number, percentile};
 use tokio_tungstenite::tungstenite::Message;
 
 const SERVER_BIN: &str = env!("CARGO_BIN_EXE_orderline");
@@ -52,10 +52,6 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 const CLOSE_LIMIT: Duration = Duration::from_secs(2);
 const JITTER_TARGET: Duration = Duration::from_millis(5);
 const FIRST_AUDIO_TARGET: Duration = Duration::from_millis(50);
-
-fn number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
-}
 
 fn start_server(db_url: &str) -> Result<Server, String> {
     Server::start(
@@ -343,6 +339,22 @@ fn verdict(value: Option<Duration>, target: Duration) -> &'static str {
 
 /// A histogram's quantile against a target: by the interpolated estimate; past the largest
 /// bucket it is only known to be above that bucket's bound.
+/// One of the server's histograms, its p50 and p99, and the verdict on its p99.
+fn report_histogram(metrics: &str, what: &str, name: &str, counted: &str, target: Duration) {
+    match Histogram::parse(metrics, name) {
+        Some(h) => println!(
+            "{what} ({name}, {} {counted}, mean {:.3} ms): p50 {}, p99 {}  [target p99 < {} ms: {}]",
+            h.count,
+            h.sum / h.count.max(1.0) * 1e3,
+            h.describe(0.5),
+            h.describe(0.99),
+            target.as_millis(),
+            server_verdict(&h, 0.99, target)
+        ),
+        None => println!("{what}: /metrics has no {name}"),
+    }
+}
+
 fn server_verdict(histogram: &Histogram, q: f64, target: Duration) -> &'static str {
     match histogram.quantile(q) {
         Some((lower, bound)) if bound.is_infinite() && lower >= target.as_secs_f64() => "missed",
@@ -527,30 +539,14 @@ async fn run() -> Result<(), String> {
     );
 
     // ---- the server's view ----
-    match Histogram::parse(&metrics, "orderline_media_frame_lag_seconds") {
-        Some(lag) => println!(
-            "server frame lag (orderline_media_frame_lag_seconds, {} frames, mean {:.3} ms): p50 {}, p99 {}  [target p99 < {} ms: {}]",
-            lag.count,
-            lag.sum / lag.count.max(1.0) * 1e3,
-            lag.describe(0.5),
-            lag.describe(0.99),
-            JITTER_TARGET.as_millis(),
-            server_verdict(&lag, 0.99, JITTER_TARGET)
-        ),
-        None => println!("server frame lag: /metrics has no orderline_media_frame_lag_seconds"),
-    }
-    match Histogram::parse(&metrics, "orderline_media_first_audio_seconds") {
-        Some(first) => println!(
-            "server first audio (orderline_media_first_audio_seconds, {} streams, mean {:.2} ms): p50 {}, p99 {}  [target p99 < {} ms: {}]",
-            first.count,
-            first.sum / first.count.max(1.0) * 1e3,
-            first.describe(0.5),
-            first.describe(0.99),
-            FIRST_AUDIO_TARGET.as_millis(),
-            server_verdict(&first, 0.99, FIRST_AUDIO_TARGET)
-        ),
-        None => println!("server first audio: /metrics has no orderline_media_first_audio_seconds"),
-    }
+    report_histogram(&metrics, "server frame lag", "orderline_media_frame_lag_seconds", "frames", JITTER_TARGET);
+    report_histogram(
+        &metrics,
+        "server first audio",
+        "orderline_media_first_audio_seconds",
+        "streams",
+        FIRST_AUDIO_TARGET,
+    );
     let ended = counters(&metrics, "orderline_media_streams_ended_total");
     if !ended.is_empty() {
         let ended: Vec<String> = ended.iter().map(|(end, n)| format!("{end} {n}")).collect();

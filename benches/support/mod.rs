@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
+/// A whole number from the environment (`BENCH_…`), or `default`.
+pub fn number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
 pub fn unix_millis() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
