@@ -29,12 +29,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
 use futures::StreamExt;
 use orderline::shopify::payload::ShopifyChange;
-use orderline::sim::media::{StreamSocket, connect_stream, connected, send, start, stream_of};
+use orderline::sim::media::{StreamSocket, connect_stream, connected, send, silence_frame, start, stream_of};
 use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::sim::twilio::{ACCOUNT_SID, CallerConfig, TwilioCaller};
-use orderline::speech::{FRAME_BYTES, MULAW_SILENCE};
+use orderline::speech::FRAME_BYTES;
 use orderline::store::{Store, Ts};
-use orderline::twilio::media::protocol::{FromTwilio, Media, Stop, ToTwilio};
+use orderline::twilio::media::protocol::{FromTwilio, Stop, ToTwilio};
 use support::{PgDatabase, Server, number, percentile};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -102,8 +102,6 @@ struct Plan {
     /// Longest a stream lasts after `start`.
     limit: Duration,
     silence: bool,
-    /// One inbound frame of silence, base64.
-    silence_payload: String,
 }
 
 /// One call: dial in at `at`, run the stream until the first prompt's mark (or the limit).
@@ -205,13 +203,7 @@ async fn listen(
             }
             _ = silence.tick(), if plan.silence => {
                 chunk += 1;
-                let media = Media {
-                    track: "inbound".into(),
-                    chunk: chunk.to_string(),
-                    timestamp: started.elapsed().as_millis().to_string(),
-                    payload: plan.silence_payload.clone(),
-                };
-                let message = FromTwilio::Media { sequence_number: None, stream_sid: stream_sid.to_string(), media };
+                let message = silence_frame(stream_sid, chunk, started.elapsed());
                 send(socket, &message).await.map_err(|e| format!("sending silence: {e}"))?;
             }
             _ = &mut limit => return Ok(()),
@@ -410,7 +402,6 @@ async fn run() -> Result<(), String> {
         run: support::unix_millis(),
         limit: Duration::from_secs(seconds),
         silence,
-        silence_payload: BASE64.encode([MULAW_SILENCE; FRAME_BYTES]),
     });
 
     let ticks = clock_ticks();

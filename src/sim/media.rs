@@ -297,13 +297,7 @@ impl MediaCaller {
                 }
                 _ = silence.tick(), if self.send_silence => {
                     chunk += 1;
-                    let media = Media {
-                        track: "inbound".into(),
-                        chunk: chunk.to_string(),
-                        timestamp: started.elapsed().as_millis().to_string(),
-                        payload: BASE64.encode([MULAW_SILENCE; FRAME_BYTES]),
-                    };
-                    send(&mut socket, &FromTwilio::Media { sequence_number: None, stream_sid: stream_sid.clone(), media }).await?;
+                    send(&mut socket, &silence_frame(&stream_sid, chunk, started.elapsed())).await?;
                 }
             }
         }
@@ -363,6 +357,20 @@ pub async fn connect_signed(url: &str, signed: &str) -> Result<StreamSocket, Cal
         e => CallError::Http { url: url.into(), reason: e.to_string() },
     })?;
     Ok(socket)
+}
+
+/// One 20 ms frame of the caller's silence, as Twilio streams it: the `chunk`-th, `since` the
+/// stream started.
+pub fn silence_frame(stream_sid: &str, chunk: u64, since: Duration) -> FromTwilio {
+    static SILENCE: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| BASE64.encode([MULAW_SILENCE; FRAME_BYTES]));
+    let media = Media {
+        track: "inbound".into(),
+        chunk: chunk.to_string(),
+        timestamp: since.as_millis().to_string(),
+        payload: SILENCE.clone(),
+    };
+    FromTwilio::Media { sequence_number: None, stream_sid: stream_sid.into(), media }
 }
 
 /// Twilio's first message on a stream.

@@ -18,6 +18,7 @@ use crate::store::{Handoff, Ts};
 use crate::twilio::call::{
     VoiceCall, bare_context, fallback_twiml, guarded, record_fallback, record_reply, step_transfer_view,
 };
+use crate::twilio::render::TemplateError;
 
 /// One frame of audio.
 const FRAME: Duration = Duration::from_millis(20);
@@ -227,7 +228,12 @@ impl Session {
 
     /// The μ-law audio of a step, from its `.speech` template and the clip library.
     fn audio_of(&self, step: &Step) -> Result<Vec<u8>, String> {
-        let pieces = self.state.renderer.speech(step).map_err(|e| e.to_string())?;
+        self.audio(self.state.renderer.speech(step))
+    }
+
+    /// The μ-law audio of a rendered speech template.
+    fn audio(&self, pieces: Result<Vec<speech::Piece>, TemplateError>) -> Result<Vec<u8>, String> {
+        let pieces = pieces.map_err(|e| e.to_string())?;
         speech::render(&self.state.clips, &pieces).map_err(|e| e.to_string())
     }
 
@@ -362,12 +368,7 @@ impl Session {
     async fn fallback(&mut self, call: &VoiceCall, step: u32, why: &str) -> Result<End, End> {
         tracing::error!(from = %mask_phone(&call.from), error = %mask_pii(why), "call flow failed; caller hears the fallback");
         record_fallback(&self.state, call, step, why);
-        let spoken = self
-            .state
-            .renderer
-            .speech_fallback()
-            .map_err(|e| e.to_string())
-            .and_then(|pieces| speech::render(&self.state.clips, &pieces).map_err(|e| e.to_string()));
+        let spoken = self.audio(self.state.renderer.speech_fallback());
         let step = Step::Transfer(TransferStep { reason: "fallback", context: bare_context(call) });
         match spoken {
             Ok(audio) => {
