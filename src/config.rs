@@ -93,6 +93,13 @@ struct RawSettings {
     language: String,
     twiml_dir: Option<String>,
     hold_after: String,
+    header_timeout: String,
+    idle_timeout: String,
+    request_timeout: String,
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    max_feed_clients: usize,
+    drain_timeout: String,
 }
 
 impl Default for RawSettings {
@@ -133,6 +140,13 @@ impl Default for RawSettings {
             language: "en-US".into(),
             twiml_dir: None,
             hold_after: "800ms".into(),
+            header_timeout: "10s".into(),
+            idle_timeout: "60s".into(),
+            request_timeout: "30s".into(),
+            max_connections: 4096,
+            max_connections_per_ip: 1024,
+            max_feed_clients: 64,
+            drain_timeout: "30s".into(),
         }
     }
 }
@@ -192,6 +206,10 @@ pub struct Settings {
     pub twiml_dir: Option<std::path::PathBuf>,
     /// How long a caller waits in silence for the lookup before hearing "one moment".
     pub hold_after: Duration,
+    /// Connection limits (`ops::transport`).
+    pub transport: crate::ops::transport::Limits,
+    /// How long a SIGTERM waits for in-flight requests and calls before the process exits.
+    pub drain_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -283,6 +301,17 @@ impl Settings {
             return Err(ConfigError::Invalid("ORDERLINE_WEBHOOK_MAX_BYTES must be at least 1024".into()));
         }
         let hold_after = duration("ORDERLINE_HOLD_AFTER", &raw.hold_after)?;
+        let transport = crate::ops::transport::Limits {
+            header_timeout: duration("ORDERLINE_HEADER_TIMEOUT", &raw.header_timeout)?,
+            idle_timeout: duration("ORDERLINE_IDLE_TIMEOUT", &raw.idle_timeout)?,
+            request_timeout: duration("ORDERLINE_REQUEST_TIMEOUT", &raw.request_timeout)?,
+            max_connections: raw.max_connections,
+            max_connections_per_ip: raw.max_connections_per_ip,
+            max_feed_clients: raw.max_feed_clients,
+        }
+        .checked()
+        .map_err(ConfigError::Invalid)?;
+        let drain_timeout = duration("ORDERLINE_DRAIN_TIMEOUT", &raw.drain_timeout)?;
         let transfer_to = TransferTarget::parse(&raw.transfer_to, &region).map_err(ConfigError::Invalid)?;
         let taskrouter_workflow_sid =
             raw.taskrouter_workflow_sid.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
@@ -345,6 +374,8 @@ impl Settings {
             language: raw.language.trim().to_string(),
             twiml_dir,
             hold_after,
+            transport,
+            drain_timeout,
         })
     }
 
