@@ -93,6 +93,9 @@ struct RawSettings {
     language: String,
     twiml_dir: Option<String>,
     hold_after: String,
+    verify_max_failures: u32,
+    verify_failure_window: String,
+    agent_session_ttl: String,
 }
 
 impl Default for RawSettings {
@@ -133,6 +136,9 @@ impl Default for RawSettings {
             language: "en-US".into(),
             twiml_dir: None,
             hold_after: "800ms".into(),
+            verify_max_failures: 5,
+            verify_failure_window: "24h".into(),
+            agent_session_ttl: "12h".into(),
         }
     }
 }
@@ -192,6 +198,12 @@ pub struct Settings {
     pub twiml_dir: Option<std::path::PathBuf>,
     /// How long a caller waits in silence for the lookup before hearing "one moment".
     pub hold_after: Duration,
+    /// Failed verifications (wrong postal codes) a customer or a calling number may have within
+    /// `verify_failure_window`, across calls, before callers are only offered a person.
+    pub verify_max_failures: u32,
+    pub verify_failure_window: Duration,
+    /// How long an agent's console session lasts after logging in.
+    pub agent_session_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -283,6 +295,11 @@ impl Settings {
             return Err(ConfigError::Invalid("ORDERLINE_WEBHOOK_MAX_BYTES must be at least 1024".into()));
         }
         let hold_after = duration("ORDERLINE_HOLD_AFTER", &raw.hold_after)?;
+        let verify_failure_window = duration("ORDERLINE_VERIFY_FAILURE_WINDOW", &raw.verify_failure_window)?;
+        let agent_session_ttl = duration("ORDERLINE_AGENT_SESSION_TTL", &raw.agent_session_ttl)?;
+        if raw.verify_max_failures == 0 {
+            return Err(ConfigError::Invalid("ORDERLINE_VERIFY_MAX_FAILURES must be at least 1".into()));
+        }
         let transfer_to = TransferTarget::parse(&raw.transfer_to, &region).map_err(ConfigError::Invalid)?;
         let taskrouter_workflow_sid =
             raw.taskrouter_workflow_sid.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
@@ -345,6 +362,9 @@ impl Settings {
             language: raw.language.trim().to_string(),
             twiml_dir,
             hold_after,
+            verify_max_failures: raw.verify_max_failures,
+            verify_failure_window,
+            agent_session_ttl,
         })
     }
 
