@@ -168,7 +168,7 @@ async fn console_responses_forbid_framing_sniffing_and_inline_script(backend: Ba
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
-        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["referrer-policy"], "same-origin", "{path}");
         let body = response.text().await.unwrap();
         if path == "/agent" {
             // Every script is a file: no inline script, no inline handler, no inline style.

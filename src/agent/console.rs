@@ -47,12 +47,15 @@ const LOGIN: &str = r#"<!doctype html>
 <button id="login" type="submit">Log in</button></form></body></html>"#;
 
 /// Adds the console's security headers to a response (a layer over every agent route).
+/// `Referrer-Policy: same-origin`, not `no-referrer`: under `no-referrer` browsers send
+/// `Origin: null` with the console's own form posts (Fetch standard, "append a request `Origin`
+/// header"), and login would look cross-site; tracking sites still get no referrer.
 pub async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
 }
 
