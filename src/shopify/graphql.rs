@@ -28,14 +28,17 @@ pub enum Operation {
     OrdersByName,
     OrdersUpdatedSince,
     CustomersUpdatedSince,
+    /// The app's access scopes, checked at start.
+    AccessScopes,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 4] = [
+    pub const ALL: [Operation; 5] = [
         Operation::CustomersByPhone,
         Operation::OrdersByName,
         Operation::OrdersUpdatedSince,
         Operation::CustomersUpdatedSince,
+        Operation::AccessScopes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Operation {
             Operation::OrdersByName => "OrdersByName",
             Operation::OrdersUpdatedSince => "OrdersUpdatedSince",
             Operation::CustomersUpdatedSince => "CustomersUpdatedSince",
+            Operation::AccessScopes => "AccessScopes",
         }
     }
 
@@ -71,6 +75,9 @@ impl Operation {
                  after: $after, query: $query, sortKey: UPDATED_AT) {{ nodes {{ {CUSTOMER} }} \
                  pageInfo {{ hasNextPage endCursor }} }} }}"
             ),
+            Operation::AccessScopes => {
+                "query AccessScopes { currentAppInstallation { accessScopes { handle } } }".into()
+            }
         }
     }
 
@@ -88,6 +95,8 @@ impl Operation {
             Operation::OrdersByName => 2 + 3 * (ORDER + CUSTOMER),
             Operation::OrdersUpdatedSince => 2 + first * (ORDER + CUSTOMER),
             Operation::CustomersUpdatedSince => 2 + first * CUSTOMER,
+            // currentAppInstallation 1 + the accessScopes list 1
+            Operation::AccessScopes => 2,
         }
     }
 
@@ -139,15 +148,24 @@ pub struct GraphqlResponse<T> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GraphqlError {
     pub message: String,
+    /// Where in `data` the error is (field names and list indexes), for field errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<ErrorExtensions>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorExtensions {
-    /// `THROTTLED`, `ACCESS_DENIED`, `INTERNAL_SERVER_ERROR`, …
+    /// `THROTTLED`, `ACCESS_DENIED`, `MAX_COST_EXCEEDED`, `INTERNAL_SERVER_ERROR`, …
     #[serde(default)]
     pub code: Option<String>,
+    /// MAX_COST_EXCEEDED: the query's cost and Shopify's single-query limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,6 +210,24 @@ pub struct PageInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CustomersData {
     pub customers: Nodes<GqlCustomer>,
+}
+
+/// `data` of AccessScopes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessScopesData {
+    pub current_app_installation: AppInstallation,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInstallation {
+    pub access_scopes: Vec<AccessScope>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessScope {
+    pub handle: String,
 }
 
 /// `data` of OrdersByName and OrdersUpdatedSince.
@@ -689,7 +725,7 @@ mod tests {
         assert_eq!(phone_query("+15551234567"), "phone:+15551234567");
         assert_eq!(order_name_query("#1042"), "name:#1042");
         for op in Operation::ALL {
-            assert!(op.document().starts_with(&format!("query {}(", op.name())));
+            assert!(op.document().starts_with(&format!("query {}", op.name())));
             assert_eq!(Operation::parse(op.name()), Some(op));
         }
     }

@@ -117,6 +117,8 @@ pub(crate) struct Knobs {
     pub(crate) failure: Failure,
     pub(crate) max_query_cost: Option<u32>,
     pub(crate) redacted: Vec<ProtectedData>,
+    /// Per-field costs Shopify assigns instead of the default by return type (`Type.field`).
+    pub(crate) field_costs: HashMap<String, u32>,
     pub(crate) rng: Rng,
 }
 
@@ -131,9 +133,10 @@ impl Knobs {
 #[derive(Default)]
 pub(crate) struct Counters {
     requests: AtomicU64,
-    by_op: [AtomicU64; 4],
+    by_op: [AtomicU64; 5],
     throttled: AtomicU64,
     grants: AtomicU64,
+    unauthorized: AtomicU64,
 }
 
 impl Counters {
@@ -177,8 +180,12 @@ impl Inner {
 
     /// The legacy permanent token, or a granted one that has not expired.
     pub(crate) fn token_is_valid(&self, token: &str) -> bool {
-        token == self.config.access_token
-            || lock(&self.granted).get(token).is_some_and(|expires| std::time::Instant::now() < *expires)
+        let valid = token == self.config.access_token
+            || lock(&self.granted).get(token).is_some_and(|expires| std::time::Instant::now() < *expires);
+        if !valid {
+            self.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+        }
+        valid
     }
 }
 
@@ -201,6 +208,7 @@ impl ShopifySim {
                 failure: Failure::None,
                 max_query_cost: Some(server::SINGLE_QUERY_MAX_COST),
                 redacted: Vec::new(),
+                field_costs: HashMap::new(),
                 rng: Rng::new(seed, 0x1A7E),
             }),
             bucket: Mutex::new(Bucket::new(config.bucket_max, config.restore_rate)),
@@ -409,6 +417,13 @@ impl ShopifySim {
         lock(&self.inner.knobs).redacted = fields.to_vec();
     }
 
+    /// Gives `field` (`Type.field`) its own cost, as Shopify may ("Every field in the schema has an
+    /// integer cost value assigned to it", the rate-limits page): the field then costs `cost`
+    /// instead of the default for what it returns.
+    pub fn set_field_cost(&self, field: &str, cost: u32) {
+        lock(&self.inner.knobs).field_costs.insert(field.to_string(), cost);
+    }
+
     /// Shopify refuses a query whose requested cost exceeds 1000 points (`MAX_COST_EXCEEDED`),
     /// whatever the bucket holds; the sim does too by default. `None` lifts the limit.
     pub fn set_max_query_cost(&self, max: Option<u32>) {
@@ -430,6 +445,17 @@ impl ShopifySim {
     /// Tokens handed out by the client-credentials grant.
     pub fn grants(&self) -> u64 {
         self.inner.counters.grants.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused with HTTP 401 (no, a wrong or an expired token).
+    pub fn unauthorized(&self) -> u64 {
+        self.inner.counters.unauthorized.load(Ordering::Relaxed)
+    }
+
+    /// Expires every token granted so far (as a merchant rotating the secret or Shopify revoking
+    /// them would): the next request with one is answered 401.
+    pub fn revoke_tokens(&self) {
+        lock(&self.inner.granted).clear();
     }
 
     /// Requests answered `THROTTLED` or HTTP 429.

@@ -9,6 +9,8 @@ use apollo_compiler::ExecutableDocument;
 use apollo_compiler::ast::{OperationType, Value as AstValue};
 use apollo_compiler::executable::{Field, Operation, Selection, SelectionSet};
 use apollo_compiler::schema::ExtendedType;
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::shopify::schema;
@@ -19,9 +21,12 @@ const MUTATION: u32 = 10;
 /// connections; for plain lists of objects it is one).
 const UNBOUNDED: u32 = 1;
 
+/// Fields with a cost of their own (`Type.field` → points), replacing the default by return type.
+pub type FieldCosts = HashMap<String, u32>;
+
 /// What Shopify charges before running `operation`.
-pub fn requested(document: &ExecutableDocument, operation: &Operation, variables: &Value) -> u32 {
-    let cost = Cost { document, variables };
+pub fn requested(document: &ExecutableDocument, operation: &Operation, variables: &Value, fields: &FieldCosts) -> u32 {
+    let cost = Cost { document, variables, fields };
     match operation.operation_type {
         OperationType::Mutation => operation.selection_set.fields().count() as u32 * MUTATION,
         _ => cost.set(&operation.selection_set, None),
@@ -29,8 +34,14 @@ pub fn requested(document: &ExecutableDocument, operation: &Operation, variables
 }
 
 /// What the answer `data` actually cost.
-pub fn actual(document: &ExecutableDocument, operation: &Operation, variables: &Value, data: &Value) -> u32 {
-    let cost = Cost { document, variables };
+pub fn actual(
+    document: &ExecutableDocument,
+    operation: &Operation,
+    variables: &Value,
+    fields: &FieldCosts,
+    data: &Value,
+) -> u32 {
+    let cost = Cost { document, variables, fields };
     match operation.operation_type {
         OperationType::Mutation => operation.selection_set.fields().count() as u32 * MUTATION,
         _ => cost.set(&operation.selection_set, Some(data)),
@@ -40,6 +51,7 @@ pub fn actual(document: &ExecutableDocument, operation: &Operation, variables: &
 struct Cost<'a> {
     document: &'a ExecutableDocument,
     variables: &'a Value,
+    fields: &'a FieldCosts,
 }
 
 impl Cost<'_> {
@@ -74,6 +86,13 @@ impl Cost<'_> {
 
     fn field(&self, field: &Field, data: Option<&Value>) -> u32 {
         let ty = field.definition.ty.inner_named_type();
+        if let Some(own) = (!self.fields.is_empty())
+            .then(|| self.fields.get(&format!("{}.{}", self.parent(field), field.name)))
+            .flatten()
+        {
+            // Charged as a whole, whatever it returns (requested and actual alike).
+            return *own;
+        }
         let composite = matches!(
             schema::admin().types.get(ty),
             Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_))
@@ -144,6 +163,20 @@ impl Cost<'_> {
         total
     }
 
+    /// The type that defines `field` (for `Type.field` costs).
+    fn parent(&self, field: &Field) -> String {
+        schema::admin()
+            .types
+            .iter()
+            .find_map(|(name, ty)| match ty {
+                ExtendedType::Object(o) if o.fields.get(&field.name).is_some_and(|d| d.node == field.definition) => {
+                    Some(name.to_string())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     /// The field's `first` (or `last`) argument, a literal or a variable.
     fn first(&self, field: &Field) -> u32 {
         let value = field.specified_argument_by_name("first").or_else(|| field.specified_argument_by_name("last"));
@@ -164,7 +197,7 @@ mod tests {
     fn cost(document: &str, variables: Value) -> u32 {
         let doc = schema::validate(document).unwrap();
         let op = doc.operations.get(None).unwrap();
-        requested(&doc, op, &variables)
+        requested(&doc, op, &variables, &FieldCosts::new())
     }
 
     #[test]
@@ -183,6 +216,6 @@ mod tests {
         let doc = schema::validate(q).unwrap();
         let op = doc.operations.get(None).unwrap();
         let data = json!({ "orders": { "nodes": [ { "id": "1", "customer": null }, { "id": "2", "customer": { "id": "3" } } ] } });
-        assert_eq!(actual(&doc, op, &json!({}), &data), 2 + 1 + (1 + 1));
+        assert_eq!(actual(&doc, op, &json!({}), &FieldCosts::new(), &data), 2 + 1 + (1 + 1));
     }
 }

@@ -153,7 +153,8 @@ fn errors(message: String, code: Option<&str>, extra: Value, cost: Option<QueryC
         data: None,
         errors: vec![GraphqlError {
             message,
-            extensions: code.map(|code| ErrorExtensions { code: Some(code.into()) }),
+            path: Vec::new(),
+            extensions: code.map(|code| ErrorExtensions { code: Some(code.into()), ..ErrorExtensions::default() }),
         }],
         extensions: cost.map(|cost| Extensions { cost }),
     };
@@ -314,7 +315,8 @@ fn run(sim: &Inner, request: &GraphqlRequest) -> (Value, bool) {
         return (errors(e.message().to_string(), Some("INVALID_VARIABLE"), Value::Null, None), deprecated);
     }
 
-    let requested = cost::requested(&document, operation, &variables);
+    let field_costs = lock(&sim.knobs).field_costs.clone();
+    let requested = cost::requested(&document, operation, &variables, &field_costs);
     let max_cost = lock(&sim.knobs).max_query_cost;
     if let Some(max) = max_cost.filter(|max| requested > *max) {
         let message = format!(
@@ -349,7 +351,7 @@ fn run(sim: &Inner, request: &GraphqlRequest) -> (Value, bool) {
         let context = executor::Context { store: &data.store, redacted: &redacted, scopes: &sim.config.scopes };
         executor::execute(&context, &document, operation, &variables)
     };
-    let actual = cost::actual(&document, operation, &variables, &answer["data"]).min(requested);
+    let actual = cost::actual(&document, operation, &variables, &field_costs, &answer["data"]).min(requested);
     let throttle_status = {
         let mut bucket = lock(&sim.bucket);
         bucket.available = (bucket.available + f64::from(requested - actual)).min(bucket.max);
