@@ -360,6 +360,10 @@ impl ShopifyClient {
             if now >= deadline {
                 return Err(ShopifyError::Timeout);
             }
+            // An open breaker refuses before any points are set aside.
+            if self.breaker_state() == BreakerState::Open {
+                return Err(ShopifyError::BreakerOpen);
+            }
             let mut probe_guard = None;
             let ticket = loop {
                 let admission = self.limits().bucket.admit(cost, Instant::now(), deadline);
@@ -396,6 +400,7 @@ impl ShopifyClient {
             // The token is taken after any wait for points, so it is current when it leaves.
             let token = self.tokens.get(deadline).await.map_err(|e| self.token_error(e))?;
             if !self.limits().breaker.allow(Instant::now()) {
+                self.limits().bucket.refund(ticket);
                 return Err(ShopifyError::BreakerOpen);
             }
             self.limits().bucket.sent(ticket, Instant::now());

@@ -1,8 +1,11 @@
 //! A stand-in for a Shopify store's Admin GraphQL API, in-process or launched from the CLI
-//! (`orderline sim shopify`). It answers exactly the operations in [`crate::shopify::graphql`]
-//! with Shopify's shapes, enforces Shopify's cost-based leaky bucket (and its single-query cost
-//! limit), adds latency, errors and timeouts on demand, counts requests, and sends signed
-//! webhooks for the changes made through it, with chosen loss, duplication and reordering.
+//! (`orderline sim shopify`). It validates every document against Shopify's published Admin
+//! schema (the committed extract), runs it against the shop (the fields it selects, Shopify's
+//! shapes and errors), charges Shopify's documented query cost in a leaky bucket (and the
+//! single-query limit), withholds chosen protected customer data, grants expiring tokens by the
+//! client-credentials grant, adds latency, errors and timeouts on demand, counts requests, and
+//! sends signed webhooks for the changes made through it, with chosen loss, duplication and
+//! reordering.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -542,7 +545,9 @@ pub async fn run_cli(listen: SocketAddr, access_token: String) -> std::io::Resul
     let server = sim.serve(listen).await?;
     println!("Shopify emulator (Admin GraphQL {API_VERSION}) listening on {}", server.url());
     println!("  SHOPIFY_API_URL={}", server.url());
-    println!("  SHOPIFY_ACCESS_TOKEN={access_token}");
+    println!("  SHOPIFY_CLIENT_ID={}", sim.config().client_id);
+    println!("  SHOPIFY_CLIENT_SECRET={}", sim.config().client_secret);
+    println!("  (or, as a legacy permanent token, SHOPIFY_ACCESS_TOKEN={access_token})");
     println!("  endpoint: POST {}", server.graphql_url());
     println!("Demo customers (fictional numbers):");
     let orders = sim.orders();
