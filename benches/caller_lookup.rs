@@ -197,7 +197,9 @@ async fn hybrid_against_direct(db: &Database, seconds: u64) {
         Arc::new(ShopifyClient::new(
             ClientConfig {
                 api_url: server.url(),
-                access_token: orderline::config::Secret::new(sim.config().access_token.clone()),
+                credentials: orderline::shopify::token::Credentials::Permanent(orderline::config::Secret::new(
+                    sim.config().access_token.clone(),
+                )),
                 breaker_threshold: 5,
                 breaker_cooldown: Duration::from_secs(10),
             },

@@ -17,6 +17,7 @@ use crate::lookup::{CallerLookup, LookupConfig};
 use crate::ops::{self, Metrics};
 use crate::shopify::client::{ClientConfig, ShopifyClient};
 use crate::shopify::reconciler::Reconciler;
+use crate::shopify::token::Credentials;
 use crate::shopify::{self, intake::Intake, processor::Processor};
 use crate::speech::ClipLibrary;
 use crate::store::{Backend, Store, StoreError};
@@ -72,10 +73,15 @@ pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, St
 
 /// The Admin API client the settings ask for, if any.
 pub fn shopify_client(settings: &Settings, metrics: Arc<Metrics>) -> Option<Arc<ShopifyClient>> {
-    let (token, api_url) = (settings.shopify_access_token.clone()?, settings.shopify_api_url.clone()?);
+    let credentials = match (&settings.shopify_client_id, &settings.shopify_client_secret) {
+        (Some(client_id), Some(client_secret)) => {
+            Credentials::ClientCredentials { client_id: client_id.clone(), client_secret: client_secret.clone() }
+        }
+        _ => Credentials::Permanent(settings.shopify_access_token.clone()?),
+    };
     let config = ClientConfig {
-        api_url,
-        access_token: token,
+        api_url: settings.shopify_api_url.clone()?,
+        credentials,
         breaker_threshold: settings.breaker_threshold,
         breaker_cooldown: settings.breaker_cooldown,
     };
@@ -220,6 +226,15 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         vec![lookup.follow_changes(), tokio::spawn(keep_lookup_current(lookup.clone(), settings.warm_count))];
     background.extend(recorder_tasks);
     background.push(tokio::spawn(feed.run(state.clone())));
+    if let Some(client) = client.clone() {
+        // Which scopes the app holds: logged and shown on /readyz when one is missing.
+        background.push(tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+            if let Err(e) = client.check_scopes(deadline).await {
+                tracing::warn!(error = %e, "could not check the Shopify app's access scopes");
+            }
+        }));
+    }
     if let (Some(client), Some(shop), true) =
         (client, settings.shopify_shop.clone(), settings.reconcile_every > std::time::Duration::ZERO)
     {

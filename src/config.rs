@@ -64,6 +64,8 @@ struct RawSettings {
     twilio_auth_token: Option<Secret>,
     shopify_shop: Option<String>,
     shopify_access_token: Option<Secret>,
+    shopify_client_id: Option<String>,
+    shopify_client_secret: Option<Secret>,
     shopify_webhook_secret: Option<Secret>,
     shopify_webhook_secret_previous: Option<Secret>,
     shopify_api_url: Option<String>,
@@ -114,6 +116,8 @@ impl Default for RawSettings {
             twilio_auth_token: None,
             shopify_shop: None,
             shopify_access_token: None,
+            shopify_client_id: None,
+            shopify_client_secret: None,
             shopify_webhook_secret: None,
             shopify_webhook_secret_previous: None,
             shopify_api_url: None,
@@ -166,7 +170,13 @@ pub struct Settings {
     pub database_url: String,
     pub twilio_auth_token: Option<Secret>,
     pub shopify_shop: Option<String>,
+    /// A legacy permanent Admin API token (instead of client credentials).
     pub shopify_access_token: Option<Secret>,
+    /// A Dev Dashboard app's client ID and secret: tokens come from the client-credentials grant.
+    pub shopify_client_id: Option<String>,
+    pub shopify_client_secret: Option<Secret>,
+    /// The webhook signing key: `SHOPIFY_WEBHOOK_SECRET`, else the app's client secret (the same
+    /// key for a Dev Dashboard app).
     pub shopify_webhook_secret: Option<Secret>,
     /// The secret before a rotation; accepted until it is removed (Shopify rotates within 1 h).
     pub shopify_webhook_secret_previous: Option<Secret>,
@@ -233,11 +243,13 @@ pub enum ConfigError {
 }
 
 /// Environment names that are not ORDERLINE_-prefixed, read as they are.
-const STANDARD_ENV: [&str; 7] = [
+const STANDARD_ENV: [&str; 9] = [
     "DATABASE_URL",
     "TWILIO_AUTH_TOKEN",
     "SHOPIFY_SHOP",
     "SHOPIFY_ACCESS_TOKEN",
+    "SHOPIFY_CLIENT_ID",
+    "SHOPIFY_CLIENT_SECRET",
     "SHOPIFY_WEBHOOK_SECRET",
     "SHOPIFY_WEBHOOK_SECRET_PREVIOUS",
     "SHOPIFY_API_URL",
@@ -365,7 +377,10 @@ impl Settings {
                 .or_else(|| shop.as_ref().map(|s| format!("https://{s}"))),
             shopify_shop: shop,
             shopify_access_token: non_empty(raw.shopify_access_token),
-            shopify_webhook_secret: non_empty(raw.shopify_webhook_secret),
+            shopify_client_id: raw.shopify_client_id.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            shopify_client_secret: non_empty(raw.shopify_client_secret.clone()),
+            shopify_webhook_secret: non_empty(raw.shopify_webhook_secret)
+                .or_else(|| non_empty(raw.shopify_client_secret)),
             shopify_webhook_secret_previous: non_empty(raw.shopify_webhook_secret_previous),
             freshness,
             lookup_budget,
@@ -453,6 +468,15 @@ mod tests {
         assert!(err.contains("DATABASE_URL"), "{err}");
         let err = Settings::from_pairs([("verify", "maybe")]).unwrap_err().to_string();
         assert!(err.contains("verify"), "{err}");
+    }
+
+    #[test]
+    fn the_client_secret_signs_webhooks_unless_a_webhook_secret_is_set() {
+        let s = Settings::from_pairs([("shopify_client_id", "abc"), ("shopify_client_secret", "shh")]).unwrap();
+        assert_eq!(s.shopify_client_id.as_deref(), Some("abc"));
+        assert_eq!(s.shopify_webhook_secret.unwrap().expose(), "shh");
+        let s = Settings::from_pairs([("shopify_client_secret", "shh"), ("shopify_webhook_secret", "other")]).unwrap();
+        assert_eq!(s.shopify_webhook_secret.unwrap().expose(), "other");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use common::{Backend, SHOP, TestApp, fixture, fixture_bytes};
 use orderline::clock::ManualClock;
 use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;
-use orderline::shopify::graphql::Operation;
+use orderline::shopify::graphql::{Operation, PAGE_SIZE};
 use orderline::shopify::payload::ShopifyOrder;
 use orderline::sim::shopify::{Failure, ShopifySim, SimConfig, SimServer};
 
@@ -47,7 +47,24 @@ async fn app_for(shop: &Shop, clock: Arc<ManualClock>, extra: &[(&str, &str)]) -
         ("agent_token", "agent-secret"),
     ];
     settings.extend_from_slice(extra);
-    TestApp::start_with_clock(Backend::Postgres, &settings, clock).await
+    let app = TestApp::start_with_clock(Backend::Postgres, &settings, clock).await;
+    scopes_checked(&app).await;
+    app
+}
+
+/// orderline asks for its access scopes once at start; the tests begin after that.
+async fn scopes_checked(app: &TestApp) {
+    let client = app.running.as_ref().unwrap().state.shopify.clone().expect("a Shopify client");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client.scopes_checked() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(client.scopes_checked(), "the scope check at start was answered");
+}
+
+/// Requests Shopify got for caller data (orderline also checks its access scopes once at start).
+fn asked(shop: &Shop) -> u64 {
+    shop.sim.requests() - shop.sim.requests_for(Operation::AccessScopes)
 }
 
 fn clock() -> Arc<ManualClock> {
@@ -72,7 +89,7 @@ async fn a_fresh_row_is_answered_without_asking_shopify() {
     assert_eq!(first.record.as_ref().unwrap().customers[0].first_name.as_deref(), Some("Dana"));
     let second = lookup.lookup(CALLER).await.unwrap();
     assert_eq!(second.source, Source::Cache);
-    assert_eq!(shop.sim.requests(), 0, "Shopify was not asked");
+    assert_eq!(asked(&shop), 0, "Shopify was not asked");
     app.stop().await;
 }
 
@@ -100,7 +117,7 @@ async fn a_stale_row_is_refreshed_from_shopify_within_budget() {
     // Fresh now: from the cache, or from the store when the change notice of the fetch's own
     // write dropped the entry first. Either way Shopify is not asked again.
     assert!(matches!(lookup.lookup(CALLER).await.unwrap().source, Source::Cache | Source::Store));
-    assert_eq!(shop.sim.requests(), 1);
+    assert_eq!(asked(&shop), 1);
     app.stop().await;
 }
 
@@ -128,7 +145,7 @@ async fn a_slow_shopify_gets_the_stale_row_within_budget_and_fresh_data_next_tim
     let next = lookup.lookup(CALLER).await.unwrap();
     assert!(matches!(next.source, Source::Cache | Source::Store), "{:?}", next.source);
     assert_eq!(statuses(&next), vec![Some("fulfilled")]);
-    assert_eq!(shop.sim.requests(), 1);
+    assert_eq!(asked(&shop), 1);
     app.stop().await;
 }
 
@@ -141,7 +158,7 @@ async fn an_unknown_number_asks_shopify_once_then_is_cached_as_nobody() {
     assert_eq!((first.source, first.record.is_none()), (Source::Unknown, true));
     let second = lookup.lookup("+1 415 555 0199").await.unwrap();
     assert_eq!((second.source, second.record.is_none()), (Source::Unknown, true));
-    assert_eq!(shop.sim.requests(), 1);
+    assert_eq!(asked(&shop), 1);
     app.stop().await;
 }
 
@@ -157,7 +174,7 @@ async fn fifty_concurrent_lookups_for_one_number_make_one_shopify_request() {
         async move { lookup.lookup(CALLER).await.unwrap() }
     }))
     .await;
-    assert_eq!(shop.sim.requests(), 1);
+    assert_eq!(asked(&shop), 1);
     assert!(answers.iter().all(|a| a.source == Source::Shopify && statuses(a) == vec![Some("fulfilled")]));
     app.stop().await;
 }
@@ -166,7 +183,7 @@ async fn fifty_concurrent_lookups_for_one_number_make_one_shopify_request() {
 async fn no_request_is_sent_that_the_bucket_says_would_be_throttled() {
     // A bucket that holds one CustomersByPhone query (Shopify charges the requested cost up front
     // and refunds the unused part after) and refills slowly.
-    let cost = f64::from(Operation::CustomersByPhone.requested_cost());
+    let cost = f64::from(Operation::CustomersByPhone.estimated_cost(PAGE_SIZE));
     let shop = shop(SimConfig { bucket_max: cost + 20.0, restore_rate: 10.0, ..SimConfig::default() }).await;
     shop.sim.set_latency(Duration::from_millis(50), Duration::ZERO);
     let app = app_for(&shop, clock(), &[("lookup_budget", "300ms")]).await;
@@ -179,15 +196,15 @@ async fn no_request_is_sent_that_the_bucket_says_would_be_throttled() {
     }))
     .await;
     assert!(answers.iter().all(|a| matches!(a.source, Source::Unknown | Source::Stale)));
-    let sent_within_budget = shop.sim.requests();
+    let sent_within_budget = asked(&shop);
     assert!((1..8).contains(&sent_within_budget), "callers did not wait on a drained bucket: {sent_within_budget}");
     // The fetches go on in the background, each sent only once an earlier answer has given its
     // unused points back: all eight get through, and Shopify never has to throttle one.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while shop.sim.requests() < 8 && Instant::now() < deadline {
+    while asked(&shop) < 8 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(shop.sim.requests(), 8);
+    assert_eq!(asked(&shop), 8);
     assert_eq!(shop.sim.throttled(), 0, "Shopify never had to throttle us");
     app.stop().await;
 }
@@ -195,15 +212,15 @@ async fn no_request_is_sent_that_the_bucket_says_would_be_throttled() {
 #[tokio::test]
 async fn the_breaker_opens_after_failures_and_closes_after_a_good_trial() {
     let shop = shop(SimConfig::default()).await;
-    shop.sim.set_failure(Failure::Http500);
     let app = app_for(&shop, clock(), &[("breaker_threshold", "3"), ("breaker_cooldown", "500ms")]).await;
+    shop.sim.set_failure(Failure::Http500);
     let state = &app.running.as_ref().unwrap().state;
     let client = state.shopify.as_ref().unwrap();
     for n in 0..6 {
         let answer = state.lookup.lookup(&format!("+1415555{:04}", 200 + n)).await.unwrap();
         assert_eq!(answer.source, Source::Stale);
     }
-    assert_eq!(shop.sim.requests(), 3, "after three failures nothing more was sent");
+    assert_eq!(asked(&shop), 3, "after three failures nothing more was sent");
     assert_eq!(client.breaker_state(), BreakerState::Open);
 
     shop.sim.set_failure(Failure::None);
@@ -212,7 +229,7 @@ async fn the_breaker_opens_after_failures_and_closes_after_a_good_trial() {
     let answer = state.lookup.lookup("+14155550300").await.unwrap();
     assert_eq!(answer.source, Source::Unknown, "the trial went through");
     assert_eq!(client.breaker_state(), BreakerState::Closed);
-    assert_eq!(shop.sim.requests(), 4);
+    assert_eq!(asked(&shop), 4);
     let (_, metrics) = app.get("/metrics").await;
     assert!(metrics.contains("orderline_shopify_breaker_state 0"));
     app.stop().await;
@@ -226,7 +243,7 @@ async fn withheld_caller_ids_are_not_looked_up() {
     for raw in ["anonymous", "+266696687", ""] {
         assert_eq!(lookup.lookup(raw).await.unwrap().source, Source::Withheld, "{raw:?}");
     }
-    assert_eq!(shop.sim.requests(), 0);
+    assert_eq!(asked(&shop), 0);
     app.stop().await;
 }
 
@@ -286,7 +303,7 @@ async fn warming_puts_callers_in_the_cache_before_anyone_calls() {
     let mut ids: Vec<i64> = answer.record.unwrap().customers.iter().map(|c| c.id).collect();
     ids.sort();
     assert_eq!(ids, vec![9_007_199_254_740_993, 9_007_199_254_742_001]);
-    assert_eq!(shop.sim.requests(), 0);
+    assert_eq!(asked(&shop), 0);
     app.stop().await;
 }
 

@@ -24,10 +24,13 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// The database answers and every migration is applied.
+/// The database answers and every migration is applied. Ready but degraded (still 200): the
+/// Shopify app lacks a scope, or Shopify withholds protected fields; each is a line.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let degraded = state.shopify.as_ref().map(|c| c.degradations()).unwrap_or_default();
     match state.store.readiness().await {
-        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Ok(()) if degraded.is_empty() => (StatusCode::OK, "ready\n".to_string()),
+        Ok(()) => (StatusCode::OK, format!("ready, degraded:\n{}\n", degraded.join("\n"))),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");
             (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n"))

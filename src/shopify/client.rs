@@ -1,7 +1,12 @@
-//! The Admin GraphQL client: sends the operations of `graphql`, never a query its bucket
-//! estimate says would be throttled, retries THROTTLED and 429 only while the caller's deadline
-//! allows, and stops asking while the circuit breaker is open. No SQL here.
+//! The Admin GraphQL client: sends the operations of `graphql` with a current token, never a
+//! query its bucket estimate says would be throttled (costs learned from Shopify's answers),
+//! retries what Shopify's own client retries (THROTTLED, 429, 503) only while the caller's
+//! deadline allows, uses partial answers (protected fields Shopify withheld), and stops asking
+//! while the circuit breaker is open, which only transport failures, 5xx and timeouts open.
+//! No SQL here.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +21,7 @@ use super::graphql::{
 };
 use super::payload::{ShopifyCustomer, ShopifyOrder};
 use super::throttle::{Admission, Bucket};
-use crate::config::Secret;
+use super::token::{Credentials, TokenError, Tokens};
 use crate::ops::Metrics;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -37,8 +42,18 @@ pub enum ShopifyError {
     Graphql(String),
     #[error("unexpected answer: {0}")]
     Decode(String),
-    #[error("the access token was refused (check SHOPIFY_ACCESS_TOKEN)")]
+    #[error("the access token was refused (HTTP 401): check SHOPIFY_ACCESS_TOKEN, or use SHOPIFY_CLIENT_ID/SECRET")]
     Unauthorized,
+    #[error("no access token: {0}")]
+    Token(TokenError),
+    #[error("the shop is frozen for an unpaid Shopify bill (HTTP 402 Payment Required)")]
+    ShopFrozen,
+    #[error("Shopify forbids this request (HTTP 403): the app lacks a scope, or the shop is unavailable")]
+    Forbidden,
+    #[error("the shop is locked (HTTP 423 Locked): Shopify or the merchant has blocked API access")]
+    ShopLocked,
+    #[error("the query costs {cost} points, over Shopify's single-query limit of {max} (MAX_COST_EXCEEDED)")]
+    CostExceeded { cost: u32, max: u32 },
 }
 
 impl ShopifyError {
@@ -50,8 +65,18 @@ impl ShopifyError {
             ShopifyError::Timeout => "timeout",
             ShopifyError::Http(_) | ShopifyError::Transport(_) | ShopifyError::Graphql(_) => "error",
             ShopifyError::Decode(_) => "decode_error",
-            ShopifyError::Unauthorized => "unauthorized",
+            ShopifyError::Unauthorized | ShopifyError::Token(_) => "unauthorized",
+            ShopifyError::ShopFrozen | ShopifyError::Forbidden | ShopifyError::ShopLocked => "refused",
+            ShopifyError::CostExceeded { .. } => "cost_exceeded",
         }
+    }
+
+    /// Whether the error says Shopify (or the way to it) is failing, which is what the breaker
+    /// guards against. Deterministic refusals (a bad document, a cost over the limit, a refused
+    /// token, a frozen shop) would fail the same way at once: they never open it.
+    fn is_outage(&self) -> bool {
+        matches!(self, ShopifyError::Timeout | ShopifyError::Transport(_))
+            || matches!(self, ShopifyError::Http(code) if *code >= 500)
     }
 }
 
@@ -73,7 +98,7 @@ pub struct Page<T> {
 pub struct ClientConfig {
     /// `https://{shop}` or the emulator's URL.
     pub api_url: String,
-    pub access_token: Secret,
+    pub credentials: Credentials,
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
 }
@@ -86,8 +111,19 @@ struct Limits {
 pub struct ShopifyClient {
     http: reqwest::Client,
     endpoint: String,
-    token: Secret,
+    tokens: Tokens,
     limits: Mutex<Limits>,
+    /// Shopify's `requestedQueryCost` per operation and page size, as last reported.
+    learned_costs: Mutex<HashMap<(Operation, u32), u32>>,
+    /// The page size of each paged operation (shrunk after `MAX_COST_EXCEEDED`).
+    page_sizes: Mutex<HashMap<Operation, u32>>,
+    /// Protected fields Shopify withheld (`Type.field`), each logged once.
+    withheld: Mutex<BTreeSet<String>>,
+    version_logged: AtomicBool,
+    deprecation_logged: AtomicBool,
+    /// Scopes orderline needs that the app lacks, once checked at start.
+    missing_scopes: Mutex<Vec<&'static str>>,
+    scopes_checked: AtomicBool,
     /// Held by the one request sent while the bucket is still unknown.
     probe: tokio::sync::Mutex<()>,
     /// Woken whenever a query is answered (points may have come back).
@@ -104,9 +140,16 @@ impl ShopifyClient {
             .build()
             .expect("the HTTP client builds with static settings");
         ShopifyClient {
+            tokens: Tokens::new(http.clone(), &config.api_url, config.credentials),
             http,
             endpoint: format!("{}/admin/api/{API_VERSION}/graphql.json", config.api_url.trim_end_matches('/')),
-            token: config.access_token,
+            learned_costs: Mutex::new(HashMap::new()),
+            page_sizes: Mutex::new(HashMap::new()),
+            withheld: Mutex::new(BTreeSet::new()),
+            version_logged: AtomicBool::new(false),
+            deprecation_logged: AtomicBool::new(false),
+            missing_scopes: Mutex::new(Vec::new()),
+            scopes_checked: AtomicBool::new(false),
             limits: Mutex::new(Limits {
                 bucket: Bucket::default(),
                 breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
@@ -123,6 +166,70 @@ impl ShopifyClient {
 
     pub fn breaker_state(&self) -> BreakerState {
         self.limits().breaker.state(Instant::now())
+    }
+
+    /// How the client authenticates (for the startup line).
+    pub fn credentials(&self) -> &Credentials {
+        self.tokens.credentials()
+    }
+
+    /// Tokens obtained from the client-credentials grant so far.
+    pub fn token_renewals(&self) -> u64 {
+        self.tokens.renewals()
+    }
+
+    /// Protected customer data fields Shopify withheld from this app (`Type.field`), for /readyz.
+    pub fn withheld_fields(&self) -> Vec<String> {
+        lock(&self.withheld).iter().cloned().collect()
+    }
+
+    /// Asks Shopify which scopes the app holds and logs each one orderline needs that is
+    /// missing; `/readyz` reports them. Returns the missing ones.
+    pub async fn check_scopes(&self, deadline: Instant) -> Result<Vec<&'static str>, ShopifyError> {
+        let held = self.access_scopes(deadline).await;
+        self.scopes_checked.store(true, Ordering::Relaxed);
+        let held = held?;
+        let missing: Vec<&'static str> =
+            REQUIRED_SCOPES.iter().filter(|(scope, _)| !held.iter().any(|h| h == scope)).map(|(s, _)| *s).collect();
+        for (scope, why) in REQUIRED_SCOPES.iter().filter(|(s, _)| missing.contains(s)) {
+            tracing::warn!(
+                scope,
+                "the Shopify app lacks the {scope} scope: {why}. Add it in the app's Dev Dashboard and reinstall"
+            );
+        }
+        *lock(&self.missing_scopes) = missing.clone();
+        Ok(missing)
+    }
+
+    /// Whether the check at start has been answered (or has failed).
+    pub fn scopes_checked(&self) -> bool {
+        self.scopes_checked.load(Ordering::Relaxed)
+    }
+
+    /// What `/readyz` reports as degraded: missing scopes and withheld protected fields.
+    pub fn degradations(&self) -> Vec<String> {
+        let mut out: Vec<String> =
+            lock(&self.missing_scopes).iter().map(|s| format!("Shopify app lacks the {s} scope")).collect();
+        out.extend(self.withheld_fields().into_iter().map(|f| {
+            format!("Shopify withholds {f} (protected customer data: request it in the app's Dev Dashboard)")
+        }));
+        out
+    }
+
+    /// Whether the app can see orders older than 60 days (`read_all_orders`), as last checked.
+    pub fn sees_all_orders(&self) -> bool {
+        !lock(&self.missing_scopes).contains(&"read_all_orders")
+    }
+
+    /// The page size a paged operation uses now.
+    pub fn page_size(&self, operation: Operation) -> u32 {
+        lock(&self.page_sizes).get(&operation).copied().unwrap_or(graphql::PAGE_SIZE)
+    }
+
+    /// The cost admission uses for `operation` with `first` nodes: what Shopify last reported,
+    /// else the safe estimate.
+    pub fn admission_cost(&self, operation: Operation, first: u32) -> u32 {
+        lock(&self.learned_costs).get(&(operation, first)).copied().unwrap_or_else(|| operation.estimated_cost(first))
     }
 
     /// Customers whose phone is `e164`, each with up to three recent orders.
@@ -189,16 +296,45 @@ impl ShopifyClient {
         Ok(Page { next: next_cursor(data.customers.page_info), items })
     }
 
+    /// The access scopes the app holds (`currentAppInstallation { accessScopes { handle } }`).
+    pub async fn access_scopes(&self, deadline: Instant) -> Result<Vec<String>, ShopifyError> {
+        let data: graphql::AccessScopesData = self.execute(Operation::AccessScopes, json!({}), deadline).await?;
+        Ok(data.current_app_installation.access_scopes.into_iter().map(|s| s.handle).collect())
+    }
+
     /// Sends one operation, within the bucket and the breaker, retrying throttling while the
-    /// deadline allows.
+    /// deadline allows; a paged operation that costs more than Shopify's single-query limit is
+    /// asked again with a smaller page.
     async fn execute<T: DeserializeOwned>(
         &self,
         operation: Operation,
-        variables: serde_json::Value,
+        mut variables: serde_json::Value,
         deadline: Instant,
     ) -> Result<T, ShopifyError> {
         let started = Instant::now();
-        let result = self.execute_inner(operation, variables, deadline).await;
+        let result = loop {
+            let first = self.page_size(operation);
+            if operation.is_paged() {
+                variables["first"] = json!(first);
+            }
+            match self.execute_inner(operation, first, variables.clone(), deadline).await {
+                Err(ShopifyError::CostExceeded { cost, max }) if operation.is_paged() && first > 1 => {
+                    // Nodes cost about (cost − 2) / first each: ask for as many as fit.
+                    let per_node = (cost.saturating_sub(2) as f64 / f64::from(first)).max(1.0);
+                    let fits = ((f64::from(max.saturating_sub(2)) / per_node).floor() as u32).clamp(1, first - 1);
+                    tracing::warn!(
+                        operation = operation.name(),
+                        cost,
+                        max,
+                        from = first,
+                        to = fits,
+                        "Shopify says a page costs more than its single-query limit: asking smaller pages"
+                    );
+                    lock(&self.page_sizes).insert(operation, fits);
+                }
+                other => break other,
+            }
+        };
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
@@ -211,16 +347,22 @@ impl ShopifyClient {
     async fn execute_inner<T: DeserializeOwned>(
         &self,
         operation: Operation,
+        first: u32,
         variables: serde_json::Value,
         deadline: Instant,
     ) -> Result<T, ShopifyError> {
-        let cost = operation.requested_cost();
         let body = GraphqlRequest::new(operation, variables);
         let mut backoff = Duration::from_millis(250);
+        let mut renewed_after_401 = false;
         loop {
+            let cost = self.admission_cost(operation, first);
             let now = Instant::now();
             if now >= deadline {
                 return Err(ShopifyError::Timeout);
+            }
+            // An open breaker refuses before any points are set aside.
+            if self.breaker_state() == BreakerState::Open {
+                return Err(ShopifyError::BreakerOpen);
             }
             let mut probe_guard = None;
             let ticket = loop {
@@ -255,13 +397,20 @@ impl ShopifyClient {
                 }
             };
             let held = Held { client: self, ticket };
+            // The token is taken after any wait for points, so it is current when it leaves.
+            let token = self.tokens.get(deadline).await.map_err(|e| self.token_error(e))?;
             if !self.limits().breaker.allow(Instant::now()) {
+                self.limits().bucket.refund(ticket);
                 return Err(ShopifyError::BreakerOpen);
             }
             self.limits().bucket.sent(ticket, Instant::now());
             let sent = tokio::time::timeout_at(
                 deadline,
-                self.http.post(&self.endpoint).header("X-Shopify-Access-Token", self.token.expose()).json(&body).send(),
+                self.http
+                    .post(&self.endpoint)
+                    .header("X-Shopify-Access-Token", token.secret.expose())
+                    .json(&body)
+                    .send(),
             )
             .await;
             let response = match sent {
@@ -269,8 +418,14 @@ impl ShopifyClient {
                 Ok(Err(e)) => return Err(self.failed(ShopifyError::Transport(e.without_url().to_string()))),
                 Ok(Ok(response)) => response,
             };
+            self.check_version(response.headers());
             let status = response.status();
-            if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            if !status.is_success() {
+                // Shopify charges a query only when it runs it: an HTTP refusal costs nothing.
+                self.limits().bucket.refund(ticket);
+            }
+            // Shopify's own client retries 429 and 503 (Retry-After, else a growing backoff).
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
                 let retry_after = response
                     .headers()
                     .get("retry-after")
@@ -278,38 +433,59 @@ impl ShopifyClient {
                     .and_then(|v| v.parse::<f64>().ok())
                     .map(Duration::from_secs_f64)
                     .unwrap_or(backoff);
-                self.limits().breaker.success();
                 if Instant::now() + retry_after >= deadline {
-                    return Err(ShopifyError::Throttled);
+                    return Err(if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                        self.limits().breaker.success();
+                        ShopifyError::Throttled
+                    } else {
+                        self.failed(ShopifyError::Http(503))
+                    });
                 }
                 self.metrics.shopify_throttle_wait_seconds.observe(retry_after.as_secs_f64());
+                drop(held);
+                drop(probe_guard);
                 tokio::time::sleep(retry_after).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
-            if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-                return Err(self.failed(ShopifyError::Unauthorized));
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                drop(held);
+                drop(probe_guard);
+                // An expired or revoked token: renew it once, at once, and ask again.
+                if !renewed_after_401 && let Some(renewed) = self.tokens.refused(&token, deadline).await {
+                    renewed.map_err(|e| self.token_error(e))?;
+                    renewed_after_401 = true;
+                    continue;
+                }
+                return Err(self.refused(ShopifyError::Unauthorized));
+            }
+            match status.as_u16() {
+                402 => return Err(self.refused(ShopifyError::ShopFrozen)),
+                403 => return Err(self.refused(ShopifyError::Forbidden)),
+                423 => return Err(self.refused(ShopifyError::ShopLocked)),
+                _ => {}
             }
             if !status.is_success() {
-                return Err(self.failed(ShopifyError::Http(status.as_u16())));
+                let error = ShopifyError::Http(status.as_u16());
+                return Err(if error.is_outage() { self.failed(error) } else { self.refused(error) });
             }
             let bytes = match tokio::time::timeout_at(deadline, response.bytes()).await {
                 Err(_) => return Err(self.failed(ShopifyError::Timeout)),
                 Ok(Err(e)) => return Err(self.failed(ShopifyError::Transport(e.without_url().to_string()))),
                 Ok(Ok(bytes)) => bytes,
             };
-            let answer: GraphqlResponse<T> =
-                serde_json::from_slice(&bytes).map_err(|e| self.failed(ShopifyError::Decode(e.to_string())))?;
+            let answer: GraphqlResponse<T> = match serde_json::from_slice(&bytes) {
+                Ok(answer) => answer,
+                Err(e) => return Err(self.refused(ShopifyError::Decode(e.to_string()))),
+            };
             if let Some(extensions) = &answer.extensions {
                 self.limits().bucket.observe(ticket, extensions.cost.throttle_status, Instant::now());
+                self.learn_cost(operation, first, extensions.cost.requested_query_cost);
             }
             drop(held);
             drop(probe_guard);
-            let throttled = answer
-                .errors
-                .iter()
-                .any(|e| e.extensions.as_ref().and_then(|x| x.code.as_deref()) == Some("THROTTLED"));
-            if throttled {
+            let code = |e: &graphql::GraphqlError| e.extensions.as_ref().and_then(|x| x.code.clone());
+            if answer.errors.iter().any(|e| code(e).as_deref() == Some("THROTTLED")) {
                 self.limits().breaker.success();
                 let wait = answer
                     .extensions
@@ -327,17 +503,92 @@ impl ShopifyClient {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            if let Some(error) = answer.errors.first() {
-                return Err(self.failed(ShopifyError::Graphql(error.message.clone())));
+            if let Some(exceeded) = answer.errors.iter().find(|e| code(e).as_deref() == Some("MAX_COST_EXCEEDED")) {
+                let extra = exceeded.extensions.as_ref();
+                let cost = extra.and_then(|x| x.cost).unwrap_or_else(|| self.admission_cost(operation, first));
+                let max = extra.and_then(|x| x.max_cost).unwrap_or(1000);
+                self.learn_cost(operation, first, cost);
+                return Err(self.refused(ShopifyError::CostExceeded { cost, max }));
+            }
+            if answer.errors.iter().any(|e| code(e).as_deref() == Some("INTERNAL_SERVER_ERROR")) {
+                let message = answer.errors[0].message.clone();
+                return Err(self.failed(ShopifyError::Graphql(message)));
+            }
+            // Protected customer data the app is not approved for: Shopify answers the rest and
+            // nulls these (ACCESS_DENIED). The answer is used; each field is logged once.
+            let (denied, other): (Vec<_>, Vec<_>) =
+                answer.errors.iter().partition(|e| code(e).as_deref() == Some("ACCESS_DENIED"));
+            if let Some(error) = other.first() {
+                return Err(self.refused(ShopifyError::Graphql(error.message.clone())));
             }
             return match answer.data {
                 Some(data) => {
+                    for error in denied {
+                        self.withhold(error);
+                    }
                     self.limits().breaker.success();
                     Ok(data)
                 }
-                None => Err(self.failed(ShopifyError::Decode("no data in the answer".into()))),
+                None => match denied.first() {
+                    Some(error) => Err(self.refused(ShopifyError::Graphql(error.message.clone()))),
+                    None => Err(self.refused(ShopifyError::Decode("no data in the answer".into()))),
+                },
             };
         }
+    }
+
+    fn learn_cost(&self, operation: Operation, first: u32, cost: u32) {
+        let previous = lock(&self.learned_costs).insert((operation, first), cost);
+        if previous != Some(cost) {
+            tracing::debug!(operation = operation.name(), first, cost, "Shopify's requested cost for this operation");
+        }
+    }
+
+    /// Logs once per field that Shopify withheld it, with the fix.
+    fn withhold(&self, error: &graphql::GraphqlError) {
+        let field = withheld_field(error);
+        if lock(&self.withheld).insert(field.clone()) {
+            tracing::warn!(
+                field = %field,
+                "Shopify withheld a protected customer data field (ACCESS_DENIED): the rest of the answer is used. \
+                 To get it, request access to this field under Protected customer data in the app's Dev Dashboard \
+                 (or Partner Dashboard) and wait for approval"
+            );
+        }
+    }
+
+    /// Says once if Shopify served another version than asked, or flagged deprecated use.
+    fn check_version(&self, headers: &reqwest::header::HeaderMap) {
+        if let Some(served) = headers.get("x-shopify-api-version").and_then(|v| v.to_str().ok())
+            && served != API_VERSION
+            && !self.version_logged.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(asked = API_VERSION, served, "Shopify served another Admin API version than asked");
+        }
+        if let Some(reason) = headers.get("x-shopify-api-deprecated-reason").and_then(|v| v.to_str().ok())
+            && !self.deprecation_logged.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                reason,
+                version = API_VERSION,
+                "Shopify says a request used a deprecated part of the Admin API"
+            );
+        }
+    }
+
+    fn token_error(&self, error: TokenError) -> ShopifyError {
+        match error {
+            TokenError::Timeout => ShopifyError::Timeout,
+            TokenError::Failed(e) => self.failed(ShopifyError::Transport(e)),
+            refused => ShopifyError::Token(refused),
+        }
+    }
+
+    /// A deterministic refusal: Shopify answered, so it is up; the request fails without
+    /// counting against the breaker.
+    fn refused(&self, error: ShopifyError) -> ShopifyError {
+        self.limits().breaker.success();
+        error
     }
 
     fn failed(&self, error: ShopifyError) -> ShopifyError {
@@ -357,6 +608,32 @@ impl Drop for Held<'_> {
         self.client.limits().bucket.settle(self.ticket);
         self.client.answered.notify_waiters();
     }
+}
+
+/// The scopes orderline needs, and what is lost without each (Shopify's scope list:
+/// https://shopify.dev/docs/api/usage/access-scopes, read 2026-12).
+pub const REQUIRED_SCOPES: [(&str, &str); 4] = [
+    ("read_customers", "callers cannot be found by phone and customers/* webhooks are not sent"),
+    ("read_orders", "orders cannot be read and orders/* and refunds/create webhooks are not sent"),
+    ("read_fulfillments", "fulfillments/create and fulfillments/update webhooks are not sent"),
+    ("read_all_orders", "only orders from the last 60 days are visible; sweeps never confirm older ones"),
+];
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `Type.field` of an ACCESS_DENIED error: the last name in its path, or its message.
+fn withheld_field(error: &graphql::GraphqlError) -> String {
+    let field = error.path.iter().rev().find_map(|p| p.as_str().map(str::to_string));
+    let from_message = error
+        .message
+        .split_whitespace()
+        .skip_while(|w| *w != "the")
+        .nth(1)
+        .filter(|w| w.contains('.'))
+        .map(str::to_string);
+    from_message.or(field).unwrap_or_else(|| error.message.clone())
 }
 
 fn orders_of(nodes: Vec<graphql::GqlOrder>) -> Result<Vec<ShopifyOrder>, ShopifyError> {

@@ -14,27 +14,31 @@ use super::payload::{
 /// The Admin API version every request is pinned to.
 pub const API_VERSION: &str = "2026-10";
 
-/// Orders and customers returned per page by the reconciler: 25 keeps an orders page (802
-/// points requested) inside a standard plan's 1000-point bucket.
-pub const PAGE_SIZE: u32 = 25;
+/// Orders and customers asked per page by the reconciler (the `$first` variable): 20 keeps an
+/// orders page (2 + 20 × 46 = 922 points by Shopify's documented rules) under the 1000-point
+/// single-query limit; the client shrinks it further if Shopify answers `MAX_COST_EXCEEDED`.
+pub const PAGE_SIZE: u32 = 20;
 
-/// One operation the client can send. `requested_cost` is what Shopify's calculator charges up
-/// front for the document (connections: 2 + first × children; objects 1; scalars 0); the client's
-/// bucket uses it to decide whether a request would be throttled before sending it.
+/// One operation the client can send. `estimated_cost` is the safe starting estimate of what
+/// Shopify charges up front for the document; the client replaces it with the
+/// `requestedQueryCost` Shopify reports in each answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     CustomersByPhone,
     OrdersByName,
     OrdersUpdatedSince,
     CustomersUpdatedSince,
+    /// The app's access scopes, checked at start.
+    AccessScopes,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 4] = [
+    pub const ALL: [Operation; 5] = [
         Operation::CustomersByPhone,
         Operation::OrdersByName,
         Operation::OrdersUpdatedSince,
         Operation::CustomersUpdatedSince,
+        Operation::AccessScopes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +47,7 @@ impl Operation {
             Operation::OrdersByName => "OrdersByName",
             Operation::OrdersUpdatedSince => "OrdersUpdatedSince",
             Operation::CustomersUpdatedSince => "CustomersUpdatedSince",
+            Operation::AccessScopes => "AccessScopes",
         }
     }
 
@@ -61,29 +66,43 @@ impl Operation {
                  customer {{ {CUSTOMER} }} }} }} }}"
             ),
             Operation::OrdersUpdatedSince => format!(
-                "query OrdersUpdatedSince($query: String!, $after: String) {{ orders(first: {PAGE_SIZE}, after: $after, \
+                "query OrdersUpdatedSince($query: String!, $after: String, $first: Int!) {{ orders(first: $first, after: $after, \
                  query: $query, sortKey: UPDATED_AT) {{ nodes {{ {ORDER} customer {{ {CUSTOMER} }} }} \
                  pageInfo {{ hasNextPage endCursor }} }} }}"
             ),
             Operation::CustomersUpdatedSince => format!(
-                "query CustomersUpdatedSince($query: String!, $after: String) {{ customers(first: {PAGE_SIZE}, \
+                "query CustomersUpdatedSince($query: String!, $after: String, $first: Int!) {{ customers(first: $first, \
                  after: $after, query: $query, sortKey: UPDATED_AT) {{ nodes {{ {CUSTOMER} }} \
                  pageInfo {{ hasNextPage endCursor }} }} }}"
             ),
+            Operation::AccessScopes => {
+                "query AccessScopes { currentAppInstallation { accessScopes { handle } } }".into()
+            }
         }
     }
 
-    /// Shopify's up-front charge for the document, in points.
-    pub fn requested_cost(self) -> u32 {
-        // customer: 1 + defaultAddress 1 + addresses 1 + email 1 + phone 1 = 5
-        // order: 1 + 3 money/address objects + customer ref 1 + lineItems (2 + 5) + fulfillments
-        //        (3 × (1 + trackingInfo 1)) + refunds (3 × 2) = 27
+    /// The up-front charge for the document with `first` nodes per page (the sweeps' `$first`;
+    /// ignored by the lookups, whose sizes are fixed), counted by Shopify's documented rules
+    /// (objects 1, connections 2 + first × node, scalars and enums 0):
+    /// customer node 1 + email 1 + phone 1 + defaultAddress 1 + addressesV2 (2 + 3) = 9;
+    /// order node 1 + totalPriceSet 2 + 2 addresses + lineItems (2 + 5 × 3) + fulfillments
+    /// 3 × (1 + trackingInfo 1) + refunds 3 × 3 = 37.
+    pub fn estimated_cost(self, first: u32) -> u32 {
+        const CUSTOMER: u32 = 9;
+        const ORDER: u32 = 37;
         match self {
-            Operation::CustomersByPhone => 2 + 3 * (5 + 2 + 3 * 27),
-            Operation::OrdersByName => 2 + 3 * (27 + 5),
-            Operation::OrdersUpdatedSince => 2 + PAGE_SIZE * (27 + 5),
-            Operation::CustomersUpdatedSince => 2 + PAGE_SIZE * 5,
+            Operation::CustomersByPhone => 2 + 3 * (CUSTOMER + 2 + 3 * ORDER),
+            Operation::OrdersByName => 2 + 3 * (ORDER + CUSTOMER),
+            Operation::OrdersUpdatedSince => 2 + first * (ORDER + CUSTOMER),
+            Operation::CustomersUpdatedSince => 2 + first * CUSTOMER,
+            // currentAppInstallation 1 + the accessScopes list 1
+            Operation::AccessScopes => 2,
         }
+    }
+
+    /// Whether the document takes a page size (`$first`).
+    pub fn is_paged(self) -> bool {
+        matches!(self, Operation::OrdersUpdatedSince | Operation::CustomersUpdatedSince)
     }
 }
 
@@ -129,15 +148,24 @@ pub struct GraphqlResponse<T> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GraphqlError {
     pub message: String,
+    /// Where in `data` the error is (field names and list indexes), for field errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<ErrorExtensions>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorExtensions {
-    /// `THROTTLED`, `ACCESS_DENIED`, `INTERNAL_SERVER_ERROR`, …
+    /// `THROTTLED`, `ACCESS_DENIED`, `MAX_COST_EXCEEDED`, `INTERNAL_SERVER_ERROR`, …
     #[serde(default)]
     pub code: Option<String>,
+    /// MAX_COST_EXCEEDED: the query's cost and Shopify's single-query limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,6 +210,24 @@ pub struct PageInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CustomersData {
     pub customers: Nodes<GqlCustomer>,
+}
+
+/// `data` of AccessScopes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessScopesData {
+    pub current_app_installation: AppInstallation,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInstallation {
+    pub access_scopes: Vec<AccessScope>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessScope {
+    pub handle: String,
 }
 
 /// `data` of OrdersByName and OrdersUpdatedSince.
@@ -679,7 +725,7 @@ mod tests {
         assert_eq!(phone_query("+15551234567"), "phone:+15551234567");
         assert_eq!(order_name_query("#1042"), "name:#1042");
         for op in Operation::ALL {
-            assert!(op.document().starts_with(&format!("query {}(", op.name())));
+            assert!(op.document().starts_with(&format!("query {}", op.name())));
             assert_eq!(Operation::parse(op.name()), Some(op));
         }
     }

@@ -11,6 +11,7 @@ pub mod reconciler;
 pub mod schema;
 pub mod signature;
 pub mod throttle;
+pub mod token;
 pub mod webhook;
 
 use axum::Router;

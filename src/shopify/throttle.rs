@@ -122,6 +122,14 @@ impl Bucket {
         });
     }
 
+    /// The query of `ticket` was refused before Shopify charged it (HTTP 401): its points are
+    /// back in the estimate.
+    pub fn refund(&mut self, ticket: Ticket) {
+        if let (Some((cost, _)), Some(estimate)) = (self.in_flight.get(&ticket), self.estimate.as_mut()) {
+            estimate.available = (estimate.available + cost).min(estimate.maximum);
+        }
+    }
+
     /// The query of `ticket` was answered, or will not be.
     pub fn settle(&mut self, ticket: Ticket) {
         self.in_flight.remove(&ticket);
