@@ -535,7 +535,12 @@ impl CallerLookup {
     }
 
     /// Fresh: confirmed (by a webhook, a live fetch or a reconciliation sweep) within the window.
+    /// A record with a row a same-second webhook contradicted (`store::UNCONFIRMED`) is never
+    /// fresh: the next lookup refetches it, whatever the reconciliation watermark says.
     fn is_fresh(&self, record: &CallerRecord, now: i64) -> bool {
+        if record.is_unconfirmed() {
+            return false;
+        }
         let confirmed = record.confirmed_at.max(self.inner.reconciled_through.load(Ordering::SeqCst));
         now - confirmed < self.inner.config.freshness.as_micros() as i64
     }

@@ -15,6 +15,9 @@ pub enum DeliveryStatus {
     Pending,
     Applied,
     Unchanged,
+    /// Same `updated_at` as the stored version, different content: the record was marked
+    /// unconfirmed and is refetched by the next lookup.
+    Unconfirmed,
     Gone,
     Unhandled,
     Dead,
@@ -27,6 +30,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Applied => "applied",
             DeliveryStatus::Unchanged => "unchanged",
+            DeliveryStatus::Unconfirmed => "unconfirmed",
             DeliveryStatus::Gone => "gone",
             DeliveryStatus::Unhandled => "unhandled",
             DeliveryStatus::Dead => "dead",
@@ -39,6 +43,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending,
             DeliveryStatus::Applied,
             DeliveryStatus::Unchanged,
+            DeliveryStatus::Unconfirmed,
             DeliveryStatus::Gone,
             DeliveryStatus::Unhandled,
             DeliveryStatus::Dead,
@@ -52,6 +57,7 @@ impl DeliveryStatus {
         match outcome {
             ApplyOutcome::Applied | ApplyOutcome::Removed | ApplyOutcome::Recorded => DeliveryStatus::Applied,
             ApplyOutcome::Unchanged => DeliveryStatus::Unchanged,
+            ApplyOutcome::Unconfirmed => DeliveryStatus::Unconfirmed,
             ApplyOutcome::Gone => DeliveryStatus::Gone,
         }
     }
@@ -194,7 +200,13 @@ for_each_backend! {
         default_region: &str,
         now: Ts,
     ) -> Result<(Vec<ProcessedDelivery>, PhoneChanges), sqlx::Error> {
-        let mut tx = conn.begin().await?;
+        // SQLite: take the write lock up front. A deferred transaction that read first and
+        // writes later fails with SQLITE_BUSY_SNAPSHOT (517) when another process (a `dlq
+        // replay` next to a running server) wrote in between; an immediate one waits its turn.
+        let mut tx = match BACKEND {
+            crate::store::Backend::Postgres => conn.begin().await?,
+            crate::store::Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+        };
         let mut changes = PhoneChanges::default();
         let claim = match BACKEND {
             crate::store::Backend::Postgres => {
@@ -224,7 +236,14 @@ for_each_backend! {
                     let mut savepoint = tx.begin().await?;
                     let mut touched = PhoneChanges { shop: delivery.shop.clone(), ..PhoneChanges::default() };
                     let applied = apply_path::apply_change(
-                        &mut savepoint, &delivery.shop, &change, default_region, now, Some(delivery.id), &mut touched,
+                        &mut savepoint,
+                        &delivery.shop,
+                        &change,
+                        default_region,
+                        now,
+                        crate::store::Provenance::Webhook,
+                        Some(delivery.id),
+                        &mut touched,
                     )
                     .await;
                     match applied {

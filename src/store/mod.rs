@@ -29,7 +29,7 @@ pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
 pub use handoffs::Handoff;
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
-pub use records::ApplyOutcome;
+pub use records::{ApplyOutcome, Provenance, UNCONFIRMED};
 pub use time::Ts;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
