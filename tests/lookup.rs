@@ -11,7 +11,7 @@ use common::{Backend, SHOP, TestApp, fixture, fixture_bytes};
 use orderline::clock::ManualClock;
 use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;
-use orderline::shopify::graphql::Operation;
+use orderline::shopify::graphql::{Operation, PAGE_SIZE};
 use orderline::shopify::payload::ShopifyOrder;
 use orderline::sim::shopify::{Failure, ShopifySim, SimConfig, SimServer};
 
@@ -166,7 +166,7 @@ async fn fifty_concurrent_lookups_for_one_number_make_one_shopify_request() {
 async fn no_request_is_sent_that_the_bucket_says_would_be_throttled() {
     // A bucket that holds one CustomersByPhone query (Shopify charges the requested cost up front
     // and refunds the unused part after) and refills slowly.
-    let cost = f64::from(Operation::CustomersByPhone.requested_cost());
+    let cost = f64::from(Operation::CustomersByPhone.estimated_cost(PAGE_SIZE));
     let shop = shop(SimConfig { bucket_max: cost + 20.0, restore_rate: 10.0, ..SimConfig::default() }).await;
     shop.sim.set_latency(Duration::from_millis(50), Duration::ZERO);
     let app = app_for(&shop, clock(), &[("lookup_budget", "300ms")]).await;

@@ -18,7 +18,7 @@ use orderline::shopify::graphql::{
 };
 use orderline::shopify::payload::{ShopifyChange, ShopifyId, ShopifyOrder, Topic};
 use orderline::shopify::signature;
-use orderline::sim::shopify::{Failure, ShopifySim, SimConfig, SimServer, WebhookStats, WebhookTarget};
+use orderline::sim::shopify::{Failure, ProtectedData, ShopifySim, SimConfig, SimServer, WebhookStats, WebhookTarget};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -121,7 +121,6 @@ async fn customers_by_phone_finds_the_caller_with_their_recent_orders() {
     expected.truncate(3);
     assert!(!orders.is_empty() && orders.len() <= 3);
     assert_eq!(orders.len(), expected.len());
-    let mut actual_cost = 1;
     for (node, want) in orders.iter().zip(&expected) {
         assert!(node.customer.is_none(), "orders inside a customer do not repeat it");
         let got = node.to_record(Some(&customer)).unwrap();
@@ -135,12 +134,14 @@ async fn customers_by_phone_finds_the_caller_with_their_recent_orders() {
         assert_eq!(got.total_price, want.total_price);
         let tracking = |o: &ShopifyOrder| o.fulfillments.iter().map(|f| f.tracking_number.clone()).collect::<Vec<_>>();
         assert_eq!(tracking(&got), tracking(want));
-        actual_cost += 1 + want.fulfillments.len().min(3) + want.refunds.len().min(3);
     }
 
     let cost = response.extensions.expect("cost is reported").cost;
-    assert_eq!(cost.requested_query_cost, Operation::CustomersByPhone.requested_cost());
-    assert_eq!(cost.actual_query_cost, Some(actual_cost as u32));
+    assert_eq!(cost.requested_query_cost, Operation::CustomersByPhone.estimated_cost(PAGE_SIZE));
+    // The actual cost counts what came back (Shopify refunds the rest): at least the two
+    // connections and one object per customer and order, less than the requested maximum.
+    let actual_cost = cost.actual_query_cost.expect("actual cost is reported");
+    assert!((2 + 1 + 2 + orders.len() as u32..cost.requested_query_cost).contains(&actual_cost), "{cost:?}");
     let status = cost.throttle_status;
     assert_eq!((status.maximum_available, status.restore_rate), (1000.0, 100.0));
     let after_refund = 1000.0 - actual_cost as f64;
@@ -152,12 +153,12 @@ async fn customers_by_phone_finds_the_caller_with_their_recent_orders() {
     assert!(nodes[0].updated_at >= nodes[1].updated_at);
     assert!(nodes.iter().all(|c| c.last_name.as_deref() == Some("Becker")));
 
-    // A UK caller, and a number nobody has (which costs the minimum).
+    // A UK caller, and a number nobody has (which costs the minimum: an empty connection, 2).
     let nodes = s.by_phone("+447700900123").await.data.unwrap().customers.nodes;
     assert_eq!(nodes[0].first_name.as_deref(), Some("Eleanor"));
     let response = s.by_phone("+15550000000").await;
     assert!(response.data.unwrap().customers.nodes.is_empty());
-    assert_eq!(response.extensions.unwrap().cost.actual_query_cost, Some(1));
+    assert_eq!(response.extensions.unwrap().cost.actual_query_cost, Some(2));
     s.server.stop().await;
 }
 
@@ -182,8 +183,10 @@ async fn orders_by_name_returns_the_order_with_its_customer() {
         (&want.tracking_company, &want.tracking_number, &want.tracking_url)
     );
     let cost = response.extensions.unwrap().cost;
-    assert_eq!(cost.requested_query_cost, Operation::OrdersByName.requested_cost());
-    assert_eq!(cost.actual_query_cost, Some(1 + shipped.fulfillments.len() as u32 + shipped.refunds.len() as u32));
+    assert_eq!(cost.requested_query_cost, Operation::OrdersByName.estimated_cost(PAGE_SIZE));
+    let actual = cost.actual_query_cost.expect("actual cost is reported");
+    assert!(actual >= 2 + 1 + shipped.fulfillments.len() as u32 + shipped.refunds.len() as u32, "{cost:?}");
+    assert!(actual < cost.requested_query_cost, "one order of three asked: {cost:?}");
 
     // The guest order has no customer; an unknown name finds nothing.
     let guest = s.order_named(|o| o.customer.is_none());
@@ -205,7 +208,7 @@ where
     let mut after: Option<String> = None;
     let mut sizes = Vec::new();
     loop {
-        let (status, body) = s.raw(op, json!({ "query": query, "after": after })).await;
+        let (status, body) = s.raw(op, json!({ "query": query, "after": after, "first": PAGE_SIZE })).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.get("errors").is_none(), "{body}");
         let connection = body["data"].as_object().unwrap().values().next().unwrap().clone();
@@ -277,7 +280,8 @@ async fn updated_since_pages_through_every_record_once_in_order() {
     assert_eq!(got, want);
 
     // A cursor the sim did not make is refused.
-    let (_, body) = s.raw(Operation::OrdersUpdatedSince, json!({ "query": "", "after": "bogus" })).await;
+    let (_, body) =
+        s.raw(Operation::OrdersUpdatedSince, json!({ "query": "", "after": "bogus", "first": PAGE_SIZE })).await;
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("cursor"), "{body}");
     s.server.stop().await;
 }
@@ -287,8 +291,9 @@ async fn a_query_over_the_single_query_cost_limit_is_refused_as_shopify_does() {
     let s = start(5).await;
     // Shopify refuses any query requesting more than 1000 points; every operation must fit.
     for op in Operation::ALL {
-        assert!(op.requested_cost() <= 1000, "{op:?} requests {} points", op.requested_cost());
-        let (status, body) = s.raw(op, json!({ "query": "" })).await;
+        let cost = op.estimated_cost(PAGE_SIZE);
+        assert!(cost <= 1000, "{op:?} requests {cost} points");
+        let (status, body) = s.raw(op, json!({ "query": "", "first": PAGE_SIZE })).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.get("errors").is_none(), "{op:?}: {body}");
         s.sim.set_bucket(1000.0, 100.0);
@@ -299,7 +304,7 @@ async fn a_query_over_the_single_query_cost_limit_is_refused_as_shopify_does() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(code(&body), "MAX_COST_EXCEEDED", "{body}");
     assert_eq!(body["errors"][0]["extensions"]["maxCost"], 200);
-    assert_eq!(body["errors"][0]["extensions"]["cost"], Operation::CustomersByPhone.requested_cost());
+    assert_eq!(body["errors"][0]["extensions"]["cost"], Operation::CustomersByPhone.estimated_cost(PAGE_SIZE));
     assert!(body["errors"][0]["message"].as_str().unwrap().starts_with("Query cost is "));
     assert!(body.get("data").is_none());
     assert_eq!(s.sim.bucket_status().currently_available, 1000.0, "a refused query costs nothing");
@@ -315,8 +320,8 @@ async fn a_query_over_the_single_query_cost_limit_is_refused_as_shopify_does() {
 async fn the_bucket_throttles_once_drained_and_recovers() {
     let s = start(6).await;
     s.sim.seed_demo();
-    let requested = Operation::CustomersByPhone.requested_cost();
-    s.sim.set_bucket(280.0, 20.0);
+    let requested = Operation::CustomersByPhone.estimated_cost(PAGE_SIZE);
+    s.sim.set_bucket(500.0, 100.0);
     let mut ok = 0;
     let body = loop {
         let (status, body) = s.raw(Operation::CustomersByPhone, json!({ "query": graphql::phone_query(DANA) })).await;
@@ -338,8 +343,8 @@ async fn the_bucket_throttles_once_drained_and_recovers() {
     assert_eq!(cost.requested_query_cost, requested);
     assert_eq!(cost.actual_query_cost, None);
     let status = cost.throttle_status;
-    assert_eq!((status.maximum_available, status.restore_rate), (280.0, 20.0));
-    assert!(status.currently_available < requested as f64 && status.currently_available > 200.0, "{status:?}");
+    assert_eq!((status.maximum_available, status.restore_rate), (500.0, 100.0));
+    assert!(status.currently_available < requested as f64 && status.currently_available > 100.0, "{status:?}");
     assert_eq!(s.sim.throttled(), 1);
 
     // Waiting for the missing points lets the next request through.
@@ -479,9 +484,10 @@ async fn counters_count_every_request_by_operation_from_many_tasks() {
     assert_eq!(code(&body), "THROTTLED");
     s.send(Some("wrong"), &serde_json::to_value(GraphqlRequest::new(Operation::OrdersByName, json!({}))).unwrap())
         .await;
-    let unknown = json!({ "query": "query ShopName { shop { name } }", "variables": {} });
+    let unknown =
+        json!({ "query": "query ShopName { customers(first: 1) { nodes { id nickname } } }", "variables": {} });
     let body: Value = s.send(Some(TOKEN), &unknown).await.json().await.unwrap();
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("ShopName"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("nickname"), "{body}");
     assert_eq!(s.sim.requests(), 203);
     assert_eq!(s.sim.requests_for(Operation::OrdersByName), 102);
     assert_eq!(s.sim.throttled(), 1);
@@ -823,4 +829,51 @@ async fn the_cli_serves_the_demo_shop_with_the_given_token() {
     let nodes = answer.expect("the CLI listens").data.unwrap().customers.nodes;
     assert_eq!(nodes[0].first_name.as_deref(), Some("Dana"));
     cli.abort();
+}
+
+/// The emulator reads the document: a field Shopify's Admin schema does not define is refused
+/// before anything runs or is charged, in Shopify's shape (HTTP 200, `errors` with the message
+/// and its location, no `data`).
+#[tokio::test]
+async fn a_document_with_an_undefined_field_is_refused_by_the_emulator() {
+    let s = start(21).await;
+    s.sim.seed_demo();
+    let request = json!({
+        "query": "query CustomersByPhone($query: String!) { customers(first: 3, query: $query) { nodes { id phoneNumber } } }",
+        "variables": { "query": graphql::phone_query(DANA) },
+        "operationName": "CustomersByPhone",
+    });
+    let response = s.send(Some(TOKEN), &request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert!(body.get("data").is_none(), "{body}");
+    let error = &body["errors"][0];
+    assert!(error["message"].as_str().unwrap().contains("`phoneNumber`"), "{body}");
+    assert_eq!(error["locations"][0], json!({ "line": 1, "column": 91 }));
+    assert_eq!(s.sim.bucket_status().currently_available, 1000.0, "an invalid document costs nothing");
+    s.server.stop().await;
+}
+
+/// Protected customer data the app is not approved for comes back as Shopify sends it: HTTP 200,
+/// the field null, one `ACCESS_DENIED` error per field with its path; everything else answered.
+#[tokio::test]
+async fn redacted_fields_are_null_with_access_denied_errors() {
+    let s = start(22).await;
+    s.sim.seed_demo();
+    s.sim.set_redacted(&[ProtectedData::Name, ProtectedData::Email]);
+    let (status, body) = s.raw(Operation::CustomersByPhone, json!({ "query": graphql::phone_query(DANA) })).await;
+    assert_eq!(status, StatusCode::OK);
+    let customer = &body["data"]["customers"]["nodes"][0];
+    assert!(customer["id"].is_string(), "{body}");
+    assert!(customer["firstName"].is_null() && customer["lastName"].is_null(), "{body}");
+    assert!(customer["defaultEmailAddress"].is_null(), "emailAddress is non-null: its parent becomes null");
+    assert_eq!(customer["defaultPhoneNumber"]["phoneNumber"], DANA, "phone was not redacted");
+    let errors = body["errors"].as_array().unwrap();
+    assert!(errors.iter().all(|e| e["extensions"]["code"] == "ACCESS_DENIED"), "{body}");
+    assert!(errors.iter().any(|e| e["path"] == json!(["customers", "nodes", 0, "firstName"])), "{body}");
+    assert!(
+        errors.iter().all(|e| e["message"].as_str().unwrap().starts_with("This app is not approved to access the")),
+        "{body}"
+    );
+    s.server.stop().await;
 }

@@ -165,8 +165,13 @@ impl ShopifyClient {
         deadline: Instant,
     ) -> Result<Page<ShopifyOrder>, ShopifyError> {
         let query = since.map(graphql::updated_since_query).unwrap_or_default();
-        let data: OrdersData =
-            self.execute(Operation::OrdersUpdatedSince, json!({ "query": query, "after": after }), deadline).await?;
+        let data: OrdersData = self
+            .execute(
+                Operation::OrdersUpdatedSince,
+                json!({ "query": query, "after": after, "first": graphql::PAGE_SIZE }),
+                deadline,
+            )
+            .await?;
         Ok(Page { next: next_cursor(data.orders.page_info), items: orders_of(data.orders.nodes)? })
     }
 
@@ -178,8 +183,13 @@ impl ShopifyClient {
         deadline: Instant,
     ) -> Result<Page<ShopifyCustomer>, ShopifyError> {
         let query = since.map(graphql::updated_since_query).unwrap_or_default();
-        let data: CustomersData =
-            self.execute(Operation::CustomersUpdatedSince, json!({ "query": query, "after": after }), deadline).await?;
+        let data: CustomersData = self
+            .execute(
+                Operation::CustomersUpdatedSince,
+                json!({ "query": query, "after": after, "first": graphql::PAGE_SIZE }),
+                deadline,
+            )
+            .await?;
         let items = data
             .customers
             .nodes
@@ -214,7 +224,7 @@ impl ShopifyClient {
         variables: serde_json::Value,
         deadline: Instant,
     ) -> Result<T, ShopifyError> {
-        let cost = operation.requested_cost();
+        let cost = operation.estimated_cost(graphql::PAGE_SIZE);
         let body = GraphqlRequest::new(operation, variables);
         let mut backoff = Duration::from_millis(250);
         loop {

@@ -15,15 +15,16 @@ use super::payload::{
 pub const LINE_ITEMS: usize = 5;
 
 /// The Admin API version every request is pinned to.
-pub const API_VERSION: &str = "2025-10";
+pub const API_VERSION: &str = "2026-10";
 
-/// Orders and customers returned per page by the reconciler: 25 keeps an orders page (802
-/// points requested) inside a standard plan's 1000-point bucket.
-pub const PAGE_SIZE: u32 = 25;
+/// Orders and customers asked per page by the reconciler (the `$first` variable): 20 keeps an
+/// orders page (2 + 20 × 46 = 922 points by Shopify's documented rules) under the 1000-point
+/// single-query limit; the client shrinks it further if Shopify answers `MAX_COST_EXCEEDED`.
+pub const PAGE_SIZE: u32 = 20;
 
-/// One operation the client can send. `requested_cost` is what Shopify's calculator charges up
-/// front for the document (connections: 2 + first × children; objects 1; scalars 0); the client's
-/// bucket uses it to decide whether a request would be throttled before sending it.
+/// One operation the client can send. `estimated_cost` is the safe starting estimate of what
+/// Shopify charges up front for the document; the client replaces it with the
+/// `requestedQueryCost` Shopify reports in each answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     CustomersByPhone,
@@ -64,35 +65,44 @@ impl Operation {
                  customer {{ {CUSTOMER} }} }} }} }}"
             ),
             Operation::OrdersUpdatedSince => format!(
-                "query OrdersUpdatedSince($query: String!, $after: String) {{ orders(first: {PAGE_SIZE}, after: $after, \
+                "query OrdersUpdatedSince($query: String!, $after: String, $first: Int!) {{ orders(first: $first, after: $after, \
                  query: $query, sortKey: UPDATED_AT) {{ nodes {{ {ORDER} customer {{ {CUSTOMER} }} }} \
                  pageInfo {{ hasNextPage endCursor }} }} }}"
             ),
             Operation::CustomersUpdatedSince => format!(
-                "query CustomersUpdatedSince($query: String!, $after: String) {{ customers(first: {PAGE_SIZE}, \
+                "query CustomersUpdatedSince($query: String!, $after: String, $first: Int!) {{ customers(first: $first, \
                  after: $after, query: $query, sortKey: UPDATED_AT) {{ nodes {{ {CUSTOMER} }} \
                  pageInfo {{ hasNextPage endCursor }} }} }}"
             ),
         }
     }
 
-    /// Shopify's up-front charge for the document, in points.
-    pub fn requested_cost(self) -> u32 {
-        // customer: 1 + defaultAddress 1 + addresses 1 + email 1 + phone 1 = 5
-        // order: 1 + 3 money/address objects + customer ref 1 + lineItems (2 + 5) + fulfillments
-        //        (3 × (1 + trackingInfo 1)) + refunds (3 × 2) = 27
+    /// The up-front charge for the document with `first` nodes per page (the sweeps' `$first`;
+    /// ignored by the lookups, whose sizes are fixed), counted by Shopify's documented rules
+    /// (objects 1, connections 2 + first × node, scalars and enums 0):
+    /// customer node 1 + email 1 + phone 1 + defaultAddress 1 + addressesV2 (2 + 3) = 9;
+    /// order node 1 + totalPriceSet 2 + 2 addresses + lineItems (2 + 5 × 3) + fulfillments
+    /// 3 × (1 + trackingInfo 1) + refunds 3 × 3 = 37.
+    pub fn estimated_cost(self, first: u32) -> u32 {
+        const CUSTOMER: u32 = 9;
+        const ORDER: u32 = 37;
         match self {
-            Operation::CustomersByPhone => 2 + 3 * (5 + 2 + 3 * 27),
-            Operation::OrdersByName => 2 + 3 * (27 + 5),
-            Operation::OrdersUpdatedSince => 2 + PAGE_SIZE * (27 + 5),
-            Operation::CustomersUpdatedSince => 2 + PAGE_SIZE * 5,
+            Operation::CustomersByPhone => 2 + 3 * (CUSTOMER + 2 + 3 * ORDER),
+            Operation::OrdersByName => 2 + 3 * (ORDER + CUSTOMER),
+            Operation::OrdersUpdatedSince => 2 + first * (ORDER + CUSTOMER),
+            Operation::CustomersUpdatedSince => 2 + first * CUSTOMER,
         }
+    }
+
+    /// Whether the document takes a page size (`$first`).
+    pub fn is_paged(self) -> bool {
+        matches!(self, Operation::OrdersUpdatedSince | Operation::CustomersUpdatedSince)
     }
 }
 
 const CUSTOMER: &str = "id firstName lastName state createdAt updatedAt \
     defaultEmailAddress { emailAddress } defaultPhoneNumber { phoneNumber } \
-    defaultAddress { id phone zip countryCodeV2 } addresses { id phone zip countryCodeV2 }";
+    defaultAddress { id phone zip countryCodeV2 } addressesV2(first: 3) { nodes { id phone zip countryCodeV2 } }";
 
 const ORDER: &str = "id name email phone createdAt updatedAt cancelledAt cancelReason closedAt \
     displayFinancialStatus displayFulfillmentStatus totalPriceSet { shopMoney { amount currencyCode } } \
@@ -251,8 +261,9 @@ pub struct GqlCustomer {
     pub default_phone_number: Option<GqlPhone>,
     #[serde(default)]
     pub default_address: Option<GqlAddress>,
-    #[serde(default)]
-    pub addresses: Vec<GqlAddress>,
+    /// `addressesV2` (Shopify deprecated the `addresses` list in favour of this connection).
+    #[serde(default, rename = "addressesV2")]
+    pub addresses_v2: Option<Nodes<GqlAddress>>,
     /// Present in CustomersByPhone only: the customer's most recent orders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orders: Option<Nodes<GqlOrder>>,
@@ -415,7 +426,7 @@ impl GqlCustomer {
             created_at: self.created_at,
             updated_at: Some(self.updated_at),
             default_address: self.default_address.as_ref().map(address_from).transpose()?,
-            addresses: self.addresses.iter().map(address_from).collect::<Result<_, _>>()?,
+            addresses: self.addresses_v2.iter().flat_map(|a| &a.nodes).map(address_from).collect::<Result<_, _>>()?,
         })
     }
 
@@ -431,7 +442,10 @@ impl GqlCustomer {
             default_email_address: c.email.clone().map(|email_address| GqlEmail { email_address }),
             default_phone_number: c.phone.clone().map(|phone_number| GqlPhone { phone_number }),
             default_address: c.default_address.as_ref().map(|a| address_to(a, Some("CustomerAddress"))),
-            addresses: c.addresses.iter().map(|a| address_to(a, Some("CustomerAddress"))).collect(),
+            addresses_v2: Some(Nodes {
+                nodes: c.addresses.iter().take(3).map(|a| address_to(a, Some("CustomerAddress"))).collect(),
+                page_info: None,
+            }),
             orders: None,
         }
     }

@@ -19,12 +19,15 @@
 //! # Ok(()) }
 //! ```
 
+mod cost;
+mod executor;
 mod rng;
 mod seed;
 mod server;
 mod store;
 mod webhooks;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,6 +55,13 @@ pub struct SimConfig {
     pub restore_rate: f64,
     /// Seeds every random choice: generated shops, latency jitter, error rates, webhook faults.
     pub seed: u64,
+    /// The app's client ID and secret for the client-credentials grant.
+    pub client_id: String,
+    pub client_secret: String,
+    /// How long a granted token lives (Shopify: 24 hours).
+    pub token_lifetime: Duration,
+    /// The access scopes the app holds (`currentAppInstallation.accessScopes`, the grant's `scope`).
+    pub scopes: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -61,6 +71,12 @@ impl Default for SimConfig {
             bucket_max: 1000.0,
             restore_rate: 100.0,
             seed: 0x5EED,
+            client_id: "orderline_sim_client_id".into(),
+            client_secret: "orderline_sim_client_secret".into(),
+            token_lifetime: Duration::from_secs(24 * 3600),
+            scopes: ["read_customers", "read_orders", "read_all_orders", "read_fulfillments"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -74,6 +90,10 @@ pub enum Failure {
     Http500,
     /// HTTP 429 with `Retry-After: 1`.
     Http429,
+    /// Every request answered with this HTTP status (402 frozen shop, 403, 423 locked, 503 …).
+    Http(u16),
+    /// The next request answered with this HTTP status, then back to normal.
+    HttpOnce(u16),
     /// Never answers (an hour, or until the server stops): the client must give up.
     Timeout,
     /// This share (0..=1) of requests get HTTP 500; the rest are answered normally.
@@ -96,6 +116,7 @@ pub(crate) struct Knobs {
     jitter: Duration,
     pub(crate) failure: Failure,
     pub(crate) max_query_cost: Option<u32>,
+    pub(crate) redacted: Vec<ProtectedData>,
     pub(crate) rng: Rng,
 }
 
@@ -112,6 +133,7 @@ pub(crate) struct Counters {
     requests: AtomicU64,
     by_op: [AtomicU64; 4],
     throttled: AtomicU64,
+    grants: AtomicU64,
 }
 
 impl Counters {
@@ -139,6 +161,25 @@ pub(crate) struct Inner {
     pub(crate) bucket: Mutex<Bucket>,
     pub(crate) counters: Counters,
     webhooks: Mutex<webhooks::Webhooks>,
+    /// Tokens granted by the client-credentials grant, and when each expires.
+    granted: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+impl Inner {
+    /// A new token from the client-credentials grant, and its lifetime.
+    pub(crate) fn grant(&self) -> (String, Duration) {
+        let n = self.counters.grants.fetch_add(1, Ordering::Relaxed) + 1;
+        let token = format!("shpat_sim_granted_{n:06}");
+        let lifetime = self.config.token_lifetime;
+        lock(&self.granted).insert(token.clone(), std::time::Instant::now() + lifetime);
+        (token, lifetime)
+    }
+
+    /// The legacy permanent token, or a granted one that has not expired.
+    pub(crate) fn token_is_valid(&self, token: &str) -> bool {
+        token == self.config.access_token
+            || lock(&self.granted).get(token).is_some_and(|expires| std::time::Instant::now() < *expires)
+    }
 }
 
 /// The emulated shop. Cheap to clone (one shared state); usable from any task or thread.
@@ -159,11 +200,13 @@ impl ShopifySim {
                 jitter: Duration::ZERO,
                 failure: Failure::None,
                 max_query_cost: Some(server::SINGLE_QUERY_MAX_COST),
+                redacted: Vec::new(),
                 rng: Rng::new(seed, 0x1A7E),
             }),
             bucket: Mutex::new(Bucket::new(config.bucket_max, config.restore_rate)),
             counters: Counters::default(),
             webhooks: Mutex::new(webhooks::Webhooks::new(seed)),
+            granted: Mutex::new(HashMap::new()),
             config,
         };
         ShopifySim { inner: Arc::new(inner) }
@@ -360,6 +403,12 @@ impl ShopifySim {
         lock(&self.inner.bucket).status()
     }
 
+    /// Answers these protected customer data fields with null and an `ACCESS_DENIED` error, as
+    /// Shopify does for an app not approved for them (empty: all approved).
+    pub fn set_redacted(&self, fields: &[ProtectedData]) {
+        lock(&self.inner.knobs).redacted = fields.to_vec();
+    }
+
     /// Shopify refuses a query whose requested cost exceeds 1000 points (`MAX_COST_EXCEEDED`),
     /// whatever the bucket holds; the sim does too by default. `None` lifts the limit.
     pub fn set_max_query_cost(&self, max: Option<u32>) {
@@ -376,6 +425,11 @@ impl ShopifySim {
     /// Requests naming `op` (by `operationName` or the document's `query Name(`).
     pub fn requests_for(&self, op: Operation) -> u64 {
         self.inner.counters.by_op[op_index(op)].load(Ordering::Relaxed)
+    }
+
+    /// Tokens handed out by the client-credentials grant.
+    pub fn grants(&self) -> u64 {
+        self.inner.counters.grants.load(Ordering::Relaxed)
     }
 
     /// Requests answered `THROTTLED` or HTTP 429.
@@ -483,4 +537,26 @@ pub async fn run_cli(listen: SocketAddr, access_token: String) -> std::io::Resul
     tokio::signal::ctrl_c().await?;
     server.stop().await;
     Ok(())
+}
+
+/// Shopify's protected customer data fields, as its schema marks them (`protectedContent`):
+/// an app asks for each in the Dev Dashboard, and until it is approved Shopify answers such a
+/// field with null and an `ACCESS_DENIED` error (HTTP 200).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtectedData {
+    Name,
+    Email,
+    Phone,
+    Address,
+}
+
+impl ProtectedData {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtectedData::Name => "name",
+            ProtectedData::Email => "email",
+            ProtectedData::Phone => "phone",
+            ProtectedData::Address => "address",
+        }
+    }
 }

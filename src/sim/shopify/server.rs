@@ -12,13 +12,11 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::store::{Term, decode_cursor, parse_search};
-use super::{Failure, Inner, ShopifySim, lock};
+use super::{Failure, Inner, ShopifySim, cost, executor, lock};
 use crate::shopify::graphql::{
-    CustomersData, ErrorExtensions, Extensions, GqlCustomer, GqlOrder, GraphqlError, GraphqlRequest, GraphqlResponse,
-    Nodes, Operation, OrdersData, PAGE_SIZE, PageInfo, QueryCost, ThrottleStatus,
+    ErrorExtensions, Extensions, GraphqlError, GraphqlRequest, GraphqlResponse, Operation, QueryCost, ThrottleStatus,
 };
-use crate::shopify::payload::ShopifyOrder;
+use crate::shopify::schema;
 
 /// Shopify's limit on the requested cost of a single query, whatever the plan.
 pub(crate) const SINGLE_QUERY_MAX_COST: u32 = 1000;
@@ -62,7 +60,10 @@ struct ServerState {
 }
 
 pub(crate) fn router(sim: ShopifySim, closing: watch::Receiver<bool>) -> Router {
-    Router::new().route("/admin/api/{version}/graphql.json", post(graphql)).with_state(ServerState { sim, closing })
+    Router::new()
+        .route("/admin/api/{version}/graphql.json", post(graphql))
+        .route("/admin/oauth/access_token", post(access_token))
+        .with_state(ServerState { sim, closing })
 }
 
 /// Resolves when the server is told to stop (never, if its handle is gone without stopping it).
@@ -70,6 +71,47 @@ pub(crate) async fn closed(mut closing: watch::Receiver<bool>) {
     if closing.wait_for(|c| *c).await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// The client-credentials grant of an app made in the Dev Dashboard for the merchant's own store:
+/// `POST https://{shop}/admin/oauth/access_token` with the form
+/// `grant_type=client_credentials&client_id=…&client_secret=…`, answered
+/// `{"access_token", "scope", "expires_in"}` (https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/client-credentials-grant,
+/// read 2026-12; tokens live 24 hours). Bad credentials get the OAuth 2.0 error shape of
+/// RFC 6749 §5.2 (`{"error", "error_description"}`, HTTP 400 or 401).
+async fn access_token(State(state): State<ServerState>, headers: HeaderMap, body: Bytes) -> Response {
+    let inner = &state.sim.inner;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let field = |name: &str| -> Option<String> {
+        if json {
+            let value: Value = serde_json::from_slice(&body).ok()?;
+            value.get(name)?.as_str().map(str::to_string)
+        } else {
+            form_urlencoded::parse(&body).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+        }
+    };
+    let oauth_error = |status: StatusCode, error: &str, description: &str| {
+        (status, axum::Json(json!({ "error": error, "error_description": description }))).into_response()
+    };
+    if field("grant_type").as_deref() != Some("client_credentials") {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant_type must be client_credentials");
+    }
+    let config = &inner.config;
+    let known = field("client_id").as_deref() == Some(config.client_id.as_str())
+        && field("client_secret").as_deref() == Some(config.client_secret.as_str());
+    if !known {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed");
+    }
+    let (token, lifetime) = inner.grant();
+    axum::Json(json!({
+        "access_token": token,
+        "scope": config.scopes.join(","),
+        "expires_in": lifetime.as_secs(),
+    }))
+    .into_response()
 }
 
 enum Wait {
@@ -134,7 +176,8 @@ fn valid_version(version: &str) -> bool {
         || (b.len() == 7 && b[4] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit()))
 }
 
-/// The operation named by `operationName`, else by the document's `query Name(` prefix.
+/// The operation named by `operationName`, else by the document's `query Name(` prefix (for the
+/// counters only: what runs is decided by the validated document).
 fn operation_name(request: &GraphqlRequest) -> Option<String> {
     if let Some(name) = request.operation_name.as_deref().filter(|n| !n.is_empty()) {
         return Some(name.to_string());
@@ -144,11 +187,22 @@ fn operation_name(request: &GraphqlRequest) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// The stable versions Shopify supports in December 2026 (each for at least 12 months:
+/// https://shopify.dev/docs/api/usage/versioning, read 2026-12).
+pub(crate) const SUPPORTED_VERSIONS: [&str; 4] = ["2026-01", "2026-04", "2026-07", "2026-10"];
+
+/// The version Shopify serves for a request to `asked`: itself when supported, else the oldest
+/// supported one ("falls forward"), said in `X-Shopify-API-Version`.
+fn served_version(asked: &str) -> &str {
+    if asked == "unstable" || SUPPORTED_VERSIONS.contains(&asked) { asked } else { SUPPORTED_VERSIONS[0] }
+}
+
+/// Shopify's 401 body for a missing, wrong or expired token.
+const INVALID_TOKEN: &str = "[API] Invalid API key or access token (unrecognized login or wrong password)";
+
 fn answer(sim: &Inner, version: &str, headers: &HeaderMap, body: &[u8]) -> (Response, Wait) {
     let request: Option<GraphqlRequest> = serde_json::from_slice(body).ok();
-    let name = request.as_ref().and_then(operation_name);
-    let op = name.as_deref().and_then(Operation::parse);
-    if let Some(op) = op {
+    if let Some(op) = request.as_ref().and_then(operation_name).as_deref().and_then(Operation::parse) {
         sim.counters.count_op(op);
     }
     let (failure, wait, error_roll, request_id) = {
@@ -164,9 +218,8 @@ fn answer(sim: &Inner, version: &str, headers: &HeaderMap, body: &[u8]) -> (Resp
         return (plain(StatusCode::NOT_FOUND, "Not Found"), wait);
     }
     let token = headers.get("x-shopify-access-token").and_then(|v| v.to_str().ok());
-    if token != Some(sim.config.access_token.as_str()) {
-        let message = "[API] Invalid API key or access token (unrecognized login or wrong password)";
-        return (plain(StatusCode::UNAUTHORIZED, message), wait);
+    if !token.is_some_and(|t| sim.token_is_valid(t)) {
+        return (plain(StatusCode::UNAUTHORIZED, INVALID_TOKEN), wait);
     }
     let Some(request) = request else {
         let body = json!({ "errors": { "query": "Required parameter missing or invalid" } });
@@ -185,6 +238,15 @@ fn answer(sim: &Inner, version: &str, headers: &HeaderMap, body: &[u8]) -> (Resp
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return (response, wait);
         }
+        Failure::HttpOnce(code) => {
+            lock(&sim.knobs).failure = Failure::None;
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (plain(status, status.canonical_reason().unwrap_or("Error")), wait);
+        }
+        Failure::Http(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (plain(status, status.canonical_reason().unwrap_or("Error")), wait);
+        }
         Failure::Timeout => return (plain(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout"), Wait::Forever),
         Failure::GraphqlError => {
             let message = format!(
@@ -194,52 +256,65 @@ fn answer(sim: &Inner, version: &str, headers: &HeaderMap, body: &[u8]) -> (Resp
             return (ok(body), wait);
         }
     }
-    let Some(op) = op else {
-        let supported: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
-        let message =
-            format!("Unknown operation {:?}: the emulator answers {}", name.unwrap_or_default(), supported.join(", "));
-        return (ok(errors(message, None, Value::Null, None)), wait);
-    };
-    (ok(run(sim, op, &request)), wait)
+    let served = served_version(version);
+    let (body, deprecated) = run(sim, &request);
+    let mut response = ok(body);
+    if let Ok(value) = HeaderValue::from_str(served) {
+        response.headers_mut().insert("x-shopify-api-version", value);
+    }
+    if deprecated {
+        // Shopify flags a request that used deprecated fields with this header
+        // (https://shopify.dev/docs/api/usage/versioning#deprecation-practices, read 2026-12).
+        response.headers_mut().insert(
+            "x-shopify-api-deprecated-reason",
+            HeaderValue::from_static("https://shopify.dev/api/usage/versioning#deprecation-practices"),
+        );
+    }
+    (response, wait)
 }
 
-/// Charges the bucket, answers the operation, refunds what it did not cost.
-fn run(sim: &Inner, op: Operation, request: &GraphqlRequest) -> Value {
-    let variable_error = |name: &str, value: &Value| {
-        let message = format!(
-            "Variable ${name} of type String{} was provided invalid value",
-            if name == "query" { "!" } else { "" }
-        );
-        errors(message, Some("INVALID_VARIABLE"), json!({ "value": value }), None)
-    };
-    let query = match request.variables.get("query") {
-        Some(Value::String(q)) => q.clone(),
-        other => return variable_error("query", other.unwrap_or(&Value::Null)),
-    };
-    let after = match request.variables.get("after") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(c)) if matches!(op, Operation::OrdersUpdatedSince | Operation::CustomersUpdatedSince) => {
-            match decode_cursor(c) {
-                Some(key) => Some(key),
-                None => return errors("Invalid cursor for current pagination.".into(), None, Value::Null, None),
-            }
+/// Validates the document against Shopify's schema, charges its cost, runs it, refunds what it
+/// did not cost. Also says whether it used deprecated fields.
+fn run(sim: &Inner, request: &GraphqlRequest) -> (Value, bool) {
+    let document = match schema::validate(&request.query) {
+        Ok(document) => document,
+        Err(problems) => {
+            // Shopify answers an invalid document with HTTP 200, `errors` (message, locations)
+            // and no `data` (graphql-ruby's validation errors, as the Admin API returns them).
+            let errors: Vec<Value> = problems
+                .into_iter()
+                .map(|p| {
+                    let locations: Vec<Value> =
+                        p.locations.iter().map(|(line, column)| json!({ "line": line, "column": column })).collect();
+                    json!({ "message": p.message, "locations": locations })
+                })
+                .collect();
+            return (json!({ "errors": errors }), false);
         }
-        Some(other) => return variable_error("after", other),
     };
-    let terms = match parse_search(&query) {
-        Ok(terms) => terms,
-        Err(message) => return errors(message, None, Value::Null, None),
+    let name = request.operation_name.as_deref().filter(|n| !n.is_empty());
+    let Ok(operation) = document.operations.get(name) else {
+        let message = format!("No operation named \"{}\"", name.unwrap_or_default());
+        return (errors(message, None, Value::Null, None), false);
     };
-    let customers = matches!(op, Operation::CustomersByPhone | Operation::CustomersUpdatedSince);
-    if let Some(term) =
-        terms.iter().find(|t| if customers { !t.applies_to_customers() } else { !t.applies_to_orders() })
-    {
-        let message =
-            format!("the emulator cannot filter {} by {term:?}", if customers { "customers" } else { "orders" });
-        return errors(message, None, Value::Null, None);
+    let deprecated = !schema::deprecated_fields(&document).is_empty();
+    let variables = if request.variables.is_null() { json!({}) } else { request.variables.clone() };
+    // Variables are checked before anything is charged; Shopify's message names the variable
+    // and its type, with code INVALID_VARIABLE.
+    for definition in &operation.variables {
+        let value = variables.get(definition.name.as_str()).unwrap_or(&Value::Null);
+        if definition.ty.is_non_null() && value.is_null() && definition.default_value.is_none() {
+            let message = format!("Variable ${} of type {} was provided invalid value", definition.name, definition.ty);
+            return (errors(message, Some("INVALID_VARIABLE"), json!({ "value": value }), None), deprecated);
+        }
+    }
+    let raw: apollo_compiler::response::JsonMap =
+        serde_json_bytes::from_value(serde_json_bytes::to_value(&variables).unwrap_or_default()).unwrap_or_default();
+    if let Err(e) = apollo_compiler::request::coerce_variable_values(schema::admin(), operation, &raw) {
+        return (errors(e.message().to_string(), Some("INVALID_VARIABLE"), Value::Null, None), deprecated);
     }
 
-    let requested = op.requested_cost();
+    let requested = cost::requested(&document, operation, &variables);
     let max_cost = lock(&sim.knobs).max_query_cost;
     if let Some(max) = max_cost.filter(|max| requested > *max) {
         let message = format!(
@@ -250,7 +325,7 @@ fn run(sim: &Inner, op: Operation, request: &GraphqlRequest) -> Value {
              See https://shopify.dev/api/usage/bulk-operations/queries for usage details.\n"
         );
         let extra = json!({ "cost": requested, "maxCost": max, "documentation": RATE_LIMIT_DOCS });
-        return errors(message, Some("MAX_COST_EXCEEDED"), extra, None);
+        return (errors(message, Some("MAX_COST_EXCEEDED"), extra, None), deprecated);
     }
     {
         let mut bucket = lock(&sim.bucket);
@@ -263,82 +338,26 @@ fn run(sim: &Inner, op: Operation, request: &GraphqlRequest) -> Value {
                 throttle_status: bucket.status(),
             };
             let extra = json!({ "documentation": RATE_LIMIT_DOCS });
-            return errors("Throttled".into(), Some("THROTTLED"), extra, Some(cost));
+            return (errors("Throttled".into(), Some("THROTTLED"), extra, Some(cost)), deprecated);
         }
         bucket.available -= f64::from(requested);
     }
 
-    let (data, actual) = execute(sim, op, &terms, after);
-    let actual = actual.clamp(1, requested);
+    let redacted = lock(&sim.knobs).redacted.clone();
+    let mut answer = {
+        let data = lock(&sim.data);
+        let context = executor::Context { store: &data.store, redacted: &redacted, scopes: &sim.config.scopes };
+        executor::execute(&context, &document, operation, &variables)
+    };
+    let actual = cost::actual(&document, operation, &variables, &answer["data"]).min(requested);
     let throttle_status = {
         let mut bucket = lock(&sim.bucket);
         bucket.available = (bucket.available + f64::from(requested - actual)).min(bucket.max);
         bucket.status()
     };
     let cost = QueryCost { requested_query_cost: requested, actual_query_cost: Some(actual), throttle_status };
-    let mut value = data;
-    value["extensions"] = serde_json::to_value(Extensions { cost }).unwrap_or_default();
-    value
-}
-
-/// 1 for the order plus 1 for each fulfilment and refund returned with it.
-fn order_cost(o: &ShopifyOrder) -> u32 {
-    1 + o.fulfillments.len().min(3) as u32 + o.refunds.len().min(3) as u32
-}
-
-fn execute(sim: &Inner, op: Operation, terms: &[Term], after: Option<super::store::Key>) -> (Value, u32) {
-    let page = PAGE_SIZE as usize;
-    match op {
-        Operation::CustomersByPhone => {
-            let found: Vec<_> = {
-                let data = lock(&sim.data);
-                let customers = data.store.search_customers(terms, 3);
-                customers
-                    .into_iter()
-                    .map(|c| {
-                        let orders = data.store.recent_orders_of(c.id, 3);
-                        (c, orders)
-                    })
-                    .collect()
-            };
-            let mut cost = 0;
-            let nodes = found
-                .iter()
-                .map(|(c, orders)| {
-                    cost += 1 + orders.iter().map(order_cost).sum::<u32>();
-                    let mut node = GqlCustomer::from_record(c);
-                    let nodes = orders.iter().map(|o| GqlOrder::from_record(o, false)).collect();
-                    node.orders = Some(Nodes { nodes, page_info: None });
-                    node
-                })
-                .collect();
-            let data = CustomersData { customers: Nodes { nodes, page_info: None } };
-            (json!({ "data": data }), cost)
-        }
-        Operation::OrdersByName => {
-            let orders = lock(&sim.data).store.search_orders(terms, 3);
-            let cost = orders.iter().map(order_cost).sum();
-            let nodes = orders.iter().map(|o| GqlOrder::from_record(o, true)).collect();
-            let data = OrdersData { orders: Nodes { nodes, page_info: None } };
-            (json!({ "data": data }), cost)
-        }
-        Operation::OrdersUpdatedSince => {
-            let result = lock(&sim.data).store.order_page(terms, after, page);
-            let cost = result.nodes.iter().map(order_cost).sum();
-            let nodes = result.nodes.iter().map(|o| GqlOrder::from_record(o, true)).collect();
-            let page_info = PageInfo { has_next_page: result.has_next_page, end_cursor: result.end_cursor };
-            let data = OrdersData { orders: Nodes { nodes, page_info: Some(page_info) } };
-            (json!({ "data": data }), cost)
-        }
-        Operation::CustomersUpdatedSince => {
-            let result = lock(&sim.data).store.customer_page(terms, after, page);
-            let cost = result.nodes.len() as u32;
-            let nodes = result.nodes.iter().map(GqlCustomer::from_record).collect();
-            let page_info = PageInfo { has_next_page: result.has_next_page, end_cursor: result.end_cursor };
-            let data = CustomersData { customers: Nodes { nodes, page_info: Some(page_info) } };
-            (json!({ "data": data }), cost)
-        }
-    }
+    answer["extensions"] = serde_json::to_value(Extensions { cost }).unwrap_or_default();
+    (answer, deprecated)
 }
 
 #[cfg(test)]
@@ -346,15 +365,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_and_operation_names() {
+    fn a_retired_version_falls_forward_to_the_oldest_supported_one() {
         assert!(valid_version("2025-10") && valid_version("unstable"));
         assert!(!valid_version("2025-1") && !valid_version("latest") && !valid_version("2025_10"));
-        let mut request = GraphqlRequest::new(Operation::OrdersByName, json!({}));
-        assert_eq!(operation_name(&request).as_deref(), Some("OrdersByName"));
-        request.operation_name = None;
-        assert_eq!(operation_name(&request).as_deref(), Some("OrdersByName"));
-        request.query = "{ shop { name } }".into();
-        assert_eq!(operation_name(&request), None);
+        assert_eq!(served_version("2025-10"), "2026-01");
+        assert_eq!(served_version("2026-10"), "2026-10");
+        assert_eq!(served_version("unstable"), "unstable");
     }
 
     #[test]
