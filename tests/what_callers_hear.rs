@@ -189,9 +189,88 @@ async fn an_in_transit_order_with_an_estimate_hears_when_it_is_expected(backend:
     shop.app.stop().await;
 }
 
+async fn local_pickup_delay_and_failed_delivery_are_said_plainly(backend: Backend) {
+    let shop = shop(backend).await;
+    let base = this_second() - Duration::minutes(5);
+    let shipped = base - Duration::days(2);
+    let cases = [
+        ("ready_for_pickup", vec!["Your order number 1 0 4 2 is ready for pickup."]),
+        ("picked_up", vec!["Your order number 1 0 4 2 was picked up on"]),
+        ("delayed", vec!["is delayed with UPS.", "Someone from our team can look into it for you."]),
+        ("attempted_delivery", vec!["The carrier tried to deliver it on", "and will try again."]),
+        ("not_delivered", vec!["could not be delivered.", "Someone from our team can look into it for you."]),
+        ("failure", vec!["could not be delivered."]),
+    ];
+    for (i, (status, words)) in cases.into_iter().enumerate() {
+        // Shopify's view (GraphQL displayStatus), read by the live fetch once the row is stale.
+        let at = base + Duration::seconds(i as i64);
+        shop.sim.upsert_order(record(&order_1042(shipped, at, status)));
+        shop.clock.advance(Duration::minutes(10));
+        let heard = shop.call().await;
+        for w in words {
+            assert!(heard.contains(w), "{status}: {heard}");
+        }
+        // The webhook copy of the same state stores the same word as the GraphQL copy.
+        let stored = shop.app.store().fulfillments(SHOP, ORDER).await.unwrap();
+        assert_eq!(stored[0].shipment_status.as_deref(), Some(status));
+    }
+    let later = base + Duration::seconds(30);
+    shop.deliver("w-delayed", &order_1042(shipped, later, "delayed")).await;
+    assert_eq!(shop.delivery_status("w-delayed").await, "applied");
+    let stored = shop.app.store().fulfillments(SHOP, ORDER).await.unwrap();
+    assert_eq!(stored[0].shipment_status.as_deref(), Some("delayed"));
+    shop.app.stop().await;
+}
+
+async fn a_12_line_item_order_refreshed_by_graphql_keeps_its_12_items(backend: Backend) {
+    let shop = shop(backend).await;
+    let at = this_second() - Duration::minutes(1);
+    let mut order = order_1042(at - Duration::days(1), at, "in_transit");
+    let item = order["line_items"][0].clone();
+    let items: Vec<Value> = (0..12)
+        .map(|i| {
+            let mut item = item.clone();
+            item["id"] = json!(9_007_199_254_760_000_i64 + i);
+            item["title"] = json!(format!("Item {i}"));
+            item
+        })
+        .collect();
+    order["line_items"] = json!(items);
+    shop.deliver("w1", &order).await;
+    let items_of = "SELECT COUNT(*) FROM order_line_items WHERE order_id = 9007199254741107";
+    assert_eq!(shop.app.db.count(items_of).await, 12);
+
+    // Shopify changed the order since (a refund whose createdAt is null, as the schema allows);
+    // a GraphQL page carries 5 of its line items.
+    let mut newer = record(&order);
+    newer.updated_at = at + Duration::seconds(20);
+    newer.financial_status = Some("partially_refunded".into());
+    let refund: orderline::shopify::payload::ShopifyRefund = serde_json::from_value(json!({
+        "id": 9_007_199_254_770_001_i64, "order_id": ORDER.0, "created_at": null,
+        "transactions": [{"kind": "refund", "status": "success", "amount": "5.00", "currency": "USD"}]
+    }))
+    .unwrap();
+    newer.refunds = vec![refund];
+    shop.sim.upsert_order(newer);
+    shop.clock.advance(Duration::minutes(10));
+    let answer = shop.lookup().lookup(DANA).await.unwrap();
+    assert_eq!(answer.source, Source::Shopify);
+    assert_eq!(
+        shop.app.store().order(SHOP, ORDER).await.unwrap().unwrap().financial_status.as_deref(),
+        Some("partially_refunded")
+    );
+    assert_eq!(shop.app.db.count(items_of).await, 12, "the truncated copy deleted nothing it did not carry");
+    let refunds = shop.app.store().refunds(SHOP, ORDER).await.unwrap();
+    assert_eq!((refunds.len(), refunds[0].shopify_created_at), (1, None));
+    assert!(shop.call().await.contains("Part of it has been refunded."));
+    shop.app.stop().await;
+}
+
 on_both_backends!(
     a_same_second_webhook_burst_ends_in_the_latest_state_after_the_refetch,
     a_same_second_live_read_wins_over_the_stored_webhook_copy,
     a_parcel_shipped_15_days_ago_and_scanned_today_is_announced_with_its_ship_date,
     an_in_transit_order_with_an_estimate_hears_when_it_is_expected,
+    local_pickup_delay_and_failed_delivery_are_said_plainly,
+    a_12_line_item_order_refreshed_by_graphql_keeps_its_12_items,
 );

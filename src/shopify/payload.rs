@@ -412,6 +412,7 @@ pub fn fulfillment_status_from_display(value: &str) -> Result<Option<&'static st
         "PARTIALLY_FULFILLED" => Ok(Some("partial")),
         "RESTOCKED" => Ok(Some("restocked")),
         "UNFULFILLED"
+        | "FULFILLMENT_NOT_REQUIRED"
         | "IN_PROGRESS"
         | "ON_HOLD"
         | "OPEN"
