@@ -266,6 +266,38 @@ async fn a_12_line_item_order_refreshed_by_graphql_keeps_its_12_items(backend: B
     shop.app.stop().await;
 }
 
+async fn a_shop_naming_orders_so_1001_a_lets_a_caller_key_1001(backend: Backend) {
+    let shop = shop(backend).await;
+    let at = this_second() - Duration::minutes(1);
+    let mut order = order_1042(at - Duration::days(1), at, "in_transit");
+    order["name"] = json!("SO-1001-A");
+    order["order_number"] = json!(1001);
+    shop.deliver("w1", &order).await;
+    let stranger = |keys: &'static str| {
+        let caller = TwilioCaller::new(CallerConfig::new(&shop.app.url, TOKEN, "+15550199999"));
+        async move { caller.call(scripted(&[keys])).await.expect("the call went through").spoken().join(" | ") }
+    };
+    let heard = stranger("1001").await;
+    assert!(heard.contains("Please enter your order number"), "{heard}");
+    assert!(heard.contains("Your order number 1 0 0 1 shipped on"), "{heard}");
+
+    // An order the store does not have yet: Shopify is asked for the exact name, in the format
+    // the shop's orders use.
+    let mut next = record(&order);
+    next.id = ShopifyId(9_007_199_254_741_999);
+    next.name = "SO-1002-A".into();
+    next.order_number = Some(1002);
+    next.fulfillments.clear();
+    next.fulfillment_status = None;
+    shop.sim.upsert_order(next);
+    let heard = stranger("1002").await;
+    assert!(heard.contains("Your order number 1 0 0 2 was paid on"), "{heard}");
+    let stored = shop.app.store().order(SHOP, ShopifyId(9_007_199_254_741_999)).await.unwrap().unwrap();
+    assert_eq!((stored.name.as_str(), stored.order_number), ("SO-1002-A", Some(1002)));
+    assert!(stranger("1003").await.contains("couldn't find"), "no such order");
+    shop.app.stop().await;
+}
+
 on_both_backends!(
     a_same_second_webhook_burst_ends_in_the_latest_state_after_the_refetch,
     a_same_second_live_read_wins_over_the_stored_webhook_copy,
@@ -273,4 +305,5 @@ on_both_backends!(
     an_in_transit_order_with_an_estimate_hears_when_it_is_expected,
     local_pickup_delay_and_failed_delivery_are_said_plainly,
     a_12_line_item_order_refreshed_by_graphql_keeps_its_12_items,
+    a_shop_naming_orders_so_1001_a_lets_a_caller_key_1001,
 );

@@ -12,3 +12,5 @@ ALTER TABLE fulfillments ADD COLUMN delivered_at TIMESTAMPTZ;
 ALTER TABLE fulfillments ADD COLUMN estimated_delivery_at TIMESTAMPTZ;
 -- Refund.createdAt is nullable in Shopify's Admin schema.
 ALTER TABLE refunds ALTER COLUMN shopify_created_at DROP NOT NULL;
+-- Orders by the number a caller keys, whatever the shop's name prefix and suffix.
+CREATE INDEX orders_by_number ON orders (shop, order_number);

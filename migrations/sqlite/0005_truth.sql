@@ -27,3 +27,5 @@ INSERT INTO refunds_new SELECT shop, id, order_id, note, amount, currency, shopi
 DROP TABLE refunds;
 ALTER TABLE refunds_new RENAME TO refunds;
 CREATE INDEX refunds_by_order ON refunds (shop, order_id);
+-- Orders by the number a caller keys, whatever the shop's name prefix and suffix.
+CREATE INDEX orders_by_number ON orders (shop, order_number);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::payload::{
     DisplayStatus, ShipmentStatus, ShopifyAddress, ShopifyCustomer, ShopifyFulfillment, ShopifyId, ShopifyLineItem,
-    ShopifyOrder, ShopifyRefund, ShopifyTransaction, Truncated, fulfillment_status_from_display,
+    ShopifyOrder, ShopifyRefund, ShopifyTransaction, Truncated, fulfillment_status_from_display, order_number_in,
 };
 
 /// Line items an order node carries (`lineItems(first: 5)` in the documents below).
@@ -463,7 +463,8 @@ impl GqlOrder {
         Ok(ShopifyOrder {
             id: id_of(&self.id)?,
             name: self.name.clone(),
-            order_number: self.name.strip_prefix('#').and_then(|n| n.parse().ok()),
+            // GraphQL `name` is prefix + order number + suffix; REST sends `order_number` apart.
+            order_number: order_number_in(&self.name).map(|(n, _, _)| n),
             email: self.email.clone(),
             phone: self.phone.clone(),
             customer,

@@ -280,6 +280,16 @@ impl ShopifyOrder {
     }
 }
 
+/// An order name split around its order number: `SO-1001-A` → (1001, `SO-`, `-A`). Shopify
+/// names an order prefix + order number + suffix (the shop's checkout settings); the number is
+/// taken as the last run of digits.
+pub fn order_number_in(name: &str) -> Option<(i64, &str, &str)> {
+    let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
+    let start = name[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    let number = name[start..end].parse().ok()?;
+    Some((number, &name[..start], &name[end..]))
+}
+
 /// Where a shipment is: one vocabulary for Shopify's REST `shipment_status` (webhooks) and
 /// GraphQL `Fulfillment.displayStatus` (`FulfillmentDisplayStatus`), stored as the REST word.
 /// Both sources store the same value for the same state. `tests/shipment_states.rs` checks
@@ -701,6 +711,14 @@ mod tests {
         assert_eq!(serde_json::to_string(&ShopifyId(9_007_199_254_741_107)).unwrap(), "9007199254741107");
         assert!(serde_json::from_str::<IdOnly>(r#"{"id": 1.5}"#).is_err());
         assert!(serde_json::from_str::<IdOnly>(r#"{"id": -3}"#).is_err());
+    }
+
+    #[test]
+    fn an_order_name_splits_around_its_number() {
+        assert_eq!(order_number_in("#1042"), Some((1042, "#", "")));
+        assert_eq!(order_number_in("SO-1001-A"), Some((1001, "SO-", "-A")));
+        assert_eq!(order_number_in("1001"), Some((1001, "", "")));
+        assert_eq!(order_number_in("gift"), None);
     }
 
     #[test]

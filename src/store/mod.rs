@@ -18,6 +18,7 @@ mod changes;
 mod copy_out;
 mod deliveries;
 mod handoffs;
+mod order_names;
 mod queries;
 mod records;
 mod time;
@@ -28,6 +29,7 @@ pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final a
 pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
 pub use handoffs::Handoff;
+pub use order_names::NameFormat;
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
 pub use records::{ApplyOutcome, Provenance, UNCONFIRMED};
 pub use time::Ts;
