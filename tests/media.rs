@@ -69,8 +69,16 @@ async fn a_known_caller_hears_their_order_and_the_menu_over_the_stream(backend: 
     assert_eq!(rest[0], "shipped_on", "{first:?}");
     assert!(rest[1].starts_with("month_") && rest[2].starts_with("ord_"), "the day: {first:?}");
     assert_eq!(rest[3..5], ids(&["with", "carrier_ups"])[..], "{first:?}");
+    // In transit with the carrier's estimate (Fulfillment.estimatedDeliveryAt): when it is due.
+    let expected = latest.fulfillments.last().and_then(|f| f.estimated_delivery_at).expect("an estimate");
+    let due = [
+        "expected_to_arrive".to_string(),
+        format!("month_{}", chrono::Datelike::month(&expected)),
+        format!("ord_{}", chrono::Datelike::day(&expected)),
+    ];
+    assert_eq!(rest[5..8], due[..], "{first:?}");
     assert_eq!(
-        rest[5..],
+        rest[8..],
         ids(&["press_1_again", "press_2_other_orders", "press_3_returns", "press_0_someone"])[..],
         "{first:?}"
     );
@@ -464,6 +472,8 @@ fn the_audio_for_order_1042_shipped_on_november_20_is_exactly_its_clips() {
         carrier: None,
         day: "Friday, November 20".into(),
         date: "2026-11-20".into(),
+        expected_day: None,
+        expected_date: None,
         tracking_number: None,
         total: None,
         currency: None,

@@ -119,6 +119,50 @@ async fn a_duplicate_delivery_changes_nothing(backend: Backend) {
     app.stop().await;
 }
 
+/// Posts `body` as `topic` with its own webhook ID and the given X-Shopify-Event-Id.
+async fn deliver_event(app: &TestApp, topic: &str, webhook_id: &str, event_id: &str, body: &[u8]) -> StatusCode {
+    app.client
+        .post(format!("{}/shopify/webhooks", app.url))
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", topic)
+        .header("X-Shopify-Hmac-Sha256", orderline::shopify::signature::sign(common::SECRET, body))
+        .header("X-Shopify-Shop-Domain", SHOP)
+        .header("X-Shopify-API-Version", "2026-10")
+        .header("X-Shopify-Webhook-Id", webhook_id)
+        .header("X-Shopify-Event-Id", event_id)
+        .header("X-Shopify-Triggered-At", "2026-11-02T15:15:03Z")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn one_event_through_two_subscriptions_is_stored_and_applied_once(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let body = fixture_bytes("order_create.json");
+    // Two subscriptions to orders/create: one event, two webhook IDs, one X-Shopify-Event-Id.
+    assert_eq!(deliver_event(&app, "orders/create", "w-sub-a", "ev-1", &body).await, StatusCode::OK);
+    assert_eq!(deliver_event(&app, "orders/create", "w-sub-b", "ev-1", &body).await, StatusCode::OK);
+    app.settle().await;
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries").await, 1);
+    assert!(app.store().delivery(SHOP, "w-sub-b").await.unwrap().is_none(), "the second copy is a duplicate");
+    assert_eq!(app.store().delivery(SHOP, "w-sub-a").await.unwrap().unwrap().status, "applied");
+    // A retry of the first subscription's delivery is still a plain duplicate.
+    assert_eq!(deliver_event(&app, "orders/create", "w-sub-a", "ev-1", &body).await, StatusCode::OK);
+    // Another topic for the same event ID, and another event, are not duplicates.
+    assert_eq!(deliver_event(&app, "orders/updated", "w-upd", "ev-1", &body).await, StatusCode::OK);
+    assert_eq!(deliver_event(&app, "orders/create", "w-sub-c", "ev-2", &body).await, StatusCode::OK);
+    app.settle().await;
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries").await, 3);
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"orderline_webhook_deliveries_received_total{topic="orders/create",outcome="duplicate"} 2"#),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
 async fn an_older_update_after_a_newer_one_changes_nothing(backend: Backend) {
     let app = TestApp::start(backend).await;
     // Newest first: the fulfilment update, then the fulfilled order, then the original order.
@@ -378,6 +422,7 @@ on_both_backends!(
     a_bad_signature_is_refused_and_nothing_is_stored,
     without_a_secret_every_webhook_is_refused,
     a_duplicate_delivery_changes_nothing,
+    one_event_through_two_subscriptions_is_stored_and_applied_once,
     an_older_update_after_a_newer_one_changes_nothing,
     order_and_customer_deletes_remove_and_stay_removed,
     customers_redact_leaves_no_trace_of_the_customer,

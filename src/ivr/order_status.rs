@@ -1,12 +1,14 @@
-//! Where an order is, in the few plain states a caller understands (placed, paid, being
-//! prepared, shipped, out for delivery, delivered, cancelled, refunded). Decides the state from
-//! the cached order; the words themselves are in the `twiml/` templates.
+//! Where an order is, in the plain states a caller understands (placed, paid, being prepared,
+//! shipped, out for delivery, delivered, ready for pickup, picked up, delayed, a failed or
+//! attempted delivery, cancelled, refunded), with the dates callers ask about. Decides the state
+//! from the cached order; the words themselves are in the `twiml/` templates.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::lookup::{FulfillmentCard, OrderCard};
+use crate::shopify::payload::ShipmentStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,19 +19,34 @@ pub enum OrderState {
     Shipped,
     OutForDelivery,
     Delivered,
+    /// Local pickup: waiting at the pickup location.
+    ReadyForPickup,
+    /// Local pickup: collected.
+    PickedUp,
+    /// The carrier says the parcel is late.
+    Delayed,
+    /// The carrier tried to deliver and could not; it will try again or hold the parcel.
+    DeliveryAttempted,
+    /// The carrier gave up (failure, not delivered): a person must sort it out.
+    DeliveryFailed,
     Cancelled,
     Refunded,
 }
 
 impl OrderState {
     /// Every state, in the order an order usually passes through them.
-    pub const ALL: [OrderState; 8] = [
+    pub const ALL: [OrderState; 13] = [
         OrderState::Placed,
         OrderState::Paid,
         OrderState::BeingPrepared,
         OrderState::Shipped,
         OrderState::OutForDelivery,
         OrderState::Delivered,
+        OrderState::ReadyForPickup,
+        OrderState::PickedUp,
+        OrderState::Delayed,
+        OrderState::DeliveryAttempted,
+        OrderState::DeliveryFailed,
         OrderState::Cancelled,
         OrderState::Refunded,
     ];
@@ -43,8 +60,42 @@ impl OrderState {
             OrderState::Shipped => "shipped",
             OrderState::OutForDelivery => "out_for_delivery",
             OrderState::Delivered => "delivered",
+            OrderState::ReadyForPickup => "ready_for_pickup",
+            OrderState::PickedUp => "picked_up",
+            OrderState::Delayed => "delayed",
+            OrderState::DeliveryAttempted => "delivery_attempted",
+            OrderState::DeliveryFailed => "delivery_failed",
             OrderState::Cancelled => "cancelled",
             OrderState::Refunded => "refunded",
+        }
+    }
+
+    /// States the caller is offered a person for, whatever the menu says.
+    pub fn needs_a_person(self) -> bool {
+        matches!(self, OrderState::Delayed | OrderState::DeliveryFailed)
+    }
+
+    /// What a shipment state means to a caller: the one mapping from Shopify's shipment
+    /// vocabulary (`ShipmentStatus`, which covers GraphQL's `FulfillmentDisplayStatus` and
+    /// REST's `shipment_status`). Exhaustive: a new shipment state does not compile until it
+    /// is named here.
+    pub fn of_shipment(status: ShipmentStatus) -> OrderState {
+        match status {
+            // A label or a confirmed fulfilment: the order is fulfilled, on its way to the carrier.
+            ShipmentStatus::LabelPrinted
+            | ShipmentStatus::LabelPurchased
+            | ShipmentStatus::Confirmed
+            | ShipmentStatus::CarrierPickedUp
+            | ShipmentStatus::InTransit => OrderState::Shipped,
+            // The label was voided: nothing left the building.
+            ShipmentStatus::LabelVoided => OrderState::BeingPrepared,
+            ShipmentStatus::OutForDelivery => OrderState::OutForDelivery,
+            ShipmentStatus::AttemptedDelivery => OrderState::DeliveryAttempted,
+            ShipmentStatus::Delayed => OrderState::Delayed,
+            ShipmentStatus::ReadyForPickup => OrderState::ReadyForPickup,
+            ShipmentStatus::PickedUp => OrderState::PickedUp,
+            ShipmentStatus::Delivered => OrderState::Delivered,
+            ShipmentStatus::NotDelivered | ShipmentStatus::Failure => OrderState::DeliveryFailed,
         }
     }
 }
@@ -62,10 +113,16 @@ pub struct OrderFacts {
     /// Some of the money was refunded (the order itself may still be on its way).
     pub partly_refunded: bool,
     pub carrier: Option<String>,
-    /// The day of the shipment, delivery, cancellation or order, in words: `Tuesday, November 17`.
+    /// The day the state is about, in words (`Tuesday, November 17`): shipped = the
+    /// fulfilment's creation, delivered / picked up = its delivery, cancelled = the
+    /// cancellation, placed / paid = the order; for the carrier's news, the day of the news.
     pub day: String,
     /// The same day as a date (`2026-11-17`), for speech that says it from recordings.
     pub date: String,
+    /// When Shopify has the carrier's estimate (shipped, in transit, out for delivery,
+    /// delayed): the day it is expected, in words and as a date.
+    pub expected_day: Option<String>,
+    pub expected_date: Option<String>,
     pub tracking_number: Option<String>,
     pub total: Option<String>,
     pub currency: Option<String>,
@@ -76,6 +133,9 @@ impl OrderFacts {
     pub fn of(order: &OrderCard, tz: Tz) -> OrderFacts {
         let shipment = latest_shipment(order);
         let (state, at) = state_of(order, shipment);
+        let expected = shipment
+            .filter(|_| matches!(state, OrderState::Shipped | OrderState::OutForDelivery | OrderState::Delayed))
+            .and_then(|f| f.estimated_delivery_at);
         OrderFacts {
             name: order.name.to_string(),
             number_spoken: spoken_digits(&order.name),
@@ -85,6 +145,8 @@ impl OrderFacts {
             carrier: shipment.and_then(|f| f.tracking_company.as_deref()).map(str::to_string),
             day: day_in_words(at, tz),
             date: local_date(at, tz),
+            expected_day: expected.map(|at| day_in_words(at, tz)),
+            expected_date: expected.map(|at| local_date(at, tz)),
             tracking_number: shipment.and_then(|f| f.tracking_number.as_deref()).map(str::to_string),
             total: order.total_price.as_deref().map(str::to_string),
             currency: order.currency.as_deref().map(str::to_string),
@@ -93,13 +155,13 @@ impl OrderFacts {
     }
 }
 
-/// The most recently updated fulfilment that went somewhere (not cancelled or failed).
+/// The most recently shipped fulfilment that went somewhere (not cancelled or failed).
 fn latest_shipment(order: &OrderCard) -> Option<&FulfillmentCard> {
     order
         .fulfillments
         .iter()
         .filter(|f| !matches!(f.status, Some("cancelled" | "error" | "failure")))
-        .max_by_key(|f| f.updated_at)
+        .max_by_key(|f| (f.created_at.unwrap_or(f.updated_at), f.updated_at))
 }
 
 fn state_of(order: &OrderCard, shipment: Option<&FulfillmentCard>) -> (OrderState, i64) {
@@ -110,12 +172,20 @@ fn state_of(order: &OrderCard, shipment: Option<&FulfillmentCard>) -> (OrderStat
         return (OrderState::Refunded, order.updated_at);
     }
     if let Some(f) = shipment {
-        return match (f.status, f.shipment_status) {
-            (_, Some("delivered" | "picked_up")) => (OrderState::Delivered, f.updated_at),
-            (_, Some("out_for_delivery")) => (OrderState::OutForDelivery, f.updated_at),
-            (Some("pending" | "open"), _) => (OrderState::BeingPrepared, f.updated_at),
-            _ => (OrderState::Shipped, f.updated_at),
+        // Shipped is the day the fulfilment was created: its `updated_at` moves with every scan.
+        let shipped = f.created_at.unwrap_or(f.updated_at);
+        if matches!(f.status, Some("pending" | "open")) {
+            return (OrderState::BeingPrepared, shipped);
+        }
+        let state =
+            f.shipment_status.and_then(ShipmentStatus::parse).map_or(OrderState::Shipped, OrderState::of_shipment);
+        let at = match state {
+            OrderState::Delivered | OrderState::PickedUp => f.delivered_at.unwrap_or(f.updated_at),
+            OrderState::Shipped | OrderState::OutForDelivery | OrderState::BeingPrepared => shipped,
+            // The carrier's news (delayed, attempted, failed, ready for pickup): when it came.
+            _ => f.updated_at,
         };
+        return (state, at);
     }
     match order.financial_status {
         Some("paid" | "partially_refunded") => (OrderState::Paid, order.created_at),
@@ -172,6 +242,10 @@ mod tests {
             tracking_number: Some("1Z999".into()),
             tracking_url: None,
             updated_at: TUESDAY,
+            created_at: Some(TUESDAY),
+            in_transit_at: None,
+            delivered_at: None,
+            estimated_delivery_at: None,
         }
     }
 

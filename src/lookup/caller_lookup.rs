@@ -439,42 +439,63 @@ impl CallerLookup {
         }
     }
 
-    /// The order a caller keyed in (`1042` finds `#1042`): the store first, then Shopify
-    /// within the budget (and whatever Shopify returns is applied like any other record).
+    /// The order a caller keyed in: `1042` finds `#1042`, and `1001` finds `SO-1001-A` in a shop
+    /// that names its orders so. The store first (by order number, then by the keyed name),
+    /// then Shopify within the budget, asking `name:` with the exact name in each format the
+    /// shop's stored orders use (whatever Shopify returns is applied like any other record).
     pub async fn order_by_number(&self, digits: &str) -> Result<Option<OrderMatch>, LookupError> {
         let digits = digits.trim();
         if digits.is_empty() {
             return Ok(None);
         }
-        let names = [format!("#{digits}"), digits.to_string()];
+        let inner = &self.inner;
+        let shop = &inner.config.shop;
+        let number: Option<i64> = digits.parse().ok();
+        if let Some(number) = number
+            && let Some(order) = inner.store.order_numbered(shop, number).await?
+        {
+            return Ok(Some(self.order_match(order).await?));
+        }
+        let mut names: Vec<String> =
+            inner.store.order_name_formats(shop).await?.iter().map(|f| f.name(digits)).collect();
+        for fallback in [format!("#{digits}"), digits.to_string()] {
+            if !names.contains(&fallback) {
+                names.push(fallback);
+            }
+        }
         if let Some(found) = self.order_named(&names).await? {
             return Ok(Some(found));
         }
-        let Some(client) = self.inner.client.clone() else { return Ok(None) };
-        let budget = self.inner.config.budget;
+        let Some(client) = inner.client.clone() else { return Ok(None) };
+        let budget = inner.config.budget;
         let deadline = tokio::time::Instant::now() + budget;
-        let orders = match tokio::time::timeout(budget, client.orders_by_name(&names[0], deadline)).await {
-            Ok(Ok(orders)) => orders,
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "order lookup on Shopify failed");
-                return Ok(None);
+        // The shop's formats, then `#` + digits (Shopify's default) when none is known yet.
+        for name in names.iter().take(3) {
+            let orders = match tokio::time::timeout_at(deadline, client.orders_by_name(name, deadline)).await {
+                Ok(Ok(orders)) => orders,
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "order lookup on Shopify failed");
+                    return Ok(None);
+                }
+                Err(_) => return Ok(None),
+            };
+            // Shopify's search may match more than the exact name: keep the exact one.
+            let orders: Vec<_> = orders.into_iter().filter(|o| o.name == *name).collect();
+            if orders.is_empty() {
+                continue;
             }
-            Err(_) => return Ok(None),
-        };
-        if orders.is_empty() {
-            return Ok(None);
-        }
-        let mut changes = Vec::new();
-        for order in orders {
-            if let Some(customer) = &order.customer {
-                changes.push(ShopifyChange::Customer(Box::new(customer.clone())));
+            let mut changes = Vec::new();
+            for order in orders {
+                if let Some(customer) = &order.customer {
+                    changes.push(ShopifyChange::Customer(Box::new(customer.clone())));
+                }
+                changes.push(ShopifyChange::Order(Box::new(order)));
             }
-            changes.push(ShopifyChange::Order(Box::new(order)));
+            let now = Ts::from(inner.clock.now());
+            inner.store.apply_all(shop, &changes, &inner.config.default_region, now).await?;
+            return self.order_named(std::slice::from_ref(name)).await;
         }
-        let inner = &self.inner;
-        let now = Ts::from(inner.clock.now());
-        inner.store.apply_all(&inner.config.shop, &changes, &inner.config.default_region, now).await?;
-        self.order_named(&names).await
+        Ok(None)
     }
 
     /// An order by its Shopify ID, from the store.
@@ -535,7 +556,12 @@ impl CallerLookup {
     }
 
     /// Fresh: confirmed (by a webhook, a live fetch or a reconciliation sweep) within the window.
+    /// A record with a row a same-second webhook contradicted (`store::UNCONFIRMED`) is never
+    /// fresh: the next lookup refetches it, whatever the reconciliation watermark says.
     fn is_fresh(&self, record: &CallerRecord, now: i64) -> bool {
+        if record.is_unconfirmed() {
+            return false;
+        }
         let confirmed = record.confirmed_at.max(self.inner.reconciled_through.load(Ordering::SeqCst));
         now - confirmed < self.inner.config.freshness.as_micros() as i64
     }

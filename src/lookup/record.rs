@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::phone::PhoneNumber;
-use crate::shopify::payload::SHIPMENT_STATUSES;
+use crate::shopify::payload::ShipmentStatus;
 use crate::store::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView};
 
 /// Everyone a phone number belongs to, with their recent orders.
@@ -53,10 +53,16 @@ pub struct FulfillmentCard {
     pub tracking_number: Option<Box<str>>,
     pub tracking_url: Option<Box<str>>,
     pub updated_at: i64,
+    /// Shipped (the fulfilment's `created_at`), in transit since, delivered, and expected
+    /// (microseconds since the epoch).
+    pub created_at: Option<i64>,
+    pub in_transit_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub estimated_delivery_at: Option<i64>,
 }
 
-/// The order and fulfilment status words Shopify uses (shipment statuses are in
-/// `SHIPMENT_STATUSES`); anything else is kept as "other" (the call flow cannot say more
+/// The order and fulfilment status words Shopify uses (shipment statuses are
+/// `ShipmentStatus`); anything else is kept as "other" (the call flow cannot say more
 /// about it anyway).
 const STATUS_WORDS: [&str; 23] = [
     "pending",
@@ -86,7 +92,10 @@ const STATUS_WORDS: [&str; 23] = [
 
 fn word(text: Option<&str>) -> Option<&'static str> {
     let text = text?;
-    Some(STATUS_WORDS.iter().chain(SHIPMENT_STATUSES.iter()).find(|w| **w == text).copied().unwrap_or("other"))
+    if let Some(shipment) = ShipmentStatus::parse(text) {
+        return Some(shipment.as_str());
+    }
+    Some(STATUS_WORDS.iter().find(|w| **w == text).copied().unwrap_or("other"))
 }
 
 fn boxed(text: &Option<String>) -> Option<Box<str>> {
@@ -120,6 +129,11 @@ impl CallerRecord {
             })
             .collect();
         CallerRecord { customers, confirmed_at: if confirmed_at == i64::MAX { 0 } else { confirmed_at } }
+    }
+
+    /// A row of the record was contradicted by a same-second webhook and awaits a refetch.
+    pub fn is_unconfirmed(&self) -> bool {
+        self.confirmed_at <= crate::store::UNCONFIRMED.0.timestamp_micros()
     }
 
     pub fn confirmed_at(&self) -> DateTime<Utc> {
@@ -184,6 +198,10 @@ fn order_card(o: &OrderParts) -> OrderCard {
                 tracking_number: boxed(&f.tracking_number),
                 tracking_url: boxed(&f.tracking_url),
                 updated_at: f.updated_at.0.timestamp_micros(),
+                created_at: f.shopify_created_at.map(|t| t.0.timestamp_micros()),
+                in_transit_at: f.in_transit_at.map(|t| t.0.timestamp_micros()),
+                delivered_at: f.delivered_at.map(|t| t.0.timestamp_micros()),
+                estimated_delivery_at: f.estimated_delivery_at.map(|t| t.0.timestamp_micros()),
             })
             .collect(),
         refunds: u16::try_from(o.refunds.len()).unwrap_or(u16::MAX),
@@ -400,6 +418,10 @@ impl CallerSink for ShopCallers {
             tracking_number: boxed_str(f.tracking_number),
             tracking_url: boxed_str(f.tracking_url),
             updated_at: f.updated_at,
+            created_at: f.created_at,
+            in_transit_at: f.in_transit_at,
+            delivered_at: f.delivered_at,
+            estimated_delivery_at: f.estimated_delivery_at,
         };
         order.fulfillments.push((f.id, card));
     }

@@ -7,9 +7,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::payload::{
-    SHIPMENT_STATUSES, ShopifyAddress, ShopifyCustomer, ShopifyFulfillment, ShopifyId, ShopifyLineItem, ShopifyOrder,
-    ShopifyRefund, ShopifyTransaction,
+    DisplayStatus, ShipmentStatus, ShopifyAddress, ShopifyCustomer, ShopifyFulfillment, ShopifyId, ShopifyLineItem,
+    ShopifyOrder, ShopifyRefund, ShopifyTransaction, Truncated, fulfillment_status_from_display, order_number_in,
 };
+
+/// Line items an order node carries (`lineItems(first: 5)` in the documents below).
+pub const LINE_ITEMS: usize = 5;
 
 /// The Admin API version every request is pinned to.
 pub const API_VERSION: &str = "2026-10";
@@ -114,7 +117,8 @@ const ORDER: &str = "id name email phone createdAt updatedAt cancelledAt cancelR
     displayFinancialStatus displayFulfillmentStatus totalPriceSet { shopMoney { amount currencyCode } } \
     shippingAddress { phone zip countryCodeV2 } billingAddress { phone zip countryCodeV2 } \
     lineItems(first: 5) { nodes { id title variantTitle sku quantity originalUnitPriceSet { shopMoney { amount currencyCode } } } } \
-    fulfillments(first: 3) { id status displayStatus createdAt updatedAt trackingInfo(first: 1) { company number url } } \
+    fulfillments(first: 3) { id status displayStatus createdAt updatedAt inTransitAt deliveredAt estimatedDeliveryAt \
+    trackingInfo(first: 1) { company number url } } \
     refunds(first: 3) { id createdAt note totalRefundedSet { shopMoney { amount currencyCode } } }";
 
 /// The request body: `{"query", "variables", "operationName"}`.
@@ -337,6 +341,12 @@ pub struct GqlFulfillment {
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
+    pub in_transit_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub delivered_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub estimated_delivery_at: Option<DateTime<Utc>>,
+    #[serde(default)]
     pub tracking_info: Vec<GqlTrackingInfo>,
 }
 
@@ -344,7 +354,9 @@ pub struct GqlFulfillment {
 #[serde(rename_all = "camelCase")]
 pub struct GqlRefund {
     pub id: String,
-    pub created_at: DateTime<Utc>,
+    /// Nullable in the Admin schema (`Refund.createdAt: DateTime`).
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub note: Option<String>,
     #[serde(default)]
@@ -487,16 +499,19 @@ impl GqlOrder {
         Ok(ShopifyOrder {
             id: id_of(&self.id)?,
             name: self.name.clone(),
-            order_number: self.name.strip_prefix('#').and_then(|n| n.parse().ok()),
+            // GraphQL `name` is prefix + order number + suffix; REST sends `order_number` apart.
+            order_number: order_number_in(&self.name).map(|(n, _, _)| n),
             email: self.email.clone(),
             phone: self.phone.clone(),
             customer,
             financial_status: lower(&self.display_financial_status),
-            fulfillment_status: match self.display_fulfillment_status.as_deref() {
-                None | Some("UNFULFILLED") => None,
-                Some("PARTIALLY_FULFILLED") => Some("partial".into()),
-                Some(other) => Some(other.to_ascii_lowercase()),
-            },
+            // Stored as REST says it (see `fulfillment_status_from_display`); a value this build
+            // does not know is stored as nothing rather than as a word REST never sends.
+            fulfillment_status: self
+                .display_fulfillment_status
+                .as_deref()
+                .and_then(|d| fulfillment_status_from_display(d).ok().flatten())
+                .map(str::to_string),
             cancelled_at: self.cancelled_at,
             cancel_reason: lower(&self.cancel_reason),
             closed_at: self.closed_at,
@@ -527,17 +542,23 @@ impl GqlOrder {
                 .iter()
                 .map(|f| {
                     let tracking = f.tracking_info.first();
-                    let display = lower(&f.display_status);
+                    let shipment = match f.display_status.as_deref().map(ShipmentStatus::from_display_status) {
+                        Some(DisplayStatus::Shipment(s)) => Some(s.as_str().to_string()),
+                        Some(DisplayStatus::NoShipmentStatus | DisplayStatus::Unknown) | None => None,
+                    };
                     Ok(ShopifyFulfillment {
                         id: id_of(&f.id)?,
                         order_id: id_of(&self.id)?,
                         status: Some(f.status.to_ascii_lowercase()),
-                        shipment_status: display.filter(|d| SHIPMENT_STATUSES.contains(&d.as_str())),
+                        shipment_status: shipment,
                         tracking_company: tracking.and_then(|t| t.company.clone()),
                         tracking_number: tracking.and_then(|t| t.number.clone()),
                         tracking_url: tracking.and_then(|t| t.url.clone()),
                         created_at: f.created_at,
                         updated_at: f.updated_at,
+                        in_transit_at: f.in_transit_at,
+                        delivered_at: f.delivered_at,
+                        estimated_delivery_at: f.estimated_delivery_at,
                     })
                 })
                 .collect::<Result<_, NodeError>>()?,
@@ -564,6 +585,8 @@ impl GqlOrder {
                     })
                 })
                 .collect::<Result<_, NodeError>>()?,
+            // The document asks for `lineItems(first: LINE_ITEMS)`: a full page may have left some out.
+            truncated: Truncated { line_items: self.line_items.nodes.len() >= LINE_ITEMS },
         })
     }
 
@@ -601,7 +624,7 @@ impl GqlOrder {
                 nodes: o
                     .line_items
                     .iter()
-                    .take(5)
+                    .take(LINE_ITEMS)
                     .map(|l| GqlLineItem {
                         id: gid("LineItem", l.id),
                         title: l.title.clone(),
@@ -619,13 +642,19 @@ impl GqlOrder {
                 .map(|f| GqlFulfillment {
                     id: gid("Fulfillment", f.id),
                     status: f.status.clone().unwrap_or_else(|| "success".into()).to_ascii_uppercase(),
-                    display_status: Some(match &f.shipment_status {
-                        Some(s) => s.to_ascii_uppercase(),
-                        None if f.status.as_deref() == Some("cancelled") => "CANCELED".into(),
-                        None => "FULFILLED".into(),
-                    }),
+                    display_status: Some(
+                        match f.shipment_status.as_deref().and_then(ShipmentStatus::parse) {
+                            Some(s) => s.display_status(),
+                            None if f.status.as_deref() == Some("cancelled") => "CANCELED",
+                            None => "FULFILLED",
+                        }
+                        .to_string(),
+                    ),
                     created_at: f.created_at,
                     updated_at: f.updated_at,
+                    in_transit_at: f.in_transit_at,
+                    delivered_at: f.delivered_at,
+                    estimated_delivery_at: f.estimated_delivery_at,
                     tracking_info: if f.tracking_company.is_some() || f.tracking_number.is_some() {
                         vec![GqlTrackingInfo {
                             company: f.tracking_company.clone(),

@@ -109,12 +109,28 @@ pub struct ShopifyLineItem {
     pub fulfillment_status: Option<String>,
 }
 
+/// A fulfilment: one shipment of some of an order's items.
+///
+/// Where each date comes from (REST Fulfillment and FulfillmentEvent resources,
+/// shopify.dev/docs/api/admin-rest/latest/resources/fulfillment and …/fulfillmentevent, read
+/// 2026-12-04; GraphQL `Fulfillment`, Admin schema 2026-10):
+/// - shipped: REST `created_at` = GraphQL `createdAt` (never `updated_at`, which moves with
+///   every tracking event);
+/// - in transit since: GraphQL `inTransitAt`; by webhook, the `updated_at` of the first version
+///   whose `shipment_status` is `in_transit` (REST Fulfillment has no such field);
+/// - delivered: GraphQL `deliveredAt`; by webhook, `happened_at` of the `delivered`
+///   fulfillment event (`fulfillment_events/create`), or else the `updated_at` of the first
+///   version whose `shipment_status` is `delivered`;
+/// - expected: GraphQL `estimatedDeliveryAt`; by webhook only the fulfillment event's
+///   `estimated_delivery_at` carries it (REST Fulfillment has no such field).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct ShopifyFulfillment {
     pub id: ShopifyId,
     pub order_id: ShopifyId,
     #[serde(default)]
     pub status: Option<String>,
+    /// REST `shipment_status`, or GraphQL `displayStatus` in the same words (see
+    /// `ShipmentState`): both sources store the same value for the same state.
     #[serde(default)]
     pub shipment_status: Option<String>,
     #[serde(default)]
@@ -126,6 +142,41 @@ pub struct ShopifyFulfillment {
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_transit_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_delivery_at: Option<DateTime<Utc>>,
+}
+
+impl ShopifyFulfillment {
+    /// Fills the dates a REST copy does not carry from the version itself: the first version
+    /// that says `in_transit` or `delivered` was written when that happened (the store keeps
+    /// the earliest it learns).
+    fn with_dates_from_status(mut self) -> Self {
+        match self.shipment_status.as_deref() {
+            Some("in_transit") if self.in_transit_at.is_none() => self.in_transit_at = Some(self.updated_at),
+            Some("delivered") if self.delivered_at.is_none() => self.delivered_at = Some(self.updated_at),
+            _ => {}
+        }
+        self
+    }
+}
+
+/// A tracking event on a fulfilment (REST FulfillmentEvent, webhook `fulfillment_events/create`):
+/// the only webhook that carries the carrier's estimated delivery date.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ShopifyFulfillmentEvent {
+    pub id: ShopifyId,
+    pub fulfillment_id: ShopifyId,
+    pub order_id: ShopifyId,
+    /// `in_transit`, `delivered`, … (REST FulfillmentEvent `status`).
+    pub status: String,
+    #[serde(default)]
+    pub happened_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub estimated_delivery_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -146,7 +197,9 @@ pub struct ShopifyRefund {
     pub order_id: ShopifyId,
     #[serde(default)]
     pub note: Option<String>,
-    pub created_at: DateTime<Utc>,
+    /// Nullable in Shopify's Admin schema (`Refund.createdAt: DateTime`, no `!`).
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub processed_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -209,6 +262,16 @@ pub struct ShopifyOrder {
     pub fulfillments: Vec<ShopifyFulfillment>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub refunds: Vec<ShopifyRefund>,
+    /// What this copy left out (a GraphQL page carries at most a few line items): the apply
+    /// path never deletes what a copy did not carry. Webhook bodies are whole.
+    #[serde(skip)]
+    pub truncated: Truncated,
+}
+
+/// The lists a copy of an order may have cut short.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Truncated {
+    pub line_items: bool,
 }
 
 impl ShopifyOrder {
@@ -217,19 +280,162 @@ impl ShopifyOrder {
     }
 }
 
-/// Shopify's shipment statuses for a fulfilment (REST `shipment_status`). GraphQL's display
-/// statuses outside this set have no REST twin.
-pub const SHIPMENT_STATUSES: [&str; 9] = [
-    "label_printed",
-    "label_purchased",
-    "attempted_delivery",
-    "ready_for_pickup",
-    "confirmed",
-    "in_transit",
-    "out_for_delivery",
-    "delivered",
-    "failure",
-];
+/// An order name split around its order number: `SO-1001-A` → (1001, `SO-`, `-A`). Shopify
+/// names an order prefix + order number + suffix (the shop's checkout settings); the number is
+/// taken as the last run of digits.
+pub fn order_number_in(name: &str) -> Option<(i64, &str, &str)> {
+    let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
+    let start = name[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    let number = name[start..end].parse().ok()?;
+    Some((number, &name[..start], &name[end..]))
+}
+
+/// Where a shipment is: one vocabulary for Shopify's REST `shipment_status` (webhooks) and
+/// GraphQL `Fulfillment.displayStatus` (`FulfillmentDisplayStatus`), stored as the REST word.
+/// Both sources store the same value for the same state. `tests/shipment_states.rs` checks
+/// against Shopify's published Admin schema that `from_display_status` names every value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShipmentStatus {
+    LabelPrinted,
+    LabelPurchased,
+    LabelVoided,
+    Confirmed,
+    CarrierPickedUp,
+    InTransit,
+    OutForDelivery,
+    AttemptedDelivery,
+    Delayed,
+    ReadyForPickup,
+    PickedUp,
+    Delivered,
+    NotDelivered,
+    Failure,
+}
+
+/// What GraphQL's `displayStatus` says about a fulfilment, in the stored vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayStatus {
+    /// A shipment state (the REST `shipment_status` of the same fulfilment).
+    Shipment(ShipmentStatus),
+    /// No shipment state: REST sends `shipment_status: null` and says it with the
+    /// fulfilment's `status` (FULFILLED, MARKED_AS_FULFILLED, SUBMITTED: success; CANCELED:
+    /// cancelled).
+    NoShipmentStatus,
+    /// A value this build does not know (a newer API version); stored as nothing.
+    Unknown,
+}
+
+impl ShipmentStatus {
+    pub const ALL: [ShipmentStatus; 14] = [
+        ShipmentStatus::LabelPrinted,
+        ShipmentStatus::LabelPurchased,
+        ShipmentStatus::LabelVoided,
+        ShipmentStatus::Confirmed,
+        ShipmentStatus::CarrierPickedUp,
+        ShipmentStatus::InTransit,
+        ShipmentStatus::OutForDelivery,
+        ShipmentStatus::AttemptedDelivery,
+        ShipmentStatus::Delayed,
+        ShipmentStatus::ReadyForPickup,
+        ShipmentStatus::PickedUp,
+        ShipmentStatus::Delivered,
+        ShipmentStatus::NotDelivered,
+        ShipmentStatus::Failure,
+    ];
+
+    /// The stored word: REST's `shipment_status` (`in_transit`), and the same style for the
+    /// states only GraphQL names (`picked_up`, `not_delivered`, `label_voided`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShipmentStatus::LabelPrinted => "label_printed",
+            ShipmentStatus::LabelPurchased => "label_purchased",
+            ShipmentStatus::LabelVoided => "label_voided",
+            ShipmentStatus::Confirmed => "confirmed",
+            ShipmentStatus::CarrierPickedUp => "carrier_picked_up",
+            ShipmentStatus::InTransit => "in_transit",
+            ShipmentStatus::OutForDelivery => "out_for_delivery",
+            ShipmentStatus::AttemptedDelivery => "attempted_delivery",
+            ShipmentStatus::Delayed => "delayed",
+            ShipmentStatus::ReadyForPickup => "ready_for_pickup",
+            ShipmentStatus::PickedUp => "picked_up",
+            ShipmentStatus::Delivered => "delivered",
+            ShipmentStatus::NotDelivered => "not_delivered",
+            ShipmentStatus::Failure => "failure",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<ShipmentStatus> {
+        ShipmentStatus::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
+    /// GraphQL `FulfillmentDisplayStatus` (Admin schema 2026-10) in the stored vocabulary.
+    pub fn from_display_status(value: &str) -> DisplayStatus {
+        match value {
+            "FULFILLED" | "MARKED_AS_FULFILLED" | "SUBMITTED" | "CANCELED" => DisplayStatus::NoShipmentStatus,
+            "LABEL_PRINTED" => DisplayStatus::Shipment(ShipmentStatus::LabelPrinted),
+            "LABEL_PURCHASED" => DisplayStatus::Shipment(ShipmentStatus::LabelPurchased),
+            "LABEL_VOIDED" => DisplayStatus::Shipment(ShipmentStatus::LabelVoided),
+            "CONFIRMED" => DisplayStatus::Shipment(ShipmentStatus::Confirmed),
+            "CARRIER_PICKED_UP" => DisplayStatus::Shipment(ShipmentStatus::CarrierPickedUp),
+            "IN_TRANSIT" => DisplayStatus::Shipment(ShipmentStatus::InTransit),
+            "OUT_FOR_DELIVERY" => DisplayStatus::Shipment(ShipmentStatus::OutForDelivery),
+            "ATTEMPTED_DELIVERY" => DisplayStatus::Shipment(ShipmentStatus::AttemptedDelivery),
+            "DELAYED" => DisplayStatus::Shipment(ShipmentStatus::Delayed),
+            "READY_FOR_PICKUP" => DisplayStatus::Shipment(ShipmentStatus::ReadyForPickup),
+            "PICKED_UP" => DisplayStatus::Shipment(ShipmentStatus::PickedUp),
+            "DELIVERED" => DisplayStatus::Shipment(ShipmentStatus::Delivered),
+            "NOT_DELIVERED" => DisplayStatus::Shipment(ShipmentStatus::NotDelivered),
+            "FAILURE" => DisplayStatus::Shipment(ShipmentStatus::Failure),
+            _ => DisplayStatus::Unknown,
+        }
+    }
+
+    /// The `displayStatus` Shopify shows for this shipment state (used by the emulator).
+    pub fn display_status(self) -> &'static str {
+        match self {
+            ShipmentStatus::LabelPrinted => "LABEL_PRINTED",
+            ShipmentStatus::LabelPurchased => "LABEL_PURCHASED",
+            ShipmentStatus::LabelVoided => "LABEL_VOIDED",
+            ShipmentStatus::Confirmed => "CONFIRMED",
+            ShipmentStatus::CarrierPickedUp => "CARRIER_PICKED_UP",
+            ShipmentStatus::InTransit => "IN_TRANSIT",
+            ShipmentStatus::OutForDelivery => "OUT_FOR_DELIVERY",
+            ShipmentStatus::AttemptedDelivery => "ATTEMPTED_DELIVERY",
+            ShipmentStatus::Delayed => "DELAYED",
+            ShipmentStatus::ReadyForPickup => "READY_FOR_PICKUP",
+            ShipmentStatus::PickedUp => "PICKED_UP",
+            ShipmentStatus::Delivered => "DELIVERED",
+            ShipmentStatus::NotDelivered => "NOT_DELIVERED",
+            ShipmentStatus::Failure => "FAILURE",
+        }
+    }
+}
+
+/// An order's fulfilment status as REST says it (`fulfilled`, `partial`, `restocked`, or null
+/// for anything not yet shipped), from GraphQL `OrderDisplayFulfillmentStatus` (Admin schema
+/// 2026-10). `Err` for a value this build does not know. REST never sends GraphQL's finer
+/// unshipped states (`on_hold`, `in_progress`, …): storing them would make the stored value
+/// depend on which source came first.
+pub fn fulfillment_status_from_display(value: &str) -> Result<Option<&'static str>, UnknownValue> {
+    match value {
+        "FULFILLED" => Ok(Some("fulfilled")),
+        "PARTIALLY_FULFILLED" => Ok(Some("partial")),
+        "RESTOCKED" => Ok(Some("restocked")),
+        "UNFULFILLED"
+        | "FULFILLMENT_NOT_REQUIRED"
+        | "IN_PROGRESS"
+        | "ON_HOLD"
+        | "OPEN"
+        | "PENDING_FULFILLMENT"
+        | "REQUEST_DECLINED"
+        | "SCHEDULED" => Ok(None),
+        _ => Err(UnknownValue),
+    }
+}
+
+/// A value of a Shopify enum this build does not know (a newer API version may add some).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownValue;
 
 /// Every webhook topic orderline subscribes to. Anything else is acknowledged and recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -243,6 +449,7 @@ pub enum Topic {
     OrdersDelete,
     FulfillmentsCreate,
     FulfillmentsUpdate,
+    FulfillmentEventsCreate,
     RefundsCreate,
     CustomersCreate,
     CustomersUpdate,
@@ -255,7 +462,7 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub const ALL: [Topic; 18] = [
+    pub const ALL: [Topic; 19] = [
         Topic::OrdersCreate,
         Topic::OrdersUpdated,
         Topic::OrdersPaid,
@@ -265,6 +472,7 @@ impl Topic {
         Topic::OrdersDelete,
         Topic::FulfillmentsCreate,
         Topic::FulfillmentsUpdate,
+        Topic::FulfillmentEventsCreate,
         Topic::RefundsCreate,
         Topic::CustomersCreate,
         Topic::CustomersUpdate,
@@ -287,6 +495,7 @@ impl Topic {
             Topic::OrdersDelete => "orders/delete",
             Topic::FulfillmentsCreate => "fulfillments/create",
             Topic::FulfillmentsUpdate => "fulfillments/update",
+            Topic::FulfillmentEventsCreate => "fulfillment_events/create",
             Topic::RefundsCreate => "refunds/create",
             Topic::CustomersCreate => "customers/create",
             Topic::CustomersUpdate => "customers/update",
@@ -310,6 +519,7 @@ pub enum ShopifyChange {
     Order(Box<ShopifyOrder>),
     OrderDeleted { id: ShopifyId },
     Fulfillment(ShopifyFulfillment),
+    FulfillmentEvent(ShopifyFulfillmentEvent),
     Refund(ShopifyRefund),
     Customer(Box<ShopifyCustomer>),
     CustomerDeleted { id: ShopifyId },
@@ -364,9 +574,17 @@ impl ShopifyChange {
             | Topic::OrdersPaid
             | Topic::OrdersCancelled
             | Topic::OrdersFulfilled
-            | Topic::OrdersPartiallyFulfilled => ShopifyChange::Order(Box::new(json(topic, body)?)),
+            | Topic::OrdersPartiallyFulfilled => {
+                let mut order: ShopifyOrder = json(topic, body)?;
+                order.fulfillments =
+                    order.fulfillments.into_iter().map(ShopifyFulfillment::with_dates_from_status).collect();
+                ShopifyChange::Order(Box::new(order))
+            }
             Topic::OrdersDelete => ShopifyChange::OrderDeleted { id: json::<IdOnly>(topic, body)?.id },
-            Topic::FulfillmentsCreate | Topic::FulfillmentsUpdate => ShopifyChange::Fulfillment(json(topic, body)?),
+            Topic::FulfillmentsCreate | Topic::FulfillmentsUpdate => {
+                ShopifyChange::Fulfillment(json::<ShopifyFulfillment>(topic, body)?.with_dates_from_status())
+            }
+            Topic::FulfillmentEventsCreate => ShopifyChange::FulfillmentEvent(json(topic, body)?),
             Topic::RefundsCreate => ShopifyChange::Refund(json(topic, body)?),
             Topic::CustomersCreate | Topic::CustomersUpdate | Topic::CustomersEnable | Topic::CustomersDisable => {
                 let customer: ShopifyCustomer = json(topic, body)?;
@@ -411,6 +629,7 @@ impl ShopifyChange {
             ShopifyChange::Order(o) => Some(o.id),
             ShopifyChange::OrderDeleted { id } => Some(*id),
             ShopifyChange::Fulfillment(f) => Some(f.order_id),
+            ShopifyChange::FulfillmentEvent(e) => Some(e.order_id),
             ShopifyChange::Refund(r) => Some(r.order_id),
             _ => None,
         }
@@ -435,9 +654,12 @@ pub fn subjects_of_unparsed(topic: Option<Topic>, body: &[u8]) -> (Option<Shopif
     match topic {
         Some(Topic::CustomersCreate | Topic::CustomersUpdate | Topic::CustomersEnable | Topic::CustomersDisable)
         | Some(Topic::CustomersDelete) => (own_id, None),
-        Some(Topic::FulfillmentsCreate | Topic::FulfillmentsUpdate | Topic::RefundsCreate) => {
-            (customer, id_at(value.get("order_id")))
-        }
+        Some(
+            Topic::FulfillmentsCreate
+            | Topic::FulfillmentsUpdate
+            | Topic::FulfillmentEventsCreate
+            | Topic::RefundsCreate,
+        ) => (customer, id_at(value.get("order_id"))),
         _ => (customer, own_id),
     }
 }
@@ -489,6 +711,14 @@ mod tests {
         assert_eq!(serde_json::to_string(&ShopifyId(9_007_199_254_741_107)).unwrap(), "9007199254741107");
         assert!(serde_json::from_str::<IdOnly>(r#"{"id": 1.5}"#).is_err());
         assert!(serde_json::from_str::<IdOnly>(r#"{"id": -3}"#).is_err());
+    }
+
+    #[test]
+    fn an_order_name_splits_around_its_number() {
+        assert_eq!(order_number_in("#1042"), Some((1042, "#", "")));
+        assert_eq!(order_number_in("SO-1001-A"), Some((1001, "SO-", "-A")));
+        assert_eq!(order_number_in("1001"), Some((1001, "", "")));
+        assert_eq!(order_number_in("gift"), None);
     }
 
     #[test]

@@ -32,7 +32,7 @@ fn fake_library(clips: &[(&str, &[u8])]) -> ClipLibrary {
     ClipLibrary::load(dir.path()).unwrap()
 }
 
-const STATES: [OrderState; 8] = OrderState::ALL;
+const STATES: [OrderState; OrderState::ALL.len()] = OrderState::ALL;
 
 #[test]
 fn order_1042_shipped_on_november_20_is_spoken_digit_by_digit_then_month_and_ordinal() {

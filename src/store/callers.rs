@@ -2,7 +2,7 @@
 //! refunds, and who owns which phone, in a few queries for any number of customers.
 
 use super::copy_out::{copy_rows, literal};
-use super::queries::{CUSTOMER_COLUMNS, ORDER_COLUMNS};
+use super::queries::{CUSTOMER_COLUMNS, FULFILLMENT_COLUMNS, ORDER_COLUMNS};
 use super::{
     CustomerRow, FulfillmentRow, OrderRow, Pool, RefundRow, Store, StoreError, Ts, for_each_backend, on_backend,
 };
@@ -60,6 +60,10 @@ pub struct FulfillmentView<'a> {
     pub tracking_number: Option<&'a str>,
     pub tracking_url: Option<&'a str>,
     pub updated_at: i64,
+    pub created_at: Option<i64>,
+    pub in_transit_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub estimated_delivery_at: Option<i64>,
 }
 
 /// What `Store::scan_callers` hands a whole shop to, row by row and in this order: every
@@ -95,7 +99,8 @@ fn orders_sql(shop: &str) -> String {
 
 fn fulfillments_sql(shop: &str) -> String {
     format!(
-        "SELECT order_id, id, status, shipment_status, tracking_company, tracking_number, tracking_url, updated_at
+        "SELECT order_id, id, status, shipment_status, tracking_company, tracking_number, tracking_url, updated_at,
+                shopify_created_at, in_transit_at, delivered_at, estimated_delivery_at
          FROM fulfillments WHERE shop = {shop}"
     )
 }
@@ -162,6 +167,10 @@ async fn scan_callers_copy(
             tracking_number: row.opt_text()?,
             tracking_url: row.opt_text()?,
             updated_at: row.micros()?,
+            created_at: row.opt_micros()?,
+            in_transit_at: row.opt_micros()?,
+            delivered_at: row.opt_micros()?,
+            estimated_delivery_at: row.opt_micros()?,
         });
         Ok(())
     })
@@ -297,8 +306,7 @@ for_each_backend! {
         let order_ids = json_array(&orders.iter().map(|o| o.id).collect::<Vec<i64>>());
         let mut fulfillments: HashMap<i64, Vec<FulfillmentRow>> = HashMap::new();
         let rows_f: Vec<FulfillmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT id, order_id, status, shipment_status, tracking_company, tracking_number, tracking_url, updated_at
-             FROM fulfillments WHERE shop = $1 AND order_id IN ({}) ORDER BY id",
+            "SELECT {FULFILLMENT_COLUMNS} FROM fulfillments WHERE shop = $1 AND order_id IN ({}) ORDER BY id",
             json_ints()
         )))
         .bind(shop)
@@ -429,6 +437,10 @@ for_each_backend! {
                     tracking_number: row.try_get(5)?,
                     tracking_url: row.try_get(6)?,
                     updated_at: micros(row.try_get(7)?),
+                    created_at: row.try_get::<Option<Ts>, _>(8)?.map(micros),
+                    in_transit_at: row.try_get::<Option<Ts>, _>(9)?.map(micros),
+                    delivered_at: row.try_get::<Option<Ts>, _>(10)?.map(micros),
+                    estimated_delivery_at: row.try_get::<Option<Ts>, _>(11)?.map(micros),
                 });
             }
         }

@@ -15,6 +15,9 @@ pub enum DeliveryStatus {
     Pending,
     Applied,
     Unchanged,
+    /// Same `updated_at` as the stored version, different content: the record was marked
+    /// unconfirmed and is refetched by the next lookup.
+    Unconfirmed,
     Gone,
     Unhandled,
     Dead,
@@ -27,6 +30,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Applied => "applied",
             DeliveryStatus::Unchanged => "unchanged",
+            DeliveryStatus::Unconfirmed => "unconfirmed",
             DeliveryStatus::Gone => "gone",
             DeliveryStatus::Unhandled => "unhandled",
             DeliveryStatus::Dead => "dead",
@@ -39,6 +43,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending,
             DeliveryStatus::Applied,
             DeliveryStatus::Unchanged,
+            DeliveryStatus::Unconfirmed,
             DeliveryStatus::Gone,
             DeliveryStatus::Unhandled,
             DeliveryStatus::Dead,
@@ -52,6 +57,7 @@ impl DeliveryStatus {
         match outcome {
             ApplyOutcome::Applied | ApplyOutcome::Removed | ApplyOutcome::Recorded => DeliveryStatus::Applied,
             ApplyOutcome::Unchanged => DeliveryStatus::Unchanged,
+            ApplyOutcome::Unconfirmed => DeliveryStatus::Unconfirmed,
             ApplyOutcome::Gone => DeliveryStatus::Gone,
         }
     }
@@ -113,7 +119,10 @@ const ROW_COLUMNS: &str = "id, shop, webhook_id, event_id, topic, status, attemp
 
 impl Store {
     /// Stores a batch of verified deliveries in one transaction. For each, in order: true if it
-    /// was new, false if a delivery with that webhook ID was already stored (a duplicate).
+    /// was new, false if it duplicates one already stored: the same webhook ID (a retry), or
+    /// the same topic and `X-Shopify-Event-Id` (the same event through another subscription;
+    /// shopify.dev/docs/apps/build/webhooks/ignore-duplicates: "the same value across more than
+    /// one webhook indicates a duplicate … one per subscription").
     pub async fn insert_deliveries(&self, batch: &[NewDelivery]) -> Result<Vec<bool>, StoreError> {
         Ok(on_backend!(self, insert_batch(batch))?)
     }
@@ -158,6 +167,60 @@ for_each_backend! {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let mut tx = match BACKEND {
+            crate::store::Backend::Postgres => conn.begin().await?,
+            // Read, then write: take the write lock first (see `process_pending`).
+            crate::store::Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+        };
+        // The first webhook ID each event came with: stored before, or earlier in this batch.
+        let mut first_of_event: std::collections::HashMap<(&str, &str, &str), String> = std::collections::HashMap::new();
+        let mut fresh: Vec<&NewDelivery> = Vec::with_capacity(batch.len());
+        let mut seen_event = Vec::with_capacity(batch.len());
+        for d in batch {
+            let repeated = match d.event_id.as_deref().filter(|e| !e.is_empty()) {
+                None => false,
+                Some(event) => {
+                    let key = (d.shop.as_str(), d.topic.as_str(), event);
+                    let first = match first_of_event.get(&key) {
+                        Some(first) => first.clone(),
+                        None => {
+                            let stored: Option<(String,)> = sqlx::query_as(
+                                "SELECT webhook_id FROM webhook_deliveries
+                                 WHERE shop = $1 AND event_id = $2 AND topic = $3 ORDER BY id LIMIT 1",
+                            )
+                            .bind(&d.shop)
+                            .bind(event)
+                            .bind(&d.topic)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            let first = stored.map_or_else(|| d.webhook_id.clone(), |(w,)| w);
+                            first_of_event.insert(key, first.clone());
+                            first
+                        }
+                    };
+                    first != d.webhook_id
+                }
+            };
+            seen_event.push(repeated);
+            if !repeated {
+                fresh.push(d);
+            }
+        }
+        let inserted = if fresh.is_empty() { Vec::new() } else { insert_rows(&mut tx, &fresh).await? };
+        tx.commit().await?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(batch
+            .iter()
+            .zip(seen_event)
+            .map(|(d, repeated)| {
+                let key = (d.shop.clone(), d.webhook_id.clone());
+                !repeated && inserted.contains(&key) && seen.insert(key)
+            })
+            .collect())
+    }
+
+    /// Inserts the rows; returns the (shop, webhook ID) of those that were new.
+    async fn insert_rows(conn: &mut Conn, batch: &[&NewDelivery]) -> Result<Vec<(String, String)>, sqlx::Error> {
         let mut query = QueryBuilder::new(
             "INSERT INTO webhook_deliveries (shop, webhook_id, event_id, topic, api_version, triggered_at,
                                              received_at, status, body) ",
@@ -177,15 +240,7 @@ for_each_backend! {
                 .push_bind(if known { Some(d.body.as_slice()) } else { None });
         });
         query.push(" ON CONFLICT (shop, webhook_id) DO NOTHING RETURNING shop, webhook_id");
-        let inserted: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
-        let mut seen = std::collections::HashSet::new();
-        Ok(batch
-            .iter()
-            .map(|d| {
-                let key = (d.shop.clone(), d.webhook_id.clone());
-                inserted.contains(&key) && seen.insert(key)
-            })
-            .collect())
+        query.build_query_as().fetch_all(&mut *conn).await
     }
 
     pub(crate) async fn process_pending(
@@ -194,7 +249,13 @@ for_each_backend! {
         default_region: &str,
         now: Ts,
     ) -> Result<(Vec<ProcessedDelivery>, PhoneChanges), sqlx::Error> {
-        let mut tx = conn.begin().await?;
+        // SQLite: take the write lock up front. A deferred transaction that read first and
+        // writes later fails with SQLITE_BUSY_SNAPSHOT (517) when another process (a `dlq
+        // replay` next to a running server) wrote in between; an immediate one waits its turn.
+        let mut tx = match BACKEND {
+            crate::store::Backend::Postgres => conn.begin().await?,
+            crate::store::Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+        };
         let mut changes = PhoneChanges::default();
         let claim = match BACKEND {
             crate::store::Backend::Postgres => {
@@ -224,7 +285,14 @@ for_each_backend! {
                     let mut savepoint = tx.begin().await?;
                     let mut touched = PhoneChanges { shop: delivery.shop.clone(), ..PhoneChanges::default() };
                     let applied = apply_path::apply_change(
-                        &mut savepoint, &delivery.shop, &change, default_region, now, Some(delivery.id), &mut touched,
+                        &mut savepoint,
+                        &delivery.shop,
+                        &change,
+                        default_region,
+                        now,
+                        crate::store::Provenance::Webhook,
+                        Some(delivery.id),
+                        &mut touched,
                     )
                     .await;
                     match applied {

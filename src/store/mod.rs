@@ -19,6 +19,7 @@ mod changes;
 mod copy_out;
 mod deliveries;
 mod handoffs;
+mod order_names;
 mod queries;
 mod records;
 mod sessions;
@@ -31,8 +32,9 @@ pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final a
 pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
 pub use handoffs::Handoff;
+pub use order_names::NameFormat;
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
-pub use records::ApplyOutcome;
+pub use records::{ApplyOutcome, Provenance, UNCONFIRMED};
 pub use time::Ts;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

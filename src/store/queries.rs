@@ -61,6 +61,11 @@ pub struct FulfillmentRow {
     pub tracking_number: Option<String>,
     pub tracking_url: Option<String>,
     pub updated_at: Ts,
+    /// Shipped: the fulfilment's `created_at`.
+    pub shopify_created_at: Option<Ts>,
+    pub in_transit_at: Option<Ts>,
+    pub delivered_at: Option<Ts>,
+    pub estimated_delivery_at: Option<Ts>,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -69,7 +74,8 @@ pub struct RefundRow {
     pub order_id: i64,
     pub amount: Option<String>,
     pub currency: Option<String>,
-    pub shopify_created_at: Ts,
+    /// Nullable, as Shopify's `Refund.createdAt` is.
+    pub shopify_created_at: Option<Ts>,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -84,6 +90,8 @@ pub struct PhoneRow {
 
 pub(crate) const CUSTOMER_COLUMNS: &str =
     "shop, id, first_name, last_name, email, phone, state, default_zip, default_country_code, updated_at, synced_at";
+pub(crate) const FULFILLMENT_COLUMNS: &str = "id, order_id, status, shipment_status, tracking_company, tracking_number,
+    tracking_url, updated_at, shopify_created_at, in_transit_at, delivered_at, estimated_delivery_at";
 pub(crate) const ORDER_COLUMNS: &str = "shop, id, customer_id, name, order_number, email, phone, financial_status,
     fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency, shipping_zip,
     shopify_created_at, updated_at, synced_at";
@@ -204,8 +212,7 @@ for_each_backend! {
 
     pub(crate) async fn fulfillments(conn: &mut Conn, shop: &str, order: i64) -> Result<Vec<FulfillmentRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, order_id, status, shipment_status, tracking_company, tracking_number, tracking_url, updated_at
-             FROM fulfillments WHERE shop = $1 AND order_id = $2 ORDER BY id",
+            sqlx::AssertSqlSafe(format!("SELECT {FULFILLMENT_COLUMNS} FROM fulfillments WHERE shop = $1 AND order_id = $2 ORDER BY id")),
         )
         .bind(shop)
         .bind(order)

@@ -1,6 +1,7 @@
 //! The one apply path: the only code that writes customers, orders, their fulfilments,
 //! refunds and phone numbers. Webhooks, live fetches and reconciliation all end here.
-//! A record is written only when its Shopify `updated_at` moves forward.
+//! A record is written only when its Shopify `updated_at` moves forward, or, on a whole-second
+//! tie, when it is a snapshot read from the Admin API (see `Provenance`).
 
 use super::changes::PhoneChanges;
 use super::{Store, StoreError, Ts, for_each_backend, on_backend};
@@ -10,11 +11,39 @@ use crate::shopify::payload::{ShopifyAddress, ShopifyChange, ShopifyCustomer, Sh
 #[allow(unused_imports)]
 use super::Pool;
 
+/// Where a change was read. Shopify's `updated_at` has whole-second resolution, so two versions
+/// of a record can share one; which copy wins such a tie depends on where it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// Read from the Admin API (live fetch, reconciliation, backfill): the state at that moment,
+    /// so it wins ties (`>=`).
+    Snapshot,
+    /// A webhook delivery: wins only when strictly newer. On a tie whose content differs, the
+    /// record is marked unconfirmed so that the next lookup refetches it (single-flight live path).
+    Webhook,
+}
+
+/// `synced_at` of a row a same-second webhook contradicted: never fresh, whatever the
+/// reconciliation watermark says, until a snapshot confirms or replaces it.
+pub const UNCONFIRMED: Ts = Ts(chrono::DateTime::UNIX_EPOCH);
+
+/// A fingerprint of what a record says (never of when it was read): two copies with the same
+/// `updated_at` and the same fingerprint are the same version.
+pub(crate) fn fingerprint(parts: &impl serde::Serialize) -> String {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(parts).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&bytes);
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
 /// What applying one change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
     /// Something newer than what was stored was written.
     Applied,
+    /// A webhook carried a different version with the same `updated_at` as the stored one: the
+    /// record was marked unconfirmed (to be refetched), nothing else changed.
+    Unconfirmed,
     /// What was stored is as new or newer: nothing changed (an equal version re-confirms it).
     Unchanged,
     /// The record was deleted or redacted earlier; a late delivery does not bring it back.
@@ -82,6 +111,14 @@ fn ts(t: chrono::DateTime<chrono::Utc>) -> Ts {
     Ts::from(t)
 }
 
+/// What every write of one apply shares.
+pub(crate) struct Write<'a> {
+    shop: &'a str,
+    default_region: &'a str,
+    now: Ts,
+    from: Provenance,
+}
+
 fn ids_csv(ids: &[ShopifyId]) -> String {
     ids.iter().map(|i| i.0.to_string()).collect::<Vec<_>>().join(",")
 }
@@ -129,7 +166,9 @@ for_each_backend! {
         let mut notice = PhoneChanges { shop: shop.to_string(), ..PhoneChanges::default() };
         let mut outcomes = Vec::with_capacity(changes.len());
         for change in changes {
-            outcomes.push(apply_change(&mut tx, shop, change, default_region, now, None, &mut notice).await?);
+            outcomes.push(
+                apply_change(&mut tx, shop, change, default_region, now, Provenance::Snapshot, None, &mut notice).await?,
+            );
         }
         notify(&mut tx, &notice).await?;
         tx.commit().await?;
@@ -151,19 +190,23 @@ for_each_backend! {
     /// Applies `change` on an open transaction and adds the caller phones it touched to
     /// `changes`. `delivery_id` is the webhook delivery being applied, if any (a shop
     /// redaction keeps that one row as the record of itself).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn apply_change(
         conn: &mut Conn,
         shop: &str,
         change: &ShopifyChange,
         default_region: &str,
         now: Ts,
+        from: Provenance,
         delivery_id: Option<i64>,
         changes: &mut PhoneChanges,
     ) -> Result<ApplyOutcome, sqlx::Error> {
         let before = affected_customers(conn, shop, change).await?;
         let mut phones = phones_of_customers(conn, shop, &before).await?;
-        let outcome = apply_inner(conn, shop, change, default_region, now, delivery_id).await?;
-        if matches!(outcome, ApplyOutcome::Applied | ApplyOutcome::Removed) {
+        let write = Write { shop, default_region, now, from };
+        let outcome = apply_inner(conn, &write, change, delivery_id).await?;
+        // An unconfirmed record leaves the caches too: the next lookup finds it stale.
+        if matches!(outcome, ApplyOutcome::Applied | ApplyOutcome::Removed | ApplyOutcome::Unconfirmed) {
             let after = affected_customers(conn, shop, change).await?;
             phones.extend(phones_of_customers(conn, shop, &after).await?);
             changes.phones.extend(phones);
@@ -209,20 +252,25 @@ for_each_backend! {
 
     async fn apply_inner(
         conn: &mut Conn,
-        shop: &str,
+        w: &Write<'_>,
         change: &ShopifyChange,
-        default_region: &str,
-        now: Ts,
         delivery_id: Option<i64>,
     ) -> Result<ApplyOutcome, sqlx::Error> {
+        let (shop, now) = (w.shop, w.now);
         match change {
-            ShopifyChange::Customer(c) => upsert_customer(conn, shop, c, default_region, now).await,
-            ShopifyChange::Order(o) => upsert_order(conn, shop, o, default_region, now).await,
+            ShopifyChange::Customer(c) => upsert_customer(conn, w, c).await,
+            ShopifyChange::Order(o) => upsert_order(conn, w, o).await,
             ShopifyChange::Fulfillment(f) => {
                 if is_tombstoned(conn, shop, "order", f.order_id).await? {
                     return Ok(ApplyOutcome::Gone);
                 }
-                upsert_fulfillment(conn, shop, f, now).await
+                upsert_fulfillment(conn, w, f).await
+            }
+            ShopifyChange::FulfillmentEvent(e) => {
+                if is_tombstoned(conn, shop, "order", e.order_id).await? {
+                    return Ok(ApplyOutcome::Gone);
+                }
+                record_fulfillment_event(conn, w, e).await
             }
             ShopifyChange::Refund(r) => {
                 if is_tombstoned(conn, shop, "order", r.order_id).await? {
@@ -286,13 +334,50 @@ for_each_backend! {
         Ok(())
     }
 
-    /// An equal version re-confirms a row: its `synced_at` moves forward, nothing else.
-    async fn confirm(conn: &mut Conn, table: &str, shop: &str, id: ShopifyId, updated_at: Ts, now: Ts) -> Result<(), sqlx::Error> {
+    /// A copy with the stored `updated_at` that was not written (a snapshot with the same
+    /// content, or any webhook). A webhook whose content differs marks the row unconfirmed;
+    /// otherwise the copy re-confirms the row: `synced_at` moves forward, nothing else. A webhook
+    /// never re-confirms a row another webhook contradicted: only a snapshot settles that.
+    async fn settle_tie(
+        conn: &mut Conn,
+        w: &Write<'_>,
+        table: &str,
+        id: ShopifyId,
+        updated_at: Ts,
+        content: &str,
+    ) -> Result<ApplyOutcome, sqlx::Error> {
+        if w.from == Provenance::Webhook {
+            let sql = format!(
+                "UPDATE {table} SET synced_at = $5 WHERE shop = $1 AND id = $2 AND updated_at = $3
+                 AND content IS DISTINCT FROM $4"
+            );
+            let contradicted = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(w.shop)
+                .bind(id.0)
+                .bind(updated_at)
+                .bind(content)
+                .bind(UNCONFIRMED)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if contradicted > 0 {
+                return Ok(ApplyOutcome::Unconfirmed);
+            }
+        }
         let sql = format!(
-            "UPDATE {table} SET synced_at = $4 WHERE shop = $1 AND id = $2 AND updated_at = $3 AND synced_at < $4"
+            "UPDATE {table} SET synced_at = $4 WHERE shop = $1 AND id = $2 AND updated_at = $3 AND synced_at < $4
+             AND ($5 OR synced_at > $6)"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(shop).bind(id.0).bind(updated_at).bind(now).execute(&mut *conn).await?;
-        Ok(())
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(w.shop)
+            .bind(id.0)
+            .bind(updated_at)
+            .bind(w.now)
+            .bind(w.from == Provenance::Snapshot)
+            .bind(UNCONFIRMED)
+            .execute(&mut *conn)
+            .await?;
+        Ok(ApplyOutcome::Unchanged)
     }
 
     async fn replace_phones(
@@ -328,30 +413,37 @@ for_each_backend! {
         Ok(())
     }
 
-    async fn upsert_customer(
-        conn: &mut Conn,
-        shop: &str,
-        c: &ShopifyCustomer,
-        default_region: &str,
-        now: Ts,
-    ) -> Result<ApplyOutcome, sqlx::Error> {
+    async fn upsert_customer(conn: &mut Conn, w: &Write<'_>, c: &ShopifyCustomer) -> Result<ApplyOutcome, sqlx::Error> {
+        let shop = w.shop;
         // An embedded copy without `updated_at` cannot be ordered against what is stored.
         let Some(updated_at) = c.updated_at.map(ts) else { return Ok(ApplyOutcome::Unchanged) };
         if is_tombstoned(conn, shop, "customer", c.id).await? {
             return Ok(ApplyOutcome::Gone);
         }
         let address = c.default_address.as_ref();
+        let phones = customer_phones(c, w.default_region);
+        let content = fingerprint(&(
+            &c.first_name,
+            &c.last_name,
+            &c.email,
+            &c.phone,
+            &c.state,
+            address.and_then(|a| a.zip.as_deref()),
+            address.and_then(|a| a.country_code.as_deref()),
+            phones.iter().map(|p| (&p.source, &p.raw)).collect::<Vec<_>>(),
+        ));
         let written = sqlx::query(
             "INSERT INTO customers (shop, id, first_name, last_name, email, phone, state, default_zip,
-                                    default_country_code, shopify_created_at, updated_at, synced_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                    default_country_code, shopify_created_at, updated_at, synced_at, content)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (shop, id) DO UPDATE SET
                 first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email,
                 phone = excluded.phone, state = excluded.state, default_zip = excluded.default_zip,
                 default_country_code = excluded.default_country_code,
                 shopify_created_at = excluded.shopify_created_at,
-                updated_at = excluded.updated_at, synced_at = excluded.synced_at
-             WHERE excluded.updated_at > customers.updated_at",
+                updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
+             WHERE excluded.updated_at > customers.updated_at
+                OR ($14 AND excluded.updated_at = customers.updated_at AND excluded.content IS DISTINCT FROM customers.content)",
         )
         .bind(shop)
         .bind(c.id.0)
@@ -364,41 +456,61 @@ for_each_backend! {
         .bind(address.and_then(|a| a.country_code.as_deref()))
         .bind(c.created_at.map(ts))
         .bind(updated_at)
-        .bind(now)
+        .bind(w.now)
+        .bind(&content)
+        .bind(w.from == Provenance::Snapshot)
         .execute(&mut *conn)
         .await?
         .rows_affected();
         if written == 0 {
-            confirm(conn, "customers", shop, c.id, updated_at, now).await?;
-            return Ok(ApplyOutcome::Unchanged);
+            return settle_tie(conn, w, "customers", c.id, updated_at, &content).await;
         }
-        replace_phones(conn, shop, "customer", c.id, Some(c.id), &customer_phones(c, default_region)).await?;
+        replace_phones(conn, shop, "customer", c.id, Some(c.id), &phones).await?;
         Ok(ApplyOutcome::Applied)
     }
 
-    async fn upsert_order(
-        conn: &mut Conn,
-        shop: &str,
-        o: &ShopifyOrder,
-        default_region: &str,
-        now: Ts,
-    ) -> Result<ApplyOutcome, sqlx::Error> {
+    /// Folds what one part of an order did into the order's outcome.
+    fn fold(outcome: ApplyOutcome, part: ApplyOutcome) -> ApplyOutcome {
+        match (outcome, part) {
+            (ApplyOutcome::Applied, _) | (_, ApplyOutcome::Applied) => ApplyOutcome::Applied,
+            (ApplyOutcome::Unconfirmed, _) | (_, ApplyOutcome::Unconfirmed) => ApplyOutcome::Unconfirmed,
+            (outcome, _) => outcome,
+        }
+    }
+
+    async fn upsert_order(conn: &mut Conn, w: &Write<'_>, o: &ShopifyOrder) -> Result<ApplyOutcome, sqlx::Error> {
+        let shop = w.shop;
         if is_tombstoned(conn, shop, "order", o.id).await? {
             return Ok(ApplyOutcome::Gone);
         }
         let mut outcome = ApplyOutcome::Unchanged;
-        if let Some(customer) = &o.customer
-            && upsert_customer(conn, shop, customer, default_region, now).await? == ApplyOutcome::Applied
-        {
-            outcome = ApplyOutcome::Applied;
+        if let Some(customer) = &o.customer {
+            outcome = fold(outcome, upsert_customer(conn, w, customer).await?);
         }
         let updated_at = ts(o.updated_at);
         let shipping = o.shipping_address.as_ref();
+        let phones = order_phones(o, w.default_region);
+        let content = fingerprint(&(
+            o.customer_id().map(|c| c.0),
+            &o.name,
+            &o.email,
+            &o.phone,
+            &o.financial_status,
+            &o.fulfillment_status,
+            o.cancelled_at.map(|t| t.timestamp()),
+            &o.cancel_reason,
+            o.closed_at.map(|t| t.timestamp()),
+            &o.total_price,
+            &o.currency,
+            shipping.and_then(|a| a.zip.as_deref()),
+            shipping.and_then(|a| a.country_code.as_deref()),
+            phones.iter().map(|p| (&p.source, &p.raw)).collect::<Vec<_>>(),
+        ));
         let written = sqlx::query(
             "INSERT INTO orders (shop, id, customer_id, name, order_number, email, phone, financial_status,
                                  fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency,
-                                 shipping_zip, shipping_country_code, shopify_created_at, updated_at, synced_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                                 shipping_zip, shipping_country_code, shopify_created_at, updated_at, synced_at, content)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
              ON CONFLICT (shop, id) DO UPDATE SET
                 customer_id = excluded.customer_id, name = excluded.name, order_number = excluded.order_number,
                 email = excluded.email, phone = excluded.phone, financial_status = excluded.financial_status,
@@ -407,8 +519,9 @@ for_each_backend! {
                 total_price = excluded.total_price, currency = excluded.currency,
                 shipping_zip = excluded.shipping_zip, shipping_country_code = excluded.shipping_country_code,
                 shopify_created_at = excluded.shopify_created_at,
-                updated_at = excluded.updated_at, synced_at = excluded.synced_at
-             WHERE excluded.updated_at > orders.updated_at",
+                updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
+             WHERE excluded.updated_at > orders.updated_at
+                OR ($21 AND excluded.updated_at = orders.updated_at AND excluded.content IS DISTINCT FROM orders.content)",
         )
         .bind(shop)
         .bind(o.id.0)
@@ -428,25 +541,34 @@ for_each_backend! {
         .bind(shipping.and_then(|a| a.country_code.as_deref()))
         .bind(ts(o.created_at))
         .bind(updated_at)
-        .bind(now)
+        .bind(w.now)
+        .bind(&content)
+        .bind(w.from == Provenance::Snapshot)
         .execute(&mut *conn)
         .await?
         .rows_affected();
         if written == 0 {
-            confirm(conn, "orders", shop, o.id, updated_at, now).await?;
+            outcome = fold(outcome, settle_tie(conn, w, "orders", o.id, updated_at, &content).await?);
         } else {
             outcome = ApplyOutcome::Applied;
-            sqlx::query("DELETE FROM order_line_items WHERE shop = $1 AND order_id = $2")
-                .bind(shop)
-                .bind(o.id.0)
-                .execute(&mut *conn)
-                .await?;
+            // A copy that carried every line item replaces them; a truncated one (a GraphQL
+            // page) updates those it carried and leaves the rest.
+            if !o.truncated.line_items {
+                sqlx::query("DELETE FROM order_line_items WHERE shop = $1 AND order_id = $2")
+                    .bind(shop)
+                    .bind(o.id.0)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             for (position, item) in o.line_items.iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO order_line_items (shop, order_id, id, position, title, variant_title, sku, quantity,
                                                    price, fulfillment_status)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     ON CONFLICT (shop, order_id, id) DO NOTHING",
+                     ON CONFLICT (shop, order_id, id) DO UPDATE SET
+                        title = excluded.title, variant_title = excluded.variant_title, sku = excluded.sku,
+                        quantity = excluded.quantity, price = excluded.price,
+                        fulfillment_status = COALESCE(excluded.fulfillment_status, order_line_items.fulfillment_status)",
                 )
                 .bind(shop)
                 .bind(o.id.0)
@@ -461,40 +583,53 @@ for_each_backend! {
                 .execute(&mut *conn)
                 .await?;
             }
-            replace_phones(conn, shop, "order", o.id, o.customer_id(), &order_phones(o, default_region)).await?;
+            replace_phones(conn, shop, "order", o.id, o.customer_id(), &phones).await?;
         }
         for fulfillment in &o.fulfillments {
-            if upsert_fulfillment(conn, shop, fulfillment, now).await? == ApplyOutcome::Applied {
-                outcome = ApplyOutcome::Applied;
-            }
+            outcome = fold(outcome, upsert_fulfillment(conn, w, fulfillment).await?);
         }
         for refund in &o.refunds {
-            if insert_refund(conn, shop, refund, now).await? == ApplyOutcome::Applied {
-                outcome = ApplyOutcome::Applied;
-            }
+            outcome = fold(outcome, insert_refund(conn, shop, refund, w.now).await?);
         }
         Ok(outcome)
     }
 
     async fn upsert_fulfillment(
         conn: &mut Conn,
-        shop: &str,
+        w: &Write<'_>,
         f: &crate::shopify::payload::ShopifyFulfillment,
-        now: Ts,
     ) -> Result<ApplyOutcome, sqlx::Error> {
         let updated_at = ts(f.updated_at);
+        // What both sources carry; the dates are merged (a REST copy has fewer of them).
+        let content =
+            fingerprint(&(&f.status, &f.shipment_status, &f.tracking_company, &f.tracking_number, &f.tracking_url));
+        // Dates: a snapshot says what Shopify knows now; a webhook only adds what it knows. The
+        // first delivery and transit times learned are kept.
         let written = sqlx::query(
             "INSERT INTO fulfillments (shop, id, order_id, status, shipment_status, tracking_company, tracking_number,
-                                       tracking_url, shopify_created_at, updated_at, synced_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                       tracking_url, shopify_created_at, updated_at, synced_at, content,
+                                       in_transit_at, delivered_at, estimated_delivery_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (shop, id) DO UPDATE SET
                 order_id = excluded.order_id, status = excluded.status, shipment_status = excluded.shipment_status,
                 tracking_company = excluded.tracking_company, tracking_number = excluded.tracking_number,
-                tracking_url = excluded.tracking_url, shopify_created_at = excluded.shopify_created_at,
-                updated_at = excluded.updated_at, synced_at = excluded.synced_at
-             WHERE excluded.updated_at > fulfillments.updated_at",
+                tracking_url = excluded.tracking_url,
+                shopify_created_at = COALESCE(excluded.shopify_created_at, fulfillments.shopify_created_at),
+                updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content,
+                in_transit_at = CASE WHEN $16 THEN excluded.in_transit_at
+                                     ELSE COALESCE(fulfillments.in_transit_at, excluded.in_transit_at) END,
+                delivered_at = CASE WHEN $16 THEN excluded.delivered_at
+                                    ELSE COALESCE(fulfillments.delivered_at, excluded.delivered_at) END,
+                estimated_delivery_at = CASE WHEN $16 THEN excluded.estimated_delivery_at
+                                             ELSE COALESCE(excluded.estimated_delivery_at, fulfillments.estimated_delivery_at) END
+             WHERE excluded.updated_at > fulfillments.updated_at
+                OR ($16 AND excluded.updated_at = fulfillments.updated_at
+                    AND (excluded.content IS DISTINCT FROM fulfillments.content
+                         OR excluded.in_transit_at IS DISTINCT FROM fulfillments.in_transit_at
+                         OR excluded.delivered_at IS DISTINCT FROM fulfillments.delivered_at
+                         OR excluded.estimated_delivery_at IS DISTINCT FROM fulfillments.estimated_delivery_at))",
         )
-        .bind(shop)
+        .bind(w.shop)
         .bind(f.id.0)
         .bind(f.order_id.0)
         .bind(&f.status)
@@ -504,15 +639,60 @@ for_each_backend! {
         .bind(&f.tracking_url)
         .bind(f.created_at.map(ts))
         .bind(updated_at)
-        .bind(now)
+        .bind(w.now)
+        .bind(&content)
+        .bind(f.in_transit_at.map(ts))
+        .bind(f.delivered_at.map(ts))
+        .bind(f.estimated_delivery_at.map(ts))
+        .bind(w.from == Provenance::Snapshot)
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        if written == 0 {
-            confirm(conn, "fulfillments", shop, f.id, updated_at, now).await?;
-            return Ok(ApplyOutcome::Unchanged);
+        if written > 0 {
+            return Ok(ApplyOutcome::Applied);
         }
-        Ok(ApplyOutcome::Applied)
+        let outcome = settle_tie(conn, w, "fulfillments", f.id, updated_at, &content).await?;
+        if outcome == ApplyOutcome::Unconfirmed {
+            // The caller record is as confirmed as its orders: the order goes unconfirmed too.
+            sqlx::query("UPDATE orders SET synced_at = $3 WHERE shop = $1 AND id = $2")
+                .bind(w.shop)
+                .bind(f.order_id.0)
+                .bind(UNCONFIRMED)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// A tracking event adds the dates it carries to its fulfilment (if stored): the estimate
+    /// replaces an older one, the transit and delivery times are kept once learned. The
+    /// shipment status itself comes with the fulfilment's own update.
+    async fn record_fulfillment_event(
+        conn: &mut Conn,
+        w: &Write<'_>,
+        e: &crate::shopify::payload::ShopifyFulfillmentEvent,
+    ) -> Result<ApplyOutcome, sqlx::Error> {
+        let happened = e.happened_at.map(ts);
+        let written = sqlx::query(
+            "UPDATE fulfillments SET
+                estimated_delivery_at = COALESCE($4, estimated_delivery_at),
+                in_transit_at = CASE WHEN $5 = 'in_transit' THEN COALESCE(in_transit_at, $6) ELSE in_transit_at END,
+                delivered_at = CASE WHEN $5 = 'delivered' THEN COALESCE(delivered_at, $6) ELSE delivered_at END
+             WHERE shop = $1 AND id = $2 AND order_id = $3
+               AND (estimated_delivery_at IS DISTINCT FROM COALESCE($4, estimated_delivery_at)
+                    OR ($5 = 'in_transit' AND in_transit_at IS NULL AND $6 IS NOT NULL)
+                    OR ($5 = 'delivered' AND delivered_at IS NULL AND $6 IS NOT NULL))",
+        )
+        .bind(w.shop)
+        .bind(e.fulfillment_id.0)
+        .bind(e.order_id.0)
+        .bind(e.estimated_delivery_at.map(ts))
+        .bind(&e.status)
+        .bind(happened)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(if written == 0 { ApplyOutcome::Unchanged } else { ApplyOutcome::Applied })
     }
 
     /// Refunds never change once made: the first copy is kept.
@@ -533,7 +713,7 @@ for_each_backend! {
         .bind(&r.note)
         .bind(r.amount())
         .bind(r.currency())
-        .bind(ts(r.created_at))
+        .bind(r.created_at.map(ts))
         .bind(r.processed_at.map(ts))
         .bind(now)
         .execute(&mut *conn)

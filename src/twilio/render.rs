@@ -296,6 +296,8 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         carrier: odd.then(|| HOSTILE.to_string()),
         day: "Tuesday, November 17".into(),
         date: "2026-11-17".into(),
+        expected_day: odd.then(|| "Tuesday, December 8".into()),
+        expected_date: odd.then(|| "2026-12-08".into()),
         tracking_number: Some("1Z<&>".into()),
         total: Some("59.00".into()),
         currency: Some("USD".into()),

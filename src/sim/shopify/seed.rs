@@ -233,6 +233,7 @@ fn build_order(
         line_items,
         fulfillments: Vec::new(),
         refunds: Vec::new(),
+        truncated: Default::default(),
     };
     let shipped = created + hours(rng.between(16, 24));
     let jitter = |rng: &mut Rng| TimeDelta::seconds(rng.between(0, 3599));
@@ -290,6 +291,9 @@ pub(crate) fn ship(
         tracking_url: Some(url),
         created_at: Some(at),
         updated_at: at,
+        in_transit_at: None,
+        delivered_at: None,
+        estimated_delivery_at: None,
     });
     let shipped = order.line_items.len().min(count);
     for item in order.line_items.iter_mut().take(shipped) {
@@ -304,10 +308,27 @@ pub(crate) fn ship(
 }
 
 /// Moves the latest fulfilment to `status` (`in_transit`, `out_for_delivery`, `delivered`).
+/// The dates follow Shopify's `Fulfillment` fields: `inTransitAt` and `deliveredAt` are set by
+/// the first event of that kind; `estimatedDeliveryAt` comes with carrier tracking events
+/// (shopify.dev/docs/api/admin-graphql/latest/objects/Fulfillment, 2026-10).
 pub(crate) fn set_shipment(order: &mut ShopifyOrder, status: &str, at: DateTime<Utc>) {
     if let Some(f) = order.fulfillments.last_mut() {
         f.shipment_status = Some(status.into());
         f.updated_at = at;
+        match status {
+            "in_transit" => {
+                f.in_transit_at.get_or_insert(at);
+                f.estimated_delivery_at = Some(at + hours(48));
+            }
+            "out_for_delivery" => {
+                f.in_transit_at.get_or_insert(at);
+                f.estimated_delivery_at = Some(at + hours(8));
+            }
+            "delivered" => {
+                f.delivered_at.get_or_insert(at);
+            }
+            _ => {}
+        }
     }
     order.updated_at = order.updated_at.max(at);
 }
@@ -317,7 +338,7 @@ fn refund(store: &mut Store, order: &mut ShopifyOrder, cents: i64, note: &str, a
         id: store.alloc_id(),
         order_id: order.id,
         note: Some(note.into()),
-        created_at: at,
+        created_at: Some(at),
         processed_at: Some(at),
         transactions: vec![ShopifyTransaction {
             kind: Some("refund".into()),
@@ -332,7 +353,7 @@ fn refund(store: &mut Store, order: &mut ShopifyOrder, cents: i64, note: &str, a
 
 /// A new paid, unshipped order (not stored) for `customer` or a guest.
 pub(crate) fn sample_order(store: &mut Store, rng: &mut Rng, customer: Option<&ShopifyCustomer>) -> ShopifyOrder {
-    let now = super::store::now_micros();
+    let now = super::store::whole_second(chrono::Utc::now());
     let plan = Plan { customer: None, stage: Stage::Paid, created_at: now, items: items(rng), carrier: Carrier::Ups };
     let (country, zip, phone) = match customer.and_then(|c| c.default_address.clone()) {
         Some(a) => {

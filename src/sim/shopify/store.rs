@@ -13,13 +13,21 @@ use crate::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder};
 /// First ID the sim hands out: 2^53 + 1, so every generated ID is beyond a JavaScript number.
 pub(crate) const FIRST_ID: i64 = (1 << 53) + 1;
 
-const MICRO: TimeDelta = TimeDelta::microseconds(1);
+const SECOND: TimeDelta = TimeDelta::seconds(1);
 
 pub(crate) type Key = (DateTime<Utc>, ShopifyId);
 
-pub(crate) fn now_micros() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+/// Shopify's `updated_at` / `updatedAt` have whole-second resolution ("2026-11-02T10:15:03-05:00";
+/// shopify.dev/docs/api/admin-graphql/latest/scalars/DateTime: ISO-8601 without fractions): the
+/// second `t` falls in.
+pub(crate) fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
+/// The first whole second at or after `t`.
+fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = whole_second(t);
+    if floor == t { floor } else { floor + SECOND }
 }
 
 fn phone_key(phone: &str) -> String {
@@ -53,7 +61,7 @@ pub(crate) struct Store {
 
 impl Store {
     pub(crate) fn new() -> Store {
-        let start = now_micros();
+        let start = whole_second(Utc::now());
         Store {
             customers: HashMap::new(),
             customers_by_updated: BTreeSet::new(),
@@ -63,17 +71,19 @@ impl Store {
             orders_by_name: HashMap::new(),
             orders_by_customer: HashMap::new(),
             start,
-            clock: start,
+            clock: start + SECOND,
             next_id: FIRST_ID,
             next_order_number: 1001,
         }
     }
 
-    /// A new instant, strictly later than every instant handed out before and than `after`.
+    /// The instant of a change, as Shopify stamps it: the current whole second, never before an
+    /// instant handed out before nor before `after`. Changes within one second share it (a
+    /// burst of orders/create, orders/paid and orders/updated carries one `updated_at`).
     pub(crate) fn tick(&mut self, after: Option<DateTime<Utc>>) -> DateTime<Utc> {
-        let mut t = now_micros().max(self.clock + MICRO);
+        let mut t = whole_second(Utc::now()).max(self.clock);
         if let Some(after) = after {
-            t = t.max(after + MICRO);
+            t = t.max(ceil_second(after));
         }
         self.clock = t;
         t
@@ -447,19 +457,22 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
-        let t = now_micros();
+        let t = whole_second(Utc::now());
         assert_eq!(decode_cursor(&encode_cursor(t, ShopifyId(FIRST_ID))), Some((t, ShopifyId(FIRST_ID))));
         assert_eq!(decode_cursor("not a cursor"), None);
     }
 
     #[test]
-    fn the_clock_only_moves_forward() {
+    fn the_clock_never_goes_back_and_hands_out_whole_seconds() {
         let mut store = Store::new();
         let a = store.tick(None);
         let b = store.tick(None);
-        assert!(a > store.start && b > a);
+        assert!(a > store.start && b >= a);
+        assert_eq!(a.timestamp_subsec_micros(), 0);
         let future = Utc::now() + TimeDelta::hours(1);
-        assert!(store.tick(Some(future)) > future);
-        assert!(store.tick(None) > future);
+        let after = store.tick(Some(future));
+        assert!(after >= future && after - future < SECOND);
+        assert_eq!(after.timestamp_subsec_micros(), 0);
+        assert!(store.tick(None) >= after);
     }
 }
