@@ -62,6 +62,7 @@ struct RawSettings {
     public_url: Option<String>,
     database_url: String,
     twilio_auth_token: Option<Secret>,
+    twilio_auth_token_previous: Option<Secret>,
     shopify_shop: Option<String>,
     shopify_access_token: Option<Secret>,
     shopify_webhook_secret: Option<Secret>,
@@ -93,6 +94,9 @@ struct RawSettings {
     language: String,
     twiml_dir: Option<String>,
     hold_after: String,
+    queue_max_wait: String,
+    hold_music_url: String,
+    media_lead: String,
 }
 
 impl Default for RawSettings {
@@ -102,6 +106,7 @@ impl Default for RawSettings {
             public_url: None,
             database_url: "sqlite://orderline.db".into(),
             twilio_auth_token: None,
+            twilio_auth_token_previous: None,
             shopify_shop: None,
             shopify_access_token: None,
             shopify_webhook_secret: None,
@@ -133,6 +138,10 @@ impl Default for RawSettings {
             language: "en-US".into(),
             twiml_dir: None,
             hold_after: "800ms".into(),
+            queue_max_wait: "5m".into(),
+            // Twilio's own hold music, as its queue examples play it.
+            hold_music_url: "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3".into(),
+            media_lead: "300ms".into(),
         }
     }
 }
@@ -145,6 +154,9 @@ pub struct Settings {
     pub public_url: String,
     pub database_url: String,
     pub twilio_auth_token: Option<Secret>,
+    /// The auth token before a rotation (Twilio's secondary token promoted): signatures made with
+    /// it are accepted too, until it is removed.
+    pub twilio_auth_token_previous: Option<Secret>,
     pub shopify_shop: Option<String>,
     pub shopify_access_token: Option<Secret>,
     pub shopify_webhook_secret: Option<Secret>,
@@ -192,6 +204,12 @@ pub struct Settings {
     pub twiml_dir: Option<std::path::PathBuf>,
     /// How long a caller waits in silence for the lookup before hearing "one moment".
     pub hold_after: Duration,
+    /// Longest a caller waits in the queue before hearing a goodbye with the opening hours.
+    pub queue_max_wait: Duration,
+    /// What a queued caller hears between announcements of their place in line.
+    pub hold_music_url: String,
+    /// Media Streams: how much audio is kept queued at Twilio ahead of playback.
+    pub media_lead: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -203,9 +221,10 @@ pub enum ConfigError {
 }
 
 /// Environment names that are not ORDERLINE_-prefixed, read as they are.
-const STANDARD_ENV: [&str; 7] = [
+const STANDARD_ENV: [&str; 8] = [
     "DATABASE_URL",
     "TWILIO_AUTH_TOKEN",
+    "TWILIO_AUTH_TOKEN_PREVIOUS",
     "SHOPIFY_SHOP",
     "SHOPIFY_ACCESS_TOKEN",
     "SHOPIFY_WEBHOOK_SECRET",
@@ -283,6 +302,26 @@ impl Settings {
             return Err(ConfigError::Invalid("ORDERLINE_WEBHOOK_MAX_BYTES must be at least 1024".into()));
         }
         let hold_after = duration("ORDERLINE_HOLD_AFTER", &raw.hold_after)?;
+        let queue_max_wait = duration("ORDERLINE_QUEUE_MAX_WAIT", &raw.queue_max_wait)?;
+        if queue_max_wait < Duration::from_secs(10) {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_QUEUE_MAX_WAIT {:?} is too short for anyone to answer: at least 10s",
+                raw.queue_max_wait
+            )));
+        }
+        let media_lead = duration("ORDERLINE_MEDIA_LEAD", &raw.media_lead)?;
+        if media_lead > Duration::from_secs(2) {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_MEDIA_LEAD {:?}: at most 2s (a caller who presses a key must not wait for queued audio)",
+                raw.media_lead
+            )));
+        }
+        let hold_music_url = raw.hold_music_url.trim().to_string();
+        if !(hold_music_url.starts_with("https://") || hold_music_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_HOLD_MUSIC_URL {hold_music_url:?} must be an http(s) URL of an audio file Twilio can <Play>"
+            )));
+        }
         let transfer_to = TransferTarget::parse(&raw.transfer_to, &region).map_err(ConfigError::Invalid)?;
         let taskrouter_workflow_sid =
             raw.taskrouter_workflow_sid.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
@@ -313,6 +352,7 @@ impl Settings {
             public_url,
             database_url: raw.database_url,
             twilio_auth_token: non_empty(raw.twilio_auth_token),
+            twilio_auth_token_previous: non_empty(raw.twilio_auth_token_previous),
             shopify_api_url: raw
                 .shopify_api_url
                 .map(|u| u.trim_end_matches('/').to_string())
@@ -345,6 +385,9 @@ impl Settings {
             language: raw.language.trim().to_string(),
             twiml_dir,
             hold_after,
+            queue_max_wait,
+            hold_music_url,
+            media_lead,
         })
     }
 
@@ -356,6 +399,11 @@ impl Settings {
                  (Twilio console → Account → API keys & tokens → Auth Token)"
                     .into(),
             ));
+        }
+        if self.prompt_mode == PromptMode::MediaStream {
+            crate::twilio::public_url::PublicUrl::new(&self.public_url)
+                .check_stream_url(crate::twilio::media::MEDIA_PATH)
+                .map_err(ConfigError::Invalid)?;
         }
         Ok(())
     }

@@ -57,7 +57,7 @@ async fn a_known_caller_hears_their_order_and_the_menu_over_the_stream(backend: 
     assert_eq!(t.parameters.get("from").map(String::as_str), Some(DANA));
     assert!(t.parameters.contains_key("token"));
     assert_eq!(doc.verbs.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["Connect", "Redirect"]);
-    assert_eq!(doc.find("Redirect").unwrap().text.trim(), "/twilio/voice/stream-ended");
+    assert_eq!(doc.find("Redirect").unwrap().text.trim(), format!("{}/twilio/voice/stream-ended", line.app.url));
 
     // What was said: greeting, the latest order, the menu; then, after 0, "please hold".
     let latest = line.latest_order("Dana");

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::call::{VoiceCall, events, fallback_twiml, guarded, record_fallback, record_reply, step_transfer_view};
+use super::public_url::PublicUrl;
 use super::request::TwilioRequest;
 use crate::app::AppState;
 use crate::config::PromptMode;
@@ -77,7 +78,9 @@ fn respond(
         Ok(reply) => reply,
         Err(why) => return fallback(state, req, Some(call), step, &why, started),
     };
-    let action = reply.next.map(|(stage, next)| format!("/twilio/voice/{}?{}", stage.path(), next.to_query()));
+    let urls = PublicUrl::new(&state.settings.public_url);
+    let action =
+        reply.next.map(|(stage, next)| urls.to(&format!("/twilio/voice/{}?{}", stage.path(), next.to_query())));
     let xml = match state.renderer.step(&reply.step, action.as_deref(), &step_transfer_view(state, &reply.step)) {
         Ok(xml) => xml,
         Err(e) => return fallback(state, req, Some(call), step, &e.to_string(), started),

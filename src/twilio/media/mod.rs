@@ -23,7 +23,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::call::VoiceCall;
-use super::request::TwilioRequest;
+use super::public_url::PublicUrl;
+use super::request::{TwilioRequest, auth_tokens};
 use super::signature;
 use super::voice::{fallback, twiml};
 use crate::app::AppState;
@@ -43,15 +44,21 @@ pub fn router() -> Router<AppState> {
     Router::new().route(MEDIA_PATH, get(media)).route(STREAM_ENDED_PATH, post(stream_ended))
 }
 
-/// The stream URL for a public base URL: `https://x` → `wss://x/twilio/media` (Twilio connects
+/// The stream URL for a public base URL: `https://x/p` → `wss://x/p/twilio/media` (Twilio connects
 /// over wss only; `http://` gives `ws://`, for a local emulator).
 pub fn stream_url(public_url: &str) -> String {
-    let base = match public_url.split_once("://") {
-        Some(("https", rest)) => format!("wss://{rest}"),
-        Some(("http", rest)) => format!("ws://{rest}"),
-        _ => public_url.to_string(),
-    };
-    format!("{base}{MEDIA_PATH}")
+    PublicUrl::new(public_url).websocket(MEDIA_PATH)
+}
+
+/// Whether a handshake's `X-Twilio-Signature` is Twilio's: over the stream URL with no
+/// parameters, or, as Twilio's security page says to try when that fails, over the same URL with
+/// a trailing `/` (twilio.com/docs/usage/security#validating-signatures-on-websocket-connections);
+/// with the current auth token or, during a rotation, the previous one.
+pub fn handshake_signed(tokens: &[&str], stream_url: &str, signed: &str) -> bool {
+    let with_slash = format!("{stream_url}/");
+    tokens
+        .iter()
+        .any(|token| [stream_url, with_slash.as_str()].iter().any(|url| signature::verify(token, url, &[], signed)))
 }
 
 /// The `<Parameter>`s a stream carries: what the session needs of the call (Twilio's `start` has
@@ -109,7 +116,8 @@ pub(super) fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceCall, s
     });
     let key = state.settings.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
     let params = stream_params(&key, call);
-    match state.renderer.stream(&stream_url(&state.settings.public_url), &params, STREAM_ENDED_PATH) {
+    let after = PublicUrl::new(&state.settings.public_url).to(STREAM_ENDED_PATH);
+    match state.renderer.stream(&stream_url(&state.settings.public_url), &params, &after) {
         Ok(xml) => {
             state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
             twiml(xml)
@@ -121,12 +129,8 @@ pub(super) fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceCall, s
 /// `GET /twilio/media`: the stream's handshake, signed by Twilio over the stream URL.
 async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let signed = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
-    let valid = match (state.settings.twilio_auth_token.as_ref(), signed) {
-        (Some(token), Some(signed)) => {
-            signature::verify(token.expose(), &stream_url(&state.settings.public_url), &[], signed)
-        }
-        _ => false,
-    };
+    let tokens = auth_tokens(&state.settings);
+    let valid = signed.is_some_and(|s| handshake_signed(&tokens, &stream_url(&state.settings.public_url), s));
     if !valid {
         tracing::warn!(signed = signed.is_some(), "Media Streams handshake without a valid X-Twilio-Signature refused");
         state.metrics.twilio_request("media", "forbidden", 0.0);
@@ -181,6 +185,17 @@ mod tests {
     fn the_stream_url_is_the_public_url_over_websockets() {
         assert_eq!(stream_url("https://line.example.com"), "wss://line.example.com/twilio/media");
         assert_eq!(stream_url("http://127.0.0.1:8080"), "ws://127.0.0.1:8080/twilio/media");
+    }
+
+    #[test]
+    fn a_handshake_is_accepted_with_or_without_the_trailing_slash_and_either_token() {
+        let url = "wss://line.example.com/p/twilio/media";
+        for (token, signed_url) in [("new", url), ("new", "wss://line.example.com/p/twilio/media/"), ("old", url)] {
+            let signed = signature::sign(token, signed_url, &[]);
+            assert!(handshake_signed(&["new", "old"], url, &signed), "{token} over {signed_url}");
+        }
+        assert!(!handshake_signed(&["new"], url, &signature::sign("old", url, &[])), "a token no longer accepted");
+        assert!(!handshake_signed(&["new"], url, &signature::sign("new", "wss://other/twilio/media", &[])));
     }
 
     #[test]
