@@ -50,6 +50,10 @@ async fn a_known_caller_hears_their_latest_order_and_the_menu(backend: Backend) 
     assert!(text.contains("Press 1 to hear that again. Press 2 for your other recent orders. Press 3"), "{text}");
     let gather = t.turns[0].document.as_ref().unwrap().find("Gather").unwrap();
     assert_eq!((gather.attr("numDigits"), gather.attr("input")), (Some("1"), Some("dtmf")));
+    // Everything is said inside the <Gather>: a key interrupts the order status.
+    let doc = t.turns[0].document.as_ref().unwrap();
+    assert_eq!(doc.verbs.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["Gather", "Redirect"]);
+    assert!(gather.children.iter().any(|s| s.spoken().starts_with("Your order number")), "{gather:?}");
     // Absolute, from ORDERLINE_PUBLIC_URL: a base with a path keeps it.
     let menu = format!("{}/twilio/voice/menu?n=2&v=x", line.app.url);
     assert!(gather_action(&t, 0).starts_with(&menu), "{}", gather_action(&t, 0));
