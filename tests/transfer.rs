@@ -198,7 +198,51 @@ async fn a_rotated_auth_token_and_the_previous_one_are_both_accepted(backend: Ba
     line.app.stop().await;
 }
 
+async fn a_whole_call_under_a_public_url_with_a_path_keeps_it_in_every_url(backend: Backend) {
+    // Twilio reaches orderline at http://127.0.0.1:PORT/prefix/…: every URL handed back to it
+    // (Gather actions, Redirects, the whisper, the Dial action) must keep the prefix.
+    let line = line(
+        backend,
+        &[
+            ("verify", "none"),
+            ("public_url", "http://127.0.0.1:0/prefix"),
+            ("transfer_to", AGENT),
+            ("hold_after", "1ms"),
+        ],
+    )
+    .await;
+    let base = format!("{}/prefix", line.app.url);
+    let mut config = CallerConfig::new(&base, TOKEN, DANA);
+    config.transfer = Transfer::Dial(DialOutcome::Answered { talk_s: 20 });
+    // Menu, other orders (2), then someone (0).
+    let t = TwilioCaller::new(config).call(scripted(&["2", "0"])).await.unwrap();
+    let text = t.spoken().join(" | ");
+    assert!(text.contains("Hi Dana") && text.contains("Connecting you with someone now."), "{text}");
+    let requested: Vec<&str> = t.turns.iter().chain(&t.whispers).map(|t| t.url.as_str()).collect();
+    assert!(requested.iter().any(|u| u.contains("/twilio/voice/menu?")), "{requested:?}");
+    assert!(requested.iter().any(|u| u.contains("/twilio/voice/whisper?")), "{requested:?}");
+    assert!(requested.iter().any(|u| u.contains("/twilio/voice/dial-ended")), "{requested:?}");
+    assert!(requested.iter().all(|u| u.starts_with(&format!("{base}/twilio/voice"))), "{requested:?}");
+    assert!(t.turns.iter().chain(&t.whispers).all(|turn| turn.status == 200), "{requested:?}");
+    // Every URL written into the TwiML is absolute and keeps the prefix.
+    for doc in t.turns.iter().filter_map(|t| t.document.as_ref()) {
+        for verb in doc.find_all("Gather").into_iter().chain(doc.find_all("Dial")).chain(doc.find_all("Number")) {
+            for name in ["action", "url"] {
+                if let Some(url) = verb.attr(name) {
+                    assert!(url.starts_with(&format!("{base}/twilio/voice/")), "{} {name}={url}", verb.name);
+                }
+            }
+        }
+        for redirect in doc.find_all("Redirect") {
+            assert!(redirect.text.trim().starts_with(&format!("{base}/twilio/voice/")), "{}", redirect.text);
+        }
+    }
+    assert_eq!(t.ending, Ending::Hangup);
+    line.app.stop().await;
+}
+
 on_both_backends!(
+    a_whole_call_under_a_public_url_with_a_path_keeps_it_in_every_url,
     an_answered_transfer_ends_without_a_word,
     a_busy_unanswered_or_failed_transfer_leads_to_a_goodbye,
     a_queue_caller_hears_their_place_and_leaves_at_the_maximum_wait,
