@@ -96,7 +96,17 @@ async fn a_known_caller_hears_their_order_and_the_menu_over_the_stream(backend: 
     assert_eq!((call.verification.as_deref(), call.transfer.as_deref()), (Some("not_required"), Some("asked")));
     let events: Vec<(String, String)> =
         line.app.store().call_events(&t.call_sid).await.unwrap().into_iter().map(|e| (e.kind, e.detail)).collect();
-    for expected in [("step", "menu"), ("key", "0"), ("step", "transfer"), ("transfer", "asked")] {
+    // Twilio's stream status callbacks were taken (204) and recorded.
+    assert_eq!(t.stream_reports.iter().map(|r| r.status).collect::<Vec<_>>(), [204, 204]);
+    assert!(t.stream_reports[0].url.starts_with(&format!("{}/twilio/voice/stream-status", line.app.url)));
+    for expected in [
+        ("step", "menu"),
+        ("key", "0"),
+        ("step", "transfer"),
+        ("transfer", "asked"),
+        ("stream", "stream-started"),
+        ("stream", "stream-stopped"),
+    ] {
         assert!(events.contains(&(expected.0.into(), expected.1.into())), "{expected:?} in {events:?}");
     }
     line.app.stop().await;

@@ -101,6 +101,8 @@ pub struct StreamTranscript {
     pub close: Option<(u16, String)>,
     /// The TwiML after the stream, followed as Twilio would.
     pub after: Option<Transcript>,
+    /// The stream's status callbacks (stream-started, stream-stopped) and their answers.
+    pub stream_reports: Vec<Turn>,
     pub ending: Ending,
 }
 
@@ -158,6 +160,7 @@ impl MediaCaller {
                 pressed: Vec::new(),
                 close: None,
                 after: None,
+                stream_reports: Vec::new(),
                 ending: Ending::HttpError(status),
             });
         };
@@ -165,12 +168,33 @@ impl MediaCaller {
         let Some((url, parameters)) = stream_of(&document, &voice_url) else {
             return Err(CallError::UnsupportedVerb("a media call answered without <Connect><Stream>".into()));
         };
+        // Twilio reports the stream's start and stop to its statusCallback (twilio.com/docs/voice/
+        // twiml/stream#statuscallback).
+        let status_url =
+            document.find("Stream").and_then(|s| s.attr("statusCallback")).map(|u| resolve_url(&voice_url, u));
+        let stream_sid = format!("MZ{}", &super::twilio::random_call_sid()[2..]);
+        let report = |event: &'static str| {
+            let mut params = self.caller.base_params(&call_sid, "in-progress");
+            params.extend([
+                ("StreamSid".to_string(), stream_sid.clone()),
+                ("StreamEvent".to_string(), event.to_string()),
+            ]);
+            params.push(("Timestamp".into(), chrono::Utc::now().to_rfc3339()));
+            params
+        };
+        let mut stream_reports = Vec::new();
+        if let Some(status_url) = &status_url {
+            stream_reports.push(self.caller.post(status_url, &report("stream-started")).await?);
+        }
         let socket = if self.sign_with_trailing_slash {
             connect_signed(&url, &signature::sign(&config.auth_token, &format!("{url}/"), &[])).await?
         } else {
             connect_stream(&url, &config.auth_token).await?
         };
-        let run = self.converse(socket, &call_sid, &parameters, keys, &mut hear).await?;
+        let run = self.converse(socket, &stream_sid, &call_sid, &parameters, keys, &mut hear).await?;
+        if let Some(status_url) = &status_url {
+            stream_reports.push(self.caller.post(status_url, &report("stream-stopped")).await?);
+        }
         let (after, ending) = match (run.close.is_some(), at.and_then(|i| document.verbs.get(i + 1))) {
             (false, _) => (None, Ending::OutOfKeys),
             (true, Some(next)) if next.name == "Redirect" => {
@@ -190,6 +214,7 @@ impl MediaCaller {
             pressed: run.pressed,
             close: run.close,
             after,
+            stream_reports,
             ending,
         })
     }
@@ -197,12 +222,13 @@ impl MediaCaller {
     async fn converse(
         &self,
         mut socket: StreamSocket,
+        stream_sid: &str,
         call_sid: &str,
         parameters: &BTreeMap<String, String>,
         keys: &mut impl Keypad,
         hear: &mut impl FnMut(&Prompt),
     ) -> Result<StreamRun, CallError> {
-        let stream_sid = format!("MZ{}", &super::twilio::random_call_sid()[2..]);
+        let stream_sid = stream_sid.to_string();
         let started = Instant::now();
         send(&mut socket, &connected()).await?;
         send(&mut socket, &start(&stream_sid, call_sid, parameters)).await?;

@@ -144,8 +144,9 @@ impl Renderer {
         stream_url: &str,
         params: &[(String, String)],
         after_url: &str,
+        status_url: &str,
     ) -> Result<String, TemplateError> {
-        self.render("stream.xml", minijinja::context! { stream_url, params, after_url })
+        self.render("stream.xml", minijinja::context! { stream_url, params, after_url, status_url })
     }
 
     /// The TwiML after a stream closed: the transfer or goodbye of `step` (any other step hangs up).
@@ -208,7 +209,15 @@ impl Renderer {
         }
         check_clips("fallback.speech", &self.speech_fallback()?, clips)?;
         let params = [("from".to_string(), "O'Brien & Sons <Ltd>".to_string())];
-        self.parse_rendered("stream.xml", &self.stream("wss://h.example/twilio/media", &params, "/twilio/voice/x")?)?;
+        self.parse_rendered(
+            "stream.xml",
+            &self.stream(
+                "wss://h.example/twilio/media",
+                &params,
+                "https://h.example/twilio/voice/x",
+                "https://h.example/s?a=1&b=2",
+            )?,
+        )?;
         checked += 2;
         let whisper = self
             .whisper(minijinja::context! { first_name => "O'Brien & Sons <Ltd>", verified => "postal_code",

@@ -33,6 +33,8 @@ use crate::app::AppState;
 pub const MEDIA_PATH: &str = "/twilio/media";
 /// Where Twilio goes once orderline closes the stream (the `<Redirect>` after `<Connect>`).
 pub const STREAM_ENDED_PATH: &str = "/twilio/voice/stream-ended";
+/// Where Twilio reports the stream's start, stop and errors (`<Stream statusCallback>`).
+pub const STREAM_STATUS_PATH: &str = "/twilio/voice/stream-status";
 /// Largest message accepted on the stream; Twilio's are a few hundred bytes.
 const MAX_MESSAGE: usize = 64 * 1024;
 /// What the socket reads at a time.
@@ -41,7 +43,10 @@ const READ_BUFFER: usize = 4 * 1024;
 const HANDOFF_READ_LIMIT: Duration = Duration::from_secs(3);
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(MEDIA_PATH, get(media)).route(STREAM_ENDED_PATH, post(stream_ended))
+    Router::new()
+        .route(MEDIA_PATH, get(media))
+        .route(STREAM_ENDED_PATH, post(stream_ended))
+        .route(STREAM_STATUS_PATH, post(stream_status))
 }
 
 /// The stream URL for a public base URL: `https://x/p` → `wss://x/p/twilio/media` (Twilio connects
@@ -116,8 +121,9 @@ pub(super) fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceCall, s
     });
     let key = state.settings.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
     let params = stream_params(&key, call);
-    let after = PublicUrl::new(&state.settings.public_url).to(STREAM_ENDED_PATH);
-    match state.renderer.stream(&stream_url(&state.settings.public_url), &params, &after) {
+    let urls = PublicUrl::new(&state.settings.public_url);
+    let (after, status) = (urls.to(STREAM_ENDED_PATH), urls.to(STREAM_STATUS_PATH));
+    match state.renderer.stream(&stream_url(&state.settings.public_url), &params, &after, &status) {
         Ok(xml) => {
             state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
             twiml(xml)
@@ -145,6 +151,39 @@ async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketU
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "Media Streams upgrade failed"))
         .on_upgrade(move |socket| session::run(state, socket))
 }
+
+/// `POST /twilio/voice/stream-status`: Twilio's report of the stream (twilio.com/docs/voice/twiml/
+/// stream#statuscallback: StreamSid, StreamEvent stream-started | stream-stopped | stream-error,
+/// StreamError, Timestamp), written to the call's record. Answered 204; nothing to say.
+async fn stream_status(State(state): State<AppState>, req: TwilioRequest) -> Response {
+    let Ok(call) = VoiceCall::parse(&req) else {
+        state.metrics.twilio_request(req.route(), "bad_request", 0.0);
+        return (StatusCode::BAD_REQUEST, "no CallSid in a stream status callback\n").into_response();
+    };
+    let event = req.param("StreamEvent").unwrap_or("unknown");
+    let detail = match req.param("StreamError").filter(|e| !e.is_empty()) {
+        Some(error) => format!("{event}: {}", crate::lookup::mask_pii(error)),
+        None => event.to_string(),
+    };
+    if event == "stream-error" {
+        tracing::warn!(call_sid = %call.call_sid, detail = %detail, "Twilio reports a Media Streams error");
+    }
+    let now = crate::store::Ts::from(state.clock.now());
+    // One step each, so a start and a stop of the same call are both kept.
+    let step = STREAM_STATUS_STEP
+        + match event {
+            "stream-started" => 0,
+            "stream-stopped" => 1,
+            "stream-error" => 2,
+            _ => 3,
+        };
+    state.recorder.record(super::call::events(&call, step, now, vec![("stream", detail)]));
+    state.metrics.twilio_request(req.route(), "answered", 0.0);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Where stream status events are numbered in the call record.
+const STREAM_STATUS_STEP: u32 = 95_000;
 
 /// `POST /twilio/voice/stream-ended`: the stream is closed; go on as its session decided. With
 /// no decision (the stream failed, was refused, or its instance died), the caller gets the
