@@ -309,6 +309,7 @@ impl Settings {
                 raw.queue_max_wait
             )));
         }
+        crate::twilio::voices::check(raw.voice.trim(), raw.language.trim()).map_err(ConfigError::Invalid)?;
         let media_lead = duration("ORDERLINE_MEDIA_LEAD", &raw.media_lead)?;
         if media_lead > Duration::from_secs(2) {
             return Err(ConfigError::Invalid(format!(

@@ -12,6 +12,7 @@ pub mod transfer;
 pub mod transfer_end;
 pub mod twiml;
 pub mod voice;
+pub mod voices;
 pub mod xml_text;
 
 use axum::Router;
