@@ -483,6 +483,25 @@ mod tests {
     }
 
     #[test]
+    fn the_twilio_transfer_and_media_settings_parse_and_name_their_errors() {
+        let s = Settings::from_pairs([]).unwrap();
+        assert_eq!((s.queue_max_wait, s.media_lead), (Duration::from_secs(300), Duration::from_millis(300)));
+        assert!(s.hold_music_url.starts_with("http://com.twilio.sounds.music"));
+        let s = Settings::from_pairs([("queue_max_wait", "90s"), ("twilio_auth_token_previous", "old")]).unwrap();
+        assert_eq!(s.queue_max_wait, Duration::from_secs(90));
+        assert_eq!(s.twilio_auth_token_previous.as_ref().map(Secret::expose), Some("old"));
+        for (key, value, named) in [
+            ("queue_max_wait", "5s", "ORDERLINE_QUEUE_MAX_WAIT"),
+            ("media_lead", "3s", "ORDERLINE_MEDIA_LEAD"),
+            ("hold_music_url", "music.mp3", "ORDERLINE_HOLD_MUSIC_URL"),
+            ("language", "es-US", "ORDERLINE_VOICE"),
+        ] {
+            let err = Settings::from_pairs([(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
     fn api_url_defaults_to_the_shop() {
         let s = Settings::from_pairs([("shopify_shop", "Demo.myshopify.com")]).unwrap();
         assert_eq!(s.shopify_api_url.as_deref(), Some("https://demo.myshopify.com"));

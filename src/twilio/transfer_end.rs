@@ -206,7 +206,9 @@ async fn queue_wait(State(state): State<AppState>, req: TwilioRequest) -> Respon
     let xml = state.renderer.queue_wait(&view).unwrap_or_else(|e| {
         // The caller stays in the queue either way; without words they hear the music.
         tracing::error!(error = %e, "the queue_wait template failed");
-        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Play>{}</Play></Response>", view.music_url)
+        let mut music = String::new();
+        let _ = super::xml_text::escape_into(&mut music, &view.music_url);
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Play>{music}</Play></Response>")
     });
     state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
     twiml(xml)
