@@ -8,8 +8,10 @@
 //! `stop` and closes. Streams start
 //! spread evenly over `BENCH_RAMP_MS` (2000).
 //!
-//! Reports first audio (`start` sent → first `media` frame), frame jitter at the client
-//! (|t_i − t_0 − i·20 ms|) and inter-arrival gaps, the server's own `media_frame_lag_seconds` and
+//! Reports first audio (`start` sent → first `media` frame), playback underruns (the client plays
+//! what it has queued in order, as Twilio does, and counts each time it runs dry before the next
+//! audio arrives; ORDERLINE_MEDIA_LEAD's lead arrives first, in one message), frame jitter at the
+//! client over the paced frames after the lead (|t_i − t_0 − i·20 ms|) and inter-arrival gaps, the server's own `media_frame_lag_seconds` and
 //! `media_first_audio_seconds` histograms from /metrics, and the server's CPU time. Targets: 500
 //! concurrent calls on 2 cores with frame jitter p99 < 5 ms and first audio p99 < 50 ms. Reports;
 //! exits non-zero only when streams fail (no connection, no audio, a frame not 160 bytes).
@@ -75,10 +77,17 @@ struct Outcome {
     ended: Option<Instant>,
     /// `start` sent → the first `media` frame.
     first_audio: Option<Duration>,
-    /// When each `media` frame arrived.
+    /// When each paced `media` frame arrived (the lead, sent at once in one message, apart).
     arrivals: Vec<Instant>,
-    /// Frames whose payload was not 160 bytes of base64.
+    /// Frames in the first message: ORDERLINE_MEDIA_LEAD's worth, sent at once.
+    lead_frames: usize,
+    /// Messages whose payload was not whole 160-byte frames of base64.
     bad_frames: u64,
+    /// Times the modelled playback (Twilio plays what it has queued, in order) ran dry before
+    /// the next audio arrived, after the first.
+    underruns: u64,
+    /// When the queued audio runs out.
+    played_until: Option<Instant>,
     /// The first prompt's mark, when it came.
     mark: Option<String>,
     /// Orderline closed the stream before the mark.
@@ -185,12 +194,24 @@ async fn listen(
                 };
                 match serde_json::from_str::<ToTwilio>(text.as_str()) {
                     Ok(ToTwilio::Media { media, .. }) => {
-                        if outcome.arrivals.is_empty() {
+                        let bytes = BASE64.decode(media.payload).map_or(0, |audio| audio.len());
+                        if bytes == 0 || bytes % FRAME_BYTES != 0 {
+                            outcome.bad_frames += 1;
+                        }
+                        let frames = bytes.div_ceil(FRAME_BYTES).max(1);
+                        let first = outcome.played_until.is_none();
+                        if first {
                             outcome.first_audio = Some(now - started);
                         }
-                        outcome.arrivals.push(now);
-                        if BASE64.decode(media.payload).map_or(true, |audio| audio.len() != FRAME_BYTES) {
-                            outcome.bad_frames += 1;
+                        if outcome.played_until.is_some_and(|until| now > until) {
+                            outcome.underruns += 1;
+                        }
+                        let from = outcome.played_until.map_or(now, |until| until.max(now));
+                        outcome.played_until = Some(from + FRAME * frames as u32);
+                        if first && frames > 1 {
+                            outcome.lead_frames = frames;
+                        } else {
+                            outcome.arrivals.push(now);
                         }
                     }
                     Ok(ToTwilio::Mark { mark, .. }) => {
@@ -485,6 +506,10 @@ async fn run() -> Result<(), String> {
         .filter(|o| o.error.is_none() && o.started.is_some() && o.mark.is_none() && !o.closed_early)
         .count();
     let closed_early = outcomes.iter().filter(|o| o.closed_early).count();
+    let underruns: u64 = outcomes.iter().map(|o| o.underruns).sum();
+    let with_underruns = outcomes.iter().filter(|o| o.underruns > 0).count();
+    let mut leads: Vec<usize> = outcomes.iter().map(|o| o.lead_frames).collect();
+    leads.sort_unstable();
 
     println!(
         "{} of {streams} streams started (spread over {:.0} ms), at most {peak} open at once, {:.1} s in all",
@@ -503,6 +528,10 @@ async fn run() -> Result<(), String> {
         frames.get(frames.len() / 2).copied().unwrap_or(0),
         frames.last().copied().unwrap_or(0),
         jitter.len()
+    );
+    println!(
+        "lead sent at once: {} ms (p50 of streams); playback underruns (client model: queued audio ran out before the next arrived): {underruns} in {with_underruns} streams  [target 0]",
+        leads.get(leads.len() / 2).copied().unwrap_or(0) * 20
     );
     let first_p99 = percentile(&first_audio, 0.99);
     println!(

@@ -63,7 +63,10 @@ pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, St
             task: r#"{"name":"O'Brien & Sons <Ltd>"}"#.into(),
             whisper_url: "/twilio/voice/whisper?v=p&c=1&o=2".into(),
             params: vec![("name".into(), "O'Brien & Sons <Ltd>".into())],
-            sip_uri: "sip:agents@pbx.example.com?X-Orderline-Name=O%27Brien+%26+Sons".into(),
+            sip_uri: "sip:agents@pbx.example.com?X-Orderline-name=O'Brien_Sons&X-Orderline-call-sid=CA1".into(),
+            dial_action: "https://h.example/p/twilio/voice/dial-ended".into(),
+            queue_action: "https://h.example/p/twilio/voice/queue-ended".into(),
+            wait_url: "https://h.example/p/twilio/voice/queue-wait?a=1&b=2".into(),
         })
         .chain(std::iter::once(TransferView { kind: "queue", address: "support".into(), ..TransferView::default() }))
         .collect();
@@ -108,7 +111,7 @@ pub fn caller_lookup(
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(shopify::router(state.settings.webhook_max_bytes))
-        .merge(twilio::router())
+        .merge(twilio::router_at(&state.settings.public_url))
         .merge(agent::router())
         .merge(ops::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::request_limits::enforce))
@@ -185,9 +188,12 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         .await
         .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-    // With no public URL configured, Twilio is taken to reach us where we listen (port 0 resolved).
-    if settings.public_url == format!("http://{}", settings.listen) {
-        settings.public_url = format!("http://{addr}");
+    // With no public URL configured, Twilio is taken to reach us where we listen (port 0 resolved,
+    // any path kept: `http://127.0.0.1:0/prefix` in tests).
+    if let Some(path) = settings.public_url.strip_prefix(&format!("http://{}", settings.listen))
+        && (path.is_empty() || path.starts_with('/'))
+    {
+        settings.public_url = format!("http://{addr}{path}");
     }
     let store = Store::connect_with(&settings.database_url, settings.db_max_connections).await?;
     store.migrate().await?;

@@ -62,6 +62,7 @@ struct RawSettings {
     public_url: Option<String>,
     database_url: String,
     twilio_auth_token: Option<Secret>,
+    twilio_auth_token_previous: Option<Secret>,
     shopify_shop: Option<String>,
     shopify_access_token: Option<Secret>,
     shopify_client_id: Option<String>,
@@ -105,6 +106,9 @@ struct RawSettings {
     verify_max_failures: u32,
     verify_failure_window: String,
     agent_session_ttl: String,
+    queue_max_wait: String,
+    hold_music_url: String,
+    media_lead: String,
 }
 
 impl Default for RawSettings {
@@ -114,6 +118,7 @@ impl Default for RawSettings {
             public_url: None,
             database_url: "sqlite://orderline.db".into(),
             twilio_auth_token: None,
+            twilio_auth_token_previous: None,
             shopify_shop: None,
             shopify_access_token: None,
             shopify_client_id: None,
@@ -157,6 +162,10 @@ impl Default for RawSettings {
             verify_max_failures: 5,
             verify_failure_window: "24h".into(),
             agent_session_ttl: "12h".into(),
+            queue_max_wait: "5m".into(),
+            // Twilio's own hold music, as its queue examples play it.
+            hold_music_url: "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3".into(),
+            media_lead: "300ms".into(),
         }
     }
 }
@@ -169,6 +178,9 @@ pub struct Settings {
     pub public_url: String,
     pub database_url: String,
     pub twilio_auth_token: Option<Secret>,
+    /// The auth token before a rotation (Twilio's secondary token promoted): signatures made with
+    /// it are accepted too, until it is removed.
+    pub twilio_auth_token_previous: Option<Secret>,
     pub shopify_shop: Option<String>,
     /// A legacy permanent Admin API token (instead of client credentials).
     pub shopify_access_token: Option<Secret>,
@@ -232,6 +244,12 @@ pub struct Settings {
     pub verify_failure_window: Duration,
     /// How long an agent's console session lasts after logging in.
     pub agent_session_ttl: Duration,
+    /// Longest a caller waits in the queue before hearing a goodbye with the opening hours.
+    pub queue_max_wait: Duration,
+    /// What a queued caller hears between announcements of their place in line.
+    pub hold_music_url: String,
+    /// Media Streams: how much audio is kept queued at Twilio ahead of playback.
+    pub media_lead: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,9 +261,10 @@ pub enum ConfigError {
 }
 
 /// Environment names that are not ORDERLINE_-prefixed, read as they are.
-const STANDARD_ENV: [&str; 9] = [
+const STANDARD_ENV: [&str; 10] = [
     "DATABASE_URL",
     "TWILIO_AUTH_TOKEN",
+    "TWILIO_AUTH_TOKEN_PREVIOUS",
     "SHOPIFY_SHOP",
     "SHOPIFY_ACCESS_TOKEN",
     "SHOPIFY_CLIENT_ID",
@@ -341,6 +360,27 @@ impl Settings {
         if raw.verify_max_failures == 0 {
             return Err(ConfigError::Invalid("ORDERLINE_VERIFY_MAX_FAILURES must be at least 1".into()));
         }
+        let queue_max_wait = duration("ORDERLINE_QUEUE_MAX_WAIT", &raw.queue_max_wait)?;
+        if queue_max_wait < Duration::from_secs(10) {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_QUEUE_MAX_WAIT {:?} is too short for anyone to answer: at least 10s",
+                raw.queue_max_wait
+            )));
+        }
+        crate::twilio::voices::check(raw.voice.trim(), raw.language.trim()).map_err(ConfigError::Invalid)?;
+        let media_lead = duration("ORDERLINE_MEDIA_LEAD", &raw.media_lead)?;
+        if media_lead > Duration::from_secs(2) {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_MEDIA_LEAD {:?}: at most 2s (a caller who presses a key must not wait for queued audio)",
+                raw.media_lead
+            )));
+        }
+        let hold_music_url = raw.hold_music_url.trim().to_string();
+        if !(hold_music_url.starts_with("https://") || hold_music_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_HOLD_MUSIC_URL {hold_music_url:?} must be an http(s) URL of an audio file Twilio can <Play>"
+            )));
+        }
         let transfer_to = TransferTarget::parse(&raw.transfer_to, &region).map_err(ConfigError::Invalid)?;
         let taskrouter_workflow_sid =
             raw.taskrouter_workflow_sid.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
@@ -371,6 +411,7 @@ impl Settings {
             public_url,
             database_url: raw.database_url,
             twilio_auth_token: non_empty(raw.twilio_auth_token),
+            twilio_auth_token_previous: non_empty(raw.twilio_auth_token_previous),
             shopify_api_url: raw
                 .shopify_api_url
                 .map(|u| u.trim_end_matches('/').to_string())
@@ -411,6 +452,9 @@ impl Settings {
             verify_max_failures: raw.verify_max_failures,
             verify_failure_window,
             agent_session_ttl,
+            queue_max_wait,
+            hold_music_url,
+            media_lead,
         })
     }
 
@@ -422,6 +466,11 @@ impl Settings {
                  (Twilio console → Account → API keys & tokens → Auth Token)"
                     .into(),
             ));
+        }
+        if self.prompt_mode == PromptMode::MediaStream {
+            crate::twilio::public_url::PublicUrl::new(&self.public_url)
+                .check_stream_url(crate::twilio::media::MEDIA_PATH)
+                .map_err(ConfigError::Invalid)?;
         }
         Ok(())
     }
@@ -506,6 +555,25 @@ mod tests {
         assert!(err.contains("fry"), "{err}");
         let err = Settings::from_pairs([("twiml_dir", "/no/such/folder")]).unwrap_err().to_string();
         assert!(err.contains("ORDERLINE_TWIML_DIR"), "{err}");
+    }
+
+    #[test]
+    fn the_twilio_transfer_and_media_settings_parse_and_name_their_errors() {
+        let s = Settings::from_pairs([]).unwrap();
+        assert_eq!((s.queue_max_wait, s.media_lead), (Duration::from_secs(300), Duration::from_millis(300)));
+        assert!(s.hold_music_url.starts_with("http://com.twilio.sounds.music"));
+        let s = Settings::from_pairs([("queue_max_wait", "90s"), ("twilio_auth_token_previous", "old")]).unwrap();
+        assert_eq!(s.queue_max_wait, Duration::from_secs(90));
+        assert_eq!(s.twilio_auth_token_previous.as_ref().map(Secret::expose), Some("old"));
+        for (key, value, named) in [
+            ("queue_max_wait", "5s", "ORDERLINE_QUEUE_MAX_WAIT"),
+            ("media_lead", "3s", "ORDERLINE_MEDIA_LEAD"),
+            ("hold_music_url", "music.mp3", "ORDERLINE_HOLD_MUSIC_URL"),
+            ("language", "es-US", "ORDERLINE_VOICE"),
+        ] {
+            let err = Settings::from_pairs([(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
     }
 
     #[test]

@@ -57,7 +57,7 @@ async fn a_known_caller_hears_their_order_and_the_menu_over_the_stream(backend: 
     assert_eq!(t.parameters.get("from").map(String::as_str), Some(DANA));
     assert!(t.parameters.contains_key("token"));
     assert_eq!(doc.verbs.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["Connect", "Redirect"]);
-    assert_eq!(doc.find("Redirect").unwrap().text.trim(), "/twilio/voice/stream-ended");
+    assert_eq!(doc.find("Redirect").unwrap().text.trim(), format!("{}/twilio/voice/stream-ended", line.app.url));
 
     // What was said: greeting, the latest order, the menu; then, after 0, "please hold".
     let latest = line.latest_order("Dana");
@@ -104,7 +104,17 @@ async fn a_known_caller_hears_their_order_and_the_menu_over_the_stream(backend: 
     assert_eq!((call.verification.as_deref(), call.transfer.as_deref()), (Some("not_required"), Some("asked")));
     let events: Vec<(String, String)> =
         line.app.store().call_events(&t.call_sid).await.unwrap().into_iter().map(|e| (e.kind, e.detail)).collect();
-    for expected in [("step", "menu"), ("key", "0"), ("step", "transfer"), ("transfer", "asked")] {
+    // Twilio's stream status callbacks were taken (204) and recorded.
+    assert_eq!(t.stream_reports.iter().map(|r| r.status).collect::<Vec<_>>(), [204, 204]);
+    assert!(t.stream_reports[0].url.starts_with(&format!("{}/twilio/voice/stream-status", line.app.url)));
+    for expected in [
+        ("step", "menu"),
+        ("key", "0"),
+        ("step", "transfer"),
+        ("transfer", "asked"),
+        ("stream", "stream-started"),
+        ("stream", "stream-stopped"),
+    ] {
         assert!(events.contains(&(expected.0.into(), expected.1.into())), "{expected:?} in {events:?}");
     }
     line.app.stop().await;
@@ -117,16 +127,17 @@ async fn frames_are_160_bytes_paced_at_50_a_second(backend: Backend) {
     assert!(prompt.whole_frames, "every frame is 160 bytes");
     assert_eq!(prompt.audio.len(), prompt.frames * 160);
     assert!(prompt.frames > 250, "a menu lasts seconds: {} frames", prompt.frames);
-    // From the frames' arrival timestamps: never ahead of a 20 ms schedule (so not dumped at
-    // once), and on average 50 a second.
+    // From the frames' arrival timestamps: never more than the lead (300 ms by default) ahead of
+    // a 20 ms schedule (so not dumped at once), and after the lead on average 50 a second.
     let arrivals: Vec<f64> = prompt.arrivals.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     let first = arrivals[0];
     for (i, at) in arrivals.iter().enumerate() {
         let due = first + i as f64 * FRAME_MS;
-        assert!(*at >= due - 50.0, "frame {i} arrived {:.1} ms ahead of its schedule", due - at);
+        assert!(*at >= due - 300.0 - 50.0, "frame {i} arrived {:.1} ms ahead of its schedule", due - at);
     }
-    let span = arrivals.last().unwrap() - first;
-    let per_second = (arrivals.len() - 1) as f64 / span * 1000.0;
+    let paced = &arrivals[15..];
+    let span = paced.last().unwrap() - paced[0];
+    let per_second = (paced.len() - 1) as f64 / span * 1000.0;
     assert!((45.0..=50.5).contains(&per_second), "{per_second:.2} frames a second over {span:.0} ms");
     line.app.stop().await;
 }
@@ -277,15 +288,38 @@ async fn the_message_sequence_is_media_then_a_mark_and_marks_echo(backend: Backe
     line.app.stop().await;
 }
 
-async fn a_mark_that_was_never_sent_closes_the_stream(backend: Backend) {
+async fn unknown_events_digits_marks_and_unreadable_media_are_ignored_and_counted(backend: Backend) {
+    // Twilio documents no closed set of events: what orderline does not know, it lets go.
     let line = line(backend, &[MEDIA, ("verify", "none")]).await;
     let (mut socket, _) = started(&line, DANA).await;
     assert_eq!(kind(&next(&mut socket).await.unwrap()), "media");
     send(&mut socket, &mark("9:made-up")).await.unwrap();
-    let (_, end) = until_not_media(&mut socket).await;
-    let (code, reason) = end.unwrap_err();
-    assert_eq!(code, 1002);
-    assert!(reason.contains("never sent"), "{reason}");
+    send(&mut socket, &dtmf("x")).await.unwrap();
+    let media = |payload: &str| {
+        Message::Text(
+            format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"track":"inbound","chunk":"1","timestamp":"0","payload":"{payload}"}}}}"#)
+                .into(),
+        )
+    };
+    for junk in [
+        Message::Text(r#"{"event":"transcription","streamSid":"MZ1","transcription":{"text":"hi"}}"#.into()),
+        media("%%%"),
+        media(&"/w==".repeat(2000)),
+    ] {
+        socket.send(junk).await.unwrap();
+    }
+    // The call goes on: a key still cuts the prompt short and reaches a person.
+    send(&mut socket, &dtmf("0")).await.unwrap();
+    let (_, after) = until_not_media(&mut socket).await;
+    assert_eq!(after.map(|m| kind(&m)), Ok("clear"));
+    let (_, after) = until_not_media(&mut socket).await;
+    let Ok(ToTwilio::Mark { mark: name, .. }) = after else { panic!("a mark after the prompt: {after:?}") };
+    assert_eq!(name.name, "2:transfer");
+    let metrics = wait_for_metric(&line, "orderline_media_messages_ignored_total{what=\"bad_media\"} 2").await;
+    for what in ["unknown_mark", "unknown_digit", "unknown_event"] {
+        let line = format!("orderline_media_messages_ignored_total{{what=\"{what}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
     line.app.stop().await;
 }
 
@@ -306,6 +340,75 @@ async fn stop_ends_the_session_cleanly(backend: Backend) {
     assert!(metrics.contains("orderline_media_streams_active 0"), "{metrics}");
     // No decision was made: the Redirect (had the call gone on) would get the fallback.
     assert_eq!(line.app.store().take_handoff(&call_sid).await.unwrap(), None);
+    line.app.stop().await;
+}
+
+async fn frames_delayed_150_ms_at_random_play_without_an_underrun(backend: Backend) {
+    // With the default lead (300 ms of audio queued at Twilio), jitter up to 150 ms never reaches
+    // the caller; with no lead, the same jitter starves the playback (the model can underrun).
+    for (lead, expect_underruns) in [(None, false), (Some("0ms"), true)] {
+        let mut settings = vec![MEDIA, ("verify", "none")];
+        settings.extend(lead.map(|l| ("media_lead", l)));
+        let line = line(backend, &settings).await;
+        let mut caller = media_caller(&line, DANA);
+        caller.jitter = Duration::from_millis(150);
+        let t = caller.call(&mut scripted_media(&["0"]), |_| {}).await.unwrap();
+        assert!(t.prompts[0].frames > 250 && t.prompts[0].mark.is_some(), "the menu played to its end");
+        let underruns: usize = t.prompts.iter().map(|p| p.underruns).sum();
+        assert_eq!(underruns > 0, expect_underruns, "lead {lead:?}: {underruns} underruns");
+        assert!(matches!(t.ending, Ending::Enqueue(_)), "{:?}", t.ending);
+        line.app.stop().await;
+    }
+}
+
+async fn a_handshake_signed_over_the_url_with_a_trailing_slash_is_accepted(backend: Backend) {
+    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let mut caller = media_caller(&line, DANA);
+    caller.sign_with_trailing_slash = true;
+    let t = caller.call(&mut scripted_media(&["!0"]), |_| {}).await.unwrap();
+    assert_eq!(t.close, Some((1000, "transfer".to_string())));
+    assert!(matches!(t.ending, Ending::Enqueue(_)), "{:?}", t.ending);
+    line.app.stop().await;
+}
+
+async fn media_mode_refuses_to_start_unless_the_stream_is_wss_on_443(backend: Backend) {
+    let db = common::TestDb::new(backend).await;
+    for public_url in ["https://line.example.com:8443", "http://line.example.com"] {
+        let settings = common::settings_for(&db.url, &[MEDIA, ("public_url", public_url)]);
+        let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
+        assert!(err.contains("ORDERLINE_PUBLIC_URL") && err.contains("ORDERLINE_PROMPT_MODE"), "{err}");
+    }
+}
+
+async fn a_media_call_under_a_public_url_with_a_path_keeps_it_everywhere(backend: Backend) {
+    use orderline::sim::twilio::{DialOutcome, Transfer};
+    let line = line(
+        backend,
+        &[
+            MEDIA,
+            ("verify", "none"),
+            ("public_url", "http://127.0.0.1:0/support/line"),
+            ("transfer_to", "tel:+14155550100"),
+        ],
+    )
+    .await;
+    let base = format!("{}/support/line", line.app.url);
+    let mut config = CallerConfig::new(&base, TOKEN, DANA);
+    config.transfer = Transfer::Dial(DialOutcome::Answered { talk_s: 30 });
+    let t = MediaCaller::new(TwilioCaller::new(config)).call(&mut scripted_media(&["!0"]), |_| {}).await.unwrap();
+    let doc = t.connect.document.as_ref().unwrap();
+    assert_eq!(
+        doc.find("Stream").unwrap().attr("url").unwrap(),
+        format!("{}/twilio/media", base.replace("http://", "ws://"))
+    );
+    assert_eq!(doc.find("Redirect").unwrap().text.trim(), format!("{base}/twilio/voice/stream-ended"));
+    assert_eq!(t.close, Some((1000, "transfer".to_string())));
+    let after = t.after.as_ref().unwrap();
+    let urls: Vec<&str> = after.turns.iter().chain(&after.whispers).map(|t| t.url.as_str()).collect();
+    assert!(urls.len() >= 3, "stream-ended, whisper, dial action: {urls:?}");
+    assert!(urls.iter().all(|u| u.starts_with(&format!("{base}/twilio/voice/"))), "{urls:?}");
+    assert!(after.turns.iter().all(|t| t.status == 200), "{urls:?}");
+    assert_eq!(after.ending, Ending::Hangup);
     line.app.stop().await;
 }
 
@@ -352,29 +455,22 @@ async fn malformed_or_out_of_order_messages_close_the_stream_with_a_reason(backe
     let good_start = text(&start("MZ1", &call_sid, &params));
     let cases: Vec<(&str, Vec<Message>, u16, &str)> = vec![
         ("not JSON", vec![Message::Text("hello".into())], 1002, "malformed message"),
-        ("an unknown event", vec![Message::Text(r#"{"event":"dance"}"#.into())], 1002, "malformed message"),
         ("a binary frame", vec![Message::Binary(vec![1, 2, 3].into())], 1002, "binary"),
         ("media before start", vec![text(&connected()), text(&silence)], 1002, "before `start`"),
         ("dtmf before start", vec![text(&dtmf("1"))], 1002, "before `start`"),
         ("start twice", vec![good_start.clone(), good_start.clone()], 1002, "after the stream started"),
-        ("a key that is no key", vec![good_start.clone(), text(&dtmf("x"))], 1002, "is not a key"),
         (
             "another stream's message",
-            vec![good_start.clone(), text(&FromTwilio::Dtmf {
-                sequence_number: None,
-                stream_sid: "MZ2".into(),
-                dtmf: Dtmf { track: "inbound_track".into(), digit: "1".into() },
-            })],
+            vec![
+                good_start.clone(),
+                text(&FromTwilio::Dtmf {
+                    sequence_number: None,
+                    stream_sid: "MZ2".into(),
+                    dtmf: Dtmf { track: "inbound_track".into(), digit: "1".into() },
+                }),
+            ],
             1002,
             "another stream",
-        ),
-        (
-            "media that is not base64",
-            vec![good_start.clone(), Message::Text(
-                r#"{"event":"media","streamSid":"MZ1","media":{"track":"inbound","chunk":"1","timestamp":"0","payload":"%%%"}}"#.into(),
-            )],
-            1002,
-            "not base64",
         ),
         ("a start for a call orderline did not answer", vec![text(&start("MZ1", "CA0000", &params))], 1008, "token"),
     ];
@@ -383,7 +479,7 @@ async fn malformed_or_out_of_order_messages_close_the_stream_with_a_reason(backe
         assert_eq!(got_code, code, "{what}: {got_reason}");
         assert!(got_reason.contains(reason), "{what}: {got_reason}");
     }
-    let metrics = wait_for_metric(&line, "orderline_media_streams_ended_total{end=\"protocol_error\"} 9").await;
+    let metrics = wait_for_metric(&line, "orderline_media_streams_ended_total{end=\"protocol_error\"} 6").await;
     assert!(metrics.contains("orderline_media_streams_ended_total{end=\"refused\"} 1"), "{metrics}");
     // Nothing broke: the next caller is served as usual.
     let t = media_call(&line, DANA, &["!0"]).await;
@@ -422,7 +518,11 @@ on_both_backends!(
     an_unknown_caller_keys_an_order_number_during_the_question,
     outside_hours_the_stream_says_goodbye_and_the_redirect_hangs_up,
     the_message_sequence_is_media_then_a_mark_and_marks_echo,
-    a_mark_that_was_never_sent_closes_the_stream,
+    unknown_events_digits_marks_and_unreadable_media_are_ignored_and_counted,
+    frames_delayed_150_ms_at_random_play_without_an_underrun,
+    a_handshake_signed_over_the_url_with_a_trailing_slash_is_accepted,
+    media_mode_refuses_to_start_unless_the_stream_is_wss_on_443,
+    a_media_call_under_a_public_url_with_a_path_keeps_it_everywhere,
     stop_ends_the_session_cleanly,
     malformed_or_out_of_order_messages_close_the_stream_with_a_reason,
     an_unsigned_or_forged_handshake_is_refused,

@@ -56,6 +56,8 @@ impl TwimlServer {
             .route("/twilio/voice/end", post(end))
             .route("/twilio/voice/loop", post(looping))
             .route("/twilio/status", post(status))
+            .route("/twilio/voice/dial-without-action", post(dial_without_action))
+            .route("/twilio/voice/control-character", post(control_character))
             .with_state(ServerState { addr, seen: seen.clone() });
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         TwimlServer { url: format!("http://{addr}"), seen }
@@ -129,6 +131,34 @@ async fn looping(State(state): State<ServerState>, uri: Uri, headers: HeaderMap,
         return forbidden();
     }
     twiml("<Response><Say>Round we go.</Say><Redirect>loop</Redirect></Response>".into())
+}
+
+/// The document issue 11 found: a `<Dial>` with no action, an apology after it.
+async fn dial_without_action(
+    State(state): State<ServerState>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(params): Params,
+) -> Response {
+    if check(&state, &uri, &headers, params).is_none() {
+        return forbidden();
+    }
+    twiml(
+        "<Response><Dial><Number>+14155550100</Number></Dial><Say>Sorry, nobody could take your call.</Say><Hangup/></Response>"
+            .into(),
+    )
+}
+
+async fn control_character(
+    State(state): State<ServerState>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(params): Params,
+) -> Response {
+    if check(&state, &uri, &headers, params).is_none() {
+        return forbidden();
+    }
+    twiml("<Response><Say>Hi Ann\u{8}e</Say></Response>".into())
 }
 
 async fn status(State(state): State<ServerState>, uri: Uri, headers: HeaderMap, Form(params): Params) -> Response {
@@ -395,4 +425,37 @@ async fn the_call_command_fails_clearly_when_nothing_listens() {
     let (code, _, stderr) = run_call(&[CALLER, "--url", &url, "--token", TOKEN, "--keys", "1"], None).await;
     assert_eq!(code, Some(1));
     assert!(stderr.contains("cannot reach") && stderr.contains(&url), "{stderr}");
+}
+
+#[tokio::test]
+async fn after_an_answered_dial_without_action_twilio_reads_on_in_the_same_document() {
+    // twilio.com/docs/voice/twiml/dial: "If you do not provide an action URL … and the original
+    // caller is still on the line, Twilio will continue to render the original TwiML document."
+    use orderline::sim::twilio::{DialOutcome, Transfer};
+    let server = TwimlServer::start().await;
+    let mut config = CallerConfig::new(&server.url, TOKEN, CALLER);
+    config.transfer = Transfer::Dial(DialOutcome::Answered { talk_s: 60 });
+    let caller = TwilioCaller::new(config);
+    let url = format!("{}/twilio/voice/dial-without-action", server.url);
+    let t = caller.walk("CA1".into(), url, caller.base_params("CA1", "in-progress"), |_| None, |_| {}).await.unwrap();
+    assert_eq!(t.spoken(), ["Sorry, nobody could take your call."]);
+    assert_eq!(t.ending, Ending::Hangup);
+    // By default the emulator stops at the hand-over, as before.
+    let t = server
+        .caller(TOKEN)
+        .walk("CA2".into(), format!("{}/twilio/voice/dial-without-action", server.url), Vec::new(), |_| None, |_| {})
+        .await
+        .unwrap();
+    assert!(matches!(t.ending, Ending::Dial(_)), "{:?}", t.ending);
+}
+
+#[tokio::test]
+async fn twiml_with_a_character_xml_forbids_is_refused_as_twilio_refuses_it() {
+    let server = TwimlServer::start().await;
+    let caller = server.caller(TOKEN);
+    let url = format!("{}/twilio/voice/control-character", server.url);
+    let err =
+        caller.walk("CA1".into(), url, caller.base_params("CA1", "in-progress"), |_| None, |_| {}).await.unwrap_err();
+    assert!(matches!(err, orderline::sim::twilio::CallError::InvalidTwiml { .. }), "{err}");
+    assert!(err.to_string().contains("12100") && err.to_string().contains("U+0008"), "{err}");
 }

@@ -62,6 +62,14 @@ pub struct Metrics {
     pub media_frame_lag_seconds: Histogram,
     /// From a stream's `start` to its first audio frame.
     pub media_first_audio_seconds: Histogram,
+    /// Media Streams messages ignored, by what they were: unknown_event, unknown_digit,
+    /// unknown_mark, bad_media (Twilio documents no closed set of events: we go on).
+    pub media_messages_ignored: Family<IgnoredLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IgnoredLabels {
+    pub what: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -192,6 +200,12 @@ impl Metrics {
             "How late an audio frame was sent against its 20 ms schedule",
             media_frame_lag_seconds.clone(),
         );
+        let media_messages_ignored = Family::<IgnoredLabels, Counter>::default();
+        registry.register(
+            "media_messages_ignored",
+            "Media Streams messages ignored, by what they were",
+            media_messages_ignored.clone(),
+        );
         let media_first_audio_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         registry.register(
             "media_first_audio_seconds",
@@ -213,6 +227,7 @@ impl Metrics {
             media_streams_ended,
             media_frame_lag_seconds,
             media_first_audio_seconds,
+            media_messages_ignored,
             twilio_requests,
             twilio_response_seconds,
             call_records_written,
@@ -262,6 +277,10 @@ impl Metrics {
 
     pub fn call_records_written(&self, n: u64) {
         self.call_records_written.inc_by(n);
+    }
+
+    pub fn media_message_ignored(&self, what: &str) {
+        self.media_messages_ignored.get_or_create(&IgnoredLabels { what: what.into() }).inc();
     }
 
     pub fn media_stream_ended(&self, end: &str) {

@@ -66,6 +66,9 @@ pub struct Prompt {
     pub arrivals: Vec<Duration>,
     /// The clips it was made of, decoded.
     pub clips: Vec<String>,
+    /// Times the caller's playback ran dry in the middle of it: a frame reached Twilio after the
+    /// audio queued before it had all been played.
+    pub underruns: usize,
 }
 
 impl Prompt {
@@ -98,6 +101,8 @@ pub struct StreamTranscript {
     pub close: Option<(u16, String)>,
     /// The TwiML after the stream, followed as Twilio would.
     pub after: Option<Transcript>,
+    /// The stream's status callbacks (stream-started, stream-stopped) and their answers.
+    pub stream_reports: Vec<Turn>,
     pub ending: Ending,
 }
 
@@ -115,11 +120,23 @@ pub struct MediaCaller {
     clips: std::sync::Arc<ClipLibrary>,
     /// Stream silence to orderline as Twilio does (on by default).
     pub send_silence: bool,
+    /// Each message from orderline reaches Twilio's player after a random delay up to this (in
+    /// order, as over TCP): network and scheduling jitter. Zero by default.
+    pub jitter: Duration,
+    /// Sign the handshake over the stream URL with a trailing `/`, as Twilio's security page says
+    /// a signature may be made (twilio.com/docs/usage/security#validating-signatures-on-websocket-connections).
+    pub sign_with_trailing_slash: bool,
 }
 
 impl MediaCaller {
     pub fn new(caller: TwilioCaller) -> MediaCaller {
-        MediaCaller { caller, clips: std::sync::Arc::new(ClipLibrary::built_in()), send_silence: true }
+        MediaCaller {
+            caller,
+            clips: std::sync::Arc::new(ClipLibrary::built_in()),
+            send_silence: true,
+            jitter: Duration::ZERO,
+            sign_with_trailing_slash: false,
+        }
     }
 
     /// Dials in, runs the stream to its end with `keys` deciding after each prompt, then follows
@@ -143,6 +160,7 @@ impl MediaCaller {
                 pressed: Vec::new(),
                 close: None,
                 after: None,
+                stream_reports: Vec::new(),
                 ending: Ending::HttpError(status),
             });
         };
@@ -150,8 +168,33 @@ impl MediaCaller {
         let Some((url, parameters)) = stream_of(&document, &voice_url) else {
             return Err(CallError::UnsupportedVerb("a media call answered without <Connect><Stream>".into()));
         };
-        let socket = connect_stream(&url, &config.auth_token).await?;
-        let run = self.converse(socket, &call_sid, &parameters, keys, &mut hear).await?;
+        // Twilio reports the stream's start and stop to its statusCallback (twilio.com/docs/voice/
+        // twiml/stream#statuscallback).
+        let status_url =
+            document.find("Stream").and_then(|s| s.attr("statusCallback")).map(|u| resolve_url(&voice_url, u));
+        let stream_sid = format!("MZ{}", &super::twilio::random_call_sid()[2..]);
+        let report = |event: &'static str| {
+            let mut params = self.caller.base_params(&call_sid, "in-progress");
+            params.extend([
+                ("StreamSid".to_string(), stream_sid.clone()),
+                ("StreamEvent".to_string(), event.to_string()),
+            ]);
+            params.push(("Timestamp".into(), chrono::Utc::now().to_rfc3339()));
+            params
+        };
+        let mut stream_reports = Vec::new();
+        if let Some(status_url) = &status_url {
+            stream_reports.push(self.caller.post(status_url, &report("stream-started")).await?);
+        }
+        let socket = if self.sign_with_trailing_slash {
+            connect_signed(&url, &signature::sign(&config.auth_token, &format!("{url}/"), &[])).await?
+        } else {
+            connect_stream(&url, &config.auth_token).await?
+        };
+        let run = self.converse(socket, &stream_sid, &call_sid, &parameters, keys, &mut hear).await?;
+        if let Some(status_url) = &status_url {
+            stream_reports.push(self.caller.post(status_url, &report("stream-stopped")).await?);
+        }
         let (after, ending) = match (run.close.is_some(), at.and_then(|i| document.verbs.get(i + 1))) {
             (false, _) => (None, Ending::OutOfKeys),
             (true, Some(next)) if next.name == "Redirect" => {
@@ -171,6 +214,7 @@ impl MediaCaller {
             pressed: run.pressed,
             close: run.close,
             after,
+            stream_reports,
             ending,
         })
     }
@@ -178,19 +222,26 @@ impl MediaCaller {
     async fn converse(
         &self,
         mut socket: StreamSocket,
+        stream_sid: &str,
         call_sid: &str,
         parameters: &BTreeMap<String, String>,
         keys: &mut impl Keypad,
         hear: &mut impl FnMut(&Prompt),
     ) -> Result<StreamRun, CallError> {
-        let stream_sid = format!("MZ{}", &super::twilio::random_call_sid()[2..]);
+        let stream_sid = stream_sid.to_string();
         let started = Instant::now();
         send(&mut socket, &connected()).await?;
         send(&mut socket, &start(&stream_sid, call_sid, parameters)).await?;
         let mut run = StreamRun { prompts: Vec::new(), pressed: Vec::new(), close: None };
         let mut current = Prompt { whole_frames: true, ..Prompt::default() };
         // Twilio's playback: audio queued until `played_until`, marks echoed when it gets there.
+        // "The media messages are buffered and played in the order received"
+        // (twilio.com/docs/voice/media-streams/websocket-messages#send-a-media-message): a frame
+        // that arrives after the buffer ran dry is an underrun, heard as a gap.
         let mut played_until = Instant::now();
+        let mut last_arrival = Instant::now();
+        let mut rng =
+            u64::from(started.elapsed().subsec_nanos()) ^ 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id());
         let mut marks: VecDeque<(Instant, String)> = VecDeque::new();
         let mut pending_keys: VecDeque<(Instant, char)> = VecDeque::new();
         let mut barge: Option<(usize, String)> = None;
@@ -218,17 +269,25 @@ impl MediaCaller {
                         .map_err(|e| CallError::Http { url: "media stream".into(), reason: format!("orderline sent {text}: {e}") })?;
                     match message {
                         ToTwilio::Media { media, .. } => {
+                            // Any length of audio (a lead of several frames at once); counted in frames.
                             let audio = BASE64.decode(media.payload).unwrap_or_default();
-                            current.whole_frames &= audio.len() == FRAME_BYTES;
+                            current.whole_frames &= !audio.is_empty() && audio.len() % FRAME_BYTES == 0;
                             current.audio.extend_from_slice(&audio);
-                            current.frames += 1;
-                            current.arrivals.push(started.elapsed());
+                            let first = current.frames == 0;
+                            let frames_in = audio.len().div_ceil(FRAME_BYTES).max(1);
+                            current.frames += frames_in;
+                            current.arrivals.extend(std::iter::repeat_n(started.elapsed(), frames_in));
                             give_up_at = None;
                             let now = Instant::now();
-                            if current.frames == 1 {
+                            if first {
                                 barge = keys.during();
                             }
-                            played_until = played_until.max(now) + FRAME;
+                            let arrives = (now + random_delay(&mut rng, self.jitter)).max(last_arrival);
+                            last_arrival = arrives;
+                            if !first && arrives > played_until {
+                                current.underruns += 1;
+                            }
+                            played_until = played_until.max(arrives) + FRAME * frames_in as u32;
                             if let Some((after, keys)) = barge.take() {
                                 if current.frames >= after {
                                     let mut at = now;
@@ -312,6 +371,18 @@ impl MediaCaller {
         hear(&prompt);
         run.prompts.push(prompt);
     }
+}
+
+/// A delay from 0 to `max`, uniformly (xorshift64*: a model of jitter, not cryptography).
+fn random_delay(state: &mut u64, max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    let value = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    Duration::from_nanos(value % (max.as_nanos() as u64 + 1))
 }
 
 struct StreamRun {

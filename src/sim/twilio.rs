@@ -18,6 +18,10 @@ use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod transfer;
+
+pub use transfer::{DialOutcome, QueueScript, Transfer};
+
 use crate::twilio::signature;
 use crate::twilio::twiml::{self, Document, TwimlError, Verb};
 
@@ -47,6 +51,8 @@ pub struct CallerConfig {
     pub stir_verstat: Option<String>,
     /// Further parameters sent with every request (`CallerName`, `FromZip`, …).
     pub extra_params: Vec<(String, String)>,
+    /// What happens at `<Dial>` and `<Enqueue>` (default: the emulator stops there).
+    pub transfer: Transfer,
 }
 
 impl CallerConfig {
@@ -60,6 +66,7 @@ impl CallerConfig {
             call_sid: None,
             stir_verstat: None,
             extra_params: Vec::new(),
+            transfer: Transfer::Stop,
         }
     }
 }
@@ -111,6 +118,10 @@ pub struct Transcript {
     pub call_sid: String,
     pub turns: Vec<Turn>,
     pub ending: Ending,
+    /// The `<Number url>` (whisper) requests made for the answering party, in order.
+    pub whispers: Vec<Turn>,
+    /// Seconds the caller spent in a queue (modelled time).
+    pub queue_time_s: u64,
 }
 
 impl Transcript {
@@ -205,6 +216,8 @@ impl TwilioCaller {
         mut hear: impl FnMut(&Verb),
     ) -> Result<Transcript, CallError> {
         let mut turns: Vec<Turn> = Vec::new();
+        let mut whispers: Vec<Turn> = Vec::new();
+        let mut queue_time_s = 0;
         let ending = loop {
             if turns.len() == MAX_REQUESTS {
                 break Ending::TooManySteps;
@@ -217,6 +230,7 @@ impl TwilioCaller {
             };
             let mut next: Option<(String, Vec<(String, String)>)> = None;
             let mut ending = None;
+            let mut queue_turns: Vec<Turn> = Vec::new();
             for verb in &document.verbs {
                 match verb.name.as_str() {
                     "Say" | "Play" | "Pause" => {
@@ -252,8 +266,40 @@ impl TwilioCaller {
                         next = Some((resolve_url(&url, verb.text.trim()), self.base_params(&call_sid, "in-progress")));
                         break;
                     }
-                    "Dial" => ending = Some(Ending::Dial(verb.clone())),
-                    "Enqueue" => ending = Some(Ending::Enqueue(verb.clone())),
+                    "Dial" | "Enqueue" => {
+                        let played = match (&self.config.transfer, verb.name.as_str()) {
+                            (Transfer::Dial(outcome), "Dial") => {
+                                Some(self.dial(&call_sid, &url, verb, *outcome, &mut whispers).await?)
+                            }
+                            (Transfer::Queue(script), "Enqueue") => {
+                                match self.enqueue(&call_sid, &url, verb, script, &mut queue_turns, &mut hear).await? {
+                                    Some(result) => Some(result),
+                                    None => {
+                                        ending = Some(Ending::TooManySteps);
+                                        break;
+                                    }
+                                }
+                            }
+                            _ => None,
+                        };
+                        let Some(result) = played else {
+                            ending = Some(if verb.name == "Dial" {
+                                Ending::Dial(verb.clone())
+                            } else {
+                                Ending::Enqueue(verb.clone())
+                            });
+                            break;
+                        };
+                        queue_time_s += result.queue_time_s;
+                        // With an action Twilio asks it what next; without one it reads on.
+                        if let Some(action) = verb.attr("action") {
+                            require_post(verb)?;
+                            let mut action_params = self.base_params(&call_sid, "in-progress");
+                            action_params.extend(result.params);
+                            next = Some((resolve_url(&url, action), action_params));
+                            break;
+                        }
+                    }
                     "Connect" => ending = Some(Ending::Connect(verb.clone())),
                     "Hangup" => ending = Some(Ending::Hangup),
                     "Reject" => ending = Some(Ending::Reject),
@@ -266,6 +312,7 @@ impl TwilioCaller {
                 }
             }
             turns.push(turn);
+            turns.extend(queue_turns);
             if let Some(ending) = ending {
                 break ending;
             }
@@ -274,7 +321,7 @@ impl TwilioCaller {
                 None => break Ending::EndOfDocument,
             }
         };
-        Ok(Transcript { call_sid, turns, ending })
+        Ok(Transcript { call_sid, turns, ending, whispers, queue_time_s })
     }
 
     /// One form POST of `params` to `url` (absolute), signed as Twilio signs it. A 200 answer must

@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
+use super::public_url::PublicUrl;
 use super::render::{LAST_RESORT, TransferView};
 use super::request::TwilioRequest;
 use super::transfer::TransferTarget;
+use super::transfer_end::{DIAL_ENDED_PATH, QUEUE_ENDED_PATH, QUEUE_WAIT_PATH};
+use super::xml_text::xml_chars;
 use crate::app::AppState;
 use crate::ivr::{CallContext, Caller, Outcome, Reply, Step};
-use crate::lookup::{PhoneNumber, mask_pii};
+use crate::lookup::caller_id::CallerId;
+use crate::lookup::mask_pii;
 use crate::store::{CallEvent, CallWrite, NewCall, Ts};
 
 /// Longest a flow step may take before the caller gets the fallback (Twilio gives up at 15 s).
@@ -57,9 +61,11 @@ impl VoiceCall {
             call_sid: self.call_sid.clone(),
             shop: state.settings.shopify_shop.clone().unwrap_or_default(),
             from_raw: self.from.clone(),
-            from_e164: PhoneNumber::parse(&self.from, Some(&state.settings.default_region))
-                .ok()
-                .map(|p| p.as_str().to_string()),
+            // Twilio's placeholders for a withheld number (+266696687 and the like) are no one's number.
+            from_e164: match CallerId::parse(&self.from, &state.settings.default_region) {
+                CallerId::Number(p) => Some(p.as_str().to_string()),
+                CallerId::Withheld | CallerId::Unparseable(_) => None,
+            },
             to_number: self.to.clone(),
             customer_id: None,
             verification: None,
@@ -166,20 +172,32 @@ pub fn bare_context(call: &VoiceCall) -> CallContext {
 }
 
 /// How the templates reach a person, with the caller's context in the form the target takes.
+/// Every value from Shopify or the caller goes through the XML filter before it is put into JSON,
+/// `<Parameter>`s or SIP headers, so no form of it carries a character XML 1.0 forbids.
 pub fn transfer_view(state: &AppState, ctx: &CallContext) -> TransferView {
     let settings = &state.settings;
-    let name =
-        [ctx.first_name.as_deref(), ctx.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let urls = PublicUrl::new(&settings.public_url);
+    let clean = |s: &str| xml_chars(s).trim().to_string();
+    let name = [ctx.first_name.as_deref(), ctx.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(clean)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let from = clean(&ctx.from);
+    let order_name = ctx.order_name.as_deref().map(clean);
+    let order_state = ctx.order_state.as_deref().map(clean);
     let task = serde_json::json!({
         "type": "inbound_call",
         "call_sid": ctx.call_sid,
-        "from": ctx.from,
+        "from": from,
         "name": if name.is_empty() { None } else { Some(&name) },
         "customer_id": ctx.customer_id,
         "verified": ctx.verified,
         "order_id": ctx.order_id,
-        "order_name": ctx.order_name,
-        "order_state": ctx.order_state,
+        "order_name": order_name,
+        "order_state": order_state,
         "screen_pop_url": format!("{}/api/calls/{}", settings.public_url, ctx.call_sid),
     });
     let mut params: Vec<(String, String)> = vec![("call_sid".into(), ctx.call_sid.clone())];
@@ -187,8 +205,8 @@ pub fn transfer_view(state: &AppState, ctx: &CallContext) -> TransferView {
         ("customer_id", ctx.customer_id.clone()),
         ("name", (!name.is_empty()).then(|| name.clone())),
         ("verified", Some(ctx.verified.to_string())),
-        ("order_name", ctx.order_name.clone()),
-        ("order_state", ctx.order_state.clone()),
+        ("order_name", order_name),
+        ("order_state", order_state),
     ];
     params.extend(optional.into_iter().filter_map(|(n, v)| v.map(|v| (n.to_string(), v))));
     let mut whisper = format!("/twilio/voice/whisper?v={}", ctx.verified);
@@ -199,12 +217,7 @@ pub fn transfer_view(state: &AppState, ctx: &CallContext) -> TransferView {
         whisper.push_str(&format!("&o={o}"));
     }
     let sip_uri = match &settings.transfer_to {
-        TransferTarget::Sip(uri) => {
-            let headers: String = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(params.iter().map(|(n, v)| (format!("X-Orderline-{}", n.replace('_', "-")), v)))
-                .finish();
-            format!("{uri}?{headers}")
-        }
+        TransferTarget::Sip(uri) => sip_with_headers(uri, &params),
         _ => String::new(),
     };
     TransferView {
@@ -212,8 +225,65 @@ pub fn transfer_view(state: &AppState, ctx: &CallContext) -> TransferView {
         address: settings.transfer_to.address().to_string(),
         workflow_sid: settings.taskrouter_workflow_sid.clone(),
         task: task.to_string(),
-        whisper_url: whisper,
+        whisper_url: urls.to(&whisper),
         params,
         sip_uri,
+        dial_action: urls.to(DIAL_ENDED_PATH),
+        queue_action: urls.to(QUEUE_ENDED_PATH),
+        wait_url: urls.to(QUEUE_WAIT_PATH),
+    }
+}
+
+/// Twilio drops the headers of a SIP URI when they hold escaped characters (warning 32112: "most
+/// likely introduced by an escaped character") or pass 1024 characters (warning 21227), so each
+/// value keeps only what RFC 3261's `hvalue` allows unescaped (letters, digits, `-_.!~*'()[]/?:+$`;
+/// a space becomes `_`), and headers that would pass the limit are left out, the first (the
+/// CallSid) kept.
+pub const SIP_HEADERS_MAX: usize = 1023;
+
+pub fn sip_with_headers(uri: &str, params: &[(String, String)]) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()[]/?:+$".contains(c);
+    let mut headers = String::new();
+    for (name, value) in params {
+        let value: String =
+            value.chars().map(|c| if c.is_whitespace() { '_' } else { c }).filter(|c| allowed(*c)).collect();
+        if value.is_empty() {
+            continue;
+        }
+        let header = format!("X-Orderline-{}={value}", name.replace('_', "-"));
+        let added = if headers.is_empty() { header.len() } else { header.len() + 1 };
+        if headers.len() + added > SIP_HEADERS_MAX {
+            continue;
+        }
+        if !headers.is_empty() {
+            headers.push('&');
+        }
+        headers.push_str(&header);
+    }
+    if headers.is_empty() { uri.to_string() } else { format!("{uri}?{headers}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_headers_carry_no_escapes_and_stay_under_twilios_limit() {
+        let params = vec![
+            ("call_sid".to_string(), "CA1".to_string()),
+            ("name".to_string(), "Jane O'Doe-Smith & Co\u{8} é".to_string()),
+            ("order_name".to_string(), "#1042".to_string()),
+            ("order_state".to_string(), "x".repeat(2000)),
+        ];
+        let uri = sip_with_headers("sip:agents@pbx.example.com", &params);
+        assert_eq!(
+            uri,
+            "sip:agents@pbx.example.com?X-Orderline-call-sid=CA1&X-Orderline-name=Jane_O'Doe-Smith__Co_&X-Orderline-order-name=1042"
+        );
+        assert!(!uri.contains('%') && !uri.contains('+'), "{uri}");
+        let many: Vec<(String, String)> = (0..100).map(|i| (format!("h{i}"), "v".repeat(30))).collect();
+        let uri = sip_with_headers("sip:a@b", &many);
+        assert!(uri.split_once('?').unwrap().1.len() <= SIP_HEADERS_MAX, "{}", uri.len());
+        assert!(uri.contains("X-Orderline-h0="), "the first header is kept");
     }
 }

@@ -9,7 +9,8 @@ use std::path::Path;
 use minijinja::{AutoEscape, Environment, Value};
 use serde::Serialize;
 
-use super::twiml;
+use super::transfer_end::{QueueWaitView, TransferEnd, TransferEndView};
+use super::{twiml, xml_text};
 use crate::ivr::Step;
 use crate::speech::{self, ClipLibrary, Piece};
 
@@ -29,6 +30,8 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("whisper.xml", include_str!("../../twiml/whisper.xml")),
     ("stream.xml", include_str!("../../twiml/stream.xml")),
     ("after_stream.xml", include_str!("../../twiml/after_stream.xml")),
+    ("transfer_ended.xml", include_str!("../../twiml/transfer_ended.xml")),
+    ("queue_wait.xml", include_str!("../../twiml/queue_wait.xml")),
     ("_speech.speech", include_str!("../../twiml/_speech.speech")),
     ("menu.speech", include_str!("../../twiml/menu.speech")),
     ("other_orders.speech", include_str!("../../twiml/other_orders.speech")),
@@ -43,7 +46,7 @@ const BUILT_IN: &[(&str, &str)] = &[
 ];
 
 /// Templates rendered outside the step samples (or only imported), so the coverage check skips them.
-const NOT_STEPS: [&str; 4] = ["fallback", "whisper", "stream", "after_stream"];
+const NOT_STEPS: [&str; 6] = ["fallback", "whisper", "stream", "after_stream", "transfer_ended", "queue_wait"];
 
 /// What callers hear if even the fallback template cannot be rendered: no settings, no data.
 pub const LAST_RESORT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -62,6 +65,12 @@ pub struct TransferView {
     pub params: Vec<(String, String)>,
     /// The SIP URI with the context as `X-` headers.
     pub sip_uri: String,
+    /// Absolute: where Twilio goes when a `<Dial>` ends.
+    pub dial_action: String,
+    /// Absolute: where Twilio goes when the caller leaves the queue.
+    pub queue_action: String,
+    /// Absolute: what a queued caller hears while waiting.
+    pub wait_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +92,7 @@ impl Renderer {
         let mut env = Environment::new();
         // TwiML is XML; speech is clip ids, which need no escaping.
         env.set_auto_escape_callback(|name| if name.ends_with(".xml") { AutoEscape::Html } else { AutoEscape::None });
+        env.set_formatter(xml_formatter);
         add_speech_functions(&mut env);
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         env.set_keep_trailing_newline(false);
@@ -134,8 +144,9 @@ impl Renderer {
         stream_url: &str,
         params: &[(String, String)],
         after_url: &str,
+        status_url: &str,
     ) -> Result<String, TemplateError> {
-        self.render("stream.xml", minijinja::context! { stream_url, params, after_url })
+        self.render("stream.xml", minijinja::context! { stream_url, params, after_url, status_url })
     }
 
     /// The TwiML after a stream closed: the transfer or goodbye of `step` (any other step hangs up).
@@ -145,6 +156,16 @@ impl Renderer {
 
     pub fn fallback(&self, transfer: &TransferView) -> Result<String, TemplateError> {
         self.render("fallback.xml", minijinja::context! { transfer })
+    }
+
+    /// After a `<Dial>` or `<Enqueue>`: quiet when someone took the call, else a goodbye.
+    pub fn transfer_ended(&self, view: &TransferEndView) -> Result<String, TemplateError> {
+        self.render("transfer_ended.xml", Value::from_serialize(view))
+    }
+
+    /// The queue's waitUrl document.
+    pub fn queue_wait(&self, view: &QueueWaitView) -> Result<String, TemplateError> {
+        self.render("queue_wait.xml", Value::from_serialize(view))
     }
 
     pub fn whisper(&self, ctx: Value) -> Result<String, TemplateError> {
@@ -188,7 +209,15 @@ impl Renderer {
         }
         check_clips("fallback.speech", &self.speech_fallback()?, clips)?;
         let params = [("from".to_string(), "O'Brien & Sons <Ltd>".to_string())];
-        self.parse_rendered("stream.xml", &self.stream("wss://h.example/twilio/media", &params, "/twilio/voice/x")?)?;
+        self.parse_rendered(
+            "stream.xml",
+            &self.stream(
+                "wss://h.example/twilio/media",
+                &params,
+                "https://h.example/twilio/voice/x",
+                "https://h.example/s?a=1&b=2",
+            )?,
+        )?;
         checked += 2;
         let whisper = self
             .whisper(minijinja::context! { first_name => "O'Brien & Sons <Ltd>", verified => "postal_code",
@@ -196,6 +225,22 @@ impl Renderer {
         self.parse_rendered("whisper.xml", &whisper)?;
         self.parse_rendered("whisper.xml", &self.whisper(minijinja::context! {})?)?;
         checked += 2;
+        for outcome in TransferEnd::ALL {
+            for back_at in [None, Some("Monday at 9 AM".to_string())] {
+                self.parse_rendered(
+                    "transfer_ended.xml",
+                    &self.transfer_ended(&TransferEndView { outcome, back_at })?,
+                )?;
+                checked += 1;
+            }
+        }
+        for (position, queue_time, average) in
+            [(Some(1), 0, None), (Some(7), 30, Some(600)), (None, 100, Some(90)), (Some(2), 9_999, None)]
+        {
+            let view = QueueWaitView::of(position, queue_time, average, 300, "https://h.example/music.mp3?a=1&b=2");
+            self.parse_rendered("queue_wait.xml", &self.queue_wait(&view)?)?;
+            checked += 1;
+        }
         for (name, _) in BUILT_IN {
             let template = name.trim_end_matches(".xml").trim_end_matches(".speech");
             let covered = name.starts_with('_') || NOT_STEPS.contains(&template) || seen.contains(template);
@@ -265,6 +310,18 @@ fn add_speech_functions(env: &mut Environment<'static>) {
     env.add_function("opening", move |words: Option<String>| text(speech::opening(&words.unwrap_or_default())));
 }
 
+/// Writes a value into a template: in TwiML, every string (whatever it came from: Shopify, the
+/// caller, the settings) goes through the one XML filter (forbidden characters dropped, the five
+/// specials escaped, `/` left alone); markup a macro made is already filtered and goes as it is.
+fn xml_formatter(out: &mut minijinja::Output, state: &minijinja::State, value: &Value) -> Result<(), minijinja::Error> {
+    match value.as_str() {
+        Some(text) if state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
+            xml_text::escape_into(out, text).map_err(|_| minijinja::Error::from(minijinja::ErrorKind::WriteFailure))
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
 fn template_error(name: &str, e: &minijinja::Error) -> TemplateError {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -284,7 +341,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
     };
     use crate::ivr::order_status::{OrderFacts, OrderState};
 
-    const HOSTILE: &str = "O'Brien & Sons <Ltd> \"quoted\"";
+    const HOSTILE: &str = "O'Brien & Sons <Ltd> \"quoted\" Ann\u{8}e\u{1b}[0m\u{fffe}";
     let action = Some("/twilio/voice/menu?n=2&v=p&t=0&c=9007199254740993");
     let states = OrderState::ALL;
     let order = |state: OrderState, odd: bool| OrderFacts {

@@ -3,10 +3,11 @@
 //! check is answered 403 and goes no further: nothing is recorded.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, OriginalUri, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::public_url::PublicUrl;
 use super::signature;
 use crate::app::AppState;
 use crate::lookup::mask_phone;
@@ -51,24 +52,30 @@ impl FromRequest<AppState> for TwilioRequest {
             Ok(b) => b,
             Err(_) => return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large for a Twilio request")),
         };
-        let Some(token) = state.settings.twilio_auth_token.as_ref() else {
+        let tokens = auth_tokens(&state.settings);
+        if tokens.is_empty() {
             return Err(refuse(StatusCode::FORBIDDEN, "TWILIO_AUTH_TOKEN is not set"));
-        };
+        }
         let Some(signature) = header_str(&parts.headers, "x-twilio-signature") else {
             tracing::warn!(path = %path, "Twilio request without X-Twilio-Signature refused");
             return Err(refuse(StatusCode::FORBIDDEN, "missing X-Twilio-Signature"));
         };
-        let path_and_query = parts.uri.path_and_query().map_or(path.as_str(), |pq| pq.as_str());
-        let url = format!("{}{}", state.settings.public_url, path_and_query);
+        // Under a nested prefix the router hands us the path without it; Twilio signed the URL it
+        // asked for, which the original URI has.
+        let original = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |o| &o.0);
+        let path_and_query = original.path_and_query().map_or(path.as_str(), |pq| pq.as_str());
+        let url = PublicUrl::new(&state.settings.public_url).requested(path_and_query);
         let is_json = header_str(&parts.headers, header::CONTENT_TYPE.as_str())
             .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
         let params: Vec<(String, String)> =
             if is_json { Vec::new() } else { form_urlencoded::parse(&body).into_owned().collect() };
-        let valid = if is_json {
-            signature::verify_json(token.expose(), &url, &body, signature)
-        } else {
-            signature::verify(token.expose(), &url, &params, signature)
-        };
+        let valid = tokens.iter().any(|token| {
+            if is_json {
+                signature::verify_json(token, &url, &body, signature)
+            } else {
+                signature::verify(token, &url, &params, signature)
+            }
+        });
         if !valid {
             let from = params.iter().find(|(n, _)| n == "From").map(|(_, v)| mask_phone(v)).unwrap_or_default();
             tracing::warn!(path = %path, from = %from, "Twilio request with a wrong signature refused");
@@ -78,6 +85,17 @@ impl FromRequest<AppState> for TwilioRequest {
             parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
         Ok(TwilioRequest { path, query, params })
     }
+}
+
+/// The auth tokens a signature may be made with: the current one, and during a rotation the
+/// previous one (Twilio's console promotes the secondary token to primary; requests already on
+/// their way are signed with the old one: twilio.com/docs/iam/api/account#rotate-auth-token).
+pub fn auth_tokens(settings: &crate::config::Settings) -> Vec<&str> {
+    [settings.twilio_auth_token.as_ref(), settings.twilio_auth_token_previous.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|t| t.expose())
+        .collect()
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

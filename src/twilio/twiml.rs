@@ -81,10 +81,12 @@ pub struct TwimlError {
     pub message: String,
 }
 
-/// Verbs allowed directly inside `<Response>`.
+/// Verbs allowed directly inside `<Response>` (twilio.com/docs/voice/twiml: Connect, Dial,
+/// Enqueue, Gather, Hangup, Leave, Pause, Pay, Play, Record, Redirect, Refer, Reject, Say, Start,
+/// Stop; Message/Sms for messaging).
 pub const VERBS: &[&str] = &[
     "Say", "Play", "Pause", "Gather", "Dial", "Enqueue", "Redirect", "Hangup", "Reject", "Record", "Leave", "Connect",
-    "Refer", "Message", "Sms",
+    "Refer", "Message", "Sms", "Start", "Stop", "Pay",
 ];
 
 /// What an element may contain, besides comments.
@@ -102,17 +104,27 @@ fn content_of(name: &str) -> Option<Content> {
     Some(match name {
         "Response" => content(VERBS, false),
         "Gather" => content(&["Say", "Play", "Pause"], false),
-        "Dial" => content(&["Number", "Client", "Sip", "Queue", "Conference"], true),
+        "Dial" => content(&["Number", "Client", "Sip", "Queue", "Conference", "Application"], true),
         "Enqueue" => content(&["Task"], true),
-        "Connect" => content(&["Stream", "Room", "Conversation", "VirtualAgent"], false),
+        "Connect" => {
+            content(&["Stream", "Room", "Conversation", "VirtualAgent", "ConversationRelay", "Assistant"], false)
+        }
+        // <Start>/<Stop>: forked streams, SIPREC, real-time transcription (…/twiml/stream, …/siprec,
+        // …/transcription); <Pay> takes <Prompt>s and <Parameter>s (…/twiml/pay).
+        "Start" | "Stop" => content(&["Stream", "Siprec", "Transcription"], false),
+        "Siprec" | "Transcription" => content(&["Parameter"], false),
+        "Pay" => content(&["Prompt", "Parameter"], false),
+        "Prompt" => content(&["Say", "Play", "Pause"], false),
+        "Application" => content(&["ApplicationSid", "Parameter"], true),
+        "ConversationRelay" | "Assistant" => content(&["Language", "Parameter"], false),
         "Stream" => content(&["Parameter"], false),
         "Client" => content(&["Identity", "Parameter"], true),
         "VirtualAgent" => content(&["Config", "Parameter"], false),
         "Refer" => content(&["Sip"], false),
         "Message" => content(&["Body", "Media"], true),
         "Play" | "Redirect" | "Sms" | "Number" | "Sip" | "Queue" | "Task" | "Identity" | "Conference" | "Room"
-        | "Body" | "Media" => content(&[], true),
-        "Pause" | "Hangup" | "Reject" | "Leave" | "Record" | "Parameter" | "Config" | "Conversation" => {
+        | "Body" | "Media" | "ApplicationSid" => content(&[], true),
+        "Pause" | "Hangup" | "Reject" | "Leave" | "Record" | "Parameter" | "Config" | "Conversation" | "Language" => {
             content(&[], false)
         }
         _ => return None,
@@ -133,6 +145,13 @@ struct Open {
 
 /// Parses and validates a TwiML document.
 pub fn parse(xml: &str) -> Result<Document, TwimlError> {
+    let document = walk(xml)?;
+    conformant(xml)?;
+    Ok(document)
+}
+
+/// Reads the document's events into the model, checking TwiML's rules as it goes.
+fn walk(xml: &str) -> Result<Document, TwimlError> {
     let mut reader = Reader::from_str(xml);
     reader.config_mut().check_comments = true;
     let mut stack: Vec<Open> = Vec::new();
@@ -196,6 +215,40 @@ pub fn parse(xml: &str) -> Result<Document, TwimlError> {
         return Err(TwimlError { line: open.line, message });
     }
     document.ok_or_else(|| error(xml, xml.len(), "no <Response> element"))
+}
+
+/// The document as a conformant XML 1.0 parser reads it. quick-xml (which the walk below uses
+/// for its events) accepts characters XML 1.0 forbids, raw or as references (its `parse_number`
+/// rejects only `&#0;`); roxmltree checks every character against XML 1.0's Char production, as
+/// the parser Twilio runs does (a document it rejects is error 12100). DTDs are refused too.
+/// Twilio takes Amazon's SSML extensions (`<amazon:effect>`, twilio.com/docs/voice/twiml/say/
+/// text-speech#amazon-polly-ssml) without a namespace declaration, so the check declares that
+/// prefix on `<Response>` (same line: error lines stay right) when the document does not.
+fn conformant(xml: &str) -> Result<(), TwimlError> {
+    let options = roxmltree::ParsingOptions { allow_dtd: false, ..roxmltree::ParsingOptions::default() };
+    let declared;
+    let text = match xml.find("<Response") {
+        Some(at) if !xml.contains("xmlns:amazon") => {
+            let end = at + "<Response".len();
+            declared = format!("{} xmlns:amazon=\"urn:twilio:ssml:amazon\"{}", &xml[..end], &xml[end..]);
+            declared.as_str()
+        }
+        _ => xml,
+    };
+    match roxmltree::Document::parse_with_options(text, options) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let hint = match e {
+                roxmltree::Error::NonXmlChar(c, _) => format!(
+                    " (U+{:04X} is not allowed in XML 1.0, not even escaped: drop it before rendering)",
+                    u32::from(c)
+                ),
+                roxmltree::Error::DtdDetected => " (a DOCTYPE is not allowed in TwiML)".to_string(),
+                _ => String::new(),
+            };
+            Err(TwimlError { line: e.pos().row as usize, message: format!("malformed XML: {e}{hint}") })
+        }
+    }
 }
 
 fn open_element(
@@ -609,6 +662,46 @@ mod tests {
         .unwrap();
         assert_eq!(doc.says(), ["Hello, caller.", "Press 1", ""]);
         assert_eq!(doc.spoken(), "Hello, caller. Press 1");
+    }
+
+    #[test]
+    fn characters_xml_forbids_are_refused_raw_or_escaped() {
+        for bad in ["Ann\u{8}e", "esc\u{1b}[0m", "nul\u{0}", "\u{fffe}", "\u{ffff}"] {
+            let e = err(&format!("<Response>\n  <Say>{bad}</Say>\n</Response>"));
+            assert_eq!(e.line, 2, "{bad:?}: {e}");
+            assert!(e.message.contains("not allowed in XML 1.0"), "{bad:?}: {e}");
+            let e = err(&format!("<Response>\n<Gather action=\"/m?n={bad}\"/>\n</Response>"));
+            assert_eq!(e.line, 2, "{bad:?}: {e}");
+        }
+        for reference in ["&#8;", "&#x1B;", "&#xFFFE;", "&#x1f;"] {
+            let e = err(&format!("<Response><Say>a{reference}b</Say></Response>"));
+            assert!(e.message.contains("malformed XML"), "{reference}: {e}");
+        }
+        // Tab, LF and CR are allowed, raw or escaped; so is everything above U+001F but U+FFFE/F.
+        parse("<Response><Say>a\tb&#9;&#10;&#13;é&#xE9;🎉</Say></Response>").unwrap();
+    }
+
+    #[test]
+    fn start_stop_pay_application_and_conversation_relay_are_known() {
+        parse(
+            "<Response><Start><Stream url=\"wss://h/s\"><Parameter name=\"a\" value=\"b\"/></Stream></Start>\
+             <Stop><Stream name=\"s\"/></Stop><Start><Transcription/></Start>\
+             <Pay><Prompt for=\"payment-card-number\"><Say>card</Say></Prompt><Parameter name=\"x\" value=\"y\"/></Pay>\
+             <Dial><Application><ApplicationSid>AP1</ApplicationSid><Parameter name=\"a\" value=\"b\"/></Application></Dial>\
+             <Connect><ConversationRelay url=\"wss://h/r\"><Language code=\"en-US\"/></ConversationRelay></Connect></Response>",
+        )
+        .unwrap();
+        let e = err("<Response><Start><Say>x</Say></Start></Response>");
+        assert_eq!(e.message, "<Say> is not allowed inside <Start>");
+    }
+
+    #[test]
+    fn amazon_ssml_needs_no_namespace_declaration() {
+        let doc =
+            parse("<Response><Say><amazon:effect name=\"whispered\">hi</amazon:effect></Say></Response>").unwrap();
+        assert_eq!(doc.says(), ["hi"]);
+        let e = err("<Response><Say><amazon:effect>\u{8}</amazon:effect></Say></Response>");
+        assert!(e.message.contains("not allowed in XML 1.0"), "{e}");
     }
 
     impl Verb {

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::call::{VoiceCall, events, fallback_twiml, guarded, record_fallback, record_reply, step_transfer_view};
+use super::public_url::PublicUrl;
 use super::request::TwilioRequest;
 use crate::app::AppState;
 use crate::config::PromptMode;
@@ -77,7 +78,9 @@ fn respond(
         Ok(reply) => reply,
         Err(why) => return fallback(state, req, Some(call), step, &why, started),
     };
-    let action = reply.next.map(|(stage, next)| format!("/twilio/voice/{}?{}", stage.path(), next.to_query()));
+    let urls = PublicUrl::new(&state.settings.public_url);
+    let action =
+        reply.next.map(|(stage, next)| urls.to(&format!("/twilio/voice/{}?{}", stage.path(), next.to_query())));
     let xml = match state.renderer.step(&reply.step, action.as_deref(), &step_transfer_view(state, &reply.step)) {
         Ok(xml) => xml,
         Err(e) => return fallback(state, req, Some(call), step, &e.to_string(), started),
@@ -115,12 +118,14 @@ async fn whisper(State(state): State<AppState>, req: TwilioRequest) -> Response 
     let query = |name: &str| req.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     let id = |name: &str| query(name).and_then(|v| v.parse::<i64>().ok());
     let shop = state.settings.shopify_shop.clone().unwrap_or_default();
+    // Twilio waits 15 s for a whisper and then drops the bridge: what the store cannot say within
+    // WHISPER_LIMIT is left out, and the agent still gets the caller.
     let customer = match id("c") {
-        Some(c) => state.store.customer(&shop, ShopifyId(c)).await.ok().flatten(),
+        Some(c) => within(state.store.customer(&shop, ShopifyId(c))).await.flatten(),
         None => None,
     };
     let order = match id("o") {
-        Some(o) => state.lookup.order_by_id(o).await.ok().flatten(),
+        Some(o) => within(state.lookup.order_by_id(o)).await.flatten(),
         None => None,
     };
     let tz = state.settings.hours.timezone();
@@ -136,6 +141,23 @@ async fn whisper(State(state): State<AppState>, req: TwilioRequest) -> Response 
     });
     state.metrics.twilio_request("whisper", "answered", started.elapsed().as_secs_f64());
     twiml(xml)
+}
+
+/// Longest each part of a whisper waits for the store.
+const WHISPER_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn within<T, E: std::fmt::Display>(read: impl Future<Output = Result<T, E>>) -> Option<T> {
+    match tokio::time::timeout(WHISPER_LIMIT, read).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the whisper goes on without what the store could not read");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(limit = ?WHISPER_LIMIT, "the whisper goes on without what the store did not read in time");
+            None
+        }
+    }
 }
 
 /// A status callback: the call's status, and for a final one its end and duration.

@@ -23,7 +23,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::call::VoiceCall;
-use super::request::TwilioRequest;
+use super::public_url::PublicUrl;
+use super::request::{TwilioRequest, auth_tokens};
 use super::signature;
 use super::voice::{fallback, twiml};
 use crate::app::AppState;
@@ -32,6 +33,8 @@ use crate::app::AppState;
 pub const MEDIA_PATH: &str = "/twilio/media";
 /// Where Twilio goes once orderline closes the stream (the `<Redirect>` after `<Connect>`).
 pub const STREAM_ENDED_PATH: &str = "/twilio/voice/stream-ended";
+/// Where Twilio reports the stream's start, stop and errors (`<Stream statusCallback>`).
+pub const STREAM_STATUS_PATH: &str = "/twilio/voice/stream-status";
 /// Largest message accepted on the stream; Twilio's are a few hundred bytes.
 const MAX_MESSAGE: usize = 64 * 1024;
 /// What the socket reads at a time.
@@ -40,18 +43,27 @@ const READ_BUFFER: usize = 4 * 1024;
 const HANDOFF_READ_LIMIT: Duration = Duration::from_secs(3);
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(MEDIA_PATH, get(media)).route(STREAM_ENDED_PATH, post(stream_ended))
+    Router::new()
+        .route(MEDIA_PATH, get(media))
+        .route(STREAM_ENDED_PATH, post(stream_ended))
+        .route(STREAM_STATUS_PATH, post(stream_status))
 }
 
-/// The stream URL for a public base URL: `https://x` → `wss://x/twilio/media` (Twilio connects
+/// The stream URL for a public base URL: `https://x/p` → `wss://x/p/twilio/media` (Twilio connects
 /// over wss only; `http://` gives `ws://`, for a local emulator).
 pub fn stream_url(public_url: &str) -> String {
-    let base = match public_url.split_once("://") {
-        Some(("https", rest)) => format!("wss://{rest}"),
-        Some(("http", rest)) => format!("ws://{rest}"),
-        _ => public_url.to_string(),
-    };
-    format!("{base}{MEDIA_PATH}")
+    PublicUrl::new(public_url).websocket(MEDIA_PATH)
+}
+
+/// Whether a handshake's `X-Twilio-Signature` is Twilio's: over the stream URL with no
+/// parameters, or, as Twilio's security page says to try when that fails, over the same URL with
+/// a trailing `/` (twilio.com/docs/usage/security#validating-signatures-on-websocket-connections);
+/// with the current auth token or, during a rotation, the previous one.
+pub fn handshake_signed(tokens: &[&str], stream_url: &str, signed: &str) -> bool {
+    let with_slash = format!("{stream_url}/");
+    tokens
+        .iter()
+        .any(|token| [stream_url, with_slash.as_str()].iter().any(|url| signature::verify(token, url, &[], signed)))
 }
 
 /// The `<Parameter>`s a stream carries: what the session needs of the call (Twilio's `start` has
@@ -109,7 +121,9 @@ pub(super) fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceCall, s
     });
     let key = state.settings.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
     let params = stream_params(&key, call);
-    match state.renderer.stream(&stream_url(&state.settings.public_url), &params, STREAM_ENDED_PATH) {
+    let urls = PublicUrl::new(&state.settings.public_url);
+    let (after, status) = (urls.to(STREAM_ENDED_PATH), urls.to(STREAM_STATUS_PATH));
+    match state.renderer.stream(&stream_url(&state.settings.public_url), &params, &after, &status) {
         Ok(xml) => {
             state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
             twiml(xml)
@@ -121,12 +135,8 @@ pub(super) fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceCall, s
 /// `GET /twilio/media`: the stream's handshake, signed by Twilio over the stream URL.
 async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let signed = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
-    let valid = match (state.settings.twilio_auth_token.as_ref(), signed) {
-        (Some(token), Some(signed)) => {
-            signature::verify(token.expose(), &stream_url(&state.settings.public_url), &[], signed)
-        }
-        _ => false,
-    };
+    let tokens = auth_tokens(&state.settings);
+    let valid = signed.is_some_and(|s| handshake_signed(&tokens, &stream_url(&state.settings.public_url), s));
     if !valid {
         tracing::warn!(signed = signed.is_some(), "Media Streams handshake without a valid X-Twilio-Signature refused");
         state.metrics.twilio_request("media", "forbidden", 0.0);
@@ -141,6 +151,39 @@ async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketU
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "Media Streams upgrade failed"))
         .on_upgrade(move |socket| session::run(state, socket))
 }
+
+/// `POST /twilio/voice/stream-status`: Twilio's report of the stream (twilio.com/docs/voice/twiml/
+/// stream#statuscallback: StreamSid, StreamEvent stream-started | stream-stopped | stream-error,
+/// StreamError, Timestamp), written to the call's record. Answered 204; nothing to say.
+async fn stream_status(State(state): State<AppState>, req: TwilioRequest) -> Response {
+    let Ok(call) = VoiceCall::parse(&req) else {
+        state.metrics.twilio_request(req.route(), "bad_request", 0.0);
+        return (StatusCode::BAD_REQUEST, "no CallSid in a stream status callback\n").into_response();
+    };
+    let event = req.param("StreamEvent").unwrap_or("unknown");
+    let detail = match req.param("StreamError").filter(|e| !e.is_empty()) {
+        Some(error) => format!("{event}: {}", crate::lookup::mask_pii(error)),
+        None => event.to_string(),
+    };
+    if event == "stream-error" {
+        tracing::warn!(call_sid = %call.call_sid, detail = %detail, "Twilio reports a Media Streams error");
+    }
+    let now = crate::store::Ts::from(state.clock.now());
+    // One step each, so a start and a stop of the same call are both kept.
+    let step = STREAM_STATUS_STEP
+        + match event {
+            "stream-started" => 0,
+            "stream-stopped" => 1,
+            "stream-error" => 2,
+            _ => 3,
+        };
+    state.recorder.record(super::call::events(&call, step, now, vec![("stream", detail)]));
+    state.metrics.twilio_request(req.route(), "answered", 0.0);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Where stream status events are numbered in the call record.
+const STREAM_STATUS_STEP: u32 = 95_000;
 
 /// `POST /twilio/voice/stream-ended`: the stream is closed; go on as its session decided. With
 /// no decision (the stream failed, was refused, or its instance died), the caller gets the
@@ -181,6 +224,17 @@ mod tests {
     fn the_stream_url_is_the_public_url_over_websockets() {
         assert_eq!(stream_url("https://line.example.com"), "wss://line.example.com/twilio/media");
         assert_eq!(stream_url("http://127.0.0.1:8080"), "ws://127.0.0.1:8080/twilio/media");
+    }
+
+    #[test]
+    fn a_handshake_is_accepted_with_or_without_the_trailing_slash_and_either_token() {
+        let url = "wss://line.example.com/p/twilio/media";
+        for (token, signed_url) in [("new", url), ("new", "wss://line.example.com/p/twilio/media/"), ("old", url)] {
+            let signed = signature::sign(token, signed_url, &[]);
+            assert!(handshake_signed(&["new", "old"], url, &signed), "{token} over {signed_url}");
+        }
+        assert!(!handshake_signed(&["new"], url, &signature::sign("old", url, &[])), "a token no longer accepted");
+        assert!(!handshake_signed(&["new"], url, &signature::sign("new", "wss://other/twilio/media", &[])));
     }
 
     #[test]

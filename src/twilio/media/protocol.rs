@@ -52,6 +52,10 @@ pub enum FromTwilio {
         stream_sid: String,
         stop: Stop,
     },
+    /// Any event not listed above: Twilio documents no closed set of events, so one added later
+    /// is read as this and ignored.
+    #[serde(other)]
+    Unknown,
 }
 
 impl FromTwilio {
@@ -64,13 +68,14 @@ impl FromTwilio {
             FromTwilio::Dtmf { .. } => "dtmf",
             FromTwilio::Mark { .. } => "mark",
             FromTwilio::Stop { .. } => "stop",
+            FromTwilio::Unknown => "unknown",
         }
     }
 
     /// The stream the message belongs to (`connected` names none).
     pub fn stream_sid(&self) -> Option<&str> {
         match self {
-            FromTwilio::Connected { .. } => None,
+            FromTwilio::Connected { .. } | FromTwilio::Unknown => None,
             FromTwilio::Start { stream_sid, .. }
             | FromTwilio::Media { stream_sid, .. }
             | FromTwilio::Dtmf { stream_sid, .. }
@@ -188,9 +193,14 @@ impl FrameWriter {
     }
 
     pub fn json(&self, frame: &[u8; FRAME_BYTES]) -> String {
-        let mut json = String::with_capacity(self.prefix.len() + FRAME_BYTES * 4 / 3 + 8);
+        self.json_audio(frame)
+    }
+
+    /// A `media` message of any length of audio (a lead of several frames).
+    pub fn json_audio(&self, audio: &[u8]) -> String {
+        let mut json = String::with_capacity(self.prefix.len() + audio.len() * 4 / 3 + 8);
         json.push_str(&self.prefix);
-        BASE64.encode_string(frame, &mut json);
+        BASE64.encode_string(audio, &mut json);
         json.push_str(r#""}}"#);
         json
     }
@@ -238,6 +248,12 @@ mod tests {
         let stop =
             r#"{"event":"stop","sequenceNumber":"5","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}"#;
         assert_eq!(serde_json::from_str::<FromTwilio>(stop).unwrap().event(), "stop");
+    }
+
+    #[test]
+    fn an_event_twilio_adds_later_parses_as_unknown() {
+        let text = r#"{"event":"transcription","streamSid":"MZ1","transcription":{"text":"hi"}}"#;
+        assert_eq!(serde_json::from_str::<FromTwilio>(text).unwrap(), FromTwilio::Unknown);
     }
 
     #[test]

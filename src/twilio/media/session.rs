@@ -90,6 +90,8 @@ enum Heard {
     Key(char),
     Mark(String),
     Audio,
+    /// Nothing we know: counted and let go.
+    Ignored,
 }
 
 struct Session {
@@ -200,6 +202,7 @@ impl Session {
             match message {
                 FromTwilio::Connected { .. } if !connected => connected = true,
                 FromTwilio::Start { stream_sid, start, .. } => return self.begin(stream_sid, start),
+                FromTwilio::Unknown => self.state.metrics.media_message_ignored("unknown_event"),
                 other => return Err(End::Protocol(format!("`{}` before `start`", other.event()))),
             }
         }
@@ -237,15 +240,27 @@ impl Session {
         speech::render(&self.state.clips, &pieces).map_err(|e| e.to_string())
     }
 
-    /// Plays `audio` in 20 ms frames at the pace it is heard, then sends the prompt's mark. With
-    /// `barge_in`, a key pressed meanwhile stops it (`clear`, no mark) and is returned.
+    /// Plays `audio` ORDERLINE_MEDIA_LEAD ahead of the pace it is heard: the lead's frames in one
+    /// message at once, then 20 ms frames on time (Twilio buffers outbound media and plays it in
+    /// order, and "the audio can be of any size": twilio.com/docs/voice/media-streams/
+    /// websocket-messages#send-a-media-message; its own sample sends a second at once). One
+    /// message for the lead means the caller's playback starts with the whole lead queued, so
+    /// jitter up to the lead never empties it; barge-in stays immediate, since `clear` drops
+    /// whatever is queued. Then the prompt's mark. With `barge_in`, a key pressed meanwhile stops
+    /// it (`clear`, no mark) and is returned.
     async fn play(&mut self, audio: &[u8], mark: &str, barge_in: bool) -> Result<Option<char>, End> {
         let writer = FrameWriter::new(&self.stream_sid);
         let started = Instant::now();
-        // One timer for the whole prompt, moved on frame by frame.
+        let frames = speech::frames(audio);
+        let lead_frames = ((self.state.settings.media_lead.as_millis() / FRAME.as_millis()) as usize).min(frames.len());
+        let lead: Vec<u8> = frames[..lead_frames].concat();
+        let messages = std::iter::once((0, lead.as_slice()))
+            .filter(|(_, audio)| !audio.is_empty())
+            .chain(frames[lead_frames..].iter().enumerate().map(|(i, frame)| (i, frame.as_slice())));
+        // One timer for the whole prompt, moved on message by message.
         let timer = tokio::time::sleep_until(started);
         tokio::pin!(timer);
-        for (i, frame) in speech::frames(audio).iter().enumerate() {
+        for (i, frame) in messages {
             let due = started + FRAME * i as u32;
             timer.as_mut().reset(due);
             loop {
@@ -259,7 +274,7 @@ impl Session {
                         self.send(ToTwilio::Clear { stream_sid: self.stream_sid.clone() }).await?;
                         return Ok(Some(key));
                     }
-                    Heard::Key(_) | Heard::Mark(_) | Heard::Audio => {}
+                    Heard::Key(_) | Heard::Mark(_) | Heard::Audio | Heard::Ignored => {}
                 }
             }
             let now = Instant::now();
@@ -267,7 +282,7 @@ impl Session {
             if let Some(start) = self.awaiting_first_audio.take() {
                 self.state.metrics.media_first_audio_seconds.observe((now - start).as_secs_f64());
             }
-            self.send_text(writer.json(frame)).await?;
+            self.send_text(writer.json_audio(frame)).await?;
         }
         self.send(ToTwilio::mark(&self.stream_sid, mark)).await?;
         self.marks.push(mark.to_string());
@@ -303,7 +318,7 @@ impl Session {
                 Heard::Mark(name) if name == mark && digits.is_empty() => {
                     deadline = deadline.min(Instant::now() + gather.timeout);
                 }
-                Heard::Mark(_) | Heard::Audio => {}
+                Heard::Mark(_) | Heard::Audio | Heard::Ignored => {}
             }
         }
     }
@@ -384,28 +399,36 @@ impl Session {
         }
     }
 
-    /// What a message after `start` means; `stop` ends the session, anything out of place is an error.
+    /// What a message after `start` means; `stop` ends the session. What we do not know (an
+    /// event Twilio added, a digit that is no key, a mark we never sent, media we cannot read)
+    /// is counted and ignored: the call goes on. A message for another stream is an error.
     fn heard(&mut self, message: FromTwilio) -> Result<Heard, End> {
         if message.stream_sid().is_some_and(|sid| sid != self.stream_sid) {
             return Err(End::Protocol(format!("`{}` for another stream", message.event())));
         }
+        let ignored = |what: &str| {
+            self.state.metrics.media_message_ignored(what);
+            tracing::debug!(stream_sid = %self.stream_sid, what, "media stream message ignored");
+            Ok(Heard::Ignored)
+        };
         match message {
             FromTwilio::Media { media, .. } => match is_base64(&media.payload) {
                 true => Ok(Heard::Audio),
-                false => Err(End::Protocol("`media` whose payload is not base64".into())),
+                false => ignored("bad_media"),
             },
             FromTwilio::Dtmf { dtmf, .. } => match dtmf.digit.chars().collect::<Vec<_>>()[..] {
                 [key @ ('0'..='9' | '*' | '#')] => Ok(Heard::Key(key)),
-                _ => Err(End::Protocol(format!("`dtmf` digit {:?} is not a key", dtmf.digit))),
+                _ => ignored("unknown_digit"),
             },
             FromTwilio::Mark { mark, .. } => match self.marks.iter().position(|m| *m == mark.name) {
                 Some(i) => {
                     self.marks.remove(i);
                     Ok(Heard::Mark(mark.name))
                 }
-                None => Err(End::Protocol(format!("`mark` {:?} was never sent", mark.name))),
+                None => ignored("unknown_mark"),
             },
             FromTwilio::Stop { .. } => Err(End::Stopped),
+            FromTwilio::Unknown => ignored("unknown_event"),
             other => Err(End::Protocol(format!("`{}` after the stream started", other.event()))),
         }
     }
