@@ -193,7 +193,48 @@ async fn a_websocket_that_goes_silent_is_closed_at_the_idle_timeout(backend: Bac
     app.stop().await;
 }
 
+/// Sends `head` (a whole request) from the stranger's address and returns the status line.
+async fn raw_request(to: SocketAddr, head: &str) -> String {
+    let mut socket = stranger(to).await;
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let (answer, _) = closed_within(&mut socket, Duration::from_secs(5)).await.expect("answered and closed");
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+async fn metrics_parse_and_keep_their_labels_after_hostile_paths(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let target = addr(&app);
+    for path in [r#"/twilio/voice/q"r{s}"#, r#"/twilio/voice/a\b}"#, "/twilio/voice/%22%7D%0A", "/twilio/status/x"] {
+        let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let status = raw_request(target, &head).await;
+        assert!(status.starts_with("HTTP/1.1 403") || status.starts_with("HTTP/1.1 404"), "{path}: {status}");
+    }
+    let unsigned = app.client.post(format!("{}/twilio/voice", app.url)).send().await.unwrap();
+    assert_eq!(unsigned.status(), reqwest::StatusCode::FORBIDDEN, "a known route, unsigned, keeps its own label");
+    for n in 0..300 {
+        let response = app.client.post(format!("{}/twilio/voice/probe-{n}", app.url)).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+    }
+    let (status, page) = app.get("/metrics").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let exposition = openmetrics_parser::openmetrics::parse_openmetrics(&page)
+        .unwrap_or_else(|e| panic!("/metrics is not valid OpenMetrics ({e:?}):\n{page}"));
+    let family = exposition.families.get("orderline_twilio_requests").expect("Twilio requests are counted");
+    let routes: std::collections::BTreeSet<String> = family
+        .iter_samples()
+        .map(|s| s.get_labelset().unwrap().get_label_value("route").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        routes.into_iter().collect::<Vec<_>>(),
+        vec!["other".to_string(), "voice".to_string()],
+        "unknown paths share one label"
+    );
+    assert!(page.len() < 32 * 1024, "the page does not grow with hostile paths: {} bytes", page.len());
+    app.stop().await;
+}
+
 on_both_backends!(
+    metrics_parse_and_keep_their_labels_after_hostile_paths,
     a_silent_connection_is_closed_at_the_header_timeout,
     headers_sent_a_byte_at_a_time_are_cut_at_the_header_timeout,
     a_body_that_never_comes_is_answered_408_at_the_request_timeout,
