@@ -233,7 +233,65 @@ async fn metrics_parse_and_keep_their_labels_after_hostile_paths(backend: Backen
     app.stop().await;
 }
 
+const CUSTOMER: i64 = 9_007_199_254_741_901;
+
+async fn a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter(backend: Backend) {
+    use common::{SHOP, fixture_bytes};
+    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
+    let create = fixture_bytes("customer_create.json");
+    assert_eq!(app.deliver("customers/create", "w-create", &create).await, reqwest::StatusCode::OK);
+    app.settle().await;
+    // The captured body, its signature still good, resent under each destructive topic.
+    for topic in ["customers/delete", "customers/redact", "shop/redact", "orders/delete"] {
+        let id = format!("w-replay-{topic}");
+        assert_eq!(app.deliver(topic, &id, &create).await, reqwest::StatusCode::OK, "stored, so not retried");
+        app.settle().await;
+        let row = app.store().delivery(SHOP, &id).await.unwrap().unwrap();
+        assert_eq!(row.status, "dead", "{topic}");
+        let error = row.error.unwrap_or_default();
+        assert!(error.contains(topic) && error.contains("never carries"), "{topic}: {error}");
+    }
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 1);
+    let (_, listed, _) = common::orderline_cli(&app.db.url, &["dlq", "list"]);
+    assert!(listed.contains("never carries"), "the reason is shown to the operator: {listed}");
+    // Shopify's own delete, for the configured shop, is applied.
+    assert_eq!(
+        app.deliver("customers/delete", "w-delete", &fixture_bytes("customer_delete.json")).await,
+        reqwest::StatusCode::OK
+    );
+    app.settle().await;
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 0);
+    app.stop().await;
+}
+
+async fn a_destructive_delivery_for_another_shop_is_a_dead_letter(backend: Backend) {
+    use common::{SECRET, SHOP, fixture_bytes};
+    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
+    app.deliver("customers/create", "w-create", &fixture_bytes("customer_create.json")).await;
+    let body = fixture_bytes("customer_delete.json");
+    let response = app
+        .client
+        .post(format!("{}/shopify/webhooks", app.url))
+        .header("X-Shopify-Topic", "customers/delete")
+        .header("X-Shopify-Hmac-Sha256", orderline::shopify::signature::sign(SECRET, &body))
+        .header("X-Shopify-Shop-Domain", "someone-else.myshopify.com")
+        .header("X-Shopify-Webhook-Id", "w-other-shop")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    app.settle().await;
+    let row = app.store().delivery("someone-else.myshopify.com", "w-other-shop").await.unwrap().unwrap();
+    assert_eq!(row.status, "dead");
+    assert!(row.error.unwrap_or_default().contains("not SHOPIFY_SHOP"));
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 1);
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter,
+    a_destructive_delivery_for_another_shop_is_a_dead_letter,
     metrics_parse_and_keep_their_labels_after_hostile_paths,
     a_silent_connection_is_closed_at_the_header_timeout,
     headers_sent_a_byte_at_a_time_are_cut_at_the_header_timeout,

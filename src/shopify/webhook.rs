@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::payload::Topic;
-use super::signature;
+use super::{destructive, signature};
 use crate::app::AppState;
 use crate::store::{NewDelivery, Ts};
 
@@ -72,8 +72,12 @@ pub async fn receive(
     let topic_label = Topic::parse(topic_text).map_or("other", |t| t.as_str());
     let result = accept(&state, &headers, body).await;
     let response = match result {
-        Ok(new) => {
-            let outcome = if new { "accepted" } else { "duplicate" };
+        Ok(Accepted { new, dead_letter }) => {
+            let outcome = match (new, dead_letter) {
+                (false, _) => "duplicate",
+                (true, true) => "dead_letter",
+                (true, false) => "accepted",
+            };
             state.metrics.received(topic_label, outcome);
             tracing::debug!(topic = topic_text, outcome, "webhook stored");
             (StatusCode::OK, "ok\n").into_response()
@@ -89,12 +93,20 @@ pub async fn receive(
     response
 }
 
-/// Verifies and stores one delivery. Ok(true) when new, Ok(false) when already stored.
+/// What became of a verified delivery.
+struct Accepted {
+    /// False when a delivery with its webhook ID was already stored.
+    new: bool,
+    /// Stored as a dead letter, not to be applied (a destructive topic that failed its check).
+    dead_letter: bool,
+}
+
+/// Verifies and stores one delivery.
 async fn accept(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<bool, WebhookError> {
+) -> Result<Accepted, WebhookError> {
     let settings = &state.settings;
     let secret = settings.shopify_webhook_secret.as_ref().ok_or(WebhookError::NoSecret)?;
     let body = body.map_err(|rejection| match rejection.status() {
@@ -114,8 +126,15 @@ async fn accept(
     let triggered_at = header(headers, "x-shopify-triggered-at")
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| Ts::from(t.with_timezone(&chrono::Utc)));
+    let shop = shop.to_ascii_lowercase();
+    let refused =
+        Topic::parse(topic).and_then(|t| destructive::check(t, &shop, settings.shopify_shop.as_deref(), &body).err());
+    if let Some(reason) = &refused {
+        tracing::warn!(topic, webhook_id, %reason, "destructive delivery stored as a dead letter, not applied");
+    }
+    let dead_letter = refused.is_some();
     let delivery = NewDelivery {
-        shop: shop.to_ascii_lowercase(),
+        shop,
         webhook_id: webhook_id.to_string(),
         event_id: header(headers, "x-shopify-event-id").map(str::to_string),
         topic: topic.to_string(),
@@ -123,6 +142,8 @@ async fn accept(
         triggered_at,
         received_at: Ts::from(state.clock.now()),
         body: body.to_vec(),
+        refused,
     };
-    state.intake.submit(delivery).await.map_err(|e| WebhookError::Unavailable(e.to_string()))
+    let new = state.intake.submit(delivery).await.map_err(|e| WebhookError::Unavailable(e.to_string()))?;
+    Ok(Accepted { new, dead_letter })
 }
