@@ -289,7 +289,61 @@ async fn a_destructive_delivery_for_another_shop_is_a_dead_letter(backend: Backe
     app.stop().await;
 }
 
+async fn readyz_tells_strangers_nothing_of_the_database(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.db.exec("DROP TABLE _sqlx_migrations").await;
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, "not ready\n", "the reason is logged, not shown");
+    app.stop().await;
+}
+
+/// Holds the deliveries table locked (Postgres) or the whole file (SQLite) until dropped: every
+/// write to it waits, as on a database that hangs.
+async fn lock_deliveries(db: &common::TestDb) -> Box<dyn std::any::Any + Send> {
+    use sqlx::Connection;
+    match db.backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql("BEGIN; LOCK TABLE webhook_deliveries IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Box::new(conn)
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
+            Box::new(conn)
+        }
+    }
+}
+
+async fn a_webhook_is_answered_503_within_4_s_when_the_database_hangs_and_is_kept_on_retry(backend: Backend) {
+    use common::fixture_bytes;
+    let app = TestApp::start(backend).await;
+    let lock = lock_deliveries(&app.db).await;
+    let body = fixture_bytes("order_create.json");
+    let started = Instant::now();
+    let status = app.deliver("orders/create", "w-hang", &body).await;
+    let took = started.elapsed();
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "Shopify is told to retry");
+    assert!(took < Duration::from_secs(4), "answered within Shopify's 5 s: {took:?}");
+    drop(lock);
+    // Shopify's retry, once the database is back: stored once, whichever attempt got there.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.deliver("orders/create", "w-hang", &body).await != reqwest::StatusCode::OK {
+        assert!(Instant::now() < deadline, "the retry is never accepted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.settle().await;
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = 'w-hang'").await, 1);
+    app.stop().await;
+}
+
 on_both_backends!(
+    readyz_tells_strangers_nothing_of_the_database,
+    a_webhook_is_answered_503_within_4_s_when_the_database_hangs_and_is_kept_on_retry,
     a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter,
     a_destructive_delivery_for_another_shop_is_a_dead_letter,
     metrics_parse_and_keep_their_labels_after_hostile_paths,

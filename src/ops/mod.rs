@@ -24,13 +24,14 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// The database answers and every migration is applied.
+/// The database answers and every migration is applied. Unauthenticated, so the reason (which
+/// can quote the database's own error) goes to the log only.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.readiness().await {
-        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Ok(()) => (StatusCode::OK, "ready\n"),
         Err(reason) => {
-            tracing::warn!(%reason, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n"))
+            tracing::warn!(reason = %crate::lookup::mask_pii(&reason), "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `POST /shopify/webhooks`: verify, store durably, answer. Applying happens after the answer
 //! (see `processor`), so Shopify's 5-second limit is never spent on our own work.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,6 +13,11 @@ use super::payload::Topic;
 use super::{destructive, signature};
 use crate::app::AppState;
 use crate::store::{NewDelivery, Ts};
+
+/// Longest wait for the durable store before answering 503: Shopify gives up after 5 s in all
+/// and retries (shared/PROTOCOLS.md: 1 s connect, 5 s total, 8 retries over 4 h), so with the
+/// body read and the answer sent this keeps every answer under 4 s. A delivery stored after its 503 is a duplicate when Shopify retries, never lost.
+pub const STORE_BUDGET: Duration = Duration::from_secs(3);
 
 /// Why a delivery was refused, each with the status Shopify gets.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +149,9 @@ async fn accept(
         body: body.to_vec(),
         refused,
     };
-    let new = state.intake.submit(delivery).await.map_err(|e| WebhookError::Unavailable(e.to_string()))?;
+    let new = tokio::time::timeout(STORE_BUDGET, state.intake.submit(delivery))
+        .await
+        .map_err(|_| WebhookError::Unavailable(format!("the database did not answer within {STORE_BUDGET:?}")))?
+        .map_err(|e| WebhookError::Unavailable(e.to_string()))?;
     Ok(Accepted { new, dead_letter })
 }
