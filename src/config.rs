@@ -100,6 +100,9 @@ struct RawSettings {
     max_connections_per_ip: usize,
     max_feed_clients: usize,
     drain_timeout: String,
+    verify_max_failures: u32,
+    verify_failure_window: String,
+    agent_session_ttl: String,
 }
 
 impl Default for RawSettings {
@@ -147,6 +150,9 @@ impl Default for RawSettings {
             max_connections_per_ip: 1024,
             max_feed_clients: 64,
             drain_timeout: "30s".into(),
+            verify_max_failures: 5,
+            verify_failure_window: "24h".into(),
+            agent_session_ttl: "12h".into(),
         }
     }
 }
@@ -210,6 +216,12 @@ pub struct Settings {
     pub transport: crate::ops::transport::Limits,
     /// How long a SIGTERM waits for in-flight requests and calls before the process exits.
     pub drain_timeout: Duration,
+    /// Failed verifications (wrong postal codes) a customer or a calling number may have within
+    /// `verify_failure_window`, across calls, before callers are only offered a person.
+    pub verify_max_failures: u32,
+    pub verify_failure_window: Duration,
+    /// How long an agent's console session lasts after logging in.
+    pub agent_session_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -312,6 +324,11 @@ impl Settings {
         .checked()
         .map_err(ConfigError::Invalid)?;
         let drain_timeout = duration("ORDERLINE_DRAIN_TIMEOUT", &raw.drain_timeout)?;
+        let verify_failure_window = duration("ORDERLINE_VERIFY_FAILURE_WINDOW", &raw.verify_failure_window)?;
+        let agent_session_ttl = duration("ORDERLINE_AGENT_SESSION_TTL", &raw.agent_session_ttl)?;
+        if raw.verify_max_failures == 0 {
+            return Err(ConfigError::Invalid("ORDERLINE_VERIFY_MAX_FAILURES must be at least 1".into()));
+        }
         let transfer_to = TransferTarget::parse(&raw.transfer_to, &region).map_err(ConfigError::Invalid)?;
         let taskrouter_workflow_sid =
             raw.taskrouter_workflow_sid.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
@@ -376,6 +393,9 @@ impl Settings {
             hold_after,
             transport,
             drain_timeout,
+            verify_max_failures: raw.verify_max_failures,
+            verify_failure_window,
+            agent_session_ttl,
         })
     }
 

@@ -135,17 +135,20 @@ async fn the_console_needs_a_login_and_sets_an_http_only_cookie(backend: Backend
     let page = client.get(format!("{}/agent", line.app.url)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let body = page.text().await.unwrap();
-    assert!(body.contains(r#"name="token""#) && !body.contains("/agent/feed"), "the login form, nothing else");
-    let wrong = client.post(format!("{}/agent/login", line.app.url)).form(&[("token", "nope")]).send().await.unwrap();
+    assert!(body.contains(r#"name="token""#) && !body.contains("/agent/console.js"), "the login form, nothing else");
+    let post = |token: &'static str| {
+        client.post(format!("{}/agent/login", line.app.url)).header("Origin", &line.app.url).form(&[("token", token)])
+    };
+    let wrong = post("nope").send().await.unwrap();
     assert_eq!(wrong.status(), 401);
-    let ok = client.post(format!("{}/agent/login", line.app.url)).form(&[("token", AGENT)]).send().await.unwrap();
+    let ok = post(AGENT).send().await.unwrap();
     assert_eq!(ok.status(), 303);
     let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     assert!(!cookie.contains(AGENT), "the cookie is not the token itself");
     let session = cookie.split(';').next().unwrap().to_string();
     let console = client.get(format!("{}/agent", line.app.url)).header("Cookie", &session).send().await.unwrap();
-    assert!(console.text().await.unwrap().contains("/agent/feed"));
+    assert!(console.text().await.unwrap().contains("/agent/console.js"));
     // The cookie opens the API and the feed too.
     let api = client.get(format!("{}/api/calls/CAnope", line.app.url)).header("Cookie", &session).send().await.unwrap();
     assert_eq!(api.status(), 404);

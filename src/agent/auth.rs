@@ -1,13 +1,15 @@
-//! Who may see callers: the bearer token (ORDERLINE_AGENT_TOKEN) for tools, or the console's
-//! session cookie, which the login form sets once the token is given. Nothing else passes.
+//! Who may see callers: the bearer token (ORDERLINE_AGENT_TOKEN) for tools, or a console session:
+//! a random token per login, kept server-side (as its hash) until it expires or the agent logs
+//! out. Also says whether a browser request comes from the console's own origin. Never serves a
+//! page or reads a caller.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::config::Secret;
+use crate::store::Ts;
 
 /// The console's session cookie.
 pub const SESSION_COOKIE: &str = "orderline_agent";
@@ -18,6 +20,10 @@ pub enum AuthError {
     NotConfigured,
     Missing,
     Wrong,
+    /// A browser request from a page that is not the console (Origin is another site or port).
+    ForeignOrigin,
+    /// The store could not say whether the session is live.
+    Unavailable,
 }
 
 impl IntoResponse for AuthError {
@@ -28,31 +34,84 @@ impl IntoResponse for AuthError {
                  `Authorization: Bearer <token>` (or log in at /agent)\n"
             }
             AuthError::Missing => "send `Authorization: Bearer <ORDERLINE_AGENT_TOKEN>` (or log in at /agent)\n",
-            AuthError::Wrong => "wrong agent token\n",
+            AuthError::Wrong => "wrong agent token, or the session has ended\n",
+            AuthError::ForeignOrigin => {
+                return (StatusCode::FORBIDDEN, "only the console's own pages (ORDERLINE_PUBLIC_URL) may do this\n")
+                    .into_response();
+            }
+            AuthError::Unavailable => {
+                return (StatusCode::SERVICE_UNAVAILABLE, "the store did not answer\n").into_response();
+            }
         };
         (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], message).into_response()
     }
 }
 
-/// The session cookie's value for a token: an HMAC of a fixed label, so the cookie is not the
-/// token itself and changing the token ends every session.
-pub fn session_value(token: &Secret) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(token.expose().as_bytes()).expect("HMAC takes a key of any length");
-    mac.update(b"orderline agent console session v1");
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+/// How a request proved it is an agent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `Authorization: Bearer <ORDERLINE_AGENT_TOKEN>`: a tool, not a browser session.
+    Bearer,
+    /// The console's session cookie: a browser, so where the request comes from matters.
+    Session,
 }
 
-/// Accepts the bearer token or the console's session cookie.
-pub fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<(), AuthError> {
+/// A new session token: 32 random bytes, in hex.
+pub fn new_session_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex(&bytes))
+}
+
+/// What the store keeps of a session token.
+pub fn session_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Accepts the bearer token or a live console session. A session cookie is checked first: a
+/// browser that has one is a browser, whatever else it sends.
+pub async fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<Access, AuthError> {
     let expected = state.settings.agent_token.as_ref().ok_or(AuthError::NotConfigured)?;
-    if let Some(session) = cookie(headers, SESSION_COOKIE) {
-        return if constant_time_eq(session.as_bytes(), session_value(expected).as_bytes()) {
-            Ok(())
-        } else {
-            Err(AuthError::Wrong)
+    if let Some(session) = cookie(headers, SESSION_COOKIE).filter(|s| !s.is_empty()) {
+        let now = Ts::from(state.clock.now());
+        return match state.store.session_is_live(&session_hash(session), now).await {
+            Ok(true) => Ok(Access::Session),
+            Ok(false) => Err(AuthError::Wrong),
+            Err(e) => {
+                tracing::error!(error = %e, "agent session unreadable");
+                Err(AuthError::Unavailable)
+            }
         };
     }
-    require_bearer(Some(expected), headers)
+    require_bearer(Some(expected), headers).map(|()| Access::Bearer)
+}
+
+/// The origin (`scheme://host[:port]`) of a URL, lowercased; `None` when it has none.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().filter(|a| !a.is_empty())?;
+    Some(format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
+}
+
+/// The request's `Origin`, compared with ORDERLINE_PUBLIC_URL's: `Some(true)` ours,
+/// `Some(false)` another (or `null`), `None` when the request sent none.
+pub fn from_own_origin(state: &AppState, headers: &HeaderMap) -> Option<bool> {
+    let given = headers.get(header::ORIGIN)?;
+    let ours = origin_of(&state.settings.public_url);
+    Some(given.to_str().ok().and_then(origin_of).is_some_and(|given| Some(given) == ours))
+}
+
+/// For browser sessions the request must come from the console's origin; a tool with the bearer
+/// token may send no `Origin`, but never a foreign one.
+pub fn check_origin(state: &AppState, headers: &HeaderMap, access: Access) -> Result<(), AuthError> {
+    match (from_own_origin(state, headers), access) {
+        (Some(true), _) | (None, Access::Bearer) => Ok(()),
+        (Some(false), _) | (None, Access::Session) => Err(AuthError::ForeignOrigin),
+    }
 }
 
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -101,5 +160,22 @@ mod tests {
         assert_eq!(require_bearer(Some(&token), &headers("Bearer s3cres")), Err(AuthError::Wrong));
         assert_eq!(require_bearer(Some(&token), &HeaderMap::new()), Err(AuthError::Missing));
         assert_eq!(require_bearer(None, &headers("Bearer s3cret")), Err(AuthError::NotConfigured));
+    }
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port() {
+        assert_eq!(origin_of("https://Line.Example.com/base/path").as_deref(), Some("https://line.example.com"));
+        assert_eq!(origin_of("http://127.0.0.1:8080").as_deref(), Some("http://127.0.0.1:8080"));
+        assert_ne!(origin_of("http://127.0.0.1:8081"), origin_of("http://127.0.0.1:8080"));
+        assert_eq!(origin_of("null"), None);
+    }
+
+    #[test]
+    fn session_tokens_are_random_and_stored_only_as_hashes() {
+        let (a, b) = (new_session_token().unwrap(), new_session_token().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert_ne!(session_hash(&a), a);
+        assert_eq!(session_hash(&a), session_hash(&a));
     }
 }

@@ -84,6 +84,16 @@ async fn customer_record(
     Ok((!parts.is_empty()).then(|| CallerRecord::from_parts(&parts)))
 }
 
+/// A tracking URL as Shopify holds it is whatever the merchant or an app typed: only an
+/// absolute `http(s)` address is passed on as a link (never `javascript:`, `data:` …).
+pub fn web_link(url: &str) -> Option<&str> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://")?;
+    let web = scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http");
+    let clean = !url.chars().any(|c| c.is_control() || c.is_whitespace());
+    (web && clean && !rest.is_empty()).then_some(url)
+}
+
 /// The card for a call, or `None` if no such call is recorded.
 pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCard>, StoreError> {
     let store = &state.store;
@@ -102,7 +112,13 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         .flat_map(|c| c.orders.iter())
         .map(|o| {
             let facts = OrderFacts::of(o, tz);
-            let tracking_url = o.fulfillments.iter().rev().find_map(|f| f.tracking_url.as_deref()).map(str::to_string);
+            let tracking_url = o
+                .fulfillments
+                .iter()
+                .rev()
+                .find_map(|f| f.tracking_url.as_deref())
+                .and_then(web_link)
+                .map(str::to_string);
             OrderSummary {
                 id: o.id.to_string(),
                 name: facts.name,
@@ -143,4 +159,20 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         source,
         confirmed_at: record.map(|r| r.confirmed_at()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::web_link;
+
+    #[test]
+    fn only_http_and_https_tracking_urls_are_links() {
+        assert_eq!(web_link("https://www.ups.com/track?tracknum=1Z"), Some("https://www.ups.com/track?tracknum=1Z"));
+        assert_eq!(web_link("HTTP://carrier.example/1"), Some("HTTP://carrier.example/1"));
+        for bad in
+            ["javascript:alert(1)", "JavaScript://%0aalert(1)", "data:text/html,x", "//evil", "ups.com/1", "https://"]
+        {
+            assert_eq!(web_link(bad), None, "{bad}");
+        }
+    }
 }

@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::auth::require_agent;
+use super::auth::{check_origin, require_agent};
 use super::card::{CallCard, call_card};
 use crate::app::AppState;
 use crate::store::Ts;
@@ -125,7 +125,15 @@ impl AgentFeed {
 /// `GET /agent/feed`: the WebSocket. First a snapshot of the calls of the last hours (in
 /// progress and recently ended), then every event as it happens.
 pub async fn feed(ws: WebSocketUpgrade, State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(refused) = require_agent(&state, &headers) {
+    // A WebSocket is not covered by the browser's same-origin rules: a page on another origin
+    // (even another port of this host, which SameSite counts as the same site) could open it
+    // with the agent's cookie. Browser sessions must come from the console's origin.
+    let access = match require_agent(&state, &headers).await {
+        Ok(access) => access,
+        Err(refused) => return refused.into_response(),
+    };
+    if let Err(refused) = check_origin(&state, &headers, access) {
+        tracing::warn!("agent feed refused: a browser session from another origin");
         return refused.into_response();
     }
     ws.on_upgrade(move |socket| serve(socket, state))

@@ -1,7 +1,7 @@
 //! What agents and their tools see: the live console (`/agent`), its feed (`/agent/feed`), a
 //! call's context (`/api/calls/{CallSid}`) and the caller lookup (`/api/customers`). Every route
-//! requires ORDERLINE_AGENT_TOKEN (bearer, or the console's cookie); nothing about a caller is
-//! served without it.
+//! requires ORDERLINE_AGENT_TOKEN (bearer, or a console session started with it); nothing about a
+//! caller is served without it, and a browser session is honoured only from the console's origin.
 
 pub mod api;
 pub mod auth;
@@ -19,9 +19,12 @@ pub use feed::AgentFeed;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/agent", get(console::page))
+        .route("/agent/console.js", get(console::script))
+        .route("/agent/console.css", get(console::styles))
         .route("/agent/login", post(console::login))
         .route("/agent/logout", post(console::logout))
         .route("/agent/feed", get(feed::feed))
         .route("/api/calls/{call_sid}", get(console::call))
         .route("/api/customers", get(api::customers_by_phone))
+        .layer(axum::middleware::map_response(console::security_headers))
 }

@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+mod attempts;
 mod callers;
 mod calls;
 mod changes;
@@ -20,9 +21,11 @@ mod deliveries;
 mod handoffs;
 mod queries;
 mod records;
+mod sessions;
 mod time;
 mod watermarks;
 
+pub use attempts::AttemptKind;
 pub use callers::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView};
 pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
 pub use changes::{CallChange, CallChanges, PhoneChanges};
