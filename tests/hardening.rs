@@ -171,25 +171,65 @@ async fn the_connection_cap_closes_what_is_over_it_and_frees_with_each_close(bac
     app.stop().await;
 }
 
+/// Opens `/agent/feed` over a raw socket (the bearer token), reads the 101, and returns the socket:
+/// from then on it answers nothing, not even pings.
+async fn raw_feed(to: SocketAddr) -> TcpStream {
+    let mut socket = stranger(to).await;
+    let head = "GET /agent/feed HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                Authorization: Bearer agent-secret\r\n\r\n";
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        socket.read_exact(&mut byte).await.unwrap();
+        seen.push(byte[0]);
+    }
+    assert!(seen.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&seen));
+    socket
+}
+
 async fn a_websocket_that_goes_silent_is_closed_at_the_idle_timeout(backend: Backend) {
+    let app = TestApp::start_with(backend, &[("idle_timeout", "1s"), ("agent_token", "agent-secret")]).await;
+    let mut silent = raw_feed(addr(&app)).await;
+    // It reads what it is sent (the snapshot, pings) but never sends a byte.
+    let (_, after) = closed_within(&mut silent, Duration::from_secs(5)).await.expect("a silent WebSocket is not kept");
+    assert!(after >= Duration::from_millis(900), "not before the idle timeout: {after:?}");
+    app.stop().await;
+}
+
+async fn a_live_console_is_kept_and_feed_sockets_are_capped(backend: Backend) {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let app = TestApp::start_with(backend, &[("idle_timeout", "1s"), ("agent_token", "agent-secret")]).await;
-    let mut request = format!("{}/agent/feed", app.url.replace("http://", "ws://")).into_client_request().unwrap();
-    request.headers_mut().insert("Authorization", "Bearer agent-secret".parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the feed upgrades");
-    let started = Instant::now();
-    // The client reads (the snapshot) but never sends a byte.
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(message) = socket.next().await {
+    let app = TestApp::start_with(
+        backend,
+        &[("idle_timeout", "1s"), ("agent_token", "agent-secret"), ("max_feed_clients", "2")],
+    )
+    .await;
+    let connect = || async {
+        let mut request = format!("{}/agent/feed", app.url.replace("http://", "ws://")).into_client_request().unwrap();
+        request.headers_mut().insert("Authorization", "Bearer agent-secret".parse().unwrap());
+        tokio_tungstenite::connect_async(request).await
+    };
+    let (mut live, _) = connect().await.expect("the feed upgrades");
+    let _second = raw_feed(addr(&app)).await;
+    let third = connect().await;
+    assert!(
+        matches!(&third, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 503),
+        "a third feed socket over ORDERLINE_MAX_FEED_CLIENTS=2 is refused: {third:?}"
+    );
+    // A console that answers the server's pings (as browsers and tungstenite do) stays open
+    // well past the idle timeout.
+    let kept = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(message) = live.next().await {
             if message.is_err() {
-                break;
+                return false;
             }
         }
+        false
     })
     .await;
-    assert!(ended.is_ok(), "a silent WebSocket is not kept open");
-    assert!(started.elapsed() >= Duration::from_millis(900), "not before the idle timeout: {:?}", started.elapsed());
+    assert!(kept.is_err(), "a live console was closed: {kept:?}");
     app.stop().await;
 }
 
@@ -354,4 +394,5 @@ on_both_backends!(
     one_address_cannot_take_the_line_down,
     the_connection_cap_closes_what_is_over_it_and_frees_with_each_close,
     a_websocket_that_goes_silent_is_closed_at_the_idle_timeout,
+    a_live_console_is_kept_and_feed_sockets_are_capped,
 );
