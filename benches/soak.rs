@@ -47,7 +47,8 @@ struct Counts {
 /// (RSS in KiB, open files) of a process, from /proc.
 fn sample(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let rss =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     let files = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
     Some((rss, files))
 }
@@ -160,7 +161,8 @@ async fn hostile(to: std::net::SocketAddr, slow: bool, until: Instant, counts: A
                 break;
             }
             // Closed by the server: read returns 0 (or an error).
-            match tokio::time::timeout(Duration::from_secs(2), tokio::io::AsyncReadExt::read(&mut stream, &mut byte)).await
+            match tokio::time::timeout(Duration::from_secs(2), tokio::io::AsyncReadExt::read(&mut stream, &mut byte))
+                .await
             {
                 Ok(Ok(0)) | Ok(Err(_)) => break,
                 _ => {}

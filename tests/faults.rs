@@ -156,3 +156,48 @@ async fn a_database_restart_during_a_webhook_burst_and_calls_loses_nothing_ackno
     assert_eq!(cluster.count("SELECT COUNT(*) FROM orders").await, DELIVERIES as i64, "every delivery applied");
     running.stop().await;
 }
+
+/// Shopify down one second, up the next: callers unknown to the store need a live lookup each.
+async fn shopify_flapping_every_second_keeps_callers_within_the_budget_and_the_breaker_recovers(
+    backend: common::Backend,
+) {
+    use orderline::sim::shopify::Failure;
+    let line = common::line::line(
+        backend,
+        &[("breaker_threshold", "2"), ("breaker_cooldown", "1s"), ("negative_ttl", "1s"), ("verify", "none")],
+    )
+    .await;
+    let flapping = Instant::now() + Duration::from_secs(8);
+    let mut calls = 0;
+    let mut slowest = Duration::ZERO;
+    while Instant::now() < flapping {
+        let down = (flapping - Instant::now()).as_secs().is_multiple_of(2);
+        line.sim.set_failure(if down { Failure::Timeout } else { Failure::None });
+        let started = Instant::now();
+        let ending = call(&line.app.url, &format!("+1415555{:04}", 2000 + calls)).await;
+        assert!(ending.is_ok(), "call {calls}: {ending:?}");
+        slowest = slowest.max(started.elapsed());
+        calls += 1;
+    }
+    // Lookup budget 500 ms per request: a call never waits on Shopify past it.
+    assert!(slowest < Duration::from_secs(3), "slowest call {slowest:?}");
+    let (_, metrics) = line.app.get("/metrics").await;
+    assert!(metrics.contains("outcome=\"breaker_open\""), "the breaker opened while Shopify was down");
+
+    line.sim.set_failure(Failure::None);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let _ = call(&line.app.url, &format!("+1415555{:04}", 3000 + calls)).await;
+        calls += 1;
+        let (_, metrics) = line.app.get("/metrics").await;
+        if metrics.contains("orderline_shopify_breaker_state 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the breaker never closed again");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    line.app.stop().await;
+}
+
+on_both_backends!(shopify_flapping_every_second_keeps_callers_within_the_budget_and_the_breaker_recovers);
