@@ -44,6 +44,8 @@ pub struct AppState {
     pub handoffs: crate::twilio::media::Handoffs,
     /// Call events for agents' consoles.
     pub feed: agent::AgentFeed,
+    /// One permit per open agent feed socket (ORDERLINE_MAX_FEED_CLIENTS).
+    pub feed_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The TwiML and speech templates the settings ask for, each rendered once (TwiML parsed, speech
@@ -213,6 +215,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     let feed = agent::AgentFeed::new();
     let state = AppState {
         feed: feed.clone(),
+        feed_slots: Arc::new(tokio::sync::Semaphore::new(settings.transport.max_feed_clients)),
         flow,
         renderer,
         clips,

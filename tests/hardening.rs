@@ -171,29 +171,224 @@ async fn the_connection_cap_closes_what_is_over_it_and_frees_with_each_close(bac
     app.stop().await;
 }
 
+/// Opens `/agent/feed` over a raw socket (the bearer token), reads the 101, and returns the socket:
+/// from then on it answers nothing, not even pings.
+async fn raw_feed(to: SocketAddr) -> TcpStream {
+    let mut socket = stranger(to).await;
+    let head = "GET /agent/feed HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                Authorization: Bearer agent-secret\r\n\r\n";
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        socket.read_exact(&mut byte).await.unwrap();
+        seen.push(byte[0]);
+    }
+    assert!(seen.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&seen));
+    socket
+}
+
 async fn a_websocket_that_goes_silent_is_closed_at_the_idle_timeout(backend: Backend) {
+    let app = TestApp::start_with(backend, &[("idle_timeout", "1s"), ("agent_token", "agent-secret")]).await;
+    let mut silent = raw_feed(addr(&app)).await;
+    // It reads what it is sent (the snapshot, pings) but never sends a byte.
+    let (_, after) = closed_within(&mut silent, Duration::from_secs(5)).await.expect("a silent WebSocket is not kept");
+    assert!(after >= Duration::from_millis(900), "not before the idle timeout: {after:?}");
+    app.stop().await;
+}
+
+async fn a_live_console_is_kept_and_feed_sockets_are_capped(backend: Backend) {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let app = TestApp::start_with(backend, &[("idle_timeout", "1s"), ("agent_token", "agent-secret")]).await;
-    let mut request = format!("{}/agent/feed", app.url.replace("http://", "ws://")).into_client_request().unwrap();
-    request.headers_mut().insert("Authorization", "Bearer agent-secret".parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the feed upgrades");
-    let started = Instant::now();
-    // The client reads (the snapshot) but never sends a byte.
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(message) = socket.next().await {
+    let app = TestApp::start_with(
+        backend,
+        &[("idle_timeout", "1s"), ("agent_token", "agent-secret"), ("max_feed_clients", "2")],
+    )
+    .await;
+    let connect = || async {
+        let mut request = format!("{}/agent/feed", app.url.replace("http://", "ws://")).into_client_request().unwrap();
+        request.headers_mut().insert("Authorization", "Bearer agent-secret".parse().unwrap());
+        tokio_tungstenite::connect_async(request).await
+    };
+    let (mut live, _) = connect().await.expect("the feed upgrades");
+    let _second = raw_feed(addr(&app)).await;
+    let third = connect().await;
+    assert!(
+        matches!(&third, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 503),
+        "a third feed socket over ORDERLINE_MAX_FEED_CLIENTS=2 is refused: {third:?}"
+    );
+    // A console that answers the server's pings (as browsers and tungstenite do) stays open
+    // well past the idle timeout.
+    let kept = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(message) = live.next().await {
             if message.is_err() {
-                break;
+                return false;
             }
         }
+        false
     })
     .await;
-    assert!(ended.is_ok(), "a silent WebSocket is not kept open");
-    assert!(started.elapsed() >= Duration::from_millis(900), "not before the idle timeout: {:?}", started.elapsed());
+    assert!(kept.is_err(), "a live console was closed: {kept:?}");
+    app.stop().await;
+}
+
+/// Sends `head` (a whole request) from the stranger's address and returns the status line.
+async fn raw_request(to: SocketAddr, head: &str) -> String {
+    let mut socket = stranger(to).await;
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let (answer, _) = closed_within(&mut socket, Duration::from_secs(5)).await.expect("answered and closed");
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+async fn metrics_parse_and_keep_their_labels_after_hostile_paths(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let target = addr(&app);
+    for path in [r#"/twilio/voice/q"r{s}"#, r#"/twilio/voice/a\b}"#, "/twilio/voice/%22%7D%0A", "/twilio/status/x"] {
+        let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let status = raw_request(target, &head).await;
+        assert!(status.starts_with("HTTP/1.1 403") || status.starts_with("HTTP/1.1 404"), "{path}: {status}");
+    }
+    let unsigned = app.client.post(format!("{}/twilio/voice", app.url)).send().await.unwrap();
+    assert_eq!(unsigned.status(), reqwest::StatusCode::FORBIDDEN, "a known route, unsigned, keeps its own label");
+    for n in 0..300 {
+        let response = app.client.post(format!("{}/twilio/voice/probe-{n}", app.url)).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+    }
+    let (status, page) = app.get("/metrics").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let exposition = openmetrics_parser::openmetrics::parse_openmetrics(&page)
+        .unwrap_or_else(|e| panic!("/metrics is not valid OpenMetrics ({e:?}):\n{page}"));
+    let family = exposition.families.get("orderline_twilio_requests").expect("Twilio requests are counted");
+    let routes: std::collections::BTreeSet<String> = family
+        .iter_samples()
+        .map(|s| s.get_labelset().unwrap().get_label_value("route").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        routes.into_iter().collect::<Vec<_>>(),
+        vec!["other".to_string(), "voice".to_string()],
+        "unknown paths share one label"
+    );
+    assert!(page.len() < 32 * 1024, "the page does not grow with hostile paths: {} bytes", page.len());
+    app.stop().await;
+}
+
+const CUSTOMER: i64 = 9_007_199_254_741_901;
+
+async fn a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter(backend: Backend) {
+    use common::{SHOP, fixture_bytes};
+    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
+    let create = fixture_bytes("customer_create.json");
+    assert_eq!(app.deliver("customers/create", "w-create", &create).await, reqwest::StatusCode::OK);
+    app.settle().await;
+    // The captured body, its signature still good, resent under each destructive topic.
+    for topic in ["customers/delete", "customers/redact", "shop/redact", "orders/delete"] {
+        let id = format!("w-replay-{topic}");
+        assert_eq!(app.deliver(topic, &id, &create).await, reqwest::StatusCode::OK, "stored, so not retried");
+        app.settle().await;
+        let row = app.store().delivery(SHOP, &id).await.unwrap().unwrap();
+        assert_eq!(row.status, "dead", "{topic}");
+        let error = row.error.unwrap_or_default();
+        assert!(error.contains(topic) && error.contains("never carries"), "{topic}: {error}");
+    }
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 1);
+    let (_, listed, _) = common::orderline_cli(&app.db.url, &["dlq", "list"]);
+    assert!(listed.contains("never carries"), "the reason is shown to the operator: {listed}");
+    // Shopify's own delete, for the configured shop, is applied.
+    assert_eq!(
+        app.deliver("customers/delete", "w-delete", &fixture_bytes("customer_delete.json")).await,
+        reqwest::StatusCode::OK
+    );
+    app.settle().await;
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 0);
+    app.stop().await;
+}
+
+async fn a_destructive_delivery_for_another_shop_is_a_dead_letter(backend: Backend) {
+    use common::{SECRET, SHOP, fixture_bytes};
+    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
+    app.deliver("customers/create", "w-create", &fixture_bytes("customer_create.json")).await;
+    let body = fixture_bytes("customer_delete.json");
+    let response = app
+        .client
+        .post(format!("{}/shopify/webhooks", app.url))
+        .header("X-Shopify-Topic", "customers/delete")
+        .header("X-Shopify-Hmac-Sha256", orderline::shopify::signature::sign(SECRET, &body))
+        .header("X-Shopify-Shop-Domain", "someone-else.myshopify.com")
+        .header("X-Shopify-Webhook-Id", "w-other-shop")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    app.settle().await;
+    let row = app.store().delivery("someone-else.myshopify.com", "w-other-shop").await.unwrap().unwrap();
+    assert_eq!(row.status, "dead");
+    assert!(row.error.unwrap_or_default().contains("not SHOPIFY_SHOP"));
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 1);
+    app.stop().await;
+}
+
+async fn readyz_tells_strangers_nothing_of_the_database(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.db.exec("DROP TABLE _sqlx_migrations").await;
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, "not ready\n", "the reason is logged, not shown");
+    app.stop().await;
+}
+
+/// Holds the deliveries table locked (Postgres) or the whole file (SQLite) until dropped: every
+/// write to it waits, as on a database that hangs.
+async fn lock_deliveries(db: &common::TestDb) -> Box<dyn std::any::Any + Send> {
+    use sqlx::Connection;
+    match db.backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql("BEGIN; LOCK TABLE webhook_deliveries IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Box::new(conn)
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
+            Box::new(conn)
+        }
+    }
+}
+
+async fn a_webhook_is_answered_503_within_4_s_when_the_database_hangs_and_is_kept_on_retry(backend: Backend) {
+    use common::fixture_bytes;
+    let app = TestApp::start(backend).await;
+    let lock = lock_deliveries(&app.db).await;
+    let body = fixture_bytes("order_create.json");
+    let started = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(6), app.deliver("orders/create", "w-hang", &body))
+        .await
+        .expect("answered, not left hanging");
+    let took = started.elapsed();
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "Shopify is told to retry");
+    assert!(took < Duration::from_secs(4), "answered within Shopify's 5 s: {took:?}");
+    drop(lock);
+    // Shopify's retry, once the database is back: stored once, whichever attempt got there.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.deliver("orders/create", "w-hang", &body).await != reqwest::StatusCode::OK {
+        assert!(Instant::now() < deadline, "the retry is never accepted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.settle().await;
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = 'w-hang'").await, 1);
     app.stop().await;
 }
 
 on_both_backends!(
+    readyz_tells_strangers_nothing_of_the_database,
+    a_webhook_is_answered_503_within_4_s_when_the_database_hangs_and_is_kept_on_retry,
+    a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter,
+    a_destructive_delivery_for_another_shop_is_a_dead_letter,
+    metrics_parse_and_keep_their_labels_after_hostile_paths,
     a_silent_connection_is_closed_at_the_header_timeout,
     headers_sent_a_byte_at_a_time_are_cut_at_the_header_timeout,
     a_body_that_never_comes_is_answered_408_at_the_request_timeout,
@@ -201,4 +396,5 @@ on_both_backends!(
     one_address_cannot_take_the_line_down,
     the_connection_cap_closes_what_is_over_it_and_frees_with_each_close,
     a_websocket_that_goes_silent_is_closed_at_the_idle_timeout,
+    a_live_console_is_kept_and_feed_sockets_are_capped,
 );

@@ -187,7 +187,8 @@ async fn an_older_update_after_a_newer_one_changes_nothing(backend: Backend) {
 }
 
 async fn order_and_customer_deletes_remove_and_stay_removed(backend: Backend) {
-    let app = TestApp::start(backend).await;
+    // Destructive topics are applied only for the configured shop.
+    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
     app.deliver("orders/fulfilled", "w1", &fixture_bytes("order_fulfilled.json")).await;
     app.deliver("customers/create", "w2", &fixture_bytes("customer_create.json")).await;
     app.settle().await;
@@ -216,7 +217,8 @@ async fn order_and_customer_deletes_remove_and_stay_removed(backend: Backend) {
 }
 
 async fn customers_redact_leaves_no_trace_of_the_customer(backend: Backend) {
-    let app = TestApp::start(backend).await;
+    // Destructive topics are applied only for the configured shop.
+    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
     app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
     app.deliver("orders/fulfilled", "w2", &fixture_bytes("order_fulfilled.json")).await;
     app.deliver("refunds/create", "w3", &fixture_bytes("refund_create.json")).await;
@@ -271,7 +273,8 @@ async fn customers_redact_leaves_no_trace_of_the_customer(backend: Backend) {
 }
 
 async fn shop_redact_erases_the_shop(backend: Backend) {
-    let app = TestApp::start(backend).await;
+    // Destructive topics are applied only for the configured shop.
+    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
     app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
     app.deliver("customers/create", "w2", &fixture_bytes("customer_create.json")).await;
     app.deliver("orders/cancelled", "w3", &fixture_bytes("order_guest_cancelled.json")).await;

@@ -136,7 +136,17 @@ pub async fn feed(ws: WebSocketUpgrade, State(state): State<AppState>, headers: 
         tracing::warn!("agent feed refused: a browser session from another origin");
         return refused.into_response();
     }
-    ws.on_upgrade(move |socket| serve(socket, state))
+    // Capped, with a small read buffer (agents send next to nothing; tungstenite's default is
+    // 128 KiB a socket) and pings that a live console answers, so the transport's idle timeout
+    // ends only dead ones.
+    let Ok(slot) = state.feed_slots.clone().try_acquire_owned() else {
+        tracing::warn!("agent feed refused: ORDERLINE_MAX_FEED_CLIENTS are connected");
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "too many agent feed connections\n").into_response();
+    };
+    ws.read_buffer_size(4096).on_upgrade(move |socket| async move {
+        serve(socket, state).await;
+        drop(slot);
+    })
 }
 
 async fn serve(mut socket: WebSocket, state: AppState) {
@@ -145,8 +155,14 @@ async fn serve(mut socket: WebSocket, state: AppState) {
     if send_snapshot(&mut socket, &state).await.is_err() {
         return;
     }
+    let mut ping = tokio::time::interval(state.settings.transport.idle_timeout / 3);
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
             event = events.recv() => match event {
                 Ok(json) => {
                     // Queue what else is already waiting, then write it all with one flush.

@@ -117,25 +117,42 @@ pub fn mask_email(raw: &str) -> String {
 /// Masks every email and phone-like run (seven digits or more) in free text, such as an error
 /// message that quotes a payload, before it reaches a log.
 pub fn mask_pii(text: &str) -> String {
+    mask_digit_runs(&mask_emails(text))
+}
+
+/// Masks each run of the characters an address is written with that holds an `@`: runs end at
+/// anything else (space, comma, semicolon, quote, bracket), so every address of a list is masked.
+fn mask_emails(text: &str) -> String {
+    let is_address = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '@');
     let mut out = String::with_capacity(text.len());
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        if word.contains('@') {
-            let trimmed = word.trim_matches(|c: char| !c.is_alphanumeric());
-            out.push_str(&word.replace(trimmed, &mask_email(trimmed)));
+    let mut rest = text;
+    while let Some(start) = rest.find(is_address) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !is_address(c)).unwrap_or(rest.len());
+        let run = &rest[..end];
+        if run.contains('@') {
+            let trimmed = run.trim_matches(|c: char| !c.is_alphanumeric());
+            out.push_str(&run.replacen(trimmed, &mask_email(trimmed), 1));
         } else {
-            out.push_str(word);
+            out.push_str(run);
         }
+        rest = &rest[end..];
     }
-    mask_digit_runs(&out)
+    out.push_str(rest);
+    out
 }
 
 /// Replaces runs of digits (with the separators phone numbers use) that hold 7+ digits.
 fn mask_digit_runs(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
-    let is_part = |c: char| c.is_ascii_digit() || matches!(c, '+' | '(' | ')' | '-' | '.' | ' ');
+    // Separators people write numbers with: ASCII ones, `/`, the Unicode hyphens and dashes
+    // (U+2010–U+2015), the minus sign and the no-break spaces.
+    let is_part = |c: char| {
+        c.is_ascii_digit()
+            || matches!(c, '+' | '(' | ')' | '-' | '.' | ' ' | '/' | '\u{2010}'..='\u{2015}' | '\u{2212}')
+            || matches!(c, '\u{00A0}' | '\u{2007}' | '\u{202F}')
+    };
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
@@ -168,6 +185,21 @@ mod tests {
 
     fn e164(raw: &str, region: Option<&str>) -> Result<String, PhoneError> {
         PhoneNumber::parse(raw, region).map(|p| p.as_str().to_string())
+    }
+
+    #[test]
+    fn every_address_and_number_in_a_dead_letters_error_is_masked() {
+        let masked = mask_pii("customer emails: jane@example.com,joe@example.org;ann@example.net <bo@example.com>");
+        for address in ["jane@", "joe@", "ann@", "bo@"] {
+            assert!(!masked.contains(address), "{address} left in {masked}");
+        }
+        assert_eq!(masked.matches("•••@").count(), 4, "{masked}");
+        for phone in ["555/123/4567", "555‐123‐4567", "555–123–4567", "+1 555\u{a0}123\u{a0}4567", "555−123−4567"]
+        {
+            let masked = mask_pii(&format!("phone {phone} is not valid"));
+            assert!(!masked.contains("123"), "{phone}: {masked}");
+            assert!(masked.ends_with("4567 is not valid"), "{phone}: {masked}");
+        }
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub struct DeliveryLabels {
 
 pub struct Metrics {
     registry: Registry,
-    /// Webhook intake: accepted, duplicate, unauthorized, too_large, bad_request, store_failed.
+    /// Webhook intake: accepted, duplicate, dead_letter (a destructive topic that failed its
+    /// check), unauthorized, too_large, bad_request, store_failed.
     pub webhooks_received: Family<DeliveryLabels, Counter>,
     /// Webhook processing: applied, unchanged, gone, dead, unhandled.
     pub webhooks_processed: Family<DeliveryLabels, Counter>,

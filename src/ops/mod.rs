@@ -25,15 +25,16 @@ async fn healthz() -> &'static str {
 }
 
 /// The database answers and every migration is applied. Ready but degraded (still 200): the
-/// Shopify app lacks a scope, or Shopify withholds protected fields; each is a line.
+/// Shopify app lacks a scope, or Shopify withholds protected fields; each is a line. Unauthenticated,
+/// so a failure's reason (which can quote the database's own error) goes to the log only.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let degraded = state.shopify.as_ref().map(|c| c.degradations()).unwrap_or_default();
     match state.store.readiness().await {
         Ok(()) if degraded.is_empty() => (StatusCode::OK, "ready\n".to_string()),
         Ok(()) => (StatusCode::OK, format!("ready, degraded:\n{}\n", degraded.join("\n"))),
         Err(reason) => {
-            tracing::warn!(%reason, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n"))
+            tracing::warn!(reason = %crate::lookup::mask_pii(&reason), "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_string())
         }
     }
 }

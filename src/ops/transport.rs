@@ -270,8 +270,12 @@ pub async fn serve(
             "ORDERLINE_MAX_CONNECTIONS lowered to fit the open-file limit (ulimit -n)"
         );
     }
-    let counter =
-        Counter { open: Arc::default(), max, max_per_ip: limits.max_connections_per_ip, metrics: metrics.clone() };
+    // One address never holds more than half of the cap, whatever the file limit made of it.
+    let max_per_ip = match limits.max_connections_per_ip {
+        0 => 0,
+        per_ip => per_ip.min(max / 2).max(1),
+    };
+    let counter = Counter { open: Arc::default(), max, max_per_ip, metrics: metrics.clone() };
     // Each connection task holds a receiver; `closed()` resolves when the last one is gone.
     let (tasks_done, task_alive) = watch::channel(());
     let (draining, _) = watch::channel(false);

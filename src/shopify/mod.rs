@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod client;
+pub mod destructive;
 pub mod graphql;
 pub mod intake;
 pub mod payload;

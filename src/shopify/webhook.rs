@@ -1,7 +1,7 @@
 //! `POST /shopify/webhooks`: verify, store durably, answer. Applying happens after the answer
 //! (see `processor`), so Shopify's 5-second limit is never spent on our own work.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,9 +10,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::payload::Topic;
-use super::signature;
+use super::{destructive, signature};
 use crate::app::AppState;
 use crate::store::{NewDelivery, Ts};
+
+/// Longest wait for the durable store before answering 503: Shopify gives up after 5 s in all
+/// and retries (shared/PROTOCOLS.md: 1 s connect, 5 s total, 8 retries over 4 h), so with the
+/// body read and the answer sent this keeps every answer under 4 s. A delivery stored after its 503 is a duplicate when Shopify retries, never lost.
+pub const STORE_BUDGET: Duration = Duration::from_secs(3);
 
 /// Why a delivery was refused, each with the status Shopify gets.
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +77,12 @@ pub async fn receive(
     let topic_label = Topic::parse(topic_text).map_or("other", |t| t.as_str());
     let result = accept(&state, &headers, body).await;
     let response = match result {
-        Ok(new) => {
-            let outcome = if new { "accepted" } else { "duplicate" };
+        Ok(Accepted { new, dead_letter }) => {
+            let outcome = match (new, dead_letter) {
+                (false, _) => "duplicate",
+                (true, true) => "dead_letter",
+                (true, false) => "accepted",
+            };
             state.metrics.received(topic_label, outcome);
             tracing::debug!(topic = topic_text, outcome, "webhook stored");
             (StatusCode::OK, "ok\n").into_response()
@@ -89,12 +98,20 @@ pub async fn receive(
     response
 }
 
-/// Verifies and stores one delivery. Ok(true) when new, Ok(false) when already stored.
+/// What became of a verified delivery.
+struct Accepted {
+    /// False when a delivery with its webhook ID was already stored.
+    new: bool,
+    /// Stored as a dead letter, not to be applied (a destructive topic that failed its check).
+    dead_letter: bool,
+}
+
+/// Verifies and stores one delivery.
 async fn accept(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<bool, WebhookError> {
+) -> Result<Accepted, WebhookError> {
     let settings = &state.settings;
     let secret = settings.shopify_webhook_secret.as_ref().ok_or(WebhookError::NoSecret)?;
     let body = body.map_err(|rejection| match rejection.status() {
@@ -114,8 +131,15 @@ async fn accept(
     let triggered_at = header(headers, "x-shopify-triggered-at")
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| Ts::from(t.with_timezone(&chrono::Utc)));
+    let shop = shop.to_ascii_lowercase();
+    let refused =
+        Topic::parse(topic).and_then(|t| destructive::check(t, &shop, settings.shopify_shop.as_deref(), &body).err());
+    if let Some(reason) = &refused {
+        tracing::warn!(topic, webhook_id, %reason, "destructive delivery stored as a dead letter, not applied");
+    }
+    let dead_letter = refused.is_some();
     let delivery = NewDelivery {
-        shop: shop.to_ascii_lowercase(),
+        shop,
         webhook_id: webhook_id.to_string(),
         event_id: header(headers, "x-shopify-event-id").map(str::to_string),
         topic: topic.to_string(),
@@ -123,6 +147,11 @@ async fn accept(
         triggered_at,
         received_at: Ts::from(state.clock.now()),
         body: body.to_vec(),
+        refused,
     };
-    state.intake.submit(delivery).await.map_err(|e| WebhookError::Unavailable(e.to_string()))
+    let new = tokio::time::timeout(STORE_BUDGET, state.intake.submit(delivery))
+        .await
+        .map_err(|_| WebhookError::Unavailable(format!("the database did not answer within {STORE_BUDGET:?}")))?
+        .map_err(|e| WebhookError::Unavailable(e.to_string()))?;
+    Ok(Accepted { new, dead_letter })
 }

@@ -74,6 +74,9 @@ pub struct NewDelivery {
     pub triggered_at: Option<Ts>,
     pub received_at: Ts,
     pub body: Vec<u8>,
+    /// Why this delivery must not be applied (see `shopify::destructive`): stored as a dead
+    /// letter with this error, for `orderline dlq` to show and replay.
+    pub refused: Option<String>,
 }
 
 /// A delivery as stored (without its body).
@@ -223,11 +226,15 @@ for_each_backend! {
     async fn insert_rows(conn: &mut Conn, batch: &[&NewDelivery]) -> Result<Vec<(String, String)>, sqlx::Error> {
         let mut query = QueryBuilder::new(
             "INSERT INTO webhook_deliveries (shop, webhook_id, event_id, topic, api_version, triggered_at,
-                                             received_at, status, body) ",
+                                             received_at, status, body, error) ",
         );
         query.push_values(batch, |mut row, d| {
             let known = Topic::parse(&d.topic).is_some();
-            let status = if known { DeliveryStatus::Pending } else { DeliveryStatus::Unhandled };
+            let status = match (known, &d.refused) {
+                (true, Some(_)) => DeliveryStatus::Dead,
+                (true, None) => DeliveryStatus::Pending,
+                (false, _) => DeliveryStatus::Unhandled,
+            };
             row.push_bind(&d.shop)
                 .push_bind(&d.webhook_id)
                 .push_bind(&d.event_id)
@@ -237,7 +244,8 @@ for_each_backend! {
                 .push_bind(d.received_at)
                 .push_bind(status.as_str())
                 // An unknown topic is recorded, never applied: its body is not kept.
-                .push_bind(if known { Some(d.body.as_slice()) } else { None });
+                .push_bind(if known { Some(d.body.as_slice()) } else { None })
+                .push_bind(&d.refused);
         });
         query.push(" ON CONFLICT (shop, webhook_id) DO NOTHING RETURNING shop, webhook_id");
         query.build_query_as().fetch_all(&mut *conn).await

@@ -50,6 +50,11 @@ pub async fn line(backend: Backend, extra: &[(&str, &str)]) -> Line {
 }
 
 impl Line {
+    /// The Shopify emulator's Admin API base (SHOPIFY_API_URL).
+    pub fn shopify_url(&self) -> String {
+        self._server.url()
+    }
+
     pub fn caller(&self, from: &str) -> TwilioCaller {
         TwilioCaller::new(CallerConfig::new(&self.app.url, TOKEN, from))
     }
