@@ -176,7 +176,27 @@ async fn sixty_thousand_keys_are_neither_echoed_nor_recorded(backend: Backend) {
     line.app.stop().await;
 }
 
+async fn failures_of_one_kind_never_expire_another_kinds(backend: Backend) {
+    use orderline::store::{AttemptKind, Store};
+    let db = common::TestDb::new(backend).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = Utc::now();
+    let at = |hours_ago: i64| Ts::from(now - chrono::Duration::hours(hours_ago));
+    let subject = "customer:9007199254740993".to_string();
+    store.record_failure(AttemptKind::PostalCode, std::slice::from_ref(&subject), at(2), at(24)).await.unwrap();
+    // A wrong login forgets logins older than its short window, not postal codes.
+    store.record_failure(AttemptKind::AgentLogin, &["agent-login:any".into()], at(0), at(1)).await.unwrap();
+    assert_eq!(store.failures_since(AttemptKind::PostalCode, &subject, at(24)).await.unwrap(), 1);
+    assert_eq!(store.failures_since(AttemptKind::PostalCode, &subject, at(1)).await.unwrap(), 0, "outside the window");
+    assert_eq!(store.failures_since(AttemptKind::AgentLogin, &subject, at(24)).await.unwrap(), 0, "kinds apart");
+    let stored = db.count("SELECT COUNT(*) FROM failed_attempts WHERE subject LIKE '%9007199254740993%'").await;
+    assert_eq!(stored, 0, "only hashes are stored");
+    store.close().await;
+}
+
 on_both_backends!(
+    failures_of_one_kind_never_expire_another_kinds,
     canadian_and_uk_postal_codes_are_keyed_with_their_letters,
     an_order_number_alone_discloses_nothing,
     no_name_is_spoken_before_verification,
