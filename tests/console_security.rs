@@ -95,6 +95,33 @@ async fn every_login_has_its_own_session_and_logout_ends_it(backend: Backend) {
     line.app.stop().await;
 }
 
+async fn logout_closes_the_sessions_open_feed(backend: Backend) {
+    use futures::StreamExt;
+    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let base = line.app.url.clone();
+    let session = log_in(&base).await;
+    let mut request = format!("{}/agent/feed", base.replace("http://", "ws://")).into_client_request().unwrap();
+    request.headers_mut().insert("Cookie", session.parse().unwrap());
+    request.headers_mut().insert("Origin", base.parse().unwrap());
+    let (mut feed, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let logout =
+        client().post(format!("{base}/agent/logout")).header("Origin", &base).header("Cookie", &session).send().await;
+    assert_eq!(logout.unwrap().status(), StatusCode::SEE_OTHER);
+    // The snapshot, then the close (the feed rechecks its session every 5 s).
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(message) = feed.next().await {
+            match message {
+                Ok(Message::Close(_)) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+        true
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "the feed of an ended session is closed");
+    line.app.stop().await;
+}
+
 async fn a_session_expires(backend: Backend) {
     let line = line(backend, &[("agent_token", AGENT), ("agent_session_ttl", "1s")]).await;
     let base = line.app.url.clone();
@@ -221,6 +248,7 @@ async fn a_javascript_tracking_url_never_becomes_a_link(backend: Backend) {
 on_both_backends!(
     a_page_on_another_origin_cannot_open_the_feed_with_the_agents_cookie,
     every_login_has_its_own_session_and_logout_ends_it,
+    logout_closes_the_sessions_open_feed,
     a_session_expires,
     login_and_logout_are_refused_unless_posted_from_the_console,
     wrong_tokens_are_rate_limited,
