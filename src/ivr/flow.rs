@@ -1,5 +1,5 @@
 //! The call flow: given who is calling and what they pressed, what to say and what to ask next.
-//! Knows the caller lookup, the verification policy and the business hours; knows nothing of
+//! Knows the caller lookup, the verification policy and limits, and the business hours; knows nothing of
 //! HTTP or TwiML (a `Reply` names a step and its facts; `twilio` turns it into speech).
 
 use std::sync::Arc;
@@ -56,6 +56,9 @@ pub struct Reply {
 pub struct Outcome {
     pub customer_id: Option<i64>,
     pub verification: Option<String>,
+    /// The transfer's reason as the call record keeps it: the spoken reason, except
+    /// `verification_locked` (spoken as `not_verified`), which tells the agent the caller was
+    /// refused more guesses.
     pub transfer: Option<String>,
 }
 
