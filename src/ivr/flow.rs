@@ -1,6 +1,6 @@
 //! The call flow: given who is calling and what they pressed, what to say and what to ask next.
-//! Knows the caller lookup, the verification policy and limits, and the business hours; knows nothing of
-//! HTTP or TwiML (a `Reply` names a step and its facts; `twilio` turns it into speech).
+//! Knows the caller lookup, the verification policy and limits, and the business hours; knows
+//! nothing of HTTP or TwiML (a `Reply` names a step and its facts; `twilio` turns it into speech).
 
 use std::sync::Arc;
 use std::time::Duration;
