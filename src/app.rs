@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -106,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(twilio::router())
         .merge(agent::router())
         .merge(ops::router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::request_limits::enforce))
         .with_state(state)
 }
 
@@ -251,19 +251,14 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     let processor = tokio::spawn(processor.run(stored, shutdown_rx.clone()));
 
     let app = router(state.clone());
-    let mut stop = shutdown_rx;
-    let server = tokio::spawn(async move {
-        // Small writes (Media Streams frames, feed events, TwiML) go out at once, not after the
-        // previous one's ACK.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(ops::transport::serve(
+        listener,
+        app,
+        settings.transport.clone(),
+        state.metrics.clone(),
+        shutdown_rx,
+        settings.drain_timeout,
+    ));
     Ok(Running { addr, state, shutdown, server, processor, background })
 }
 

@@ -93,6 +93,13 @@ struct RawSettings {
     language: String,
     twiml_dir: Option<String>,
     hold_after: String,
+    header_timeout: String,
+    idle_timeout: String,
+    request_timeout: String,
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    max_feed_clients: usize,
+    drain_timeout: String,
     verify_max_failures: u32,
     verify_failure_window: String,
     agent_session_ttl: String,
@@ -136,6 +143,13 @@ impl Default for RawSettings {
             language: "en-US".into(),
             twiml_dir: None,
             hold_after: "800ms".into(),
+            header_timeout: "10s".into(),
+            idle_timeout: "60s".into(),
+            request_timeout: "30s".into(),
+            max_connections: 4096,
+            max_connections_per_ip: 1024,
+            max_feed_clients: 64,
+            drain_timeout: "30s".into(),
             verify_max_failures: 5,
             verify_failure_window: "24h".into(),
             agent_session_ttl: "12h".into(),
@@ -198,6 +212,10 @@ pub struct Settings {
     pub twiml_dir: Option<std::path::PathBuf>,
     /// How long a caller waits in silence for the lookup before hearing "one moment".
     pub hold_after: Duration,
+    /// Connection limits (`ops::transport`).
+    pub transport: crate::ops::transport::Limits,
+    /// How long a SIGTERM waits for in-flight requests and calls before the process exits.
+    pub drain_timeout: Duration,
     /// Failed verifications (wrong postal codes) a customer or a calling number may have within
     /// `verify_failure_window`, across calls, before callers are only offered a person.
     pub verify_max_failures: u32,
@@ -295,6 +313,17 @@ impl Settings {
             return Err(ConfigError::Invalid("ORDERLINE_WEBHOOK_MAX_BYTES must be at least 1024".into()));
         }
         let hold_after = duration("ORDERLINE_HOLD_AFTER", &raw.hold_after)?;
+        let transport = crate::ops::transport::Limits {
+            header_timeout: duration("ORDERLINE_HEADER_TIMEOUT", &raw.header_timeout)?,
+            idle_timeout: duration("ORDERLINE_IDLE_TIMEOUT", &raw.idle_timeout)?,
+            request_timeout: duration("ORDERLINE_REQUEST_TIMEOUT", &raw.request_timeout)?,
+            max_connections: raw.max_connections,
+            max_connections_per_ip: raw.max_connections_per_ip,
+            max_feed_clients: raw.max_feed_clients,
+        }
+        .checked()
+        .map_err(ConfigError::Invalid)?;
+        let drain_timeout = duration("ORDERLINE_DRAIN_TIMEOUT", &raw.drain_timeout)?;
         let verify_failure_window = duration("ORDERLINE_VERIFY_FAILURE_WINDOW", &raw.verify_failure_window)?;
         let agent_session_ttl = duration("ORDERLINE_AGENT_SESSION_TTL", &raw.agent_session_ttl)?;
         if raw.verify_max_failures == 0 {
@@ -362,6 +391,8 @@ impl Settings {
             language: raw.language.trim().to_string(),
             twiml_dir,
             hold_after,
+            transport,
+            drain_timeout,
             verify_max_failures: raw.verify_max_failures,
             verify_failure_window,
             agent_session_ttl,

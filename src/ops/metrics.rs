@@ -54,10 +54,31 @@ pub struct Metrics {
     /// Media Streams sessions by how they ended: transfer, goodbye, fallback, stopped, closed,
     /// protocol_error, forbidden.
     pub media_streams_ended: Family<EndLabels, Counter>,
+    /// Connections open now (HTTP and upgraded WebSockets).
+    pub connections_open: Gauge,
+    /// Connections closed on accept by reason: full, per_address.
+    pub connections_refused: Family<ReasonLabels, Counter>,
     /// How late each audio frame left against its 20 ms schedule.
     pub media_frame_lag_seconds: Histogram,
     /// From a stream's `start` to its first audio frame.
     pub media_first_audio_seconds: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+/// The Twilio routes' names as the router knows them (`/twilio/voice/{stage}` has one per
+/// stage). A label is one of these or `other`: no request can add a label, or put text of its own
+/// into the page.
+fn twilio_route_label(route: &str) -> &'static str {
+    const FIXED: [&str; 5] = ["voice", "whisper", "status", "media", "stream-ended"];
+    FIXED
+        .into_iter()
+        .chain(crate::ivr::state::Stage::ALL.map(|s| s.path()))
+        .find(|known| *known == route)
+        .unwrap_or("other")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -177,7 +198,17 @@ impl Metrics {
             "From a stream's start message to its first audio frame",
             media_first_audio_seconds.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register("connections_open", "Connections open (HTTP and WebSockets)", connections_open.clone());
+        let connections_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed on accept: full (ORDERLINE_MAX_CONNECTIONS) or per_address",
+            connections_refused.clone(),
+        );
         Metrics {
+            connections_open,
+            connections_refused,
             media_streams_active,
             media_streams_ended,
             media_frame_lag_seconds,
@@ -222,7 +253,9 @@ impl Metrics {
         self.shopify_request_seconds.observe(seconds);
     }
 
+    /// `route` is the path's last segment; routes the router does not have share the label `other`.
     pub fn twilio_request(&self, route: &str, outcome: &str, seconds: f64) {
+        let route = twilio_route_label(route);
         self.twilio_requests.get_or_create(&RouteLabels { route: route.into(), outcome: outcome.into() }).inc();
         self.twilio_response_seconds.observe(seconds);
     }
@@ -233,6 +266,10 @@ impl Metrics {
 
     pub fn media_stream_ended(&self, end: &str) {
         self.media_streams_ended.get_or_create(&EndLabels { end: end.into() }).inc();
+    }
+
+    pub fn connection_refused(&self, reason: &str) {
+        self.connections_refused.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
     }
 
     pub fn call_record_dropped(&self) {

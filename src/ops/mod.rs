@@ -2,6 +2,8 @@
 
 pub mod logging;
 pub mod metrics;
+pub mod request_limits;
+pub mod transport;
 
 use axum::Router;
 use axum::extract::State;

@@ -12,7 +12,7 @@ use super::payload::{
 };
 
 /// The Admin API version every request is pinned to.
-pub const API_VERSION: &str = "2025-10";
+pub const API_VERSION: &str = "2026-10";
 
 /// Orders and customers returned per page by the reconciler: 25 keeps an orders page (802
 /// points requested) inside a standard plan's 1000-point bucket.
@@ -89,7 +89,7 @@ impl Operation {
 
 const CUSTOMER: &str = "id firstName lastName state createdAt updatedAt \
     defaultEmailAddress { emailAddress } defaultPhoneNumber { phoneNumber } \
-    defaultAddress { id phone zip countryCodeV2 } addresses { id phone zip countryCodeV2 }";
+    defaultAddress { id phone zip countryCodeV2 } addressesV2(first: 3) { nodes { id phone zip countryCodeV2 } }";
 
 const ORDER: &str = "id name email phone createdAt updatedAt cancelledAt cancelReason closedAt \
     displayFinancialStatus displayFulfillmentStatus totalPriceSet { shopMoney { amount currencyCode } } \
@@ -247,8 +247,9 @@ pub struct GqlCustomer {
     pub default_phone_number: Option<GqlPhone>,
     #[serde(default)]
     pub default_address: Option<GqlAddress>,
-    #[serde(default)]
-    pub addresses: Vec<GqlAddress>,
+    /// `addressesV2` (Shopify deprecated the `addresses` list in favour of this connection).
+    #[serde(default, rename = "addressesV2")]
+    pub addresses_v2: Option<Nodes<GqlAddress>>,
     /// Present in CustomersByPhone only: the customer's most recent orders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orders: Option<Nodes<GqlOrder>>,
@@ -403,7 +404,7 @@ impl GqlCustomer {
             created_at: self.created_at,
             updated_at: Some(self.updated_at),
             default_address: self.default_address.as_ref().map(address_from).transpose()?,
-            addresses: self.addresses.iter().map(address_from).collect::<Result<_, _>>()?,
+            addresses: self.addresses_v2.iter().flat_map(|a| &a.nodes).map(address_from).collect::<Result<_, _>>()?,
         })
     }
 
@@ -419,7 +420,10 @@ impl GqlCustomer {
             default_email_address: c.email.clone().map(|email_address| GqlEmail { email_address }),
             default_phone_number: c.phone.clone().map(|phone_number| GqlPhone { phone_number }),
             default_address: c.default_address.as_ref().map(|a| address_to(a, Some("CustomerAddress"))),
-            addresses: c.addresses.iter().map(|a| address_to(a, Some("CustomerAddress"))).collect(),
+            addresses_v2: Some(Nodes {
+                nodes: c.addresses.iter().take(3).map(|a| address_to(a, Some("CustomerAddress"))).collect(),
+                page_info: None,
+            }),
             orders: None,
         }
     }

@@ -8,6 +8,7 @@ pub mod intake;
 pub mod payload;
 pub mod processor;
 pub mod reconciler;
+pub mod schema;
 pub mod signature;
 pub mod throttle;
 pub mod webhook;

@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::lookup::mask_phone;
 
 /// Twilio's bodies are small (its own limit for a response is 64 kB); anything larger is not Twilio.
-const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// A request that Twilio signed.
 #[derive(Debug, Clone)]
