@@ -210,8 +210,20 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     let client = shopify_client(&settings, metrics.clone());
     let lookup = caller_lookup(&settings, store.clone(), client.clone(), clock.clone(), metrics.clone());
     let (recorder, recorder_tasks) = CallRecorder::start(store.clone(), writers.min(4), metrics.clone());
-    let flow =
-        CallFlow::new(lookup.clone(), clock.clone(), settings.verify, settings.hours.clone(), settings.hold_after);
+    let limit = crate::ivr::verification::VerificationLimit {
+        store: store.clone(),
+        clock: clock.clone(),
+        max_failures: settings.verify_max_failures,
+        window: settings.verify_failure_window,
+    };
+    let flow = CallFlow::new(
+        lookup.clone(),
+        clock.clone(),
+        settings.verify,
+        settings.hours.clone(),
+        settings.hold_after,
+        limit,
+    );
     let feed = agent::AgentFeed::new();
     let state = AppState {
         feed: feed.clone(),

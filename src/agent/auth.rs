@@ -5,7 +5,8 @@
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::app::AppState;
 use crate::config::Secret;
@@ -63,9 +64,13 @@ pub fn new_session_token() -> Result<String, getrandom::Error> {
     Ok(hex(&bytes))
 }
 
-/// What the store keeps of a session token.
-pub fn session_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+/// What the store keeps of a session token: an HMAC-SHA256 keyed with the agent token, so the
+/// store never holds a usable token and changing ORDERLINE_AGENT_TOKEN ends every session.
+pub fn session_hash(agent_token: &Secret, session: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(agent_token.expose().as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(session.as_bytes());
+    hex(&mac.finalize().into_bytes())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -78,7 +83,7 @@ pub async fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<Acce
     let expected = state.settings.agent_token.as_ref().ok_or(AuthError::NotConfigured)?;
     if let Some(session) = cookie(headers, SESSION_COOKIE).filter(|s| !s.is_empty()) {
         let now = Ts::from(state.clock.now());
-        return match state.store.session_is_live(&session_hash(session), now).await {
+        return match state.store.session_is_live(&session_hash(expected, session), now).await {
             Ok(true) => Ok(Access::Session),
             Ok(false) => Err(AuthError::Wrong),
             Err(e) => {
@@ -175,7 +180,9 @@ mod tests {
         let (a, b) = (new_session_token().unwrap(), new_session_token().unwrap());
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
-        assert_ne!(session_hash(&a), a);
-        assert_eq!(session_hash(&a), session_hash(&a));
+        let token = Secret::new("agent-token");
+        assert_ne!(session_hash(&token, &a), a);
+        assert_eq!(session_hash(&token, &a), session_hash(&token, &a));
+        assert_ne!(session_hash(&token, &a), session_hash(&Secret::new("rotated"), &a), "rotation ends sessions");
     }
 }

@@ -26,7 +26,9 @@ pub struct CallCard {
     pub duration_s: Option<i32>,
     /// `postal_code`, `caller_id`, `order_number`, `not_required`, `failed`, or none yet.
     pub verification: Option<String>,
-    /// Why the call went to a person (`asked`, `order_not_found`, `fallback`, …), if it did.
+    /// Why the call went to a person (`asked`, `order_not_found`, `not_verified`,
+    /// `verification_locked` (too many wrong postal codes: the path says which limit), `fallback`,
+    /// …), if it did.
     pub transfer: Option<String>,
     pub customer: Option<CustomerJson>,
     /// The customer's recent orders in plain words, newest first.

@@ -145,7 +145,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(login
     };
     let ttl = state.settings.agent_session_ttl;
     let expires = Ts::from(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12)));
-    if let Err(e) = state.store.create_session(&session_hash(&token), Ts::from(now), expires).await {
+    if let Err(e) = state.store.create_session(&session_hash(expected, &token), Ts::from(now), expires).await {
         tracing::error!(error = %e, "agent console: session not saved");
         return AuthError::Unavailable.into_response();
     }
@@ -159,8 +159,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     if let Err(refused) = same_origin_post(&state, &headers) {
         return refused.into_response();
     }
-    if let Some(session) = cookie(&headers, SESSION_COOKIE).filter(|s| !s.is_empty())
-        && let Err(e) = state.store.end_session(&session_hash(session)).await
+    if let Some(expected) = state.settings.agent_token.as_ref()
+        && let Some(session) = cookie(&headers, SESSION_COOKIE).filter(|s| !s.is_empty())
+        && let Err(e) = state.store.end_session(&session_hash(expected, session)).await
     {
         tracing::error!(error = %e, "agent console: session not ended");
         return AuthError::Unavailable.into_response();

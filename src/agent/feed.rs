@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::auth::{check_origin, require_agent};
+use super::auth::{Access, SESSION_COOKIE, check_origin, cookie, require_agent, session_hash};
 use super::card::{CallCard, call_card};
 use crate::app::AppState;
 use crate::store::Ts;
@@ -23,6 +23,9 @@ use crate::store::Ts;
 /// How far back a connecting agent's catch-up reaches, and how many calls it holds.
 const CATCH_UP_HOURS: i64 = 4;
 const CATCH_UP_CALLS: i64 = 50;
+/// How often a console session's feed checks that the session is still live (logout, expiry):
+/// an ended session's feed is closed within this.
+const SESSION_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct AgentFeed {
@@ -136,6 +139,10 @@ pub async fn feed(ws: WebSocketUpgrade, State(state): State<AppState>, headers: 
         tracing::warn!("agent feed refused: a browser session from another origin");
         return refused.into_response();
     }
+    let session = match (access, state.settings.agent_token.as_ref(), cookie(&headers, SESSION_COOKIE)) {
+        (Access::Session, Some(token), Some(session)) => Some(session_hash(token, session)),
+        _ => None,
+    };
     // Capped, with a small read buffer (agents send next to nothing; tungstenite's default is
     // 128 KiB a socket) and pings that a live console answers, so the transport's idle timeout
     // ends only dead ones.
@@ -144,22 +151,39 @@ pub async fn feed(ws: WebSocketUpgrade, State(state): State<AppState>, headers: 
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "too many agent feed connections\n").into_response();
     };
     ws.read_buffer_size(4096).on_upgrade(move |socket| async move {
-        serve(socket, state).await;
+        serve(socket, state, session).await;
         drop(slot);
     })
 }
 
-async fn serve(mut socket: WebSocket, state: AppState) {
+/// True while the console session (by its stored hash) is live; a bearer feed has none to end.
+async fn session_is_live(state: &AppState, session: Option<&str>) -> bool {
+    let Some(session) = session else { return true };
+    let now = Ts::from(state.clock.now());
+    // A store that does not answer is not a logout: the feed goes on until it can tell.
+    state.store.session_is_live(session, now).await.unwrap_or(true)
+}
+
+async fn serve(mut socket: WebSocket, state: AppState, session: Option<String>) {
     // Subscribe before reading the snapshot, so nothing falls between the two.
     let mut events = state.feed.subscribe();
     if send_snapshot(&mut socket, &state).await.is_err() {
         return;
     }
     let mut ping = tokio::time::interval(state.settings.transport.idle_timeout / 3);
+    let mut recheck = tokio::time::interval(SESSION_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ping.tick() => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+            _ = recheck.tick(), if session.is_some() => {
+                if !session_is_live(&state, session.as_deref()).await {
+                    tracing::info!("agent feed closed: its console session has ended");
+                    let _ = socket.send(Message::Close(None)).await;
                     return;
                 }
             }

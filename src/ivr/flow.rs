@@ -1,6 +1,6 @@
 //! The call flow: given who is calling and what they pressed, what to say and what to ask next.
-//! Knows the caller lookup, the verification policy and the business hours; knows nothing of
-//! HTTP or TwiML (a `Reply` names a step and its facts; `twilio` turns it into speech).
+//! Knows the caller lookup, the verification policy and limits, and the business hours; knows
+//! nothing of HTTP or TwiML (a `Reply` names a step and its facts; `twilio` turns it into speech).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +13,11 @@ use serde::Serialize;
 use super::hours::BusinessHours;
 use super::order_status::{OrderFacts, spoken_digits};
 use super::state::{CallState, Stage, Verified};
+use super::verification::{KeyedPostalCode, Subject, VerificationLimit};
 use crate::clock::Clock;
 use crate::config::VerifyPolicy;
 use crate::lookup::{CallerAnswer, CallerLookup, CustomerCard, LookupError, OrderCard, OrderMatch, Source};
+use crate::store::StoreError;
 
 /// STIR/SHAKEN full attestation: the carrier vouches that the caller owns the number.
 pub const FULL_ATTESTATION: &str = "TN-Validation-Passed-A";
@@ -54,6 +56,9 @@ pub struct Reply {
 pub struct Outcome {
     pub customer_id: Option<i64>,
     pub verification: Option<String>,
+    /// The transfer's reason as the call record keeps it: the spoken reason, except
+    /// `verification_locked` (spoken as `not_verified`), which tells the agent the caller was
+    /// refused more guesses.
     pub transfer: Option<String>,
 }
 
@@ -122,10 +127,9 @@ pub struct OrdersStep {
 #[derive(Debug, Clone, Serialize)]
 pub struct AskOrderNumber {
     /// Why we ask: `unknown` (no customer has this number), `shared` (several do), `withheld`
-    /// (no caller ID), `verify` (known, but no postal code on file to check).
+    /// (no caller ID), `verify` (known, but no postal code on file to check). No name is
+    /// spoken: nobody is verified yet.
     pub reason: &'static str,
-    /// The first name, when the number is known.
-    pub first_name: Option<String>,
     /// Set when asking again: `not_found` or `no_input`.
     pub retry: Option<&'static str>,
     /// What the caller keyed, spoken digit by digit (with `not_found`).
@@ -134,9 +138,21 @@ pub struct AskOrderNumber {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AskPostalCode {
-    pub first_name: Option<String>,
+    /// Whose postal code: the account's (the latest order's) or the order keyed in. No name is
+    /// spoken: a caller ID can be spoofed.
+    pub about: PostalCodeOf,
     /// Set when asking again: `mismatch` or `no_input`.
     pub retry: Option<&'static str>,
+}
+
+/// What a postal code is asked to prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostalCodeOf {
+    /// The account the calling number leads to: the code its latest order ships to.
+    Account,
+    /// The order whose number the caller keyed: the code that order ships to.
+    Order,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -183,7 +199,13 @@ pub enum FlowError {
     Lookup(#[from] LookupError),
     #[error("the caller lookup did not finish in time")]
     LookupTimedOut,
+    #[error("verification attempts: {0}")]
+    Attempts(#[from] StoreError),
 }
+
+/// The most keys of one answer that are looked up, recorded or spoken back: an order number or
+/// a menu key is far shorter, and an answer of 60,000 keys must not become a 120 KB reply.
+pub const MAX_KEYS: usize = 20;
 
 type PendingLookup = Shared<BoxFuture<'static, Result<CallerAnswer, LookupError>>>;
 
@@ -197,6 +219,7 @@ pub struct CallFlow {
     policy: VerifyPolicy,
     hours: Arc<BusinessHours>,
     hold_after: Duration,
+    limit: VerificationLimit,
     tz: chrono_tz::Tz,
     /// Lookups that outlasted `hold_after`, by CallSid, for the `continue` request.
     pending: Cache<String, PendingLookup>,
@@ -209,6 +232,7 @@ impl CallFlow {
         policy: VerifyPolicy,
         hours: BusinessHours,
         hold_after: Duration,
+        limit: VerificationLimit,
     ) -> CallFlow {
         let tz = hours.timezone();
         CallFlow {
@@ -217,6 +241,7 @@ impl CallFlow {
             policy,
             hours: Arc::new(hours),
             hold_after,
+            limit,
             tz,
             pending: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build(),
         }
@@ -234,7 +259,7 @@ impl CallFlow {
                 .boxed()
                 .shared();
         match tokio::time::timeout(self.hold_after, pending.clone()).await {
-            Ok(answer) => Ok(self.greet(caller, state, answer?)),
+            Ok(answer) => self.greet(caller, state, answer?).await,
             Err(_) => {
                 self.pending.insert(caller.call_sid.clone(), pending).await;
                 let mut reply = reply(Step::Hold, Some((Stage::Continue, state.fresh())));
@@ -261,7 +286,7 @@ impl CallFlow {
                     // Another instance put the caller on hold, or the entry expired: ask again.
                     None => self.lookup.lookup(&caller.from).await?,
                 };
-                Ok(self.greet(caller, state, answer))
+                self.greet(caller, state, answer).await
             }
             Stage::PostalCode => self.postal_code(caller, state, input).await,
             Stage::OrderNumber => self.order_number(caller, state, input).await,
@@ -279,23 +304,27 @@ impl CallFlow {
     }
 
     /// First words to a caller whose lookup is done.
-    fn greet(&self, caller: &Caller, state: CallState, answer: CallerAnswer) -> Reply {
+    async fn greet(&self, caller: &Caller, state: CallState, answer: CallerAnswer) -> Result<Reply, FlowError> {
         let lookup_event = ("lookup", answer.source.as_str().to_string());
         let customers: &[CustomerCard] = answer.record.as_ref().map_or(&[], |r| &r.customers);
         let mut reply = match customers {
             [] => {
                 let reason = if answer.source == Source::Withheld { "withheld" } else { "unknown" };
-                self.ask_order_number(state.fresh(), reason, None)
+                self.ask_order_number(state.fresh(), reason)
             }
-            [customer] => self.greet_customer(caller, state, customer),
-            _ => self.ask_order_number(state.fresh(), "shared", None),
+            [customer] => self.greet_customer(caller, state, customer).await?,
+            _ => self.ask_order_number(state.fresh(), "shared"),
         };
         reply.events.insert(0, lookup_event);
-        reply
+        Ok(reply)
     }
 
-    fn greet_customer(&self, caller: &Caller, state: CallState, customer: &CustomerCard) -> Reply {
-        let first_name = customer.first_name.as_deref().map(str::to_string);
+    async fn greet_customer(
+        &self,
+        caller: &Caller,
+        state: CallState,
+        customer: &CustomerCard,
+    ) -> Result<Reply, FlowError> {
         let state = CallState { customer: Some(customer.id), ..state };
         let verified = match self.policy {
             VerifyPolicy::None => Verified::NotRequired,
@@ -303,25 +332,55 @@ impl CallFlow {
             VerifyPolicy::CallerId | VerifyPolicy::PostalCode => Verified::No,
         };
         if verified == Verified::No {
-            let mut reply = if postal_digits(customer).is_some() {
-                let step = Step::AskPostalCode(AskPostalCode { first_name, retry: None });
+            let subjects = subjects(Subject::Customer(customer.id), caller);
+            if let Some(reached) = self.limit.exhausted(&subjects).await? {
+                return Ok(self.locked_out(caller, state, reached, Some(customer)));
+            }
+            let mut reply = if account_postal_code(customer).is_some() {
+                let step = Step::AskPostalCode(AskPostalCode { about: PostalCodeOf::Account, retry: None });
                 reply(step, Some((Stage::PostalCode, state.fresh())))
             } else {
-                // Nothing on file to check against: the order number is the proof.
-                self.ask_order_number(state.fresh(), "verify", first_name)
+                // Nothing on file to check against: the caller proves an order instead.
+                self.ask_order_number(state.fresh(), "verify")
             };
             reply.outcome.customer_id = Some(customer.id);
-            return reply;
+            return Ok(reply);
         }
         let state = CallState { verified, ..state };
         let mut reply = self.menu_for_customer(state.fresh(), customer, true, false);
         reply.events.push(("verification", format!("{}:passed", verified.as_str())));
         reply.outcome.verification = Some(verified.as_str().to_string());
+        Ok(reply)
+    }
+
+    /// Too many failed verifications for this customer or number: no more guesses, only a
+    /// person (or goodbye when nobody is there); the agent's card says why.
+    fn locked_out(
+        &self,
+        caller: &Caller,
+        state: CallState,
+        reached: &Subject,
+        customer: Option<&CustomerCard>,
+    ) -> Reply {
+        let context = self.context(caller, state, customer, None);
+        let mut reply = self.give_up("not_verified", context);
+        let window = humantime::format_duration(self.limit.window);
+        let why = format!(
+            "postal_code:locked: {} failed postal codes within {window} for this {}",
+            self.limit.max_failures,
+            reached.as_str().replace('_', " ")
+        );
+        reply.events.insert(0, ("verification", why));
+        reply.outcome.verification = Some("failed".into());
+        if reply.outcome.transfer.is_some() {
+            reply.outcome.transfer = Some("verification_locked".into());
+        }
+        reply.outcome.customer_id = customer.map(|c| c.id).or(state.customer);
         reply
     }
 
-    fn ask_order_number(&self, state: CallState, reason: &'static str, first_name: Option<String>) -> Reply {
-        let step = Step::AskOrderNumber(AskOrderNumber { reason, first_name, retry: None, entered: None });
+    fn ask_order_number(&self, state: CallState, reason: &'static str) -> Reply {
+        let step = Step::AskOrderNumber(AskOrderNumber { reason, retry: None, entered: None });
         reply(step, Some((Stage::OrderNumber, state)))
     }
 
@@ -365,30 +424,66 @@ impl CallFlow {
     }
 
     async fn postal_code(&self, caller: &Caller, state: CallState, input: Input) -> Result<Reply, FlowError> {
-        let Some(customer) = self.customer_of(caller, state).await? else {
-            // The number no longer leads to that customer (changed meanwhile): start over.
-            return Ok(self.ask_order_number(state.fresh(), "unknown", None));
+        // What is being proved: the order keyed in, or the account the calling number leads to.
+        let proving = match state.order {
+            Some(order) => match self.lookup.order_by_id(order).await? {
+                Some(found) => Proving::Order(found),
+                None => return Ok(self.ask_order_number(state.fresh(), "unknown")),
+            },
+            None => match self.customer_of(caller, state).await? {
+                Some(customer) => Proving::Account(customer),
+                // The number no longer leads to that customer (changed meanwhile): start over.
+                None => return Ok(self.ask_order_number(state.fresh(), "unknown")),
+            },
         };
-        let first_name = customer.first_name.as_deref().map(str::to_string);
+        let (expected, about, subject) = match &proving {
+            Proving::Account(c) => (account_postal_code(c), PostalCodeOf::Account, Subject::Customer(c.id)),
+            Proving::Order(o) => {
+                let subject = o.customer_id.map_or(Subject::Order(o.order.id), Subject::Customer);
+                (o.order.shipping_zip.as_deref().and_then(KeyedPostalCode::of), PostalCodeOf::Order, subject)
+            }
+        };
+        let entered = ("postal_code", "entered (not recorded)".to_string());
         let (retry, event) = match &input {
-            Input::Digits(d) if postal_digits(&customer).is_some_and(|expected| postal_matches(&expected, d)) => {
-                let state = CallState { verified: Verified::PostalCode, ..state };
-                let mut reply = self.menu_for_customer(state.fresh(), &customer, true, false);
-                reply.events.insert(0, ("postal_code", "entered (not recorded)".into()));
-                reply.events.push(("verification", "postal_code:passed".into()));
-                reply.outcome.verification = Some("postal_code".into());
+            Input::Digits(d) if expected.as_ref().is_some_and(|code| code.matches(d)) => {
+                let mut reply = match &proving {
+                    Proving::Account(customer) => {
+                        let state = CallState { verified: Verified::PostalCode, ..state };
+                        let mut reply = self.menu_for_customer(state.fresh(), customer, true, false);
+                        reply.events.push(("verification", "postal_code:passed".into()));
+                        reply.outcome.verification = Some("postal_code".into());
+                        reply
+                    }
+                    Proving::Order(found) => {
+                        let state = CallState { verified: Verified::OrderNumber, ..state };
+                        let mut reply = self.menu_for_order(state.fresh(), found, true, false);
+                        reply.events.push(("verification", "order_number:passed".into()));
+                        reply.outcome.verification = Some("order_number".into());
+                        reply
+                    }
+                };
+                reply.events.insert(0, entered);
                 return Ok(reply);
             }
-            Input::Digits(_) => ("mismatch", ("postal_code", "entered (not recorded)".to_string())),
+            Input::Digits(_) => {
+                let subjects = subjects(subject, caller);
+                self.limit.record_failure(&subjects).await?;
+                if let Some(reached) = self.limit.exhausted(&subjects).await? {
+                    let mut reply = self.locked_out(caller, state, reached, proving.customer());
+                    reply.events.insert(0, entered);
+                    return Ok(reply);
+                }
+                ("mismatch", entered)
+            }
             Input::Nothing => ("no_input", ("postal_code", "none".to_string())),
         };
         if state.tries == 0 {
-            let step = Step::AskPostalCode(AskPostalCode { first_name, retry: Some(retry) });
+            let step = Step::AskPostalCode(AskPostalCode { about, retry: Some(retry) });
             let mut reply = reply(step, Some((Stage::PostalCode, state.retry())));
             reply.events.insert(0, event);
             return Ok(reply);
         }
-        let context = self.context(caller, state, Some(&customer), None);
+        let context = self.context(caller, state, proving.customer(), None);
         let mut reply = self.give_up("not_verified", context);
         reply.events.insert(0, event);
         reply.events.insert(1, ("verification", "postal_code:failed".into()));
@@ -398,11 +493,37 @@ impl CallFlow {
 
     async fn order_number(&self, caller: &Caller, state: CallState, input: Input) -> Result<Reply, FlowError> {
         let digits = match &input {
-            Input::Digits(d) => d.chars().filter(char::is_ascii_digit).collect::<String>(),
+            Input::Digits(d) => d.chars().filter(char::is_ascii_digit).take(MAX_KEYS + 1).collect::<String>(),
             Input::Nothing => String::new(),
         };
+        // Longer than any order number: not looked up, recorded or spoken back.
+        let digits = if digits.len() > MAX_KEYS { String::new() } else { digits };
         let key_event = ("key", if digits.is_empty() { "none".to_string() } else { digits.clone() });
         let found = if digits.is_empty() { None } else { self.lookup.order_by_number(&digits).await? };
+        if let Some(found) = &found
+            && self.policy != VerifyPolicy::None
+        {
+            // The order number alone proves nothing (order numbers are sequential): the caller
+            // keys the postal code that order ships to before hearing anything about it.
+            let customer = found.customer_id.or(state.customer);
+            let state = CallState { order: Some(found.order.id), customer, verified: Verified::No, ..state };
+            let subject = found.customer_id.map_or(Subject::Order(found.order.id), Subject::Customer);
+            let subjects = subjects(subject, caller);
+            let mut reply = if let Some(reached) = self.limit.exhausted(&subjects).await? {
+                self.locked_out(caller, state, reached, None)
+            } else if found.order.shipping_zip.as_deref().and_then(KeyedPostalCode::of).is_some() {
+                let step = Step::AskPostalCode(AskPostalCode { about: PostalCodeOf::Order, retry: None });
+                reply(step, Some((Stage::PostalCode, state.fresh())))
+            } else {
+                let mut reply = self.give_up("not_verified", self.context(caller, state, None, None));
+                reply.events.insert(0, ("verification", "order_number:no postal code on file to check".into()));
+                reply.outcome.verification = Some("failed".into());
+                reply
+            };
+            reply.events.insert(0, key_event);
+            reply.outcome.customer_id = customer;
+            return Ok(reply);
+        }
         if let Some(found) = found {
             let state = CallState { order: Some(found.order.id), verified: Verified::OrderNumber, ..state };
             let state = CallState { customer: found.customer_id.or(state.customer), ..state };
@@ -417,7 +538,6 @@ impl CallFlow {
         if state.tries == 0 {
             let step = Step::AskOrderNumber(AskOrderNumber {
                 reason: "retry",
-                first_name: None,
                 retry: Some(retry),
                 entered: (!digits.is_empty()).then(|| spoken_digits(&digits)),
             });
@@ -434,19 +554,21 @@ impl CallFlow {
     async fn menu(&self, caller: &Caller, state: CallState, input: Input) -> Result<Reply, FlowError> {
         // What the menu is about: the order keyed in, or the verified customer's account.
         let about = match (state.order, state.verified.covers_account()) {
-            (Some(order), false) => match self.lookup.order_by_id(order).await? {
-                Some(found) => About::Order(found),
-                None => return Ok(self.ask_order_number(state.fresh(), "unknown", None)),
-            },
+            (Some(order), false) if state.verified == Verified::OrderNumber => {
+                match self.lookup.order_by_id(order).await? {
+                    Some(found) => About::Order(found),
+                    None => return Ok(self.ask_order_number(state.fresh(), "unknown")),
+                }
+            }
             (_, true) => match self.customer_of(caller, state).await? {
                 Some(customer) => About::Customer(customer),
-                None => return Ok(self.ask_order_number(state.fresh(), "unknown", None)),
+                None => return Ok(self.ask_order_number(state.fresh(), "unknown")),
             },
             // Not verified: nobody should be at the menu; start the call's questions over.
-            (None, false) => return Ok(self.ask_order_number(state.fresh(), "unknown", None)),
+            (_, false) => return Ok(self.ask_order_number(state.fresh(), "unknown")),
         };
         let key = match &input {
-            Input::Digits(d) => d.trim_end_matches('#').to_string(),
+            Input::Digits(d) => d.trim_end_matches('#').chars().take(MAX_KEYS).collect(),
             Input::Nothing => String::new(),
         };
         let key_event = ("key", if key.is_empty() { "none".to_string() } else { key.clone() });
@@ -541,6 +663,26 @@ impl CallFlow {
     }
 }
 
+/// What a postal code is checked against.
+enum Proving {
+    Account(CustomerCard),
+    Order(OrderMatch),
+}
+
+impl Proving {
+    fn customer(&self) -> Option<&CustomerCard> {
+        match self {
+            Proving::Account(c) => Some(c),
+            Proving::Order(_) => None,
+        }
+    }
+}
+
+/// What a failed verification counts against: the customer (or order), and the calling number.
+fn subjects(about: Subject, caller: &Caller) -> Vec<Subject> {
+    std::iter::once(about).chain(Subject::number(&caller.from)).collect()
+}
+
 enum About {
     Customer(CustomerCard),
     Order(OrderMatch),
@@ -574,31 +716,9 @@ fn reply(step: Step, next: Option<(Stage, CallState)>) -> Reply {
     Reply { step, next, events, outcome: Outcome::default() }
 }
 
-/// The digits of the postal code a caller must key: the latest order's shipping address, else
-/// the customer's default address. None when it has too few digits to prove anything.
-fn postal_digits(customer: &CustomerCard) -> Option<String> {
+/// The postal code a caller must key to prove the account: the latest order's shipping address,
+/// else the customer's default address. None when it is too short to prove anything.
+fn account_postal_code(customer: &CustomerCard) -> Option<KeyedPostalCode> {
     let zip = customer.orders.first().and_then(|o| o.shipping_zip.as_deref()).or(customer.default_zip.as_deref())?;
-    let digits: String = zip.chars().filter(char::is_ascii_digit).collect();
-    (digits.len() >= 3).then_some(digits)
-}
-
-/// A keyed postal code matches when its digits are the code's, or (ZIP+4) its first five.
-fn postal_matches(expected: &str, keyed: &str) -> bool {
-    let keyed: String = keyed.chars().filter(char::is_ascii_digit).collect();
-    !keyed.is_empty() && (keyed == expected || (expected.len() > 5 && keyed.len() == 5 && expected.starts_with(&keyed)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_postal_code_matches_on_its_digits_or_its_zip5() {
-        assert!(postal_matches("94107", "94107"));
-        assert!(postal_matches("941071234", "94107"));
-        assert!(postal_matches("941071234", "941071234"));
-        assert!(!postal_matches("94107", "94108"));
-        assert!(!postal_matches("94107", ""));
-        assert!(!postal_matches("94107", "9410"));
-    }
+    KeyedPostalCode::of(zip)
 }

@@ -89,7 +89,8 @@ impl Verified {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CallState {
-    /// Requests of this call answered so far; numbers the call's events.
+    /// Requests of this call answered so far; numbers the call's events. Stops at `u32::MAX`
+    /// rather than wrapping to 0 (which would renumber the call's events from the start).
     pub step: u32,
     /// The customer the call is about.
     pub customer: Option<i64>,
@@ -136,17 +137,17 @@ impl CallState {
 
     /// The state for the next request: one step on, the same question's failures counted.
     pub fn next(self) -> CallState {
-        CallState { step: self.step + 1, ..self }
+        CallState { step: self.step.saturating_add(1), ..self }
     }
 
     /// The state for a new question: one step on, no failures yet.
     pub fn fresh(self) -> CallState {
-        CallState { step: self.step + 1, tries: 0, ..self }
+        CallState { step: self.step.saturating_add(1), tries: 0, ..self }
     }
 
     /// The state for asking the same question again after a failure.
     pub fn retry(self) -> CallState {
-        CallState { step: self.step + 1, tries: self.tries.saturating_add(1), ..self }
+        CallState { step: self.step.saturating_add(1), tries: self.tries.saturating_add(1), ..self }
     }
 }
 
@@ -171,6 +172,16 @@ mod tests {
         assert_eq!(query, "n=4&v=p&t=1&c=9007199254740993&o=9007199254741107");
         assert_eq!(CallState::from_query(pairs(&query)), Ok(state));
         assert_eq!(CallState::from_query(pairs("n=1&v=n&t=0")), Ok(CallState { step: 1, ..CallState::default() }));
+    }
+
+    #[test]
+    fn the_step_counter_stops_at_its_maximum_instead_of_wrapping() {
+        let last = CallState { step: u32::MAX, tries: u8::MAX, ..CallState::default() };
+        assert_eq!(last.next().step, u32::MAX);
+        assert_eq!(last.fresh().step, u32::MAX);
+        assert_eq!((last.retry().step, last.retry().tries), (u32::MAX, u8::MAX));
+        let query = last.next().to_query();
+        assert_eq!(CallState::from_query(pairs(&query)).unwrap().step, u32::MAX);
     }
 
     #[test]

@@ -30,8 +30,8 @@ fn digest(subject: &str) -> String {
 }
 
 impl Store {
-    /// Counts one failure against each subject at `at`, and forgets failures older than
-    /// `forget_before` (no window is longer).
+    /// Counts one failure against each subject at `at`, and forgets failures of the same kind
+    /// older than `forget_before` (no window of that kind is longer).
     pub async fn record_failure(
         &self,
         kind: AttemptKind,
@@ -65,7 +65,11 @@ for_each_backend! {
                 .execute(&mut *conn)
                 .await?;
         }
-        sqlx::query("DELETE FROM failed_attempts WHERE at < $1").bind(forget_before).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM failed_attempts WHERE kind = $1 AND at < $2")
+            .bind(kind)
+            .bind(forget_before)
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! Agents' console sessions: each login's random token, kept only as its SHA-256, with its
+//! Agents' console sessions: each login's random token, kept only as a keyed hash, with its
 //! expiry; logout deletes it. Never makes or checks a token's value (the console does).
 
 use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};

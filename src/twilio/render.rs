@@ -337,7 +337,7 @@ fn template_error(name: &str, e: &minijinja::Error) -> TemplateError {
 pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
     use crate::ivr::flow::{
         AskOrderNumber, AskPostalCode, CallContext, ClosedStep, GoodbyeStep, MenuOptions, MenuStep, OrdersStep,
-        TransferStep,
+        PostalCodeOf, TransferStep,
     };
     use crate::ivr::order_status::{OrderFacts, OrderState};
 
@@ -404,16 +404,16 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
     }
     for reason in ["unknown", "shared", "withheld", "verify", "retry"] {
         for (retry, entered) in [(None, None), (Some("not_found"), Some("1 0 4 2")), (Some("no_input"), None)] {
-            let first_name = (reason == "verify").then(|| HOSTILE.to_string());
             samples.push((
-                Step::AskOrderNumber(AskOrderNumber { reason, first_name, retry, entered: entered.map(Into::into) }),
+                Step::AskOrderNumber(AskOrderNumber { reason, retry, entered: entered.map(Into::into) }),
                 action,
             ));
         }
     }
     for retry in [None, Some("mismatch"), Some("no_input")] {
-        samples.push((Step::AskPostalCode(AskPostalCode { first_name: Some(HOSTILE.into()), retry }), action));
-        samples.push((Step::AskPostalCode(AskPostalCode { first_name: None, retry }), action));
+        for about in [PostalCodeOf::Account, PostalCodeOf::Order] {
+            samples.push((Step::AskPostalCode(AskPostalCode { about, retry }), action));
+        }
     }
     let context = CallContext {
         call_sid: "CA00000000000000000000000000000000".into(),
