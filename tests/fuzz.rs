@@ -240,10 +240,10 @@ fn order_facts() -> impl Strategy<Value = OrderFacts> {
     (
         (hostile_text(), states, any::<bool>(), any::<bool>(), prop::option::of(hostile_text())),
         (hostile_text(), prop::option::of(hostile_text()), prop::option::of(hostile_text())),
-        (prop::option::of(hostile_text()), any::<u16>()),
+        (prop::option::of(hostile_text()), any::<u16>(), prop::option::of(hostile_text())),
     )
         .prop_map(
-            |((name, state, partial, partly_refunded, carrier), (day, tracking, total), (currency, refunds))| {
+            |((name, state, partial, partly_refunded, carrier), (day, tracking, total), (currency, refunds, expected))| {
                 OrderFacts {
                     number_spoken: orderline::ivr::order_status::spoken_digits(&name),
                     name,
@@ -253,6 +253,8 @@ fn order_facts() -> impl Strategy<Value = OrderFacts> {
                     carrier,
                     day,
                     date: "2026-11-17".into(),
+                    expected_date: expected.as_ref().map(|_| "2026-12-08".into()),
+                    expected_day: expected,
                     tracking_number: tracking,
                     total,
                     currency,
