@@ -329,6 +329,103 @@ async fn a_destructive_delivery_for_another_shop_is_a_dead_letter(backend: Backe
     app.stop().await;
 }
 
+/// The emulator holding the fixtures' customer and order, and orderline with an Admin API client
+/// for it (so deletes are confirmed) whose webhooks the emulator sends.
+async fn confirming_shop(
+    backend: Backend,
+) -> (orderline::sim::shopify::ShopifySim, orderline::sim::shopify::SimServer, TestApp) {
+    use common::{SECRET, SHOP, fixture_bytes};
+    use orderline::shopify::payload::{ShopifyCustomer, ShopifyOrder};
+    use orderline::sim::shopify::{ShopifySim, SimConfig, WebhookTarget};
+    let sim = ShopifySim::new(SimConfig::default());
+    sim.upsert_customer(serde_json::from_slice::<ShopifyCustomer>(&fixture_bytes("customer_create.json")).unwrap());
+    sim.upsert_order(serde_json::from_slice::<ShopifyOrder>(&fixture_bytes("order_create.json")).unwrap());
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (id, secret, api) = (sim.config().client_id.clone(), sim.config().client_secret.clone(), server.url());
+    let settings = [
+        ("shopify_shop", SHOP),
+        ("shopify_client_id", id.as_str()),
+        ("shopify_client_secret", secret.as_str()),
+        ("shopify_api_url", api.as_str()),
+        ("reconcile_every", "0s"),
+        ("warm_count", "0"),
+    ];
+    let app = TestApp::start_with(backend, &settings).await;
+    sim.set_webhook_target(WebhookTarget::new(format!("{}/shopify/webhooks", app.url), SECRET, SHOP));
+    assert_eq!(app.deliver("customers/create", "w-customer", &fixture_bytes("customer_create.json")).await, 200);
+    assert_eq!(app.deliver("orders/create", "w-order", &fixture_bytes("order_create.json")).await, 200);
+    app.settle().await;
+    (sim, server, app)
+}
+
+const ORDER: i64 = 9_007_199_254_741_107;
+
+async fn a_delete_is_applied_only_once_shopify_confirms_the_record_is_gone(backend: Backend) {
+    use common::{SHOP, fixture_bytes};
+    use orderline::shopify::payload::ShopifyId;
+    let (sim, server, app) = confirming_shop(backend).await;
+    let customers = format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}");
+    let orders = format!("SELECT COUNT(*) FROM orders WHERE id = {ORDER}");
+    // Bodies of a delete's exact shape, validly signed, for records Shopify still holds (what a
+    // body signed for another resource's delete, e.g. `{"id": …}`, replayed as these would be).
+    for (topic, id, body) in [
+        ("orders/delete", "w-early-order", fixture_bytes("order_delete.json")),
+        ("customers/delete", "w-early-customer", fixture_bytes("customer_delete.json")),
+    ] {
+        assert_eq!(app.deliver(topic, id, &body).await, reqwest::StatusCode::OK, "stored, so not retried");
+        app.settle().await;
+        let row = app.store().delivery(SHOP, id).await.unwrap().unwrap();
+        assert_eq!(row.status, "dead", "{topic}");
+        let error = row.error.unwrap_or_default();
+        assert!(error.contains("Shopify still has"), "{topic}: {error}");
+    }
+    assert_eq!(app.db.count(&orders).await, 1, "the order is kept");
+    assert_eq!(app.db.count(&customers).await, 1, "the customer is kept");
+    let (_, listed, _) = common::orderline_cli(&app.db.url, &["dlq", "list"]);
+    assert!(listed.contains("Shopify still has order"), "the reason is shown to the operator: {listed}");
+
+    // The merchant deletes them in Shopify: Shopify's own deliveries are confirmed and applied.
+    assert!(sim.delete_order(ShopifyId(ORDER)));
+    assert!(sim.delete_customer(ShopifyId(CUSTOMER)));
+    let sent = sim.flush_webhooks().await;
+    assert_eq!((sent.sent, sent.failed), (2, 0), "{sent:?}");
+    app.settle().await;
+    assert_eq!(app.db.count(&orders).await, 0, "the order is deleted");
+    assert_eq!(app.db.count(&customers).await, 0, "the customer is deleted");
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'dead'").await, 2);
+    app.stop().await;
+    server.stop().await;
+}
+
+async fn a_delete_shopify_cannot_confirm_is_answered_503_and_not_stored(backend: Backend) {
+    use common::fixture_bytes;
+    use orderline::sim::shopify::Failure;
+    let (sim, server, app) = confirming_shop(backend).await;
+    sim.set_failure(Failure::Timeout);
+    let started = Instant::now();
+    let status = app.deliver("orders/delete", "w-unconfirmed", &fixture_bytes("order_delete.json")).await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "Shopify is told to retry");
+    assert!(started.elapsed() < Duration::from_secs(4), "within Shopify's 5 s: {:?}", started.elapsed());
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = 'w-unconfirmed'").await, 0);
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM orders WHERE id = {ORDER}")).await, 1);
+    // Non-destructive topics are not held up by Shopify's state.
+    assert_eq!(app.deliver("orders/create", "w-meanwhile", &fixture_bytes("order_create.json")).await, 200);
+    // Shopify answers again, and the order was really deleted: the retry is applied.
+    sim.set_failure(Failure::None);
+    assert!(sim.delete_order(orderline::shopify::payload::ShopifyId(ORDER)));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.deliver("orders/delete", "w-unconfirmed", &fixture_bytes("order_delete.json")).await
+        != reqwest::StatusCode::OK
+    {
+        assert!(Instant::now() < deadline, "the retry is never accepted (breaker still open?)");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    app.settle().await;
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM orders WHERE id = {ORDER}")).await, 0);
+    app.stop().await;
+    server.stop().await;
+}
+
 async fn readyz_tells_strangers_nothing_of_the_database(backend: Backend) {
     let app = TestApp::start(backend).await;
     app.db.exec("DROP TABLE _sqlx_migrations").await;
@@ -384,6 +481,8 @@ async fn a_webhook_is_answered_503_within_4_s_when_the_database_hangs_and_is_kep
 }
 
 on_both_backends!(
+    a_delete_is_applied_only_once_shopify_confirms_the_record_is_gone,
+    a_delete_shopify_cannot_confirm_is_answered_503_and_not_stored,
     readyz_tells_strangers_nothing_of_the_database,
     a_webhook_is_answered_503_within_4_s_when_the_database_hangs_and_is_kept_on_retry,
     a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter,
