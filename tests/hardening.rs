@@ -233,6 +233,33 @@ async fn a_live_console_is_kept_and_feed_sockets_are_capped(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_feed_client_cannot_make_the_server_buffer_a_large_message(backend: Backend) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let app = TestApp::start_with(backend, &[("agent_token", "agent-secret")]).await;
+    let mut request = format!("{}/agent/feed", app.url.replace("http://", "ws://")).into_client_request().unwrap();
+    request.headers_mut().insert("Authorization", "Bearer agent-secret".parse().unwrap());
+    let (mut feed, _) = tokio_tungstenite::connect_async(request).await.expect("the feed upgrades");
+    // A small message is ignored and the socket kept; a 1 MiB one ends it.
+    feed.send(Message::Text("hello".into())).await.unwrap();
+    feed.send(Message::Text("x".repeat(1 << 20).into())).await.ok();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match feed.next().await {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the feed is closed, not kept reading");
+    assert!(matches!(ended, None | Some(1009)), "closed as too big (1009) or dropped: {ended:?}");
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    app.stop().await;
+}
+
 /// Sends `head` (a whole request) from the stranger's address and returns the status line.
 async fn raw_request(to: SocketAddr, head: &str) -> String {
     let mut socket = stranger(to).await;
@@ -496,4 +523,5 @@ on_both_backends!(
     the_connection_cap_closes_what_is_over_it_and_frees_with_each_close,
     a_websocket_that_goes_silent_is_closed_at_the_idle_timeout,
     a_live_console_is_kept_and_feed_sockets_are_capped,
+    a_feed_client_cannot_make_the_server_buffer_a_large_message,
 );
