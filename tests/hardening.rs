@@ -282,6 +282,21 @@ async fn metrics_parse_and_keep_their_labels_after_hostile_paths(backend: Backen
         let response = app.client.post(format!("{}/twilio/voice/probe-{n}", app.url)).send().await.unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
     }
+    // Hostile topics on unsigned and signed deliveries: counted under `other`, never as given.
+    for (n, topic) in [r#"a"b{c}"#, "orders/create\"} x", "x\ny"].iter().enumerate() {
+        let unsigned = app
+            .client
+            .post(format!("{}/shopify/webhooks", app.url))
+            .header("X-Shopify-Topic", topic.replace('\n', " "))
+            .header("X-Shopify-Hmac-Sha256", "forged")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), reqwest::StatusCode::UNAUTHORIZED);
+        let signed = app.deliver(&topic.replace('\n', " "), &format!("w-hostile-{n}"), b"{}").await;
+        assert!(signed.is_success(), "{topic}: {signed}");
+    }
     let (status, page) = app.get("/metrics").await;
     assert_eq!(status, reqwest::StatusCode::OK);
     let exposition = openmetrics_parser::openmetrics::parse_openmetrics(&page)
@@ -295,6 +310,16 @@ async fn metrics_parse_and_keep_their_labels_after_hostile_paths(backend: Backen
         routes.into_iter().collect::<Vec<_>>(),
         vec!["other".to_string(), "voice".to_string()],
         "unknown paths share one label"
+    );
+    let family = exposition.families.get("orderline_webhook_deliveries_received").expect("deliveries are counted");
+    let topics: std::collections::BTreeSet<String> = family
+        .iter_samples()
+        .map(|s| s.get_labelset().unwrap().get_label_value("topic").unwrap().to_string())
+        .collect();
+    assert!(topics.contains("other"), "{topics:?}");
+    assert!(
+        topics.iter().all(|t| t == "other" || orderline::shopify::payload::Topic::parse(t).is_some()),
+        "only known topics and `other`: {topics:?}"
     );
     assert!(page.len() < 32 * 1024, "the page does not grow with hostile paths: {} bytes", page.len());
     app.stop().await;
