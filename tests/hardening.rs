@@ -327,6 +327,19 @@ async fn metrics_parse_and_keep_their_labels_after_hostile_paths(backend: Backen
 
 const CUSTOMER: i64 = 9_007_199_254_741_901;
 
+/// `orderline dlq replay` with the database and `envs`: (exit success, stdout).
+fn dlq_replay(db_url: &str, envs: &[(&str, &str)]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderline"))
+        .args(["dlq", "replay"])
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .env_remove("ORDERLINE_CONFIG")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 async fn a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter(backend: Backend) {
     use common::{SHOP, fixture_bytes};
     let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
@@ -346,6 +359,12 @@ async fn a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter(backe
     assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 1);
     let (_, listed, _) = common::orderline_cli(&app.db.url, &["dlq", "list"]);
     assert!(listed.contains("never carries"), "the reason is shown to the operator: {listed}");
+    // An operator replaying every dead letter does not apply them either.
+    let (ok, replayed) = dlq_replay(&app.db.url, &[("SHOPIFY_SHOP", SHOP)]);
+    assert!(!ok, "replay says some are still dead: {replayed}");
+    assert_eq!(replayed.matches("kept dead:").count(), 4, "{replayed}");
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 1);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'dead'").await, 4);
     // Shopify's own delete, for the configured shop, is applied.
     assert_eq!(
         app.deliver("customers/delete", "w-delete", &fixture_bytes("customer_delete.json")).await,
@@ -435,6 +454,17 @@ async fn a_delete_is_applied_only_once_shopify_confirms_the_record_is_gone(backe
     assert_eq!(app.db.count(&customers).await, 1, "the customer is kept");
     let (_, listed, _) = common::orderline_cli(&app.db.url, &["dlq", "list"]);
     assert!(listed.contains("Shopify still has order"), "the reason is shown to the operator: {listed}");
+    // `dlq replay` asks Shopify again: still there, so still not applied.
+    let (id, secret, api) = (sim.config().client_id.clone(), sim.config().client_secret.clone(), server.url());
+    let shopify = [
+        ("SHOPIFY_SHOP", SHOP),
+        ("SHOPIFY_CLIENT_ID", id.as_str()),
+        ("SHOPIFY_CLIENT_SECRET", secret.as_str()),
+        ("SHOPIFY_API_URL", api.as_str()),
+    ];
+    let (ok, replayed) = dlq_replay(&app.db.url, &shopify);
+    assert!(!ok && replayed.matches("but Shopify still has").count() == 2, "{replayed}");
+    assert_eq!(app.db.count(&orders).await, 1, "the order is kept");
 
     // The merchant deletes them in Shopify: Shopify's own deliveries are confirmed and applied.
     assert!(sim.delete_order(ShopifyId(ORDER)));

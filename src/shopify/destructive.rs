@@ -150,6 +150,35 @@ pub async fn confirm(
     }))
 }
 
+/// Whether `orderline dlq replay` may re-apply a dead letter: a destructive one must pass the
+/// same checks it would at intake today (SHOPIFY_SHOP, the shape and, with a client, Shopify's
+/// confirmation), so a delivery refused for them is never applied by a replay of every dead
+/// letter. `None`: replay it; `Some(reason)`: keep it dead. Other topics are always replayed.
+pub async fn replayable(
+    topic: &str,
+    shop: &str,
+    configured: Option<&str>,
+    body: Option<&[u8]>,
+    client: Option<&ShopifyClient>,
+) -> Option<String> {
+    let topic = Topic::parse(topic).filter(|t| is_destructive(*t))?;
+    let Some(body) = body else {
+        return Some(format!("{} has no body kept: it cannot be checked, so it is not applied", topic.as_str()));
+    };
+    if let Err(reason) = check(topic, &shop.to_ascii_lowercase(), configured, body) {
+        return Some(reason);
+    }
+    let client = client?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    match confirm(client, topic, body, deadline).await {
+        Ok(still_there) => still_there,
+        Err(e) => Some(format!(
+            "{} could not be confirmed with Shopify ({e}): replay it once Shopify answers",
+            topic.as_str()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
