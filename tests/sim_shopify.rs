@@ -293,7 +293,8 @@ async fn a_query_over_the_single_query_cost_limit_is_refused_as_shopify_does() {
     for op in Operation::ALL {
         let cost = op.estimated_cost(PAGE_SIZE);
         assert!(cost <= 1000, "{op:?} requests {cost} points");
-        let (status, body) = s.raw(op, json!({ "query": "", "first": PAGE_SIZE })).await;
+        let id = if op == Operation::OrderExists { "gid://shopify/Order/1" } else { "gid://shopify/Customer/1" };
+        let (status, body) = s.raw(op, json!({ "query": "", "first": PAGE_SIZE, "id": id })).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.get("errors").is_none(), "{op:?}: {body}");
         s.sim.set_bucket(1000.0, 100.0);
@@ -875,5 +876,37 @@ async fn redacted_fields_are_null_with_access_denied_errors() {
         errors.iter().all(|e| e["message"].as_str().unwrap().starts_with("This app is not approved to access the")),
         "{body}"
     );
+    s.server.stop().await;
+}
+
+/// Whether `customer(id:)` / `order(id:)` answers a record.
+async fn exists(s: &Sim, op: Operation, id: ShopifyId) -> bool {
+    let (kind, field) = if op == Operation::OrderExists { ("Order", "order") } else { ("Customer", "customer") };
+    let (status, body) = s.raw(op, json!({ "id": orderline::shopify::graphql::gid(kind, id) })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    !body["data"][field].is_null()
+}
+
+#[tokio::test]
+async fn deleted_records_answer_null_and_a_customer_with_orders_cannot_be_deleted() {
+    let s = start(7).await;
+    s.sim.seed_demo();
+    let dana = ShopifyId(9_007_199_254_740_993);
+    assert!(exists(&s, Operation::CustomerExists, dana).await);
+    // Shopify: "You can only delete customers who haven't placed any orders".
+    assert!(!s.sim.delete_customer(dana), "refused while she has orders");
+    let orders: Vec<ShopifyId> =
+        s.sim.orders().iter().filter(|o| o.customer_id() == Some(dana)).map(|o| o.id).collect();
+    assert!(!orders.is_empty());
+    for id in &orders {
+        assert!(exists(&s, Operation::OrderExists, *id).await);
+        assert!(s.sim.delete_order(*id));
+        assert!(!exists(&s, Operation::OrderExists, *id).await, "a deleted order answers null");
+        assert!(!s.sim.delete_order(*id), "deleted once");
+    }
+    assert!(s.sim.delete_customer(dana));
+    assert!(!exists(&s, Operation::CustomerExists, dana).await, "a deleted customer answers null");
+    assert!(s.by_phone(DANA).await.data.unwrap().customers.nodes.is_empty(), "nor found by phone");
     s.server.stop().await;
 }

@@ -136,7 +136,7 @@ impl Knobs {
 #[derive(Default)]
 pub(crate) struct Counters {
     requests: AtomicU64,
-    by_op: [AtomicU64; 5],
+    by_op: [AtomicU64; Operation::ALL.len()],
     throttled: AtomicU64,
     grants: AtomicU64,
     unauthorized: AtomicU64,
@@ -361,6 +361,42 @@ impl ShopifySim {
         data.store.put_customer(customer.clone());
         self.emit("customers/update", &customer, at);
         Some(customer)
+    }
+
+    /// Deletes a customer as the merchant would in the admin (`customerDelete`): refused (false)
+    /// while the customer has orders, as Shopify refuses it ("You can only delete customers who
+    /// haven't placed any orders",
+    /// https://shopify.dev/docs/api/admin-graphql/latest/mutations/customerDelete, read
+    /// 2026-12-04). Sends `customers/delete` with Shopify's payload
+    /// (`{id, tax_exemptions, admin_graphql_api_id}`, tests/fixtures/shopify/customer_delete.json)
+    /// if a webhook target is set. From then on `customer(id:)` answers null.
+    pub fn delete_customer(&self, id: ShopifyId) -> bool {
+        let mut data = lock(&self.inner.data);
+        if data.store.customer(id).is_none() || !data.store.recent_orders_of(id, 1).is_empty() {
+            return false;
+        }
+        data.store.remove_customer(id);
+        let at = data.store.tick(None);
+        let body = serde_json::json!({
+            "id": id,
+            "tax_exemptions": [],
+            "admin_graphql_api_id": crate::shopify::graphql::gid("Customer", id),
+        });
+        self.emit("customers/delete", &body, at);
+        true
+    }
+
+    /// Deletes an order (`orderDelete`), sending `orders/delete` with Shopify's payload
+    /// (`{"id": …}`, tests/fixtures/shopify/order_delete.json) if a webhook target is set. From
+    /// then on `order(id:)` answers null. False if the sim holds no such order.
+    pub fn delete_order(&self, id: ShopifyId) -> bool {
+        let mut data = lock(&self.inner.data);
+        if !data.store.remove_order(id) {
+            return false;
+        }
+        let at = data.store.tick(None);
+        self.emit("orders/delete", &serde_json::json!({ "id": id }), at);
+        true
     }
 
     /// Called with the data lock held, so deliveries are queued in the order the changes happened.

@@ -152,6 +152,11 @@ impl Store {
         Ok(on_backend!(self, dead_letters())?)
     }
 
+    /// A stored delivery's body (None once applied, or unknown ID), for `dlq replay`'s checks.
+    pub async fn delivery_body(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(on_backend!(self, delivery_body(id))?)
+    }
+
     /// Puts dead letters (one, or all) back in the queue; returns how many.
     pub async fn requeue_dead_letters(&self, id: Option<i64>) -> Result<u64, StoreError> {
         Ok(on_backend!(self, requeue_dead(id))?)
@@ -369,6 +374,14 @@ for_each_backend! {
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ROW_COLUMNS} FROM webhook_deliveries WHERE status = 'dead' ORDER BY id")))
             .fetch_all(&mut *conn)
             .await
+    }
+
+    pub(crate) async fn delivery_body(conn: &mut Conn, id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT body FROM webhook_deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.and_then(|(body,)| body))
     }
 
     pub(crate) async fn requeue_dead(conn: &mut Conn, id: Option<i64>) -> Result<u64, sqlx::Error> {

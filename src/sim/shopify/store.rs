@@ -157,6 +157,33 @@ impl Store {
         self.orders.insert(o.id, o);
     }
 
+    /// Forgets a customer and its indexes; true if it was held.
+    pub(crate) fn remove_customer(&mut self, id: ShopifyId) -> bool {
+        let Some(old) = self.customers.remove(&id) else { return false };
+        self.customers_by_updated.remove(&(customer_updated(&old), old.id));
+        if let Some(phone) = &old.phone
+            && let Some(set) = self.customers_by_phone.get_mut(&phone_key(phone))
+        {
+            set.remove(&old.id);
+        }
+        true
+    }
+
+    /// Forgets an order and its indexes; true if it was held.
+    pub(crate) fn remove_order(&mut self, id: ShopifyId) -> bool {
+        let Some(old) = self.orders.remove(&id) else { return false };
+        self.orders_by_updated.remove(&(old.updated_at, old.id));
+        if let Some(set) = self.orders_by_name.get_mut(&name_key(&old.name)) {
+            set.remove(&old.id);
+        }
+        if let Some(cid) = old.customer_id()
+            && let Some(set) = self.orders_by_customer.get_mut(&cid)
+        {
+            set.remove(&(old.created_at, old.id));
+        }
+        true
+    }
+
     pub(crate) fn customer(&self, id: ShopifyId) -> Option<&ShopifyCustomer> {
         self.customers.get(&id)
     }
