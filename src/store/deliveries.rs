@@ -452,11 +452,11 @@ for_each_backend! {
         if BACKEND == crate::store::Backend::Postgres {
             q.push(" FOR UPDATE SKIP LOCKED");
         }
-        let claimed: Vec<Claimed> = q.build_query_as().fetch_all(&mut *tx).await?;
+        let claimed: Vec<Claimed> = q.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
         let (processed, changes) = process_claimed(&mut tx, claimed, default_region, now).await?;
         let mut q = QueryBuilder::new("SELECT COUNT(*)");
         filter(&mut q);
-        let (left,): (i64,) = q.build_query_as().fetch_one(&mut *tx).await?;
+        let (left,): (i64,) = q.build_query_as().persistent(false).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok((processed, changes, left))
     }
@@ -606,7 +606,7 @@ for_each_backend! {
                    body = CASE WHEN v.keep_body THEN webhook_deliveries.body ELSE NULL END
                  FROM v WHERE webhook_deliveries.id = v.id AND webhook_deliveries.status = 'pending'",
             );
-            q.build().execute(&mut *tx).await?;
+            q.build().persistent(false).execute(&mut *tx).await?;
         }
         apply_path::notify(&mut *tx, &changes).await?;
         Ok((processed, changes))

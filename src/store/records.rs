@@ -167,6 +167,9 @@ struct RowState {
     synced_at: Ts,
 }
 
+/// An order row as `apply_batch` reads it: ID, updated_at, content, synced_at, customer.
+type StoredOrder = (i64, Ts, Option<String>, Ts, Option<i64>);
+
 /// One record's course through a batch: the versions are walked in arrival order against the
 /// stored row with the write rule of `upsert_customer`/`upsert_order`/`settle_tie`, in memory;
 /// only the end state is written.
@@ -957,7 +960,7 @@ for_each_backend! {
                 list.push_bind(*id);
             }
             q.push(")");
-            let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+            let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
             tombstoned.extend(rows.into_iter().map(|(kind, id)| (kind == "order", id)));
         }
         let lock = if BACKEND == crate::store::Backend::Postgres { " ORDER BY id FOR UPDATE" } else { "" };
@@ -970,7 +973,7 @@ for_each_backend! {
                 list.push_bind(*id);
             }
             q.push(")").push(lock);
-            let rows: Vec<(i64, Ts, Option<String>, Ts)> = q.build_query_as().fetch_all(&mut *conn).await?;
+            let rows: Vec<(i64, Ts, Option<String>, Ts)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
             for (id, updated_at, content, synced_at) in rows {
                 customers.insert(id, Course::stored(RowState { updated_at, content, synced_at }));
             }
@@ -986,8 +989,8 @@ for_each_backend! {
                 list.push_bind(*id);
             }
             q.push(")").push(lock);
-            let rows: Vec<(i64, Ts, Option<String>, Ts, Option<i64>)> =
-                q.build_query_as().fetch_all(&mut *conn).await?;
+            let rows: Vec<StoredOrder> =
+                q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
             for (id, updated_at, content, synced_at, customer) in rows {
                 orders.insert(id, Course::stored(RowState { updated_at, content, synced_at }));
                 stored_owner.extend(customer.map(|c| (id, c)));
@@ -1067,7 +1070,7 @@ for_each_backend! {
                 " AND excluded.updated_at = customers.updated_at AND excluded.content IS DISTINCT FROM customers.content)
                  RETURNING id",
             );
-            let rows: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *conn).await?;
+            let rows: Vec<(i64,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
             if rows.len() != chunk.len() {
                 return Ok(None);
             }
@@ -1129,7 +1132,7 @@ for_each_backend! {
                 " AND excluded.updated_at = orders.updated_at AND excluded.content IS DISTINCT FROM orders.content)
                  RETURNING id",
             );
-            let rows: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *conn).await?;
+            let rows: Vec<(i64,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
             if rows.len() != chunk.len() {
                 return Ok(None);
             }
@@ -1170,7 +1173,7 @@ for_each_backend! {
                     .push_bind(&item.price)
                     .push_bind(*status);
             });
-            q.build().execute(&mut *conn).await?;
+            q.build().persistent(false).execute(&mut *conn).await?;
         }
         let owners: Vec<(ShopifyId, Option<ShopifyId>, &[PhoneEntry])> =
             written.iter().map(|(o, phones, _)| (o.id, o.customer_id(), phones.as_slice())).collect();
@@ -1205,7 +1208,7 @@ for_each_backend! {
                         list.push_bind(*id);
                     }
                     q.push(")");
-                    q.build().execute(&mut *conn).await?;
+                    q.build().persistent(false).execute(&mut *conn).await?;
                 }
             }
         }
@@ -1244,7 +1247,7 @@ for_each_backend! {
                 list.push_bind(*id);
             }
             q.push(")");
-            let rows: Vec<(Option<String>,)> = q.build_query_as().fetch_all(&mut *conn).await?;
+            let rows: Vec<(Option<String>,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
             phones.extend(rows.into_iter().filter_map(|(p,)| p));
         }
         Ok(phones)
@@ -1266,7 +1269,7 @@ for_each_backend! {
                 list.push_bind(*id);
             }
             q.push(")");
-            q.build().execute(&mut *conn).await?;
+            q.build().persistent(false).execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -1290,7 +1293,7 @@ for_each_backend! {
                 list.push_bind(*id);
             }
             q.push(")");
-            q.build().execute(&mut *conn).await?;
+            q.build().persistent(false).execute(&mut *conn).await?;
         }
         // One row per (owner, source): a later entry with the same source replaces the earlier
         // one's number, as the per-row upsert does.
@@ -1317,7 +1320,7 @@ for_each_backend! {
                     .push_bind(&entry.raw)
                     .push_bind(&entry.e164);
             });
-            q.build().execute(&mut *conn).await?;
+            q.build().persistent(false).execute(&mut *conn).await?;
         }
         Ok(())
     }
