@@ -175,7 +175,9 @@ async fn fifty_concurrent_lookups_for_one_number_make_one_shopify_request() {
     }))
     .await;
     assert_eq!(asked(&shop), 1);
-    assert!(answers.iter().all(|a| a.source == Source::Shopify && statuses(a) == vec![Some("fulfilled")]));
+    let seen: Vec<_> = answers.iter().map(|a| (a.source, a.record.is_some())).collect();
+    assert!(seen.iter().all(|seen| *seen == (Source::Shopify, true)), "{seen:?}");
+    assert!(answers.iter().all(|a| statuses(a) == vec![Some("fulfilled")]));
     app.stop().await;
 }
 

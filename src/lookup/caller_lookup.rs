@@ -187,6 +187,7 @@ impl CallerLookup {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> CallerLookup {
+        PhoneNumber::load_metadata(&config.default_region);
         let cache = Cache::builder()
             .max_capacity(config.cache_max_bytes)
             .weigher(|phone: &PhoneNumber, entry: &Entry| {
@@ -425,11 +426,12 @@ impl CallerLookup {
             && self.has_pending(record)
         {
             match self.apply_pending_first(&phone, record, started + inner.config.budget).await {
-                Some(applied) => {
+                PendingFirst::NothingPending => {}
+                PendingFirst::Applied(applied) => {
                     entry = applied;
                     from_store = true;
                 }
-                None => pending_left = true,
+                PendingFirst::Left => pending_left = true,
             }
         }
         let now = inner.clock.now().timestamp_micros();
@@ -585,18 +587,20 @@ impl CallerLookup {
     }
 
     /// Applies the pending deliveries about the record's customers (and their orders) and
-    /// rereads the record, before `deadline`. None when they could not all be applied in time
-    /// (another instance holds some of them, or the store failed): the caller takes the live
-    /// path.
+    /// rereads the record, before `deadline`. `NothingPending` when the database had none (the
+    /// hint was only unsure): the cached record stands as it is. `Left` when they could not all
+    /// be applied in time (another instance holds some of them, or the store failed): the caller
+    /// takes the live path.
     async fn apply_pending_first(
         &self,
         phone: &PhoneNumber,
         record: &CallerRecord,
         deadline: tokio::time::Instant,
-    ) -> Option<Entry> {
+    ) -> PendingFirst {
         let inner = &self.inner;
         let (customers, orders) = Self::subjects(record);
         let work = async {
+            let mut applied_any = false;
             loop {
                 let now = Ts::from(inner.clock.now());
                 let (processed, left) = inner
@@ -607,23 +611,28 @@ impl CallerLookup {
                     let topic = crate::shopify::payload::Topic::parse(&p.topic).map_or("other", |t| t.as_str());
                     inner.metrics.processed(topic, p.status.as_str());
                 }
+                applied_any |= !processed.is_empty();
+                if left == 0 && !applied_any {
+                    return Ok(None);
+                }
                 if left == 0 {
-                    return self.load_from_store(phone).await;
+                    return self.load_from_store(phone).await.map(Some);
                 }
                 // Being applied by another instance right now: it will be done in a moment.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         };
         match tokio::time::timeout_at(deadline, work).await {
-            Ok(Ok(entry)) => {
+            Ok(Ok(None)) => PendingFirst::NothingPending,
+            Ok(Ok(Some(entry))) => {
                 inner.cache.insert(phone.clone(), entry.clone()).await;
-                Some(entry)
+                PendingFirst::Applied(entry)
             }
             Ok(Err(e)) => {
                 tracing::info!(phone = %phone.masked(), error = %e, "could not apply the caller's pending deliveries");
-                None
+                PendingFirst::Left
             }
-            Err(_) => None,
+            Err(_) => PendingFirst::Left,
         }
     }
 
@@ -704,4 +713,14 @@ impl CallerLookup {
         inner.cache.insert(phone.clone(), entry.clone()).await;
         Ok(entry)
     }
+}
+
+/// What applying a caller's pending deliveries before answering came to.
+enum PendingFirst {
+    /// The database had none: the cached record stands.
+    NothingPending,
+    /// Some were applied: the record as the store now has it.
+    Applied(Entry),
+    /// Not all could be applied within the budget: the record is not fresh.
+    Left,
 }

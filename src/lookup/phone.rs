@@ -40,6 +40,13 @@ impl PhoneNumber {
         Ok(PhoneNumber(e164))
     }
 
+    /// Loads the phone-number metadata (libphonenumber's database and the patterns of the
+    /// default region) now, so the first caller after a start does not wait for it.
+    pub fn load_metadata(default_region: &str) {
+        let _ = PhoneNumber::parse("(201) 555-0123", Some(default_region));
+        let _ = PhoneNumber::parse("+1 201 555 0123", None);
+    }
+
     /// Accepts a string that must already be E.164 (`+` then 7 to 15 digits).
     pub fn from_e164(s: &str) -> Option<Self> {
         let digits = s.strip_prefix('+')?;
