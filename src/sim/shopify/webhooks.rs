@@ -142,9 +142,11 @@ impl Webhooks {
         self.active = Some(active);
     }
 
-    /// Builds and queues the delivery for one change (nothing when no target is set).
+    /// Builds and queues the delivery for one change (nothing when no target is set). `body` is
+    /// the record as orderline's serde writes it; it is sent in Shopify's REST shape (`rest_shape`).
     pub(crate) fn emit(&mut self, topic: &'static str, body: Vec<u8>, triggered_at: DateTime<Utc>) {
         let Some(active) = self.active.as_mut() else { return };
+        let body = rest_shape(topic, &body);
         // Always three draws per change, so the decisions depend only on the seed and the count.
         let drop = self.faults.chance(active.target.drop);
         let duplicate = self.faults.chance(active.target.duplicate);
@@ -187,6 +189,59 @@ impl Webhooks {
         active.push(Job::Flush(done));
         active.ensure_sender();
         Some((wait, active.stats.clone()))
+    }
+}
+
+/// The shop's time zone: REST payloads give times in the shop's offset
+/// (`"updated_at": "2026-11-03T19:41:30-05:00"`, as in Shopify's published webhook examples and
+/// tests/fixtures/shopify).
+const SHOP_TZ: chrono_tz::Tz = chrono_tz::America::New_York;
+
+/// A record in Shopify's REST webhook shape: every resource carries its `admin_graphql_api_id`
+/// (`gid://shopify/Order/…`), and times are in the shop's offset, whole seconds. The kinds
+/// follow the REST resources (Order, Customer, LineItem, Fulfillment, Refund).
+fn rest_shape(topic: &str, body: &[u8]) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else { return body.to_vec() };
+    let kind = match topic.split('/').next() {
+        Some("orders") => "Order",
+        Some("customers") => "Customer",
+        Some("fulfillments") => "Fulfillment",
+        Some("refunds") => "Refund",
+        _ => return body.to_vec(),
+    };
+    shape(&mut value, Some(kind));
+    serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
+}
+
+fn shape(value: &mut serde_json::Value, kind: Option<&str>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if let (Some(kind), Some(id)) = (kind, map.get("id").and_then(Value::as_i64)) {
+                map.insert("admin_graphql_api_id".into(), Value::String(format!("gid://shopify/{kind}/{id}")));
+            }
+            for (key, field) in map.iter_mut() {
+                if key.ends_with("_at")
+                    && let Some(t) = field.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                {
+                    let local = t.with_timezone(&SHOP_TZ).fixed_offset();
+                    *field = Value::String(local.to_rfc3339_opts(SecondsFormat::Secs, false));
+                    continue;
+                }
+                let child = match key.as_str() {
+                    "customer" => Some("Customer"),
+                    "line_items" => Some("LineItem"),
+                    "fulfillments" => Some("Fulfillment"),
+                    "refunds" => Some("Refund"),
+                    _ => None,
+                };
+                if child.is_some() || field.is_object() || field.is_array() {
+                    shape(field, child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| shape(item, kind)),
+        _ => {}
     }
 }
 
@@ -233,5 +288,36 @@ async fn send_all(
             Some(false) => stats.non_2xx += 1,
             None => stats.failed += 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shopify::payload::{ShopifyChange, ShopifyOrder, Topic};
+
+    #[test]
+    fn a_webhook_body_has_shopifys_rest_shape_and_parses_back_to_the_same_order() {
+        let path = format!("{}/tests/fixtures/shopify/order_fulfilled.json", env!("CARGO_MANIFEST_DIR"));
+        let order: ShopifyOrder = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let ours = serde_json::to_vec(&order).unwrap();
+        let body = rest_shape("orders/updated", &ours);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["admin_graphql_api_id"], "gid://shopify/Order/9007199254741107");
+        assert_eq!(
+            json["customer"]["admin_graphql_api_id"],
+            format!("gid://shopify/Customer/{}", order.customer.as_ref().unwrap().id)
+        );
+        assert!(json["line_items"][0]["admin_graphql_api_id"].as_str().unwrap().starts_with("gid://shopify/LineItem/"));
+        assert!(
+            json["fulfillments"][0]["admin_graphql_api_id"].as_str().unwrap().starts_with("gid://shopify/Fulfillment/")
+        );
+        // November in New York: the shop's offset, whole seconds.
+        assert_eq!(json["updated_at"], "2026-11-03T19:41:30-05:00");
+        let ShopifyChange::Order(back) = ShopifyChange::parse(Topic::OrdersUpdated, &body).unwrap() else { panic!() };
+        assert_eq!(
+            (back.updated_at, back.fulfillments[0].created_at),
+            (order.updated_at, order.fulfillments[0].created_at)
+        );
     }
 }
