@@ -47,6 +47,9 @@ use server::Bucket;
 use store::Store;
 pub use webhooks::{WebhookStats, WebhookTarget};
 
+/// The emulated shop's ID in compliance payloads (`shop_id`, as in tests/fixtures/shopify).
+const SHOP_ID: i64 = 61_204_938_771;
+
 /// How the emulated shop is reached and rate-limited.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
@@ -320,14 +323,15 @@ impl ShopifySim {
         f: impl FnOnce(&mut ShopifyOrder, &mut Data, DateTime<Utc>) -> bool,
     ) -> Option<ShopifyOrder> {
         let mut data = lock(&self.inner.data);
-        let mut order = data.store.order(id)?;
+        let before = data.store.order(id)?;
+        let mut order = before.clone();
         let at = data.store.tick(Some(order.updated_at));
         if !f(&mut order, &mut data, at) {
             return None;
         }
         order.id = id;
         order.updated_at = at;
-        self.commit_order(&mut data, order, "orders/updated")
+        self.commit_order(&mut data, Some(&before), order)
     }
 
     /// Adds a new order as a customer placing it would: `created_at` and `updated_at` become a
@@ -338,14 +342,21 @@ impl ShopifySim {
         let at = data.store.tick(None);
         o.created_at = at;
         o.updated_at = at;
-        self.commit_order(&mut data, o, "orders/create").expect("the order was just stored")
+        self.commit_order(&mut data, None, o).expect("the order was just stored")
     }
 
-    fn commit_order(&self, data: &mut Data, order: ShopifyOrder, topic: &'static str) -> Option<ShopifyOrder> {
+    /// Stores the order and sends what Shopify sends for the change (`webhooks::order_deliveries`).
+    fn commit_order(&self, data: &mut Data, before: Option<&ShopifyOrder>, order: ShopifyOrder) -> Option<ShopifyOrder> {
         let (id, at) = (order.id, order.updated_at);
         data.store.put_order(order);
         let order = data.store.order(id)?;
-        self.emit(topic, &order, at);
+        let store = &mut data.store;
+        let mut hooks = lock(&self.inner.webhooks);
+        if hooks.is_active() {
+            for (topic, body) in webhooks::order_deliveries(before, &order, || store.alloc_id()) {
+                hooks.emit(topic, body, at);
+            }
+        }
         Some(order)
     }
 
@@ -361,6 +372,69 @@ impl ShopifySim {
         data.store.put_customer(customer.clone());
         self.emit("customers/update", &customer, at);
         Some(customer)
+    }
+
+    /// Deletes an order as a merchant would (Shopify's orderDelete) and sends `orders/delete`
+    /// (body `{"id": …}`, shopify.dev/docs/api/webhooks/latest?reference=toml#list-orders-delete,
+    /// read 2026-12-04; tests/fixtures/shopify/order_delete.json). `None` when unknown.
+    pub fn delete_order(&self, id: ShopifyId) -> Option<ShopifyOrder> {
+        let mut data = lock(&self.inner.data);
+        let gone = data.store.remove_order(id)?;
+        let at = data.store.tick(None);
+        self.emit("orders/delete", &serde_json::json!({ "id": id }), at);
+        Some(gone)
+    }
+
+    /// Deletes a customer and sends `customers/delete` (body `{"id": …}`). Shopify deletes only
+    /// customers without orders (customerDelete: "Customer can't be deleted because they have
+    /// orders"): `None` for a customer with orders, or an unknown one.
+    pub fn delete_customer(&self, id: ShopifyId) -> Option<ShopifyCustomer> {
+        let mut data = lock(&self.inner.data);
+        if !data.store.order_ids_of(id).is_empty() {
+            return None;
+        }
+        let gone = data.store.remove_customer(id)?;
+        let at = data.store.tick(None);
+        self.emit("customers/delete", &serde_json::json!({ "id": id }), at);
+        Some(gone)
+    }
+
+    /// The mandatory compliance topics (shopify.dev/docs/apps/build/privacy-law-compliance,
+    /// read 2026-12-04), bodies as in tests/fixtures/shopify: `customers/redact` for the
+    /// customer and all their orders (Shopify sends it 10 days after the request; the record
+    /// stays in the shop), `customers/data_request` with the request's ID, `shop/redact`.
+    pub fn send_customer_redact(&self, id: ShopifyId) -> bool {
+        self.compliance("customers/redact", id, None)
+    }
+
+    pub fn send_data_request(&self, id: ShopifyId, request_id: i64) -> bool {
+        self.compliance("customers/data_request", id, Some(request_id))
+    }
+
+    pub fn send_shop_redact(&self, shop_id: i64, shop_domain: &str) {
+        let mut data = lock(&self.inner.data);
+        let at = data.store.tick(None);
+        self.emit("shop/redact", &serde_json::json!({ "shop_id": shop_id, "shop_domain": shop_domain }), at);
+    }
+
+    fn compliance(&self, topic: &'static str, id: ShopifyId, request_id: Option<i64>) -> bool {
+        let mut data = lock(&self.inner.data);
+        let Some(c) = data.store.customer(id).cloned() else { return false };
+        let orders = data.store.order_ids_of(id);
+        let at = data.store.tick(None);
+        let domain = lock(&self.inner.webhooks).shop_domain().unwrap_or_default();
+        let customer = serde_json::json!({ "id": c.id, "email": c.email, "phone": c.phone });
+        let body = match request_id {
+            None => serde_json::json!({
+                "shop_id": SHOP_ID, "shop_domain": domain, "customer": customer, "orders_to_redact": orders,
+            }),
+            Some(request) => serde_json::json!({
+                "shop_id": SHOP_ID, "shop_domain": domain, "orders_requested": orders, "customer": customer,
+                "data_request": { "id": request },
+            }),
+        };
+        self.emit(topic, &body, at);
+        true
     }
 
     /// Called with the data lock held, so deliveries are queued in the order the changes happened.

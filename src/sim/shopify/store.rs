@@ -157,6 +157,38 @@ impl Store {
         self.orders.insert(o.id, o);
     }
 
+    /// Removes the order and its index entries (Shopify's orderDelete).
+    pub(crate) fn remove_order(&mut self, id: ShopifyId) -> Option<ShopifyOrder> {
+        let old = self.orders.remove(&id)?;
+        self.orders_by_updated.remove(&(old.updated_at, old.id));
+        if let Some(set) = self.orders_by_name.get_mut(&name_key(&old.name)) {
+            set.remove(&old.id);
+        }
+        if let Some(cid) = old.customer_id()
+            && let Some(set) = self.orders_by_customer.get_mut(&cid)
+        {
+            set.remove(&(old.created_at, old.id));
+        }
+        Some(old)
+    }
+
+    /// Removes the customer and its index entries (Shopify's customerDelete).
+    pub(crate) fn remove_customer(&mut self, id: ShopifyId) -> Option<ShopifyCustomer> {
+        let old = self.customers.remove(&id)?;
+        self.customers_by_updated.remove(&(customer_updated(&old), old.id));
+        if let Some(phone) = &old.phone
+            && let Some(set) = self.customers_by_phone.get_mut(&phone_key(phone))
+        {
+            set.remove(&old.id);
+        }
+        Some(old)
+    }
+
+    /// The IDs of the customer's orders, oldest first.
+    pub(crate) fn order_ids_of(&self, customer: ShopifyId) -> Vec<ShopifyId> {
+        self.orders_by_customer.get(&customer).into_iter().flatten().map(|(_, id)| *id).collect()
+    }
+
     pub(crate) fn customer(&self, id: ShopifyId) -> Option<&ShopifyCustomer> {
         self.customers.get(&id)
     }

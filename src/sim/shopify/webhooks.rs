@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::lock;
 use super::rng::Rng;
 use crate::shopify::graphql::API_VERSION;
+use crate::shopify::payload::{ShopifyFulfillmentEvent, ShopifyId, ShopifyOrder};
 use crate::shopify::signature;
 
 /// Where the sim sends webhooks, and what goes wrong on the way (each a probability in 0..=1,
@@ -47,7 +48,7 @@ impl WebhookTarget {
 /// Counts since the target was set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WebhookStats {
-    /// Changes that called for a delivery.
+    /// Deliveries called for (one change of an order calls for several topics).
     pub changes: u64,
     /// HTTP requests made (duplicates count twice).
     pub sent: u64,
@@ -142,6 +143,14 @@ impl Webhooks {
         self.active = Some(active);
     }
 
+    pub(crate) fn shop_domain(&self) -> Option<String> {
+        self.active.as_ref().map(|a| a.target.shop_domain.clone())
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.is_some()
+    }
+
     /// Builds and queues the delivery for one change (nothing when no target is set). `body` is
     /// the record as orderline's serde writes it; it is sent in Shopify's REST shape (`rest_shape`).
     pub(crate) fn emit(&mut self, topic: &'static str, body: Vec<u8>, triggered_at: DateTime<Utc>) {
@@ -193,32 +202,133 @@ impl Webhooks {
 }
 
 /// The shop's time zone: REST payloads give times in the shop's offset
-/// (`"updated_at": "2026-11-03T19:41:30-05:00"`, as in Shopify's published webhook examples and
+/// (`"updated_at": "2026-11-03T19:41:30-05:00"`, as in Shopify's published webhook examples,
+/// shopify.dev/docs/api/webhooks/latest (sample payloads, read 2026-12-04), and
 /// tests/fixtures/shopify).
 const SHOP_TZ: chrono_tz::Tz = chrono_tz::America::New_York;
 
-/// A record in Shopify's REST webhook shape: every resource carries its `admin_graphql_api_id`
-/// (`gid://shopify/Order/…`), and times are in the shop's offset, whole seconds. The kinds
-/// follow the REST resources (Order, Customer, LineItem, Fulfillment, Refund).
+/// The deliveries Shopify sends when an order goes from `before` (`None`: just placed) to
+/// `after`, in the order it sends them. Topics per shopify.dev/docs/api/webhooks/latest (read
+/// 2026-12-04): an order placed and paid at checkout → `orders/create` and `orders/paid` (the
+/// same `updated_at`: a same-second burst); a new fulfilment → `fulfillments/create`, then
+/// `orders/fulfilled` or `orders/partially_fulfilled`; a tracking update → `fulfillments/update`
+/// and `fulfillment_events/create` (the only REST resource that carries the carrier's estimate,
+/// shopify.dev/docs/api/admin-rest/latest/resources/fulfillmentevent); a refund →
+/// `refunds/create`; a cancellation → `orders/cancelled`; payment captured later →
+/// `orders/paid`; and every change to an order ends with `orders/updated`. `next_id` hands out
+/// the IDs of new fulfilment events. Bodies are orderline's serde form; `emit` reshapes them.
+pub(crate) fn order_deliveries(
+    before: Option<&ShopifyOrder>,
+    after: &ShopifyOrder,
+    mut next_id: impl FnMut() -> ShopifyId,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    let paid = |o: &ShopifyOrder| o.financial_status.as_deref() == Some("paid");
+    let Some(before) = before else {
+        out.push(("orders/create", json(after)));
+        if paid(after) {
+            out.push(("orders/paid", json(after)));
+        }
+        return out;
+    };
+    let mut fulfilled = false;
+    for f in &after.fulfillments {
+        match before.fulfillments.iter().find(|old| old.id == f.id) {
+            None => {
+                out.push(("fulfillments/create", json(f)));
+                fulfilled = true;
+            }
+            Some(old) if old != f => {
+                out.push(("fulfillments/update", json(f)));
+                if old.shipment_status != f.shipment_status
+                    && let Some(status) = f.shipment_status.clone()
+                {
+                    let event = ShopifyFulfillmentEvent {
+                        id: next_id(),
+                        fulfillment_id: f.id,
+                        order_id: f.order_id,
+                        status,
+                        happened_at: Some(f.updated_at),
+                        estimated_delivery_at: f.estimated_delivery_at,
+                    };
+                    out.push(("fulfillment_events/create", json(&event)));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    if fulfilled {
+        match after.fulfillment_status.as_deref() {
+            Some("fulfilled") => out.push(("orders/fulfilled", json(after))),
+            Some("partial") => out.push(("orders/partially_fulfilled", json(after))),
+            _ => {}
+        }
+    }
+    for r in after.refunds.iter().filter(|r| !before.refunds.iter().any(|old| old.id == r.id)) {
+        out.push(("refunds/create", json(r)));
+    }
+    if after.cancelled_at.is_some() && before.cancelled_at.is_none() {
+        out.push(("orders/cancelled", json(after)));
+    }
+    if paid(after) && !paid(before) {
+        out.push(("orders/paid", json(after)));
+    }
+    out.push(("orders/updated", json(after)));
+    out
+}
+
+/// A record as a webhook body (orderline's serde form; `emit` reshapes it).
+fn json(record: &impl serde::Serialize) -> Vec<u8> {
+    // These plain records (string keys only) always serialize.
+    serde_json::to_vec(record).unwrap_or_default()
+}
+
+/// A record in Shopify's REST webhook shape, as in the sample payloads of
+/// shopify.dev/docs/api/webhooks/latest and tests/fixtures/shopify (read 2026-12-04): every
+/// resource carries its `admin_graphql_api_id` (`gid://shopify/Order/…`), times are in the
+/// shop's offset, whole seconds; fields only GraphQL has (`inTransitAt`, `deliveredAt`,
+/// `estimatedDeliveryAt` on a fulfilment) are not sent; order addresses have no ID; the
+/// customer inside an order carries `default_address` but not `addresses` (2025-01 changelog,
+/// "changes to existing customer's webhooks payload"). The kinds follow the REST resources.
 fn rest_shape(topic: &str, body: &[u8]) -> Vec<u8> {
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else { return body.to_vec() };
     let kind = match topic.split('/').next() {
         Some("orders") => "Order",
+        Some("customers") if topic == "customers/redact" || topic == "customers/data_request" => {
+            return body.to_vec();
+        }
         Some("customers") => "Customer",
         Some("fulfillments") => "Fulfillment",
+        Some("fulfillment_events") => "FulfillmentEvent",
         Some("refunds") => "Refund",
         _ => return body.to_vec(),
     };
-    shape(&mut value, Some(kind));
+    shape(&mut value, Some(kind), true);
     serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
 }
 
-fn shape(value: &mut serde_json::Value, kind: Option<&str>) {
+fn shape(value: &mut serde_json::Value, kind: Option<&str>, top: bool) {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
             if let (Some(kind), Some(id)) = (kind, map.get("id").and_then(Value::as_i64)) {
                 map.insert("admin_graphql_api_id".into(), Value::String(format!("gid://shopify/{kind}/{id}")));
+            }
+            match kind {
+                Some("Fulfillment") => {
+                    for only_graphql in ["in_transit_at", "delivered_at", "estimated_delivery_at"] {
+                        map.remove(only_graphql);
+                    }
+                }
+                Some("Customer") if !top => {
+                    map.remove("addresses");
+                }
+                _ => {}
+            }
+            for address in ["billing_address", "shipping_address"] {
+                if let Some(Value::Object(a)) = map.get_mut(address) {
+                    a.remove("id");
+                }
             }
             for (key, field) in map.iter_mut() {
                 if key.ends_with("_at")
@@ -236,11 +346,11 @@ fn shape(value: &mut serde_json::Value, kind: Option<&str>) {
                     _ => None,
                 };
                 if child.is_some() || field.is_object() || field.is_array() {
-                    shape(field, child);
+                    shape(field, child, false);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| shape(item, kind)),
+        Value::Array(items) => items.iter_mut().for_each(|item| shape(item, kind, false)),
         _ => {}
     }
 }
