@@ -31,11 +31,13 @@ const AGENT: &str = "bench-agent-token";
 const SHOP: &str = "orderline-demo.myshopify.com";
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-fn start_server(db_url: &str) -> Result<Server, String> {
+fn start_server(db_url: &str, agents: u64) -> Result<Server, String> {
     Server::start(
         SERVER_BIN,
         &[
             ("DATABASE_URL", db_url.to_string()),
+            // Above the default cap of 64 feed sockets, for every agent of the run.
+            ("ORDERLINE_MAX_FEED_CLIENTS", (agents + 16).to_string()),
             ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
             ("SHOPIFY_SHOP", SHOP.to_string()),
             ("ORDERLINE_AGENT_TOKEN", AGENT.to_string()),
@@ -174,6 +176,12 @@ fn ms(d: Option<Duration>) -> f64 {
     d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// The resident set of a process in KiB, from /proc.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 async fn run() -> Result<(), String> {
     let admin = std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
     let agents = number("BENCH_AGENTS", 500);
@@ -191,8 +199,12 @@ async fn run() -> Result<(), String> {
     changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
     store.apply_all(SHOP, &changes, "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
 
-    let server = start_server(&db.url)?;
+    let server = start_server(&db.url, agents)?;
     let url = server.url.clone();
+    // What an idle feed socket costs the server: RSS before and after every agent is connected
+    // and has read its snapshot (no call yet).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = rss_kib(server.pid()).ok_or("the server is gone")?;
     let sent: Sent = Arc::default();
     let results = Arc::new(Mutex::new(Agents::default()));
     let connect_started = Instant::now();
@@ -211,6 +223,11 @@ async fn run() -> Result<(), String> {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!("{agents} agents connected in {:.1} s", connect_started.elapsed().as_secs_f64());
+    let rss_after = rss_kib(server.pid()).ok_or("the server is gone")?;
+    println!(
+        "server RSS {rss_before} KiB before the agents, {rss_after} KiB with {agents} idle feed sockets: {:.1} KiB a socket",
+        rss_after.saturating_sub(rss_before) as f64 / agents.max(1) as f64
+    );
     let calls_stop = Instant::now() + Duration::from_secs(seconds);
     let mut callers = Vec::new();
     for i in 0..concurrent_calls as usize {

@@ -10,6 +10,10 @@
 //! - `BENCH_DELIVERIES` (20000), `BENCH_CONCURRENCY` (64), `BENCH_WARMUP` (500).
 //! - `BENCH_SQLITE=1` also runs against the embedded default (`sqlite://<tempdir>/bench.db`).
 //! - `BENCH_TIME_LIMIT_SECS` (300): the whole run is aborted past this.
+//! - `BENCH_SAMPLES` (100): freshness under load. That many of the timed deliveries are a new
+//!   order for a customer of the warm-up (looked up, so cached, before posting starts); right
+//!   after each of them is acknowledged, the caller's number is looked up (`GET /api/customers`,
+//!   the lookup `/twilio/voice` answers with) and the new order must be in the answer.
 //!
 //! The process exits non-zero when a delivery is not answered 200, when the orders stored do
 //! not match the orders sent, or when the run is aborted; never because a target is missed.
@@ -34,6 +38,7 @@ const SECRET: &str = "bench-secret";
 const SHOP: &str = "orderline-demo.myshopify.com";
 const API_VERSION: &str = "2025-10";
 const TARGETS: &str = "target ≥ 3000 deliveries/s, ack p99 < 25 ms";
+const AGENT_TOKEN: &str = "bench-agent-token";
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// 2^53: every Shopify ID generated here is above it (and odd), as real ones are.
@@ -52,6 +57,7 @@ struct Config {
     warmup: usize,
     sqlite: bool,
     time_limit: Duration,
+    samples: usize,
 }
 
 impl Config {
@@ -72,6 +78,7 @@ impl Config {
             warmup: number("BENCH_WARMUP", 500)?,
             sqlite: std::env::var("BENCH_SQLITE").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
             time_limit: Duration::from_secs(number("BENCH_TIME_LIMIT_SECS", 300)? as u64),
+            samples: number("BENCH_SAMPLES", 100)?,
         };
         if config.deliveries == 0 || config.concurrency == 0 {
             return Err("BENCH_DELIVERIES and BENCH_CONCURRENCY must be at least 1".into());
@@ -90,6 +97,8 @@ struct Delivery {
     webhook_id: String,
     event_id: String,
     triggered_at: String,
+    /// For a freshness sample: the caller's number and the name of the order they must hear.
+    sample: Option<(String, String)>,
 }
 
 /// A US number, distinct for every `i`: (area code, exchange, line).
@@ -162,8 +171,15 @@ fn order_payload(template: &Value, i: u64) -> Result<Value, String> {
     Ok(order)
 }
 
-/// `count` distinct orders from the fixture, each serialised compactly and signed.
-fn make_deliveries(count: usize) -> Result<Vec<Delivery>, String> {
+/// The customer's own number of order `i`'s customer (as `order_payload` writes it).
+fn customer_phone(i: u64) -> String {
+    let (area, exchange, line) = us_number(i, 0);
+    format!("+1{area}{exchange}{line:04}")
+}
+
+/// `count` distinct orders from the fixture, each serialised compactly and signed. `samples`
+/// of those after the first `warmup` are a second order of a warm-up customer (spread evenly).
+fn make_deliveries(count: usize, warmup: usize, samples: usize) -> Result<Vec<Delivery>, String> {
     let text = std::fs::read(FIXTURE).map_err(|e| format!("cannot read {FIXTURE}: {e}"))?;
     let template: Value = serde_json::from_slice(&text).map_err(|e| format!("{FIXTURE}: {e}"))?;
     if template["id"].as_u64().is_none_or(|id| id <= F64_EXACT_LIMIT) {
@@ -171,10 +187,23 @@ fn make_deliveries(count: usize) -> Result<Vec<Delivery>, String> {
     }
     let run = u64::from(std::process::id()) << 32 | (unix_millis() & 0xffff_ffff);
     let triggered_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let samples = samples.min(warmup).min(count.saturating_sub(warmup));
+    let stride = (count - warmup).checked_div(samples).unwrap_or(usize::MAX);
     (0..count as u64)
         .map(|i| {
-            let body = serde_json::to_vec(&order_payload(&template, i)?).map_err(|e| e.to_string())?;
+            let mut order = order_payload(&template, i)?;
+            let timed = (i as usize).checked_sub(warmup);
+            let sample = match timed {
+                Some(t) if t % stride == 0 && t / stride < samples => {
+                    let k = (t / stride) as u64;
+                    order["customer"] = order_payload(&template, k)?["customer"].clone();
+                    Some((customer_phone(k), order["name"].as_str().unwrap_or_default().to_string()))
+                }
+                _ => None,
+            };
+            let body = serde_json::to_vec(&order).map_err(|e| e.to_string())?;
             Ok(Delivery {
+                sample,
                 hmac: orderline::shopify::signature::sign(SECRET, &body),
                 body,
                 webhook_id: uuid_like(run, 0x4a1b, i),
@@ -283,6 +312,9 @@ impl Server {
             .env("ORDERLINE_LISTEN", "127.0.0.1:0")
             .env("TWILIO_AUTH_TOKEN", "bench")
             .env("SHOPIFY_WEBHOOK_SECRET", SECRET)
+            .env("ORDERLINE_AGENT_TOKEN", AGENT_TOKEN)
+            // The shop the caller lookup answers for (the deliveries name it).
+            .env("SHOPIFY_SHOP", SHOP)
             .env("RUST_LOG", "warn")
             .env_remove("ORDERLINE_CONFIG")
             .stdin(Stdio::null())
@@ -398,6 +430,10 @@ struct PostOutcome {
     /// The first few failures, to show.
     examples: Vec<String>,
     wall: Duration,
+    /// Freshness samples: heard the new order, how long the lookup took, where it came from.
+    samples: Vec<(bool, Duration, String)>,
+    /// When the last delivery was acknowledged.
+    last_ack: Option<Instant>,
 }
 
 impl PostOutcome {
@@ -411,6 +447,8 @@ impl PostOutcome {
             *self.refused.entry(status).or_default() += n;
         }
         self.transport_errors += other.transport_errors;
+        self.samples.extend(other.samples);
+        self.last_ack = self.last_ack.max(other.last_ack);
         for example in other.examples {
             if self.examples.len() < 5 {
                 self.examples.push(example);
@@ -444,7 +482,15 @@ async fn post_all(
                 let latency = sent.elapsed();
                 progress.answered.fetch_add(1, Ordering::Relaxed);
                 match answer {
-                    Ok((200, _)) => outcome.latencies.push(latency),
+                    Ok((200, _)) => {
+                        outcome.latencies.push(latency);
+                        outcome.last_ack = outcome.last_ack.max(Some(Instant::now()));
+                        // The caller rings right after their order was acknowledged.
+                        if let Some((phone, name)) = &delivery.sample {
+                            let base = endpoint.trim_end_matches("/shopify/webhooks");
+                            outcome.samples.push(sample_call(&client, base, phone, name).await);
+                        }
+                    }
                     Ok((status, body)) => {
                         *outcome.refused.entry(status).or_default() += 1;
                         if outcome.examples.len() < 5 {
@@ -468,6 +514,40 @@ async fn post_all(
     }
     all.wall = started.elapsed();
     Ok(all)
+}
+
+/// Looks a caller up as the phone line does; true when the answer has the order `name`.
+async fn sample_call(client: &reqwest::Client, base: &str, phone: &str, name: &str) -> (bool, Duration, String) {
+    let started = Instant::now();
+    let answer = async {
+        let response = client
+            .get(format!("{base}/api/customers"))
+            .query(&[("phone", phone)])
+            .bearer_auth(AGENT_TOKEN)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("HTTP {status}"));
+        }
+        Ok::<_, String>(body)
+    }
+    .await;
+    let took = started.elapsed();
+    match answer {
+        Ok(body) => {
+            let heard = body["customers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["orders"].as_array().into_iter().flatten())
+                .any(|o| o["name"].as_str() == Some(name));
+            (heard, took, body["source"].as_str().unwrap_or("?").to_string())
+        }
+        Err(e) => (false, took, e),
+    }
 }
 
 async fn post_one(
@@ -508,16 +588,21 @@ struct AckHistogram {
 impl AckHistogram {
     /// Reads `…webhook_ack_seconds` from `/metrics`; None when it cannot be read.
     async fn fetch(client: &reqwest::Client, base_url: &str) -> Option<AckHistogram> {
+        AckHistogram::fetch_named(client, base_url, "webhook_ack_seconds").await
+    }
+
+    /// Reads the histogram `…<name>` from `/metrics`.
+    async fn fetch_named(client: &reqwest::Client, base_url: &str, metric: &str) -> Option<AckHistogram> {
         let text = client.get(format!("{base_url}/metrics")).send().await.ok()?.text().await.ok()?;
         let mut histogram = AckHistogram::default();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let Some((name, value)) = line.rsplit_once(' ') else { continue };
             let Ok(value) = value.trim().parse::<f64>() else { continue };
-            if name.ends_with("webhook_ack_seconds_sum") {
+            if name.ends_with(&format!("{metric}_sum")) {
                 histogram.sum = value;
-            } else if name.ends_with("webhook_ack_seconds_count") {
+            } else if name.ends_with(&format!("{metric}_count")) {
                 histogram.count = value;
-            } else if let Some((_, le)) = name.split_once("webhook_ack_seconds_bucket{le=\"") {
+            } else if let Some((_, le)) = name.split_once(&format!("{metric}_bucket{{le=\"")) {
                 let le = le.trim_end_matches("\"}");
                 let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
                 histogram.buckets.push((bound, value));
@@ -579,6 +664,10 @@ struct Report {
     orders: i64,
     statuses: Vec<(String, i64)>,
     server_ack: Option<AckHistogram>,
+    /// The processor's own time applying the timed deliveries (`webhook_apply_seconds`).
+    server_apply: Option<AckHistogram>,
+    /// Last acknowledgement → every delivery applied.
+    last_ack_to_applied: Duration,
     server_log_lines: usize,
 }
 
@@ -588,7 +677,10 @@ impl Report {
     }
 
     fn clean(&self) -> bool {
-        self.warmup_failures == 0 && self.posting.failures() == 0 && self.orders == self.expected_orders()
+        self.warmup_failures == 0
+            && self.posting.failures() == 0
+            && self.orders == self.expected_orders()
+            && self.posting.samples.iter().all(|(heard, _, _)| *heard)
     }
 
     fn print(&self) {
@@ -656,6 +748,44 @@ impl Report {
             per_second(self.orders_applied as f64, self.first_post_to_applied.as_secs_f64())
         );
         println!(
+            "last ack → applied {:.3} s (the last acknowledgement to the last apply)   [target < 5 s: {}]",
+            self.last_ack_to_applied.as_secs_f64(),
+            if self.last_ack_to_applied < Duration::from_secs(5) { "met" } else { "missed" }
+        );
+        if let Some(apply) = &self.server_apply
+            && apply.count > 0.0
+        {
+            println!(
+                "apply (processor) {} deliveries in {:.3} s of the processor's transactions → {:.0} orders/s",
+                apply.count,
+                apply.sum,
+                per_second(apply.count, apply.sum)
+            );
+        }
+        let samples = &self.posting.samples;
+        if !samples.is_empty() {
+            let missed = samples.iter().filter(|(heard, _, _)| !heard).count();
+            let mut took: Vec<Duration> = samples.iter().map(|(_, d, _)| *d).collect();
+            took.sort_unstable();
+            let mut sources: BTreeMap<&str, usize> = BTreeMap::new();
+            for (_, _, source) in samples {
+                *sources.entry(source.as_str()).or_default() += 1;
+            }
+            let sources: Vec<String> = sources.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            println!(
+                "freshness         {missed} of {} calls right after their order's ack missed it   [target 0: {}]",
+                samples.len(),
+                if missed == 0 { "met" } else { "missed" }
+            );
+            println!(
+                "                  lookup ms p50 {:.2}  p99 {:.2}  max {:.2}; answered from: {}",
+                percentile(&took, 0.50).map_or(0.0, |d| d.as_secs_f64() * 1e3),
+                percentile(&took, 0.99).map_or(0.0, |d| d.as_secs_f64() * 1e3),
+                percentile(&took, 1.0).map_or(0.0, |d| d.as_secs_f64() * 1e3),
+                sources.join(", ")
+            );
+        }
+        println!(
             "orders stored     {} (expected {}) {}",
             self.orders,
             self.expected_orders(),
@@ -714,8 +844,19 @@ async fn measure(
         warmed.failures()
     );
 
+    // The sampled callers are cached customers: looked up once, each with their warm-up order.
+    let sampled: Vec<&Delivery> = timed.iter().filter(|d| d.sample.is_some()).collect();
+    progress.enter(format!("caching the {} sampled callers", sampled.len()));
+    for (k, _) in sampled.iter().enumerate() {
+        let name = format!("#{}", 1043 + k);
+        let (known, _, answer) = sample_call(&client, &server.url, &customer_phone(k as u64), &name).await;
+        if !known {
+            return Err(format!("warm-up customer {k} is not known with order {name} before the run ({answer})"));
+        }
+    }
     let orders_before = db.orders().await?;
     let ack_before = AckHistogram::fetch(&client, &server.url).await;
+    let apply_before = AckHistogram::fetch_named(&client, &server.url, "webhook_apply_seconds").await;
     let first_post = Instant::now();
     progress.enter(format!("posting ({} deliveries)", timed.len()));
     let posting = post_all(&client, &endpoint, timed, config.concurrency, progress).await?;
@@ -726,6 +867,8 @@ async fn measure(
     let applied = db.wait_until_applied().await?;
     server.check_alive()?;
     let orders = db.orders().await?;
+    let apply_after = AckHistogram::fetch_named(&client, &server.url, "webhook_apply_seconds").await;
+    let last_ack = posting.last_ack.unwrap_or(posted);
 
     Ok(Report {
         backend,
@@ -742,6 +885,8 @@ async fn measure(
         orders,
         statuses: db.statuses().await?,
         server_ack: ack_before.zip(ack_after).map(|(before, after)| after.since(&before)),
+        server_apply: apply_before.zip(apply_after).map(|(before, after)| after.since(&before)),
+        last_ack_to_applied: applied.saturating_duration_since(last_ack),
         server_log_lines: 0,
     })
 }
@@ -788,7 +933,7 @@ async fn main() -> ExitCode {
     let deadline = tokio::time::Instant::now() + config.time_limit;
 
     let generated = Instant::now();
-    let deliveries = match make_deliveries(config.warmup + config.deliveries) {
+    let deliveries = match make_deliveries(config.warmup + config.deliveries, config.warmup, config.samples) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("webhook_intake: {e}");

@@ -283,7 +283,32 @@ async fn dlq_list(settings: Settings) -> Result<ExitCode, String> {
 
 async fn dlq_replay(settings: Settings, id: Option<i64>) -> Result<ExitCode, String> {
     let store = open_store(&settings).await?;
-    let queued = store.requeue_dead_letters(id).await.map_err(|e| e.to_string())?;
+    // A destructive delivery refused at intake stays refused: replayed only if it passes the
+    // intake checks today (issue 13: "never applied").
+    let client = app::shopify_client(&settings, Arc::new(Metrics::new()));
+    let dead = store.dead_letters().await.map_err(|e| e.to_string())?;
+    let (mut queued, mut kept) = (0, 0);
+    for letter in dead.iter().filter(|d| id.is_none_or(|id| d.id == id)) {
+        let body = store.delivery_body(letter.id).await.map_err(|e| e.to_string())?;
+        let refused = orderline::shopify::destructive::replayable(
+            &letter.topic,
+            &letter.shop,
+            settings.shopify_shop.as_deref(),
+            body.as_deref(),
+            client.as_deref(),
+        )
+        .await;
+        if let Some(reason) = refused {
+            kept += 1;
+            println!("{:>8}  {:<28}  kept dead: {}", letter.id, letter.topic, mask_pii(&reason));
+            continue;
+        }
+        queued += store.requeue_dead_letters(Some(letter.id)).await.map_err(|e| e.to_string())?;
+    }
+    if queued == 0 && kept > 0 {
+        println!("replayed 0: {kept} kept dead");
+        return Ok(ExitCode::FAILURE);
+    }
     if queued == 0 {
         println!(
             "{}",
@@ -312,6 +337,6 @@ async fn dlq_replay(settings: Settings, id: Option<i64>) -> Result<ExitCode, Str
         }
     }
     let done = processed.iter().filter(|p| p.status != DeliveryStatus::Dead).count();
-    println!("replayed {queued}: {done} applied, {still_dead} still dead");
-    Ok(if still_dead == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    println!("replayed {queued}: {done} applied, {still_dead} still dead, {kept} kept dead");
+    Ok(if still_dead == 0 && kept == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

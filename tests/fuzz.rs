@@ -243,7 +243,11 @@ fn order_facts() -> impl Strategy<Value = OrderFacts> {
         (prop::option::of(hostile_text()), any::<u16>(), prop::option::of(hostile_text())),
     )
         .prop_map(
-            |((name, state, partial, partly_refunded, carrier), (day, tracking, total), (currency, refunds, expected))| {
+            |(
+                (name, state, partial, partly_refunded, carrier),
+                (day, tracking, total),
+                (currency, refunds, expected),
+            )| {
                 OrderFacts {
                     number_spoken: orderline::ivr::order_status::spoken_digits(&name),
                     name,

@@ -233,6 +233,33 @@ async fn a_live_console_is_kept_and_feed_sockets_are_capped(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_feed_client_cannot_make_the_server_buffer_a_large_message(backend: Backend) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let app = TestApp::start_with(backend, &[("agent_token", "agent-secret")]).await;
+    let mut request = format!("{}/agent/feed", app.url.replace("http://", "ws://")).into_client_request().unwrap();
+    request.headers_mut().insert("Authorization", "Bearer agent-secret".parse().unwrap());
+    let (mut feed, _) = tokio_tungstenite::connect_async(request).await.expect("the feed upgrades");
+    // A small message is ignored and the socket kept; a 1 MiB one ends it.
+    feed.send(Message::Text("hello".into())).await.unwrap();
+    feed.send(Message::Text("x".repeat(1 << 20).into())).await.ok();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match feed.next().await {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the feed is closed, not kept reading");
+    assert!(matches!(ended, None | Some(1009)), "closed as too big (1009) or dropped: {ended:?}");
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    app.stop().await;
+}
+
 /// Sends `head` (a whole request) from the stranger's address and returns the status line.
 async fn raw_request(to: SocketAddr, head: &str) -> String {
     let mut socket = stranger(to).await;
@@ -255,6 +282,21 @@ async fn metrics_parse_and_keep_their_labels_after_hostile_paths(backend: Backen
         let response = app.client.post(format!("{}/twilio/voice/probe-{n}", app.url)).send().await.unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
     }
+    // Hostile topics on unsigned and signed deliveries: counted under `other`, never as given.
+    for (n, topic) in [r#"a"b{c}"#, "orders/create\"} x", "x\ny"].iter().enumerate() {
+        let unsigned = app
+            .client
+            .post(format!("{}/shopify/webhooks", app.url))
+            .header("X-Shopify-Topic", topic.replace('\n', " "))
+            .header("X-Shopify-Hmac-Sha256", "forged")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), reqwest::StatusCode::UNAUTHORIZED);
+        let signed = app.deliver(&topic.replace('\n', " "), &format!("w-hostile-{n}"), b"{}").await;
+        assert!(signed.is_success(), "{topic}: {signed}");
+    }
     let (status, page) = app.get("/metrics").await;
     assert_eq!(status, reqwest::StatusCode::OK);
     let exposition = openmetrics_parser::openmetrics::parse_openmetrics(&page)
@@ -269,11 +311,34 @@ async fn metrics_parse_and_keep_their_labels_after_hostile_paths(backend: Backen
         vec!["other".to_string(), "voice".to_string()],
         "unknown paths share one label"
     );
+    let family = exposition.families.get("orderline_webhook_deliveries_received").expect("deliveries are counted");
+    let topics: std::collections::BTreeSet<String> = family
+        .iter_samples()
+        .map(|s| s.get_labelset().unwrap().get_label_value("topic").unwrap().to_string())
+        .collect();
+    assert!(topics.contains("other"), "{topics:?}");
+    assert!(
+        topics.iter().all(|t| t == "other" || orderline::shopify::payload::Topic::parse(t).is_some()),
+        "only known topics and `other`: {topics:?}"
+    );
     assert!(page.len() < 32 * 1024, "the page does not grow with hostile paths: {} bytes", page.len());
     app.stop().await;
 }
 
 const CUSTOMER: i64 = 9_007_199_254_741_901;
+
+/// `orderline dlq replay` with the database and `envs`: (exit success, stdout).
+fn dlq_replay(db_url: &str, envs: &[(&str, &str)]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderline"))
+        .args(["dlq", "replay"])
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .env_remove("ORDERLINE_CONFIG")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
 
 async fn a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter(backend: Backend) {
     use common::{SHOP, fixture_bytes};
@@ -294,6 +359,12 @@ async fn a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter(backe
     assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 1);
     let (_, listed, _) = common::orderline_cli(&app.db.url, &["dlq", "list"]);
     assert!(listed.contains("never carries"), "the reason is shown to the operator: {listed}");
+    // An operator replaying every dead letter does not apply them either.
+    let (ok, replayed) = dlq_replay(&app.db.url, &[("SHOPIFY_SHOP", SHOP)]);
+    assert!(!ok, "replay says some are still dead: {replayed}");
+    assert_eq!(replayed.matches("kept dead:").count(), 4, "{replayed}");
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 1);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'dead'").await, 4);
     // Shopify's own delete, for the configured shop, is applied.
     assert_eq!(
         app.deliver("customers/delete", "w-delete", &fixture_bytes("customer_delete.json")).await,
@@ -327,6 +398,115 @@ async fn a_destructive_delivery_for_another_shop_is_a_dead_letter(backend: Backe
     assert!(row.error.unwrap_or_default().contains("not SHOPIFY_SHOP"));
     assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}")).await, 1);
     app.stop().await;
+}
+
+/// The emulator holding the fixtures' customer and order, and orderline with an Admin API client
+/// for it (so deletes are confirmed) whose webhooks the emulator sends.
+async fn confirming_shop(
+    backend: Backend,
+) -> (orderline::sim::shopify::ShopifySim, orderline::sim::shopify::SimServer, TestApp) {
+    use common::{SECRET, SHOP, fixture_bytes};
+    use orderline::shopify::payload::{ShopifyCustomer, ShopifyOrder};
+    use orderline::sim::shopify::{ShopifySim, SimConfig, WebhookTarget};
+    let sim = ShopifySim::new(SimConfig::default());
+    sim.upsert_customer(serde_json::from_slice::<ShopifyCustomer>(&fixture_bytes("customer_create.json")).unwrap())
+        .unwrap();
+    sim.upsert_order(serde_json::from_slice::<ShopifyOrder>(&fixture_bytes("order_create.json")).unwrap());
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (id, secret, api) = (sim.config().client_id.clone(), sim.config().client_secret.clone(), server.url());
+    let settings = [
+        ("shopify_shop", SHOP),
+        ("shopify_client_id", id.as_str()),
+        ("shopify_client_secret", secret.as_str()),
+        ("shopify_api_url", api.as_str()),
+        ("reconcile_every", "0s"),
+        ("warm_count", "0"),
+    ];
+    let app = TestApp::start_with(backend, &settings).await;
+    sim.set_webhook_target(WebhookTarget::new(format!("{}/shopify/webhooks", app.url), SECRET, SHOP));
+    assert_eq!(app.deliver("customers/create", "w-customer", &fixture_bytes("customer_create.json")).await, 200);
+    assert_eq!(app.deliver("orders/create", "w-order", &fixture_bytes("order_create.json")).await, 200);
+    app.settle().await;
+    (sim, server, app)
+}
+
+const ORDER: i64 = 9_007_199_254_741_107;
+
+async fn a_delete_is_applied_only_once_shopify_confirms_the_record_is_gone(backend: Backend) {
+    use common::{SHOP, fixture_bytes};
+    use orderline::shopify::payload::ShopifyId;
+    let (sim, server, app) = confirming_shop(backend).await;
+    let customers = format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}");
+    let orders = format!("SELECT COUNT(*) FROM orders WHERE id = {ORDER}");
+    // Bodies of a delete's exact shape, validly signed, for records Shopify still holds (what a
+    // body signed for another resource's delete, e.g. `{"id": …}`, replayed as these would be).
+    for (topic, id, body) in [
+        ("orders/delete", "w-early-order", fixture_bytes("order_delete.json")),
+        ("customers/delete", "w-early-customer", fixture_bytes("customer_delete.json")),
+    ] {
+        assert_eq!(app.deliver(topic, id, &body).await, reqwest::StatusCode::OK, "stored, so not retried");
+        app.settle().await;
+        let row = app.store().delivery(SHOP, id).await.unwrap().unwrap();
+        assert_eq!(row.status, "dead", "{topic}");
+        let error = row.error.unwrap_or_default();
+        assert!(error.contains("Shopify still has"), "{topic}: {error}");
+    }
+    assert_eq!(app.db.count(&orders).await, 1, "the order is kept");
+    assert_eq!(app.db.count(&customers).await, 1, "the customer is kept");
+    let (_, listed, _) = common::orderline_cli(&app.db.url, &["dlq", "list"]);
+    assert!(listed.contains("Shopify still has order"), "the reason is shown to the operator: {listed}");
+    // `dlq replay` asks Shopify again: still there, so still not applied.
+    let (id, secret, api) = (sim.config().client_id.clone(), sim.config().client_secret.clone(), server.url());
+    let shopify = [
+        ("SHOPIFY_SHOP", SHOP),
+        ("SHOPIFY_CLIENT_ID", id.as_str()),
+        ("SHOPIFY_CLIENT_SECRET", secret.as_str()),
+        ("SHOPIFY_API_URL", api.as_str()),
+    ];
+    let (ok, replayed) = dlq_replay(&app.db.url, &shopify);
+    assert!(!ok && replayed.matches("but Shopify still has").count() == 2, "{replayed}");
+    assert_eq!(app.db.count(&orders).await, 1, "the order is kept");
+
+    // The merchant deletes them in Shopify: Shopify's own deliveries are confirmed and applied.
+    assert!(sim.delete_order(ShopifyId(ORDER)));
+    assert!(sim.delete_customer(ShopifyId(CUSTOMER)));
+    let sent = sim.flush_webhooks().await;
+    assert_eq!((sent.sent, sent.failed), (2, 0), "{sent:?}");
+    app.settle().await;
+    assert_eq!(app.db.count(&orders).await, 0, "the order is deleted");
+    assert_eq!(app.db.count(&customers).await, 0, "the customer is deleted");
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'dead'").await, 2);
+    app.stop().await;
+    server.stop().await;
+}
+
+async fn a_delete_shopify_cannot_confirm_is_answered_503_and_not_stored(backend: Backend) {
+    use common::fixture_bytes;
+    use orderline::sim::shopify::Failure;
+    let (sim, server, app) = confirming_shop(backend).await;
+    sim.set_failure(Failure::Timeout);
+    let started = Instant::now();
+    let status = app.deliver("orders/delete", "w-unconfirmed", &fixture_bytes("order_delete.json")).await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "Shopify is told to retry");
+    assert!(started.elapsed() < Duration::from_secs(4), "within Shopify's 5 s: {:?}", started.elapsed());
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = 'w-unconfirmed'").await, 0);
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM orders WHERE id = {ORDER}")).await, 1);
+    // Non-destructive topics are not held up by Shopify's state.
+    assert_eq!(app.deliver("orders/create", "w-meanwhile", &fixture_bytes("order_create.json")).await, 200);
+    // Shopify answers again, and the order was really deleted: the retry is applied.
+    sim.set_failure(Failure::None);
+    assert!(sim.delete_order(orderline::shopify::payload::ShopifyId(ORDER)));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.deliver("orders/delete", "w-unconfirmed", &fixture_bytes("order_delete.json")).await
+        != reqwest::StatusCode::OK
+    {
+        assert!(Instant::now() < deadline, "the retry is never accepted (breaker still open?)");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    app.settle().await;
+    assert_eq!(app.db.count(&format!("SELECT COUNT(*) FROM orders WHERE id = {ORDER}")).await, 0);
+    app.stop().await;
+    server.stop().await;
 }
 
 async fn readyz_tells_strangers_nothing_of_the_database(backend: Backend) {
@@ -384,6 +564,8 @@ async fn a_webhook_is_answered_503_within_4_s_when_the_database_hangs_and_is_kep
 }
 
 on_both_backends!(
+    a_delete_is_applied_only_once_shopify_confirms_the_record_is_gone,
+    a_delete_shopify_cannot_confirm_is_answered_503_and_not_stored,
     readyz_tells_strangers_nothing_of_the_database,
     a_webhook_is_answered_503_within_4_s_when_the_database_hangs_and_is_kept_on_retry,
     a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter,
@@ -397,4 +579,5 @@ on_both_backends!(
     the_connection_cap_closes_what_is_over_it_and_frees_with_each_close,
     a_websocket_that_goes_silent_is_closed_at_the_idle_timeout,
     a_live_console_is_kept_and_feed_sockets_are_capped,
+    a_feed_client_cannot_make_the_server_buffer_a_large_message,
 );

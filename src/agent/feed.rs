@@ -144,13 +144,14 @@ pub async fn feed(ws: WebSocketUpgrade, State(state): State<AppState>, headers: 
         _ => None,
     };
     // Capped, with a small read buffer (agents send next to nothing; tungstenite's default is
-    // 128 KiB a socket) and pings that a live console answers, so the transport's idle timeout
-    // ends only dead ones.
+    // 128 KiB a socket), messages from the agent bounded to 4 KiB (the console sends none, only
+    // pongs; tungstenite would otherwise buffer up to 64 MiB) and pings that a live console
+    // answers, so the transport's idle timeout ends only dead ones.
     let Ok(slot) = state.feed_slots.clone().try_acquire_owned() else {
         tracing::warn!("agent feed refused: ORDERLINE_MAX_FEED_CLIENTS are connected");
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "too many agent feed connections\n").into_response();
     };
-    ws.read_buffer_size(4096).on_upgrade(move |socket| async move {
+    ws.read_buffer_size(4096).max_message_size(4096).max_frame_size(4096).on_upgrade(move |socket| async move {
         serve(socket, state, session).await;
         drop(slot);
     })

@@ -415,11 +415,26 @@ impl CallerLookup {
         };
         let cached = inner.cache.entry(phone.clone()).or_try_insert_with(loader).await;
         let cached = cached.map_err(|e| LookupError::Store(e.to_string()))?;
-        let from_store = cached.is_fresh();
-        let entry = cached.into_value();
+        let mut from_store = cached.is_fresh();
+        let mut entry = cached.into_value();
+        // A delivery acknowledged for one of these customers or their orders and not yet
+        // applied would change the record: it is applied first, within the budget. If it
+        // cannot be, the record is not fresh (the live path below).
+        let mut pending_left = false;
+        if let Entry::Known(record) = &entry
+            && self.has_pending(record)
+        {
+            match self.apply_pending_first(&phone, record, started + inner.config.budget).await {
+                Some(applied) => {
+                    entry = applied;
+                    from_store = true;
+                }
+                None => pending_left = true,
+            }
+        }
         let now = inner.clock.now().timestamp_micros();
         match &entry {
-            Entry::Known(record) if self.is_fresh(record, now) => {
+            Entry::Known(record) if !pending_left && self.is_fresh(record, now) => {
                 let source = if from_store { Source::Store } else { Source::Cache };
                 return Ok(self.answer(caller, &entry, source));
             }
@@ -553,6 +568,63 @@ impl CallerLookup {
 
     fn reconciled_through(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_micros(self.inner.reconciled_through.load(Ordering::SeqCst)).unwrap_or_default()
+    }
+
+    /// The customers and orders a record shows.
+    fn subjects(record: &CallerRecord) -> (Vec<i64>, Vec<i64>) {
+        let customers = record.customers.iter().map(|c| c.id).collect();
+        let orders = record.customers.iter().flat_map(|c| c.orders.iter().map(|o| o.id)).collect();
+        (customers, orders)
+    }
+
+    /// True when a delivery about the record's customers or orders may be pending (the store's
+    /// in-memory hint; no database round trip when it says no).
+    fn has_pending(&self, record: &CallerRecord) -> bool {
+        let (customers, orders) = Self::subjects(record);
+        self.inner.store.pending_subjects().may_touch(&customers, &orders)
+    }
+
+    /// Applies the pending deliveries about the record's customers (and their orders) and
+    /// rereads the record, before `deadline`. None when they could not all be applied in time
+    /// (another instance holds some of them, or the store failed): the caller takes the live
+    /// path.
+    async fn apply_pending_first(
+        &self,
+        phone: &PhoneNumber,
+        record: &CallerRecord,
+        deadline: tokio::time::Instant,
+    ) -> Option<Entry> {
+        let inner = &self.inner;
+        let (customers, orders) = Self::subjects(record);
+        let work = async {
+            loop {
+                let now = Ts::from(inner.clock.now());
+                let (processed, left) = inner
+                    .store
+                    .apply_pending_for(&inner.config.shop, &customers, &orders, &inner.config.default_region, now)
+                    .await?;
+                for p in &processed {
+                    let topic = crate::shopify::payload::Topic::parse(&p.topic).map_or("other", |t| t.as_str());
+                    inner.metrics.processed(topic, p.status.as_str());
+                }
+                if left == 0 {
+                    return self.load_from_store(phone).await;
+                }
+                // Being applied by another instance right now: it will be done in a moment.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(Ok(entry)) => {
+                inner.cache.insert(phone.clone(), entry.clone()).await;
+                Some(entry)
+            }
+            Ok(Err(e)) => {
+                tracing::info!(phone = %phone.masked(), error = %e, "could not apply the caller's pending deliveries");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Fresh: confirmed (by a webhook, a live fetch or a reconciliation sweep) within the window.

@@ -302,6 +302,30 @@ impl ShopifyClient {
         Ok(data.current_app_installation.access_scopes.into_iter().map(|s| s.handle).collect())
     }
 
+    /// Whether Shopify still holds `id` (`CustomerExists` or `OrderExists`): false once the
+    /// record is deleted, as `customer(id:)` / `order(id:)` then answer null.
+    pub async fn still_exists(
+        &self,
+        operation: Operation,
+        id: super::payload::ShopifyId,
+        deadline: Instant,
+    ) -> Result<bool, ShopifyError> {
+        let (field, kind) = match operation {
+            Operation::CustomerExists => ("customer", "Customer"),
+            Operation::OrderExists => ("order", "Order"),
+            other => {
+                return Err(ShopifyError::Decode(format!("{} does not ask whether a record exists", other.name())));
+            }
+        };
+        let data: serde_json::Map<String, serde_json::Value> =
+            self.execute(operation, json!({ "id": graphql::gid(kind, id) }), deadline).await?;
+        match data.get(field) {
+            Some(serde_json::Value::Null) => Ok(false),
+            Some(serde_json::Value::Object(_)) => Ok(true),
+            _ => Err(ShopifyError::Decode(format!("no {field} in the answer"))),
+        }
+    }
+
     /// Sends one operation, within the bucket and the breaker, retrying throttling while the
     /// deadline allows; a paged operation that costs more than Shopify's single-query limit is
     /// asked again with a smaller page.

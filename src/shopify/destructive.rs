@@ -5,6 +5,9 @@
 //! Such a delivery is accepted only when the body has exactly that topic's shape and names the
 //! configured shop (SHOPIFY_SHOP, in `X-Shopify-Shop-Domain` and, for the redact topics, in the
 //! payload's `shop_domain`). Anything else is a dead letter with the reason, never applied.
+//! Where orderline has an Admin API client, a delete that passed those checks is also confirmed
+//! with Shopify before it is stored to be applied ([`confirm`]): `customer(id:)` / `order(id:)`
+//! must answer null (the record is really gone), else the delivery is a dead letter.
 //! Decides only; storing and applying are `intake`'s and the processor's.
 //!
 //! The shapes are Shopify's published sample payloads (webhook reference,
@@ -15,8 +18,11 @@
 //! nothing that describes the record, a redact carries the shop and whom to erase.
 
 use serde_json::{Map, Value};
+use tokio::time::Instant;
 
-use super::payload::Topic;
+use super::client::{ShopifyClient, ShopifyError};
+use super::graphql::Operation;
+use super::payload::{ShopifyId, Topic};
 
 /// The keys each destructive topic's payload may carry; `required` must be there.
 struct Shape {
@@ -112,6 +118,65 @@ pub fn check(topic: Topic, header_shop: &str, configured: Option<&str>, body: &[
         }
     }
     Ok(())
+}
+
+/// Confirms a delete that passed [`check`] with Shopify: `Ok(None)` when Shopify no longer holds
+/// the record (or the topic deletes nothing Shopify could still show: the redact topics), `Ok(Some
+/// (reason))` when it still does (a dead letter: the body was signed for something else), `Err`
+/// when Shopify could not be asked before `deadline` (the delivery is refused with a 503, so
+/// Shopify retries it; nothing is stored).
+pub async fn confirm(
+    client: &ShopifyClient,
+    topic: Topic,
+    body: &[u8],
+    deadline: Instant,
+) -> Result<Option<String>, ShopifyError> {
+    let (operation, kind) = match topic {
+        Topic::CustomersDelete => (Operation::CustomerExists, "customer"),
+        Topic::OrdersDelete => (Operation::OrderExists, "order"),
+        _ => return Ok(None),
+    };
+    let id = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("id").and_then(Value::as_i64))
+        .filter(|id| *id > 0)
+        .map(ShopifyId)
+        .ok_or_else(|| ShopifyError::Decode(format!("{} payload has no id", topic.as_str())))?;
+    Ok(client.still_exists(operation, id, deadline).await?.then(|| {
+        format!(
+            "{} for {kind} {id}, but Shopify still has {kind} {id}: not applied (a body signed for another record?)",
+            topic.as_str()
+        )
+    }))
+}
+
+/// Whether `orderline dlq replay` may re-apply a dead letter: a destructive one must pass the
+/// same checks it would at intake today (SHOPIFY_SHOP, the shape and, with a client, Shopify's
+/// confirmation), so a delivery refused for them is never applied by a replay of every dead
+/// letter. `None`: replay it; `Some(reason)`: keep it dead. Other topics are always replayed.
+pub async fn replayable(
+    topic: &str,
+    shop: &str,
+    configured: Option<&str>,
+    body: Option<&[u8]>,
+    client: Option<&ShopifyClient>,
+) -> Option<String> {
+    let topic = Topic::parse(topic).filter(|t| is_destructive(*t))?;
+    let Some(body) = body else {
+        return Some(format!("{} has no body kept: it cannot be checked, so it is not applied", topic.as_str()));
+    };
+    if let Err(reason) = check(topic, &shop.to_ascii_lowercase(), configured, body) {
+        return Some(reason);
+    }
+    let client = client?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    match confirm(client, topic, body, deadline).await {
+        Ok(still_there) => still_there,
+        Err(e) => Some(format!(
+            "{} could not be confirmed with Shopify ({e}): replay it once Shopify answers",
+            topic.as_str()
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -33,15 +33,22 @@ pub enum Operation {
     CustomersUpdatedSince,
     /// The app's access scopes, checked at start.
     AccessScopes,
+    /// Whether Shopify still has a customer: a `customers/delete` is applied only once
+    /// `customer(id:)` answers null (`shopify::destructive::confirm`).
+    CustomerExists,
+    /// Whether Shopify still has an order: the same for `orders/delete` (`order(id:)`).
+    OrderExists,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 5] = [
+    pub const ALL: [Operation; 7] = [
         Operation::CustomersByPhone,
         Operation::OrdersByName,
         Operation::OrdersUpdatedSince,
         Operation::CustomersUpdatedSince,
         Operation::AccessScopes,
+        Operation::CustomerExists,
+        Operation::OrderExists,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +58,8 @@ impl Operation {
             Operation::OrdersUpdatedSince => "OrdersUpdatedSince",
             Operation::CustomersUpdatedSince => "CustomersUpdatedSince",
             Operation::AccessScopes => "AccessScopes",
+            Operation::CustomerExists => "CustomerExists",
+            Operation::OrderExists => "OrderExists",
         }
     }
 
@@ -81,6 +90,11 @@ impl Operation {
             Operation::AccessScopes => {
                 "query AccessScopes { currentAppInstallation { accessScopes { handle } } }".into()
             }
+            // QueryRoot.customer(id:) and .order(id:) answer null for an ID the shop does not
+            // hold (https://shopify.dev/docs/api/admin-graphql/latest/queries/customer and
+            // .../queries/order, read 2026-12-04; both nullable in admin_2026-10.graphql).
+            Operation::CustomerExists => "query CustomerExists($id: ID!) { customer(id: $id) { id } }".into(),
+            Operation::OrderExists => "query OrderExists($id: ID!) { order(id: $id) { id } }".into(),
         }
     }
 
@@ -100,6 +114,8 @@ impl Operation {
             Operation::CustomersUpdatedSince => 2 + first * CUSTOMER,
             // currentAppInstallation 1 + the accessScopes list 1
             Operation::AccessScopes => 2,
+            // one object, its id a scalar
+            Operation::CustomerExists | Operation::OrderExists => 1,
         }
     }
 
@@ -463,6 +479,7 @@ impl GqlCustomer {
             updated_at: Some(self.updated_at),
             default_address: self.default_address.as_ref().map(address_from).transpose()?,
             addresses: self.addresses_v2.iter().flat_map(|a| &a.nodes).map(address_from).collect::<Result<_, _>>()?,
+            addresses_omitted: false,
         })
     }
 

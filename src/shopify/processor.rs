@@ -11,12 +11,13 @@ use crate::lookup::mask_pii;
 use crate::ops::Metrics;
 use crate::store::{DeliveryStatus, ProcessedDelivery, Store, StoreError, Ts};
 
-/// Deliveries applied per transaction. SQLite has one connection, shared with intake: smaller
-/// batches let intake in between.
+/// Deliveries claimed and applied per transaction (runs of orders and customers are written
+/// with multi-row statements, so a large batch costs few round trips). SQLite has one
+/// connection, shared with intake: smaller batches let intake in between.
 fn batch_size(store: &Store) -> i64 {
     match store.backend() {
-        crate::store::Backend::Postgres => 128,
-        crate::store::Backend::Sqlite => 16,
+        crate::store::Backend::Postgres => 1000,
+        crate::store::Backend::Sqlite => 250,
     }
 }
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -65,6 +66,17 @@ impl Processor {
         }
     }
 
+    /// Makes the store's hint of pending subjects match the database when it may not (at
+    /// start, after a lost LISTEN connection) or holds subjects applied meanwhile.
+    async fn resync_pending(&self, idle: bool) {
+        let hint = self.store.pending_subjects();
+        if (hint.is_unknown() || (idle && !hint.is_empty()))
+            && let Err(e) = self.store.resync_pending().await
+        {
+            tracing::warn!(error = %e, "could not read which deliveries are pending");
+        }
+    }
+
     /// Runs until `shutdown` turns true: a batch whenever woken, and at least once a second.
     pub async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
@@ -72,7 +84,9 @@ impl Processor {
             if *shutdown.borrow() {
                 return;
             }
-            match self.step().await {
+            let step = self.step().await;
+            self.resync_pending(matches!(&step, Ok(batch) if batch.is_empty())).await;
+            match step {
                 Ok(batch) if batch.is_empty() => {
                     backoff = Duration::from_millis(100);
                     tokio::select! {

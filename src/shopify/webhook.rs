@@ -19,6 +19,10 @@ use crate::store::{NewDelivery, Ts};
 /// body read and the answer sent this keeps every answer under 4 s. A delivery stored after its 503 is a duplicate when Shopify retries, never lost.
 pub const STORE_BUDGET: Duration = Duration::from_secs(3);
 
+/// Longest wait for Shopify's answer when a delete is confirmed (`destructive::confirm`); the
+/// store then gets what is left of `STORE_BUDGET`, so the answer still comes within 4 s.
+pub const CONFIRM_BUDGET: Duration = Duration::from_secs(1);
+
 /// Why a delivery was refused, each with the status Shopify gets.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -34,6 +38,8 @@ pub enum WebhookError {
     MissingHeader(&'static str),
     #[error("could not store the delivery; Shopify will retry: {0}")]
     Unavailable(String),
+    #[error("could not confirm the delete with Shopify; Shopify will retry: {0}")]
+    Unconfirmed(String),
 }
 
 impl WebhookError {
@@ -42,7 +48,7 @@ impl WebhookError {
             WebhookError::NoSecret | WebhookError::BadSignature => StatusCode::UNAUTHORIZED,
             WebhookError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookError::Body(_) | WebhookError::MissingHeader(_) => StatusCode::BAD_REQUEST,
-            WebhookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Unavailable(_) | WebhookError::Unconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -52,6 +58,7 @@ impl WebhookError {
             WebhookError::TooLarge(_) => "too_large",
             WebhookError::Body(_) | WebhookError::MissingHeader(_) => "bad_request",
             WebhookError::Unavailable(_) => "store_failed",
+            WebhookError::Unconfirmed(_) => "unconfirmed",
         }
     }
 }
@@ -132,8 +139,19 @@ async fn accept(
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| Ts::from(t.with_timezone(&chrono::Utc)));
     let shop = shop.to_ascii_lowercase();
-    let refused =
-        Topic::parse(topic).and_then(|t| destructive::check(t, &shop, settings.shopify_shop.as_deref(), &body).err());
+    let parsed = Topic::parse(topic);
+    let mut refused = parsed.and_then(|t| destructive::check(t, &shop, settings.shopify_shop.as_deref(), &body).err());
+    let confirming = Instant::now();
+    if let (None, Some(t), Some(client)) = (&refused, parsed, &state.shopify)
+        && destructive::is_destructive(t)
+    {
+        let deadline = tokio::time::Instant::now() + CONFIRM_BUDGET;
+        refused = tokio::time::timeout(CONFIRM_BUDGET, destructive::confirm(client, t, &body, deadline))
+            .await
+            .unwrap_or(Err(super::client::ShopifyError::Timeout))
+            .map_err(|e| WebhookError::Unconfirmed(e.to_string()))?;
+    }
+    let store_budget = STORE_BUDGET.saturating_sub(confirming.elapsed());
     if let Some(reason) = &refused {
         tracing::warn!(topic, webhook_id, %reason, "destructive delivery stored as a dead letter, not applied");
     }
@@ -149,9 +167,9 @@ async fn accept(
         body: body.to_vec(),
         refused,
     };
-    let new = tokio::time::timeout(STORE_BUDGET, state.intake.submit(delivery))
+    let new = tokio::time::timeout(store_budget, state.intake.submit(delivery))
         .await
-        .map_err(|_| WebhookError::Unavailable(format!("the database did not answer within {STORE_BUDGET:?}")))?
+        .map_err(|_| WebhookError::Unavailable(format!("the database did not answer within {store_budget:?}")))?
         .map_err(|e| WebhookError::Unavailable(e.to_string()))?;
     Ok(Accepted { new, dead_letter })
 }

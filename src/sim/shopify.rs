@@ -50,6 +50,11 @@ pub use webhooks::{WebhookStats, WebhookTarget};
 /// The emulated shop's ID in compliance payloads (`shop_id`, as in tests/fixtures/shopify).
 const SHOP_ID: i64 = 61_204_938_771;
 
+/// A customer change Shopify refuses: "Phone has already been taken".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Phone has already been taken")]
+pub struct PhoneTaken;
+
 /// How the emulated shop is reached and rate-limited.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
@@ -139,7 +144,7 @@ impl Knobs {
 #[derive(Default)]
 pub(crate) struct Counters {
     requests: AtomicU64,
-    by_op: [AtomicU64; 5],
+    by_op: [AtomicU64; Operation::ALL.len()],
     throttled: AtomicU64,
     grants: AtomicU64,
     unauthorized: AtomicU64,
@@ -248,8 +253,18 @@ impl ShopifySim {
     // ---- data ----
 
     /// Stores the customer as given; no webhook.
-    pub fn upsert_customer(&self, c: ShopifyCustomer) {
-        lock(&self.inner.data).store.put_customer(c);
+    ///
+    /// Refused when another customer already has the phone: Shopify keeps `Customer.phone`
+    /// unique in a shop (customerCreate/customerUpdate answer the user error "Phone has already
+    /// been taken", shopify.dev/docs/api/admin-graphql/latest/mutations/customerCreate, read
+    /// 2026-12-04); a number shared by a household is an address phone.
+    pub fn upsert_customer(&self, c: ShopifyCustomer) -> Result<(), PhoneTaken> {
+        let mut data = lock(&self.inner.data);
+        if data.store.phone_taken(&c) {
+            return Err(PhoneTaken);
+        }
+        data.store.put_customer(c);
+        Ok(())
     }
 
     /// Stores the order as given, and its customer unless the sim holds a copy at least as new;
@@ -296,10 +311,11 @@ impl ShopifySim {
         seed::sample_order(store, rng, customer.as_ref())
     }
 
-    /// Changes an order as a merchant would: applies `f`, sets `updated_at` to a new instant
-    /// strictly later than the order's previous `updated_at` and than any instant the sim handed
-    /// out before (a monotonic clock starting at the real now), and sends `orders/updated` if a
-    /// webhook target is set. `f` sees the order with its customer's current record.
+    /// Changes an order as a merchant would: applies `f`, sets `updated_at` to the sim clock's
+    /// whole second (never before the order's previous `updated_at` or any instant handed out
+    /// before: several changes in one second share it, as Shopify's one-second `updated_at`
+    /// does), and sends what Shopify sends for the change if a webhook target is set
+    /// (`webhooks::order_deliveries`). `f` sees the order with its customer's current record.
     pub fn change_order(&self, id: ShopifyId, f: impl FnOnce(&mut ShopifyOrder)) -> Option<ShopifyOrder> {
         self.change_order_at(id, |order, _, _| {
             f(order);
@@ -336,17 +352,31 @@ impl ShopifySim {
 
     /// Adds a new order as a customer placing it would: `created_at` and `updated_at` become a
     /// new instant of the sim clock, its customer is stored if the sim has no newer copy, and
-    /// `orders/create` is sent if a webhook target is set.
+    /// what Shopify sends is sent if a webhook target is set (`webhooks::order_deliveries`). A
+    /// checkout by a customer the shop did not know creates the customer in the same second:
+    /// `customers/create` ("Occurs whenever a customer is created",
+    /// shopify.dev/docs/api/webhooks/latest?reference=toml#list-customers-create, read
+    /// 2026-12-04) goes out before `orders/create`.
     pub fn create_order(&self, mut o: ShopifyOrder) -> ShopifyOrder {
         let mut data = lock(&self.inner.data);
         let at = data.store.tick(None);
         o.created_at = at;
         o.updated_at = at;
+        let new_customer = o.customer.as_mut().filter(|c| data.store.customer(c.id).is_none());
+        if let Some(c) = new_customer {
+            (c.created_at, c.updated_at) = (Some(at), Some(at));
+            self.emit("customers/create", &*c, at);
+        }
         self.commit_order(&mut data, None, o).expect("the order was just stored")
     }
 
     /// Stores the order and sends what Shopify sends for the change (`webhooks::order_deliveries`).
-    fn commit_order(&self, data: &mut Data, before: Option<&ShopifyOrder>, order: ShopifyOrder) -> Option<ShopifyOrder> {
+    fn commit_order(
+        &self,
+        data: &mut Data,
+        before: Option<&ShopifyOrder>,
+        order: ShopifyOrder,
+    ) -> Option<ShopifyOrder> {
         let (id, at) = (order.id, order.updated_at);
         data.store.put_order(order);
         let order = data.store.order(id)?;
@@ -365,38 +395,52 @@ impl ShopifySim {
     pub fn change_customer(&self, id: ShopifyId, f: impl FnOnce(&mut ShopifyCustomer)) -> Option<ShopifyCustomer> {
         let mut data = lock(&self.inner.data);
         let mut customer = data.store.customer(id)?.clone();
-        let at = data.store.tick(customer.updated_at);
         f(&mut customer);
         customer.id = id;
+        if data.store.phone_taken(&customer) {
+            return None;
+        }
+        let at = data.store.tick(customer.updated_at);
         customer.updated_at = Some(at);
         data.store.put_customer(customer.clone());
         self.emit("customers/update", &customer, at);
         Some(customer)
     }
 
-    /// Deletes an order as a merchant would (Shopify's orderDelete) and sends `orders/delete`
-    /// (body `{"id": …}`, shopify.dev/docs/api/webhooks/latest?reference=toml#list-orders-delete,
-    /// read 2026-12-04; tests/fixtures/shopify/order_delete.json). `None` when unknown.
-    pub fn delete_order(&self, id: ShopifyId) -> Option<ShopifyOrder> {
+    /// Deletes a customer as the merchant would in the admin (`customerDelete`): refused (false)
+    /// while the customer has orders, as Shopify refuses it ("You can only delete customers who
+    /// haven't placed any orders",
+    /// https://shopify.dev/docs/api/admin-graphql/latest/mutations/customerDelete, read
+    /// 2026-12-04). Sends `customers/delete` with Shopify's payload
+    /// (`{id, tax_exemptions, admin_graphql_api_id}`, tests/fixtures/shopify/customer_delete.json)
+    /// if a webhook target is set. From then on `customer(id:)` answers null.
+    pub fn delete_customer(&self, id: ShopifyId) -> bool {
         let mut data = lock(&self.inner.data);
-        let gone = data.store.remove_order(id)?;
+        if data.store.customer(id).is_none() || !data.store.recent_orders_of(id, 1).is_empty() {
+            return false;
+        }
+        data.store.remove_customer(id);
         let at = data.store.tick(None);
-        self.emit("orders/delete", &serde_json::json!({ "id": id }), at);
-        Some(gone)
+        let body = serde_json::json!({
+            "id": id,
+            "tax_exemptions": [],
+            "admin_graphql_api_id": crate::shopify::graphql::gid("Customer", id),
+        });
+        self.emit("customers/delete", &body, at);
+        true
     }
 
-    /// Deletes a customer and sends `customers/delete` (body `{"id": …}`). Shopify deletes only
-    /// customers without orders (customerDelete: "Customer can't be deleted because they have
-    /// orders"): `None` for a customer with orders, or an unknown one.
-    pub fn delete_customer(&self, id: ShopifyId) -> Option<ShopifyCustomer> {
+    /// Deletes an order (`orderDelete`), sending `orders/delete` with Shopify's payload
+    /// (`{"id": …}`, tests/fixtures/shopify/order_delete.json) if a webhook target is set. From
+    /// then on `order(id:)` answers null. False if the sim holds no such order.
+    pub fn delete_order(&self, id: ShopifyId) -> bool {
         let mut data = lock(&self.inner.data);
-        if !data.store.order_ids_of(id).is_empty() {
-            return None;
+        if !data.store.remove_order(id) {
+            return false;
         }
-        let gone = data.store.remove_customer(id)?;
         let at = data.store.tick(None);
-        self.emit("customers/delete", &serde_json::json!({ "id": id }), at);
-        Some(gone)
+        self.emit("orders/delete", &serde_json::json!({ "id": id }), at);
+        true
     }
 
     /// The mandatory compliance topics (shopify.dev/docs/apps/build/privacy-law-compliance,
@@ -553,6 +597,11 @@ impl ShopifySim {
     /// back for a previous target are sent to it.
     pub fn set_webhook_target(&self, target: WebhookTarget) {
         lock(&self.inner.webhooks).set_target(Some(target));
+    }
+
+    /// The deliveries dropped since the target was set: (topic, the record's ID).
+    pub fn dropped_webhooks(&self) -> Vec<(&'static str, Option<ShopifyId>)> {
+        lock(&self.inner.webhooks).dropped()
     }
 
     /// Stops sending webhooks for later changes.

@@ -87,7 +87,13 @@ impl Store {
         if let Pool::Postgres(pool) = &self.pool
             && !self.listening.swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            tokio::spawn(listen(pool.clone(), self.changes.clone(), self.calls.clone(), self.listener_up.clone()));
+            tokio::spawn(listen(
+                pool.clone(),
+                self.changes.clone(),
+                self.calls.clone(),
+                self.listener_up.clone(),
+                self.pending.clone(),
+            ));
         }
     }
 
@@ -111,6 +117,7 @@ async fn listen(
     sender: broadcast::Sender<PhoneChanges>,
     calls: broadcast::Sender<CallChanges>,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pending: std::sync::Arc<super::PendingSubjects>,
 ) {
     use std::sync::atomic::Ordering;
     let mut backoff = std::time::Duration::from_millis(100);
@@ -124,13 +131,15 @@ async fn listen(
                 continue;
             }
         };
-        if let Err(e) = listener.listen_all([CHANNEL, CALLS_CHANNEL]).await {
+        if let Err(e) = listener.listen_all([CHANNEL, CALLS_CHANNEL, super::pending::CHANNEL]).await {
             tracing::warn!(error = %e, "change listener: LISTEN failed");
             tokio::time::sleep(backoff).await;
             continue;
         }
         backoff = std::time::Duration::from_millis(100);
-        // Whatever happened while not listening is unknown: drop every cached caller.
+        // Whatever happened while not listening is unknown: drop every cached caller, and ask
+        // the database which deliveries are pending until it has been read again.
+        pending.mark_unknown();
         let _ = sender.send(PhoneChanges { all: true, ..PhoneChanges::default() });
         up.store(true, Ordering::SeqCst);
         loop {
@@ -143,6 +152,15 @@ async fn listen(
                         Err(e) => tracing::warn!(error = %e, "change listener: unreadable call notice"),
                     }
                 }
+                Ok(Some(notification)) if notification.channel() == super::pending::CHANNEL => {
+                    match serde_json::from_str::<super::PendingNotice>(notification.payload()) {
+                        Ok(notice) => pending.add(&notice),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "change listener: unreadable pending notice");
+                            pending.mark_unknown();
+                        }
+                    }
+                }
                 Ok(Some(notification)) => match serde_json::from_str::<PhoneChanges>(notification.payload()) {
                     Ok(changes) => {
                         let _ = sender.send(changes);
@@ -151,11 +169,13 @@ async fn listen(
                 },
                 Ok(None) => {
                     tracing::warn!("change listener: connection lost; reconnecting");
+                    pending.mark_unknown();
                     let _ = sender.send(PhoneChanges { all: true, ..PhoneChanges::default() });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "change listener: failed; reconnecting");
                     up.store(false, Ordering::SeqCst);
+                    pending.mark_unknown();
                     break;
                 }
             }

@@ -5,6 +5,7 @@
 use sqlx::QueryBuilder;
 
 use super::changes::PhoneChanges;
+use super::pending::{PendingNotice, PendingSubjects};
 use super::records::ApplyOutcome;
 use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
 use crate::shopify::payload::{ShopifyChange, Topic, subjects_of_unparsed};
@@ -107,6 +108,9 @@ pub struct ProcessedDelivery {
     pub status: DeliveryStatus,
     pub error: Option<String>,
     pub apply_seconds: f64,
+    /// The customer and order it was about, when known.
+    pub customer_id: Option<i64>,
+    pub order_id: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -115,6 +119,46 @@ struct Claimed {
     shop: String,
     topic: String,
     body: Option<Vec<u8>>,
+}
+
+/// The customer and order a delivery is about, read from its body without building it (the
+/// same subjects `ShopifyChange::customer_id`/`order_id` give once it is parsed).
+fn subjects_at_intake(topic: &str, body: &[u8]) -> (Option<i64>, Option<i64>) {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: crate::shopify::payload::ShopifyId,
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        id: Option<crate::shopify::payload::ShopifyId>,
+        #[serde(default)]
+        order_id: Option<crate::shopify::payload::ShopifyId>,
+        #[serde(default)]
+        customer: Option<Id>,
+    }
+    let Some(topic) = Topic::parse(topic) else { return (None, None) };
+    let Ok(probe) = serde_json::from_slice::<Probe>(body) else {
+        let (customer, order) = subjects_of_unparsed(Some(topic), body);
+        return (customer.map(|c| c.0), order.map(|o| o.0));
+    };
+    let customer = probe.customer.map(|c| c.id.0);
+    let own = probe.id.map(|i| i.0);
+    match topic {
+        Topic::CustomersCreate
+        | Topic::CustomersUpdate
+        | Topic::CustomersEnable
+        | Topic::CustomersDisable
+        | Topic::CustomersDelete => (own, None),
+        Topic::FulfillmentsCreate
+        | Topic::FulfillmentsUpdate
+        | Topic::FulfillmentEventsCreate
+        | Topic::RefundsCreate => (customer, probe.order_id.map(|o| o.0)),
+        // A redaction erases what is stored under its customer, pending deliveries included:
+        // its own row is found by its ID, never by its subject.
+        Topic::CustomersRedact | Topic::CustomersDataRequest | Topic::ShopRedact => (None, None),
+        _ => (customer, own),
+    }
 }
 
 const ROW_COLUMNS: &str = "id, shop, webhook_id, event_id, topic, status, attempts, error, received_at, processed_at,
@@ -127,7 +171,52 @@ impl Store {
     /// shopify.dev/docs/apps/build/webhooks/ignore-duplicates: "the same value across more than
     /// one webhook indicates a duplicate … one per subscription").
     pub async fn insert_deliveries(&self, batch: &[NewDelivery]) -> Result<Vec<bool>, StoreError> {
-        Ok(on_backend!(self, insert_batch(batch))?)
+        let (inserted, notice) = on_backend!(self, insert_batch(batch))?;
+        // Committed: from now on the lookup must not call these subjects' records fresh.
+        self.pending.add(&notice);
+        Ok(inserted)
+    }
+
+    /// The hint of which customers and orders have a delivery pending.
+    pub fn pending_subjects(&self) -> &PendingSubjects {
+        &self.pending
+    }
+
+    /// Reads which subjects the database holds pending deliveries for, and makes the hint
+    /// exactly that (plus what was added meanwhile).
+    pub async fn resync_pending(&self) -> Result<(), StoreError> {
+        let mark = self.pending.mark();
+        let rows: Vec<(Option<i64>, Option<i64>)> = on_backend!(self, pending_subject_rows())?;
+        let customers: Vec<i64> = rows.iter().filter_map(|(c, _)| *c).collect();
+        let orders: Vec<i64> = rows.iter().filter_map(|(_, o)| *o).collect();
+        self.pending.resync(mark, &customers, &orders);
+        Ok(())
+    }
+
+    /// Applies the pending deliveries about these customers (and their orders) now, through
+    /// the same path as the processor (the caller lookup does this before it answers from a
+    /// record they would change). Returns what was applied and how many such deliveries are
+    /// still pending (being applied by another instance at this moment).
+    pub async fn apply_pending_for(
+        &self,
+        shop: &str,
+        customers: &[i64],
+        orders: &[i64],
+        default_region: &str,
+        now: Ts,
+    ) -> Result<(Vec<ProcessedDelivery>, i64), StoreError> {
+        let mark = self.pending.mark();
+        let (processed, changes, left) =
+            on_backend!(self, process_pending_for(shop, customers, orders, default_region, now))?;
+        self.committed(changes);
+        if left == 0 {
+            // Nothing is pending about these customers or any of their orders (the new ones
+            // these deliveries brought included).
+            let mut orders = orders.to_vec();
+            orders.extend(processed.iter().filter_map(|p| p.order_id));
+            self.pending.settle(mark, customers, &orders);
+        }
+        Ok((processed, left))
     }
 
     /// Claims up to `limit` pending deliveries and applies each through the one apply path, in
@@ -152,6 +241,11 @@ impl Store {
         Ok(on_backend!(self, dead_letters())?)
     }
 
+    /// A stored delivery's body (None once applied, or unknown ID), for `dlq replay`'s checks.
+    pub async fn delivery_body(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(on_backend!(self, delivery_body(id))?)
+    }
+
     /// Puts dead letters (one, or all) back in the queue; returns how many.
     pub async fn requeue_dead_letters(&self, id: Option<i64>) -> Result<u64, StoreError> {
         Ok(on_backend!(self, requeue_dead(id))?)
@@ -166,9 +260,12 @@ impl Store {
 for_each_backend! {
     use sqlx::Connection;
 
-    pub(crate) async fn insert_batch(conn: &mut Conn, batch: &[NewDelivery]) -> Result<Vec<bool>, sqlx::Error> {
+    pub(crate) async fn insert_batch(
+        conn: &mut Conn,
+        batch: &[NewDelivery],
+    ) -> Result<(Vec<bool>, PendingNotice), sqlx::Error> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), PendingNotice::default()));
         }
         let mut tx = match BACKEND {
             crate::store::Backend::Postgres => conn.begin().await?,
@@ -210,23 +307,58 @@ for_each_backend! {
             }
         }
         let inserted = if fresh.is_empty() { Vec::new() } else { insert_rows(&mut tx, &fresh).await? };
+        // The subjects of what is now pending, for every instance's lookup (see `pending`).
+        let mut notice = PendingNotice::default();
+        for (_, _, status, customer, order) in &inserted {
+            if status == DeliveryStatus::Pending.as_str() {
+                notice.customers.extend(*customer);
+                notice.orders.extend(*order);
+            }
+        }
+        notice.customers.sort_unstable();
+        notice.customers.dedup();
+        notice.orders.sort_unstable();
+        notice.orders.dedup();
+        if BACKEND == crate::store::Backend::Postgres && !notice.is_empty() {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::store::pending::CHANNEL)
+                .bind(notice.payload())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         let mut seen = std::collections::HashSet::new();
-        Ok(batch
+        let inserted: std::collections::HashSet<(String, String)> =
+            inserted.into_iter().map(|(shop, webhook_id, ..)| (shop, webhook_id)).collect();
+        let answers = batch
             .iter()
             .zip(seen_event)
             .map(|(d, repeated)| {
                 let key = (d.shop.clone(), d.webhook_id.clone());
                 !repeated && inserted.contains(&key) && seen.insert(key)
             })
-            .collect())
+            .collect();
+        Ok((answers, notice))
     }
 
-    /// Inserts the rows; returns the (shop, webhook ID) of those that were new.
-    async fn insert_rows(conn: &mut Conn, batch: &[&NewDelivery]) -> Result<Vec<(String, String)>, sqlx::Error> {
+    /// The customers and orders of every pending delivery.
+    pub(crate) async fn pending_subject_rows(conn: &mut Conn) -> Result<Vec<(Option<i64>, Option<i64>)>, sqlx::Error> {
+        sqlx::query_as("SELECT customer_id, order_id FROM webhook_deliveries WHERE status = 'pending'")
+            .fetch_all(&mut *conn)
+            .await
+    }
+
+    /// Inserts the rows, each with the customer and order it is about (read from the body at
+    /// once, so a pending delivery can be found by its subject: the lookup's freshness, a
+    /// redaction); returns those that were new: shop, webhook ID, status, customer, order.
+    #[allow(clippy::type_complexity)]
+    async fn insert_rows(
+        conn: &mut Conn,
+        batch: &[&NewDelivery],
+    ) -> Result<Vec<(String, String, String, Option<i64>, Option<i64>)>, sqlx::Error> {
         let mut query = QueryBuilder::new(
             "INSERT INTO webhook_deliveries (shop, webhook_id, event_id, topic, api_version, triggered_at,
-                                             received_at, status, body, error) ",
+                                             received_at, status, body, error, customer_id, order_id) ",
         );
         query.push_values(batch, |mut row, d| {
             let known = Topic::parse(&d.topic).is_some();
@@ -246,8 +378,10 @@ for_each_backend! {
                 // An unknown topic is recorded, never applied: its body is not kept.
                 .push_bind(if known { Some(d.body.as_slice()) } else { None })
                 .push_bind(&d.refused);
+            let (customer, order) = if known { subjects_at_intake(&d.topic, &d.body) } else { (None, None) };
+            row.push_bind(customer).push_bind(order);
         });
-        query.push(" ON CONFLICT (shop, webhook_id) DO NOTHING RETURNING shop, webhook_id");
+        query.push(" ON CONFLICT (shop, webhook_id) DO NOTHING RETURNING shop, webhook_id, status, customer_id, order_id");
         query.build_query_as().fetch_all(&mut *conn).await
     }
 
@@ -264,7 +398,6 @@ for_each_backend! {
             crate::store::Backend::Postgres => conn.begin().await?,
             crate::store::Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
         };
-        let mut changes = PhoneChanges::default();
         let claim = match BACKEND {
             crate::store::Backend::Postgres => {
                 "SELECT id, shop, topic, body FROM webhook_deliveries WHERE status = 'pending'
@@ -275,86 +408,223 @@ for_each_backend! {
             }
         };
         let claimed: Vec<Claimed> = sqlx::query_as(claim).bind(limit).fetch_all(&mut *tx).await?;
-        let mut processed = Vec::with_capacity(claimed.len());
-        for delivery in claimed {
-            let started = std::time::Instant::now();
-            let topic = Topic::parse(&delivery.topic);
-            let body = delivery.body.as_deref().unwrap_or_default();
-            let parsed = match topic {
-                Some(t) => ShopifyChange::parse(t, body).map_err(|e| e.to_string()),
-                None => Err(format!("topic {:?} is not handled", delivery.topic)),
-            };
-            let (customer_id, order_id) = match &parsed {
-                Ok(change) => (change.customer_id(), change.order_id()),
-                Err(_) => subjects_of_unparsed(topic, body),
-            };
-            let result = match parsed {
-                Ok(change) => {
-                    let mut savepoint = tx.begin().await?;
-                    let mut touched = PhoneChanges { shop: delivery.shop.clone(), ..PhoneChanges::default() };
-                    let applied = apply_path::apply_change(
-                        &mut savepoint,
-                        &delivery.shop,
-                        &change,
-                        default_region,
-                        now,
-                        crate::store::Provenance::Webhook,
-                        Some(delivery.id),
-                        &mut touched,
-                    )
-                    .await;
-                    match applied {
-                        Ok(outcome) => {
-                            savepoint.commit().await?;
-                            if changes.shop.is_empty() || changes.shop == touched.shop {
-                                changes.merge(touched);
-                            } else {
-                                // Two shops in one batch: keep it simple and drop everything.
-                                changes.all = true;
+        let (processed, changes) = process_claimed(&mut tx, claimed, default_region, now).await?;
+        tx.commit().await?;
+        Ok((processed, changes))
+    }
+
+    /// Claims the pending deliveries about these customers (or their orders) and applies them
+    /// as `process_pending` does. Returns what was applied and how many of them are still
+    /// pending (claimed by another instance's applier at this moment, on Postgres).
+    pub(crate) async fn process_pending_for(
+        conn: &mut Conn,
+        shop: &str,
+        customers: &[i64],
+        orders: &[i64],
+        default_region: &str,
+        now: Ts,
+    ) -> Result<(Vec<ProcessedDelivery>, PhoneChanges, i64), sqlx::Error> {
+        let mut tx = match BACKEND {
+            crate::store::Backend::Postgres => conn.begin().await?,
+            crate::store::Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+        };
+        let filter = |q: &mut QueryBuilder<<Conn as sqlx::Connection>::Database>| {
+            q.push(" FROM webhook_deliveries WHERE status = 'pending' AND shop = ").push_bind(shop.to_string());
+            q.push(" AND (customer_id IN (");
+            let mut list = q.separated(", ");
+            list.push_bind(-1i64);
+            for id in customers {
+                list.push_bind(*id);
+            }
+            q.push(") OR order_id IN (");
+            let mut list = q.separated(", ");
+            list.push_bind(-1i64);
+            for id in orders {
+                list.push_bind(*id);
+            }
+            q.push(") OR order_id IN (SELECT id FROM orders WHERE shop = ").push_bind(shop.to_string());
+            q.push(" AND customer_id IN (");
+            let mut list = q.separated(", ");
+            list.push_bind(-1i64);
+            for id in customers {
+                list.push_bind(*id);
+            }
+            q.push(")))");
+        };
+        let mut q = QueryBuilder::new("SELECT id, shop, topic, body");
+        filter(&mut q);
+        q.push(" ORDER BY id");
+        if BACKEND == crate::store::Backend::Postgres {
+            q.push(" FOR UPDATE SKIP LOCKED");
+        }
+        let claimed: Vec<Claimed> = q.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+        let (processed, changes) = process_claimed(&mut tx, claimed, default_region, now).await?;
+        let mut q = QueryBuilder::new("SELECT COUNT(*)");
+        filter(&mut q);
+        let (left,): (i64,) = q.build_query_as().persistent(false).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok((processed, changes, left))
+    }
+
+    /// Applies claimed deliveries on an open transaction, in arrival order: runs of customers
+    /// and whole orders of one shop through `apply_batch` (multi-row, coalesced), everything
+    /// else (and a run whose batch failed) one delivery at a time, each in its own savepoint so
+    /// one bad delivery becomes a dead letter without spoiling the rest. One status update and
+    /// one change notice for the lot.
+    async fn process_claimed(
+        tx: &mut Conn,
+        claimed: Vec<Claimed>,
+        default_region: &str,
+        now: Ts,
+    ) -> Result<(Vec<ProcessedDelivery>, PhoneChanges), sqlx::Error> {
+        let started = std::time::Instant::now();
+        let mut changes = PhoneChanges::default();
+        let items: Vec<(Claimed, Option<Topic>, Result<ShopifyChange, String>)> = claimed
+            .into_iter()
+            .map(|delivery| {
+                let topic = Topic::parse(&delivery.topic);
+                let body = delivery.body.as_deref().unwrap_or_default();
+                let parsed = match topic {
+                    Some(t) => ShopifyChange::parse(t, body).map_err(|e| e.to_string()),
+                    None => Err(format!("topic {:?} is not handled", delivery.topic)),
+                };
+                (delivery, topic, parsed)
+            })
+            .collect();
+        let mut results: Vec<Result<DeliveryStatus, String>> = Vec::with_capacity(items.len());
+        let batchable =
+            |i: usize| matches!(&items[i].2, Ok(change) if crate::store::records::batchable(change));
+        let mut i = 0;
+        while i < items.len() {
+            let mut j = i;
+            while j < items.len() && batchable(j) && items[j].0.shop == items[i].0.shop {
+                j += 1;
+            }
+            if j - i >= 2 {
+                let run: Vec<&ShopifyChange> = items[i..j].iter().filter_map(|(_, _, c)| c.as_ref().ok()).collect();
+                let mut savepoint = tx.begin().await?;
+                let mut touched = PhoneChanges { shop: items[i].0.shop.clone(), ..PhoneChanges::default() };
+                let applied = apply_path::apply_batch(
+                    &mut savepoint,
+                    &items[i].0.shop,
+                    &run,
+                    default_region,
+                    now,
+                    crate::store::Provenance::Webhook,
+                    &mut touched,
+                )
+                .await;
+                match applied {
+                    Ok(Some(outcomes)) => {
+                        savepoint.commit().await?;
+                        merge_notice(&mut changes, touched);
+                        results.extend(outcomes.into_iter().map(|o| Ok(DeliveryStatus::of(o))));
+                        i = j;
+                        continue;
+                    }
+                    Err(e) if crate::store::is_transient(&e) => return Err(e),
+                    Ok(None) | Err(_) => savepoint.rollback().await?,
+                }
+            } else {
+                j = j.max(i + 1);
+            }
+            // One at a time: a lone delivery, a topic the batch does not take, or a run whose
+            // batch could not be written (the culprit becomes a dead letter, the rest apply).
+            for (delivery, _, parsed) in &items[i..j] {
+                let result = match parsed {
+                    Ok(change) => {
+                        let mut savepoint = tx.begin().await?;
+                        let mut touched = PhoneChanges { shop: delivery.shop.clone(), ..PhoneChanges::default() };
+                        let applied = apply_path::apply_change(
+                            &mut savepoint,
+                            &delivery.shop,
+                            change,
+                            default_region,
+                            now,
+                            crate::store::Provenance::Webhook,
+                            Some(delivery.id),
+                            &mut touched,
+                        )
+                        .await;
+                        match applied {
+                            Ok(outcome) => {
+                                savepoint.commit().await?;
+                                merge_notice(&mut changes, touched);
+                                Ok(DeliveryStatus::of(outcome))
                             }
-                            Ok(DeliveryStatus::of(outcome))
-                        }
-                        Err(e) if crate::store::is_transient(&e) => return Err(e),
-                        Err(e) => {
-                            savepoint.rollback().await?;
-                            Err(format!("apply failed: {e}"))
+                            Err(e) if crate::store::is_transient(&e) => return Err(e),
+                            Err(e) => {
+                                savepoint.rollback().await?;
+                                Err(format!("apply failed: {e}"))
+                            }
                         }
                     }
-                }
-                Err(reason) => Err(reason),
+                    Err(reason) => Err(reason.clone()),
+                };
+                results.push(result);
+            }
+            i = j;
+        }
+
+        // Every delivery's status in one statement per chunk; the body is kept only while a
+        // dead letter may need replaying.
+        let mut processed = Vec::with_capacity(items.len());
+        let per_delivery = started.elapsed().as_secs_f64() / items.len().max(1) as f64;
+        let mut rows = Vec::with_capacity(items.len());
+        for ((delivery, topic, parsed), result) in items.iter().zip(results) {
+            let (customer_id, order_id) = match parsed {
+                Ok(change) => (change.customer_id(), change.order_id()),
+                Err(_) => subjects_of_unparsed(*topic, delivery.body.as_deref().unwrap_or_default()),
             };
             let (status, error) = match result {
                 Ok(status) => (status, None),
                 Err(reason) => (DeliveryStatus::Dead, Some(reason)),
             };
-            // The body is kept only while a dead letter may need replaying.
-            let keep_body = status == DeliveryStatus::Dead;
-            sqlx::query(
-                "UPDATE webhook_deliveries
-                 SET status = $2, error = $3, attempts = attempts + 1, processed_at = $4,
-                     customer_id = $5, order_id = $6, body = CASE WHEN $7 THEN body ELSE NULL END
-                 WHERE id = $1 AND status = 'pending'",
-            )
-            .bind(delivery.id)
-            .bind(status.as_str())
-            .bind(&error)
-            .bind(now)
-            .bind(customer_id.map(|c| c.0))
-            .bind(order_id.map(|o| o.0))
-            .bind(keep_body)
-            .execute(&mut *tx)
-            .await?;
+            rows.push((delivery.id, status, error.clone(), customer_id.map(|c| c.0), order_id.map(|o| o.0)));
             processed.push(ProcessedDelivery {
                 id: delivery.id,
-                topic: delivery.topic,
+                topic: delivery.topic.clone(),
                 status,
                 error,
-                apply_seconds: started.elapsed().as_secs_f64(),
+                apply_seconds: per_delivery,
+                customer_id: customer_id.map(|c| c.0),
+                order_id: order_id.map(|o| o.0),
             });
         }
-        apply_path::notify(&mut tx, &changes).await?;
-        tx.commit().await?;
+        for chunk in rows.chunks(4000) {
+            let mut q = QueryBuilder::new("WITH v (id, status, error, customer_id, order_id, keep_body) AS (");
+            q.push_values(chunk, |mut row, (id, status, error, customer, order)| {
+                row.push_bind(*id)
+                    .push_bind(status.as_str())
+                    .push_bind(error.as_deref())
+                    .push_bind(*customer)
+                    .push_bind(*order)
+                    .push_bind(*status == DeliveryStatus::Dead);
+            });
+            q.push(
+                ") UPDATE webhook_deliveries
+                 SET status = v.status, error = v.error, attempts = attempts + 1, processed_at = ",
+            )
+            .push_bind(now)
+            .push(
+                ", customer_id = v.customer_id, order_id = v.order_id,
+                   body = CASE WHEN v.keep_body THEN webhook_deliveries.body ELSE NULL END
+                 FROM v WHERE webhook_deliveries.id = v.id AND webhook_deliveries.status = 'pending'",
+            );
+            q.build().persistent(false).execute(&mut *tx).await?;
+        }
+        apply_path::notify(&mut *tx, &changes).await?;
         Ok((processed, changes))
+    }
+
+    /// Adds one apply's touched phones to the batch's notice (two shops in one batch: keep it
+    /// simple and drop everything).
+    fn merge_notice(changes: &mut PhoneChanges, touched: PhoneChanges) {
+        if changes.shop.is_empty() || changes.shop == touched.shop {
+            changes.merge(touched);
+        } else {
+            changes.all = true;
+        }
     }
 
     pub(crate) async fn delivery(conn: &mut Conn, shop: &str, webhook_id: &str) -> Result<Option<DeliveryRow>, sqlx::Error> {
@@ -369,6 +639,14 @@ for_each_backend! {
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ROW_COLUMNS} FROM webhook_deliveries WHERE status = 'dead' ORDER BY id")))
             .fetch_all(&mut *conn)
             .await
+    }
+
+    pub(crate) async fn delivery_body(conn: &mut Conn, id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT body FROM webhook_deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.and_then(|(body,)| body))
     }
 
     pub(crate) async fn requeue_dead(conn: &mut Conn, id: Option<i64>) -> Result<u64, sqlx::Error> {

@@ -20,6 +20,7 @@ mod copy_out;
 mod deliveries;
 mod handoffs;
 mod order_names;
+mod pending;
 mod queries;
 mod records;
 mod sessions;
@@ -33,6 +34,7 @@ pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
 pub use handoffs::Handoff;
 pub use order_names::NameFormat;
+pub use pending::{PendingNotice, PendingSubjects};
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
 pub use records::{ApplyOutcome, Provenance, UNCONFIRMED};
 pub use time::Ts;
@@ -105,13 +107,22 @@ pub struct Store {
     listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// True while the LISTEN connection is up (Postgres, once subscribed).
     listener_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Customers and orders with a delivery acknowledged and not yet applied (a hint).
+    pending: std::sync::Arc<PendingSubjects>,
 }
 
 impl Store {
     fn new(pool: Pool) -> Store {
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         let (calls, _) = tokio::sync::broadcast::channel(4096);
-        Store { pool, changes, calls, listening: Default::default(), listener_up: Default::default() }
+        Store {
+            pool,
+            changes,
+            calls,
+            listening: Default::default(),
+            listener_up: Default::default(),
+            pending: Default::default(),
+        }
     }
 }
 

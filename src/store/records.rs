@@ -107,6 +107,50 @@ pub(crate) fn order_phones(o: &ShopifyOrder, default_region: &str) -> Vec<PhoneE
     entries
 }
 
+/// The content of a customer row written from a copy that left `addresses` out (the customer
+/// inside a REST order webhook): not the whole record, so any whole copy of the same second
+/// replaces it, and such a copy never overwrites a stored row (see `ShopifyCustomer::addresses_omitted`).
+const PARTIAL: &str = "partial";
+
+/// What a customer record says (its fingerprint), for the write rule.
+fn customer_content(c: &ShopifyCustomer, phones: &[PhoneEntry]) -> String {
+    if c.addresses_omitted {
+        return PARTIAL.to_string();
+    }
+    let address = c.default_address.as_ref();
+    fingerprint(&(
+        &c.first_name,
+        &c.last_name,
+        &c.email,
+        &c.phone,
+        &c.state,
+        address.and_then(|a| a.zip.as_deref()),
+        address.and_then(|a| a.country_code.as_deref()),
+        phones.iter().map(|p| (&p.source, &p.raw)).collect::<Vec<_>>(),
+    ))
+}
+
+/// What an order record says (its fingerprint), for the write rule.
+fn order_content(o: &ShopifyOrder, phones: &[PhoneEntry]) -> String {
+    let shipping = o.shipping_address.as_ref();
+    fingerprint(&(
+        o.customer_id().map(|c| c.0),
+        &o.name,
+        &o.email,
+        &o.phone,
+        &o.financial_status,
+        &o.fulfillment_status,
+        o.cancelled_at.map(|t| t.timestamp()),
+        &o.cancel_reason,
+        o.closed_at.map(|t| t.timestamp()),
+        &o.total_price,
+        &o.currency,
+        shipping.and_then(|a| a.zip.as_deref()),
+        shipping.and_then(|a| a.country_code.as_deref()),
+        phones.iter().map(|p| (&p.source, &p.raw)).collect::<Vec<_>>(),
+    ))
+}
+
 fn ts(t: chrono::DateTime<chrono::Utc>) -> Ts {
     Ts::from(t)
 }
@@ -121,6 +165,99 @@ pub(crate) struct Write<'a> {
 
 fn ids_csv(ids: &[ShopifyId]) -> String {
     ids.iter().map(|i| i.0.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// What a stored customer or order row holds, as far as the write rule needs.
+#[derive(Debug, Clone)]
+struct RowState {
+    updated_at: Ts,
+    content: Option<String>,
+    synced_at: Ts,
+}
+
+/// An order row as `apply_batch` reads it: ID, updated_at, content, synced_at, customer.
+type StoredOrder = (i64, Ts, Option<String>, Ts, Option<i64>);
+
+/// One record's course through a batch: the versions are walked in arrival order against the
+/// stored row with the write rule of `upsert_customer`/`upsert_order`/`settle_tie`, in memory;
+/// only the end state is written.
+struct Course<'a, T> {
+    state: Option<RowState>,
+    /// The last version written, with its phones.
+    written: Option<(&'a T, Vec<PhoneEntry>)>,
+    /// `synced_at` moved without a write (re-confirmed, or marked unconfirmed).
+    synced_moved: bool,
+}
+
+impl<T> Default for Course<'_, T> {
+    fn default() -> Self {
+        Course { state: None, written: None, synced_moved: false }
+    }
+}
+
+impl<'a, T> Course<'a, T> {
+    fn stored(state: RowState) -> Self {
+        Course { state: Some(state), ..Course::default() }
+    }
+
+    /// The write rule for one version (see `upsert_customer` and `settle_tie`).
+    fn step(
+        &mut self,
+        version: &'a T,
+        phones: Vec<PhoneEntry>,
+        updated_at: Ts,
+        content: String,
+        from: Provenance,
+        now: Ts,
+    ) -> ApplyOutcome {
+        let write = match &self.state {
+            None => true,
+            // A partial copy only creates a row (see `PARTIAL`).
+            Some(_) if content == PARTIAL => return ApplyOutcome::Unchanged,
+            Some(s) => {
+                updated_at > s.updated_at
+                    || (from == Provenance::Snapshot
+                        && updated_at == s.updated_at
+                        && s.content.as_deref() != Some(content.as_str()))
+                    || (s.content.as_deref() == Some(PARTIAL) && updated_at == s.updated_at)
+            }
+        };
+        if write {
+            self.state = Some(RowState { updated_at, content: Some(content), synced_at: now });
+            self.written = Some((version, phones));
+            return ApplyOutcome::Applied;
+        }
+        let Some(s) = self.state.as_mut() else { return ApplyOutcome::Unchanged };
+        if from == Provenance::Webhook && s.updated_at == updated_at && s.content.as_deref() != Some(content.as_str()) {
+            s.synced_at = UNCONFIRMED;
+            self.synced_moved = true;
+            return ApplyOutcome::Unconfirmed;
+        }
+        if s.updated_at == updated_at
+            && s.synced_at < now
+            && (from == Provenance::Snapshot || s.synced_at > UNCONFIRMED)
+        {
+            s.synced_at = now;
+            self.synced_moved = true;
+        }
+        ApplyOutcome::Unchanged
+    }
+}
+
+/// Whether `apply_batch` can take a change: customers, and whole orders without embedded
+/// fulfilments or refunds (everything else goes through `apply_change` one at a time).
+pub(crate) fn batchable(change: &ShopifyChange) -> bool {
+    match change {
+        ShopifyChange::Customer(c) => c.updated_at.is_some(),
+        ShopifyChange::Order(o) => o.fulfillments.is_empty() && o.refunds.is_empty() && !o.truncated.line_items,
+        _ => false,
+    }
+}
+
+/// Rows per multi-row statement: under both backends' limits on bound parameters
+/// (Postgres 65,535; SQLite 32,766).
+fn rows_per_statement(columns: usize) -> usize {
+    (30_000 / columns).max(1)
 }
 
 impl Store {
@@ -154,6 +291,7 @@ impl Store {
 
 for_each_backend! {
     use sqlx::Connection;
+    use sqlx::QueryBuilder;
 
     pub(crate) async fn apply_in_transaction(
         conn: &mut Conn,
@@ -422,16 +560,7 @@ for_each_backend! {
         }
         let address = c.default_address.as_ref();
         let phones = customer_phones(c, w.default_region);
-        let content = fingerprint(&(
-            &c.first_name,
-            &c.last_name,
-            &c.email,
-            &c.phone,
-            &c.state,
-            address.and_then(|a| a.zip.as_deref()),
-            address.and_then(|a| a.country_code.as_deref()),
-            phones.iter().map(|p| (&p.source, &p.raw)).collect::<Vec<_>>(),
-        ));
+        let content = customer_content(c, &phones);
         let written = sqlx::query(
             "INSERT INTO customers (shop, id, first_name, last_name, email, phone, state, default_zip,
                                     default_country_code, shopify_created_at, updated_at, synced_at, content)
@@ -442,8 +571,10 @@ for_each_backend! {
                 default_country_code = excluded.default_country_code,
                 shopify_created_at = excluded.shopify_created_at,
                 updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
-             WHERE excluded.updated_at > customers.updated_at
-                OR ($14 AND excluded.updated_at = customers.updated_at AND excluded.content IS DISTINCT FROM customers.content)",
+             WHERE excluded.content <> $15
+               AND (excluded.updated_at > customers.updated_at
+                    OR ($14 AND excluded.updated_at = customers.updated_at AND excluded.content IS DISTINCT FROM customers.content)
+                    OR (customers.content = $15 AND excluded.updated_at = customers.updated_at))",
         )
         .bind(shop)
         .bind(c.id.0)
@@ -459,9 +590,13 @@ for_each_backend! {
         .bind(w.now)
         .bind(&content)
         .bind(w.from == Provenance::Snapshot)
+        .bind(PARTIAL)
         .execute(&mut *conn)
         .await?
         .rows_affected();
+        if written == 0 && content == PARTIAL {
+            return Ok(ApplyOutcome::Unchanged);
+        }
         if written == 0 {
             return settle_tie(conn, w, "customers", c.id, updated_at, &content).await;
         }
@@ -490,22 +625,7 @@ for_each_backend! {
         let updated_at = ts(o.updated_at);
         let shipping = o.shipping_address.as_ref();
         let phones = order_phones(o, w.default_region);
-        let content = fingerprint(&(
-            o.customer_id().map(|c| c.0),
-            &o.name,
-            &o.email,
-            &o.phone,
-            &o.financial_status,
-            &o.fulfillment_status,
-            o.cancelled_at.map(|t| t.timestamp()),
-            &o.cancel_reason,
-            o.closed_at.map(|t| t.timestamp()),
-            &o.total_price,
-            &o.currency,
-            shipping.and_then(|a| a.zip.as_deref()),
-            shipping.and_then(|a| a.country_code.as_deref()),
-            phones.iter().map(|p| (&p.source, &p.raw)).collect::<Vec<_>>(),
-        ));
+        let content = order_content(o, &phones);
         let written = sqlx::query(
             "INSERT INTO orders (shop, id, customer_id, name, order_number, email, phone, financial_status,
                                  fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency,
@@ -808,6 +928,418 @@ for_each_backend! {
         .bind(customer_id.0)
         .execute(&mut *conn)
         .await?;
+        Ok(())
+    }
+
+    /// Applies a run of batchable changes (see `batchable`) of one shop in arrival order, with
+    /// the exact outcome each would have had through `apply_change` one after another: the
+    /// stored rows are read (and locked, on Postgres) once, each version is walked through the
+    /// write rule in memory, several versions of one record are coalesced to the end state, and
+    /// that is written with multi-row statements. Returns None when a row changed under it
+    /// (another instance inserted it between the read and the write): the caller then rolls
+    /// back and applies the run one change at a time.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn apply_batch(
+        conn: &mut Conn,
+        shop: &str,
+        changes: &[&ShopifyChange],
+        default_region: &str,
+        now: Ts,
+        from: Provenance,
+        notice: &mut PhoneChanges,
+    ) -> Result<Option<Vec<ApplyOutcome>>, sqlx::Error> {
+        use std::collections::{BTreeMap, BTreeSet, HashSet};
+        let mut customer_ids = BTreeSet::new();
+        let mut order_ids = BTreeSet::new();
+        for change in changes {
+            match change {
+                ShopifyChange::Customer(c) => {
+                    customer_ids.insert(c.id.0);
+                }
+                ShopifyChange::Order(o) => {
+                    order_ids.insert(o.id.0);
+                    customer_ids.extend(o.customer_id().map(|c| c.0));
+                }
+                _ => return Ok(None),
+            }
+        }
+        let customer_ids: Vec<i64> = customer_ids.into_iter().collect();
+        let order_ids: Vec<i64> = order_ids.into_iter().collect();
+
+        // Tombstones, then the stored rows (locked on Postgres, in ID order against deadlocks).
+        let mut tombstoned: HashSet<(bool, i64)> = HashSet::new();
+        let all_ids: Vec<i64> = customer_ids.iter().chain(&order_ids).copied().collect();
+        for chunk in all_ids.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::new("SELECT kind, id FROM tombstones WHERE shop = ");
+            q.push_bind(shop).push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            tombstoned.extend(rows.into_iter().map(|(kind, id)| (kind == "order", id)));
+        }
+        let lock = if BACKEND == crate::store::Backend::Postgres { " ORDER BY id FOR UPDATE" } else { "" };
+        let mut customers: BTreeMap<i64, Course<'_, ShopifyCustomer>> = BTreeMap::new();
+        for chunk in customer_ids.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::new("SELECT id, updated_at, content, synced_at FROM customers WHERE shop = ");
+            q.push_bind(shop).push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")").push(lock);
+            let rows: Vec<(i64, Ts, Option<String>, Ts)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            for (id, updated_at, content, synced_at) in rows {
+                customers.insert(id, Course::stored(RowState { updated_at, content, synced_at }));
+            }
+        }
+        let mut orders: BTreeMap<i64, Course<'_, ShopifyOrder>> = BTreeMap::new();
+        let mut stored_owner: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        for chunk in order_ids.chunks(rows_per_statement(1)) {
+            let mut q =
+                QueryBuilder::new("SELECT id, updated_at, content, synced_at, customer_id FROM orders WHERE shop = ");
+            q.push_bind(shop).push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")").push(lock);
+            let rows: Vec<StoredOrder> =
+                q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            for (id, updated_at, content, synced_at, customer) in rows {
+                orders.insert(id, Course::stored(RowState { updated_at, content, synced_at }));
+                stored_owner.extend(customer.map(|c| (id, c)));
+            }
+        }
+
+        // Every version through the write rule, in arrival order.
+        let mut outcomes = Vec::with_capacity(changes.len());
+        let mut affected = BTreeSet::new();
+        for change in changes {
+            let outcome = match change {
+                ShopifyChange::Customer(c) => step_customer(&mut customers, &tombstoned, c, default_region, from, now),
+                ShopifyChange::Order(o) if tombstoned.contains(&(true, o.id.0)) => ApplyOutcome::Gone,
+                ShopifyChange::Order(o) => {
+                    let mut outcome = ApplyOutcome::Unchanged;
+                    if let Some(c) = &o.customer {
+                        outcome = fold(outcome, step_customer(&mut customers, &tombstoned, c, default_region, from, now));
+                    }
+                    let phones = order_phones(o, default_region);
+                    let content = order_content(o, &phones);
+                    let course = orders.entry(o.id.0).or_default();
+                    fold(outcome, course.step(o.as_ref(), phones, ts(o.updated_at), content, from, now))
+                }
+                _ => return Ok(None),
+            };
+            // The customers whose caller records this can alter (see `affected_customers`).
+            if matches!(outcome, ApplyOutcome::Applied | ApplyOutcome::Removed | ApplyOutcome::Unconfirmed) {
+                affected.extend(change.customer_id().map(|c| c.0));
+                if let Some(order) = change.order_id() {
+                    affected.extend(stored_owner.get(&order.0).copied());
+                }
+            }
+            outcomes.push(outcome);
+        }
+        let affected: Vec<i64> = affected.into_iter().collect();
+        let mut phones = phones_of_many(conn, shop, &affected).await?;
+
+        // Customers: the end state of each one written, then their phones.
+        let written: Vec<(&ShopifyCustomer, &Vec<PhoneEntry>, &RowState)> = customers
+            .values()
+            .filter_map(|c| Some((c.written.as_ref()?, c.state.as_ref()?)))
+            .map(|((c, phones), state)| (*c, phones, state))
+            .collect();
+        for chunk in written.chunks(rows_per_statement(13)) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO customers (shop, id, first_name, last_name, email, phone, state, default_zip,
+                                        default_country_code, shopify_created_at, updated_at, synced_at, content) ",
+            );
+            q.push_values(chunk, |mut row, (c, _, state)| {
+                let address = c.default_address.as_ref();
+                row.push_bind(shop)
+                    .push_bind(c.id.0)
+                    .push_bind(&c.first_name)
+                    .push_bind(&c.last_name)
+                    .push_bind(&c.email)
+                    .push_bind(&c.phone)
+                    .push_bind(&c.state)
+                    .push_bind(address.and_then(|a| a.zip.as_deref()))
+                    .push_bind(address.and_then(|a| a.country_code.as_deref()))
+                    .push_bind(c.created_at.map(ts))
+                    .push_bind(state.updated_at)
+                    .push_bind(state.synced_at)
+                    .push_bind(&state.content);
+            });
+            q.push(
+                " ON CONFLICT (shop, id) DO UPDATE SET
+                    first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email,
+                    phone = excluded.phone, state = excluded.state, default_zip = excluded.default_zip,
+                    default_country_code = excluded.default_country_code,
+                    shopify_created_at = excluded.shopify_created_at,
+                    updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
+                 WHERE excluded.updated_at > customers.updated_at
+                    OR (customers.content = 'partial' AND excluded.updated_at = customers.updated_at)
+                    OR (",
+            )
+            .push_bind(from == Provenance::Snapshot)
+            .push(
+                " AND excluded.updated_at = customers.updated_at AND excluded.content IS DISTINCT FROM customers.content)
+                 RETURNING id",
+            );
+            let rows: Vec<(i64,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            if rows.len() != chunk.len() {
+                return Ok(None);
+            }
+        }
+        let owners: Vec<(ShopifyId, Option<ShopifyId>, &[PhoneEntry])> =
+            written.iter().map(|(c, phones, _)| (c.id, Some(c.id), phones.as_slice())).collect();
+        replace_phones_many(conn, shop, "customer", &owners).await?;
+
+        // Orders: the end state, their line items, their phones.
+        let written: Vec<(&ShopifyOrder, &Vec<PhoneEntry>, &RowState)> = orders
+            .values()
+            .filter_map(|o| Some((o.written.as_ref()?, o.state.as_ref()?)))
+            .map(|((o, phones), state)| (*o, phones, state))
+            .collect();
+        for chunk in written.chunks(rows_per_statement(20)) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO orders (shop, id, customer_id, name, order_number, email, phone, financial_status,
+                                     fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency,
+                                     shipping_zip, shipping_country_code, shopify_created_at, updated_at, synced_at, content) ",
+            );
+            q.push_values(chunk, |mut row, (o, _, state)| {
+                let shipping = o.shipping_address.as_ref();
+                row.push_bind(shop)
+                    .push_bind(o.id.0)
+                    .push_bind(o.customer_id().map(|c| c.0))
+                    .push_bind(&o.name)
+                    .push_bind(o.order_number)
+                    .push_bind(&o.email)
+                    .push_bind(&o.phone)
+                    .push_bind(&o.financial_status)
+                    .push_bind(&o.fulfillment_status)
+                    .push_bind(o.cancelled_at.map(ts))
+                    .push_bind(&o.cancel_reason)
+                    .push_bind(o.closed_at.map(ts))
+                    .push_bind(&o.total_price)
+                    .push_bind(&o.currency)
+                    .push_bind(shipping.and_then(|a| a.zip.as_deref()))
+                    .push_bind(shipping.and_then(|a| a.country_code.as_deref()))
+                    .push_bind(ts(o.created_at))
+                    .push_bind(state.updated_at)
+                    .push_bind(state.synced_at)
+                    .push_bind(&state.content);
+            });
+            q.push(
+                " ON CONFLICT (shop, id) DO UPDATE SET
+                    customer_id = excluded.customer_id, name = excluded.name, order_number = excluded.order_number,
+                    email = excluded.email, phone = excluded.phone, financial_status = excluded.financial_status,
+                    fulfillment_status = excluded.fulfillment_status, cancelled_at = excluded.cancelled_at,
+                    cancel_reason = excluded.cancel_reason, closed_at = excluded.closed_at,
+                    total_price = excluded.total_price, currency = excluded.currency,
+                    shipping_zip = excluded.shipping_zip, shipping_country_code = excluded.shipping_country_code,
+                    shopify_created_at = excluded.shopify_created_at,
+                    updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
+                 WHERE excluded.updated_at > orders.updated_at
+                    OR (",
+            )
+            .push_bind(from == Provenance::Snapshot)
+            .push(
+                " AND excluded.updated_at = orders.updated_at AND excluded.content IS DISTINCT FROM orders.content)
+                 RETURNING id",
+            );
+            let rows: Vec<(i64,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            if rows.len() != chunk.len() {
+                return Ok(None);
+            }
+        }
+        // A whole copy replaces the order's line items (`batchable` takes no truncated one).
+        let written_ids: Vec<i64> = written.iter().map(|(o, _, _)| o.id.0).collect();
+        delete_owned_many(conn, "DELETE FROM order_line_items WHERE shop = ", shop, " AND order_id IN (", &written_ids)
+            .await?;
+        // One row per (order, item), as the per-row upsert leaves it: the first position, the
+        // last copy's fields, the last fulfilment status that was not null.
+        let mut items: Vec<(i64, usize, &crate::shopify::payload::ShopifyLineItem, Option<&String>)> = Vec::new();
+        for (o, _, _) in &written {
+            let start = items.len();
+            for (position, item) in o.line_items.iter().enumerate() {
+                match items[start..].iter_mut().find(|(_, _, seen, _)| seen.id == item.id) {
+                    Some(seen) => {
+                        let status = item.fulfillment_status.as_ref().or(seen.3);
+                        *seen = (seen.0, seen.1, item, status);
+                    }
+                    None => items.push((o.id.0, position, item, item.fulfillment_status.as_ref())),
+                }
+            }
+        }
+        for chunk in items.chunks(rows_per_statement(10)) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO order_line_items (shop, order_id, id, position, title, variant_title, sku, quantity,
+                                               price, fulfillment_status) ",
+            );
+            q.push_values(chunk, |mut row, (order, position, item, status)| {
+                row.push_bind(shop)
+                    .push_bind(*order)
+                    .push_bind(item.id.0)
+                    .push_bind(*position as i32)
+                    .push_bind(&item.title)
+                    .push_bind(&item.variant_title)
+                    .push_bind(&item.sku)
+                    .push_bind(item.quantity)
+                    .push_bind(&item.price)
+                    .push_bind(*status);
+            });
+            q.build().persistent(false).execute(&mut *conn).await?;
+        }
+        let owners: Vec<(ShopifyId, Option<ShopifyId>, &[PhoneEntry])> =
+            written.iter().map(|(o, phones, _)| (o.id, o.customer_id(), phones.as_slice())).collect();
+        replace_phones_many(conn, shop, "order", &owners).await?;
+
+        // Rows not written whose `synced_at` moved: re-confirmed, or marked unconfirmed.
+        for (table, moved) in [
+            (
+                "customers",
+                customers
+                    .iter()
+                    .filter(|(_, c)| c.written.is_none() && c.synced_moved)
+                    .filter_map(|(id, c)| Some((*id, c.state.as_ref()?.synced_at)))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "orders",
+                orders
+                    .iter()
+                    .filter(|(_, o)| o.written.is_none() && o.synced_moved)
+                    .filter_map(|(id, o)| Some((*id, o.state.as_ref()?.synced_at)))
+                    .collect::<Vec<_>>(),
+            ),
+        ] {
+            for synced_at in [now, UNCONFIRMED] {
+                let ids: Vec<i64> = moved.iter().filter(|(_, s)| *s == synced_at).map(|(id, _)| *id).collect();
+                for chunk in ids.chunks(rows_per_statement(1)) {
+                    let mut q = QueryBuilder::new(format!("UPDATE {table} SET synced_at = "));
+                    q.push_bind(synced_at).push(" WHERE shop = ").push_bind(shop).push(" AND id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().persistent(false).execute(&mut *conn).await?;
+                }
+            }
+        }
+
+        phones.extend(phones_of_many(conn, shop, &affected).await?);
+        notice.phones.extend(phones);
+        Ok(Some(outcomes))
+    }
+
+    /// `upsert_customer`'s rule for one version, in memory (see `apply_batch`).
+    fn step_customer<'a>(
+        customers: &mut std::collections::BTreeMap<i64, Course<'a, ShopifyCustomer>>,
+        tombstoned: &std::collections::HashSet<(bool, i64)>,
+        c: &'a ShopifyCustomer,
+        default_region: &str,
+        from: Provenance,
+        now: Ts,
+    ) -> ApplyOutcome {
+        let Some(updated_at) = c.updated_at.map(ts) else { return ApplyOutcome::Unchanged };
+        if tombstoned.contains(&(false, c.id.0)) {
+            return ApplyOutcome::Gone;
+        }
+        let phones = customer_phones(c, default_region);
+        let content = customer_content(c, &phones);
+        customers.entry(c.id.0).or_default().step(c, phones, updated_at, content, from, now)
+    }
+
+    /// The caller phones (E.164) of several customers, in one statement per chunk.
+    async fn phones_of_many(conn: &mut Conn, shop: &str, customers: &[i64]) -> Result<Vec<String>, sqlx::Error> {
+        let mut phones = Vec::new();
+        for chunk in customers.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::new("SELECT e164 FROM phone_numbers WHERE shop = ");
+            q.push_bind(shop).push(" AND customer_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            let rows: Vec<(Option<String>,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            phones.extend(rows.into_iter().filter_map(|(p,)| p));
+        }
+        Ok(phones)
+    }
+
+    /// `DELETE … WHERE shop = ? AND <column> IN (ids)`, chunked.
+    async fn delete_owned_many(
+        conn: &mut Conn,
+        head: &'static str,
+        shop: &str,
+        column: &'static str,
+        ids: &[i64],
+    ) -> Result<(), sqlx::Error> {
+        for chunk in ids.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::new(head);
+            q.push_bind(shop).push(column);
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build().persistent(false).execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// `replace_phones` for many owners of one kind: one delete, then multi-row inserts.
+    async fn replace_phones_many(
+        conn: &mut Conn,
+        shop: &str,
+        owner_kind: &str,
+        owners: &[(ShopifyId, Option<ShopifyId>, &[PhoneEntry])],
+    ) -> Result<(), sqlx::Error> {
+        if owners.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = owners.iter().map(|(id, _, _)| id.0).collect();
+        for chunk in ids.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::new("DELETE FROM phone_numbers WHERE shop = ");
+            q.push_bind(shop).push(" AND owner_kind = ").push_bind(owner_kind).push(" AND owner_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build().persistent(false).execute(&mut *conn).await?;
+        }
+        // One row per (owner, source): a later entry with the same source replaces the earlier
+        // one's number, as the per-row upsert does.
+        let mut rows: Vec<(ShopifyId, Option<ShopifyId>, &PhoneEntry)> = Vec::new();
+        for (owner, customer, entries) in owners {
+            let start = rows.len();
+            for entry in entries.iter() {
+                match rows[start..].iter_mut().find(|(_, _, seen)| seen.source == entry.source) {
+                    Some(seen) => seen.2 = entry,
+                    None => rows.push((*owner, *customer, entry)),
+                }
+            }
+        }
+        for chunk in rows.chunks(rows_per_statement(7)) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO phone_numbers (shop, owner_kind, owner_id, source, customer_id, raw, e164) ",
+            );
+            q.push_values(chunk, |mut row, (owner, customer, entry)| {
+                row.push_bind(shop)
+                    .push_bind(owner_kind)
+                    .push_bind(owner.0)
+                    .push_bind(&entry.source)
+                    .push_bind(customer.map(|c| c.0))
+                    .push_bind(&entry.raw)
+                    .push_bind(&entry.e164);
+            });
+            q.build().persistent(false).execute(&mut *conn).await?;
+        }
         Ok(())
     }
 

@@ -180,6 +180,28 @@ impl<'a> ObjectValue for Object<'a> {
                 let scopes: Vec<Value> = self.context.scopes.iter().map(|s| json!({ "handle": s })).collect();
                 return Ok(this.resolve_value(info, json!({ "accessScopes": scopes })));
             }
+            // customer(id:) / order(id:): the record, or null for an ID the shop does not hold
+            // (https://shopify.dev/docs/api/admin-graphql/latest/queries/customer and
+            // .../queries/order, read 2026-12-04).
+            ("QueryRoot", "customer") | ("QueryRoot", "order") => {
+                let id = argument(info, "id").and_then(JsonValue::as_str).unwrap_or("");
+                let kind = if name == "customer" { "Customer" } else { "Order" };
+                // orderline sends only IDs it built (graphql::gid); the emulator answers null for
+                // any other, claiming nothing about Shopify's answer to a malformed one.
+                let id = id
+                    .strip_prefix(&format!("gid://shopify/{kind}/"))
+                    .and_then(crate::shopify::payload::ShopifyId::parse);
+                let store = self.context.store;
+                let value = match (name, id) {
+                    ("customer", Some(id)) => store.customer(id).map(|c| json!(GqlCustomer::from_record(c))),
+                    (_, Some(id)) => store.order(id).map(|o| json!(GqlOrder::from_record(&o, true))),
+                    (_, None) => None,
+                };
+                return Ok(match value {
+                    Some(value) => this.resolve_value(info, value),
+                    None => ResolvedValue::null(),
+                });
+            }
             ("QueryRoot", _) => return this.root(info),
             ("Customer", "orders") => {
                 let id = self.value["id"].as_str().and_then(crate::shopify::payload::ShopifyId::parse);

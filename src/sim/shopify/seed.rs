@@ -157,6 +157,7 @@ pub(crate) fn materialize(store: &mut Store, rng: &mut Rng, people: &[Person], m
             updated_at: Some(updated.min(start - TimeDelta::seconds(1))),
             default_address: Some(address.clone()),
             addresses: vec![address],
+            addresses_omitted: false,
         };
         store.put_customer(customer.clone());
         customers.push(customer);
@@ -374,9 +375,8 @@ pub(crate) fn advance(store: &mut Store, rng: &mut Rng, order: &mut ShopifyOrder
     if order.fulfillment_status.as_deref() != Some("fulfilled") {
         let carrier = *rng.pick(&CARRIERS);
         ship(store, rng, order, carrier, at, usize::MAX);
-        if let Some(f) = order.fulfillments.last_mut() {
-            f.shipment_status = Some("in_transit".into());
-        }
+        // Picked up by the carrier at once: in transit, with the carrier's estimate.
+        set_shipment(order, "in_transit", at);
         return true;
     }
     let next = match order.fulfillments.last().and_then(|f| f.shipment_status.as_deref()) {

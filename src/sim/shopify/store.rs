@@ -122,6 +122,13 @@ impl Store {
         self.customers.insert(c.id, c);
     }
 
+    /// Whether another customer already has `c`'s phone (compared as Shopify stores it, E.164).
+    pub(crate) fn phone_taken(&self, c: &ShopifyCustomer) -> bool {
+        c.phone.as_deref().is_some_and(|p| {
+            self.customers_by_phone.get(&phone_key(p)).is_some_and(|ids| ids.iter().any(|id| *id != c.id))
+        })
+    }
+
     /// Stores the order; its customer is stored too unless the sim holds a copy at least as new.
     pub(crate) fn put_order(&mut self, o: ShopifyOrder) {
         self.saw_id(o.id);
@@ -157,9 +164,21 @@ impl Store {
         self.orders.insert(o.id, o);
     }
 
-    /// Removes the order and its index entries (Shopify's orderDelete).
-    pub(crate) fn remove_order(&mut self, id: ShopifyId) -> Option<ShopifyOrder> {
-        let old = self.orders.remove(&id)?;
+    /// Forgets a customer and its indexes; true if it was held.
+    pub(crate) fn remove_customer(&mut self, id: ShopifyId) -> bool {
+        let Some(old) = self.customers.remove(&id) else { return false };
+        self.customers_by_updated.remove(&(customer_updated(&old), old.id));
+        if let Some(phone) = &old.phone
+            && let Some(set) = self.customers_by_phone.get_mut(&phone_key(phone))
+        {
+            set.remove(&old.id);
+        }
+        true
+    }
+
+    /// Forgets an order and its indexes; true if it was held.
+    pub(crate) fn remove_order(&mut self, id: ShopifyId) -> bool {
+        let Some(old) = self.orders.remove(&id) else { return false };
         self.orders_by_updated.remove(&(old.updated_at, old.id));
         if let Some(set) = self.orders_by_name.get_mut(&name_key(&old.name)) {
             set.remove(&old.id);
@@ -169,19 +188,7 @@ impl Store {
         {
             set.remove(&(old.created_at, old.id));
         }
-        Some(old)
-    }
-
-    /// Removes the customer and its index entries (Shopify's customerDelete).
-    pub(crate) fn remove_customer(&mut self, id: ShopifyId) -> Option<ShopifyCustomer> {
-        let old = self.customers.remove(&id)?;
-        self.customers_by_updated.remove(&(customer_updated(&old), old.id));
-        if let Some(phone) = &old.phone
-            && let Some(set) = self.customers_by_phone.get_mut(&phone_key(phone))
-        {
-            set.remove(&old.id);
-        }
-        Some(old)
+        true
     }
 
     /// The IDs of the customer's orders, oldest first.
@@ -377,7 +384,10 @@ impl Term {
 
     fn matches_order(&self, o: &ShopifyOrder) -> bool {
         match self {
-            Term::Name(n) => name_key(&o.name) == name_key(n),
+            // Shopify's `name:` filter matches the order's name as the shop writes it
+            // (`name:#1042`, `name:SO-1001-A`; shopify.dev/docs/api/admin-graphql/latest/queries/orders,
+            // read 2026-12-04): the emulator asks for the exact name (any case), not bare digits.
+            Term::Name(n) => o.name.trim().eq_ignore_ascii_case(n.trim()),
             Term::Email(e) => o.email.as_deref().is_some_and(|have| have.eq_ignore_ascii_case(e)),
             Term::Phone(_) => false,
             Term::UpdatedAt(cmp, t) => cmp.holds(o.updated_at, *t),

@@ -86,6 +86,8 @@ struct Active {
     rx: Option<mpsc::UnboundedReceiver<Job>>,
     held: Vec<Arc<Delivery>>,
     stats: Arc<Mutex<WebhookStats>>,
+    /// The topic and subject of each dropped delivery (see `Webhooks::dropped`).
+    dropped: Vec<(&'static str, Option<ShopifyId>)>,
 }
 
 impl Active {
@@ -138,13 +140,22 @@ impl Webhooks {
             .build()
             .expect("an HTTP client with default TLS settings builds");
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut active = Active { target, client, tx, rx: Some(rx), held: Vec::new(), stats: Arc::default() };
+        let mut active =
+            Active { target, client, tx, rx: Some(rx), held: Vec::new(), stats: Arc::default(), dropped: Vec::new() };
         active.ensure_sender();
         self.active = Some(active);
     }
 
     pub(crate) fn shop_domain(&self) -> Option<String> {
         self.active.as_ref().map(|a| a.target.shop_domain.clone())
+    }
+
+    /// What was dropped since the target was set: the topic and the record it was about (the
+    /// body's `id`, or its `customer.id` for the compliance topics). Deletions and redactions
+    /// are the losses a reconcile cannot repair: Shopify's order and customer lists no longer
+    /// hold the record.
+    pub(crate) fn dropped(&self) -> Vec<(&'static str, Option<ShopifyId>)> {
+        self.active.as_ref().map(|a| a.dropped.clone()).unwrap_or_default()
     }
 
     pub(crate) fn is_active(&self) -> bool {
@@ -165,6 +176,7 @@ impl Webhooks {
             stats.changes += 1;
             if drop {
                 stats.dropped += 1;
+                drop_record(&mut active.dropped, topic, &body);
                 return;
             }
             stats.duplicated += u64::from(duplicate);
@@ -201,6 +213,12 @@ impl Webhooks {
     }
 }
 
+fn drop_record(dropped: &mut Vec<(&'static str, Option<ShopifyId>)>, topic: &'static str, body: &[u8]) {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let id = value.get("customer").and_then(|c| c.get("id")).or_else(|| value.get("id"));
+    dropped.push((topic, id.and_then(serde_json::Value::as_i64).map(ShopifyId)));
+}
+
 /// The shop's time zone: REST payloads give times in the shop's offset
 /// (`"updated_at": "2026-11-03T19:41:30-05:00"`, as in Shopify's published webhook examples,
 /// shopify.dev/docs/api/webhooks/latest (sample payloads, read 2026-12-04), and
@@ -233,28 +251,28 @@ pub(crate) fn order_deliveries(
     };
     let mut fulfilled = false;
     for f in &after.fulfillments {
-        match before.fulfillments.iter().find(|old| old.id == f.id) {
+        let old = before.fulfillments.iter().find(|old| old.id == f.id);
+        match old {
             None => {
                 out.push(("fulfillments/create", json(f)));
                 fulfilled = true;
             }
-            Some(old) if old != f => {
-                out.push(("fulfillments/update", json(f)));
-                if old.shipment_status != f.shipment_status
-                    && let Some(status) = f.shipment_status.clone()
-                {
-                    let event = ShopifyFulfillmentEvent {
-                        id: next_id(),
-                        fulfillment_id: f.id,
-                        order_id: f.order_id,
-                        status,
-                        happened_at: Some(f.updated_at),
-                        estimated_delivery_at: f.estimated_delivery_at,
-                    };
-                    out.push(("fulfillment_events/create", json(&event)));
-                }
-            }
-            Some(_) => {}
+            Some(old) if old != f => out.push(("fulfillments/update", json(f))),
+            Some(_) => continue,
+        }
+        // A tracking event (a new shipment status) is also a FulfillmentEvent.
+        if old.map(|o| &o.shipment_status) != Some(&f.shipment_status)
+            && let Some(status) = f.shipment_status.clone()
+        {
+            let event = ShopifyFulfillmentEvent {
+                id: next_id(),
+                fulfillment_id: f.id,
+                order_id: f.order_id,
+                status,
+                happened_at: Some(f.updated_at),
+                estimated_delivery_at: f.estimated_delivery_at,
+            };
+            out.push(("fulfillment_events/create", json(&event)));
         }
     }
     if fulfilled {
@@ -293,6 +311,8 @@ fn json(record: &impl serde::Serialize) -> Vec<u8> {
 fn rest_shape(topic: &str, body: &[u8]) -> Vec<u8> {
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else { return body.to_vec() };
     let kind = match topic.split('/').next() {
+        // `{"id": …}` only (tests/fixtures/shopify/order_delete.json).
+        Some("orders") if topic == "orders/delete" => return body.to_vec(),
         Some("orders") => "Order",
         Some("customers") if topic == "customers/redact" || topic == "customers/data_request" => {
             return body.to_vec();

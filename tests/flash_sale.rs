@@ -1,0 +1,315 @@
+//! Issue 14: applying a flash sale's deliveries in batches with the exact outcome of applying
+//! them one by one, several appliers sharing one backlog, and no false freshness: a caller whose
+//! order was acknowledged but not yet applied hears it. On Postgres and on SQLite.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Duration as Days, Utc};
+use common::{Backend, SHOP, TestDb, order_variant};
+use orderline::clock::{Clock, ManualClock};
+use orderline::lookup::{CallerLookup, LookupConfig, Source};
+use orderline::ops::Metrics;
+use orderline::shopify::payload::ShopifyId;
+use orderline::store::{NewDelivery, Store, Ts, UNCONFIRMED};
+use serde_json::{Value, json};
+
+async fn store(db: &TestDb) -> Store {
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn delivery(n: usize, topic: &str, body: &Value) -> NewDelivery {
+    NewDelivery {
+        shop: SHOP.into(),
+        webhook_id: format!("w-{n}"),
+        event_id: Some(format!("e-{n}")),
+        topic: topic.into(),
+        api_version: Some("2025-10".into()),
+        triggered_at: None,
+        received_at: Ts::from(Utc::now()),
+        body: serde_json::to_vec(body).unwrap(),
+        refused: None,
+    }
+}
+
+fn at(order: &Value, seconds: i64) -> String {
+    let base = chrono::DateTime::parse_from_rfc3339(order["updated_at"].as_str().unwrap()).unwrap();
+    (base + Days::seconds(seconds)).to_rfc3339()
+}
+
+/// A flash sale's worth of deliveries with every case of the apply path in it: new orders,
+/// several versions of one order and of one customer (newer, older, a same-second copy with
+/// other content, an identical repeat), a customer update, an order deleted in the middle of a
+/// run and updated after, a payload that does not parse, and orders sharing a customer.
+fn sale() -> Vec<NewDelivery> {
+    let mut out = Vec::new();
+    let mut push = |topic: &str, body: Value| {
+        let n = out.len();
+        out.push(delivery(n, topic, &body));
+    };
+    for n in 0..40 {
+        push("orders/create", order_variant(n));
+    }
+    // Order 3: paid a second later, an older copy, a same-second copy with other content.
+    let mut paid = order_variant(3);
+    paid["financial_status"] = json!("paid");
+    paid["updated_at"] = json!(at(&paid, 60));
+    push("orders/paid", paid.clone());
+    let mut older = order_variant(3);
+    older["financial_status"] = json!("pending");
+    older["updated_at"] = json!(at(&older, 30));
+    push("orders/updated", older);
+    let mut contradicting = paid.clone();
+    contradicting["financial_status"] = json!("refunded");
+    push("orders/updated", contradicting);
+    // Order 4: a newer version with other line items and a new phone, then the same again.
+    let mut changed = order_variant(4);
+    changed["updated_at"] = json!(at(&changed, 120));
+    changed["phone"] = json!("+14155559999");
+    changed["line_items"].as_array_mut().unwrap().truncate(1);
+    changed["line_items"][0]["title"] = json!("Replacement");
+    push("orders/updated", changed.clone());
+    push("orders/updated", changed);
+    // Customer of order 5 updated on its own, twice (newer, then older).
+    let mut customer = order_variant(5)["customer"].clone();
+    customer["first_name"] = json!("Renamed");
+    customer["updated_at"] = json!(at(&order_variant(5), 300));
+    push("customers/update", customer.clone());
+    let mut stale = customer.clone();
+    stale["first_name"] = json!("Old");
+    stale["updated_at"] = json!(at(&order_variant(5), -3600));
+    push("customers/update", stale);
+    // Order 6 deleted in the middle of the run, then a late update: gone.
+    push("orders/delete", json!({"id": order_variant(6)["id"]}));
+    let mut late = order_variant(6);
+    late["updated_at"] = json!(at(&late, 600));
+    push("orders/updated", late);
+    // A body that does not parse: a dead letter of its own, the rest applied.
+    push("orders/updated", json!({"id": 17, "name": 5}));
+    // A second order for the customer of order 7.
+    let mut second = order_variant(40);
+    second["customer"] = order_variant(7)["customer"].clone();
+    push("orders/create", second);
+    for n in 41..60 {
+        push("orders/create", order_variant(n));
+    }
+    out
+}
+
+/// What the store holds, for comparing two stores row for row.
+async fn dump(db: &TestDb) -> Vec<String> {
+    use sqlx::Connection;
+    let queries = [
+        "SELECT CAST(id AS TEXT) || ' ' || COALESCE(first_name, '-') || ' ' || COALESCE(content, '-') || ' '
+                || CAST(updated_at AS TEXT) || ' ' || CAST(synced_at AS TEXT) FROM customers ORDER BY id",
+        "SELECT CAST(id AS TEXT) || ' ' || COALESCE(CAST(customer_id AS TEXT), '-') || ' ' || name || ' '
+                || COALESCE(financial_status, '-') || ' ' || COALESCE(phone, '-') || ' ' || COALESCE(content, '-')
+                || ' ' || CAST(updated_at AS TEXT) || ' ' || CAST(synced_at AS TEXT) FROM orders ORDER BY id",
+        "SELECT CAST(order_id AS TEXT) || ' ' || CAST(id AS TEXT) || ' ' || CAST(position AS TEXT) || ' '
+                || COALESCE(title, '-') || ' ' || COALESCE(fulfillment_status, '-')
+         FROM order_line_items ORDER BY order_id, id",
+        "SELECT owner_kind || ' ' || CAST(owner_id AS TEXT) || ' ' || source || ' ' || COALESCE(CAST(customer_id AS TEXT), '-')
+                || ' ' || raw || ' ' || COALESCE(e164, '-')
+         FROM phone_numbers ORDER BY owner_kind, owner_id, source",
+        "SELECT kind || ' ' || CAST(id AS TEXT) FROM tombstones ORDER BY kind, id",
+        "SELECT webhook_id || ' ' || status || ' ' || COALESCE(CAST(customer_id AS TEXT), '-') || ' '
+                || COALESCE(CAST(order_id AS TEXT), '-') || ' ' || CAST(attempts AS TEXT) || ' '
+                || CASE WHEN body IS NULL THEN 'no body' ELSE 'body' END || ' ' || COALESCE(error, '-')
+         FROM webhook_deliveries ORDER BY id",
+    ];
+    let mut rows = Vec::new();
+    for sql in queries {
+        let found: Vec<String> = match db.backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&mut c).await.unwrap()
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&mut c).await.unwrap()
+            }
+        };
+        rows.extend(found);
+    }
+    rows
+}
+
+async fn applied_in_batches_exactly_as_one_by_one(backend: Backend) {
+    let deliveries = sale();
+    let now = Ts::from(Utc::now());
+    let (batched_db, single_db) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let (batched, single) = (store(&batched_db).await, store(&single_db).await);
+    // Order 3's first version is already stored in both, so its same-second copy meets a row.
+    for s in [&batched, &single] {
+        assert!(s.insert_deliveries(&deliveries[..10]).await.unwrap().iter().all(|new| *new));
+        s.process_pending(1, "US", now).await.unwrap();
+        while !s.process_pending(1, "US", now).await.unwrap().is_empty() {}
+        assert!(s.insert_deliveries(&deliveries[10..]).await.unwrap().iter().all(|new| *new));
+    }
+    let processed = batched.process_pending(1000, "US", now).await.unwrap();
+    assert_eq!(processed.len(), deliveries.len() - 10, "one batch took the whole backlog");
+    while !single.process_pending(1, "US", now).await.unwrap().is_empty() {}
+
+    let (rows, expected) = (dump(&batched_db).await, dump(&single_db).await);
+    assert_eq!(rows.len(), expected.len());
+    for (got, want) in rows.iter().zip(&expected) {
+        assert_eq!(got, want, "batched vs one by one");
+    }
+
+    // And what that is, spelled out.
+    let status = |id: &str| {
+        let s = batched.clone();
+        let id = id.to_string();
+        async move { s.delivery(SHOP, &id).await.unwrap().unwrap() }
+    };
+    assert_eq!(status("w-40").await.status, "applied", "paid, a minute later");
+    assert_eq!(status("w-41").await.status, "unchanged", "an older copy");
+    assert_eq!(status("w-42").await.status, "unconfirmed", "same second, other content");
+    assert_eq!(status("w-43").await.status, "applied");
+    assert_eq!(status("w-44").await.status, "unchanged", "the identical repeat");
+    assert_eq!(status("w-45").await.status, "applied");
+    assert_eq!(status("w-46").await.status, "unchanged", "an older customer copy");
+    assert_eq!(status("w-47").await.status, "applied", "the delete");
+    assert_eq!(status("w-48").await.status, "gone", "an update after the delete");
+    let dead = status("w-49").await;
+    assert_eq!(dead.status, "dead");
+    assert!(dead.has_body, "a dead letter keeps its body for replay");
+    assert!(dead.error.unwrap_or_default().contains("orders/updated payload"));
+
+    let order3 = batched.order(SHOP, ShopifyId(order_variant(3)["id"].as_i64().unwrap())).await.unwrap().unwrap();
+    assert_eq!(order3.financial_status.as_deref(), Some("paid"));
+    assert_eq!(order3.synced_at, UNCONFIRMED, "the contradicting copy leaves it to be refetched");
+    let order4 = ShopifyId(order_variant(4)["id"].as_i64().unwrap());
+    let phones: Vec<String> =
+        batched.phones_of_order(SHOP, order4).await.unwrap().into_iter().filter_map(|p| p.e164).collect();
+    assert!(phones.contains(&"+14155559999".to_string()), "{phones:?}");
+    let customer5 = ShopifyId(order_variant(5)["customer"]["id"].as_i64().unwrap());
+    let customer5 = batched.customer(SHOP, customer5).await.unwrap().unwrap();
+    assert_eq!(customer5.first_name.as_deref(), Some("Renamed"));
+    assert!(batched.order(SHOP, ShopifyId(order_variant(6)["id"].as_i64().unwrap())).await.unwrap().is_none());
+    assert_eq!(batched_db.count("SELECT COUNT(*) FROM orders").await, 59, "60 orders, one deleted");
+}
+
+/// Two appliers (two `serve` processes) on one backlog: every delivery applied exactly once.
+async fn two_appliers_share_a_backlog_and_apply_each_delivery_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (a, b) = (store(&db).await, store(&db).await);
+    let deliveries: Vec<NewDelivery> =
+        (0..1500).map(|n| delivery(n, "orders/create", &order_variant(n as u64 % 1000))).collect();
+    for chunk in deliveries.chunks(250) {
+        a.insert_deliveries(chunk).await.unwrap();
+    }
+    let run = |s: Store| {
+        tokio::spawn(async move {
+            let mut applied = 0;
+            loop {
+                match s.process_pending(200, "US", Ts::from(Utc::now())).await {
+                    Ok(batch) if batch.is_empty() => return applied,
+                    Ok(batch) => applied += batch.len(),
+                    // A deadlock or busy database is transient: the processor retries.
+                    Err(e) if e.is_transient() => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+    };
+    let (by_a, by_b) = (run(a.clone()), run(b.clone()));
+    let (by_a, by_b) = (by_a.await.unwrap(), by_b.await.unwrap());
+    assert_eq!(by_a + by_b, 1500, "each delivery processed by exactly one applier");
+    assert_eq!(db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE attempts <> 1").await, 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'applied'").await, 1000);
+    assert_eq!(db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'unchanged'").await, 500);
+    assert_eq!(db.count("SELECT COUNT(*) FROM orders").await, 1000);
+}
+
+fn lookup_on(store: &Store, clock: Arc<ManualClock>) -> CallerLookup {
+    let mut config = LookupConfig::new(SHOP);
+    config.budget = std::time::Duration::from_secs(2);
+    CallerLookup::new(config, store.clone(), None, clock, Arc::new(Metrics::new()))
+}
+
+/// The caller of order variant `n`.
+fn caller(n: u64) -> String {
+    order_variant(n)["customer"]["phone"].as_str().unwrap().to_string()
+}
+
+async fn a_call_while_the_applier_is_held_back_hears_the_acknowledged_order(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = store(&db).await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    // The customer's first order, applied; the lookup caches the record.
+    store.insert_deliveries(&[delivery(0, "orders/create", &order_variant(1))]).await.unwrap();
+    store.process_pending(10, "US", Ts::from(clock.now())).await.unwrap();
+    store.resync_pending().await.unwrap();
+    let lookup = lookup_on(&store, clock.clone());
+    let first = lookup.lookup(&caller(1)).await.unwrap();
+    assert_eq!(first.source, Source::Store);
+    let again = lookup.lookup(&caller(1)).await.unwrap();
+    assert_eq!(again.source, Source::Cache, "cached and fresh");
+    assert_eq!(again.record.as_ref().unwrap().customers[0].orders.len(), 1);
+
+    // A new order is acknowledged (stored, 200) and nothing applies it: no processor runs.
+    let mut new_order = order_variant(2);
+    new_order["customer"] = order_variant(1)["customer"].clone();
+    new_order["created_at"] = json!(at(&new_order, 3600));
+    new_order["updated_at"] = json!(at(&new_order, 3600));
+    assert_eq!(store.insert_deliveries(&[delivery(1, "orders/create", &new_order)]).await.unwrap(), vec![true]);
+    assert_eq!(db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'").await, 1);
+
+    let answer = lookup.lookup(&caller(1)).await.unwrap();
+    let orders: Vec<String> =
+        answer.record.as_ref().unwrap().customers[0].orders.iter().map(|o| o.name.to_string()).collect();
+    assert_eq!(orders, vec!["#5002".to_string(), "#5001".to_string()], "the new order is heard, newest first");
+    assert_eq!(answer.source, Source::Store);
+    let applied = store.delivery(SHOP, "w-1").await.unwrap().unwrap();
+    assert_eq!(applied.status, "applied", "applied once, by the lookup");
+    assert_eq!(applied.attempts, 1);
+
+    // Nothing pending any more: the next call is answered from the cache again.
+    let cached = lookup.lookup(&caller(1)).await.unwrap();
+    assert_eq!(cached.source, Source::Cache);
+    assert_eq!(cached.record.as_ref().unwrap().customers[0].orders.len(), 2);
+    // A caller with nothing pending never waits on the store.
+    assert!(!store.pending_subjects().may_touch(&[order_variant(1)["customer"]["id"].as_i64().unwrap()], &[]));
+}
+
+/// On Postgres the order is acknowledged by one instance and the call reaches another: the
+/// second learns of the pending delivery by NOTIFY and applies it before answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instance_hears_an_order_acknowledged_by_the_first() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let (intake, answering) = (store(&db).await, store(&db).await);
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    intake.insert_deliveries(&[delivery(0, "orders/create", &order_variant(1))]).await.unwrap();
+    intake.process_pending(10, "US", Ts::from(clock.now())).await.unwrap();
+    let lookup = lookup_on(&answering, clock.clone());
+    let _follow = lookup.follow_changes();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while answering.readiness().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the second instance listens");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    answering.resync_pending().await.unwrap();
+    assert_eq!(lookup.lookup(&caller(1)).await.unwrap().record.unwrap().customers[0].orders.len(), 1);
+    assert_eq!(lookup.lookup(&caller(1)).await.unwrap().source, Source::Cache);
+
+    let mut new_order = order_variant(2);
+    new_order["customer"] = order_variant(1)["customer"].clone();
+    intake.insert_deliveries(&[delivery(1, "orders/create", &new_order)]).await.unwrap();
+    let customer = order_variant(1)["customer"]["id"].as_i64().unwrap();
+    while !answering.pending_subjects().may_touch(&[customer], &[]) {
+        assert!(std::time::Instant::now() < deadline, "the NOTIFY reaches the second instance");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let answer = lookup.lookup(&caller(1)).await.unwrap();
+    assert_eq!(answer.record.unwrap().customers[0].orders.len(), 2, "the new order is heard");
+}
+
+on_both_backends!(
+    applied_in_batches_exactly_as_one_by_one,
+    two_appliers_share_a_backlog_and_apply_each_delivery_once,
+    a_call_while_the_applier_is_held_back_hears_the_acknowledged_order,
+);
