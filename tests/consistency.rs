@@ -224,12 +224,12 @@ fn play_the_shop(sim: &ShopifySim, like: &ShopifyCustomer, loners: &[ShopifyId])
 async fn after_one_reconcile_the_store_equals_shopify_row_for_row(backend: Backend) {
     // A Shopify Plus shop: 1,000 points/s restored ("GraphQL Admin API rate limits",
     // shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits, read 2026-12-04), bucket ten
-    // seconds of it like the standard plan's. 500 orders on each backend keep both runs under
-    // a minute together (the sweeps are bound by Shopify's real query costs).
+    // seconds of it like the standard plan's. 300 orders on each backend keep both runs near a
+    // minute together (the sweeps are bound by Shopify's real query costs).
     let sim =
         ShopifySim::new(SimConfig { seed: 42, restore_rate: 1000.0, bucket_max: 10_000.0, ..SimConfig::default() });
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    sim.seed_generated(125, 4);
+    sim.seed_generated(75, 4);
     // Customers without orders (the only ones Shopify lets a merchant delete).
     let like = sim.customers()[0].clone();
     let loners: Vec<ShopifyId> = (0..10)
@@ -266,7 +266,7 @@ async fn after_one_reconcile_the_store_equals_shopify_row_for_row(backend: Backe
     let started = std::time::Instant::now();
     // Install: a full backfill.
     let backfill = reconciler.sweep().await.unwrap();
-    assert_eq!((backfill.customers, backfill.orders), (135, 500));
+    assert_eq!((backfill.customers, backfill.orders), (85, 300));
     assert_eq!(differences(&sim, &state.store, &Erased::default()).await, Vec::<String>::new());
     eprintln!("{backend:?}: backfill done at {:?}", started.elapsed());
 
@@ -279,8 +279,8 @@ async fn after_one_reconcile_the_store_equals_shopify_row_for_row(backend: Backe
     let (deleted_orders, redacted) = play_the_shop(&sim, &like, &loners);
 
     let stats = sim.flush_webhooks().await;
-    assert!(stats.changes > 2000, "{stats:?}");
-    assert!(stats.dropped > 100 && stats.duplicated > 100 && stats.reordered > 100, "{stats:?}");
+    assert!(stats.changes > 900, "{stats:?}");
+    assert!(stats.dropped > 50 && stats.duplicated > 50 && stats.reordered > 50, "{stats:?}");
     assert_eq!(stats.failed, 0, "orderline acknowledged every delivery it got");
     eprintln!("{backend:?}: webhooks flushed at {:?}", started.elapsed());
     app.settle().await;
@@ -301,7 +301,7 @@ async fn after_one_reconcile_the_store_equals_shopify_row_for_row(backend: Backe
 
     let sweep = reconciler.sweep().await.unwrap();
     eprintln!("{backend:?}: reconciled at {:?}", started.elapsed());
-    assert!(sweep.orders >= 500, "the sweep covered the changes: {sweep:?}");
+    assert!(sweep.orders >= 300, "the sweep covered the changes: {sweep:?}");
     let after = differences(&sim, &state.store, &erased).await;
     assert!(after.is_empty(), "{} rows differ after reconcile, e.g. {:?}", after.len(), after.first());
     // A dropped deletion stays stored: the Admin API's lists no longer hold the record, so a
@@ -326,7 +326,7 @@ async fn over_a_lossless_channel_every_topic_lands_and_only_same_second_rows_wai
     let sim =
         ShopifySim::new(SimConfig { seed: 7, restore_rate: 1000.0, bucket_max: 10_000.0, ..SimConfig::default() });
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    sim.seed_generated(30, 4);
+    sim.seed_generated(20, 4);
     let like = sim.customers()[0].clone();
     let loners: Vec<ShopifyId> = (0..5)
         .map(|n| {
