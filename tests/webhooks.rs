@@ -460,8 +460,38 @@ async fn the_customer_inside_an_order_creates_but_never_overwrites_the_customer(
     app.stop().await;
 }
 
+/// A tracking event can arrive before the fulfilment it belongs to (Shopify does not order
+/// deliveries): its dates have nowhere to go yet, so the order is marked unconfirmed and the
+/// next lookup refetches it rather than answering without them.
+async fn a_tracking_event_ahead_of_its_fulfilment_marks_the_order_for_a_refetch(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
+    app.settle().await;
+    let event = json!({
+        "id": 9_007_199_254_742_001_i64, "fulfillment_id": 9_007_199_254_741_409_i64, "order_id": ORDER.0,
+        "status": "in_transit", "happened_at": "2026-11-03T08:00:00-05:00",
+        "estimated_delivery_at": "2026-11-05T17:00:00-05:00",
+        "admin_graphql_api_id": "gid://shopify/FulfillmentEvent/9007199254742001",
+    });
+    app.deliver_json("fulfillment_events/create", "w2", &event).await;
+    app.settle().await;
+    assert_eq!(app.store().delivery(SHOP, "w2").await.unwrap().unwrap().status, "unconfirmed");
+    let order = app.store().order(SHOP, ORDER).await.unwrap().unwrap();
+    assert_eq!(order.synced_at, orderline::store::UNCONFIRMED);
+
+    // Once the fulfilment is stored, the event's estimate lands on it.
+    app.deliver("orders/fulfilled", "w3", &fixture_bytes("order_fulfilled.json")).await;
+    app.deliver_json("fulfillment_events/create", "w4", &event).await;
+    app.settle().await;
+    assert_eq!(app.store().delivery(SHOP, "w4").await.unwrap().unwrap().status, "applied");
+    let f = &app.store().fulfillments(SHOP, ORDER).await.unwrap()[0];
+    assert_eq!(f.estimated_delivery_at.map(|t| t.0.to_rfc3339()).as_deref(), Some("2026-11-05T22:00:00+00:00"));
+    app.stop().await;
+}
+
 on_both_backends!(
     a_valid_delivery_is_applied,
+    a_tracking_event_ahead_of_its_fulfilment_marks_the_order_for_a_refetch,
     the_customer_inside_an_order_creates_but_never_overwrites_the_customer,
     fulfilments_tracking_and_refunds_are_kept,
     a_bad_signature_is_refused_and_nothing_is_stored,

@@ -812,7 +812,27 @@ for_each_backend! {
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        Ok(if written == 0 { ApplyOutcome::Unchanged } else { ApplyOutcome::Applied })
+        if written > 0 {
+            return Ok(ApplyOutcome::Applied);
+        }
+        // An event ahead of its fulfilment (Shopify does not order deliveries): its dates have
+        // nowhere to go yet, so the order is marked unconfirmed and the next lookup refetches it.
+        let known: Option<(i64,)> = sqlx::query_as("SELECT id FROM fulfillments WHERE shop = $1 AND id = $2")
+            .bind(w.shop)
+            .bind(e.fulfillment_id.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if known.is_some() {
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        let marked = sqlx::query("UPDATE orders SET synced_at = $3 WHERE shop = $1 AND id = $2")
+            .bind(w.shop)
+            .bind(e.order_id.0)
+            .bind(UNCONFIRMED)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        Ok(if marked > 0 { ApplyOutcome::Unconfirmed } else { ApplyOutcome::Unchanged })
     }
 
     /// Refunds never change once made: the first copy is kept.
