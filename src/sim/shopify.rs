@@ -50,9 +50,9 @@ pub use webhooks::{WebhookStats, WebhookTarget};
 /// The emulated shop's ID in compliance payloads (`shop_id`, as in tests/fixtures/shopify).
 const SHOP_ID: i64 = 61_204_938_771;
 
-/// A customer change Shopify refuses: "Phone has already been taken".
+/// A customer change Shopify refuses: another customer has the phone (CustomerSetUserErrorCode TAKEN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("Phone has already been taken")]
+#[error("phone has already been taken by another customer")]
 pub struct PhoneTaken;
 
 /// How the emulated shop is reached and rate-limited.
@@ -255,9 +255,11 @@ impl ShopifySim {
     /// Stores the customer as given; no webhook.
     ///
     /// Refused when another customer already has the phone: Shopify keeps `Customer.phone`
-    /// unique in a shop (customerCreate/customerUpdate answer the user error "Phone has already
-    /// been taken", shopify.dev/docs/api/admin-graphql/latest/mutations/customerCreate, read
-    /// 2026-12-04); a number shared by a household is an address phone.
+    /// unique in a shop (customerSet "upsert a customer by a unique key (email or phone)", user
+    /// error code TAKEN "The input value is already taken",
+    /// shopify.dev/docs/api/admin-graphql/latest/objects/customersetusererror and
+    /// …/unstable/enums/CustomerSetUserErrorCode, read 2026-12-04; the message text is the
+    /// emulator's); a number shared by a household is an address phone.
     pub fn upsert_customer(&self, c: ShopifyCustomer) -> Result<(), PhoneTaken> {
         let mut data = lock(&self.inner.data);
         if data.store.phone_taken(&c) {
