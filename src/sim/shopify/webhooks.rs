@@ -233,7 +233,11 @@ const SHOP_TZ: chrono_tz::Tz = chrono_tz::America::New_York;
 /// and `fulfillment_events/create` (the only REST resource that carries the carrier's estimate,
 /// shopify.dev/docs/api/admin-rest/latest/resources/fulfillmentevent); a refund →
 /// `refunds/create`; a cancellation → `orders/cancelled`; payment captured later →
-/// `orders/paid`; and every change to an order ends with `orders/updated`. `next_id` hands out
+/// `orders/paid`; and every change to an order ends with `orders/updated` (observed for
+/// fulfilling and refunding items: "Fulfill items (order_updated is triggered)", "Refund items
+/// (order_updated is triggered)", community.shopify.com/c/webhooks-and-events/fulfillmentorder-
+/// and-fulfillmentorderlineitem-create-update/td-p/2445856, read 2026-12-04; for a tracking
+/// event it follows from the order's `updatedAt` moving, as it does in this emulator). `next_id` hands out
 /// the IDs of new fulfilment events. Bodies are orderline's serde form; `emit` reshapes them.
 pub(crate) fn order_deliveries(
     before: Option<&ShopifyOrder>,
