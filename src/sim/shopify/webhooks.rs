@@ -228,8 +228,9 @@ const SHOP_TZ: chrono_tz::Tz = chrono_tz::America::New_York;
 /// The deliveries Shopify sends when an order goes from `before` (`None`: just placed) to
 /// `after`, in the order it sends them. Topics per shopify.dev/docs/api/webhooks/latest (read
 /// 2026-12-04): an order placed and paid at checkout → `orders/create` and `orders/paid` (the
-/// same `updated_at`: a same-second burst); a new fulfilment → `fulfillments/create`, then
-/// `orders/fulfilled` or `orders/partially_fulfilled`; a tracking update → `fulfillments/update`
+/// same `updated_at`: a same-second burst); a new fulfilment → `fulfillments/create` (and
+/// `fulfillment_events/create` when it already has a shipment status), then `orders/fulfilled`
+/// or `orders/partially_fulfilled`; a tracking update → `fulfillments/update`
 /// and `fulfillment_events/create` (the only REST resource that carries the carrier's estimate,
 /// shopify.dev/docs/api/admin-rest/latest/resources/fulfillmentevent); a refund →
 /// `refunds/create`; a cancellation → `orders/cancelled`; payment captured later →
