@@ -1,28 +1,39 @@
-//! Webhooks get lost, duplicated and reordered; reconciliation repairs it. The emulator changes
-//! 1,000 orders while dropping, duplicating and reordering 10% of their webhooks each; after one
-//! reconcile the store equals the emulator's data, row for row.
+//! Webhooks get lost, duplicated and reordered; reconciliation repairs it. The emulator plays a
+//! shop as Shopify runs one (whole-second `updated_at`, several versions of an order in one
+//! second, every topic Shopify sends for each change, REST-shaped bodies) while dropping,
+//! duplicating and reordering 10% of its webhooks; after one reconcile the store equals the
+//! emulator's data, row for row, on both backends. What a reconcile cannot repair (a dropped
+//! deletion: Shopify's lists no longer hold the record) is counted, never hidden.
 
 mod common;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::{Backend, SECRET, SHOP, TestApp};
 use orderline::clock::SystemClock;
-use orderline::shopify::payload::{ShopifyId, ShopifyOrder};
+use orderline::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder, ShopifyRefund, ShopifyTransaction};
 use orderline::shopify::reconciler::Reconciler;
 use orderline::sim::shopify::{ShopifySim, SimConfig, WebhookTarget};
 use orderline::store::Store;
+
+fn micros(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_micros())
+}
 
 /// Every stored field of an order, as comparable values.
 fn order_row(o: &ShopifyOrder) -> serde_json::Value {
     serde_json::json!({
         "name": o.name, "customer": o.customer.as_ref().map(|c| c.id.0), "email": o.email,
         "financial": o.financial_status, "fulfillment": o.fulfillment_status,
-        "cancelled_at": o.cancelled_at.map(|t| t.timestamp_micros()), "updated_at": o.updated_at.timestamp_micros(),
+        "cancelled_at": micros(o.cancelled_at), "updated_at": o.updated_at.timestamp_micros(),
         "total": o.total_price,
         "fulfillments": o.fulfillments.iter().map(|f| serde_json::json!([f.id.0, f.status, f.shipment_status,
-            f.tracking_company, f.tracking_number, f.tracking_url, f.updated_at.timestamp_micros()])).collect::<Vec<_>>(),
-        "refunds": o.refunds.iter().map(|r| r.id.0).collect::<Vec<_>>(),
+            f.tracking_company, f.tracking_number, f.tracking_url, f.updated_at.timestamp_micros(),
+            micros(f.created_at), micros(f.in_transit_at), micros(f.delivered_at),
+            micros(f.estimated_delivery_at)])).collect::<Vec<_>>(),
+        "refunds": o.refunds.iter().map(|r| serde_json::json!([r.id.0, r.amount(), micros(r.created_at)]))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -30,60 +41,208 @@ async fn stored_order_row(store: &Store, id: ShopifyId) -> Option<serde_json::Va
     let o = store.order(SHOP, id).await.unwrap()?;
     let fulfillments = store.fulfillments(SHOP, id).await.unwrap();
     let refunds = store.refunds(SHOP, id).await.unwrap();
+    let micros = |t: Option<orderline::store::Ts>| t.map(|t| t.0.timestamp_micros());
     Some(serde_json::json!({
         "name": o.name, "customer": o.customer_id, "email": o.email,
         "financial": o.financial_status, "fulfillment": o.fulfillment_status,
-        "cancelled_at": o.cancelled_at.map(|t| t.0.timestamp_micros()), "updated_at": o.updated_at.0.timestamp_micros(),
+        "cancelled_at": micros(o.cancelled_at), "updated_at": o.updated_at.0.timestamp_micros(),
         "total": o.total_price,
         "fulfillments": fulfillments.iter().map(|f| serde_json::json!([f.id, f.status, f.shipment_status,
-            f.tracking_company, f.tracking_number, f.tracking_url, f.updated_at.0.timestamp_micros()])).collect::<Vec<_>>(),
-        "refunds": refunds.iter().map(|r| r.id).collect::<Vec<_>>(),
+            f.tracking_company, f.tracking_number, f.tracking_url, f.updated_at.0.timestamp_micros(),
+            micros(f.shopify_created_at), micros(f.in_transit_at), micros(f.delivered_at),
+            micros(f.estimated_delivery_at)])).collect::<Vec<_>>(),
+        "refunds": refunds.iter().map(|r| serde_json::json!([r.id, r.amount, micros(r.shopify_created_at)]))
+            .collect::<Vec<_>>(),
     }))
 }
 
-async fn differences(sim: &ShopifySim, store: &Store) -> Vec<String> {
+/// A customer's own fields and every phone on its record (own phone, default address,
+/// addresses), as comparable values.
+fn customer_row(c: &ShopifyCustomer) -> serde_json::Value {
+    let mut phones: Vec<&str> = c.phone.iter().map(String::as_str).collect();
+    phones.extend(c.default_address.iter().chain(&c.addresses).filter_map(|a| a.phone.as_deref()));
+    phones.sort_unstable();
+    serde_json::json!({
+        "name": [c.first_name, c.last_name], "email": c.email, "phone": c.phone,
+        "updated_at": micros(c.updated_at), "phones": phones,
+    })
+}
+
+async fn stored_customer_row(store: &Store, id: ShopifyId) -> Option<serde_json::Value> {
+    let c = store.customer(SHOP, id).await.unwrap()?;
+    let rows = store.phones_of_customer(SHOP, id).await.unwrap();
+    let mut phones: Vec<String> = rows.into_iter().filter(|p| p.owner_kind == "customer").map(|p| p.raw).collect();
+    phones.sort_unstable();
+    Some(serde_json::json!({
+        "name": [c.first_name, c.last_name], "email": c.email, "phone": c.phone,
+        "updated_at": Some(c.updated_at.0.timestamp_micros()), "phones": phones,
+    }))
+}
+
+/// What the store should hold and does not, or holds and should not. `erased` are the records
+/// orderline was told to forget (a delivered `customers/redact`, `orders/delete`,
+/// `customers/delete`): they must be absent even where Shopify still lists them.
+async fn differences(sim: &ShopifySim, store: &Store, erased: &Erased) -> Vec<String> {
     let mut differ = Vec::new();
     for order in sim.orders() {
-        let expected = order_row(&order);
-        match stored_order_row(store, order.id).await {
-            Some(actual) if actual == expected => {}
-            Some(actual) => differ.push(format!("order {}: stored {actual} expected {expected}", order.id)),
-            None => differ.push(format!("order {} missing", order.id)),
+        let stored = stored_order_row(store, order.id).await;
+        let erased_here =
+            erased.orders.contains(&order.id) || order.customer_id().is_some_and(|c| erased.customers.contains(&c));
+        match (stored, erased_here) {
+            (None, true) => {}
+            (Some(_), true) => differ.push(format!("order {} was erased and is stored", order.id)),
+            (Some(actual), false) if actual == order_row(&order) => {}
+            (Some(actual), false) => {
+                differ.push(format!("order {}: stored {actual} expected {}", order.id, order_row(&order)))
+            }
+            (None, false) => differ.push(format!("order {} missing", order.id)),
         }
     }
     for customer in sim.customers() {
-        let stored = store.customer(SHOP, customer.id).await.unwrap();
-        let matches = stored.as_ref().is_some_and(|c| {
-            (c.first_name.as_ref(), c.last_name.as_ref(), c.email.as_ref(), c.phone.as_ref())
-                == (
-                    customer.first_name.as_ref(),
-                    customer.last_name.as_ref(),
-                    customer.email.as_ref(),
-                    customer.phone.as_ref(),
-                )
-                && Some(c.updated_at.0) == customer.updated_at
-        });
-        if !matches {
-            differ.push(format!("customer {} differs", customer.id));
+        let stored = stored_customer_row(store, customer.id).await;
+        match (stored, erased.customers.contains(&customer.id)) {
+            (None, true) => {}
+            (Some(_), true) => differ.push(format!("customer {} was erased and is stored", customer.id)),
+            (Some(actual), false) if actual == customer_row(&customer) => {}
+            (actual, false) => {
+                differ.push(format!("customer {}: stored {actual:?} expected {}", customer.id, customer_row(&customer)))
+            }
+        }
+    }
+    for id in &erased.orders {
+        if store.order(SHOP, *id).await.unwrap().is_some() {
+            differ.push(format!("deleted order {id} is stored"));
+        }
+    }
+    for id in &erased.customers {
+        if store.customer(SHOP, *id).await.unwrap().is_some() {
+            differ.push(format!("erased customer {id} is stored"));
         }
     }
     differ
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_one_reconcile_the_store_equals_shopify_row_for_row() {
+#[derive(Default)]
+struct Erased {
+    orders: HashSet<ShopifyId>,
+    customers: HashSet<ShopifyId>,
+}
+
+/// A new customer like `like`, with its own ID, email and (unique) phone.
+fn new_customer(sim: &ShopifySim, like: &ShopifyCustomer, n: usize) -> ShopifyCustomer {
+    let id = sim.new_id();
+    let mut c = like.clone();
+    c.id = id;
+    c.email = Some(format!("new-{n}@example.com"));
+    c.phone = Some(format!("+1212555{:04}", n));
+    for a in c.default_address.iter_mut().chain(c.addresses.iter_mut()) {
+        a.id = Some(sim.new_id());
+    }
+    if let (Some(d), Some(first)) = (c.default_address.clone(), c.addresses.first_mut()) {
+        *first = d;
+    }
+    c
+}
+
+fn refund(o: &mut ShopifyOrder, id: ShopifyId) {
+    o.refunds.push(ShopifyRefund {
+        id,
+        order_id: o.id,
+        note: Some("damaged in transit".into()),
+        created_at: Some(o.updated_at),
+        processed_at: Some(o.updated_at),
+        transactions: vec![ShopifyTransaction {
+            kind: Some("refund".into()),
+            status: Some("success".into()),
+            amount: Some("5.00".into()),
+            currency: o.currency.clone(),
+        }],
+    });
+    o.financial_status = Some("partially_refunded".into());
+}
+
+/// What the test shop does once webhooks are on: every order changed twice in a row (mostly in
+/// the same second): shipments and carrier scans, refunds, cancellations, deletions; customer
+/// edits; new customers checking out (customers/create, orders/create and orders/paid in one
+/// second); the `loners` deleted; two customers redacted and one data request. Returns the
+/// deleted orders and the redacted customers.
+fn play_the_shop(sim: &ShopifySim, like: &ShopifyCustomer, loners: &[ShopifyId]) -> (Vec<ShopifyId>, [ShopifyId; 2]) {
+    let orders = sim.orders();
+    let mut deleted_orders = Vec::new();
+    for (i, order) in orders.iter().enumerate() {
+        for step in 0..2 {
+            let advanced = i % 10 < 6 && sim.advance_order(order.id).is_some();
+            if advanced {
+                continue;
+            }
+            match (i % 10, step) {
+                (6, 0) => {
+                    let id = sim.new_id();
+                    sim.change_order(order.id, |o| refund(o, id));
+                }
+                (7, 0) => {
+                    sim.change_order(order.id, |o| {
+                        o.cancelled_at.get_or_insert(o.updated_at);
+                        o.cancel_reason = Some("customer".into());
+                    });
+                }
+                (8, 1) if i % 40 == 8 => {
+                    assert!(sim.delete_order(order.id));
+                    deleted_orders.push(order.id);
+                }
+                _ => {
+                    sim.change_order(order.id, |o| o.email = Some(format!("changed-{step}-{}@example.com", o.id)));
+                }
+            }
+        }
+    }
+    let customers = sim.customers();
+    for (i, c) in customers.iter().enumerate().filter(|(i, _)| i % 7 == 0) {
+        sim.change_customer(c.id, |c| c.last_name = Some(format!("Edited{i}"))).unwrap();
+    }
+    // Checkouts by new customers: customers/create, orders/create and orders/paid in one second.
+    for n in 0..20 {
+        let c = new_customer(sim, like, 100 + n);
+        let mut order = sim.sample_order(None);
+        order.customer = Some(c);
+        sim.create_order(order);
+    }
+    for id in loners {
+        assert!(sim.delete_customer(*id));
+    }
+    // Two customers ask to be forgotten; one asks for their data. Shopify keeps the records in
+    // the shop; orderline must not hold them any more.
+    let redacted = [customers[3].id, customers[11].id];
+    for id in redacted {
+        assert!(sim.send_customer_redact(id));
+    }
+    assert!(sim.send_data_request(customers[5].id, 48_213));
+
+    (deleted_orders, redacted)
+}
+
+async fn after_one_reconcile_the_store_equals_shopify_row_for_row(backend: Backend) {
     // A Shopify Plus shop: 1,000 points/s restored ("GraphQL Admin API rate limits",
     // shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits, read 2026-12-04), bucket ten
-    // seconds of it like the standard plan's. At the standard 100/s the two sweeps of 1,000
-    // orders (about 46,000 points each at Shopify's real cost) take over seven minutes.
+    // seconds of it like the standard plan's. 300 orders on each backend keep both runs near a
+    // minute together (the sweeps are bound by Shopify's real query costs).
     let sim =
         ShopifySim::new(SimConfig { seed: 42, restore_rate: 1000.0, bucket_max: 10_000.0, ..SimConfig::default() });
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    sim.seed_generated(250, 4);
+    sim.seed_generated(75, 4);
+    // Customers without orders (the only ones Shopify lets a merchant delete).
+    let like = sim.customers()[0].clone();
+    let loners: Vec<ShopifyId> = (0..10)
+        .map(|n| {
+            let c = new_customer(&sim, &like, n);
+            sim.upsert_customer(c.clone()).unwrap();
+            c.id
+        })
+        .collect();
     let token = sim.config().access_token.clone();
     let url = server.url();
     let app = TestApp::start_with(
-        Backend::Postgres,
+        backend,
         &[
             ("shopify_shop", SHOP),
             ("shopify_access_token", &token),
@@ -107,39 +266,139 @@ async fn after_one_reconcile_the_store_equals_shopify_row_for_row() {
     let started = std::time::Instant::now();
     // Install: a full backfill.
     let backfill = reconciler.sweep().await.unwrap();
-    assert_eq!((backfill.customers, backfill.orders), (250, 1000));
-    assert!(differences(&sim, &state.store).await.is_empty());
+    assert_eq!((backfill.customers, backfill.orders), (85, 300));
+    assert_eq!(differences(&sim, &state.store, &Erased::default()).await, Vec::<String>::new());
+    eprintln!("{backend:?}: backfill done at {:?}", started.elapsed());
 
-    eprintln!("backfill done at {:?}", started.elapsed());
-    // The shop changes every order twice in a row, over a lossy webhook channel.
+    // The shop changes every order twice in a row (mostly in the same second), over a lossy
+    // webhook channel: shipments and carrier scans, refunds, cancellations, deletions, new
+    // customers checking out, customer edits and deletions, and the compliance topics.
     let mut target = WebhookTarget::new(format!("{}/shopify/webhooks", app.url), SECRET, SHOP);
     (target.drop, target.duplicate, target.reorder) = (0.10, 0.10, 0.10);
     sim.set_webhook_target(target);
-    for order in sim.orders() {
-        for step in 0..2 {
-            if sim.advance_order(order.id).is_none() {
-                sim.change_order(order.id, |o| o.email = Some(format!("changed-{step}-{}@example.com", o.id)));
-            }
-        }
-    }
+    let (deleted_orders, redacted) = play_the_shop(&sim, &like, &loners);
+
     let stats = sim.flush_webhooks().await;
-    assert_eq!(stats.changes, 2000);
-    assert!(stats.dropped > 100 && stats.duplicated > 100 && stats.reordered > 100, "{stats:?}");
+    assert!(stats.changes > 900, "{stats:?}");
+    assert!(stats.dropped > 50 && stats.duplicated > 50 && stats.reordered > 50, "{stats:?}");
     assert_eq!(stats.failed, 0, "orderline acknowledged every delivery it got");
-    eprintln!("webhooks flushed at {:?}", started.elapsed());
+    eprintln!("{backend:?}: webhooks flushed at {:?}", started.elapsed());
     app.settle().await;
-    eprintln!("settled at {:?}", started.elapsed());
-    let before = differences(&sim, &state.store).await;
-    assert!(!before.is_empty(), "dropped webhooks left the store behind");
     let dead = state.store.dead_letters().await.unwrap();
     assert!(dead.is_empty(), "{dead:?}");
 
+    // What orderline was told to erase: every deletion and redaction whose delivery arrived.
+    let dropped = sim.dropped_webhooks();
+    let lost = |topic: &str, id: ShopifyId| dropped.contains(&(topic, Some(id)));
+    let mut erased = Erased::default();
+    erased.orders.extend(deleted_orders.iter().filter(|id| !lost("orders/delete", **id)));
+    erased.customers.extend(loners.iter().filter(|id| !lost("customers/delete", **id)));
+    erased.customers.extend(redacted.iter().filter(|id| !lost("customers/redact", **id)));
+    let unrepairable =
+        deleted_orders.len() + loners.len() + redacted.len() - erased.orders.len() - erased.customers.len();
+    let before = differences(&sim, &state.store, &erased).await;
+    assert!(!before.is_empty(), "dropped webhooks left the store behind");
+
     let sweep = reconciler.sweep().await.unwrap();
-    eprintln!("reconciled at {:?}", started.elapsed());
-    assert!(sweep.orders >= 1000, "the sweep covered the changes: {sweep:?}");
-    let after = differences(&sim, &state.store).await;
+    eprintln!("{backend:?}: reconciled at {:?}", started.elapsed());
+    assert!(sweep.orders >= 300, "the sweep covered the changes: {sweep:?}");
+    let after = differences(&sim, &state.store, &erased).await;
     assert!(after.is_empty(), "{} rows differ after reconcile, e.g. {:?}", after.len(), after.first());
-    eprintln!("{} rows differed before the reconcile; none after ({sweep:?}, {stats:?})", before.len());
+    // A dropped deletion stays stored: the Admin API's lists no longer hold the record, so a
+    // reconcile cannot see it went (a known limit; Shopify retries failed deliveries, so this
+    // needs a delivery lost for good).
+    let stale = deleted_orders.iter().filter(|id| lost("orders/delete", **id)).count()
+        + loners.iter().filter(|id| lost("customers/delete", **id)).count();
+    eprintln!(
+        "{backend:?}: {} rows differed before the reconcile; none after; {unrepairable} deletions or redactions \
+         dropped ({stale} deleted records still stored) ({sweep:?}, {stats:?})",
+        before.len()
+    );
     server.stop().await;
     app.stop().await;
 }
+
+/// The same shop over a channel that loses nothing: every topic is applied as Shopify means it,
+/// so the store equals Shopify without a reconcile, except where two versions of an order came
+/// in one second (Shopify's `updated_at` cannot order them): those rows are marked unconfirmed,
+/// and the next lookup refetches them.
+async fn over_a_lossless_channel_every_topic_lands_and_only_same_second_rows_wait_for_a_refetch(backend: Backend) {
+    let sim =
+        ShopifySim::new(SimConfig { seed: 7, restore_rate: 1000.0, bucket_max: 10_000.0, ..SimConfig::default() });
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    sim.seed_generated(20, 4);
+    let like = sim.customers()[0].clone();
+    let loners: Vec<ShopifyId> = (0..5)
+        .map(|n| {
+            let c = new_customer(&sim, &like, n);
+            sim.upsert_customer(c.clone()).unwrap();
+            c.id
+        })
+        .collect();
+    let token = sim.config().access_token.clone();
+    let url = server.url();
+    let app = TestApp::start_with(
+        backend,
+        &[
+            ("shopify_shop", SHOP),
+            ("shopify_access_token", &token),
+            ("shopify_api_url", &url),
+            ("reconcile_every", "0s"),
+            ("warm_count", "0"),
+        ],
+    )
+    .await;
+    let state = app.running.as_ref().unwrap().state.clone();
+    let reconciler = Reconciler {
+        store: state.store.clone(),
+        client: state.shopify.clone().unwrap(),
+        shop: SHOP.into(),
+        default_region: "US".into(),
+        clock: Arc::new(SystemClock),
+        metrics: state.metrics.clone(),
+        lag: std::time::Duration::from_secs(30),
+        lookup: None,
+    };
+    reconciler.sweep().await.unwrap();
+    sim.set_webhook_target(WebhookTarget::new(format!("{}/shopify/webhooks", app.url), SECRET, SHOP));
+    let (deleted_orders, redacted) = play_the_shop(&sim, &like, &loners);
+    let stats = sim.flush_webhooks().await;
+    assert_eq!((stats.sent, stats.non_2xx, stats.failed), (stats.changes, 0, 0), "{stats:?}");
+    app.settle().await;
+    let dead = state.store.dead_letters().await.unwrap();
+    assert!(dead.is_empty(), "{dead:?}");
+
+    let erased = Erased {
+        orders: deleted_orders.into_iter().collect(),
+        customers: loners.iter().copied().chain(redacted).collect(),
+    };
+    let mut unconfirmed = 0;
+    let mut differ = Vec::new();
+    for line in differences(&sim, &state.store, &erased).await {
+        // Only an order's own row can wait for a refetch, and only when it is marked so.
+        let id = line.strip_prefix("order ").and_then(|rest| rest.split(':').next()).and_then(ShopifyId::parse);
+        let stored = match id {
+            Some(id) => state.store.order(SHOP, id).await.unwrap(),
+            None => None,
+        };
+        match stored {
+            Some(row) if row.synced_at == orderline::store::UNCONFIRMED => unconfirmed += 1,
+            _ => differ.push(line),
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} rows differ and are not marked unconfirmed, e.g. {:?}",
+        differ.len(),
+        differ.first()
+    );
+    assert!(unconfirmed > 0, "same-second versions happened and were noticed");
+    eprintln!("{backend:?}: {unconfirmed} orders wait for a refetch; everything else equals Shopify ({stats:?})");
+    server.stop().await;
+    app.stop().await;
+}
+
+on_both_backends!(
+    after_one_reconcile_the_store_equals_shopify_row_for_row,
+    over_a_lossless_channel_every_topic_lands_and_only_same_second_rows_wait_for_a_refetch,
+);

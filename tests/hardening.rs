@@ -409,7 +409,8 @@ async fn confirming_shop(
     use orderline::shopify::payload::{ShopifyCustomer, ShopifyOrder};
     use orderline::sim::shopify::{ShopifySim, SimConfig, WebhookTarget};
     let sim = ShopifySim::new(SimConfig::default());
-    sim.upsert_customer(serde_json::from_slice::<ShopifyCustomer>(&fixture_bytes("customer_create.json")).unwrap());
+    sim.upsert_customer(serde_json::from_slice::<ShopifyCustomer>(&fixture_bytes("customer_create.json")).unwrap())
+        .unwrap();
     sim.upsert_order(serde_json::from_slice::<ShopifyOrder>(&fixture_bytes("order_create.json")).unwrap());
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (id, secret, api) = (sim.config().client_id.clone(), sim.config().client_secret.clone(), server.url());

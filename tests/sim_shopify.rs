@@ -16,7 +16,10 @@ use orderline::lookup::PhoneNumber;
 use orderline::shopify::graphql::{
     self, CustomersData, GraphqlRequest, GraphqlResponse, Operation, OrdersData, PAGE_SIZE,
 };
-use orderline::shopify::payload::{ShopifyChange, ShopifyId, ShopifyOrder, Topic};
+use orderline::shopify::payload::{
+    ShopifyChange, ShopifyCustomer, ShopifyFulfillment, ShopifyId, ShopifyLineItem, ShopifyOrder, ShopifyRefund,
+    ShopifyTransaction, Topic,
+};
 use orderline::shopify::signature;
 use orderline::sim::shopify::{Failure, ProtectedData, ShopifySim, SimConfig, SimServer, WebhookStats, WebhookTarget};
 use serde::de::DeserializeOwned;
@@ -147,11 +150,15 @@ async fn customers_by_phone_finds_the_caller_with_their_recent_orders() {
     let after_refund = 1000.0 - actual_cost as f64;
     assert!((after_refund..=1000.0).contains(&status.currently_available), "{status:?}");
 
-    // Two customers share the household phone: most recently updated first.
+    // Customer.phone is unique in a shop: the household number is Tom's; Anna shares it through
+    // her address phone, and has her own.
     let nodes = s.by_phone(BECKERS).await.data.unwrap().customers.nodes;
-    assert_eq!(nodes.len(), 2);
-    assert!(nodes[0].updated_at >= nodes[1].updated_at);
-    assert!(nodes.iter().all(|c| c.last_name.as_deref() == Some("Becker")));
+    assert_eq!(nodes.len(), 1);
+    assert_eq!((nodes[0].first_name.as_deref(), nodes[0].last_name.as_deref()), (Some("Tom"), Some("Becker")));
+    let anna = s.by_phone("+15550177121").await.data.unwrap().customers.nodes;
+    assert_eq!(anna[0].first_name.as_deref(), Some("Anna"));
+    let phones: Vec<String> = s.sim.customers().into_iter().filter_map(|c| c.phone).collect();
+    assert_eq!(phones.iter().collect::<HashSet<_>>().len(), phones.len(), "no two customers share Customer.phone");
 
     // A UK caller, and a number nobody has (which costs the minimum: an empty connection, 2).
     let nodes = s.by_phone("+447700900123").await.data.unwrap().customers.nodes;
@@ -198,7 +205,30 @@ async fn orders_by_name_returns_the_order_with_its_customer() {
     let response: GraphqlResponse<OrdersData> =
         s.query(Operation::OrdersByName, json!({ "query": "name:#999999" })).await;
     assert!(response.data.unwrap().orders.nodes.is_empty());
+    // `name:` asks for the name as the shop writes it: bare digits are not `#1001`.
+    let digits = guest.name.trim_start_matches('#');
+    let response: GraphqlResponse<OrdersData> =
+        s.query(Operation::OrdersByName, json!({ "query": format!("name:{digits}") })).await;
+    assert!(response.data.unwrap().orders.nodes.is_empty(), "name:{digits} is not {}", guest.name);
     s.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_phone_belongs_to_one_customer_as_in_shopify() {
+    let sim = ShopifySim::new(SimConfig::default());
+    sim.seed_demo();
+    let customers = sim.customers();
+    let (dana, other) = (customers[0].clone(), customers[1].clone());
+    let taken = ShopifyCustomer { id: sim.new_id(), email: Some("twin@example.com".into()), ..dana.clone() };
+    assert!(sim.upsert_customer(taken).is_err(), "a second customer with Dana's phone is refused");
+    assert!(sim.change_customer(other.id, |c| c.phone = dana.phone.clone()).is_none(), "nor can one take it");
+    assert_eq!(sim.customer(other.id).unwrap(), other, "the refused change left nothing behind");
+    // Sharing it as an address phone is how a household shares a number.
+    let mut household = ShopifyCustomer { id: sim.new_id(), phone: Some("+15550100777".into()), ..dana.clone() };
+    household.default_address.as_mut().unwrap().phone = dana.phone.clone();
+    assert!(sim.upsert_customer(household).is_ok());
+    // Re-storing a customer with its own phone is no conflict.
+    assert!(sim.upsert_customer(dana).is_ok());
 }
 
 async fn page_all<F>(s: &Sim, op: Operation, query: &str, mut take: F) -> Vec<usize>
@@ -541,7 +571,20 @@ async fn the_demo_shop_covers_every_order_stage() {
     for c in &customers {
         *phones.entry(c.phone.clone()).or_insert(0) += 1;
     }
-    assert_eq!(phones.values().filter(|n| **n == 2).count(), 1, "one number shared by two customers");
+    assert!(phones.values().all(|n| *n == 1), "Customer.phone is unique in a shop");
+    // A household number is shared the way Shopify allows: one customer's phone is another's
+    // address phone.
+    let e164 = |raw: &str, region: Option<&str>| PhoneNumber::parse(raw, region).ok();
+    let shared = customers.iter().filter(|c| {
+        let own = e164(c.phone.as_deref().unwrap(), None);
+        customers.iter().any(|other| {
+            let address = other.default_address.as_ref();
+            let phone = address.and_then(|a| a.phone.as_deref());
+            let region = address.and_then(|a| a.country_code.as_deref());
+            other.id != c.id && own.is_some() && phone.and_then(|p| e164(p, region)) == own
+        })
+    });
+    assert_eq!(shared.count(), 1, "one number shared through an address phone");
     assert_eq!(orders.iter().filter(|o| o.customer.is_none()).count(), 1, "one guest order");
 
     let shipment = |status: &str| {
@@ -696,12 +739,13 @@ async fn webhooks_are_signed_and_shaped_as_shopify_sends_them() {
     let customer =
         sim.change_customer(order.customer_id().unwrap(), |c| c.first_name = Some("Danielle".into())).unwrap();
     let stats = sim.flush_webhooks().await;
-    assert_eq!(stats, WebhookStats { changes: 3, sent: 3, ..WebhookStats::default() });
+    assert_eq!(stats, WebhookStats { changes: 4, sent: 4, ..WebhookStats::default() });
 
     let got = inbox.lock().unwrap().clone();
-    assert_eq!(got.len(), 3);
+    assert_eq!(got.len(), 4);
     let topics: Vec<_> = got.iter().map(|r| r.header("x-shopify-topic")).collect();
-    assert_eq!(topics, ["orders/updated", "orders/create", "customers/update"]);
+    // A paid checkout sends orders/create and orders/paid in the same second.
+    assert_eq!(topics, ["orders/updated", "orders/create", "orders/paid", "customers/update"]);
     for r in &got {
         assert!(r.verified, "the HMAC verifies over the raw body");
         assert_eq!(r.header("x-shopify-shop-domain"), SHOP);
@@ -710,18 +754,20 @@ async fn webhooks_are_signed_and_shaped_as_shopify_sends_them() {
         assert!(!r.header("x-shopify-webhook-id").is_empty() && !r.header("x-shopify-event-id").is_empty());
         assert!(DateTime::parse_from_rfc3339(r.header("x-shopify-triggered-at")).is_ok());
     }
-    assert_eq!(got.iter().map(|r| r.header("x-shopify-webhook-id")).collect::<HashSet<_>>().len(), 3);
+    assert_eq!(got.iter().map(|r| r.header("x-shopify-webhook-id")).collect::<HashSet<_>>().len(), 4);
     match got[0].change() {
-        ShopifyChange::Order(o) => assert_eq!(*o, updated),
+        ShopifyChange::Order(o) => assert_eq!(rest_view(*o), rest_view(updated)),
         other => panic!("{other:?}"),
     }
-    match got[1].change() {
-        ShopifyChange::Order(o) => {
-            assert_eq!((o.id, o.created_at, o.updated_at), (created.id, created.created_at, created.updated_at))
+    for r in &got[1..3] {
+        match r.change() {
+            ShopifyChange::Order(o) => {
+                assert_eq!((o.id, o.created_at, o.updated_at), (created.id, created.created_at, created.updated_at))
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
     }
-    match got[2].change() {
+    match got[3].change() {
         ShopifyChange::Customer(c) => assert_eq!(*c, customer),
         other => panic!("{other:?}"),
     }
@@ -737,6 +783,260 @@ async fn webhooks_are_signed_and_shaped_as_shopify_sends_them() {
     sim.set_webhook_target(WebhookTarget::new(format!("http://{closed}/shopify/webhooks"), SECRET, SHOP));
     sim.change_order(order.id, |_| {});
     assert_eq!(sim.flush_webhooks().await, WebhookStats { changes: 1, sent: 1, failed: 1, ..WebhookStats::default() });
+}
+
+/// What a REST body can say about an order: no GraphQL-only dates on fulfilments (a REST
+/// parse derives transit and delivery times from the status), no `addresses` on the customer
+/// inside an order.
+fn rest_view(mut o: ShopifyOrder) -> ShopifyOrder {
+    for f in &mut o.fulfillments {
+        (f.in_transit_at, f.delivered_at, f.estimated_delivery_at) = (None, None, None);
+    }
+    if let Some(c) = o.customer.as_mut() {
+        c.addresses.clear();
+        c.addresses_omitted = true;
+    }
+    for a in [o.billing_address.as_mut(), o.shipping_address.as_mut()].into_iter().flatten() {
+        a.id = None;
+    }
+    o
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/shopify/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Every key the emulator sent is one Shopify's sample payload (the fixture) has, at the same
+/// place.
+fn keys_within(sent: &Value, sample: &Value, path: &str, unknown: &mut Vec<String>) {
+    match (sent, sample) {
+        (Value::Object(sent), Value::Object(sample)) => {
+            for (key, value) in sent {
+                match sample.get(key) {
+                    None => unknown.push(format!("{path}.{key}")),
+                    Some(inner) => keys_within(value, inner, &format!("{path}.{key}"), unknown),
+                }
+            }
+        }
+        (Value::Array(sent), Value::Array(sample)) if !sample.is_empty() => {
+            sent.iter().for_each(|item| keys_within(item, &sample[0], &format!("{path}[]"), unknown))
+        }
+        _ => {}
+    }
+}
+
+/// Every `…_at` in a REST body is in the shop's offset (New York: -05:00 in winter, -04:00 in
+/// summer), whole seconds.
+fn times_in_shop_offset(value: &Value, bad: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                if key.ends_with("_at")
+                    && let Some(t) = v.as_str()
+                {
+                    let ok = DateTime::parse_from_rfc3339(t).is_ok()
+                        && (t.ends_with("-05:00") || t.ends_with("-04:00"))
+                        && !t.contains('.');
+                    if !ok {
+                        bad.push(format!("{key}: {t}"));
+                    }
+                }
+                times_in_shop_offset(v, bad);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| times_in_shop_offset(v, bad)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn each_change_sends_the_topics_shopify_sends_in_its_rest_shape() {
+    let (url, inbox) = receiver().await;
+    let sim = ShopifySim::new(SimConfig::default());
+    sim.seed_demo();
+    sim.set_webhook_target(WebhookTarget::new(&url, SECRET, SHOP));
+    let dana = sim.customers().into_iter().find(|c| c.phone.as_deref() == Some(DANA)).unwrap();
+    let mut expected: Vec<&str> = Vec::new();
+
+    // Checkout: placed and paid in one second.
+    let mut sample = sim.sample_order(Some(dana.id));
+    let item = sample.line_items[0].clone();
+    sample.line_items.push(ShopifyLineItem { id: sim.new_id(), ..item });
+    let order = sim.create_order(sample);
+    expected.extend(["orders/create", "orders/paid"]);
+    // One parcel of two: partially fulfilled.
+    let fulfillment = sim.new_id();
+    sim.change_order(order.id, |o| {
+        let mut f = sim_fulfillment(o, fulfillment);
+        f.shipment_status = Some("confirmed".into());
+        o.fulfillments.push(f);
+        o.line_items[0].fulfillment_status = Some("fulfilled".into());
+        o.fulfillment_status = Some("partial".into());
+    })
+    .unwrap();
+    expected.extend([
+        "fulfillments/create",
+        "fulfillment_events/create",
+        "orders/partially_fulfilled",
+        "orders/updated",
+    ]);
+    // A carrier scan on it.
+    sim.change_order(order.id, |o| {
+        let f = o.fulfillments.last_mut().unwrap();
+        f.shipment_status = Some("in_transit".into());
+        f.estimated_delivery_at = Some(f.updated_at + TimeDelta::days(3));
+    })
+    .unwrap();
+    expected.extend(["fulfillments/update", "fulfillment_events/create", "orders/updated"]);
+    // The rest shipped: fulfilled.
+    let other = sim.new_id();
+    sim.change_order(order.id, |o| {
+        o.fulfillments.push(sim_fulfillment(o, other));
+        o.line_items[1].fulfillment_status = Some("fulfilled".into());
+        o.fulfillment_status = Some("fulfilled".into());
+    })
+    .unwrap();
+    expected.extend(["fulfillments/create", "orders/fulfilled", "orders/updated"]);
+    // A refund.
+    let refund = sim.new_id();
+    sim.change_order(order.id, |o| {
+        o.refunds.push(ShopifyRefund {
+            id: refund,
+            order_id: o.id,
+            note: Some("damaged".into()),
+            created_at: Some(o.updated_at),
+            processed_at: Some(o.updated_at),
+            transactions: vec![ShopifyTransaction {
+                kind: Some("refund".into()),
+                status: Some("success".into()),
+                amount: Some("5.00".into()),
+                currency: o.currency.clone(),
+            }],
+        });
+        o.financial_status = Some("partially_refunded".into());
+    })
+    .unwrap();
+    expected.extend(["refunds/create", "orders/updated"]);
+    // Another order cancelled, then deleted.
+    let other_order = sim.create_order(sim.sample_order(Some(dana.id)));
+    expected.extend(["orders/create", "orders/paid"]);
+    sim.change_order(other_order.id, |o| {
+        o.cancelled_at = Some(o.updated_at);
+        o.cancel_reason = Some("customer".into());
+    })
+    .unwrap();
+    expected.extend(["orders/cancelled", "orders/updated"]);
+    assert!(sim.delete_order(other_order.id));
+    expected.push("orders/delete");
+    // Shopify deletes only customers without orders.
+    assert!(!sim.delete_customer(dana.id));
+    let loner = sim.new_id();
+    let phone = Some("+15550100999".to_string());
+    sim.upsert_customer(ShopifyCustomer { id: loner, phone, email: Some("loner@example.com".into()), ..dana.clone() })
+        .unwrap();
+    assert!(sim.delete_customer(loner));
+    expected.push("customers/delete");
+    // The compliance topics.
+    assert!(sim.send_customer_redact(dana.id) && sim.send_data_request(dana.id, 48213));
+    sim.send_shop_redact(61_204_938_771, SHOP);
+    expected.extend(["customers/redact", "customers/data_request", "shop/redact"]);
+
+    let stats = sim.flush_webhooks().await;
+    let got = inbox.lock().unwrap().clone();
+    assert_eq!(stats.sent as usize, got.len());
+    let topics: Vec<&str> = got.iter().map(|r| r.header("x-shopify-topic")).collect();
+    assert_eq!(topics, expected);
+    assert_eq!(got[0].change().order_id(), Some(order.id));
+    assert_eq!(got[1].change().order_id(), Some(order.id), "orders/create and orders/paid are about one order");
+    let same_second = |r: &Received| serde_json::from_slice::<Value>(&r.body).unwrap()["updated_at"].clone();
+    assert_eq!(same_second(&got[0]), same_second(&got[1]), "a burst of versions in one second");
+
+    for r in &got {
+        let topic = r.header("x-shopify-topic");
+        assert!(r.verified, "{topic}");
+        let change = ShopifyChange::parse(Topic::parse(topic).unwrap(), &r.body).unwrap_or_else(|e| panic!("{e}"));
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        let sample = match topic.split('/').next().unwrap() {
+            _ if topic == "orders/delete" => Some(fixture("order_delete")),
+            _ if topic == "customers/delete" => Some(fixture("customer_delete")),
+            _ if topic == "customers/redact" => Some(fixture("customers_redact")),
+            _ if topic == "customers/data_request" => Some(fixture("customers_data_request")),
+            _ if topic == "shop/redact" => Some(fixture("shop_redact")),
+            "orders" => Some(fixture("order_fulfilled")),
+            "fulfillments" => Some(fixture("fulfillment_update")),
+            "refunds" => Some(fixture("refund_create")),
+            "customers" => Some(fixture("customer_create")),
+            _ => None, // fulfillment_events/create: no fixture
+        };
+        if let Some(sample) = sample {
+            let mut unknown = Vec::new();
+            keys_within(&body, &sample, topic, &mut unknown);
+            assert!(unknown.is_empty(), "keys Shopify's sample payload does not have: {unknown:?}");
+        }
+        let mut bad = Vec::new();
+        times_in_shop_offset(&body, &mut bad);
+        assert!(bad.is_empty(), "{topic}: {bad:?}");
+        let kind = match topic.split('/').next().unwrap() {
+            "orders" if topic != "orders/delete" => Some("Order"),
+            "fulfillments" => Some("Fulfillment"),
+            "fulfillment_events" => Some("FulfillmentEvent"),
+            "refunds" => Some("Refund"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            assert_eq!(body["admin_graphql_api_id"], format!("gid://shopify/{kind}/{}", body["id"]), "{topic}");
+        }
+        match (topic, change) {
+            ("fulfillment_events/create", ShopifyChange::FulfillmentEvent(e)) if e.status == "in_transit" => {
+                assert_eq!(e.fulfillment_id, fulfillment);
+                assert!(e.estimated_delivery_at.is_some(), "the event carries the carrier's estimate");
+            }
+            ("fulfillment_events/create", ShopifyChange::FulfillmentEvent(e)) => {
+                assert_eq!((e.fulfillment_id, e.status.as_str()), (fulfillment, "confirmed"));
+            }
+            ("fulfillments/update", ShopifyChange::Fulfillment(f)) => {
+                assert_eq!(f.id, fulfillment);
+                assert!(body.get("estimated_delivery_at").is_none(), "REST Fulfillment has no estimate");
+            }
+            ("refunds/create", ShopifyChange::Refund(r)) => assert_eq!(r.id, refund),
+            ("customers/redact", ShopifyChange::CustomerRedact { customer_id, orders_to_redact }) => {
+                assert_eq!(customer_id, dana.id);
+                assert!(orders_to_redact.contains(&order.id) && !orders_to_redact.contains(&other_order.id));
+            }
+            ("orders/delete", ShopifyChange::OrderDeleted { id }) => assert_eq!(id, other_order.id),
+            ("customers/delete", ShopifyChange::CustomerDeleted { id }) => assert_eq!(id, loner),
+            _ => {}
+        }
+    }
+    // The emulator's own record of the order matches what the last orders/updated said.
+    let last = got
+        .iter()
+        .rev()
+        .find(|r| r.header("x-shopify-topic") == "orders/updated" && r.change().order_id() == Some(order.id))
+        .unwrap();
+    match last.change() {
+        ShopifyChange::Order(o) => assert_eq!(rest_view(*o), rest_view(sim.order(order.id).unwrap())),
+        other => panic!("{other:?}"),
+    }
+    assert!(sim.order(other_order.id).is_none() && sim.customer(loner).is_none());
+}
+
+fn sim_fulfillment(o: &ShopifyOrder, id: ShopifyId) -> ShopifyFulfillment {
+    ShopifyFulfillment {
+        id,
+        order_id: o.id,
+        status: Some("success".into()),
+        shipment_status: None,
+        tracking_company: Some("UPS".into()),
+        tracking_number: Some(format!("1Z999AA1{}", id.0 % 100_000_000)),
+        tracking_url: None,
+        created_at: Some(o.updated_at),
+        updated_at: o.updated_at,
+        in_transit_at: None,
+        delivered_at: None,
+        estimated_delivery_at: None,
+    }
 }
 
 #[tokio::test]

@@ -419,8 +419,80 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
     app.stop().await;
 }
 
+/// The customer inside a REST order webhook has no `addresses` (API 2025-01): it creates a
+/// customer orderline does not hold yet, never overwrites a whole record (which would drop the
+/// address phones), and a whole copy of the same second replaces it without a false alarm.
+async fn the_customer_inside_an_order_creates_but_never_overwrites_the_customer(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    // Created by the order alone: a partial row, found by the phones it carries.
+    app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
+    app.settle().await;
+    assert!(app.store().customer(SHOP, CUSTOMER).await.unwrap().is_some());
+    // customers/create of the same second, whole, with a second address: it replaces the
+    // partial row (applied, not marked unconfirmed), and the address phone is indexed.
+    let mut whole = fixture("order_create.json")["customer"].clone();
+    let home = whole["default_address"].clone();
+    let mut work = home.clone();
+    (work["id"], work["phone"], work["default"]) =
+        (json!(9_007_199_254_741_003_i64), json!("212-555-0199"), json!(false));
+    whole["addresses"] = json!([home, work]);
+    app.deliver_json("customers/create", "w2", &whole).await;
+    app.settle().await;
+    assert_eq!(app.store().delivery(SHOP, "w2").await.unwrap().unwrap().status, "applied");
+    let stored = app.store().customer(SHOP, CUSTOMER).await.unwrap().unwrap();
+    assert_ne!(stored.synced_at, orderline::store::UNCONFIRMED);
+    let found = app.store().customers_by_phone(SHOP, &phone("+12125550199")).await.unwrap();
+    assert_eq!(found.iter().map(|c| c.id).collect::<Vec<_>>(), vec![CUSTOMER.0]);
+
+    // A later order webhook whose embedded customer is newer (renamed) and, as REST sends it,
+    // without `addresses`: the order is applied, the whole customer record stays.
+    let mut order = fixture("order_create.json");
+    order["updated_at"] = json!("2026-11-05T09:00:00-05:00");
+    order["customer"]["updated_at"] = json!("2026-11-05T08:59:00-05:00");
+    order["customer"]["first_name"] = json!("Danielle");
+    app.deliver_json("orders/updated", "w3", &order).await;
+    app.settle().await;
+    assert_eq!(app.store().delivery(SHOP, "w3").await.unwrap().unwrap().status, "applied");
+    let kept = app.store().customer(SHOP, CUSTOMER).await.unwrap().unwrap();
+    assert_eq!((kept.first_name.as_deref(), kept.updated_at), (Some("Dana"), stored.updated_at));
+    let found = app.store().customers_by_phone(SHOP, &phone("+12125550199")).await.unwrap();
+    assert_eq!(found.iter().map(|c| c.id).collect::<Vec<_>>(), vec![CUSTOMER.0], "the address phone is kept");
+    app.stop().await;
+}
+
+/// A tracking event can arrive before the fulfilment it belongs to (Shopify does not order
+/// deliveries): its dates have nowhere to go yet, so the order is marked unconfirmed and the
+/// next lookup refetches it rather than answering without them.
+async fn a_tracking_event_ahead_of_its_fulfilment_marks_the_order_for_a_refetch(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
+    app.settle().await;
+    let event = json!({
+        "id": 9_007_199_254_742_001_i64, "fulfillment_id": 9_007_199_254_741_409_i64, "order_id": ORDER.0,
+        "status": "in_transit", "happened_at": "2026-11-03T08:00:00-05:00",
+        "estimated_delivery_at": "2026-11-05T17:00:00-05:00",
+        "admin_graphql_api_id": "gid://shopify/FulfillmentEvent/9007199254742001",
+    });
+    app.deliver_json("fulfillment_events/create", "w2", &event).await;
+    app.settle().await;
+    assert_eq!(app.store().delivery(SHOP, "w2").await.unwrap().unwrap().status, "unconfirmed");
+    let order = app.store().order(SHOP, ORDER).await.unwrap().unwrap();
+    assert_eq!(order.synced_at, orderline::store::UNCONFIRMED);
+
+    // Once the fulfilment is stored, the event's estimate lands on it.
+    app.deliver("orders/fulfilled", "w3", &fixture_bytes("order_fulfilled.json")).await;
+    app.deliver_json("fulfillment_events/create", "w4", &event).await;
+    app.settle().await;
+    assert_eq!(app.store().delivery(SHOP, "w4").await.unwrap().unwrap().status, "applied");
+    let f = &app.store().fulfillments(SHOP, ORDER).await.unwrap()[0];
+    assert_eq!(f.estimated_delivery_at.map(|t| t.0.to_rfc3339()).as_deref(), Some("2026-11-05T22:00:00+00:00"));
+    app.stop().await;
+}
+
 on_both_backends!(
     a_valid_delivery_is_applied,
+    a_tracking_event_ahead_of_its_fulfilment_marks_the_order_for_a_refetch,
+    the_customer_inside_an_order_creates_but_never_overwrites_the_customer,
     fulfilments_tracking_and_refunds_are_kept,
     a_bad_signature_is_refused_and_nothing_is_stored,
     without_a_secret_every_webhook_is_refused,

@@ -479,6 +479,7 @@ impl GqlCustomer {
             updated_at: Some(self.updated_at),
             default_address: self.default_address.as_ref().map(address_from).transpose()?,
             addresses: self.addresses_v2.iter().flat_map(|a| &a.nodes).map(address_from).collect::<Result<_, _>>()?,
+            addresses_omitted: false,
         })
     }
 

@@ -90,6 +90,12 @@ pub struct ShopifyCustomer {
     pub default_address: Option<ShopifyAddress>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub addresses: Vec<ShopifyAddress>,
+    /// This copy left `addresses` out: the customer inside a REST order webhook carries
+    /// `default_address` but no `addresses` (API 2025-01 changelog, "changes to existing
+    /// customer's webhooks payload"; tests/fixtures/shopify/order_create.json). Such a copy is
+    /// not the whole record: it creates a customer not yet stored, and never overwrites one.
+    #[serde(skip)]
+    pub addresses_omitted: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -541,6 +547,19 @@ struct IdOnly {
     id: ShopifyId,
 }
 
+/// Whether the customer inside an order body carries `addresses` at all.
+#[derive(Deserialize)]
+struct EmbeddedCustomer {
+    #[serde(default)]
+    customer: Option<EmbeddedAddresses>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddedAddresses {
+    #[serde(default)]
+    addresses: Option<de::IgnoredAny>,
+}
+
 #[derive(Deserialize)]
 struct CustomerRef {
     id: ShopifyId,
@@ -576,6 +595,10 @@ impl ShopifyChange {
             | Topic::OrdersFulfilled
             | Topic::OrdersPartiallyFulfilled => {
                 let mut order: ShopifyOrder = json(topic, body)?;
+                if let Some(customer) = order.customer.as_mut() {
+                    customer.addresses_omitted =
+                        json::<EmbeddedCustomer>(topic, body)?.customer.is_some_and(|c| c.addresses.is_none());
+                }
                 order.fulfillments =
                     order.fulfillments.into_iter().map(ShopifyFulfillment::with_dates_from_status).collect();
                 ShopifyChange::Order(Box::new(order))

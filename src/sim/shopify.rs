@@ -47,6 +47,14 @@ use server::Bucket;
 use store::Store;
 pub use webhooks::{WebhookStats, WebhookTarget};
 
+/// The emulated shop's ID in compliance payloads (`shop_id`, as in tests/fixtures/shopify).
+const SHOP_ID: i64 = 61_204_938_771;
+
+/// A customer change Shopify refuses: another customer has the phone (CustomerSetUserErrorCode TAKEN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("phone has already been taken by another customer")]
+pub struct PhoneTaken;
+
 /// How the emulated shop is reached and rate-limited.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
@@ -245,8 +253,20 @@ impl ShopifySim {
     // ---- data ----
 
     /// Stores the customer as given; no webhook.
-    pub fn upsert_customer(&self, c: ShopifyCustomer) {
-        lock(&self.inner.data).store.put_customer(c);
+    ///
+    /// Refused when another customer already has the phone: Shopify keeps `Customer.phone`
+    /// unique in a shop (customerSet "upsert a customer by a unique key (email or phone)", user
+    /// error code TAKEN "The input value is already taken",
+    /// shopify.dev/docs/api/admin-graphql/latest/objects/customersetusererror and
+    /// …/unstable/enums/CustomerSetUserErrorCode, read 2026-12-04; the message text is the
+    /// emulator's); a number shared by a household is an address phone.
+    pub fn upsert_customer(&self, c: ShopifyCustomer) -> Result<(), PhoneTaken> {
+        let mut data = lock(&self.inner.data);
+        if data.store.phone_taken(&c) {
+            return Err(PhoneTaken);
+        }
+        data.store.put_customer(c);
+        Ok(())
     }
 
     /// Stores the order as given, and its customer unless the sim holds a copy at least as new;
@@ -293,10 +313,11 @@ impl ShopifySim {
         seed::sample_order(store, rng, customer.as_ref())
     }
 
-    /// Changes an order as a merchant would: applies `f`, sets `updated_at` to a new instant
-    /// strictly later than the order's previous `updated_at` and than any instant the sim handed
-    /// out before (a monotonic clock starting at the real now), and sends `orders/updated` if a
-    /// webhook target is set. `f` sees the order with its customer's current record.
+    /// Changes an order as a merchant would: applies `f`, sets `updated_at` to the sim clock's
+    /// whole second (never before the order's previous `updated_at` or any instant handed out
+    /// before: several changes in one second share it, as Shopify's one-second `updated_at`
+    /// does), and sends what Shopify sends for the change if a webhook target is set
+    /// (`webhooks::order_deliveries`). `f` sees the order with its customer's current record.
     pub fn change_order(&self, id: ShopifyId, f: impl FnOnce(&mut ShopifyOrder)) -> Option<ShopifyOrder> {
         self.change_order_at(id, |order, _, _| {
             f(order);
@@ -320,32 +341,54 @@ impl ShopifySim {
         f: impl FnOnce(&mut ShopifyOrder, &mut Data, DateTime<Utc>) -> bool,
     ) -> Option<ShopifyOrder> {
         let mut data = lock(&self.inner.data);
-        let mut order = data.store.order(id)?;
+        let before = data.store.order(id)?;
+        let mut order = before.clone();
         let at = data.store.tick(Some(order.updated_at));
         if !f(&mut order, &mut data, at) {
             return None;
         }
         order.id = id;
         order.updated_at = at;
-        self.commit_order(&mut data, order, "orders/updated")
+        self.commit_order(&mut data, Some(&before), order)
     }
 
     /// Adds a new order as a customer placing it would: `created_at` and `updated_at` become a
     /// new instant of the sim clock, its customer is stored if the sim has no newer copy, and
-    /// `orders/create` is sent if a webhook target is set.
+    /// what Shopify sends is sent if a webhook target is set (`webhooks::order_deliveries`). A
+    /// checkout by a customer the shop did not know creates the customer in the same second:
+    /// `customers/create` ("Occurs whenever a customer is created",
+    /// shopify.dev/docs/api/webhooks/latest?reference=toml#list-customers-create, read
+    /// 2026-12-04) goes out before `orders/create`.
     pub fn create_order(&self, mut o: ShopifyOrder) -> ShopifyOrder {
         let mut data = lock(&self.inner.data);
         let at = data.store.tick(None);
         o.created_at = at;
         o.updated_at = at;
-        self.commit_order(&mut data, o, "orders/create").expect("the order was just stored")
+        let new_customer = o.customer.as_mut().filter(|c| data.store.customer(c.id).is_none());
+        if let Some(c) = new_customer {
+            (c.created_at, c.updated_at) = (Some(at), Some(at));
+            self.emit("customers/create", &*c, at);
+        }
+        self.commit_order(&mut data, None, o).expect("the order was just stored")
     }
 
-    fn commit_order(&self, data: &mut Data, order: ShopifyOrder, topic: &'static str) -> Option<ShopifyOrder> {
+    /// Stores the order and sends what Shopify sends for the change (`webhooks::order_deliveries`).
+    fn commit_order(
+        &self,
+        data: &mut Data,
+        before: Option<&ShopifyOrder>,
+        order: ShopifyOrder,
+    ) -> Option<ShopifyOrder> {
         let (id, at) = (order.id, order.updated_at);
         data.store.put_order(order);
         let order = data.store.order(id)?;
-        self.emit(topic, &order, at);
+        let store = &mut data.store;
+        let mut hooks = lock(&self.inner.webhooks);
+        if hooks.is_active() {
+            for (topic, body) in webhooks::order_deliveries(before, &order, || store.alloc_id()) {
+                hooks.emit(topic, body, at);
+            }
+        }
         Some(order)
     }
 
@@ -354,9 +397,12 @@ impl ShopifySim {
     pub fn change_customer(&self, id: ShopifyId, f: impl FnOnce(&mut ShopifyCustomer)) -> Option<ShopifyCustomer> {
         let mut data = lock(&self.inner.data);
         let mut customer = data.store.customer(id)?.clone();
-        let at = data.store.tick(customer.updated_at);
         f(&mut customer);
         customer.id = id;
+        if data.store.phone_taken(&customer) {
+            return None;
+        }
+        let at = data.store.tick(customer.updated_at);
         customer.updated_at = Some(at);
         data.store.put_customer(customer.clone());
         self.emit("customers/update", &customer, at);
@@ -396,6 +442,44 @@ impl ShopifySim {
         }
         let at = data.store.tick(None);
         self.emit("orders/delete", &serde_json::json!({ "id": id }), at);
+        true
+    }
+
+    /// The mandatory compliance topics (shopify.dev/docs/apps/build/privacy-law-compliance,
+    /// read 2026-12-04), bodies as in tests/fixtures/shopify: `customers/redact` for the
+    /// customer and all their orders (Shopify sends it 10 days after the request; the record
+    /// stays in the shop), `customers/data_request` with the request's ID, `shop/redact`.
+    pub fn send_customer_redact(&self, id: ShopifyId) -> bool {
+        self.compliance("customers/redact", id, None)
+    }
+
+    pub fn send_data_request(&self, id: ShopifyId, request_id: i64) -> bool {
+        self.compliance("customers/data_request", id, Some(request_id))
+    }
+
+    pub fn send_shop_redact(&self, shop_id: i64, shop_domain: &str) {
+        let mut data = lock(&self.inner.data);
+        let at = data.store.tick(None);
+        self.emit("shop/redact", &serde_json::json!({ "shop_id": shop_id, "shop_domain": shop_domain }), at);
+    }
+
+    fn compliance(&self, topic: &'static str, id: ShopifyId, request_id: Option<i64>) -> bool {
+        let mut data = lock(&self.inner.data);
+        let Some(c) = data.store.customer(id).cloned() else { return false };
+        let orders = data.store.order_ids_of(id);
+        let at = data.store.tick(None);
+        let domain = lock(&self.inner.webhooks).shop_domain().unwrap_or_default();
+        let customer = serde_json::json!({ "id": c.id, "email": c.email, "phone": c.phone });
+        let body = match request_id {
+            None => serde_json::json!({
+                "shop_id": SHOP_ID, "shop_domain": domain, "customer": customer, "orders_to_redact": orders,
+            }),
+            Some(request) => serde_json::json!({
+                "shop_id": SHOP_ID, "shop_domain": domain, "orders_requested": orders, "customer": customer,
+                "data_request": { "id": request },
+            }),
+        };
+        self.emit(topic, &body, at);
         true
     }
 
@@ -515,6 +599,11 @@ impl ShopifySim {
     /// back for a previous target are sent to it.
     pub fn set_webhook_target(&self, target: WebhookTarget) {
         lock(&self.inner.webhooks).set_target(Some(target));
+    }
+
+    /// The deliveries dropped since the target was set: (topic, the record's ID).
+    pub fn dropped_webhooks(&self) -> Vec<(&'static str, Option<ShopifyId>)> {
+        lock(&self.inner.webhooks).dropped()
     }
 
     /// Stops sending webhooks for later changes.

@@ -107,8 +107,16 @@ pub(crate) fn order_phones(o: &ShopifyOrder, default_region: &str) -> Vec<PhoneE
     entries
 }
 
+/// The content of a customer row written from a copy that left `addresses` out (the customer
+/// inside a REST order webhook): not the whole record, so any whole copy of the same second
+/// replaces it, and such a copy never overwrites a stored row (see `ShopifyCustomer::addresses_omitted`).
+const PARTIAL: &str = "partial";
+
 /// What a customer record says (its fingerprint), for the write rule.
 fn customer_content(c: &ShopifyCustomer, phones: &[PhoneEntry]) -> String {
+    if c.addresses_omitted {
+        return PARTIAL.to_string();
+    }
     let address = c.default_address.as_ref();
     fingerprint(&(
         &c.first_name,
@@ -204,11 +212,14 @@ impl<'a, T> Course<'a, T> {
     ) -> ApplyOutcome {
         let write = match &self.state {
             None => true,
+            // A partial copy only creates a row (see `PARTIAL`).
+            Some(_) if content == PARTIAL => return ApplyOutcome::Unchanged,
             Some(s) => {
                 updated_at > s.updated_at
                     || (from == Provenance::Snapshot
                         && updated_at == s.updated_at
                         && s.content.as_deref() != Some(content.as_str()))
+                    || (s.content.as_deref() == Some(PARTIAL) && updated_at == s.updated_at)
             }
         };
         if write {
@@ -560,8 +571,10 @@ for_each_backend! {
                 default_country_code = excluded.default_country_code,
                 shopify_created_at = excluded.shopify_created_at,
                 updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
-             WHERE excluded.updated_at > customers.updated_at
-                OR ($14 AND excluded.updated_at = customers.updated_at AND excluded.content IS DISTINCT FROM customers.content)",
+             WHERE excluded.content <> $15
+               AND (excluded.updated_at > customers.updated_at
+                    OR ($14 AND excluded.updated_at = customers.updated_at AND excluded.content IS DISTINCT FROM customers.content)
+                    OR (customers.content = $15 AND excluded.updated_at = customers.updated_at))",
         )
         .bind(shop)
         .bind(c.id.0)
@@ -577,9 +590,13 @@ for_each_backend! {
         .bind(w.now)
         .bind(&content)
         .bind(w.from == Provenance::Snapshot)
+        .bind(PARTIAL)
         .execute(&mut *conn)
         .await?
         .rows_affected();
+        if written == 0 && content == PARTIAL {
+            return Ok(ApplyOutcome::Unchanged);
+        }
         if written == 0 {
             return settle_tie(conn, w, "customers", c.id, updated_at, &content).await;
         }
@@ -795,7 +812,27 @@ for_each_backend! {
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        Ok(if written == 0 { ApplyOutcome::Unchanged } else { ApplyOutcome::Applied })
+        if written > 0 {
+            return Ok(ApplyOutcome::Applied);
+        }
+        // An event ahead of its fulfilment (Shopify does not order deliveries): its dates have
+        // nowhere to go yet, so the order is marked unconfirmed and the next lookup refetches it.
+        let known: Option<(i64,)> = sqlx::query_as("SELECT id FROM fulfillments WHERE shop = $1 AND id = $2")
+            .bind(w.shop)
+            .bind(e.fulfillment_id.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if known.is_some() {
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        let marked = sqlx::query("UPDATE orders SET synced_at = $3 WHERE shop = $1 AND id = $2")
+            .bind(w.shop)
+            .bind(e.order_id.0)
+            .bind(UNCONFIRMED)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        Ok(if marked > 0 { ApplyOutcome::Unconfirmed } else { ApplyOutcome::Unchanged })
     }
 
     /// Refunds never change once made: the first copy is kept.
@@ -1063,6 +1100,7 @@ for_each_backend! {
                     shopify_created_at = excluded.shopify_created_at,
                     updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
                  WHERE excluded.updated_at > customers.updated_at
+                    OR (customers.content = 'partial' AND excluded.updated_at = customers.updated_at)
                     OR (",
             )
             .push_bind(from == Provenance::Snapshot)

@@ -157,6 +157,7 @@ pub(crate) fn materialize(store: &mut Store, rng: &mut Rng, people: &[Person], m
             updated_at: Some(updated.min(start - TimeDelta::seconds(1))),
             default_address: Some(address.clone()),
             addresses: vec![address],
+            addresses_omitted: false,
         };
         store.put_customer(customer.clone());
         customers.push(customer);
@@ -374,9 +375,8 @@ pub(crate) fn advance(store: &mut Store, rng: &mut Rng, order: &mut ShopifyOrder
     if order.fulfillment_status.as_deref() != Some("fulfilled") {
         let carrier = *rng.pick(&CARRIERS);
         ship(store, rng, order, carrier, at, usize::MAX);
-        if let Some(f) = order.fulfillments.last_mut() {
-            f.shipment_status = Some("in_transit".into());
-        }
+        // Picked up by the carrier at once: in transit, with the carrier's estimate.
+        set_shipment(order, "in_transit", at);
         return true;
     }
     let next = match order.fulfillments.last().and_then(|f| f.shipment_status.as_deref()) {
@@ -413,7 +413,8 @@ fn person(first: &str, last: &str, phone: &str, address_phone: &str, country: &'
     }
 }
 
-/// The demo shop: eight customers (two share a household phone, two are in the UK), orders in
+/// The demo shop: eight customers (two share a household phone, one as her address phone, two
+/// are in the UK), orders in
 /// every stage over the last sixty days, and one guest order.
 pub(crate) fn demo(store: &mut Store, rng: &mut Rng) {
     let people = vec![
@@ -421,7 +422,9 @@ pub(crate) fn demo(store: &mut Store, rng: &mut Rng) {
         person("Marcus", "Oyelaran", "+15550142381", "555-014-2381", "US", "60614"),
         person("Priya", "Raman", "+15550156702", "(555) 015-6702", "US", "78704"),
         person("Tom", "Becker", "+15550177120", "555 017 7120", "US", "97214"),
-        person("Anna", "Becker", "+15550177120", "555 017 7120", "US", "97214"),
+        // Shopify keeps Customer.phone unique per shop: Anna has her own mobile, and shares the
+        // household number through her address (as real shared numbers do).
+        person("Anna", "Becker", "+15550177121", "555 017 7120", "US", "97214"),
         person("Eleanor", "Hughes", "+447700900123", "07700 900123", "GB", "SW1A 1AA"),
         person("Oliver", "Bennett", "+442079460321", "020 7946 0321", "GB", "M1 1AE"),
         person("Sofia", "Alvarez", "+15550199034", "+1 (555) 019-9034", "US", "33131"),

@@ -122,6 +122,13 @@ impl Store {
         self.customers.insert(c.id, c);
     }
 
+    /// Whether another customer already has `c`'s phone (compared as Shopify stores it, E.164).
+    pub(crate) fn phone_taken(&self, c: &ShopifyCustomer) -> bool {
+        c.phone.as_deref().is_some_and(|p| {
+            self.customers_by_phone.get(&phone_key(p)).is_some_and(|ids| ids.iter().any(|id| *id != c.id))
+        })
+    }
+
     /// Stores the order; its customer is stored too unless the sim holds a copy at least as new.
     pub(crate) fn put_order(&mut self, o: ShopifyOrder) {
         self.saw_id(o.id);
@@ -182,6 +189,11 @@ impl Store {
             set.remove(&(old.created_at, old.id));
         }
         true
+    }
+
+    /// The IDs of the customer's orders, oldest first.
+    pub(crate) fn order_ids_of(&self, customer: ShopifyId) -> Vec<ShopifyId> {
+        self.orders_by_customer.get(&customer).into_iter().flatten().map(|(_, id)| *id).collect()
     }
 
     pub(crate) fn customer(&self, id: ShopifyId) -> Option<&ShopifyCustomer> {
@@ -372,7 +384,10 @@ impl Term {
 
     fn matches_order(&self, o: &ShopifyOrder) -> bool {
         match self {
-            Term::Name(n) => name_key(&o.name) == name_key(n),
+            // Shopify's `name:` filter matches the order's name as the shop writes it
+            // (`name:#1042`, `name:SO-1001-A`; shopify.dev/docs/api/admin-graphql/latest/queries/orders,
+            // read 2026-12-04): the emulator asks for the exact name (any case), not bare digits.
+            Term::Name(n) => o.name.trim().eq_ignore_ascii_case(n.trim()),
             Term::Email(e) => o.email.as_deref().is_some_and(|have| have.eq_ignore_ascii_case(e)),
             Term::Phone(_) => false,
             Term::UpdatedAt(cmp, t) => cmp.holds(o.updated_at, *t),

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::lock;
 use super::rng::Rng;
 use crate::shopify::graphql::API_VERSION;
+use crate::shopify::payload::{ShopifyFulfillmentEvent, ShopifyId, ShopifyOrder};
 use crate::shopify::signature;
 
 /// Where the sim sends webhooks, and what goes wrong on the way (each a probability in 0..=1,
@@ -47,7 +48,7 @@ impl WebhookTarget {
 /// Counts since the target was set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WebhookStats {
-    /// Changes that called for a delivery.
+    /// Deliveries called for (one change of an order calls for several topics).
     pub changes: u64,
     /// HTTP requests made (duplicates count twice).
     pub sent: u64,
@@ -85,6 +86,8 @@ struct Active {
     rx: Option<mpsc::UnboundedReceiver<Job>>,
     held: Vec<Arc<Delivery>>,
     stats: Arc<Mutex<WebhookStats>>,
+    /// The topic and subject of each dropped delivery (see `Webhooks::dropped`).
+    dropped: Vec<(&'static str, Option<ShopifyId>)>,
 }
 
 impl Active {
@@ -137,14 +140,33 @@ impl Webhooks {
             .build()
             .expect("an HTTP client with default TLS settings builds");
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut active = Active { target, client, tx, rx: Some(rx), held: Vec::new(), stats: Arc::default() };
+        let mut active =
+            Active { target, client, tx, rx: Some(rx), held: Vec::new(), stats: Arc::default(), dropped: Vec::new() };
         active.ensure_sender();
         self.active = Some(active);
     }
 
-    /// Builds and queues the delivery for one change (nothing when no target is set).
+    pub(crate) fn shop_domain(&self) -> Option<String> {
+        self.active.as_ref().map(|a| a.target.shop_domain.clone())
+    }
+
+    /// What was dropped since the target was set: the topic and the record it was about (the
+    /// body's `id`, or its `customer.id` for the compliance topics). Deletions and redactions
+    /// are the losses a reconcile cannot repair: Shopify's order and customer lists no longer
+    /// hold the record.
+    pub(crate) fn dropped(&self) -> Vec<(&'static str, Option<ShopifyId>)> {
+        self.active.as_ref().map(|a| a.dropped.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.is_some()
+    }
+
+    /// Builds and queues the delivery for one change (nothing when no target is set). `body` is
+    /// the record as orderline's serde writes it; it is sent in Shopify's REST shape (`rest_shape`).
     pub(crate) fn emit(&mut self, topic: &'static str, body: Vec<u8>, triggered_at: DateTime<Utc>) {
         let Some(active) = self.active.as_mut() else { return };
+        let body = rest_shape(topic, &body);
         // Always three draws per change, so the decisions depend only on the seed and the count.
         let drop = self.faults.chance(active.target.drop);
         let duplicate = self.faults.chance(active.target.duplicate);
@@ -154,6 +176,7 @@ impl Webhooks {
             stats.changes += 1;
             if drop {
                 stats.dropped += 1;
+                drop_record(&mut active.dropped, topic, &body);
                 return;
             }
             stats.duplicated += u64::from(duplicate);
@@ -187,6 +210,173 @@ impl Webhooks {
         active.push(Job::Flush(done));
         active.ensure_sender();
         Some((wait, active.stats.clone()))
+    }
+}
+
+fn drop_record(dropped: &mut Vec<(&'static str, Option<ShopifyId>)>, topic: &'static str, body: &[u8]) {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let id = value.get("customer").and_then(|c| c.get("id")).or_else(|| value.get("id"));
+    dropped.push((topic, id.and_then(serde_json::Value::as_i64).map(ShopifyId)));
+}
+
+/// The shop's time zone: REST payloads give times in the shop's offset
+/// (`"updated_at": "2026-11-03T19:41:30-05:00"`, as in Shopify's published webhook examples,
+/// shopify.dev/docs/api/webhooks/latest (sample payloads, read 2026-12-04), and
+/// tests/fixtures/shopify).
+const SHOP_TZ: chrono_tz::Tz = chrono_tz::America::New_York;
+
+/// The deliveries Shopify sends when an order goes from `before` (`None`: just placed) to
+/// `after`, in the order it sends them. Topics per shopify.dev/docs/api/webhooks/latest (read
+/// 2026-12-04): an order placed and paid at checkout → `orders/create` and `orders/paid` (the
+/// same `updated_at`: a same-second burst); a new fulfilment → `fulfillments/create` (and
+/// `fulfillment_events/create` when it already has a shipment status), then `orders/fulfilled`
+/// or `orders/partially_fulfilled`; a tracking update → `fulfillments/update`
+/// and `fulfillment_events/create` (the only REST resource that carries the carrier's estimate,
+/// shopify.dev/docs/api/admin-rest/latest/resources/fulfillmentevent); a refund →
+/// `refunds/create`; a cancellation → `orders/cancelled`; payment captured later →
+/// `orders/paid`; and every change to an order ends with `orders/updated` (observed for
+/// fulfilling and refunding items: "Fulfill items (order_updated is triggered)", "Refund items
+/// (order_updated is triggered)", community.shopify.com/c/webhooks-and-events/fulfillmentorder-
+/// and-fulfillmentorderlineitem-create-update/td-p/2445856, read 2026-12-04; for a tracking
+/// event it follows from the order's `updatedAt` moving, as it does in this emulator). `next_id` hands out
+/// the IDs of new fulfilment events. Bodies are orderline's serde form; `emit` reshapes them.
+pub(crate) fn order_deliveries(
+    before: Option<&ShopifyOrder>,
+    after: &ShopifyOrder,
+    mut next_id: impl FnMut() -> ShopifyId,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    let paid = |o: &ShopifyOrder| o.financial_status.as_deref() == Some("paid");
+    let Some(before) = before else {
+        out.push(("orders/create", json(after)));
+        if paid(after) {
+            out.push(("orders/paid", json(after)));
+        }
+        return out;
+    };
+    let mut fulfilled = false;
+    for f in &after.fulfillments {
+        let old = before.fulfillments.iter().find(|old| old.id == f.id);
+        match old {
+            None => {
+                out.push(("fulfillments/create", json(f)));
+                fulfilled = true;
+            }
+            Some(old) if old != f => out.push(("fulfillments/update", json(f))),
+            Some(_) => continue,
+        }
+        // A tracking event (a new shipment status) is also a FulfillmentEvent.
+        if old.map(|o| &o.shipment_status) != Some(&f.shipment_status)
+            && let Some(status) = f.shipment_status.clone()
+        {
+            let event = ShopifyFulfillmentEvent {
+                id: next_id(),
+                fulfillment_id: f.id,
+                order_id: f.order_id,
+                status,
+                happened_at: Some(f.updated_at),
+                estimated_delivery_at: f.estimated_delivery_at,
+            };
+            out.push(("fulfillment_events/create", json(&event)));
+        }
+    }
+    if fulfilled {
+        match after.fulfillment_status.as_deref() {
+            Some("fulfilled") => out.push(("orders/fulfilled", json(after))),
+            Some("partial") => out.push(("orders/partially_fulfilled", json(after))),
+            _ => {}
+        }
+    }
+    for r in after.refunds.iter().filter(|r| !before.refunds.iter().any(|old| old.id == r.id)) {
+        out.push(("refunds/create", json(r)));
+    }
+    if after.cancelled_at.is_some() && before.cancelled_at.is_none() {
+        out.push(("orders/cancelled", json(after)));
+    }
+    if paid(after) && !paid(before) {
+        out.push(("orders/paid", json(after)));
+    }
+    out.push(("orders/updated", json(after)));
+    out
+}
+
+/// A record as a webhook body (orderline's serde form; `emit` reshapes it).
+fn json(record: &impl serde::Serialize) -> Vec<u8> {
+    // These plain records (string keys only) always serialize.
+    serde_json::to_vec(record).unwrap_or_default()
+}
+
+/// A record in Shopify's REST webhook shape, as in the sample payloads of
+/// shopify.dev/docs/api/webhooks/latest and tests/fixtures/shopify (read 2026-12-04): every
+/// resource carries its `admin_graphql_api_id` (`gid://shopify/Order/…`), times are in the
+/// shop's offset, whole seconds; fields only GraphQL has (`inTransitAt`, `deliveredAt`,
+/// `estimatedDeliveryAt` on a fulfilment) are not sent; order addresses have no ID; the
+/// customer inside an order carries `default_address` but not `addresses` (2025-01 changelog,
+/// "changes to existing customer's webhooks payload"). The kinds follow the REST resources.
+fn rest_shape(topic: &str, body: &[u8]) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else { return body.to_vec() };
+    let kind = match topic.split('/').next() {
+        // `{"id": …}` only (tests/fixtures/shopify/order_delete.json).
+        Some("orders") if topic == "orders/delete" => return body.to_vec(),
+        Some("orders") => "Order",
+        Some("customers") if topic == "customers/redact" || topic == "customers/data_request" => {
+            return body.to_vec();
+        }
+        Some("customers") => "Customer",
+        Some("fulfillments") => "Fulfillment",
+        Some("fulfillment_events") => "FulfillmentEvent",
+        Some("refunds") => "Refund",
+        _ => return body.to_vec(),
+    };
+    shape(&mut value, Some(kind), true);
+    serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
+}
+
+fn shape(value: &mut serde_json::Value, kind: Option<&str>, top: bool) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if let (Some(kind), Some(id)) = (kind, map.get("id").and_then(Value::as_i64)) {
+                map.insert("admin_graphql_api_id".into(), Value::String(format!("gid://shopify/{kind}/{id}")));
+            }
+            match kind {
+                Some("Fulfillment") => {
+                    for only_graphql in ["in_transit_at", "delivered_at", "estimated_delivery_at"] {
+                        map.remove(only_graphql);
+                    }
+                }
+                Some("Customer") if !top => {
+                    map.remove("addresses");
+                }
+                _ => {}
+            }
+            for address in ["billing_address", "shipping_address"] {
+                if let Some(Value::Object(a)) = map.get_mut(address) {
+                    a.remove("id");
+                }
+            }
+            for (key, field) in map.iter_mut() {
+                if key.ends_with("_at")
+                    && let Some(t) = field.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                {
+                    let local = t.with_timezone(&SHOP_TZ).fixed_offset();
+                    *field = Value::String(local.to_rfc3339_opts(SecondsFormat::Secs, false));
+                    continue;
+                }
+                let child = match key.as_str() {
+                    "customer" => Some("Customer"),
+                    "line_items" => Some("LineItem"),
+                    "fulfillments" => Some("Fulfillment"),
+                    "refunds" => Some("Refund"),
+                    _ => None,
+                };
+                if child.is_some() || field.is_object() || field.is_array() {
+                    shape(field, child, false);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| shape(item, kind, false)),
+        _ => {}
     }
 }
 
@@ -233,5 +423,36 @@ async fn send_all(
             Some(false) => stats.non_2xx += 1,
             None => stats.failed += 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shopify::payload::{ShopifyChange, ShopifyOrder, Topic};
+
+    #[test]
+    fn a_webhook_body_has_shopifys_rest_shape_and_parses_back_to_the_same_order() {
+        let path = format!("{}/tests/fixtures/shopify/order_fulfilled.json", env!("CARGO_MANIFEST_DIR"));
+        let order: ShopifyOrder = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let ours = serde_json::to_vec(&order).unwrap();
+        let body = rest_shape("orders/updated", &ours);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["admin_graphql_api_id"], "gid://shopify/Order/9007199254741107");
+        assert_eq!(
+            json["customer"]["admin_graphql_api_id"],
+            format!("gid://shopify/Customer/{}", order.customer.as_ref().unwrap().id)
+        );
+        assert!(json["line_items"][0]["admin_graphql_api_id"].as_str().unwrap().starts_with("gid://shopify/LineItem/"));
+        assert!(
+            json["fulfillments"][0]["admin_graphql_api_id"].as_str().unwrap().starts_with("gid://shopify/Fulfillment/")
+        );
+        // November in New York: the shop's offset, whole seconds.
+        assert_eq!(json["updated_at"], "2026-11-03T19:41:30-05:00");
+        let ShopifyChange::Order(back) = ShopifyChange::parse(Topic::OrdersUpdated, &body).unwrap() else { panic!() };
+        assert_eq!(
+            (back.updated_at, back.fulfillments[0].created_at),
+            (order.updated_at, order.fulfillments[0].created_at)
+        );
     }
 }
