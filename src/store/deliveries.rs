@@ -430,25 +430,20 @@ for_each_backend! {
         };
         let filter = |q: &mut QueryBuilder<<Conn as sqlx::Connection>::Database>| {
             q.push(" FROM webhook_deliveries WHERE status = 'pending' AND shop = ").push_bind(shop.to_string());
+            // `-1` keeps each list non-empty (no Shopify ID is negative).
+            let ids = |q: &mut QueryBuilder<<Conn as sqlx::Connection>::Database>, ids: &[i64]| {
+                let mut list = q.separated(", ");
+                for id in std::iter::once(&-1i64).chain(ids) {
+                    list.push_bind(*id);
+                }
+            };
             q.push(" AND (customer_id IN (");
-            let mut list = q.separated(", ");
-            list.push_bind(-1i64);
-            for id in customers {
-                list.push_bind(*id);
-            }
+            ids(q, customers);
             q.push(") OR order_id IN (");
-            let mut list = q.separated(", ");
-            list.push_bind(-1i64);
-            for id in orders {
-                list.push_bind(*id);
-            }
+            ids(q, orders);
             q.push(") OR order_id IN (SELECT id FROM orders WHERE shop = ").push_bind(shop.to_string());
             q.push(" AND customer_id IN (");
-            let mut list = q.separated(", ");
-            list.push_bind(-1i64);
-            for id in customers {
-                list.push_bind(*id);
-            }
+            ids(q, customers);
             q.push(")))");
         };
         let mut q = QueryBuilder::new("SELECT id, shop, topic, body");
