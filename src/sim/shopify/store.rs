@@ -145,17 +145,7 @@ impl Store {
                 self.put_customer(c.clone());
             }
         }
-        if let Some(old) = self.orders.remove(&o.id) {
-            self.orders_by_updated.remove(&(old.updated_at, old.id));
-            if let Some(set) = self.orders_by_name.get_mut(&name_key(&old.name)) {
-                set.remove(&old.id);
-            }
-            if let Some(cid) = old.customer_id()
-                && let Some(set) = self.orders_by_customer.get_mut(&cid)
-            {
-                set.remove(&(old.created_at, old.id));
-            }
-        }
+        self.remove_order(o.id);
         self.orders_by_updated.insert((o.updated_at, o.id));
         self.orders_by_name.entry(name_key(&o.name)).or_default().insert(o.id);
         if let Some(cid) = o.customer_id() {
