@@ -84,6 +84,7 @@ struct RawSettings {
     negative_ttl: String,
     reconcile_every: String,
     reconcile_lag: String,
+    reconcile_deletions_every: String,
     breaker_threshold: u32,
     breaker_cooldown: String,
     transfer_to: String,
@@ -140,6 +141,7 @@ impl Default for RawSettings {
             negative_ttl: "60s".into(),
             reconcile_every: "60s".into(),
             reconcile_lag: "30s".into(),
+            reconcile_deletions_every: "6h".into(),
             breaker_threshold: 5,
             breaker_cooldown: "10s".into(),
             transfer_to: "queue:support".into(),
@@ -215,6 +217,8 @@ pub struct Settings {
     pub reconcile_every: Duration,
     /// How far behind now the reconciliation watermark stays.
     pub reconcile_lag: Duration,
+    /// Time between deletion checks: every stored record asked of Shopify (0: none).
+    pub reconcile_deletions_every: Duration,
     /// Consecutive Admin API failures that open the circuit breaker.
     pub breaker_threshold: u32,
     /// How long the breaker stays open before one trial request.
@@ -332,6 +336,8 @@ impl Settings {
         let negative_ttl = duration("ORDERLINE_NEGATIVE_TTL", &raw.negative_ttl)?;
         let reconcile_every = duration("ORDERLINE_RECONCILE_EVERY", &raw.reconcile_every)?;
         let reconcile_lag = duration("ORDERLINE_RECONCILE_LAG", &raw.reconcile_lag)?;
+        let reconcile_deletions_every =
+            duration("ORDERLINE_RECONCILE_DELETIONS_EVERY", &raw.reconcile_deletions_every)?;
         let breaker_cooldown = duration("ORDERLINE_BREAKER_COOLDOWN", &raw.breaker_cooldown)?;
         let region = raw.default_region.trim().to_ascii_uppercase();
         if region.parse::<phonenumber::country::Id>().is_err() {
@@ -437,6 +443,7 @@ impl Settings {
             negative_ttl,
             reconcile_every,
             reconcile_lag,
+            reconcile_deletions_every,
             breaker_threshold: raw.breaker_threshold.max(1),
             breaker_cooldown,
             transfer_to,

@@ -233,7 +233,7 @@ async fn reconcile(settings: Settings) -> Result<ExitCode, String> {
     let shop = settings.shopify_shop.clone().ok_or("SHOPIFY_SHOP is not set: reconcile needs the shop to ask")?;
     let metrics = Arc::new(Metrics::new());
     let client = app::shopify_client(&settings, metrics.clone())
-        .ok_or("SHOPIFY_ACCESS_TOKEN is not set: reconcile needs the Admin API")?;
+        .ok_or("neither SHOPIFY_CLIENT_ID with SHOPIFY_CLIENT_SECRET nor SHOPIFY_ACCESS_TOKEN is set: reconcile needs the Admin API")?;
     let store = open_store(&settings).await?;
     let reconciler = Reconciler {
         store,
@@ -254,6 +254,16 @@ async fn reconcile(settings: Settings) -> Result<ExitCode, String> {
         report.pages,
         started.elapsed().as_secs_f64(),
         report.watermark.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let started = std::time::Instant::now();
+    let deletions = reconciler.check_deletions().await.map_err(|e| e.to_string())?;
+    println!(
+        "checked {} orders and {} customers with Shopify ({:.1} s); deleted {} orders and {} customers Shopify no longer holds",
+        deletions.orders_checked,
+        deletions.customers_checked,
+        started.elapsed().as_secs_f64(),
+        deletions.orders_deleted,
+        deletions.customers_deleted
     );
     Ok(ExitCode::SUCCESS)
 }

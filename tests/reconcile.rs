@@ -1,12 +1,13 @@
-//! The reconciler on its own: `orderline reconcile` backfills a fresh store, and a backfill cut
-//! short resumes where it stopped instead of starting over.
+//! The reconciler on its own: `orderline reconcile` backfills a fresh store, a backfill cut
+//! short resumes where it stopped instead of starting over, and the deletion check removes what
+//! Shopify deleted without a webhook reaching us.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, SHOP, TestDb};
+use common::{Backend, SHOP, TestDb, on_both_backends};
 use orderline::app;
 use orderline::clock::SystemClock;
 use orderline::config::Settings;
@@ -113,3 +114,93 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
     store.close().await;
     server.stop().await;
 }
+
+fn reconciler_for(sim: &ShopifySim, api_url: &str, store: &Store) -> Reconciler {
+    let settings = Settings::from_pairs([
+        ("shopify_access_token", sim.config().access_token.as_str()),
+        ("shopify_api_url", api_url),
+        ("breaker_threshold", "100"),
+    ])
+    .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    Reconciler {
+        store: store.clone(),
+        client: app::shopify_client(&settings, metrics.clone()).unwrap(),
+        shop: SHOP.into(),
+        default_region: "US".into(),
+        clock: Arc::new(SystemClock),
+        metrics,
+        lag: Duration::from_secs(30),
+        lookup: None,
+    }
+}
+
+/// Orders and a customer deleted in Shopify whose webhooks never arrived: a sweep cannot see
+/// them (Shopify's lists no longer hold them); the deletion check asks about every stored
+/// record, 250 IDs a query, and deletes exactly those. An app without `read_all_orders` cannot
+/// see orders older than 60 days, so it never asks about them (they would look deleted).
+async fn the_deletion_check_removes_what_shopify_deleted_without_a_webhook(backend: Backend) {
+    for sees_all_orders in [true, false] {
+        let mut config = SimConfig::default();
+        if !sees_all_orders {
+            config.scopes.retain(|s| s != "read_all_orders");
+        }
+        let sim = ShopifySim::new(config);
+        sim.seed_generated(60, 5);
+        // One order placed long ago.
+        let old = sim.orders()[0].id;
+        sim.change_order(old, |o| o.created_at = chrono::Utc::now() - chrono::Duration::days(90)).unwrap();
+        // A customer without orders (the only kind Shopify lets a merchant delete).
+        let mut loner = sim.customers()[0].clone();
+        loner.id = sim.new_id();
+        loner.email = Some("loner@example.com".into());
+        loner.phone = Some("+12125550199".into());
+        loner.default_address = None;
+        loner.addresses.clear();
+        let loner = {
+            let id = loner.id;
+            sim.upsert_customer(loner).unwrap();
+            id
+        };
+        let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let db = TestDb::new(backend).await;
+        let store = Store::connect(&db.url).await.unwrap();
+        store.migrate().await.unwrap();
+        let reconciler = reconciler_for(&sim, &server.url(), &store);
+        reconciler.sweep().await.unwrap();
+        let stored_orders = sim.orders().len();
+        assert!(stored_orders > 250, "more than one query's worth of orders: {stored_orders}");
+
+        // Deleted in Shopify, with no webhook target: lost for good.
+        let recent: Vec<_> = sim.orders().iter().filter(|o| o.id != old).take(3).map(|o| o.id).collect();
+        for id in recent.iter().chain([&old]) {
+            assert!(sim.delete_order(*id));
+        }
+        assert!(sim.delete_customer(loner));
+        reconciler.sweep().await.unwrap();
+        assert!(store.customer(SHOP, loner).await.unwrap().is_some(), "a sweep cannot see a deletion");
+
+        sim.reset_counters();
+        let report = reconciler.check_deletions().await.unwrap();
+        let old_deleted = usize::from(sees_all_orders);
+        assert_eq!((report.orders_deleted, report.customers_deleted), (3 + old_deleted, 1), "{report:?}");
+        for id in &recent {
+            assert!(store.order(SHOP, *id).await.unwrap().is_none(), "order {id} is deleted here too");
+        }
+        assert!(store.customer(SHOP, loner).await.unwrap().is_none());
+        assert_eq!(store.order(SHOP, old).await.unwrap().is_none(), sees_all_orders, "the old order is asked only with read_all_orders");
+        // Every stored order asked once (minus the old one without read_all_orders), 250 a query,
+        // then the 61 customers.
+        let orders_asked = stored_orders - 1 + usize::from(sees_all_orders);
+        assert_eq!(report.orders_checked, orders_asked);
+        assert_eq!(report.customers_checked, 61);
+        assert_eq!(sim.requests_for(Operation::StillHeld) as usize, orders_asked.div_ceil(250) + 1);
+        // The next check finds nothing more to delete.
+        let again = reconciler.check_deletions().await.unwrap();
+        assert_eq!((again.orders_deleted, again.customers_deleted), (0, 0));
+        store.close().await;
+        server.stop().await;
+    }
+}
+
+on_both_backends!(the_deletion_check_removes_what_shopify_deleted_without_a_webhook);

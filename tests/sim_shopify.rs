@@ -214,6 +214,29 @@ async fn orders_by_name_returns_the_order_with_its_customer() {
 }
 
 #[tokio::test]
+async fn nodes_answers_each_id_in_order_null_where_the_record_is_gone() {
+    let s = start(3).await;
+    s.sim.seed_demo();
+    let orders = s.sim.orders();
+    let (kept, deleted) = (orders[0].id, orders[1].id);
+    assert!(s.sim.delete_order(deleted));
+    let customer = s.sim.customers()[0].id;
+    let ids = json!([graphql::gid("Order", deleted), graphql::gid("Order", kept), graphql::gid("Customer", customer)]);
+    let (status, body) = s.raw(Operation::StillHeld, json!({ "ids": ids })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["nodes"],
+        json!([null, { "id": graphql::gid("Order", kept) }, { "id": graphql::gid("Customer", customer) }])
+    );
+    // Shopify takes at most 250 items in an input array.
+    let too_many: Vec<String> = (1..=251).map(|n| graphql::gid("Order", ShopifyId(n))).collect();
+    let (_, body) = s.raw(Operation::StillHeld, json!({ "ids": too_many })).await;
+    assert!(body["errors"][0]["message"].as_str().unwrap_or_default().contains("250"), "{body}");
+    assert!(body["data"].is_null(), "{body}");
+    s.server.stop().await;
+}
+
+#[tokio::test]
 async fn a_phone_belongs_to_one_customer_as_in_shopify() {
     let sim = ShopifySim::new(SimConfig::default());
     sim.seed_demo();

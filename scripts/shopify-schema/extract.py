@@ -29,7 +29,7 @@ import tarfile
 ROOT = {
     "QueryRoot": [
         "customers", "customer", "customerByIdentifier", "orders", "order", "currentAppInstallation",
-        "bulkOperation", "currentBulkOperation", "webhookSubscriptions", "return", "node",
+        "bulkOperation", "currentBulkOperation", "webhookSubscriptions", "return", "node", "nodes",
     ],
     "Mutation": [
         "bulkOperationRunQuery", "bulkOperationCancel", "webhookSubscriptionCreate",

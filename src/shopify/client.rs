@@ -326,6 +326,27 @@ impl ShopifyClient {
         }
     }
 
+    /// Which of `ids` (at most [`graphql::MAX_IDS`], all of one `kind`: "Order" or "Customer")
+    /// Shopify still holds: `nodes(ids:)` answers null for a deleted record. Only `id` is asked,
+    /// which no protected-data rule withholds; orders Shopify hides from an app without
+    /// `read_all_orders` (older than 60 days) must not be asked (the reconciler leaves them out).
+    pub async fn still_held(
+        &self,
+        kind: &str,
+        ids: &[super::payload::ShopifyId],
+        deadline: Instant,
+    ) -> Result<std::collections::HashSet<super::payload::ShopifyId>, ShopifyError> {
+        if ids.len() > graphql::MAX_IDS {
+            return Err(ShopifyError::Decode(format!("{} IDs asked at once; Shopify takes {}", ids.len(), graphql::MAX_IDS)));
+        }
+        let gids: Vec<String> = ids.iter().map(|id| graphql::gid(kind, *id)).collect();
+        let data: graphql::NodesData = self.execute(Operation::StillHeld, json!({ "ids": gids }), deadline).await?;
+        if data.nodes.len() != ids.len() {
+            return Err(ShopifyError::Decode(format!("{} nodes answered for {} IDs", data.nodes.len(), ids.len())));
+        }
+        Ok(ids.iter().zip(data.nodes).filter(|(_, node)| node.is_some()).map(|(id, _)| *id).collect())
+    }
+
     /// Sends one operation, within the bucket and the breaker, retrying throttling while the
     /// deadline allows; a paged operation that costs more than Shopify's single-query limit is
     /// asked again with a smaller page.

@@ -22,6 +22,10 @@ pub const API_VERSION: &str = "2026-10";
 /// single-query limit; the client shrinks it further if Shopify answers `MAX_COST_EXCEEDED`.
 pub const PAGE_SIZE: u32 = 20;
 
+/// The most IDs one query may carry: "Input arguments that accept an array have a maximum size
+/// of 250" (https://shopify.dev/docs/api/usage/limits, "Input limits", read 2026-12-04).
+pub const MAX_IDS: usize = 250;
+
 /// One operation the client can send. `estimated_cost` is the safe starting estimate of what
 /// Shopify charges up front for the document; the client replaces it with the
 /// `requestedQueryCost` Shopify reports in each answer.
@@ -38,10 +42,13 @@ pub enum Operation {
     CustomerExists,
     /// Whether Shopify still has an order: the same for `orders/delete` (`order(id:)`).
     OrderExists,
+    /// Which of up to 250 stored records Shopify still has (`nodes(ids:)`): the reconciler's
+    /// deletion check, for deletions whose webhook never arrived.
+    StillHeld,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 7] = [
+    pub const ALL: [Operation; 8] = [
         Operation::CustomersByPhone,
         Operation::OrdersByName,
         Operation::OrdersUpdatedSince,
@@ -49,6 +56,7 @@ impl Operation {
         Operation::AccessScopes,
         Operation::CustomerExists,
         Operation::OrderExists,
+        Operation::StillHeld,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +68,7 @@ impl Operation {
             Operation::AccessScopes => "AccessScopes",
             Operation::CustomerExists => "CustomerExists",
             Operation::OrderExists => "OrderExists",
+            Operation::StillHeld => "StillHeld",
         }
     }
 
@@ -95,6 +104,11 @@ impl Operation {
             // .../queries/order, read 2026-12-04; both nullable in admin_2026-10.graphql).
             Operation::CustomerExists => "query CustomerExists($id: ID!) { customer(id: $id) { id } }".into(),
             Operation::OrderExists => "query OrderExists($id: ID!) { order(id: $id) { id } }".into(),
+            // QueryRoot.nodes(ids:) answers one entry per ID, null where the shop no longer holds
+            // the record (https://shopify.dev/docs/api/admin-graphql/latest/queries/nodes, read
+            // 2026-12-04); input lists hold at most 250 IDs (https://shopify.dev/docs/api/usage/limits,
+            // "Input limits").
+            Operation::StillHeld => "query StillHeld($ids: [ID!]!) { nodes(ids: $ids) { id } }".into(),
         }
     }
 
@@ -116,6 +130,10 @@ impl Operation {
             Operation::AccessScopes => 2,
             // one object, its id a scalar
             Operation::CustomerExists | Operation::OrderExists => 1,
+            // A plain list (no `first`), whose cost the documented rules leave open: one object
+            // per ID, for the most IDs one query may ask, is the safe side until Shopify's answers
+            // teach the real figure.
+            Operation::StillHeld => MAX_IDS as u32,
         }
     }
 
@@ -230,6 +248,17 @@ pub struct PageInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CustomersData {
     pub customers: Nodes<GqlCustomer>,
+}
+
+/// `data` of StillHeld: one entry per ID asked, null where the shop no longer holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodesData {
+    pub nodes: Vec<Option<NodeId>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeId {
+    pub id: String,
 }
 
 /// `data` of AccessScopes.

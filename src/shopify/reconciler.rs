@@ -1,7 +1,9 @@
 //! The reconciler: asks Shopify for every order and customer updated since the watermark, applies
 //! them through the one apply path, and moves the watermark only once all of it is applied. It
 //! repairs missed webhooks and is what lets old rows count as confirmed. First run: a full
-//! backfill, resumable after an interruption.
+//! backfill, resumable after an interruption. A deletion leaves nothing in Shopify's lists, so a
+//! sweep cannot see one whose webhook was lost for good: the deletion check asks Shopify about
+//! every stored record instead, 250 IDs a query.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::client::{Page, ShopifyClient, ShopifyError};
-use super::payload::ShopifyChange;
+use super::graphql::MAX_IDS;
+use super::payload::{ShopifyChange, ShopifyId};
 use crate::clock::Clock;
 use crate::lookup::CallerLookup;
 use crate::ops::Metrics;
@@ -33,6 +36,24 @@ pub struct SweepReport {
     /// Everything updated before this instant is now confirmed.
     pub watermark: DateTime<Utc>,
 }
+
+/// What one deletion check did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeletionReport {
+    pub orders_checked: usize,
+    pub customers_checked: usize,
+    /// Records Shopify no longer holds, now deleted here (as their webhook would have).
+    pub orders_deleted: usize,
+    pub customers_deleted: usize,
+}
+
+/// Without `read_all_orders` Shopify shows an app only the last 60 days of orders
+/// (https://shopify.dev/docs/api/usage/access-scopes, "read_all_orders"): older ones would look
+/// deleted, so the check leaves them out, with a day's margin.
+const VISIBLE_ORDERS_DAYS: i64 = 59;
+
+/// The watermark row that records when the last deletion check finished.
+const DELETIONS: &str = "deletions";
 
 #[derive(Clone)]
 pub struct Reconciler {
@@ -61,6 +82,21 @@ impl Resource {
         match self {
             Resource::Customers => "customers",
             Resource::Orders => "orders",
+        }
+    }
+
+    /// The GraphQL type of its records.
+    fn kind(self) -> &'static str {
+        match self {
+            Resource::Customers => "Customer",
+            Resource::Orders => "Order",
+        }
+    }
+
+    fn deleted(self, id: ShopifyId) -> ShopifyChange {
+        match self {
+            Resource::Customers => ShopifyChange::CustomerDeleted { id },
+            Resource::Orders => ShopifyChange::OrderDeleted { id },
         }
     }
 }
@@ -127,9 +163,71 @@ impl Reconciler {
         Ok((applied, pages))
     }
 
-    /// Sweeps every `every` until `shutdown` turns true.
-    pub async fn run(self, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    /// Asks Shopify whether it still holds each stored order, then each stored customer, and
+    /// deletes (through the apply path, tombstones included) those it no longer does. Orders are
+    /// asked only as far back as the app can see them.
+    pub async fn check_deletions(&self) -> Result<DeletionReport, ReconcileError> {
+        let deadline = tokio::time::Instant::now() + PAGE_DEADLINE;
+        let sees_all_orders = matches!(self.client.check_scopes(deadline).await, Ok(missing) if !missing.contains(&"read_all_orders"));
+        let orders_since =
+            (!sees_all_orders).then(|| Ts::from(self.clock.now() - chrono::Duration::days(VISIBLE_ORDERS_DAYS)));
+        let (orders_checked, orders_deleted) = self.check_resource(Resource::Orders, orders_since).await?;
+        let (customers_checked, customers_deleted) = self.check_resource(Resource::Customers, None).await?;
+        let now = Ts::from(self.clock.now());
+        self.store.advance_watermark(&self.shop, DELETIONS, now, now).await?;
+        Ok(DeletionReport { orders_checked, customers_checked, orders_deleted, customers_deleted })
+    }
+
+    async fn deletion_check_due(&self, every: Duration) -> bool {
+        match self.store.watermark(&self.shop, DELETIONS).await {
+            Ok(Some(last)) => self.clock.now() - last.0 >= chrono::Duration::from_std(every).unwrap_or_default(),
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read when deletions were last checked");
+                false
+            }
+        }
+    }
+
+    async fn check_resource(&self, resource: Resource, created_since: Option<Ts>) -> Result<(usize, usize), ReconcileError> {
+        let (mut checked, mut deleted) = (0, 0);
+        let mut after = None;
         loop {
+            let ids = match resource {
+                Resource::Orders => self.store.order_ids_after(&self.shop, after, created_since, MAX_IDS).await?,
+                Resource::Customers => self.store.customer_ids_after(&self.shop, after, MAX_IDS).await?,
+            };
+            let Some(last) = ids.last().copied() else { break };
+            let deadline = tokio::time::Instant::now() + PAGE_DEADLINE;
+            let held = self.client.still_held(resource.kind(), &ids, deadline).await?;
+            let gone: Vec<ShopifyChange> =
+                ids.iter().filter(|id| !held.contains(id)).map(|id| resource.deleted(*id)).collect();
+            if !gone.is_empty() {
+                self.store.apply_all(&self.shop, &gone, &self.default_region, Ts::from(self.clock.now())).await?;
+            }
+            (checked, deleted) = (checked + ids.len(), deleted + gone.len());
+            after = Some(last);
+        }
+        Ok((checked, deleted))
+    }
+
+    /// Sweeps every `every`, and checks for deletions once the last check (by any instance, as
+    /// recorded in the store) is `deletions_every` old (never when zero), until `shutdown` turns
+    /// true.
+    pub async fn run(self, every: Duration, deletions_every: Duration, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if !deletions_every.is_zero() && self.deletion_check_due(deletions_every).await {
+                match self.check_deletions().await {
+                    Ok(report) => tracing::info!(
+                        orders_checked = report.orders_checked,
+                        customers_checked = report.customers_checked,
+                        orders_deleted = report.orders_deleted,
+                        customers_deleted = report.customers_deleted,
+                        "deletion check done"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "deletion check failed; it runs again after the next sweep"),
+                }
+            }
             match self.sweep().await {
                 Ok(report) => tracing::info!(
                     customers = report.customers,

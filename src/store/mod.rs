@@ -24,6 +24,7 @@ mod pending;
 mod queries;
 mod records;
 mod sessions;
+mod stored_ids;
 mod time;
 mod watermarks;
 
