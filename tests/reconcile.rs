@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, SHOP, TestDb, on_both_backends};
+use common::{Backend, SHOP, TestDb};
 use orderline::app;
 use orderline::clock::SystemClock;
 use orderline::config::Settings;
