@@ -144,7 +144,6 @@ impl ShopLine {
         self.emulator.stop().await;
         logs
     }
-
 }
 
 /// No secret the emulator knows (client secret, permanent token, any token it granted: all

@@ -14,8 +14,8 @@ use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;
 use orderline::shopify::client::{ShopifyClient, ShopifyError};
 use orderline::shopify::graphql::{API_VERSION, Operation, PAGE_SIZE};
-use orderline::shopify::schema;
 use orderline::shopify::reconciler::Reconciler;
+use orderline::shopify::schema;
 use orderline::sim::shopify::{Failure, ProtectedData, ShopifySim, SimConfig, SimServer, WebhookTarget};
 use tokio::time::Instant;
 
@@ -62,12 +62,7 @@ async fn setup(backend: Backend, config: SimConfig, extra: &[(&str, &str)]) -> S
     setup_with_clock(backend, config, extra, Arc::new(SystemClock)).await
 }
 
-async fn setup_with_clock(
-    backend: Backend,
-    config: SimConfig,
-    extra: &[(&str, &str)],
-    clock: Arc<dyn Clock>,
-) -> Setup {
+async fn setup_with_clock(backend: Backend, config: SimConfig, extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Setup {
     let sim = ShopifySim::new(config);
     sim.seed_demo();
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();

@@ -6,11 +6,11 @@
 //! null when the schema allows it, else an error naming the field: never an invented value.
 
 use apollo_compiler::ExecutableDocument;
-use chrono::{DateTime, Utc};
 use apollo_compiler::executable::Operation as GqlOperation;
 use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
 use apollo_compiler::response::{JsonMap, JsonValue};
 use apollo_compiler::validation::Valid;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::ProtectedData;
@@ -213,9 +213,10 @@ impl<'a> ObjectValue for Object<'a> {
                 let store = self.context.store;
                 let value = match (name, id) {
                     ("customer", Some(id)) => store.customer(id).map(|c| json!(GqlCustomer::from_record(c))),
-                    (_, Some(id)) => {
-                        store.order(id).filter(|o| self.context.may_see(o)).map(|o| json!(GqlOrder::from_record(&o, true)))
-                    }
+                    (_, Some(id)) => store
+                        .order(id)
+                        .filter(|o| self.context.may_see(o))
+                        .map(|o| json!(GqlOrder::from_record(&o, true))),
                     (_, None) => None,
                 };
                 return Ok(match value {
@@ -230,7 +231,8 @@ impl<'a> ObjectValue for Object<'a> {
                 let orders =
                     id.map(|id| self.context.store.recent_orders_of(id, first(info).unwrap_or(0))).unwrap_or_default();
                 let visible = orders.iter().filter(|o| self.context.may_see(o));
-                let nodes = Nodes { nodes: visible.map(|o| GqlOrder::from_record(o, false)).collect(), page_info: None };
+                let nodes =
+                    Nodes { nodes: visible.map(|o| GqlOrder::from_record(o, false)).collect(), page_info: None };
                 return Ok(this.resolve_value(info, json!(nodes)));
             }
             _ => {}
