@@ -12,8 +12,9 @@ use common::{Backend, SECRET, SHOP, TestApp};
 use orderline::clock::{Clock, ManualClock, SystemClock};
 use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;
-use orderline::shopify::client::{ShopifyClient, ShopifyError};
+use orderline::shopify::client::{REQUIRED_SCOPES, ShopifyClient, ShopifyError};
 use orderline::shopify::graphql::{API_VERSION, Operation, PAGE_SIZE};
+use orderline::shopify::payload::Topic;
 use orderline::shopify::reconciler::Reconciler;
 use orderline::shopify::schema;
 use orderline::sim::shopify::{Failure, ProtectedData, ShopifySim, SimConfig, SimServer, WebhookTarget};
@@ -37,6 +38,30 @@ fn no_document_uses_a_field_shopify_has_deprecated() {
         let document = schema::validate(&op.document()).expect("valid (see the test above)");
         assert_eq!(schema::deprecated_fields(&document), Vec::<String>::new(), "{}", op.name());
     }
+}
+
+/// The README's `shopify.app.toml` is what a merchant deploys: the pinned version, every scope
+/// orderline checks for at start, and every topic it applies (compliance topics apart).
+#[test]
+fn the_readme_app_configuration_matches_the_code() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let quoted = |key: &str| -> String {
+        let line = readme.lines().find(|l| l.trim_start().starts_with(&format!("{key} = \""))).unwrap();
+        line.split('"').nth(1).unwrap().to_string()
+    };
+    assert_eq!(quoted("api_version"), API_VERSION);
+    let mut scopes: Vec<String> = quoted("scopes").split(',').map(str::to_string).collect();
+    let mut needed: Vec<String> = REQUIRED_SCOPES.iter().map(|(s, _)| s.to_string()).collect();
+    scopes.sort();
+    needed.sort();
+    assert_eq!(scopes, needed);
+    let list = readme.split("topics = [").nth(1).and_then(|rest| rest.split(']').next()).unwrap();
+    let mut listed: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
+    let compliance = [Topic::CustomersRedact, Topic::ShopRedact, Topic::CustomersDataRequest];
+    let mut applied: Vec<&str> = Topic::ALL.iter().filter(|t| !compliance.contains(t)).map(|t| t.as_str()).collect();
+    listed.sort();
+    applied.sort();
+    assert_eq!(listed, applied);
 }
 
 struct Setup {
