@@ -231,7 +231,7 @@ async fn reconcile(settings: Settings) -> Result<ExitCode, String> {
     let shop = settings.shopify_shop.clone().ok_or("SHOPIFY_SHOP is not set: reconcile needs the shop to ask")?;
     let metrics = Arc::new(Metrics::new());
     let client = app::shopify_client(&settings, metrics.clone())
-        .ok_or("reconcile needs the Admin API: set SHOPIFY_CLIENT_ID + SHOPIFY_CLIENT_SECRET (or a legacy SHOPIFY_ACCESS_TOKEN)")?;
+        .ok_or("neither SHOPIFY_CLIENT_ID with SHOPIFY_CLIENT_SECRET nor SHOPIFY_ACCESS_TOKEN is set: reconcile needs the Admin API")?;
     let store = open_store(&settings).await?;
     let reconciler = Reconciler {
         store,
