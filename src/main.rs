@@ -174,18 +174,16 @@ async fn serve(settings: Settings) -> Result<ExitCode, String> {
     if settings.shopify_webhook_secret.is_none() {
         tracing::warn!("SHOPIFY_WEBHOOK_SECRET is not set: every webhook will be answered 401");
     }
-    match (&settings.shopify_client_id, &settings.shopify_client_secret, &settings.shopify_access_token) {
-        (Some(_), Some(_), _) => tracing::info!(
-            "Shopify Admin API: client credentials (SHOPIFY_CLIENT_ID/SECRET), tokens from the client-credentials grant, renewed before they expire"
-        ),
-        (_, _, Some(_)) => {
-            tracing::info!("Shopify Admin API: a permanent access token (SHOPIFY_ACCESS_TOKEN, legacy custom app)")
-        }
-        _ => tracing::warn!(
-            "neither SHOPIFY_CLIENT_ID + SHOPIFY_CLIENT_SECRET nor SHOPIFY_ACCESS_TOKEN is set: live Shopify fetches and reconciliation are off"
+    let running = app::start(settings).await.map_err(|e| e.to_string())?;
+    // Which way orderline authenticates to the Admin API, from the client it really built
+    // (never the secret or a token).
+    match &running.state.shopify {
+        Some(client) => tracing::info!("Shopify Admin API authentication: {}", client.credentials().mode()),
+        None => tracing::warn!(
+            "Shopify Admin API off: set SHOPIFY_SHOP and SHOPIFY_CLIENT_ID + SHOPIFY_CLIENT_SECRET (or a legacy \
+             SHOPIFY_ACCESS_TOKEN); until then live Shopify fetches and reconciliation are off"
         ),
     }
-    let running = app::start(settings).await.map_err(|e| e.to_string())?;
     // Tests and scripts read this line to find the port when listening on :0.
     println!("orderline listening on {}", running.url());
     tracing::info!(addr = %running.addr, "listening");

@@ -8,13 +8,16 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, SHOP, TestApp};
+use common::{Backend, SECRET, SHOP, TestApp};
+use orderline::clock::{Clock, ManualClock, SystemClock};
 use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;
-use orderline::shopify::client::{ShopifyClient, ShopifyError};
+use orderline::shopify::client::{REQUIRED_SCOPES, ShopifyClient, ShopifyError};
 use orderline::shopify::graphql::{API_VERSION, Operation, PAGE_SIZE};
+use orderline::shopify::payload::Topic;
+use orderline::shopify::reconciler::Reconciler;
 use orderline::shopify::schema;
-use orderline::sim::shopify::{Failure, ProtectedData, ShopifySim, SimConfig, SimServer};
+use orderline::sim::shopify::{Failure, ProtectedData, ShopifySim, SimConfig, SimServer, WebhookTarget};
 use tokio::time::Instant;
 
 const DANA: &str = "+15551234567";
@@ -37,6 +40,30 @@ fn no_document_uses_a_field_shopify_has_deprecated() {
     }
 }
 
+/// The README's `shopify.app.toml` is what a merchant deploys: the pinned version, every scope
+/// orderline checks for at start, and every topic it applies (compliance topics apart).
+#[test]
+fn the_readme_app_configuration_matches_the_code() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let quoted = |key: &str| -> String {
+        let line = readme.lines().find(|l| l.trim_start().starts_with(&format!("{key} = \""))).unwrap();
+        line.split('"').nth(1).unwrap().to_string()
+    };
+    assert_eq!(quoted("api_version"), API_VERSION);
+    let mut scopes: Vec<String> = quoted("scopes").split(',').map(str::to_string).collect();
+    let mut needed: Vec<String> = REQUIRED_SCOPES.iter().map(|(s, _)| s.to_string()).collect();
+    scopes.sort();
+    needed.sort();
+    assert_eq!(scopes, needed);
+    let list = readme.split("topics = [").nth(1).and_then(|rest| rest.split(']').next()).unwrap();
+    let mut listed: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
+    let compliance = [Topic::CustomersRedact, Topic::ShopRedact, Topic::CustomersDataRequest];
+    let mut applied: Vec<&str> = Topic::ALL.iter().filter(|t| !compliance.contains(t)).map(|t| t.as_str()).collect();
+    listed.sort();
+    applied.sort();
+    assert_eq!(listed, applied);
+}
+
 struct Setup {
     sim: ShopifySim,
     server: SimServer,
@@ -57,6 +84,10 @@ impl Setup {
 /// The demo shop on the emulator, and orderline using it with a Dev Dashboard app's client
 /// credentials (no permanent token), started once its scope check at start is answered.
 async fn setup(backend: Backend, config: SimConfig, extra: &[(&str, &str)]) -> Setup {
+    setup_with_clock(backend, config, extra, Arc::new(SystemClock)).await
+}
+
+async fn setup_with_clock(backend: Backend, config: SimConfig, extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Setup {
     let sim = ShopifySim::new(config);
     sim.seed_demo();
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -72,7 +103,7 @@ async fn setup(backend: Backend, config: SimConfig, extra: &[(&str, &str)]) -> S
         ("warm_count", "0"),
     ];
     settings.extend_from_slice(extra);
-    let app = TestApp::start_with(backend, &settings).await;
+    let app = TestApp::start_with_clock(backend, &settings, clock).await;
     let client = app.running.as_ref().unwrap().state.shopify.clone().expect("a Shopify client");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !client.scopes_checked() && Instant::now() < deadline {
@@ -231,6 +262,68 @@ async fn admission_uses_the_cost_shopify_reports_not_the_estimate(backend: Backe
     s.stop().await;
 }
 
+async fn without_read_all_orders_a_sweep_never_confirms_an_order_older_than_60_days(backend: Backend) {
+    let scopes = ["read_customers", "read_orders", "read_fulfillments"].map(String::from).to_vec();
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let s = setup_with_clock(backend, SimConfig { scopes, ..SimConfig::default() }, &[], clock.clone()).await;
+    assert!(!s.client().sees_all_orders());
+    let state = &s.app.running.as_ref().unwrap().state;
+
+    // Olga's only order is 90 days old: Shopify hides it from this app, in sweeps and lookups alike.
+    const OLGA: &str = "+15559870001";
+    let dana = s.sim.customers().into_iter().find(|c| c.phone.as_deref() == Some(DANA)).unwrap();
+    let mut olga = dana.clone();
+    (olga.id, olga.phone, olga.email) = (s.sim.new_id(), Some(OLGA.into()), Some("olga@example.com".into()));
+    (olga.default_address, olga.addresses) = (None, Vec::new());
+    s.sim.upsert_customer(olga.clone()).unwrap();
+    let mut old = s.sim.sample_order(Some(olga.id));
+    old.created_at = chrono::Utc::now() - chrono::TimeDelta::days(90);
+    old.updated_at = old.created_at;
+    old.phone = None;
+    for address in [&mut old.shipping_address, &mut old.billing_address].into_iter().flatten() {
+        address.phone = None;
+    }
+    s.sim.upsert_order(old.clone());
+    let deadline = soon();
+    let visible = s.client().orders_updated_since(None, None, deadline).await.unwrap().items;
+    assert!(!visible.is_empty() && visible.iter().all(|o| o.id != old.id), "hidden without read_all_orders");
+
+    // The merchant edits it: the webhook brings it into the store. Dana comes by a live fetch.
+    s.sim.set_webhook_target(WebhookTarget::new(format!("{}/shopify/webhooks", s.app.url), SECRET, SHOP));
+    s.sim.change_order(old.id, |_| {}).expect("the order is in the sim");
+    s.sim.flush_webhooks().await;
+    s.app.settle().await;
+    assert_eq!(state.lookup.lookup(DANA).await.unwrap().source, Source::Shopify);
+    let olga_answer = state.lookup.lookup(OLGA).await.unwrap();
+    let record = olga_answer.record.expect("Olga is in the store");
+    assert!(record.customers[0].orders.iter().any(|o| o.id == old.id.0 as i64), "{record:?}");
+
+    // Two sweeps ten minutes apart, each past the freshness window (5 min): the second returns
+    // nothing, so only its watermark can vouch for what the store holds.
+    let reconciler = Reconciler {
+        store: s.app.store().clone(),
+        client: s.client(),
+        shop: SHOP.into(),
+        default_region: "US".into(),
+        clock: clock.clone(),
+        metrics: state.metrics.clone(),
+        lag: Duration::ZERO,
+        lookup: Some(state.lookup.clone()),
+    };
+    for _ in 0..2 {
+        clock.advance(chrono::TimeDelta::minutes(10));
+        reconciler.sweep().await.expect("the sweep runs");
+    }
+    let before = s.sim.requests_for(Operation::CustomersByPhone);
+    let dana = state.lookup.lookup(DANA).await.unwrap();
+    assert!(matches!(dana.source, Source::Cache | Source::Store), "Dana's orders are all recent: {:?}", dana.source);
+    assert_eq!(s.sim.requests_for(Operation::CustomersByPhone), before, "no live fetch for Dana");
+    let olga = state.lookup.lookup(OLGA).await.unwrap();
+    assert_eq!(olga.source, Source::Shopify, "the sweeps could not see Olga's order: it is fetched live");
+    assert_eq!(s.sim.requests_for(Operation::CustomersByPhone), before + 1);
+    s.stop().await;
+}
+
 on_both_backends!(
     tokens_are_renewed_before_they_expire_and_at_once_after_a_401,
     a_partially_redacted_answer_still_identifies_the_caller_and_updates_the_order,
@@ -238,4 +331,5 @@ on_both_backends!(
     a_503_is_retried_within_the_budget_and_402_403_423_are_named,
     max_cost_exceeded_shrinks_the_page_and_never_opens_the_breaker,
     admission_uses_the_cost_shopify_reports_not_the_estimate,
+    without_read_all_orders_a_sweep_never_confirms_an_order_older_than_60_days,
 );

@@ -18,7 +18,7 @@ use super::phone::PhoneNumber;
 use super::record::{CallerRecord, OrderCard, ShopCallers};
 use crate::clock::Clock;
 use crate::ops::Metrics;
-use crate::shopify::client::{ShopifyClient, ShopifyError};
+use crate::shopify::client::{ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS, ShopifyClient, ShopifyError};
 use crate::shopify::payload::ShopifyChange;
 use crate::shopify::payload::ShopifyId;
 use crate::store::{OrderParts, PhoneChanges, Store, StoreError, Ts};
@@ -557,7 +557,7 @@ impl CallerLookup {
                 caller,
                 record: Some(record.clone()),
                 source,
-                confirmed_at: Some(record.confirmed_at().max(self.reconciled_through())),
+                confirmed_at: Some(DateTime::from_timestamp_micros(self.confirmed_through(record)).unwrap_or_default()),
             },
             Entry::Nobody { .. } => CallerAnswer {
                 caller,
@@ -568,8 +568,19 @@ impl CallerLookup {
         }
     }
 
-    fn reconciled_through(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_micros(self.inner.reconciled_through.load(Ordering::SeqCst)).unwrap_or_default()
+    /// Until when `record` is confirmed (micros): by its rows' own `synced_at`, and by the
+    /// reconciliation watermark when the sweeps could see every order it shows. A sweep sees
+    /// only what Shopify shows the app: without `read_all_orders`, no order created more than
+    /// 60 days before the watermark, so its silence says nothing about such an order.
+    fn confirmed_through(&self, record: &CallerRecord) -> i64 {
+        let swept = self.inner.reconciled_through.load(Ordering::SeqCst);
+        let window = ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS.num_microseconds().unwrap_or(i64::MAX);
+        let sees_all = self.inner.client.as_ref().is_none_or(|c| c.sees_all_orders());
+        if sees_all || record.oldest_order_created_at() >= swept.saturating_sub(window) {
+            record.confirmed_at.max(swept)
+        } else {
+            record.confirmed_at
+        }
     }
 
     /// The customers and orders a record shows.
@@ -643,8 +654,7 @@ impl CallerLookup {
         if record.is_unconfirmed() {
             return false;
         }
-        let confirmed = record.confirmed_at.max(self.inner.reconciled_through.load(Ordering::SeqCst));
-        now - confirmed < self.inner.config.freshness.as_micros() as i64
+        now - self.confirmed_through(record) < self.inner.config.freshness.as_micros() as i64
     }
 
     async fn load_from_store(&self, phone: &PhoneNumber) -> Result<Entry, StoreError> {

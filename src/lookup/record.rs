@@ -140,6 +140,11 @@ impl CallerRecord {
         DateTime::from_timestamp_micros(self.confirmed_at).unwrap_or_default()
     }
 
+    /// The `created_at` of the oldest order the record shows (micros; `i64::MAX` when none).
+    pub fn oldest_order_created_at(&self) -> i64 {
+        self.customers.iter().flat_map(|c| c.orders.iter().map(|o| o.created_at)).min().unwrap_or(i64::MAX)
+    }
+
     /// Approximate bytes held, for the cache's size bound.
     pub fn weight(&self) -> u32 {
         fn text(t: &Option<Box<str>>) -> usize {

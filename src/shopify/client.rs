@@ -124,6 +124,8 @@ pub struct ShopifyClient {
     /// Scopes orderline needs that the app lacks, once checked at start.
     missing_scopes: Mutex<Vec<&'static str>>,
     scopes_checked: AtomicBool,
+    /// Shopify said the app holds `read_all_orders` (false until it has).
+    sees_all_orders: AtomicBool,
     /// Held by the one request sent while the bucket is still unknown.
     probe: tokio::sync::Mutex<()>,
     /// Woken whenever a query is answered (points may have come back).
@@ -150,6 +152,7 @@ impl ShopifyClient {
             deprecation_logged: AtomicBool::new(false),
             missing_scopes: Mutex::new(Vec::new()),
             scopes_checked: AtomicBool::new(false),
+            sees_all_orders: AtomicBool::new(false),
             limits: Mutex::new(Limits {
                 bucket: Bucket::default(),
                 breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
@@ -197,6 +200,7 @@ impl ShopifyClient {
                 "the Shopify app lacks the {scope} scope: {why}. Add it in the app's Dev Dashboard and reinstall"
             );
         }
+        self.sees_all_orders.store(!missing.contains(&"read_all_orders"), Ordering::Relaxed);
         *lock(&self.missing_scopes) = missing.clone();
         Ok(missing)
     }
@@ -216,9 +220,11 @@ impl ShopifyClient {
         out
     }
 
-    /// Whether the app can see orders older than 60 days (`read_all_orders`), as last checked.
+    /// Whether Shopify said the app holds `read_all_orders` and so sees orders created more than
+    /// 60 days ago. False until the check at start is answered (and when it failed): a sweep
+    /// then vouches only for the orders it could have seen.
     pub fn sees_all_orders(&self) -> bool {
-        !lock(&self.missing_scopes).contains(&"read_all_orders")
+        self.sees_all_orders.load(Ordering::Relaxed)
     }
 
     /// The page size a paged operation uses now.
@@ -663,6 +669,11 @@ pub const REQUIRED_SCOPES: [(&str, &str); 4] = [
     ("read_fulfillments", "fulfillments/create and fulfillments/update webhooks are not sent"),
     ("read_all_orders", "only orders from the last 60 days are visible; sweeps never confirm older ones"),
 ];
+
+/// Without `read_all_orders`, "only the last 60 days' worth of orders from a store are
+/// accessible from the Order object" (https://shopify.dev/docs/api/admin-graphql/latest/objects/Order,
+/// read 2026-12): orders created longer ago are absent from every answer.
+pub const ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS: chrono::TimeDelta = chrono::TimeDelta::days(60);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

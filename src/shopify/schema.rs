@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use apollo_compiler::ExecutableDocument;
 use apollo_compiler::Schema;
 use apollo_compiler::executable::{Selection, SelectionSet};
+use apollo_compiler::schema::FieldDefinition;
 use apollo_compiler::validation::Valid;
 
 use super::graphql::API_VERSION;
@@ -54,28 +55,48 @@ pub fn validate(document: &str) -> Result<Valid<ExecutableDocument>, Vec<Documen
 
 /// Every field of `document` Shopify marks deprecated, as `Type.field` (empty when none).
 pub fn deprecated_fields(document: &Valid<ExecutableDocument>) -> Vec<String> {
+    fields_where(document, |_, definition| is_deprecated(definition))
+}
+
+/// Whether the schema marks the field `@deprecated`.
+pub fn is_deprecated(definition: &FieldDefinition) -> bool {
+    definition.directives.get("deprecated").is_some()
+}
+
+/// Every field `document` selects for which `keep(Type.field, definition)` holds, as
+/// `Type.field`, sorted, each once.
+pub fn fields_where(
+    document: &Valid<ExecutableDocument>,
+    keep: impl Fn(&str, &FieldDefinition) -> bool,
+) -> Vec<String> {
     let mut found = Vec::new();
     for operation in document.operations.iter() {
-        collect_deprecated(document, &operation.selection_set, &mut found);
+        collect_fields(document, &operation.selection_set, &keep, &mut found);
     }
     found.sort();
     found.dedup();
     found
 }
 
-fn collect_deprecated(document: &ExecutableDocument, set: &SelectionSet, found: &mut Vec<String>) {
+fn collect_fields(
+    document: &ExecutableDocument,
+    set: &SelectionSet,
+    keep: &impl Fn(&str, &FieldDefinition) -> bool,
+    found: &mut Vec<String>,
+) {
     for selection in &set.selections {
         match selection {
             Selection::Field(field) => {
-                if field.definition.directives.get("deprecated").is_some() {
-                    found.push(format!("{}.{}", set.ty, field.name));
+                let name = format!("{}.{}", set.ty, field.name);
+                if keep(&name, &field.definition) {
+                    found.push(name);
                 }
-                collect_deprecated(document, &field.selection_set, found);
+                collect_fields(document, &field.selection_set, keep, found);
             }
-            Selection::InlineFragment(inline) => collect_deprecated(document, &inline.selection_set, found),
+            Selection::InlineFragment(inline) => collect_fields(document, &inline.selection_set, keep, found),
             Selection::FragmentSpread(spread) => {
                 if let Some(fragment) = document.fragments.get(&spread.fragment_name) {
-                    collect_deprecated(document, &fragment.selection_set, found);
+                    collect_fields(document, &fragment.selection_set, keep, found);
                 }
             }
         }

@@ -25,7 +25,7 @@ impl Credentials {
     /// What the startup line says.
     pub fn mode(&self) -> &'static str {
         match self {
-            Credentials::Permanent(_) => "a permanent access token (SHOPIFY_ACCESS_TOKEN)",
+            Credentials::Permanent(_) => "a permanent access token (SHOPIFY_ACCESS_TOKEN, a legacy custom app)",
             Credentials::ClientCredentials { .. } => {
                 "client credentials (SHOPIFY_CLIENT_ID/SECRET): tokens from the client-credentials grant, renewed before they expire"
             }

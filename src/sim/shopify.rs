@@ -130,6 +130,10 @@ pub(crate) struct Knobs {
     pub(crate) redacted: Vec<ProtectedData>,
     /// Per-field costs Shopify assigns instead of the default by return type (`Type.field`).
     pub(crate) field_costs: HashMap<String, u32>,
+    /// The stable API versions Shopify serves; a request for another falls forward.
+    pub(crate) supported_versions: Vec<String>,
+    /// Fields (`Type.field`) deprecated since the schema extract was made.
+    pub(crate) deprecated_fields: Vec<String>,
     pub(crate) rng: Rng,
 }
 
@@ -220,6 +224,8 @@ impl ShopifySim {
                 max_query_cost: Some(server::SINGLE_QUERY_MAX_COST),
                 redacted: Vec::new(),
                 field_costs: HashMap::new(),
+                supported_versions: server::SUPPORTED_VERSIONS.map(String::from).to_vec(),
+                deprecated_fields: Vec::new(),
                 rng: Rng::new(seed, 0x1A7E),
             }),
             bucket: Mutex::new(Bucket::new(config.bucket_max, config.restore_rate)),
@@ -545,6 +551,21 @@ impl ShopifySim {
     /// instead of the default for what it returns.
     pub fn set_field_cost(&self, field: &str, cost: u32) {
         lock(&self.inner.knobs).field_costs.insert(field.to_string(), cost);
+    }
+
+    /// The stable versions Shopify serves from now on, as at a later date when older ones are
+    /// retired: a request for a version not in the list is answered by the oldest one in it and
+    /// says so in `X-Shopify-API-Version` (https://shopify.dev/docs/api/usage/versioning, read
+    /// 2026-12).
+    pub fn set_supported_versions(&self, versions: &[&str]) {
+        lock(&self.inner.knobs).supported_versions = versions.iter().map(|v| v.to_string()).collect();
+    }
+
+    /// Marks fields (`Type.field`) deprecated, as Shopify does in a newer version than the
+    /// extract: a request that selects one is answered as usual, with
+    /// `X-Shopify-API-Deprecated-Reason` naming the deprecated fields it used.
+    pub fn deprecate_fields(&self, fields: &[&str]) {
+        lock(&self.inner.knobs).deprecated_fields = fields.iter().map(|f| f.to_string()).collect();
     }
 
     /// Shopify refuses a query whose requested cost exceeds 1000 points (`MAX_COST_EXCEEDED`),

@@ -10,11 +10,14 @@ use apollo_compiler::executable::Operation as GqlOperation;
 use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
 use apollo_compiler::response::{JsonMap, JsonValue};
 use apollo_compiler::validation::Valid;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::ProtectedData;
-use super::store::{Store, Term, decode_cursor, parse_search};
+use super::store::{Cmp, Store, Term, decode_cursor, parse_search};
+use crate::shopify::client::ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS;
 use crate::shopify::graphql::{GqlCustomer, GqlOrder, Nodes, PageInfo};
+use crate::shopify::payload::ShopifyOrder;
 use crate::shopify::schema::{self, PROTECTED_DIRECTIVE};
 
 /// Shopify's message for a protected field the app is not approved for (the shape reported in
@@ -26,6 +29,21 @@ pub(crate) struct Context<'a> {
     pub(crate) store: &'a Store,
     pub(crate) redacted: &'a [ProtectedData],
     pub(crate) scopes: &'a [String],
+}
+
+impl Context<'_> {
+    /// The oldest `created_at` of an order the app may see: without `read_all_orders`, orders
+    /// created more than 60 days ago are absent from every answer (`orders`, `order(id:)`,
+    /// `Customer.orders`), as the Order object's documentation says
+    /// (client::ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS). `None`: every order.
+    fn orders_visible_from(&self) -> Option<DateTime<Utc>> {
+        let all = self.scopes.iter().any(|s| s == "read_all_orders");
+        (!all).then(|| Utc::now() - ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS)
+    }
+
+    fn may_see(&self, order: &ShopifyOrder) -> bool {
+        self.orders_visible_from().is_none_or(|from| order.created_at >= from)
+    }
 }
 
 /// Runs `operation` of `document`; the answer is Shopify's `{"data", "errors"}`.
@@ -102,7 +120,7 @@ impl<'a> Object<'a> {
     fn root(&self, info: &ResolveInfo<'a>) -> Result<ResolvedValue<'a>, FieldError> {
         let store = self.context.store;
         let query = argument(info, "query").and_then(JsonValue::as_str).unwrap_or("");
-        let terms: Vec<Term> = parse_search(query).map_err(error)?;
+        let mut terms: Vec<Term> = parse_search(query).map_err(error)?;
         let after = match argument(info, "after").and_then(JsonValue::as_str) {
             None => None,
             Some(cursor) => {
@@ -134,6 +152,7 @@ impl<'a> Object<'a> {
                 if let Some(term) = terms.iter().find(|t| !t.applies_to_orders()) {
                     return Err(error(format!("the emulator cannot filter orders by {term:?}")));
                 }
+                terms.extend(self.context.orders_visible_from().map(|from| Term::CreatedAt(Cmp::Ge, from)));
                 if by_update {
                     let page = store.order_page(&terms, after, limit);
                     let nodes = page.nodes.iter().map(|o| json!(GqlOrder::from_record(o, true))).collect();
@@ -205,7 +224,10 @@ impl<'a> ObjectValue for Object<'a> {
                 let store = self.context.store;
                 let value = match (name, id) {
                     ("customer", Some(id)) => store.customer(id).map(|c| json!(GqlCustomer::from_record(c))),
-                    (_, Some(id)) => store.order(id).map(|o| json!(GqlOrder::from_record(&o, true))),
+                    (_, Some(id)) => store
+                        .order(id)
+                        .filter(|o| self.context.may_see(o))
+                        .map(|o| json!(GqlOrder::from_record(&o, true))),
                     (_, None) => None,
                 };
                 return Ok(match value {
@@ -238,10 +260,12 @@ impl<'a> ObjectValue for Object<'a> {
             ("QueryRoot", _) => return this.root(info),
             ("Customer", "orders") => {
                 let id = self.value["id"].as_str().and_then(crate::shopify::payload::ShopifyId::parse);
+                // Newest first, so leaving out the ones too old to see keeps the newest visible.
                 let orders =
                     id.map(|id| self.context.store.recent_orders_of(id, first(info).unwrap_or(0))).unwrap_or_default();
+                let visible = orders.iter().filter(|o| self.context.may_see(o));
                 let nodes =
-                    Nodes { nodes: orders.iter().map(|o| GqlOrder::from_record(o, false)).collect(), page_info: None };
+                    Nodes { nodes: visible.map(|o| GqlOrder::from_record(o, false)).collect(), page_info: None };
                 return Ok(this.resolve_value(info, json!(nodes)));
             }
             _ => {}

@@ -189,13 +189,20 @@ fn operation_name(request: &GraphqlRequest) -> Option<String> {
 }
 
 /// The stable versions Shopify supports in December 2026 (each for at least 12 months:
-/// https://shopify.dev/docs/api/usage/versioning, read 2026-12).
+/// https://shopify.dev/docs/api/usage/versioning, read 2026-12); a test can move the list on
+/// ([`super::ShopifySim::set_supported_versions`]).
 pub(crate) const SUPPORTED_VERSIONS: [&str; 4] = ["2026-01", "2026-04", "2026-07", "2026-10"];
 
 /// The version Shopify serves for a request to `asked`: itself when supported, else the oldest
-/// supported one ("falls forward"), said in `X-Shopify-API-Version`.
-fn served_version(asked: &str) -> &str {
-    if asked == "unstable" || SUPPORTED_VERSIONS.contains(&asked) { asked } else { SUPPORTED_VERSIONS[0] }
+/// supported one ("falls forward": a request for a version no longer supported is answered by
+/// the oldest supported stable version, https://shopify.dev/docs/api/usage/versioning, read
+/// 2026-12), said in `X-Shopify-API-Version`.
+fn served_version<'a>(asked: &'a str, supported: &'a [String]) -> &'a str {
+    if asked == "unstable" || supported.iter().any(|v| v == asked) {
+        asked
+    } else {
+        supported.iter().min().map_or(asked, String::as_str)
+    }
 }
 
 /// Shopify's 401 body for a missing, wrong or expired token.
@@ -257,26 +264,29 @@ fn answer(sim: &Inner, version: &str, headers: &HeaderMap, body: &[u8]) -> (Resp
             return (ok(body), wait);
         }
     }
-    let served = served_version(version);
+    let supported = lock(&sim.knobs).supported_versions.clone();
+    let served = served_version(version, &supported);
     let (body, deprecated) = run(sim, &request);
     let mut response = ok(body);
     if let Ok(value) = HeaderValue::from_str(served) {
         response.headers_mut().insert("x-shopify-api-version", value);
     }
-    if deprecated {
-        // Shopify flags a request that used deprecated fields with this header
-        // (https://shopify.dev/docs/api/usage/versioning#deprecation-practices, read 2026-12).
-        response.headers_mut().insert(
-            "x-shopify-api-deprecated-reason",
-            HeaderValue::from_static("https://shopify.dev/api/usage/versioning#deprecation-practices"),
-        );
+    // Shopify flags a request that used deprecated fields with `X-Shopify-API-Deprecated-Reason`
+    // (https://shopify.dev/docs/api/usage/versioning#deprecation-practices, read 2026-12); since
+    // 2025-04 its value lists the deprecations it detected, `Type.field, Type.field`
+    // (https://shopify.dev/changelog/graphql-return-actual-deprecation-reasons, read 2026-12).
+    if !deprecated.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&deprecated.join(", "))
+    {
+        response.headers_mut().insert("x-shopify-api-deprecated-reason", value);
     }
     (response, wait)
 }
 
 /// Validates the document against Shopify's schema, charges its cost, runs it, refunds what it
-/// did not cost. Also says whether it used deprecated fields.
-fn run(sim: &Inner, request: &GraphqlRequest) -> (Value, bool) {
+/// did not cost. Also names the deprecated fields it used (`Type.field`): those the schema marks
+/// and those a test deprecated since ([`super::ShopifySim::deprecate_fields`]).
+fn run(sim: &Inner, request: &GraphqlRequest) -> (Value, Vec<String>) {
     let document = match schema::validate(&request.query) {
         Ok(document) => document,
         Err(problems) => {
@@ -290,15 +300,18 @@ fn run(sim: &Inner, request: &GraphqlRequest) -> (Value, bool) {
                     json!({ "message": p.message, "locations": locations })
                 })
                 .collect();
-            return (json!({ "errors": errors }), false);
+            return (json!({ "errors": errors }), Vec::new());
         }
     };
     let name = request.operation_name.as_deref().filter(|n| !n.is_empty());
     let Ok(operation) = document.operations.get(name) else {
         let message = format!("No operation named \"{}\"", name.unwrap_or_default());
-        return (errors(message, None, Value::Null, None), false);
+        return (errors(message, None, Value::Null, None), Vec::new());
     };
-    let deprecated = !schema::deprecated_fields(&document).is_empty();
+    let deprecated_since = lock(&sim.knobs).deprecated_fields.clone();
+    let deprecated = schema::fields_where(&document, |name, definition| {
+        schema::is_deprecated(definition) || deprecated_since.iter().any(|f| f == name)
+    });
     let variables = if request.variables.is_null() { json!({}) } else { request.variables.clone() };
     // Variables are checked before anything is charged; Shopify's message names the variable
     // and its type, with code INVALID_VARIABLE.
@@ -370,9 +383,12 @@ mod tests {
     fn a_retired_version_falls_forward_to_the_oldest_supported_one() {
         assert!(valid_version("2025-10") && valid_version("unstable"));
         assert!(!valid_version("2025-1") && !valid_version("latest") && !valid_version("2025_10"));
-        assert_eq!(served_version("2025-10"), "2026-01");
-        assert_eq!(served_version("2026-10"), "2026-10");
-        assert_eq!(served_version("unstable"), "unstable");
+        let supported = SUPPORTED_VERSIONS.map(String::from);
+        assert_eq!(served_version("2025-10", &supported), "2026-01");
+        assert_eq!(served_version("2026-10", &supported), "2026-10");
+        assert_eq!(served_version("unstable", &supported), "unstable");
+        let later = ["2027-01", "2027-04", "2027-07", "2027-10"].map(String::from);
+        assert_eq!(served_version("2026-10", &later), "2027-01");
     }
 
     #[test]
