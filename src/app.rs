@@ -269,7 +269,11 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
             lag: settings.reconcile_lag,
             lookup: Some(lookup.clone()),
         };
-        background.push(tokio::spawn(reconciler.run(settings.reconcile_every, settings.reconcile_deletions_every, shutdown_rx.clone())));
+        background.push(tokio::spawn(reconciler.run(
+            settings.reconcile_every,
+            settings.reconcile_deletions_every,
+            shutdown_rx.clone(),
+        )));
     }
     let processor = Processor { store, metrics, clock, default_region: settings.default_region.clone() };
     let processor = tokio::spawn(processor.run(stored, shutdown_rx.clone()));

@@ -194,7 +194,10 @@ impl ShopifyClient {
         let held = held?;
         let missing: Vec<&'static str> =
             REQUIRED_SCOPES.iter().filter(|(scope, _)| !held.iter().any(|h| h == scope)).map(|(s, _)| *s).collect();
-        for (scope, why) in REQUIRED_SCOPES.iter().filter(|(s, _)| missing.contains(s)) {
+        // Each missing scope is said once, however often the check runs (at start, and before a
+        // deletion check that found it unanswered).
+        let said = lock(&self.missing_scopes).clone();
+        for (scope, why) in REQUIRED_SCOPES.iter().filter(|(s, _)| missing.contains(s) && !said.contains(s)) {
             tracing::warn!(
                 scope,
                 "the Shopify app lacks the {scope} scope: {why}. Add it in the app's Dev Dashboard and reinstall"
@@ -343,7 +346,11 @@ impl ShopifyClient {
         deadline: Instant,
     ) -> Result<std::collections::HashSet<super::payload::ShopifyId>, ShopifyError> {
         if ids.len() > graphql::MAX_IDS {
-            return Err(ShopifyError::Decode(format!("{} IDs asked at once; Shopify takes {}", ids.len(), graphql::MAX_IDS)));
+            return Err(ShopifyError::Decode(format!(
+                "{} IDs asked at once; Shopify takes {}",
+                ids.len(),
+                graphql::MAX_IDS
+            )));
         }
         let gids: Vec<String> = ids.iter().map(|id| graphql::gid(kind, *id)).collect();
         let data: graphql::NodesData = self.execute(Operation::StillHeld, json!({ "ids": gids }), deadline).await?;

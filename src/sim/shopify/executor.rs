@@ -174,13 +174,15 @@ impl<'a> Object<'a> {
 
 /// The record a global ID names, with its GraphQL type: orders and customers (the only nodes the
 /// emulator holds); None for any other ID or one the shop does not hold.
-fn node(store: &Store, gid: &str) -> Option<(&'static str, Value)> {
+/// Orders too old for the app to see are null, as in `order(id:)`.
+fn node(context: &Context<'_>, gid: &str) -> Option<(&'static str, Value)> {
     use crate::shopify::payload::ShopifyId;
     if let Some(id) = gid.strip_prefix("gid://shopify/Order/").and_then(ShopifyId::parse) {
-        return store.order(id).map(|o| ("Order", json!(GqlOrder::from_record(&o, true))));
+        let order = context.store.order(id).filter(|o| context.may_see(o))?;
+        return Some(("Order", json!(GqlOrder::from_record(&order, true))));
     }
     let id = gid.strip_prefix("gid://shopify/Customer/").and_then(ShopifyId::parse)?;
-    store.customer(id).map(|c| ("Customer", json!(GqlCustomer::from_record(c))))
+    context.store.customer(id).map(|c| ("Customer", json!(GqlCustomer::from_record(c))))
 }
 
 /// The named type of the field being resolved (object types only in the extract's paths).
@@ -251,7 +253,7 @@ impl<'a> ObjectValue for Object<'a> {
                 }
                 let context = self.context;
                 return Ok(ResolvedValue::List(Box::new(ids.into_iter().map(move |id| {
-                    Ok(match node(context.store, id.as_str().unwrap_or("")) {
+                    Ok(match node(context, id.as_str().unwrap_or("")) {
                         Some((ty, value)) => ResolvedValue::object(Object { ty, value, context }),
                         None => ResolvedValue::null(),
                     })
