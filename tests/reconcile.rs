@@ -63,23 +63,7 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
     let db = TestDb::new(Backend::Postgres).await;
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
-    let settings = Settings::from_pairs([
-        ("shopify_access_token", sim.config().access_token.as_str()),
-        ("shopify_api_url", server.url().as_str()),
-        ("breaker_threshold", "100"),
-    ])
-    .unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let reconciler = Reconciler {
-        store: store.clone(),
-        client: app::shopify_client(&settings, metrics.clone()).unwrap(),
-        shop: SHOP.into(),
-        default_region: "US".into(),
-        clock: Arc::new(SystemClock),
-        metrics,
-        lag: Duration::from_secs(30),
-        lookup: None,
-    };
+    let reconciler = reconciler_for(&sim, &server.url(), &store);
 
     // Shopify starts failing after the customers and five pages of orders.
     let watcher = {
