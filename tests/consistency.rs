@@ -252,18 +252,29 @@ fn play_the_shop(sim: &ShopifySim, like: &ShopifyCustomer, loners: &[ShopifyId])
     (deleted_orders, redacted)
 }
 
-async fn after_one_reconcile_the_store_equals_shopify_row_for_row(backend: Backend) {
+/// A test shop: the emulator seeded with `customers` (4 orders each) and `loners` customers
+/// without orders (the only ones Shopify lets a merchant delete), served on 127.0.0.1:0, and
+/// orderline started on `backend` with no background sweep, plus a reconciler for the test to
+/// run (telling the lookup when the watermark moves if `lookup`).
+struct TestShop {
+    sim: ShopifySim,
+    server: orderline::sim::shopify::SimServer,
+    like: ShopifyCustomer,
+    loners: Vec<ShopifyId>,
+    app: TestApp,
+    state: orderline::app::AppState,
+    reconciler: Reconciler,
+}
+
+async fn open_shop(backend: Backend, seed: u64, customers: usize, loners: usize, lookup: bool) -> TestShop {
     // A Shopify Plus shop: 1,000 points/s restored ("GraphQL Admin API rate limits",
     // shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits, read 2026-12-04), bucket ten
-    // seconds of it like the standard plan's. 300 orders on each backend keep both runs near a
-    // minute together (the sweeps are bound by Shopify's real query costs).
-    let sim =
-        ShopifySim::new(SimConfig { seed: 42, restore_rate: 1000.0, bucket_max: 10_000.0, ..SimConfig::default() });
+    // seconds of it like the standard plan's.
+    let sim = ShopifySim::new(SimConfig { seed, restore_rate: 1000.0, bucket_max: 10_000.0, ..SimConfig::default() });
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    sim.seed_generated(75, 4);
-    // Customers without orders (the only ones Shopify lets a merchant delete).
+    sim.seed_generated(customers, 4);
     let like = sim.customers()[0].clone();
-    let loners: Vec<ShopifyId> = (0..10)
+    let loners: Vec<ShopifyId> = (0..loners)
         .map(|n| {
             let c = new_customer(&sim, &like, n);
             sim.upsert_customer(c.clone()).unwrap();
@@ -292,8 +303,19 @@ async fn after_one_reconcile_the_store_equals_shopify_row_for_row(backend: Backe
         clock: Arc::new(SystemClock),
         metrics: state.metrics.clone(),
         lag: std::time::Duration::from_secs(30),
-        lookup: Some(state.lookup.clone()),
+        lookup: lookup.then(|| state.lookup.clone()),
     };
+    TestShop { sim, server, like, loners, app, state, reconciler }
+}
+
+async fn after_one_reconcile_the_store_equals_shopify_row_for_row(backend: Backend) {
+    // A Shopify Plus shop: 1,000 points/s restored ("GraphQL Admin API rate limits",
+    // shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits, read 2026-12-04), bucket ten
+    // seconds of it like the standard plan's. 300 orders on each backend keep both runs near a
+    // minute together (the sweeps are bound by Shopify's real query costs).
+    // 300 orders on each backend keep both runs near a minute together (the sweeps are bound
+    // by Shopify's real query costs).
+    let TestShop { sim, server, like, loners, app, state, reconciler } = open_shop(backend, 42, 75, 10, true).await;
     let started = std::time::Instant::now();
     // Install: a full backfill.
     let backfill = reconciler.sweep().await.unwrap();
@@ -359,42 +381,7 @@ async fn after_one_reconcile_the_store_equals_shopify_row_for_row(backend: Backe
 /// in one second (Shopify's `updated_at` cannot order them): those rows are marked unconfirmed,
 /// and the next lookup refetches them.
 async fn over_a_lossless_channel_every_topic_lands_and_only_same_second_rows_wait_for_a_refetch(backend: Backend) {
-    let sim =
-        ShopifySim::new(SimConfig { seed: 7, restore_rate: 1000.0, bucket_max: 10_000.0, ..SimConfig::default() });
-    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    sim.seed_generated(20, 4);
-    let like = sim.customers()[0].clone();
-    let loners: Vec<ShopifyId> = (0..5)
-        .map(|n| {
-            let c = new_customer(&sim, &like, n);
-            sim.upsert_customer(c.clone()).unwrap();
-            c.id
-        })
-        .collect();
-    let token = sim.config().access_token.clone();
-    let url = server.url();
-    let app = TestApp::start_with(
-        backend,
-        &[
-            ("shopify_shop", SHOP),
-            ("shopify_access_token", &token),
-            ("shopify_api_url", &url),
-            ("reconcile_every", "0s"),
-            ("warm_count", "0"),
-        ],
-    )
-    .await;
-    let state = app.running.as_ref().unwrap().state.clone();
-    let reconciler = Reconciler {
-        store: state.store.clone(),
-        client: state.shopify.clone().unwrap(),
-        shop: SHOP.into(),
-        default_region: "US".into(),
-        clock: Arc::new(SystemClock),
-        metrics: state.metrics.clone(),
-        lag: std::time::Duration::from_secs(30),
-        lookup: None,
-    };
+    let TestShop { sim, server, like, loners, app, state, reconciler } = open_shop(backend, 7, 20, 5, false).await;
     reconciler.sweep().await.unwrap();
     sim.set_webhook_target(WebhookTarget::new(format!("{}/shopify/webhooks", app.url), SECRET, SHOP));
     let (deleted_orders, redacted) = play_the_shop(&sim, &like, &loners);
