@@ -83,7 +83,8 @@ pub(crate) const PAYLOAD_CAP: usize = 7000;
 
 /// Splits `items` into as few notices as keep each payload under `PAYLOAD_CAP`, by the
 /// serialised width of each item (`width`, plus a separator) and of an empty notice. An item
-/// too wide for any notice (only a pathological shop name could make one) gets one of its own.
+/// too wide for any notice gets one of its own (only a shop name thousands of bytes long could
+/// make one: Postgres refuses that payload, and `announce` falls back as for any failure).
 pub(crate) fn under_cap<T, N: Serialize>(
     items: &[T],
     width: impl Fn(&T) -> usize,
