@@ -280,6 +280,33 @@ async fn a_call_while_the_applier_is_held_back_hears_the_acknowledged_order(back
     assert!(!store.pending_subjects().may_touch(&[order_variant(1)["customer"]["id"].as_i64().unwrap()], &[]));
 }
 
+/// The processor applies the acknowledged order between the call's cache read and its check for
+/// pending deliveries, and the change notice that would evict the cached record has not been
+/// handled yet (no `follow_changes` here, so never): the call still hears the order.
+async fn a_call_right_after_the_processor_applied_the_order_hears_it(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = store(&db).await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    store.insert_deliveries(&[delivery(0, "orders/create", &order_variant(1))]).await.unwrap();
+    store.process_pending(10, "US", Ts::from(clock.now())).await.unwrap();
+    store.resync_pending().await.unwrap();
+    let lookup = lookup_on(&store, clock.clone());
+    assert_eq!(lookup.lookup(&caller(1)).await.unwrap().source, Source::Store);
+    assert_eq!(lookup.lookup(&caller(1)).await.unwrap().source, Source::Cache, "cached and fresh");
+
+    let mut new_order = order_variant(2);
+    new_order["customer"] = order_variant(1)["customer"].clone();
+    assert_eq!(store.insert_deliveries(&[delivery(1, "orders/create", &new_order)]).await.unwrap(), vec![true]);
+    assert_eq!(store.process_pending(10, "US", Ts::from(clock.now())).await.unwrap().len(), 1);
+
+    let answer = lookup.lookup(&caller(1)).await.unwrap();
+    assert_eq!(answer.record.unwrap().customers[0].orders.len(), 2, "the applied order is heard");
+    assert_eq!(answer.source, Source::Store, "read again: the cached record predates the apply");
+    let again = lookup.lookup(&caller(1)).await.unwrap();
+    assert_eq!(again.source, Source::Cache, "then cached again: nothing is pending any more");
+    assert_eq!(again.record.unwrap().customers[0].orders.len(), 2);
+}
+
 /// On Postgres the order is acknowledged by one instance and the call reaches another: the
 /// second learns of the pending delivery by NOTIFY and applies it before answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,4 +415,5 @@ on_both_backends!(
     applied_in_batches_exactly_as_one_by_one,
     two_appliers_share_a_backlog_and_apply_each_delivery_once,
     a_call_while_the_applier_is_held_back_hears_the_acknowledged_order,
+    a_call_right_after_the_processor_applied_the_order_hears_it,
 );

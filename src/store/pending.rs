@@ -114,10 +114,14 @@ impl PendingSubjects {
 
     /// True when a delivery about one of these customers or orders may be pending.
     pub fn may_touch(&self, customers: &[i64], orders: &[i64]) -> bool {
+        self.is_unknown() || self.names(customers, orders)
+    }
+
+    /// True when a delivery about one of these customers or orders was stored and not yet seen
+    /// applied (as `may_touch`, without the doubt of an unknown hint).
+    pub fn names(&self, customers: &[i64], orders: &[i64]) -> bool {
         let inner = self.lock();
-        inner.unknown
-            || customers.iter().any(|c| inner.customers.contains_key(c))
-            || orders.iter().any(|o| inner.orders.contains_key(o))
+        customers.iter().any(|c| inner.customers.contains_key(c)) || orders.iter().any(|o| inner.orders.contains_key(o))
     }
 
     /// The database said (as of `mark`) nothing about these subjects is pending.
