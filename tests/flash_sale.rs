@@ -101,7 +101,6 @@ fn sale() -> Vec<NewDelivery> {
 
 /// What the store holds, for comparing two stores row for row.
 async fn dump(db: &TestDb) -> Vec<String> {
-    use sqlx::Connection;
     let queries = [
         "SELECT CAST(id AS TEXT) || ' ' || COALESCE(first_name, '-') || ' ' || COALESCE(content, '-') || ' '
                 || CAST(updated_at AS TEXT) || ' ' || CAST(synced_at AS TEXT) FROM customers ORDER BY id",
@@ -122,19 +121,24 @@ async fn dump(db: &TestDb) -> Vec<String> {
     ];
     let mut rows = Vec::new();
     for sql in queries {
-        let found: Vec<String> = match db.backend {
-            Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&mut c).await.unwrap()
-            }
-            Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&mut c).await.unwrap()
-            }
-        };
-        rows.extend(found);
+        rows.extend(texts(db, sql).await);
     }
     rows
+}
+
+/// The one text column of each row `sql` returns.
+async fn texts(db: &TestDb, sql: &str) -> Vec<String> {
+    use sqlx::Connection;
+    match db.backend {
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&mut c).await.unwrap()
+        }
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&mut c).await.unwrap()
+        }
+    }
 }
 
 async fn applied_in_batches_exactly_as_one_by_one(backend: Backend) {
@@ -276,6 +280,33 @@ async fn a_call_while_the_applier_is_held_back_hears_the_acknowledged_order(back
     assert!(!store.pending_subjects().may_touch(&[order_variant(1)["customer"]["id"].as_i64().unwrap()], &[]));
 }
 
+/// The processor applies the acknowledged order between the call's cache read and its check for
+/// pending deliveries, and the change notice that would evict the cached record has not been
+/// handled yet (no `follow_changes` here, so never): the call still hears the order.
+async fn a_call_right_after_the_processor_applied_the_order_hears_it(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = store(&db).await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    store.insert_deliveries(&[delivery(0, "orders/create", &order_variant(1))]).await.unwrap();
+    store.process_pending(10, "US", Ts::from(clock.now())).await.unwrap();
+    store.resync_pending().await.unwrap();
+    let lookup = lookup_on(&store, clock.clone());
+    assert_eq!(lookup.lookup(&caller(1)).await.unwrap().source, Source::Store);
+    assert_eq!(lookup.lookup(&caller(1)).await.unwrap().source, Source::Cache, "cached and fresh");
+
+    let mut new_order = order_variant(2);
+    new_order["customer"] = order_variant(1)["customer"].clone();
+    assert_eq!(store.insert_deliveries(&[delivery(1, "orders/create", &new_order)]).await.unwrap(), vec![true]);
+    assert_eq!(store.process_pending(10, "US", Ts::from(clock.now())).await.unwrap().len(), 1);
+
+    let answer = lookup.lookup(&caller(1)).await.unwrap();
+    assert_eq!(answer.record.unwrap().customers[0].orders.len(), 2, "the applied order is heard");
+    assert_eq!(answer.source, Source::Store, "read again: the cached record predates the apply");
+    let again = lookup.lookup(&caller(1)).await.unwrap();
+    assert_eq!(again.source, Source::Cache, "then cached again: nothing is pending any more");
+    assert_eq!(again.record.unwrap().customers[0].orders.len(), 2);
+}
+
 /// On Postgres the order is acknowledged by one instance and the call reaches another: the
 /// second learns of the pending delivery by NOTIFY and applies it before answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,8 +339,81 @@ async fn another_instance_hears_an_order_acknowledged_by_the_first() {
     assert_eq!(answer.record.unwrap().customers[0].orders.len(), 2, "the new order is heard");
 }
 
+/// One event through several subscriptions (one `X-Shopify-Event-Id`, several webhook IDs) is
+/// stored once, whether its copies arrive in one intake batch or in several (intake reads the
+/// events it already holds once per batch).
+async fn one_event_is_stored_once_within_a_batch_and_across_batches(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = store(&db).await;
+    let with_event = |n: usize, topic: &str, event: &str| NewDelivery {
+        event_id: Some(event.to_string()),
+        ..delivery(n, topic, &order_variant(n as u64))
+    };
+    let first = [
+        with_event(0, "orders/create", "ev-a"),
+        with_event(1, "orders/create", "ev-a"),
+        with_event(2, "orders/updated", "ev-a"),
+        with_event(3, "orders/create", "ev-b"),
+        delivery(4, "orders/create", &order_variant(4)),
+    ];
+    assert_eq!(store.insert_deliveries(&first).await.unwrap(), [true, false, true, true, true]);
+    let second = [
+        with_event(5, "orders/create", "ev-b"),
+        with_event(6, "orders/updated", "ev-a"),
+        with_event(0, "orders/create", "ev-a"),
+        with_event(7, "orders/create", "ev-c"),
+        with_event(8, "orders/create", "ev-c"),
+    ];
+    assert_eq!(store.insert_deliveries(&second).await.unwrap(), [false, false, false, true, false]);
+    let stored = texts(&db, "SELECT webhook_id FROM webhook_deliveries ORDER BY id").await;
+    assert_eq!(stored, ["w-0", "w-2", "w-3", "w-4", "w-7"]);
+}
+
+/// On Postgres, a batch too large for one NOTIFY payload (8000 bytes) reaches the other
+/// instance subject by subject and phone by phone, split over several payloads, never as
+/// `all` (which would make it drop its whole cache and read the whole pending set again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_reaches_the_other_instance_in_full_not_as_all() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let (writer, other) = (store(&db).await, store(&db).await);
+    let mut changes = other.subscribe_changes();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while other.readiness().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the other instance listens");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    other.resync_pending().await.unwrap();
+    while changes.try_recv().is_ok() {}
+    assert!(!other.pending_subjects().is_unknown());
+
+    let deliveries: Vec<NewDelivery> =
+        (0..600).map(|n| delivery(n, "orders/create", &order_variant(n as u64))).collect();
+    writer.insert_deliveries(&deliveries).await.unwrap();
+    let customers: Vec<i64> = (0..600).map(|n| order_variant(n)["customer"]["id"].as_i64().unwrap()).collect();
+    while !customers.iter().all(|c| other.pending_subjects().may_touch(&[*c], &[])) {
+        assert!(std::time::Instant::now() < deadline, "every subject reaches the other instance");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(!other.pending_subjects().is_unknown(), "told subject by subject, not `all`");
+
+    assert_eq!(writer.process_pending(1000, "US", Ts::from(Utc::now())).await.unwrap().len(), 600);
+    // Every phone the batch wrote was touched by it (the store was empty).
+    let phones: std::collections::BTreeSet<String> =
+        texts(&db, "SELECT DISTINCT e164 FROM phone_numbers WHERE e164 IS NOT NULL").await.into_iter().collect();
+    assert!(phones.len() >= 600, "{} phones", phones.len());
+    let mut heard = std::collections::BTreeSet::new();
+    while heard != phones {
+        let notice =
+            tokio::time::timeout_at(deadline.into(), changes.recv()).await.expect("every phone is heard").unwrap();
+        assert!(!notice.all, "told phone by phone, not `all`");
+        heard.extend(notice.phones);
+    }
+}
+
 on_both_backends!(
+    one_event_is_stored_once_within_a_batch_and_across_batches,
     applied_in_batches_exactly_as_one_by_one,
     two_appliers_share_a_backlog_and_apply_each_delivery_once,
     a_call_while_the_applier_is_held_back_hears_the_acknowledged_order,
+    a_call_right_after_the_processor_applied_the_order_hears_it,
 );

@@ -598,8 +598,8 @@ impl CallerLookup {
     }
 
     /// Applies the pending deliveries about the record's customers (and their orders) and
-    /// rereads the record, before `deadline`. `NothingPending` when the database had none (the
-    /// hint was only unsure): the cached record stands as it is. `Left` when they could not all
+    /// rereads the record, before `deadline`. `NothingPending` when the database had none and
+    /// the hint was only unsure: the cached record stands as it is. `Left` when they could not all
     /// be applied in time (another instance holds some of them, or the store failed): the caller
     /// takes the live path.
     async fn apply_pending_first(
@@ -610,8 +610,13 @@ impl CallerLookup {
     ) -> PendingFirst {
         let inner = &self.inner;
         let (customers, orders) = Self::subjects(record);
+        // The hint named them (not merely unsure): a delivery about them was stored, and if the
+        // database has none pending now, another applier (the processor) applied it since the
+        // cached record was read, so that record may lack it: read it again.
+        let hint = inner.store.pending_subjects();
+        let (named, mark) = (hint.names(&customers, &orders), hint.mark());
         let work = async {
-            let mut applied_any = false;
+            let mut applied_any = named;
             loop {
                 let now = Ts::from(inner.clock.now());
                 let (processed, left) = inner
@@ -636,6 +641,13 @@ impl CallerLookup {
         match tokio::time::timeout_at(deadline, work).await {
             Ok(Ok(None)) => PendingFirst::NothingPending,
             Ok(Ok(Some(entry))) => {
+                // The database said nothing is pending about these customers or any of their
+                // orders, those the record read again shows included (an order the processor
+                // just applied): the hint forgets them, unless named again since `mark`.
+                if let Entry::Known(record) = &entry {
+                    let (customers, orders) = Self::subjects(record);
+                    hint.settle(mark, &customers, &orders);
+                }
                 inner.cache.insert(phone.clone(), entry.clone()).await;
                 PendingFirst::Applied(entry)
             }

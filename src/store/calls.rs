@@ -130,8 +130,8 @@ impl Store {
             return Ok(());
         }
         let changes = call_changes(writes);
-        on_backend!(self, record(writes, &changes))?;
-        self.calls_committed(changes);
+        on_backend!(self, record(writes))?;
+        self.calls_committed(changes).await;
         Ok(())
     }
 
@@ -181,7 +181,7 @@ for_each_backend! {
         }
     }
 
-    pub(crate) async fn record(conn: &mut Conn, writes: &[CallWrite], changes: &CallChanges) -> Result<(), sqlx::Error> {
+    pub(crate) async fn record(conn: &mut Conn, writes: &[CallWrite]) -> Result<(), sqlx::Error> {
         let mut starts: Vec<&NewCall> = Vec::new();
         let mut events: Vec<&CallEvent> = Vec::new();
         for write in writes {
@@ -275,15 +275,6 @@ for_each_backend! {
             .bind(serde_json::to_string(&events).unwrap_or_default())
             .execute(&mut *tx)
             .await?;
-        }
-        if BACKEND == crate::store::Backend::Postgres {
-            for payload in changes.payloads() {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(crate::store::changes::CALLS_CHANNEL)
-                    .bind(payload)
-                    .execute(&mut *tx)
-                    .await?;
-            }
         }
         tx.commit().await
     }

@@ -57,15 +57,55 @@ impl PhoneChanges {
         self.all |= other.all;
     }
 
-    /// The NOTIFY payload; Postgres caps it below 8000 bytes, so a large set becomes `all`.
-    pub(crate) fn payload(&self) -> String {
-        let json = serde_json::to_string(self).unwrap_or_default();
-        if json.len() < 7000 {
-            return json;
+    /// The NOTIFY payloads, each under Postgres's 8000-byte cap: the phones split across as
+    /// many as they need (never degraded to `all`, which would empty every cache).
+    pub(crate) fn payloads(&self) -> Vec<String> {
+        if self.all {
+            let all = PhoneChanges { shop: self.shop.clone(), phones: BTreeSet::new(), all: true };
+            return vec![serde_json::to_string(&all).unwrap_or_default()];
         }
-        let all = PhoneChanges { shop: self.shop.clone(), phones: BTreeSet::new(), all: true };
-        serde_json::to_string(&all).unwrap_or_default()
+        let phones: Vec<&String> = self.phones.iter().collect();
+        under_cap(
+            &phones,
+            |p| p.len(),
+            |chunk| PhoneChanges {
+                shop: self.shop.clone(),
+                phones: chunk.iter().map(|p| p.to_string()).collect(),
+                all: false,
+            },
+        )
     }
+}
+
+/// The most a NOTIFY payload may hold here: Postgres refuses 8000 bytes or more; the margin
+/// covers JSON quoting and field names.
+pub(crate) const PAYLOAD_CAP: usize = 7000;
+
+/// Splits `items` into as few notices as keep each payload under `PAYLOAD_CAP`, by the
+/// serialised width of each item (`width`, plus a separator) and of an empty notice. An item
+/// too wide for any notice gets one of its own (only a shop name thousands of bytes long could
+/// make one: Postgres refuses that payload, and `announce` falls back as for any failure).
+pub(crate) fn under_cap<T, N: Serialize>(
+    items: &[T],
+    width: impl Fn(&T) -> usize,
+    notice: impl Fn(&[T]) -> N,
+) -> Vec<String> {
+    let json = |chunk: &[T]| serde_json::to_string(&notice(chunk)).unwrap_or_default();
+    let budget = PAYLOAD_CAP.saturating_sub(json(&[]).len());
+    let mut payloads = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let w = width(item) + 3;
+        if i > start && used + w > budget {
+            payloads.push(json(&items[start..i]));
+            (start, used) = (i, 0);
+        }
+        used += w;
+    }
+    if start < items.len() {
+        payloads.push(json(&items[start..]));
+    }
+    payloads
 }
 
 impl Store {
@@ -97,19 +137,82 @@ impl Store {
         }
     }
 
-    /// After call records commit: SQLite hands the notice over here; Postgres already sent NOTIFY.
-    pub(crate) fn calls_committed(&self, changes: CallChanges) {
-        if matches!(self.pool, Pool::Sqlite(_)) && !changes.calls.is_empty() {
+    /// After call records commit: NOTIFY on Postgres (see `announce`), else in process.
+    pub(crate) async fn calls_committed(&self, changes: CallChanges) {
+        if changes.calls.is_empty() {
+            return;
+        }
+        if !self.announce(changes.payloads().into_iter().map(|p| (CALLS_CHANNEL, p)).collect()).await {
             let _ = self.calls.send(changes);
         }
     }
 
-    /// After a commit: SQLite hands the notice over here; Postgres already sent NOTIFY.
-    pub(crate) fn committed(&self, changes: PhoneChanges) {
-        if matches!(self.pool, Pool::Sqlite(_)) && !changes.is_empty() {
+    /// After a write committed: NOTIFY on Postgres (see `announce`), else in process.
+    pub(crate) async fn committed(&self, changes: PhoneChanges) {
+        if changes.is_empty() {
+            return;
+        }
+        if !self.announce(changes.payloads().into_iter().map(|p| (CHANNEL, p)).collect()).await {
             let _ = self.changes.send(changes);
         }
     }
+
+    /// Sends notices (channel, payload) to every instance, this one included, with NOTIFY.
+    /// True when Postgres took them; false on SQLite (one instance: the caller hands them over
+    /// in process) or when sending failed (the caller does the same for this instance).
+    ///
+    /// Called after the write's transaction committed, never inside it: Postgres takes one
+    /// database-wide lock for NOTIFY at commit and holds it through the commit's WAL flush, so
+    /// transactions that notify commit one at a time, each behind the others' fsync (issue 14:
+    /// 280–360 orders/s applied). Here the notices go in a transaction of their own that waits
+    /// for no flush (`synchronous_commit` off for it alone: a notice is never durable anyway).
+    ///
+    /// A notice can now be lost after its write committed (this process dies in between, or
+    /// this statement fails). Notices are hints about durable rows, so that only delays work:
+    /// - a pending delivery is applied anyway: every instance's processor polls the queue at
+    ///   least once a second (`shopify::processor`), and applying it sends its change notice;
+    ///   until then another instance's hint lacks it (`pending`), as it would for the moment
+    ///   between a commit and the listener reading the notice;
+    /// - a cached caller that misses its change notice is read again from the store once its
+    ///   record leaves the freshness window (`lookup`);
+    /// - when this statement fails, the next notice this instance sends is preceded by `all`
+    ///   for changes and pending subjects: every instance drops its cache and reads the pending
+    ///   set again (as after a lost LISTEN connection, see `listen`).
+    pub(super) async fn announce(&self, mut notices: Vec<(&'static str, String)>) -> bool {
+        let Pool::Postgres(pool) = &self.pool else { return false };
+        if self.notices_owed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            notices.splice(0..0, owed_notices());
+        }
+        let (channels, payloads): (Vec<&str>, Vec<String>) = notices.into_iter().unzip();
+        let sent = sqlx::query(
+            "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true))
+             SELECT pg_notify(n.channel, n.payload) FROM unflushed, unnest($1::text[], $2::text[]) AS n(channel, payload)",
+        )
+        .bind(&channels)
+        .bind(&payloads)
+        .execute(pool)
+        .await;
+        match sent {
+            Ok(_) => true,
+            Err(e) => {
+                self.notices_owed.store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::warn!(error = %e, notices = payloads.len(),
+                    "change notices not sent: other instances are told to drop their caches with the next notice");
+                false
+            }
+        }
+    }
+}
+
+/// What a failed `announce` owes every instance: forget every cached caller, and read the
+/// pending set again.
+fn owed_notices() -> Vec<(&'static str, String)> {
+    let changes = PhoneChanges { all: true, ..PhoneChanges::default() };
+    let pending = super::PendingNotice { all: true, ..super::PendingNotice::default() };
+    vec![
+        (CHANNEL, serde_json::to_string(&changes).unwrap_or_default()),
+        (super::pending::CHANNEL, serde_json::to_string(&pending).unwrap_or_default()),
+    ]
 }
 
 async fn listen(
@@ -183,5 +286,58 @@ async fn listen(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PendingNotice;
+
+    #[test]
+    fn a_large_change_notice_is_split_under_the_cap_not_degraded_to_all() {
+        let phones: BTreeSet<String> = (0..2_000).map(|i| format!("+1555{i:07}")).collect();
+        let changes = PhoneChanges { shop: "shop.myshopify.com".into(), phones: phones.clone(), all: false };
+        let payloads = changes.payloads();
+        assert!(payloads.len() > 1, "2,000 phones do not fit one payload");
+        let mut seen = BTreeSet::new();
+        for payload in &payloads {
+            assert!(payload.len() < 8000, "{} bytes", payload.len());
+            let part: PhoneChanges = serde_json::from_str(payload).unwrap();
+            assert!(!part.all);
+            assert_eq!(part.shop, "shop.myshopify.com");
+            seen.extend(part.phones);
+        }
+        assert_eq!(seen, phones);
+    }
+
+    #[test]
+    fn a_large_pending_notice_is_split_under_the_cap_not_degraded_to_all() {
+        let notice = PendingNotice {
+            customers: (0..1_500).map(|i| 9_007_199_264_800_001 + 2 * i).collect(),
+            orders: (0..1_500).map(|i| 9_007_199_254_800_001 + 2 * i).collect(),
+            all: false,
+        };
+        let payloads = notice.payloads();
+        assert!(payloads.len() > 2);
+        let (mut customers, mut orders) = (Vec::new(), Vec::new());
+        for payload in &payloads {
+            assert!(payload.len() < 8000, "{} bytes", payload.len());
+            let part: PendingNotice = serde_json::from_str(payload).unwrap();
+            assert!(!part.all);
+            customers.extend(part.customers);
+            orders.extend(part.orders);
+        }
+        assert_eq!((customers, orders), (notice.customers, notice.orders));
+    }
+
+    #[test]
+    fn a_small_notice_is_one_payload_and_all_stays_all() {
+        let changes = PhoneChanges { shop: "s".into(), phones: ["+15551234567".to_string()].into(), all: false };
+        assert_eq!(changes.payloads(), [serde_json::to_string(&changes).unwrap()]);
+        let all = PhoneChanges { all: true, ..changes };
+        let payloads = all.payloads();
+        assert_eq!(payloads.len(), 1);
+        assert!(serde_json::from_str::<PhoneChanges>(&payloads[0]).unwrap().all);
     }
 }

@@ -161,6 +161,17 @@ fn subjects_at_intake(topic: &str, body: &[u8]) -> (Option<i64>, Option<i64>) {
     }
 }
 
+/// The same event (shop, topic, `X-Shopify-Event-Id`) delivered through several subscriptions.
+type EventKey = (String, String, String);
+
+fn event_of(d: &NewDelivery) -> Option<&str> {
+    d.event_id.as_deref().filter(|e| !e.is_empty())
+}
+
+fn event_key(d: &NewDelivery) -> Option<EventKey> {
+    event_of(d).map(|event| (d.shop.clone(), d.topic.clone(), event.to_string()))
+}
+
 const ROW_COLUMNS: &str = "id, shop, webhook_id, event_id, topic, status, attempts, error, received_at, processed_at,
                            customer_id, order_id, (body IS NOT NULL) AS has_body";
 
@@ -172,8 +183,12 @@ impl Store {
     /// one webhook indicates a duplicate … one per subscription").
     pub async fn insert_deliveries(&self, batch: &[NewDelivery]) -> Result<Vec<bool>, StoreError> {
         let (inserted, notice) = on_backend!(self, insert_batch(batch))?;
-        // Committed: from now on the lookup must not call these subjects' records fresh.
-        self.pending.add(&notice);
+        // Committed: from now on the lookup must not call these subjects' records fresh, here
+        // and (told before intake answers 200) on every other instance.
+        if !notice.is_empty() {
+            self.pending.add(&notice);
+            self.announce(notice.payloads().into_iter().map(|p| (super::pending::CHANNEL, p)).collect()).await;
+        }
         Ok(inserted)
     }
 
@@ -208,7 +223,7 @@ impl Store {
         let mark = self.pending.mark();
         let (processed, changes, left) =
             on_backend!(self, process_pending_for(shop, customers, orders, default_region, now))?;
-        self.committed(changes);
+        self.committed(changes).await;
         if left == 0 {
             // Nothing is pending about these customers or any of their orders (the new ones
             // these deliveries brought included).
@@ -229,7 +244,7 @@ impl Store {
         now: Ts,
     ) -> Result<Vec<ProcessedDelivery>, StoreError> {
         let (processed, changes) = on_backend!(self, process_pending(limit, default_region, now))?;
-        self.committed(changes);
+        self.committed(changes).await;
         Ok(processed)
     }
 
@@ -260,6 +275,37 @@ impl Store {
 for_each_backend! {
     use sqlx::Connection;
 
+    type Tx<'c> = sqlx::Transaction<'c, <Conn as sqlx::Connection>::Database>;
+
+    /// A transaction that reads, then writes. SQLite: it takes the write lock up front. A
+    /// deferred transaction that read first and writes later fails with SQLITE_BUSY_SNAPSHOT
+    /// (517) when another process (a `dlq replay` next to a running server) wrote in between;
+    /// an immediate one waits its turn.
+    async fn begin_writing(conn: &mut Conn) -> Result<Tx<'_>, sqlx::Error> {
+        match BACKEND {
+            crate::store::Backend::Postgres => conn.begin().await,
+            crate::store::Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
+        }
+    }
+
+    /// A transaction that applies stored deliveries. On Postgres its commit does not wait for
+    /// the WAL flush (`synchronous_commit` off for this transaction alone), so appliers do not
+    /// queue behind each other's fsync. Safe because what it applies is already durable: the
+    /// delivery rows were flushed by intake's (synchronous) commit before Shopify got its 200,
+    /// and the apply and the rows' new status commit together. A crash can lose at most the
+    /// last applies (up to three `wal_writer_delay`s, 0.6 s by default), records and statuses
+    /// alike; those deliveries are
+    /// then still `pending` and are applied again after the restart (the apply is idempotent:
+    /// the `updated_at` guard). Never for intake, nor for a live fetch or reconciliation page,
+    /// whose writes nothing durable would redo.
+    async fn begin_applying(conn: &mut Conn) -> Result<Tx<'_>, sqlx::Error> {
+        let mut tx = begin_writing(conn).await?;
+        if BACKEND == crate::store::Backend::Postgres {
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        }
+        Ok(tx)
+    }
+
     pub(crate) async fn insert_batch(
         conn: &mut Conn,
         batch: &[NewDelivery],
@@ -267,39 +313,15 @@ for_each_backend! {
         if batch.is_empty() {
             return Ok((Vec::new(), PendingNotice::default()));
         }
-        let mut tx = match BACKEND {
-            crate::store::Backend::Postgres => conn.begin().await?,
-            // Read, then write: take the write lock first (see `process_pending`).
-            crate::store::Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
-        };
+        let mut tx = begin_writing(conn).await?;
         // The first webhook ID each event came with: stored before, or earlier in this batch.
-        let mut first_of_event: std::collections::HashMap<(&str, &str, &str), String> = std::collections::HashMap::new();
+        let mut first_of_event = stored_events(&mut tx, batch).await?;
         let mut fresh: Vec<&NewDelivery> = Vec::with_capacity(batch.len());
         let mut seen_event = Vec::with_capacity(batch.len());
         for d in batch {
-            let repeated = match d.event_id.as_deref().filter(|e| !e.is_empty()) {
+            let repeated = match event_key(d) {
                 None => false,
-                Some(event) => {
-                    let key = (d.shop.as_str(), d.topic.as_str(), event);
-                    let first = match first_of_event.get(&key) {
-                        Some(first) => first.clone(),
-                        None => {
-                            let stored: Option<(String,)> = sqlx::query_as(
-                                "SELECT webhook_id FROM webhook_deliveries
-                                 WHERE shop = $1 AND event_id = $2 AND topic = $3 ORDER BY id LIMIT 1",
-                            )
-                            .bind(&d.shop)
-                            .bind(event)
-                            .bind(&d.topic)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                            let first = stored.map_or_else(|| d.webhook_id.clone(), |(w,)| w);
-                            first_of_event.insert(key, first.clone());
-                            first
-                        }
-                    };
-                    first != d.webhook_id
-                }
+                Some(key) => *first_of_event.entry(key).or_insert_with(|| d.webhook_id.clone()) != d.webhook_id,
             };
             seen_event.push(repeated);
             if !repeated {
@@ -319,13 +341,6 @@ for_each_backend! {
         notice.customers.dedup();
         notice.orders.sort_unstable();
         notice.orders.dedup();
-        if BACKEND == crate::store::Backend::Postgres && !notice.is_empty() {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(crate::store::pending::CHANNEL)
-                .bind(notice.payload())
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
         let mut seen = std::collections::HashSet::new();
         let inserted: std::collections::HashSet<(String, String)> =
@@ -339,6 +354,43 @@ for_each_backend! {
             })
             .collect();
         Ok((answers, notice))
+    }
+
+    /// For the deliveries of `batch` that carry an event ID: the webhook ID each event was
+    /// first stored with, if it was. One query per shop and thousand events, not one per
+    /// delivery: intake asks while it holds the write transaction.
+    async fn stored_events(
+        conn: &mut Conn,
+        batch: &[NewDelivery],
+    ) -> Result<std::collections::HashMap<EventKey, String>, sqlx::Error> {
+        let mut by_shop: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = Default::default();
+        for d in batch {
+            if let Some(event) = event_of(d) {
+                by_shop.entry(d.shop.as_str()).or_default().insert(event);
+            }
+        }
+        let mut first: std::collections::HashMap<EventKey, (i64, String)> = Default::default();
+        for (shop, events) in by_shop {
+            let events: Vec<&str> = events.into_iter().collect();
+            for chunk in events.chunks(1000) {
+                let mut q = QueryBuilder::new("SELECT id, topic, event_id, webhook_id FROM webhook_deliveries WHERE shop = ");
+                q.push_bind(shop).push(" AND event_id IN (");
+                let mut list = q.separated(", ");
+                for event in chunk {
+                    list.push_bind(*event);
+                }
+                q.push(")");
+                let rows: Vec<(i64, String, String, String)> =
+                    q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+                for (id, topic, event, webhook_id) in rows {
+                    let key = (shop.to_string(), topic, event);
+                    if first.get(&key).is_none_or(|(earliest, _)| id < *earliest) {
+                        first.insert(key, (id, webhook_id));
+                    }
+                }
+            }
+        }
+        Ok(first.into_iter().map(|(key, (_, webhook_id))| (key, webhook_id)).collect())
     }
 
     /// The customers and orders of every pending delivery.
@@ -391,13 +443,7 @@ for_each_backend! {
         default_region: &str,
         now: Ts,
     ) -> Result<(Vec<ProcessedDelivery>, PhoneChanges), sqlx::Error> {
-        // SQLite: take the write lock up front. A deferred transaction that read first and
-        // writes later fails with SQLITE_BUSY_SNAPSHOT (517) when another process (a `dlq
-        // replay` next to a running server) wrote in between; an immediate one waits its turn.
-        let mut tx = match BACKEND {
-            crate::store::Backend::Postgres => conn.begin().await?,
-            crate::store::Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
-        };
+        let mut tx = begin_applying(conn).await?;
         let claim = match BACKEND {
             crate::store::Backend::Postgres => {
                 "SELECT id, shop, topic, body FROM webhook_deliveries WHERE status = 'pending'
@@ -424,10 +470,7 @@ for_each_backend! {
         default_region: &str,
         now: Ts,
     ) -> Result<(Vec<ProcessedDelivery>, PhoneChanges, i64), sqlx::Error> {
-        let mut tx = match BACKEND {
-            crate::store::Backend::Postgres => conn.begin().await?,
-            crate::store::Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
-        };
+        let mut tx = begin_applying(conn).await?;
         let filter = |q: &mut QueryBuilder<<Conn as sqlx::Connection>::Database>| {
             q.push(" FROM webhook_deliveries WHERE status = 'pending' AND shop = ").push_bind(shop.to_string());
             // `-1` keeps each list non-empty (no Shopify ID is negative).
@@ -518,7 +561,14 @@ for_each_backend! {
                         continue;
                     }
                     Err(e) if crate::store::is_transient(&e) => return Err(e),
-                    Ok(None) | Err(_) => savepoint.rollback().await?,
+                    Ok(None) => {
+                        savepoint.rollback().await?;
+                        log_fallback(j - i, "a row changed under the batch (another writer inserted it)");
+                    }
+                    Err(e) => {
+                        savepoint.rollback().await?;
+                        log_fallback(j - i, &format!("the batch could not be written: {e}"));
+                    }
                 }
             } else {
                 j = j.max(i + 1);
@@ -608,8 +658,14 @@ for_each_backend! {
             );
             q.build().persistent(false).execute(&mut *tx).await?;
         }
-        apply_path::notify(&mut *tx, &changes).await?;
         Ok((processed, changes))
+    }
+
+    /// A run that `apply_batch` did not take is applied one delivery at a time: correct, much
+    /// slower; said in the log with why, so a slow apply can be traced to it.
+    fn log_fallback(deliveries: usize, reason: &str) {
+        let reason = crate::lookup::mask_pii(reason);
+        tracing::warn!(deliveries, reason, "batch apply fell back to one delivery at a time");
     }
 
     /// Adds one apply's touched phones to the batch's notice (two shops in one batch: keep it

@@ -110,6 +110,8 @@ pub struct Store {
     listener_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Customers and orders with a delivery acknowledged and not yet applied (a hint).
     pending: std::sync::Arc<PendingSubjects>,
+    /// A change notice could not be sent after its commit: the next one starts with `all`.
+    notices_owed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -123,6 +125,7 @@ impl Store {
             listening: Default::default(),
             listener_up: Default::default(),
             pending: Default::default(),
+            notices_owed: Default::default(),
         }
     }
 }

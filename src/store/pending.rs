@@ -13,6 +13,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use super::changes::under_cap;
+
 pub(crate) const CHANNEL: &str = "orderline_pending";
 
 /// Subjects of newly stored deliveries, as carried by NOTIFY.
@@ -30,13 +32,25 @@ impl PendingNotice {
         self.customers.is_empty() && self.orders.is_empty() && !self.all
     }
 
-    /// The NOTIFY payload (Postgres caps it below 8000 bytes; a larger set becomes `all`).
-    pub(crate) fn payload(&self) -> String {
-        let json = serde_json::to_string(self).unwrap_or_default();
-        if json.len() < 7000 {
-            return json;
+    /// The NOTIFY payloads, each under Postgres's 8000-byte cap: customers and orders split
+    /// across as many as they need (never degraded to `all`, which makes every instance read
+    /// the whole pending set again).
+    pub(crate) fn payloads(&self) -> Vec<String> {
+        if self.all {
+            return vec![
+                serde_json::to_string(&PendingNotice { all: true, ..PendingNotice::default() }).unwrap_or_default(),
+            ];
         }
-        serde_json::to_string(&PendingNotice { all: true, ..PendingNotice::default() }).unwrap_or_default()
+        let width = |id: &i64| id.to_string().len();
+        let mut payloads = under_cap(&self.customers, width, |chunk| PendingNotice {
+            customers: chunk.to_vec(),
+            ..PendingNotice::default()
+        });
+        payloads.extend(under_cap(&self.orders, width, |chunk| PendingNotice {
+            orders: chunk.to_vec(),
+            ..PendingNotice::default()
+        }));
+        payloads
     }
 }
 
@@ -100,10 +114,14 @@ impl PendingSubjects {
 
     /// True when a delivery about one of these customers or orders may be pending.
     pub fn may_touch(&self, customers: &[i64], orders: &[i64]) -> bool {
+        self.is_unknown() || self.names(customers, orders)
+    }
+
+    /// True when a delivery about one of these customers or orders was stored and not yet seen
+    /// applied (as `may_touch`, without the doubt of an unknown hint).
+    pub fn names(&self, customers: &[i64], orders: &[i64]) -> bool {
         let inner = self.lock();
-        inner.unknown
-            || customers.iter().any(|c| inner.customers.contains_key(c))
-            || orders.iter().any(|o| inner.orders.contains_key(o))
+        customers.iter().any(|c| inner.customers.contains_key(c)) || orders.iter().any(|o| inner.orders.contains_key(o))
     }
 
     /// The database said (as of `mark`) nothing about these subjects is pending.

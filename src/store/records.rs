@@ -284,7 +284,7 @@ impl Store {
         now: Ts,
     ) -> Result<Vec<ApplyOutcome>, StoreError> {
         let (outcomes, notice) = on_backend!(self, apply_in_transaction(shop, changes, default_region, now))?;
-        self.committed(notice);
+        self.committed(notice).await;
         Ok(outcomes)
     }
 }
@@ -308,21 +308,8 @@ for_each_backend! {
                 apply_change(&mut tx, shop, change, default_region, now, Provenance::Snapshot, None, &mut notice).await?,
             );
         }
-        notify(&mut tx, &notice).await?;
         tx.commit().await?;
         Ok((outcomes, notice))
-    }
-
-    /// On Postgres, queues the change notice; it is delivered when the transaction commits.
-    pub(crate) async fn notify(conn: &mut Conn, changes: &PhoneChanges) -> Result<(), sqlx::Error> {
-        if BACKEND == crate::store::Backend::Postgres && !changes.is_empty() {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(crate::store::changes::CHANNEL)
-                .bind(changes.payload())
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
     }
 
     /// Applies `change` on an open transaction and adds the caller phones it touched to
