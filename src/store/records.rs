@@ -175,6 +175,24 @@ struct RowState {
     synced_at: Ts,
 }
 
+/// A line item row to write: order ID, position, the item, its fulfilment status.
+type LineItemRow<'a> = (i64, usize, &'a crate::shopify::payload::ShopifyLineItem, Option<&'a String>);
+
+/// Adds `o`'s line items to `out`, one row per item as upserting them one by one would leave
+/// it: the first position, the last copy's fields, the last fulfilment status that was not null.
+fn line_item_rows<'a>(o: &'a ShopifyOrder, out: &mut Vec<LineItemRow<'a>>) {
+    let start = out.len();
+    for (position, item) in o.line_items.iter().enumerate() {
+        match out[start..].iter_mut().find(|(_, _, seen, _)| seen.id == item.id) {
+            Some(seen) => {
+                let status = item.fulfillment_status.as_ref().or(seen.3);
+                *seen = (seen.0, seen.1, item, status);
+            }
+            None => out.push((o.id.0, position, item, item.fulfillment_status.as_ref())),
+        }
+    }
+}
+
 /// An order row as `apply_batch` reads it: ID, updated_at, content, synced_at, customer.
 type StoredOrder = (i64, Ts, Option<String>, Ts, Option<i64>);
 
@@ -538,6 +556,157 @@ for_each_backend! {
         Ok(())
     }
 
+    /// Writes customer rows under the write rule, a multi-row statement per chunk: a newer copy
+    /// wins; a snapshot wins a same-second tie when its content differs; a partial copy only
+    /// creates a row, and a stored partial row yields to a whole copy of the same second. Returns
+    /// how many rows were written (the rest are left for `settle_tie`). The one-row apply and
+    /// `apply_batch` both write through here.
+    async fn write_customer_rows(
+        conn: &mut Conn,
+        shop: &str,
+        rows: &[(&ShopifyCustomer, &RowState)],
+        snapshot: bool,
+    ) -> Result<usize, sqlx::Error> {
+        let mut written = 0;
+        for chunk in rows.chunks(rows_per_statement(13)) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO customers (shop, id, first_name, last_name, email, phone, state, default_zip,
+                                        default_country_code, shopify_created_at, updated_at, synced_at, content) ",
+            );
+            q.push_values(chunk, |mut row, (c, state)| {
+                let address = c.default_address.as_ref();
+                row.push_bind(shop)
+                    .push_bind(c.id.0)
+                    .push_bind(&c.first_name)
+                    .push_bind(&c.last_name)
+                    .push_bind(&c.email)
+                    .push_bind(&c.phone)
+                    .push_bind(&c.state)
+                    .push_bind(address.and_then(|a| a.zip.as_deref()))
+                    .push_bind(address.and_then(|a| a.country_code.as_deref()))
+                    .push_bind(c.created_at.map(ts))
+                    .push_bind(state.updated_at)
+                    .push_bind(state.synced_at)
+                    .push_bind(&state.content);
+            });
+            q.push(
+                " ON CONFLICT (shop, id) DO UPDATE SET
+                    first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email,
+                    phone = excluded.phone, state = excluded.state, default_zip = excluded.default_zip,
+                    default_country_code = excluded.default_country_code,
+                    shopify_created_at = excluded.shopify_created_at,
+                    updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
+                 WHERE excluded.content <> ",
+            )
+            .push_bind(PARTIAL)
+            .push(" AND (excluded.updated_at > customers.updated_at OR (")
+            .push_bind(snapshot)
+            .push(
+                " AND excluded.updated_at = customers.updated_at AND excluded.content IS DISTINCT FROM customers.content)
+                      OR (customers.content = ",
+            )
+            .push_bind(PARTIAL)
+            .push(" AND excluded.updated_at = customers.updated_at)) RETURNING id");
+            let ids: Vec<(i64,)> = q.build_query_as().persistent(chunk.len() == 1).fetch_all(&mut *conn).await?;
+            written += ids.len();
+        }
+        Ok(written)
+    }
+
+    /// Writes order rows under the write rule (a newer copy wins; a snapshot wins a same-second
+    /// tie when its content differs), a multi-row statement per chunk. Returns how many rows were
+    /// written. The one-row apply and `apply_batch` both write through here.
+    async fn write_order_rows(
+        conn: &mut Conn,
+        shop: &str,
+        rows: &[(&ShopifyOrder, &RowState)],
+        snapshot: bool,
+    ) -> Result<usize, sqlx::Error> {
+        let mut written = 0;
+        for chunk in rows.chunks(rows_per_statement(20)) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO orders (shop, id, customer_id, name, order_number, email, phone, financial_status,
+                                     fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency,
+                                     shipping_zip, shipping_country_code, shopify_created_at, updated_at, synced_at, content) ",
+            );
+            q.push_values(chunk, |mut row, (o, state)| {
+                let shipping = o.shipping_address.as_ref();
+                row.push_bind(shop)
+                    .push_bind(o.id.0)
+                    .push_bind(o.customer_id().map(|c| c.0))
+                    .push_bind(&o.name)
+                    .push_bind(o.order_number)
+                    .push_bind(&o.email)
+                    .push_bind(&o.phone)
+                    .push_bind(&o.financial_status)
+                    .push_bind(&o.fulfillment_status)
+                    .push_bind(o.cancelled_at.map(ts))
+                    .push_bind(&o.cancel_reason)
+                    .push_bind(o.closed_at.map(ts))
+                    .push_bind(&o.total_price)
+                    .push_bind(&o.currency)
+                    .push_bind(shipping.and_then(|a| a.zip.as_deref()))
+                    .push_bind(shipping.and_then(|a| a.country_code.as_deref()))
+                    .push_bind(ts(o.created_at))
+                    .push_bind(state.updated_at)
+                    .push_bind(state.synced_at)
+                    .push_bind(&state.content);
+            });
+            q.push(
+                " ON CONFLICT (shop, id) DO UPDATE SET
+                    customer_id = excluded.customer_id, name = excluded.name, order_number = excluded.order_number,
+                    email = excluded.email, phone = excluded.phone, financial_status = excluded.financial_status,
+                    fulfillment_status = excluded.fulfillment_status, cancelled_at = excluded.cancelled_at,
+                    cancel_reason = excluded.cancel_reason, closed_at = excluded.closed_at,
+                    total_price = excluded.total_price, currency = excluded.currency,
+                    shipping_zip = excluded.shipping_zip, shipping_country_code = excluded.shipping_country_code,
+                    shopify_created_at = excluded.shopify_created_at,
+                    updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
+                 WHERE excluded.updated_at > orders.updated_at
+                    OR (",
+            )
+            .push_bind(snapshot)
+            .push(
+                " AND excluded.updated_at = orders.updated_at AND excluded.content IS DISTINCT FROM orders.content)
+                 RETURNING id",
+            );
+            let ids: Vec<(i64,)> = q.build_query_as().persistent(chunk.len() == 1).fetch_all(&mut *conn).await?;
+            written += ids.len();
+        }
+        Ok(written)
+    }
+
+    /// Upserts line items (order ID, position, item, fulfilment status), a multi-row statement
+    /// per chunk; a null fulfilment status keeps the stored one. At most one row per (order, item).
+    async fn write_line_items(conn: &mut Conn, shop: &str, items: &[LineItemRow<'_>]) -> Result<(), sqlx::Error> {
+        for chunk in items.chunks(rows_per_statement(10)) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO order_line_items (shop, order_id, id, position, title, variant_title, sku, quantity,
+                                               price, fulfillment_status) ",
+            );
+            q.push_values(chunk, |mut row, (order, position, item, status)| {
+                row.push_bind(shop)
+                    .push_bind(*order)
+                    .push_bind(item.id.0)
+                    .push_bind(*position as i32)
+                    .push_bind(&item.title)
+                    .push_bind(&item.variant_title)
+                    .push_bind(&item.sku)
+                    .push_bind(item.quantity)
+                    .push_bind(&item.price)
+                    .push_bind(*status);
+            });
+            q.push(
+                " ON CONFLICT (shop, order_id, id) DO UPDATE SET
+                    title = excluded.title, variant_title = excluded.variant_title, sku = excluded.sku,
+                    quantity = excluded.quantity, price = excluded.price,
+                    fulfillment_status = COALESCE(excluded.fulfillment_status, order_line_items.fulfillment_status)",
+            );
+            q.build().persistent(chunk.len() == 1).execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     async fn upsert_customer(conn: &mut Conn, w: &Write<'_>, c: &ShopifyCustomer) -> Result<ApplyOutcome, sqlx::Error> {
         let shop = w.shop;
         // An embedded copy without `updated_at` cannot be ordered against what is stored.
@@ -545,42 +714,10 @@ for_each_backend! {
         if is_tombstoned(conn, shop, "customer", c.id).await? {
             return Ok(ApplyOutcome::Gone);
         }
-        let address = c.default_address.as_ref();
         let phones = customer_phones(c, w.default_region);
         let content = customer_content(c, &phones);
-        let written = sqlx::query(
-            "INSERT INTO customers (shop, id, first_name, last_name, email, phone, state, default_zip,
-                                    default_country_code, shopify_created_at, updated_at, synced_at, content)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (shop, id) DO UPDATE SET
-                first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email,
-                phone = excluded.phone, state = excluded.state, default_zip = excluded.default_zip,
-                default_country_code = excluded.default_country_code,
-                shopify_created_at = excluded.shopify_created_at,
-                updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
-             WHERE excluded.content <> $15
-               AND (excluded.updated_at > customers.updated_at
-                    OR ($14 AND excluded.updated_at = customers.updated_at AND excluded.content IS DISTINCT FROM customers.content)
-                    OR (customers.content = $15 AND excluded.updated_at = customers.updated_at))",
-        )
-        .bind(shop)
-        .bind(c.id.0)
-        .bind(&c.first_name)
-        .bind(&c.last_name)
-        .bind(&c.email)
-        .bind(&c.phone)
-        .bind(&c.state)
-        .bind(address.and_then(|a| a.zip.as_deref()))
-        .bind(address.and_then(|a| a.country_code.as_deref()))
-        .bind(c.created_at.map(ts))
-        .bind(updated_at)
-        .bind(w.now)
-        .bind(&content)
-        .bind(w.from == Provenance::Snapshot)
-        .bind(PARTIAL)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+        let state = RowState { updated_at, content: Some(content.clone()), synced_at: w.now };
+        let written = write_customer_rows(conn, shop, &[(c, &state)], w.from == Provenance::Snapshot).await?;
         if written == 0 && content == PARTIAL {
             return Ok(ApplyOutcome::Unchanged);
         }
@@ -610,50 +747,10 @@ for_each_backend! {
             outcome = fold(outcome, upsert_customer(conn, w, customer).await?);
         }
         let updated_at = ts(o.updated_at);
-        let shipping = o.shipping_address.as_ref();
         let phones = order_phones(o, w.default_region);
         let content = order_content(o, &phones);
-        let written = sqlx::query(
-            "INSERT INTO orders (shop, id, customer_id, name, order_number, email, phone, financial_status,
-                                 fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency,
-                                 shipping_zip, shipping_country_code, shopify_created_at, updated_at, synced_at, content)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-             ON CONFLICT (shop, id) DO UPDATE SET
-                customer_id = excluded.customer_id, name = excluded.name, order_number = excluded.order_number,
-                email = excluded.email, phone = excluded.phone, financial_status = excluded.financial_status,
-                fulfillment_status = excluded.fulfillment_status, cancelled_at = excluded.cancelled_at,
-                cancel_reason = excluded.cancel_reason, closed_at = excluded.closed_at,
-                total_price = excluded.total_price, currency = excluded.currency,
-                shipping_zip = excluded.shipping_zip, shipping_country_code = excluded.shipping_country_code,
-                shopify_created_at = excluded.shopify_created_at,
-                updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
-             WHERE excluded.updated_at > orders.updated_at
-                OR ($21 AND excluded.updated_at = orders.updated_at AND excluded.content IS DISTINCT FROM orders.content)",
-        )
-        .bind(shop)
-        .bind(o.id.0)
-        .bind(o.customer_id().map(|c| c.0))
-        .bind(&o.name)
-        .bind(o.order_number)
-        .bind(&o.email)
-        .bind(&o.phone)
-        .bind(&o.financial_status)
-        .bind(&o.fulfillment_status)
-        .bind(o.cancelled_at.map(ts))
-        .bind(&o.cancel_reason)
-        .bind(o.closed_at.map(ts))
-        .bind(&o.total_price)
-        .bind(&o.currency)
-        .bind(shipping.and_then(|a| a.zip.as_deref()))
-        .bind(shipping.and_then(|a| a.country_code.as_deref()))
-        .bind(ts(o.created_at))
-        .bind(updated_at)
-        .bind(w.now)
-        .bind(&content)
-        .bind(w.from == Provenance::Snapshot)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+        let state = RowState { updated_at, content: Some(content.clone()), synced_at: w.now };
+        let written = write_order_rows(conn, shop, &[(o, &state)], w.from == Provenance::Snapshot).await?;
         if written == 0 {
             outcome = fold(outcome, settle_tie(conn, w, "orders", o.id, updated_at, &content).await?);
         } else {
@@ -667,29 +764,9 @@ for_each_backend! {
                     .execute(&mut *conn)
                     .await?;
             }
-            for (position, item) in o.line_items.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO order_line_items (shop, order_id, id, position, title, variant_title, sku, quantity,
-                                                   price, fulfillment_status)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     ON CONFLICT (shop, order_id, id) DO UPDATE SET
-                        title = excluded.title, variant_title = excluded.variant_title, sku = excluded.sku,
-                        quantity = excluded.quantity, price = excluded.price,
-                        fulfillment_status = COALESCE(excluded.fulfillment_status, order_line_items.fulfillment_status)",
-                )
-                .bind(shop)
-                .bind(o.id.0)
-                .bind(item.id.0)
-                .bind(position as i32)
-                .bind(&item.title)
-                .bind(&item.variant_title)
-                .bind(&item.sku)
-                .bind(item.quantity)
-                .bind(&item.price)
-                .bind(&item.fulfillment_status)
-                .execute(&mut *conn)
-                .await?;
-            }
+            let mut items = Vec::new();
+            line_item_rows(o, &mut items);
+            write_line_items(conn, shop, &items).await?;
             replace_phones(conn, shop, "order", o.id, o.customer_id(), &phones).await?;
         }
         for fulfillment in &o.fulfillments {
@@ -1058,47 +1135,9 @@ for_each_backend! {
             .filter_map(|c| Some((c.written.as_ref()?, c.state.as_ref()?)))
             .map(|((c, phones), state)| (*c, phones, state))
             .collect();
-        for chunk in written.chunks(rows_per_statement(13)) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO customers (shop, id, first_name, last_name, email, phone, state, default_zip,
-                                        default_country_code, shopify_created_at, updated_at, synced_at, content) ",
-            );
-            q.push_values(chunk, |mut row, (c, _, state)| {
-                let address = c.default_address.as_ref();
-                row.push_bind(shop)
-                    .push_bind(c.id.0)
-                    .push_bind(&c.first_name)
-                    .push_bind(&c.last_name)
-                    .push_bind(&c.email)
-                    .push_bind(&c.phone)
-                    .push_bind(&c.state)
-                    .push_bind(address.and_then(|a| a.zip.as_deref()))
-                    .push_bind(address.and_then(|a| a.country_code.as_deref()))
-                    .push_bind(c.created_at.map(ts))
-                    .push_bind(state.updated_at)
-                    .push_bind(state.synced_at)
-                    .push_bind(&state.content);
-            });
-            q.push(
-                " ON CONFLICT (shop, id) DO UPDATE SET
-                    first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email,
-                    phone = excluded.phone, state = excluded.state, default_zip = excluded.default_zip,
-                    default_country_code = excluded.default_country_code,
-                    shopify_created_at = excluded.shopify_created_at,
-                    updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
-                 WHERE excluded.updated_at > customers.updated_at
-                    OR (customers.content = 'partial' AND excluded.updated_at = customers.updated_at)
-                    OR (",
-            )
-            .push_bind(from == Provenance::Snapshot)
-            .push(
-                " AND excluded.updated_at = customers.updated_at AND excluded.content IS DISTINCT FROM customers.content)
-                 RETURNING id",
-            );
-            let rows: Vec<(i64,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
-            if rows.len() != chunk.len() {
-                return Ok(None);
-            }
+        let rows: Vec<(&ShopifyCustomer, &RowState)> = written.iter().map(|(c, _, state)| (*c, *state)).collect();
+        if write_customer_rows(conn, shop, &rows, from == Provenance::Snapshot).await? != rows.len() {
+            return Ok(None);
         }
         let owners: Vec<(ShopifyId, Option<ShopifyId>, &[PhoneEntry])> =
             written.iter().map(|(c, phones, _)| (c.id, Some(c.id), phones.as_slice())).collect();
@@ -1110,57 +1149,9 @@ for_each_backend! {
             .filter_map(|o| Some((o.written.as_ref()?, o.state.as_ref()?)))
             .map(|((o, phones), state)| (*o, phones, state))
             .collect();
-        for chunk in written.chunks(rows_per_statement(20)) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO orders (shop, id, customer_id, name, order_number, email, phone, financial_status,
-                                     fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency,
-                                     shipping_zip, shipping_country_code, shopify_created_at, updated_at, synced_at, content) ",
-            );
-            q.push_values(chunk, |mut row, (o, _, state)| {
-                let shipping = o.shipping_address.as_ref();
-                row.push_bind(shop)
-                    .push_bind(o.id.0)
-                    .push_bind(o.customer_id().map(|c| c.0))
-                    .push_bind(&o.name)
-                    .push_bind(o.order_number)
-                    .push_bind(&o.email)
-                    .push_bind(&o.phone)
-                    .push_bind(&o.financial_status)
-                    .push_bind(&o.fulfillment_status)
-                    .push_bind(o.cancelled_at.map(ts))
-                    .push_bind(&o.cancel_reason)
-                    .push_bind(o.closed_at.map(ts))
-                    .push_bind(&o.total_price)
-                    .push_bind(&o.currency)
-                    .push_bind(shipping.and_then(|a| a.zip.as_deref()))
-                    .push_bind(shipping.and_then(|a| a.country_code.as_deref()))
-                    .push_bind(ts(o.created_at))
-                    .push_bind(state.updated_at)
-                    .push_bind(state.synced_at)
-                    .push_bind(&state.content);
-            });
-            q.push(
-                " ON CONFLICT (shop, id) DO UPDATE SET
-                    customer_id = excluded.customer_id, name = excluded.name, order_number = excluded.order_number,
-                    email = excluded.email, phone = excluded.phone, financial_status = excluded.financial_status,
-                    fulfillment_status = excluded.fulfillment_status, cancelled_at = excluded.cancelled_at,
-                    cancel_reason = excluded.cancel_reason, closed_at = excluded.closed_at,
-                    total_price = excluded.total_price, currency = excluded.currency,
-                    shipping_zip = excluded.shipping_zip, shipping_country_code = excluded.shipping_country_code,
-                    shopify_created_at = excluded.shopify_created_at,
-                    updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content
-                 WHERE excluded.updated_at > orders.updated_at
-                    OR (",
-            )
-            .push_bind(from == Provenance::Snapshot)
-            .push(
-                " AND excluded.updated_at = orders.updated_at AND excluded.content IS DISTINCT FROM orders.content)
-                 RETURNING id",
-            );
-            let rows: Vec<(i64,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
-            if rows.len() != chunk.len() {
-                return Ok(None);
-            }
+        let rows: Vec<(&ShopifyOrder, &RowState)> = written.iter().map(|(o, _, state)| (*o, *state)).collect();
+        if write_order_rows(conn, shop, &rows, from == Provenance::Snapshot).await? != rows.len() {
+            return Ok(None);
         }
         // A whole copy replaces the order's line items (`batchable` takes no truncated one).
         let written_ids: Vec<i64> = written.iter().map(|(o, _, _)| o.id.0).collect();
@@ -1168,38 +1159,11 @@ for_each_backend! {
             .await?;
         // One row per (order, item), as the per-row upsert leaves it: the first position, the
         // last copy's fields, the last fulfilment status that was not null.
-        let mut items: Vec<(i64, usize, &crate::shopify::payload::ShopifyLineItem, Option<&String>)> = Vec::new();
+        let mut items: Vec<LineItemRow<'_>> = Vec::new();
         for (o, _, _) in &written {
-            let start = items.len();
-            for (position, item) in o.line_items.iter().enumerate() {
-                match items[start..].iter_mut().find(|(_, _, seen, _)| seen.id == item.id) {
-                    Some(seen) => {
-                        let status = item.fulfillment_status.as_ref().or(seen.3);
-                        *seen = (seen.0, seen.1, item, status);
-                    }
-                    None => items.push((o.id.0, position, item, item.fulfillment_status.as_ref())),
-                }
-            }
+            line_item_rows(o, &mut items);
         }
-        for chunk in items.chunks(rows_per_statement(10)) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO order_line_items (shop, order_id, id, position, title, variant_title, sku, quantity,
-                                               price, fulfillment_status) ",
-            );
-            q.push_values(chunk, |mut row, (order, position, item, status)| {
-                row.push_bind(shop)
-                    .push_bind(*order)
-                    .push_bind(item.id.0)
-                    .push_bind(*position as i32)
-                    .push_bind(&item.title)
-                    .push_bind(&item.variant_title)
-                    .push_bind(&item.sku)
-                    .push_bind(item.quantity)
-                    .push_bind(&item.price)
-                    .push_bind(*status);
-            });
-            q.build().persistent(false).execute(&mut *conn).await?;
-        }
+        write_line_items(conn, shop, &items).await?;
         let owners: Vec<(ShopifyId, Option<ShopifyId>, &[PhoneEntry])> =
             written.iter().map(|(o, phones, _)| (o.id, o.customer_id(), phones.as_slice())).collect();
         replace_phones_many(conn, shop, "order", &owners).await?;
