@@ -104,7 +104,7 @@ async fn measure(server: &Server, window: impl Future<Output = Result<(), String
     let text = std::fs::read_to_string(&dump).map_err(|e| format!("{}: {e}", dump.display()))?;
     let total = text
         .lines()
-        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+        .find_map(|l| l.strip_prefix("totals:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or(format!("no total in {}", dump.display()))?;
