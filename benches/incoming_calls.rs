@@ -9,8 +9,24 @@
 //! `BENCH_RATE` (1000), `BENCH_SECONDS` (10 per phase), `BENCH_CONCURRENCY` (32 connections at
 //! saturation). Target: p99 < 5 ms at 1,000 calls/s, ≥ 10,000 calls/s at saturation. Reports;
 //! exits non-zero only when a call is not answered 200 with TwiML or records go missing.
+//!
+//! Instructions per call (machine load does not change them): `BENCH_CALLGRIND=1 cargo bench
+//! --bench incoming_calls` runs no timed phase. It starts the server under
+//! `valgrind --tool=callgrind --instr-atstart=no` (BENCH_CUSTOMERS defaults to 500 here), waits
+//! until the cache is warm, makes BENCH_CALLGRIND_WARMUP (100) calls and waits for their call
+//! records, then switches instrumentation on (`callgrind_control -i on PID`), makes
+//! BENCH_CALLGRIND_CALLS (500) calls one after another on one keep-alive connection, waits until
+//! their call records are written and the agent feed has had a moment to read them, switches
+//! instrumentation off and dumps (`callgrind_control -i off`, `--dump`). Instructions per call =
+//! the dump's total Ir (every thread of the server: handler, call-record writer, feed) / calls.
+//! The same is then measured for a bare floor: this bench's own binary serving a static TwiML
+//! document from a plain axum handler (no signature check, no lookup) to the same requests. The
+//! dumps stay in `target/tmp/callgrind/` for `callgrind_annotate`. Needs valgrind.
 
 mod support;
+
+#[path = "incoming_calls/callgrind.rs"]
+mod callgrind;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,17 +46,15 @@ const TOKEN: &str = "bench-twilio-token";
 const SHOP: &str = "orderline-demo.myshopify.com";
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-fn start_server(db_url: &str, customers: u64) -> Result<Server, String> {
-    Server::start(
-        SERVER_BIN,
-        &[
-            ("DATABASE_URL", db_url.to_string()),
-            ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
-            ("SHOPIFY_SHOP", SHOP.to_string()),
-            ("ORDERLINE_VERIFY", "none".to_string()),
-            ("ORDERLINE_WARM_COUNT", customers.to_string()),
-        ],
-    )
+/// The server's settings: the bench's shop and token, no verification, every customer warmed.
+fn server_env(db_url: &str, customers: u64) -> [(&'static str, String); 5] {
+    [
+        ("DATABASE_URL", db_url.to_string()),
+        ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
+        ("SHOPIFY_SHOP", SHOP.to_string()),
+        ("ORDERLINE_VERIFY", "none".to_string()),
+        ("ORDERLINE_WARM_COUNT", customers.to_string()),
+    ]
 }
 
 /// One keep-alive connection making calls one after another.
@@ -214,15 +228,9 @@ async fn saturate(
     finish(&format!("saturation, {concurrency} conns"), started, tasks).await
 }
 
-async fn run() -> Result<(), String> {
-    let admin = std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
-    let customers = number("BENCH_CUSTOMERS", 5_000);
-    let rate = number("BENCH_RATE", 1_000);
-    let seconds = number("BENCH_SECONDS", 10);
-    let concurrency = number("BENCH_CONCURRENCY", 32);
-    let db = PgDatabase::create(&admin).await?;
-
-    // The shop: generated customers with three orders each, applied through the one apply path.
+/// A shop of generated customers with three orders each, applied through the one apply path, in a
+/// fresh database; returns the store and the customers' phone numbers.
+async fn seed(db: &PgDatabase, customers: u64) -> Result<(Store, Arc<Vec<String>>), String> {
     let seeding = Instant::now();
     let sim = ShopifySim::new(SimConfig::default());
     sim.seed_generated(customers as usize, 3);
@@ -236,23 +244,54 @@ async fn run() -> Result<(), String> {
         store.apply_all(SHOP, chunk, "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
     }
     println!("seeded {customers} customers, {} phones, in {:.1} s", phones.len(), seeding.elapsed().as_secs_f64());
-    let phones = Arc::new(phones);
+    Ok((store, Arc::new(phones)))
+}
 
-    let server = start_server(&db.url, customers)?;
-    let addr = server.url.trim_start_matches("http://").to_string();
-    // Warm: wait until the cache holds every customer's phone.
-    let warm_deadline = Instant::now() + Duration::from_secs(120);
+/// Waits (up to `limit`) until the server's cache holds every customer's phone.
+async fn wait_warm(server: &Server, phones: usize, limit: Duration) -> Result<(), String> {
+    let warm_deadline = Instant::now() + limit;
     loop {
         let metrics = reqwest::get(format!("{}/metrics", server.url)).await.map_err(|e| e.to_string())?;
         let text = metrics.text().await.map_err(|e| e.to_string())?;
         let cached =
             text.lines().find_map(|l| l.strip_prefix("orderline_cache_entries ")).and_then(|v| v.parse::<u64>().ok());
-        if cached.is_some_and(|n| n >= phones.len() as u64) || Instant::now() > warm_deadline {
+        if cached.is_some_and(|n| n >= phones as u64) || Instant::now() > warm_deadline {
             println!("cache warm: {} entries", cached.unwrap_or(0));
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits (up to `limit`) until `expected` calls are recorded; returns how many are.
+async fn wait_recorded(store: &Store, expected: i64, limit: Duration) -> Result<i64, String> {
+    let started = Instant::now();
+    let mut recorded = 0;
+    while started.elapsed() < limit {
+        recorded = store.call_count().await.map_err(|e| e.to_string())?;
+        if recorded >= expected {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(recorded)
+}
+
+async fn run() -> Result<(), String> {
+    if callgrind::wanted() {
+        return callgrind::run().await;
+    }
+    let admin = std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+    let customers = number("BENCH_CUSTOMERS", 5_000);
+    let rate = number("BENCH_RATE", 1_000);
+    let seconds = number("BENCH_SECONDS", 10);
+    let concurrency = number("BENCH_CONCURRENCY", 32);
+    let db = PgDatabase::create(&admin).await?;
+    let (store, phones) = seed(&db, customers).await?;
+
+    let server = Server::start(SERVER_BIN, &server_env(&db.url, customers))?;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    wait_warm(&server, phones.len(), Duration::from_secs(120)).await?;
     let run_id = format!("{:x}", support::unix_millis() % 0xffff_ffff);
     // A short warm-up so connection set-up and first-touch costs are not measured.
     saturate(&addr, &phones, 8, 1, &format!("{run_id}w")).await?;
@@ -263,14 +302,7 @@ async fn run() -> Result<(), String> {
     // Every call is recorded: wait for the writers, then count.
     let expected = (at_rate + saturated) as i64;
     let started = Instant::now();
-    let mut recorded = 0;
-    while started.elapsed() < Duration::from_secs(60) {
-        recorded = store.call_count().await.map_err(|e| e.to_string())?;
-        if recorded >= expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let recorded = wait_recorded(&store, expected, Duration::from_secs(60)).await?;
     println!(
         "call records: {recorded} stored for {expected} measured calls (plus warm-up), {:.1} s after the last call",
         started.elapsed().as_secs_f64()
@@ -285,5 +317,10 @@ async fn run() -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    support::main_with_limit("incoming_calls", Duration::from_secs(600), run()).await
+    if std::env::args().any(|a| a == callgrind::FLOOR_ARG) {
+        return callgrind::serve_floor().await;
+    }
+    // Under valgrind the server runs tens of times slower: its start and warm-up take longer.
+    let limit = if callgrind::wanted() { 1_800 } else { 600 };
+    support::main_with_limit("incoming_calls", Duration::from_secs(limit), run()).await
 }

@@ -100,9 +100,15 @@ pub struct Server {
 impl Server {
     /// Starts `bin serve` with `envs` on top of a quiet, port-0 setup; returns once it listens.
     pub fn start(bin: &str, envs: &[(&str, String)]) -> Result<Server, String> {
+        Server::start_command(bin, &["serve".to_string()], envs)
+    }
+
+    /// Starts `program args…` (orderline, or a wrapper such as valgrind around it) the same way:
+    /// it must print `orderline listening on URL` as its first line on stdout.
+    pub fn start_command(program: &str, args: &[String], envs: &[(&str, String)]) -> Result<Server, String> {
         use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(bin)
-            .arg("serve")
+        let mut child = std::process::Command::new(program)
+            .args(args)
             .env("ORDERLINE_LISTEN", "127.0.0.1:0")
             .env("ORDERLINE_RECONCILE_EVERY", "0s")
             .env("RUST_LOG", "warn")
@@ -111,7 +117,7 @@ impl Server {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("cannot start {bin}: {e}"))?;
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let line = lines.next().ok_or("the server exited before listening")?.map_err(|e| e.to_string())?;

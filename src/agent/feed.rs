@@ -86,8 +86,15 @@ impl AgentFeed {
             }
         });
         let state = &state;
+        let sender = &self.sender;
         let read = notices
             .map(|changes| async move {
+                // With no agent connected nobody would read the cards: they are not built. An agent
+                // who connects after this check still sees the call, in the snapshot it reads after
+                // subscribing (the notice comes after the write).
+                if sender.receiver_count() == 0 {
+                    return (changes, Vec::new());
+                }
                 let cards =
                     futures::future::join_all(changes.calls.iter().map(|c| call_card(state, &c.call_sid))).await;
                 (changes, cards)

@@ -3,6 +3,7 @@
 //! nothing of HTTP or TwiML (a `Reply` names a step and its facts; `twilio` turns it into speech).
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -16,6 +17,7 @@ use super::state::{CallState, Stage, Verified};
 use super::verification::{KeyedPostalCode, Subject, VerificationLimit};
 use crate::clock::Clock;
 use crate::config::VerifyPolicy;
+use crate::lookup::caller_id::CallerId;
 use crate::lookup::{CallerAnswer, CallerLookup, CustomerCard, LookupError, OrderCard, OrderMatch, Source};
 use crate::store::StoreError;
 
@@ -60,6 +62,9 @@ pub struct Outcome {
     /// `verification_locked` (spoken as `not_verified`), which tells the agent the caller was
     /// refused more guesses.
     pub transfer: Option<String>,
+    /// The caller ID as the lookup parsed it, when this turn looked the caller up (so the call
+    /// record does not parse it again).
+    pub caller: Option<CallerId>,
 }
 
 /// The steps of the flow; each is one template in `twiml/`, and its fields are the facts the
@@ -253,7 +258,14 @@ impl CallFlow {
         let state = CallState { step: 1, ..CallState::default() };
         let lookup = self.lookup.clone();
         let from = caller.from.clone();
-        let task = tokio::spawn(async move { lookup.lookup(&from).await });
+        let mut lookup: BoxFuture<'static, Result<CallerAnswer, LookupError>> =
+            async move { lookup.lookup(&from).await }.boxed();
+        // A warm caller's lookup is done at its first poll: answered here, no task needed. Only
+        // one that has to wait (store, Shopify) becomes a task, which may outlast the hold.
+        if let Poll::Ready(answer) = futures::poll!(&mut lookup) {
+            return self.greet(caller, state, answer?).await;
+        }
+        let task = tokio::spawn(lookup);
         let pending: PendingLookup =
             async move { task.await.unwrap_or_else(|e| Err(LookupError::Store(format!("lookup task failed: {e}")))) }
                 .boxed()
@@ -316,6 +328,7 @@ impl CallFlow {
             _ => self.ask_order_number(state.fresh(), "shared"),
         };
         reply.events.insert(0, lookup_event);
+        reply.outcome.caller = Some(answer.caller);
         Ok(reply)
     }
 

@@ -412,7 +412,8 @@ impl CallerLookup {
         let loader = {
             let this = self.clone();
             let phone = phone.clone();
-            async move { this.load_from_store(&phone).await }
+            // Boxed: a cache hit (the usual case) then does not carry the store read's state.
+            Box::pin(async move { this.load_from_store(&phone).await })
         };
         let cached = inner.cache.entry(phone.clone()).or_try_insert_with(loader).await;
         let cached = cached.map_err(|e| LookupError::Store(e.to_string()))?;
@@ -425,7 +426,7 @@ impl CallerLookup {
         if let Entry::Known(record) = &entry
             && self.has_pending(record)
         {
-            match self.apply_pending_first(&phone, record, started + inner.config.budget).await {
+            match Box::pin(self.apply_pending_first(&phone, record, started + inner.config.budget)).await {
                 PendingFirst::NothingPending => {}
                 PendingFirst::Applied(applied) => {
                     entry = applied;

@@ -56,13 +56,16 @@ impl VoiceCall {
         Caller { call_sid: self.call_sid.clone(), from: self.from.clone(), stir_verstat: self.stir_verstat.clone() }
     }
 
-    pub fn new_call(&self, state: &AppState, started_at: Ts) -> NewCall {
+    /// The call's record; `parsed` is the caller ID as the lookup already parsed it, if it did.
+    pub fn new_call(&self, state: &AppState, started_at: Ts, parsed: Option<&CallerId>) -> NewCall {
+        let parse = || CallerId::parse(&self.from, &state.settings.default_region);
+        let caller_id = parsed.map_or_else(|| std::borrow::Cow::Owned(parse()), std::borrow::Cow::Borrowed);
         NewCall {
             call_sid: self.call_sid.clone(),
             shop: state.settings.shopify_shop.clone().unwrap_or_default(),
             from_raw: self.from.clone(),
             // Twilio's placeholders for a withheld number (+266696687 and the like) are no one's number.
-            from_e164: match CallerId::parse(&self.from, &state.settings.default_region) {
+            from_e164: match caller_id.as_ref() {
                 CallerId::Number(p) => Some(p.as_str().to_string()),
                 CallerId::Withheld | CallerId::Unparseable(_) => None,
             },
@@ -75,10 +78,20 @@ impl VoiceCall {
     }
 }
 
-/// Runs a flow step with a time limit and a net under panics.
-pub async fn guarded<F, E>(step: F) -> Result<Reply, String>
+/// Runs a flow step with a time limit and a net under panics. The step (a large state machine)
+/// is boxed at once, so the handler's own future stays small and is cheap to move.
+pub fn guarded<F, E>(step: F) -> impl Future<Output = Result<Reply, String>>
 where
-    F: Future<Output = Result<Reply, E>>,
+    F: Future<Output = Result<Reply, E>> + Send,
+    E: std::fmt::Display,
+{
+    let step = Box::pin(step);
+    async move { unboxed_guard(step).await }
+}
+
+async fn unboxed_guard<F, E>(step: F) -> Result<Reply, String>
+where
+    F: Future<Output = Result<Reply, E>> + Unpin,
     E: std::fmt::Display,
 {
     match tokio::time::timeout(HANDLER_LIMIT, AssertUnwindSafe(step).catch_unwind()).await {
@@ -125,7 +138,7 @@ pub fn record_reply(
     let now = Ts::from(state.clock.now());
     let mut writes = Vec::with_capacity(step_events.len() + 1);
     if step == 1 {
-        let mut new_call = call.new_call(state, now);
+        let mut new_call = call.new_call(state, now, outcome.caller.as_ref());
         new_call.customer_id = outcome.customer_id;
         new_call.verification = outcome.verification;
         new_call.transfer = outcome.transfer;

@@ -181,7 +181,7 @@ async fn status(State(state): State<AppState>, req: TwilioRequest) -> Response {
         .map(|d| Ts::from(now.0 - chrono::Duration::seconds(i64::from(d))))
         .unwrap_or(now);
     let mut writes = vec![CallWrite::Status {
-        call: call.new_call(&state, started_at),
+        call: call.new_call(&state, started_at, None),
         status: status.clone(),
         sequence,
         ended_at: is_final.then_some(now),

@@ -25,18 +25,24 @@ pub fn xml_chars(text: &str) -> Cow<'_, str> {
 
 /// `text` filtered by [`xml_chars`] and escaped for XML text and attribute values (`&`, `<`, `>`,
 /// `"`, `'`); nothing else is touched, so a URL stays readable (`/twilio/voice/menu?n=2&amp;v=x`).
+/// Runs of plain text are written whole (one write each, not one a character).
 pub fn escape_into(out: &mut impl std::fmt::Write, text: &str) -> std::fmt::Result {
-    for c in text.chars().filter(|c| is_xml_char(*c)) {
-        match c {
-            '&' => out.write_str("&amp;")?,
-            '<' => out.write_str("&lt;")?,
-            '>' => out.write_str("&gt;")?,
-            '"' => out.write_str("&quot;")?,
-            '\'' => out.write_str("&apos;")?,
-            c => out.write_char(c)?,
-        }
+    let mut plain_from = 0;
+    for (at, c) in text.char_indices() {
+        let replacement = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '"' => "&quot;",
+            '\'' => "&apos;",
+            c if is_xml_char(c) => continue,
+            _ => "",
+        };
+        out.write_str(&text[plain_from..at])?;
+        out.write_str(replacement)?;
+        plain_from = at + c.len_utf8();
     }
-    Ok(())
+    out.write_str(&text[plain_from..])
 }
 
 #[cfg(test)]
