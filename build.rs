@@ -6,6 +6,8 @@ fn main() {
     let manifest = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let clips = Path::new(&manifest).join("speech/clips");
     println!("cargo::rerun-if-changed={}", clips.display());
+    // sqlx::migrate! embeds migrations/ at compile time: a new migration must rebuild the crate.
+    println!("cargo::rerun-if-changed={}", Path::new(&manifest).join("migrations").display());
     let mut entries: Vec<_> =
         fs::read_dir(&clips).map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
     entries.retain(|p| p.extension().is_some_and(|x| x == "ulaw"));
