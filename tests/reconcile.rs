@@ -198,4 +198,48 @@ async fn the_deletion_check_removes_what_shopify_deleted_without_a_webhook(backe
     }
 }
 
-on_both_backends!(the_deletion_check_removes_what_shopify_deleted_without_a_webhook);
+/// `serve` checks for deletions on its own: after its first sweep (no check recorded yet), then
+/// only once `reconcile_deletions_every` has passed since the last one, not on every sweep.
+async fn serve_checks_for_deletions_when_due_not_on_every_sweep(backend: Backend) {
+    let sim = ShopifySim::new(SimConfig { restore_rate: 1000.0, bucket_max: 10_000.0, ..SimConfig::default() });
+    sim.seed_generated(10, 3);
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (token, url) = (sim.config().access_token.clone(), server.url());
+    let app = common::TestApp::start_with(
+        backend,
+        &[
+            ("shopify_shop", SHOP),
+            ("shopify_access_token", &token),
+            ("shopify_api_url", &url),
+            ("reconcile_every", "1s"),
+            ("reconcile_deletions_every", "1h"),
+        ],
+    )
+    .await;
+    let store = app.store().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.watermark(SHOP, "deletions").await.unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "no deletion check after the first sweep");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let checks = sim.requests_for(Operation::StillHeld);
+    assert_eq!(checks, 2, "one query for the 30 orders, one for the 10 customers");
+
+    // Deleted in Shopify, its webhook lost: sweeps go on every second, the check waits an hour.
+    let gone = sim.orders()[0].id;
+    assert!(sim.delete_order(gone));
+    let sweeps = sim.requests_for(Operation::OrdersUpdatedSince);
+    while sim.requests_for(Operation::OrdersUpdatedSince) < sweeps + 3 {
+        assert!(std::time::Instant::now() < deadline + Duration::from_secs(30), "the sweeps stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim.requests_for(Operation::StillHeld), checks, "no deletion check before it is due");
+    assert!(store.order(SHOP, gone).await.unwrap().is_some());
+    app.stop().await;
+    server.stop().await;
+}
+
+on_both_backends!(
+    the_deletion_check_removes_what_shopify_deleted_without_a_webhook,
+    serve_checks_for_deletions_when_due_not_on_every_sweep,
+);

@@ -217,11 +217,21 @@ impl Reconciler {
         Ok((checked, deleted))
     }
 
-    /// Sweeps every `every`, and checks for deletions once the last check (by any instance, as
-    /// recorded in the store) is `deletions_every` old (never when zero), until `shutdown` turns
-    /// true.
+    /// Sweeps every `every`; after a sweep, checks for deletions once the last check (by any
+    /// instance, as recorded in the store) is `deletions_every` old, or was never made (never
+    /// when zero); until `shutdown` turns true.
     pub async fn run(self, every: Duration, deletions_every: Duration, mut shutdown: watch::Receiver<bool>) {
         loop {
+            match self.sweep().await {
+                Ok(report) => tracing::info!(
+                    customers = report.customers,
+                    orders = report.orders,
+                    pages = report.pages,
+                    watermark = %report.watermark,
+                    "reconciliation sweep done"
+                ),
+                Err(e) => tracing::warn!(error = %e, "reconciliation sweep failed; the watermark stays where it was"),
+            }
             if !deletions_every.is_zero() && self.deletion_check_due(deletions_every).await {
                 match self.check_deletions().await {
                     Ok(report) => tracing::info!(
@@ -233,16 +243,6 @@ impl Reconciler {
                     ),
                     Err(e) => tracing::warn!(error = %e, "deletion check failed; it runs again after the next sweep"),
                 }
-            }
-            match self.sweep().await {
-                Ok(report) => tracing::info!(
-                    customers = report.customers,
-                    orders = report.orders,
-                    pages = report.pages,
-                    watermark = %report.watermark,
-                    "reconciliation sweep done"
-                ),
-                Err(e) => tracing::warn!(error = %e, "reconciliation sweep failed; the watermark stays where it was"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
