@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{Duration as Days, Utc};
 use common::{Backend, SHOP, TestDb, order_variant};
 use orderline::clock::{Clock, ManualClock};
-use orderline::lookup::{CallerLookup, LookupConfig, Source};
+use orderline::lookup::{CallerAnswer, CallerLookup, LookupConfig, Source};
 use orderline::ops::Metrics;
 use orderline::shopify::payload::ShopifyId;
 use orderline::store::{NewDelivery, Store, Ts, UNCONFIRMED};
@@ -240,11 +240,12 @@ fn caller(n: u64) -> String {
     order_variant(n)["customer"]["phone"].as_str().unwrap().to_string()
 }
 
-async fn a_call_while_the_applier_is_held_back_hears_the_acknowledged_order(backend: Backend) {
+/// The customer's first order, applied; the lookup has read the record from the store and
+/// then answers it from its cache, fresh. Returns the cached answer too.
+async fn a_cached_caller(backend: Backend) -> (TestDb, Store, Arc<ManualClock>, CallerLookup, CallerAnswer) {
     let db = TestDb::new(backend).await;
     let store = store(&db).await;
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    // The customer's first order, applied; the lookup caches the record.
     store.insert_deliveries(&[delivery(0, "orders/create", &order_variant(1))]).await.unwrap();
     store.process_pending(10, "US", Ts::from(clock.now())).await.unwrap();
     store.resync_pending().await.unwrap();
@@ -253,11 +254,22 @@ async fn a_call_while_the_applier_is_held_back_hears_the_acknowledged_order(back
     assert_eq!(first.source, Source::Store);
     let again = lookup.lookup(&caller(1)).await.unwrap();
     assert_eq!(again.source, Source::Cache, "cached and fresh");
+    (db, store, clock, lookup, again)
+}
+
+/// A second order for the customer of order variant 1.
+fn second_order() -> Value {
+    let mut order = order_variant(2);
+    order["customer"] = order_variant(1)["customer"].clone();
+    order
+}
+
+async fn a_call_while_the_applier_is_held_back_hears_the_acknowledged_order(backend: Backend) {
+    let (db, store, _clock, lookup, again) = a_cached_caller(backend).await;
     assert_eq!(again.record.as_ref().unwrap().customers[0].orders.len(), 1);
 
     // A new order is acknowledged (stored, 200) and nothing applies it: no processor runs.
-    let mut new_order = order_variant(2);
-    new_order["customer"] = order_variant(1)["customer"].clone();
+    let mut new_order = second_order();
     new_order["created_at"] = json!(at(&new_order, 3600));
     new_order["updated_at"] = json!(at(&new_order, 3600));
     assert_eq!(store.insert_deliveries(&[delivery(1, "orders/create", &new_order)]).await.unwrap(), vec![true]);
@@ -284,18 +296,9 @@ async fn a_call_while_the_applier_is_held_back_hears_the_acknowledged_order(back
 /// pending deliveries, and the change notice that would evict the cached record has not been
 /// handled yet (no `follow_changes` here, so never): the call still hears the order.
 async fn a_call_right_after_the_processor_applied_the_order_hears_it(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let store = store(&db).await;
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    store.insert_deliveries(&[delivery(0, "orders/create", &order_variant(1))]).await.unwrap();
-    store.process_pending(10, "US", Ts::from(clock.now())).await.unwrap();
-    store.resync_pending().await.unwrap();
-    let lookup = lookup_on(&store, clock.clone());
-    assert_eq!(lookup.lookup(&caller(1)).await.unwrap().source, Source::Store);
-    assert_eq!(lookup.lookup(&caller(1)).await.unwrap().source, Source::Cache, "cached and fresh");
+    let (_db, store, clock, lookup, _) = a_cached_caller(backend).await;
 
-    let mut new_order = order_variant(2);
-    new_order["customer"] = order_variant(1)["customer"].clone();
+    let new_order = second_order();
     assert_eq!(store.insert_deliveries(&[delivery(1, "orders/create", &new_order)]).await.unwrap(), vec![true]);
     assert_eq!(store.process_pending(10, "US", Ts::from(clock.now())).await.unwrap().len(), 1);
 

@@ -220,20 +220,9 @@ impl<'a> ObjectValue for Object<'a> {
                 let kind = if name == "customer" { "Customer" } else { "Order" };
                 // orderline sends only IDs it built (graphql::gid); the emulator answers null for
                 // any other, claiming nothing about Shopify's answer to a malformed one.
-                let id = id
-                    .strip_prefix(&format!("gid://shopify/{kind}/"))
-                    .and_then(crate::shopify::payload::ShopifyId::parse);
-                let store = self.context.store;
-                let value = match (name, id) {
-                    ("customer", Some(id)) => store.customer(id).map(|c| json!(GqlCustomer::from_record(c))),
-                    (_, Some(id)) => store
-                        .order(id)
-                        .filter(|o| self.context.may_see(o))
-                        .map(|o| json!(GqlOrder::from_record(&o, true))),
-                    (_, None) => None,
-                };
-                return Ok(match value {
-                    Some(value) => this.resolve_value(info, value),
+                let found = node(self.context, id).filter(|(ty, _)| *ty == kind);
+                return Ok(match found {
+                    Some((ty, value)) => ResolvedValue::object(Object { ty, value, context: self.context }),
                     None => ResolvedValue::null(),
                 });
             }
