@@ -25,25 +25,20 @@ use support::{PgDatabase, Server, number, percentile};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const SERVER_BIN: &str = env!("CARGO_BIN_EXE_orderline");
 const TOKEN: &str = "bench-twilio-token";
 const AGENT: &str = "bench-agent-token";
 const SHOP: &str = "orderline-demo.myshopify.com";
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn start_server(db_url: &str, agents: u64) -> Result<Server, String> {
-    Server::start(
-        SERVER_BIN,
-        &[
-            ("DATABASE_URL", db_url.to_string()),
-            // Above the default cap of 64 feed sockets, for every agent of the run.
-            ("ORDERLINE_MAX_FEED_CLIENTS", (agents + 16).to_string()),
-            ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
-            ("SHOPIFY_SHOP", SHOP.to_string()),
-            ("ORDERLINE_AGENT_TOKEN", AGENT.to_string()),
-            ("ORDERLINE_VERIFY", "none".to_string()),
-        ],
-    )
+    support::serve(&[
+        ("DATABASE_URL", db_url.to_string()),
+        // Above the default cap of 64 feed sockets, for every agent of the run.
+        ("ORDERLINE_MAX_FEED_CLIENTS", (agents + 16).to_string()),
+        ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
+        ("SHOPIFY_SHOP", SHOP.to_string()),
+        ("ORDERLINE_AGENT_TOKEN", AGENT.to_string()),
+        ("ORDERLINE_VERIFY", "none".to_string()),
+    ])
 }
 
 #[derive(Deserialize)]
@@ -183,12 +178,12 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 async fn run() -> Result<(), String> {
-    let admin = std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+    let admin = support::admin_url();
     let agents = number("BENCH_AGENTS", 500);
     let concurrent_calls = number("BENCH_CALLS", 50);
     let seconds = number("BENCH_SECONDS", 20);
     let step = Duration::from_millis(number("BENCH_STEP_MS", 1000));
-    let db = PgDatabase::create(&admin).await?;
+    let db = PgDatabase::create(&admin, "bench").await?;
     let sim = ShopifySim::new(SimConfig::default());
     sim.seed_generated(concurrent_calls as usize, 3);
     let store = Store::connect_with(&db.url, 4).await.map_err(|e| e.to_string())?;

@@ -25,6 +25,9 @@ use orderline::shopify::reconciler::Reconciler;
 use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::store::Store;
 use sqlx::Connection;
+use support::PgDatabase;
+
+mod support;
 
 /// Counts live heap bytes, so the cache's memory can be read off.
 struct Counting;
@@ -58,36 +61,16 @@ static ALLOCATOR: Counting = Counting;
 
 const SHOP: &str = "orderline-demo.myshopify.com";
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+/// The database part 2 fills: a throwaway one, or one named by `BENCH_WARM_DATABASE` that is
+/// created if missing and kept for the next run.
+enum WarmDatabase {
+    Throwaway(PgDatabase),
+    Kept { url: String },
 }
 
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-fn admin_url() -> String {
-    std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-impl Database {
-    async fn create() -> Database {
-        let admin = admin_url();
-        let name = format!("orderline_bench_lookup_{}", std::process::id());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL for the benchmark");
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&mut conn)
-            .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        Database { admin, name, url }
-    }
-
-    /// The database named `name`, created if missing and kept afterwards.
-    async fn kept(name: &str) -> Database {
-        let admin = admin_url();
+impl WarmDatabase {
+    async fn kept(name: &str) -> WarmDatabase {
+        let admin = support::admin_url();
         assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "BENCH_WARM_DATABASE");
         let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL for the benchmark");
         let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
@@ -98,16 +81,19 @@ impl Database {
         if exists.is_none() {
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
         }
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        Database { admin, name: name.to_string(), url }
+        WarmDatabase::Kept { url: support::with_database(&admin, name) }
     }
 
-    async fn drop_it(&self) {
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
-            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+    fn url(&self) -> &str {
+        match self {
+            WarmDatabase::Throwaway(db) => &db.url,
+            WarmDatabase::Kept { url, .. } => url,
         }
     }
+}
+
+async fn throwaway_database() -> PgDatabase {
+    PgDatabase::create(&support::admin_url(), "bench").await.expect("PostgreSQL for the benchmark")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -185,7 +171,7 @@ fn lookup_for(store: &Store, client: Arc<ShopifyClient>, freshness: Duration, me
     CallerLookup::new(config, store.clone(), Some(client), Arc::new(SystemClock), metrics)
 }
 
-async fn hybrid_against_direct(db: &Database, seconds: u64) {
+async fn hybrid_against_direct(db: &PgDatabase, seconds: u64) {
     println!("1. hybrid against direct: emulator latency 150 ms ± 50 ms, bucket 1000 points, 100 points/s");
     let sim = ShopifySim::new(SimConfig { bucket_max: 1000.0, restore_rate: 100.0, ..SimConfig::default() });
     sim.seed_generated(1000, 3);
@@ -260,8 +246,8 @@ async fn hybrid_against_direct(db: &Database, seconds: u64) {
     server.stop().await;
 }
 
-async fn fill(db: &Database, customers: u64) {
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+async fn fill(db_url: &str, customers: u64) {
+    let mut conn = sqlx::PgConnection::connect(db_url).await.unwrap();
     let statements = [
         format!(
             "INSERT INTO customers (shop, id, first_name, last_name, email, phone, state, default_zip, default_country_code,
@@ -307,21 +293,21 @@ async fn warm_memory(customers: u64) {
     println!("2. warming the cache: {customers} customers with three recent orders each, from Postgres");
     let kept = std::env::var("BENCH_WARM_DATABASE").ok().filter(|name| !name.is_empty());
     let db = match &kept {
-        Some(name) => Database::kept(name).await,
-        None => Database::create().await,
+        Some(name) => WarmDatabase::kept(name).await,
+        None => WarmDatabase::Throwaway(throwaway_database().await),
     };
-    let store = Store::connect(&db.url).await.unwrap();
+    let store = Store::connect(db.url()).await.unwrap();
     store.migrate().await.unwrap();
     if kept.is_some() && store.customer_count(SHOP).await.unwrap() == customers as i64 {
-        println!("  reusing the filled database {}", db.name);
+        println!("  reusing the filled database {}", kept.as_deref().unwrap_or_default());
     } else {
         if kept.is_some() {
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let mut conn = sqlx::PgConnection::connect(db.url()).await.unwrap();
             let sql = "TRUNCATE customers, phone_numbers, orders, fulfillments, refunds";
             sqlx::query(sql).execute(&mut conn).await.unwrap();
         }
         let t = Instant::now();
-        fill(&db, customers).await;
+        fill(db.url(), customers).await;
         println!("  filled Postgres in {:.1} s", t.elapsed().as_secs_f64());
     }
     let metrics = Arc::new(Metrics::new());
@@ -351,16 +337,13 @@ async fn warm_memory(customers: u64) {
         sample.record.map_or(0, |r| r.customers[0].orders.len())
     );
     store.close().await;
-    if kept.is_none() {
-        db.drop_it().await;
-    }
 }
 
 #[tokio::main]
 async fn main() {
-    let seconds = env_number("BENCH_SECONDS", 10);
-    let warm = env_number("BENCH_WARM_CUSTOMERS", 1_000_000);
-    let db = Database::create().await;
+    let seconds = support::number("BENCH_SECONDS", 10);
+    let warm = support::number("BENCH_WARM_CUSTOMERS", 1_000_000);
+    let db = throwaway_database().await;
     let limit = Duration::from_secs(900);
     let run = async {
         if seconds > 0 {
@@ -373,5 +356,5 @@ async fn main() {
     if tokio::time::timeout(limit, run).await.is_err() {
         println!("aborted after {limit:?}");
     }
-    db.drop_it().await;
+    drop(db);
 }

@@ -44,7 +44,6 @@ use tokio::net::TcpStream;
 const SERVER_BIN: &str = env!("CARGO_BIN_EXE_orderline");
 const TOKEN: &str = "bench-twilio-token";
 const SHOP: &str = "orderline-demo.myshopify.com";
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// The server's settings: the bench's shop and token, no verification, every customer warmed.
 fn server_env(db_url: &str, customers: u64) -> [(&'static str, String); 5] {
@@ -281,15 +280,15 @@ async fn run() -> Result<(), String> {
     if callgrind::wanted() {
         return callgrind::run().await;
     }
-    let admin = std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+    let admin = support::admin_url();
     let customers = number("BENCH_CUSTOMERS", 5_000);
     let rate = number("BENCH_RATE", 1_000);
     let seconds = number("BENCH_SECONDS", 10);
     let concurrency = number("BENCH_CONCURRENCY", 32);
-    let db = PgDatabase::create(&admin).await?;
+    let db = PgDatabase::create(&admin, "bench").await?;
     let (store, phones) = seed(&db, customers).await?;
 
-    let server = Server::start(SERVER_BIN, &server_env(&db.url, customers))?;
+    let server = support::serve(&server_env(&db.url, customers))?;
     let addr = server.url.trim_start_matches("http://").to_string();
     wait_warm(&server, phones.len(), Duration::from_secs(120)).await?;
     let run_id = format!("{:x}", support::unix_millis() % 0xffff_ffff);

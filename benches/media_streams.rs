@@ -40,10 +40,8 @@ use orderline::twilio::media::protocol::{FromTwilio, Stop, ToTwilio};
 use support::{PgDatabase, Server, number, percentile};
 use tokio_tungstenite::tungstenite::Message;
 
-const SERVER_BIN: &str = env!("CARGO_BIN_EXE_orderline");
 const TOKEN: &str = "bench-twilio-token";
 const SHOP: &str = "orderline-demo.myshopify.com";
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// The demo shop's known caller: Dana Whitfield, an order in transit.
 const CALLER: &str = "+15551234567";
 /// One frame of audio.
@@ -56,16 +54,13 @@ const JITTER_TARGET: Duration = Duration::from_millis(5);
 const FIRST_AUDIO_TARGET: Duration = Duration::from_millis(50);
 
 fn start_server(db_url: &str) -> Result<Server, String> {
-    Server::start(
-        SERVER_BIN,
-        &[
-            ("DATABASE_URL", db_url.to_string()),
-            ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
-            ("SHOPIFY_SHOP", SHOP.to_string()),
-            ("ORDERLINE_VERIFY", "none".to_string()),
-            ("ORDERLINE_PROMPT_MODE", "media_stream".to_string()),
-        ],
-    )
+    support::serve(&[
+        ("DATABASE_URL", db_url.to_string()),
+        ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
+        ("SHOPIFY_SHOP", SHOP.to_string()),
+        ("ORDERLINE_VERIFY", "none".to_string()),
+        ("ORDERLINE_PROMPT_MODE", "media_stream".to_string()),
+    ])
 }
 
 /// What one stream saw.
@@ -388,13 +383,13 @@ fn spread(sorted: &[Duration]) -> String {
 }
 
 async fn run() -> Result<(), String> {
-    let admin = std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+    let admin = support::admin_url();
     let streams = number("BENCH_STREAMS", 500).max(1) as usize;
     let ramp = Duration::from_millis(number("BENCH_RAMP_MS", 2000));
     let seconds = number("BENCH_SECONDS", 20).max(1);
     let silence = number("BENCH_SILENCE", 1) != 0;
 
-    let db = PgDatabase::create(&admin).await?;
+    let db = PgDatabase::create(&admin, "bench").await?;
     let sim = ShopifySim::new(SimConfig::default());
     sim.seed_demo();
     let store = Store::connect_with(&db.url, 4).await.map_err(|e| e.to_string())?;

@@ -22,16 +22,14 @@ use orderline::shopify::signature;
 use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::sim::twilio::{CallerConfig, Ending, TwilioCaller, scripted};
 use orderline::store::{Store, Ts};
-use support::{PgDatabase, Server, number};
+use support::{PgDatabase, number};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const SERVER_BIN: &str = env!("CARGO_BIN_EXE_orderline");
 const TOKEN: &str = "soak-twilio-token";
 const SECRET: &str = "soak-webhook-secret";
 const AGENT: &str = "soak-agent-token";
 const SHOP: &str = "orderline-demo.myshopify.com";
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Default)]
 struct Counts {
@@ -172,13 +170,13 @@ async fn hostile(to: std::net::SocketAddr, slow: bool, until: Instant, counts: A
 }
 
 async fn run() -> Result<(), String> {
-    let admin = std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+    let admin = support::admin_url();
     let seconds = number("BENCH_SECONDS", 1800);
     let calls = number("BENCH_CALLS", 10);
     let per_second = number("BENCH_WEBHOOKS_PER_S", 20);
     let agents = number("BENCH_AGENTS", 20);
     let hostiles = number("BENCH_HOSTILE", 300);
-    let db = PgDatabase::create(&admin).await?;
+    let db = PgDatabase::create(&admin, "bench").await?;
     let sim = ShopifySim::new(SimConfig::default());
     sim.seed_generated(calls as usize, 3);
     let store = Store::connect_with(&db.url, 2).await.map_err(|e| e.to_string())?;
@@ -190,17 +188,14 @@ async fn run() -> Result<(), String> {
     store.apply_all(SHOP, &changes, "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
     store.close().await;
 
-    let server = Server::start(
-        SERVER_BIN,
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
-            ("SHOPIFY_WEBHOOK_SECRET", SECRET.to_string()),
-            ("SHOPIFY_SHOP", SHOP.to_string()),
-            ("ORDERLINE_AGENT_TOKEN", AGENT.to_string()),
-            ("ORDERLINE_VERIFY", "none".to_string()),
-        ],
-    )?;
+    let server = support::serve(&[
+        ("DATABASE_URL", db.url.clone()),
+        ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
+        ("SHOPIFY_WEBHOOK_SECRET", SECRET.to_string()),
+        ("SHOPIFY_SHOP", SHOP.to_string()),
+        ("ORDERLINE_AGENT_TOKEN", AGENT.to_string()),
+        ("ORDERLINE_VERIFY", "none".to_string()),
+    ])?;
     let url = server.url.clone();
     let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().map_err(|e| format!("{e}"))?;
     let counts = Arc::new(Counts::default());

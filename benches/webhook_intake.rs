@@ -22,7 +22,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,7 +39,6 @@ const SHOP: &str = "orderline-demo.myshopify.com";
 const API_VERSION: &str = "2025-10";
 const TARGETS: &str = "target ≥ 3000 deliveries/s, ack p99 < 25 ms";
 const AGENT_TOKEN: &str = "bench-agent-token";
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// 2^53: every Shopify ID generated here is above it (and odd), as real ones are.
 const F64_EXACT_LIMIT: u64 = 1 << 53;
@@ -72,7 +71,7 @@ impl Config {
             }
         }
         let config = Config {
-            admin_url: std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into()),
+            admin_url: support::admin_url(),
             deliveries: number("BENCH_DELIVERIES", 20_000)?,
             concurrency: number("BENCH_CONCURRENCY", 64)?,
             warmup: number("BENCH_WARMUP", 500)?,
@@ -294,9 +293,10 @@ impl Db {
 // ---------------------------------------------------------------------------------------------
 // The server under test
 
-/// `orderline serve` as a child process; killed when this is dropped, also on panic or abort.
+/// `orderline serve` as a child process (killed when dropped, also on panic or abort), its log
+/// lines counted.
 struct Server {
-    child: Child,
+    process: support::Server,
     url: String,
     stderr_lines: Arc<AtomicUsize>,
 }
@@ -305,73 +305,25 @@ struct Server {
 const ECHOED_LOG_LINES: usize = 20;
 
 impl Server {
-    async fn start(database_url: &str) -> Result<Server, String> {
-        let mut child = Command::new(SERVER_BIN)
-            .arg("serve")
-            .env("DATABASE_URL", database_url)
-            .env("ORDERLINE_LISTEN", "127.0.0.1:0")
-            .env("TWILIO_AUTH_TOKEN", "bench")
-            .env("SHOPIFY_WEBHOOK_SECRET", SECRET)
-            .env("ORDERLINE_AGENT_TOKEN", AGENT_TOKEN)
+    fn start(database_url: &str) -> Result<Server, String> {
+        let envs = [
+            ("DATABASE_URL", database_url),
+            ("TWILIO_AUTH_TOKEN", "bench"),
+            ("SHOPIFY_WEBHOOK_SECRET", SECRET),
+            ("ORDERLINE_AGENT_TOKEN", AGENT_TOKEN),
             // The shop the caller lookup answers for (the deliveries name it).
-            .env("SHOPIFY_SHOP", SHOP)
-            .env("RUST_LOG", "warn")
-            .env_remove("ORDERLINE_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {SERVER_BIN}: {e}"))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
+            ("SHOPIFY_SHOP", SHOP),
+        ];
+        let mut process = support::Server::start(SERVER_BIN, &["serve"], envs, Stdio::piped())?;
+        let stderr = process.child.stderr.take().ok_or("stderr is not piped")?;
         let stderr_lines = Arc::new(AtomicUsize::new(0));
         forward_log(stderr, stderr_lines.clone());
-
-        // Read stdout until the listening line, then keep draining it so the pipe never fills.
-        let (found, listening) = tokio::sync::oneshot::channel::<String>();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let mut found = Some(found);
-            for line in lines.by_ref() {
-                let Ok(line) = line else { break };
-                match line.trim().strip_prefix("orderline listening on ") {
-                    Some(url) if found.is_some() => {
-                        let _ = found.take().expect("checked").send(url.trim().to_string());
-                    }
-                    _ => println!("[server stdout] {line}"),
-                }
-            }
-        });
-        let mut server = Server { child, url: String::new(), stderr_lines };
-        match tokio::time::timeout(Duration::from_secs(60), listening).await {
-            Ok(Ok(url)) => {
-                server.url = url;
-                Ok(server)
-            }
-            Ok(Err(_)) => {
-                let status = server.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                Err(format!("the server exited before listening ({status}); its log is above"))
-            }
-            Err(_) => Err("the server did not print its listening line within 60 s".into()),
-        }
+        let url = process.url.clone();
+        Ok(Server { process, url, stderr_lines })
     }
 
-    /// Fails if the server has exited.
     fn check_alive(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("the server exited during the run ({status})")),
-            Err(e) => Err(format!("cannot check the server process: {e}")),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        self.process.check_alive()
     }
 }
 
@@ -805,8 +757,8 @@ async fn run(
     progress: &Arc<Progress>,
 ) -> Result<Report, String> {
     progress.enter("starting the server");
-    let mut server = Server::start(database_url).await?;
-    println!("[{backend}] server at {} (pid {})", server.url, server.child.id());
+    let mut server = Server::start(database_url)?;
+    println!("[{backend}] server at {} (pid {})", server.url, server.process.pid());
     let db = Db::connect(database_url).await?;
     let result = measure(backend, &mut server, &db, deliveries, config, progress).await;
     db.close().await;
@@ -950,7 +902,7 @@ async fn main() -> ExitCode {
 
     let mut clean = true;
     {
-        let database = match PgDatabase::create(&config.admin_url).await {
+        let database = match PgDatabase::create(&config.admin_url, "bench").await {
             Ok(db) => db,
             Err(e) => {
                 eprintln!("webhook_intake: {e}");

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod domain;
 pub mod ivr;
 pub mod lookup;
 pub mod ops;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::support::{PgDatabase, Server, number};
-use super::{Conn, DEFAULT_ADMIN_URL, SERVER_BIN, seed, server_env, wait_recorded, wait_warm};
+use super::support::{self, PgDatabase, Server, number};
+use super::{Conn, SERVER_BIN, seed, server_env, wait_recorded, wait_warm};
 
 /// The argument that makes this bench's binary the bare floor server instead.
 pub const FLOOR_ARG: &str = "--bare-floor-server";
@@ -21,16 +21,17 @@ pub fn wanted() -> bool {
 }
 
 pub async fn run() -> Result<(), String> {
-    let admin = std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+    let admin = support::admin_url();
     let customers = number("BENCH_CUSTOMERS", 500);
     let warmup = number("BENCH_CALLGRIND_WARMUP", 100);
     let calls = number("BENCH_CALLGRIND_CALLS", 500);
     std::fs::create_dir_all(OUT_DIR).map_err(|e| format!("{OUT_DIR}: {e}"))?;
-    let db = PgDatabase::create(&admin).await?;
+    let db = PgDatabase::create(&admin, "bench").await?;
     let (store, phones) = seed(&db, customers).await?;
 
-    let server =
-        Server::start_command("valgrind", &valgrind_args(SERVER_BIN, &["serve"]), &server_env(&db.url, customers))?;
+    let args = valgrind_args(SERVER_BIN, &["serve"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = support::serve_with("valgrind", &args, &server_env(&db.url, customers))?;
     wait_warm(&server, phones.len(), Duration::from_secs(900)).await?;
     calls_on_one_connection(&server, &phones, "w", warmup).await?;
     wait_all_recorded(&store, warmup as i64).await?;
@@ -47,7 +48,9 @@ pub async fn run() -> Result<(), String> {
     report("orderline /twilio/voice", orderline, calls, &dump);
 
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let floor_server = Server::start_command("valgrind", &valgrind_args(&exe.to_string_lossy(), &[FLOOR_ARG]), &[])?;
+    let args = valgrind_args(&exe.to_string_lossy(), &[FLOOR_ARG]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let floor_server = support::serve_with("valgrind", &args, &[])?;
     calls_on_one_connection(&floor_server, &phones, "fw", warmup).await?;
     let (floor, floor_dump) =
         measure(&floor_server, calls_on_one_connection(&floor_server, &phones, "fm", calls)).await?;
@@ -76,7 +79,7 @@ async fn calls_on_one_connection(
 ) -> Result<(), String> {
     let addr = server.url.trim_start_matches("http://");
     let mut conn = Conn::open(addr).await?;
-    let run = format!("{:x}{run}", super::support::unix_millis() % 0xffff_ffff);
+    let run = format!("{:x}{run}", support::unix_millis() % 0xffff_ffff);
     for i in 0..count {
         let phone = &phones[(i as usize * 7919) % phones.len()];
         conn.call(&format!("CA{run}{i:020}"), phone).await?;

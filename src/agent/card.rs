@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::api::{CustomerJson, customers_json};
 use crate::app::AppState;
+use crate::domain::{Event, EventKind};
 use crate::ivr::order_status::OrderFacts;
 use crate::lookup::{CallerRecord, mask_phone};
-use crate::store::{StoreError, is_final_status};
+use crate::store::{CallEventRow, StoreError, is_final_status};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CallCard {
@@ -137,8 +138,13 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         })
         .collect();
     let customer = record.as_ref().and_then(|r| customers_json(r).into_iter().next());
-    let source = events.iter().find(|e| e.kind == "lookup").map(|e| e.detail.clone());
-    let keys = events.iter().filter(|e| e.kind == "key" && e.detail != "none").map(|e| e.detail.clone()).collect();
+    let is = |e: &CallEventRow, kind: EventKind| e.kind == kind.as_str();
+    let source = events.iter().find(|e| is(e, EventKind::Lookup)).map(|e| e.detail.clone());
+    let keys = events
+        .iter()
+        .filter(|e| is(e, EventKind::Key) && e.detail != Event::Key(None).detail())
+        .map(|e| e.detail.clone())
+        .collect();
     let path =
         events.into_iter().map(|e| PathStep { step: e.step, kind: e.kind, detail: e.detail, at: e.at.0 }).collect();
     Ok(Some(CallCard {

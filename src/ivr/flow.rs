@@ -13,10 +13,12 @@ use serde::Serialize;
 
 use super::hours::BusinessHours;
 use super::order_status::{OrderFacts, spoken_digits};
-use super::state::{CallState, Stage, Verified};
+use super::state::{CallState, Stage};
 use super::verification::{KeyedPostalCode, Subject, VerificationLimit};
 use crate::clock::Clock;
 use crate::config::VerifyPolicy;
+use crate::domain::call::VerificationResult;
+use crate::domain::{AskReason, Event, GoodbyeReason, RetryReason, TransferReason, Verified};
 use crate::lookup::caller_id::CallerId;
 use crate::lookup::{CallerAnswer, CallerLookup, CustomerCard, LookupError, OrderCard, OrderMatch, Source};
 use crate::store::StoreError;
@@ -48,8 +50,8 @@ pub struct Reply {
     /// The question being asked and the state its answer carries (none when the call leaves
     /// the menu: transfer or goodbye).
     pub next: Option<(Stage, CallState)>,
-    /// What happened, for the call record: `(kind, detail)`.
-    pub events: Vec<(&'static str, String)>,
+    /// What happened, for the call record.
+    pub events: Vec<Event>,
     pub outcome: Outcome,
 }
 
@@ -59,9 +61,9 @@ pub struct Outcome {
     pub customer_id: Option<i64>,
     pub verification: Option<String>,
     /// The transfer's reason as the call record keeps it: the spoken reason, except
-    /// `verification_locked` (spoken as `not_verified`), which tells the agent the caller was
+    /// `VerificationLocked` (spoken as `NotVerified`), which tells the agent the caller was
     /// refused more guesses.
-    pub transfer: Option<String>,
+    pub transfer: Option<TransferReason>,
     /// The caller ID as the lookup parsed it, when this turn looked the caller up (so the call
     /// record does not parse it again).
     pub caller: Option<CallerId>,
@@ -131,12 +133,10 @@ pub struct OrdersStep {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AskOrderNumber {
-    /// Why we ask: `unknown` (no customer has this number), `shared` (several do), `withheld`
-    /// (no caller ID), `verify` (known, but no postal code on file to check). No name is
-    /// spoken: nobody is verified yet.
-    pub reason: &'static str,
-    /// Set when asking again: `not_found` or `no_input`.
-    pub retry: Option<&'static str>,
+    /// Why we ask. No name is spoken: nobody is verified yet.
+    pub reason: AskReason,
+    /// Set when asking again: `NotFound` or `NoInput`.
+    pub retry: Option<RetryReason>,
     /// What the caller keyed, spoken digit by digit (with `not_found`).
     pub entered: Option<String>,
 }
@@ -146,8 +146,8 @@ pub struct AskPostalCode {
     /// Whose postal code: the account's (the latest order's) or the order keyed in. No name is
     /// spoken: a caller ID can be spoofed.
     pub about: PostalCodeOf,
-    /// Set when asking again: `mismatch` or `no_input`.
-    pub retry: Option<&'static str>,
+    /// Set when asking again: `Mismatch` or `NoInput`.
+    pub retry: Option<RetryReason>,
 }
 
 /// What a postal code is asked to prove.
@@ -168,8 +168,7 @@ pub struct ClosedStep {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TransferStep {
-    /// Why: `asked` (pressed 0), `order_not_found`, `not_verified`, `no_input`, `invalid_key`.
-    pub reason: &'static str,
+    pub reason: TransferReason,
     pub context: CallContext,
 }
 
@@ -192,9 +191,8 @@ pub struct CallContext {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GoodbyeStep {
-    /// `no_input`, `invalid_key`, `order_not_found`, `not_verified` (outside business hours,
-    /// where no transfer is offered).
-    pub reason: &'static str,
+    /// Outside business hours, where no transfer is offered.
+    pub reason: GoodbyeReason,
     pub closed_until: Option<String>,
 }
 
@@ -275,7 +273,7 @@ impl CallFlow {
             Err(_) => {
                 self.pending.insert(caller.call_sid.clone(), pending).await;
                 let mut reply = reply(Step::Hold, Some((Stage::Continue, state.fresh())));
-                reply.events.push(("lookup", "slow: caller asked to hold".into()));
+                reply.events.push(Event::Lookup("slow: caller asked to hold".into()));
                 Ok(reply)
             }
         }
@@ -317,15 +315,15 @@ impl CallFlow {
 
     /// First words to a caller whose lookup is done.
     async fn greet(&self, caller: &Caller, state: CallState, answer: CallerAnswer) -> Result<Reply, FlowError> {
-        let lookup_event = ("lookup", answer.source.as_str().to_string());
+        let lookup_event = Event::Lookup(answer.source.as_str().to_string());
         let customers: &[CustomerCard] = answer.record.as_ref().map_or(&[], |r| &r.customers);
         let mut reply = match customers {
             [] => {
-                let reason = if answer.source == Source::Withheld { "withheld" } else { "unknown" };
+                let reason = if answer.source == Source::Withheld { AskReason::Withheld } else { AskReason::Unknown };
                 self.ask_order_number(state.fresh(), reason)
             }
             [customer] => self.greet_customer(caller, state, customer).await?,
-            _ => self.ask_order_number(state.fresh(), "shared"),
+            _ => self.ask_order_number(state.fresh(), AskReason::Shared),
         };
         reply.events.insert(0, lookup_event);
         reply.outcome.caller = Some(answer.caller);
@@ -354,14 +352,14 @@ impl CallFlow {
                 reply(step, Some((Stage::PostalCode, state.fresh())))
             } else {
                 // Nothing on file to check against: the caller proves an order instead.
-                self.ask_order_number(state.fresh(), "verify")
+                self.ask_order_number(state.fresh(), AskReason::Verify)
             };
             reply.outcome.customer_id = Some(customer.id);
             return Ok(reply);
         }
         let state = CallState { verified, ..state };
         let mut reply = self.menu_for_customer(state.fresh(), customer, true, false);
-        reply.events.push(("verification", format!("{}:passed", verified.as_str())));
+        reply.events.push(passed(verified));
         reply.outcome.verification = Some(verified.as_str().to_string());
         Ok(reply)
     }
@@ -376,23 +374,25 @@ impl CallFlow {
         customer: Option<&CustomerCard>,
     ) -> Reply {
         let context = self.context(caller, state, customer, None);
-        let mut reply = self.give_up("not_verified", context);
+        let mut reply = self.give_up(TransferReason::NotVerified, context);
         let window = humantime::format_duration(self.limit.window);
         let why = format!(
-            "postal_code:locked: {} failed postal codes within {window} for this {}",
+            "{} failed postal codes within {window} for this {}",
             self.limit.max_failures,
             reached.as_str().replace('_', " ")
         );
-        reply.events.insert(0, ("verification", why));
+        reply
+            .events
+            .insert(0, Event::Verification { method: Verified::PostalCode, result: VerificationResult::Locked(why) });
         reply.outcome.verification = Some("failed".into());
         if reply.outcome.transfer.is_some() {
-            reply.outcome.transfer = Some("verification_locked".into());
+            reply.outcome.transfer = Some(TransferReason::VerificationLocked);
         }
         reply.outcome.customer_id = customer.map(|c| c.id).or(state.customer);
         reply
     }
 
-    fn ask_order_number(&self, state: CallState, reason: &'static str) -> Reply {
+    fn ask_order_number(&self, state: CallState, reason: AskReason) -> Reply {
         let step = Step::AskOrderNumber(AskOrderNumber { reason, retry: None, entered: None });
         reply(step, Some((Stage::OrderNumber, state)))
     }
@@ -441,12 +441,12 @@ impl CallFlow {
         let proving = match state.order {
             Some(order) => match self.lookup.order_by_id(order).await? {
                 Some(found) => Proving::Order(found),
-                None => return Ok(self.ask_order_number(state.fresh(), "unknown")),
+                None => return Ok(self.ask_order_number(state.fresh(), AskReason::Unknown)),
             },
             None => match self.customer_of(caller, state).await? {
                 Some(customer) => Proving::Account(customer),
                 // The number no longer leads to that customer (changed meanwhile): start over.
-                None => return Ok(self.ask_order_number(state.fresh(), "unknown")),
+                None => return Ok(self.ask_order_number(state.fresh(), AskReason::Unknown)),
             },
         };
         let (expected, about, subject) = match &proving {
@@ -456,21 +456,21 @@ impl CallFlow {
                 (o.order.shipping_zip.as_deref().and_then(KeyedPostalCode::of), PostalCodeOf::Order, subject)
             }
         };
-        let entered = ("postal_code", "entered (not recorded)".to_string());
+        let entered = Event::PostalCode { entered: true };
         let (retry, event) = match &input {
             Input::Digits(d) if expected.as_ref().is_some_and(|code| code.matches(d)) => {
                 let mut reply = match &proving {
                     Proving::Account(customer) => {
                         let state = CallState { verified: Verified::PostalCode, ..state };
                         let mut reply = self.menu_for_customer(state.fresh(), customer, true, false);
-                        reply.events.push(("verification", "postal_code:passed".into()));
+                        reply.events.push(passed(Verified::PostalCode));
                         reply.outcome.verification = Some("postal_code".into());
                         reply
                     }
                     Proving::Order(found) => {
                         let state = CallState { verified: Verified::OrderNumber, ..state };
                         let mut reply = self.menu_for_order(state.fresh(), found, true, false);
-                        reply.events.push(("verification", "order_number:passed".into()));
+                        reply.events.push(passed(Verified::OrderNumber));
                         reply.outcome.verification = Some("order_number".into());
                         reply
                     }
@@ -486,9 +486,9 @@ impl CallFlow {
                     reply.events.insert(0, entered);
                     return Ok(reply);
                 }
-                ("mismatch", entered)
+                (RetryReason::Mismatch, entered)
             }
-            Input::Nothing => ("no_input", ("postal_code", "none".to_string())),
+            Input::Nothing => (RetryReason::NoInput, Event::PostalCode { entered: false }),
         };
         if state.tries == 0 {
             let step = Step::AskPostalCode(AskPostalCode { about, retry: Some(retry) });
@@ -497,9 +497,11 @@ impl CallFlow {
             return Ok(reply);
         }
         let context = self.context(caller, state, proving.customer(), None);
-        let mut reply = self.give_up("not_verified", context);
+        let mut reply = self.give_up(TransferReason::NotVerified, context);
         reply.events.insert(0, event);
-        reply.events.insert(1, ("verification", "postal_code:failed".into()));
+        reply
+            .events
+            .insert(1, Event::Verification { method: Verified::PostalCode, result: VerificationResult::Failed });
         reply.outcome.verification = Some("failed".into());
         Ok(reply)
     }
@@ -511,7 +513,7 @@ impl CallFlow {
         };
         // Longer than any order number: not looked up, recorded or spoken back.
         let digits = if digits.len() > MAX_KEYS { String::new() } else { digits };
-        let key_event = ("key", if digits.is_empty() { "none".to_string() } else { digits.clone() });
+        let key_event = Event::Key((!digits.is_empty()).then(|| digits.clone()));
         let found = if digits.is_empty() { None } else { self.lookup.order_by_number(&digits).await? };
         if let Some(found) = &found
             && self.policy != VerifyPolicy::None
@@ -528,8 +530,14 @@ impl CallFlow {
                 let step = Step::AskPostalCode(AskPostalCode { about: PostalCodeOf::Order, retry: None });
                 reply(step, Some((Stage::PostalCode, state.fresh())))
             } else {
-                let mut reply = self.give_up("not_verified", self.context(caller, state, None, None));
-                reply.events.insert(0, ("verification", "order_number:no postal code on file to check".into()));
+                let mut reply = self.give_up(TransferReason::NotVerified, self.context(caller, state, None, None));
+                reply.events.insert(
+                    0,
+                    Event::Verification {
+                        method: Verified::OrderNumber,
+                        result: VerificationResult::Unverifiable("no postal code on file to check".into()),
+                    },
+                );
                 reply.outcome.verification = Some("failed".into());
                 reply
             };
@@ -542,15 +550,15 @@ impl CallFlow {
             let state = CallState { customer: found.customer_id.or(state.customer), ..state };
             let mut reply = self.menu_for_order(state.fresh(), &found, true, false);
             reply.events.insert(0, key_event);
-            reply.events.push(("order", found.order.name.to_string()));
-            reply.events.push(("verification", "order_number:passed".into()));
+            reply.events.push(Event::Order(found.order.name.to_string()));
+            reply.events.push(passed(Verified::OrderNumber));
             reply.outcome.verification = Some("order_number".into());
             return Ok(reply);
         }
-        let retry = if digits.is_empty() { "no_input" } else { "not_found" };
+        let retry = if digits.is_empty() { RetryReason::NoInput } else { RetryReason::NotFound };
         if state.tries == 0 {
             let step = Step::AskOrderNumber(AskOrderNumber {
-                reason: "retry",
+                reason: AskReason::Retry,
                 retry: Some(retry),
                 entered: (!digits.is_empty()).then(|| spoken_digits(&digits)),
             });
@@ -558,7 +566,7 @@ impl CallFlow {
             reply.events.insert(0, key_event);
             return Ok(reply);
         }
-        let reason = if digits.is_empty() { "no_input" } else { "order_not_found" };
+        let reason = if digits.is_empty() { TransferReason::NoInput } else { TransferReason::OrderNotFound };
         let mut reply = self.give_up(reason, self.context(caller, state, None, None));
         reply.events.insert(0, key_event);
         Ok(reply)
@@ -570,21 +578,21 @@ impl CallFlow {
             (Some(order), false) if state.verified == Verified::OrderNumber => {
                 match self.lookup.order_by_id(order).await? {
                     Some(found) => About::Order(found),
-                    None => return Ok(self.ask_order_number(state.fresh(), "unknown")),
+                    None => return Ok(self.ask_order_number(state.fresh(), AskReason::Unknown)),
                 }
             }
             (_, true) => match self.customer_of(caller, state).await? {
                 Some(customer) => About::Customer(customer),
-                None => return Ok(self.ask_order_number(state.fresh(), "unknown")),
+                None => return Ok(self.ask_order_number(state.fresh(), AskReason::Unknown)),
             },
             // Not verified: nobody should be at the menu; start the call's questions over.
-            (_, false) => return Ok(self.ask_order_number(state.fresh(), "unknown")),
+            (_, false) => return Ok(self.ask_order_number(state.fresh(), AskReason::Unknown)),
         };
         let key = match &input {
             Input::Digits(d) => d.trim_end_matches('#').chars().take(MAX_KEYS).collect(),
             Input::Nothing => String::new(),
         };
-        let key_event = ("key", if key.is_empty() { "none".to_string() } else { key.clone() });
+        let key_event = Event::Key((!key.is_empty()).then(|| key.clone()));
         let menu = self.menu_options(state.verified);
         let mut reply = match (key.as_str(), &about) {
             ("1", About::Customer(c)) => self.menu_for_customer(state.fresh(), c, false, false),
@@ -599,7 +607,7 @@ impl CallFlow {
             }
             ("0", about) if menu.agents_open => {
                 let (customer, order) = about.parts();
-                self.transfer("asked", self.context(caller, state, customer, order))
+                self.transfer(TransferReason::Asked, self.context(caller, state, customer, order))
             }
             ("0", _) => {
                 let step = Step::Closed(ClosedStep { closed_until: self.closed_until(), menu });
@@ -612,7 +620,7 @@ impl CallFlow {
             },
             (_, about) => {
                 let (customer, order) = about.parts();
-                let reason = if key.is_empty() { "no_input" } else { "invalid_key" };
+                let reason = if key.is_empty() { TransferReason::NoInput } else { TransferReason::InvalidKey };
                 self.give_up(reason, self.context(caller, state, customer, order))
             }
         };
@@ -624,21 +632,21 @@ impl CallFlow {
     }
 
     /// After the second failed answer: someone, during business hours; goodbye otherwise.
-    fn give_up(&self, reason: &'static str, context: CallContext) -> Reply {
+    fn give_up(&self, reason: TransferReason, context: CallContext) -> Reply {
         if self.agents_open() {
             self.transfer(reason, context)
         } else {
             let step = Step::Goodbye(GoodbyeStep { reason, closed_until: self.closed_until() });
             let mut reply = reply(step, None);
-            reply.events.push(("goodbye", reason.into()));
+            reply.events.push(Event::Goodbye(reason));
             reply
         }
     }
 
-    fn transfer(&self, reason: &'static str, context: CallContext) -> Reply {
+    fn transfer(&self, reason: TransferReason, context: CallContext) -> Reply {
         let mut reply = reply(Step::Transfer(TransferStep { reason, context }), None);
-        reply.events.push(("transfer", reason.into()));
-        reply.outcome.transfer = Some(reason.into());
+        reply.events.push(Event::Transfer(reason));
+        reply.outcome.transfer = Some(reason);
         reply
     }
 
@@ -724,8 +732,12 @@ impl About {
     }
 }
 
+fn passed(method: Verified) -> Event {
+    Event::Verification { method, result: VerificationResult::Passed }
+}
+
 fn reply(step: Step, next: Option<(Stage, CallState)>) -> Reply {
-    let events = vec![("step", step.template().to_string())];
+    let events = vec![Event::Step(step.template())];
     Reply { step, next, events, outcome: Outcome::default() }
 }
 

@@ -8,4 +8,4 @@ pub mod state;
 pub mod verification;
 
 pub use flow::{CallContext, CallFlow, Caller, Input, Outcome, Reply, Step, TransferStep};
-pub use state::{CallState, Stage, Verified};
+pub use state::{CallState, Stage};

@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use crate::domain::Verified;
+
 /// The question the caller is answering: the path segment of the action URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -34,57 +36,26 @@ impl Stage {
     }
 }
 
-/// How the caller proved who they are, if they did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Verified {
-    #[default]
-    No,
-    /// `ORDERLINE_VERIFY=none`: caller ID alone is trusted.
-    NotRequired,
-    /// STIR/SHAKEN full attestation (`TN-Validation-Passed-A`).
-    CallerId,
-    /// The shipping postal code matched.
-    PostalCode,
-    /// The caller knew the order number; they hear about that order only.
-    OrderNumber,
+/// The verification level in the signed call state: one letter.
+fn verified_code(verified: Verified) -> &'static str {
+    match verified {
+        Verified::No => "n",
+        Verified::NotRequired => "x",
+        Verified::CallerId => "c",
+        Verified::PostalCode => "p",
+        Verified::OrderNumber => "o",
+    }
 }
 
-impl Verified {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verified::No => "no",
-            Verified::NotRequired => "not_required",
-            Verified::CallerId => "caller_id",
-            Verified::PostalCode => "postal_code",
-            Verified::OrderNumber => "order_number",
-        }
-    }
-
-    fn code(self) -> &'static str {
-        match self {
-            Verified::No => "n",
-            Verified::NotRequired => "x",
-            Verified::CallerId => "c",
-            Verified::PostalCode => "p",
-            Verified::OrderNumber => "o",
-        }
-    }
-
-    fn from_code(code: &str) -> Option<Verified> {
-        Some(match code {
-            "n" => Verified::No,
-            "x" => Verified::NotRequired,
-            "c" => Verified::CallerId,
-            "p" => Verified::PostalCode,
-            "o" => Verified::OrderNumber,
-            _ => return None,
-        })
-    }
-
-    /// May the caller hear about the account's orders (not just one order)?
-    pub fn covers_account(self) -> bool {
-        matches!(self, Verified::NotRequired | Verified::CallerId | Verified::PostalCode)
-    }
+fn verified_from_code(code: &str) -> Option<Verified> {
+    Some(match code {
+        "n" => Verified::No,
+        "x" => Verified::NotRequired,
+        "c" => Verified::CallerId,
+        "p" => Verified::PostalCode,
+        "o" => Verified::OrderNumber,
+        _ => return None,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,7 +79,7 @@ pub struct StateError(String);
 impl CallState {
     /// The query string (without `?`) that carries this state to the next request.
     pub fn to_query(&self) -> String {
-        let mut q = format!("n={}&v={}&t={}", self.step, self.verified.code(), self.tries);
+        let mut q = format!("n={}&v={}&t={}", self.step, verified_code(self.verified), self.tries);
         if let Some(c) = self.customer {
             let _ = write!(q, "&c={c}");
         }
@@ -125,7 +96,7 @@ impl CallState {
             let bad = || StateError(format!("{name}={value:?} is not valid"));
             match name {
                 "n" => state.step = value.parse().map_err(|_| bad())?,
-                "v" => state.verified = Verified::from_code(value).ok_or_else(bad)?,
+                "v" => state.verified = verified_from_code(value).ok_or_else(bad)?,
                 "t" => state.tries = value.parse().map_err(|_| bad())?,
                 "c" => state.customer = Some(value.parse().map_err(|_| bad())?),
                 "o" => state.order = Some(value.parse().map_err(|_| bad())?),

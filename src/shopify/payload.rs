@@ -298,7 +298,7 @@ pub fn order_number_in(name: &str) -> Option<(i64, &str, &str)> {
 
 /// Where a shipment is: one vocabulary for Shopify's REST `shipment_status` (webhooks) and
 /// GraphQL `Fulfillment.displayStatus` (`FulfillmentDisplayStatus`), stored as the REST word.
-/// Both sources store the same value for the same state. `tests/shipment_states.rs` checks
+/// Both sources store the same value for the same state. `tests/it/shipment_states.rs` checks
 /// against Shopify's published Admin schema that `from_display_status` names every value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ShipmentStatus {

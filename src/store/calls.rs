@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::domain::{EventKind, TransferReason};
+
 use super::{CallChange, CallChanges, Pool, Store, StoreError, Ts, for_each_backend, on_backend};
 
 /// A call as it starts, with what its first request concluded.
@@ -16,7 +18,7 @@ pub struct NewCall {
     pub to_number: Option<String>,
     pub customer_id: Option<i64>,
     pub verification: Option<String>,
-    pub transfer: Option<String>,
+    pub transfer: Option<TransferReason>,
     #[serde(serialize_with = "micros")]
     pub started_at: Ts,
 }
@@ -29,7 +31,12 @@ pub enum CallWrite {
     /// An event of step `step`, at position `idx` in it; a retry rewrites nothing.
     Event(CallEvent),
     /// What a later step concluded; `None` fields keep what is there.
-    Outcome { call_sid: String, customer_id: Option<i64>, verification: Option<String>, transfer: Option<String> },
+    Outcome {
+        call_sid: String,
+        customer_id: Option<i64>,
+        verification: Option<String>,
+        transfer: Option<TransferReason>,
+    },
     /// A status callback; applied only if its sequence number is the highest seen. Creates the
     /// row (from `call`) if the start was never recorded.
     Status { call: NewCall, status: String, sequence: i32, ended_at: Option<Ts>, duration_s: Option<i32> },
@@ -51,7 +58,7 @@ pub struct CallEvent {
     pub call_sid: String,
     pub step: i32,
     pub idx: i32,
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: String,
     #[serde(serialize_with = "micros")]
     pub at: Ts,
@@ -63,11 +70,9 @@ fn call_changes(writes: &[CallWrite]) -> CallChanges {
     for write in writes {
         let kind = match write {
             CallWrite::Start(_) => "started",
-            CallWrite::Event(e) => match e.kind.as_str() {
-                "verification" => "verified",
-                "transfer" => "transferred",
-                "status" => continue,
-                _ => "step",
+            CallWrite::Event(e) => match e.kind.feed_type() {
+                Some(change) => change,
+                None => continue,
             },
             CallWrite::Outcome { .. } => continue,
             CallWrite::Status { status, .. } if is_final(status) => "ended",
@@ -230,7 +235,7 @@ for_each_backend! {
                     .bind(call_sid)
                     .bind(customer_id)
                     .bind(verification)
-                    .bind(transfer)
+                    .bind(transfer.map(TransferReason::as_str))
                     .execute(&mut *tx)
                     .await?;
                 }

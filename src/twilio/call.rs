@@ -14,6 +14,7 @@ use super::transfer::TransferTarget;
 use super::transfer_end::{DIAL_ENDED_PATH, QUEUE_ENDED_PATH, QUEUE_WAIT_PATH};
 use super::xml_text::xml_chars;
 use crate::app::AppState;
+use crate::domain::{Event, EventStep, TransferReason};
 use crate::ivr::{CallContext, Caller, Outcome, Reply, Step};
 use crate::lookup::caller_id::CallerId;
 use crate::lookup::mask_pii;
@@ -21,9 +22,6 @@ use crate::store::{CallEvent, CallWrite, NewCall, Ts};
 
 /// Longest a flow step may take before the caller gets the fallback (Twilio gives up at 15 s).
 pub const HANDLER_LIMIT: Duration = Duration::from_secs(8);
-
-/// Where a failure that belongs to no step of the call is recorded.
-const UNNUMBERED_STEP: u32 = 99_999;
 
 /// The voice webhook's parameters, parsed.
 #[derive(Debug, Clone)]
@@ -109,17 +107,18 @@ where
     }
 }
 
-pub fn events(call: &VoiceCall, step: u32, at: Ts, events: Vec<(&'static str, String)>) -> Vec<CallWrite> {
+pub fn events(call: &VoiceCall, step: EventStep, at: Ts, events: Vec<Event>) -> Vec<CallWrite> {
+    let step = step.number();
     events
         .into_iter()
         .enumerate()
-        .map(|(idx, (kind, detail))| {
+        .map(|(idx, event)| {
             CallWrite::Event(CallEvent {
                 call_sid: call.call_sid.clone(),
-                step: i32::try_from(step).unwrap_or(i32::MAX),
+                step,
                 idx: idx as i32,
-                kind: kind.into(),
-                detail,
+                kind: event.kind(),
+                detail: event.detail(),
                 at,
             })
         })
@@ -128,13 +127,7 @@ pub fn events(call: &VoiceCall, step: u32, at: Ts, events: Vec<(&'static str, St
 
 /// Writes what a step of the call concluded: the call's start (step 1) or its outcome, then the
 /// step's events. Off the request path (the recorder batches it).
-pub fn record_reply(
-    state: &AppState,
-    call: &VoiceCall,
-    step: u32,
-    outcome: Outcome,
-    step_events: Vec<(&'static str, String)>,
-) {
+pub fn record_reply(state: &AppState, call: &VoiceCall, step: u32, outcome: Outcome, step_events: Vec<Event>) {
     let now = Ts::from(state.clock.now());
     let mut writes = Vec::with_capacity(step_events.len() + 1);
     if step == 1 {
@@ -151,15 +144,15 @@ pub fn record_reply(
             transfer: outcome.transfer,
         });
     }
-    writes.extend(events(call, step, now, step_events));
+    writes.extend(events(call, EventStep::Flow(step), now, step_events));
     state.recorder.record(writes);
 }
 
 /// Writes that step `step` (0: none of the call's steps) failed and the caller went to the fallback.
 pub fn record_fallback(state: &AppState, call: &VoiceCall, step: u32, why: &str) {
-    let step = if step == 0 { UNNUMBERED_STEP } else { step };
-    let outcome = Outcome { transfer: Some("fallback".into()), ..Outcome::default() };
-    record_reply(state, call, step, outcome, vec![("error", mask_pii(why)), ("transfer", "fallback".into())]);
+    let outcome = Outcome { transfer: Some(TransferReason::Fallback), ..Outcome::default() };
+    let happened = vec![Event::Error(mask_pii(why)), Event::Transfer(TransferReason::Fallback)];
+    record_reply(state, call, step, outcome, happened);
 }
 
 /// The apology and the way to a person as TwiML, with what is known of the call; the built-in last

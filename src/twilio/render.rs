@@ -335,6 +335,7 @@ fn template_error(name: &str, e: &minijinja::Error) -> TemplateError {
 /// Steps that together reach every branch of every template, with the awkward inputs callers'
 /// data can hold (a name full of XML specials, no name, no order, every order state).
 pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
+    use crate::domain::{AskReason, RetryReason, TransferReason};
     use crate::ivr::flow::{
         AskOrderNumber, AskPostalCode, CallContext, ClosedStep, GoodbyeStep, MenuOptions, MenuStep, OrdersStep,
         PostalCodeOf, TransferStep,
@@ -402,15 +403,17 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         ));
         samples.push((Step::Closed(ClosedStep { closed_until: None, menu }), action));
     }
-    for reason in ["unknown", "shared", "withheld", "verify", "retry"] {
-        for (retry, entered) in [(None, None), (Some("not_found"), Some("1 0 4 2")), (Some("no_input"), None)] {
+    for reason in AskReason::ALL.iter().copied() {
+        let retries =
+            [(None, None), (Some(RetryReason::NotFound), Some("1 0 4 2")), (Some(RetryReason::NoInput), None)];
+        for (retry, entered) in retries {
             samples.push((
                 Step::AskOrderNumber(AskOrderNumber { reason, retry, entered: entered.map(Into::into) }),
                 action,
             ));
         }
     }
-    for retry in [None, Some("mismatch"), Some("no_input")] {
+    for retry in [None, Some(RetryReason::Mismatch), Some(RetryReason::NoInput)] {
         for about in [PostalCodeOf::Account, PostalCodeOf::Order] {
             samples.push((Step::AskPostalCode(AskPostalCode { about, retry }), action));
         }
@@ -426,7 +429,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         order_name: Some("#1042".into()),
         order_state: Some("shipped".into()),
     };
-    for reason in ["asked", "order_not_found", "not_verified", "no_input", "invalid_key"] {
+    for reason in TransferReason::ALL.iter().copied() {
         samples.push((Step::Transfer(TransferStep { reason, context: context.clone() }), None));
         samples.push((Step::Goodbye(GoodbyeStep { reason, closed_until: Some("Monday at 9 AM".into()) }), None));
         samples.push((Step::Goodbye(GoodbyeStep { reason, closed_until: None }), None));

@@ -24,14 +24,12 @@ use super::call::{VoiceCall, events};
 use super::request::TwilioRequest;
 use super::voice::{fallback, twiml};
 use crate::app::AppState;
+use crate::domain::{Event, EventStep};
 use crate::store::Ts;
 
 pub const DIAL_ENDED_PATH: &str = "/twilio/voice/dial-ended";
 pub const QUEUE_ENDED_PATH: &str = "/twilio/voice/queue-ended";
 pub const QUEUE_WAIT_PATH: &str = "/twilio/voice/queue-wait";
-
-/// Where these events are numbered in the call record: after the flow's steps, before status callbacks.
-const TRANSFER_END_STEP: u32 = 90_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -184,8 +182,8 @@ fn ended(state: &AppState, req: &TwilioRequest, outcome: TransferEnd, detail: St
     let view = TransferEndView { outcome, back_at };
     match state.renderer.transfer_ended(&view) {
         Ok(xml) => {
-            let kind_detail = vec![("transfer_end", format!("{detail}: {}", outcome.as_str()))];
-            state.recorder.record(events(&call, TRANSFER_END_STEP, Ts::from(now), kind_detail));
+            let ended = vec![Event::TransferEnd(format!("{detail}: {}", outcome.as_str()))];
+            state.recorder.record(events(&call, EventStep::TransferEnd, Ts::from(now), ended));
             state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
             twiml(xml)
         }

@@ -18,14 +18,12 @@ use super::public_url::PublicUrl;
 use super::request::TwilioRequest;
 use crate::app::AppState;
 use crate::config::PromptMode;
+use crate::domain::{Event, EventStep};
 use crate::ivr::order_status::OrderFacts;
 use crate::ivr::{CallState, Input, Reply, Stage};
 use crate::lookup::{mask_phone, mask_pii};
 use crate::shopify::payload::ShopifyId;
 use crate::store::{CallWrite, Ts, is_final_status};
-
-/// Status callback events are numbered after any step a call can reach.
-const STATUS_STEP_BASE: i32 = 100_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -191,7 +189,7 @@ async fn status(State(state): State<AppState>, req: TwilioRequest) -> Response {
         Some(d) => format!("{status} after {d} s"),
         None => status.clone(),
     };
-    writes.extend(events(&call, (STATUS_STEP_BASE + sequence.max(0)) as u32, now, vec![("status", detail)]));
+    writes.extend(events(&call, EventStep::Status(sequence), now, vec![Event::Status(detail)]));
     state.recorder.record(writes);
     state.metrics.twilio_request("status", "answered", started.elapsed().as_secs_f64());
     StatusCode::NO_CONTENT.into_response()

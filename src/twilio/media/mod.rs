@@ -28,6 +28,7 @@ use super::request::{TwilioRequest, auth_tokens};
 use super::signature;
 use super::voice::{fallback, twiml};
 use crate::app::AppState;
+use crate::domain::{Event, EventStep};
 
 /// Where Twilio opens the stream.
 pub const MEDIA_PATH: &str = "/twilio/media";
@@ -170,20 +171,16 @@ async fn stream_status(State(state): State<AppState>, req: TwilioRequest) -> Res
     }
     let now = crate::store::Ts::from(state.clock.now());
     // One step each, so a start and a stop of the same call are both kept.
-    let step = STREAM_STATUS_STEP
-        + match event {
-            "stream-started" => 0,
-            "stream-stopped" => 1,
-            "stream-error" => 2,
-            _ => 3,
-        };
-    state.recorder.record(super::call::events(&call, step, now, vec![("stream", detail)]));
+    let step = EventStep::StreamStatus(match event {
+        "stream-started" => 0,
+        "stream-stopped" => 1,
+        "stream-error" => 2,
+        _ => 3,
+    });
+    state.recorder.record(super::call::events(&call, step, now, vec![Event::Stream(detail)]));
     state.metrics.twilio_request(req.route(), "answered", 0.0);
     StatusCode::NO_CONTENT.into_response()
 }
-
-/// Where stream status events are numbered in the call record.
-const STREAM_STATUS_STEP: u32 = 95_000;
 
 /// `POST /twilio/voice/stream-ended`: the stream is closed; go on as its session decided. With
 /// no decision (the stream failed, was refused, or its instance died), the caller gets the

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::protocol::{FrameWriter, FromTwilio, MediaFormat, Start, ToTwilio, is_base64};
 use crate::app::AppState;
+use crate::domain::{Event, TransferReason};
 use crate::ivr::{CallFlow, Input, Reply, Stage, Step, TransferStep};
 use crate::lookup::{mask_phone, mask_pii};
 use crate::speech;
@@ -154,7 +155,7 @@ impl Session {
             let Reply { step: said, next, mut events, outcome } = reply;
             let template = said.template();
             if let Some(prompt) = barged_in.take() {
-                events.insert(0, ("barge_in", prompt.to_string()));
+                events.insert(0, Event::BargeIn(prompt.to_string()));
             }
             record_reply(&self.state, &call, step, outcome, events);
             let mark = format!("{step}:{template}");
@@ -384,7 +385,7 @@ impl Session {
         tracing::error!(from = %mask_phone(&call.from), error = %mask_pii(why), "call flow failed; caller hears the fallback");
         record_fallback(&self.state, call, step, why);
         let spoken = self.audio(self.state.renderer.speech_fallback());
-        let step = Step::Transfer(TransferStep { reason: "fallback", context: bare_context(call) });
+        let step = Step::Transfer(TransferStep { reason: TransferReason::Fallback, context: bare_context(call) });
         match spoken {
             Ok(audio) => {
                 let mark = "fallback";

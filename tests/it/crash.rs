@@ -1,13 +1,12 @@
 //! Durability: a 200 means stored. Deliveries acknowledged before the process is SIGKILLed are
 //! all applied after a restart, on Postgres and on SQLite.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{Backend, SHOP, ServerProcess, TestDb, order_variant, settle};
+use crate::common;
+use crate::common::{Backend, SHOP, ServerProcess, TestDb, order_variant, settle};
 use futures::StreamExt;
 use orderline::shopify::signature;
 use orderline::store::Store;
@@ -17,7 +16,7 @@ const KILL_AFTER_ACKS: usize = 400;
 
 async fn acknowledged_deliveries_survive_a_sigkill(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let mut server = ServerProcess::spawn(&db.url);
+    let mut server = ServerProcess::spawn(&db.url).await;
     let client = reqwest::Client::new();
     let bodies: Vec<(String, Vec<u8>)> =
         (0..DELIVERIES).map(|n| (format!("crash-{n}"), serde_json::to_vec(&order_variant(n)).unwrap())).collect();
@@ -62,7 +61,7 @@ async fn acknowledged_deliveries_survive_a_sigkill(backend: Backend) {
     let before_restart = store.delivery_counts().await.unwrap();
     eprintln!("acknowledged before SIGKILL: {}; stored rows by status at the kill: {before_restart:?}", acked.len());
 
-    let restarted = ServerProcess::spawn(&db.url);
+    let restarted = ServerProcess::spawn(&db.url).await;
     settle(&store).await;
     for webhook_id in &acked {
         let delivery = store.delivery(SHOP, webhook_id).await.unwrap();

@@ -5,15 +5,14 @@
 //! clients check the protocol's edges: message order, `stop`, and what malformed or
 //! out-of-order messages do.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common;
+use crate::common::Backend;
+use crate::common::line::{Line, TOKEN, line, line_with};
 use chrono::{TimeZone, Utc};
-use common::Backend;
-use common::line::{Line, TOKEN, line, line_with};
 use futures::{SinkExt, StreamExt};
 use orderline::clock::ManualClock;
 use orderline::sim::media::{

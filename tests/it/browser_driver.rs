@@ -2,8 +2,7 @@
 //! navigates, types and clicks through `eval`, waits for a card a timer adds, sees an HttpOnly
 //! cookie travel with a later request, reports JavaScript errors and timeouts, and saves a PNG.
 
-#[path = "support/browser.rs"]
-mod browser;
+use crate::support::browser;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,12 +3,10 @@
 //! introspection, see tests/fixtures/shopify/README.md; no network), and the client against the
 //! emulator's tokens that expire, protected fields, scopes, real costs and error statuses.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, SECRET, SHOP, TestApp};
+use crate::common::{Backend, SECRET, SHOP, TestApp};
 use orderline::clock::{Clock, ManualClock, SystemClock};
 use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;

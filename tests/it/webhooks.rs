@@ -1,9 +1,8 @@
 //! Shopify webhook intake, end to end: signed deliveries over a real socket to orderline on
 //! 127.0.0.1:0, on Postgres and on SQLite, checked against what the store then holds.
 
-mod common;
-
-use common::{Backend, SHOP, TestApp, fixture, fixture_bytes, orderline_cli};
+use crate::common;
+use crate::common::{Backend, SHOP, TestApp, fixture, fixture_bytes, orderline_cli};
 use orderline::lookup::PhoneNumber;
 use orderline::shopify::payload::ShopifyId;
 use reqwest::StatusCode;

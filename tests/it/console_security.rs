@@ -4,13 +4,11 @@
 //! tokens are rate-limited; every console response forbids framing, sniffing and inline
 //! script; only http(s) tracking links reach the page.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::line::line;
+use crate::common::{Backend, SHOP};
 use chrono::Utc;
-use common::line::line;
-use common::{Backend, SHOP};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::store::Ts;
 use reqwest::StatusCode;

@@ -3,12 +3,11 @@
 //! (how it authenticates, missing scopes: never a secret or a token), and the one line for each
 //! thing Shopify tells it about API versions.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Backend, SECRET, SHOP, ServerProcess, TestDb, fixture};
+use crate::common;
+use crate::common::{Backend, SECRET, SHOP, ServerProcess, TestDb, fixture};
 use orderline::shopify::graphql::{API_VERSION, Operation};
 use orderline::shopify::signature;
 use orderline::sim::shopify::{ShopifySim, SimConfig, SimServer};
@@ -24,7 +23,8 @@ async fn json_logs_mask_phones_and_emails() {
         &db.url,
         &[("ORDERLINE_LOG_FORMAT", "json"), ("RUST_LOG", "debug,sqlx=warn,hyper=warn")],
         log.into(),
-    );
+    )
+    .await;
     let client = reqwest::Client::new();
     let mut phone_in_field = fixture("order_create.json");
     phone_in_field["order_number"] = json!("+1 555 867 5309");
@@ -115,12 +115,8 @@ impl ShopLine {
             Auth::PermanentToken => envs.push(("SHOPIFY_ACCESS_TOKEN".into(), config.access_token)),
         }
         let db_url = db.url.clone();
-        let server = tokio::task::spawn_blocking(move || {
-            let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            ServerProcess::spawn_with(&db_url, &envs, log.into())
-        })
-        .await
-        .unwrap();
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let server = ServerProcess::spawn_with(&db_url, &envs, log.into()).await;
         ShopLine { sim, emulator, server, log_path, _db: db, _dir: dir }
     }
 

@@ -2,12 +2,10 @@
 //! WebSocket (events in order, catch-up on connect, refused without the token, and an event
 //! from one instance reaching an agent connected to another).
 
-mod common;
-
 use std::time::Duration;
 
-use common::line::{TOKEN, line};
-use common::{Backend, ServerProcess, TestDb};
+use crate::common::line::{TOKEN, line};
+use crate::common::{Backend, ServerProcess, TestDb};
 use futures::{SinkExt, StreamExt};
 use orderline::sim::twilio::{CallerConfig, TwilioCaller, scripted};
 use serde_json::Value;
@@ -178,8 +176,8 @@ on_both_backends!(
 async fn an_event_from_one_instance_reaches_an_agent_on_another() {
     let db = TestDb::new(Backend::Postgres).await;
     let envs = [("ORDERLINE_AGENT_TOKEN", AGENT), ("ORDERLINE_VERIFY", "none")];
-    let a = ServerProcess::spawn_with(&db.url, &envs, std::process::Stdio::null());
-    let b = ServerProcess::spawn_with(&db.url, &envs, std::process::Stdio::null());
+    let a = ServerProcess::spawn_with(&db.url, &envs, std::process::Stdio::null()).await;
+    let b = ServerProcess::spawn_with(&db.url, &envs, std::process::Stdio::null()).await;
     let mut feed = connect_feed(&b.url, Some(AGENT)).await.unwrap();
     assert_eq!(next(&mut feed, Duration::from_secs(5)).await["type"], "snapshot");
     let caller = TwilioCaller::new(CallerConfig::new(&a.url, TOKEN, "+15550100999"));

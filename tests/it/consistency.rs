@@ -6,12 +6,10 @@
 //! check what was deleted. What a reconcile cannot repair (a dropped redaction: Shopify still
 //! holds the customer) is counted, never hidden.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use common::{Backend, SECRET, SHOP, TestApp};
+use crate::common::{Backend, SECRET, SHOP, TestApp};
 use orderline::clock::SystemClock;
 use orderline::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder, ShopifyRefund, ShopifyTransaction};
 use orderline::shopify::reconciler::Reconciler;

@@ -2,12 +2,11 @@
 //! short resumes where it stopped instead of starting over, and the deletion check removes what
 //! Shopify deleted without a webhook reaching us.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, SHOP, TestDb};
+use crate::common;
+use crate::common::{Backend, SHOP, TestDb};
 use orderline::app;
 use orderline::clock::SystemClock;
 use orderline::config::Settings;

@@ -5,13 +5,12 @@
 //! number alone discloses nothing and no name is spoken before verification; an answer of
 //! 60,000 keys is neither echoed nor recorded.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common;
+use crate::common::line::{Line, TOKEN, line, line_with};
+use crate::common::{Backend, SHOP};
 use chrono::Utc;
-use common::line::{Line, TOKEN, line, line_with};
-use common::{Backend, SHOP};
 use orderline::clock::ManualClock;
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::twilio::{CallerConfig, Ending, Transcript, TwilioCaller, scripted};

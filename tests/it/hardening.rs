@@ -3,12 +3,11 @@
 //! replayed Shopify deliveries under destructive topics. Every probe targets 127.0.0.1 (the
 //! stranger speaks from 127.0.0.2, the same machine's loopback), and is bounded in time.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestApp};
+use crate::common;
+use crate::common::{Backend, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 

@@ -3,13 +3,12 @@
 //! orderline recovers without a restart. PostgreSQL only: these are the faults of a database
 //! server (SQLite, in-process, has no server to lose; its lock waits are in tests/hardening.rs).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::pg_cluster::PgCluster;
-use common::{SECRET, order_variant, post_webhook, settings_for};
+use crate::common;
+use crate::common::pg_cluster::PgCluster;
+use crate::common::{SECRET, order_variant, post_webhook, settings_for};
 use orderline::app::{self, Running};
 use orderline::shopify::signature;
 use orderline::sim::twilio::{CallerConfig, Ending, TwilioCaller, scripted};

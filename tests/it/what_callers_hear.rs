@@ -3,14 +3,12 @@
 //! Postgres and SQLite, with the Shopify emulator as the Admin API and the Twilio caller
 //! emulator dialling in.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::line::TOKEN;
+use crate::common::{Backend, SHOP, TestApp, fixture};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::America::New_York;
-use common::line::TOKEN;
-use common::{Backend, SHOP, TestApp, fixture};
 use orderline::clock::ManualClock;
 use orderline::lookup::Source;
 use orderline::shopify::payload::{ShopifyId, ShopifyOrder};

@@ -1,11 +1,10 @@
 //! Two `orderline serve` processes on one Postgres: a webhook applied through one is visible
 //! through the other's cache within 100 ms (LISTEN/NOTIFY drops the cached caller everywhere).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Backend, SECRET, SHOP, ServerProcess, TestDb, fixture, settle};
+use crate::common;
+use crate::common::{Backend, SECRET, SHOP, ServerProcess, TestDb, fixture, settle};
 use orderline::shopify::signature;
 use orderline::store::Store;
 use serde_json::json;
@@ -41,8 +40,8 @@ async fn a_webhook_applied_by_one_instance_reaches_the_other_cache_within_100ms(
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
     let env = [("SHOPIFY_SHOP", SHOP), ("ORDERLINE_AGENT_TOKEN", AGENT), ("ORDERLINE_WARM_COUNT", "0")];
-    let a = ServerProcess::spawn_with(&db.url, &env, std::process::Stdio::inherit());
-    let b = ServerProcess::spawn_with(&db.url, &env, std::process::Stdio::inherit());
+    let a = ServerProcess::spawn_with(&db.url, &env, std::process::Stdio::inherit()).await;
+    let b = ServerProcess::spawn_with(&db.url, &env, std::process::Stdio::inherit()).await;
     let client = reqwest::Client::new();
 
     let order = fixture("order_create.json");

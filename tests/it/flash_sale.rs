@@ -2,12 +2,10 @@
 //! them one by one, several appliers sharing one backlog, and no false freshness: a caller whose
 //! order was acknowledged but not yet applied hears it. On Postgres and on SQLite.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{Backend, SHOP, TestDb, order_variant};
 use chrono::{Duration as Days, Utc};
-use common::{Backend, SHOP, TestDb, order_variant};
 use orderline::clock::{Clock, ManualClock};
 use orderline::lookup::{CallerAnswer, CallerLookup, LookupConfig, Source};
 use orderline::ops::Metrics;

@@ -3,17 +3,15 @@
 //! happens (name, order, keys, transfer), without the page reloading. A screenshot is saved
 //! under target/.
 
-#[path = "support/browser.rs"]
-mod browser;
-mod common;
+use crate::support::browser;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::Backend;
+use crate::common::line::{TOKEN, line};
 use browser::Browser;
-use common::Backend;
-use common::line::{TOKEN, line};
 
 const AGENT: &str = "agent-secret";
 const WAIT: Duration = Duration::from_secs(15);

@@ -1,13 +1,12 @@
 //! Caller lookup against the Shopify emulator: freshness, the live fetch under a budget, the
 //! negative cache, single flight, the client's bucket and breaker, and the JSON API.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common;
+use crate::common::{Backend, SHOP, TestApp, fixture, fixture_bytes};
 use chrono::Utc;
-use common::{Backend, SHOP, TestApp, fixture, fixture_bytes};
 use orderline::clock::ManualClock;
 use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;

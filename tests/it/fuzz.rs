@@ -15,10 +15,10 @@
 //! `cargo test --test fuzz` runs a short run of each (CI); `PROPTEST_CASES=20000 cargo test
 //! --release --test fuzz` runs longer (see the README).
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 
+use orderline::domain::{AskReason, RetryReason, TransferReason};
 use orderline::ivr::flow::{
     AskOrderNumber, AskPostalCode, CallContext, GoodbyeStep, MenuOptions, MenuStep, OrdersStep, PostalCodeOf,
     TransferStep,
@@ -285,7 +285,7 @@ fn steps() -> impl Strategy<Value = Step> {
                 order_state: Some("shipped".into()),
             }
         });
-    let reasons = prop::sample::select(vec!["asked", "order_not_found", "not_verified", "no_input", "invalid_key"]);
+    let reasons = prop::sample::select(TransferReason::ALL.to_vec());
     prop_oneof![
         (prop::option::of(hostile_text()), prop::option::of(order_facts()), menu.clone(), any::<bool>(), any::<bool>())
             .prop_map(|(greet, order, menu, closed, reprompt)| Step::Menu(MenuStep {
@@ -300,13 +300,13 @@ fn steps() -> impl Strategy<Value = Step> {
             .prop_map(|(orders, menu)| Step::OtherOrders(OrdersStep { orders, menu })),
         (prop::collection::vec(order_facts(), 0..4), menu)
             .prop_map(|(orders, menu)| Step::Returns(OrdersStep { orders, menu })),
-        (prop::sample::select(vec!["unknown", "shared", "withheld", "verify", "retry"]), "[0-9]{1,20}").prop_map(
-            |(reason, entered)| Step::AskOrderNumber(AskOrderNumber {
+        (prop::sample::select(AskReason::ALL.to_vec()), "[0-9]{1,20}").prop_map(|(reason, entered)| {
+            Step::AskOrderNumber(AskOrderNumber {
                 reason,
-                retry: Some("not_found"),
-                entered: Some(orderline::ivr::order_status::spoken_digits(&entered))
+                retry: Some(RetryReason::NotFound),
+                entered: Some(orderline::ivr::order_status::spoken_digits(&entered)),
             })
-        ),
+        }),
         prop::sample::select(vec![PostalCodeOf::Account, PostalCodeOf::Order])
             .prop_map(|about| Step::AskPostalCode(AskPostalCode { about, retry: None })),
         (reasons.clone(), context).prop_map(|(reason, context)| Step::Transfer(TransferStep { reason, context })),

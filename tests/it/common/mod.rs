@@ -5,7 +5,12 @@
 pub mod line;
 pub mod pg_cluster;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "../../harness/mod.rs"]
+mod harness;
+
+pub use harness::postgres::PgDatabase;
+use harness::process::OrderlineProcess;
+
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -26,42 +31,31 @@ pub enum Backend {
     Sqlite,
 }
 
-/// A database of its own for one test; dropped with it.
+/// A database of its own for one test (a PostgreSQL database, or an SQLite file in a temporary
+/// directory); dropped with it.
 pub struct TestDb {
     pub backend: Backend,
     pub url: String,
-    pg_name: Option<String>,
+    _postgres: Option<PgDatabase>,
     _dir: Option<tempfile::TempDir>,
 }
 
 pub fn postgres_admin_url() -> String {
-    std::env::var("ORDERLINE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn unique_name(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
-    format!("{prefix}_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    harness::postgres::admin_url()
 }
 
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
         match backend {
             Backend::Postgres => {
-                use sqlx::Connection;
-                let name = unique_name("orderline_test");
-                let admin = postgres_admin_url();
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("tests need PostgreSQL at {admin} (set ORDERLINE_TEST_POSTGRES): {e}"));
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-                TestDb { backend, url: format!("{base}/{name}"), pg_name: Some(name), _dir: None }
+                let database =
+                    PgDatabase::create(&postgres_admin_url(), "test").await.unwrap_or_else(|e| panic!("{e}"));
+                TestDb { backend, url: database.url.clone(), _postgres: Some(database), _dir: None }
             }
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("orderline.db").display());
-                TestDb { backend, url, pg_name: None, _dir: Some(dir) }
+                TestDb { backend, url, _postgres: None, _dir: Some(dir) }
             }
         }
     }
@@ -111,25 +105,6 @@ impl TestDb {
             }
         };
         bodies.into_iter().map(|b| String::from_utf8_lossy(&b).into_owned()).collect()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(name) = self.pg_name.take() {
-            let admin = postgres_admin_url();
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                rt.block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
-                    }
-                });
-            })
-            .join();
-        }
     }
 }
 
@@ -282,75 +257,50 @@ macro_rules! on_both_backends {
     };
 }
 
-/// The `orderline serve` binary as a child process (for crash and multi-process tests).
+/// The `orderline serve` binary as a child process (for crash and multi-process tests), with
+/// the test secrets; killed when dropped.
 pub struct ServerProcess {
-    pub child: std::process::Child,
+    process: OrderlineProcess,
     pub url: String,
 }
 
 impl ServerProcess {
-    pub fn spawn(db_url: &str) -> ServerProcess {
-        ServerProcess::spawn_with(db_url, &[], std::process::Stdio::inherit())
+    pub async fn spawn(db_url: &str) -> ServerProcess {
+        ServerProcess::spawn_with(db_url, &[], std::process::Stdio::inherit()).await
     }
 
-    /// As `spawn`, with more environment and stderr (the logs) sent where asked.
-    pub fn spawn_with(db_url: &str, envs: &[(&str, &str)], stderr: std::process::Stdio) -> ServerProcess {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orderline"))
-            .arg("serve")
-            .env("DATABASE_URL", db_url)
-            .env("ORDERLINE_LISTEN", "127.0.0.1:0")
-            .env("TWILIO_AUTH_TOKEN", "test-twilio-token")
-            .env("SHOPIFY_WEBHOOK_SECRET", SECRET)
-            .env("ORDERLINE_DB_MAX_CONNECTIONS", "8")
-            .env("RUST_LOG", "warn")
-            .env_remove("ORDERLINE_CONFIG")
-            .envs(envs.iter().copied())
-            .stdout(std::process::Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("orderline listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = rx.recv_timeout(Duration::from_secs(30)).expect("orderline serve printed its address");
-        // Ready: database, migrations and (on Postgres) the change listener are up.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = url.trim_start_matches("http://").to_string();
-        while Instant::now() < deadline && !answers_ready(&addr) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        ServerProcess { child, url }
+    /// As `spawn`, with more environment and stderr (the logs) sent where asked; returns once
+    /// `/readyz` answers (database, migrations and, on Postgres, the change listener are up).
+    pub async fn spawn_with(db_url: &str, envs: &[(&str, &str)], stderr: std::process::Stdio) -> ServerProcess {
+        let base = [
+            ("DATABASE_URL", db_url),
+            ("TWILIO_AUTH_TOKEN", "test-twilio-token"),
+            ("SHOPIFY_WEBHOOK_SECRET", SECRET),
+            ("ORDERLINE_DB_MAX_CONNECTIONS", "8"),
+        ];
+        let process = OrderlineProcess::start(
+            env!("CARGO_BIN_EXE_orderline"),
+            &["serve"],
+            base.iter().chain(envs).copied(),
+            stderr,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        process.wait_ready(Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"));
+        let url = process.url.clone();
+        ServerProcess { process, url }
+    }
+
+    pub fn child(&mut self) -> &mut std::process::Child {
+        &mut self.process.child
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// SIGKILL: no shutdown, no flush, nothing graceful.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET /readyz` over a plain socket: true on a 200.
-fn answers_ready(addr: &str) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 

@@ -1,17 +1,16 @@
 //! Graceful shutdown of `orderline serve`: on SIGTERM it stops accepting, lets requests in
 //! flight finish (up to ORDERLINE_DRAIN_TIMEOUT), and exits 0; what it acknowledged is stored.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Backend, SECRET, ServerProcess, TestDb, fixture_bytes};
+use crate::common;
+use crate::common::{Backend, SECRET, ServerProcess, TestDb, fixture_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn sigterm(server: &ServerProcess) {
     // SAFETY: kill(2) on our own child's pid.
-    let sent = unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) };
+    let sent = unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(sent, 0, "SIGTERM sent");
 }
 
@@ -19,7 +18,7 @@ fn sigterm(server: &ServerProcess) {
 fn exit_within(server: &mut ServerProcess, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        if let Some(status) = server.child.try_wait().unwrap() {
+        if let Some(status) = server.child().try_wait().unwrap() {
             return Some(status);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -30,7 +29,7 @@ fn exit_within(server: &mut ServerProcess, limit: Duration) -> Option<std::proce
 async fn a_request_in_flight_at_sigterm_finishes_and_is_kept(backend: Backend) {
     let db = TestDb::new(backend).await;
     let mut server =
-        ServerProcess::spawn_with(&db.url, &[("ORDERLINE_DRAIN_TIMEOUT", "10s")], std::process::Stdio::null());
+        ServerProcess::spawn_with(&db.url, &[("ORDERLINE_DRAIN_TIMEOUT", "10s")], std::process::Stdio::null()).await;
     let addr = server.url.trim_start_matches("http://").to_string();
     let body = fixture_bytes("order_create.json");
     let hmac = orderline::shopify::signature::sign(SECRET, &body);
@@ -78,7 +77,8 @@ async fn the_drain_timeout_bounds_the_wait_for_a_request_that_never_ends(backend
         &db.url,
         &[("ORDERLINE_DRAIN_TIMEOUT", "1s"), ("ORDERLINE_REQUEST_TIMEOUT", "60s"), ("ORDERLINE_IDLE_TIMEOUT", "60s")],
         std::process::Stdio::null(),
-    );
+    )
+    .await;
     let addr = server.url.trim_start_matches("http://").to_string();
     let mut stuck = TcpStream::connect(&addr).await.unwrap();
     let head = "POST /shopify/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{";

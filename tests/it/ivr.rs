@@ -2,14 +2,13 @@
 //! Shopify emulator's demo shop in the store, and the Twilio caller emulator dialing in. Every
 //! test reads the TwiML that came back: verbs, attributes and the words the caller heard.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common;
+use crate::common::line::{Line, TOKEN, line, line_with};
+use crate::common::{Backend, SHOP};
 use chrono::{TimeZone, Utc};
-use common::line::{Line, TOKEN, line, line_with};
-use common::{Backend, SHOP};
 use orderline::clock::ManualClock;
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::shopify::Failure;

@@ -4,11 +4,9 @@
 //! parses every answer with a conformant XML 1.0 parser. orderline on 127.0.0.1:0, real Postgres
 //! and SQLite, the Shopify emulator's demo shop.
 
-mod common;
-
+use crate::common::line::{Line, TOKEN, line};
+use crate::common::{Backend, SHOP};
 use chrono::Utc;
-use common::line::{Line, TOKEN, line};
-use common::{Backend, SHOP};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::twilio::{
     CallerConfig, DialOutcome, Ending, QueueScript, Transcript, Transfer, TwilioCaller, scripted,

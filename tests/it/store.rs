@@ -1,10 +1,10 @@
 //! The store on its own, on Postgres and SQLite: the apply path used by live fetches and
 //! reconciliation, confirmations, watermarks, call records and readiness.
 
-mod common;
-
+use crate::common;
+use crate::common::{Backend, SHOP, TestDb, fixture};
 use chrono::{Duration, TimeZone, Utc};
-use common::{Backend, SHOP, TestDb, fixture};
+use orderline::domain::{EventKind, TransferReason};
 use orderline::shopify::payload::{ShopifyChange, ShopifyId, Topic};
 use orderline::store::{ApplyOutcome, CallEvent, CallWrite, NewCall, Store, Ts};
 
@@ -102,7 +102,7 @@ async fn a_call_is_recorded_with_its_events_in_order(backend: Backend) {
             call_sid: call.call_sid.clone(),
             step,
             idx,
-            kind: kind.into(),
+            kind: EventKind::parse(kind).expect("a stored event kind"),
             detail: detail.into(),
             at: at(9),
         })
@@ -122,7 +122,7 @@ async fn a_call_is_recorded_with_its_events_in_order(backend: Backend) {
                 call_sid: call.call_sid.clone(),
                 customer_id: None,
                 verification: Some("postal_code".into()),
-                transfer: Some("asked".into()),
+                transfer: Some(TransferReason::Asked),
             },
         ])
         .await

@@ -1,0 +1,317 @@
+//! What happens in a call, as the call record stores it and the agents' feed and card read it:
+//! each event is a kind (stored by its name) and a detail; reasons are the words the templates
+//! branch on. The names are the stored ones: changing one is a migration.
+
+use serde::Serialize;
+
+use super::Verified;
+
+/// Declares a vocabulary enum whose variants serialise to their stored names, with `as_str`,
+/// `parse` and `ALL` (the template check compares template literals against `ALL`).
+macro_rules! names {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+names! {
+    /// What kind of thing happened; stored in `call_events.kind`.
+    pub enum EventKind {
+        /// A step of the flow was spoken (its template's name).
+        Step => "step",
+        /// Where the caller's record came from (cache, store, Shopify, …), or that it was slow.
+        Lookup => "lookup",
+        /// Keys pressed at a question (`none` when nothing was).
+        Key => "key",
+        /// A postal code was keyed: only whether it was, never its digits.
+        PostalCode => "postal_code",
+        /// A verification passed, failed or was refused (`method:result`).
+        Verification => "verification",
+        /// The order a caller keyed in and was told about.
+        Order => "order",
+        Goodbye => "goodbye",
+        Transfer => "transfer",
+        /// How a transfer ended (answered, busy, no answer, …).
+        TransferEnd => "transfer_end",
+        /// Something failed and the caller went to the fallback.
+        Error => "error",
+        /// A status callback from Twilio.
+        Status => "status",
+        /// A Media Streams session started, ended or failed.
+        Stream => "stream",
+        /// The caller pressed a key over a Media Streams prompt.
+        BargeIn => "barge_in",
+    }
+}
+
+impl EventKind {
+    /// The change type the agents' feed announces for an event of this kind; `None`: not a
+    /// change of its own (status callbacks announce themselves).
+    pub fn feed_type(self) -> Option<&'static str> {
+        match self {
+            EventKind::Verification => Some("verified"),
+            EventKind::Transfer => Some("transferred"),
+            EventKind::Status => None,
+            _ => Some("step"),
+        }
+    }
+}
+
+names! {
+    /// Why the caller is asked for an order number.
+    pub enum AskReason {
+        /// No customer has the calling number.
+        Unknown => "unknown",
+        /// Several customers share it.
+        Shared => "shared",
+        /// No caller ID.
+        Withheld => "withheld",
+        /// Known, but no postal code on file to check: the caller proves an order instead.
+        Verify => "verify",
+        /// The last answer was not an order we know.
+        Retry => "retry",
+    }
+}
+
+names! {
+    /// Why a question is asked again.
+    pub enum RetryReason {
+        /// Nothing was keyed.
+        NoInput => "no_input",
+        /// The order number keyed is not an order we know.
+        NotFound => "not_found",
+        /// The postal code keyed is not the one on file.
+        Mismatch => "mismatch",
+    }
+}
+
+names! {
+    /// Why a caller is put through to a person (also the spoken reason of a goodbye outside
+    /// business hours, see `GoodbyeReason`).
+    pub enum TransferReason {
+        /// Pressed 0.
+        Asked => "asked",
+        OrderNotFound => "order_not_found",
+        NotVerified => "not_verified",
+        /// Recorded only: too many failed verifications (spoken as `not_verified`).
+        VerificationLocked => "verification_locked",
+        NoInput => "no_input",
+        InvalidKey => "invalid_key",
+        /// Something failed; the fallback puts the caller through.
+        Fallback => "fallback",
+    }
+}
+
+/// Why a call ends with goodbye: the reason it would have been put through, outside business
+/// hours where nobody is there.
+pub type GoodbyeReason = TransferReason;
+
+/// Where an event is numbered in the call record (`call_events.step`): the flow's steps count
+/// from 1; the others sort after every step a call can reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventStep {
+    /// The flow's n-th request of the call.
+    Flow(u32),
+    /// A failure that belongs to no step of the call.
+    Unnumbered,
+    /// How a transfer ended: after the flow's steps, before status callbacks.
+    TransferEnd,
+    /// A Media Streams status callback: 0 started, 1 stopped, 2 error, 3 anything else (one
+    /// number each, so a start and a stop of the same call are both kept).
+    StreamStatus(u8),
+    /// Twilio's status callback with this `SequenceNumber`.
+    Status(i32),
+}
+
+impl EventStep {
+    const TRANSFER_END: i32 = 90_000;
+    const STREAM_STATUS: i32 = 95_000;
+    const UNNUMBERED: i32 = 99_999;
+    const STATUS_BASE: i32 = 100_000;
+
+    /// The stored number.
+    pub fn number(self) -> i32 {
+        match self {
+            EventStep::Flow(0) => Self::UNNUMBERED,
+            EventStep::Flow(n) => i32::try_from(n).unwrap_or(i32::MAX),
+            EventStep::Unnumbered => Self::UNNUMBERED,
+            EventStep::TransferEnd => Self::TRANSFER_END,
+            EventStep::StreamStatus(n) => Self::STREAM_STATUS + i32::from(n.min(3)),
+            EventStep::Status(sequence) => Self::STATUS_BASE.saturating_add(sequence.max(0)),
+        }
+    }
+}
+
+/// A verification's outcome, stored as `method:result`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerificationResult {
+    Passed,
+    Failed,
+    /// No more guesses: why (how many failures within which window, for what).
+    Locked(String),
+    /// Could not be checked: why.
+    Unverifiable(String),
+}
+
+/// One thing that happened at a step of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Step(&'static str),
+    Lookup(String),
+    /// The keys pressed (digits and `*`), or `None` when nothing was.
+    Key(Option<String>),
+    /// Whether a postal code was keyed (its digits are never recorded).
+    PostalCode {
+        entered: bool,
+    },
+    Verification {
+        method: Verified,
+        result: VerificationResult,
+    },
+    Order(String),
+    Goodbye(GoodbyeReason),
+    Transfer(TransferReason),
+    TransferEnd(String),
+    Error(String),
+    Status(String),
+    Stream(String),
+    BargeIn(String),
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Step(_) => EventKind::Step,
+            Event::Lookup(_) => EventKind::Lookup,
+            Event::Key(_) => EventKind::Key,
+            Event::PostalCode { .. } => EventKind::PostalCode,
+            Event::Verification { .. } => EventKind::Verification,
+            Event::Order(_) => EventKind::Order,
+            Event::Goodbye(_) => EventKind::Goodbye,
+            Event::Transfer(_) => EventKind::Transfer,
+            Event::TransferEnd(_) => EventKind::TransferEnd,
+            Event::Error(_) => EventKind::Error,
+            Event::Status(_) => EventKind::Status,
+            Event::Stream(_) => EventKind::Stream,
+            Event::BargeIn(_) => EventKind::BargeIn,
+        }
+    }
+
+    /// The detail as stored beside the kind.
+    pub fn detail(&self) -> String {
+        match self {
+            Event::Step(template) => (*template).to_string(),
+            Event::Key(None) | Event::PostalCode { entered: false } => "none".to_string(),
+            Event::Key(Some(keys)) => keys.clone(),
+            Event::PostalCode { entered: true } => "entered (not recorded)".to_string(),
+            Event::Verification { method, result } => match result {
+                VerificationResult::Passed => format!("{method}:passed", method = method.as_str()),
+                VerificationResult::Failed => format!("{}:failed", method.as_str()),
+                VerificationResult::Locked(why) => format!("{}:locked: {why}", method.as_str()),
+                VerificationResult::Unverifiable(why) => format!("{}:{why}", method.as_str()),
+            },
+            Event::Goodbye(reason) | Event::Transfer(reason) => reason.as_str().to_string(),
+            Event::Lookup(text)
+            | Event::Order(text)
+            | Event::TransferEnd(text)
+            | Event::Error(text)
+            | Event::Status(text)
+            | Event::Stream(text)
+            | Event::BargeIn(text) => text.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_are_the_ones_rows_and_the_feed_already_hold() {
+        let kinds: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "step",
+                "lookup",
+                "key",
+                "postal_code",
+                "verification",
+                "order",
+                "goodbye",
+                "transfer",
+                "transfer_end",
+                "error",
+                "status",
+                "stream",
+                "barge_in"
+            ]
+        );
+        let reasons: Vec<&str> = TransferReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            reasons,
+            ["asked", "order_not_found", "not_verified", "verification_locked", "no_input", "invalid_key", "fallback"]
+        );
+        assert_eq!(serde_json::to_string(&AskReason::Withheld).unwrap(), "\"withheld\"");
+        assert_eq!(serde_json::to_string(&RetryReason::NotFound).unwrap(), "\"not_found\"");
+    }
+
+    #[test]
+    fn every_name_parses_back_to_its_value() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(*kind));
+        }
+        assert_eq!(EventKind::parse("verified"), None, "a feed type is not an event kind");
+    }
+
+    #[test]
+    fn details_are_stored_as_before() {
+        let passed = Event::Verification { method: Verified::CallerId, result: VerificationResult::Passed };
+        assert_eq!((passed.kind().as_str(), passed.detail().as_str()), ("verification", "caller_id:passed"));
+        let none = Event::Verification {
+            method: Verified::OrderNumber,
+            result: VerificationResult::Unverifiable("no postal code on file to check".into()),
+        };
+        assert_eq!(none.detail(), "order_number:no postal code on file to check");
+        assert_eq!(Event::Key(None).detail(), "none");
+        assert_eq!(Event::PostalCode { entered: true }.detail(), "entered (not recorded)");
+        assert_eq!(Event::Transfer(TransferReason::VerificationLocked).detail(), "verification_locked");
+    }
+
+    #[test]
+    fn steps_outside_the_flow_sort_after_it() {
+        assert_eq!(EventStep::Flow(3).number(), 3);
+        assert_eq!(EventStep::Flow(0).number(), EventStep::Unnumbered.number());
+        assert!(EventStep::TransferEnd.number() < EventStep::StreamStatus(0).number());
+        assert!(EventStep::StreamStatus(3).number() < EventStep::Unnumbered.number());
+        assert!(EventStep::Unnumbered.number() < EventStep::Status(0).number());
+        assert_eq!(EventStep::Status(-4).number(), EventStep::Status(0).number());
+    }
+}

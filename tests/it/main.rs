@@ -1,0 +1,35 @@
+//! The integration tests: one crate (one build, one link), one module per specification, sharing
+//! the harness in `common` (databases, servers, signed requests) and `support` (the browser).
+
+#[macro_use]
+mod common;
+mod support;
+
+mod agent;
+mod browser_driver;
+mod cli;
+mod consistency;
+mod console_browser;
+mod console_security;
+mod crash;
+mod cross_instance;
+mod demo;
+mod faults;
+mod flash_sale;
+mod fuzz;
+mod hardening;
+mod ivr;
+mod logs;
+mod lookup;
+mod media;
+mod reconcile;
+mod shipment_states;
+mod shopify_contract;
+mod shutdown;
+mod sim_shopify;
+mod store;
+mod transfer;
+mod twilio_sim;
+mod verification;
+mod webhooks;
+mod what_callers_hear;

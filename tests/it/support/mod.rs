@@ -1,0 +1,3 @@
+//! Test support beyond the server harness.
+
+pub mod browser;
