@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use orderline::app;
 use orderline::clock::SystemClock;
 use orderline::config::Settings;
-use orderline::lookup::mask_pii;
+use orderline::domain::mask_pii;
 use orderline::ops::{Metrics, logging};
 use orderline::shopify::processor::Processor;
 use orderline::shopify::reconciler::Reconciler;

@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::api::{CustomerJson, customers_json};
 use crate::app::AppState;
+use crate::domain::mask_phone;
 use crate::domain::{Event, EventKind};
 use crate::ivr::order_status::OrderFacts;
-use crate::lookup::{CallerRecord, mask_phone};
+use crate::lookup::CallerRecord;
 use crate::store::{CallEventRow, StoreError, is_final_status};
 
 #[derive(Debug, Clone, Serialize)]

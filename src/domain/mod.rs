@@ -1,9 +1,12 @@
-//! The vocabulary every layer shares, at the bottom of the house: what happens in a call (events,
-//! reasons, where they are numbered) and how a caller proved who they are. Imports nothing from
-//! the rest of the crate (`tests/it/layers.rs` checks it), so every layer may use it.
+//! The vocabulary every layer shares, at the bottom of the house: phone numbers (and masking them
+//! in logs), what happens in a call (events, reasons, where they are numbered) and how a caller
+//! proved who they are. Imports nothing from the rest of the crate (`tests/it/layers.rs` checks
+//! it), so every layer may use it.
 
 pub mod call;
+pub mod phone;
 pub mod verified;
 
 pub use call::{AskReason, Event, EventKind, EventStep, GoodbyeReason, RetryReason, TransferReason};
+pub use phone::{PhoneError, PhoneNumber, mask_email, mask_phone, mask_pii};
 pub use verified::Verified;

@@ -1,6 +1,6 @@
 //! What Twilio puts in `From`, parsed: a number, withheld, or text that is no number.
 
-use super::phone::PhoneNumber;
+use crate::domain::PhoneNumber;
 
 /// Values Twilio sends when the caller ID is withheld or unavailable: words, and the
 /// placeholder numbers it substitutes (anonymous, unknown, restricted, blocked).

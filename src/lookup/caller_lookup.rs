@@ -14,9 +14,9 @@ use moka::Expiry;
 use moka::future::Cache;
 
 use super::caller_id::CallerId;
-use super::phone::PhoneNumber;
 use super::record::{CallerRecord, OrderCard, ShopCallers};
 use crate::clock::Clock;
+use crate::domain::PhoneNumber;
 use crate::ops::Metrics;
 use crate::shopify::client::{ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS, ShopifyClient, ShopifyError};
 use crate::shopify::payload::ShopifyChange;

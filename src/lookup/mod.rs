@@ -3,10 +3,8 @@
 
 pub mod caller_id;
 pub mod caller_lookup;
-pub mod phone;
 pub mod record;
 
 pub use caller_id::CallerId;
 pub use caller_lookup::{CallerAnswer, CallerLookup, LookupConfig, LookupError, OrderMatch, Source};
-pub use phone::{PhoneError, PhoneNumber, mask_email, mask_phone, mask_pii};
 pub use record::{CallerRecord, CustomerCard, FulfillmentCard, OrderCard};

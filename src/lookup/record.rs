@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::phone::PhoneNumber;
+use crate::domain::PhoneNumber;
 use crate::shopify::payload::ShipmentStatus;
 use crate::store::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView};
 

@@ -1,5 +1,5 @@
 //! Logs through tracing: text or JSON (`ORDERLINE_LOG_FORMAT`), filtered by `RUST_LOG`.
-//! Callers log phone numbers and emails only masked (`lookup::mask_phone`, `mask_pii`).
+//! Callers log phone numbers and emails only masked (`domain::mask_phone`, `mask_pii`).
 
 use tracing_subscriber::EnvFilter;
 

@@ -33,7 +33,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(()) if degraded.is_empty() => (StatusCode::OK, "ready\n".to_string()),
         Ok(()) => (StatusCode::OK, format!("ready, degraded:\n{}\n", degraded.join("\n"))),
         Err(reason) => {
-            tracing::warn!(reason = %crate::lookup::mask_pii(&reason), "not ready");
+            tracing::warn!(reason = %crate::domain::mask_pii(&reason), "not ready");
             (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_string())
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
-use crate::lookup::mask_pii;
+use crate::domain::mask_pii;
 use crate::ops::Metrics;
 use crate::store::{DeliveryStatus, ProcessedDelivery, Store, StoreError, Ts};
 

@@ -664,7 +664,7 @@ for_each_backend! {
     /// A run that `apply_batch` did not take is applied one delivery at a time: correct, much
     /// slower; said in the log with why, so a slow apply can be traced to it.
     fn log_fallback(deliveries: usize, reason: &str) {
-        let reason = crate::lookup::mask_pii(reason);
+        let reason = crate::domain::mask_pii(reason);
         tracing::warn!(deliveries, reason, "batch apply fell back to one delivery at a time");
     }
 

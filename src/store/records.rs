@@ -5,7 +5,7 @@
 
 use super::changes::PhoneChanges;
 use super::{Store, StoreError, Ts, for_each_backend, on_backend};
-use crate::lookup::PhoneNumber;
+use crate::domain::PhoneNumber;
 use crate::shopify::payload::{ShopifyAddress, ShopifyChange, ShopifyCustomer, ShopifyId, ShopifyOrder};
 
 #[allow(unused_imports)]

@@ -14,10 +14,10 @@ use super::transfer::TransferTarget;
 use super::transfer_end::{DIAL_ENDED_PATH, QUEUE_ENDED_PATH, QUEUE_WAIT_PATH};
 use super::xml_text::xml_chars;
 use crate::app::AppState;
+use crate::domain::mask_pii;
 use crate::domain::{Event, EventStep, TransferReason};
 use crate::ivr::{CallContext, Caller, Outcome, Reply, Step};
 use crate::lookup::caller_id::CallerId;
-use crate::lookup::mask_pii;
 use crate::store::{CallEvent, CallWrite, NewCall, Ts};
 
 /// Longest a flow step may take before the caller gets the fallback (Twilio gives up at 15 s).

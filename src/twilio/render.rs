@@ -108,6 +108,7 @@ impl Renderer {
                 })?,
                 None => built_in.to_string(),
             };
+            check_vocabulary(name, &source)?;
             env.add_template_owned(name.to_string(), source).map_err(|e| template_error(name, &e))?;
         }
         Ok(Renderer { env })
@@ -330,6 +331,61 @@ fn template_error(name: &str, e: &minijinja::Error) -> TemplateError {
         source = s.source();
     }
     TemplateError { template: e.name().unwrap_or(name).to_string(), line: e.line().unwrap_or(0), message }
+}
+
+/// The names a template may compare a field with (`reason == "not_verified"`), by the field's
+/// last path segment: the names of the enum the field holds. A name that is not among them would
+/// compile and silently fall through to the `{% else %}`.
+fn vocabulary() -> Vec<(&'static str, Vec<&'static str>)> {
+    use crate::domain::{AskReason, RetryReason, TransferReason, Verified};
+    use crate::ivr::order_status::OrderState;
+    let names = |all: &[&'static str]| all.to_vec();
+    let mut steps: Vec<&'static str> = sample_steps().iter().map(|(step, _)| step.template()).collect();
+    steps.dedup();
+    vec![
+        (
+            "reason",
+            AskReason::ALL.iter().map(|r| r.as_str()).chain(TransferReason::ALL.iter().map(|r| r.as_str())).collect(),
+        ),
+        ("retry", RetryReason::ALL.iter().map(|r| r.as_str()).collect()),
+        ("verified", Verified::ALL.iter().map(|v| v.as_str()).collect()),
+        ("state", OrderState::ALL.iter().map(|s| s.as_str()).collect()),
+        ("about", names(&["account", "order"])),
+        ("outcome", TransferEnd::ALL.iter().map(|o| o.as_str()).collect()),
+        ("kind", names(&super::transfer::TransferTarget::KINDS)),
+        ("step", steps),
+    ]
+}
+
+/// Fails on a comparison of a known field with a name its enum does not have (a typo such as
+/// `reason == "not_verfied"`), naming the template, the line and the names it may use.
+fn check_vocabulary(template: &str, source: &str) -> Result<(), TemplateError> {
+    let vocabulary = vocabulary();
+    for (line_index, line) in source.lines().enumerate() {
+        let mut rest = line;
+        while let Some(at) = rest.find(['=', '!']) {
+            let (before, after) = rest.split_at(at);
+            rest = &after[1..];
+            if !after[1..].starts_with('=') {
+                continue;
+            }
+            let field = before.trim_end().rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).next();
+            let field = field.unwrap_or("").rsplit('.').next().unwrap_or("");
+            let literal = after[2..].trim_start();
+            let Some(literal) = literal.strip_prefix('"').and_then(|l| l.split_once('"')).map(|(name, _)| name) else {
+                continue;
+            };
+            let Some((_, allowed)) = vocabulary.iter().find(|(name, _)| *name == field) else { continue };
+            if !allowed.contains(&literal) {
+                return Err(TemplateError {
+                    template: template.to_string(),
+                    line: line_index + 1,
+                    message: format!("`{field}` is never {literal:?}; it is one of {}", allowed.join(", ")),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Steps that together reach every branch of every template, with the awkward inputs callers'

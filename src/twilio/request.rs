@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::public_url::PublicUrl;
 use super::signature;
 use crate::app::AppState;
-use crate::lookup::mask_phone;
+use crate::domain::mask_phone;
 
 /// Twilio's bodies are small (its own limit for a response is 64 kB); anything larger is not Twilio.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::lookup::PhoneNumber;
+use crate::domain::PhoneNumber;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferTarget {
@@ -39,6 +39,9 @@ impl TransferTarget {
             _ => Err(bad("use tel:+15550100, client:NAME, sip:USER@HOST or queue:NAME")),
         }
     }
+
+    /// Every `kind()`, for the template check.
+    pub const KINDS: [&'static str; 4] = ["number", "client", "sip", "queue"];
 
     pub fn kind(&self) -> &'static str {
         match self {

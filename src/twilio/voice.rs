@@ -19,9 +19,9 @@ use super::request::TwilioRequest;
 use crate::app::AppState;
 use crate::config::PromptMode;
 use crate::domain::{Event, EventStep};
+use crate::domain::{mask_phone, mask_pii};
 use crate::ivr::order_status::OrderFacts;
 use crate::ivr::{CallState, Input, Reply, Stage};
-use crate::lookup::{mask_phone, mask_pii};
 use crate::shopify::payload::ShopifyId;
 use crate::store::{CallWrite, Ts, is_final_status};
 

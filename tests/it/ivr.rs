@@ -437,6 +437,27 @@ async fn a_broken_template_stops_the_start_and_names_template_and_line() {
 }
 
 #[tokio::test]
+async fn a_template_comparing_with_a_name_no_reason_has_stops_the_start() {
+    // A typo compiles and silently falls through to the `{% else %}`; the start-up check names it.
+    let dir = tempfile::tempdir().unwrap();
+    let goodbye = orderline::twilio::render::built_in("goodbye.xml").unwrap();
+    assert!(goodbye.contains("reason == \"not_verified\""), "the built-in compares the reason");
+    std::fs::write(dir.path().join("goodbye.xml"), goodbye.replace("\"not_verified\"", "\"not_verfied\"")).unwrap();
+    let db = common::TestDb::new(Backend::Sqlite).await;
+    let settings = common::settings_for(&db.url, &[("twiml_dir", dir.path().to_str().unwrap())]);
+    let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
+    assert!(err.contains("goodbye.xml") && err.contains("not_verfied") && err.contains("not_verified"), "{err}");
+
+    let transfer_ended = orderline::twilio::render::built_in("transfer_ended.xml").unwrap();
+    std::fs::write(dir.path().join("goodbye.xml"), goodbye).unwrap();
+    std::fs::write(dir.path().join("transfer_ended.xml"), transfer_ended.replace("\"no_answer\"", "\"no-answer\""))
+        .unwrap();
+    let settings = common::settings_for(&db.url, &[("twiml_dir", dir.path().to_str().unwrap())]);
+    let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
+    assert!(err.contains("transfer_ended.xml") && err.contains("`outcome` is never \"no-answer\""), "{err}");
+}
+
+#[tokio::test]
 async fn an_operator_can_reword_a_step_without_recompiling() {
     let dir = tempfile::tempdir().unwrap();
     let menu =

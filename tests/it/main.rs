@@ -19,6 +19,7 @@ mod flash_sale;
 mod fuzz;
 mod hardening;
 mod ivr;
+mod layers;
 mod logs;
 mod lookup;
 mod media;

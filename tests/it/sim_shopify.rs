@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, TimeDelta, Utc};
 use orderline::config::Secret;
-use orderline::lookup::PhoneNumber;
+use orderline::domain::PhoneNumber;
 use orderline::shopify::graphql::{
     self, CustomersData, GraphqlRequest, GraphqlResponse, Operation, OrdersData, PAGE_SIZE,
 };

@@ -3,7 +3,7 @@
 
 use crate::common;
 use crate::common::{Backend, SHOP, TestApp, fixture, fixture_bytes, orderline_cli};
-use orderline::lookup::PhoneNumber;
+use orderline::domain::PhoneNumber;
 use orderline::shopify::payload::ShopifyId;
 use reqwest::StatusCode;
 use serde_json::json;

@@ -163,7 +163,7 @@ async fn stream_status(State(state): State<AppState>, req: TwilioRequest) -> Res
     };
     let event = req.param("StreamEvent").unwrap_or("unknown");
     let detail = match req.param("StreamError").filter(|e| !e.is_empty()) {
-        Some(error) => format!("{event}: {}", crate::lookup::mask_pii(error)),
+        Some(error) => format!("{event}: {}", crate::domain::mask_pii(error)),
         None => event.to_string(),
     };
     if event == "stream-error" {

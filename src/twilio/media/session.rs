@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use super::protocol::{FrameWriter, FromTwilio, MediaFormat, Start, ToTwilio, is_base64};
 use crate::app::AppState;
 use crate::domain::{Event, TransferReason};
+use crate::domain::{mask_phone, mask_pii};
 use crate::ivr::{CallFlow, Input, Reply, Stage, Step, TransferStep};
-use crate::lookup::{mask_phone, mask_pii};
 use crate::speech;
 use crate::store::{Handoff, Ts};
 use crate::twilio::call::{
