@@ -55,8 +55,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// The keys as written in `orderline.toml` and, uppercased, in the environment.
+/// The keys as written in `orderline.toml` and, uppercased with `ORDERLINE_` (or as the standard
+/// names below), in the environment. A key not among them stops the start (see `unknown_key`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 struct RawSettings {
     listen: String,
     public_url: Option<String>,
@@ -70,8 +72,10 @@ struct RawSettings {
     shopify_webhook_secret: Option<Secret>,
     shopify_webhook_secret_previous: Option<Secret>,
     shopify_api_url: Option<String>,
-    freshness: String,
-    lookup_budget: String,
+    #[serde(with = "duration_text")]
+    freshness: Duration,
+    #[serde(with = "duration_text")]
+    lookup_budget: Duration,
     agent_token: Option<Secret>,
     verify: VerifyPolicy,
     prompt_mode: PromptMode,
@@ -81,12 +85,17 @@ struct RawSettings {
     db_max_connections: u32,
     cache_max_bytes: u64,
     warm_count: i64,
-    negative_ttl: String,
-    reconcile_every: String,
-    reconcile_lag: String,
-    reconcile_deletions_every: String,
+    #[serde(with = "duration_text")]
+    negative_ttl: Duration,
+    #[serde(with = "duration_text")]
+    reconcile_every: Duration,
+    #[serde(with = "duration_text")]
+    reconcile_lag: Duration,
+    #[serde(with = "duration_text")]
+    reconcile_deletions_every: Duration,
     breaker_threshold: u32,
-    breaker_cooldown: String,
+    #[serde(with = "duration_text")]
+    breaker_cooldown: Duration,
     transfer_to: String,
     taskrouter_workflow_sid: Option<String>,
     hours_timezone: String,
@@ -96,20 +105,29 @@ struct RawSettings {
     voice: String,
     language: String,
     twiml_dir: Option<String>,
-    hold_after: String,
-    header_timeout: String,
-    idle_timeout: String,
-    request_timeout: String,
+    #[serde(with = "duration_text")]
+    hold_after: Duration,
+    #[serde(with = "duration_text")]
+    header_timeout: Duration,
+    #[serde(with = "duration_text")]
+    idle_timeout: Duration,
+    #[serde(with = "duration_text")]
+    request_timeout: Duration,
     max_connections: usize,
     max_connections_per_ip: usize,
     max_feed_clients: usize,
-    drain_timeout: String,
+    #[serde(with = "duration_text")]
+    drain_timeout: Duration,
     verify_max_failures: u32,
-    verify_failure_window: String,
-    agent_session_ttl: String,
-    queue_max_wait: String,
+    #[serde(with = "duration_text")]
+    verify_failure_window: Duration,
+    #[serde(with = "duration_text")]
+    agent_session_ttl: Duration,
+    #[serde(with = "duration_text")]
+    queue_max_wait: Duration,
     hold_music_url: String,
-    media_lead: String,
+    #[serde(with = "duration_text")]
+    media_lead: Duration,
 }
 
 impl Default for RawSettings {
@@ -127,8 +145,8 @@ impl Default for RawSettings {
             shopify_webhook_secret: None,
             shopify_webhook_secret_previous: None,
             shopify_api_url: None,
-            freshness: "5m".into(),
-            lookup_budget: "1500ms".into(),
+            freshness: duration_text::parse("5m"),
+            lookup_budget: duration_text::parse("1500ms"),
             agent_token: None,
             verify: VerifyPolicy::PostalCode,
             prompt_mode: PromptMode::Twiml,
@@ -138,12 +156,12 @@ impl Default for RawSettings {
             db_max_connections: 16,
             cache_max_bytes: 512 * 1024 * 1024,
             warm_count: 100_000,
-            negative_ttl: "60s".into(),
-            reconcile_every: "60s".into(),
-            reconcile_lag: "30s".into(),
-            reconcile_deletions_every: "6h".into(),
+            negative_ttl: duration_text::parse("60s"),
+            reconcile_every: duration_text::parse("60s"),
+            reconcile_lag: duration_text::parse("30s"),
+            reconcile_deletions_every: duration_text::parse("6h"),
             breaker_threshold: 5,
-            breaker_cooldown: "10s".into(),
+            breaker_cooldown: duration_text::parse("10s"),
             transfer_to: "queue:support".into(),
             taskrouter_workflow_sid: None,
             hours_timezone: "UTC".into(),
@@ -153,21 +171,21 @@ impl Default for RawSettings {
             voice: "Polly.Joanna".into(),
             language: "en-US".into(),
             twiml_dir: None,
-            hold_after: "800ms".into(),
-            header_timeout: "10s".into(),
-            idle_timeout: "60s".into(),
-            request_timeout: "30s".into(),
+            hold_after: duration_text::parse("800ms"),
+            header_timeout: duration_text::parse("10s"),
+            idle_timeout: duration_text::parse("60s"),
+            request_timeout: duration_text::parse("30s"),
             max_connections: 4096,
             max_connections_per_ip: 1024,
             max_feed_clients: 64,
-            drain_timeout: "30s".into(),
+            drain_timeout: duration_text::parse("30s"),
             verify_max_failures: 5,
-            verify_failure_window: "24h".into(),
-            agent_session_ttl: "12h".into(),
-            queue_max_wait: "5m".into(),
+            verify_failure_window: duration_text::parse("24h"),
+            agent_session_ttl: duration_text::parse("12h"),
+            queue_max_wait: duration_text::parse("5m"),
             // Twilio's own hold music, as its queue examples play it.
             hold_music_url: "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3".into(),
-            media_lead: "300ms".into(),
+            media_lead: duration_text::parse("300ms"),
         }
     }
 }
@@ -260,8 +278,6 @@ pub struct Settings {
 pub enum ConfigError {
     #[error("configuration: {0}")]
     Invalid(String),
-    #[error("configuration: {0}")]
-    Source(#[from] Box<figment::Error>),
 }
 
 /// Environment names that are not ORDERLINE_-prefixed, read as they are.
@@ -285,9 +301,12 @@ impl Settings {
         if std::env::var("ORDERLINE_CONFIG").is_ok() && !Path::new(&path).exists() {
             return Err(ConfigError::Invalid(format!("ORDERLINE_CONFIG names {path}, which does not exist")));
         }
+        check_keys(Figment::from(Toml::file(&path)), &path)?;
+        let environment = Env::prefixed("ORDERLINE_").filter(|key| !is_not_a_setting(key.as_str()));
+        check_keys(Figment::from(environment.clone()), "the environment (ORDERLINE_…)")?;
         let figment = Figment::from(Serialized::defaults(RawSettings::default()))
             .merge(Toml::file(&path))
-            .merge(Env::prefixed("ORDERLINE_").ignore(&["config"]))
+            .merge(environment)
             .merge(Env::raw().only(&STANDARD_ENV));
         Settings::from_figment(figment)
     }
@@ -304,7 +323,8 @@ impl Settings {
     }
 
     fn from_figment(figment: Figment) -> Result<Settings, ConfigError> {
-        let raw: RawSettings = figment.extract().map_err(Box::new)?;
+        check_keys(figment.clone(), "the settings")?;
+        let raw: RawSettings = figment.extract().map_err(|e| ConfigError::Invalid(describe(&e)))?;
         let listen: SocketAddr = raw.listen.parse().map_err(|_| {
             ConfigError::Invalid(format!("ORDERLINE_LISTEN {:?} is not an address like 127.0.0.1:8080", raw.listen))
         })?;
@@ -327,18 +347,6 @@ impl Settings {
                 "DATABASE_URL must be postgres://user@host/db or sqlite://path (or sqlite::memory:)".into(),
             ));
         }
-        let duration = |name: &str, text: &str| -> Result<Duration, ConfigError> {
-            humantime::parse_duration(text.trim())
-                .map_err(|e| ConfigError::Invalid(format!("{name} {text:?} is not a duration like 5m or 1500ms: {e}")))
-        };
-        let freshness = duration("ORDERLINE_FRESHNESS", &raw.freshness)?;
-        let lookup_budget = duration("ORDERLINE_LOOKUP_BUDGET", &raw.lookup_budget)?;
-        let negative_ttl = duration("ORDERLINE_NEGATIVE_TTL", &raw.negative_ttl)?;
-        let reconcile_every = duration("ORDERLINE_RECONCILE_EVERY", &raw.reconcile_every)?;
-        let reconcile_lag = duration("ORDERLINE_RECONCILE_LAG", &raw.reconcile_lag)?;
-        let reconcile_deletions_every =
-            duration("ORDERLINE_RECONCILE_DELETIONS_EVERY", &raw.reconcile_deletions_every)?;
-        let breaker_cooldown = duration("ORDERLINE_BREAKER_COOLDOWN", &raw.breaker_cooldown)?;
         let region = raw.default_region.trim().to_ascii_uppercase();
         if region.parse::<phonenumber::country::Id>().is_err() {
             return Err(ConfigError::Invalid(format!(
@@ -349,33 +357,27 @@ impl Settings {
         if raw.webhook_max_bytes < 1024 {
             return Err(ConfigError::Invalid("ORDERLINE_WEBHOOK_MAX_BYTES must be at least 1024".into()));
         }
-        let hold_after = duration("ORDERLINE_HOLD_AFTER", &raw.hold_after)?;
         let transport = crate::ops::transport::Limits {
-            header_timeout: duration("ORDERLINE_HEADER_TIMEOUT", &raw.header_timeout)?,
-            idle_timeout: duration("ORDERLINE_IDLE_TIMEOUT", &raw.idle_timeout)?,
-            request_timeout: duration("ORDERLINE_REQUEST_TIMEOUT", &raw.request_timeout)?,
+            header_timeout: raw.header_timeout,
+            idle_timeout: raw.idle_timeout,
+            request_timeout: raw.request_timeout,
             max_connections: raw.max_connections,
             max_connections_per_ip: raw.max_connections_per_ip,
             max_feed_clients: raw.max_feed_clients,
         }
         .checked()
         .map_err(ConfigError::Invalid)?;
-        let drain_timeout = duration("ORDERLINE_DRAIN_TIMEOUT", &raw.drain_timeout)?;
-        let verify_failure_window = duration("ORDERLINE_VERIFY_FAILURE_WINDOW", &raw.verify_failure_window)?;
-        let agent_session_ttl = duration("ORDERLINE_AGENT_SESSION_TTL", &raw.agent_session_ttl)?;
         if raw.verify_max_failures == 0 {
             return Err(ConfigError::Invalid("ORDERLINE_VERIFY_MAX_FAILURES must be at least 1".into()));
         }
-        let queue_max_wait = duration("ORDERLINE_QUEUE_MAX_WAIT", &raw.queue_max_wait)?;
-        if queue_max_wait < Duration::from_secs(10) {
+        if raw.queue_max_wait < Duration::from_secs(10) {
             return Err(ConfigError::Invalid(format!(
                 "ORDERLINE_QUEUE_MAX_WAIT {:?} is too short for anyone to answer: at least 10s",
                 raw.queue_max_wait
             )));
         }
         crate::twilio::voices::check(raw.voice.trim(), raw.language.trim()).map_err(ConfigError::Invalid)?;
-        let media_lead = duration("ORDERLINE_MEDIA_LEAD", &raw.media_lead)?;
-        if media_lead > Duration::from_secs(2) {
+        if raw.media_lead > Duration::from_secs(2) {
             return Err(ConfigError::Invalid(format!(
                 "ORDERLINE_MEDIA_LEAD {:?}: at most 2s (a caller who presses a key must not wait for queued audio)",
                 raw.media_lead
@@ -429,8 +431,8 @@ impl Settings {
             shopify_webhook_secret: non_empty(raw.shopify_webhook_secret)
                 .or_else(|| non_empty(raw.shopify_client_secret)),
             shopify_webhook_secret_previous: non_empty(raw.shopify_webhook_secret_previous),
-            freshness,
-            lookup_budget,
+            freshness: raw.freshness,
+            lookup_budget: raw.lookup_budget,
             agent_token: non_empty(raw.agent_token),
             verify: raw.verify,
             prompt_mode: raw.prompt_mode,
@@ -440,12 +442,12 @@ impl Settings {
             db_max_connections: raw.db_max_connections.max(2),
             cache_max_bytes: raw.cache_max_bytes,
             warm_count: raw.warm_count.max(0),
-            negative_ttl,
-            reconcile_every,
-            reconcile_lag,
-            reconcile_deletions_every,
+            negative_ttl: raw.negative_ttl,
+            reconcile_every: raw.reconcile_every,
+            reconcile_lag: raw.reconcile_lag,
+            reconcile_deletions_every: raw.reconcile_deletions_every,
             breaker_threshold: raw.breaker_threshold.max(1),
-            breaker_cooldown,
+            breaker_cooldown: raw.breaker_cooldown,
             transfer_to,
             taskrouter_workflow_sid,
             hours,
@@ -453,15 +455,15 @@ impl Settings {
             voice: raw.voice.trim().to_string(),
             language: raw.language.trim().to_string(),
             twiml_dir,
-            hold_after,
+            hold_after: raw.hold_after,
             transport,
-            drain_timeout,
+            drain_timeout: raw.drain_timeout,
             verify_max_failures: raw.verify_max_failures,
-            verify_failure_window,
-            agent_session_ttl,
-            queue_max_wait,
+            verify_failure_window: raw.verify_failure_window,
+            agent_session_ttl: raw.agent_session_ttl,
+            queue_max_wait: raw.queue_max_wait,
             hold_music_url,
-            media_lead,
+            media_lead: raw.media_lead,
         })
     }
 
@@ -481,6 +483,126 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A value that did not parse, named as the operator wrote it: `ORDERLINE_FRESHNESS "soon": …`.
+fn describe(error: &figment::Error) -> String {
+    let key = error.path.last().map(|k| k.to_ascii_lowercase());
+    let name = match key.as_deref() {
+        Some(key) if STANDARD_ENV.iter().any(|e| e.eq_ignore_ascii_case(key)) => key.to_ascii_uppercase(),
+        Some(key) => format!("ORDERLINE_{}", key.to_ascii_uppercase()),
+        None => "a setting".to_string(),
+    };
+    format!("{name}: {}", error.kind)
+}
+
+/// Durations as people write them (`5m`, `1500ms`, `24h`), through humantime.
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// A built-in default: written as the README writes it.
+    pub fn parse(text: &str) -> Duration {
+        humantime::parse_duration(text).unwrap_or_else(|e| panic!("the default {text:?}: {e}"))
+    }
+
+    pub fn serialize<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*duration).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        /// The environment's `0` arrives as a number: read it as the text it was.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Text(String),
+            Number(u64),
+        }
+        let text = match Written::deserialize(d)? {
+            Written::Text(text) => text,
+            Written::Number(n) => n.to_string(),
+        };
+        humantime::parse_duration(text.trim())
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like 5m, 1500ms or 24h ({e})")))
+    }
+}
+
+/// `ORDERLINE_` names that are not settings: the config file's path, and the test suite's own.
+fn is_not_a_setting(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "config" || key.starts_with("test_")
+}
+
+/// Every key `RawSettings` accepts, as serde names them (so the list cannot drift from the struct).
+fn known_keys() -> &'static [&'static str] {
+    /// A deserializer that only records the field names a struct asks for.
+    struct Fields(Option<&'static [&'static str]>);
+    impl<'de> serde::Deserializer<'de> for &mut Fields {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("only structs"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = Some(fields);
+            Err(serde::de::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut fields = Fields(None);
+        let _ = RawSettings::deserialize(&mut fields);
+        fields.0.unwrap_or(&[])
+    })
+}
+
+/// Fails on a key that is not a setting, naming where it was found and the closest setting.
+fn check_keys(source: Figment, place: &str) -> Result<(), ConfigError> {
+    let Ok(found) = source.extract::<std::collections::BTreeMap<String, figment::value::Value>>() else {
+        return Ok(()); // a file that does not parse is reported by the extraction itself
+    };
+    let known = known_keys();
+    match found.keys().find(|key| !known.contains(&key.as_str())) {
+        None => Ok(()),
+        Some(key) => Err(ConfigError::Invalid(unknown_key(key, place, known))),
+    }
+}
+
+fn unknown_key(key: &str, place: &str, known: &[&str]) -> String {
+    let closest = known.iter().min_by_key(|k| edit_distance(key, k)).filter(|k| edit_distance(key, k) <= 3);
+    let env = format!("ORDERLINE_{}", key.to_ascii_uppercase());
+    match closest {
+        Some(closest) => format!(
+            "{place}: `{key}` ({env}) is not a setting; did you mean `{closest}` (ORDERLINE_{})?",
+            closest.to_ascii_uppercase()
+        ),
+        None => format!("{place}: `{key}` ({env}) is not a setting; the README's Configuration section lists them"),
+    }
+}
+
+/// Levenshtein distance, for suggesting the setting a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// `orderline-demo.myshopify.com` → `Orderline Demo`.
@@ -523,7 +645,7 @@ mod tests {
         let err = Settings::from_pairs([("database_url", "mysql://x")]).unwrap_err().to_string();
         assert!(err.contains("DATABASE_URL"), "{err}");
         let err = Settings::from_pairs([("verify", "maybe")]).unwrap_err().to_string();
-        assert!(err.contains("verify"), "{err}");
+        assert!(err.contains("ORDERLINE_VERIFY") && err.contains("maybe") && err.contains("postal_code"), "{err}");
     }
 
     #[test]
@@ -581,6 +703,47 @@ mod tests {
             let err = Settings::from_pairs([(key, value)]).unwrap_err().to_string();
             assert!(err.contains(named), "{key}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn durations_are_written_as_people_write_them() {
+        let s =
+            Settings::from_pairs([("freshness", "1h 30m"), ("reconcile_every", "0"), ("hold_after", "250ms")]).unwrap();
+        assert_eq!(s.freshness, Duration::from_secs(5400));
+        assert_eq!(s.reconcile_every, Duration::ZERO);
+        assert_eq!(s.hold_after, Duration::from_millis(250));
+        let err = Settings::from_pairs([("lookup_budget", "300")]).unwrap_err().to_string();
+        assert!(err.contains("ORDERLINE_LOOKUP_BUDGET") && err.contains("\"300\" is not a duration"), "{err}");
+    }
+
+    #[test]
+    fn a_mistyped_key_stops_the_start_and_names_the_closest_setting() {
+        let err = Settings::from_pairs([("freshnes", "5m")]).unwrap_err().to_string();
+        assert!(err.contains("`freshnes`") && err.contains("did you mean `freshness` (ORDERLINE_FRESHNESS)"), "{err}");
+        let err = Settings::from_pairs([("completely_unrelated", "1")]).unwrap_err().to_string();
+        assert!(err.contains("not a setting") && !err.contains("did you mean"), "{err}");
+        assert!(known_keys().contains(&"reconcile_deletions_every") && known_keys().len() > 40);
+        assert_eq!(edit_distance("freshnes", "freshness"), 1);
+        assert_eq!(edit_distance("verfy", "verify"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type, not ours
+    fn a_mistyped_key_in_orderline_toml_or_the_environment_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("orderline.toml", "freshness = \"5m\"\nlookup_budgett = \"1s\"\n")?;
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("orderline.toml") && err.contains("did you mean `lookup_budget`"), "{err}");
+            jail.create_file("orderline.toml", "freshness = \"5m\"\n")?;
+            assert!(Settings::load().is_ok());
+            jail.set_env("ORDERLINE_TEST_POSTGRES", "postgres://elsewhere");
+            assert!(Settings::load().is_ok(), "the test suite's own names are not settings");
+            jail.set_env("ORDERLINE_RECONCILE_EVRY", "1m");
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("environment") && err.contains("ORDERLINE_RECONCILE_EVERY"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

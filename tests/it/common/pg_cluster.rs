@@ -1,7 +1,7 @@
 //! A throwaway PostgreSQL server for one test: `initdb` and `pg_ctl` under the test's temp
 //! folder, on a free port of 127.0.0.1, so the test can stop, restart or pause (SIGSTOP) it
 //! without touching the shared server. The binaries are found under /usr/lib/postgresql/*/bin
-//! (or `ORDERLINE_PG_BIN`). initdb refuses to run as root, so as root (CI) every command runs as
+//! (or `ORDERLINE_TEST_PG_BIN`). initdb refuses to run as root, so as root (CI) every command runs as
 //! the `postgres` user, which owns the data folder.
 
 use std::path::{Path, PathBuf};
@@ -19,11 +19,11 @@ pub struct PgCluster {
 }
 
 fn bin_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("ORDERLINE_PG_BIN") {
+    if let Ok(dir) = std::env::var("ORDERLINE_TEST_PG_BIN") {
         return PathBuf::from(dir);
     }
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server binaries under /usr/lib/postgresql (or set ORDERLINE_PG_BIN)")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql (or set ORDERLINE_TEST_PG_BIN)")
         .filter_map(|e| e.ok())
         .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path().join("bin"))))
         .filter(|(_, bin)| bin.join("initdb").exists())
