@@ -8,6 +8,7 @@ pub mod config;
 pub mod ivr;
 pub mod lookup;
 pub mod ops;
+pub mod setup;
 pub mod shopify;
 pub mod sim;
 pub mod speech;
