@@ -8,6 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, TestApp};
+use orderline::shopify::graphql::subscription_topic;
+use orderline::shopify::payload::Topic;
+use orderline::sim::shopify::{ShopifySim, SimConfig, SimServer};
 use orderline::sim::twilio::rest::{RestFailure, RestSimConfig, RestSimServer, TwilioRestSim, UNCONFIGURED_VOICE_URL};
 
 /// Runs `orderline ARGS` with exactly `envs` (plus a throwaway database); (exit code, stdout, stderr).
@@ -16,7 +19,7 @@ pub async fn orderline(envs: &[(&str, &str)], args: &[&str]) -> (Option<i32>, St
     let db = format!("sqlite://{}", dir.path().join("cli.db").display());
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderline"));
     command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
-    command.env("DATABASE_URL", db).env("RUST_LOG", "warn");
+    command.env("DATABASE_URL", db).env("RUST_LOG", "warn").env("NO_COLOR", "1");
     for (k, v) in envs {
         command.env(k, v);
     }
@@ -28,18 +31,28 @@ pub async fn orderline(envs: &[(&str, &str)], args: &[&str]) -> (Option<i32>, St
     )
 }
 
-struct Line {
-    app: TestApp,
-    twilio: TwilioRestSim,
+pub struct Line {
+    pub app: TestApp,
+    pub twilio: TwilioRestSim,
     server: RestSimServer,
+    pub shopify: ShopifySim,
+    shopify_server: SimServer,
 }
 
 impl Line {
-    async fn start() -> Line {
-        let app = TestApp::start(Backend::Sqlite).await;
+    pub async fn start() -> Line {
+        Line::start_with(Backend::Sqlite, SimConfig::default()).await
+    }
+
+    /// orderline on `backend`, the Twilio REST emulator, and a demo shop with `config`.
+    pub async fn start_with(backend: Backend, config: SimConfig) -> Line {
+        let app = TestApp::start(backend).await;
         let twilio = TwilioRestSim::new(RestSimConfig::default());
         let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        Line { app, twilio, server }
+        let shopify = ShopifySim::new(config);
+        shopify.seed_demo();
+        let shopify_server = shopify.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        Line { app, twilio, server, shopify, shopify_server }
     }
 
     /// The settings of a local setup: orderline and the emulators on this machine.
@@ -53,10 +66,13 @@ impl Line {
             ("TWILIO_API_KEY".into(), c.api_key.clone()),
             ("TWILIO_API_SECRET".into(), c.api_secret.clone()),
             ("TWILIO_PHONE_NUMBER".into(), c.number.clone()),
+            ("SHOPIFY_API_URL".into(), self.shopify_server.url()),
+            ("SHOPIFY_ACCESS_TOKEN".into(), self.shopify.config().access_token.clone()),
+            ("DATABASE_URL".into(), self.app.db.url.clone()),
         ]
     }
 
-    async fn run(&self, changes: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
+    pub async fn run(&self, changes: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
         let mut envs = self.envs();
         for (k, v) in changes {
             envs.retain(|(key, _)| key != k);
@@ -68,7 +84,8 @@ impl Line {
         orderline(&pairs, args).await
     }
 
-    async fn stop(self) {
+    pub async fn stop(self) {
+        self.shopify_server.stop().await;
         self.server.stop().await;
         self.app.stop().await;
     }
@@ -166,5 +183,118 @@ async fn setup_twilio_bad_input_stops_with_the_setting_named_and_changes_nothing
         assert!(!stderr.contains("wrong") && !stderr.contains(&line.twilio.config().api_secret), "no secret printed");
     }
     assert_eq!(line.twilio.number().voice_url, UNCONFIGURED_VOICE_URL);
+    line.stop().await;
+}
+
+/// What orderline subscribes through the API: every topic it applies but the compliance ones.
+fn applied() -> Vec<String> {
+    let mut topics: Vec<String> =
+        Topic::ALL.into_iter().filter(|t| !t.is_compliance()).map(subscription_topic).collect();
+    topics.sort();
+    topics
+}
+
+fn subscribed(sim: &ShopifySim) -> Vec<String> {
+    let mut topics: Vec<String> = sim.webhook_subscriptions().into_iter().map(|s| s.topic).collect();
+    topics.sort();
+    topics
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_shopify_from_nothing_subscribes_every_applied_topic_and_a_second_run_changes_nothing() {
+    let line = Line::start().await;
+    let (code, stdout, stderr) = line.run(&[], &["setup", "shopify"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(subscribed(&line.shopify), applied());
+    let uri = format!("{}/shopify/webhooks", line.app.url);
+    for s in line.shopify.webhook_subscriptions() {
+        assert_eq!((s.uri.as_str(), s.format.as_str()), (uri.as_str(), "JSON"), "{s:?}");
+    }
+    assert_eq!(line.shopify.subscription_changes(), applied().len() as u64);
+    assert!(stdout.contains("+ orders/create"), "the diff is printed: {stdout}");
+    assert!(
+        stdout.contains(r#"compliance_topics = ["customers/redact", "shop/redact", "customers/data_request"]"#),
+        "the compliance lines are printed: {stdout}"
+    );
+
+    let (code, stdout, stderr) = line.run(&[], &["setup", "shopify"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("nothing to change"), "{stdout}");
+    assert_eq!(line.shopify.subscription_changes(), applied().len() as u64, "the second run changed nothing");
+    line.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_shopify_dry_run_prints_the_diff_and_changes_nothing() {
+    let line = Line::start().await;
+    let (code, stdout, stderr) = line.run(&[], &["setup", "shopify", "--dry-run"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("+ fulfillments/update") && stdout.contains("dry run: nothing changed"), "{stdout}");
+    assert!(line.shopify.webhook_subscriptions().is_empty());
+    assert_eq!(line.shopify.subscription_changes(), 0);
+    line.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_shopify_moves_an_old_address_and_removes_what_orderline_does_not_apply() {
+    let line = Line::start().await;
+    let old = "http://127.0.0.1:9/shopify/webhooks";
+    let ours = format!("{}/shopify/webhooks", line.app.url);
+    let settings = orderline::config::Settings::from_pairs([
+        ("shopify_api_url", line.shopify_server.url().as_str()),
+        ("shopify_access_token", line.shopify.config().access_token.as_str()),
+    ])
+    .unwrap();
+    let client =
+        orderline::app::shopify_client(&settings, std::sync::Arc::new(orderline::ops::Metrics::new())).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    client.create_webhook_subscription("ORDERS_CREATE", old, deadline).await.unwrap();
+    client.create_webhook_subscription("PRODUCTS_UPDATE", &ours, deadline).await.unwrap();
+    client.create_webhook_subscription("PRODUCTS_UPDATE", "https://erp.example.com/hooks", deadline).await.unwrap();
+    let (code, stdout, stderr) = line.run(&[], &["setup", "shopify"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("~ orders/create: {old}")), "{stdout}");
+    assert!(stdout.contains("- PRODUCTS_UPDATE"), "{stdout}");
+    assert!(stdout.contains("erp.example.com/hooks left alone"), "{stdout}");
+    let mut expected = applied();
+    expected.push("PRODUCTS_UPDATE".into());
+    expected.sort();
+    assert_eq!(subscribed(&line.shopify), expected, "ours, plus the other address's subscription");
+    let orders_create: Vec<_> =
+        line.shopify.webhook_subscriptions().into_iter().filter(|s| s.topic == "ORDERS_CREATE").collect();
+    assert_eq!(orders_create.len(), 1);
+    assert_eq!(orders_create[0].uri, ours, "the old address was moved, not duplicated");
+    line.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_shopify_reports_a_missing_scope_before_creating_anything() {
+    let scopes = ["read_customers", "read_orders", "read_all_orders"].map(String::from).to_vec();
+    let line = Line::start_with(Backend::Sqlite, SimConfig { scopes, ..SimConfig::default() }).await;
+    let (code, stdout, stderr) = line.run(&[], &["setup", "shopify"]).await;
+    assert_ne!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("missing scope read_fulfillments") && stdout.contains("Access scopes"), "{stdout}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(line.shopify.subscription_changes(), 0);
+    assert!(line.shopify.webhook_subscriptions().is_empty());
+    line.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_shopify_bad_input_stops_with_the_setting_named_and_changes_nothing() {
+    let line = Line::start().await;
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[("SHOPIFY_ACCESS_TOKEN", "shpat_wrong")], "SHOPIFY_ACCESS_TOKEN"),
+        (&[("SHOPIFY_ACCESS_TOKEN", ""), ("SHOPIFY_API_URL", "")], "SHOPIFY_SHOP"),
+        (&[("ORDERLINE_ALLOW_INSECURE_PUBLIC_URL", "")], "ORDERLINE_PUBLIC_URL"),
+        (&[("ORDERLINE_PUBLIC_URL", "http://127.0.0.1:9")], "did not answer"),
+    ];
+    for (envs, named) in cases {
+        let (code, stdout, stderr) = line.run(envs, &["setup", "shopify"]).await;
+        assert_ne!(code, Some(0), "{envs:?}: {stdout}");
+        assert!(stderr.contains(named), "{envs:?}: expected {named:?} in {stderr}");
+        assert!(!stderr.contains("shpat_wrong"), "no token printed");
+    }
+    assert_eq!(line.shopify.subscription_changes(), 0);
     line.stop().await;
 }

@@ -28,6 +28,7 @@ mod rng;
 mod seed;
 mod server;
 mod store;
+mod subscriptions;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ use crate::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder};
 use rng::Rng;
 use server::Bucket;
 use store::Store;
+pub use subscriptions::Subscription;
 pub use webhooks::{WebhookStats, WebhookTarget};
 
 /// The emulated shop's ID in compliance payloads (`shop_id`, as in tests/fixtures/shopify).
@@ -179,6 +181,8 @@ pub(crate) struct Inner {
     pub(crate) bucket: Mutex<Bucket>,
     pub(crate) counters: Counters,
     webhooks: Mutex<webhooks::Webhooks>,
+    /// The app's webhook subscriptions (`webhookSubscriptions` and its mutations).
+    pub(crate) subscriptions: Mutex<subscriptions::Subscriptions>,
     /// Tokens granted by the client-credentials grant, and when each expires.
     granted: Mutex<HashMap<String, std::time::Instant>>,
 }
@@ -231,6 +235,7 @@ impl ShopifySim {
             bucket: Mutex::new(Bucket::new(config.bucket_max, config.restore_rate)),
             counters: Counters::default(),
             webhooks: Mutex::new(webhooks::Webhooks::new(seed)),
+            subscriptions: Mutex::new(subscriptions::Subscriptions::default()),
             granted: Mutex::new(HashMap::new()),
             config,
         };
@@ -612,6 +617,30 @@ impl ShopifySim {
         for counter in std::iter::once(&c.requests).chain(&c.by_op).chain(std::iter::once(&c.throttled)) {
             counter.store(0, Ordering::Relaxed);
         }
+    }
+
+    // ---- webhook subscriptions ----
+
+    /// The app's webhook subscriptions, oldest first.
+    pub fn webhook_subscriptions(&self) -> Vec<Subscription> {
+        lock(&self.inner.subscriptions).all()
+    }
+
+    /// Subscription mutations that changed something (created, updated or deleted one).
+    pub fn subscription_changes(&self) -> u64 {
+        lock(&self.inner.subscriptions).changes
+    }
+
+    /// Deletes the subscriptions to `topic` (`ORDERS_CREATE`) as the merchant or another tool
+    /// might; not counted as a change made through the API.
+    pub fn remove_subscriptions(&self, topic: &str) {
+        let mut subscriptions = lock(&self.inner.subscriptions);
+        let ids: Vec<String> = subscriptions.all().iter().filter(|s| s.topic == topic).map(|s| s.gid()).collect();
+        let changes = subscriptions.changes;
+        for id in ids {
+            subscriptions.delete(&id);
+        }
+        subscriptions.changes = changes;
     }
 
     // ---- webhooks ----
