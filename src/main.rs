@@ -168,6 +168,10 @@ async fn main() -> ExitCode {
     };
     let settings = match Settings::load() {
         Ok(s) => s,
+        // The doctor's first check is that the settings parse: said as a checklist line.
+        Err(e) if matches!(command, Command::Doctor { .. }) => {
+            return orderline::setup::doctor::settings_failed(&e.to_string());
+        }
         Err(e) => {
             eprintln!("orderline: {e}");
             return ExitCode::from(2);

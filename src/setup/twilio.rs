@@ -63,12 +63,17 @@ pub async fn plan(rest: &TwilioRest, settings: &Settings, e164: &str) -> Result<
             mask_phone(e164)
         )
     })?;
+    Ok(plan_for(number, settings))
+}
+
+/// The difference between what `number` holds and what this instance needs.
+pub fn plan_for(number: IncomingNumber, settings: &Settings) -> TwilioPlan {
     let changes = wanted(&settings.public_url, &number)
         .into_iter()
         .filter(|(_, now, want)| now.as_deref().unwrap_or("") != want)
         .map(|(param, now, to)| FieldChange { param, from: now.unwrap_or_default(), to })
         .collect();
-    Ok(TwilioPlan { number, changes })
+    TwilioPlan { number, changes }
 }
 
 /// Sends the plan's changes in one update.
@@ -108,7 +113,7 @@ pub fn describe(plan: &TwilioPlan) -> Vec<String> {
 }
 
 /// A REST error as a message naming the setting to fix.
-fn explain(error: &TwilioError, e164: &str, settings: &Settings) -> String {
+pub fn explain(error: &TwilioError, e164: &str, settings: &Settings) -> String {
     match error {
         TwilioError::Unauthorized(_) => error.to_string(),
         TwilioError::NotFound(_) => format!(
