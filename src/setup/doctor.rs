@@ -157,7 +157,7 @@ async fn public_url(settings: &Settings, external: bool) -> Vec<Check> {
         } else {
             match public_url_answers(settings).await {
                 Ok(()) => pass(ANSWERS, format!("{}/healthz answered 200", settings.public_url)),
-                Err(problem) => fail(ANSWERS, problem, "start `orderline serve` behind that address"),
+                Err(problem) => fail(ANSWERS, problem, "see above"),
             }
         });
     }
@@ -233,7 +233,9 @@ async fn shopify(settings: &Settings) -> (Vec<Check>, Option<DateTime<Utc>>) {
         pass(SUBSCRIPTIONS, format!("{} topics delivered to {}", plan.kept, plan.uri))
     } else {
         let lines = super::shopify::describe(&plan);
-        fail(SUBSCRIPTIONS, lines.join("\n      "), "run `orderline setup shopify`")
+        let text = lines.join("\n      ");
+        let text = text.strip_prefix("Shopify webhook subscriptions: ").unwrap_or(&text);
+        fail(SUBSCRIPTIONS, text, "run `orderline setup shopify`")
     });
     (checks, client.last_server_date())
 }
@@ -290,7 +292,9 @@ async fn twilio(settings: &Settings, number: Option<&str>) -> (Vec<Check>, Optio
                 pass(NUMBER, format!("{} points at {}", crate::lookup::mask_phone(&e164), settings.public_url))
             } else {
                 let lines = super::twilio::describe(&plan);
-                fail(NUMBER, lines.join("\n      "), "run `orderline setup twilio`")
+                let text = lines.join("\n      ");
+                let text = text.strip_prefix("Twilio number ").unwrap_or(&text);
+                fail(NUMBER, text, "run `orderline setup twilio`")
             };
             vec![pass(CREDENTIALS, format!("the REST API answers ({})", rest.credentials().mode())), number]
         }
