@@ -6,7 +6,7 @@ mod common;
 
 use common::outside::Line;
 use common::{Backend, TestDb};
-use orderline::sim::shopify::SimConfig;
+use orderline::sim::shopify::{ProtectedData, SimConfig};
 
 /// The ✗ lines of a checklist.
 fn failures(stdout: &str) -> Vec<&str> {

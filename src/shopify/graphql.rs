@@ -912,7 +912,12 @@ mod tests {
         assert_eq!(phone_query("+15551234567"), "phone:+15551234567");
         assert_eq!(order_name_query("#1042"), "name:#1042");
         for op in Operation::ALL {
-            assert!(op.document().starts_with(&format!("query {}", op.name())));
+            let keyword = if op.name().starts_with("WebhookSubscription") && op != Operation::WebhookSubscriptions {
+                "mutation"
+            } else {
+                "query"
+            };
+            assert!(op.document().starts_with(&format!("{keyword} {}", op.name())), "{}", op.name());
             assert_eq!(Operation::parse(op.name()), Some(op));
         }
     }
