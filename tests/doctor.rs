@@ -120,5 +120,13 @@ async fn doctor_names_a_setting_that_does_not_parse_and_a_missing_scope() {
         stdout.contains("✗ Twilio number") && stdout.contains("✗ Shopify webhook subscriptions"),
         "not set up yet: {stdout}"
     );
+
+    // A protected field Shopify withholds: setup warns and goes on, doctor fails that line.
+    line.shopify.set_redacted(&[ProtectedData::Phone]);
+    let (_, stdout, _) = line.run(&[], &["setup", "shopify", "--dry-run"]).await;
+    assert!(stdout.contains("✗ Shopify withholds") && stdout.contains("Protected customer data"), "{stdout}");
+    let (code, stdout, _) = line.run(&[], &["doctor"]).await;
+    assert_ne!(code, Some(0));
+    assert!(stdout.contains("✗ Shopify protected customer data: Shopify withholds"), "{stdout}");
     line.stop().await;
 }
