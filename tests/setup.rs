@@ -205,3 +205,18 @@ async fn setup_shopify_bad_input_stops_with_the_setting_named_and_changes_nothin
     assert_eq!(line.shopify.subscription_changes(), 0);
     line.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_shopify_reads_every_page_of_subscriptions() {
+    let line = Line::start().await;
+    // 130 subscriptions of the app to another address: two pages of 100.
+    for i in 0..130 {
+        assert!(line.shopify.add_subscription("PRODUCTS_UPDATE", &format!("https://erp.example.com/hooks/{i}")));
+    }
+    line.shopify.add_subscription("ORDERS_CREATE", &format!("{}/shopify/webhooks", line.app.url));
+    let (code, stdout, stderr) = line.run(&[], &["setup", "shopify", "--dry-run"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("15 to change (1 already right)"), "the one on the second page was found: {stdout}");
+    assert_eq!(stdout.matches("left alone").count(), 130, "{stdout}");
+    line.stop().await;
+}

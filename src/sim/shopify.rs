@@ -631,6 +631,16 @@ impl ShopifySim {
         lock(&self.inner.subscriptions).changes
     }
 
+    /// Subscribes `topic` (`ORDERS_CREATE`) to `uri` as another tool on the app might; not
+    /// counted as a change made through the API. False when Shopify would refuse it.
+    pub fn add_subscription(&self, topic: &str, uri: &str) -> bool {
+        let mut subscriptions = lock(&self.inner.subscriptions);
+        let changes = subscriptions.changes;
+        let answer = subscriptions.create(topic, &serde_json::json!({ "uri": uri }), Utc::now());
+        subscriptions.changes = changes;
+        answer["userErrors"].as_array().is_some_and(|e| e.is_empty())
+    }
+
     /// Deletes the subscriptions to `topic` (`ORDERS_CREATE`) as the merchant or another tool
     /// might; not counted as a change made through the API.
     pub fn remove_subscriptions(&self, topic: &str) {

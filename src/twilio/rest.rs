@@ -16,8 +16,8 @@
 //!   `StatusCallbackMethod`; properties in snake_case (`voice_url`, …)
 //!   (https://www.twilio.com/docs/phone-numbers/api/incomingphonenumber-resource; twilio-go
 //!   rest/api/v2010/docs/AccountsIncomingPhoneNumbersApi.md).
-//! - Errors are `{"code", "message", "more_info", "status"}`
-//!   (https://www.twilio.com/docs/usage/twilios-response#response-formats-exceptions); 20003 is
+//! - Errors are `{"code", "message", "more_info", "status"}` (https://www.twilio.com/docs/usage/twilios-response,
+//!   modified 2026-07-20; twilio-ruby lib/twilio-ruby/framework/rest/error.rb reads the same keys); 20003 is
 //!   "Authentication Error", 20404 "The requested resource … was not found", 20429 "Too many
 //!   requests" (https://www.twilio.com/docs/errors/20003, …/20404, …/20429).
 
@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::config::{Secret, Settings};
-use crate::lookup::{mask_phone, mask_pii};
+use crate::lookup::mask_pii;
 use crate::ops::Metrics;
 
 /// The API version path every resource here lives under.
@@ -325,11 +325,6 @@ impl TwilioRest {
 enum Attempt {
     Retry { error: TwilioError, after: Option<Duration> },
     Final(TwilioError),
-}
-
-/// A number for messages and logs: `+1•••••4567`.
-pub fn masked_number(e164: &str) -> String {
-    mask_phone(e164)
 }
 
 #[cfg(test)]
