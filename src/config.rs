@@ -65,6 +65,13 @@ struct RawSettings {
     database_url: String,
     twilio_auth_token: Option<Secret>,
     twilio_auth_token_previous: Option<Secret>,
+    twilio_account_sid: Option<String>,
+    twilio_api_key: Option<String>,
+    twilio_api_secret: Option<Secret>,
+    twilio_api_url: String,
+    #[serde(default, deserialize_with = "text_or_number")]
+    twilio_phone_number: Option<String>,
+    allow_insecure_public_url: bool,
     shopify_shop: Option<String>,
     shopify_access_token: Option<Secret>,
     shopify_client_id: Option<String>,
@@ -138,6 +145,12 @@ impl Default for RawSettings {
             database_url: "sqlite://orderline.db".into(),
             twilio_auth_token: None,
             twilio_auth_token_previous: None,
+            twilio_account_sid: None,
+            twilio_api_key: None,
+            twilio_api_secret: None,
+            twilio_api_url: "https://api.twilio.com".into(),
+            twilio_phone_number: None,
+            allow_insecure_public_url: false,
             shopify_shop: None,
             shopify_access_token: None,
             shopify_client_id: None,
@@ -201,6 +214,18 @@ pub struct Settings {
     /// The auth token before a rotation (Twilio's secondary token promoted): signatures made with
     /// it are accepted too, until it is removed.
     pub twilio_auth_token_previous: Option<Secret>,
+    /// The Twilio account (`AC…`) whose REST API `setup twilio` and `doctor` use.
+    pub twilio_account_sid: Option<String>,
+    /// A Twilio API key (`SK…`) and its secret: preferred over the auth token for the REST API.
+    pub twilio_api_key: Option<String>,
+    pub twilio_api_secret: Option<Secret>,
+    /// The REST API base, `https://api.twilio.com` (the emulator's URL in tests).
+    pub twilio_api_url: String,
+    /// The line's Twilio number, E.164 (`doctor` checks where it points).
+    pub twilio_phone_number: Option<String>,
+    /// Lets `setup` and `doctor` accept an http:// or localhost ORDERLINE_PUBLIC_URL (the demo and
+    /// the emulators); never for a real number or shop.
+    pub allow_insecure_public_url: bool,
     pub shopify_shop: Option<String>,
     /// A legacy permanent Admin API token (instead of client credentials).
     pub shopify_access_token: Option<Secret>,
@@ -281,10 +306,15 @@ pub enum ConfigError {
 }
 
 /// Environment names that are not ORDERLINE_-prefixed, read as they are.
-const STANDARD_ENV: [&str; 10] = [
+const STANDARD_ENV: [&str; 15] = [
     "DATABASE_URL",
     "TWILIO_AUTH_TOKEN",
     "TWILIO_AUTH_TOKEN_PREVIOUS",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_API_KEY",
+    "TWILIO_API_SECRET",
+    "TWILIO_API_URL",
+    "TWILIO_PHONE_NUMBER",
     "SHOPIFY_SHOP",
     "SHOPIFY_ACCESS_TOKEN",
     "SHOPIFY_CLIENT_ID",
@@ -408,6 +438,21 @@ impl Settings {
             return Err(ConfigError::Invalid(format!("ORDERLINE_TWIML_DIR {} is not a folder", dir.display())));
         }
         let non_empty = |s: Option<Secret>| s.filter(|s| !s.0.trim().is_empty());
+        let text = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let twilio_account_sid = text(raw.twilio_account_sid);
+        if let Some(sid) = &twilio_account_sid
+            && !(sid.starts_with("AC") && sid.len() == 34 && sid[2..].chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "TWILIO_ACCOUNT_SID {sid:?} is not an account SID (AC followed by 32 hex digits; Twilio console → Account info)"
+            )));
+        }
+        let twilio_api_url = raw.twilio_api_url.trim().trim_end_matches('/').to_string();
+        if !(twilio_api_url.starts_with("https://") || twilio_api_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "TWILIO_API_URL {twilio_api_url:?} must be an http(s) URL (default https://api.twilio.com)"
+            )));
+        }
         let shop = raw.shopify_shop.map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty());
         let shop_name = raw
             .shop_name
@@ -420,6 +465,12 @@ impl Settings {
             database_url: raw.database_url,
             twilio_auth_token: non_empty(raw.twilio_auth_token),
             twilio_auth_token_previous: non_empty(raw.twilio_auth_token_previous),
+            twilio_account_sid,
+            twilio_api_key: text(raw.twilio_api_key),
+            twilio_api_secret: non_empty(raw.twilio_api_secret),
+            twilio_api_url,
+            twilio_phone_number: text(raw.twilio_phone_number),
+            allow_insecure_public_url: raw.allow_insecure_public_url,
             shopify_api_url: raw
                 .shopify_api_url
                 .map(|u| u.trim_end_matches('/').to_string())
@@ -603,6 +654,24 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// A value the environment may hand over as a number (`TWILIO_PHONE_NUMBER=+14155550100` reads
+/// as an integer), kept as the text it was.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Signed(i64),
+        Unsigned(u64),
+    }
+    Ok(Option::<Raw>::deserialize(d)?.map(|raw| match raw {
+        Raw::Text(t) => t,
+        // The environment's `+1415…` lost its plus sign as a number: E.164 puts it back.
+        Raw::Signed(n) => format!("+{n}"),
+        Raw::Unsigned(n) => format!("+{n}"),
+    }))
 }
 
 /// `orderline-demo.myshopify.com` → `Orderline Demo`.

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod ivr;
 pub mod lookup;
 pub mod ops;
+pub mod setup;
 pub mod shopify;
 pub mod sim;
 pub mod speech;

@@ -45,6 +45,21 @@ enum Command {
         #[arg(long, default_value = "orderline-demo.db")]
         database: String,
     },
+    /// Configure Shopify (webhook subscriptions) or Twilio (the number's URLs) for this instance.
+    Setup {
+        #[command(subcommand)]
+        command: SetupCommand,
+    },
+    /// Check everything the line needs, one line per check with the fix for each failure;
+    /// exit code 0 only when every check passes.
+    Doctor {
+        /// Also check that ORDERLINE_PUBLIC_URL answers /healthz (as Twilio and Shopify reach it).
+        #[arg(long)]
+        external: bool,
+        /// The Twilio number to check (default TWILIO_PHONE_NUMBER).
+        #[arg(long)]
+        number: Option<String>,
+    },
     /// Emulators of the outside world, for trying orderline without real accounts.
     Sim {
         #[command(subcommand)]
@@ -62,6 +77,38 @@ enum SimCommand {
         /// The access token requests must carry (SHOPIFY_ACCESS_TOKEN on orderline's side).
         #[arg(long, default_value = "shpat_orderline_sim_token")]
         token: String,
+    },
+    /// A Twilio REST API emulator (IncomingPhoneNumbers) holding one account and one number.
+    Twilio {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        listen: std::net::SocketAddr,
+        /// The account's auth token (TWILIO_AUTH_TOKEN on orderline's side).
+        #[arg(long, default_value = "demo-twilio-token")]
+        token: String,
+        /// The account's number.
+        #[arg(long, default_value = orderline::sim::twilio::DEFAULT_TO)]
+        number: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SetupCommand {
+    /// Create, update or delete the app's webhook subscriptions so that exactly the topics
+    /// orderline applies reach ORDERLINE_PUBLIC_URL/shopify/webhooks.
+    Shopify {
+        /// Print the difference; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Point the Twilio number at ORDERLINE_PUBLIC_URL (voice, fallback, status callback).
+    Twilio {
+        /// The Twilio number callers dial, E.164 (default TWILIO_PHONE_NUMBER).
+        #[arg(long)]
+        number: Option<String>,
+        /// Print the difference; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -121,6 +168,10 @@ async fn main() -> ExitCode {
     };
     let settings = match Settings::load() {
         Ok(s) => s,
+        // The doctor's first check is that the settings parse: said as a checklist line.
+        Err(e) if matches!(command, Command::Doctor { .. }) => {
+            return orderline::setup::doctor::settings_failed(&e.to_string());
+        }
         Err(e) => {
             eprintln!("orderline: {e}");
             return ExitCode::from(2);
@@ -135,6 +186,21 @@ async fn main() -> ExitCode {
         Command::Reconcile => reconcile(settings).await,
         Command::Sim { command: SimCommand::Shopify { listen, token } } => {
             orderline::sim::shopify::run_cli(listen, token).await.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
+        }
+        Command::Sim { command: SimCommand::Twilio { listen, token, number } } => {
+            let config =
+                orderline::sim::twilio::rest::RestSimConfig { auth_token: token, number, ..Default::default() };
+            orderline::sim::twilio::rest::run_cli(listen, config)
+                .await
+                .map(|_| ExitCode::SUCCESS)
+                .map_err(|e| e.to_string())
+        }
+        Command::Setup { command: SetupCommand::Twilio { number, dry_run } } => {
+            setup_twilio(settings, number.as_deref(), dry_run).await
+        }
+        Command::Setup { command: SetupCommand::Shopify { dry_run } } => setup_shopify(settings, dry_run).await,
+        Command::Doctor { external, number } => {
+            Ok(orderline::setup::doctor::run(&settings, external, number.as_deref()).await)
         }
         Command::Call(_) | Command::Demo { .. } => unreachable!("handled before settings are loaded"),
     };
@@ -195,6 +261,28 @@ async fn serve(settings: Settings) -> Result<ExitCode, String> {
     });
     running.wait().await.map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn setup_twilio(settings: Settings, number: Option<&str>, dry_run: bool) -> Result<ExitCode, String> {
+    use orderline::setup::{self, twilio};
+    let rest = orderline::twilio::rest::TwilioRest::from_settings(&settings, Arc::new(Metrics::new()))?;
+    let e164 = twilio::number_to_configure(&settings, number)?;
+    setup::check_public_url(&settings).await?;
+    let plan = twilio::plan(&rest, &settings, &e164).await?;
+    for line in twilio::describe(&plan) {
+        println!("{line}");
+    }
+    if dry_run {
+        println!("dry run: nothing changed");
+    } else if !plan.changes.is_empty() {
+        twilio::apply(&rest, &settings, &plan).await?;
+        println!("applied: the number now points at {}", settings.public_url);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn setup_shopify(settings: Settings, dry_run: bool) -> Result<ExitCode, String> {
+    orderline::setup::shopify::run(&settings, dry_run).await
 }
 
 async fn shutdown_signal() {

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub lookups: Family<SourceLabels, Counter>,
     /// Admin API requests by operation and outcome.
     pub shopify_requests: Family<OperationLabels, Counter>,
+    /// Twilio REST API requests (`twilio::rest`) by operation and outcome (ok, retried,
+    /// unauthorized, not_found, refused, error, timeout).
+    pub twilio_api_requests: Family<OperationLabels, Counter>,
     /// Admin API request latency (live fetches and reconciliation).
     pub shopify_request_seconds: Histogram,
     /// Time spent waiting for the client-side bucket or a THROTTLED/429 answer.
@@ -82,7 +85,7 @@ pub struct ReasonLabels {
 /// stage). A label is one of these or `other`: no request can add a label, or put text of its own
 /// into the page.
 fn twilio_route_label(route: &str) -> &'static str {
-    const FIXED: [&str; 5] = ["voice", "whisper", "status", "media", "stream-ended"];
+    const FIXED: [&str; 6] = ["voice", "whisper", "status", "media", "stream-ended", "fallback"];
     FIXED
         .into_iter()
         .chain(crate::ivr::state::Stage::ALL.map(|s| s.path()))
@@ -147,6 +150,12 @@ impl Metrics {
         registry.register("lookups", "Caller lookups by the source of the answer", lookups.clone());
         let shopify_requests = Family::<OperationLabels, Counter>::default();
         registry.register("shopify_requests", "Admin API requests by operation and outcome", shopify_requests.clone());
+        let twilio_api_requests = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "twilio_api_requests",
+            "Twilio REST API requests by operation and outcome",
+            twilio_api_requests.clone(),
+        );
         let shopify_request_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         registry.register("shopify_request_seconds", "Admin API request latency", shopify_request_seconds.clone());
         let shopify_throttle_wait_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 10));
@@ -235,6 +244,7 @@ impl Metrics {
             call_records_dropped,
             lookups,
             shopify_requests,
+            twilio_api_requests,
             shopify_request_seconds,
             shopify_throttle_wait_seconds,
             shopify_breaker_state,
@@ -267,6 +277,12 @@ impl Metrics {
             .get_or_create(&OperationLabels { operation: operation.into(), outcome: outcome.into() })
             .inc();
         self.shopify_request_seconds.observe(seconds);
+    }
+
+    pub fn twilio_api_request(&self, operation: &str, outcome: &str) {
+        self.twilio_api_requests
+            .get_or_create(&OperationLabels { operation: operation.into(), outcome: outcome.into() })
+            .inc();
     }
 
     /// `route` is the path's last segment; routes the router does not have share the label `other`.

@@ -54,6 +54,8 @@ pub enum ShopifyError {
     ShopLocked,
     #[error("the query costs {cost} points, over Shopify's single-query limit of {max} (MAX_COST_EXCEEDED)")]
     CostExceeded { cost: u32, max: u32 },
+    #[error("Shopify refused the change: {0}")]
+    UserErrors(String),
 }
 
 impl ShopifyError {
@@ -68,6 +70,7 @@ impl ShopifyError {
             ShopifyError::Unauthorized | ShopifyError::Token(_) => "unauthorized",
             ShopifyError::ShopFrozen | ShopifyError::Forbidden | ShopifyError::ShopLocked => "refused",
             ShopifyError::CostExceeded { .. } => "cost_exceeded",
+            ShopifyError::UserErrors(_) => "refused",
         }
     }
 
@@ -121,6 +124,9 @@ pub struct ShopifyClient {
     withheld: Mutex<BTreeSet<String>>,
     version_logged: AtomicBool,
     deprecation_logged: AtomicBool,
+    /// The `Date` header of Shopify's last answer (`doctor`'s clock check).
+    last_date: Mutex<Option<DateTime<Utc>>>,
+    served: Mutex<Option<String>>,
     /// Scopes orderline needs that the app lacks, once checked at start.
     missing_scopes: Mutex<Vec<&'static str>>,
     scopes_checked: AtomicBool,
@@ -150,6 +156,8 @@ impl ShopifyClient {
             withheld: Mutex::new(BTreeSet::new()),
             version_logged: AtomicBool::new(false),
             deprecation_logged: AtomicBool::new(false),
+            last_date: Mutex::new(None),
+            served: Mutex::new(None),
             missing_scopes: Mutex::new(Vec::new()),
             scopes_checked: AtomicBool::new(false),
             sees_all_orders: AtomicBool::new(false),
@@ -309,6 +317,58 @@ impl ShopifyClient {
     pub async fn access_scopes(&self, deadline: Instant) -> Result<Vec<String>, ShopifyError> {
         let data: graphql::AccessScopesData = self.execute(Operation::AccessScopes, json!({}), deadline).await?;
         Ok(data.current_app_installation.access_scopes.into_iter().map(|s| s.handle).collect())
+    }
+
+    /// Every webhook subscription of the app, all pages.
+    pub async fn webhook_subscriptions(
+        &self,
+        deadline: Instant,
+    ) -> Result<Vec<graphql::GqlWebhookSubscription>, ShopifyError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let data: graphql::WebhookSubscriptionsData =
+                self.execute(Operation::WebhookSubscriptions, json!({ "after": after }), deadline).await?;
+            all.extend(data.webhook_subscriptions.nodes);
+            match next_cursor(data.webhook_subscriptions.page_info) {
+                Some(cursor) => after = Some(cursor),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Subscribes `topic` (`ORDERS_CREATE`) to `uri`, JSON.
+    pub async fn create_webhook_subscription(
+        &self,
+        topic: &str,
+        uri: &str,
+        deadline: Instant,
+    ) -> Result<graphql::GqlWebhookSubscription, ShopifyError> {
+        let data: graphql::SubscriptionCreateData =
+            self.execute(Operation::WebhookSubscriptionCreate, json!({ "topic": topic, "uri": uri }), deadline).await?;
+        subscription_of(data.webhook_subscription_create)
+    }
+
+    /// Points the subscription `id` at `uri`, JSON.
+    pub async fn update_webhook_subscription(
+        &self,
+        id: &str,
+        uri: &str,
+        deadline: Instant,
+    ) -> Result<graphql::GqlWebhookSubscription, ShopifyError> {
+        let data: graphql::SubscriptionUpdateData =
+            self.execute(Operation::WebhookSubscriptionUpdate, json!({ "id": id, "uri": uri }), deadline).await?;
+        subscription_of(data.webhook_subscription_update)
+    }
+
+    pub async fn delete_webhook_subscription(&self, id: &str, deadline: Instant) -> Result<(), ShopifyError> {
+        let data: graphql::SubscriptionDeleteData =
+            self.execute(Operation::WebhookSubscriptionDelete, json!({ "id": id }), deadline).await?;
+        let payload = data.webhook_subscription_delete;
+        if !payload.user_errors.is_empty() || payload.deleted_webhook_subscription_id.is_none() {
+            return Err(ShopifyError::UserErrors(user_errors_text(&payload.user_errors)));
+        }
+        Ok(())
     }
 
     /// Whether Shopify still holds `id` (`CustomerExists` or `OrderExists`): false once the
@@ -615,8 +675,33 @@ impl ShopifyClient {
         }
     }
 
+    /// Shopify's clock as its last answer gave it (`Date`).
+    pub fn last_server_date(&self) -> Option<DateTime<Utc>> {
+        *lock(&self.last_date)
+    }
+
+    /// The Admin API version Shopify served last (`X-Shopify-API-Version`), when it said.
+    pub fn served_version(&self) -> Option<String> {
+        lock(&self.served).clone()
+    }
+
+    /// Whether Shopify has flagged a request as using a deprecated part of the API.
+    pub fn deprecation_flagged(&self) -> bool {
+        self.deprecation_logged.load(Ordering::Relaxed)
+    }
+
     /// Says once if Shopify served another version than asked, or flagged deprecated use.
     fn check_version(&self, headers: &reqwest::header::HeaderMap) {
+        if let Some(date) = headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+        {
+            *lock(&self.last_date) = Some(date.with_timezone(&Utc));
+        }
+        if let Some(served) = headers.get("x-shopify-api-version").and_then(|v| v.to_str().ok()) {
+            *lock(&self.served) = Some(served.to_string());
+        }
         if let Some(served) = headers.get("x-shopify-api-version").and_then(|v| v.to_str().ok())
             && served != API_VERSION
             && !self.version_logged.swap(true, Ordering::Relaxed)
@@ -697,6 +782,27 @@ fn withheld_field(error: &graphql::GraphqlError) -> String {
         .filter(|w| w.contains('.'))
         .map(str::to_string);
     from_message.or(field).unwrap_or_else(|| error.message.clone())
+}
+
+fn subscription_of(payload: graphql::SubscriptionPayload) -> Result<graphql::GqlWebhookSubscription, ShopifyError> {
+    match payload.webhook_subscription {
+        Some(subscription) if payload.user_errors.is_empty() => Ok(subscription),
+        _ => Err(ShopifyError::UserErrors(user_errors_text(&payload.user_errors))),
+    }
+}
+
+fn user_errors_text(errors: &[graphql::UserError]) -> String {
+    if errors.is_empty() {
+        return "no result and no userErrors".into();
+    }
+    errors
+        .iter()
+        .map(|e| match &e.field {
+            Some(field) if !field.is_empty() => format!("{}: {}", field.join("."), e.message),
+            _ => e.message.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn orders_of(nodes: Vec<graphql::GqlOrder>) -> Result<Vec<ShopifyOrder>, ShopifyError> {

@@ -45,10 +45,16 @@ pub enum Operation {
     /// Which of up to 250 stored records Shopify still has (`nodes(ids:)`): the reconciler's
     /// deletion check, for deletions whose webhook never arrived.
     StillHeld,
+    /// The app's webhook subscriptions, a page at a time (`setup shopify`, `doctor`).
+    WebhookSubscriptions,
+    /// `webhookSubscriptionCreate` / `Update` / `Delete` (`setup shopify`).
+    WebhookSubscriptionCreate,
+    WebhookSubscriptionUpdate,
+    WebhookSubscriptionDelete,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 12] = [
         Operation::CustomersByPhone,
         Operation::OrdersByName,
         Operation::OrdersUpdatedSince,
@@ -57,6 +63,10 @@ impl Operation {
         Operation::CustomerExists,
         Operation::OrderExists,
         Operation::StillHeld,
+        Operation::WebhookSubscriptions,
+        Operation::WebhookSubscriptionCreate,
+        Operation::WebhookSubscriptionUpdate,
+        Operation::WebhookSubscriptionDelete,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +79,10 @@ impl Operation {
             Operation::CustomerExists => "CustomerExists",
             Operation::OrderExists => "OrderExists",
             Operation::StillHeld => "StillHeld",
+            Operation::WebhookSubscriptions => "WebhookSubscriptions",
+            Operation::WebhookSubscriptionCreate => "WebhookSubscriptionCreate",
+            Operation::WebhookSubscriptionUpdate => "WebhookSubscriptionUpdate",
+            Operation::WebhookSubscriptionDelete => "WebhookSubscriptionDelete",
         }
     }
 
@@ -109,6 +123,25 @@ impl Operation {
             // 2026-12-04); input lists hold at most 250 IDs (https://shopify.dev/docs/api/usage/limits,
             // "Input limits").
             Operation::StillHeld => "query StillHeld($ids: [ID!]!) { nodes(ids: $ids) { id } }".into(),
+            // `uri`, not the deprecated `callbackUrl` (WebhookSubscription and
+            // WebhookSubscriptionInput in admin_2026-10.graphql: "Use `uri` instead.").
+            Operation::WebhookSubscriptions => format!(
+                "query WebhookSubscriptions($after: String) {{ webhookSubscriptions(first: {SUBSCRIPTIONS_PAGE}, \
+                 after: $after) {{ nodes {{ {SUBSCRIPTION} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+            ),
+            Operation::WebhookSubscriptionCreate => format!(
+                "mutation WebhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $uri: String!) {{ \
+                 webhookSubscriptionCreate(topic: $topic, webhookSubscription: {{ uri: $uri, format: JSON }}) {{ \
+                 webhookSubscription {{ {SUBSCRIPTION} }} userErrors {{ field message }} }} }}"
+            ),
+            Operation::WebhookSubscriptionUpdate => format!(
+                "mutation WebhookSubscriptionUpdate($id: ID!, $uri: String!) {{ webhookSubscriptionUpdate(id: $id, \
+                 webhookSubscription: {{ uri: $uri, format: JSON }}) {{ webhookSubscription {{ {SUBSCRIPTION} }} \
+                 userErrors {{ field message }} }} }}"
+            ),
+            Operation::WebhookSubscriptionDelete => "mutation WebhookSubscriptionDelete($id: ID!) { \
+                 webhookSubscriptionDelete(id: $id) { deletedWebhookSubscriptionId userErrors { field message } } }"
+                .into(),
         }
     }
 
@@ -134,6 +167,12 @@ impl Operation {
             // per ID, for the most IDs one query may ask, is the safe side until Shopify's answers
             // teach the real figure.
             Operation::StillHeld => MAX_IDS as u32,
+            // the connection 2 + one object per subscription
+            Operation::WebhookSubscriptions => 2 + SUBSCRIPTIONS_PAGE,
+            // "Mutation | 10" (the rate-limits page's cost table)
+            Operation::WebhookSubscriptionCreate
+            | Operation::WebhookSubscriptionUpdate
+            | Operation::WebhookSubscriptionDelete => 10,
         }
     }
 
@@ -142,6 +181,11 @@ impl Operation {
         matches!(self, Operation::OrdersUpdatedSince | Operation::CustomersUpdatedSince)
     }
 }
+
+/// Webhook subscriptions asked per page.
+pub const SUBSCRIPTIONS_PAGE: u32 = 100;
+
+const SUBSCRIPTION: &str = "id topic uri format";
 
 const CUSTOMER: &str = "id firstName lastName state createdAt updatedAt \
     defaultEmailAddress { emailAddress } defaultPhoneNumber { phoneNumber } \
@@ -277,6 +321,74 @@ pub struct AppInstallation {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessScope {
     pub handle: String,
+}
+
+/// One webhook subscription as `setup shopify` reads it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GqlWebhookSubscription {
+    pub id: String,
+    /// `WebhookSubscriptionTopic`, e.g. `ORDERS_CREATE`.
+    pub topic: String,
+    pub uri: String,
+    /// `JSON` or `XML`.
+    pub format: String,
+}
+
+/// `data` of WebhookSubscriptions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSubscriptionsData {
+    pub webhook_subscriptions: Nodes<GqlWebhookSubscription>,
+}
+
+/// A mutation's `userErrors` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserError {
+    #[serde(default)]
+    pub field: Option<Vec<String>>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionPayload {
+    #[serde(default)]
+    pub webhook_subscription: Option<GqlWebhookSubscription>,
+    #[serde(default)]
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletePayload {
+    #[serde(default)]
+    pub deleted_webhook_subscription_id: Option<String>,
+    #[serde(default)]
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionCreateData {
+    pub webhook_subscription_create: SubscriptionPayload,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionUpdateData {
+    pub webhook_subscription_update: SubscriptionPayload,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionDeleteData {
+    pub webhook_subscription_delete: DeletePayload,
+}
+
+/// A webhook topic as `WebhookSubscriptionTopic` spells it: `orders/partially_fulfilled` →
+/// `ORDERS_PARTIALLY_FULFILLED`.
+pub fn subscription_topic(topic: super::payload::Topic) -> String {
+    topic.as_str().replace('/', "_").to_ascii_uppercase()
 }
 
 /// `data` of OrdersByName and OrdersUpdatedSince.
@@ -800,7 +912,12 @@ mod tests {
         assert_eq!(phone_query("+15551234567"), "phone:+15551234567");
         assert_eq!(order_name_query("#1042"), "name:#1042");
         for op in Operation::ALL {
-            assert!(op.document().starts_with(&format!("query {}", op.name())));
+            let keyword = if op.name().starts_with("WebhookSubscription") && op != Operation::WebhookSubscriptions {
+                "mutation"
+            } else {
+                "query"
+            };
+            assert!(op.document().starts_with(&format!("{keyword} {}", op.name())), "{}", op.name());
             assert_eq!(Operation::parse(op.name()), Some(op));
         }
     }

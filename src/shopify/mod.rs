@@ -22,5 +22,8 @@ use axum::routing::post;
 use crate::app::AppState;
 
 pub fn router(max_body_bytes: usize) -> Router<AppState> {
-    Router::new().route("/shopify/webhooks", post(webhook::receive)).layer(DefaultBodyLimit::max(max_body_bytes))
+    Router::new().route(WEBHOOK_PATH, post(webhook::receive)).layer(DefaultBodyLimit::max(max_body_bytes))
 }
+
+/// Where Shopify delivers webhooks (the subscriptions `setup shopify` makes point here).
+pub const WEBHOOK_PATH: &str = "/shopify/webhooks";

@@ -517,6 +517,15 @@ impl Topic {
     pub fn parse(text: &str) -> Option<Topic> {
         Topic::ALL.into_iter().find(|t| t.as_str() == text)
     }
+
+    /// The mandatory privacy compliance topics: an app subscribes to them in its configuration
+    /// (`compliance_topics` in `shopify.app.toml`, or the Partner Dashboard), never through
+    /// `webhookSubscriptionCreate`, whose `WebhookSubscriptionTopic` enum does not hold them
+    /// (https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance, read 2026-12-04;
+    /// tests/fixtures/shopify/admin_2026-10.graphql).
+    pub fn is_compliance(self) -> bool {
+        matches!(self, Topic::CustomersRedact | Topic::ShopRedact | Topic::CustomersDataRequest)
+    }
 }
 
 /// One thing Shopify tells us happened, ready for the apply path.

@@ -28,6 +28,7 @@ mod rng;
 mod seed;
 mod server;
 mod store;
+mod subscriptions;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ use crate::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder};
 use rng::Rng;
 use server::Bucket;
 use store::Store;
+pub use subscriptions::Subscription;
 pub use webhooks::{WebhookStats, WebhookTarget};
 
 /// The emulated shop's ID in compliance payloads (`shop_id`, as in tests/fixtures/shopify).
@@ -179,6 +181,8 @@ pub(crate) struct Inner {
     pub(crate) bucket: Mutex<Bucket>,
     pub(crate) counters: Counters,
     webhooks: Mutex<webhooks::Webhooks>,
+    /// The app's webhook subscriptions (`webhookSubscriptions` and its mutations).
+    pub(crate) subscriptions: Mutex<subscriptions::Subscriptions>,
     /// Tokens granted by the client-credentials grant, and when each expires.
     granted: Mutex<HashMap<String, std::time::Instant>>,
 }
@@ -231,6 +235,7 @@ impl ShopifySim {
             bucket: Mutex::new(Bucket::new(config.bucket_max, config.restore_rate)),
             counters: Counters::default(),
             webhooks: Mutex::new(webhooks::Webhooks::new(seed)),
+            subscriptions: Mutex::new(subscriptions::Subscriptions::default()),
             granted: Mutex::new(HashMap::new()),
             config,
         };
@@ -612,6 +617,40 @@ impl ShopifySim {
         for counter in std::iter::once(&c.requests).chain(&c.by_op).chain(std::iter::once(&c.throttled)) {
             counter.store(0, Ordering::Relaxed);
         }
+    }
+
+    // ---- webhook subscriptions ----
+
+    /// The app's webhook subscriptions, oldest first.
+    pub fn webhook_subscriptions(&self) -> Vec<Subscription> {
+        lock(&self.inner.subscriptions).all()
+    }
+
+    /// Subscription mutations that changed something (created, updated or deleted one).
+    pub fn subscription_changes(&self) -> u64 {
+        lock(&self.inner.subscriptions).changes
+    }
+
+    /// Subscribes `topic` (`ORDERS_CREATE`) to `uri` as another tool on the app might; not
+    /// counted as a change made through the API. False when Shopify would refuse it.
+    pub fn add_subscription(&self, topic: &str, uri: &str) -> bool {
+        let mut subscriptions = lock(&self.inner.subscriptions);
+        let changes = subscriptions.changes;
+        let answer = subscriptions.create(topic, &serde_json::json!({ "uri": uri }), Utc::now());
+        subscriptions.changes = changes;
+        answer["userErrors"].as_array().is_some_and(|e| e.is_empty())
+    }
+
+    /// Deletes the subscriptions to `topic` (`ORDERS_CREATE`) as the merchant or another tool
+    /// might; not counted as a change made through the API.
+    pub fn remove_subscriptions(&self, topic: &str) {
+        let mut subscriptions = lock(&self.inner.subscriptions);
+        let ids: Vec<String> = subscriptions.all().iter().filter(|s| s.topic == topic).map(|s| s.gid()).collect();
+        let changes = subscriptions.changes;
+        for id in ids {
+            subscriptions.delete(&id);
+        }
+        subscriptions.changes = changes;
     }
 
     // ---- webhooks ----

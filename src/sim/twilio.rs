@@ -18,6 +18,7 @@ use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod rest;
 mod transfer;
 
 pub use transfer::{DialOutcome, QueueScript, Transfer};

@@ -7,6 +7,7 @@ pub mod public_url;
 pub mod recorder;
 pub mod render;
 pub mod request;
+pub mod rest;
 pub mod signature;
 pub mod transfer;
 pub mod transfer_end;

@@ -1,6 +1,7 @@
 //! What happens when a call comes in: `POST /twilio/voice` (the call), `POST /twilio/voice/{stage}`
 //! (the caller's answers), `POST /twilio/voice/whisper` (said to the agent) and
-//! `POST /twilio/status` (status callbacks). Never answers 5xx or invalid TwiML: whatever fails
+//! `POST /twilio/status` (status callbacks), and `GET|POST /twilio/fallback` (the number's
+//! fallback URL: a static apology and the way to a person, from the settings alone). Never answers 5xx or invalid TwiML: whatever fails
 //! (database, Shopify, a template, a bug), the caller hears the fallback and reaches a person.
 //! With ORDERLINE_PROMPT_MODE=media_stream the incoming call is answered with a stream instead
 //! (`media::connect`) and the conversation moves to `twilio/media/`.
@@ -11,7 +12,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 
 use super::call::{VoiceCall, events, fallback_twiml, guarded, record_fallback, record_reply, step_transfer_view};
 use super::public_url::PublicUrl;
@@ -27,10 +28,30 @@ use crate::store::{CallWrite, Ts, is_final_status};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/twilio/voice", post(incoming))
+        .route(VOICE_PATH, post(incoming))
         .route("/twilio/voice/whisper", post(whisper))
         .route("/twilio/voice/{stage}", post(answer))
-        .route("/twilio/status", post(status))
+        .route(STATUS_PATH, post(status))
+        .route(FALLBACK_PATH, get(static_fallback).post(static_fallback))
+}
+
+/// The number's "Primary handler fails" URL (`setup twilio` sets it as VoiceFallbackUrl).
+pub const FALLBACK_PATH: &str = "/twilio/fallback";
+/// The number's "A call comes in" URL.
+pub const VOICE_PATH: &str = "/twilio/voice";
+/// The number's "Call status changes" URL.
+pub const STATUS_PATH: &str = "/twilio/status";
+
+/// Twilio requests the fallback URL when the voice URL fails (an error, a timeout, invalid
+/// TwiML: https://www.twilio.com/docs/usage/webhooks/voice-webhooks#fallback-url, read
+/// 2026-12-04). Whatever is wrong with this instance's database or Shopify, the answer is
+/// `twiml/fallback.xml` rendered from the settings alone (no caller data, so no signature check
+/// is needed: it discloses nothing), the same on every instance. A TwiML Bin holding the same
+/// document is the alternative when orderline itself is unreachable.
+async fn static_fallback(State(state): State<AppState>) -> Response {
+    let started = Instant::now();
+    state.metrics.twilio_request("fallback", "fallback", started.elapsed().as_secs_f64());
+    twiml(fallback_twiml(&state, None))
 }
 
 async fn incoming(State(state): State<AppState>, req: TwilioRequest) -> Response {

@@ -347,7 +347,12 @@ async fn a_query_over_the_single_query_cost_limit_is_refused_as_shopify_does() {
         let cost = op.estimated_cost(PAGE_SIZE);
         assert!(cost <= 1000, "{op:?} requests {cost} points");
         let id = if op == Operation::OrderExists { "gid://shopify/Order/1" } else { "gid://shopify/Customer/1" };
-        let (status, body) = s.raw(op, json!({ "query": "", "first": PAGE_SIZE, "id": id, "ids": [id] })).await;
+        // The webhook subscription mutations take a topic and an address as well.
+        let variables = json!({
+            "query": "", "first": PAGE_SIZE, "id": id, "ids": [id],
+            "topic": "ORDERS_CREATE", "uri": "https://line.example.com/shopify/webhooks",
+        });
+        let (status, body) = s.raw(op, variables).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.get("errors").is_none(), "{op:?}: {body}");
         s.sim.set_bucket(1000.0, 100.0);

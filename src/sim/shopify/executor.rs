@@ -29,6 +29,8 @@ pub(crate) struct Context<'a> {
     pub(crate) store: &'a Store,
     pub(crate) redacted: &'a [ProtectedData],
     pub(crate) scopes: &'a [String],
+    /// The app's webhook subscriptions (the one thing a mutation here changes).
+    pub(crate) subscriptions: &'a std::sync::Mutex<super::subscriptions::Subscriptions>,
 }
 
 impl Context<'_> {
@@ -55,7 +57,8 @@ pub(crate) fn execute(
 ) -> Value {
     let variables: JsonMap = serde_json_bytes::from_value(to_bytes(variables)).unwrap_or_default();
     let execution = Execution::new(schema::admin(), document).operation(operation).raw_variable_values(&variables);
-    let root = Object { ty: "QueryRoot", value: Value::Null, context };
+    // `QueryRoot` or `Mutation` (the extract's `schema { query: QueryRoot mutation: Mutation }`).
+    let root = Object { ty: operation.object_type().as_str(), value: Value::Null, context };
     let mut answer = match execution.execute_sync(&root) {
         Ok(response) => serde_json::to_value(&response).unwrap_or_default(),
         Err(e) => json!({ "errors": [{ "message": e.message().to_string() }] }),
@@ -248,6 +251,28 @@ impl<'a> ObjectValue for Object<'a> {
                     })
                 }))));
             }
+            // The app's webhook subscriptions and their mutations (sim/shopify/subscriptions.rs).
+            ("QueryRoot", "webhookSubscriptions") => {
+                let limit = first(info).ok_or_else(|| error("you must provide one of first or last".into()))?;
+                let after = argument(info, "after").and_then(JsonValue::as_str);
+                let page = super::lock(self.context.subscriptions).page(limit, after).map_err(error)?;
+                return Ok(this.resolve_value(info, page));
+            }
+            ("Mutation", "webhookSubscriptionCreate" | "webhookSubscriptionUpdate" | "webhookSubscriptionDelete") => {
+                let text = |name: &str| argument(info, name).and_then(JsonValue::as_str).unwrap_or("").to_string();
+                let input = argument(info, "webhookSubscription")
+                    .and_then(|v| serde_json::to_value(v).ok())
+                    .unwrap_or(Value::Null);
+                let mut subscriptions = super::lock(self.context.subscriptions);
+                let payload = match name {
+                    "webhookSubscriptionCreate" => subscriptions.create(&text("topic"), &input, Utc::now()),
+                    "webhookSubscriptionUpdate" => subscriptions.update(&text("id"), &input, Utc::now()),
+                    _ => subscriptions.delete(&text("id")),
+                };
+                drop(subscriptions);
+                return Ok(this.resolve_value(info, payload));
+            }
+            ("Mutation", other) => return Err(error(format!("the emulator does not answer Mutation.{other}"))),
             ("QueryRoot", _) => return this.root(info),
             ("Customer", "orders") => {
                 let id = self.value["id"].as_str().and_then(crate::shopify::payload::ShopifyId::parse);

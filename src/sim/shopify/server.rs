@@ -361,7 +361,12 @@ fn run(sim: &Inner, request: &GraphqlRequest) -> (Value, Vec<String>) {
     let redacted = lock(&sim.knobs).redacted.clone();
     let mut answer = {
         let data = lock(&sim.data);
-        let context = executor::Context { store: &data.store, redacted: &redacted, scopes: &sim.config.scopes };
+        let context = executor::Context {
+            store: &data.store,
+            redacted: &redacted,
+            scopes: &sim.config.scopes,
+            subscriptions: &sim.subscriptions,
+        };
         executor::execute(&context, &document, operation, &variables)
     };
     let actual = cost::actual(&document, operation, &variables, &field_costs, &answer["data"]).min(requested);

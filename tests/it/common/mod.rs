@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod line;
+pub mod outside;
 pub mod pg_cluster;
 
 #[path = "../../harness/mod.rs"]

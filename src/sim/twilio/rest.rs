@@ -1,0 +1,454 @@
+//! A stand-in for Twilio's REST API, as far as `setup twilio` and `doctor` use it: the
+//! IncomingPhoneNumbers list (filtered by `PhoneNumber`, in Twilio's paging envelope) and the
+//! update of one number, behind HTTP basic auth. One number is seeded per account; every request
+//! is recorded; failures and latency on demand. It only plays Twilio's side.
+//!
+//! Sources (read 2026-12-04): https://www.twilio.com/docs/phone-numbers/api/incomingphonenumber-resource
+//! (paths, parameters `VoiceUrl` … `StatusCallbackMethod`, snake_case properties, `PhoneNumber`
+//! filter accepting partial numbers); https://www.twilio.com/docs/usage/requests-to-twilio
+//! (basic auth: account SID + auth token, or API key + secret; form-encoded bodies);
+//! https://www.twilio.com/docs/usage/twilios-response (list envelope `first_page_uri`,
+//! `next_page_uri`, `page`, `page_size`, `previous_page_uri`, `start`, `end`, `uri`; error JSON
+//! `code`, `message`, `more_info`, `status`); https://www.twilio.com/docs/errors/20003 and
+//! …/20404 (the codes for bad credentials and an unknown resource).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What a newly bought Twilio number answers calls with until it is configured (Twilio's demo
+/// TwiML, the console's default "A call comes in" URL).
+pub const UNCONFIGURED_VOICE_URL: &str = "https://demo.twilio.com/welcome/voice/";
+
+/// The account, its credentials and its one number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestSimConfig {
+    pub account_sid: String,
+    pub auth_token: String,
+    /// An API key SID (`SK…`) and its secret, accepted as well as the auth token.
+    pub api_key: String,
+    pub api_secret: String,
+    /// The account's number, E.164.
+    pub number: String,
+}
+
+impl Default for RestSimConfig {
+    fn default() -> Self {
+        RestSimConfig {
+            account_sid: super::ACCOUNT_SID.into(),
+            auth_token: "demo-twilio-token".into(),
+            api_key: "SK0d1e2a3b4c5d6e7f8091a2b3c4d5e6f7".into(),
+            api_secret: "demo-twilio-api-secret".into(),
+            number: super::DEFAULT_TO.into(),
+        }
+    }
+}
+
+/// One IncomingPhoneNumber's voice settings, as Twilio holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimNumber {
+    pub sid: String,
+    pub phone_number: String,
+    pub voice_url: String,
+    pub voice_method: String,
+    pub voice_fallback_url: String,
+    pub voice_fallback_method: String,
+    pub status_callback: String,
+    pub status_callback_method: String,
+}
+
+/// One request the emulator received: method, path, and its query and form parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// A fault injected into every request after the credentials check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestFailure {
+    #[default]
+    None,
+    /// Every request answered with this HTTP status (Twilio's error JSON, code 20500 or 20429).
+    Http(u16),
+    /// The next `n` requests answered with this status, then back to normal.
+    HttpTimes(u16, u32),
+}
+
+struct Inner {
+    config: RestSimConfig,
+    number: Mutex<SimNumber>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    failure: Mutex<RestFailure>,
+    latency: Mutex<Duration>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The emulated Twilio account. Cheap to clone.
+#[derive(Clone)]
+pub struct TwilioRestSim {
+    inner: Arc<Inner>,
+}
+
+impl TwilioRestSim {
+    pub fn new(config: RestSimConfig) -> TwilioRestSim {
+        // A PN SID derived from the number, so a restart keeps it.
+        let digits: String = config.number.chars().filter(|c| c.is_ascii_digit()).collect();
+        let sid = format!("PN{:0>32}", digits.chars().take(32).collect::<String>());
+        let number = SimNumber {
+            sid,
+            phone_number: config.number.clone(),
+            voice_url: UNCONFIGURED_VOICE_URL.into(),
+            voice_method: "POST".into(),
+            voice_fallback_url: String::new(),
+            voice_fallback_method: "POST".into(),
+            status_callback: String::new(),
+            status_callback_method: "POST".into(),
+        };
+        TwilioRestSim {
+            inner: Arc::new(Inner {
+                config,
+                number: Mutex::new(number),
+                requests: Mutex::new(Vec::new()),
+                failure: Mutex::new(RestFailure::None),
+                latency: Mutex::new(Duration::ZERO),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &RestSimConfig {
+        &self.inner.config
+    }
+
+    /// The number as Twilio holds it now.
+    pub fn number(&self) -> SimNumber {
+        lock(&self.inner.number).clone()
+    }
+
+    /// Changes the number as someone in the Twilio console would.
+    pub fn change_number(&self, f: impl FnOnce(&mut SimNumber)) {
+        f(&mut lock(&self.inner.number));
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.inner.requests).clone()
+    }
+
+    /// The POSTs received (updates), refused ones included.
+    pub fn posts(&self) -> usize {
+        lock(&self.inner.requests).iter().filter(|r| r.method == "POST").count()
+    }
+
+    pub fn set_failure(&self, failure: RestFailure) {
+        *lock(&self.inner.failure) = failure;
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.inner.latency) = latency;
+    }
+
+    /// Binds `addr` and serves `/2010-04-01/…` until [`RestSimServer::stop`].
+    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<RestSimServer> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (closing, mut watching) = watch::channel(false);
+        let app = Router::new()
+            .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json", get(list_numbers))
+            .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{file}", post(update_number).get(fetch_number))
+            .fallback(unknown)
+            .with_state(self.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = watching.wait_for(|c| *c).await;
+                })
+                .await
+        });
+        Ok(RestSimServer { addr, closing, task })
+    }
+
+    /// Records the request, checks the credentials and the account, applies the latency and
+    /// any failure: `Err` is the answer to send instead.
+    async fn admit(
+        &self,
+        method: &Method,
+        path: &str,
+        account: &str,
+        headers: &HeaderMap,
+        params: Vec<(String, String)>,
+    ) -> Result<(), Response> {
+        lock(&self.inner.requests).push(RecordedRequest { method: method.to_string(), path: path.to_string(), params });
+        let latency = *lock(&self.inner.latency);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if !self.authorized(headers) {
+            // https://www.twilio.com/docs/errors/20003: "Permission Denied" / authentication error.
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                20003,
+                "Authentication Error - invalid username",
+                Some("Your AccountSid or AuthToken was incorrect."),
+            ));
+        }
+        let failure = {
+            let mut failure = lock(&self.inner.failure);
+            let now = *failure;
+            if let RestFailure::HttpTimes(code, n) = now {
+                *failure = if n <= 1 { RestFailure::None } else { RestFailure::HttpTimes(code, n - 1) };
+            }
+            now
+        };
+        if let RestFailure::Http(code) | RestFailure::HttpTimes(code, _) = failure {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let twilio_code = if code == 429 { 20429 } else { 20500 };
+            return Err(error(status, twilio_code, status.canonical_reason().unwrap_or("Error"), None));
+        }
+        if account != self.inner.config.account_sid {
+            return Err(not_found(path));
+        }
+        Ok(())
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some((user, password)) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+        else {
+            return false;
+        };
+        let c = &self.inner.config;
+        (user == c.account_sid && password == c.auth_token) || (user == c.api_key && password == c.api_secret)
+    }
+}
+
+/// Twilio's error JSON (`detail` where Twilio adds one).
+fn error(status: StatusCode, code: u32, message: &str, detail: Option<&str>) -> Response {
+    let mut body = json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status.as_u16(),
+    });
+    if let Some(detail) = detail {
+        body["detail"] = json!(detail);
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+fn not_found(path: &str) -> Response {
+    error(StatusCode::NOT_FOUND, 20404, &format!("The requested resource {path} was not found"), None)
+}
+
+fn params_of(text: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(text.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+fn resource(account: &str, n: &SimNumber) -> Value {
+    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000").to_string();
+    json!({
+        "account_sid": account,
+        "sid": n.sid,
+        "phone_number": n.phone_number,
+        "friendly_name": n.phone_number,
+        "api_version": "2010-04-01",
+        "voice_url": n.voice_url,
+        "voice_method": n.voice_method,
+        "voice_fallback_url": n.voice_fallback_url,
+        "voice_fallback_method": n.voice_fallback_method,
+        "status_callback": n.status_callback,
+        "status_callback_method": n.status_callback_method,
+        "voice_application_sid": "",
+        "voice_caller_id_lookup": false,
+        "capabilities": { "voice": true, "sms": true, "mms": true, "fax": false },
+        "status": "in-use",
+        "date_created": date,
+        "date_updated": date,
+        "uri": format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{}.json", n.sid),
+    })
+}
+
+async fn list_numbers(
+    State(sim): State<TwilioRestSim>,
+    Path(account): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json");
+    let params = params_of(query.as_deref().unwrap_or(""));
+    if let Err(answer) = sim.admit(&Method::GET, &path, &account, &headers, params.clone()).await {
+        return answer;
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    // "You can specify partial numbers and use '*' as a wildcard for any digit."
+    let wanted = param("PhoneNumber").map(|p| p.replace('*', ""));
+    let page_size: usize = param("PageSize").and_then(|p| p.parse().ok()).unwrap_or(50).clamp(1, 1000);
+    let number = sim.number();
+    let matches = wanted.as_deref().is_none_or(|w| number.phone_number.contains(w));
+    let numbers: Vec<Value> = if matches { vec![resource(&account, &number)] } else { Vec::new() };
+    let uri = format!("{path}?{}", query.unwrap_or_default());
+    let end = numbers.len().saturating_sub(1);
+    axum::Json(json!({
+        "incoming_phone_numbers": numbers,
+        "end": end,
+        "first_page_uri": uri,
+        "next_page_uri": Value::Null,
+        "page": 0,
+        "page_size": page_size,
+        "previous_page_uri": Value::Null,
+        "start": 0,
+        "uri": uri,
+    }))
+    .into_response()
+}
+
+async fn fetch_number(
+    State(sim): State<TwilioRestSim>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{file}");
+    if let Err(answer) = sim.admit(&Method::GET, &path, &account, &headers, Vec::new()).await {
+        return answer;
+    }
+    let number = sim.number();
+    if file.strip_suffix(".json") != Some(number.sid.as_str()) {
+        return not_found(&path);
+    }
+    axum::Json(resource(&account, &number)).into_response()
+}
+
+/// The parameters an update may set, and the methods Twilio accepts for them.
+const SETTABLE: [&str; 6] =
+    ["VoiceUrl", "VoiceMethod", "VoiceFallbackUrl", "VoiceFallbackMethod", "StatusCallback", "StatusCallbackMethod"];
+
+async fn update_number(
+    State(sim): State<TwilioRestSim>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{file}");
+    let params = params_of(&String::from_utf8_lossy(&body));
+    if let Err(answer) = sim.admit(&Method::POST, &path, &account, &headers, params.clone()).await {
+        return answer;
+    }
+    if file.strip_suffix(".json") != Some(sim.number().sid.as_str()) {
+        return not_found(&path);
+    }
+    for (name, value) in &params {
+        if name.ends_with("Method") && !matches!(value.as_str(), "GET" | "POST") {
+            // Twilio answers 400 with code 21xxx for a bad parameter; the code is ours to pick.
+            return error(StatusCode::BAD_REQUEST, 20001, &format!("{name} must be GET or POST"), None);
+        }
+        if name.ends_with("Url") || name == "StatusCallback" {
+            let ok = value.is_empty() || value.starts_with("https://") || value.starts_with("http://");
+            if !ok {
+                return error(StatusCode::BAD_REQUEST, 21502, &format!("{name} is not a valid URL: {value}"), None);
+            }
+        }
+    }
+    sim.change_number(|n| {
+        for (name, value) in params.iter().filter(|(k, _)| SETTABLE.contains(&k.as_str())) {
+            let field = match name.as_str() {
+                "VoiceUrl" => &mut n.voice_url,
+                "VoiceMethod" => &mut n.voice_method,
+                "VoiceFallbackUrl" => &mut n.voice_fallback_url,
+                "VoiceFallbackMethod" => &mut n.voice_fallback_method,
+                "StatusCallback" => &mut n.status_callback,
+                _ => &mut n.status_callback_method,
+            };
+            *field = value.clone();
+        }
+    });
+    axum::Json(resource(&account, &sim.number())).into_response()
+}
+
+async fn unknown(
+    State(sim): State<TwilioRestSim>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let account = uri.path().split('/').nth(3).unwrap_or_default().to_string();
+    if let Err(answer) = sim.admit(&method, uri.path(), &account, &headers, Vec::new()).await {
+        return answer;
+    }
+    not_found(uri.path())
+}
+
+/// A running REST emulator.
+#[derive(Debug)]
+#[must_use = "the server runs until stop()"]
+pub struct RestSimServer {
+    pub addr: SocketAddr,
+    closing: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RestSimServer {
+    /// `http://127.0.0.1:port`: the REST API base (`TWILIO_API_URL`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(self) {
+        let RestSimServer { closing, mut task, .. } = self;
+        let _ = closing.send(true);
+        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// For `orderline sim twilio`: serves the account on `listen` until Ctrl-C and prints the
+/// settings that reach it.
+pub async fn run_cli(listen: SocketAddr, config: RestSimConfig) -> std::io::Result<()> {
+    let sim = TwilioRestSim::new(config);
+    let server = sim.serve(listen).await?;
+    let c = sim.config();
+    println!("Twilio REST API emulator listening on {}", server.url());
+    println!("  TWILIO_API_URL={}", server.url());
+    println!("  TWILIO_ACCOUNT_SID={}", c.account_sid);
+    println!("  TWILIO_AUTH_TOKEN={}", c.auth_token);
+    println!("  (or TWILIO_API_KEY={} TWILIO_API_SECRET={})", c.api_key, c.api_secret);
+    println!("  number: {} ({})", c.number, sim.number().sid);
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    server.stop().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seeded_number_has_a_pn_sid_and_is_unconfigured() {
+        let sim = TwilioRestSim::new(RestSimConfig::default());
+        let n = sim.number();
+        assert!(n.sid.starts_with("PN") && n.sid.len() == 34, "{}", n.sid);
+        assert_eq!(n.voice_url, UNCONFIGURED_VOICE_URL);
+        assert_eq!(n.phone_number, super::super::DEFAULT_TO);
+    }
+}
