@@ -128,25 +128,27 @@ async fn database(settings: &Settings) -> Check {
 async fn public_url(settings: &Settings, external: bool) -> Vec<Check> {
     const NAME: &str = "ORDERLINE_PUBLIC_URL";
     let mut checks = Vec::new();
-    let form = match public_url_problem(settings) {
-        Some(problem) => {
-            fail(NAME, problem, "set ORDERLINE_PUBLIC_URL=https://… (the address Twilio and Shopify reach)")
-        }
-        None if settings.allow_insecure_public_url => pass(
+    let strict = Settings { allow_insecure_public_url: false, ..settings.clone() };
+    let form = match public_url_problem(&strict) {
+        None => pass(NAME, format!("{} is https and public", settings.public_url)),
+        Some(_) if settings.allow_insecure_public_url => pass(
             NAME,
             format!(
                 "{} (http/localhost allowed by ORDERLINE_ALLOW_INSECURE_PUBLIC_URL: a local setup)",
                 settings.public_url
             ),
         ),
-        None => pass(NAME, format!("{} is https and public", settings.public_url)),
+        Some(problem) => {
+            fail(NAME, problem, "set ORDERLINE_PUBLIC_URL=https://… (the address Twilio and Shopify reach)")
+        }
     };
     let form_ok = matches!(form.outcome, Outcome::Pass(_));
     checks.push(form);
     if settings.prompt_mode == PromptMode::MediaStream {
         const STREAM: &str = "Media Streams URL (wss)";
-        checks.push(match PublicUrl::new(&settings.public_url).check_stream_url(crate::twilio::media::MEDIA_PATH) {
-            Ok(()) => pass(STREAM, "derived from ORDERLINE_PUBLIC_URL"),
+        let urls = PublicUrl::new(&settings.public_url);
+        checks.push(match urls.check_stream_url(crate::twilio::media::MEDIA_PATH) {
+            Ok(()) => pass(STREAM, urls.websocket(crate::twilio::media::MEDIA_PATH)),
             Err(problem) => fail(STREAM, problem, "set ORDERLINE_PUBLIC_URL to an https:// address on port 443"),
         });
     }

@@ -119,6 +119,12 @@ async fn doctor_names_a_setting_that_does_not_parse_and_a_missing_scope() {
         "not set up yet: {stdout}"
     );
 
+    // Media Streams need wss:// on port 443.
+    let envs = [("ORDERLINE_PROMPT_MODE", "media_stream"), ("ORDERLINE_PUBLIC_URL", "https://line.example.com:8443")];
+    let (_, stdout, _) = line.run(&envs, &["doctor"]).await;
+    assert!(stdout.contains("✓ ORDERLINE_PUBLIC_URL: https://line.example.com:8443 is https and public"), "{stdout}");
+    assert!(stdout.contains("✗ Media Streams URL (wss): ORDERLINE_PROMPT_MODE=media_stream needs"), "{stdout}");
+
     // A protected field Shopify withholds: setup warns and goes on, doctor fails that line.
     line.shopify.set_redacted(&[ProtectedData::Phone]);
     let (_, stdout, _) = line.run(&[], &["setup", "shopify", "--dry-run"]).await;

@@ -218,3 +218,43 @@ async fn setup_shopify_reads_every_page_of_subscriptions() {
     assert_eq!(stdout.matches("left alone").count(), 130, "{stdout}");
     line.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_twilio_client_counts_its_outcomes_and_reads_twilios_errors() {
+    use orderline::twilio::rest::{RestCredentials, TwilioError, TwilioRest};
+    let line = Line::start().await;
+    let config = line.twilio.config().clone();
+    let metrics = std::sync::Arc::new(orderline::ops::Metrics::new());
+    let credentials = |password: &str| RestCredentials {
+        account_sid: config.account_sid.clone(),
+        username: config.api_key.clone(),
+        password: orderline::config::Secret::new(password),
+    };
+    let url = line.twilio_url();
+    let wrong = TwilioRest::new(&url, credentials("wrong"), metrics.clone());
+    assert_eq!(wrong.find_number(&config.number).await, Err(TwilioError::Unauthorized(Some(20003))));
+    let right = TwilioRest::new(&url, credentials(&config.api_secret), metrics.clone());
+    line.twilio.set_failure(RestFailure::HttpTimes(429, 1));
+    let number = right.find_number(&config.number).await.unwrap().expect("the seeded number");
+    assert!(right.last_server_date().is_some(), "Twilio's Date is kept for the clock check");
+    match right.update_number("PN00000000000000000000000000000000", &[("VoiceMethod", "POST")]).await {
+        Err(TwilioError::NotFound(e)) => {
+            assert_eq!((e.code, e.status), (Some(20404), Some(404)));
+            assert_eq!(e.more_info.as_deref(), Some("https://www.twilio.com/docs/errors/20404"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(right.update_number(&number.sid, &[("VoiceMethod", "PUT")]).await.is_err(), "a bad method is refused");
+    let text = metrics.render();
+    for (operation, outcome) in [
+        ("list_numbers", "unauthorized"),
+        ("list_numbers", "retried"),
+        ("list_numbers", "ok"),
+        ("update_number", "not_found"),
+    ] {
+        let needle =
+            format!("orderline_twilio_api_requests_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} 1");
+        assert!(text.contains(&needle), "{needle} in\n{text}");
+    }
+    line.stop().await;
+}

@@ -81,6 +81,11 @@ impl Line {
         orderline(&pairs, args).await
     }
 
+    /// The Twilio emulator's REST API base (TWILIO_API_URL).
+    pub fn twilio_url(&self) -> String {
+        self.server.url()
+    }
+
     /// The Shopify emulator's Admin API base (SHOPIFY_API_URL).
     pub fn shopify_url(&self) -> String {
         self.shopify_server.url()
