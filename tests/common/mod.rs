@@ -4,6 +4,7 @@
 
 pub mod line;
 pub mod pg_cluster;
+pub mod rows;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -29,6 +29,10 @@ pub(crate) struct Context<'a> {
     pub(crate) store: &'a Store,
     pub(crate) redacted: &'a [ProtectedData],
     pub(crate) scopes: &'a [String],
+    /// The shop's bulk operations.
+    pub(crate) bulk: &'a std::sync::Mutex<super::bulk::BulkOps>,
+    /// The server's base URL as this request reached it (bulk results are served there).
+    pub(crate) base_url: &'a str,
 }
 
 impl Context<'_> {
@@ -55,7 +59,11 @@ pub(crate) fn execute(
 ) -> Value {
     let variables: JsonMap = serde_json_bytes::from_value(to_bytes(variables)).unwrap_or_default();
     let execution = Execution::new(schema::admin(), document).operation(operation).raw_variable_values(&variables);
-    let root = Object { ty: "QueryRoot", value: Value::Null, context };
+    let ty = match operation.operation_type {
+        apollo_compiler::executable::OperationType::Mutation => "Mutation",
+        _ => "QueryRoot",
+    };
+    let root = Object { ty, value: Value::Null, context };
     let mut answer = match execution.execute_sync(&root) {
         Ok(response) => serde_json::to_value(&response).unwrap_or_default(),
         Err(e) => json!({ "errors": [{ "message": e.message().to_string() }] }),
@@ -248,6 +256,19 @@ impl<'a> ObjectValue for Object<'a> {
                     })
                 }))));
             }
+            // Bulk operations (sim::shopify::bulk has the sources).
+            ("Mutation", "bulkOperationRunQuery") => {
+                let query = argument(info, "query").and_then(JsonValue::as_str).unwrap_or("");
+                return Ok(this.resolve_value(info, super::bulk::run_query(self.context, query)));
+            }
+            ("QueryRoot", "bulkOperation") => {
+                let id = argument(info, "id").and_then(JsonValue::as_str).unwrap_or("");
+                return Ok(match super::bulk::operation(self.context, id) {
+                    Some(value) => this.resolve_value(info, value),
+                    None => ResolvedValue::null(),
+                });
+            }
+            ("Mutation", other) => return Err(error(format!("the emulator does not run Mutation.{other}"))),
             ("QueryRoot", _) => return this.root(info),
             ("Customer", "orders") => {
                 let id = self.value["id"].as_str().and_then(crate::shopify::payload::ShopifyId::parse);
