@@ -518,7 +518,15 @@ impl ShopifySim {
     pub fn seed_generated(&self, customers: usize, orders_per_customer: usize) {
         let mut data = lock(&self.inner.data);
         let Data { store, rng } = &mut *data;
-        seed::generated(store, rng, customers, orders_per_customer);
+        seed::generated(store, rng, customers, customers * orders_per_customer);
+    }
+
+    /// Seeds `customers` generated customers sharing `orders` generated orders (deterministic
+    /// for a seed): a shop of any size, e.g. a million orders for the backfill benchmark.
+    pub fn seed_shop(&self, customers: usize, orders: usize) {
+        let mut data = lock(&self.inner.data);
+        let Data { store, rng } = &mut *data;
+        seed::generated(store, rng, customers, orders);
     }
 
     // ---- faults and knobs ----
