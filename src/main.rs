@@ -32,8 +32,12 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
-    /// One reconciliation sweep against Shopify (a full backfill the first time), then exit.
-    Reconcile,
+    /// One reconciliation sweep against Shopify (a bulk backfill the first time), then exit.
+    Reconcile {
+        /// Backfill every customer and order through a bulk operation, even after earlier sweeps.
+        #[arg(long)]
+        full: bool,
+    },
     /// Call orderline as Twilio would for an inbound call, and print what the caller hears.
     Call(CallArgs),
     /// Everything on this machine: a seeded Shopify emulator and orderline on embedded SQLite.
@@ -183,7 +187,7 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(settings).await,
         Command::Dlq { command: DlqCommand::List } => dlq_list(settings).await,
         Command::Dlq { command: DlqCommand::Replay { id } } => dlq_replay(settings, id).await,
-        Command::Reconcile => reconcile(settings).await,
+        Command::Reconcile { full } => reconcile(settings, full).await,
         Command::Sim { command: SimCommand::Shopify { listen, token } } => {
             orderline::sim::shopify::run_cli(listen, token).await.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
         }
@@ -315,7 +319,7 @@ async fn migrate(settings: Settings) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn reconcile(settings: Settings) -> Result<ExitCode, String> {
+async fn reconcile(settings: Settings, full: bool) -> Result<ExitCode, String> {
     let shop = settings.shopify_shop.clone().ok_or("SHOPIFY_SHOP is not set: reconcile needs the shop to ask")?;
     let metrics = Arc::new(Metrics::new());
     let client = app::shopify_client(&settings, metrics.clone())
@@ -332,12 +336,14 @@ async fn reconcile(settings: Settings) -> Result<ExitCode, String> {
         lookup: None,
     };
     let started = std::time::Instant::now();
-    let report = reconciler.sweep().await.map_err(|e| e.to_string())?;
+    let report = if full { reconciler.full_sweep().await } else { reconciler.sweep().await };
+    let report = report.map_err(|e| e.to_string())?;
     println!(
-        "reconciled {} customers and {} orders in {} pages ({:.1} s); confirmed through {}",
+        "reconciled {} customers and {} orders in {} pages and {} bulk operations ({:.1} s); confirmed through {}",
         report.customers,
         report.orders,
         report.pages,
+        report.bulk_operations,
         started.elapsed().as_secs_f64(),
         report.watermark.format("%Y-%m-%d %H:%M:%S UTC")
     );

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub shopify_breaker_state: Gauge,
     /// Now minus the reconciliation watermark, in seconds.
     pub reconciler_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Records (customers, orders) a bulk backfill applied, by resource.
+    pub bulk_backfill_records: Family<ResourceLabels, Counter>,
     /// Caller entries held in the cache.
     pub cache_entries: Gauge,
     /// Twilio requests by route (voice, menu, order-number, …, status) and outcome (answered,
@@ -107,6 +109,11 @@ pub struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
     pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub resource: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -175,6 +182,12 @@ impl Metrics {
             "reconciler_lag_seconds",
             "Now minus the reconciliation watermark",
             reconciler_lag_seconds.clone(),
+        );
+        let bulk_backfill_records = Family::<ResourceLabels, Counter>::default();
+        registry.register(
+            "bulk_backfill_records",
+            "Records applied from Shopify bulk operations, by resource",
+            bulk_backfill_records.clone(),
         );
         let cache_entries = Gauge::default();
         registry.register("cache_entries", "Caller entries in the lookup cache", cache_entries.clone());
@@ -249,6 +262,7 @@ impl Metrics {
             shopify_throttle_wait_seconds,
             shopify_breaker_state,
             reconciler_lag_seconds,
+            bulk_backfill_records,
             cache_entries,
             registry,
             webhooks_received,

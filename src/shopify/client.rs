@@ -56,6 +56,8 @@ pub enum ShopifyError {
     CostExceeded { cost: u32, max: u32 },
     #[error("Shopify refused the change: {0}")]
     UserErrors(String),
+    #[error("Shopify refused the bulk operation: {0}")]
+    BulkRefused(String),
 }
 
 impl ShopifyError {
@@ -71,6 +73,7 @@ impl ShopifyError {
             ShopifyError::ShopFrozen | ShopifyError::Forbidden | ShopifyError::ShopLocked => "refused",
             ShopifyError::CostExceeded { .. } => "cost_exceeded",
             ShopifyError::UserErrors(_) => "refused",
+            ShopifyError::BulkRefused(_) => "refused",
         }
     }
 
@@ -418,6 +421,53 @@ impl ShopifyClient {
             return Err(ShopifyError::Decode(format!("{} nodes answered for {} IDs", data.nodes.len(), ids.len())));
         }
         Ok(ids.iter().zip(data.nodes).filter(|(_, node)| node.is_some()).map(|(id, _)| *id).collect())
+    }
+
+    /// Starts a bulk query (`bulkOperationRunQuery`) over `query`; a userError (another
+    /// operation in progress, an invalid query) is [`ShopifyError::BulkRefused`].
+    pub async fn run_bulk_query(
+        &self,
+        query: &str,
+        deadline: Instant,
+    ) -> Result<graphql::GqlBulkOperation, ShopifyError> {
+        let data: graphql::BulkRunQueryData =
+            self.execute(Operation::BulkRunQuery, json!({ "query": query }), deadline).await?;
+        let payload = data.bulk_operation_run_query;
+        if let Some(error) = payload.user_errors.first() {
+            let code = error.code.as_deref().unwrap_or("no code");
+            return Err(ShopifyError::BulkRefused(format!("{} ({code})", error.message)));
+        }
+        payload.bulk_operation.ok_or_else(|| ShopifyError::Decode("no bulkOperation and no userErrors".into()))
+    }
+
+    /// A bulk operation by ID (`bulkOperation(id:)`); None when Shopify does not know it.
+    pub async fn bulk_operation(
+        &self,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<Option<graphql::GqlBulkOperation>, ShopifyError> {
+        let data: graphql::BulkOperationData =
+            self.execute(Operation::BulkOperationStatus, json!({ "id": id }), deadline).await?;
+        Ok(data.bulk_operation)
+    }
+
+    /// Opens a bulk operation's result (`url`): a signed storage URL, asked without the Admin
+    /// token. The body is read by the caller, a chunk at a time.
+    pub async fn open_bulk_result(
+        &self,
+        url: &str,
+        connect_deadline: Instant,
+    ) -> Result<reqwest::Response, ShopifyError> {
+        let sent = tokio::time::timeout_at(connect_deadline, self.http.get(url).send()).await;
+        let response = match sent {
+            Err(_) => return Err(ShopifyError::Timeout),
+            Ok(Err(e)) => return Err(ShopifyError::Transport(e.without_url().to_string())),
+            Ok(Ok(response)) => response,
+        };
+        if !response.status().is_success() {
+            return Err(ShopifyError::Http(response.status().as_u16()));
+        }
+        Ok(response)
     }
 
     /// Sends one operation, within the bucket and the breaker, retrying throttling while the

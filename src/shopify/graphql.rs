@@ -51,10 +51,14 @@ pub enum Operation {
     WebhookSubscriptionCreate,
     WebhookSubscriptionUpdate,
     WebhookSubscriptionDelete,
+    /// Starts a bulk query (`bulkOperationRunQuery`): the reconciler's backfill of a resource.
+    BulkRunQuery,
+    /// Where a bulk operation is (`bulkOperation(id:)`), polled until it finishes.
+    BulkOperationStatus,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 14] = [
         Operation::CustomersByPhone,
         Operation::OrdersByName,
         Operation::OrdersUpdatedSince,
@@ -67,6 +71,8 @@ impl Operation {
         Operation::WebhookSubscriptionCreate,
         Operation::WebhookSubscriptionUpdate,
         Operation::WebhookSubscriptionDelete,
+        Operation::BulkRunQuery,
+        Operation::BulkOperationStatus,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +89,8 @@ impl Operation {
             Operation::WebhookSubscriptionCreate => "WebhookSubscriptionCreate",
             Operation::WebhookSubscriptionUpdate => "WebhookSubscriptionUpdate",
             Operation::WebhookSubscriptionDelete => "WebhookSubscriptionDelete",
+            Operation::BulkRunQuery => "BulkRunQuery",
+            Operation::BulkOperationStatus => "BulkOperationStatus",
         }
     }
 
@@ -142,6 +150,21 @@ impl Operation {
             Operation::WebhookSubscriptionDelete => "mutation WebhookSubscriptionDelete($id: ID!) { \
                  webhookSubscriptionDelete(id: $id) { deletedWebhookSubscriptionId userErrors { field message } } }"
                 .into(),
+            // bulkOperationRunQuery(query:, groupObjects:) returns the new operation and
+            // userErrors (https://shopify.dev/docs/api/admin-graphql/latest/mutations/bulkOperationRunQuery,
+            // read 2026-12-04). `groupObjects: true` asks for child lines directly below their
+            // parent (the default turned false in 2026-01: https://shopify.dev/changelog/bulk-operations-group-objects-default-changed-to-false),
+            // which lets the backfill join them as it streams.
+            Operation::BulkRunQuery => "mutation BulkRunQuery($query: String!) { bulkOperationRunQuery(query: $query, \
+                 groupObjects: true) { bulkOperation { id status createdAt } userErrors { field message code } } }"
+                .into(),
+            // bulkOperation(id:) (https://shopify.dev/docs/api/admin-graphql/latest/queries/bulkOperation,
+            // read 2026-12-04); `currentBulkOperation` is deprecated in 2026-10.
+            Operation::BulkOperationStatus => {
+                "query BulkOperationStatus($id: ID!) { bulkOperation(id: $id) { id status \
+                 errorCode createdAt completedAt objectCount rootObjectCount url partialDataUrl } }"
+                    .into()
+            }
         }
     }
 
@@ -173,6 +196,11 @@ impl Operation {
             Operation::WebhookSubscriptionCreate
             | Operation::WebhookSubscriptionUpdate
             | Operation::WebhookSubscriptionDelete => 10,
+            // Shopify charges a mutation 10 points (https://shopify.dev/docs/api/usage/limits,
+            // "Cost calculation": mutations 10).
+            Operation::BulkRunQuery => 10,
+            // bulkOperation 1, its fields scalars and enums.
+            Operation::BulkOperationStatus => 1,
         }
     }
 
@@ -198,6 +226,114 @@ const ORDER: &str = "id name email phone createdAt updatedAt cancelledAt cancelR
     fulfillments(first: 3) { id status displayStatus createdAt updatedAt inTransitAt deliveredAt estimatedDeliveryAt \
     trackingInfo(first: 1) { company number url } } \
     refunds(first: 3) { id createdAt note totalRefundedSet { shopMoney { amount currencyCode } } }";
+
+/// What a backfill asks Shopify for in bulk: every customer, or every order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkResource {
+    Customers,
+    Orders,
+}
+
+impl BulkResource {
+    /// The document given to `bulkOperationRunQuery`: one top-level connection with the same
+    /// fields as the paged sweep's nodes. A bulk query takes no `first` ("The GraphQL Admin API
+    /// supports querying a single top-level field"; nested connections come back as separate
+    /// JSONL lines with `__parentId`: https://shopify.dev/docs/api/usage/bulk-operations/queries,
+    /// read 2026-12-04). The order's customer leaves out its addresses (a connection under an
+    /// object): the customers backfill brings them, and the record is flagged partial.
+    pub fn query(self) -> String {
+        match self {
+            BulkResource::Customers => format!(
+                "{{ customers {{ edges {{ node {{ {BULK_CUSTOMER} \
+                 addressesV2 {{ edges {{ node {{ id phone zip countryCodeV2 }} }} }} }} }} }} }}"
+            ),
+            BulkResource::Orders => format!(
+                "{{ orders {{ edges {{ node {{ {BULK_ORDER} customer {{ {BULK_CUSTOMER} }} \
+                 lineItems {{ edges {{ node {{ {BULK_LINE_ITEM} }} }} }} }} }} }} }}"
+            ),
+        }
+    }
+
+    /// The nested connection of a child line, by the type of its ID (`gid://shopify/<Type>/…`).
+    pub fn child_connection(self, gid: &str) -> Option<&'static str> {
+        let kind = gid.strip_prefix("gid://shopify/")?.split('/').next()?;
+        match (self, kind) {
+            (BulkResource::Customers, "MailingAddress") => Some("addressesV2"),
+            (BulkResource::Orders, "LineItem") => Some("lineItems"),
+            _ => None,
+        }
+    }
+}
+
+const BULK_CUSTOMER: &str = "id firstName lastName state createdAt updatedAt \
+    defaultEmailAddress { emailAddress } defaultPhoneNumber { phoneNumber } \
+    defaultAddress { id phone zip countryCodeV2 }";
+
+const BULK_ORDER: &str = "id name email phone createdAt updatedAt cancelledAt cancelReason closedAt \
+    displayFinancialStatus displayFulfillmentStatus totalPriceSet { shopMoney { amount currencyCode } } \
+    shippingAddress { phone zip countryCodeV2 } billingAddress { phone zip countryCodeV2 } \
+    fulfillments(first: 3) { id status displayStatus createdAt updatedAt inTransitAt deliveredAt estimatedDeliveryAt \
+    trackingInfo(first: 1) { company number url } } \
+    refunds(first: 3) { id createdAt note totalRefundedSet { shopMoney { amount currencyCode } } }";
+
+const BULK_LINE_ITEM: &str =
+    "id title variantTitle sku quantity originalUnitPriceSet { shopMoney { amount currencyCode } }";
+
+/// `data` of BulkRunQuery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkRunQueryData {
+    pub bulk_operation_run_query: BulkRunQueryPayload,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkRunQueryPayload {
+    #[serde(default)]
+    pub bulk_operation: Option<GqlBulkOperation>,
+    #[serde(default)]
+    pub user_errors: Vec<BulkUserError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BulkUserError {
+    #[serde(default)]
+    pub field: Option<Vec<String>>,
+    pub message: String,
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// `data` of BulkOperationStatus: null for an ID Shopify does not know.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkOperationData {
+    #[serde(default)]
+    pub bulk_operation: Option<GqlBulkOperation>,
+}
+
+/// A `BulkOperation` as orderline reads it (fields of Admin 2026-10's `BulkOperation`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlBulkOperation {
+    pub id: String,
+    /// CREATED, RUNNING, COMPLETED, FAILED, CANCELING, CANCELED, EXPIRED.
+    pub status: String,
+    #[serde(default)]
+    pub error_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// `UnsignedInt64`, which Shopify sends as a string.
+    #[serde(default)]
+    pub object_count: Option<String>,
+    #[serde(default)]
+    pub root_object_count: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub partial_data_url: Option<String>,
+}
 
 /// The request body: `{"query", "variables", "operationName"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -636,8 +772,10 @@ impl GqlCustomer {
             default_email_address: c.email.clone().map(|email_address| GqlEmail { email_address }),
             default_phone_number: c.phone.clone().map(|phone_number| GqlPhone { phone_number }),
             default_address: c.default_address.as_ref().map(|a| address_to(a, Some("CustomerAddress"))),
+            // Every address: the executor keeps the `first` a document asks (`addressesV2(first: 3)`),
+            // a bulk query takes them all.
             addresses_v2: Some(Nodes {
-                nodes: c.addresses.iter().take(3).map(|a| address_to(a, Some("CustomerAddress"))).collect(),
+                nodes: c.addresses.iter().map(|a| address_to(a, Some("CustomerAddress"))).collect(),
                 page_info: None,
             }),
             orders: None,
@@ -779,10 +917,10 @@ impl GqlOrder {
             shipping_address: o.shipping_address.as_ref().map(|a| address_to(a, None)),
             billing_address: o.billing_address.as_ref().map(|a| address_to(a, None)),
             line_items: GqlLineItems {
+                // Every line item (the executor keeps `lineItems(first: 5)`; a bulk query takes all).
                 nodes: o
                     .line_items
                     .iter()
-                    .take(LINE_ITEMS)
                     .map(|l| GqlLineItem {
                         id: gid("LineItem", l.id),
                         title: l.title.clone(),
@@ -912,11 +1050,9 @@ mod tests {
         assert_eq!(phone_query("+15551234567"), "phone:+15551234567");
         assert_eq!(order_name_query("#1042"), "name:#1042");
         for op in Operation::ALL {
-            let keyword = if op.name().starts_with("WebhookSubscription") && op != Operation::WebhookSubscriptions {
-                "mutation"
-            } else {
-                "query"
-            };
+            let changes = op.name().starts_with("WebhookSubscription") && op != Operation::WebhookSubscriptions
+                || op == Operation::BulkRunQuery;
+            let keyword = if changes { "mutation" } else { "query" };
             assert!(op.document().starts_with(&format!("{keyword} {}", op.name())), "{}", op.name());
             assert_eq!(Operation::parse(op.name()), Some(op));
         }

@@ -2,6 +2,7 @@
 //! stored deliveries, and payload types. Handlers hold no SQL; the store's apply path writes.
 
 pub mod breaker;
+pub mod bulk;
 pub mod client;
 pub mod destructive;
 pub mod graphql;

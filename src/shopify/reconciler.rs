@@ -1,7 +1,8 @@
 //! The reconciler: asks Shopify for every order and customer updated since the watermark, applies
 //! them through the one apply path, and moves the watermark only once all of it is applied. It
-//! repairs missed webhooks and is what lets old rows count as confirmed. First run: a full
-//! backfill, resumable after an interruption. A deletion leaves nothing in Shopify's lists, so a
+//! repairs missed webhooks and is what lets old rows count as confirmed. First run (and
+//! `reconcile --full`): a backfill through a Shopify bulk operation (`shopify::bulk`), resumable
+//! after an interruption; later sweeps page through what changed since the watermark. A deletion leaves nothing in Shopify's lists, so a
 //! sweep cannot see one whose webhook was lost for good: the deletion check asks Shopify about
 //! every stored record instead, 250 IDs a query.
 
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::client::{ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS, Page, ShopifyClient, ShopifyError};
-use super::graphql::MAX_IDS;
+use super::graphql::{BulkResource, MAX_IDS};
 use super::payload::{ShopifyChange, ShopifyId};
 use crate::clock::Clock;
 use crate::lookup::CallerLookup;
@@ -25,6 +26,8 @@ pub enum ReconcileError {
     Shopify(#[from] ShopifyError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("bulk backfill: {0}")]
+    Bulk(String),
 }
 
 /// What one sweep did.
@@ -33,6 +36,8 @@ pub struct SweepReport {
     pub customers: usize,
     pub orders: usize,
     pub pages: usize,
+    /// Resources backfilled through a bulk operation (0 for a paged sweep).
+    pub bulk_operations: usize,
     /// Everything updated before this instant is now confirmed.
     pub watermark: DateTime<Utc>,
 }
@@ -45,6 +50,14 @@ pub struct DeletionReport {
     /// Records Shopify no longer holds, now deleted here (as their webhook would have).
     pub orders_deleted: usize,
     pub customers_deleted: usize,
+}
+
+/// What one resource's part of a sweep did.
+struct ResourceSweep {
+    applied: usize,
+    pages: usize,
+    bulk: bool,
+    watermark: DateTime<Utc>,
 }
 
 /// The watermark row that records when the last deletion check finished.
@@ -88,6 +101,13 @@ impl Resource {
         }
     }
 
+    fn bulk(self) -> BulkResource {
+        match self {
+            Resource::Customers => BulkResource::Customers,
+            Resource::Orders => BulkResource::Orders,
+        }
+    }
+
     fn deleted(self, id: ShopifyId) -> ShopifyChange {
         match self {
             Resource::Customers => ShopifyChange::CustomerDeleted { id },
@@ -97,20 +117,57 @@ impl Resource {
 }
 
 impl Reconciler {
-    /// One sweep over customers, then orders.
+    /// One sweep over customers, then orders: a bulk backfill of a resource never swept (or
+    /// whose backfill was interrupted), else the paged sweep of what changed since its watermark.
     pub async fn sweep(&self) -> Result<SweepReport, ReconcileError> {
+        self.sweep_with(false).await
+    }
+
+    /// `orderline reconcile --full`: a bulk backfill of both resources, watermark or not.
+    pub async fn full_sweep(&self) -> Result<SweepReport, ReconcileError> {
+        self.sweep_with(true).await
+    }
+
+    async fn sweep_with(&self, full: bool) -> Result<SweepReport, ReconcileError> {
         let started = self.clock.now();
         let watermark = started - chrono::Duration::from_std(self.lag).unwrap_or_default();
-        let (customers, customer_pages) = self.sweep_resource(Resource::Customers, watermark).await?;
-        let (orders, order_pages) = self.sweep_resource(Resource::Orders, watermark).await?;
+        let customers = self.sweep_resource(Resource::Customers, watermark, full).await?;
+        let orders = self.sweep_resource(Resource::Orders, watermark, full).await?;
+        // A bulk backfill confirms up to its operation's start, earlier than a paged sweep.
+        let watermark = customers.watermark.min(orders.watermark);
         if let Some(lookup) = &self.lookup {
             lookup.set_reconciled_through(watermark);
         }
         self.metrics.reconciler_lag_seconds.set((self.clock.now() - watermark).num_milliseconds() as f64 / 1000.0);
-        Ok(SweepReport { customers, orders, pages: customer_pages + order_pages, watermark })
+        Ok(SweepReport {
+            customers: customers.applied,
+            orders: orders.applied,
+            pages: customers.pages + orders.pages,
+            bulk_operations: usize::from(customers.bulk) + usize::from(orders.bulk),
+            watermark,
+        })
     }
 
     async fn sweep_resource(
+        &self,
+        resource: Resource,
+        watermark: DateTime<Utc>,
+        full: bool,
+    ) -> Result<ResourceSweep, ReconcileError> {
+        let name = resource.name();
+        let bulk = full
+            || self.store.bulk_backfill(&self.shop, name).await?.is_some()
+            || (self.store.watermark(&self.shop, name).await?.is_none()
+                && self.store.sweep_resume_point(&self.shop, name).await?.is_none());
+        if bulk {
+            let report = super::bulk::backfill(self, resource.bulk(), name).await?;
+            return Ok(ResourceSweep { applied: report.records, pages: 0, bulk: true, watermark: report.watermark });
+        }
+        let (applied, pages) = self.sweep_pages(resource, watermark).await?;
+        Ok(ResourceSweep { applied, pages, bulk: false, watermark })
+    }
+
+    async fn sweep_pages(
         &self,
         resource: Resource,
         watermark: DateTime<Utc>,
@@ -227,6 +284,7 @@ impl Reconciler {
                     customers = report.customers,
                     orders = report.orders,
                     pages = report.pages,
+                    bulk_operations = report.bulk_operations,
                     watermark = %report.watermark,
                     "reconciliation sweep done"
                 ),

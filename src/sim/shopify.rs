@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bulk;
 mod cost;
 mod executor;
 mod rng;
@@ -43,6 +44,7 @@ use tokio::task::JoinHandle;
 
 use crate::shopify::graphql::{API_VERSION, Operation, ThrottleStatus};
 use crate::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder};
+pub use bulk::BulkErrorCode;
 use rng::Rng;
 use server::Bucket;
 use store::Store;
@@ -180,6 +182,7 @@ pub(crate) struct Inner {
     pub(crate) knobs: Mutex<Knobs>,
     pub(crate) bucket: Mutex<Bucket>,
     pub(crate) counters: Counters,
+    pub(crate) bulk: Mutex<bulk::BulkOps>,
     webhooks: Mutex<webhooks::Webhooks>,
     /// The app's webhook subscriptions (`webhookSubscriptions` and its mutations).
     pub(crate) subscriptions: Mutex<subscriptions::Subscriptions>,
@@ -234,6 +237,7 @@ impl ShopifySim {
             }),
             bucket: Mutex::new(Bucket::new(config.bucket_max, config.restore_rate)),
             counters: Counters::default(),
+            bulk: Mutex::new(bulk::BulkOps::new()),
             webhooks: Mutex::new(webhooks::Webhooks::new(seed)),
             subscriptions: Mutex::new(subscriptions::Subscriptions::default()),
             granted: Mutex::new(HashMap::new()),
@@ -519,7 +523,15 @@ impl ShopifySim {
     pub fn seed_generated(&self, customers: usize, orders_per_customer: usize) {
         let mut data = lock(&self.inner.data);
         let Data { store, rng } = &mut *data;
-        seed::generated(store, rng, customers, orders_per_customer);
+        seed::generated(store, rng, customers, customers * orders_per_customer);
+    }
+
+    /// Seeds `customers` generated customers sharing `orders` generated orders (deterministic
+    /// for a seed): a shop of any size, e.g. a million orders for the backfill benchmark.
+    pub fn seed_shop(&self, customers: usize, orders: usize) {
+        let mut data = lock(&self.inner.data);
+        let Data { store, rng } = &mut *data;
+        seed::generated(store, rng, customers, orders);
     }
 
     // ---- faults and knobs ----
@@ -575,6 +587,31 @@ impl ShopifySim {
 
     /// Shopify refuses a query whose requested cost exceeds 1000 points (`MAX_COST_EXCEEDED`),
     /// whatever the bucket holds; the sim does too by default. `None` lifts the limit.
+    /// How long a bulk operation runs before `bulkOperation(id:)` says it finished (default 50 ms).
+    pub fn set_bulk_run_time(&self, run_time: Duration) {
+        lock(&self.inner.bulk).run_time = run_time;
+    }
+
+    /// Bulk operations that finish from now on fail with `code` (None: they complete).
+    pub fn fail_bulk_operations(&self, code: Option<BulkErrorCode>) {
+        lock(&self.inner.bulk).fail_with = code;
+    }
+
+    /// Every completed bulk operation's result URL expires now (status EXPIRED).
+    pub fn expire_bulk_results(&self) {
+        lock(&self.inner.bulk).expire_all();
+    }
+
+    /// A pause before each page (500 records) of a bulk result download.
+    pub fn set_bulk_page_delay(&self, delay: Duration) {
+        lock(&self.inner.bulk).page_delay = delay;
+    }
+
+    /// Bulk operations started so far.
+    pub fn bulk_operations_started(&self) -> usize {
+        lock(&self.inner.bulk).started()
+    }
+
     pub fn set_max_query_cost(&self, max: Option<u32>) {
         lock(&self.inner.knobs).max_query_cost = max;
     }

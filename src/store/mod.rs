@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 mod attempts;
+mod backfills;
 mod callers;
 mod calls;
 mod changes;
@@ -29,6 +30,7 @@ mod time;
 mod watermarks;
 
 pub use attempts::AttemptKind;
+pub use backfills::BulkProgress;
 pub use callers::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView};
 pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
 pub use changes::{CallChange, CallChanges, PhoneChanges};

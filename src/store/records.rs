@@ -321,10 +321,38 @@ for_each_backend! {
         let mut tx = conn.begin().await?;
         let mut notice = PhoneChanges { shop: shop.to_string(), ..PhoneChanges::default() };
         let mut outcomes = Vec::with_capacity(changes.len());
-        for change in changes {
-            outcomes.push(
-                apply_change(&mut tx, shop, change, default_region, now, Provenance::Snapshot, None, &mut notice).await?,
-            );
+        // Runs of customers and whole orders go through `apply_batch` (multi-row, the same
+        // outcomes); the rest, and a run whose rows changed under it, one at a time.
+        let mut i = 0;
+        while i < changes.len() {
+            let mut j = i;
+            while j < changes.len() && batchable(&changes[j]) {
+                j += 1;
+            }
+            if j - i >= 2 {
+                let run: Vec<&ShopifyChange> = changes[i..j].iter().collect();
+                let mut savepoint = tx.begin().await?;
+                let applied =
+                    apply_batch(&mut savepoint, shop, &run, default_region, now, Provenance::Snapshot, &mut notice).await?;
+                match applied {
+                    Some(batch) => {
+                        savepoint.commit().await?;
+                        outcomes.extend(batch);
+                        i = j;
+                        continue;
+                    }
+                    None => savepoint.rollback().await?,
+                }
+            } else {
+                j = j.max(i + 1);
+            }
+            for change in &changes[i..j] {
+                outcomes.push(
+                    apply_change(&mut tx, shop, change, default_region, now, Provenance::Snapshot, None, &mut notice)
+                        .await?,
+                );
+            }
+            i = j;
         }
         tx.commit().await?;
         Ok((outcomes, notice))

@@ -7,6 +7,7 @@ mod support;
 
 mod agent;
 mod browser_driver;
+mod bulk_backfill;
 mod cli;
 mod consistency;
 mod console_browser;

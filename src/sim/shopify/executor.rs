@@ -31,6 +31,10 @@ pub(crate) struct Context<'a> {
     pub(crate) scopes: &'a [String],
     /// The app's webhook subscriptions (the one thing a mutation here changes).
     pub(crate) subscriptions: &'a std::sync::Mutex<super::subscriptions::Subscriptions>,
+    /// The shop's bulk operations.
+    pub(crate) bulk: &'a std::sync::Mutex<super::bulk::BulkOps>,
+    /// The server's base URL as this request reached it (bulk results are served there).
+    pub(crate) base_url: &'a str,
 }
 
 impl Context<'_> {
@@ -272,7 +276,19 @@ impl<'a> ObjectValue for Object<'a> {
                 drop(subscriptions);
                 return Ok(this.resolve_value(info, payload));
             }
-            ("Mutation", other) => return Err(error(format!("the emulator does not answer Mutation.{other}"))),
+            // Bulk operations (sim::shopify::bulk has the sources).
+            ("Mutation", "bulkOperationRunQuery") => {
+                let query = argument(info, "query").and_then(JsonValue::as_str).unwrap_or("");
+                return Ok(this.resolve_value(info, super::bulk::run_query(self.context, query)));
+            }
+            ("QueryRoot", "bulkOperation") => {
+                let id = argument(info, "id").and_then(JsonValue::as_str).unwrap_or("");
+                return Ok(match super::bulk::operation(self.context, id) {
+                    Some(value) => this.resolve_value(info, value),
+                    None => ResolvedValue::null(),
+                });
+            }
+            ("Mutation", other) => return Err(error(format!("the emulator does not run Mutation.{other}"))),
             ("QueryRoot", _) => return this.root(info),
             ("Customer", "orders") => {
                 let id = self.value["id"].as_str().and_then(crate::shopify::payload::ShopifyId::parse);

@@ -481,9 +481,9 @@ const LAST: [&str; 32] = [
 ];
 const ZIPS: [&str; 8] = ["94103", "94110", "94611", "95014", "94301", "95112", "94704", "94016"];
 
-/// `customers` customers with `orders_per_customer` orders each, all last updated before the sim
-/// started; phones `+1415555xxxx` (the area code moves on every 10 000 customers).
-pub(crate) fn generated(store: &mut Store, rng: &mut Rng, customers: usize, orders_per_customer: usize) {
+/// `customers` customers sharing `orders` orders (as evenly as they divide), all last updated
+/// before the sim started; phones `+1415555xxxx` (the area code moves on every 10 000 customers).
+pub(crate) fn generated(store: &mut Store, rng: &mut Rng, customers: usize, orders: usize) {
     const STAGES: [(Stage, u64); 8] = [
         (Stage::Delivered, 38),
         (Stage::InTransit, 12),
@@ -496,7 +496,8 @@ pub(crate) fn generated(store: &mut Store, rng: &mut Rng, customers: usize, orde
     ];
     let total_weight: u64 = STAGES.iter().map(|(_, w)| w).sum();
     let mut people = Vec::with_capacity(customers);
-    let mut plans = Vec::with_capacity(customers * orders_per_customer);
+    let mut plans = Vec::with_capacity(orders);
+    let (each, more) = (orders.checked_div(customers).unwrap_or(0), orders.checked_rem(customers).unwrap_or(0));
     for i in 0..customers {
         let area = 415 + i / 10_000;
         let line = i % 10_000;
@@ -511,7 +512,7 @@ pub(crate) fn generated(store: &mut Store, rng: &mut Rng, customers: usize, orde
             country: "US",
             zip,
         });
-        for _ in 0..orders_per_customer {
+        for _ in 0..each + usize::from(i < more) {
             let mut roll = rng.below(total_weight);
             let mut stage = Stage::Delivered;
             for (s, weight) in STAGES {

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -63,6 +63,7 @@ pub(crate) fn router(sim: ShopifySim, closing: watch::Receiver<bool>) -> Router 
     Router::new()
         .route("/admin/api/{version}/graphql.json", post(graphql))
         .route("/admin/oauth/access_token", post(access_token))
+        .route("/bulk-results/{file}", get(bulk_result))
         .with_state(ServerState { sim, closing })
 }
 
@@ -112,6 +113,11 @@ async fn access_token(State(state): State<ServerState>, headers: HeaderMap, body
         "expires_in": lifetime.as_secs(),
     }))
     .into_response()
+}
+
+/// A bulk operation's result file: no Admin token, like Shopify's signed storage URL.
+async fn bulk_result(State(state): State<ServerState>, Path(file): Path<String>) -> Response {
+    super::bulk::download(state.sim.clone(), &file)
 }
 
 enum Wait {
@@ -266,7 +272,8 @@ fn answer(sim: &Inner, version: &str, headers: &HeaderMap, body: &[u8]) -> (Resp
     }
     let supported = lock(&sim.knobs).supported_versions.clone();
     let served = served_version(version, &supported);
-    let (body, deprecated) = run(sim, &request);
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
+    let (body, deprecated) = run(sim, &request, &format!("http://{host}"));
     let mut response = ok(body);
     if let Ok(value) = HeaderValue::from_str(served) {
         response.headers_mut().insert("x-shopify-api-version", value);
@@ -286,7 +293,7 @@ fn answer(sim: &Inner, version: &str, headers: &HeaderMap, body: &[u8]) -> (Resp
 /// Validates the document against Shopify's schema, charges its cost, runs it, refunds what it
 /// did not cost. Also names the deprecated fields it used (`Type.field`): those the schema marks
 /// and those a test deprecated since ([`super::ShopifySim::deprecate_fields`]).
-fn run(sim: &Inner, request: &GraphqlRequest) -> (Value, Vec<String>) {
+fn run(sim: &Inner, request: &GraphqlRequest, base_url: &str) -> (Value, Vec<String>) {
     let document = match schema::validate(&request.query) {
         Ok(document) => document,
         Err(problems) => {
@@ -366,6 +373,8 @@ fn run(sim: &Inner, request: &GraphqlRequest) -> (Value, Vec<String>) {
             redacted: &redacted,
             scopes: &sim.config.scopes,
             subscriptions: &sim.subscriptions,
+            bulk: &sim.bulk,
+            base_url,
         };
         executor::execute(&context, &document, operation, &variables)
     };

@@ -249,6 +249,19 @@ impl Store {
         found.into_iter().take(limit).map(|o| self.hydrate(o)).collect()
     }
 
+    /// Customers matching `terms` and their addresses, counted without copying them (a bulk
+    /// operation's `rootObjectCount` and `objectCount`).
+    pub(crate) fn count_customers(&self, terms: &[Term]) -> (u64, u64) {
+        let matching = self.customers.values().filter(|c| terms.iter().all(|t| t.matches_customer(c)));
+        matching.fold((0, 0), |(roots, all), c| (roots + 1, all + 1 + c.addresses.len() as u64))
+    }
+
+    /// Orders matching `terms` and their line items, counted the same way.
+    pub(crate) fn count_orders(&self, terms: &[Term]) -> (u64, u64) {
+        let matching = self.orders.values().filter(|o| terms.iter().all(|t| t.matches_order(o)));
+        matching.fold((0, 0), |(roots, all), o| (roots + 1, all + 1 + o.line_items.len() as u64))
+    }
+
     /// One page of customers matching `terms`, by (updated_at, id), after the cursor.
     pub(crate) fn customer_page(&self, terms: &[Term], after: Option<Key>, limit: usize) -> Page<ShopifyCustomer> {
         let keys = page_keys(&self.customers_by_updated, terms, after, limit, |id| {

@@ -5,6 +5,7 @@
 pub mod line;
 pub mod outside;
 pub mod pg_cluster;
+pub mod rows;
 
 #[path = "../../harness/mod.rs"]
 mod harness;

@@ -1,0 +1,332 @@
+//! The backfill through a Shopify bulk operation: starts `bulkOperationRunQuery` for customers
+//! or orders, polls it until it finishes, streams its JSONL result (a parent line, then its
+//! children with `__parentId`) a chunk at a time, turns each record into the change the paged
+//! sweep makes (the same node conversion), and applies them in batches through the one apply
+//! path, recording after each batch how many lines are applied so a killed backfill resumes
+//! there. Never holds the result in memory; never writes a watermark before everything is
+//! applied; logs counts and IDs, never a record's contents.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::client::ShopifyError;
+use super::graphql::{BulkResource, GqlBulkOperation, GqlCustomer, GqlOrder};
+use super::payload::ShopifyChange;
+use super::reconciler::{ReconcileError, Reconciler};
+use crate::store::Ts;
+
+/// What one bulk backfill did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackfillReport {
+    /// Records (customers or orders) applied in this run.
+    pub records: usize,
+    /// The operation's start minus the reconciliation lag: what the backfill confirmed.
+    pub watermark: DateTime<Utc>,
+}
+
+/// Records applied per transaction: large enough that a million orders take few round trips,
+/// small enough to hold (and to redo after a kill).
+fn batch_size(store: &crate::store::Store) -> usize {
+    match store.backend() {
+        crate::store::Backend::Postgres => 1000,
+        crate::store::Backend::Sqlite => 500,
+    }
+}
+
+/// Polling starts at this interval and doubles up to `POLL_MAX`.
+const POLL_FIRST: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_secs(5);
+/// Shopify stops a bulk query after 10 days (the guide); orderline waits at most this long.
+const OPERATION_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+/// Longest wait for one request, or for the next chunk of the result.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Backfills `resource` (watermark row `name`) from a bulk operation: the one under way if a
+/// backfill was interrupted and its result can still be read, else a new one.
+pub async fn backfill(r: &Reconciler, resource: BulkResource, name: &str) -> Result<BackfillReport, ReconcileError> {
+    let mut resumed = r.store.bulk_backfill(&r.shop, name).await?;
+    let mut restarted = false;
+    loop {
+        let (operation, skip) = match resumed.take() {
+            Some(progress) => match r.client.bulk_operation(&progress.operation_id, deadline()).await? {
+                Some(op) if matches!(op.status.as_str(), "CREATED" | "RUNNING" | "COMPLETED") => {
+                    tracing::info!(
+                        resource = name,
+                        operation = %op.id,
+                        lines_applied = progress.lines_applied,
+                        "resuming an interrupted bulk backfill"
+                    );
+                    (op, progress.lines_applied.max(0) as u64)
+                }
+                other => {
+                    let status = other.map_or_else(|| "unknown to Shopify".to_string(), |op| op.status);
+                    tracing::warn!(
+                        resource = name,
+                        operation = %progress.operation_id,
+                        status = %status,
+                        "the interrupted bulk backfill's operation can no longer be read: starting a new one"
+                    );
+                    (start(r, resource, name).await?, 0)
+                }
+            },
+            None => (start(r, resource, name).await?, 0),
+        };
+        let operation = wait(r, name, operation).await?;
+        let url = operation.url.clone().unwrap_or_default();
+        match apply_result(r, resource, name, &operation, &url, skip).await {
+            // The result URL stopped working (it expires: Shopify then says EXPIRED): once, start
+            // over with a new operation. What was applied stays (applying it again changes nothing).
+            Err(ReconcileError::Shopify(ShopifyError::Http(status))) if (400..500).contains(&status) && !restarted => {
+                tracing::warn!(
+                    resource = name,
+                    operation = %operation.id,
+                    status,
+                    "the bulk result can no longer be downloaded: starting a new operation"
+                );
+                r.store.end_bulk_backfill(&r.shop, name).await?;
+                restarted = true;
+                continue;
+            }
+            Err(e) => return Err(e),
+            Ok(records) => {
+                let lag = chrono::Duration::from_std(r.lag).unwrap_or_default();
+                let watermark = operation.created_at - lag;
+                let now = Ts::from(r.clock.now());
+                r.store.advance_watermark(&r.shop, name, Ts::from(watermark), now).await?;
+                r.store.end_bulk_backfill(&r.shop, name).await?;
+                return Ok(BackfillReport { records, watermark });
+            }
+        }
+    }
+}
+
+fn deadline() -> Instant {
+    Instant::now() + REQUEST_DEADLINE
+}
+
+async fn start(r: &Reconciler, resource: BulkResource, name: &str) -> Result<GqlBulkOperation, ReconcileError> {
+    let operation = r.client.run_bulk_query(&resource.query(), deadline()).await?;
+    let now = Ts::from(r.clock.now());
+    r.store.start_bulk_backfill(&r.shop, name, &operation.id, Ts::from(operation.created_at), now).await?;
+    tracing::info!(resource = name, operation = %operation.id, "bulk backfill started");
+    Ok(operation)
+}
+
+/// Polls until the operation completes (backing off); any other end is an error, and the
+/// backfill's record is dropped so the next sweep starts a new operation.
+async fn wait(r: &Reconciler, name: &str, mut operation: GqlBulkOperation) -> Result<GqlBulkOperation, ReconcileError> {
+    let give_up = Instant::now() + OPERATION_DEADLINE;
+    let mut interval = POLL_FIRST;
+    loop {
+        match operation.status.as_str() {
+            // Without a `url`, nothing matched.
+            "COMPLETED" => return Ok(operation),
+            "CREATED" | "RUNNING" => {}
+            other => {
+                r.store.end_bulk_backfill(&r.shop, name).await?;
+                let code = operation.error_code.as_deref().unwrap_or("no error code");
+                return Err(ReconcileError::Bulk(format!(
+                    "bulk operation {} for {name} ended {other} ({code}); nothing was written, the watermark stays",
+                    operation.id
+                )));
+            }
+        }
+        if Instant::now() + interval > give_up {
+            return Err(ReconcileError::Bulk(format!(
+                "bulk operation {} for {name} did not finish within {} h",
+                operation.id,
+                OPERATION_DEADLINE.as_secs() / 3600
+            )));
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(POLL_MAX);
+        operation =
+            r.client.bulk_operation(&operation.id, deadline()).await?.ok_or_else(|| {
+                ReconcileError::Bulk(format!("Shopify no longer knows bulk operation {}", operation.id))
+            })?;
+    }
+}
+
+/// One record of the result: its parent line and the children lines under it.
+struct Record {
+    value: Value,
+    children: Vec<(&'static str, Value)>,
+}
+
+/// Streams the result and applies it; returns the records applied (lines up to `skip` were
+/// applied before and are only counted past).
+async fn apply_result(
+    r: &Reconciler,
+    resource: BulkResource,
+    name: &str,
+    operation: &GqlBulkOperation,
+    url: &str,
+    skip: u64,
+) -> Result<usize, ReconcileError> {
+    let mut applier = Applier {
+        r,
+        resource,
+        name,
+        operation: &operation.id,
+        batch: Vec::with_capacity(batch_size(&r.store)),
+        batch_size: batch_size(&r.store),
+        line: 0,
+        skip,
+        current: None,
+        applied: 0,
+    };
+    if url.is_empty() {
+        return Ok(0);
+    }
+    let mut response = r.client.open_bulk_result(url, deadline()).await?;
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let chunk = match tokio::time::timeout(REQUEST_DEADLINE, response.chunk()).await {
+            Err(_) => return Err(ShopifyError::Timeout.into()),
+            Ok(Err(e)) => return Err(ShopifyError::Transport(e.without_url().to_string()).into()),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        pending.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+            applier.line(&pending[start..start + end]).await?;
+            start += end + 1;
+        }
+        pending.drain(..start);
+    }
+    if !pending.is_empty() {
+        applier.line(&pending).await?;
+    }
+    applier.finish().await
+}
+
+struct Applier<'a> {
+    r: &'a Reconciler,
+    resource: BulkResource,
+    name: &'a str,
+    operation: &'a str,
+    batch: Vec<ShopifyChange>,
+    batch_size: usize,
+    /// Lines read so far.
+    line: u64,
+    skip: u64,
+    current: Option<Record>,
+    applied: usize,
+}
+
+impl Applier<'_> {
+    fn bad(&self, why: impl std::fmt::Display) -> ReconcileError {
+        ReconcileError::Bulk(format!("bulk operation {} line {}: {why}", self.operation, self.line))
+    }
+
+    async fn line(&mut self, bytes: &[u8]) -> Result<(), ReconcileError> {
+        self.line += 1;
+        if self.line <= self.skip || bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let mut value: Value = serde_json::from_slice(bytes).map_err(|e| self.bad(format!("not JSON: {e}")))?;
+        let parent = value.as_object_mut().and_then(|o| o.remove("__parentId"));
+        match parent {
+            Some(parent) => {
+                let id = value["id"].as_str().unwrap_or_default();
+                let connection =
+                    self.resource.child_connection(id).ok_or_else(|| self.bad("a child line of an unexpected type"))?;
+                let current = match &mut self.current {
+                    Some(current) if current.value["id"] == parent => current,
+                    _ => return Err(self.bad("a child line that does not follow its parent")),
+                };
+                current.children.push((connection, value));
+            }
+            None => {
+                // A new record: the previous one is whole.
+                if let Some(done) = self.current.take() {
+                    self.push(done, self.line - 1).await?;
+                }
+                self.current = Some(Record { value, children: Vec::new() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a whole record (which ends at line `through`) to the batch; applies a full batch.
+    async fn push(&mut self, record: Record, through: u64) -> Result<(), ReconcileError> {
+        let change = self.change(record)?;
+        self.batch.push(change);
+        if self.batch.len() >= self.batch_size {
+            self.apply(through).await?;
+        }
+        Ok(())
+    }
+
+    /// The record as the paged sweep would have it: its children put back as the connection
+    /// nodes the paged document reads, then the same node conversion.
+    fn change(&self, record: Record) -> Result<ShopifyChange, ReconcileError> {
+        let Record { mut value, children } = record;
+        let connection = match self.resource {
+            BulkResource::Customers => "addressesV2",
+            BulkResource::Orders => "lineItems",
+        };
+        let nodes: Vec<Value> = children.into_iter().filter(|(c, _)| *c == connection).map(|(_, v)| v).collect();
+        value[connection] = json!({ "nodes": nodes });
+        Ok(match self.resource {
+            BulkResource::Customers => {
+                let node: GqlCustomer = serde_json::from_value(value).map_err(|e| self.bad(e))?;
+                ShopifyChange::Customer(Box::new(node.to_record().map_err(|e| self.bad(e))?))
+            }
+            BulkResource::Orders => {
+                let node: GqlOrder = serde_json::from_value(value).map_err(|e| self.bad(e))?;
+                let mut order = node.to_record(None).map_err(|e| self.bad(e))?;
+                // Every line item came (a bulk query has no page size).
+                order.truncated.line_items = false;
+                // The order's customer came without its addresses (see BulkResource::query).
+                if let Some(customer) = order.customer.as_mut() {
+                    customer.addresses_omitted = true;
+                }
+                ShopifyChange::Order(Box::new(order))
+            }
+        })
+    }
+
+    /// Applies the batch in one transaction, then records that lines through `through` are applied.
+    async fn apply(&mut self, through: u64) -> Result<(), ReconcileError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let r = self.r;
+        let now = Ts::from(r.clock.now());
+        r.store.apply_all(&r.shop, &self.batch, &r.default_region, now).await?;
+        r.store.set_bulk_lines_applied(&r.shop, self.name, self.operation, through as i64, now).await?;
+        let labels = crate::ops::metrics::ResourceLabels { resource: self.name.to_string() };
+        r.metrics.bulk_backfill_records.get_or_create(&labels).inc_by(self.batch.len() as u64);
+        self.applied += self.batch.len();
+        self.batch.clear();
+        tracing::debug!(
+            resource = self.name,
+            operation = self.operation,
+            lines = through,
+            "bulk backfill batch applied"
+        );
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<usize, ReconcileError> {
+        if let Some(done) = self.current.take() {
+            let change = self.change(done)?;
+            self.batch.push(change);
+        }
+        let through = self.line;
+        self.apply(through).await?;
+        tracing::info!(
+            resource = self.name,
+            operation = self.operation,
+            records = self.applied,
+            lines = through,
+            "bulk backfill applied"
+        );
+        Ok(self.applied)
+    }
+}

@@ -1,0 +1,218 @@
+//! The backfill through Shopify bulk operations: the first sweep of a store (and
+//! `orderline reconcile --full`) reads every customer and order from a bulk operation's JSONL
+//! result and stores exactly what the shop holds; a failed operation writes no watermark and
+//! leaves nothing in the way of the next sweep; a backfill killed half-way resumes on the same
+//! result (or a new one once the result has expired) without duplicating anything; the sweeps
+//! after it page through what changed, as before.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::common::rows::{customer_row, order_row, stored_customer_row, stored_ids, stored_order_row};
+use crate::common::{Backend, SHOP, TestDb};
+use orderline::app;
+use orderline::clock::SystemClock;
+use orderline::config::Settings;
+use orderline::ops::Metrics;
+use orderline::shopify::graphql::{BulkResource, Operation};
+use orderline::shopify::reconciler::Reconciler;
+use orderline::shopify::schema;
+use orderline::sim::shopify::{BulkErrorCode, ShopifySim, SimConfig, SimServer};
+use orderline::store::Store;
+
+struct Shop {
+    sim: ShopifySim,
+    server: SimServer,
+    _db: TestDb,
+    url: String,
+    store: Store,
+    reconciler: Reconciler,
+}
+
+async fn open_shop(backend: Backend, customers: usize, orders_each: usize) -> Shop {
+    let sim = ShopifySim::new(SimConfig { restore_rate: 1000.0, bucket_max: 10_000.0, ..SimConfig::default() });
+    sim.seed_generated(customers, orders_each);
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let db = TestDb::new(backend).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let settings = Settings::from_pairs([
+        ("shopify_access_token", sim.config().access_token.as_str()),
+        ("shopify_api_url", server.url().as_str()),
+        ("breaker_threshold", "100"),
+    ])
+    .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let reconciler = Reconciler {
+        store: store.clone(),
+        client: app::shopify_client(&settings, metrics.clone()).unwrap(),
+        shop: SHOP.into(),
+        default_region: "US".into(),
+        clock: Arc::new(SystemClock),
+        metrics,
+        lag: Duration::from_secs(30),
+        lookup: None,
+    };
+    let url = db.url.clone();
+    Shop { sim, server, _db: db, url, store, reconciler }
+}
+
+/// Every order and customer the shop holds is stored as it holds it, and nothing else.
+async fn differences(sim: &ShopifySim, store: &Store) -> Vec<String> {
+    let mut differ = Vec::new();
+    for order in sim.orders() {
+        let expected = order_row(&order);
+        match stored_order_row(store, order.id).await {
+            Some(actual) if actual == expected => {}
+            actual => differ.push(format!("order {}: stored {actual:?} expected {expected}", order.id)),
+        }
+    }
+    for customer in sim.customers() {
+        let expected = customer_row(&customer);
+        match stored_customer_row(store, customer.id).await {
+            Some(actual) if actual == expected => {}
+            actual => differ.push(format!("customer {}: stored {actual:?} expected {expected}", customer.id)),
+        }
+    }
+    let (orders, customers) = stored_ids(store).await;
+    if (orders.len(), customers.len()) != (sim.orders().len(), sim.customers().len()) {
+        differ.push(format!("stored {} orders and {} customers", orders.len(), customers.len()));
+    }
+    differ
+}
+
+#[test]
+fn the_bulk_queries_are_valid_against_shopifys_admin_schema() {
+    for resource in [BulkResource::Customers, BulkResource::Orders] {
+        let document = schema::validate(&resource.query()).unwrap_or_else(|e| panic!("{resource:?}: {e:#?}"));
+        assert_eq!(schema::deprecated_fields(&document), Vec::<String>::new(), "{resource:?}");
+    }
+}
+
+async fn the_first_sweep_backfills_in_bulk_and_later_sweeps_page(backend: Backend) {
+    let shop = open_shop(backend, 40, 4).await;
+    let (sim, store) = (&shop.sim, &shop.store);
+    let report = shop.reconciler.sweep().await.unwrap();
+    assert_eq!((report.customers, report.orders, report.bulk_operations, report.pages), (40, 160, 2, 0));
+    assert_eq!(sim.bulk_operations_started(), 2);
+    assert_eq!(sim.requests_for(Operation::OrdersUpdatedSince) + sim.requests_for(Operation::CustomersUpdatedSince), 0);
+    assert_eq!(differences(sim, store).await, Vec::<String>::new());
+    let watermark = store.watermark(SHOP, "orders").await.unwrap().expect("a watermark after the backfill");
+    assert!(watermark.0 <= chrono::Utc::now() - chrono::Duration::seconds(30), "the operation's start minus the lag");
+    assert!(store.bulk_backfill(SHOP, "orders").await.unwrap().is_none(), "the backfill is over");
+
+    // The shop changes: the next sweep pages through what changed, no bulk operation.
+    let changed = sim.orders()[7].id;
+    sim.change_order(changed, |o| o.email = Some("changed@example.com".into())).unwrap();
+    let report = shop.reconciler.sweep().await.unwrap();
+    assert_eq!(report.bulk_operations, 0);
+    assert!(report.pages >= 2, "{report:?}");
+    assert!(sim.requests_for(Operation::OrdersUpdatedSince) >= 1);
+    assert_eq!(sim.bulk_operations_started(), 2);
+    assert_eq!(store.order(SHOP, changed).await.unwrap().unwrap().email.as_deref(), Some("changed@example.com"));
+    assert_eq!(differences(sim, store).await, Vec::<String>::new());
+    shop.server.stop().await;
+}
+
+async fn reconcile_full_backfills_in_bulk_despite_a_watermark(backend: Backend) {
+    let shop = open_shop(backend, 10, 3).await;
+    shop.reconciler.sweep().await.unwrap();
+    let before = shop.store.watermark(SHOP, "customers").await.unwrap().unwrap();
+    let changed = shop.sim.customers()[2].id;
+    shop.sim.change_customer(changed, |c| c.last_name = Some("Renamed".into())).unwrap();
+    let (db_url, token, api_url) = (shop.url.clone(), shop.sim.config().access_token.clone(), shop.server.url());
+    let run = move |full: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orderline"));
+        command.arg("reconcile");
+        if full {
+            command.arg("--full");
+        }
+        command
+            .env("DATABASE_URL", &db_url)
+            .env("SHOPIFY_SHOP", SHOP)
+            .env("SHOPIFY_ACCESS_TOKEN", &token)
+            .env("SHOPIFY_API_URL", &api_url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let output = tokio::task::spawn_blocking(move || run(true)).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("reconciled 10 customers and 30 orders in 0 pages and 2 bulk operations"), "{stdout}");
+    assert_eq!(shop.sim.bulk_operations_started(), 4);
+    assert_eq!(shop.store.customer(SHOP, changed).await.unwrap().unwrap().last_name.as_deref(), Some("Renamed"));
+    assert!(shop.store.watermark(SHOP, "customers").await.unwrap().unwrap() >= before);
+    assert_eq!(differences(&shop.sim, &shop.store).await, Vec::<String>::new());
+    shop.server.stop().await;
+}
+
+async fn a_failed_operation_writes_no_watermark_and_the_next_sweep_starts_over(backend: Backend) {
+    let shop = open_shop(backend, 10, 3).await;
+    shop.sim.fail_bulk_operations(Some(BulkErrorCode::InternalServerError));
+    let error = shop.reconciler.sweep().await.expect_err("the operation failed").to_string();
+    assert!(error.contains("FAILED") && error.contains("INTERNAL_SERVER_ERROR"), "{error}");
+    assert_eq!(shop.store.watermark(SHOP, "customers").await.unwrap(), None);
+    assert_eq!(shop.store.bulk_backfill(SHOP, "customers").await.unwrap(), None);
+    assert_eq!(stored_ids(&shop.store).await, (Vec::new(), Vec::new()), "nothing written");
+
+    shop.sim.fail_bulk_operations(None);
+    let report = shop.reconciler.sweep().await.unwrap();
+    assert_eq!((report.customers, report.orders, report.bulk_operations), (10, 30, 2));
+    assert_eq!(shop.sim.bulk_operations_started(), 3);
+    assert_eq!(differences(&shop.sim, &shop.store).await, Vec::<String>::new());
+    shop.server.stop().await;
+}
+
+/// Kills a backfill once some of its orders are applied; returns how many lines were.
+async fn kill_half_way(shop: &Shop) -> i64 {
+    shop.sim.set_bulk_page_delay(Duration::from_millis(150));
+    let reconciler = shop.reconciler.clone();
+    let running = tokio::spawn(async move { reconciler.sweep().await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let applied = loop {
+        let progress = shop.store.bulk_backfill(SHOP, "orders").await.unwrap();
+        if let Some(p) = progress.filter(|p| p.lines_applied > 0) {
+            break p.lines_applied;
+        }
+        assert!(std::time::Instant::now() < deadline, "no batch of orders applied");
+        assert!(!running.is_finished(), "the backfill ended before it was killed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    running.abort();
+    let _ = running.await;
+    shop.sim.set_bulk_page_delay(Duration::ZERO);
+    assert_eq!(shop.store.watermark(SHOP, "orders").await.unwrap(), None, "no watermark for half a backfill");
+    applied
+}
+
+async fn a_killed_backfill_resumes_on_the_same_result(backend: Backend) {
+    let shop = open_shop(backend, 600, 4).await;
+    let applied = kill_half_way(&shop).await;
+    let report = shop.reconciler.sweep().await.unwrap();
+    assert_eq!(shop.sim.bulk_operations_started(), 2, "the same operation's result was read again");
+    assert_eq!(report.customers, 0, "the customers' backfill had finished");
+    assert!(report.orders < 2400, "resumed past the {applied} lines applied: {report:?}");
+    assert_eq!(differences(&shop.sim, &shop.store).await, Vec::<String>::new());
+    assert!(shop.store.bulk_backfill(SHOP, "orders").await.unwrap().is_none());
+    shop.server.stop().await;
+}
+
+async fn a_killed_backfill_whose_result_expired_starts_a_new_operation(backend: Backend) {
+    let shop = open_shop(backend, 600, 4).await;
+    kill_half_way(&shop).await;
+    shop.sim.expire_bulk_results();
+    let report = shop.reconciler.sweep().await.unwrap();
+    assert_eq!(shop.sim.bulk_operations_started(), 3, "a new operation for the orders");
+    assert_eq!(report.orders, 2400);
+    assert_eq!(differences(&shop.sim, &shop.store).await, Vec::<String>::new());
+    shop.server.stop().await;
+}
+
+on_both_backends!(
+    the_first_sweep_backfills_in_bulk_and_later_sweeps_page,
+    reconcile_full_backfills_in_bulk_despite_a_watermark,
+    a_failed_operation_writes_no_watermark_and_the_next_sweep_starts_over,
+    a_killed_backfill_resumes_on_the_same_result,
+    a_killed_backfill_whose_result_expired_starts_a_new_operation,
+);
