@@ -5,6 +5,7 @@ pub mod flow;
 pub mod hours;
 pub mod order_status;
 pub mod state;
+pub mod understanding;
 pub mod verification;
 
 pub use flow::{CallContext, CallFlow, Caller, Input, Outcome, Reply, Step, TransferStep};
