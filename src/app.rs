@@ -55,8 +55,7 @@ pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, St
     use crate::twilio::render::{TransferView, sample_steps};
     let renderer =
         Renderer::load(settings.twiml_dir.as_deref(), &settings.voice, &settings.language, &settings.shop_name)?;
-    let kinds = ["queue", "number", "client", "sip"];
-    let transfers: Vec<TransferView> = kinds
+    let transfers: Vec<TransferView> = crate::twilio::transfer::TransferTarget::KINDS
         .iter()
         .map(|kind| TransferView {
             kind,
