@@ -53,8 +53,9 @@ pub struct AppState {
 /// not recorded, stops the start, naming the template and line.
 pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, StartError> {
     use crate::twilio::render::{TransferView, sample_steps};
-    let renderer =
+    let mut renderer =
         Renderer::load(settings.twiml_dir.as_deref(), &settings.voice, &settings.language, &settings.shop_name)?;
+    renderer.listen_for_speech(settings.speech_input && settings.prompt_mode == crate::config::PromptMode::Twiml);
     let transfers: Vec<TransferView> = crate::twilio::transfer::TransferTarget::KINDS
         .iter()
         .map(|kind| TransferView {

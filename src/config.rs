@@ -135,6 +135,7 @@ struct RawSettings {
     hold_music_url: String,
     #[serde(with = "duration_text")]
     media_lead: Duration,
+    speech_input: bool,
 }
 
 impl Default for RawSettings {
@@ -199,6 +200,7 @@ impl Default for RawSettings {
             // Twilio's own hold music, as its queue examples play it.
             hold_music_url: "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3".into(),
             media_lead: duration_text::parse("300ms"),
+            speech_input: true,
         }
     }
 }
@@ -297,6 +299,8 @@ pub struct Settings {
     pub hold_music_url: String,
     /// Media Streams: how much audio is kept queued at Twilio ahead of playback.
     pub media_lead: Duration,
+    /// TwiML mode: every question accepts words as well as keys (`<Gather input="dtmf speech">`).
+    pub speech_input: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -515,6 +519,7 @@ impl Settings {
             queue_max_wait: raw.queue_max_wait,
             hold_music_url,
             media_lead: raw.media_lead,
+            speech_input: raw.speech_input,
         })
     }
 

@@ -68,6 +68,8 @@ names! {
         Stream => "stream",
         /// The caller pressed a key over a Media Streams prompt.
         BargeIn => "barge_in",
+        /// The caller spoke an answer: what Twilio heard, its confidence, what it was taken as.
+        Speech => "speech",
     }
 }
 
@@ -203,6 +205,14 @@ pub enum Event {
     Status(String),
     Stream(String),
     BargeIn(String),
+    /// What the caller said (`None` for a postal code: never recorded), Twilio's confidence,
+    /// and what it was understood as (`keys 1`, `nothing`, `unclear`).
+    /// The confidence in hundredths (0–100), so events compare exactly.
+    Speech {
+        said: Option<String>,
+        confidence: Option<u8>,
+        understood: String,
+    },
 }
 
 impl Event {
@@ -221,6 +231,7 @@ impl Event {
             Event::Status(_) => EventKind::Status,
             Event::Stream(_) => EventKind::Stream,
             Event::BargeIn(_) => EventKind::BargeIn,
+            Event::Speech { .. } => EventKind::Speech,
         }
     }
 
@@ -238,6 +249,11 @@ impl Event {
                 VerificationResult::Unverifiable(why) => format!("{}:{why}", method.as_str()),
             },
             Event::Goodbye(reason) | Event::Transfer(reason) => reason.as_str().to_string(),
+            Event::Speech { said, confidence, understood } => {
+                let said = said.as_deref().map_or("entered (not recorded)".to_string(), |s| format!("{s:?}"));
+                let confidence = confidence.map_or("no confidence".to_string(), |c| format!("confidence {c}%"));
+                format!("{said}, {confidence}: {understood}")
+            }
             Event::Lookup(text)
             | Event::Order(text)
             | Event::TransferEnd(text)
@@ -271,7 +287,8 @@ mod tests {
                 "error",
                 "status",
                 "stream",
-                "barge_in"
+                "barge_in",
+                "speech"
             ]
         );
         let reasons: Vec<&str> = TransferReason::ALL.iter().map(|r| r.as_str()).collect();

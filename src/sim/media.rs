@@ -528,7 +528,8 @@ impl Keypad for Terminal {
         println!("  (press keys, then Enter; an empty line waits, end of input hangs up)");
         match tokio::task::block_in_place(super::twilio::read_key) {
             Ok(Some(super::twilio::Key::Digits(d))) => Some(MediaKey::Press(d)),
-            Ok(Some(super::twilio::Key::Timeout)) => Some(MediaKey::Nothing),
+            // Media Streams mode hears keys only: words are as good as silence.
+            Ok(Some(super::twilio::Key::Timeout | super::twilio::Key::Speech { .. })) => Some(MediaKey::Nothing),
             Ok(None) | Err(_) => None,
         }
     }

@@ -73,12 +73,14 @@ impl CallerConfig {
 }
 
 /// What the caller does at a `<Gather>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Key {
     /// Presses these keys (a `finishOnKey` and anything after it is not sent, as on Twilio).
     Digits(String),
     /// Presses nothing until the Gather times out.
     Timeout,
+    /// Says these words; Twilio's recognition is this sure of them (0.0–1.0).
+    Speech { said: String, confidence: f32 },
 }
 
 /// One request Twilio made and what came back.
@@ -247,18 +249,37 @@ impl TwilioCaller {
                             ending = Some(Ending::OutOfKeys);
                             break;
                         };
-                        let digits = match key {
-                            Key::Digits(pressed) => gathered_digits(verb, &pressed),
-                            Key::Timeout => String::new(),
+                        // A Gather listens for words only with `input="dtmf speech"` (or
+                        // `speech`); it then posts `SpeechResult` and `Confidence` instead of
+                        // `Digits` (twilio.com/docs/voice/twiml/gather#action: "speech
+                        // recognition results", read 2026-12-04). Words at a keys-only Gather are
+                        // not heard: it times out.
+                        let listens = verb.attr("input").is_some_and(|i| i.split_whitespace().any(|w| w == "speech"));
+                        let answer = match key {
+                            Key::Digits(pressed) => Some(("Digits", gathered_digits(verb, &pressed), None)),
+                            Key::Timeout => None,
+                            Key::Speech { said, confidence } if listens => {
+                                Some(("SpeechResult", said, Some(confidence)))
+                            }
+                            Key::Speech { .. } => None,
                         };
+                        let answer = answer.filter(|(_, value, _)| !value.is_empty());
                         // actionOnEmptyResult defaults to false: no input, no request.
-                        if digits.is_empty() && verb.attr("actionOnEmptyResult") != Some("true") {
+                        if answer.is_none() && verb.attr("actionOnEmptyResult") != Some("true") {
                             continue;
                         }
                         require_post(verb)?;
                         let action = resolve_url(&url, verb.attr("action").unwrap_or(""));
                         let mut action_params = self.base_params(&call_sid, "in-progress");
-                        action_params.push(("Digits".into(), digits));
+                        match answer {
+                            Some((name, value, confidence)) => {
+                                action_params.push((name.into(), value));
+                                if let Some(confidence) = confidence {
+                                    action_params.push(("Confidence".into(), format!("{confidence:.2}")));
+                                }
+                            }
+                            None => action_params.push(("Digits".into(), String::new())),
+                        }
                         next = Some((action, action_params));
                         break;
                     }
@@ -418,13 +439,16 @@ impl TwilioCaller {
     }
 }
 
-/// Keys for a scripted caller: `"1"` presses 1, `""` or `"timeout"` lets the Gather time out;
-/// when the script runs out the caller hangs up.
+/// Keys for a scripted caller: `"1"` presses 1, `""` or `"timeout"` lets the Gather time out,
+/// `"say:where's my order"` says it (confidence 0.92), `"mumble:…"` says it unclearly
+/// (confidence 0.12); when the script runs out the caller hangs up.
 pub fn scripted(keys: &[&str]) -> impl FnMut(&Verb) -> Option<Key> + use<> {
     let mut keys: std::vec::IntoIter<Key> = keys
         .iter()
         .map(|k| match k.trim() {
             "" | "timeout" => Key::Timeout,
+            said if said.starts_with("say:") => Key::Speech { said: said[4..].trim().to_string(), confidence: 0.92 },
+            said if said.starts_with("mumble:") => Key::Speech { said: said[7..].trim().to_string(), confidence: 0.12 },
             digits => Key::Digits(digits.to_string()),
         })
         .collect::<Vec<_>>()
@@ -605,6 +629,7 @@ pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
         match &key {
             Some(Key::Digits(digits)) => println!("  pressed: {digits}"),
             Some(Key::Timeout) => println!("  pressed: nothing (timeout)"),
+            Some(Key::Speech { said, .. }) => println!("  said: {said:?}"),
             None => {}
         }
         key

@@ -31,6 +31,10 @@ pub struct VoiceCall {
     pub to: Option<String>,
     pub stir_verstat: Option<String>,
     pub digits: Option<String>,
+    /// What the caller said at a `<Gather input="dtmf speech">` (`SpeechResult`) and Twilio's
+    /// confidence in it (`Confidence`, 0.0–1.0).
+    pub speech: Option<String>,
+    pub confidence: Option<f32>,
 }
 
 impl VoiceCall {
@@ -47,6 +51,8 @@ impl VoiceCall {
             to: text("To").or_else(|| text("Called")),
             stir_verstat: text("StirVerstat"),
             digits: req.param("Digits").map(str::to_string),
+            speech: req.param("SpeechResult").map(str::to_string),
+            confidence: req.param("Confidence").and_then(|c| c.trim().parse().ok()),
         })
     }
 

@@ -114,6 +114,11 @@ impl Renderer {
         Ok(Renderer { env })
     }
 
+    /// Whether questions listen for words as well as keys (the templates' `speech_input`).
+    pub fn listen_for_speech(&mut self, on: bool) {
+        self.env.add_global("speech_input", on);
+    }
+
     /// Renders a step; `action` is where the caller's answer goes (absolute path and query).
     pub fn step(&self, step: &Step, action: Option<&str>, transfer: &TransferView) -> Result<String, TemplateError> {
         let name = format!("{}.xml", step.template());

@@ -22,6 +22,7 @@ use crate::config::PromptMode;
 use crate::domain::{Event, EventStep};
 use crate::domain::{mask_phone, mask_pii};
 use crate::ivr::order_status::OrderFacts;
+use crate::ivr::understanding::{Question, Understood, understand};
 use crate::ivr::{CallState, Input, Reply, Stage};
 use crate::shopify::payload::ShopifyId;
 use crate::store::{CallWrite, Ts, is_final_status};
@@ -77,12 +78,44 @@ async fn answer(State(state): State<AppState>, Path(stage): Path<String>, req: T
     let (Some(stage), Ok(call_state)) = (Stage::from_path(&stage), call_state) else {
         return fallback(&state, &req, Some(&call), 0, &format!("no such step: {}", req.path), started);
     };
-    let input = match call.digits.as_deref().map(|d| d.trim().trim_end_matches('#')) {
-        Some(d) if !d.is_empty() => Input::Digits(d.to_string()),
-        _ => Input::Nothing,
-    };
-    let result = guarded(state.flow.answer(&call.caller(), stage, call_state, input)).await;
+    let (input, heard) = input_of(&call, stage);
+    let mut result = guarded(state.flow.answer(&call.caller(), stage, call_state, input)).await;
+    if let (Ok(reply), Some(heard)) = (&mut result, heard) {
+        reply.events.insert(0, heard);
+    }
     respond(&state, &req, &call, call_state.step, result, started)
+}
+
+/// The answer as the flow takes it: the keys pressed, else what was said, understood for the
+/// question `stage` asked (and the event recording it). Words not understood count as a wrong
+/// key at the menu and as no answer elsewhere: either way the question is asked again once.
+fn input_of(call: &VoiceCall, stage: Stage) -> (Input, Option<Event>) {
+    if let Some(d) = call.digits.as_deref().map(|d| d.trim().trim_end_matches('#')).filter(|d| !d.is_empty()) {
+        return (Input::Digits(d.to_string()), None);
+    }
+    let question = match stage {
+        Stage::Menu => Question::Menu,
+        Stage::OrderNumber => Question::OrderNumber,
+        Stage::PostalCode => Question::PostalCode,
+        Stage::Continue => return (Input::Nothing, None),
+    };
+    let Some(said) = call.speech.as_deref() else { return (Input::Nothing, None) };
+    let understood = understand(question, said, call.confidence);
+    let input = match (&understood, question) {
+        (Understood::Keys(keys), _) => Input::Digits(keys.clone()),
+        (Understood::Unclear, Question::Menu) => Input::Digits("?".into()),
+        (Understood::Nothing | Understood::Unclear, _) => Input::Nothing,
+    };
+    let as_keys = match &understood {
+        Understood::Keys(_) if question == Question::PostalCode => "entered".to_string(),
+        Understood::Keys(keys) => format!("keys {keys}"),
+        Understood::Nothing => "nothing".to_string(),
+        Understood::Unclear => "unclear".to_string(),
+    };
+    // A postal code is never recorded, said or keyed; other words are kept, masked like logs.
+    let kept = (question != Question::PostalCode).then(|| mask_pii(&said.chars().take(200).collect::<String>()));
+    let confidence = call.confidence.filter(|c| c.is_finite()).map(|c| (c.clamp(0.0, 1.0) * 100.0).round() as u8);
+    (input, Some(Event::Speech { said: kept, confidence, understood: as_keys }))
 }
 
 fn respond(

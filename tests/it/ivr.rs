@@ -48,7 +48,8 @@ async fn a_known_caller_hears_their_latest_order_and_the_menu(backend: Backend) 
     assert!(text.contains("with UPS"), "{text}");
     assert!(text.contains("Press 1 to hear that again. Press 2 for your other recent orders. Press 3"), "{text}");
     let gather = t.turns[0].document.as_ref().unwrap().find("Gather").unwrap();
-    assert_eq!((gather.attr("numDigits"), gather.attr("input")), (Some("1"), Some("dtmf")));
+    // Keys or words (ORDERLINE_SPEECH_INPUT, on by default; tests/it/speech.rs says what words do).
+    assert_eq!((gather.attr("numDigits"), gather.attr("input")), (Some("1"), Some("dtmf speech")));
     // Everything is said inside the <Gather>: a key interrupts the order status.
     let doc = t.turns[0].document.as_ref().unwrap();
     assert_eq!(doc.verbs.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["Gather", "Redirect"]);

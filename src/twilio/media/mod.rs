@@ -100,6 +100,8 @@ pub fn call_of_stream(
         to: custom.get("to").cloned(),
         stir_verstat: custom.get("stir").cloned(),
         digits: None,
+        speech: None,
+        confidence: None,
     })
 }
 
@@ -214,6 +216,8 @@ mod tests {
             to: Some("+18005550100".into()),
             stir_verstat: Some("TN-Validation-Passed-A".into()),
             digits: None,
+            speech: None,
+            confidence: None,
         }
     }
 
