@@ -56,8 +56,6 @@ pub enum ShopifyError {
     CostExceeded { cost: u32, max: u32 },
     #[error("Shopify refused the change: {0}")]
     UserErrors(String),
-    #[error("Shopify refused the bulk operation: {0}")]
-    BulkRefused(String),
 }
 
 impl ShopifyError {
@@ -73,7 +71,6 @@ impl ShopifyError {
             ShopifyError::ShopFrozen | ShopifyError::Forbidden | ShopifyError::ShopLocked => "refused",
             ShopifyError::CostExceeded { .. } => "cost_exceeded",
             ShopifyError::UserErrors(_) => "refused",
-            ShopifyError::BulkRefused(_) => "refused",
         }
     }
 
@@ -424,7 +421,7 @@ impl ShopifyClient {
     }
 
     /// Starts a bulk query (`bulkOperationRunQuery`) over `query`; a userError (another
-    /// operation in progress, an invalid query) is [`ShopifyError::BulkRefused`].
+    /// operation in progress, an invalid query) is [`ShopifyError::UserErrors`].
     pub async fn run_bulk_query(
         &self,
         query: &str,
@@ -435,7 +432,7 @@ impl ShopifyClient {
         let payload = data.bulk_operation_run_query;
         if let Some(error) = payload.user_errors.first() {
             let code = error.code.as_deref().unwrap_or("no code");
-            return Err(ShopifyError::BulkRefused(format!("{} ({code})", error.message)));
+            return Err(ShopifyError::UserErrors(format!("bulk operation: {} ({code})", error.message)));
         }
         payload.bulk_operation.ok_or_else(|| ShopifyError::Decode("no bulkOperation and no userErrors".into()))
     }
