@@ -131,8 +131,14 @@ struct CallArgs {
     to: String,
     /// Keys for each prompt, comma-separated ("" or "timeout" lets a prompt time out);
     /// without it keys are read from stdin, a line per prompt (empty line: timeout; end of input: hang up).
+    /// A key may be words said instead ("say:where's my order"), for a server whose questions
+    /// listen for speech (ORDERLINE_SPEECH_INPUT).
     #[arg(long, value_delimiter = ',')]
     keys: Option<Vec<String>>,
+    /// Words said at the next prompt (repeatable; after any --keys), as Twilio's recognition
+    /// would post them: `--say "where's my order"`.
+    #[arg(long)]
+    say: Vec<String>,
     /// STIR/SHAKEN result to send as StirVerstat, e.g. TN-Validation-Passed-A.
     #[arg(long)]
     stir: Option<String>,
@@ -223,7 +229,12 @@ async fn call(args: CallArgs) -> ExitCode {
         url: args.url,
         token: args.token,
         to: args.to,
-        keys: args.keys,
+        keys: match (args.keys, args.say) {
+            (keys, said) if said.is_empty() => keys,
+            (keys, said) => {
+                Some(keys.unwrap_or_default().into_iter().chain(said.into_iter().map(|s| format!("say:{s}"))).collect())
+            }
+        },
         stir: args.stir,
     };
     let result = if args.media {

@@ -706,6 +706,10 @@ pub(crate) fn read_key() -> std::io::Result<Option<Key>> {
     if std::io::stdin().lock().read_line(&mut line)? == 0 {
         return Ok(None);
     }
+    // "say where's my order" (or "say:…"): words instead of keys.
+    if let Some(said) = line.trim().strip_prefix("say").filter(|rest| rest.starts_with([' ', ':'])) {
+        return Ok(Some(Key::Speech { said: said[1..].trim().to_string(), confidence: 0.92 }));
+    }
     let digits: String = line.chars().filter(|c| !c.is_whitespace()).collect();
     Ok(Some(if digits.is_empty() { Key::Timeout } else { Key::Digits(digits) }))
 }

@@ -101,6 +101,26 @@ async fn with_speech_input_off_the_questions_take_keys_only(backend: Backend) {
     line.app.stop().await;
 }
 
+/// `orderline call --say` through the real binary: the words are said at the prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_command_says_words() {
+    let line = line(Backend::Sqlite, &[("verify", "none")]).await;
+    let url = line.app.url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orderline"))
+            .args(["call", DANA, "--url", &url, "--token", crate::common::line::TOKEN, "--say", "a person please"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("said: \"a person please\""), "{stdout}");
+    assert!(stdout.contains("→ enqueue support"), "{stdout}");
+    line.app.stop().await;
+}
+
 fn digit_word(c: char) -> Option<&'static str> {
     let words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
     c.to_digit(10).map(|d| words[d as usize])
