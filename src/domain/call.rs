@@ -68,6 +68,8 @@ names! {
         Stream => "stream",
         /// The caller pressed a key over a Media Streams prompt.
         BargeIn => "barge_in",
+        /// The tracking link by text: `sent SM…`, `already sent SM…` or `failed: <code>`.
+        Sms => "sms",
     }
 }
 
@@ -81,6 +83,16 @@ impl EventKind {
             EventKind::Status => None,
             _ => Some("step"),
         }
+    }
+}
+
+names! {
+    /// What the caller is told after asking for the tracking link by text.
+    pub enum SmsResult {
+        /// Twilio accepted it (within the budget), or it was accepted earlier in this call.
+        Sent => "sent",
+        /// Twilio refused it, failed, or did not accept it within the budget.
+        Failed => "failed",
     }
 }
 
@@ -203,6 +215,7 @@ pub enum Event {
     Status(String),
     Stream(String),
     BargeIn(String),
+    Sms(String),
 }
 
 impl Event {
@@ -221,6 +234,7 @@ impl Event {
             Event::Status(_) => EventKind::Status,
             Event::Stream(_) => EventKind::Stream,
             Event::BargeIn(_) => EventKind::BargeIn,
+            Event::Sms(_) => EventKind::Sms,
         }
     }
 
@@ -244,7 +258,8 @@ impl Event {
             | Event::Error(text)
             | Event::Status(text)
             | Event::Stream(text)
-            | Event::BargeIn(text) => text.clone(),
+            | Event::BargeIn(text)
+            | Event::Sms(text) => text.clone(),
         }
     }
 }
@@ -271,7 +286,8 @@ mod tests {
                 "error",
                 "status",
                 "stream",
-                "barge_in"
+                "barge_in",
+                "sms"
             ]
         );
         let reasons: Vec<&str> = TransferReason::ALL.iter().map(|r| r.as_str()).collect();

@@ -29,6 +29,7 @@ mod setup;
 mod shipment_states;
 mod shopify_contract;
 mod shutdown;
+mod sms;
 mod sim_shopify;
 mod store;
 mod transfer;
