@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 
 use super::public_url::PublicUrl;
 use super::request::TwilioRequest;
-use super::rest::TwilioRest;
+use super::rest::{TwilioError, TwilioRest};
 use crate::app::AppState;
 use crate::clock::Clock;
 use crate::domain::{SmsResult, mask_phone, mask_pii};
@@ -135,8 +135,13 @@ impl TextSender for TwilioTexts {
                         tracing::warn!(to = %mask_phone(&request.to), error = %mask_pii(&e.to_string()), "the tracking link was not texted");
                         let code_i32 = code.and_then(|c| i32::try_from(c).ok());
                         let stored = store.sms_failed(&new.call_sid, new.order_id, code_i32, now).await;
-                        let why = code.map_or_else(|| e.to_string(), |c| c.to_string());
-                        (stored, failed(format!("failed: {}", mask_pii(&why))))
+                        let why = match (&e, code) {
+                            (_, Some(code)) => code.to_string(),
+                            (TwilioError::Unavailable(status), None) => format!("HTTP {status}"),
+                            (TwilioError::Timeout, None) => "no answer from Twilio".into(),
+                            (_, None) => mask_pii(&e.to_string()),
+                        };
+                        (stored, failed(format!("failed: {why}")))
                     }
                 };
                 if let Err(e) = stored {

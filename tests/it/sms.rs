@@ -147,7 +147,7 @@ async fn key_4_is_not_offered_without_a_number_verification_or_link(backend: Bac
 
 async fn twilio_failing_or_slow_means_an_apology_and_the_call_goes_on(backend: Backend) {
     let t = texting(backend, &[("verify", "none")]).await;
-    for (failure, detail) in [(RestFailure::Http(503), "failed: Twilio kept failing (HTTP 503)"), (RestFailure::Http(401), "failed: 20003")] {
+    for (failure, detail) in [(RestFailure::Http(503), "failed: HTTP 503"), (RestFailure::Http(401), "failed: 20003")] {
         t.twilio.set_failure(failure);
         let call = t.line.call(DANA, &["4", "1"]).await;
         let text = said(&call);

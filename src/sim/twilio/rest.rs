@@ -279,7 +279,12 @@ impl TwilioRestSim {
         };
         if let RestFailure::Http(code) | RestFailure::HttpTimes(code, _) = failure {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let twilio_code = if code == 429 { 20429 } else { 20500 };
+            // https://www.twilio.com/docs/errors/20429, …/20003 (credentials refused), …/20500.
+            let twilio_code = match code {
+                429 => 20429,
+                401 => 20003,
+                _ => 20500,
+            };
             return Err(error(status, twilio_code, status.canonical_reason().unwrap_or("Error"), None));
         }
         if account != self.inner.config.account_sid {
