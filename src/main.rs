@@ -137,6 +137,13 @@ struct CallArgs {
     /// the prompt (barge-in).
     #[arg(long)]
     media: bool,
+    /// A Twilio REST API (the demo's emulator) whose messages to the caller are printed after
+    /// the call, as the caller's phone receives them ("→ text to +1•••4567: …").
+    #[arg(long)]
+    sms_api: Option<String>,
+    /// The Twilio account of --sms-api.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", default_value = orderline::sim::twilio::ACCOUNT_SID)]
+    account_sid: String,
 }
 
 #[derive(Subcommand)]
@@ -219,6 +226,11 @@ async fn call(args: CallArgs) -> ExitCode {
         url: args.url,
         token: args.token,
         to: args.to,
+        texts: args.sms_api.map(|api_url| orderline::sim::twilio::TextInbox {
+            api_url,
+            account_sid: args.account_sid,
+            token: args.token.clone(),
+        }),
         keys: args.keys,
         stir: args.stir,
     };

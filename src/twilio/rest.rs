@@ -170,6 +170,21 @@ impl TwilioError {
     }
 }
 
+/// A Message as Twilio lists it (the fields the caller emulator prints).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ListedMessage {
+    pub sid: String,
+    pub to: String,
+    #[serde(default)]
+    pub body: String,
+    pub status: String,
+}
+
+#[derive(Deserialize)]
+struct MessagePage {
+    messages: Vec<ListedMessage>,
+}
+
 #[derive(Deserialize)]
 struct NumberPage {
     incoming_phone_numbers: Vec<IncomingNumber>,
@@ -253,6 +268,15 @@ impl TwilioRest {
             form.push(("StatusCallback", callback));
         }
         self.send_retrying("send_message", reqwest::Method::POST, &url, &[], &form, Retry::OnlyTooMany).await
+    }
+
+    /// The account's latest messages to `to` (`GET /Accounts/{AccountSid}/Messages.json?To=`,
+    /// newest first), one page: what the caller emulator prints as received.
+    pub async fn messages_to(&self, to: &str) -> Result<Vec<ListedMessage>, TwilioError> {
+        let url = self.account_path("/Messages.json");
+        let page: MessagePage =
+            self.send("list_messages", reqwest::Method::GET, &url, &[("To", to), ("PageSize", "50")], &[]).await?;
+        Ok(page.messages)
     }
 
     async fn send<T: serde::de::DeserializeOwned>(
