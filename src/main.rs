@@ -224,13 +224,13 @@ async fn call(args: CallArgs) -> ExitCode {
     let options = orderline::sim::twilio::CallOptions {
         from: args.from,
         url: args.url,
-        token: args.token,
-        to: args.to,
         texts: args.sms_api.map(|api_url| orderline::sim::twilio::TextInbox {
             api_url,
             account_sid: args.account_sid,
             token: args.token.clone(),
         }),
+        token: args.token,
+        to: args.to,
         keys: args.keys,
         stir: args.stir,
     };
