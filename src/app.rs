@@ -123,6 +123,8 @@ pub fn texts(
         return None;
     }
     let rest = twilio::rest::TwilioRest::from_settings(settings, metrics.clone()).ok()?;
+    let from = settings.sms_from.as_deref().map_or_else(|| "the number called".to_string(), crate::domain::mask_phone);
+    tracing::info!(from = %from, "key 4 texts the tracking link (ORDERLINE_SMS=false turns it off)");
     let sender = twilio::sms::TwilioTexts::new(Arc::new(rest), store.clone(), clock.clone(), settings);
     Some(crate::ivr::Texts {
         sender: Arc::new(sender),

@@ -159,7 +159,11 @@ impl OrderFacts {
 /// (`tracking_url` only: no link is made up from a carrier and a number).
 pub fn tracking_link(order: &OrderCard) -> Option<(Option<&str>, &str)> {
     let shipment = latest_shipment(order)?;
-    let url = shipment.tracking_url.as_deref().map(str::trim).filter(|u| u.starts_with("https://") || u.starts_with("http://"))?;
+    let url = shipment
+        .tracking_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))?;
     Some((shipment.tracking_company.as_deref().map(str::trim).filter(|c| !c.is_empty()), url))
 }
 

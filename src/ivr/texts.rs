@@ -87,6 +87,9 @@ mod tests {
             body("Acme", "#1001", Some("UPS"), "https://ups.example/t/1Z"),
             "Acme: tracking for order #1001 (UPS): https://ups.example/t/1Z"
         );
-        assert_eq!(body("Acme", "#1001", None, "https://t.example/x"), "Acme: tracking for order #1001: https://t.example/x");
+        assert_eq!(
+            body("Acme", "#1001", None, "https://t.example/x"),
+            "Acme: tracking for order #1001: https://t.example/x"
+        );
     }
 }

@@ -597,7 +597,11 @@ impl TextInbox {
             username: self.account_sid.clone(),
             password: crate::config::Secret::new(self.token.clone()),
         };
-        crate::twilio::rest::TwilioRest::new(&self.api_url, credentials, std::sync::Arc::new(crate::ops::Metrics::new()))
+        crate::twilio::rest::TwilioRest::new(
+            &self.api_url,
+            credentials,
+            std::sync::Arc::new(crate::ops::Metrics::new()),
+        )
     }
 
     /// The SIDs of the messages `to` has received so far.

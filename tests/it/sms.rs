@@ -89,7 +89,10 @@ async fn pressing_4_texts_the_tracking_link_once(backend: Backend) {
     let sms: Vec<&str> = events.iter().filter(|e| e.kind == "sms").map(|e| e.detail.as_str()).collect();
     assert_eq!(sms, [format!("sent {}", m.sid), format!("already sent {}", m.sid)], "{events:?}");
     let row = wait_for_status(&t.line, &call.call_sid, "delivered").await;
-    assert_eq!((row.message_sid.as_deref(), row.to_number.as_str(), row.error_code), (Some(m.sid.as_str()), DANA, None));
+    assert_eq!(
+        (row.message_sid.as_deref(), row.to_number.as_str(), row.error_code),
+        (Some(m.sid.as_str()), DANA, None)
+    );
     // The agent's card: the text's state, the number masked.
     let card = card(&t.line, &call.call_sid).await;
     assert_eq!(card.sms.len(), 1, "{:?}", card.sms);
@@ -128,7 +131,12 @@ async fn key_4_is_not_offered_without_a_number_verification_or_link(backend: Bac
         f.tracking_url = None;
     }
     order.updated_at = Utc::now();
-    t.line.app.store().apply_all(SHOP, &[ShopifyChange::Order(Box::new(order))], "US", Ts::from(Utc::now())).await.unwrap();
+    t.line
+        .app
+        .store()
+        .apply_all(SHOP, &[ShopifyChange::Order(Box::new(order))], "US", Ts::from(Utc::now()))
+        .await
+        .unwrap();
     not_offered(&t, DANA, &["4"], "no tracking URL").await;
     t.line.app.stop().await;
     // Unverified: the menu is never reached; 4 at the postal-code question is a wrong code.

@@ -509,7 +509,13 @@ async fn create_message(
         );
     }
     if from != sim.number().phone_number {
-        return bad(21659, format!("'From' {} is not a Twilio phone number or Short Code country mismatch", crate::domain::mask_phone(&from)));
+        return bad(
+            21659,
+            format!(
+                "'From' {} is not a Twilio phone number or Short Code country mismatch",
+                crate::domain::mask_phone(&from)
+            ),
+        );
     }
     let text = params.iter().find(|(k, _)| k == "Body").map(|(_, v)| v.clone()).unwrap_or_default();
     if text.trim().is_empty() {
