@@ -228,3 +228,65 @@ on_both_backends!(
     twilio_failing_or_slow_means_an_apology_and_the_call_goes_on,
     status_callbacks_are_signed_and_known,
 );
+
+/// The REST emulator refuses a message the way Twilio does, through orderline's own client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_validates_messages_like_twilio() {
+    use orderline::config::Secret;
+    use orderline::twilio::rest::{RestCredentials, TwilioError, TwilioRest};
+    let twilio = TwilioRestSim::new(RestSimConfig::default());
+    let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let c = twilio.config().clone();
+    let credentials = RestCredentials {
+        account_sid: c.account_sid.clone(),
+        username: c.account_sid.clone(),
+        password: Secret::new(c.auth_token),
+    };
+    let rest = TwilioRest::new(&server.url(), credentials, std::sync::Arc::new(orderline::ops::Metrics::new()));
+    let long = "x".repeat(1601);
+    for (to, from, body, code) in [
+        ("", DEFAULT_TO, "hi", 21604),
+        ("not a number", DEFAULT_TO, "hi", 21211),
+        (DANA, "", "hi", 21606),
+        (DANA, "+15005550006", "hi", 21659),
+        (DANA, DEFAULT_TO, "  ", 21602),
+        (DANA, DEFAULT_TO, long.as_str(), 21617),
+    ] {
+        match rest.send_message(to, from, body, None).await {
+            Err(TwilioError::Refused { status: 400, error }) => assert_eq!(error.code, Some(code), "{to:?} {from:?}"),
+            other => panic!("{to:?} {from:?}: {other:?}"),
+        }
+    }
+    assert!(twilio.messages().is_empty(), "refused requests are no messages");
+    let sent = rest.send_message(DANA, DEFAULT_TO, &"y".repeat(1600), None).await.unwrap();
+    assert_eq!(sent.status, "queued");
+    assert!(sent.sid.starts_with("SM") && sent.sid.len() == 34, "{}", sent.sid);
+    let listed = rest.messages_to(DANA).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].sid, sent.sid);
+    assert!(rest.messages_to("+15550000000").await.unwrap().is_empty());
+    server.stop().await;
+}
+
+/// Key 4 needs the REST API and TwiML prompts: Media Streams mode has no recorded words for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texts_are_offered_only_with_the_rest_api_and_twiml_prompts() {
+    use std::sync::Arc;
+    let store = orderline::store::Store::connect("sqlite::memory:").await.unwrap();
+    let clock: Arc<dyn orderline::clock::Clock> = Arc::new(orderline::clock::SystemClock);
+    let metrics = Arc::new(orderline::ops::Metrics::new());
+    let sid = orderline::sim::twilio::ACCOUNT_SID;
+    let with = |extra: &[(&str, &str)]| {
+        let mut pairs = vec![("twilio_auth_token", TOKEN), ("public_url", "https://line.example.com")];
+        pairs.extend_from_slice(extra);
+        orderline::config::Settings::from_pairs(pairs).unwrap()
+    };
+    let texts = |s| orderline::app::texts(&s, &store, &clock, &metrics).is_some();
+    assert!(texts(with(&[("twilio_account_sid", sid)])));
+    assert!(!texts(with(&[])), "no account: no REST API");
+    assert!(!texts(with(&[("twilio_account_sid", sid), ("sms", "false")])));
+    assert!(!texts(with(&[("twilio_account_sid", sid), ("prompt_mode", "media_stream")])));
+    let bad = orderline::config::Settings::from_pairs([("twilio_auth_token", TOKEN), ("sms_from", "call me")]);
+    let err = bad.unwrap_err().to_string();
+    assert!(err.contains("ORDERLINE_SMS_FROM"), "{err}");
+}
