@@ -34,6 +34,10 @@ pub const SMS_STATUS_PATH: &str = "/twilio/sms-status";
 /// The longest a caller waits for Twilio to accept the text.
 pub const BUDGET: Duration = Duration::from_millis(1500);
 
+/// How often, and after how long each, a callback's unknown `MessageSid` is looked for again.
+const UNKNOWN_SID_RETRIES: u32 = 3;
+const UNKNOWN_SID_WAIT: Duration = Duration::from_millis(300);
+
 pub fn router() -> Router<AppState> {
     Router::new().route(SMS_STATUS_PATH, post(sms_status))
 }
@@ -179,7 +183,17 @@ async fn sms_status(State(state): State<AppState>, req: TwilioRequest) -> Respon
         return refuse(StatusCode::BAD_REQUEST, "no MessageStatus in a message status callback");
     }
     let code = req.param("ErrorCode").and_then(|c| c.trim().parse::<i32>().ok());
-    match state.store.sms_status(sid, status, code, Ts::from(state.clock.now())).await {
+    // Twilio may call back before the sender has stored the SID it was just given: a SID not
+    // found is looked for again, a few times within a second, before it is refused.
+    let mut stored = state.store.sms_status(sid, status, code, Ts::from(state.clock.now())).await;
+    for _ in 0..UNKNOWN_SID_RETRIES {
+        if !matches!(stored, Ok(None)) {
+            break;
+        }
+        tokio::time::sleep(UNKNOWN_SID_WAIT).await;
+        stored = state.store.sms_status(sid, status, code, Ts::from(state.clock.now())).await;
+    }
+    match stored {
         Ok(Some(row)) => {
             tracing::info!(sid, status, to = %mask_phone(&row.to_number), "message status");
             state.metrics.twilio_request("sms-status", "answered", started.elapsed().as_secs_f64());
