@@ -101,6 +101,11 @@ async fn pressing_4_texts_the_tracking_link_once(backend: Backend) {
     assert!(!shown.to.contains("1234567") && shown.to.ends_with("4567"), "masked: {}", shown.to);
     let json = serde_json::to_string(&card).unwrap();
     assert!(json.contains("\"sms\":[{"), "{json}");
+    // customers/redact: the text (it holds the caller's number) goes with the customer.
+    let customer_id = t.line.latest_order("Dana").customer.unwrap().id;
+    let redact = ShopifyChange::CustomerRedact { customer_id, orders_to_redact: Vec::new() };
+    t.line.app.store().apply_all(SHOP, &[redact], "US", Ts::from(Utc::now())).await.unwrap();
+    assert!(t.line.app.store().sms_of_call(&call.call_sid).await.unwrap().is_empty(), "redacted");
     t.line.app.stop().await;
 }
 
