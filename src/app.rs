@@ -110,6 +110,29 @@ pub fn caller_lookup(
     CallerLookup::new(config, store, client, clock, metrics)
 }
 
+/// The tracking link by text (key 4), when the settings allow it: ORDERLINE_SMS on, the REST
+/// API's credentials set, and TwiML prompts (the recorded Media Streams phrases have no words
+/// for it, so key 4 is not offered there).
+pub fn texts(
+    settings: &Settings,
+    store: &Store,
+    clock: &Arc<dyn Clock>,
+    metrics: &Arc<Metrics>,
+) -> Option<crate::ivr::Texts> {
+    if !settings.sms || settings.prompt_mode != crate::config::PromptMode::Twiml {
+        return None;
+    }
+    let rest = twilio::rest::TwilioRest::from_settings(settings, metrics.clone()).ok()?;
+    let from = settings.sms_from.as_deref().map_or_else(|| "the number called".to_string(), crate::domain::mask_phone);
+    tracing::info!(from = %from, "key 4 texts the tracking link (ORDERLINE_SMS=false turns it off)");
+    let sender = twilio::sms::TwilioTexts::new(Arc::new(rest), store.clone(), clock.clone(), settings);
+    Some(crate::ivr::Texts {
+        sender: Arc::new(sender),
+        shop_name: settings.shop_name.clone(),
+        default_region: settings.default_region.clone(),
+    })
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(shopify::router(state.settings.webhook_max_bytes))
@@ -224,6 +247,10 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         settings.hold_after,
         limit,
     );
+    let flow = match texts(&settings, &store, &clock, &metrics) {
+        Some(texts) => flow.with_texts(texts),
+        None => flow,
+    };
     let feed = agent::AgentFeed::new();
     let state = AppState {
         feed: feed.clone(),

@@ -71,6 +71,9 @@ struct RawSettings {
     twilio_api_url: String,
     #[serde(default, deserialize_with = "text_or_number")]
     twilio_phone_number: Option<String>,
+    sms: bool,
+    #[serde(default, deserialize_with = "text_or_number")]
+    sms_from: Option<String>,
     allow_insecure_public_url: bool,
     shopify_shop: Option<String>,
     shopify_access_token: Option<Secret>,
@@ -151,6 +154,8 @@ impl Default for RawSettings {
             twilio_api_secret: None,
             twilio_api_url: "https://api.twilio.com".into(),
             twilio_phone_number: None,
+            sms: true,
+            sms_from: None,
             allow_insecure_public_url: false,
             shopify_shop: None,
             shopify_access_token: None,
@@ -225,6 +230,11 @@ pub struct Settings {
     pub twilio_api_url: String,
     /// The line's Twilio number, E.164 (`doctor` checks where it points).
     pub twilio_phone_number: Option<String>,
+    /// Key 4 texts the tracking link (ORDERLINE_SMS, on by default; offered only when the REST
+    /// API's credentials are set too).
+    pub sms: bool,
+    /// The number texts come from, E.164 (ORDERLINE_SMS_FROM); default: the number called.
+    pub sms_from: Option<String>,
     /// Lets `setup` and `doctor` accept an http:// or localhost ORDERLINE_PUBLIC_URL (the demo and
     /// the emulators); never for a real number or shop.
     pub allow_insecure_public_url: bool,
@@ -457,6 +467,18 @@ impl Settings {
                 "TWILIO_API_URL {twilio_api_url:?} must be an http(s) URL (default https://api.twilio.com)"
             )));
         }
+        let sms_from = match text(raw.sms_from) {
+            Some(from) => match crate::domain::PhoneNumber::parse(&from, Some(&raw.default_region)) {
+                Ok(number) => Some(number.as_str().to_string()),
+                Err(e) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "ORDERLINE_SMS_FROM {:?} is not a phone number ({e}): give the shop's Twilio number, E.164 (+15551234567)",
+                        crate::domain::mask_phone(&from)
+                    )));
+                }
+            },
+            None => None,
+        };
         let shop = raw.shopify_shop.map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty());
         let shop_name = raw
             .shop_name
@@ -474,6 +496,8 @@ impl Settings {
             twilio_api_secret: non_empty(raw.twilio_api_secret),
             twilio_api_url,
             twilio_phone_number: text(raw.twilio_phone_number),
+            sms: raw.sms,
+            sms_from,
             allow_insecure_public_url: raw.allow_insecure_public_url,
             shopify_api_url: raw
                 .shopify_api_url

@@ -147,6 +147,13 @@ struct CallArgs {
     /// the prompt (barge-in).
     #[arg(long)]
     media: bool,
+    /// A Twilio REST API (the demo's emulator) whose messages to the caller are printed after
+    /// the call, as the caller's phone receives them ("→ text to +1•••4567: …").
+    #[arg(long)]
+    sms_api: Option<String>,
+    /// The Twilio account of --sms-api.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", default_value = orderline::sim::twilio::ACCOUNT_SID)]
+    account_sid: String,
 }
 
 #[derive(Subcommand)]
@@ -227,6 +234,11 @@ async fn call(args: CallArgs) -> ExitCode {
     let options = orderline::sim::twilio::CallOptions {
         from: args.from,
         url: args.url,
+        texts: args.sms_api.map(|api_url| orderline::sim::twilio::TextInbox {
+            api_url,
+            account_sid: args.account_sid,
+            token: args.token.clone(),
+        }),
         token: args.token,
         to: args.to,
         keys: match (args.keys, args.say) {

@@ -44,6 +44,23 @@ pub struct CallCard {
     /// stale, unknown, withheld) and when it was last confirmed against Shopify.
     pub source: Option<String>,
     pub confirmed_at: Option<DateTime<Utc>>,
+    /// Texts sent during the call (the tracking link, key 4), with Twilio's latest status.
+    pub sms: Vec<SmsSummary>,
+}
+
+/// A text as the card shows it: never the whole number.
+#[derive(Debug, Clone, Serialize)]
+pub struct SmsSummary {
+    pub order_id: String,
+    /// `requested` (Twilio not yet answered), Twilio's status (`queued`, `sent`, `delivered`,
+    /// `undelivered`, `failed`), or `failed` when Twilio refused it or did not answer.
+    pub status: String,
+    pub failed: bool,
+    /// Twilio's error code, when it gave one.
+    pub error_code: Option<i32>,
+    pub to: String,
+    pub message_sid: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +163,20 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         .filter(|e| is(e, EventKind::Key) && e.detail != Event::Key(None).detail())
         .map(|e| e.detail.clone())
         .collect();
+    let sms = store
+        .sms_of_call(call_sid)
+        .await?
+        .into_iter()
+        .map(|m| SmsSummary {
+            order_id: m.order_id.to_string(),
+            failed: matches!(m.status.as_str(), "failed" | "undelivered"),
+            status: m.status,
+            error_code: m.error_code,
+            to: mask_phone(&m.to_number),
+            message_sid: m.message_sid,
+            at: m.updated_at.0,
+        })
+        .collect();
     let path =
         events.into_iter().map(|e| PathStep { step: e.step, kind: e.kind, detail: e.detail, at: e.at.0 }).collect();
     Ok(Some(CallCard {
@@ -167,6 +198,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         keys,
         source,
         confirmed_at: record.map(|r| r.confirmed_at()),
+        sms,
     }))
 }
 

@@ -70,6 +70,8 @@ names! {
         BargeIn => "barge_in",
         /// The caller spoke an answer: what Twilio heard, its confidence, what it was taken as.
         Speech => "speech",
+        /// The tracking link by text: `sent SM…`, `already sent SM…` or `failed: <code>`.
+        Sms => "sms",
     }
 }
 
@@ -83,6 +85,16 @@ impl EventKind {
             EventKind::Status => None,
             _ => Some("step"),
         }
+    }
+}
+
+names! {
+    /// What the caller is told after asking for the tracking link by text.
+    pub enum SmsResult {
+        /// Twilio accepted it (within the budget), or it was accepted earlier in this call.
+        Sent => "sent",
+        /// Twilio refused it, failed, or did not accept it within the budget.
+        Failed => "failed",
     }
 }
 
@@ -213,6 +225,7 @@ pub enum Event {
         confidence: Option<u8>,
         understood: String,
     },
+    Sms(String),
 }
 
 impl Event {
@@ -232,6 +245,7 @@ impl Event {
             Event::Stream(_) => EventKind::Stream,
             Event::BargeIn(_) => EventKind::BargeIn,
             Event::Speech { .. } => EventKind::Speech,
+            Event::Sms(_) => EventKind::Sms,
         }
     }
 
@@ -260,7 +274,8 @@ impl Event {
             | Event::Error(text)
             | Event::Status(text)
             | Event::Stream(text)
-            | Event::BargeIn(text) => text.clone(),
+            | Event::BargeIn(text)
+            | Event::Sms(text) => text.clone(),
         }
     }
 }
@@ -288,7 +303,8 @@ mod tests {
                 "status",
                 "stream",
                 "barge_in",
-                "speech"
+                "speech",
+                "sms"
             ]
         );
         let reasons: Vec<&str> = TransferReason::ALL.iter().map(|r| r.as_str()).collect();

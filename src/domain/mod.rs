@@ -7,6 +7,6 @@ pub mod call;
 pub mod phone;
 pub mod verified;
 
-pub use call::{AskReason, Event, EventKind, EventStep, GoodbyeReason, RetryReason, TransferReason};
+pub use call::{AskReason, Event, EventKind, EventStep, GoodbyeReason, RetryReason, SmsResult, TransferReason};
 pub use phone::{PhoneError, PhoneNumber, mask_email, mask_phone, mask_pii};
 pub use verified::Verified;

@@ -14,11 +14,12 @@ use serde::Serialize;
 use super::hours::BusinessHours;
 use super::order_status::{OrderFacts, spoken_digits};
 use super::state::{CallState, Stage};
+use super::texts::{TextRequest, Texts};
 use super::verification::{KeyedPostalCode, Subject, VerificationLimit};
 use crate::clock::Clock;
 use crate::config::VerifyPolicy;
 use crate::domain::call::VerificationResult;
-use crate::domain::{AskReason, Event, GoodbyeReason, RetryReason, TransferReason, Verified};
+use crate::domain::{AskReason, Event, GoodbyeReason, RetryReason, SmsResult, TransferReason, Verified};
 use crate::lookup::caller_id::CallerId;
 use crate::lookup::{CallerAnswer, CallerLookup, CustomerCard, LookupError, OrderCard, OrderMatch, Source};
 use crate::store::StoreError;
@@ -32,6 +33,8 @@ pub struct Caller {
     pub call_sid: String,
     /// The caller ID as Twilio sent it (`From`).
     pub from: String,
+    /// The number called (`To`): where a text comes from unless ORDERLINE_SMS_FROM says otherwise.
+    pub to: Option<String>,
     pub stir_verstat: Option<String>,
 }
 
@@ -109,6 +112,9 @@ pub struct MenuOptions {
     pub other_orders: bool,
     /// 0: someone, during business hours.
     pub agents_open: bool,
+    /// 4: the tracking link by text (a tracking URL, a verified caller, a number that is not
+    /// withheld, and texts configured).
+    pub text_tracking: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +129,8 @@ pub struct MenuStep {
     pub menu: MenuOptions,
     /// The last answer was invalid or missing: say so before the menu.
     pub reprompt: bool,
+    /// The caller pressed 4: whether the text was sent (said before the menu).
+    pub text: Option<SmsResult>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -226,6 +234,8 @@ pub struct CallFlow {
     tz: chrono_tz::Tz,
     /// Lookups that outlasted `hold_after`, by CallSid, for the `continue` request.
     pending: Cache<String, PendingLookup>,
+    /// The tracking link by text (key 4), when configured.
+    texts: Option<Texts>,
 }
 
 impl CallFlow {
@@ -247,7 +257,14 @@ impl CallFlow {
             limit,
             tz,
             pending: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build(),
+            texts: None,
         }
+    }
+
+    /// Offers the tracking link by text (key 4) through `texts`.
+    pub fn with_texts(mut self, texts: Texts) -> CallFlow {
+        self.texts = Some(texts);
+        self
     }
 
     /// The incoming call. Looks the caller up; when that takes longer than `hold_after`, the
@@ -358,7 +375,7 @@ impl CallFlow {
             return Ok(reply);
         }
         let state = CallState { verified, ..state };
-        let mut reply = self.menu_for_customer(state.fresh(), customer, true, false);
+        let mut reply = self.menu_for_customer(caller, state.fresh(), customer, true, false);
         reply.events.push(passed(verified));
         reply.outcome.verification = Some(verified.as_str().to_string());
         Ok(reply)
@@ -398,9 +415,16 @@ impl CallFlow {
     }
 
     /// The menu about a customer's latest order.
-    fn menu_for_customer(&self, state: CallState, customer: &CustomerCard, greet: bool, reprompt: bool) -> Reply {
+    fn menu_for_customer(
+        &self,
+        caller: &Caller,
+        state: CallState,
+        customer: &CustomerCard,
+        greet: bool,
+        reprompt: bool,
+    ) -> Reply {
         let order = customer.orders.first().map(|o| OrderFacts::of(o, self.tz));
-        let menu = self.menu_options(state.verified);
+        let menu = self.menu_options(caller, state.verified, customer.orders.first());
         let closed = !menu.agents_open;
         let step = Step::Menu(MenuStep {
             greet: if greet { customer.first_name.as_deref().map(str::to_string) } else { None },
@@ -409,6 +433,7 @@ impl CallFlow {
             order,
             menu,
             reprompt,
+            text: None,
         });
         let mut reply = reply(step, Some((Stage::Menu, state)));
         reply.outcome.customer_id = Some(customer.id);
@@ -416,8 +441,15 @@ impl CallFlow {
     }
 
     /// The menu about one order the caller keyed in.
-    fn menu_for_order(&self, state: CallState, found: &OrderMatch, greet: bool, reprompt: bool) -> Reply {
-        let menu = self.menu_options(state.verified);
+    fn menu_for_order(
+        &self,
+        caller: &Caller,
+        state: CallState,
+        found: &OrderMatch,
+        greet: bool,
+        reprompt: bool,
+    ) -> Reply {
+        let menu = self.menu_options(caller, state.verified, Some(&found.order));
         let closed = !menu.agents_open;
         let step = Step::Menu(MenuStep {
             greet: if greet { found.first_name.clone() } else { None },
@@ -426,14 +458,19 @@ impl CallFlow {
             order: Some(OrderFacts::of(&found.order, self.tz)),
             menu,
             reprompt,
+            text: None,
         });
         let mut reply = reply(step, Some((Stage::Menu, state)));
         reply.outcome.customer_id = found.customer_id;
         reply
     }
 
-    fn menu_options(&self, verified: Verified) -> MenuOptions {
-        MenuOptions { other_orders: verified.covers_account(), agents_open: self.agents_open() }
+    fn menu_options(&self, caller: &Caller, verified: Verified, order: Option<&OrderCard>) -> MenuOptions {
+        MenuOptions {
+            other_orders: verified.covers_account(),
+            agents_open: self.agents_open(),
+            text_tracking: self.texts.as_ref().and_then(|t| t.plan(verified, &caller.from, order)).is_some(),
+        }
     }
 
     async fn postal_code(&self, caller: &Caller, state: CallState, input: Input) -> Result<Reply, FlowError> {
@@ -462,14 +499,14 @@ impl CallFlow {
                 let mut reply = match &proving {
                     Proving::Account(customer) => {
                         let state = CallState { verified: Verified::PostalCode, ..state };
-                        let mut reply = self.menu_for_customer(state.fresh(), customer, true, false);
+                        let mut reply = self.menu_for_customer(caller, state.fresh(), customer, true, false);
                         reply.events.push(passed(Verified::PostalCode));
                         reply.outcome.verification = Some("postal_code".into());
                         reply
                     }
                     Proving::Order(found) => {
                         let state = CallState { verified: Verified::OrderNumber, ..state };
-                        let mut reply = self.menu_for_order(state.fresh(), found, true, false);
+                        let mut reply = self.menu_for_order(caller, state.fresh(), found, true, false);
                         reply.events.push(passed(Verified::OrderNumber));
                         reply.outcome.verification = Some("order_number".into());
                         reply
@@ -548,7 +585,7 @@ impl CallFlow {
         if let Some(found) = found {
             let state = CallState { order: Some(found.order.id), verified: Verified::OrderNumber, ..state };
             let state = CallState { customer: found.customer_id.or(state.customer), ..state };
-            let mut reply = self.menu_for_order(state.fresh(), &found, true, false);
+            let mut reply = self.menu_for_order(caller, state.fresh(), &found, true, false);
             reply.events.insert(0, key_event);
             reply.events.push(Event::Order(found.order.name.to_string()));
             reply.events.push(passed(Verified::OrderNumber));
@@ -593,10 +630,11 @@ impl CallFlow {
             Input::Nothing => String::new(),
         };
         let key_event = Event::Key((!key.is_empty()).then(|| key.clone()));
-        let menu = self.menu_options(state.verified);
+        let menu = self.menu_options(caller, state.verified, about.orders().first().copied());
         let mut reply = match (key.as_str(), &about) {
-            ("1", About::Customer(c)) => self.menu_for_customer(state.fresh(), c, false, false),
-            ("1", About::Order(o)) => self.menu_for_order(state.fresh(), o, false, false),
+            ("4", about) if menu.text_tracking => self.text_tracking(caller, state, about).await,
+            ("1", About::Customer(c)) => self.menu_for_customer(caller, state.fresh(), c, false, false),
+            ("1", About::Order(o)) => self.menu_for_order(caller, state.fresh(), o, false, false),
             ("2", About::Customer(c)) if menu.other_orders => {
                 let orders = c.orders.iter().skip(1).map(|o| OrderFacts::of(o, self.tz)).collect();
                 reply(Step::OtherOrders(OrdersStep { orders, menu }), Some((Stage::Menu, state.fresh())))
@@ -615,8 +653,8 @@ impl CallFlow {
             }
             // Invalid or none: once more, then someone (or goodbye, when nobody is there).
             (_, about) if state.tries == 0 => match about {
-                About::Customer(c) => self.menu_for_customer(state.retry(), c, false, true),
-                About::Order(o) => self.menu_for_order(state.retry(), o, false, true),
+                About::Customer(c) => self.menu_for_customer(caller, state.retry(), c, false, true),
+                About::Order(o) => self.menu_for_order(caller, state.retry(), o, false, true),
             },
             (_, about) => {
                 let (customer, order) = about.parts();
@@ -629,6 +667,37 @@ impl CallFlow {
             reply.outcome.customer_id.get_or_insert(c);
         }
         Ok(reply)
+    }
+
+    /// Key 4: the tracking link by text, then the menu again saying whether it was sent. The
+    /// sender answers within its budget whatever Twilio does; the call goes on either way.
+    async fn text_tracking(&self, caller: &Caller, state: CallState, about: &About) -> Reply {
+        let order = about.orders().first().copied();
+        let plan = self.texts.as_ref().and_then(|t| Some((t, t.plan(state.verified, &caller.from, order)?)));
+        let outcome = match (plan, order) {
+            (Some((texts, plan)), Some(order)) => {
+                let request = TextRequest {
+                    call_sid: caller.call_sid.clone(),
+                    customer_id: about.customer_id(),
+                    order_id: order.id,
+                    to: plan.to.as_str().to_string(),
+                    called: caller.to.clone(),
+                    body: plan.body,
+                };
+                Some(texts.sender.send(request).await)
+            }
+            _ => None,
+        };
+        let mut reply = match about {
+            About::Customer(c) => self.menu_for_customer(caller, state.fresh(), c, false, false),
+            About::Order(o) => self.menu_for_order(caller, state.fresh(), o, false, false),
+        };
+        if let Step::Menu(step) = &mut reply.step {
+            step.text = Some(outcome.as_ref().map_or(SmsResult::Failed, |o| o.result));
+        }
+        let detail = outcome.map_or_else(|| "failed: not offered".to_string(), |o| o.detail);
+        reply.events.push(Event::Sms(detail));
+        reply
     }
 
     /// After the second failed answer: someone, during business hours; goodbye otherwise.

@@ -5,8 +5,10 @@ pub mod flow;
 pub mod hours;
 pub mod order_status;
 pub mod state;
+pub mod texts;
 pub mod understanding;
 pub mod verification;
 
 pub use flow::{CallContext, CallFlow, Caller, Input, Outcome, Reply, Step, TransferStep};
 pub use state::{CallState, Stage};
+pub use texts::{TextOutcome, TextRequest, TextSender, Texts};

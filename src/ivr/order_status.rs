@@ -155,6 +155,18 @@ impl OrderFacts {
     }
 }
 
+/// The carrier and tracking URL of the order's latest shipment, when Shopify has a URL for it
+/// (`tracking_url` only: no link is made up from a carrier and a number).
+pub fn tracking_link(order: &OrderCard) -> Option<(Option<&str>, &str)> {
+    let shipment = latest_shipment(order)?;
+    let url = shipment.tracking_url.as_deref().map(str::trim).filter(|u| {
+        // Whatever the merchant or an app typed: only an absolute web address, in one piece.
+        let web = u.starts_with("https://") || u.starts_with("http://");
+        web && u.len() > "https://".len() && !u.chars().any(|c| c.is_control() || c.is_whitespace())
+    })?;
+    Some((shipment.tracking_company.as_deref().map(str::trim).filter(|c| !c.is_empty()), url))
+}
+
 /// The most recently shipped fulfilment that went somewhere (not cancelled or failed).
 fn latest_shipment(order: &OrderCard) -> Option<&FulfillmentCard> {
     order
@@ -260,6 +272,29 @@ mod tests {
         assert_eq!(facts(&o).state, OrderState::Placed);
         assert_eq!(facts(&order()).state, OrderState::Paid);
         assert_eq!(facts(&order()).day, "Sunday, November 15");
+    }
+
+    #[test]
+    fn the_tracking_link_is_the_latest_shipments_web_url_only() {
+        let mut o = order();
+        assert_eq!(tracking_link(&o), None, "nothing shipped");
+        let mut f = shipment("success", Some("in_transit"));
+        o.fulfillments = Box::new([f.clone()]);
+        assert_eq!(tracking_link(&o), None, "a carrier and a number make no link");
+        for bad in ["javascript:alert(1)", "ups.com/1Z", "https://", "https://ups.example/a b", "https://x\u{7}y"] {
+            f.tracking_url = Some(bad.into());
+            o.fulfillments = Box::new([f.clone()]);
+            assert_eq!(tracking_link(&o), None, "{bad}");
+        }
+        f.tracking_url = Some(" https://ups.example/t?n=1Z999 ".into());
+        o.fulfillments = Box::new([f.clone()]);
+        assert_eq!(tracking_link(&o), Some((Some("UPS"), "https://ups.example/t?n=1Z999")));
+        let mut cancelled = f.clone();
+        cancelled.status = Some("cancelled");
+        cancelled.created_at = Some(TUESDAY + DAY);
+        cancelled.tracking_url = Some("https://ups.example/cancelled".into());
+        o.fulfillments = Box::new([f, cancelled]);
+        assert_eq!(tracking_link(&o).map(|(_, url)| url), Some("https://ups.example/t?n=1Z999"), "not a cancelled one");
     }
 
     #[test]

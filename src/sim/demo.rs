@@ -35,11 +35,23 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let database_url = format!("sqlite://{}", options.database);
     let token = std::env::var("TWILIO_AUTH_TOKEN").unwrap_or_else(|_| DEMO_TWILIO_TOKEN.into());
     let api_url = shopify.url();
+    // Twilio's REST API, emulated: key 4 texts the tracking link through it, and `orderline
+    // call --sms-api` prints what the caller's phone received.
+    let twilio = crate::sim::twilio::rest::TwilioRestSim::new(crate::sim::twilio::rest::RestSimConfig {
+        auth_token: token.clone(),
+        ..Default::default()
+    });
+    let twilio_server =
+        twilio.serve("127.0.0.1:0".parse().expect("a literal address")).await.map_err(|e| e.to_string())?;
+    let twilio_url = twilio_server.url();
+    let account_sid = twilio.config().account_sid.clone();
     let access_token = sim.config().access_token.clone();
     let mut pairs: Vec<(String, String)> = [
         ("listen", listen.as_str()),
         ("database_url", database_url.as_str()),
         ("twilio_auth_token", token.as_str()),
+        ("twilio_account_sid", account_sid.as_str()),
+        ("twilio_api_url", twilio_url.as_str()),
         ("shopify_shop", DEMO_SHOP),
         ("shopify_access_token", access_token.as_str()),
         ("shopify_api_url", api_url.as_str()),
@@ -88,7 +100,11 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     println!("store: {database_url} (embedded SQLite, started afresh)");
     println!();
     println!("Call in as a known customer (Dana, order in transit; postal code 11217):");
-    println!("  cargo run --release -- call +15551234567 --url {url}{token_arg}");
+    println!("  cargo run --release -- call +15551234567 --url {url}{token_arg} --sms-api {twilio_url}");
+    println!(
+        "At the menu, 4 texts Dana the tracking link through the Twilio REST API emulator at {twilio_url}; \
+         --sms-api prints what her phone received."
+    );
     println!("Other callers: +15550177120 (shared by two Beckers), +15550199999 (unknown), anonymous (withheld).");
     println!(
         "Agent API:  curl -H 'Authorization: Bearer {DEMO_AGENT_TOKEN}' '{url}/api/customers?phone=%2B15551234567'"
@@ -97,5 +113,6 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let _ = tokio::signal::ctrl_c().await;
     running.stop().await;
     shopify.stop().await;
+    twilio_server.stop().await;
     Ok(())
 }

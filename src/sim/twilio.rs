@@ -164,6 +164,8 @@ pub enum CallError {
     Status { url: String, status: u16 },
     #[error("reading keys: {0}")]
     Io(#[from] std::io::Error),
+    #[error("reading the texts the caller received: {0}")]
+    Texts(String),
 }
 
 /// Places simulated inbound calls. Cheap to clone.
@@ -599,6 +601,47 @@ pub struct CallOptions {
     /// Scripted keys (`""`/`"timeout"` for a timeout); `None` reads them from stdin.
     pub keys: Option<Vec<String>>,
     pub stir: Option<String>,
+    /// Where the caller's phone receives texts: a Twilio REST API (the emulator's, in the demo)
+    /// whose messages to the caller are printed as received.
+    pub texts: Option<TextInbox>,
+}
+
+/// The Twilio account whose messages to the caller are printed (`→ text to +1•••4567: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextInbox {
+    pub api_url: String,
+    pub account_sid: String,
+    pub token: String,
+}
+
+impl TextInbox {
+    fn client(&self) -> crate::twilio::rest::TwilioRest {
+        let credentials = crate::twilio::rest::RestCredentials {
+            account_sid: self.account_sid.clone(),
+            username: self.account_sid.clone(),
+            password: crate::config::Secret::new(self.token.clone()),
+        };
+        crate::twilio::rest::TwilioRest::new(
+            &self.api_url,
+            credentials,
+            std::sync::Arc::new(crate::ops::Metrics::new()),
+        )
+    }
+
+    /// The SIDs of the messages `to` has received so far.
+    async fn seen(&self, to: &str) -> Result<Vec<String>, CallError> {
+        let listed = self.client().messages_to(to).await.map_err(|e| CallError::Texts(e.to_string()))?;
+        Ok(listed.into_iter().map(|m| m.sid).collect())
+    }
+
+    /// Prints the messages `to` received that are not in `seen`, oldest first.
+    async fn print_new(&self, to: &str, seen: &[String]) -> Result<(), CallError> {
+        let listed = self.client().messages_to(to).await.map_err(|e| CallError::Texts(e.to_string()))?;
+        for m in listed.iter().rev().filter(|m| !seen.contains(&m.sid)) {
+            println!("→ text to {}: {}", crate::domain::mask_phone(&m.to), m.body);
+        }
+        Ok(())
+    }
 }
 
 /// Places one call and prints it: each `<Say>` heard, each prompt, the ending; then posts the
@@ -634,6 +677,10 @@ pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
         }
         key
     };
+    let seen = match &options.texts {
+        Some(inbox) => inbox.seen(&caller.config.from).await?,
+        None => Vec::new(),
+    };
     let started = Instant::now();
     let transcript = caller.call_heard(keys, print_heard).await?;
     if let Some(e) = stdin_failure {
@@ -641,6 +688,9 @@ pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
     }
     let ending = ending_words(&transcript)?;
     println!("→ {ending}");
+    if let Some(inbox) = &options.texts {
+        inbox.print_new(&caller.config.from, &seen).await?;
+    }
     let duration = u32::try_from(started.elapsed().as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
     let status = caller.status_callback(&transcript.call_sid, "completed", Some(duration), 0).await?;
     println!("status callback: completed after {duration} s → HTTP {status}");

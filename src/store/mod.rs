@@ -25,6 +25,7 @@ mod pending;
 mod queries;
 mod records;
 mod sessions;
+mod sms;
 mod stored_ids;
 mod time;
 mod watermarks;
@@ -40,6 +41,7 @@ pub use order_names::NameFormat;
 pub use pending::{PendingNotice, PendingSubjects};
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
 pub use records::{ApplyOutcome, Provenance, UNCONFIRMED};
+pub use sms::{NewSms, SmsRow};
 pub use time::Ts;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -57,7 +57,12 @@ impl VoiceCall {
     }
 
     pub fn caller(&self) -> Caller {
-        Caller { call_sid: self.call_sid.clone(), from: self.from.clone(), stir_verstat: self.stir_verstat.clone() }
+        Caller {
+            call_sid: self.call_sid.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            stir_verstat: self.stir_verstat.clone(),
+        }
     }
 
     /// The call's record; `parsed` is the caller ID as the lookup already parsed it, if it did.

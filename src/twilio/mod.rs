@@ -9,6 +9,7 @@ pub mod render;
 pub mod request;
 pub mod rest;
 pub mod signature;
+pub mod sms;
 pub mod transfer;
 pub mod transfer_end;
 pub mod twiml;
@@ -21,7 +22,7 @@ use axum::Router;
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
-    voice::router().merge(transfer_end::router()).merge(media::router())
+    voice::router().merge(transfer_end::router()).merge(media::router()).merge(sms::router())
 }
 
 /// The Twilio routes at the root and, when ORDERLINE_PUBLIC_URL has a path, under it too: Twilio

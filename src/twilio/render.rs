@@ -353,6 +353,7 @@ fn vocabulary() -> Vec<(&'static str, Vec<&'static str>)> {
             AskReason::ALL.iter().map(|r| r.as_str()).chain(TransferReason::ALL.iter().map(|r| r.as_str())).collect(),
         ),
         ("retry", RetryReason::ALL.iter().map(|r| r.as_str()).collect()),
+        ("text", crate::domain::SmsResult::ALL.iter().map(|r| r.as_str()).collect()),
         ("verified", Verified::ALL.iter().map(|v| v.as_str()).collect()),
         ("state", OrderState::ALL.iter().map(|s| s.as_str()).collect()),
         ("about", names(&["account", "order"])),
@@ -396,7 +397,7 @@ fn check_vocabulary(template: &str, source: &str) -> Result<(), TemplateError> {
 /// Steps that together reach every branch of every template, with the awkward inputs callers'
 /// data can hold (a name full of XML specials, no name, no order, every order state).
 pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
-    use crate::domain::{AskReason, RetryReason, TransferReason};
+    use crate::domain::{AskReason, RetryReason, SmsResult, TransferReason};
     use crate::ivr::flow::{
         AskOrderNumber, AskPostalCode, CallContext, ClosedStep, GoodbyeStep, MenuOptions, MenuStep, OrdersStep,
         PostalCodeOf, TransferStep,
@@ -423,8 +424,8 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         refunds: if odd { 2 } else { 0 },
     };
     let menus = [
-        MenuOptions { other_orders: true, agents_open: true },
-        MenuOptions { other_orders: false, agents_open: false },
+        MenuOptions { other_orders: true, agents_open: true, text_tracking: true },
+        MenuOptions { other_orders: false, agents_open: false, text_tracking: false },
     ];
     let mut samples = Vec::new();
     for (i, state) in states.into_iter().enumerate() {
@@ -438,6 +439,8 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
                 order: Some(order(state, odd)),
                 menu: menu.clone(),
                 reprompt: odd,
+                // Every text result (and none) with every order state.
+                text: [None, Some(SmsResult::Sent), Some(SmsResult::Failed)][i % 3],
             }),
             action,
         ));
@@ -453,6 +456,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
                 order: None,
                 menu: menu.clone(),
                 reprompt: false,
+                text: None,
             }),
             action,
         ));

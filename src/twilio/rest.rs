@@ -149,6 +149,42 @@ pub struct IncomingNumber {
     pub voice_application_sid: Option<String>,
 }
 
+/// A Message as Twilio answers its creation (the fields orderline reads).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SentMessage {
+    pub sid: String,
+    /// `queued` (or `accepted`, `sending`, …) on creation.
+    pub status: String,
+    #[serde(default)]
+    pub error_code: Option<i64>,
+}
+
+impl TwilioError {
+    /// Twilio's error code, when it gave one (21211, 21606, …).
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            TwilioError::Unauthorized(code) => *code,
+            TwilioError::NotFound(e) | TwilioError::Refused { error: e, .. } => e.code,
+            _ => None,
+        }
+    }
+}
+
+/// A Message as Twilio lists it (the fields the caller emulator prints).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ListedMessage {
+    pub sid: String,
+    pub to: String,
+    #[serde(default)]
+    pub body: String,
+    pub status: String,
+}
+
+#[derive(Deserialize)]
+struct MessagePage {
+    messages: Vec<ListedMessage>,
+}
+
 #[derive(Deserialize)]
 struct NumberPage {
     incoming_phone_numbers: Vec<IncomingNumber>,
@@ -215,6 +251,34 @@ impl TwilioRest {
         self.send("update_number", reqwest::Method::POST, &url, &[], fields).await
     }
 
+    /// Creates one Message (`POST /Accounts/{AccountSid}/Messages.json` with `To`, `From`,
+    /// `Body` and `StatusCallback`: https://www.twilio.com/docs/messaging/api/message-resource).
+    /// Tried again only on 429 (Twilio did not take it): a 5xx or a timeout may have sent it,
+    /// and a second try could text the caller twice.
+    pub async fn send_message(
+        &self,
+        to: &str,
+        from: &str,
+        body: &str,
+        status_callback: Option<&str>,
+    ) -> Result<SentMessage, TwilioError> {
+        let url = self.account_path("/Messages.json");
+        let mut form = vec![("To", to), ("From", from), ("Body", body)];
+        if let Some(callback) = status_callback {
+            form.push(("StatusCallback", callback));
+        }
+        self.send_retrying("send_message", reqwest::Method::POST, &url, &[], &form, Retry::OnlyTooMany).await
+    }
+
+    /// The account's latest messages to `to` (`GET /Accounts/{AccountSid}/Messages.json?To=`,
+    /// newest first), one page: what the caller emulator prints as received.
+    pub async fn messages_to(&self, to: &str) -> Result<Vec<ListedMessage>, TwilioError> {
+        let url = self.account_path("/Messages.json");
+        let page: MessagePage =
+            self.send("list_messages", reqwest::Method::GET, &url, &[("To", to), ("PageSize", "50")], &[]).await?;
+        Ok(page.messages)
+    }
+
     async fn send<T: serde::de::DeserializeOwned>(
         &self,
         operation: &'static str,
@@ -223,12 +287,26 @@ impl TwilioRest {
         query: &[(&str, &str)],
         form: &[(&str, &str)],
     ) -> Result<T, TwilioError> {
+        self.send_retrying(operation, method, url, query, form, Retry::All).await
+    }
+
+    async fn send_retrying<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        url: &str,
+        query: &[(&str, &str)],
+        form: &[(&str, &str)],
+        retry: Retry,
+    ) -> Result<T, TwilioError> {
         let mut attempt = 0;
         let mut backoff = self.backoff;
         loop {
             let result = self.send_once(method.clone(), url, query, form).await;
             let retry_after = match &result {
-                Err(Attempt::Retry { after, .. }) if attempt < RETRIES => Some(after.unwrap_or(backoff)),
+                Err(Attempt::Retry { after, error }) if attempt < RETRIES && retry.allows(error) => {
+                    Some(after.unwrap_or(backoff))
+                }
                 _ => None,
             };
             if let Some(wait) = retry_after {
@@ -318,6 +396,24 @@ impl TwilioRest {
             404 => Err(Attempt::Final(TwilioError::NotFound(error))),
             429 | 500..=599 => Err(Attempt::Retry { error: TwilioError::Unavailable(status), after: retry_after }),
             _ => Err(Attempt::Final(TwilioError::Refused { status, error })),
+        }
+    }
+}
+
+/// Which failures are tried again.
+#[derive(Clone, Copy)]
+enum Retry {
+    /// 429, 5xx and transport failures: for reads and idempotent updates.
+    All,
+    /// Only 429: for a create that must not happen twice.
+    OnlyTooMany,
+}
+
+impl Retry {
+    fn allows(self, error: &TwilioError) -> bool {
+        match self {
+            Retry::All => true,
+            Retry::OnlyTooMany => *error == TwilioError::Unavailable(429),
         }
     }
 }

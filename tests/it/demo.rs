@@ -58,4 +58,26 @@ async fn the_demo_answers_dana_with_her_order_after_her_postal_code() {
     assert!(said.contains("Hi Dana, thanks for calling Orderline Demo."), "{said}");
     assert!(said.contains("Your order number"), "{said}");
     assert!(matches!(t.ending, Ending::Enqueue(_)), "{:?}", t.ending);
+
+    // Key 4 texts the tracking link through the demo's Twilio REST emulator; `orderline call
+    // --sms-api` prints what Dana's phone received.
+    let sms_api = printed
+        .split_whitespace()
+        .skip_while(|w| *w != "--sms-api")
+        .nth(1)
+        .expect("the call line names the REST emulator")
+        .to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_orderline"))
+        .args(["call", "+15551234567", "--url", &url, "--token", DEMO_TWILIO_TOKEN, "--keys", "11217,4"])
+        .args(["--sms-api", &sms_api])
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.contains("say: We've sent the text with your tracking link."), "{out}");
+    let texts: Vec<&str> = out.lines().filter(|l| l.starts_with("→ text to ")).collect();
+    assert_eq!(texts.len(), 1, "{out}");
+    assert!(texts[0].starts_with("→ text to +1•••••4567: Orderline Demo: tracking for order #"), "{out}");
+    assert!(texts[0].contains("https://"), "the link: {out}");
 }

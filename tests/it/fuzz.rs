@@ -269,8 +269,9 @@ fn order_facts() -> impl Strategy<Value = OrderFacts> {
 }
 
 fn steps() -> impl Strategy<Value = Step> {
-    let menu = (any::<bool>(), any::<bool>())
-        .prop_map(|(other_orders, agents_open)| MenuOptions { other_orders, agents_open });
+    let menu = (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(other_orders, agents_open, text_tracking)| {
+        MenuOptions { other_orders, agents_open, text_tracking }
+    });
     let context =
         (hostile_text(), hostile_text(), hostile_text(), hostile_text()).prop_map(|(first, last, name, from)| {
             CallContext {
@@ -295,6 +296,7 @@ fn steps() -> impl Strategy<Value = Step> {
                 order,
                 menu,
                 reprompt,
+                text: if reprompt { Some(orderline::domain::SmsResult::Failed) } else { None },
             })),
         (prop::collection::vec(order_facts(), 0..4), menu.clone())
             .prop_map(|(orders, menu)| Step::OtherOrders(OrdersStep { orders, menu })),

@@ -31,6 +31,7 @@ mod shipment_states;
 mod shopify_contract;
 mod shutdown;
 mod sim_shopify;
+mod sms;
 mod speech;
 mod store;
 mod transfer;

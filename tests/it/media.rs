@@ -586,8 +586,9 @@ fn the_audio_for_order_1042_shipped_on_november_20_is_exactly_its_clips() {
         closed_until: None,
         closed: false,
         order: Some(order),
-        menu: MenuOptions { other_orders: false, agents_open: true },
+        menu: MenuOptions { other_orders: false, agents_open: true, text_tracking: false },
         reprompt: false,
+        text: None,
     });
     let pieces = renderer.speech(&step).unwrap();
     let clip = |id: &str| Piece::Clip(id.into());

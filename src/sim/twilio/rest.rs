@@ -1,7 +1,9 @@
-//! A stand-in for Twilio's REST API, as far as `setup twilio` and `doctor` use it: the
-//! IncomingPhoneNumbers list (filtered by `PhoneNumber`, in Twilio's paging envelope) and the
-//! update of one number, behind HTTP basic auth. One number is seeded per account; every request
-//! is recorded; failures and latency on demand. It only plays Twilio's side.
+//! A stand-in for Twilio's REST API, as far as orderline uses it: the IncomingPhoneNumbers list
+//! (filtered by `PhoneNumber`, in Twilio's paging envelope) and the update of one number (`setup
+//! twilio`, `doctor`), and Messages (create, list by `To`: the tracking link by text), behind
+//! HTTP basic auth. One number is seeded per account; every request is recorded; every message
+//! created is kept for tests to read; failures and latency on demand; message status callbacks
+//! POSTed signed, as Twilio signs them. It only plays Twilio's side.
 //!
 //! Sources (read 2026-12-04): https://www.twilio.com/docs/phone-numbers/api/incomingphonenumber-resource
 //! (paths, parameters `VoiceUrl` … `StatusCallbackMethod`, snake_case properties, `PhoneNumber`
@@ -11,6 +13,21 @@
 //! `next_page_uri`, `page`, `page_size`, `previous_page_uri`, `start`, `end`, `uri`; error JSON
 //! `code`, `message`, `more_info`, `status`); https://www.twilio.com/docs/errors/20003 and
 //! …/20404 (the codes for bad credentials and an unknown resource).
+//!
+//! Messages (read 2026-12-04): https://www.twilio.com/docs/messaging/api/message-resource
+//! (`POST /Accounts/{AccountSid}/Messages.json` with `To`, `From`, `Body`, `StatusCallback`;
+//! answered 201 with the Message: `sid` SM + 32 hex, `status` `queued` when created without a
+//! Messaging Service, `direction` `outbound-api`, `num_segments`, `error_code` null; `Body` up to
+//! 1,600 characters; list filtered by `To`). Errors: https://www.twilio.com/docs/api/errors/21604
+//! ('To' required), …/21211 (invalid 'To'), …/21602 (Body required), …/21617 (body over 1,600
+//! characters), …/21606 (From is not a message-capable number of this account), …/21659 (From is
+//! not a Twilio phone number). Status callbacks:
+//! https://www.twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks ("A
+//! status callback request is not sent for the initial status of a newly created Message
+//! resource": so `sent` then `delivered`, never `queued`) with `MessageSid`, `MessageStatus`,
+//! `SmsSid`, `SmsStatus`, `AccountSid`, `From`, `To`, `ApiVersion`, and `ErrorCode` on a failure
+//! (https://www.twilio.com/docs/messaging/guides/track-outbound-message-status), signed with the
+//! auth token like every Twilio request (https://www.twilio.com/docs/usage/security).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -76,6 +93,31 @@ pub struct RecordedRequest {
     pub params: Vec<(String, String)>,
 }
 
+/// A message created through the API, as Twilio keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimMessage {
+    pub sid: String,
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    pub status_callback: Option<String>,
+    /// The latest status: `queued`, then `sent` and `delivered` (or `undelivered`).
+    pub status: String,
+}
+
+/// What happens to a message after Twilio accepted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// `sent`, then `delivered`, each with a status callback.
+    #[default]
+    Delivered,
+    /// `sent`, then `undelivered` with this error code (30003 unreachable handset, 30032
+    /// toll-free number not verified, …).
+    Undelivered(u32),
+    /// Stays `queued`: no callback.
+    Never,
+}
+
 /// A fault injected into every request after the credentials check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RestFailure {
@@ -93,6 +135,9 @@ struct Inner {
     requests: Mutex<Vec<RecordedRequest>>,
     failure: Mutex<RestFailure>,
     latency: Mutex<Duration>,
+    messages: Mutex<Vec<SimMessage>>,
+    delivery: Mutex<Delivery>,
+    http: reqwest::Client,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,6 +172,12 @@ impl TwilioRestSim {
                 requests: Mutex::new(Vec::new()),
                 failure: Mutex::new(RestFailure::None),
                 latency: Mutex::new(Duration::ZERO),
+                messages: Mutex::new(Vec::new()),
+                delivery: Mutex::new(Delivery::default()),
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .expect("the HTTP client builds with static settings"),
             }),
         }
     }
@@ -163,6 +214,16 @@ impl TwilioRestSim {
         *lock(&self.inner.latency) = latency;
     }
 
+    /// Every message created so far (refused ones are not messages), oldest first.
+    pub fn messages(&self) -> Vec<SimMessage> {
+        lock(&self.inner.messages).clone()
+    }
+
+    /// What happens to messages created from now on.
+    pub fn set_delivery(&self, delivery: Delivery) {
+        *lock(&self.inner.delivery) = delivery;
+    }
+
     /// Binds `addr` and serves `/2010-04-01/…` until [`RestSimServer::stop`].
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<RestSimServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -171,6 +232,7 @@ impl TwilioRestSim {
         let app = Router::new()
             .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json", get(list_numbers))
             .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{file}", post(update_number).get(fetch_number))
+            .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message).get(list_messages))
             .fallback(unknown)
             .with_state(self.clone());
         let task = tokio::spawn(async move {
@@ -217,7 +279,12 @@ impl TwilioRestSim {
         };
         if let RestFailure::Http(code) | RestFailure::HttpTimes(code, _) = failure {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let twilio_code = if code == 429 { 20429 } else { 20500 };
+            // https://www.twilio.com/docs/errors/20429, …/20003 (credentials refused), …/20500.
+            let twilio_code = match code {
+                429 => 20429,
+                401 => 20003,
+                _ => 20500,
+            };
             return Err(error(status, twilio_code, status.canonical_reason().unwrap_or("Error"), None));
         }
         if account != self.inner.config.account_sid {
@@ -382,6 +449,176 @@ async fn update_number(
         }
     });
     axum::Json(resource(&account, &sim.number())).into_response()
+}
+
+fn message_json(account: &str, m: &SimMessage) -> Value {
+    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000").to_string();
+    // GSM-7 single segment: 160 characters; concatenated: 153 each (approximation for the emulator).
+    let chars = m.body.chars().count();
+    let segments = if chars <= 160 { 1 } else { chars.div_ceil(153) };
+    json!({
+        "account_sid": account,
+        "api_version": "2010-04-01",
+        "body": m.body,
+        "date_created": date,
+        "date_sent": Value::Null,
+        "date_updated": date,
+        "direction": "outbound-api",
+        "error_code": Value::Null,
+        "error_message": Value::Null,
+        "from": m.from,
+        "messaging_service_sid": Value::Null,
+        "num_media": "0",
+        "num_segments": segments.to_string(),
+        "price": Value::Null,
+        "price_unit": "USD",
+        "sid": m.sid,
+        "status": m.status,
+        "to": m.to,
+        "uri": format!("/2010-04-01/Accounts/{account}/Messages/{}.json", m.sid),
+    })
+}
+
+/// The most characters a `Body` may have (error 21617 above it).
+pub const MAX_BODY_CHARS: usize = 1600;
+
+async fn create_message(
+    State(sim): State<TwilioRestSim>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/Messages.json");
+    let params = params_of(&String::from_utf8_lossy(&body));
+    if let Err(answer) = sim.admit(&Method::POST, &path, &account, &headers, params.clone()).await {
+        return answer;
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string());
+    let bad = |code: u32, message: String| error(StatusCode::BAD_REQUEST, code, &message, None);
+    let Some(to) = param("To").filter(|t| !t.is_empty()) else {
+        return bad(21604, "A 'To' phone number is required.".into());
+    };
+    if crate::domain::PhoneNumber::parse(&to, None).is_err() {
+        return bad(21211, format!("Invalid 'To' Phone Number: {}", crate::domain::mask_phone(&to)));
+    }
+    let from = param("From").unwrap_or_default();
+    if from.is_empty() || crate::domain::PhoneNumber::parse(&from, None).is_err() {
+        return bad(
+            21606,
+            "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination/account".into(),
+        );
+    }
+    if from != sim.number().phone_number {
+        return bad(
+            21659,
+            format!(
+                "'From' {} is not a Twilio phone number or Short Code country mismatch",
+                crate::domain::mask_phone(&from)
+            ),
+        );
+    }
+    let text = params.iter().find(|(k, _)| k == "Body").map(|(_, v)| v.clone()).unwrap_or_default();
+    if text.trim().is_empty() {
+        return bad(21602, "Message body is required.".into());
+    }
+    if text.chars().count() > MAX_BODY_CHARS {
+        return bad(21617, "The concatenated message body exceeds the 1600 character limit.".into());
+    }
+    let status_callback = param("StatusCallback").filter(|c| !c.is_empty());
+    if let Some(url) = &status_callback
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return bad(21609, format!("Invalid StatusCallback url: {url}"));
+    }
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, 20500, "Internal Server Error", None);
+    }
+    let sid = format!("SM{:032x}", u128::from_be_bytes(bytes));
+    let message = SimMessage { sid, to, from, body: text, status_callback, status: "queued".into() };
+    lock(&sim.inner.messages).push(message.clone());
+    let answer = (StatusCode::CREATED, axum::Json(message_json(&account, &message))).into_response();
+    let delivery = *lock(&sim.inner.delivery);
+    tokio::spawn(sim.clone().deliver(account, message.sid, delivery));
+    answer
+}
+
+impl TwilioRestSim {
+    /// Moves a message on (`sent`, then `delivered` or `undelivered`), POSTing its status
+    /// callback at each step, signed with the auth token.
+    async fn deliver(self, account: String, sid: String, delivery: Delivery) {
+        let steps: Vec<(&str, Option<u32>)> = match delivery {
+            Delivery::Delivered => vec![("sent", None), ("delivered", None)],
+            Delivery::Undelivered(code) => vec![("sent", None), ("undelivered", Some(code))],
+            Delivery::Never => vec![],
+        };
+        for (status, code) in steps {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let message = {
+                let mut messages = lock(&self.inner.messages);
+                let Some(m) = messages.iter_mut().find(|m| m.sid == sid) else { return };
+                m.status = status.to_string();
+                m.clone()
+            };
+            let Some(url) = &message.status_callback else { continue };
+            let mut params: Vec<(String, String)> = [
+                ("AccountSid", account.as_str()),
+                ("ApiVersion", "2010-04-01"),
+                ("From", message.from.as_str()),
+                ("MessageSid", message.sid.as_str()),
+                ("MessageStatus", status),
+                ("SmsSid", message.sid.as_str()),
+                ("SmsStatus", status),
+                ("To", message.to.as_str()),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            if let Some(code) = code {
+                params.push(("ErrorCode".into(), code.to_string()));
+            }
+            let signature = crate::twilio::signature::sign(&self.inner.config.auth_token, url, &params);
+            let sent = self.inner.http.post(url).header("X-Twilio-Signature", signature).form(&params).send().await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e.without_url(), "emulated message status callback failed");
+            }
+        }
+    }
+}
+
+async fn list_messages(
+    State(sim): State<TwilioRestSim>,
+    Path(account): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/Messages.json");
+    let params = params_of(query.as_deref().unwrap_or(""));
+    if let Err(answer) = sim.admit(&Method::GET, &path, &account, &headers, params.clone()).await {
+        return answer;
+    }
+    let to = params.iter().find(|(k, _)| k == "To").map(|(_, v)| v.clone());
+    // Twilio lists the newest first.
+    let messages: Vec<Value> = sim
+        .messages()
+        .iter()
+        .rev()
+        .filter(|m| to.as_deref().is_none_or(|t| m.to == t))
+        .map(|m| message_json(&account, m))
+        .collect();
+    let uri = format!("{path}?{}", query.unwrap_or_default());
+    axum::Json(json!({
+        "messages": messages,
+        "end": messages.len().saturating_sub(1),
+        "first_page_uri": uri,
+        "next_page_uri": Value::Null,
+        "page": 0,
+        "page_size": 50,
+        "previous_page_uri": Value::Null,
+        "start": 0,
+        "uri": uri,
+    }))
+    .into_response()
 }
 
 async fn unknown(
