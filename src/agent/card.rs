@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::api::{CustomerJson, customers_json};
+use super::summary::plain_words;
 use crate::app::AppState;
 use crate::domain::mask_phone;
 use crate::domain::{Event, EventKind};
@@ -46,6 +47,8 @@ pub struct CallCard {
     pub confirmed_at: Option<DateTime<Utc>>,
     /// Texts sent during the call (the tracking link, key 4), with Twilio's latest status.
     pub sms: Vec<SmsSummary>,
+    /// The call in plain words (`agent::summary`): heard, asked for, verified, texted, put through.
+    pub summary: Vec<String>,
 }
 
 /// A text as the card shows it: never the whole number.
@@ -127,7 +130,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         None => None,
     };
     let tz = state.settings.hours.timezone();
-    let orders = record
+    let orders: Vec<OrderSummary> = record
         .iter()
         .flat_map(|r| r.customers.iter())
         .flat_map(|c| c.orders.iter())
@@ -163,7 +166,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         .filter(|e| is(e, EventKind::Key) && e.detail != Event::Key(None).detail())
         .map(|e| e.detail.clone())
         .collect();
-    let sms = store
+    let sms: Vec<SmsSummary> = store
         .sms_of_call(call_sid)
         .await?
         .into_iter()
@@ -177,6 +180,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
             at: m.updated_at.0,
         })
         .collect();
+    let summary = plain_words(&events, call.verification.as_deref(), call.transfer.as_deref(), &orders, &sms);
     let path =
         events.into_iter().map(|e| PathStep { step: e.step, kind: e.kind, detail: e.detail, at: e.at.0 }).collect();
     Ok(Some(CallCard {
@@ -199,6 +203,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         source,
         confirmed_at: record.map(|r| r.confirmed_at()),
         sms,
+        summary,
     }))
 }
 

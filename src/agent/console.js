@@ -52,6 +52,9 @@ function card(c) {
   }
   if (!c.orders.length) orders.append(el("li", { class: "empty", text: c.customer ? "no orders" : "no customer matched" }));
   node.append(orders);
+  const summary = el("ul", { class: "summary" });
+  for (const line of (c.summary || [])) summary.append(el("li", { text: line }));
+  node.append(summary);
   const keys = el("div", { class: "keys" }, el("span", { class: "small", text: "keys: " }));
   for (const k of c.keys) keys.append(el("kbd", { text: k }));
   if (!c.keys.length) keys.append(el("span", { class: "small", text: "none" }));

@@ -83,6 +83,15 @@ async fn the_call_api_gives_an_agent_the_whole_context(backend: Backend) {
     assert!(card["in_progress"].as_bool().unwrap());
     let path: Vec<&str> = card["path"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
     assert!(path.starts_with(&["lookup", "step"]), "{path:?}");
+    // The same call in plain words, for one glance.
+    let summary: Vec<&str> = card["summary"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(summary[0].starts_with(&format!("Heard: {} shipped (", latest.name)), "{summary:?}");
+    assert!(summary[0].ends_with(") with UPS"), "{summary:?}");
+    assert_eq!(
+        summary[1..],
+        ["Asked for: other orders, then a person", "Verified: by postal code", "Put through: asked for a person"]
+    );
+    assert!(summary.iter().all(|l| !l.contains("11217")), "the postal code is never shown: {summary:?}");
     let unknown = client.get(format!("{}/api/calls/CAnope", line.app.url)).bearer_auth(AGENT).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
     line.app.stop().await;

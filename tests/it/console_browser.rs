@@ -81,6 +81,9 @@ async fn an_agent_sees_the_call_appear_and_update_live() {
     let opened = browser.eval(&format!("{DANA_CARD}.innerText")).await.unwrap();
     let opened = opened.as_str().unwrap();
     assert!(opened.contains("+15551234567") && opened.contains("Customer in Shopify admin"), "{opened}");
+    // The call in plain words, above the keys and the raw path.
+    assert!(opened.contains("Asked for: the status again, then other orders, then a person"), "{opened}");
+    assert!(opened.contains("Put through: asked for a person"), "{opened}");
     assert_eq!(
         browser.eval("window.__sameDocument === true").await.unwrap(),
         serde_json::json!(true),
