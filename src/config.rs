@@ -33,6 +33,15 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where notifications go and how they are signed (`ORDERLINE_NOTIFY_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyTarget {
+    pub url: String,
+    pub secret: Secret,
+    /// Attempts before a notification is dead (kept, with its last error).
+    pub max_attempts: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerifyPolicy {
@@ -139,6 +148,9 @@ struct RawSettings {
     #[serde(with = "duration_text")]
     media_lead: Duration,
     speech_input: bool,
+    notify_url: Option<String>,
+    notify_secret: Option<Secret>,
+    notify_max_attempts: u32,
 }
 
 impl Default for RawSettings {
@@ -206,6 +218,9 @@ impl Default for RawSettings {
             hold_music_url: "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3".into(),
             media_lead: duration_text::parse("300ms"),
             speech_input: true,
+            notify_url: None,
+            notify_secret: None,
+            notify_max_attempts: 8,
         }
     }
 }
@@ -311,6 +326,9 @@ pub struct Settings {
     pub media_lead: Duration,
     /// TwiML mode: every question accepts words as well as keys (`<Gather input="dtmf speech">`).
     pub speech_input: bool,
+    /// Where a signed JSON notification goes for each transferred call (a helpdesk, a Slack
+    /// workflow), with the HMAC-SHA256 key that signs it; none: nothing is sent.
+    pub notify: Option<NotifyTarget>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -485,6 +503,27 @@ impl Settings {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| shop.as_deref().map_or_else(|| "our store".to_string(), shop_name_of));
+        let notify = match (
+            raw.notify_url.as_deref().map(str::trim).filter(|u| !u.is_empty()),
+            non_empty(raw.notify_secret),
+        ) {
+            (None, _) => None,
+            (Some(url), _) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                return Err(ConfigError::Invalid(format!(
+                    "ORDERLINE_NOTIFY_URL {url:?} must be an http(s) URL (https:// for anything but a local receiver)"
+                )));
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "ORDERLINE_NOTIFY_URL is set without ORDERLINE_NOTIFY_SECRET: notifications are always signed \
+                     (give a long random string and the same to the receiver)"
+                        .into(),
+                ));
+            }
+            (Some(url), Some(secret)) => {
+                Some(NotifyTarget { url: url.to_string(), secret, max_attempts: raw.notify_max_attempts.max(1) })
+            }
+        };
         Ok(Settings {
             listen,
             public_url,
@@ -544,6 +583,7 @@ impl Settings {
             hold_music_url,
             media_lead: raw.media_lead,
             speech_input: raw.speech_input,
+            notify,
         })
     }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod card;
 pub mod console;
 pub mod feed;
+pub mod notify;
 pub mod summary;
 
 use axum::Router;

@@ -20,6 +20,7 @@ mod changes;
 mod copy_out;
 mod deliveries;
 mod handoffs;
+mod notifications;
 mod order_names;
 mod pending;
 mod queries;
@@ -37,6 +38,7 @@ pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final a
 pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
 pub use handoffs::Handoff;
+pub use notifications::{DueNotification, NotificationState};
 pub use order_names::NameFormat;
 pub use pending::{PendingNotice, PendingSubjects};
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};

@@ -140,6 +140,7 @@ pub fn events(call: &VoiceCall, step: EventStep, at: Ts, events: Vec<Event>) -> 
 /// step's events. Off the request path (the recorder batches it).
 pub fn record_reply(state: &AppState, call: &VoiceCall, step: u32, outcome: Outcome, step_events: Vec<Event>) {
     let now = Ts::from(state.clock.now());
+    let transferred = outcome.transfer.is_some();
     let mut writes = Vec::with_capacity(step_events.len() + 1);
     if step == 1 {
         let mut new_call = call.new_call(state, now, outcome.caller.as_ref());
@@ -157,6 +158,15 @@ pub fn record_reply(state: &AppState, call: &VoiceCall, step: u32, outcome: Outc
     }
     writes.extend(events(call, EventStep::Flow(step), now, step_events));
     state.recorder.record(writes);
+    if transferred && state.settings.notify.is_some() {
+        // Queued now, sent by `agent::notify` once the record is written (it reads the card).
+        let (store, call_sid) = (state.store.clone(), call.call_sid.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.queue_notification(&call_sid, crate::agent::notify::TRANSFERRED, now).await {
+                tracing::warn!(error = %e, "could not queue the transfer's notification");
+            }
+        });
+    }
 }
 
 /// Writes that step `step` (0: none of the call's steps) failed and the caller went to the fallback.

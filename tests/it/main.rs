@@ -25,6 +25,7 @@ mod layers;
 mod logs;
 mod lookup;
 mod media;
+mod notify;
 mod reconcile;
 mod setup;
 mod shipment_states;
