@@ -282,6 +282,7 @@ async fn without_an_agent_token_the_api_says_how_to_set_one() {
 async fn warming_puts_callers_in_the_cache_before_anyone_calls() {
     let shop = shop(SimConfig::default()).await;
     let app = app_for(&shop, clock(), &[]).await;
+    let mut changes = app.store().subscribe_changes();
     app.deliver("orders/fulfilled", "w1", &fixture_bytes("order_fulfilled.json")).await;
     app.deliver("customers/create", "w2", &fixture_bytes("customer_create.json")).await;
     // A second customer on Dana's number: the warmed entry must hold both.
@@ -290,6 +291,9 @@ async fn warming_puts_callers_in_the_cache_before_anyone_calls() {
     partner["phone"] = serde_json::json!(CALLER);
     app.deliver_json("customers/create", "w3", &partner).await;
     app.settle().await;
+    // The deliveries' change notices (LISTEN/NOTIFY, after their commits) have reached this
+    // instance and dropped what they name before the cache is warmed, not after.
+    while tokio::time::timeout(Duration::from_millis(300), changes.recv()).await.is_ok() {}
     let lookup = &app.running.as_ref().unwrap().state.lookup;
 
     // Fewer than the shop holds: the most recently updated first, in chunks.
