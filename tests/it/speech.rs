@@ -106,16 +106,15 @@ async fn with_speech_input_off_the_questions_take_keys_only(backend: Backend) {
 async fn the_call_command_says_words() {
     let line = line(Backend::Sqlite, &[("verify", "none")]).await;
     let url = line.app.url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_orderline"))
-            .args(["call", DANA, "--url", &url, "--token", crate::common::line::TOKEN, "--say", "a person please"])
-            .output()
-            .unwrap()
+    let db_url = line.app.db.url.clone();
+    let args = ["call", DANA, "--url", &url, "--token", crate::common::line::TOKEN, "--say", "a person please"];
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        crate::common::orderline_cli(&db_url, &args.iter().map(String::as_str).collect::<Vec<_>>())
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("said: \"a person please\""), "{stdout}");
     assert!(stdout.contains("→ enqueue support"), "{stdout}");
     line.app.stop().await;
