@@ -56,6 +56,7 @@ pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, St
     let mut renderer =
         Renderer::load(settings.twiml_dir.as_deref(), &settings.voice, &settings.language, &settings.shop_name)?;
     renderer.listen_for_speech(settings.speech_input && settings.prompt_mode == crate::config::PromptMode::Twiml);
+    renderer.record_messages_at(&twilio::voicemail::record_urls(settings));
     let transfers: Vec<TransferView> = crate::twilio::transfer::TransferTarget::KINDS
         .iter()
         .map(|kind| TransferView {
@@ -208,7 +209,6 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     settings.check_for_serve()?;
     let clips = Arc::new(ClipLibrary::built_in());
-    let renderer = Arc::new(renderer(&settings, &clips)?);
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
@@ -220,6 +220,8 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     {
         settings.public_url = format!("http://{addr}{path}");
     }
+    // Templates hold absolute URLs of the public URL (voicemail's `<Record>`): rendered once it is known.
+    let renderer = Arc::new(renderer(&settings, &clips)?);
     let store = Store::connect_with(&settings.database_url, settings.db_max_connections).await?;
     store.migrate().await?;
     let metrics = Arc::new(Metrics::new());
@@ -250,6 +252,12 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     let flow = match texts(&settings, &store, &clock, &metrics) {
         Some(texts) => flow.with_texts(texts),
         None => flow,
+    };
+    // A Media Streams call hears recorded phrases, and `<Record>` is TwiML: the menu offers
+    // voicemail in TwiML mode; an unanswered transfer offers it in both (its document is TwiML).
+    let flow = match settings.prompt_mode {
+        crate::config::PromptMode::Twiml => flow.with_voicemail(settings.voicemail),
+        crate::config::PromptMode::MediaStream => flow,
     };
     let feed = agent::AgentFeed::new();
     let state = AppState {

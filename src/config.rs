@@ -57,6 +57,19 @@ pub enum PromptMode {
     MediaStream,
 }
 
+/// When callers are offered voicemail (TwiML mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoicemailOffer {
+    /// Never: a closed line or an unanswered transfer ends in goodbye.
+    Off,
+    /// When nobody can take the call: the line is closed (key 0), a transfer is not answered,
+    /// the caller leaves the queue.
+    On,
+    /// As `on`, and from the menu at any time (key 5).
+    Menu,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -151,6 +164,9 @@ struct RawSettings {
     notify_url: Option<String>,
     notify_secret: Option<Secret>,
     notify_max_attempts: u32,
+    voicemail: VoicemailOffer,
+    #[serde(with = "duration_text")]
+    voicemail_max_length: Duration,
 }
 
 impl Default for RawSettings {
@@ -221,6 +237,10 @@ impl Default for RawSettings {
             notify_url: None,
             notify_secret: None,
             notify_max_attempts: 8,
+            voicemail: VoicemailOffer::Off,
+            // Twilio transcribes recordings of at most two minutes
+            // (https://www.twilio.com/docs/voice/api/recording-transcription).
+            voicemail_max_length: duration_text::parse("2m"),
         }
     }
 }
@@ -329,6 +349,10 @@ pub struct Settings {
     /// Where a signed JSON notification goes for each transferred call (a helpdesk, a Slack
     /// workflow), with the HMAC-SHA256 key that signs it; none: nothing is sent.
     pub notify: Option<NotifyTarget>,
+    /// When callers are offered voicemail (TwiML mode only).
+    pub voicemail: VoicemailOffer,
+    /// The longest message `<Record>` takes (`maxLength`), 2 s to 2 min.
+    pub voicemail_max_length: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -503,6 +527,13 @@ impl Settings {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| shop.as_deref().map_or_else(|| "our store".to_string(), shop_name_of));
+        let voicemail_max_length = raw.voicemail_max_length;
+        if !(Duration::from_secs(2)..=Duration::from_secs(120)).contains(&voicemail_max_length) {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_VOICEMAIL_MAX_LENGTH {} must be between 2s and 2m (Twilio transcribes at most two minutes)",
+                humantime::format_duration(voicemail_max_length)
+            )));
+        }
         let notify = match (
             raw.notify_url.as_deref().map(str::trim).filter(|u| !u.is_empty()),
             non_empty(raw.notify_secret),
@@ -584,6 +615,8 @@ impl Settings {
             media_lead: raw.media_lead,
             speech_input: raw.speech_input,
             notify,
+            voicemail: raw.voicemail,
+            voicemail_max_length,
         })
     }
 

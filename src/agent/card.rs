@@ -47,8 +47,11 @@ pub struct CallCard {
     pub confirmed_at: Option<DateTime<Utc>>,
     /// Texts sent during the call (the tracking link, key 4), with Twilio's latest status.
     pub sms: Vec<SmsSummary>,
-    /// The call in plain words (`agent::summary`): heard, asked for, verified, texted, put through.
+    /// The call in plain words (`agent::summary`): heard, asked for, verified, texted, put
+    /// through, left a voicemail.
     pub summary: Vec<String>,
+    /// Messages the caller left during the call.
+    pub voicemails: Vec<super::voicemail::VoicemailJson>,
 }
 
 /// A text as the card shows it: never the whole number.
@@ -180,7 +183,10 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
             at: m.updated_at.0,
         })
         .collect();
-    let summary = plain_words(&events, call.verification.as_deref(), call.transfer.as_deref(), &orders, &sms);
+    let voicemails: Vec<super::voicemail::VoicemailJson> =
+        store.voicemails_of_call(call_sid).await?.into_iter().map(Into::into).collect();
+    let mut summary = plain_words(&events, call.verification.as_deref(), call.transfer.as_deref(), &orders, &sms);
+    summary.extend(voicemails.iter().map(super::voicemail::sentence));
     let path =
         events.into_iter().map(|e| PathStep { step: e.step, kind: e.kind, detail: e.detail, at: e.at.0 }).collect();
     Ok(Some(CallCard {
@@ -204,6 +210,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         confirmed_at: record.map(|r| r.confirmed_at()),
         sms,
         summary,
+        voicemails,
     }))
 }
 

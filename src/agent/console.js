@@ -92,11 +92,62 @@ function connect() {
     if (event.type === "snapshot") { calls.clear(); for (const c of event.calls) calls.set(c.call_sid, c); }
     else calls.set(event.call.call_sid, event.call);
     render();
+    if (event.call && (event.call.voicemails || []).length) loadVoicemails();
   };
   ws.onclose = () => { status.textContent = "reconnecting…"; status.className = "down"; setTimeout(connect, 1000); };
 }
 
+const REASONS = { closed: "line closed", asked: "chose voicemail", unanswered: "transfer not answered", queue_left: "left the queue" };
+
+// One voicemail: who, why, what they heard, the transcription, the recording (played through
+// orderline, which fetches it from Twilio), and the button that marks it handled.
+function voicemailCard(v) {
+  const node = el("div", { class: "card voicemail" + (v.handled_at ? " handled" : ""), "data-recording-sid": v.recording_sid });
+  node.append(el("div", { class: "top" },
+    el("div", {}, el("div", { class: "name", text: v.customer_name || "Unknown caller" }), el("div", { class: "number", text: v.from })),
+    el("div", { class: "timer", text: v.duration_s + " s · " + since(v.created_at) + " ago" })));
+  const badges = el("div", { class: "badges" });
+  if (v.reason) badges.append(el("span", { class: "badge transfer", text: REASONS[v.reason] || v.reason }));
+  if (v.verification && v.verification !== "failed") badges.append(el("span", { class: "badge verified", text: "verified: " + v.verification.replace("_", " ") }));
+  else badges.append(el("span", { class: "badge unverified", text: "not verified" }));
+  if (v.order_name) badges.append(el("span", { class: "badge source", text: "heard about " + v.order_name }));
+  node.append(badges);
+  const words = v.transcription ? "\u201c" + v.transcription + "\u201d" : (v.transcription_status === "failed" ? "Twilio could not transcribe this message." : "Transcription pending…");
+  node.append(el("p", { class: "transcription", text: words }));
+  node.append(el("audio", { controls: "", preload: "metadata", src: v.audio_url }));
+  if (v.handled_at) {
+    node.append(el("div", { class: "small", text: "Handled by " + v.handled_by + ", " + since(v.handled_at) + " ago" }));
+  } else {
+    const button = el("button", { type: "button", class: "handled", text: "Mark handled" });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const by = document.getElementById("agent-name").value;
+      const r = await fetch("/api/voicemails/" + encodeURIComponent(v.recording_sid) + "/handled", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ by }) });
+      if (r.ok) loadVoicemails(); else button.disabled = false;
+    });
+    node.append(button);
+  }
+  return node;
+}
+
+async function loadVoicemails() {
+  try {
+    const r = await fetch("/api/voicemails");
+    if (!r.ok) return;
+    const list = await r.json();
+    const box = document.getElementById("voicemails");
+    box.replaceChildren(...(list.length ? list.map(voicemailCard) : [el("p", { class: "empty", text: "No messages waiting." })]));
+  } catch (_) { /* the next poll tries again */ }
+}
+
+const nameInput = document.getElementById("agent-name");
+nameInput.value = localStorage.getItem("orderline.agent-name") || "";
+nameInput.addEventListener("change", () => localStorage.setItem("orderline.agent-name", nameInput.value));
+
 setInterval(() => {
   for (const t of document.querySelectorAll(".timer[data-live='1']")) t.textContent = since(t.dataset.started);
 }, 1000);
+setInterval(loadVoicemails, 10000);
+loadVoicemails();
 connect();

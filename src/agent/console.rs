@@ -35,7 +35,7 @@ const LOGIN_SUBJECT: &str = "agent-login:any";
 
 /// What every console response may load and who may frame it: scripts, styles and the feed
 /// from this origin only, no inline script, no framing, no referrer to tracking sites.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; connect-src 'self'; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const LOGIN: &str = r#"<!doctype html>

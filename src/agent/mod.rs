@@ -10,6 +10,7 @@ pub mod console;
 pub mod feed;
 pub mod notify;
 pub mod summary;
+pub mod voicemail;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -28,5 +29,8 @@ pub fn router() -> Router<AppState> {
         .route("/agent/feed", get(feed::feed))
         .route("/api/calls/{call_sid}", get(console::call))
         .route("/api/customers", get(api::customers_by_phone))
+        .route("/api/voicemails", get(voicemail::list))
+        .route("/api/voicemails/{recording_sid}/handled", post(voicemail::handled))
+        .route("/api/voicemails/{recording_sid}/audio", get(voicemail::audio))
         .layer(axum::middleware::map_response(console::security_headers))
 }

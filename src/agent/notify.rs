@@ -19,8 +19,10 @@ use crate::config::NotifyTarget;
 use crate::domain::mask_pii;
 use crate::store::{DueNotification, Ts};
 
-/// The only kind sent today: a call put through to a person.
+/// A call put through to a person.
 pub const TRANSFERRED: &str = "transferred";
+/// A message left on voicemail (the document's `voicemails` holds it).
+pub const VOICEMAIL: &str = "voicemail";
 
 const POLL: Duration = Duration::from_millis(500);
 /// How long a claimed notification is held from other instances while it is being sent.
@@ -53,6 +55,8 @@ struct Notification<'a> {
     transfer: Option<&'a str>,
     /// What the caller was told and did, in plain words (the agent card's summary).
     summary: &'a [String],
+    /// The messages the caller left (type `voicemail`; the transcription may come later).
+    voicemails: &'a [super::voicemail::VoicemailJson],
     links: Links,
 }
 
@@ -74,6 +78,7 @@ fn document(card: &CallCard, kind: &str, public_url: &str) -> Vec<u8> {
         verification: card.verification.as_deref(),
         transfer: card.transfer.as_deref(),
         summary: &card.summary,
+        voicemails: &card.voicemails,
         links: Links {
             console: format!("{public_url}/agent"),
             call: format!("{public_url}/api/calls/{}", card.call_sid),

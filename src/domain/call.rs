@@ -72,6 +72,8 @@ names! {
         Speech => "speech",
         /// The tracking link by text: `sent SM…`, `already sent SM…` or `failed: <code>`.
         Sms => "sms",
+        /// A voicemail: offered (its reason), left (`RE… 12 s`), or none left.
+        Voicemail => "voicemail",
     }
 }
 
@@ -95,6 +97,20 @@ names! {
         Sent => "sent",
         /// Twilio refused it, failed, or did not accept it within the budget.
         Failed => "failed",
+    }
+}
+
+names! {
+    /// Why the caller is asked to leave a message.
+    pub enum VoicemailReason {
+        /// The line is closed and the caller asked for a person (pressed 0).
+        Closed => "closed",
+        /// The caller chose voicemail from the menu (ORDERLINE_VOICEMAIL=menu).
+        Asked => "asked",
+        /// A transfer was not answered (busy, no answer, not connected).
+        Unanswered => "unanswered",
+        /// The caller waited in the queue until its maximum wait, or the queue was full.
+        QueueLeft => "queue_left",
     }
 }
 
@@ -157,6 +173,8 @@ pub enum EventStep {
     Unnumbered,
     /// How a transfer ended: after the flow's steps, before status callbacks.
     TransferEnd,
+    /// The message the caller left (the `<Record>` action): after a transfer's end.
+    Voicemail,
     /// A Media Streams status callback: 0 started, 1 stopped, 2 error, 3 anything else (one
     /// number each, so a start and a stop of the same call are both kept).
     StreamStatus(u8),
@@ -166,6 +184,7 @@ pub enum EventStep {
 
 impl EventStep {
     const TRANSFER_END: i32 = 90_000;
+    const VOICEMAIL: i32 = 91_000;
     const STREAM_STATUS: i32 = 95_000;
     const UNNUMBERED: i32 = 99_999;
     const STATUS_BASE: i32 = 100_000;
@@ -177,6 +196,7 @@ impl EventStep {
             EventStep::Flow(n) => i32::try_from(n).unwrap_or(i32::MAX),
             EventStep::Unnumbered => Self::UNNUMBERED,
             EventStep::TransferEnd => Self::TRANSFER_END,
+            EventStep::Voicemail => Self::VOICEMAIL,
             EventStep::StreamStatus(n) => Self::STREAM_STATUS + i32::from(n.min(3)),
             EventStep::Status(sequence) => Self::STATUS_BASE.saturating_add(sequence.max(0)),
         }
@@ -226,6 +246,7 @@ pub enum Event {
         understood: String,
     },
     Sms(String),
+    Voicemail(String),
 }
 
 impl Event {
@@ -246,6 +267,7 @@ impl Event {
             Event::BargeIn(_) => EventKind::BargeIn,
             Event::Speech { .. } => EventKind::Speech,
             Event::Sms(_) => EventKind::Sms,
+            Event::Voicemail(_) => EventKind::Voicemail,
         }
     }
 
@@ -275,7 +297,8 @@ impl Event {
             | Event::Status(text)
             | Event::Stream(text)
             | Event::BargeIn(text)
-            | Event::Sms(text) => text.clone(),
+            | Event::Sms(text)
+            | Event::Voicemail(text) => text.clone(),
         }
     }
 }
@@ -304,7 +327,8 @@ mod tests {
                 "stream",
                 "barge_in",
                 "speech",
-                "sms"
+                "sms",
+                "voicemail"
             ]
         );
         let reasons: Vec<&str> = TransferReason::ALL.iter().map(|r| r.as_str()).collect();

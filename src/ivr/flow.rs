@@ -17,9 +17,11 @@ use super::state::{CallState, Stage};
 use super::texts::{TextRequest, Texts};
 use super::verification::{KeyedPostalCode, Subject, VerificationLimit};
 use crate::clock::Clock;
-use crate::config::VerifyPolicy;
+use crate::config::{VerifyPolicy, VoicemailOffer};
 use crate::domain::call::VerificationResult;
-use crate::domain::{AskReason, Event, GoodbyeReason, RetryReason, SmsResult, TransferReason, Verified};
+use crate::domain::{
+    AskReason, Event, GoodbyeReason, RetryReason, SmsResult, TransferReason, Verified, VoicemailReason,
+};
 use crate::lookup::caller_id::CallerId;
 use crate::lookup::{CallerAnswer, CallerLookup, CustomerCard, LookupError, OrderCard, OrderMatch, Source};
 use crate::store::StoreError;
@@ -86,6 +88,7 @@ pub enum Step {
     Transfer(TransferStep),
     Goodbye(GoodbyeStep),
     Hold,
+    Voicemail(VoicemailStep),
 }
 
 impl Step {
@@ -101,7 +104,13 @@ impl Step {
             Step::Transfer(_) => "transfer",
             Step::Goodbye(_) => "goodbye",
             Step::Hold => "hold",
+            Step::Voicemail(_) => "voicemail",
         }
+    }
+
+    /// Whether a Media Streams call can hear this step (voicemail records through TwiML only).
+    pub fn has_speech(&self) -> bool {
+        !matches!(self, Step::Voicemail(_))
     }
 }
 
@@ -115,6 +124,11 @@ pub struct MenuOptions {
     /// 4: the tracking link by text (a tracking URL, a verified caller, a number that is not
     /// withheld, and texts configured).
     pub text_tracking: bool,
+    /// Voicemail is offered: 0 while the line is closed, and 5 at any time with
+    /// ORDERLINE_VOICEMAIL=menu (see `voicemail_key`).
+    pub voicemail: bool,
+    /// 5 leaves a message (ORDERLINE_VOICEMAIL=menu).
+    pub voicemail_key: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -197,6 +211,14 @@ pub struct CallContext {
     pub order_state: Option<String>,
 }
 
+/// The caller is asked to leave a message after the tone (`<Record>`).
+#[derive(Debug, Clone, Serialize)]
+pub struct VoicemailStep {
+    pub reason: VoicemailReason,
+    /// When the line opens again, in words (a closed line).
+    pub closed_until: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct GoodbyeStep {
     /// Outside business hours, where no transfer is offered.
@@ -236,6 +258,8 @@ pub struct CallFlow {
     pending: Cache<String, PendingLookup>,
     /// The tracking link by text (key 4), when configured.
     texts: Option<Texts>,
+    /// When callers may leave a message (TwiML mode; `Off` for Media Streams).
+    voicemail: VoicemailOffer,
 }
 
 impl CallFlow {
@@ -258,7 +282,14 @@ impl CallFlow {
             tz,
             pending: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build(),
             texts: None,
+            voicemail: VoicemailOffer::Off,
         }
+    }
+
+    /// Offers voicemail as `offer` says (TwiML mode: `<Record>` is TwiML).
+    pub fn with_voicemail(mut self, offer: VoicemailOffer) -> CallFlow {
+        self.voicemail = offer;
+        self
     }
 
     /// Offers the tracking link by text (key 4) through `texts`.
@@ -470,6 +501,12 @@ impl CallFlow {
             other_orders: verified.covers_account(),
             agents_open: self.agents_open(),
             text_tracking: self.texts.as_ref().and_then(|t| t.plan(verified, &caller.from, order)).is_some(),
+            voicemail: match self.voicemail {
+                VoicemailOffer::Off => false,
+                VoicemailOffer::On => !self.agents_open(),
+                VoicemailOffer::Menu => true,
+            },
+            voicemail_key: self.voicemail == VoicemailOffer::Menu,
         }
     }
 
@@ -647,6 +684,8 @@ impl CallFlow {
                 let (customer, order) = about.parts();
                 self.transfer(TransferReason::Asked, self.context(caller, state, customer, order))
             }
+            ("0", _) if menu.voicemail => self.voicemail(VoicemailReason::Closed),
+            ("5", _) if menu.voicemail_key => self.voicemail(VoicemailReason::Asked),
             ("0", _) => {
                 let step = Step::Closed(ClosedStep { closed_until: self.closed_until(), menu });
                 reply(step, Some((Stage::Menu, state.fresh())))
@@ -697,6 +736,15 @@ impl CallFlow {
         }
         let detail = outcome.map_or_else(|| "failed: not offered".to_string(), |o| o.detail);
         reply.events.push(Event::Sms(detail));
+        reply
+    }
+
+    /// The caller leaves a message: the `<Record>` step, which ends the flow's questions (Twilio
+    /// posts the recording to `/twilio/voicemail/*`).
+    fn voicemail(&self, reason: VoicemailReason) -> Reply {
+        let closed_until = if reason == VoicemailReason::Closed { self.closed_until() } else { None };
+        let mut reply = reply(Step::Voicemail(VoicemailStep { reason, closed_until }), None);
+        reply.events.push(Event::Voicemail(format!("offered: {reason}")));
         reply
     }
 

@@ -125,6 +125,9 @@ pub struct Transcript {
     pub whispers: Vec<Turn>,
     /// Seconds the caller spent in a queue (modelled time).
     pub queue_time_s: u64,
+    /// The requests a `<Record>` made besides its action (`recordingStatusCallback`,
+    /// `transcribeCallback`), in order.
+    pub callbacks: Vec<Turn>,
 }
 
 impl Transcript {
@@ -173,6 +176,8 @@ pub enum CallError {
 pub struct TwilioCaller {
     config: CallerConfig,
     client: reqwest::Client,
+    /// The account's REST emulator, which keeps what `<Record>` records (so orderline can fetch it).
+    rest: Option<rest::TwilioRestSim>,
 }
 
 impl TwilioCaller {
@@ -184,7 +189,13 @@ impl TwilioCaller {
             .user_agent("TwilioProxy/1.1")
             .build()
             .expect("a client with timeouts and a user agent always builds");
-        TwilioCaller { config, client }
+        TwilioCaller { config, client, rest: None }
+    }
+
+    /// Keeps recordings in `rest` (the account's REST emulator), as Twilio keeps them in the account.
+    pub fn with_rest(mut self, rest: rest::TwilioRestSim) -> Self {
+        self.rest = Some(rest);
+        self
     }
 
     pub fn config(&self) -> &CallerConfig {
@@ -223,11 +234,17 @@ impl TwilioCaller {
         let mut turns: Vec<Turn> = Vec::new();
         let mut whispers: Vec<Turn> = Vec::new();
         let mut queue_time_s = 0;
+        let mut callbacks: Vec<Turn> = Vec::new();
+        // Requests Twilio makes once the current one is answered (a recording's callbacks).
+        let mut after: Vec<(String, Vec<(String, String)>)> = Vec::new();
         let ending = loop {
             if turns.len() == MAX_REQUESTS {
                 break Ending::TooManySteps;
             }
             let mut turn = self.post(&url, &params).await?;
+            for (callback_url, callback_params) in after.drain(..) {
+                callbacks.push(self.post_callback(&callback_url, &callback_params).await?);
+            }
             let Some(document) = turn.document.clone() else {
                 let status = turn.status;
                 turns.push(turn);
@@ -324,6 +341,40 @@ impl TwilioCaller {
                             break;
                         }
                     }
+                    "Record" => {
+                        let Some(key) = keys(verb) else {
+                            ending = Some(Ending::OutOfKeys);
+                            break;
+                        };
+                        // Keys end the recording before a word; silence times it out: an empty
+                        // recording, for which "Twilio … will not make a request to the 'action'
+                        // URL" and reads on (twilio.com/docs/voice/twiml/record#action).
+                        let words = match key {
+                            Key::Speech { said, .. } => said,
+                            Key::Digits(_) | Key::Timeout => String::new(),
+                        };
+                        if words.trim().is_empty() {
+                            continue;
+                        }
+                        require_post(verb)?;
+                        let recording = match &self.rest {
+                            Some(rest) => rest.record(&call_sid, &words),
+                            None => rest::TwilioRestSim::new(rest::RestSimConfig::default()).record(&call_sid, &words),
+                        };
+                        let action = resolve_url(&url, verb.attr("action").unwrap_or(""));
+                        let mut action_params = self.base_params(&call_sid, "in-progress");
+                        action_params.extend(recording_params(&recording));
+                        // The caller pressed the finish key (`#`) when done.
+                        action_params.push(("Digits".into(), "#".into()));
+                        after.extend(record_callbacks(
+                            &url,
+                            verb,
+                            &recording,
+                            self.base_params(&call_sid, "in-progress"),
+                        ));
+                        next = Some((action, action_params));
+                        break;
+                    }
                     "Connect" => ending = Some(Ending::Connect(verb.clone())),
                     "Hangup" => ending = Some(Ending::Hangup),
                     "Reject" => ending = Some(Ending::Reject),
@@ -345,7 +396,27 @@ impl TwilioCaller {
                 None => break Ending::EndOfDocument,
             }
         };
-        Ok(Transcript { call_sid, turns, ending, whispers, queue_time_s })
+        // Callbacks of a recording the last document answered still arrive after the call.
+        for (callback_url, callback_params) in after.drain(..) {
+            callbacks.push(self.post_callback(&callback_url, &callback_params).await?);
+        }
+        Ok(Transcript { call_sid, turns, ending, whispers, queue_time_s, callbacks })
+    }
+
+    /// A callback Twilio sends (no TwiML expected): the status and body, signed like every request.
+    async fn post_callback(&self, url: &str, params: &[(String, String)]) -> Result<Turn, CallError> {
+        let signature = signature::sign(&self.config.auth_token, url, params);
+        let response = self
+            .client
+            .post(url)
+            .header("X-Twilio-Signature", signature)
+            .form(params)
+            .send()
+            .await
+            .map_err(|e| request_error(url, e))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        Ok(Turn { url: url.to_string(), status, document: None, body, heard: Vec::new() })
     }
 
     /// One form POST of `params` to `url` (absolute), signed as Twilio signs it. A 200 answer must
@@ -439,6 +510,57 @@ impl TwilioCaller {
         params.extend(c.extra_params.iter().cloned());
         params
     }
+}
+
+/// The parameters Twilio adds about a recording (twilio.com/docs/voice/twiml/record#action).
+fn recording_params(recording: &rest::SimRecording) -> Vec<(String, String)> {
+    vec![
+        ("RecordingUrl".into(), recording.url.clone()),
+        ("RecordingDuration".into(), recording.duration_s.to_string()),
+        ("RecordingSid".into(), recording.sid.clone()),
+    ]
+}
+
+/// The requests a `<Record>` makes after its action, as its attributes ask: the recording
+/// status callback when the file is ready (`RecordingStatus=completed`, `RecordingSource=RecordVerb`)
+/// and, with `transcribe="true"`, the transcription (`TranscriptionStatus`, `TranscriptionText`;
+/// the emulator hears the words exactly). Source: twilio.com/docs/voice/twiml/record
+/// (recordingStatusCallback and transcribeCallback parameters), read 2026-12-04.
+fn record_callbacks(
+    current: &str,
+    verb: &Verb,
+    recording: &rest::SimRecording,
+    base: Vec<(String, String)>,
+) -> Vec<(String, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    if let Some(callback) = verb.attr("recordingStatusCallback") {
+        let mut params: Vec<(String, String)> =
+            base.iter().filter(|(n, _)| n == "AccountSid" || n == "CallSid").cloned().collect();
+        params.extend(recording_params(recording));
+        params.extend([
+            ("RecordingStatus".to_string(), "completed".to_string()),
+            ("RecordingChannels".to_string(), "1".to_string()),
+            ("RecordingSource".to_string(), "RecordVerb".to_string()),
+            ("RecordingStartTime".to_string(), chrono::Utc::now().to_rfc2822()),
+        ]);
+        out.push((resolve_url(current, callback), params));
+    }
+    if verb.attr("transcribe") == Some("true")
+        && let Some(callback) = verb.attr("transcribeCallback")
+    {
+        let mut params = base;
+        let mut bytes = [0u8; 16];
+        let _ = getrandom::fill(&mut bytes);
+        params.extend([
+            ("TranscriptionSid".to_string(), format!("TR{:032x}", u128::from_be_bytes(bytes))),
+            ("TranscriptionText".to_string(), recording.words.clone()),
+            ("TranscriptionStatus".to_string(), "completed".to_string()),
+            ("RecordingSid".to_string(), recording.sid.clone()),
+            ("RecordingUrl".to_string(), recording.url.clone()),
+        ]);
+        out.push((resolve_url(current, callback), params));
+    }
+    out
 }
 
 /// Keys for a scripted caller: `"1"` presses 1, `""` or `"timeout"` lets the Gather time out,

@@ -29,6 +29,7 @@ mod sessions;
 mod sms;
 mod stored_ids;
 mod time;
+mod voicemails;
 mod watermarks;
 
 pub use attempts::AttemptKind;
@@ -45,6 +46,7 @@ pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
 pub use records::{ApplyOutcome, Provenance, UNCONFIRMED};
 pub use sms::{NewSms, SmsRow};
 pub use time::Ts;
+pub use voicemails::{MIN_SECONDS as VOICEMAIL_MIN_SECONDS, NewVoicemail, VoicemailRow};
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

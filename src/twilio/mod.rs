@@ -14,6 +14,7 @@ pub mod transfer;
 pub mod transfer_end;
 pub mod twiml;
 pub mod voice;
+pub mod voicemail;
 pub mod voices;
 pub mod xml_text;
 
@@ -22,7 +23,7 @@ use axum::Router;
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
-    voice::router().merge(transfer_end::router()).merge(media::router()).merge(sms::router())
+    voice::router().merge(transfer_end::router()).merge(media::router()).merge(sms::router()).merge(voicemail::router())
 }
 
 /// The Twilio routes at the root and, when ORDERLINE_PUBLIC_URL has a path, under it too: Twilio

@@ -31,6 +31,8 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("stream.xml", include_str!("../../twiml/stream.xml")),
     ("after_stream.xml", include_str!("../../twiml/after_stream.xml")),
     ("transfer_ended.xml", include_str!("../../twiml/transfer_ended.xml")),
+    ("voicemail.xml", include_str!("../../twiml/voicemail.xml")),
+    ("voicemail_left.xml", include_str!("../../twiml/voicemail_left.xml")),
     ("queue_wait.xml", include_str!("../../twiml/queue_wait.xml")),
     ("_speech.speech", include_str!("../../twiml/_speech.speech")),
     ("menu.speech", include_str!("../../twiml/menu.speech")),
@@ -46,7 +48,8 @@ const BUILT_IN: &[(&str, &str)] = &[
 ];
 
 /// Templates rendered outside the step samples (or only imported), so the coverage check skips them.
-const NOT_STEPS: [&str; 6] = ["fallback", "whisper", "stream", "after_stream", "transfer_ended", "queue_wait"];
+const NOT_STEPS: [&str; 7] =
+    ["fallback", "whisper", "stream", "after_stream", "transfer_ended", "queue_wait", "voicemail_left"];
 
 /// What callers hear if even the fallback template cannot be rendered: no settings, no data.
 pub const LAST_RESORT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -71,6 +74,16 @@ pub struct TransferView {
     pub queue_action: String,
     /// Absolute: what a queued caller hears while waiting.
     pub wait_url: String,
+}
+
+/// The voicemail `<Record>`'s URLs and length, from the settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordUrls {
+    pub action: String,
+    pub status_callback: String,
+    pub transcribe_callback: String,
+    /// Seconds.
+    pub max_length: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +182,17 @@ impl Renderer {
         self.render("transfer_ended.xml", Value::from_serialize(view))
     }
 
+    /// After the caller left a message (`kept`: long enough to be kept).
+    pub fn voicemail_left(&self, kept: bool) -> Result<String, TemplateError> {
+        self.render("voicemail_left.xml", minijinja::context! { kept })
+    }
+
+    /// Where `<Record>` sends the message, its file and its transcription (absolute URLs), and
+    /// its longest length: the templates' `record`.
+    pub fn record_messages_at(&mut self, urls: &RecordUrls) {
+        self.env.add_global("record", Value::from_serialize(urls));
+    }
+
     /// The queue's waitUrl document.
     pub fn queue_wait(&self, view: &QueueWaitView) -> Result<String, TemplateError> {
         self.render("queue_wait.xml", Value::from_serialize(view))
@@ -208,7 +232,7 @@ impl Renderer {
             self.parse_rendered("fallback.xml", &self.fallback(transfer)?)?;
             checked += 1;
         }
-        for (step, _) in samples {
+        for (step, _) in samples.iter().filter(|(step, _)| step.has_speech()) {
             let name = format!("{}.speech", step.template());
             check_clips(&name, &self.speech(step)?, clips)?;
             checked += 1;
@@ -233,12 +257,18 @@ impl Renderer {
         checked += 2;
         for outcome in TransferEnd::ALL {
             for back_at in [None, Some("Monday at 9 AM".to_string())] {
-                self.parse_rendered(
-                    "transfer_ended.xml",
-                    &self.transfer_ended(&TransferEndView { outcome, back_at })?,
-                )?;
-                checked += 1;
+                for voicemail in [false, true] {
+                    self.parse_rendered(
+                        "transfer_ended.xml",
+                        &self.transfer_ended(&TransferEndView { outcome, back_at: back_at.clone(), voicemail })?,
+                    )?;
+                    checked += 1;
+                }
             }
+        }
+        for kept in [false, true] {
+            self.parse_rendered("voicemail_left.xml", &self.voicemail_left(kept)?)?;
+            checked += 1;
         }
         for (position, queue_time, average) in
             [(Some(1), 0, None), (Some(7), 30, Some(600)), (None, 100, Some(90)), (Some(2), 9_999, None)]
@@ -350,7 +380,12 @@ fn vocabulary() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
         (
             "reason",
-            AskReason::ALL.iter().map(|r| r.as_str()).chain(TransferReason::ALL.iter().map(|r| r.as_str())).collect(),
+            AskReason::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .chain(TransferReason::ALL.iter().map(|r| r.as_str()))
+                .chain(crate::domain::VoicemailReason::ALL.iter().map(|r| r.as_str()))
+                .collect(),
         ),
         ("retry", RetryReason::ALL.iter().map(|r| r.as_str()).collect()),
         ("text", crate::domain::SmsResult::ALL.iter().map(|r| r.as_str()).collect()),
@@ -397,10 +432,10 @@ fn check_vocabulary(template: &str, source: &str) -> Result<(), TemplateError> {
 /// Steps that together reach every branch of every template, with the awkward inputs callers'
 /// data can hold (a name full of XML specials, no name, no order, every order state).
 pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
-    use crate::domain::{AskReason, RetryReason, SmsResult, TransferReason};
+    use crate::domain::{AskReason, RetryReason, SmsResult, TransferReason, VoicemailReason};
     use crate::ivr::flow::{
         AskOrderNumber, AskPostalCode, CallContext, ClosedStep, GoodbyeStep, MenuOptions, MenuStep, OrdersStep,
-        PostalCodeOf, TransferStep,
+        PostalCodeOf, TransferStep, VoicemailStep,
     };
     use crate::ivr::order_status::{OrderFacts, OrderState};
 
@@ -424,13 +459,32 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         refunds: if odd { 2 } else { 0 },
     };
     let menus = [
-        MenuOptions { other_orders: true, agents_open: true, text_tracking: true },
-        MenuOptions { other_orders: false, agents_open: false, text_tracking: false },
+        MenuOptions {
+            other_orders: true,
+            agents_open: true,
+            text_tracking: true,
+            voicemail: false,
+            voicemail_key: false,
+        },
+        MenuOptions {
+            other_orders: false,
+            agents_open: false,
+            text_tracking: false,
+            voicemail: true,
+            voicemail_key: false,
+        },
+        MenuOptions {
+            other_orders: true,
+            agents_open: true,
+            text_tracking: false,
+            voicemail: true,
+            voicemail_key: true,
+        },
     ];
     let mut samples = Vec::new();
     for (i, state) in states.into_iter().enumerate() {
         let odd = i % 2 == 1;
-        let menu = menus[i % 2].clone();
+        let menu = menus[i % menus.len()].clone();
         samples.push((
             Step::Menu(MenuStep {
                 greet: Some(if odd { HOSTILE.into() } else { "Dana".into() }),
@@ -500,6 +554,11 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         samples.push((Step::Goodbye(GoodbyeStep { reason, closed_until: None }), None));
     }
     samples.push((Step::Hold, Some("/twilio/voice/continue?n=2&v=n&t=0")));
+    for reason in VoicemailReason::ALL.iter().copied() {
+        for closed_until in [None, Some("Monday at 9 AM".to_string())] {
+            samples.push((Step::Voicemail(VoicemailStep { reason, closed_until }), None));
+        }
+    }
     samples
 }
 

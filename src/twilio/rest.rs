@@ -190,6 +190,13 @@ struct NumberPage {
     incoming_phone_numbers: Vec<IncomingNumber>,
 }
 
+/// A body as Twilio sent it: a recording's audio, or a JSON document before it is read.
+#[derive(Debug, Clone)]
+pub struct RecordingAudio {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
 pub struct TwilioRest {
     http: reqwest::Client,
     base: String,
@@ -279,6 +286,15 @@ impl TwilioRest {
         Ok(page.messages)
     }
 
+    /// A recording's audio as WAV (`GET /Accounts/{AccountSid}/Recordings/{Sid}.wav`: "append
+    /// .wav … or .mp3"; the media URL asks for the account's credentials when the account
+    /// enforces HTTP auth on media: https://www.twilio.com/docs/voice/api/recording#fetch-a-recording-media-file,
+    /// read 2026-12-04). A read: tried again on 429, 5xx and transport failures.
+    pub async fn recording_audio(&self, recording_sid: &str) -> Result<RecordingAudio, TwilioError> {
+        let url = self.account_path(&format!("/Recordings/{recording_sid}.wav"));
+        self.send_raw("fetch_recording", reqwest::Method::GET, &url, &[], &[], Retry::All, "audio/*").await
+    }
+
     async fn send<T: serde::de::DeserializeOwned>(
         &self,
         operation: &'static str,
@@ -299,10 +315,30 @@ impl TwilioRest {
         form: &[(&str, &str)],
         retry: Retry,
     ) -> Result<T, TwilioError> {
+        let answer = self.send_raw(operation, method, url, query, form, retry, "application/json").await?;
+        serde_json::from_slice::<T>(&answer.bytes).map_err(|e| {
+            let error = TwilioError::Decode(e.to_string());
+            self.metrics.twilio_api_request(operation, error.outcome());
+            error
+        })
+    }
+
+    /// One request, tried again as `retry` allows; the body as it came.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_raw(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        url: &str,
+        query: &[(&str, &str)],
+        form: &[(&str, &str)],
+        retry: Retry,
+        accept: &str,
+    ) -> Result<RecordingAudio, TwilioError> {
         let mut attempt = 0;
         let mut backoff = self.backoff;
         loop {
-            let result = self.send_once(method.clone(), url, query, form).await;
+            let result = self.send_once(method.clone(), url, query, form, accept).await;
             let retry_after = match &result {
                 Err(Attempt::Retry { after, error }) if attempt < RETRIES && retry.allows(error) => {
                     Some(after.unwrap_or(backoff))
@@ -317,10 +353,7 @@ impl TwilioRest {
                 backoff = (backoff * 2).min(Duration::from_secs(4));
                 continue;
             }
-            let result = match result {
-                Ok(body) => serde_json::from_slice::<T>(&body).map_err(|e| TwilioError::Decode(e.to_string())),
-                Err(Attempt::Retry { error, .. }) | Err(Attempt::Final(error)) => Err(error),
-            };
+            let result = result.map_err(|(Attempt::Retry { error, .. } | Attempt::Final(error))| error);
             match &result {
                 Ok(_) => self.metrics.twilio_api_request(operation, "ok"),
                 Err(e) => {
@@ -339,12 +372,13 @@ impl TwilioRest {
         url: &str,
         query: &[(&str, &str)],
         form: &[(&str, &str)],
-    ) -> Result<Vec<u8>, Attempt> {
+        accept: &str,
+    ) -> Result<RecordingAudio, Attempt> {
         let mut request = self
             .http
             .request(method.clone(), url)
             .basic_auth(&self.credentials.username, Some(self.credentials.password.expose()))
-            .header(reqwest::header::ACCEPT, "application/json");
+            .header(reqwest::header::ACCEPT, accept);
         if !query.is_empty() {
             request = request.query(query);
         }
@@ -374,6 +408,12 @@ impl TwilioRest {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_string();
         let body = match response.bytes().await {
             Ok(body) => body.to_vec(),
             Err(e) if e.is_timeout() => return Err(Attempt::Retry { error: TwilioError::Timeout, after: None }),
@@ -383,7 +423,7 @@ impl TwilioRest {
             }
         };
         if (200..300).contains(&status) {
-            return Ok(body);
+            return Ok(RecordingAudio { content_type, bytes: body });
         }
         let error: ApiError = serde_json::from_slice(&body).unwrap_or(ApiError {
             code: None,

@@ -24,7 +24,8 @@ use super::call::{VoiceCall, events};
 use super::request::TwilioRequest;
 use super::voice::{fallback, twiml};
 use crate::app::AppState;
-use crate::domain::{Event, EventStep};
+use crate::config::VoicemailOffer;
+use crate::domain::{Event, EventStep, VoicemailReason};
 use crate::store::Ts;
 
 pub const DIAL_ENDED_PATH: &str = "/twilio/voice/dial-ended";
@@ -109,6 +110,8 @@ pub struct TransferEndView {
     pub outcome: TransferEnd,
     /// "Monday at 9 AM" when the line is closed now; None while it is open (try again soon).
     pub back_at: Option<String>,
+    /// The caller may leave a message (ORDERLINE_VOICEMAIL is not `off`).
+    pub voicemail: bool,
 }
 
 /// The facts `queue_wait.xml` speaks, from Twilio's waitUrl parameters.
@@ -179,10 +182,18 @@ fn ended(state: &AppState, req: &TwilioRequest, outcome: TransferEnd, detail: St
     };
     let now = state.clock.now();
     let back_at = if state.settings.hours.is_open(now) { None } else { state.settings.hours.say_next_opening(now) };
-    let view = TransferEndView { outcome, back_at };
+    let voicemail = state.settings.voicemail != VoicemailOffer::Off && outcome != TransferEnd::Served;
+    let view = TransferEndView { outcome, back_at, voicemail };
     match state.renderer.transfer_ended(&view) {
         Ok(xml) => {
-            let ended = vec![Event::TransferEnd(format!("{detail}: {}", outcome.as_str()))];
+            let mut ended = vec![Event::TransferEnd(format!("{detail}: {}", outcome.as_str()))];
+            if voicemail {
+                let reason = match outcome {
+                    TransferEnd::QueueFull | TransferEnd::WaitedTooLong => VoicemailReason::QueueLeft,
+                    _ => VoicemailReason::Unanswered,
+                };
+                ended.push(Event::Voicemail(format!("offered: {reason}")));
+            }
             state.recorder.record(events(&call, EventStep::TransferEnd, Ts::from(now), ended));
             state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
             twiml(xml)

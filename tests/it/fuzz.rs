@@ -269,9 +269,15 @@ fn order_facts() -> impl Strategy<Value = OrderFacts> {
 }
 
 fn steps() -> impl Strategy<Value = Step> {
-    let menu = (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(other_orders, agents_open, text_tracking)| {
-        MenuOptions { other_orders, agents_open, text_tracking }
-    });
+    let menu = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(other_orders, agents_open, text_tracking, voicemail, voicemail_key)| MenuOptions {
+            other_orders,
+            agents_open,
+            text_tracking,
+            voicemail,
+            voicemail_key,
+        },
+    );
     let context =
         (hostile_text(), hostile_text(), hostile_text(), hostile_text()).prop_map(|(first, last, name, from)| {
             CallContext {

@@ -38,5 +38,6 @@ mod store;
 mod transfer;
 mod twilio_sim;
 mod verification;
+mod voicemail;
 mod webhooks;
 mod what_callers_hear;

@@ -586,7 +586,13 @@ fn the_audio_for_order_1042_shipped_on_november_20_is_exactly_its_clips() {
         closed_until: None,
         closed: false,
         order: Some(order),
-        menu: MenuOptions { other_orders: false, agents_open: true, text_tracking: false },
+        menu: MenuOptions {
+            other_orders: false,
+            agents_open: true,
+            text_tracking: false,
+            voicemail: false,
+            voicemail_key: false,
+        },
         reprompt: false,
         text: None,
     });

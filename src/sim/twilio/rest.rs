@@ -1,6 +1,7 @@
 //! A stand-in for Twilio's REST API, as far as orderline uses it: the IncomingPhoneNumbers list
 //! (filtered by `PhoneNumber`, in Twilio's paging envelope) and the update of one number (`setup
-//! twilio`, `doctor`), and Messages (create, list by `To`: the tracking link by text), behind
+//! twilio`, `doctor`), Messages (create, list by `To`: the tracking link by text), and
+//! Recordings (the media of a voicemail the caller emulator recorded), behind
 //! HTTP basic auth. One number is seeded per account; every request is recorded; every message
 //! created is kept for tests to read; failures and latency on demand; message status callbacks
 //! POSTed signed, as Twilio signs them. It only plays Twilio's side.
@@ -105,6 +106,20 @@ pub struct SimMessage {
     pub status: String,
 }
 
+/// A recording made at a `<Record>`, as Twilio keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRecording {
+    /// `RE` and 32 hex digits.
+    pub sid: String,
+    pub call_sid: String,
+    /// Whole seconds, as Twilio reports `RecordingDuration`.
+    pub duration_s: u32,
+    /// The URL Twilio hands out: the resource, without a file extension.
+    pub url: String,
+    /// What the caller said: the emulator's transcription.
+    pub words: String,
+}
+
 /// What happens to a message after Twilio accepted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Delivery {
@@ -137,6 +152,9 @@ struct Inner {
     latency: Mutex<Duration>,
     messages: Mutex<Vec<SimMessage>>,
     delivery: Mutex<Delivery>,
+    recordings: Mutex<Vec<SimRecording>>,
+    /// Where [`TwilioRestSim::serve`] listens, for recording URLs.
+    base_url: Mutex<Option<String>>,
     http: reqwest::Client,
 }
 
@@ -148,6 +166,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone)]
 pub struct TwilioRestSim {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TwilioRestSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioRestSim").field("account_sid", &self.inner.config.account_sid).finish_non_exhaustive()
+    }
 }
 
 impl TwilioRestSim {
@@ -174,6 +198,8 @@ impl TwilioRestSim {
                 latency: Mutex::new(Duration::ZERO),
                 messages: Mutex::new(Vec::new()),
                 delivery: Mutex::new(Delivery::default()),
+                recordings: Mutex::new(Vec::new()),
+                base_url: Mutex::new(None),
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
                     .build()
@@ -224,15 +250,41 @@ impl TwilioRestSim {
         *lock(&self.inner.delivery) = delivery;
     }
 
+    /// Records what a caller said at a `<Record>`: about two words a second, whole seconds, at
+    /// least one (a word or two makes the one-second recording a voicemail box discards).
+    pub fn record(&self, call_sid: &str, words: &str) -> SimRecording {
+        let count = words.split_whitespace().count() as u32;
+        let mut bytes = [0u8; 16];
+        let _ = getrandom::fill(&mut bytes);
+        let sid = format!("RE{:032x}", u128::from_be_bytes(bytes));
+        let base = lock(&self.inner.base_url).clone().unwrap_or_else(|| "https://api.twilio.com".into());
+        let recording = SimRecording {
+            url: format!("{base}/2010-04-01/Accounts/{}/Recordings/{sid}", self.inner.config.account_sid),
+            sid,
+            call_sid: call_sid.into(),
+            duration_s: count.div_ceil(2).max(1),
+            words: words.split_whitespace().collect::<Vec<_>>().join(" "),
+        };
+        lock(&self.inner.recordings).push(recording.clone());
+        recording
+    }
+
+    /// Every recording made so far, oldest first.
+    pub fn recordings(&self) -> Vec<SimRecording> {
+        lock(&self.inner.recordings).clone()
+    }
+
     /// Binds `addr` and serves `/2010-04-01/…` until [`RestSimServer::stop`].
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<RestSimServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        *lock(&self.inner.base_url) = Some(format!("http://{addr}"));
         let (closing, mut watching) = watch::channel(false);
         let app = Router::new()
             .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json", get(list_numbers))
             .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{file}", post(update_number).get(fetch_number))
             .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message).get(list_messages))
+            .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(fetch_recording))
             .fallback(unknown)
             .with_state(self.clone());
         let task = tokio::spawn(async move {
@@ -403,6 +455,67 @@ async fn fetch_number(
         return not_found(&path);
     }
     axum::Json(resource(&account, &number)).into_response()
+}
+
+/// A recording's media or metadata (https://www.twilio.com/docs/voice/api/recording#fetch-a-recording-media-file,
+/// read 2026-12-04: the resource URL with `.wav` (the default format, `audio/x-wav`) or `.mp3`;
+/// `.json` for the resource). The emulator has no MP3 encoder: `.mp3` is refused 415 so a client
+/// asking for it is noticed rather than handed WAV under an MP3 name.
+async fn fetch_recording(
+    State(sim): State<TwilioRestSim>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/Recordings/{file}");
+    if let Err(answer) = sim.admit(&Method::GET, &path, &account, &headers, Vec::new()).await {
+        return answer;
+    }
+    let (sid, extension) = file.rsplit_once('.').unwrap_or((file.as_str(), "wav"));
+    let Some(recording) = sim.recordings().into_iter().find(|r| r.sid == sid) else {
+        return not_found(&path);
+    };
+    match extension {
+        "wav" => ([(header::CONTENT_TYPE, "audio/x-wav")], wav_tone(recording.duration_s)).into_response(),
+        "json" => axum::Json(json!({
+            "sid": recording.sid,
+            "account_sid": account,
+            "call_sid": recording.call_sid,
+            "duration": recording.duration_s.to_string(),
+            "status": "completed",
+            "source": "RecordVerb",
+            "channels": 1,
+            "media_url": format!("{}.wav", recording.url),
+        }))
+        .into_response(),
+        _ => error(StatusCode::UNSUPPORTED_MEDIA_TYPE, 20415, "Unsupported Media Type", None),
+    }
+}
+
+/// `seconds` of a quiet 440 Hz tone as 8 kHz, 16-bit mono PCM WAV (the telephone audio Twilio
+/// records): something a browser's `<audio>` plays and reports the length of.
+pub fn wav_tone(seconds: u32) -> Vec<u8> {
+    const RATE: u32 = 8000;
+    let samples = RATE * seconds.max(1);
+    let data_len = samples * 2;
+    let mut wav = Vec::with_capacity(44 + data_len as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&RATE.to_le_bytes());
+    wav.extend_from_slice(&(RATE * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for n in 0..samples {
+        let t = n as f32 / RATE as f32;
+        let sample = (2000.0 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()) as i16;
+        wav.extend_from_slice(&sample.to_le_bytes());
+    }
+    wav
 }
 
 /// The parameters an update may set, and the methods Twilio accepts for them.

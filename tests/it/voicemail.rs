@@ -1,0 +1,272 @@
+//! Voicemail, end to end: orderline on 127.0.0.1:0 with real Postgres and SQLite, the Shopify
+//! emulator's demo shop, the Twilio caller emulator speaking at `<Record>` (and making the
+//! recording's status and transcription callbacks, signed), and the Twilio REST emulator keeping
+//! the recording that the console plays through orderline.
+
+use std::sync::Arc;
+
+use crate::common::line::{Line, TOKEN, line_with};
+use crate::common::{Backend, SHOP};
+use chrono::{TimeZone, Utc};
+use orderline::clock::{Clock, ManualClock, SystemClock};
+use orderline::shopify::payload::ShopifyChange;
+use orderline::sim::twilio::rest::{RestSimConfig, RestSimServer, TwilioRestSim};
+use orderline::sim::twilio::{CallerConfig, DialOutcome, Ending, Transcript, Transfer, TwilioCaller, scripted};
+use orderline::store::Ts;
+use orderline::twilio::signature;
+use serde_json::Value;
+
+const DANA: &str = "+15551234567";
+const AGENT_TOKEN: &str = "agent-secret-token";
+const MESSAGE: &str = "Hi it's Dana, my parcel still has not arrived, please call me back";
+const LEAVE: &str = "Please leave your name and a short message after the tone";
+const GOT_IT: &str = "We've got your message";
+const NOTHING_HEARD: &str = "I didn't hear a message.";
+
+/// Saturday 21 November 2026, noon UTC: closed, for a line staffed on weekdays.
+fn saturday() -> Arc<dyn Clock> {
+    Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()))
+}
+
+struct Mailbox {
+    line: Line,
+    twilio: TwilioRestSim,
+    _server: RestSimServer,
+}
+
+async fn mailbox(backend: Backend, clock: Arc<dyn Clock>, extra: &[(&str, &str)]) -> Mailbox {
+    let twilio = TwilioRestSim::new(RestSimConfig { auth_token: TOKEN.into(), ..RestSimConfig::default() });
+    let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = server.url();
+    let account = twilio.config().account_sid.clone();
+    let mut settings = vec![
+        ("twilio_account_sid", account.as_str()),
+        ("twilio_api_url", url.as_str()),
+        ("agent_token", AGENT_TOKEN),
+        ("verify", "none"),
+        ("voicemail", "on"),
+        ("hours", "mon-fri 09:00-17:00"),
+        ("hours_timezone", "UTC"),
+    ];
+    settings.extend_from_slice(extra);
+    let line = line_with(backend, &settings, clock).await;
+    Mailbox { line, twilio, _server: server }
+}
+
+impl Mailbox {
+    fn caller(&self, transfer: Transfer) -> TwilioCaller {
+        let mut config = CallerConfig::new(&self.line.app.url, TOKEN, DANA);
+        config.transfer = transfer;
+        TwilioCaller::new(config).with_rest(self.twilio.clone())
+    }
+
+    async fn call(&self, keys: &[&str]) -> Transcript {
+        self.caller(Transfer::Stop).call(scripted(keys)).await.expect("the call went through")
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.line.app.client.get(format!("{}{path}", self.line.app.url)).bearer_auth(AGENT_TOKEN).send().await.unwrap()
+    }
+
+    async fn voicemails(&self, query: &str) -> Vec<Value> {
+        let response = self.get(&format!("/api/voicemails{query}")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+fn said(t: &Transcript) -> String {
+    t.spoken().join(" | ")
+}
+
+async fn a_closed_line_takes_a_message_that_is_transcribed_listed_and_played(backend: Backend) {
+    let m = mailbox(backend, saturday(), &[]).await;
+    let t = m.call(&["0", &format!("say:{MESSAGE}")]).await;
+    let text = said(&t);
+    assert!(text.contains("Press 0 to leave us a message."), "the closed menu offers it: {text}");
+    assert!(text.contains("Our team is away right now; we're back Monday at 9 AM."), "{text}");
+    assert!(text.contains(LEAVE), "{text}");
+    assert!(text.contains(GOT_IT), "thanked: {text}");
+    assert_eq!(t.ending, Ending::Hangup);
+    // Twilio's recording status and transcription callbacks were taken.
+    let statuses: Vec<u16> = t.callbacks.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [204, 204], "{:?}", t.callbacks);
+    let recording = &m.twilio.recordings()[0];
+
+    // Listed for agents with who called, what they heard and what they said.
+    let list = m.voicemails("").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let v = &list[0];
+    let dana = m.line.latest_order("Dana");
+    assert_eq!(v["recording_sid"], recording.sid.as_str());
+    assert_eq!(v["customer_name"], "Dana Whitfield");
+    assert_eq!(v["customer_id"], dana.customer.as_ref().unwrap().id.0.to_string());
+    assert_eq!(v["from"], DANA);
+    assert_eq!(v["order_name"], dana.name.as_str(), "the order the caller heard about");
+    assert_eq!(v["reason"], "closed");
+    assert_eq!(v["verification"], "not_required");
+    assert_eq!(v["duration_s"], recording.duration_s);
+    assert_eq!(v["transcription"], MESSAGE);
+    // The console plays it through orderline: Twilio's URL and credentials stay on the server.
+    let audio_url = v["audio_url"].as_str().unwrap();
+    assert!(!audio_url.contains("2010-04-01") && !audio_url.contains("http"), "{audio_url}");
+    let audio = m.get(audio_url).await;
+    assert_eq!(audio.status(), 200);
+    assert_eq!(audio.headers()["content-type"], "audio/x-wav");
+    let bytes = audio.bytes().await.unwrap();
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert!(m.twilio.requests().iter().any(|r| r.path.ends_with(&format!("/Recordings/{}.wav", recording.sid))));
+    // Without the agent's login: nothing.
+    let anonymous = m.line.app.client.get(format!("{}{audio_url}", m.line.app.url)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let anonymous = m.line.app.client.get(format!("{}/api/voicemails", m.line.app.url)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    // The card says it in plain words.
+    m.line.flush_calls().await;
+    let state = &m.line.app.running.as_ref().unwrap().state;
+    let card = orderline::agent::card::call_card(state, &t.call_sid).await.unwrap().unwrap();
+    assert!(
+        card.summary.iter().any(|l| l.starts_with("Left a voicemail (") && l.contains(MESSAGE)),
+        "{:?}",
+        card.summary
+    );
+
+    // Handled: who and when; gone from the open list, kept in the whole one.
+    let sid = recording.sid.as_str();
+    let url = format!("{}/api/voicemails/{sid}/handled", m.line.app.url);
+    let handled = m.line.app.client.post(&url).bearer_auth(AGENT_TOKEN).json(&serde_json::json!({"by": "Sam"}));
+    let handled: Value = handled.send().await.unwrap().json().await.unwrap();
+    assert_eq!(handled["handled_by"], "Sam");
+    assert!(handled["handled_at"].is_string());
+    let again = m.line.app.client.post(&url).bearer_auth(AGENT_TOKEN).json(&serde_json::json!({"by": "Alex"}));
+    let again: Value = again.send().await.unwrap().json().await.unwrap();
+    assert_eq!(again["handled_by"], "Sam", "the first to handle it is kept");
+    assert!(m.voicemails("").await.is_empty());
+    assert_eq!(m.voicemails("?all=true").await.len(), 1);
+
+    // customers/redact: the message (the caller's number and words) goes with the customer.
+    let customer_id = dana.customer.unwrap().id;
+    let redact = ShopifyChange::CustomerRedact { customer_id, orders_to_redact: Vec::new() };
+    m.line.app.store().apply_all(SHOP, &[redact], "US", Ts::from(Utc::now())).await.unwrap();
+    assert!(m.voicemails("?all=true").await.is_empty(), "redacted");
+    m.line.app.stop().await;
+}
+
+async fn an_unanswered_transfer_takes_a_message(backend: Backend) {
+    let m = mailbox(backend, Arc::new(SystemClock), &[("hours", "always"), ("transfer_to", "tel:+14155550100")]).await;
+    let t = m
+        .caller(Transfer::Dial(DialOutcome::NoAnswer))
+        .call(scripted(&["0", "say:It's Dana again about my order, call me please"]))
+        .await
+        .unwrap();
+    let text = said(&t);
+    assert!(text.contains("Sorry, nobody could answer just now."), "{text}");
+    assert!(text.contains(LEAVE) && text.contains(GOT_IT), "{text}");
+    assert_eq!(t.ending, Ending::Hangup);
+    let list = m.voicemails("").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["reason"], "unanswered");
+    assert_eq!(list[0]["customer_name"], "Dana Whitfield");
+    assert_eq!(list[0]["transcription"], "It's Dana again about my order, call me please");
+    m.line.app.stop().await;
+}
+
+async fn silence_or_a_one_second_message_is_not_kept(backend: Backend) {
+    let m = mailbox(backend, saturday(), &[]).await;
+    // Silence: Twilio has an empty recording, skips the action and reads on.
+    let t = m.call(&["0", "timeout"]).await;
+    let text = said(&t);
+    assert!(text.contains(LEAVE) && text.contains(NOTHING_HEARD), "{text}");
+    assert!(!text.contains(GOT_IT), "{text}");
+    assert_eq!(t.ending, Ending::Hangup);
+    assert!(t.callbacks.is_empty());
+    // A word: a one-second recording, discarded.
+    let t = m.call(&["0", "say:hello"]).await;
+    assert_eq!(m.twilio.recordings().last().unwrap().duration_s, 1);
+    let text = said(&t);
+    assert!(text.contains(NOTHING_HEARD) && !text.contains(GOT_IT), "{text}");
+    assert!(m.voicemails("?all=true").await.is_empty());
+    m.line.flush_calls().await;
+    let events = m.line.app.store().call_events(&t.call_sid).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "voicemail" && e.detail == "none left (1 s)"), "{events:?}");
+    m.line.app.stop().await;
+}
+
+/// A callback signed with the line's token, as Twilio sends it.
+async fn post_signed(m: &Mailbox, path: &str, params: &[(&str, &str)]) -> u16 {
+    let url = format!("{}{path}", m.line.app.url);
+    let params: Vec<(String, String)> = params.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    let signature = signature::sign(TOKEN, &url, &params);
+    let response =
+        m.line.app.client.post(&url).header("X-Twilio-Signature", signature).form(&params).send().await.unwrap();
+    response.status().as_u16()
+}
+
+async fn callbacks_for_unknown_calls_or_recordings_are_refused_and_store_nothing(backend: Backend) {
+    let m = mailbox(backend, saturday(), &[]).await;
+    let unknown_call = [
+        ("CallSid", "CA00000000000000000000000000000042"),
+        ("RecordingSid", "RE0123456789abcdef0123456789abcdef"),
+        (
+            "RecordingUrl",
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE0123456789abcdef0123456789abcdef",
+        ),
+        ("RecordingDuration", "12"),
+        ("RecordingStatus", "completed"),
+    ];
+    assert_eq!(post_signed(&m, "/twilio/voicemail/recording", &unknown_call).await, 404);
+    let transcription = [
+        ("CallSid", "CA00000000000000000000000000000042"),
+        ("RecordingSid", "RE0123456789abcdef0123456789abcdef"),
+        ("TranscriptionStatus", "completed"),
+        ("TranscriptionText", "hello"),
+    ];
+    assert_eq!(post_signed(&m, "/twilio/voicemail/transcription", &transcription).await, 404);
+    let no_sid = [("CallSid", "CA00000000000000000000000000000042"), ("RecordingStatus", "completed")];
+    assert_eq!(post_signed(&m, "/twilio/voicemail/recording", &no_sid).await, 400);
+    let bad_status = [("RecordingSid", "RE0123456789abcdef0123456789abcdef"), ("TranscriptionStatus", "maybe")];
+    assert_eq!(post_signed(&m, "/twilio/voicemail/transcription", &bad_status).await, 400);
+    // Unsigned: refused before anything is read.
+    let unsigned = m.line.app.client.post(format!("{}/twilio/voicemail/recording", m.line.app.url));
+    assert_eq!(unsigned.form(&unknown_call).send().await.unwrap().status(), 403);
+    // The Record action for a message it cannot use still answers the caller with valid TwiML.
+    let action = [("CallSid", "CA00000000000000000000000000000042"), ("RecordingDuration", "oops")];
+    let action: Vec<(String, String)> = action.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    let url = format!("{}/twilio/voicemail/recorded", m.line.app.url);
+    let turn = m.caller(Transfer::Stop).post(&url, &action).await.unwrap();
+    assert_eq!(turn.status, 200);
+    assert!(turn.document.unwrap().spoken().contains(NOTHING_HEARD));
+    assert!(m.voicemails("?all=true").await.is_empty());
+    m.line.app.stop().await;
+}
+
+async fn with_voicemail_off_nothing_is_offered(backend: Backend) {
+    let m = mailbox(backend, saturday(), &[("voicemail", "off")]).await;
+    let t = m.call(&["0", "timeout", "timeout"]).await;
+    let text = said(&t);
+    assert!(!text.contains("leave us a message") && !text.contains(LEAVE), "{text}");
+    assert!(text.contains("Sorry, our team is away right now"), "{text}");
+    m.line.app.stop().await;
+}
+
+async fn the_menu_offers_voicemail_on_5_when_the_shop_wants(backend: Backend) {
+    let m = mailbox(backend, Arc::new(SystemClock), &[("hours", "always"), ("voicemail", "menu")]).await;
+    let t = m.call(&["5", "say:Please call me about changing my address on the order"]).await;
+    let text = said(&t);
+    assert!(text.contains("Press 5 to leave us a message."), "{text}");
+    assert!(text.contains(GOT_IT), "{text}");
+    let list = m.voicemails("").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["reason"], "asked");
+    m.line.app.stop().await;
+}
+
+on_both_backends!(
+    a_closed_line_takes_a_message_that_is_transcribed_listed_and_played,
+    an_unanswered_transfer_takes_a_message,
+    silence_or_a_one_second_message_is_not_kept,
+    callbacks_for_unknown_calls_or_recordings_are_refused_and_store_nothing,
+    with_voicemail_off_nothing_is_offered,
+    the_menu_offers_voicemail_on_5_when_the_shop_wants,
+);
