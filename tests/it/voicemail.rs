@@ -270,3 +270,47 @@ on_both_backends!(
     with_voicemail_off_nothing_is_offered,
     the_menu_offers_voicemail_on_5_when_the_shop_wants,
 );
+
+/// The console in headless Chromium: the message with its transcription and the caller's
+/// context, played through orderline, then marked handled. Screenshot under target/tmp/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_a_voicemail_plays_it_and_marks_it_handled() {
+    use crate::support::browser::Browser;
+    use std::time::Duration;
+    const WAIT: Duration = Duration::from_secs(15);
+    const CARD: &str = "document.querySelector('.card.voicemail')";
+
+    let m = mailbox(Backend::Postgres, saturday(), &[]).await;
+    m.call(&["0", &format!("say:{MESSAGE}")]).await;
+    let browser = Browser::launch().await.expect("headless Chromium (apt-get install -y chromium)");
+    browser.goto(&format!("{}/agent", m.line.app.url)).await.unwrap();
+    let login = format!(
+        "document.getElementById('token').value = '{AGENT_TOKEN}'; document.querySelector('form').submit(); true"
+    );
+    browser.eval(&login).await.unwrap();
+    browser.wait_for(&format!("!!{CARD}"), WAIT).await.unwrap();
+    let text = browser.eval(&format!("{CARD}.innerText")).await.unwrap();
+    let text = text.as_str().unwrap();
+    assert!(text.contains("Dana Whitfield") && text.contains(MESSAGE), "{text}");
+    assert!(text.contains("line closed") && text.contains("heard about"), "{text}");
+    // Played: the browser fetched the audio from orderline (with its session) and it runs.
+    browser.eval(&format!("{CARD}.querySelector('audio').play(); true")).await.unwrap();
+    browser.wait_for(&format!("{CARD}.querySelector('audio').currentTime > 0.2"), WAIT).await.unwrap();
+    let duration = browser.eval(&format!("{CARD}.querySelector('audio').duration")).await.unwrap();
+    let recorded = m.twilio.recordings()[0].duration_s as f64;
+    assert!((duration.as_f64().unwrap() - recorded).abs() < 0.1, "{duration} vs {recorded}");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("agent-console-voicemail.png");
+    browser.screenshot(&shot).await.unwrap();
+    assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
+    // Handled by the name the agent typed.
+    browser
+        .eval(&format!(
+            "document.getElementById('agent-name').value = 'Sam'; {CARD}.querySelector('button.handled').click(); true"
+        ))
+        .await
+        .unwrap();
+    browser.wait_for("document.querySelector('#voicemails .empty') !== null", WAIT).await.unwrap();
+    let all = m.voicemails("?all=true").await;
+    assert_eq!(all[0]["handled_by"], "Sam");
+    m.line.app.stop().await;
+}

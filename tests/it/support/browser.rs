@@ -110,6 +110,8 @@ impl Browser {
                 "--disable-background-networking",
                 "--disable-extensions",
                 "--mute-audio",
+                // The console plays voicemail on a click; tests start it from script.
+                "--autoplay-policy=no-user-gesture-required",
                 "--hide-scrollbars",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
