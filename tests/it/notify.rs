@@ -18,15 +18,15 @@ use crate::common::Backend;
 use crate::common::line::line;
 
 const DANA: &str = "+15551234567";
-const SECRET: &str = "notify-test-secret";
+pub(crate) const SECRET: &str = "notify-test-secret";
 
 /// (signature header, delivery header, body) of a request.
-type Request = (String, String, Vec<u8>);
+pub(crate) type Request = (String, String, Vec<u8>);
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     /// Each request, in order.
-    seen: Arc<Mutex<Vec<Request>>>,
+    pub(crate) seen: Arc<Mutex<Vec<Request>>>,
     /// How many requests are answered 500 before the receiver starts taking them.
     failures: Arc<Mutex<usize>>,
 }
@@ -46,7 +46,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     StatusCode::NO_CONTENT
 }
 
-async fn start_receiver(failures: usize) -> (String, Receiver) {
+pub(crate) async fn start_receiver(failures: usize) -> (String, Receiver) {
     let receiver = Receiver { failures: Arc::new(Mutex::new(failures)), ..Receiver::default() };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks/orderline", listener.local_addr().unwrap());
@@ -56,13 +56,13 @@ async fn start_receiver(failures: usize) -> (String, Receiver) {
 }
 
 /// What the receiver computes to check a notification: the hex HMAC-SHA256 of the body.
-fn expected_signature(body: &[u8]) -> String {
+pub(crate) fn expected_signature(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(body);
     format!("sha256={}", mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-async fn wait_for_requests(receiver: &Receiver, count: usize) {
+pub(crate) async fn wait_for_requests(receiver: &Receiver, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while receiver.seen.lock().unwrap().len() < count {
         assert!(Instant::now() < deadline, "{} requests after 30 s", receiver.seen.lock().unwrap().len());

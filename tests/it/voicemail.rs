@@ -262,15 +262,6 @@ async fn the_menu_offers_voicemail_on_5_when_the_shop_wants(backend: Backend) {
     m.line.app.stop().await;
 }
 
-on_both_backends!(
-    a_closed_line_takes_a_message_that_is_transcribed_listed_and_played,
-    an_unanswered_transfer_takes_a_message,
-    silence_or_a_one_second_message_is_not_kept,
-    callbacks_for_unknown_calls_or_recordings_are_refused_and_store_nothing,
-    with_voicemail_off_nothing_is_offered,
-    the_menu_offers_voicemail_on_5_when_the_shop_wants,
-);
-
 /// The console in headless Chromium: the message with its transcription and the caller's
 /// context, played through orderline, then marked handled. Screenshot under target/tmp/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,3 +305,36 @@ async fn the_console_shows_a_voicemail_plays_it_and_marks_it_handled() {
     assert_eq!(all[0]["handled_by"], "Sam");
     m.line.app.stop().await;
 }
+
+async fn a_voicemail_is_notified_signed_to_the_helpdesk(backend: Backend) {
+    use crate::notify::{SECRET, expected_signature, start_receiver, wait_for_requests};
+    // (Retries are notify.rs's subject: this line's clock stands still on a Saturday.)
+    let (url, receiver) = start_receiver(0).await;
+    let m = mailbox(backend, saturday(), &[("notify_url", &url), ("notify_secret", SECRET)]).await;
+    let t = m.call(&["0", &format!("say:{MESSAGE}")]).await;
+    wait_for_requests(&receiver, 1).await;
+    let seen = receiver.seen.lock().unwrap().clone();
+    let (signature, delivery, body) = &seen[0];
+    assert_eq!(signature, &expected_signature(body));
+    assert_eq!(delivery, &format!("{}:voicemail", t.call_sid));
+    let document: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(document["type"], "voicemail");
+    assert_eq!(document["customer"]["first_name"], "Dana");
+    let recording = &m.twilio.recordings()[0];
+    assert_eq!(document["voicemails"][0]["recording_sid"], recording.sid.as_str());
+    assert_eq!(document["voicemails"][0]["reason"], "closed");
+    assert!(
+        document["summary"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().starts_with("Left a voicemail"))
+    );
+    m.line.app.stop().await;
+}
+
+on_both_backends!(
+    a_closed_line_takes_a_message_that_is_transcribed_listed_and_played,
+    an_unanswered_transfer_takes_a_message,
+    silence_or_a_one_second_message_is_not_kept,
+    callbacks_for_unknown_calls_or_recordings_are_refused_and_store_nothing,
+    with_voicemail_off_nothing_is_offered,
+    the_menu_offers_voicemail_on_5_when_the_shop_wants,
+    a_voicemail_is_notified_signed_to_the_helpdesk,
+);
