@@ -167,6 +167,10 @@ struct RawSettings {
     voicemail: VoicemailOffer,
     #[serde(with = "duration_text")]
     voicemail_max_length: Duration,
+    callback: bool,
+    callback_attempts: u32,
+    #[serde(with = "duration_text")]
+    callback_retry_after: Duration,
 }
 
 impl Default for RawSettings {
@@ -241,6 +245,9 @@ impl Default for RawSettings {
             // Twilio transcribes recordings of at most two minutes
             // (https://www.twilio.com/docs/voice/api/recording-transcription).
             voicemail_max_length: duration_text::parse("2m"),
+            callback: false,
+            callback_attempts: 3,
+            callback_retry_after: duration_text::parse("2m"),
         }
     }
 }
@@ -353,6 +360,12 @@ pub struct Settings {
     pub voicemail: VoicemailOffer,
     /// The longest message `<Record>` takes (`maxLength`), 2 s to 2 min.
     pub voicemail_max_length: Duration,
+    /// A queued caller may press 1 to be called back instead of waiting (needs the REST API).
+    pub callback: bool,
+    /// Calls placed for one call-back before it is shown as failed.
+    pub callback_attempts: u32,
+    /// The wait before a call-back that was not answered is placed again.
+    pub callback_retry_after: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -534,6 +547,12 @@ impl Settings {
                 humantime::format_duration(voicemail_max_length)
             )));
         }
+        let callback_attempts = raw.callback_attempts;
+        if !(1..=10).contains(&callback_attempts) {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_CALLBACK_ATTEMPTS {callback_attempts} must be between 1 and 10"
+            )));
+        }
         let notify = match (
             raw.notify_url.as_deref().map(str::trim).filter(|u| !u.is_empty()),
             non_empty(raw.notify_secret),
@@ -617,6 +636,9 @@ impl Settings {
             notify,
             voicemail: raw.voicemail,
             voicemail_max_length,
+            callback: raw.callback,
+            callback_attempts,
+            callback_retry_after: raw.callback_retry_after,
         })
     }
 

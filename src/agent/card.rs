@@ -52,6 +52,8 @@ pub struct CallCard {
     pub summary: Vec<String>,
     /// Messages the caller left during the call.
     pub voicemails: Vec<super::voicemail::VoicemailJson>,
+    /// The call-back the caller asked for from the queue, if they did.
+    pub callback: Option<super::callbacks::CallbackJson>,
 }
 
 /// A text as the card shows it: never the whole number.
@@ -187,6 +189,8 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         store.voicemails_of_call(call_sid).await?.into_iter().map(Into::into).collect();
     let mut summary = plain_words(&events, call.verification.as_deref(), call.transfer.as_deref(), &orders, &sms);
     summary.extend(voicemails.iter().map(super::voicemail::sentence));
+    let callback: Option<super::callbacks::CallbackJson> = store.callback(call_sid).await?.map(Into::into);
+    summary.extend(callback.iter().map(super::callbacks::sentence));
     let path =
         events.into_iter().map(|e| PathStep { step: e.step, kind: e.kind, detail: e.detail, at: e.at.0 }).collect();
     Ok(Some(CallCard {
@@ -211,6 +215,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         sms,
         summary,
         voicemails,
+        callback,
     }))
 }
 

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod callbacks;
 pub mod card;
 pub mod console;
 pub mod feed;
@@ -29,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/agent/feed", get(feed::feed))
         .route("/api/calls/{call_sid}", get(console::call))
         .route("/api/customers", get(api::customers_by_phone))
+        .route("/api/callbacks", get(callbacks::list))
+        .route("/api/callbacks/{call_sid}/call", post(callbacks::call_now))
         .route("/api/voicemails", get(voicemail::list))
         .route("/api/voicemails/{recording_sid}/handled", post(voicemail::handled))
         .route("/api/voicemails/{recording_sid}/audio", get(voicemail::audio))

@@ -23,6 +23,8 @@ use crate::store::{DueNotification, Ts};
 pub const TRANSFERRED: &str = "transferred";
 /// A message left on voicemail (the document's `voicemails` holds it).
 pub const VOICEMAIL: &str = "voicemail";
+/// A caller asked, from the queue, to be called back (the document's `callback` holds it).
+pub const CALLBACK: &str = "callback";
 
 const POLL: Duration = Duration::from_millis(500);
 /// How long a claimed notification is held from other instances while it is being sent.
@@ -57,6 +59,8 @@ struct Notification<'a> {
     summary: &'a [String],
     /// The messages the caller left (type `voicemail`; the transcription may come later).
     voicemails: &'a [super::voicemail::VoicemailJson],
+    /// The call-back the caller asked for (type `callback`), else null.
+    callback: Option<&'a super::callbacks::CallbackJson>,
     links: Links,
 }
 
@@ -79,6 +83,7 @@ fn document(card: &CallCard, kind: &str, public_url: &str) -> Vec<u8> {
         transfer: card.transfer.as_deref(),
         summary: &card.summary,
         voicemails: &card.voicemails,
+        callback: card.callback.as_ref(),
         links: Links {
             console: format!("{public_url}/agent"),
             call: format!("{public_url}/api/calls/{}", card.call_sid),

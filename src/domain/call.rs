@@ -74,6 +74,9 @@ names! {
         Sms => "sms",
         /// A voicemail: offered (its reason), left (`RE… 12 s`), or none left.
         Voicemail => "voicemail",
+        /// A call-back: requested from the queue (`requested at place 3`), placed, answered,
+        /// failed.
+        Callback => "callback",
     }
 }
 
@@ -175,6 +178,9 @@ pub enum EventStep {
     TransferEnd,
     /// The message the caller left (the `<Record>` action): after a transfer's end.
     Voicemail,
+    /// A call-back's n-th event: 0 requested; then per attempt k, 10k+1 placed, 10k+2 not
+    /// answered, 10k+3 answered.
+    Callback(u16),
     /// A Media Streams status callback: 0 started, 1 stopped, 2 error, 3 anything else (one
     /// number each, so a start and a stop of the same call are both kept).
     StreamStatus(u8),
@@ -185,6 +191,7 @@ pub enum EventStep {
 impl EventStep {
     const TRANSFER_END: i32 = 90_000;
     const VOICEMAIL: i32 = 91_000;
+    const CALLBACK: i32 = 92_000;
     const STREAM_STATUS: i32 = 95_000;
     const UNNUMBERED: i32 = 99_999;
     const STATUS_BASE: i32 = 100_000;
@@ -197,6 +204,7 @@ impl EventStep {
             EventStep::Unnumbered => Self::UNNUMBERED,
             EventStep::TransferEnd => Self::TRANSFER_END,
             EventStep::Voicemail => Self::VOICEMAIL,
+            EventStep::Callback(n) => Self::CALLBACK + i32::from(n.min(999)),
             EventStep::StreamStatus(n) => Self::STREAM_STATUS + i32::from(n.min(3)),
             EventStep::Status(sequence) => Self::STATUS_BASE.saturating_add(sequence.max(0)),
         }
@@ -247,6 +255,7 @@ pub enum Event {
     },
     Sms(String),
     Voicemail(String),
+    Callback(String),
 }
 
 impl Event {
@@ -268,6 +277,7 @@ impl Event {
             Event::Speech { .. } => EventKind::Speech,
             Event::Sms(_) => EventKind::Sms,
             Event::Voicemail(_) => EventKind::Voicemail,
+            Event::Callback(_) => EventKind::Callback,
         }
     }
 
@@ -298,7 +308,8 @@ impl Event {
             | Event::Stream(text)
             | Event::BargeIn(text)
             | Event::Sms(text)
-            | Event::Voicemail(text) => text.clone(),
+            | Event::Voicemail(text)
+            | Event::Callback(text) => text.clone(),
         }
     }
 }
@@ -328,7 +339,8 @@ mod tests {
                 "barge_in",
                 "speech",
                 "sms",
-                "voicemail"
+                "voicemail",
+                "callback"
             ]
         );
         let reasons: Vec<&str> = TransferReason::ALL.iter().map(|r| r.as_str()).collect();

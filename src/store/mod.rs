@@ -14,6 +14,7 @@ use sqlx::{PgPool, SqlitePool};
 
 mod attempts;
 mod backfills;
+mod callbacks;
 mod callers;
 mod calls;
 mod changes;
@@ -34,6 +35,7 @@ mod watermarks;
 
 pub use attempts::AttemptKind;
 pub use backfills::BulkProgress;
+pub use callbacks::{CallbackRow, NewCallback, status as callback_status};
 pub use callers::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView};
 pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
 pub use changes::{CallChange, CallChanges, PhoneChanges};

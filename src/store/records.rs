@@ -1041,6 +1041,14 @@ for_each_backend! {
         .execute(&mut *conn)
         .await?;
         sqlx::query(
+            "DELETE FROM callbacks WHERE shop = $1 AND (customer_id = $2
+                 OR call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND customer_id = $2))",
+        )
+        .bind(shop)
+        .bind(customer_id.0)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
             "DELETE FROM voicemails WHERE shop = $1 AND (customer_id = $2
                  OR call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND customer_id = $2))",
         )
@@ -1366,7 +1374,7 @@ for_each_backend! {
             .await?;
         for table in [
             "customers", "orders", "order_line_items", "fulfillments", "refunds", "phone_numbers", "tombstones",
-            "data_requests", "sync_watermarks", "calls", "stream_handoffs", "sms_messages", "voicemails",
+            "data_requests", "sync_watermarks", "calls", "stream_handoffs", "sms_messages", "voicemails", "callbacks",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE shop = $1"))).bind(shop).execute(&mut *conn).await?;
         }

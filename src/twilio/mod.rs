@@ -2,6 +2,7 @@
 //! rendering, call records.
 
 pub mod call;
+pub mod callback;
 pub mod media;
 pub mod public_url;
 pub mod recorder;
@@ -23,7 +24,12 @@ use axum::Router;
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
-    voice::router().merge(transfer_end::router()).merge(media::router()).merge(sms::router()).merge(voicemail::router())
+    voice::router()
+        .merge(transfer_end::router())
+        .merge(media::router())
+        .merge(sms::router())
+        .merge(voicemail::router())
+        .merge(callback::router())
 }
 
 /// The Twilio routes at the root and, when ORDERLINE_PUBLIC_URL has a path, under it too: Twilio

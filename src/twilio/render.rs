@@ -33,6 +33,8 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("transfer_ended.xml", include_str!("../../twiml/transfer_ended.xml")),
     ("voicemail.xml", include_str!("../../twiml/voicemail.xml")),
     ("voicemail_left.xml", include_str!("../../twiml/voicemail_left.xml")),
+    ("callback_requested.xml", include_str!("../../twiml/callback_requested.xml")),
+    ("callback_answer.xml", include_str!("../../twiml/callback_answer.xml")),
     ("queue_wait.xml", include_str!("../../twiml/queue_wait.xml")),
     ("_speech.speech", include_str!("../../twiml/_speech.speech")),
     ("menu.speech", include_str!("../../twiml/menu.speech")),
@@ -48,8 +50,17 @@ const BUILT_IN: &[(&str, &str)] = &[
 ];
 
 /// Templates rendered outside the step samples (or only imported), so the coverage check skips them.
-const NOT_STEPS: [&str; 7] =
-    ["fallback", "whisper", "stream", "after_stream", "transfer_ended", "queue_wait", "voicemail_left"];
+const NOT_STEPS: [&str; 9] = [
+    "fallback",
+    "whisper",
+    "stream",
+    "after_stream",
+    "transfer_ended",
+    "queue_wait",
+    "voicemail_left",
+    "callback_requested",
+    "callback_answer",
+];
 
 /// What callers hear if even the fallback template cannot be rendered: no settings, no data.
 pub const LAST_RESORT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -193,6 +204,16 @@ impl Renderer {
         self.env.add_global("record", Value::from_serialize(urls));
     }
 
+    /// After a queued caller pressed 1 for a call-back.
+    pub fn callback_requested(&self, view: &super::callback::CallbackRequestedView) -> Result<String, TemplateError> {
+        self.render("callback_requested.xml", Value::from_serialize(view))
+    }
+
+    /// What a customer hears on answering a call-back, then the way to a person.
+    pub fn callback_answer(&self, transfer: &TransferView) -> Result<String, TemplateError> {
+        self.render("callback_answer.xml", minijinja::context! { transfer => Value::from_serialize(transfer) })
+    }
+
     /// The queue's waitUrl document.
     pub fn queue_wait(&self, view: &QueueWaitView) -> Result<String, TemplateError> {
         self.render("queue_wait.xml", Value::from_serialize(view))
@@ -230,7 +251,8 @@ impl Renderer {
                 }
             }
             self.parse_rendered("fallback.xml", &self.fallback(transfer)?)?;
-            checked += 1;
+            self.parse_rendered("callback_answer.xml", &self.callback_answer(transfer)?)?;
+            checked += 2;
         }
         for (step, _) in samples.iter().filter(|(step, _)| step.has_speech()) {
             let name = format!("{}.speech", step.template());
@@ -266,6 +288,14 @@ impl Renderer {
                 }
             }
         }
+        for request in ["requested", "withheld", "unavailable"] {
+            let view = super::callback::CallbackRequestedView {
+                request,
+                wait_url: "https://h.example/twilio/voice/queue-wait?a=1&b=2".into(),
+            };
+            self.parse_rendered("callback_requested.xml", &self.callback_requested(&view)?)?;
+            checked += 1;
+        }
         for kept in [false, true] {
             self.parse_rendered("voicemail_left.xml", &self.voicemail_left(kept)?)?;
             checked += 1;
@@ -273,9 +303,12 @@ impl Renderer {
         for (position, queue_time, average) in
             [(Some(1), 0, None), (Some(7), 30, Some(600)), (None, 100, Some(90)), (Some(2), 9_999, None)]
         {
-            let view = QueueWaitView::of(position, queue_time, average, 300, "https://h.example/music.mp3?a=1&b=2");
+            let mut view = QueueWaitView::of(position, queue_time, average, 300, "https://h.example/music.mp3?a=1&b=2");
             self.parse_rendered("queue_wait.xml", &self.queue_wait(&view)?)?;
-            checked += 1;
+            view.callback = true;
+            view.callback_action = "https://h.example/twilio/voice/queue-callback?p=2&x=<&>".into();
+            self.parse_rendered("queue_wait.xml", &self.queue_wait(&view)?)?;
+            checked += 2;
         }
         for (name, _) in BUILT_IN {
             let template = name.trim_end_matches(".xml").trim_end_matches(".speech");

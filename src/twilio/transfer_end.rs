@@ -124,6 +124,9 @@ pub struct QueueWaitView {
     /// Whole minutes, rounded up, at least 1; None when Twilio has no average yet.
     pub expected_minutes: Option<u64>,
     pub music_url: String,
+    /// 1 asks for a call-back (ORDERLINE_CALLBACK, a number to call back), sent to `callback_action`.
+    pub callback: bool,
+    pub callback_action: String,
 }
 
 impl QueueWaitView {
@@ -148,6 +151,8 @@ impl QueueWaitView {
             position: position.filter(|p| *p > 0),
             expected_minutes: expected,
             music_url: music_url.into(),
+            callback: false,
+            callback_action: String::new(),
         }
     }
 }
@@ -205,13 +210,22 @@ fn ended(state: &AppState, req: &TwilioRequest, outcome: TransferEnd, detail: St
 async fn queue_wait(State(state): State<AppState>, req: TwilioRequest) -> Response {
     let started = Instant::now();
     let position = number(&req, "QueuePosition").and_then(|p| u32::try_from(p).ok());
-    let view = QueueWaitView::of(
+    let mut view = QueueWaitView::of(
         position,
         number(&req, "QueueTime").unwrap_or(0),
         number(&req, "AvgQueueTime"),
         state.settings.queue_max_wait.as_secs(),
         &state.settings.hold_music_url,
     );
+    // A call-back needs a number to call: never offered to a withheld caller.
+    let from = req.param("From").unwrap_or_default();
+    if !view.leave
+        && super::callback::offered(&state)
+        && crate::domain::PhoneNumber::parse(from, Some(&state.settings.default_region)).is_ok()
+    {
+        view.callback = true;
+        view.callback_action = super::callback::queue_action(&state, view.position);
+    }
     let xml = state.renderer.queue_wait(&view).unwrap_or_else(|e| {
         // The caller stays in the queue either way; without words they hear the music.
         tracing::error!(error = %e, "the queue_wait template failed");

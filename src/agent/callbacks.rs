@@ -1,0 +1,153 @@
+//! The console's call-backs: `GET /api/callbacks` (open requests, oldest first: the order the
+//! callers would have been served in; `?all=true` with connected and failed ones) and
+//! `POST /api/callbacks/{CallSid}/call` (an agent places the call now; `{"by": "Sam"}`). Same
+//! login as the console.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{check_origin, require_agent};
+use crate::app::AppState;
+use crate::domain::mask_phone;
+use crate::store::CallbackRow;
+use crate::twilio::callback::{PlaceError, place};
+
+const LIST_LIMIT: i64 = 200;
+const MAX_NAME: usize = 64;
+
+/// A call-back as the console and notifications show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallbackJson {
+    /// The call that asked for it.
+    pub call_sid: String,
+    /// The number that called (the only one called back), and masked.
+    pub to: String,
+    pub to_masked: String,
+    pub customer_id: Option<String>,
+    pub customer_name: Option<String>,
+    /// Why the caller was waiting for a person (the transfer reason).
+    pub reason: Option<String>,
+    /// Their place in line when they asked.
+    pub position: Option<i32>,
+    /// `requested`, `calling`, `retry`, `connected` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub placed_by: Option<String>,
+    pub requested_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl From<CallbackRow> for CallbackJson {
+    fn from(b: CallbackRow) -> Self {
+        let name = [b.first_name.as_deref(), b.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        CallbackJson {
+            call_sid: b.call_sid,
+            to_masked: mask_phone(&b.to_number),
+            to: b.to_number,
+            customer_id: b.customer_id.map(|id| id.to_string()),
+            customer_name: (!name.is_empty()).then_some(name),
+            reason: b.reason,
+            position: b.position,
+            status: b.status,
+            attempts: b.attempts,
+            last_error: b.last_error,
+            placed_by: b.placed_by,
+            requested_at: b.requested_at.0,
+            next_attempt_at: b.next_attempt_at.map(|t| t.0),
+        }
+    }
+}
+
+/// The card's and the notification's line for a call-back.
+pub fn sentence(b: &CallbackJson) -> String {
+    let place = b.position.map(|p| format!(" at place {p} in line")).unwrap_or_default();
+    let state = match b.status.as_str() {
+        "requested" => "waiting for an agent".to_string(),
+        "calling" => format!("calling now (attempt {})", b.attempts),
+        "retry" => format!("not answered, trying again (attempt {} done)", b.attempts),
+        "connected" => "called back and put through".to_string(),
+        "failed" => format!("failed after {} attempts", b.attempts),
+        other => other.to_string(),
+    };
+    format!("Asked to be called back{place}: {state}")
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    all: Option<String>,
+}
+
+pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
+    if let Err(refused) = require_agent(&state, &headers).await {
+        return refused.into_response();
+    }
+    let all = matches!(query.all.as_deref(), Some("true" | "1" | "yes"));
+    let shop = state.settings.shopify_shop.clone().unwrap_or_default();
+    match state.store.callbacks(&shop, all, LIST_LIMIT).await {
+        Ok(rows) => Json(rows.into_iter().map(CallbackJson::from).collect::<Vec<_>>()).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "call-backs unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "the store did not answer\n").into_response()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct CallNow {
+    #[serde(default)]
+    by: Option<String>,
+}
+
+pub async fn call_now(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(call_sid): Path<String>,
+    body: Bytes,
+) -> Response {
+    let access = match require_agent(&state, &headers).await {
+        Ok(access) => access,
+        Err(refused) => return refused.into_response(),
+    };
+    if let Err(refused) = check_origin(&state, &headers, access) {
+        return refused.into_response();
+    }
+    let request: CallNow = if body.is_empty() {
+        CallNow::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return (StatusCode::BAD_REQUEST, format!("the body is not {{\"by\": \"name\"}}: {e}\n"))
+                    .into_response();
+            }
+        }
+    };
+    let by: String =
+        request.by.as_deref().unwrap_or("").trim().chars().filter(|c| !c.is_control()).take(MAX_NAME).collect();
+    let by = if by.is_empty() { "an agent".to_string() } else { by };
+    match place(&state, &call_sid, Some(&by)).await {
+        Ok(row) => Json(CallbackJson::from(row)).into_response(),
+        Err(PlaceError::Unknown) => (StatusCode::NOT_FOUND, "no such call-back\n").into_response(),
+        Err(e @ PlaceError::NotWaiting(_)) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        Err(e @ (PlaceError::NoRestApi(_) | PlaceError::NoFromNumber)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
+        }
+        Err(PlaceError::Store(e)) => {
+            tracing::error!(error = %e, "could not place a call-back");
+            (StatusCode::SERVICE_UNAVAILABLE, "the store did not answer\n").into_response()
+        }
+    }
+}
