@@ -93,6 +93,7 @@ function connect() {
     else calls.set(event.call.call_sid, event.call);
     render();
     if (event.call && (event.call.voicemails || []).length) loadVoicemails();
+    if (event.call && event.call.callback) loadCallbacks();
   };
   ws.onclose = () => { status.textContent = "reconnecting…"; status.className = "down"; setTimeout(connect, 1000); };
 }
@@ -141,6 +142,46 @@ async function loadVoicemails() {
   } catch (_) { /* the next poll tries again */ }
 }
 
+const CALLBACK_STATES = { requested: "waiting", calling: "calling now", retry: "not answered, will retry", connected: "called back", failed: "failed" };
+
+// One call-back request: who, their place in line, where it stands, and the button that calls now.
+function callbackCard(b) {
+  const node = el("div", { class: "card callback " + b.status, "data-call-sid": b.call_sid });
+  node.append(el("div", { class: "top" },
+    el("div", {}, el("div", { class: "name", text: b.customer_name || "Unknown caller" }), el("div", { class: "number", text: b.to })),
+    el("div", { class: "timer", text: "asked " + since(b.requested_at) + " ago" })));
+  const badges = el("div", { class: "badges" });
+  badges.append(el("span", { class: "badge " + (b.status === "failed" ? "unverified" : "transfer"), text: CALLBACK_STATES[b.status] || b.status }));
+  if (b.position != null) badges.append(el("span", { class: "badge source", text: "place " + b.position + " in line" }));
+  if (b.reason) badges.append(el("span", { class: "badge source", text: "wanted: " + b.reason.replaceAll("_", " ") }));
+  if (b.attempts) badges.append(el("span", { class: "badge source", text: b.attempts + " attempt" + (b.attempts > 1 ? "s" : "") }));
+  node.append(badges);
+  if (b.last_error) node.append(el("div", { class: "small", text: b.last_error }));
+  if (b.status === "requested" || b.status === "retry") {
+    const button = el("button", { type: "button", class: "call-back", text: "Call back now" });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const by = document.getElementById("agent-name").value;
+      const r = await fetch("/api/callbacks/" + encodeURIComponent(b.call_sid) + "/call", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ by }) });
+      if (!r.ok) button.disabled = false;
+      loadCallbacks();
+    });
+    node.append(button);
+  }
+  return node;
+}
+
+async function loadCallbacks() {
+  try {
+    const r = await fetch("/api/callbacks");
+    if (!r.ok) return;
+    const list = await r.json();
+    const box = document.getElementById("callbacks");
+    box.replaceChildren(...(list.length ? list.map(callbackCard) : [el("p", { class: "empty", text: "Nobody is waiting for a call-back." })]));
+  } catch (_) { /* the next poll tries again */ }
+}
+
 const nameInput = document.getElementById("agent-name");
 nameInput.value = localStorage.getItem("orderline.agent-name") || "";
 nameInput.addEventListener("change", () => localStorage.setItem("orderline.agent-name", nameInput.value));
@@ -149,5 +190,7 @@ setInterval(() => {
   for (const t of document.querySelectorAll(".timer[data-live='1']")) t.textContent = since(t.dataset.started);
 }, 1000);
 setInterval(loadVoicemails, 10000);
+setInterval(loadCallbacks, 5000);
 loadVoicemails();
+loadCallbacks();
 connect();

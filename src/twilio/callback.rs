@@ -110,6 +110,8 @@ fn redirect(url: &str) -> String {
 
 async fn take_request(state: &AppState, call: &VoiceCall, number: &str, req: &TwilioRequest) -> Result<(), StoreError> {
     let position = req.query.iter().find(|(n, _)| n == "p").and_then(|(_, v)| v.parse::<i32>().ok());
+    // The transfer that put the caller in the queue may still be in this instance's write batch.
+    state.recorder.flush().await;
     let row = state.store.call(&call.call_sid).await?;
     let request = NewCallback {
         call_sid: call.call_sid.clone(),

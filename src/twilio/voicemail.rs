@@ -119,6 +119,9 @@ async fn keep(state: &AppState, recording: &Recording, reason: Option<VoicemailR
     if recording.duration_s < crate::store::VOICEMAIL_MIN_SECONDS {
         return Ok(Kept::TooShort);
     }
+    // The step that offered voicemail may still be in this instance's write batch; another
+    // instance's is written within moments (looked for again below).
+    state.recorder.flush().await;
     let mut call = state.store.call(&recording.call_sid).await?;
     for _ in 0..UNKNOWN_CALL_RETRIES {
         if call.is_some() {

@@ -8,6 +8,7 @@ mod support;
 mod agent;
 mod browser_driver;
 mod bulk_backfill;
+mod callback;
 mod cli;
 mod consistency;
 mod console_browser;

@@ -120,6 +120,34 @@ pub struct SimRecording {
     pub words: String,
 }
 
+/// A call placed through the API (`Calls.json`), as Twilio keeps it, with what the callee heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimCall {
+    pub sid: String,
+    pub to: String,
+    pub from: String,
+    pub url: String,
+    pub status_callback: Option<String>,
+    /// `queued`, then `completed`, `busy`, `no-answer` or `failed`.
+    pub status: String,
+    /// The `<Say>` text the callee heard, in order.
+    pub heard: Vec<String>,
+    /// The verb the callee's call ended at (`Enqueue`, `Dial`, `Hangup`, …).
+    pub ended_at: Option<String>,
+}
+
+/// What the callee of a placed call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Callee {
+    /// Picks up: Twilio requests the call's `Url` and plays the TwiML to them.
+    #[default]
+    Answers,
+    Busy,
+    NoAnswer,
+    /// The call could not be connected.
+    Fails,
+}
+
 /// What happens to a message after Twilio accepted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Delivery {
@@ -153,6 +181,10 @@ struct Inner {
     messages: Mutex<Vec<SimMessage>>,
     delivery: Mutex<Delivery>,
     recordings: Mutex<Vec<SimRecording>>,
+    calls: Mutex<Vec<SimCall>>,
+    /// What the callees of placed calls do, in turn; `callee` once these are used up.
+    callees: Mutex<std::collections::VecDeque<Callee>>,
+    callee: Mutex<Callee>,
     /// Where [`TwilioRestSim::serve`] listens, for recording URLs.
     base_url: Mutex<Option<String>>,
     http: reqwest::Client,
@@ -199,6 +231,9 @@ impl TwilioRestSim {
                 messages: Mutex::new(Vec::new()),
                 delivery: Mutex::new(Delivery::default()),
                 recordings: Mutex::new(Vec::new()),
+                calls: Mutex::new(Vec::new()),
+                callees: Mutex::new(std::collections::VecDeque::new()),
+                callee: Mutex::new(Callee::default()),
                 base_url: Mutex::new(None),
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
@@ -269,6 +304,16 @@ impl TwilioRestSim {
         recording
     }
 
+    /// Every call placed through the API so far, oldest first (with what each callee heard).
+    pub fn calls(&self) -> Vec<SimCall> {
+        lock(&self.inner.calls).clone()
+    }
+
+    /// What the callees of the next placed calls do, one each, in order; then `Answers`.
+    pub fn set_callees(&self, callees: &[Callee]) {
+        *lock(&self.inner.callees) = callees.iter().copied().collect();
+    }
+
     /// Every recording made so far, oldest first.
     pub fn recordings(&self) -> Vec<SimRecording> {
         lock(&self.inner.recordings).clone()
@@ -285,6 +330,7 @@ impl TwilioRestSim {
             .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{file}", post(update_number).get(fetch_number))
             .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message).get(list_messages))
             .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(fetch_recording))
+            .route("/2010-04-01/Accounts/{account}/Calls.json", post(create_call))
             .fallback(unknown)
             .with_state(self.clone());
         let task = tokio::spawn(async move {
@@ -695,6 +741,136 @@ impl TwilioRestSim {
             if let Err(e) = sent {
                 tracing::warn!(error = %e.without_url(), "emulated message status callback failed");
             }
+        }
+    }
+}
+
+/// `POST /Accounts/{AccountSid}/Calls.json` (https://www.twilio.com/docs/voice/api/call-resource,
+/// read 2026-12-04): `To`, `From` (a number of the account: error 21210 otherwise), `Url`
+/// (required: 21205), `StatusCallback`; answered 201 with the Call, `status` `queued`,
+/// `direction` `outbound-api`. Then the call is played out as the callee script says: when the
+/// callee answers, `Url` is requested (signed, `CallStatus=in-progress`, `Direction=outbound-api`)
+/// and its TwiML played to them until a hand-over or hang-up; the status callback follows with
+/// `CallStatus` `completed` (answered), `busy`, `no-answer` or `failed`, and `CallDuration`.
+async fn create_call(
+    State(sim): State<TwilioRestSim>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/Calls.json");
+    let params = params_of(&String::from_utf8_lossy(&body));
+    if let Err(answer) = sim.admit(&Method::POST, &path, &account, &headers, params.clone()).await {
+        return answer;
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string());
+    let bad = |code: u32, message: String| error(StatusCode::BAD_REQUEST, code, &message, None);
+    let Some(to) = param("To").filter(|t| crate::domain::PhoneNumber::parse(t, None).is_ok()) else {
+        // https://www.twilio.com/docs/errors/21211
+        return bad(21211, "Invalid 'To' Phone Number".into());
+    };
+    let from = param("From").unwrap_or_default();
+    if from != sim.number().phone_number {
+        // https://www.twilio.com/docs/errors/21210
+        return bad(21210, "'From' phone number not verified".into());
+    }
+    let Some(url) = param("Url").filter(|u| u.starts_with("https://") || u.starts_with("http://")) else {
+        // https://www.twilio.com/docs/errors/21205
+        return bad(21205, "Url parameter is required and must be a valid URL".into());
+    };
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::fill(&mut bytes);
+    let call = SimCall {
+        sid: format!("CA{:032x}", u128::from_be_bytes(bytes)),
+        to,
+        from,
+        url,
+        status_callback: param("StatusCallback").filter(|c| !c.is_empty()),
+        status: "queued".into(),
+        heard: Vec::new(),
+        ended_at: None,
+    };
+    lock(&sim.inner.calls).push(call.clone());
+    let answer = (
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "sid": call.sid,
+            "account_sid": account,
+            "to": call.to,
+            "from": call.from,
+            "status": "queued",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "uri": format!("/2010-04-01/Accounts/{account}/Calls/{}.json", call.sid),
+        })),
+    )
+        .into_response();
+    let callee = lock(&sim.inner.callees).pop_front().unwrap_or(*lock(&sim.inner.callee));
+    tokio::spawn(sim.clone().play_call(account, call, callee));
+    answer
+}
+
+impl TwilioRestSim {
+    /// Plays out a placed call as `callee` does, then sends its status callback.
+    async fn play_call(self, account: String, call: SimCall, callee: Callee) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (status, heard, ended_at, duration) = match callee {
+            Callee::Answers => {
+                let mut config = super::CallerConfig::new("", &self.inner.config.auth_token, &call.from);
+                config.to = call.to.clone();
+                config.call_sid = Some(call.sid.clone());
+                let callee_side = super::TwilioCaller::new(config);
+                let mut params = callee_side.base_params(&call.sid, "in-progress");
+                for (name, value) in params.iter_mut() {
+                    if name == "Direction" {
+                        *value = "outbound-api".into();
+                    }
+                }
+                match callee_side.walk(call.sid.clone(), call.url.clone(), params, |_| None, |_| {}).await {
+                    Ok(transcript) => {
+                        let ended = match &transcript.ending {
+                            super::Ending::Enqueue(_) => "Enqueue",
+                            super::Ending::Dial(_) => "Dial",
+                            super::Ending::Hangup => "Hangup",
+                            _ => "other",
+                        };
+                        ("completed", transcript.spoken(), Some(ended.to_string()), 30)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "emulated outbound call: the Url failed");
+                        ("completed", Vec::new(), Some(format!("error: {e}")), 1)
+                    }
+                }
+            }
+            Callee::Busy => ("busy", Vec::new(), None, 0),
+            Callee::NoAnswer => ("no-answer", Vec::new(), None, 0),
+            Callee::Fails => ("failed", Vec::new(), None, 0),
+        };
+        {
+            let mut calls = lock(&self.inner.calls);
+            if let Some(c) = calls.iter_mut().find(|c| c.sid == call.sid) {
+                c.status = status.into();
+                c.heard = heard;
+                c.ended_at = ended_at;
+            }
+        }
+        let Some(url) = &call.status_callback else { return };
+        let params: Vec<(String, String)> = [
+            ("AccountSid", account.as_str()),
+            ("ApiVersion", "2010-04-01"),
+            ("CallSid", call.sid.as_str()),
+            ("CallStatus", status),
+            ("CallDuration", &duration.to_string()),
+            ("Direction", "outbound-api"),
+            ("From", call.from.as_str()),
+            ("To", call.to.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let signature = crate::twilio::signature::sign(&self.inner.config.auth_token, url, &params);
+        if let Err(e) = self.inner.http.post(url).header("X-Twilio-Signature", signature).form(&params).send().await {
+            tracing::warn!(error = %e.without_url(), "emulated call status callback failed");
         }
     }
 }

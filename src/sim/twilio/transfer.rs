@@ -70,11 +70,21 @@ pub struct QueueScript {
     pub avg_queue_time_s: u64,
     /// How long one `<Play>` of the hold music lasts.
     pub play_s: u64,
+    /// At the first `<Gather>` of a wait document once the caller has waited this long, they
+    /// press 1 (a call-back); None: they press nothing and the Gather times out.
+    pub press_1_after_s: Option<u64>,
 }
 
 impl Default for QueueScript {
     fn default() -> Self {
-        QueueScript { full: false, answered_after_s: None, ahead: 0, avg_queue_time_s: 0, play_s: 30 }
+        QueueScript {
+            full: false,
+            answered_after_s: None,
+            ahead: 0,
+            avg_queue_time_s: 0,
+            play_s: 30,
+            press_1_after_s: None,
+        }
     }
 }
 
@@ -234,7 +244,46 @@ impl TwilioCaller {
                         wait_url = Some(resolve_url(&url, verb.text.trim()));
                         break;
                     }
-                    // A Gather in a wait document would need keys; the emulator's caller presses none.
+                    // A Gather in a wait document: its prompts are heard; the caller presses 1 when
+                    // the script says, and the action's document takes over the wait (its Say is
+                    // heard; Hangup or Leave ends it, Redirect goes back to waiting); otherwise it
+                    // times out and the document reads on.
+                    "Gather" => {
+                        for prompt in &verb.children {
+                            hear(prompt);
+                            turn.heard.push(prompt.clone());
+                            time += duration_of(prompt, script.play_s);
+                        }
+                        if script.press_1_after_s.is_none_or(|after| time < after) {
+                            continue;
+                        }
+                        require_post(verb)?;
+                        let action = resolve_url(&url, verb.attr("action").unwrap_or(""));
+                        let mut params = self.base_params(call_sid, "in-progress");
+                        params.push(("Digits".into(), "1".into()));
+                        turns.push(std::mem::replace(&mut turn, self.post(&action, &params).await?));
+                        let Some(answer) = turn.document.clone() else {
+                            turns.push(turn);
+                            return Ok(result("error", time));
+                        };
+                        for verb in &answer.verbs {
+                            match verb.name.as_str() {
+                                "Say" | "Play" | "Pause" => {
+                                    hear(verb);
+                                    turn.heard.push(verb.clone());
+                                    time += duration_of(verb, script.play_s);
+                                }
+                                "Hangup" => ended = Some("hangup"),
+                                "Leave" => ended = Some("leave"),
+                                "Redirect" => wait_url = Some(resolve_url(&action, verb.text.trim())),
+                                _ => {}
+                            }
+                            if ended.is_some() {
+                                break;
+                            }
+                        }
+                        break;
+                    }
                     _ => {}
                 }
             }

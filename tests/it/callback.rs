@@ -1,0 +1,201 @@
+//! Call-back instead of waiting, end to end: orderline on 127.0.0.1:0 with real Postgres and
+//! SQLite, the Shopify emulator's demo shop, the Twilio caller emulator waiting in the queue (and
+//! pressing 1 at the wait document's Gather), and the Twilio REST emulator placing the call-back
+//! (requesting orderline's answer URL as the customer picks up, then its status callback).
+
+use std::time::{Duration, Instant};
+
+use crate::common::Backend;
+use crate::common::line::{Line, TOKEN, line};
+use orderline::sim::twilio::rest::{Callee, RestFailure, RestSimConfig, RestSimServer, TwilioRestSim};
+use orderline::sim::twilio::{CallerConfig, DEFAULT_TO, Ending, QueueScript, Transcript, Transfer, TwilioCaller};
+use serde_json::Value;
+
+const DANA: &str = "+15551234567";
+const AGENT_TOKEN: &str = "agent-secret-token";
+const OFFER: &str = "Or press 1 and we'll call you back instead; you keep your place in line.";
+const TAKEN: &str = "Thanks. We'll call you back at the number you're calling from when it's your turn";
+
+struct Desk {
+    line: Line,
+    twilio: TwilioRestSim,
+    _server: RestSimServer,
+}
+
+async fn desk(backend: Backend, extra: &[(&str, &str)]) -> Desk {
+    let twilio = TwilioRestSim::new(RestSimConfig { auth_token: TOKEN.into(), ..RestSimConfig::default() });
+    let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = server.url();
+    let account = twilio.config().account_sid.clone();
+    let mut settings = vec![
+        ("twilio_account_sid", account.as_str()),
+        ("twilio_api_url", url.as_str()),
+        ("agent_token", AGENT_TOKEN),
+        ("verify", "none"),
+        ("callback", "true"),
+    ];
+    settings.extend_from_slice(extra);
+    let line = line(backend, &settings).await;
+    Desk { line, twilio, _server: server }
+}
+
+impl Desk {
+    /// `from` calls, asks for a person (0) and waits in the queue, pressing 1 when offered.
+    async fn queue_and_press_1(&self, from: &str) -> Transcript {
+        let mut config = CallerConfig::new(&self.line.app.url, TOKEN, from);
+        config.transfer = Transfer::Queue(QueueScript {
+            ahead: 2,
+            avg_queue_time_s: 240,
+            press_1_after_s: Some(0),
+            ..QueueScript::default()
+        });
+        TwilioCaller::new(config).call(orderline::sim::twilio::scripted(&["0"])).await.unwrap()
+    }
+
+    async fn callbacks(&self, query: &str) -> Vec<Value> {
+        let url = format!("{}/api/callbacks{query}", self.line.app.url);
+        let response = self.line.app.client.get(url).bearer_auth(AGENT_TOKEN).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn call_now(&self, call_sid: &str) -> (u16, Value) {
+        let url = format!("{}/api/callbacks/{call_sid}/call", self.line.app.url);
+        let body = serde_json::json!({"by": "Sam"});
+        let response = self.line.app.client.post(url).bearer_auth(AGENT_TOKEN).json(&body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits (at most 10 s) until the call-back has `status`.
+    async fn wait_for(&self, call_sid: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let all = self.callbacks("?all=true").await;
+            if let Some(b) = all.iter().find(|b| b["call_sid"] == call_sid && b["status"] == status) {
+                return b.clone();
+            }
+            assert!(Instant::now() < deadline, "no call-back reached {status}: {all:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn a_queued_caller_is_called_back_keeping_their_place_and_put_through(backend: Backend) {
+    let d = desk(backend, &[("shop_name", "Orderline Demo")]).await;
+    let t = d.queue_and_press_1(DANA).await;
+    let text = t.spoken().join(" | ");
+    assert!(text.contains("You're number 3 in line.") && text.contains(OFFER), "{text}");
+    assert!(text.contains(TAKEN), "{text}");
+    assert_eq!(t.ending, Ending::Hangup, "the caller hangs up and keeps their place");
+
+    // On the console: who, where they were in line, why they were waiting.
+    let open = d.callbacks("").await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    let b = &open[0];
+    assert_eq!(b["call_sid"], t.call_sid.as_str());
+    assert_eq!((b["to"].as_str(), b["status"].as_str()), (Some(DANA), Some("requested")));
+    assert_eq!(b["customer_name"], "Dana Whitfield");
+    assert_eq!((b["position"].as_i64(), b["reason"].as_str()), (Some(3), Some("asked")));
+
+    // An agent clicks: the call goes out from the number the customer called, to their number.
+    let (status, placed) = d.call_now(&t.call_sid).await;
+    assert_eq!(status, 200, "{placed}");
+    assert_eq!((placed["attempts"].as_i64(), placed["placed_by"].as_str()), (Some(1), Some("Sam")));
+    let done = d.wait_for(&t.call_sid, "connected").await;
+    assert_eq!(done["attempts"], 1);
+    let calls = d.twilio.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!((calls[0].to.as_str(), calls[0].from.as_str()), (DANA, DEFAULT_TO));
+    // The customer heard who is calling before being put through.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d.twilio.calls()[0].status != "completed" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let call = &d.twilio.calls()[0];
+    assert_eq!(
+        call.heard,
+        [
+            "Hello, this is Orderline Demo returning your call, as you asked when you called us. Connecting you with someone now."
+        ]
+    );
+    assert_eq!(call.ended_at.as_deref(), Some("Enqueue"), "put through to the support queue");
+    // A second click places nothing more.
+    assert_eq!(d.call_now(&t.call_sid).await.0, 409);
+    assert_eq!(d.twilio.calls().len(), 1);
+    assert!(d.callbacks("").await.is_empty(), "no longer open");
+
+    // The card says it in plain words.
+    d.line.flush_calls().await;
+    let state = &d.line.app.running.as_ref().unwrap().state;
+    let card = orderline::agent::card::call_card(state, &t.call_sid).await.unwrap().unwrap();
+    assert!(
+        card.summary.iter().any(|l| l == "Asked to be called back at place 3 in line: called back and put through"),
+        "{:?}",
+        card.summary
+    );
+    let path: Vec<&str> = card.path.iter().filter(|p| p.kind == "callback").map(|p| p.detail.as_str()).collect();
+    assert_eq!(path[0], "requested at place 3");
+    assert!(path[1].starts_with("placed CA") && path[1].ends_with("(attempt 1)"), "{path:?}");
+    assert_eq!(path[2], "answered: put through");
+    d.line.app.stop().await;
+}
+
+async fn an_unanswered_call_back_is_tried_again_then_shown_failed(backend: Backend) {
+    let d = desk(backend, &[("callback_attempts", "2"), ("callback_retry_after", "1s")]).await;
+    d.twilio.set_callees(&[Callee::NoAnswer, Callee::Busy]);
+    let t = d.queue_and_press_1(DANA).await;
+    assert_eq!(d.call_now(&t.call_sid).await.0, 200);
+    let retry = d.wait_for(&t.call_sid, "retry").await;
+    assert_eq!(retry["last_error"], "not answered: no-answer");
+    assert!(retry["next_attempt_at"].is_string());
+    // The retry task places the second attempt itself; busy, and no attempts left.
+    let failed = d.wait_for(&t.call_sid, "failed").await;
+    assert_eq!(failed["attempts"], 2);
+    assert_eq!(failed["last_error"], "not answered: busy");
+    assert_eq!(d.twilio.calls().len(), 2);
+    assert_eq!(d.call_now(&t.call_sid).await.0, 409, "a failed call-back is not placed again");
+    d.line.app.stop().await;
+}
+
+async fn a_withheld_caller_is_not_offered_a_call_back(backend: Backend) {
+    let d = desk(backend, &[]).await;
+    let mut config = CallerConfig::new(&d.line.app.url, TOKEN, "anonymous");
+    config.transfer = Transfer::Queue(QueueScript { press_1_after_s: Some(0), ..QueueScript::default() });
+    // No order number keyed twice: put through to the queue.
+    let t = TwilioCaller::new(config).call(orderline::sim::twilio::scripted(&["timeout", "timeout"])).await.unwrap();
+    let text = t.spoken().join(" | ");
+    assert!(text.contains("in line") || text.contains("as soon as possible"), "queued: {text}");
+    assert!(!text.contains(OFFER) && !text.contains(TAKEN), "{text}");
+    assert!(d.callbacks("?all=true").await.is_empty());
+    d.line.app.stop().await;
+}
+
+async fn twilio_refusing_the_call_counts_as_an_attempt_and_the_request_waits(backend: Backend) {
+    let d = desk(backend, &[("callback_retry_after", "1h")]).await;
+    let t = d.queue_and_press_1(DANA).await;
+    d.twilio.set_failure(RestFailure::Http(500));
+    let (status, row) = d.call_now(&t.call_sid).await;
+    assert_eq!(status, 200, "{row}");
+    assert_eq!(row["status"], "retry", "{row}");
+    assert!(row["last_error"].as_str().unwrap().starts_with("not placed:"), "{row}");
+    // Twilio back: the agent clicks again and it goes out.
+    d.twilio.set_failure(RestFailure::None);
+    assert_eq!(d.call_now(&t.call_sid).await.0, 200);
+    d.wait_for(&t.call_sid, "connected").await;
+    // A status callback for a call-back orderline never placed: refused, nothing changes.
+    let url = format!("{}/twilio/callback/status?c=CA00000000000000000000000000000099", d.line.app.url);
+    let params = vec![("CallSid".to_string(), "CA1".to_string()), ("CallStatus".to_string(), "busy".to_string())];
+    let signature = orderline::twilio::signature::sign(TOKEN, &url, &params);
+    let response = d.line.app.client.post(&url).header("X-Twilio-Signature", signature).form(&params);
+    assert_eq!(response.send().await.unwrap().status(), 404);
+    d.line.app.stop().await;
+}
+
+on_both_backends!(
+    a_queued_caller_is_called_back_keeping_their_place_and_put_through,
+    an_unanswered_call_back_is_tried_again_then_shown_failed,
+    a_withheld_caller_is_not_offered_a_call_back,
+    twilio_refusing_the_call_counts_as_an_attempt_and_the_request_waits,
+);
