@@ -142,6 +142,8 @@ async function loadVoicemails() {
   } catch (_) { /* the next poll tries again */ }
 }
 
+const TRANSFER_WORDS = { asked: "asked for a person", order_not_found: "order not found", not_verified: "could not be verified",
+  verification_locked: "too many wrong answers", no_input: "pressed nothing", invalid_key: "pressed a wrong key", fallback: "something failed" };
 const CALLBACK_STATES = { requested: "waiting", calling: "calling now", retry: "not answered, will retry", connected: "called back", failed: "failed" };
 
 // One call-back request: who, their place in line, where it stands, and the button that calls now.
@@ -153,7 +155,7 @@ function callbackCard(b) {
   const badges = el("div", { class: "badges" });
   badges.append(el("span", { class: "badge " + (b.status === "failed" ? "unverified" : "transfer"), text: CALLBACK_STATES[b.status] || b.status }));
   if (b.position != null) badges.append(el("span", { class: "badge source", text: "place " + b.position + " in line" }));
-  if (b.reason) badges.append(el("span", { class: "badge source", text: "wanted: " + b.reason.replaceAll("_", " ") }));
+  if (b.reason) badges.append(el("span", { class: "badge source", text: TRANSFER_WORDS[b.reason] || b.reason.replaceAll("_", " ") }));
   if (b.attempts) badges.append(el("span", { class: "badge source", text: b.attempts + " attempt" + (b.attempts > 1 ? "s" : "") }));
   node.append(badges);
   if (b.last_error) node.append(el("div", { class: "small", text: b.last_error }));

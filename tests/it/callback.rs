@@ -199,3 +199,39 @@ on_both_backends!(
     a_withheld_caller_is_not_offered_a_call_back,
     twilio_refusing_the_call_counts_as_an_attempt_and_the_request_waits,
 );
+
+/// The console in headless Chromium: the request with its place in line and its button; the
+/// click places the call and the card follows it to "called back". Screenshot under target/tmp/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_a_call_back_request_and_its_button_places_the_call() {
+    use crate::support::browser::Browser;
+    const WAIT: Duration = Duration::from_secs(15);
+    const CARD: &str = "document.querySelector('.card.callback')";
+
+    let d = desk(Backend::Postgres, &[]).await;
+    let t = d.queue_and_press_1(DANA).await;
+    let browser = Browser::launch().await.expect("headless Chromium (apt-get install -y chromium)");
+    browser.goto(&format!("{}/agent", d.line.app.url)).await.unwrap();
+    let login = format!(
+        "document.getElementById('token').value = '{AGENT_TOKEN}'; document.querySelector('form').submit(); true"
+    );
+    browser.eval(&login).await.unwrap();
+    browser.wait_for(&format!("!!{CARD}?.querySelector('button.call-back')"), WAIT).await.unwrap();
+    let text = browser.eval(&format!("{CARD}.innerText")).await.unwrap();
+    let text = text.as_str().unwrap();
+    assert!(text.contains("Dana Whitfield") && text.contains("place 3 in line") && text.contains("waiting"), "{text}");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("agent-console-callback.png");
+    browser.screenshot(&shot).await.unwrap();
+    assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
+    browser
+        .eval(&format!(
+            "document.getElementById('agent-name').value = 'Sam'; {CARD}.querySelector('button.call-back').click(); true"
+        ))
+        .await
+        .unwrap();
+    let done = d.wait_for(&t.call_sid, "connected").await;
+    assert_eq!(done["placed_by"], "Sam");
+    // Once connected it leaves the open list on the next refresh.
+    browser.wait_for("document.querySelector('#callbacks .empty') !== null", WAIT).await.unwrap();
+    d.line.app.stop().await;
+}
