@@ -70,6 +70,7 @@ pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, St
             dial_action: "https://h.example/p/twilio/voice/dial-ended".into(),
             queue_action: "https://h.example/p/twilio/voice/queue-ended".into(),
             wait_url: "https://h.example/p/twilio/voice/queue-wait?a=1&b=2".into(),
+            priority: 10,
         })
         .chain(std::iter::once(TransferView { kind: "queue", address: "support".into(), ..TransferView::default() }))
         .collect();
@@ -256,7 +257,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     // A Media Streams call hears recorded phrases, and `<Record>` is TwiML: the menu offers
     // voicemail in TwiML mode; an unanswered transfer offers it in both (its document is TwiML).
     let flow = match settings.prompt_mode {
-        crate::config::PromptMode::Twiml => flow.with_voicemail(settings.voicemail),
+        crate::config::PromptMode::Twiml => flow.with_voicemail(settings.voicemail).with_bad_news(settings.bad_news),
         crate::config::PromptMode::MediaStream => flow,
     };
     let feed = agent::AgentFeed::new();

@@ -171,6 +171,12 @@ struct RawSettings {
     callback_attempts: u32,
     #[serde(with = "duration_text")]
     callback_retry_after: Duration,
+    bad_news: bool,
+    #[serde(with = "duration_text")]
+    bad_news_stalled_after: Duration,
+    #[serde(with = "duration_text")]
+    bad_news_repeat_within: Duration,
+    priority_to: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -248,6 +254,10 @@ impl Default for RawSettings {
             callback: false,
             callback_attempts: 3,
             callback_retry_after: duration_text::parse("2m"),
+            bad_news: false,
+            bad_news_stalled_after: duration_text::parse("5days"),
+            bad_news_repeat_within: duration_text::parse("72h"),
+            priority_to: None,
         }
     }
 }
@@ -366,6 +376,22 @@ pub struct Settings {
     pub callback_attempts: u32,
     /// The wait before a call-back that was not answered is placed again.
     pub callback_retry_after: Duration,
+    /// Bad news first: callers whose latest order went wrong hear it first and go to a person
+    /// with priority.
+    pub bad_news: BadNewsPolicy,
+    /// Where a bad-news caller is put through (none: ORDERLINE_TRANSFER_TO, with TaskRouter
+    /// priority when a workflow is set).
+    pub priority_to: Option<TransferTarget>,
+}
+
+/// When a caller hears bad news first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadNewsPolicy {
+    pub on: bool,
+    /// A shipped parcel with no carrier scan for this long is stalled.
+    pub stalled_after: Duration,
+    /// A customer calling again within this long is a repeat caller.
+    pub repeat_within: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -547,6 +573,13 @@ impl Settings {
                 humantime::format_duration(voicemail_max_length)
             )));
         }
+        let priority_to = match raw.priority_to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(text) => Some(
+                TransferTarget::parse(text, &raw.default_region)
+                    .map_err(|e| ConfigError::Invalid(e.replace("ORDERLINE_TRANSFER_TO", "ORDERLINE_PRIORITY_TO")))?,
+            ),
+            None => None,
+        };
         let callback_attempts = raw.callback_attempts;
         if !(1..=10).contains(&callback_attempts) {
             return Err(ConfigError::Invalid(format!(
@@ -639,6 +672,12 @@ impl Settings {
             callback: raw.callback,
             callback_attempts,
             callback_retry_after: raw.callback_retry_after,
+            bad_news: BadNewsPolicy {
+                on: raw.bad_news,
+                stalled_after: raw.bad_news_stalled_after,
+                repeat_within: raw.bad_news_repeat_within,
+            },
+            priority_to,
         })
     }
 

@@ -54,6 +54,9 @@ pub struct CallCard {
     pub voicemails: Vec<super::voicemail::VoicemailJson>,
     /// The call-back the caller asked for from the queue, if they did.
     pub callback: Option<super::callbacks::CallbackJson>,
+    /// Bad news first: what went wrong (`stalled: no carrier scan for 6 days (#1016)`), shown
+    /// highlighted.
+    pub bad_news: Option<String>,
 }
 
 /// A text as the card shows it: never the whole number.
@@ -166,6 +169,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
     let customer = record.as_ref().and_then(|r| customers_json(r).into_iter().next());
     let is = |e: &CallEventRow, kind: EventKind| e.kind == kind.as_str();
     let source = events.iter().find(|e| is(e, EventKind::Lookup)).map(|e| e.detail.clone());
+    let bad_news = events.iter().find(|e| is(e, EventKind::BadNews)).map(|e| e.detail.clone());
     let keys = events
         .iter()
         .filter(|e| is(e, EventKind::Key) && e.detail != Event::Key(None).detail())
@@ -216,6 +220,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         summary,
         voicemails,
         callback,
+        bad_news,
     }))
 }
 

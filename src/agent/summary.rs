@@ -68,6 +68,9 @@ pub fn plain_words(
         let state = if text.failed { "not delivered" } else { text.status.as_str() };
         lines.push(format!("Texted: the tracking link for {order} ({state})"));
     }
+    for news in events.iter().filter(|e| is(e, EventKind::BadNews)) {
+        lines.push(format!("Bad news first: {}", news.detail));
+    }
     if let Some(reason) = transfer {
         lines.push(format!("Put through: {}", transfer_words(reason)));
     }
@@ -113,6 +116,7 @@ fn transfer_words(reason: &str) -> String {
         Some(TransferReason::NoInput) => "did not answer the menu".into(),
         Some(TransferReason::InvalidKey) => "pressed keys the menu does not have".into(),
         Some(TransferReason::Fallback) => "something failed on our side".into(),
+        Some(TransferReason::BadNews) => "bad news first, with priority".into(),
         None => reason.replace('_', " "),
     }
 }

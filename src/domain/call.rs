@@ -77,6 +77,8 @@ names! {
         /// A call-back: requested from the queue (`requested at place 3`), placed, answered,
         /// failed.
         Callback => "callback",
+        /// Bad news first: which (`stalled: no carrier scan for 6 days (#1016)`).
+        BadNews => "bad_news",
     }
 }
 
@@ -159,6 +161,25 @@ names! {
         InvalidKey => "invalid_key",
         /// Something failed; the fallback puts the caller through.
         Fallback => "fallback",
+        /// Bad news first: the caller heard it and is put through with priority.
+        BadNews => "bad_news",
+    }
+}
+
+names! {
+    /// Why a caller hears bad news first (the order's honest state and an apology) instead of
+    /// the reassuring menu.
+    pub enum BadNews {
+        /// The carrier said it could not deliver (failure, not delivered).
+        NotDelivered => "not_delivered",
+        /// The carrier marked it delayed.
+        Delayed => "delayed",
+        /// Shipped, and no carrier scan for ORDERLINE_BAD_NEWS_STALLED_AFTER.
+        Stalled => "stalled",
+        /// Marked delivered in the last 48 hours, and the customer is calling.
+        DeliveredRecently => "delivered_recently",
+        /// The same customer called within ORDERLINE_BAD_NEWS_REPEAT_WITHIN.
+        RepeatCaller => "repeat_caller",
     }
 }
 
@@ -256,6 +277,7 @@ pub enum Event {
     Sms(String),
     Voicemail(String),
     Callback(String),
+    BadNews(String),
 }
 
 impl Event {
@@ -278,6 +300,7 @@ impl Event {
             Event::Sms(_) => EventKind::Sms,
             Event::Voicemail(_) => EventKind::Voicemail,
             Event::Callback(_) => EventKind::Callback,
+            Event::BadNews(_) => EventKind::BadNews,
         }
     }
 
@@ -309,7 +332,8 @@ impl Event {
             | Event::BargeIn(text)
             | Event::Sms(text)
             | Event::Voicemail(text)
-            | Event::Callback(text) => text.clone(),
+            | Event::Callback(text)
+            | Event::BadNews(text) => text.clone(),
         }
     }
 }
@@ -340,13 +364,23 @@ mod tests {
                 "speech",
                 "sms",
                 "voicemail",
-                "callback"
+                "callback",
+                "bad_news"
             ]
         );
         let reasons: Vec<&str> = TransferReason::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(
             reasons,
-            ["asked", "order_not_found", "not_verified", "verification_locked", "no_input", "invalid_key", "fallback"]
+            [
+                "asked",
+                "order_not_found",
+                "not_verified",
+                "verification_locked",
+                "no_input",
+                "invalid_key",
+                "fallback",
+                "bad_news"
+            ]
         );
         assert_eq!(serde_json::to_string(&AskReason::Withheld).unwrap(), "\"withheld\"");
         assert_eq!(serde_json::to_string(&RetryReason::NotFound).unwrap(), "\"not_found\"");

@@ -8,7 +8,8 @@ pub mod phone;
 pub mod verified;
 
 pub use call::{
-    AskReason, Event, EventKind, EventStep, GoodbyeReason, RetryReason, SmsResult, TransferReason, VoicemailReason,
+    AskReason, BadNews, Event, EventKind, EventStep, GoodbyeReason, RetryReason, SmsResult, TransferReason,
+    VoicemailReason,
 };
 pub use phone::{PhoneError, PhoneNumber, mask_email, mask_phone, mask_pii};
 pub use verified::Verified;

@@ -11,13 +11,14 @@ use futures::future::{BoxFuture, Shared};
 use moka::future::Cache;
 use serde::Serialize;
 
+use super::bad_news::{NewsFacts, news_of};
 use super::hours::BusinessHours;
 use super::order_status::{OrderFacts, spoken_digits};
 use super::state::{CallState, Stage};
 use super::texts::{TextRequest, Texts};
 use super::verification::{KeyedPostalCode, Subject, VerificationLimit};
 use crate::clock::Clock;
-use crate::config::{VerifyPolicy, VoicemailOffer};
+use crate::config::{BadNewsPolicy, VerifyPolicy, VoicemailOffer};
 use crate::domain::call::VerificationResult;
 use crate::domain::{
     AskReason, Event, GoodbyeReason, RetryReason, SmsResult, TransferReason, Verified, VoicemailReason,
@@ -145,6 +146,8 @@ pub struct MenuStep {
     pub reprompt: bool,
     /// The caller pressed 4: whether the text was sent (said before the menu).
     pub text: Option<SmsResult>,
+    /// Bad news first, while nobody can take the call: said instead of the order's sentence.
+    pub news: Option<NewsFacts>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,6 +195,10 @@ pub struct ClosedStep {
 pub struct TransferStep {
     pub reason: TransferReason,
     pub context: CallContext,
+    /// Bad news first (`reason` bad_news): what the caller hears before being put through.
+    pub news: Option<NewsFacts>,
+    /// The first name to greet with, before the news.
+    pub greet: Option<String>,
 }
 
 /// The caller's context, handed to the agent with the call (Task attributes, whisper, SIP
@@ -260,6 +267,8 @@ pub struct CallFlow {
     texts: Option<Texts>,
     /// When callers may leave a message (TwiML mode; `Off` for Media Streams).
     voicemail: VoicemailOffer,
+    /// Bad news first (TwiML mode).
+    bad_news: BadNewsPolicy,
 }
 
 impl CallFlow {
@@ -283,7 +292,14 @@ impl CallFlow {
             pending: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build(),
             texts: None,
             voicemail: VoicemailOffer::Off,
+            bad_news: BadNewsPolicy { on: false, stalled_after: Duration::MAX, repeat_within: Duration::ZERO },
         }
+    }
+
+    /// Tells bad news first, as `policy` says.
+    pub fn with_bad_news(mut self, policy: BadNewsPolicy) -> CallFlow {
+        self.bad_news = policy;
+        self
     }
 
     /// Offers voicemail as `offer` says (TwiML mode: `<Record>` is TwiML).
@@ -406,7 +422,8 @@ impl CallFlow {
             return Ok(reply);
         }
         let state = CallState { verified, ..state };
-        let mut reply = self.menu_for_customer(caller, state.fresh(), customer, true, false);
+        let reply = self.menu_for_customer(caller, state.fresh(), customer, true, false);
+        let mut reply = self.news_first(caller, state, reply, Some(customer), None).await;
         reply.events.push(passed(verified));
         reply.outcome.verification = Some(verified.as_str().to_string());
         Ok(reply)
@@ -465,6 +482,7 @@ impl CallFlow {
             menu,
             reprompt,
             text: None,
+            news: None,
         });
         let mut reply = reply(step, Some((Stage::Menu, state)));
         reply.outcome.customer_id = Some(customer.id);
@@ -490,6 +508,7 @@ impl CallFlow {
             menu,
             reprompt,
             text: None,
+            news: None,
         });
         let mut reply = reply(step, Some((Stage::Menu, state)));
         reply.outcome.customer_id = found.customer_id;
@@ -536,14 +555,16 @@ impl CallFlow {
                 let mut reply = match &proving {
                     Proving::Account(customer) => {
                         let state = CallState { verified: Verified::PostalCode, ..state };
-                        let mut reply = self.menu_for_customer(caller, state.fresh(), customer, true, false);
+                        let reply = self.menu_for_customer(caller, state.fresh(), customer, true, false);
+                        let mut reply = self.news_first(caller, state, reply, Some(customer), None).await;
                         reply.events.push(passed(Verified::PostalCode));
                         reply.outcome.verification = Some("postal_code".into());
                         reply
                     }
                     Proving::Order(found) => {
                         let state = CallState { verified: Verified::OrderNumber, ..state };
-                        let mut reply = self.menu_for_order(caller, state.fresh(), found, true, false);
+                        let reply = self.menu_for_order(caller, state.fresh(), found, true, false);
+                        let mut reply = self.news_first(caller, state, reply, None, Some(found)).await;
                         reply.events.push(passed(Verified::OrderNumber));
                         reply.outcome.verification = Some("order_number".into());
                         reply
@@ -622,7 +643,8 @@ impl CallFlow {
         if let Some(found) = found {
             let state = CallState { order: Some(found.order.id), verified: Verified::OrderNumber, ..state };
             let state = CallState { customer: found.customer_id.or(state.customer), ..state };
-            let mut reply = self.menu_for_order(caller, state.fresh(), &found, true, false);
+            let reply = self.menu_for_order(caller, state.fresh(), &found, true, false);
+            let mut reply = self.news_first(caller, state, reply, None, Some(&found)).await;
             reply.events.insert(0, key_event);
             reply.events.push(Event::Order(found.order.name.to_string()));
             reply.events.push(passed(Verified::OrderNumber));
@@ -701,6 +723,11 @@ impl CallFlow {
                 self.give_up(reason, self.context(caller, state, customer, order))
             }
         };
+        // Every menu of the call speaks the news instead of the reassurance, not only the first.
+        if matches!(reply.step, Step::Menu(_)) {
+            let (customer, order) = about.parts();
+            reply = self.news_first(caller, state, reply, customer, order).await;
+        }
         reply.events.insert(0, key_event);
         if let Some(c) = about.customer_id() {
             reply.outcome.customer_id.get_or_insert(c);
@@ -739,6 +766,57 @@ impl CallFlow {
         reply
     }
 
+    /// Bad news first: when the order a verified caller is about to hear about went wrong (or
+    /// they called again soon), the menu's reassurance gives way to the honest state and an
+    /// apology, and they go to a person with priority while someone is there; outside hours the
+    /// menu follows the news. Any other reply passes unchanged.
+    async fn news_first(
+        &self,
+        caller: &Caller,
+        state: CallState,
+        mut reply: Reply,
+        customer: Option<&CustomerCard>,
+        found: Option<&OrderMatch>,
+    ) -> Reply {
+        if !self.bad_news.on {
+            return reply;
+        }
+        let Step::Menu(menu) = &mut reply.step else { return reply };
+        let order = found.map(|o| &o.order).or_else(|| customer.and_then(|c| c.orders.first()));
+        let customer_id = customer.map(|c| c.id).or_else(|| found.and_then(|o| o.customer_id));
+        let now = self.clock.now();
+        let recent = match customer_id {
+            Some(id) => {
+                let since = now - chrono::Duration::from_std(self.bad_news.repeat_within).unwrap_or_default();
+                self.lookup.customer_calls_since(id, since, &caller.call_sid).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "could not count the customer's recent calls");
+                    0
+                })
+            }
+            None => 0,
+        };
+        let facts = menu.order.clone();
+        let Some(news) = news_of(order.zip(facts.as_ref()), recent, now, &self.bad_news) else { return reply };
+        reply.events.push(Event::BadNews(news.detail()));
+        if !self.agents_open() {
+            menu.news = Some(news);
+            return reply;
+        }
+        let greet = menu.greet.clone();
+        let context = self.context(caller, state, customer, found);
+        reply.step = Step::Transfer(TransferStep { reason: TransferReason::BadNews, context, news: Some(news), greet });
+        reply.next = None;
+        // The caller hears the news and a transfer, not the menu.
+        for event in reply.events.iter_mut() {
+            if *event == Event::Step("menu") {
+                *event = Event::Step("transfer");
+            }
+        }
+        reply.events.push(Event::Transfer(TransferReason::BadNews));
+        reply.outcome.transfer = Some(TransferReason::BadNews);
+        reply
+    }
+
     /// The caller leaves a message: the `<Record>` step, which ends the flow's questions (Twilio
     /// posts the recording to `/twilio/voicemail/*`).
     fn voicemail(&self, reason: VoicemailReason) -> Reply {
@@ -761,7 +839,7 @@ impl CallFlow {
     }
 
     fn transfer(&self, reason: TransferReason, context: CallContext) -> Reply {
-        let mut reply = reply(Step::Transfer(TransferStep { reason, context }), None);
+        let mut reply = reply(Step::Transfer(TransferStep { reason, context, news: None, greet: None }), None);
         reply.events.push(Event::Transfer(reason));
         reply.outcome.transfer = Some(reason);
         reply

@@ -1,6 +1,7 @@
 //! The call flow as a state machine: what to say and what to ask next, independent of HTTP and
 //! of how it is spoken (TwiML or Media Streams).
 
+pub mod bad_news;
 pub mod flow;
 pub mod hours;
 pub mod order_status;

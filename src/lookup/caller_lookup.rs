@@ -517,6 +517,17 @@ impl CallerLookup {
     }
 
     /// An order by its Shopify ID, from the store.
+    /// How many other calls the customer made since `since` (the store's call records).
+    pub async fn customer_calls_since(
+        &self,
+        customer_id: i64,
+        since: DateTime<Utc>,
+        except_call_sid: &str,
+    ) -> Result<i64, LookupError> {
+        let shop = &self.inner.config.shop;
+        Ok(self.inner.store.customer_calls_since(shop, customer_id, Ts::from(since), except_call_sid).await?)
+    }
+
     pub async fn order_by_id(&self, id: i64) -> Result<Option<OrderMatch>, LookupError> {
         let store = &self.inner.store;
         let shop = &self.inner.config.shop;

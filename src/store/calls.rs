@@ -155,6 +155,18 @@ impl Store {
         Ok(on_backend!(self, recent(shop, since, limit))?)
     }
 
+    /// How many calls the customer made since `since`, other than `except` (bad news first: a
+    /// repeat caller).
+    pub async fn customer_calls_since(
+        &self,
+        shop: &str,
+        customer_id: i64,
+        since: Ts,
+        except: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(on_backend!(self, customer_calls_since(shop, customer_id, since, except))?)
+    }
+
     pub async fn call_count(&self) -> Result<i64, StoreError> {
         Ok(on_backend!(self, count())?)
     }
@@ -162,6 +174,24 @@ impl Store {
 
 for_each_backend! {
     use sqlx::Connection;
+
+    pub(crate) async fn customer_calls_since(
+        conn: &mut Conn,
+        shop: &str,
+        customer_id: i64,
+        since: Ts,
+        except: &str,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM calls WHERE shop = $1 AND customer_id = $2 AND started_at >= $3 AND call_sid <> $4",
+        )
+        .bind(shop)
+        .bind(customer_id)
+        .bind(since)
+        .bind(except)
+        .fetch_one(&mut *conn)
+        .await
+    }
 
     /// Rows of the JSON array bound as `$1`, as a table with these typed columns.
     fn json_rows(columns: &[(&str, &str)]) -> String {

@@ -189,7 +189,7 @@ pub fn fallback_twiml(state: &AppState, call: Option<&VoiceCall>) -> String {
 /// How a reply's step reaches a person; only a transfer speaks of it.
 pub fn step_transfer_view(state: &AppState, step: &Step) -> TransferView {
     match step {
-        Step::Transfer(t) => transfer_view(state, &t.context),
+        Step::Transfer(t) => transfer_view_for(state, &t.context, t.reason == TransferReason::BadNews),
         _ => TransferView::default(),
     }
 }
@@ -202,7 +202,20 @@ pub fn bare_context(call: &VoiceCall) -> CallContext {
 /// Every value from Shopify or the caller goes through the XML filter before it is put into JSON,
 /// `<Parameter>`s or SIP headers, so no form of it carries a character XML 1.0 forbids.
 pub fn transfer_view(state: &AppState, ctx: &CallContext) -> TransferView {
+    transfer_view_for(state, ctx, false)
+}
+
+/// The TaskRouter priority of a bad-news caller's task.
+pub const BAD_NEWS_PRIORITY: u32 = 10;
+
+/// How the caller reaches a person; `priority` (bad news first): ORDERLINE_PRIORITY_TO when set,
+/// and the TaskRouter task's priority raised.
+pub fn transfer_view_for(state: &AppState, ctx: &CallContext, priority: bool) -> TransferView {
     let settings = &state.settings;
+    let target = match (&settings.priority_to, priority) {
+        (Some(target), true) => target,
+        _ => &settings.transfer_to,
+    };
     let urls = PublicUrl::new(&settings.public_url);
     let clean = |s: &str| xml_chars(s).trim().to_string();
     let name = [ctx.first_name.as_deref(), ctx.last_name.as_deref()]
@@ -243,13 +256,13 @@ pub fn transfer_view(state: &AppState, ctx: &CallContext) -> TransferView {
     if let Some(o) = &ctx.order_id {
         whisper.push_str(&format!("&o={o}"));
     }
-    let sip_uri = match &settings.transfer_to {
+    let sip_uri = match target {
         TransferTarget::Sip(uri) => sip_with_headers(uri, &params),
         _ => String::new(),
     };
     TransferView {
-        kind: settings.transfer_to.kind(),
-        address: settings.transfer_to.address().to_string(),
+        kind: target.kind(),
+        address: target.address().to_string(),
         workflow_sid: settings.taskrouter_workflow_sid.clone(),
         task: task.to_string(),
         whisper_url: urls.to(&whisper),
@@ -258,6 +271,7 @@ pub fn transfer_view(state: &AppState, ctx: &CallContext) -> TransferView {
         dial_action: urls.to(DIAL_ENDED_PATH),
         queue_action: urls.to(QUEUE_ENDED_PATH),
         wait_url: urls.to(QUEUE_WAIT_PATH),
+        priority: if priority && settings.taskrouter_workflow_sid.is_some() { BAD_NEWS_PRIORITY } else { 0 },
     }
 }
 

@@ -85,6 +85,8 @@ pub struct TransferView {
     pub queue_action: String,
     /// Absolute: what a queued caller hears while waiting.
     pub wait_url: String,
+    /// The TaskRouter task's priority (bad news first); 0: the workflow's default.
+    pub priority: u32,
 }
 
 /// The voicemail `<Record>`'s URLs and length, from the settings.
@@ -421,6 +423,7 @@ fn vocabulary() -> Vec<(&'static str, Vec<&'static str>)> {
                 .collect(),
         ),
         ("retry", RetryReason::ALL.iter().map(|r| r.as_str()).collect()),
+        ("news", crate::domain::BadNews::ALL.iter().map(|r| r.as_str()).collect()),
         ("text", crate::domain::SmsResult::ALL.iter().map(|r| r.as_str()).collect()),
         ("verified", Verified::ALL.iter().map(|v| v.as_str()).collect()),
         ("state", OrderState::ALL.iter().map(|s| s.as_str()).collect()),
@@ -528,13 +531,14 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
                 reprompt: odd,
                 // Every text result (and none) with every order state.
                 text: [None, Some(SmsResult::Sent), Some(SmsResult::Failed)][i % 3],
+                news: None,
             }),
             action,
         ));
         samples.push((Step::OtherOrders(OrdersStep { orders: vec![order(state, odd)], menu: menu.clone() }), action));
         samples.push((Step::Returns(OrdersStep { orders: vec![order(state, odd)], menu }), action));
     }
-    for menu in menus {
+    for menu in menus.clone() {
         samples.push((
             Step::Menu(MenuStep {
                 greet: None,
@@ -544,6 +548,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
                 menu: menu.clone(),
                 reprompt: false,
                 text: None,
+                news: None,
             }),
             action,
         ));
@@ -582,11 +587,44 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         order_state: Some("shipped".into()),
     };
     for reason in TransferReason::ALL.iter().copied() {
-        samples.push((Step::Transfer(TransferStep { reason, context: context.clone() }), None));
+        samples
+            .push((Step::Transfer(TransferStep { reason, context: context.clone(), news: None, greet: None }), None));
         samples.push((Step::Goodbye(GoodbyeStep { reason, closed_until: Some("Monday at 9 AM".into()) }), None));
         samples.push((Step::Goodbye(GoodbyeStep { reason, closed_until: None }), None));
     }
     samples.push((Step::Hold, Some("/twilio/voice/continue?n=2&v=n&t=0")));
+    // Bad news first: each kind, with and without a greeting, put through and (closed) with the menu.
+    for (i, news) in crate::domain::BadNews::ALL.iter().copied().enumerate() {
+        let odd = i % 2 == 1;
+        let facts = crate::ivr::bad_news::NewsFacts {
+            news,
+            order: (news != crate::domain::BadNews::RepeatCaller || odd).then(|| order(OrderState::Shipped, odd)),
+            days: Some(6),
+        };
+        let greet = odd.then(|| HOSTILE.to_string());
+        samples.push((
+            Step::Transfer(TransferStep {
+                reason: TransferReason::BadNews,
+                context: context.clone(),
+                news: Some(facts.clone()),
+                greet: greet.clone(),
+            }),
+            None,
+        ));
+        samples.push((
+            Step::Menu(MenuStep {
+                greet,
+                closed_until: Some("Monday at 9 AM".into()),
+                closed: true,
+                order: facts.order.clone(),
+                menu: menus[1].clone(),
+                reprompt: false,
+                text: None,
+                news: Some(facts),
+            }),
+            action,
+        ));
+    }
     for reason in VoicemailReason::ALL.iter().copied() {
         for closed_until in [None, Some("Monday at 9 AM".to_string())] {
             samples.push((Step::Voicemail(VoicemailStep { reason, closed_until }), None));

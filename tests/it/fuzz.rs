@@ -303,6 +303,7 @@ fn steps() -> impl Strategy<Value = Step> {
                 menu,
                 reprompt,
                 text: if reprompt { Some(orderline::domain::SmsResult::Failed) } else { None },
+                news: None,
             })),
         (prop::collection::vec(order_facts(), 0..4), menu.clone())
             .prop_map(|(orders, menu)| Step::OtherOrders(OrdersStep { orders, menu })),
@@ -317,7 +318,12 @@ fn steps() -> impl Strategy<Value = Step> {
         }),
         prop::sample::select(vec![PostalCodeOf::Account, PostalCodeOf::Order])
             .prop_map(|about| Step::AskPostalCode(AskPostalCode { about, retry: None })),
-        (reasons.clone(), context).prop_map(|(reason, context)| Step::Transfer(TransferStep { reason, context })),
+        (reasons.clone(), context).prop_map(|(reason, context)| Step::Transfer(TransferStep {
+            reason,
+            context,
+            news: None,
+            greet: None
+        })),
         reasons.prop_map(|reason| Step::Goodbye(GoodbyeStep { reason, closed_until: None })),
     ]
 }

@@ -6,6 +6,7 @@ mod common;
 mod support;
 
 mod agent;
+mod bad_news;
 mod browser_driver;
 mod bulk_backfill;
 mod callback;

@@ -595,6 +595,7 @@ fn the_audio_for_order_1042_shipped_on_november_20_is_exactly_its_clips() {
         },
         reprompt: false,
         text: None,
+        news: None,
     });
     let pieces = renderer.speech(&step).unwrap();
     let clip = |id: &str| Piece::Clip(id.into());

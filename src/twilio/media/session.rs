@@ -385,7 +385,12 @@ impl Session {
         tracing::error!(from = %mask_phone(&call.from), error = %mask_pii(why), "call flow failed; caller hears the fallback");
         record_fallback(&self.state, call, step, why);
         let spoken = self.audio(self.state.renderer.speech_fallback());
-        let step = Step::Transfer(TransferStep { reason: TransferReason::Fallback, context: bare_context(call) });
+        let step = Step::Transfer(TransferStep {
+            reason: TransferReason::Fallback,
+            context: bare_context(call),
+            news: None,
+            greet: None,
+        });
         match spoken {
             Ok(audio) => {
                 let mark = "fallback";
