@@ -112,16 +112,15 @@ pub fn caller_lookup(
     CallerLookup::new(config, store, client, clock, metrics)
 }
 
-/// The tracking link by text (key 4), when the settings allow it: ORDERLINE_SMS on, the REST
-/// API's credentials set, and TwiML prompts (the recorded Media Streams phrases have no words
-/// for it, so key 4 is not offered there).
+/// The tracking link by text (key 4), when the settings allow it: ORDERLINE_SMS on and the REST
+/// API's credentials set (TwiML and Media Streams prompts alike: the recorded phrases say it).
 pub fn texts(
     settings: &Settings,
     store: &Store,
     clock: &Arc<dyn Clock>,
     metrics: &Arc<Metrics>,
 ) -> Option<crate::ivr::Texts> {
-    if !settings.sms || settings.prompt_mode != crate::config::PromptMode::Twiml {
+    if !settings.sms {
         return None;
     }
     let rest = twilio::rest::TwilioRest::from_settings(settings, metrics.clone()).ok()?;

@@ -119,6 +119,28 @@ async fn a_known_caller_hears_their_order_and_the_menu_over_the_stream(backend: 
     line.app.stop().await;
 }
 
+async fn pressing_4_over_the_stream_texts_the_tracking_link(backend: Backend) {
+    use orderline::sim::twilio::rest::{RestSimConfig, TwilioRestSim};
+    let twilio = TwilioRestSim::new(RestSimConfig { auth_token: TOKEN.into(), ..RestSimConfig::default() });
+    let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (url, account) = (server.url(), twilio.config().account_sid.clone());
+    let settings = [MEDIA, ("verify", "none"), ("twilio_account_sid", &account), ("twilio_api_url", &url)];
+    let line = line(backend, &settings).await;
+    let t = media_call(&line, DANA, &["4", "0"]).await;
+    // The menu offers it in recorded words; after 4, the menu again opens with "sent".
+    let menu = &t.prompts[0].clips;
+    let offer = menu.iter().position(|c| c == "press_4_text_link").expect("offered");
+    assert_eq!(menu[offer - 1], "press_3_returns", "{menu:?}");
+    assert_eq!(t.prompts[1].clips[0], "text_sent", "{:?}", t.prompts[1].clips);
+    assert!(t.prompts.iter().all(|p| !p.clips.contains(&"?".to_string())), "every sound is a recorded clip");
+    let messages = twilio.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].to, DANA);
+    assert!(messages[0].body.contains(&line.latest_order("Dana").name), "{}", messages[0].body);
+    server.stop().await;
+    line.app.stop().await;
+}
+
 async fn frames_are_160_bytes_paced_at_50_a_second(backend: Backend) {
     let line = line(backend, &[MEDIA, ("verify", "none")]).await;
     let t = media_call(&line, DANA, &["0"]).await;
@@ -515,6 +537,7 @@ async fn a_stream_that_ended_without_a_decision_gets_the_fallback(backend: Backe
 
 on_both_backends!(
     a_known_caller_hears_their_order_and_the_menu_over_the_stream,
+    pressing_4_over_the_stream_texts_the_tracking_link,
     frames_are_160_bytes_paced_at_50_a_second,
     a_key_during_a_prompt_clears_it_and_the_next_prompt_follows,
     an_unknown_caller_keys_an_order_number_during_the_question,
