@@ -305,6 +305,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     if let Some(target) = settings.notify.clone() {
         background.push(tokio::spawn(agent::notify::run(state.clone(), target, shutdown_rx.clone())));
     }
+    background.push(tokio::spawn(ops::retention::run(state.clone(), shutdown_rx.clone())));
     let processor = Processor { store, metrics, clock, default_region: settings.default_region.clone() };
     let processor = tokio::spawn(processor.run(stored, shutdown_rx.clone()));
 

@@ -1,0 +1,304 @@
+//! The reports' SQL: each call's countable facts for a range (its record, whether the same caller
+//! called again within the repeat window, the events the reports read), the daily aggregates
+//! (`call_days`, rolled up once a day is final) and retention (deleting calls and their events
+//! once their days are rolled up). Never decides what a call counts for (`domain::report` does).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::EventKind;
+use crate::domain::report::{CallFacts, DayCounts, Figure, day_of, tally};
+
+use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
+
+/// Counts per UTC day, for the days of a report.
+pub type ReportCounts = BTreeMap<DateTime<Utc>, DayCounts>;
+
+/// How long after a day ends, beyond the repeat window, before it is rolled up: calls still in
+/// progress (a long wait in the queue) finish writing their events.
+const SETTLE: chrono::Duration = chrono::Duration::hours(6);
+
+/// The event kinds the reports read.
+const KINDS: [EventKind; 5] =
+    [EventKind::Step, EventKind::Lookup, EventKind::Verification, EventKind::TransferEnd, EventKind::Goodbye];
+
+/// What a retention pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub calls: u64,
+    pub events: u64,
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn one_day() -> chrono::Duration {
+    chrono::Duration::days(1)
+}
+
+impl Store {
+    /// Counts per day for the whole days in `[from, to)`: the daily aggregates for the days
+    /// rolled up, the calls themselves for the rest (one query each).
+    pub async fn report_counts(
+        &self,
+        shop: &str,
+        from: Ts,
+        to: Ts,
+        repeat_window: Duration,
+    ) -> Result<ReportCounts, StoreError> {
+        let rolled = on_backend!(self, rolled_through(shop))?;
+        let split = rolled.map_or(from, |r| r.clamp(from, to));
+        let mut counts = ReportCounts::new();
+        if split > from {
+            for (day, figure, label, n) in on_backend!(self, stored_days(shop, from, split))? {
+                if let Some(figure) = Figure::parse(&figure) {
+                    counts.entry(day.0).or_default().insert((figure, label), n);
+                }
+            }
+        }
+        if to > split {
+            let facts = self.call_facts(shop, split, to, repeat_window).await?;
+            counts.extend(tally(&facts));
+        }
+        Ok(counts)
+    }
+
+    /// The countable facts of the calls started in `[from, to)`.
+    pub async fn call_facts(
+        &self,
+        shop: &str,
+        from: Ts,
+        to: Ts,
+        repeat_window: Duration,
+    ) -> Result<Vec<CallFacts>, StoreError> {
+        Ok(on_backend!(self, facts(shop, from, to, micros(repeat_window)))?)
+    }
+
+    /// Rolls every final day not yet rolled up into `call_days` (a day is final once the repeat
+    /// window and a settling time have passed since it ended); returns how many days it rolled.
+    /// Each day is one transaction, so a pass cut short resumes where it stopped.
+    pub async fn roll_up_days(&self, shop: &str, now: Ts, repeat_window: Duration) -> Result<u32, StoreError> {
+        let window = chrono::Duration::from_std(repeat_window).unwrap_or(chrono::Duration::days(3));
+        let final_before = day_of(now.0 - window - SETTLE);
+        let start = match on_backend!(self, rolled_through(shop))? {
+            Some(through) => through.0,
+            None => match on_backend!(self, first_call(shop))? {
+                Some(first) => day_of(first.0),
+                None => return Ok(0),
+            },
+        };
+        let mut day = start;
+        let mut rolled = 0;
+        while day + one_day() <= final_before {
+            let next = day + one_day();
+            let facts = self.call_facts(shop, Ts(day), Ts(next), repeat_window).await?;
+            let counts = tally(&facts).remove(&day).unwrap_or_default();
+            let rows: Vec<(String, String, i64)> =
+                counts.into_iter().map(|((f, label), n)| (f.as_str().to_string(), label, n)).collect();
+            on_backend!(self, store_day(shop, Ts(day), &rows))?;
+            rolled += 1;
+            day = next;
+        }
+        Ok(rolled)
+    }
+
+    /// The first day not yet rolled up (every day before it is in the daily aggregates).
+    pub async fn rolled_through(&self, shop: &str) -> Result<Option<Ts>, StoreError> {
+        Ok(on_backend!(self, rolled_through(shop))?)
+    }
+
+    /// Deletes the calls started before `before`, and their events, but never a day not yet
+    /// rolled up: the aggregates keep what the reports need.
+    pub async fn purge_calls_before(&self, shop: &str, before: Ts) -> Result<Purged, StoreError> {
+        let Some(rolled) = on_backend!(self, rolled_through(shop))? else { return Ok(Purged::default()) };
+        let cutoff = before.min(rolled);
+        Ok(on_backend!(self, purge(shop, cutoff))?)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CallLine {
+    call_sid: String,
+    started_at: Ts,
+    transfer: Option<String>,
+    has_caller_id: bool,
+    called_again: bool,
+    first_word_ms: Option<i32>,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventLine {
+    call_sid: String,
+    kind: String,
+    detail: String,
+}
+
+fn facts_of(calls: Vec<CallLine>, events: Vec<EventLine>) -> Vec<CallFacts> {
+    let mut index = HashMap::with_capacity(calls.len());
+    let mut out = Vec::with_capacity(calls.len());
+    for (i, c) in calls.into_iter().enumerate() {
+        index.insert(c.call_sid, i);
+        out.push(CallFacts {
+            started_at: c.started_at.0,
+            transfer: c.transfer,
+            has_caller_id: c.has_caller_id,
+            called_again: c.called_again,
+            first_word_ms: c.first_word_ms,
+            ..CallFacts::default()
+        });
+    }
+    for e in events {
+        let Some(call) = index.get(&e.call_sid).map(|&i| &mut out[i]) else { continue };
+        match EventKind::parse(&e.kind) {
+            Some(EventKind::Step) => call.steps.push(e.detail),
+            Some(EventKind::Lookup) if call.source.is_none() && !e.detail.starts_with("slow") => {
+                call.source = Some(e.detail)
+            }
+            Some(EventKind::Verification) => call.verification = Some(e.detail),
+            Some(EventKind::TransferEnd) if call.transfer_end.is_none() => call.transfer_end = Some(e.detail),
+            Some(EventKind::Goodbye) => call.said_goodbye = true,
+            _ => {}
+        }
+    }
+    out
+}
+
+for_each_backend! {
+    use sqlx::Connection;
+
+    /// `column` plus `param` microseconds, as the backend adds to a timestamp.
+    fn plus_micros(column: &str, param: &str) -> String {
+        match BACKEND {
+            crate::store::Backend::Postgres => format!("{column} + {param}::bigint * INTERVAL '1 microsecond'"),
+            crate::store::Backend::Sqlite => format!("{column} + {param}"),
+        }
+    }
+
+    pub(crate) async fn facts(
+        conn: &mut Conn,
+        shop: &str,
+        from: Ts,
+        to: Ts,
+        window_micros: i64,
+    ) -> Result<Vec<CallFacts>, sqlx::Error> {
+        let calls: Vec<CallLine> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT c.call_sid, c.started_at, c.transfer, c.from_e164 IS NOT NULL AS has_caller_id, c.first_word_ms,
+                    EXISTS (SELECT 1 FROM calls a
+                            WHERE a.shop = c.shop AND a.from_e164 = c.from_e164
+                              AND a.started_at > c.started_at AND a.started_at <= {}) AS called_again
+             FROM calls c
+             WHERE c.shop = $1 AND c.started_at >= $2 AND c.started_at < $3",
+            plus_micros("c.started_at", "$4")
+        )))
+        .bind(shop)
+        .bind(from)
+        .bind(to)
+        .bind(window_micros)
+        .fetch_all(&mut *conn)
+        .await?;
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kinds: Vec<String> = KINDS.iter().map(|k| format!("'{}'", k.as_str())).collect();
+        let events: Vec<EventLine> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT e.call_sid, e.kind, e.detail
+             FROM call_events e JOIN calls c ON c.call_sid = e.call_sid
+             WHERE c.shop = $1 AND c.started_at >= $2 AND c.started_at < $3 AND e.kind IN ({})
+             ORDER BY e.call_sid, e.step, e.idx",
+            kinds.join(", ")
+        )))
+        .bind(shop)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(facts_of(calls, events))
+    }
+
+    pub(crate) async fn rolled_through(conn: &mut Conn, shop: &str) -> Result<Option<Ts>, sqlx::Error> {
+        sqlx::query_scalar("SELECT rolled_through FROM call_days_rolled WHERE shop = $1")
+            .bind(shop)
+            .fetch_optional(&mut *conn)
+            .await
+    }
+
+    pub(crate) async fn first_call(conn: &mut Conn, shop: &str) -> Result<Option<Ts>, sqlx::Error> {
+        sqlx::query_scalar("SELECT MIN(started_at) FROM calls WHERE shop = $1")
+            .bind(shop)
+            .fetch_one(&mut *conn)
+            .await
+    }
+
+    pub(crate) async fn stored_days(
+        conn: &mut Conn,
+        shop: &str,
+        from: Ts,
+        to: Ts,
+    ) -> Result<Vec<(Ts, String, String, i64)>, sqlx::Error> {
+        sqlx::query_as("SELECT day, figure, label, n FROM call_days WHERE shop = $1 AND day >= $2 AND day < $3")
+            .bind(shop)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&mut *conn)
+            .await
+    }
+
+    /// One day's counts and the watermark past it, in one transaction (a day rolled again by
+    /// another instance is replaced, not added to).
+    pub(crate) async fn store_day(
+        conn: &mut Conn,
+        shop: &str,
+        day: Ts,
+        rows: &[(String, String, i64)],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = conn.begin().await?;
+        sqlx::query("DELETE FROM call_days WHERE shop = $1 AND day = $2").bind(shop).bind(day).execute(&mut *tx).await?;
+        for (figure, label, n) in rows {
+            sqlx::query(
+                "INSERT INTO call_days (shop, day, figure, label, n) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (shop, day, figure, label) DO UPDATE SET n = excluded.n",
+            )
+            .bind(shop)
+            .bind(day)
+            .bind(figure)
+            .bind(label)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let next = Ts(day.0 + one_day());
+        sqlx::query(
+            "INSERT INTO call_days_rolled (shop, rolled_through) VALUES ($1, $2)
+             ON CONFLICT (shop) DO UPDATE SET rolled_through = excluded.rolled_through
+             WHERE call_days_rolled.rolled_through < excluded.rolled_through",
+        )
+        .bind(shop)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn purge(conn: &mut Conn, shop: &str, before: Ts) -> Result<Purged, sqlx::Error> {
+        let mut tx = conn.begin().await?;
+        let events = sqlx::query(
+            "DELETE FROM call_events WHERE call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND started_at < $2)",
+        )
+        .bind(shop)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let calls = sqlx::query("DELETE FROM calls WHERE shop = $1 AND started_at < $2")
+            .bind(shop)
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Purged { calls, events })
+    }
+}
