@@ -1358,7 +1358,8 @@ for_each_backend! {
             .await?;
         for table in [
             "customers", "orders", "order_line_items", "fulfillments", "refunds", "phone_numbers", "tombstones",
-            "data_requests", "sync_watermarks", "calls", "stream_handoffs", "sms_messages",
+            "data_requests", "sync_watermarks", "calls", "stream_handoffs", "sms_messages", "call_days",
+            "call_days_rolled",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE shop = $1"))).bind(shop).execute(&mut *conn).await?;
         }

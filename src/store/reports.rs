@@ -1,7 +1,8 @@
 //! The reports' SQL: each call's countable facts for a range (its record, whether the same caller
 //! called again within the repeat window, the events the reports read), the daily aggregates
-//! (`call_days`, rolled up once a day is final) and retention (deleting calls and their events
-//! once their days are rolled up). Never decides what a call counts for (`domain::report` does).
+//! (`call_days`, rolled up once a day is final) and retention (deleting calls, their events and
+//! what else names their callers once their days are rolled up). Never decides what a call
+//! counts for (`domain::report` does).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -284,6 +285,17 @@ for_each_backend! {
 
     pub(crate) async fn purge(conn: &mut Conn, shop: &str, before: Ts) -> Result<Purged, sqlx::Error> {
         let mut tx = conn.begin().await?;
+        // What else holds a caller of those calls: the texts sent (numbers), Media Streams
+        // handoffs (the caller's context) and transfer notifications.
+        for table in ["sms_messages", "stream_handoffs", "notifications"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND started_at < $2)"
+            )))
+            .bind(shop)
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        }
         let events = sqlx::query(
             "DELETE FROM call_events WHERE call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND started_at < $2)",
         )

@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 
 use orderline::domain::report::day_of;
 use orderline::domain::{EventKind, TransferReason};
-use orderline::store::{CallEvent, CallWrite, NewCall, Ts};
+use orderline::store::{CallEvent, CallWrite, NewCall, NewSms, Ts};
 
+use crate::common::line::line;
 use crate::common::{Backend, TestApp};
 use crate::support::browser::Browser;
 
@@ -323,6 +324,18 @@ async fn retention_deletes_old_calls_and_the_aggregates_still_answer(backend: Ba
     let mut all = writes(old, "old");
     all.extend(writes(recent, "new"));
     app.store().record_calls(&all).await.unwrap();
+    // Texts sent during an old call and a recent one: the number goes with the old call.
+    for (sid, at) in [("oldCAreportA1", old), ("newCAreportA1", recent)] {
+        let sms = NewSms {
+            call_sid: sid.into(),
+            order_id: 1001,
+            shop: String::new(),
+            customer_id: None,
+            to_number: "+15550000001".into(),
+            from_number: None,
+        };
+        assert!(app.store().claim_sms(&sms, Ts::from(at)).await.unwrap().is_none(), "a new text");
+    }
 
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -335,6 +348,8 @@ async fn retention_deletes_old_calls_and_the_aggregates_still_answer(backend: Ba
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(app.db.count("SELECT COUNT(*) FROM calls WHERE call_sid LIKE 'new%'").await, 6, "recent calls kept");
+    assert!(app.store().sms_of_call("oldCAreportA1").await.unwrap().is_empty(), "the old call's text is gone");
+    assert_eq!(app.store().sms_of_call("newCAreportA1").await.unwrap().len(), 1, "the recent one is kept");
     assert!(app.db.count("SELECT COUNT(*) FROM call_days").await > 0);
     // The old days now come from the aggregates, with the same answers.
     assert_known_answers(&report(&app, &range_of(old)).await, old);
@@ -348,7 +363,32 @@ async fn retention_deletes_old_calls_and_the_aggregates_still_answer(backend: Ba
     app.stop().await;
 }
 
+async fn real_calls_are_counted_with_orderline_s_own_response_time(backend: Backend) {
+    let line = line(backend, &[("verify", "none"), ("agent_token", AGENT)]).await;
+    // Dana hears her order and hangs up, then calls again and asks for a person.
+    let first = line.call("+15551234567", &[]).await;
+    let second = line.call("+15551234567", &["0"]).await;
+    line.flush_calls().await;
+    assert_ne!(first.call_sid, second.call_sid);
+    let measured = line.app.db.count("SELECT COUNT(*) FROM calls WHERE first_word_ms IS NOT NULL").await;
+    assert_eq!(measured, 2, "each call's first answer is timed by the voice handler");
+
+    let today = Utc::now().date_naive();
+    let r = report(&line.app, &format!("from={today}&to={today}")).await;
+    assert_eq!((r["totals"]["calls"].as_i64(), r["totals"]["answered"].as_i64()), (Some(2), Some(1)), "{r}");
+    assert_eq!(r["totals"]["transferred"], 1);
+    assert_eq!(count(&r["transfer_reasons"], "asked"), 1);
+    let s = &r["self_service"];
+    // She called back within 72 h: orderline did not resolve her first call after all.
+    assert_eq!((s["naive_rate"].as_f64(), s["honest_rate"].as_f64()), (Some(0.5), Some(0.0)), "{s}");
+    assert_eq!(r["first_word"]["measured"], 2);
+    assert!(r["first_word"]["p95_ms_at_most"].as_u64().is_some_and(|ms| ms <= 1500), "{}", r["first_word"]);
+    assert_eq!(r["sources"].as_array().unwrap().iter().map(|c| c["calls"].as_i64().unwrap()).sum::<i64>(), 2);
+    line.app.stop().await;
+}
+
 on_both_backends!(
+    real_calls_are_counted_with_orderline_s_own_response_time,
     the_report_counts_a_known_history,
     a_call_back_after_the_repeat_window_does_not_count_against_orderline,
     the_report_comes_as_csv_when_asked,
