@@ -3,7 +3,6 @@
 -- (kept after retention deletes the calls and their events: they hold counts, never a caller).
 ALTER TABLE calls ADD COLUMN first_word_ms INTEGER;
 CREATE INDEX calls_repeat ON calls (shop, from_e164, started_at) WHERE from_e164 IS NOT NULL;
-CREATE INDEX call_events_at ON call_events (at);
 
 CREATE TABLE call_days (
     shop   TEXT        NOT NULL,
