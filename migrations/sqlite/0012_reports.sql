@@ -1,8 +1,10 @@
--- Reports: orderline's own response time per call, an index to see whether a caller called again
--- within the repeat window, and the daily aggregates the reports read for every day rolled up
--- (kept after retention deletes the calls and their events: they hold counts, never a caller).
+-- Reports: orderline's own response time per call, an index to read recent call events by time,
+-- and the daily aggregates the reports read for every day rolled up (kept after retention deletes
+-- the calls and their events: they hold counts, never a caller). Whether a caller called again is
+-- read with a window function over calls_started (0003).
 ALTER TABLE calls ADD COLUMN first_word_ms INTEGER;
-CREATE INDEX calls_repeat ON calls (shop, from_e164, started_at) WHERE from_e164 IS NOT NULL;
+-- A report reads recent days' call events by time: one range scan (appends at the index's end).
+CREATE INDEX call_events_at ON call_events (at);
 
 CREATE TABLE call_days (
     shop   TEXT        NOT NULL,

@@ -21,6 +21,12 @@ pub type ReportCounts = BTreeMap<DateTime<Utc>, DayCounts>;
 /// progress (a long wait in the queue) finish writing their events.
 const SETTLE: chrono::Duration = chrono::Duration::hours(6);
 
+/// Longest a call's events come after its start: Twilio ends a call after 4 hours by default,
+/// at most 24 hours when an account raises its limit (twilio.com/docs/voice/twiml/dial,
+/// `timeLimit` default 14400 s; twilio.com/en-us/blog/introducing-configurable-call-limits-for-programmable-voice,
+/// 2021-08-02: "from just four hours to a whopping 24 hours"); an hour more for late callbacks.
+const CALL_SPAN: chrono::Duration = chrono::Duration::hours(25);
+
 /// The event kinds the reports read.
 const KINDS: [EventKind; 5] =
     [EventKind::Step, EventKind::Lookup, EventKind::Verification, EventKind::TransferEnd, EventKind::Goodbye];
@@ -126,31 +132,39 @@ struct CallLine {
     started_at: Ts,
     transfer: Option<String>,
     has_caller_id: bool,
-    called_again: bool,
     first_word_ms: Option<i32>,
+    /// The same number's next call, if any within the window's reach.
+    next_at: Option<Ts>,
 }
 
 #[derive(sqlx::FromRow)]
 struct EventLine {
     call_sid: String,
+    step: i32,
+    idx: i32,
     kind: String,
     detail: String,
 }
 
-fn facts_of(calls: Vec<CallLine>, events: Vec<EventLine>) -> Vec<CallFacts> {
+/// The facts of `calls` from their events (any order; events of other calls are ignored).
+fn facts_of(calls: Vec<CallLine>, mut events: Vec<EventLine>, window: chrono::Duration) -> Vec<CallFacts> {
     let mut index = HashMap::with_capacity(calls.len());
     let mut out = Vec::with_capacity(calls.len());
     for (i, c) in calls.into_iter().enumerate() {
         index.insert(c.call_sid, i);
+        let called_again =
+            c.has_caller_id && c.next_at.is_some_and(|n| n > c.started_at && n.0 <= c.started_at.0 + window);
         out.push(CallFacts {
             started_at: c.started_at.0,
             transfer: c.transfer,
             has_caller_id: c.has_caller_id,
-            called_again: c.called_again,
+            called_again,
             first_word_ms: c.first_word_ms,
             ..CallFacts::default()
         });
     }
+    events.retain(|e| index.contains_key(&e.call_sid));
+    events.sort_unstable_by(|a, b| (&a.call_sid, a.step, a.idx).cmp(&(&b.call_sid, b.step, b.idx)));
     for e in events {
         let Some(call) = index.get(&e.call_sid).map(|&i| &mut out[i]) else { continue };
         match EventKind::parse(&e.kind) {
@@ -170,14 +184,10 @@ fn facts_of(calls: Vec<CallLine>, events: Vec<EventLine>) -> Vec<CallFacts> {
 for_each_backend! {
     use sqlx::Connection;
 
-    /// `column` plus `param` microseconds, as the backend adds to a timestamp.
-    fn plus_micros(column: &str, param: &str) -> String {
-        match BACKEND {
-            crate::store::Backend::Postgres => format!("{column} + {param}::bigint * INTERVAL '1 microsecond'"),
-            crate::store::Backend::Sqlite => format!("{column} + {param}"),
-        }
-    }
-
+    /// The calls started in `[from, to)` and their events. Whether a caller called again is the
+    /// same number's next call (a window function over the calls up to `to` + the window); the
+    /// events are read by their time (a call's events come within `CALL_SPAN` of its start),
+    /// an index range scan rather than one lookup per call.
     pub(crate) async fn facts(
         conn: &mut Conn,
         shop: &str,
@@ -185,19 +195,18 @@ for_each_backend! {
         to: Ts,
         window_micros: i64,
     ) -> Result<Vec<CallFacts>, sqlx::Error> {
-        let calls: Vec<CallLine> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT c.call_sid, c.started_at, c.transfer, c.from_e164 IS NOT NULL AS has_caller_id, c.first_word_ms,
-                    EXISTS (SELECT 1 FROM calls a
-                            WHERE a.shop = c.shop AND a.from_e164 = c.from_e164
-                              AND a.started_at > c.started_at AND a.started_at <= {}) AS called_again
-             FROM calls c
-             WHERE c.shop = $1 AND c.started_at >= $2 AND c.started_at < $3",
-            plus_micros("c.started_at", "$4")
-        )))
+        let window = chrono::Duration::microseconds(window_micros);
+        let calls: Vec<CallLine> = sqlx::query_as(
+            "SELECT call_sid, started_at, transfer, from_e164 IS NOT NULL AS has_caller_id, first_word_ms, next_at
+             FROM (SELECT call_sid, started_at, transfer, from_e164, first_word_ms,
+                          LEAD(started_at) OVER (PARTITION BY from_e164 ORDER BY started_at) AS next_at
+                   FROM calls WHERE shop = $1 AND started_at >= $2 AND started_at < $3) AS x
+             WHERE started_at < $4",
+        )
         .bind(shop)
         .bind(from)
+        .bind(Ts(to.0 + window))
         .bind(to)
-        .bind(window_micros)
         .fetch_all(&mut *conn)
         .await?;
         if calls.is_empty() {
@@ -205,18 +214,15 @@ for_each_backend! {
         }
         let kinds: Vec<String> = KINDS.iter().map(|k| format!("'{}'", k.as_str())).collect();
         let events: Vec<EventLine> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT e.call_sid, e.kind, e.detail
-             FROM call_events e JOIN calls c ON c.call_sid = e.call_sid
-             WHERE c.shop = $1 AND c.started_at >= $2 AND c.started_at < $3 AND e.kind IN ({})
-             ORDER BY e.call_sid, e.step, e.idx",
+            "SELECT call_sid, step, idx, kind, detail FROM call_events
+             WHERE at >= $1 AND at < $2 AND kind IN ({})",
             kinds.join(", ")
         )))
-        .bind(shop)
         .bind(from)
-        .bind(to)
+        .bind(Ts(to.0 + CALL_SPAN))
         .fetch_all(&mut *conn)
         .await?;
-        Ok(facts_of(calls, events))
+        Ok(facts_of(calls, events, window))
     }
 
     pub(crate) async fn rolled_through(conn: &mut Conn, shop: &str) -> Result<Option<Ts>, sqlx::Error> {
