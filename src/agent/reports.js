@@ -67,7 +67,7 @@ function heat(r) {
   r.hour_of_week.forEach((hours, d) => {
     const row = el("tr", {}, el("th", { text: WEEKDAYS[d] }));
     hours.forEach((n, h) => {
-      const cell = el("td", { text: n ? String(n) : "", title: WEEKDAYS[d] + " " + h + ":00 UTC: " + n + " calls" });
+      const cell = el("td", { text: n ? String(n) : "", title: WEEKDAYS[d] + " " + h + ":00 " + r.timezone + ": " + n + " calls" });
       const a = n / max;
       cell.style.backgroundColor = "rgba(54, 79, 199, " + (0.08 + 0.85 * a).toFixed(3) + ")";
       if (a > 0.5) cell.style.color = "#fff";
@@ -79,6 +79,7 @@ function heat(r) {
 
 function render(r) {
   document.getElementById("window").textContent = String(r.self_service.repeat_window_hours);
+  document.getElementById("timezone").textContent = r.timezone;
   tiles(r);
   draw("per-day", { type: "bar",
     data: { labels: r.days.map((d) => d.day),

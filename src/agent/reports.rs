@@ -9,12 +9,12 @@ use std::fmt::Write as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::domain::report::{DayCounts, FIRST_WORD_BUCKETS_MS, Figure, Outcome, day_of, weekday_of};
+use crate::domain::report::{Calendar, DayCounts, FIRST_WORD_BUCKETS_MS, Figure, Outcome, weekday_of};
 
 /// Longest range one report covers (about three years of days).
 pub const MAX_DAYS: i64 = 1100;
 
-/// The whole UTC days a report covers, both ends included.
+/// The whole days (in the line's time zone) a report covers, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportRange {
     pub from: NaiveDate,
@@ -27,7 +27,7 @@ impl ReportRange {
     pub fn parse(from: Option<&str>, to: Option<&str>, today: NaiveDate) -> Result<ReportRange, String> {
         let date = |name: &str, text: &str| {
             NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-                .map_err(|_| format!("`{name}` must be a date like 2026-06-01 (YYYY-MM-DD, UTC), not {text:?}"))
+                .map_err(|_| format!("`{name}` must be a date like 2026-06-01 (YYYY-MM-DD), not {text:?}"))
         };
         let to = match to.filter(|t| !t.trim().is_empty()) {
             Some(t) => date("to", t)?,
@@ -47,13 +47,13 @@ impl ReportRange {
     }
 
     /// The first instant of the range.
-    pub fn start(&self) -> DateTime<Utc> {
-        self.from.and_time(chrono::NaiveTime::MIN).and_utc()
+    pub fn start(&self, calendar: &Calendar) -> DateTime<Utc> {
+        calendar.start_of(self.from)
     }
 
     /// The first instant after the range.
-    pub fn end(&self) -> DateTime<Utc> {
-        (self.to + chrono::Duration::days(1)).and_time(chrono::NaiveTime::MIN).and_utc()
+    pub fn end(&self, calendar: &Calendar) -> DateTime<Utc> {
+        calendar.start_of(self.to + chrono::Duration::days(1))
     }
 
     pub fn days(&self) -> impl Iterator<Item = NaiveDate> {
@@ -143,10 +143,12 @@ pub struct Freshness {
 pub struct Report {
     pub from: NaiveDate,
     pub to: NaiveDate,
+    /// The time zone of the days and hours (ORDERLINE_HOURS_TIMEZONE).
+    pub timezone: String,
     pub totals: Outcomes,
     pub self_service: SelfService,
     pub days: Vec<Day>,
-    /// Calls per UTC hour of the week: 7 rows (Monday first) of 24 hours.
+    /// Calls per hour of the week: 7 rows (Monday first) of 24 hours, in the line's time zone.
     pub hour_of_week: Vec<Vec<i64>>,
     /// Calls hung up on in the menu, by the last step the caller heard.
     pub drop_off: Vec<Count>,
@@ -181,7 +183,12 @@ fn percentile(buckets: &[(Option<u32>, i64)], total: i64, share: f64) -> Option<
 }
 
 impl Report {
-    pub fn build(range: ReportRange, per_day: &BTreeMap<DateTime<Utc>, DayCounts>, repeat_window_hours: u64) -> Report {
+    pub fn build(
+        range: ReportRange,
+        per_day: &BTreeMap<DateTime<Utc>, DayCounts>,
+        repeat_window_hours: u64,
+        calendar: &Calendar,
+    ) -> Report {
         let mut totals = Outcomes::default();
         let mut days: BTreeMap<NaiveDate, Outcomes> = range.days().map(|d| (d, Outcomes::default())).collect();
         let mut heat = vec![vec![0i64; 24]; 7];
@@ -190,11 +197,11 @@ impl Report {
             (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         let mut first_word: BTreeMap<String, i64> = BTreeMap::new();
         for (day, figures) in per_day {
-            let date = day.date_naive();
+            let date = calendar.date_of(*day);
             if date < range.from || date > range.to {
                 continue;
             }
-            let weekday = weekday_of(day_of(*day));
+            let weekday = weekday_of(date);
             let this_day = days.entry(date).or_default();
             for ((figure, label), &n) in figures {
                 match figure {
@@ -249,6 +256,7 @@ impl Report {
         Report {
             from: range.from,
             to: range.to,
+            timezone: calendar.timezone.name().to_string(),
             totals,
             self_service,
             days: days.into_iter().map(|(day, outcomes)| Day { day, outcomes }).collect(),

@@ -13,7 +13,7 @@ use super::auth::{AuthError, require_agent};
 use super::console::login_page_for;
 use super::reports::{Report, ReportRange};
 use crate::app::AppState;
-use crate::store::Ts;
+use crate::domain::report::Calendar;
 
 const PAGE: &str = include_str!("reports.html");
 const SCRIPT: &str = include_str!("reports.js");
@@ -67,8 +67,8 @@ fn wants_csv(query: &HashMap<String, String>, headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/csv")))
 }
 
-/// `GET /api/reports?from=YYYY-MM-DD&to=YYYY-MM-DD` (UTC days, both included; default the last
-/// 30 days).
+/// `GET /api/reports?from=YYYY-MM-DD&to=YYYY-MM-DD`: days of the line's time zone
+/// (ORDERLINE_HOURS_TIMEZONE), both included; default the last 30 days.
 pub async fn api(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -83,7 +83,8 @@ pub async fn api(
         let message = format!("`format` is json or csv, not {:?}\n", format.chars().take(20).collect::<String>());
         return (StatusCode::BAD_REQUEST, message).into_response();
     }
-    let today = state.clock.now().date_naive();
+    let calendar = Calendar::new(state.settings.hours.timezone());
+    let today = calendar.date_of(state.clock.now());
     let range =
         match ReportRange::parse(query.get("from").map(String::as_str), query.get("to").map(String::as_str), today) {
             Ok(range) => range,
@@ -94,14 +95,18 @@ pub async fn api(
         };
     let shop = state.settings.shopify_shop.clone().unwrap_or_default();
     let window = state.settings.repeat_call_window;
-    let counts = match state.store.report_counts(&shop, Ts::from(range.start()), Ts::from(range.end()), window).await {
+    let counts = match state
+        .store
+        .report_counts(&shop, range.start(&calendar).into(), range.end(&calendar).into(), window, &calendar)
+        .await
+    {
         Ok(counts) => counts,
         Err(e) => {
             tracing::error!(error = %e, "reports: the store did not answer");
             return (StatusCode::SERVICE_UNAVAILABLE, "the store did not answer\n").into_response();
         }
     };
-    let report = Report::build(range, &counts, window.as_secs() / 3600);
+    let report = Report::build(range, &counts, window.as_secs() / 3600, &calendar);
     if wants_csv(&query, &headers) {
         let name = format!("attachment; filename=\"orderline-report-{}-{}.csv\"", range.from, range.to);
         (

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
 
 /// Declares a vocabulary of stored names (`as_str`, `parse`, `ALL`).
 macro_rules! labels {
@@ -40,7 +41,7 @@ labels! {
     pub enum Figure {
         /// Every call (label: empty).
         Calls => "calls",
-        /// Calls started in this UTC hour of the day (label `0`..`23`).
+        /// Calls started in this hour of the day, in the line's time zone (label `0`..`23`).
         Hour => "hour",
         /// Calls by outcome (label: an `Outcome`).
         Outcome => "outcome",
@@ -159,10 +160,10 @@ impl CallFacts {
     }
 
     /// The counts this call adds to its day.
-    pub fn figures(&self) -> Vec<(Figure, String)> {
+    pub fn figures(&self, calendar: &Calendar) -> Vec<(Figure, String)> {
         let mut out = vec![
             (Figure::Calls, String::new()),
-            (Figure::Hour, self.started_at.hour().to_string()),
+            (Figure::Hour, calendar.hour_of(self.started_at).to_string()),
             (Figure::Outcome, self.outcome().as_str().to_string()),
         ];
         if self.transfer.is_none() {
@@ -202,25 +203,71 @@ pub fn first_word_bucket(ms: i32) -> String {
         .map_or_else(|| "more".to_string(), |b| b.to_string())
 }
 
+/// Days and hours as the line keeps them: in its time zone (ORDERLINE_HOURS_TIMEZONE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Calendar {
+    pub timezone: Tz,
+}
+
+impl Calendar {
+    pub const UTC: Calendar = Calendar { timezone: Tz::UTC };
+
+    pub fn new(timezone: Tz) -> Calendar {
+        Calendar { timezone }
+    }
+
+    /// The local date of an instant.
+    pub fn date_of(&self, t: DateTime<Utc>) -> NaiveDate {
+        t.with_timezone(&self.timezone).date_naive()
+    }
+
+    /// The local hour (0–23) of an instant.
+    pub fn hour_of(&self, t: DateTime<Utc>) -> u32 {
+        t.with_timezone(&self.timezone).hour()
+    }
+
+    /// The instant a local date begins: its midnight, or the first moment after it where a
+    /// daylight-saving change skips midnight.
+    pub fn start_of(&self, date: NaiveDate) -> DateTime<Utc> {
+        (0..=3)
+            .filter_map(|h| NaiveTime::from_hms_opt(h, 0, 0))
+            .find_map(|time| self.timezone.from_local_datetime(&date.and_time(time)).earliest())
+            .map_or_else(|| date.and_time(NaiveTime::MIN).and_utc(), |t| t.with_timezone(&Utc))
+    }
+
+    /// The instant the local day holding `t` begins.
+    pub fn day_start(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        self.start_of(self.date_of(t))
+    }
+
+    /// The instant the next local day begins (23, 24 or 25 hours later).
+    pub fn next_day(&self, day_start: DateTime<Utc>) -> DateTime<Utc> {
+        self.start_of(self.date_of(day_start) + chrono::Duration::days(1))
+    }
+}
+
 /// The UTC midnight starting a day.
 pub fn day_of(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.date_naive().and_hms_opt(0, 0, 0).map_or(t, |d| d.and_utc())
+    Calendar::UTC.day_start(t)
 }
 
 /// Monday = 0 … Sunday = 6.
-pub fn weekday_of(day: DateTime<Utc>) -> usize {
-    day.weekday().num_days_from_monday() as usize
+pub fn weekday_of(date: impl Datelike) -> usize {
+    date.weekday().num_days_from_monday() as usize
 }
 
 /// One day's counts: (figure, label) → calls.
 pub type DayCounts = BTreeMap<(Figure, String), i64>;
 
-/// Counts calls into their days.
-pub fn tally<'a>(calls: impl IntoIterator<Item = &'a CallFacts>) -> BTreeMap<DateTime<Utc>, DayCounts> {
+/// Counts calls into their local days (keyed by the instant each day begins).
+pub fn tally<'a>(
+    calls: impl IntoIterator<Item = &'a CallFacts>,
+    calendar: &Calendar,
+) -> BTreeMap<DateTime<Utc>, DayCounts> {
     let mut days: BTreeMap<DateTime<Utc>, DayCounts> = BTreeMap::new();
     for call in calls {
-        let day = days.entry(day_of(call.started_at)).or_default();
-        for key in call.figures() {
+        let day = days.entry(calendar.day_start(call.started_at)).or_default();
+        for key in call.figures(calendar) {
             *day.entry(key).or_default() += 1;
         }
     }
@@ -249,7 +296,10 @@ mod tests {
         let again = CallFacts { called_again: true, ..call() };
         assert_eq!(again.outcome(), Outcome::Answered);
         assert!(!again.resolved(), "a call back within the window is not resolved");
-        assert!(again.figures().contains(&(Figure::NeverReachedPerson, String::new())), "but naive counts it");
+        assert!(
+            again.figures(&Calendar::UTC).contains(&(Figure::NeverReachedPerson, String::new())),
+            "but naive counts it"
+        );
     }
 
     #[test]
@@ -260,7 +310,7 @@ mod tests {
         assert_eq!(queue.outcome(), Outcome::AbandonedInQueue);
         let menu = CallFacts { steps: vec!["ask_order_number".into()], ..call() };
         assert_eq!(menu.outcome(), Outcome::AbandonedInMenu);
-        assert!(menu.figures().contains(&(Figure::DropOff, "ask_order_number".into())));
+        assert!(menu.figures(&Calendar::UTC).contains(&(Figure::DropOff, "ask_order_number".into())));
         let bye = CallFacts { said_goodbye: true, ..menu };
         assert_eq!(bye.outcome(), Outcome::EndedByOrderline);
     }
@@ -271,6 +321,22 @@ mod tests {
         assert_eq!(first_word_bucket(100), "100");
         assert_eq!(first_word_bucket(101), "150");
         assert_eq!(first_word_bucket(9000), "more");
+    }
+
+    #[test]
+    fn days_and_hours_are_the_line_s_own() {
+        let new_york = Calendar::new(Tz::America__New_York);
+        let t: DateTime<Utc> = "2026-06-02T02:30:00Z".parse().unwrap();
+        assert_eq!(new_york.date_of(t).to_string(), "2026-06-01");
+        assert_eq!(new_york.hour_of(t), 22);
+        assert_eq!(new_york.day_start(t).to_rfc3339(), "2026-06-01T04:00:00+00:00");
+        // The day daylight saving time starts has 23 hours.
+        let spring = new_york.start_of(NaiveDate::from_ymd_opt(2026, 3, 8).unwrap());
+        assert_eq!((new_york.next_day(spring) - spring).num_hours(), 23);
+        let tally = tally([&CallFacts { started_at: t, ..call() }], &new_york);
+        let counts = &tally[&new_york.day_start(t)];
+        assert_eq!(counts.get(&(Figure::Hour, "22".to_string())), Some(&1));
+        assert_eq!(Calendar::UTC.hour_of(t), 2);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use crate::store::Ts;
 pub async fn pass(state: &AppState) -> Result<(u32, u64, u64), crate::store::StoreError> {
     let shop = state.settings.shopify_shop.clone().unwrap_or_default();
     let now = state.clock.now();
-    let rolled = state.store.roll_up_days(&shop, Ts::from(now), state.settings.repeat_call_window).await?;
+    let calendar = crate::domain::report::Calendar::new(state.settings.hours.timezone());
+    let rolled = state.store.roll_up_days(&shop, Ts::from(now), state.settings.repeat_call_window, &calendar).await?;
     let keep = chrono::Duration::from_std(state.settings.retention).unwrap_or(chrono::Duration::days(90));
     let purged = state.store.purge_calls_before(&shop, Ts::from(now - keep)).await?;
     Ok((rolled, purged.calls, purged.events))

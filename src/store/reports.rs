@@ -10,11 +10,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::domain::EventKind;
-use crate::domain::report::{CallFacts, DayCounts, Figure, day_of, tally};
+use crate::domain::report::{Calendar, CallFacts, DayCounts, Figure, tally};
 
 use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
 
-/// Counts per UTC day, for the days of a report.
+/// Counts per day (keyed by the instant the line's day begins), for the days of a report.
 pub type ReportCounts = BTreeMap<DateTime<Utc>, DayCounts>;
 
 /// How long after a day ends, beyond the repeat window, before it is rolled up: calls still in
@@ -42,19 +42,16 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn one_day() -> chrono::Duration {
-    chrono::Duration::days(1)
-}
-
 impl Store {
     /// Counts per day for the whole days in `[from, to)`: the daily aggregates for the days
-    /// rolled up, the calls themselves for the rest (one query each).
+    /// rolled up (one query), the calls themselves for the rest (two).
     pub async fn report_counts(
         &self,
         shop: &str,
         from: Ts,
         to: Ts,
         repeat_window: Duration,
+        calendar: &Calendar,
     ) -> Result<ReportCounts, StoreError> {
         let rolled = on_backend!(self, rolled_through(shop))?;
         let split = rolled.map_or(from, |r| r.clamp(from, to));
@@ -68,7 +65,7 @@ impl Store {
         }
         if to > split {
             let facts = self.call_facts(shop, split, to, repeat_window).await?;
-            counts.extend(tally(&facts));
+            counts.extend(tally(&facts, calendar));
         }
         Ok(counts)
     }
@@ -87,25 +84,31 @@ impl Store {
     /// Rolls every final day not yet rolled up into `call_days` (a day is final once the repeat
     /// window and a settling time have passed since it ended); returns how many days it rolled.
     /// Each day is one transaction, so a pass cut short resumes where it stopped.
-    pub async fn roll_up_days(&self, shop: &str, now: Ts, repeat_window: Duration) -> Result<u32, StoreError> {
+    pub async fn roll_up_days(
+        &self,
+        shop: &str,
+        now: Ts,
+        repeat_window: Duration,
+        calendar: &Calendar,
+    ) -> Result<u32, StoreError> {
         let window = chrono::Duration::from_std(repeat_window).unwrap_or(chrono::Duration::days(3));
-        let final_before = day_of(now.0 - window - SETTLE);
+        let final_before = calendar.day_start(now.0 - window - SETTLE);
         let start = match on_backend!(self, rolled_through(shop))? {
             Some(through) => through.0,
             None => match on_backend!(self, first_call(shop))? {
-                Some(first) => day_of(first.0),
+                Some(first) => calendar.day_start(first.0),
                 None => return Ok(0),
             },
         };
         let mut day = start;
         let mut rolled = 0;
-        while day + one_day() <= final_before {
-            let next = day + one_day();
+        while calendar.next_day(day) <= final_before {
+            let next = calendar.next_day(day);
             let facts = self.call_facts(shop, Ts(day), Ts(next), repeat_window).await?;
-            let counts = tally(&facts).remove(&day).unwrap_or_default();
+            let counts: DayCounts = tally(&facts, calendar).into_values().flatten().collect();
             let rows: Vec<(String, String, i64)> =
                 counts.into_iter().map(|((f, label), n)| (f.as_str().to_string(), label, n)).collect();
-            on_backend!(self, store_day(shop, Ts(day), &rows))?;
+            on_backend!(self, store_day(shop, Ts(day), Ts(next), &rows))?;
             rolled += 1;
             day = next;
         }
@@ -259,6 +262,7 @@ for_each_backend! {
         conn: &mut Conn,
         shop: &str,
         day: Ts,
+        next: Ts,
         rows: &[(String, String, i64)],
     ) -> Result<(), sqlx::Error> {
         let mut tx = conn.begin().await?;
@@ -276,7 +280,6 @@ for_each_backend! {
             .execute(&mut *tx)
             .await?;
         }
-        let next = Ts(day.0 + one_day());
         sqlx::query(
             "INSERT INTO call_days_rolled (shop, rolled_through) VALUES ($1, $2)
              ON CONFLICT (shop) DO UPDATE SET rolled_through = excluded.rolled_through

@@ -387,7 +387,31 @@ async fn real_calls_are_counted_with_orderline_s_own_response_time(backend: Back
     line.app.stop().await;
 }
 
+async fn days_and_hours_are_in_the_line_s_time_zone(backend: Backend) {
+    let app = app(backend, &[("hours_timezone", "America/New_York")]).await;
+    // 02:30 UTC is the evening before in New York (21:30 or 22:30).
+    let at = recent_base() + chrono::Duration::minutes(150);
+    let local = at.with_timezone(&chrono_tz::America::New_York);
+    assert_ne!(local.date_naive(), at.date_naive());
+    let mut writes = writes(at - chrono::Duration::hours(9), "tz");
+    writes.truncate(1 + HISTORY[0].events.len()); // A1 only, at `at`
+    app.store().record_calls(&writes).await.unwrap();
+
+    let day = local.date_naive();
+    let r = report(&app, &format!("from={day}&to={day}")).await;
+    assert_eq!(r["timezone"], "America/New_York");
+    assert_eq!(r["totals"]["calls"], 1, "{r}");
+    assert_eq!(r["days"][0]["day"], day.to_string());
+    let weekday = orderline::domain::report::weekday_of(day);
+    assert_eq!(r["hour_of_week"][weekday][chrono::Timelike::hour(&local) as usize], 1);
+    // The UTC date of the call is the next local day: nothing there.
+    let next = day + chrono::Duration::days(1);
+    assert_eq!(report(&app, &format!("from={next}&to={next}")).await["totals"]["calls"], 0);
+    app.stop().await;
+}
+
 on_both_backends!(
+    days_and_hours_are_in_the_line_s_time_zone,
     real_calls_are_counted_with_orderline_s_own_response_time,
     the_report_counts_a_known_history,
     a_call_back_after_the_repeat_window_does_not_count_against_orderline,
