@@ -316,6 +316,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     if settings.callback {
         background.push(tokio::spawn(twilio::callback::run(state.clone(), shutdown_rx.clone())));
     }
+    background.push(tokio::spawn(ops::retention::run(state.clone(), shutdown_rx.clone())));
     let processor = Processor { store, metrics, clock, default_region: settings.default_region.clone() };
     let processor = tokio::spawn(processor.run(stored, shutdown_rx.clone()));
 

@@ -177,6 +177,12 @@ struct RawSettings {
     #[serde(with = "duration_text")]
     bad_news_repeat_within: Duration,
     priority_to: Option<String>,
+    #[serde(with = "duration_text")]
+    repeat_call_window: Duration,
+    #[serde(with = "duration_text")]
+    retention: Duration,
+    #[serde(with = "duration_text")]
+    retention_every: Duration,
 }
 
 impl Default for RawSettings {
@@ -258,6 +264,9 @@ impl Default for RawSettings {
             bad_news_stalled_after: duration_text::parse("5days"),
             bad_news_repeat_within: duration_text::parse("72h"),
             priority_to: None,
+            repeat_call_window: duration_text::parse("72h"),
+            retention: duration_text::parse("90d"),
+            retention_every: duration_text::parse("1h"),
         }
     }
 }
@@ -363,6 +372,14 @@ pub struct Settings {
     pub media_lead: Duration,
     /// TwiML mode: every question accepts words as well as keys (`<Gather input="dtmf speech">`).
     pub speech_input: bool,
+    /// Reports: a call counts as resolved by orderline only if the same caller does not call
+    /// again within this window.
+    pub repeat_call_window: Duration,
+    /// Calls and their events older than this are deleted (after their days are rolled up into
+    /// the daily aggregates the reports read).
+    pub retention: Duration,
+    /// How often the roll-up and retention pass runs.
+    pub retention_every: Duration,
     /// Where a signed JSON notification goes for each transferred call (a helpdesk, a Slack
     /// workflow), with the HMAC-SHA256 key that signs it; none: nothing is sent.
     pub notify: Option<NotifyTarget>,
@@ -494,6 +511,18 @@ impl Settings {
         .map_err(ConfigError::Invalid)?;
         if raw.verify_max_failures == 0 {
             return Err(ConfigError::Invalid("ORDERLINE_VERIFY_MAX_FAILURES must be at least 1".into()));
+        }
+        if raw.repeat_call_window.is_zero() || raw.retention_every.is_zero() {
+            return Err(ConfigError::Invalid(
+                "ORDERLINE_REPEAT_CALL_WINDOW and ORDERLINE_RETENTION_EVERY must be longer than 0".into(),
+            ));
+        }
+        if raw.retention < raw.repeat_call_window + Duration::from_secs(2 * 86_400) {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_RETENTION {:?} must be at least ORDERLINE_REPEAT_CALL_WINDOW ({:?}) plus 2 days: a day's \
+                 calls are kept until the repeat window has passed and the day is rolled up",
+                raw.retention, raw.repeat_call_window
+            )));
         }
         if raw.queue_max_wait < Duration::from_secs(10) {
             return Err(ConfigError::Invalid(format!(
@@ -678,6 +707,9 @@ impl Settings {
                 repeat_within: raw.bad_news_repeat_within,
             },
             priority_to,
+            repeat_call_window: raw.repeat_call_window,
+            retention: raw.retention,
+            retention_every: raw.retention_every,
         })
     }
 

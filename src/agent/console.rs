@@ -42,7 +42,7 @@ const LOGIN: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>orderline · log in</title>
 <link rel="stylesheet" href="/agent/console.css"></head>
 <body class="login"><form method="post" action="/agent/login"><h1>orderline · agents</h1>
-<!--error--><label for="token">Agent token</label>
+<!--error--><!--next--><label for="token">Agent token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" autofocus>
 <button id="login" type="submit">Log in</button></form></body></html>"#;
 
@@ -60,10 +60,19 @@ pub async fn security_headers(mut response: Response) -> Response {
 }
 
 fn login_page(error: Option<&str>, status: StatusCode) -> Response {
-    let page = match error {
+    login_page_for(error, status, None)
+}
+
+/// The login form; `next` is where a successful login goes instead of the console (one of
+/// `LANDINGS`).
+pub(crate) fn login_page_for(error: Option<&str>, status: StatusCode, next: Option<&str>) -> Response {
+    let mut page = match error {
         Some(e) => LOGIN.replace("<!--error-->", &format!("<p class=\"error\">{e}</p>")),
         None => LOGIN.to_string(),
     };
+    if let Some(next) = next.filter(|n| LANDINGS.contains(n)) {
+        page = page.replace("<!--next-->", &format!("<input type=\"hidden\" name=\"next\" value=\"{next}\">"));
+    }
     (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
 }
 
@@ -84,9 +93,14 @@ pub async fn styles() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLES).into_response()
 }
 
+/// The pages a login may land on (never an address from the request itself).
+const LANDINGS: &[&str] = &["/agent", "/agent/reports"];
+
 #[derive(Deserialize)]
 pub struct Login {
     token: String,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 /// A login or logout must be a form post from the console's own page: browsers send `Origin`
@@ -152,7 +166,8 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(login
     let secure = if state.settings.public_url.starts_with("https://") { "; Secure" } else { "" };
     let cookie =
         format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", ttl.as_secs());
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/agent")).into_response()
+    let landing = LANDINGS.iter().find(|l| login.next.as_deref() == Some(**l)).copied().unwrap_or("/agent");
+    ([(header::SET_COOKIE, cookie)], Redirect::to(landing)).into_response()
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {

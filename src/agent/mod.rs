@@ -1,7 +1,8 @@
 //! What agents and their tools see: the live console (`/agent`), its feed (`/agent/feed`), a
-//! call's context (`/api/calls/{CallSid}`) and the caller lookup (`/api/customers`). Every route
-//! requires ORDERLINE_AGENT_TOKEN (bearer, or a console session started with it); nothing about a
-//! caller is served without it, and a browser session is honoured only from the console's origin.
+//! call's context (`/api/calls/{CallSid}`), the caller lookup (`/api/customers`) and the reports
+//! (`/agent/reports`, `/api/reports`). Every route requires ORDERLINE_AGENT_TOKEN (bearer, or a
+//! console session started with it); nothing about a caller is served without it, and a browser
+//! session is honoured only from the console's origin.
 
 pub mod api;
 pub mod auth;
@@ -10,6 +11,8 @@ pub mod card;
 pub mod console;
 pub mod feed;
 pub mod notify;
+pub mod reports;
+pub mod reports_page;
 pub mod summary;
 pub mod voicemail;
 
@@ -35,5 +38,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/voicemails", get(voicemail::list))
         .route("/api/voicemails/{recording_sid}/handled", post(voicemail::handled))
         .route("/api/voicemails/{recording_sid}/audio", get(voicemail::audio))
+        .route("/agent/reports", get(reports_page::page))
+        .route("/agent/reports.js", get(reports_page::script))
+        .route("/agent/reports.css", get(reports_page::styles))
+        .route(reports_page::CHART_JS_PATH, get(reports_page::chart_js))
+        .route(reports_page::CHART_JS_LICENSE_PATH, get(reports_page::chart_js_license))
+        .route("/api/reports", get(reports_page::api))
         .layer(axum::middleware::map_response(console::security_headers))
 }

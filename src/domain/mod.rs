@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod phone;
+pub mod report;
 pub mod verified;
 
 pub use call::{

@@ -3,6 +3,7 @@
 pub mod logging;
 pub mod metrics;
 pub mod request_limits;
+pub mod retention;
 pub mod transport;
 
 use axum::Router;

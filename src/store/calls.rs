@@ -21,6 +21,8 @@ pub struct NewCall {
     pub transfer: Option<TransferReason>,
     #[serde(serialize_with = "micros")]
     pub started_at: Ts,
+    /// How long orderline took to answer the call's first request (its first words), in ms.
+    pub first_word_ms: Option<i32>,
 }
 
 /// One thing to write about a call.
@@ -238,13 +240,13 @@ for_each_backend! {
             let rows = json_rows(&[
                 ("call_sid", "text"), ("shop", "text"), ("from_raw", "text"), ("from_e164", "text"),
                 ("to_number", "text"), ("customer_id", "bigint"), ("verification", "text"), ("transfer", "text"),
-                ("started_at", "bigint"),
+                ("started_at", "bigint"), ("first_word_ms", "integer"),
             ]);
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO calls (call_sid, shop, from_raw, from_e164, to_number, customer_id, verification, transfer,
-                                    status, started_at)
+                                    status, started_at, first_word_ms)
                  SELECT x.call_sid, x.shop, x.from_raw, x.from_e164, x.to_number, x.customer_id, x.verification,
-                        x.transfer, 'in-progress', {} FROM {rows} WHERE true
+                        x.transfer, 'in-progress', {}, x.first_word_ms FROM {rows} WHERE true
                  ON CONFLICT (call_sid) DO NOTHING",
                 instant("started_at")
             )))

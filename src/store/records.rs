@@ -1375,6 +1375,7 @@ for_each_backend! {
         for table in [
             "customers", "orders", "order_line_items", "fulfillments", "refunds", "phone_numbers", "tombstones",
             "data_requests", "sync_watermarks", "calls", "stream_handoffs", "sms_messages", "voicemails", "callbacks",
+            "call_days", "call_days_rolled",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE shop = $1"))).bind(shop).execute(&mut *conn).await?;
         }

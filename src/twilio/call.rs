@@ -83,6 +83,7 @@ impl VoiceCall {
             verification: None,
             transfer: None,
             started_at,
+            first_word_ms: None,
         }
     }
 }
@@ -136,9 +137,17 @@ pub fn events(call: &VoiceCall, step: EventStep, at: Ts, events: Vec<Event>) -> 
         .collect()
 }
 
-/// Writes what a step of the call concluded: the call's start (step 1) or its outcome, then the
-/// step's events. Off the request path (the recorder batches it).
-pub fn record_reply(state: &AppState, call: &VoiceCall, step: u32, outcome: Outcome, step_events: Vec<Event>) {
+/// Writes what a step of the call concluded: the call's start (step 1, with how long its first
+/// words took when measured) or its outcome, then the step's events. Off the request path (the
+/// recorder batches it).
+pub fn record_reply(
+    state: &AppState,
+    call: &VoiceCall,
+    step: u32,
+    outcome: Outcome,
+    step_events: Vec<Event>,
+    first_word: Option<Duration>,
+) {
     let now = Ts::from(state.clock.now());
     let transferred = outcome.transfer.is_some();
     let mut writes = Vec::with_capacity(step_events.len() + 1);
@@ -147,6 +156,7 @@ pub fn record_reply(state: &AppState, call: &VoiceCall, step: u32, outcome: Outc
         new_call.customer_id = outcome.customer_id;
         new_call.verification = outcome.verification;
         new_call.transfer = outcome.transfer;
+        new_call.first_word_ms = first_word.map(|d| i32::try_from(d.as_millis()).unwrap_or(i32::MAX));
         writes.push(CallWrite::Start(new_call));
     } else if outcome.customer_id.is_some() || outcome.verification.is_some() || outcome.transfer.is_some() {
         writes.push(CallWrite::Outcome {
@@ -173,7 +183,7 @@ pub fn record_reply(state: &AppState, call: &VoiceCall, step: u32, outcome: Outc
 pub fn record_fallback(state: &AppState, call: &VoiceCall, step: u32, why: &str) {
     let outcome = Outcome { transfer: Some(TransferReason::Fallback), ..Outcome::default() };
     let happened = vec![Event::Error(mask_pii(why)), Event::Transfer(TransferReason::Fallback)];
-    record_reply(state, call, step, outcome, happened);
+    record_reply(state, call, step, outcome, happened, None);
 }
 
 /// The apology and the way to a person as TwiML, with what is known of the call; the built-in last

@@ -137,7 +137,9 @@ fn respond(
         Ok(xml) => xml,
         Err(e) => return fallback(state, req, Some(call), step, &e.to_string(), started),
     };
-    record_reply(state, call, step, reply.outcome, reply.events);
+    // The first request's answer is the caller's first words: orderline's own response time.
+    let first_word = (step == 1).then(|| started.elapsed());
+    record_reply(state, call, step, reply.outcome, reply.events, first_word);
     state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
     twiml(xml)
 }

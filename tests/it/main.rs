@@ -29,6 +29,7 @@ mod lookup;
 mod media;
 mod notify;
 mod reconcile;
+mod reports;
 mod setup;
 mod shipment_states;
 mod shopify_contract;

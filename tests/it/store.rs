@@ -96,6 +96,7 @@ async fn a_call_is_recorded_with_its_events_in_order(backend: Backend) {
         verification: None,
         transfer: None,
         started_at: at(9),
+        first_word_ms: None,
     };
     let event = |step: i32, idx: i32, kind: &str, detail: &str| {
         CallWrite::Event(CallEvent {

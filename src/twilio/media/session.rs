@@ -157,7 +157,7 @@ impl Session {
             if let Some(prompt) = barged_in.take() {
                 events.insert(0, Event::BargeIn(prompt.to_string()));
             }
-            record_reply(&self.state, &call, step, outcome, events);
+            record_reply(&self.state, &call, step, outcome, events, None);
             let mark = format!("{step}:{template}");
             match next {
                 None => {
