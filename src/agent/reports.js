@@ -35,6 +35,8 @@ function tiles(r) {
     ["transferred", String(t.transferred), "put through to a person"],
     ["abandoned-menu", String(t.abandoned_in_menu), "hung up in the menu"],
     ["abandoned-queue", String(t.abandoned_in_queue), "hung up in the queue"],
+    ["voicemails", String(t.voicemails), "left a voicemail"],
+    ["callbacks", String(t.callbacks), "asked to be called back"],
     ["p50", ms(r.first_word.p50_ms_at_most), "first word, p50"],
     ["p95", ms(r.first_word.p95_ms_at_most), "first word, p95"],
     ["fresh", percent(r.freshness.fresh_rate), "lookups answered from fresh data"],

@@ -70,6 +70,10 @@ pub struct Outcomes {
     pub abandoned_in_menu: i64,
     pub abandoned_in_queue: i64,
     pub ended_by_orderline: i64,
+    /// Calls in which a voicemail was left (whatever their outcome).
+    pub voicemails: i64,
+    /// Calls in which the caller asked to be called back.
+    pub callbacks: i64,
 }
 
 impl Outcomes {
@@ -228,6 +232,14 @@ impl Report {
                     Figure::TransferReason => *reasons.entry(label.clone()).or_default() += n,
                     Figure::FirstWord => *first_word.entry(label.clone()).or_default() += n,
                     Figure::Source => *sources.entry(label.clone()).or_default() += n,
+                    Figure::Voicemail => {
+                        totals.voicemails += n;
+                        this_day.voicemails += n;
+                    }
+                    Figure::Callback => {
+                        totals.callbacks += n;
+                        this_day.callbacks += n;
+                    }
                 }
             }
         }

@@ -65,6 +65,10 @@ labels! {
         /// Calls by where the caller's record came from (label: cache, store, shopify, stale,
         /// unknown, withheld).
         Source => "source",
+        /// Calls in which the caller left a voicemail that was kept (label: empty).
+        Voicemail => "voicemail",
+        /// Calls in which the caller asked, from the queue, to be called back (label: empty).
+        Callback => "callback",
     }
 }
 
@@ -121,6 +125,10 @@ pub struct CallFacts {
     /// The transfer-end event's detail (`queue hangup after 30 s: served`, …).
     pub transfer_end: Option<String>,
     pub said_goodbye: bool,
+    /// The caller left a voicemail that was kept.
+    pub left_voicemail: bool,
+    /// The caller asked to be called back.
+    pub asked_callback: bool,
 }
 
 /// The steps at which orderline has told the caller about an order.
@@ -144,8 +152,10 @@ impl CallFacts {
 
     /// Honest self-service: answered by orderline, never put through, and no call again from
     /// the same number within the repeat window.
+    /// Honest self-service: answered, not put through, no call again, and no voicemail or
+    /// call-back left for a person to deal with.
     pub fn resolved(&self) -> bool {
-        self.outcome() == Outcome::Answered && !self.called_again
+        self.outcome() == Outcome::Answered && !self.called_again && !self.left_voicemail && !self.asked_callback
     }
 
     pub fn verification_outcome(&self) -> Option<VerificationOutcome> {
@@ -190,6 +200,12 @@ impl CallFacts {
         }
         if let Some(source) = &self.source {
             out.push((Figure::Source, source.clone()));
+        }
+        if self.left_voicemail {
+            out.push((Figure::Voicemail, String::new()));
+        }
+        if self.asked_callback {
+            out.push((Figure::Callback, String::new()));
         }
         out
     }

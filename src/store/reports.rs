@@ -28,8 +28,15 @@ const SETTLE: chrono::Duration = chrono::Duration::hours(6);
 const CALL_SPAN: chrono::Duration = chrono::Duration::hours(25);
 
 /// The event kinds the reports read.
-const KINDS: [EventKind; 5] =
-    [EventKind::Step, EventKind::Lookup, EventKind::Verification, EventKind::TransferEnd, EventKind::Goodbye];
+const KINDS: [EventKind; 7] = [
+    EventKind::Step,
+    EventKind::Lookup,
+    EventKind::Verification,
+    EventKind::TransferEnd,
+    EventKind::Goodbye,
+    EventKind::Voicemail,
+    EventKind::Callback,
+];
 
 /// What a retention pass deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,6 +185,8 @@ fn facts_of(calls: Vec<CallLine>, mut events: Vec<EventLine>, window: chrono::Du
             Some(EventKind::Verification) => call.verification = Some(e.detail),
             Some(EventKind::TransferEnd) if call.transfer_end.is_none() => call.transfer_end = Some(e.detail),
             Some(EventKind::Goodbye) => call.said_goodbye = true,
+            Some(EventKind::Voicemail) if e.detail.starts_with("left ") => call.left_voicemail = true,
+            Some(EventKind::Callback) if e.detail.starts_with("requested") => call.asked_callback = true,
             _ => {}
         }
     }
@@ -295,8 +304,8 @@ for_each_backend! {
     pub(crate) async fn purge(conn: &mut Conn, shop: &str, before: Ts) -> Result<Purged, sqlx::Error> {
         let mut tx = conn.begin().await?;
         // What else holds a caller of those calls: the texts sent (numbers), Media Streams
-        // handoffs (the caller's context) and transfer notifications.
-        for table in ["sms_messages", "stream_handoffs", "notifications"] {
+        // handoffs (the caller's context), notifications, voicemails (the caller's words) and call-backs.
+        for table in ["sms_messages", "stream_handoffs", "notifications", "voicemails", "callbacks"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND started_at < $2)"
             )))

@@ -85,6 +85,16 @@ impl Store {
         Ok(on_backend!(self, handled(recording_sid, by, now))?)
     }
 
+    /// Recordings of messages left before `before` that Twilio still holds (retention).
+    pub async fn voicemail_recordings_before(&self, shop: &str, before: Ts) -> Result<Vec<String>, StoreError> {
+        Ok(on_backend!(self, recordings_before(shop, before))?)
+    }
+
+    /// Twilio no longer holds the message's recording (deleted by retention).
+    pub async fn voicemail_recording_deleted(&self, recording_sid: &str) -> Result<(), StoreError> {
+        Ok(on_backend!(self, recording_deleted(recording_sid))?)
+    }
+
     /// The messages left during one call (the card shows them).
     pub async fn voicemails_of_call(&self, call_sid: &str) -> Result<Vec<VoicemailRow>, StoreError> {
         Ok(on_backend!(self, of_call(call_sid))?)
@@ -158,6 +168,21 @@ for_each_backend! {
             .execute(&mut *conn)
             .await?;
         one(conn, recording_sid).await
+    }
+
+    pub(crate) async fn recordings_before(conn: &mut Conn, shop: &str, before: Ts) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT recording_sid FROM voicemails WHERE shop = $1 AND created_at < $2 AND recording_url <> '' ORDER BY created_at",
+        )
+        .bind(shop)
+        .bind(before)
+        .fetch_all(&mut *conn)
+        .await
+    }
+
+    pub(crate) async fn recording_deleted(conn: &mut Conn, recording_sid: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE voicemails SET recording_url = '' WHERE recording_sid = $1").bind(recording_sid).execute(&mut *conn).await?;
+        Ok(())
     }
 
     pub(crate) async fn of_call(conn: &mut Conn, call_sid: &str) -> Result<Vec<VoicemailRow>, sqlx::Error> {

@@ -330,6 +330,20 @@ impl TwilioRest {
         self.send_raw("fetch_recording", reqwest::Method::GET, &url, &[], &[], Retry::All, "audio/*").await
     }
 
+    /// Deletes a recording (`DELETE /Accounts/{AccountSid}/Recordings/{Sid}.json`, answered 204:
+    /// https://www.twilio.com/docs/voice/api/recording#delete-a-recording-resource, read
+    /// 2026-12-04). One Twilio no longer has (404) counts as deleted.
+    pub async fn delete_recording(&self, recording_sid: &str) -> Result<(), TwilioError> {
+        let url = self.account_path(&format!("/Recordings/{recording_sid}.json"));
+        match self
+            .send_raw("delete_recording", reqwest::Method::DELETE, &url, &[], &[], Retry::All, "application/json")
+            .await
+        {
+            Ok(_) | Err(TwilioError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn send<T: serde::de::DeserializeOwned>(
         &self,
         operation: &'static str,

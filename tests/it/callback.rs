@@ -125,6 +125,11 @@ async fn a_queued_caller_is_called_back_keeping_their_place_and_put_through(back
     assert_eq!(d.call_now(&t.call_sid).await.0, 409);
     assert_eq!(d.twilio.calls().len(), 1);
     assert!(d.callbacks("").await.is_empty(), "no longer open");
+    // Counted in the reports.
+    d.line.flush_calls().await;
+    let url = format!("{}/api/reports", d.line.app.url);
+    let report: Value = d.line.app.client.get(url).bearer_auth(AGENT_TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(report["totals"]["callbacks"], 1, "{report}");
 
     // The card says it in plain words.
     d.line.flush_calls().await;

@@ -182,7 +182,7 @@ fn assert_known_answers(r: &Value, base: DateTime<Utc>) {
     assert_eq!(
         r["totals"],
         json!({"calls": 6, "answered": 3, "transferred": 1, "abandoned_in_menu": 1, "abandoned_in_queue": 1,
-               "ended_by_orderline": 0})
+               "ended_by_orderline": 0, "voicemails": 0, "callbacks": 0})
     );
     let s = &r["self_service"];
     assert_eq!((s["never_reached_person"].as_i64(), s["resolved"].as_i64()), (Some(4), Some(2)), "{s}");

@@ -329,7 +329,27 @@ async fn a_voicemail_is_notified_signed_to_the_helpdesk(backend: Backend) {
     m.line.app.stop().await;
 }
 
+async fn a_voicemail_past_the_retention_is_deleted_here_and_at_twilio(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()));
+    let m = mailbox(backend, clock.clone(), &[("retention", "30d")]).await;
+    m.call(&["0", &format!("say:{MESSAGE}")]).await;
+    assert_eq!(m.voicemails("").await.len(), 1);
+    m.line.flush_calls().await;
+    // Counted in the reports while it is kept, and not as resolved by orderline.
+    let url = format!("{}/api/reports?from=2026-11-21&to=2026-11-21", m.line.app.url);
+    let report: Value = m.line.app.client.get(url).bearer_auth(AGENT_TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(report["totals"]["voicemails"], 1, "{report}");
+    assert_eq!(report["self_service"]["resolved"], 0, "{report}");
+    clock.advance(chrono::Duration::days(40));
+    let state = &m.line.app.running.as_ref().unwrap().state;
+    orderline::ops::retention::pass(state).await.unwrap();
+    assert!(m.twilio.recordings().is_empty(), "deleted at Twilio");
+    assert!(m.voicemails("?all=true").await.is_empty(), "and here");
+    m.line.app.stop().await;
+}
+
 on_both_backends!(
+    a_voicemail_past_the_retention_is_deleted_here_and_at_twilio,
     a_closed_line_takes_a_message_that_is_transcribed_listed_and_played,
     an_unanswered_transfer_takes_a_message,
     silence_or_a_one_second_message_is_not_kept,

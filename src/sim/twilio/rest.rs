@@ -329,7 +329,7 @@ impl TwilioRestSim {
             .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json", get(list_numbers))
             .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{file}", post(update_number).get(fetch_number))
             .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message).get(list_messages))
-            .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(fetch_recording))
+            .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(fetch_recording).delete(delete_recording))
             .route("/2010-04-01/Accounts/{account}/Calls.json", post(create_call))
             .fallback(unknown)
             .with_state(self.clone());
@@ -535,6 +535,27 @@ async fn fetch_recording(
         .into_response(),
         _ => error(StatusCode::UNSUPPORTED_MEDIA_TYPE, 20415, "Unsupported Media Type", None),
     }
+}
+
+/// `DELETE …/Recordings/{Sid}.json`: 204, and the recording is gone; 404 for one the account does
+/// not have (https://www.twilio.com/docs/voice/api/recording#delete-a-recording-resource).
+async fn delete_recording(
+    State(sim): State<TwilioRestSim>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/Recordings/{file}");
+    if let Err(answer) = sim.admit(&Method::DELETE, &path, &account, &headers, Vec::new()).await {
+        return answer;
+    }
+    let sid = file.strip_suffix(".json").unwrap_or(&file);
+    let mut recordings = lock(&sim.inner.recordings);
+    let before = recordings.len();
+    recordings.retain(|r| r.sid != sid);
+    if recordings.len() == before {
+        return not_found(&path);
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// `seconds` of a quiet 440 Hz tone as 8 kHz, 16-bit mono PCM WAV (the telephone audio Twilio
