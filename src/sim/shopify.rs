@@ -89,7 +89,7 @@ impl Default for SimConfig {
             client_id: "orderline_sim_client_id".into(),
             client_secret: "orderline_sim_client_secret".into(),
             token_lifetime: Duration::from_secs(24 * 3600),
-            scopes: ["read_customers", "read_orders", "read_all_orders", "read_fulfillments"]
+            scopes: ["read_customers", "read_orders", "read_all_orders", "read_fulfillments", "read_returns"]
                 .map(String::from)
                 .to_vec(),
         }

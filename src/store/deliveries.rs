@@ -119,6 +119,9 @@ struct Claimed {
     shop: String,
     topic: String,
     body: Option<Vec<u8>>,
+    /// When Shopify says the change happened (`X-Shopify-Triggered-At`), else when it arrived:
+    /// the time of a return's state (return bodies carry no `updated_at`).
+    happened_at: Ts,
 }
 
 /// The customer and order a delivery is about, read from its body without building it (the
@@ -446,11 +449,11 @@ for_each_backend! {
         let mut tx = begin_applying(conn).await?;
         let claim = match BACKEND {
             crate::store::Backend::Postgres => {
-                "SELECT id, shop, topic, body FROM webhook_deliveries WHERE status = 'pending'
+                "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at FROM webhook_deliveries WHERE status = 'pending'
                  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
             }
             crate::store::Backend::Sqlite => {
-                "SELECT id, shop, topic, body FROM webhook_deliveries WHERE status = 'pending' ORDER BY id LIMIT $1"
+                "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at FROM webhook_deliveries WHERE status = 'pending' ORDER BY id LIMIT $1"
             }
         };
         let claimed: Vec<Claimed> = sqlx::query_as(claim).bind(limit).fetch_all(&mut *tx).await?;
@@ -489,7 +492,7 @@ for_each_backend! {
             ids(q, customers);
             q.push(")))");
         };
-        let mut q = QueryBuilder::new("SELECT id, shop, topic, body");
+        let mut q = QueryBuilder::new("SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at");
         filter(&mut q);
         q.push(" ORDER BY id");
         if BACKEND == crate::store::Backend::Postgres {
@@ -522,10 +525,13 @@ for_each_backend! {
             .map(|delivery| {
                 let topic = Topic::parse(&delivery.topic);
                 let body = delivery.body.as_deref().unwrap_or_default();
-                let parsed = match topic {
+                let mut parsed = match topic {
                     Some(t) => ShopifyChange::parse(t, body).map_err(|e| e.to_string()),
                     None => Err(format!("topic {:?} is not handled", delivery.topic)),
                 };
+                if let Ok(ShopifyChange::Return(r)) = &mut parsed {
+                    r.as_of = Some(delivery.happened_at.0);
+                }
                 (delivery, topic, parsed)
             })
             .collect();

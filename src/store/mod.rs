@@ -25,6 +25,7 @@ mod order_names;
 mod pending;
 mod queries;
 mod records;
+mod returns;
 mod sessions;
 mod sms;
 mod stored_ids;
@@ -43,6 +44,7 @@ pub use order_names::NameFormat;
 pub use pending::{PendingNotice, PendingSubjects};
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
 pub use records::{ApplyOutcome, Provenance, UNCONFIRMED};
+pub use returns::ReturnRow;
 pub use sms::{NewSms, SmsRow};
 pub use time::Ts;
 

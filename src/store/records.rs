@@ -4,9 +4,11 @@
 //! tie, when it is a snapshot read from the Admin API (see `Provenance`).
 
 use super::changes::PhoneChanges;
+use super::returns::{RETURN_COLUMNS, ReturnRow, merge};
 use super::{Store, StoreError, Ts, for_each_backend, on_backend};
 use crate::domain::PhoneNumber;
 use crate::shopify::payload::{ShopifyAddress, ShopifyChange, ShopifyCustomer, ShopifyId, ShopifyOrder};
+use crate::shopify::returns::ShopifyReturn;
 
 #[allow(unused_imports)]
 use super::Pool;
@@ -267,7 +269,9 @@ impl<'a, T> Course<'a, T> {
 pub(crate) fn batchable(change: &ShopifyChange) -> bool {
     match change {
         ShopifyChange::Customer(c) => c.updated_at.is_some(),
-        ShopifyChange::Order(o) => o.fulfillments.is_empty() && o.refunds.is_empty() && !o.truncated.line_items,
+        ShopifyChange::Order(o) => {
+            o.fulfillments.is_empty() && o.refunds.is_empty() && o.returns.is_empty() && !o.truncated.line_items
+        }
         _ => false,
     }
 }
@@ -400,6 +404,22 @@ for_each_backend! {
         if let ShopifyChange::CustomerRedact { customer_id, .. } = change {
             ids.push(customer_id.0);
         }
+        // A label or an update names only its return: its order is the stored one.
+        let unnamed = match change {
+            ShopifyChange::Return(r) if r.order_id.is_none() => Some(r.id),
+            ShopifyChange::ReturnTouched { id: Some(id) } => Some(*id),
+            _ => None,
+        };
+        if let Some(id) = unnamed
+            && let Some(order) = order_of_return(conn, shop, id).await?
+        {
+            let stored: Option<(Option<i64>,)> = sqlx::query_as("SELECT customer_id FROM orders WHERE shop = $1 AND id = $2")
+                .bind(shop)
+                .bind(order)
+                .fetch_optional(&mut *conn)
+                .await?;
+            ids.extend(stored.and_then(|(c,)| c));
+        }
         ids.sort_unstable();
         ids.dedup();
         Ok(ids)
@@ -448,6 +468,28 @@ for_each_backend! {
                     return Ok(ApplyOutcome::Gone);
                 }
                 insert_refund(conn, shop, r, now).await
+            }
+            ShopifyChange::Return(r) => {
+                if let Some(order) = r.order_id
+                    && is_tombstoned(conn, shop, "order", order).await?
+                {
+                    return Ok(ApplyOutcome::Gone);
+                }
+                let as_of = r.as_of.map(ts).unwrap_or(now);
+                upsert_return(conn, shop, r, as_of, w.from == Provenance::Snapshot, now).await
+            }
+            ShopifyChange::ReturnTouched { id } => {
+                // The body does not say what changed: the order is refetched on its next lookup.
+                let Some(id) = id else { return Ok(ApplyOutcome::Unchanged) };
+                let Some(order) = order_of_return(conn, shop, *id).await? else { return Ok(ApplyOutcome::Unchanged) };
+                let marked = sqlx::query("UPDATE orders SET synced_at = $3 WHERE shop = $1 AND id = $2")
+                    .bind(shop)
+                    .bind(order)
+                    .bind(UNCONFIRMED)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                Ok(if marked > 0 { ApplyOutcome::Unconfirmed } else { ApplyOutcome::Unchanged })
             }
             ShopifyChange::OrderDeleted { id } => {
                 remove_orders(conn, shop, &[*id], now).await?;
@@ -803,6 +845,11 @@ for_each_backend! {
         for refund in &o.refunds {
             outcome = fold(outcome, insert_refund(conn, shop, refund, w.now).await?);
         }
+        // A GraphQL copy's returns: Shopify's state when it was read.
+        for r in &o.returns {
+            let snapshot = w.from == Provenance::Snapshot;
+            outcome = fold(outcome, upsert_return(conn, shop, r, r.as_of.map(ts).unwrap_or(w.now), snapshot, w.now).await?);
+        }
         Ok(outcome)
     }
 
@@ -927,6 +974,83 @@ for_each_backend! {
         Ok(if marked > 0 { ApplyOutcome::Unconfirmed } else { ApplyOutcome::Unchanged })
     }
 
+    /// Applies one copy of a return on an open transaction (see the module's write rule).
+    pub(crate) async fn upsert_return(
+        conn: &mut Conn,
+        shop: &str,
+        r: &ShopifyReturn,
+        as_of: Ts,
+        snapshot: bool,
+        now: Ts,
+    ) -> Result<ApplyOutcome, sqlx::Error> {
+        // The row first exists (blank), then is read under a row lock on Postgres, so two
+        // processors applying copies of one return take turns.
+        sqlx::query("INSERT INTO returns (shop, id, synced_at) VALUES ($1, $2, $3) ON CONFLICT (shop, id) DO NOTHING")
+            .bind(shop)
+            .bind(r.id.0)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        let lock = if BACKEND == crate::store::Backend::Postgres { " FOR UPDATE" } else { "" };
+        let stored: ReturnRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {RETURN_COLUMNS} FROM returns WHERE shop = $1 AND id = $2{lock}"
+        )))
+        .bind(shop)
+        .bind(r.id.0)
+        .fetch_one(&mut *conn)
+        .await?;
+        let row = merge(Some(&stored), r, as_of, snapshot);
+        if row == stored {
+            sqlx::query("UPDATE returns SET synced_at = $3 WHERE shop = $1 AND id = $2")
+                .bind(shop)
+                .bind(r.id.0)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        sqlx::query(
+            "UPDATE returns SET order_id = $3, name = $4, status = $5, status_rank = $6, requested_at = $7,
+                approved_at = $8, closed_at = $9, decline_reason = $10, decline_note = $11, return_items = $12,
+                exchange_items = $13, label_carrier = $14, label_tracking_number = $15, label_tracking_url = $16,
+                label_url = $17, received = $18, as_of = $19, synced_at = $20
+             WHERE shop = $1 AND id = $2",
+        )
+        .bind(shop)
+        .bind(row.id)
+        .bind(row.order_id)
+        .bind(&row.name)
+        .bind(&row.status)
+        .bind(row.status_rank)
+        .bind(row.requested_at)
+        .bind(row.approved_at)
+        .bind(row.closed_at)
+        .bind(&row.decline_reason)
+        .bind(&row.decline_note)
+        .bind(row.return_items)
+        .bind(row.exchange_items)
+        .bind(&row.label_carrier)
+        .bind(&row.label_tracking_number)
+        .bind(&row.label_tracking_url)
+        .bind(&row.label_url)
+        .bind(row.received)
+        .bind(row.as_of)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    /// The order a stored return belongs to, if known.
+    pub(crate) async fn order_of_return(conn: &mut Conn, shop: &str, id: ShopifyId) -> Result<Option<i64>, sqlx::Error> {
+        let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT order_id FROM returns WHERE shop = $1 AND id = $2")
+            .bind(shop)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.and_then(|(o,)| o))
+    }
+
     /// Refunds never change once made: the first copy is kept.
     async fn insert_refund(
         conn: &mut Conn,
@@ -961,6 +1085,7 @@ for_each_backend! {
                 "DELETE FROM order_line_items WHERE shop = $1 AND order_id = $2",
                 "DELETE FROM fulfillments WHERE shop = $1 AND order_id = $2",
                 "DELETE FROM refunds WHERE shop = $1 AND order_id = $2",
+                "DELETE FROM returns WHERE shop = $1 AND order_id = $2",
                 "DELETE FROM phone_numbers WHERE shop = $1 AND owner_kind = 'order' AND owner_id = $2",
             ] {
                 sqlx::query(sql).bind(shop).bind(id.0).execute(&mut *conn).await?;
@@ -1357,7 +1482,7 @@ for_each_backend! {
             .execute(&mut *conn)
             .await?;
         for table in [
-            "customers", "orders", "order_line_items", "fulfillments", "refunds", "phone_numbers", "tombstones",
+            "customers", "orders", "order_line_items", "fulfillments", "refunds", "returns", "phone_numbers", "tombstones",
             "data_requests", "sync_watermarks", "calls", "stream_handoffs", "sms_messages",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE shop = $1"))).bind(shop).execute(&mut *conn).await?;
