@@ -151,6 +151,7 @@ struct RawSettings {
     notify_url: Option<String>,
     notify_secret: Option<Secret>,
     notify_max_attempts: u32,
+    return_window_days: Option<u32>,
 }
 
 impl Default for RawSettings {
@@ -221,6 +222,7 @@ impl Default for RawSettings {
             notify_url: None,
             notify_secret: None,
             notify_max_attempts: 8,
+            return_window_days: None,
         }
     }
 }
@@ -329,6 +331,9 @@ pub struct Settings {
     /// Where a signed JSON notification goes for each transferred call (a helpdesk, a Slack
     /// workflow), with the HMAC-SHA256 key that signs it; none: nothing is sent.
     pub notify: Option<NotifyTarget>,
+    /// The shop's return window in days, said on key 3 with the orders past it; none: no window
+    /// is said (the shop's policy is not known to orderline).
+    pub return_window_days: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -584,6 +589,7 @@ impl Settings {
             media_lead: raw.media_lead,
             speech_input: raw.speech_input,
             notify,
+            return_window_days: raw.return_window_days.filter(|d| *d > 0),
         })
     }
 

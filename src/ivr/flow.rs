@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::hours::BusinessHours;
 use super::order_status::{OrderFacts, spoken_digits};
+use super::returns::ReturnsStep;
 use super::state::{CallState, Stage};
 use super::texts::{TextRequest, Texts};
 use super::verification::{KeyedPostalCode, Subject, VerificationLimit};
@@ -79,7 +80,7 @@ pub struct Outcome {
 pub enum Step {
     Menu(MenuStep),
     OtherOrders(OrdersStep),
-    Returns(OrdersStep),
+    Returns(ReturnsStep),
     AskOrderNumber(AskOrderNumber),
     AskPostalCode(AskPostalCode),
     Closed(ClosedStep),
@@ -236,6 +237,8 @@ pub struct CallFlow {
     pending: Cache<String, PendingLookup>,
     /// The tracking link by text (key 4), when configured.
     texts: Option<Texts>,
+    /// The shop's return window in days (key 3), when set.
+    return_window: Option<u32>,
 }
 
 impl CallFlow {
@@ -258,7 +261,14 @@ impl CallFlow {
             tz,
             pending: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build(),
             texts: None,
+            return_window: None,
         }
+    }
+
+    /// Says the shop's return window on key 3, and which orders are past it.
+    pub fn with_return_window(mut self, days: Option<u32>) -> CallFlow {
+        self.return_window = days;
+        self
     }
 
     /// Offers the tracking link by text (key 4) through `texts`.
@@ -640,8 +650,8 @@ impl CallFlow {
                 reply(Step::OtherOrders(OrdersStep { orders, menu }), Some((Stage::Menu, state.fresh())))
             }
             ("3", about) => {
-                let orders = about.orders().iter().map(|o| OrderFacts::of(o, self.tz)).collect();
-                reply(Step::Returns(OrdersStep { orders, menu }), Some((Stage::Menu, state.fresh())))
+                let step = ReturnsStep::of(&about.orders(), self.clock.now(), self.tz, self.return_window, menu);
+                reply(Step::Returns(step), Some((Stage::Menu, state.fresh())))
             }
             ("0", about) if menu.agents_open => {
                 let (customer, order) = about.parts();

@@ -542,6 +542,7 @@ impl CallerLookup {
         let parts = OrderParts {
             fulfillments: store.fulfillments(shop, id).await?,
             refunds: store.refunds(shop, id).await?,
+            returns: store.returns(shop, id).await?,
             order,
         };
         Ok(OrderMatch {

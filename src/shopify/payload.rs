@@ -786,7 +786,7 @@ where
 }
 
 /// Adds decimal money strings exactly ("12.50" + "3.005" = "15.505"), without floats.
-fn sum_decimals(amounts: &[&str]) -> Option<String> {
+pub fn sum_decimals(amounts: &[&str]) -> Option<String> {
     if amounts.is_empty() {
         return None;
     }

@@ -34,7 +34,9 @@ mod watermarks;
 
 pub use attempts::AttemptKind;
 pub use backfills::BulkProgress;
-pub use callers::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView};
+pub use callers::{
+    CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView, RefundView, ReturnView,
+};
 pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
 pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
