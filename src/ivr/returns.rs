@@ -81,8 +81,8 @@ pub struct ReturnFacts {
 /// A refund on an order, as the template speaks it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RefundFacts {
-    /// `$21.23`, `£12.00`, or `21.23 CAD`.
-    pub amount: String,
+    /// `$21.23`, `£12.00`, or `21.23 CAD`; none when Shopify's refund carried no amount.
+    pub amount: Option<String>,
     /// The latest refund's day in words and as a date; none when Shopify gave no time.
     pub day: Option<String>,
     pub date: Option<String>,
@@ -114,11 +114,17 @@ impl ReturnsStep {
         let mut past_window = Vec::new();
         for order in orders {
             let returns: Vec<ReturnFacts> = order.returns.iter().filter_map(facts).collect();
-            let refund = order.refunded.as_ref().map(|r| RefundFacts {
-                amount: money(&r.total, r.currency.as_deref()),
-                day: r.last_at.map(|at| day_in_words(at, tz)),
-                date: r.last_at.map(|at| local_date(at, tz)),
-            });
+            let refund = match &order.refunded {
+                Some(r) => Some(RefundFacts {
+                    amount: Some(money(&r.total, r.currency.as_deref())),
+                    day: r.last_at.map(|at| day_in_words(at, tz)),
+                    date: r.last_at.map(|at| local_date(at, tz)),
+                }),
+                None if order.refunds > 0 || order.financial_status == Some("refunded") => {
+                    Some(RefundFacts { amount: None, day: None, date: None })
+                }
+                None => None,
+            };
             if returns.is_empty()
                 && let (Some(days), Some(delivered)) = (window_days, delivered_at(order))
                 && now.timestamp_micros() - delivered > i64::from(days) * 86_400_000_000
@@ -264,7 +270,7 @@ mod tests {
         }));
         let step = ReturnsStep::of(&[&o], chrono::Utc::now(), chrono_tz::UTC, None, menu());
         let refund = step.orders[0].refund.as_ref().unwrap();
-        assert_eq!((refund.amount.as_str(), refund.day.as_deref()), ("$21.23", Some("Tuesday, November 17")));
+        assert_eq!((refund.amount.as_deref(), refund.day.as_deref()), (Some("$21.23"), Some("Tuesday, November 17")));
         assert_eq!(money("12.00", Some("CAD")), "12.00 CAD");
     }
 }

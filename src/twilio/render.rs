@@ -416,7 +416,7 @@ fn returns_sample(i: usize, hostile: &str, menu: crate::ivr::flow::MenuOptions) 
             number_spoken: "1 0 4 2".into(),
             returns: if i % 4 == 3 { vec![] } else { vec![r] },
             refund: (i % 2 == 0 || i % 4 == 3).then(|| RefundFacts {
-                amount: "$21.23".into(),
+                amount: (i % 3 != 2).then(|| "$21.23".into()),
                 day: odd.then(|| "Tuesday, November 17".into()),
                 date: odd.then(|| "2026-11-17".into()),
             }),
