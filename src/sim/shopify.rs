@@ -25,9 +25,9 @@
 mod bulk;
 mod cost;
 mod executor;
+mod returns;
 mod rng;
 mod seed;
-mod returns;
 mod server;
 mod store;
 mod subscriptions;

@@ -406,7 +406,7 @@ fn returns_sample(i: usize, hostile: &str, menu: crate::ivr::flow::MenuOptions) 
     let r = ReturnFacts {
         stage,
         carrier: odd.then(|| hostile.to_string()),
-        label: odd || i % 3 == 0,
+        label: odd || i.is_multiple_of(3),
         decline: (stage == ReturnStage::Declined).then(|| DECLINE_WORDS[(i / 2) % DECLINE_WORDS.len()]),
         exchange_items: (i % 3) as u16,
     };
@@ -415,7 +415,7 @@ fn returns_sample(i: usize, hostile: &str, menu: crate::ivr::flow::MenuOptions) 
             name: "#1042".into(),
             number_spoken: "1 0 4 2".into(),
             returns: if i % 4 == 3 { vec![] } else { vec![r] },
-            refund: (i % 2 == 0 || i % 4 == 3).then(|| RefundFacts {
+            refund: (i.is_multiple_of(2) || i % 4 == 3).then(|| RefundFacts {
                 amount: (i % 3 != 2).then(|| "$21.23".into()),
                 day: odd.then(|| "Tuesday, November 17".into()),
                 date: odd.then(|| "2026-11-17".into()),
@@ -498,7 +498,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
             Step::Returns(crate::ivr::returns::ReturnsStep {
                 orders: vec![],
                 window_days: menu.agents_open.then_some(30),
-                past_window: menu.agents_open.then(|| vec!["1 0 4 2".to_string()]).unwrap_or_default(),
+                past_window: if menu.agents_open { vec!["1 0 4 2".to_string()] } else { Vec::new() },
                 menu: menu.clone(),
             }),
             action,

@@ -27,6 +27,7 @@ mod lookup;
 mod media;
 mod notify;
 mod reconcile;
+mod returns;
 mod setup;
 mod shipment_states;
 mod shopify_contract;

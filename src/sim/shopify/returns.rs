@@ -32,7 +32,14 @@ use crate::shopify::payload::ShopifyId;
 use crate::shopify::returns::{DeclineReason, ReturnLabel, ReturnStatus, ShopifyReturn};
 
 /// A new return, as the buyer asks for it.
-pub(crate) fn requested(id: ShopifyId, order: ShopifyId, name: String, items: i64, exchange: i64, at: DateTime<Utc>) -> ShopifyReturn {
+pub(crate) fn requested(
+    id: ShopifyId,
+    order: ShopifyId,
+    name: String,
+    items: i64,
+    exchange: i64,
+    at: DateTime<Utc>,
+) -> ShopifyReturn {
     ShopifyReturn {
         id,
         order_id: Some(order),
@@ -112,7 +119,12 @@ pub(crate) fn process_body(r: &ShopifyReturn) -> Value {
 }
 
 /// The body of `reverse_deliveries/attach_deliverable`.
-pub(crate) fn deliverable_body(delivery: ShopifyId, r: &ShopifyReturn, label: &ReturnLabel, at: DateTime<Utc>) -> Value {
+pub(crate) fn deliverable_body(
+    delivery: ShopifyId,
+    r: &ShopifyReturn,
+    label: &ReturnLabel,
+    at: DateTime<Utc>,
+) -> Value {
     json!({
         "id": delivery,
         "admin_graphql_api_id": gid("ReverseDelivery", delivery),
