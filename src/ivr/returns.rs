@@ -144,6 +144,53 @@ impl ReturnsStep {
     }
 }
 
+/// An order's returns and refund in the agent's plain words ("return requested, waiting for
+/// approval"; "return approved, label with UPS, not back yet"; "return declined: final sale";
+/// "refunded $21.50 on Tuesday, November 17"), for the call card.
+pub fn card_words(order: &OrderCard, tz: Tz) -> Vec<String> {
+    let mut words: Vec<String> = order
+        .returns
+        .iter()
+        .filter_map(facts)
+        .map(|r| {
+            let mut text = match r.stage {
+                ReturnStage::Requested => "return requested, waiting for approval".to_string(),
+                ReturnStage::Approved => match (&r.carrier, r.label) {
+                    (Some(carrier), _) => format!("return approved, label with {carrier}, not back yet"),
+                    (None, true) => "return approved, label sent, not back yet".to_string(),
+                    (None, false) => "return approved, no label yet".to_string(),
+                },
+                ReturnStage::Received => "return received, being inspected".to_string(),
+                ReturnStage::Declined => format!(
+                    "return declined: {}",
+                    match r.decline {
+                        Some("final_sale") => "final sale",
+                        Some("return_period_ended") => "return period ended",
+                        _ => "other reason",
+                    }
+                ),
+                ReturnStage::Cancelled => "return cancelled".to_string(),
+                ReturnStage::Complete => "return complete".to_string(),
+            };
+            if r.exchange_items > 0 {
+                text.push_str(&format!(
+                    ", exchange for {} item{}",
+                    r.exchange_items,
+                    if r.exchange_items == 1 { "" } else { "s" }
+                ));
+            }
+            text
+        })
+        .collect();
+    if let Some(r) = &order.refunded {
+        let day = r.last_at.map(|at| format!(" on {}", day_in_words(at, tz))).unwrap_or_default();
+        words.push(format!("refunded {}{day}", money(&r.total, r.currency.as_deref())));
+    } else if order.refunds > 0 {
+        words.push("refunded".to_string());
+    }
+    words
+}
+
 fn facts(r: &ReturnCard) -> Option<ReturnFacts> {
     Some(ReturnFacts {
         stage: ReturnStage::of(r)?,

@@ -256,12 +256,8 @@ impl Store {
 
     /// The customer IDs behind each of these phones: `(e164, customer_id)` pairs.
     /// The returns of one order (oldest first).
-    pub async fn returns(
-        &self,
-        shop: &str,
-        order: crate::shopify::payload::ShopifyId,
-    ) -> Result<Vec<ReturnRow>, StoreError> {
-        Ok(on_backend!(self, returns_of_order(shop, order.0))?)
+    pub async fn returns(&self, shop: &str, order: i64) -> Result<Vec<ReturnRow>, StoreError> {
+        Ok(on_backend!(self, returns_of_order(shop, order))?)
     }
 
     pub async fn phone_owners(&self, shop: &str, phones: &[String]) -> Result<Vec<(String, i64)>, StoreError> {

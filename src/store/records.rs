@@ -4,11 +4,11 @@
 //! tie, when it is a snapshot read from the Admin API (see `Provenance`).
 
 use super::changes::PhoneChanges;
-use super::returns::{RETURN_COLUMNS, ReturnRow, merge};
+use super::returns::{RETURN_COLUMNS, ReturnRow};
 use super::{Store, StoreError, Ts, for_each_backend, on_backend};
 use crate::domain::PhoneNumber;
 use crate::shopify::payload::{ShopifyAddress, ShopifyChange, ShopifyCustomer, ShopifyId, ShopifyOrder};
-use crate::shopify::returns::ShopifyReturn;
+use crate::shopify::returns::{ReturnStatus, ShopifyReturn};
 
 #[allow(unused_imports)]
 use super::Pool;
@@ -151,6 +151,69 @@ fn order_content(o: &ShopifyOrder, phones: &[PhoneEntry]) -> String {
         shipping.and_then(|a| a.country_code.as_deref()),
         phones.iter().map(|p| (&p.source, &p.raw)).collect::<Vec<_>>(),
     ))
+}
+
+/// The return write rule (see `store::returns`): what the stored row becomes after one copy.
+/// The row after applying `r` (read at `as_of`; `snapshot`: a whole copy from the Admin API)
+/// to `stored`.
+pub(crate) fn merge_return(stored: Option<&ReturnRow>, r: &ShopifyReturn, as_of: Ts, snapshot: bool) -> ReturnRow {
+    let mut row = stored.cloned().unwrap_or_else(|| ReturnRow::empty(r.id.0));
+    let fill = |slot: &mut Option<String>, value: &Option<String>| {
+        if value.is_some() {
+            slot.clone_from(value);
+        }
+    };
+    if let Some(order) = r.order_id {
+        row.order_id = Some(order.0);
+    }
+    fill(&mut row.name, &r.name);
+    if r.return_items.is_some() {
+        row.return_items = r.return_items;
+    }
+    if r.exchange_items.is_some() {
+        row.exchange_items = r.exchange_items;
+    }
+    if let Some(label) = &r.label {
+        row.label_carrier.clone_from(&label.carrier);
+        row.label_tracking_number.clone_from(&label.tracking_number);
+        row.label_tracking_url.clone_from(&label.tracking_url);
+        row.label_url.clone_from(&label.label_url);
+    }
+    if let Some(received) = r.received {
+        row.received = if snapshot { received } else { row.received || received };
+    }
+    let at = Some(as_of);
+    // When it was asked for and approved: a snapshot knows; a webhook's time tells it otherwise.
+    let requested = r.requested_at.map(Ts::from).or((r.status == Some(ReturnStatus::Requested)).then_some(as_of));
+    row.requested_at = if snapshot { requested.or(row.requested_at) } else { row.requested_at.or(requested) };
+    let approved = r.approved_at.map(Ts::from).or((r.status == Some(ReturnStatus::Open)).then_some(as_of));
+    row.approved_at =
+        if snapshot { r.approved_at.map(Ts::from).or(row.approved_at) } else { row.approved_at.or(approved) };
+    if let Some(status) = r.status {
+        let newer = match row.as_of {
+            None => true,
+            Some(stored_at) => {
+                at > Some(stored_at) || (at == Some(stored_at) && (snapshot || status.rank() > row.status_rank))
+            }
+        };
+        if newer {
+            row.status = Some(status.as_str().to_string());
+            row.status_rank = status.rank();
+            row.as_of = at;
+            row.closed_at = match status {
+                ReturnStatus::Closed => r.closed_at.map(Ts::from).or(row.closed_at).or(at),
+                _ => r.closed_at.map(Ts::from),
+            };
+            if status == ReturnStatus::Declined {
+                row.decline_reason = r.decline_reason.map(|d| d.as_str().to_string()).or(row.decline_reason.take());
+                row.decline_note = r.decline_note.clone().or(row.decline_note.take());
+            } else if snapshot {
+                row.decline_reason = None;
+                row.decline_note = None;
+            }
+        }
+    }
+    row
 }
 
 fn ts(t: chrono::DateTime<chrono::Utc>) -> Ts {
@@ -999,7 +1062,7 @@ for_each_backend! {
         .bind(r.id.0)
         .fetch_one(&mut *conn)
         .await?;
-        let row = merge(Some(&stored), r, as_of, snapshot);
+        let row = merge_return(Some(&stored), r, as_of, snapshot);
         if row == stored {
             sqlx::query("UPDATE returns SET synced_at = $3 WHERE shop = $1 AND id = $2")
                 .bind(shop)
@@ -1524,5 +1587,56 @@ mod tests {
             ]
         );
         assert_eq!(phones[3].raw, "call me");
+    }
+}
+
+#[cfg(test)]
+mod return_tests {
+    use super::*;
+    use crate::shopify::returns::ReturnStatus;
+    use chrono::{DateTime, Utc};
+
+    fn at(second: i64) -> Ts {
+        Ts(DateTime::<Utc>::from_timestamp(1_790_000_000 + second, 0).unwrap())
+    }
+
+    fn copy(status: ReturnStatus) -> ShopifyReturn {
+        let mut r = crate::shopify::returns::ShopifyReturn {
+            id: ShopifyId(5),
+            order_id: Some(ShopifyId(7)),
+            name: None,
+            status: Some(status),
+            requested_at: None,
+            approved_at: None,
+            closed_at: None,
+            decline_reason: None,
+            decline_note: None,
+            return_items: None,
+            exchange_items: None,
+            label: None,
+            received: None,
+            as_of: None,
+        };
+        r.as_of = None;
+        r
+    }
+
+    #[test]
+    fn an_approval_applied_before_its_request_stays_open() {
+        let approved = merge_return(None, &copy(ReturnStatus::Open), at(2), false);
+        let then = merge_return(Some(&approved), &copy(ReturnStatus::Requested), at(1), false);
+        assert_eq!(then.status.as_deref(), Some("open"));
+        let same_second = merge_return(Some(&approved), &copy(ReturnStatus::Requested), at(2), false);
+        assert_eq!(same_second.status.as_deref(), Some("open"));
+        assert_eq!(same_second.requested_at, Some(at(2)), "the request's time is still learned");
+    }
+
+    #[test]
+    fn a_reopen_after_a_close_opens_it_again_and_a_duplicate_changes_nothing() {
+        let closed = merge_return(None, &copy(ReturnStatus::Closed), at(1), false);
+        assert_eq!(closed.closed_at, Some(at(1)));
+        let reopened = merge_return(Some(&closed), &copy(ReturnStatus::Open), at(3), false);
+        assert_eq!((reopened.status.as_deref(), reopened.closed_at), (Some("open"), None));
+        assert_eq!(merge_return(Some(&reopened), &copy(ReturnStatus::Open), at(3), false), reopened);
     }
 }

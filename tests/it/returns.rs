@@ -271,6 +271,32 @@ async fn a_caller_with_nothing_to_return_hears_one_sentence(backend: Backend) {
     line.app.stop().await;
 }
 
+async fn the_agents_card_shows_each_orders_return_and_refund(backend: Backend) {
+    const AGENT: &str = "agent-token-for-returns";
+    let line = shop(backend, &[("agent_token", AGENT)]).await;
+    let order = dana_order(&line);
+    let id = line.sim.request_return(order.id, 1, 2).unwrap();
+    assert!(line.sim.approve_return(id));
+    assert!(line.sim.attach_return_label(id, ReturnLabel { carrier: Some("FedEx".into()), ..ReturnLabel::default() }));
+    delivered(&line).await;
+
+    let t = line.call(DANA, &["3"]).await;
+    line.flush_calls().await;
+    let url = format!("{}/api/calls/{}", line.app.url, t.call_sid);
+    let card: serde_json::Value =
+        line.app.client.get(&url).bearer_auth(AGENT).send().await.unwrap().json().await.unwrap();
+    let shown = card["orders"].as_array().unwrap().iter().find(|o| o["name"] == order.name.as_str()).unwrap();
+    assert_eq!(shown["returns"], json!(["return approved, label with FedEx, not back yet, exchange for 2 items"]));
+    let refunded: Vec<&serde_json::Value> = card["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["returns"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().starts_with("refunded")))
+        .collect();
+    assert!(!refunded.is_empty(), "Dana's refunded order says so: {card}");
+    line.app.stop().await;
+}
+
 /// The order documents ask for returns with fields the committed Admin schema extract (2026-10)
 /// defines, and the emulator answers them.
 async fn the_order_documents_ask_for_returns_shopify_defines(backend: Backend) {
@@ -309,4 +335,5 @@ on_both_backends!(
     an_order_past_the_return_window_is_said_to_be_past_it,
     a_caller_with_nothing_to_return_hears_one_sentence,
     the_order_documents_ask_for_returns_shopify_defines,
+    the_agents_card_shows_each_orders_return_and_refund,
 );
