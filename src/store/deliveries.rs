@@ -139,6 +139,8 @@ fn subjects_at_intake(topic: &str, body: &[u8]) -> (Option<i64>, Option<i64>) {
         order_id: Option<crate::shopify::payload::ShopifyId>,
         #[serde(default)]
         customer: Option<Id>,
+        #[serde(default)]
+        order: Option<Id>,
     }
     let Some(topic) = Topic::parse(topic) else { return (None, None) };
     let Ok(probe) = serde_json::from_slice::<Probe>(body) else {
@@ -160,6 +162,8 @@ fn subjects_at_intake(topic: &str, body: &[u8]) -> (Option<i64>, Option<i64>) {
         // A redaction erases what is stored under its customer, pending deliveries included:
         // its own row is found by its ID, never by its subject.
         Topic::CustomersRedact | Topic::CustomersDataRequest | Topic::ShopRedact => (None, None),
+        // A return names its order as `order {id}` or `order_id` (a label names neither).
+        t if t.is_return() => (None, probe.order.map(|o| o.id.0).or(probe.order_id.map(|o| o.0))),
         _ => (customer, own),
     }
 }

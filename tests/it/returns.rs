@@ -205,6 +205,15 @@ async fn an_approval_delivered_before_its_request_leaves_the_return_open(backend
         ))
         .await;
     assert_eq!(open, 2, "both returns are open, and their requests were learned");
+    let about_the_order = line
+        .app
+        .db
+        .count(&format!(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE topic LIKE 'returns/%' AND order_id = {}",
+            order.id
+        ))
+        .await;
+    assert_eq!(about_the_order, 4, "each delivery (the retry once) is recorded as about the order, not the return");
     let heard = key_3(&line, DANA).await;
     let approved = format!("Order number {number}: your return was approved, and the return label is not ready yet.");
     assert_eq!(heard.iter().filter(|s| **s == approved).count(), 2, "{}", said(&heard));
