@@ -3,15 +3,23 @@
 //! emulator moves each return through its stages and sends the webhooks Shopify sends; the
 //! Twilio caller emulator presses 3 and the test reads what was said.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use orderline::app;
+use orderline::clock::SystemClock;
+use orderline::config::Settings;
 use orderline::ivr::order_status::spoken_digits;
+use orderline::ops::Metrics;
 use orderline::shopify::graphql::{Operation, gid};
 use orderline::shopify::payload::{ShopifyId, ShopifyOrder};
+use orderline::shopify::reconciler::Reconciler;
 use orderline::shopify::returns::{DeclineReason, ReturnLabel};
 use orderline::shopify::schema;
 use orderline::shopify::signature;
 use orderline::sim::shopify::WebhookTarget;
 use orderline::sim::twilio::Transcript;
+use orderline::store::Ts;
 use serde_json::json;
 
 use crate::common::line::{Line, line};
@@ -306,6 +314,46 @@ async fn the_agents_card_shows_each_orders_return_and_refund(backend: Backend) {
     line.app.stop().await;
 }
 
+async fn a_return_whose_webhooks_were_lost_is_learned_from_a_sweep(backend: Backend) {
+    // No webhooks reach orderline: the return is known only to Shopify.
+    let line = line(backend, &[("verify", "none")]).await;
+    let order = dana_order(&line);
+    let id = line.sim.request_return(order.id, 1, 0).unwrap();
+    assert!(line.sim.decline_return(id, DeclineReason::ReturnPeriodEnded, None));
+    // The merchant also edits the order, so its `updatedAt` moves and a sweep reads it.
+    line.sim.change_order(order.id, |o| o.email = Some("dana.w@example.com".into())).unwrap();
+    let store = line.app.store();
+    let long_ago = Ts::from(Utc::now() - chrono::TimeDelta::days(365));
+    for resource in ["customers", "orders"] {
+        store.advance_watermark(SHOP, resource, long_ago, long_ago).await.unwrap();
+    }
+    let settings = Settings::from_pairs([
+        ("shopify_access_token", line.sim.config().access_token.as_str()),
+        ("shopify_api_url", line.shopify_url().as_str()),
+    ])
+    .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let reconciler = Reconciler {
+        store: store.clone(),
+        client: app::shopify_client(&settings, metrics.clone()).unwrap(),
+        shop: SHOP.into(),
+        default_region: "US".into(),
+        clock: Arc::new(SystemClock),
+        metrics,
+        lag: std::time::Duration::from_secs(0),
+        lookup: None,
+    };
+    reconciler.sweep().await.unwrap();
+
+    line.sim.reset_counters();
+    let heard = key_3(&line, DANA).await;
+    assert_eq!(line.sim.requests_for(Operation::CustomersByPhone), 0, "the call was answered from the store");
+    let number = spoken_digits(&order.name);
+    let expected = format!("Order number {number}: your return was declined. The return period had ended.");
+    assert!(heard.contains(&expected), "{}", said(&heard));
+    line.app.stop().await;
+}
+
 /// The order documents ask for returns with fields the committed Admin schema extract (2026-10)
 /// defines, and the emulator answers them.
 async fn the_order_documents_ask_for_returns_shopify_defines(backend: Backend) {
@@ -345,4 +393,5 @@ on_both_backends!(
     a_caller_with_nothing_to_return_hears_one_sentence,
     the_order_documents_ask_for_returns_shopify_defines,
     the_agents_card_shows_each_orders_return_and_refund,
+    a_return_whose_webhooks_were_lost_is_learned_from_a_sweep,
 );
