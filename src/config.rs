@@ -895,4 +895,14 @@ mod tests {
         let s = Settings::from_pairs([("shopify_shop", "Demo.myshopify.com")]).unwrap();
         assert_eq!(s.shopify_api_url.as_deref(), Some("https://demo.myshopify.com"));
     }
+
+    #[test]
+    fn the_return_window_is_the_shops_or_none() {
+        assert_eq!(Settings::from_pairs([]).unwrap().return_window_days, None, "never a made-up 30 days");
+        let s = Settings::from_pairs([("return_window_days", "45")]).unwrap();
+        assert_eq!(s.return_window_days, Some(45));
+        assert_eq!(Settings::from_pairs([("return_window_days", "0")]).unwrap().return_window_days, None);
+        let refused = Settings::from_pairs([("return_window_days", "thirty")]).unwrap_err().to_string();
+        assert!(refused.contains("ORDERLINE_RETURN_WINDOW_DAYS"), "{refused}");
+    }
 }
