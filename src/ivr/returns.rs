@@ -20,7 +20,7 @@ pub enum ReturnStage {
     Requested,
     /// Approved; the parcel has not reached the shop (with the label's carrier when known).
     Approved,
-    /// The returned items arrived and are being inspected.
+    /// The returned items arrived and were inspected (`Order.returnStatus` INSPECTION_COMPLETE).
     Received,
     Declined,
     Cancelled,
@@ -160,7 +160,7 @@ pub fn card_words(order: &OrderCard, tz: Tz) -> Vec<String> {
                     (None, true) => "return approved, label sent, not back yet".to_string(),
                     (None, false) => "return approved, no label yet".to_string(),
                 },
-                ReturnStage::Received => "return received, being inspected".to_string(),
+                ReturnStage::Received => "return received".to_string(),
                 ReturnStage::Declined => format!(
                     "return declined: {}",
                     match r.decline {

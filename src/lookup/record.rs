@@ -69,7 +69,7 @@ pub struct ReturnCard {
     pub exchange_items: u16,
     pub label_carrier: Option<Box<str>>,
     pub label_url: Option<Box<str>>,
-    /// The returned items arrived at the shop (a disposition was made on them).
+    /// The returned items arrived at the shop and were inspected.
     pub received: bool,
 }
 

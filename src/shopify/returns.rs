@@ -9,8 +9,8 @@
 //!   totalQuantity decline { reason note } exchangeLineItems reverseFulfillmentOrders }`,
 //!   `ReturnStatus` (CANCELED, CLOSED, DECLINED, OPEN, REQUESTED), `ReturnDeclineReason`
 //!   (FINAL_SALE, OTHER, RETURN_PERIOD_ENDED), `ReverseDeliveryShippingDeliverable { tracking
-//!   { carrierName number url } label { publicFileUrl } }`, and
-//!   `ReverseFulfillmentOrderLineItem.dispositions` (set when the returned items were received).
+//!   { carrierName number url } label { publicFileUrl } }`, and `Order.returnStatus`
+//!   (`OrderReturnStatus`: INSPECTION_COMPLETE once the returned items were inspected).
 //!   `Return` has no `updatedAt`.
 //! - Webhook bodies (https://shopify.dev/docs/api/webhooks/latest, topics `returns/*` and
 //!   `reverse_deliveries/attach_deliverable`): `returns/request` and `returns/approve` carry `id`,
@@ -131,7 +131,7 @@ pub struct ShopifyReturn {
     /// Items asked for in exchange.
     pub exchange_items: Option<i64>,
     pub label: Option<ReturnLabel>,
-    /// The returned items arrived (a disposition was made on them).
+    /// The returned items arrived and were inspected (`Order.returnStatus` INSPECTION_COMPLETE).
     pub received: Option<bool>,
     /// When Shopify's state was this: the delivery's `X-Shopify-Triggered-At`, or the time a
     /// snapshot was read. Set by the apply path's caller, not by the body.
@@ -294,11 +294,14 @@ pub fn parse(topic: Topic, body: &[u8]) -> Result<ReturnChange, PayloadError> {
 
 // ---- GraphQL (Order.returns) ----
 
-/// The points the order documents' `returns(first: 2) { … }` (see `graphql::ORDER`) cost by Shopify's rules: the connection 2 + 2 × (return 1 +
-/// decline 1 + exchangeLineItems (2 + 3 × 1) + reverseFulfillmentOrders (2 + 1 × (1 + lineItems
-/// (2 + 3 × (1 + dispositions 1)) + reverseDeliveries (2 + 1 × (1 + deliverable 1 + tracking 1 +
-/// label 1))))) = 2 + 2 × 24.
-pub const RETURNS_COST: u32 = 50;
+/// The points the order documents' `returns(first: 1, reverse: true) { … }` (see
+/// `graphql::ORDER`) cost by Shopify's rules: the connection 2 + 1 × (return 1 + decline 1 +
+/// reverseFulfillmentOrders (2 + 1 × (1 + reverseDeliveries (2 + 1 × (1 + deliverable 1 +
+/// tracking 1 + label 1))))) = 13; `returnStatus` is an enum (0). Kept small on purpose: a phone
+/// lookup (three orders of three customers) stays under 500 points, so two fit Shopify's standard
+/// 1000-point bucket at once. Exchanges come from the `returns/request` and `returns/approve`
+/// bodies (`total_exchange_line_items`), not from this selection.
+pub const RETURNS_COST: u32 = 13;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -306,23 +309,6 @@ pub struct GqlDecline {
     pub reason: String,
     #[serde(default)]
     pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct GqlQuantity {
-    pub quantity: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct GqlDisposition {
-    #[serde(rename = "type")]
-    pub kind: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct GqlRfoLineItem {
-    #[serde(default)]
-    pub dispositions: Vec<GqlDisposition>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -362,7 +348,6 @@ pub struct GqlReverseDelivery {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GqlReverseFulfillmentOrder {
-    pub line_items: NodeList<GqlRfoLineItem>,
     pub reverse_deliveries: NodeList<GqlReverseDelivery>,
 }
 
@@ -385,13 +370,13 @@ pub struct GqlReturn {
     pub total_quantity: i64,
     #[serde(default)]
     pub decline: Option<GqlDecline>,
-    pub exchange_line_items: NodeList<GqlQuantity>,
     pub reverse_fulfillment_orders: NodeList<GqlReverseFulfillmentOrder>,
 }
 
 impl GqlReturn {
-    /// The return as the apply path takes it (`order_id`: the order it was found under).
-    pub fn to_record(&self, order_id: ShopifyId) -> Option<ShopifyReturn> {
+    /// The return as the apply path takes it (`order_id`: the order it was found under;
+    /// `received`: its `returnStatus` is INSPECTION_COMPLETE).
+    pub fn to_record(&self, order_id: ShopifyId, received: bool) -> Option<ShopifyReturn> {
         let mut r = ShopifyReturn::new(ShopifyId::parse(&self.id)?);
         r.order_id = Some(order_id);
         r.name = Some(self.name.clone());
@@ -402,9 +387,8 @@ impl GqlReturn {
         r.decline_reason = self.decline.as_ref().map(|d| DeclineReason::parse(&d.reason));
         r.decline_note = non_empty(self.decline.as_ref().and_then(|d| d.note.clone()));
         r.return_items = Some(self.total_quantity);
-        r.exchange_items = Some(self.exchange_line_items.nodes.iter().map(|e| e.quantity).sum());
         let rfos = &self.reverse_fulfillment_orders.nodes;
-        r.received = Some(rfos.iter().flat_map(|o| &o.line_items.nodes).any(|l| !l.dispositions.is_empty()));
+        r.received = Some(received && r.status == Some(ReturnStatus::Open));
         let deliverable =
             rfos.iter().flat_map(|o| &o.reverse_deliveries.nodes).find_map(|d| d.deliverable.as_ref()).cloned();
         r.label = deliverable.map(|d| {
@@ -417,6 +401,21 @@ impl GqlReturn {
             }
         });
         Some(r)
+    }
+}
+
+/// `Order.returnStatus` for an order with `returns` (used by the emulator): what the newest
+/// return says (OrderReturnStatus, Admin 2026-10).
+pub fn order_return_status(returns: &[ShopifyReturn]) -> &'static str {
+    match returns.last() {
+        None => "NO_RETURN",
+        Some(r) => match r.status {
+            Some(ReturnStatus::Requested) | None => "RETURN_REQUESTED",
+            Some(ReturnStatus::Open) if r.received == Some(true) => "INSPECTION_COMPLETE",
+            Some(ReturnStatus::Open) => "IN_PROGRESS",
+            Some(ReturnStatus::Closed) => "RETURNED",
+            Some(ReturnStatus::Declined | ReturnStatus::Canceled) => "NO_RETURN",
+        },
     }
 }
 
@@ -436,24 +435,9 @@ impl GqlReturn {
                 reason: reason.as_str().to_ascii_uppercase(),
                 note: r.decline_note.clone(),
             }),
-            exchange_line_items: NodeList {
-                nodes: (r.exchange_items.unwrap_or(0) > 0)
-                    .then(|| GqlQuantity { quantity: r.exchange_items.unwrap_or(0) })
-                    .into_iter()
-                    .collect(),
-            },
             reverse_fulfillment_orders: NodeList {
                 nodes: (r.status != Some(ReturnStatus::Requested))
                     .then(|| GqlReverseFulfillmentOrder {
-                        line_items: NodeList {
-                            nodes: vec![GqlRfoLineItem {
-                                dispositions: if r.received == Some(true) {
-                                    vec![GqlDisposition { kind: "PROCESSING_REQUIRED".into() }]
-                                } else {
-                                    Vec::new()
-                                },
-                            }],
-                        },
                         reverse_deliveries: NodeList {
                             nodes: label
                                 .map(|l| GqlReverseDelivery {
@@ -531,9 +515,8 @@ mod tests {
         r.requested_at = Some(DateTime::from_timestamp(1_790_000_000, 0).unwrap());
         r.decline_reason = Some(DeclineReason::FinalSale);
         r.return_items = Some(2);
-        r.exchange_items = Some(1);
         r.received = Some(false);
         r.label = Some(ReturnLabel { carrier: Some("UPS".into()), ..ReturnLabel::default() });
-        assert_eq!(GqlReturn::from_record(&r).to_record(ShopifyId(7)), Some(r));
+        assert_eq!(GqlReturn::from_record(&r).to_record(ShopifyId(7), true), Some(r));
     }
 }

@@ -510,8 +510,8 @@ impl ShopifySim {
         })
     }
 
-    /// The returned parcel arrives and its items are received (a disposition is made on them):
-    /// `returns/update`.
+    /// The returned parcel arrives and its items are inspected (`Order.returnStatus` becomes
+    /// INSPECTION_COMPLETE): `returns/update`.
     pub fn receive_return(&self, id: ShopifyId) -> bool {
         self.change_return(id, |r, _| {
             r.received = Some(true);

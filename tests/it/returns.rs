@@ -102,7 +102,7 @@ async fn an_approved_return_names_its_label_carrier_then_says_when_the_parcel_ar
     assert!(line.sim.receive_return(id));
     delivered(&line).await;
     let heard = key_3(&line, DANA).await;
-    let expected = format!("Order number {number}: we received your return and are inspecting it.");
+    let expected = format!("Order number {number}: we received your returned items.");
     assert!(heard.contains(&expected), "{}", said(&heard));
     line.app.stop().await;
 }
@@ -359,9 +359,14 @@ async fn a_return_whose_webhooks_were_lost_is_learned_from_a_sweep(backend: Back
 async fn the_order_documents_ask_for_returns_shopify_defines(backend: Backend) {
     for op in [Operation::CustomersByPhone, Operation::OrdersByName, Operation::OrdersUpdatedSince] {
         let document = op.document();
-        for field in
-            ["returns(first: 2)", "requestApprovedAt", "decline { reason note }", "reverseDeliveries", "carrierName"]
-        {
+        for field in [
+            "returns(first: 1, reverse: true)",
+            "returnStatus",
+            "requestApprovedAt",
+            "decline { reason note }",
+            "reverseDeliveries",
+            "carrierName",
+        ] {
             assert!(document.contains(field), "{} asks for {field}", op.name());
         }
         schema::validate(&document).unwrap_or_else(|e| panic!("{}: {e:?}", op.name()));

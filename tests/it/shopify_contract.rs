@@ -219,7 +219,7 @@ async fn a_503_is_retried_within_the_budget_and_402_403_423_are_named(backend: B
 
 async fn max_cost_exceeded_shrinks_the_page_and_never_opens_the_breaker(backend: Backend) {
     // A Shopify Plus sized bucket: this is about the single-query limit, not about waiting for
-    // points (an order with its returns is 96 points, a lookup 818).
+    // points (an order with its newest return is 59 points, a lookup 485).
     let config = SimConfig { bucket_max: 10_000.0, restore_rate: 1000.0, ..SimConfig::default() };
     let s = setup(backend, config, &[("breaker_threshold", "2")]).await;
     let client = s.client();
@@ -241,7 +241,7 @@ async fn max_cost_exceeded_shrinks_the_page_and_never_opens_the_breaker(backend:
 
 async fn admission_uses_the_cost_shopify_reports_not_the_estimate(backend: Backend) {
     // Shopify charges Customer.orders more than the default rules say: a CustomersByPhone query
-    // costs 2 + 3 × (9 + 320) = 989 points, where orderline's estimate is 818.
+    // costs 2 + 3 × (9 + 320) = 989 points, where orderline's estimate is 485.
     let config = SimConfig { bucket_max: 1250.0, restore_rate: 1.0, ..SimConfig::default() };
     let s = setup(backend, config, &[]).await;
     s.sim.set_field_cost("Customer.orders", 320);
