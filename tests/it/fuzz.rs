@@ -184,6 +184,10 @@ fn real_shopify_payloads_with_arbitrary_values_parse_or_are_refused() {
         ("order_fulfilled.json", Topic::OrdersFulfilled),
         ("refund_create.json", Topic::RefundsCreate),
         ("shop_redact.json", Topic::ShopRedact),
+        ("return_approve.json", Topic::ReturnsApprove),
+        ("return_decline.json", Topic::ReturnsDecline),
+        ("return_close.json", Topic::ReturnsClose),
+        ("reverse_delivery_attach_deliverable.json", Topic::ReverseDeliveriesAttachDeliverable),
     ];
     for (name, topic) in fixtures {
         let original = common::fixture(name);

@@ -23,7 +23,7 @@ use orderline::store::Ts;
 use serde_json::json;
 
 use crate::common::line::{Line, line};
-use crate::common::{Backend, SECRET, SHOP};
+use crate::common::{Backend, SECRET, SHOP, TestApp, fixture_bytes};
 
 const DANA: &str = "+15551234567";
 
@@ -354,6 +354,41 @@ async fn a_return_whose_webhooks_were_lost_is_learned_from_a_sweep(backend: Back
     line.app.stop().await;
 }
 
+/// Shopify's bodies as the webhook reference lists them (tests/fixtures/shopify), out of order and
+/// in one second: the close wins over the approval, the label is kept, a duplicate changes nothing.
+async fn the_webhook_bodies_apply_in_any_order(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    assert_eq!(app.deliver("orders/create", "order-1", &fixture_bytes("order_create.json")).await, 200);
+    for (topic, id, file) in [
+        ("reverse_deliveries/attach_deliverable", "label-1", "reverse_delivery_attach_deliverable.json"),
+        ("returns/close", "close-1", "return_close.json"),
+        ("returns/approve", "approve-1", "return_approve.json"),
+        ("returns/approve", "approve-1", "return_approve.json"),
+        ("returns/decline", "decline-1", "return_decline.json"),
+    ] {
+        assert_eq!(app.deliver(topic, id, &fixture_bytes(file)).await, 200, "{topic}");
+    }
+    app.settle().await;
+    let closed = app.db.count(
+        "SELECT COUNT(*) FROM returns WHERE id = 9007199254742001 AND status = 'closed' AND order_id = 9007199254741107
+         AND label_carrier = 'UPS' AND label_url = 'https://cdn.shopify.example/labels/1ZRETURN0001.pdf'
+         AND return_items = 1 AND name = '#1042-R1'",
+    )
+    .await;
+    assert_eq!(closed, 1, "closed, with the label and the approval's facts");
+    let declined = app
+        .db
+        .count(
+            "SELECT COUNT(*) FROM returns WHERE id = 9007199254742011 AND status = 'declined'
+         AND decline_reason = 'return_period_ended'",
+        )
+        .await;
+    assert_eq!(declined, 1);
+    let dead = app.db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'dead'").await;
+    assert_eq!(dead, 0);
+    app.stop().await;
+}
+
 /// The order documents ask for returns with fields the committed Admin schema extract (2026-10)
 /// defines, and the emulator answers them.
 async fn the_order_documents_ask_for_returns_shopify_defines(backend: Backend) {
@@ -399,4 +434,5 @@ on_both_backends!(
     the_order_documents_ask_for_returns_shopify_defines,
     the_agents_card_shows_each_orders_return_and_refund,
     a_return_whose_webhooks_were_lost_is_learned_from_a_sweep,
+    the_webhook_bodies_apply_in_any_order,
 );
