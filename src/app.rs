@@ -248,7 +248,8 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         settings.hours.clone(),
         settings.hold_after,
         limit,
-    );
+    )
+    .with_return_window(settings.return_window_days);
     let flow = match texts(&settings, &store, &clock, &metrics) {
         Some(texts) => flow.with_texts(texts),
         None => flow,

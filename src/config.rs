@@ -183,6 +183,7 @@ struct RawSettings {
     retention: Duration,
     #[serde(with = "duration_text")]
     retention_every: Duration,
+    return_window_days: Option<u32>,
 }
 
 impl Default for RawSettings {
@@ -267,6 +268,7 @@ impl Default for RawSettings {
             repeat_call_window: duration_text::parse("72h"),
             retention: duration_text::parse("90d"),
             retention_every: duration_text::parse("1h"),
+            return_window_days: None,
         }
     }
 }
@@ -399,6 +401,9 @@ pub struct Settings {
     /// Where a bad-news caller is put through (none: ORDERLINE_TRANSFER_TO, with TaskRouter
     /// priority when a workflow is set).
     pub priority_to: Option<TransferTarget>,
+    /// The shop's return window in days, said on key 3 with the orders past it; none: no window
+    /// is said (the shop's policy is not known to orderline).
+    pub return_window_days: Option<u32>,
 }
 
 /// When a caller hears bad news first.
@@ -710,6 +715,7 @@ impl Settings {
             repeat_call_window: raw.repeat_call_window,
             retention: raw.retention,
             retention_every: raw.retention_every,
+            return_window_days: raw.return_window_days.filter(|d| *d > 0),
         })
     }
 
@@ -1014,5 +1020,15 @@ mod tests {
     fn api_url_defaults_to_the_shop() {
         let s = Settings::from_pairs([("shopify_shop", "Demo.myshopify.com")]).unwrap();
         assert_eq!(s.shopify_api_url.as_deref(), Some("https://demo.myshopify.com"));
+    }
+
+    #[test]
+    fn the_return_window_is_the_shops_or_none() {
+        assert_eq!(Settings::from_pairs([]).unwrap().return_window_days, None, "never a made-up 30 days");
+        let s = Settings::from_pairs([("return_window_days", "45")]).unwrap();
+        assert_eq!(s.return_window_days, Some(45));
+        assert_eq!(Settings::from_pairs([("return_window_days", "0")]).unwrap().return_window_days, None);
+        let refused = Settings::from_pairs([("return_window_days", "thirty")]).unwrap_err().to_string();
+        assert!(refused.contains("ORDERLINE_RETURN_WINDOW_DAYS"), "{refused}");
     }
 }

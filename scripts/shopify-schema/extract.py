@@ -48,7 +48,15 @@ TYPES = [
     "Fulfillment", "FulfillmentTrackingInfo",
     "FulfillmentEvent", "FulfillmentEventConnection", "FulfillmentEventEdge",
     "Refund",
-    "Return", "ReturnConnection", "ReturnEdge",
+    "Return", "ReturnConnection", "ReturnEdge", "ReturnDecline",
+    "ReturnLineItemType", "ReturnLineItemTypeConnection", "ReturnLineItemTypeEdge",
+    "ReturnLineItem", "UnverifiedReturnLineItem",
+    "ExchangeLineItem", "ExchangeLineItemConnection", "ExchangeLineItemEdge",
+    "ReverseFulfillmentOrder", "ReverseFulfillmentOrderConnection", "ReverseFulfillmentOrderEdge",
+    "ReverseFulfillmentOrderLineItem", "ReverseFulfillmentOrderLineItemConnection",
+    "ReverseFulfillmentOrderLineItemEdge", "ReverseFulfillmentOrderDisposition",
+    "ReverseDelivery", "ReverseDeliveryConnection", "ReverseDeliveryEdge", "ReverseDeliveryDeliverable",
+    "ReverseDeliveryShippingDeliverable", "ReverseDeliveryTrackingV2", "ReverseDeliveryLabelV2",
     "AppInstallation", "AccessScope",
     "BulkOperation", "BulkOperationRunQueryPayload", "BulkOperationCancelPayload", "BulkOperationUserError",
     "UserError",
@@ -61,6 +69,8 @@ ENUMS = [
     "FulfillmentDisplayStatus", "FulfillmentEventStatus", "FulfillmentStatus",
     "OrderDisplayFulfillmentStatus", "OrderDisplayFinancialStatus", "OrderCancelReason",
     "CustomerState", "ReturnStatus", "BulkOperationStatus", "WebhookSubscriptionTopic",
+    "OrderReturnStatus", "ReturnDeclineReason", "ReverseFulfillmentOrderStatus",
+    "ReverseFulfillmentOrderDispositionType",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -86,6 +86,9 @@ pub struct OrderSummary {
     pub total: Option<String>,
     pub currency: Option<String>,
     pub refunds: u16,
+    /// The order's returns and refund in plain words ("return approved, label with UPS, not
+    /// back yet", "refunded $21.50 on Tuesday, November 17"); empty when there are none.
+    pub returns: Vec<String>,
     pub admin_url: Option<String>,
 }
 
@@ -162,6 +165,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
                 total: facts.total,
                 currency: facts.currency,
                 refunds: facts.refunds,
+                returns: crate::ivr::returns::card_words(o, tz),
                 admin_url: admin("orders", o.id),
             }
         })

@@ -49,6 +49,7 @@ function card(c) {
     if (o.carrier) li.append(document.createTextNode(" · " + o.carrier));
     if (o.tracking_url && isWebLink(o.tracking_url)) li.append(document.createTextNode(" "), el("a", { href: o.tracking_url, target: "_blank", rel: "noopener", text: "tracking" }));
     if (isOpen && o.admin_url) li.append(document.createTextNode(" "), el("a", { href: o.admin_url, target: "_blank", rel: "noopener", text: "admin" }));
+    for (const r of (o.returns || [])) li.append(el("span", { class: "badge source", text: r }));
     orders.append(li);
   }
   if (!c.orders.length) orders.append(el("li", { class: "empty", text: c.customer ? "no orders" : "no customer matched" }));

@@ -132,6 +132,8 @@ mod tests {
                 estimated_delivery_at: None,
             }]),
             refunds: 0,
+            refunded: None,
+            returns: Box::new([]),
         }
     }
 

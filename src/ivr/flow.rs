@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::bad_news::{NewsFacts, news_of};
 use super::hours::BusinessHours;
 use super::order_status::{OrderFacts, spoken_digits};
+use super::returns::ReturnsStep;
 use super::state::{CallState, Stage};
 use super::texts::{TextRequest, Texts};
 use super::verification::{KeyedPostalCode, Subject, VerificationLimit};
@@ -82,7 +83,7 @@ pub struct Outcome {
 pub enum Step {
     Menu(MenuStep),
     OtherOrders(OrdersStep),
-    Returns(OrdersStep),
+    Returns(ReturnsStep),
     AskOrderNumber(AskOrderNumber),
     AskPostalCode(AskPostalCode),
     Closed(ClosedStep),
@@ -269,6 +270,8 @@ pub struct CallFlow {
     voicemail: VoicemailOffer,
     /// Bad news first (TwiML mode).
     bad_news: BadNewsPolicy,
+    /// The shop's return window in days (key 3), when set.
+    return_window: Option<u32>,
 }
 
 impl CallFlow {
@@ -293,7 +296,14 @@ impl CallFlow {
             texts: None,
             voicemail: VoicemailOffer::Off,
             bad_news: BadNewsPolicy { on: false, stalled_after: Duration::MAX, repeat_within: Duration::ZERO },
+            return_window: None,
         }
+    }
+
+    /// Says the shop's return window on key 3, and which orders are past it.
+    pub fn with_return_window(mut self, days: Option<u32>) -> CallFlow {
+        self.return_window = days;
+        self
     }
 
     /// Tells bad news first, as `policy` says.
@@ -699,8 +709,8 @@ impl CallFlow {
                 reply(Step::OtherOrders(OrdersStep { orders, menu }), Some((Stage::Menu, state.fresh())))
             }
             ("3", about) => {
-                let orders = about.orders().iter().map(|o| OrderFacts::of(o, self.tz)).collect();
-                reply(Step::Returns(OrdersStep { orders, menu }), Some((Stage::Menu, state.fresh())))
+                let step = ReturnsStep::of(&about.orders(), self.clock.now(), self.tz, self.return_window, menu);
+                reply(Step::Returns(step), Some((Stage::Menu, state.fresh())))
             }
             ("0", about) if menu.agents_open => {
                 let (customer, order) = about.parts();

@@ -5,6 +5,7 @@ pub mod bad_news;
 pub mod flow;
 pub mod hours;
 pub mod order_status;
+pub mod returns;
 pub mod state;
 pub mod texts;
 pub mod understanding;

@@ -243,6 +243,8 @@ mod tests {
             currency: Some("USD".into()),
             fulfillments: Box::new([]),
             refunds: 0,
+            refunded: None,
+            returns: Box::new([]),
         }
     }
 

@@ -553,6 +553,7 @@ impl CallerLookup {
         let parts = OrderParts {
             fulfillments: store.fulfillments(shop, id).await?,
             refunds: store.refunds(shop, id).await?,
+            returns: store.returns(shop, id.0).await?,
             order,
         };
         Ok(OrderMatch {

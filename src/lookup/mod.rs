@@ -7,4 +7,4 @@ pub mod record;
 
 pub use caller_id::CallerId;
 pub use caller_lookup::{CallerAnswer, CallerLookup, LookupConfig, LookupError, OrderMatch, Source};
-pub use record::{CallerRecord, CustomerCard, FulfillmentCard, OrderCard};
+pub use record::{CallerRecord, CustomerCard, FulfillmentCard, OrderCard, RefundSummary, ReturnCard};

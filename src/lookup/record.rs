@@ -6,8 +6,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::domain::PhoneNumber;
-use crate::shopify::payload::ShipmentStatus;
-use crate::store::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView};
+use crate::shopify::payload::{ShipmentStatus, sum_decimals};
+use crate::shopify::returns::{DeclineReason, ReturnStatus};
+use crate::store::{
+    CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView, RefundView, ReturnView,
+};
 
 /// Everyone a phone number belongs to, with their recent orders.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +46,67 @@ pub struct OrderCard {
     pub currency: Option<Box<str>>,
     pub fulfillments: Box<[FulfillmentCard]>,
     pub refunds: u16,
+    /// How much was refunded in all and when last, when any refund is known.
+    pub refunded: Option<Box<RefundSummary>>,
+    /// The order's returns, oldest first.
+    pub returns: Box<[ReturnCard]>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundSummary {
+    /// The refunds' amounts added exactly (a decimal string).
+    pub total: Box<str>,
+    pub currency: Option<Box<str>>,
+    /// The latest refund's time (microseconds since the epoch).
+    pub last_at: Option<i64>,
+}
+
+/// One return, as far as a caller is told about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReturnCard {
+    pub status: Option<ReturnStatus>,
+    pub decline_reason: Option<DeclineReason>,
+    pub exchange_items: u16,
+    pub label_carrier: Option<Box<str>>,
+    pub label_url: Option<Box<str>>,
+    /// The returned items arrived at the shop and were inspected.
+    pub received: bool,
+}
+
+impl ReturnCard {
+    fn from_view(r: &ReturnView<'_>) -> ReturnCard {
+        ReturnCard {
+            status: r.status.and_then(ReturnStatus::parse),
+            decline_reason: r.decline_reason.map(DeclineReason::parse),
+            exchange_items: u16::try_from(r.exchange_items.unwrap_or(0).max(0)).unwrap_or(u16::MAX),
+            label_carrier: r.label_carrier.map(Box::from),
+            label_url: r.label_url.map(Box::from),
+            received: r.received,
+        }
+    }
+}
+
+/// Adds one refund to an order's summary.
+fn add_refund(summary: &mut Option<Box<RefundSummary>>, amount: Option<&str>, currency: Option<&str>, at: Option<i64>) {
+    let Some(amount) = amount else { return };
+    match summary {
+        None => {
+            *summary = Some(Box::new(RefundSummary {
+                total: Box::from(amount),
+                currency: currency.map(Box::from),
+                last_at: at,
+            }))
+        }
+        Some(s) => {
+            if let Some(total) = sum_decimals(&[&s.total, amount]) {
+                s.total = total.into_boxed_str();
+            }
+            if s.currency.is_none() {
+                s.currency = currency.map(Box::from);
+            }
+            s.last_at = s.last_at.max(at);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +227,12 @@ impl CallerRecord {
                     + text(&o.shipping_zip)
                     + text(&o.total_price)
                     + text(&o.currency);
+                if let Some(r) = &o.refunded {
+                    bytes += std::mem::size_of::<RefundSummary>() + r.total.len() + text(&r.currency);
+                }
+                for r in o.returns.iter() {
+                    bytes += std::mem::size_of::<ReturnCard>() + text(&r.label_carrier) + text(&r.label_url);
+                }
                 for f in o.fulfillments.iter() {
                     bytes += std::mem::size_of::<FulfillmentCard>()
                         + text(&f.tracking_company)
@@ -210,6 +280,34 @@ fn order_card(o: &OrderParts) -> OrderCard {
             })
             .collect(),
         refunds: u16::try_from(o.refunds.len()).unwrap_or(u16::MAX),
+        refunded: {
+            let mut summary = None;
+            for r in &o.refunds {
+                add_refund(
+                    &mut summary,
+                    r.amount.as_deref(),
+                    r.currency.as_deref(),
+                    r.shopify_created_at.map(|t| t.0.timestamp_micros()),
+                );
+            }
+            summary
+        },
+        returns: o
+            .returns
+            .iter()
+            .map(|r| {
+                ReturnCard::from_view(&ReturnView {
+                    order_id: o.order.id,
+                    id: r.id,
+                    status: r.status.as_deref(),
+                    decline_reason: r.decline_reason.as_deref(),
+                    exchange_items: r.exchange_items,
+                    label_carrier: r.label_carrier.as_deref(),
+                    label_url: r.label_url.as_deref(),
+                    received: r.received,
+                })
+            })
+            .collect(),
     }
 }
 
@@ -240,6 +338,7 @@ struct OrderDraft {
     synced_at: i64,
     fulfillments: Vec<(i64, FulfillmentCard)>,
     refunds: usize,
+    returns: Vec<(i64, ReturnCard)>,
 }
 
 impl ShopCallers {
@@ -328,10 +427,12 @@ fn finish(draft: CustomerDraft) -> (CustomerCard, i64) {
     card.orders = orders
         .into_iter()
         .map(|order| {
-            let OrderDraft { mut card, synced_at, mut fulfillments, refunds } = order;
+            let OrderDraft { mut card, synced_at, mut fulfillments, refunds, mut returns } = order;
             confirmed_at = confirmed_at.min(synced_at);
             fulfillments.sort_unstable_by_key(|(id, _)| *id);
             card.fulfillments = fulfillments.into_iter().map(|(_, f)| f).collect();
+            returns.sort_unstable_by_key(|(id, _)| *id);
+            card.returns = returns.into_iter().map(|(_, r)| r).collect();
             card.refunds = u16::try_from(refunds).unwrap_or(u16::MAX);
             card
         })
@@ -399,10 +500,13 @@ impl CallerSink for ShopCallers {
                 currency: boxed_str(o.currency),
                 fulfillments: Box::new([]),
                 refunds: 0,
+                refunded: None,
+                returns: Box::new([]),
             },
             synced_at: o.synced_at,
             fulfillments: Vec::new(),
             refunds: 0,
+            returns: Vec::new(),
         };
         match replace {
             Some(index) => {
@@ -431,9 +535,16 @@ impl CallerSink for ShopCallers {
         order.fulfillments.push((f.id, card));
     }
 
-    fn refund(&mut self, order_id: i64) {
-        if let Some(order) = self.kept_order(order_id) {
+    fn refund(&mut self, r: RefundView<'_>) {
+        if let Some(order) = self.kept_order(r.order_id) {
             order.refunds += 1;
+            add_refund(&mut order.card.refunded, r.amount, r.currency, r.created_at);
+        }
+    }
+
+    fn return_of_order(&mut self, r: ReturnView<'_>) {
+        if let Some(order) = self.kept_order(r.order_id) {
+            order.returns.push((r.id, ReturnCard::from_view(&r)));
         }
     }
 }

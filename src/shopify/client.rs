@@ -802,11 +802,12 @@ impl Drop for Held<'_> {
 
 /// The scopes orderline needs, and what is lost without each (Shopify's scope list:
 /// https://shopify.dev/docs/api/usage/access-scopes, read 2026-12).
-pub const REQUIRED_SCOPES: [(&str, &str); 4] = [
+pub const REQUIRED_SCOPES: [(&str, &str); 5] = [
     ("read_customers", "callers cannot be found by phone and customers/* webhooks are not sent"),
     ("read_orders", "orders cannot be read and orders/* and refunds/create webhooks are not sent"),
     ("read_fulfillments", "fulfillments/create and fulfillments/update webhooks are not sent"),
     ("read_all_orders", "only orders from the last 60 days are visible; sweeps never confirm older ones"),
+    ("read_returns", "returns cannot be read and returns/* and reverse_deliveries/* webhooks are not sent"),
 ];
 
 /// Without `read_all_orders`, "only the last 60 days' worth of orders from a store are

@@ -17,10 +17,10 @@ pub const LINE_ITEMS: usize = 5;
 /// The Admin API version every request is pinned to.
 pub const API_VERSION: &str = "2026-10";
 
-/// Orders and customers asked per page by the reconciler (the `$first` variable): 20 keeps an
-/// orders page (2 + 20 × 46 = 922 points by Shopify's documented rules) under the 1000-point
+/// Orders and customers asked per page by the reconciler (the `$first` variable): 10 keeps an
+/// orders page with their newest returns (2 + 10 × 59 = 592 points by Shopify's documented rules) under the 1000-point
 /// single-query limit; the client shrinks it further if Shopify answers `MAX_COST_EXCEEDED`.
-pub const PAGE_SIZE: u32 = 20;
+pub const PAGE_SIZE: u32 = 10;
 
 /// The most IDs one query may carry: "Input arguments that accept an array have a maximum size
 /// of 250" (https://shopify.dev/docs/api/usage/limits, "Input limits", read 2026-12-04).
@@ -173,10 +173,10 @@ impl Operation {
     /// (objects 1, connections 2 + first × node, scalars and enums 0):
     /// customer node 1 + email 1 + phone 1 + defaultAddress 1 + addressesV2 (2 + 3) = 9;
     /// order node 1 + totalPriceSet 2 + 2 addresses + lineItems (2 + 5 × 3) + fulfillments
-    /// 3 × (1 + trackingInfo 1) + refunds 3 × 3 = 37.
+    /// 3 × (1 + trackingInfo 1) + refunds 3 × 3 = 37, + returns `returns::RETURNS_COST` (13).
     pub fn estimated_cost(self, first: u32) -> u32 {
         const CUSTOMER: u32 = 9;
-        const ORDER: u32 = 37;
+        const ORDER: u32 = 37 + super::returns::RETURNS_COST;
         match self {
             Operation::CustomersByPhone => 2 + 3 * (CUSTOMER + 2 + 3 * ORDER),
             Operation::OrdersByName => 2 + 3 * (ORDER + CUSTOMER),
@@ -225,7 +225,11 @@ const ORDER: &str = "id name email phone createdAt updatedAt cancelledAt cancelR
     lineItems(first: 5) { nodes { id title variantTitle sku quantity originalUnitPriceSet { shopMoney { amount currencyCode } } } } \
     fulfillments(first: 3) { id status displayStatus createdAt updatedAt inTransitAt deliveredAt estimatedDeliveryAt \
     trackingInfo(first: 1) { company number url } } \
-    refunds(first: 3) { id createdAt note totalRefundedSet { shopMoney { amount currencyCode } } }";
+    refunds(first: 3) { id createdAt note totalRefundedSet { shopMoney { amount currencyCode } } } \
+    returnStatus returns(first: 1, reverse: true) { nodes { id name status createdAt requestApprovedAt closedAt \
+    totalQuantity decline { reason note } reverseFulfillmentOrders(first: 1) { nodes { reverseDeliveries(first: 1) { \
+    nodes { deliverable { ... on ReverseDeliveryShippingDeliverable { tracking { carrierName number url } \
+    label { publicFileUrl } } } } } } } } }";
 
 /// What a backfill asks Shopify for in bulk: every customer, or every order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -700,6 +704,13 @@ pub struct GqlOrder {
     pub fulfillments: Vec<GqlFulfillment>,
     #[serde(default)]
     pub refunds: Vec<GqlRefund>,
+    /// Absent from bulk lines (the backfill does not ask for returns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returns: Option<super::returns::NodeList<super::returns::GqlReturn>>,
+    /// `OrderReturnStatus` (NO_RETURN, RETURN_REQUESTED, IN_PROGRESS, INSPECTION_COMPLETE,
+    /// RETURNED, RETURN_FAILED): INSPECTION_COMPLETE says the returned items arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_status: Option<String>,
     /// The full customer (OrdersByName, OrdersUpdatedSince) or absent (inside CustomersByPhone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<GqlCustomer>,
@@ -881,6 +892,16 @@ impl GqlOrder {
                     })
                 })
                 .collect::<Result<_, NodeError>>()?,
+            returns: self
+                .returns
+                .iter()
+                .flat_map(|r| &r.nodes)
+                .map(|r| {
+                    let received = self.return_status.as_deref() == Some("INSPECTION_COMPLETE");
+                    r.to_record(id_of(&self.id)?, received)
+                        .ok_or_else(|| NodeError(format!("not a Shopify ID: {:?}", r.id)))
+                })
+                .collect::<Result<_, NodeError>>()?,
             // The document asks for `lineItems(first: LINE_ITEMS)`: a full page may have left some out.
             truncated: Truncated { line_items: self.line_items.nodes.len() >= LINE_ITEMS },
         })
@@ -978,6 +999,11 @@ impl GqlOrder {
                     }),
                 })
                 .collect(),
+            // Newest first, as `returns(reverse: true)` asks.
+            returns: Some(super::returns::NodeList {
+                nodes: o.returns.iter().rev().map(super::returns::GqlReturn::from_record).collect(),
+            }),
+            return_status: Some(super::returns::order_return_status(&o.returns).to_string()),
             customer: if with_customer { o.customer.as_ref().map(GqlCustomer::from_record) } else { None },
         }
     }

@@ -10,6 +10,7 @@ pub mod intake;
 pub mod payload;
 pub mod processor;
 pub mod reconciler;
+pub mod returns;
 pub mod schema;
 pub mod signature;
 pub mod throttle;

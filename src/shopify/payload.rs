@@ -6,6 +6,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
+use super::returns::{ReturnChange, ShopifyReturn};
+
 /// A Shopify resource ID: a 64-bit integer (never an f64). Accepts a JSON integer, a decimal
 /// string, or a GraphQL global ID (`gid://shopify/Order/9007199254741107`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -268,6 +270,10 @@ pub struct ShopifyOrder {
     pub fulfillments: Vec<ShopifyFulfillment>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub refunds: Vec<ShopifyRefund>,
+    /// The order's returns, as a GraphQL copy carries them (`Order.returns`); REST order bodies
+    /// have none (returns come by their own topics).
+    #[serde(skip)]
+    pub returns: Vec<ShopifyReturn>,
     /// What this copy left out (a GraphQL page carries at most a few line items): the apply
     /// path never deletes what a copy did not carry. Webhook bodies are whole.
     #[serde(skip)]
@@ -465,10 +471,19 @@ pub enum Topic {
     CustomersRedact,
     ShopRedact,
     CustomersDataRequest,
+    ReturnsRequest,
+    ReturnsApprove,
+    ReturnsDecline,
+    ReturnsUpdate,
+    ReturnsProcess,
+    ReturnsClose,
+    ReturnsReopen,
+    ReturnsCancel,
+    ReverseDeliveriesAttachDeliverable,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 19] = [
+    pub const ALL: [Topic; 28] = [
         Topic::OrdersCreate,
         Topic::OrdersUpdated,
         Topic::OrdersPaid,
@@ -488,6 +503,15 @@ impl Topic {
         Topic::CustomersRedact,
         Topic::ShopRedact,
         Topic::CustomersDataRequest,
+        Topic::ReturnsRequest,
+        Topic::ReturnsApprove,
+        Topic::ReturnsDecline,
+        Topic::ReturnsUpdate,
+        Topic::ReturnsProcess,
+        Topic::ReturnsClose,
+        Topic::ReturnsReopen,
+        Topic::ReturnsCancel,
+        Topic::ReverseDeliveriesAttachDeliverable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -511,6 +535,15 @@ impl Topic {
             Topic::CustomersRedact => "customers/redact",
             Topic::ShopRedact => "shop/redact",
             Topic::CustomersDataRequest => "customers/data_request",
+            Topic::ReturnsRequest => "returns/request",
+            Topic::ReturnsApprove => "returns/approve",
+            Topic::ReturnsDecline => "returns/decline",
+            Topic::ReturnsUpdate => "returns/update",
+            Topic::ReturnsProcess => "returns/process",
+            Topic::ReturnsClose => "returns/close",
+            Topic::ReturnsReopen => "returns/reopen",
+            Topic::ReturnsCancel => "returns/cancel",
+            Topic::ReverseDeliveriesAttachDeliverable => "reverse_deliveries/attach_deliverable",
         }
     }
 
@@ -523,6 +556,22 @@ impl Topic {
     /// `webhookSubscriptionCreate`, whose `WebhookSubscriptionTopic` enum does not hold them
     /// (https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance, read 2026-12-04;
     /// tests/fixtures/shopify/admin_2026-10.graphql).
+    /// A `returns/*` or `reverse_deliveries/*` topic (scope `read_returns`).
+    pub fn is_return(self) -> bool {
+        matches!(
+            self,
+            Topic::ReturnsRequest
+                | Topic::ReturnsApprove
+                | Topic::ReturnsDecline
+                | Topic::ReturnsUpdate
+                | Topic::ReturnsProcess
+                | Topic::ReturnsClose
+                | Topic::ReturnsReopen
+                | Topic::ReturnsCancel
+                | Topic::ReverseDeliveriesAttachDeliverable
+        )
+    }
+
     pub fn is_compliance(self) -> bool {
         matches!(self, Topic::CustomersRedact | Topic::ShopRedact | Topic::CustomersDataRequest)
     }
@@ -532,15 +581,33 @@ impl Topic {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShopifyChange {
     Order(Box<ShopifyOrder>),
-    OrderDeleted { id: ShopifyId },
+    OrderDeleted {
+        id: ShopifyId,
+    },
     Fulfillment(ShopifyFulfillment),
     FulfillmentEvent(ShopifyFulfillmentEvent),
     Refund(ShopifyRefund),
     Customer(Box<ShopifyCustomer>),
-    CustomerDeleted { id: ShopifyId },
-    CustomerRedact { customer_id: ShopifyId, orders_to_redact: Vec<ShopifyId> },
+    CustomerDeleted {
+        id: ShopifyId,
+    },
+    CustomerRedact {
+        customer_id: ShopifyId,
+        orders_to_redact: Vec<ShopifyId>,
+    },
     ShopRedact,
-    DataRequest { request_id: Option<ShopifyId>, customer_id: ShopifyId, orders_requested: Vec<ShopifyId> },
+    DataRequest {
+        request_id: Option<ShopifyId>,
+        customer_id: ShopifyId,
+        orders_requested: Vec<ShopifyId>,
+    },
+    /// Facts about one return (a `returns/*` topic or a reverse delivery's label).
+    Return(Box<ShopifyReturn>),
+    /// A return changed in a way its body does not say (`returns/update`, `returns/process`):
+    /// its order is marked for a refetch.
+    ReturnTouched {
+        id: Option<ShopifyId>,
+    },
 }
 
 /// A signed delivery whose body does not have the shape its topic promises.
@@ -631,6 +698,18 @@ impl ShopifyChange {
                 ShopifyChange::CustomerRedact { customer_id: p.customer.id, orders_to_redact: p.orders_to_redact }
             }
             Topic::ShopRedact => ShopifyChange::ShopRedact,
+            Topic::ReturnsRequest
+            | Topic::ReturnsApprove
+            | Topic::ReturnsDecline
+            | Topic::ReturnsUpdate
+            | Topic::ReturnsProcess
+            | Topic::ReturnsClose
+            | Topic::ReturnsReopen
+            | Topic::ReturnsCancel
+            | Topic::ReverseDeliveriesAttachDeliverable => match super::returns::parse(topic, body)? {
+                ReturnChange::Return(r) => ShopifyChange::Return(r),
+                ReturnChange::Touched(id) => ShopifyChange::ReturnTouched { id },
+            },
             Topic::CustomersDataRequest => {
                 let p: DataRequestPayload = json(topic, body)?;
                 ShopifyChange::DataRequest {
@@ -663,6 +742,7 @@ impl ShopifyChange {
             ShopifyChange::Fulfillment(f) => Some(f.order_id),
             ShopifyChange::FulfillmentEvent(e) => Some(e.order_id),
             ShopifyChange::Refund(r) => Some(r.order_id),
+            ShopifyChange::Return(r) => r.order_id,
             _ => None,
         }
     }
@@ -692,6 +772,7 @@ pub fn subjects_of_unparsed(topic: Option<Topic>, body: &[u8]) -> (Option<Shopif
             | Topic::FulfillmentEventsCreate
             | Topic::RefundsCreate,
         ) => (customer, id_at(value.get("order_id"))),
+        Some(t) if t.is_return() => (None, id_at(value.pointer("/order/id")).or_else(|| id_at(value.get("order_id")))),
         _ => (customer, own_id),
     }
 }
@@ -705,7 +786,7 @@ where
 }
 
 /// Adds decimal money strings exactly ("12.50" + "3.005" = "15.505"), without floats.
-fn sum_decimals(amounts: &[&str]) -> Option<String> {
+pub fn sum_decimals(amounts: &[&str]) -> Option<String> {
     if amounts.is_empty() {
         return None;
     }

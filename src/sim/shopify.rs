@@ -25,6 +25,7 @@
 mod bulk;
 mod cost;
 mod executor;
+mod returns;
 mod rng;
 mod seed;
 mod server;
@@ -43,7 +44,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::shopify::graphql::{API_VERSION, Operation, ThrottleStatus};
-use crate::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder};
+use crate::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder, ShopifyRefund, ShopifyTransaction};
+use crate::shopify::returns::{DeclineReason, ReturnLabel, ReturnStatus, ShopifyReturn};
 pub use bulk::BulkErrorCode;
 use rng::Rng;
 use server::Bucket;
@@ -89,7 +91,7 @@ impl Default for SimConfig {
             client_id: "orderline_sim_client_id".into(),
             client_secret: "orderline_sim_client_secret".into(),
             token_lifetime: Duration::from_secs(24 * 3600),
-            scopes: ["read_customers", "read_orders", "read_all_orders", "read_fulfillments"]
+            scopes: ["read_customers", "read_orders", "read_all_orders", "read_fulfillments", "read_returns"]
                 .map(String::from)
                 .to_vec(),
         }
@@ -457,6 +459,139 @@ impl ShopifySim {
         }
         let at = data.store.tick(None);
         self.emit("orders/delete", &serde_json::json!({ "id": id }), at);
+        true
+    }
+
+    /// A buyer asks to return `items` items of an order (and, with `exchange_items`, asks for
+    /// that many in exchange): a REQUESTED return named `<order name>-R<n>`, and `returns/request`
+    /// (sim/shopify/returns.rs has the sources). `None` for an unknown order.
+    pub fn request_return(&self, order: ShopifyId, items: i64, exchange_items: i64) -> Option<ShopifyId> {
+        let mut data = lock(&self.inner.data);
+        let mut stored = data.store.order(order)?;
+        let id = data.store.alloc_id();
+        let at = data.store.tick(None);
+        let name = format!("{}-R{}", stored.name, stored.returns.len() + 1);
+        let r = returns::requested(id, order, name, items, exchange_items, at);
+        let body = returns::full_body(&r);
+        stored.returns.push(r);
+        data.store.put_order(stored);
+        self.emit("returns/request", &body, at);
+        Some(id)
+    }
+
+    /// The merchant approves a requested return (`returnApproveRequest`: status OPEN):
+    /// `returns/approve`.
+    pub fn approve_return(&self, id: ShopifyId) -> bool {
+        self.change_return(id, |r, at| {
+            r.status = Some(ReturnStatus::Open);
+            r.approved_at = Some(at);
+            vec![("returns/approve", returns::full_body(r))]
+        })
+    }
+
+    /// The merchant declines a requested return with Shopify's reason and an optional note
+    /// (`returnDeclineRequest`: status DECLINED): `returns/decline`.
+    pub fn decline_return(&self, id: ShopifyId, reason: DeclineReason, note: Option<&str>) -> bool {
+        self.change_return(id, |r, _| {
+            r.status = Some(ReturnStatus::Declined);
+            r.decline_reason = Some(reason);
+            r.decline_note = note.map(str::to_string);
+            vec![("returns/decline", returns::decline_body(r))]
+        })
+    }
+
+    /// A return label with tracking is attached to the return's reverse delivery:
+    /// `reverse_deliveries/attach_deliverable`.
+    pub fn attach_return_label(&self, id: ShopifyId, label: ReturnLabel) -> bool {
+        let delivery = self.new_id();
+        self.change_return(id, |r, at| {
+            r.label = Some(label.clone());
+            vec![("reverse_deliveries/attach_deliverable", returns::deliverable_body(delivery, r, &label, at))]
+        })
+    }
+
+    /// The returned parcel arrives and its items are inspected (`Order.returnStatus` becomes
+    /// INSPECTION_COMPLETE): `returns/update`.
+    pub fn receive_return(&self, id: ShopifyId) -> bool {
+        self.change_return(id, |r, _| {
+            r.received = Some(true);
+            vec![("returns/update", returns::update_body(r))]
+        })
+    }
+
+    /// The merchant processes the return: with `refund`, a refund of that amount on the order
+    /// first (`refunds/create` and `orders/updated`, as `change_order` sends them); then the
+    /// return is closed: `returns/process` and `returns/close`.
+    pub fn process_return(&self, id: ShopifyId, refund: Option<&str>) -> bool {
+        let Some(order) = self.order_of_return(id) else { return false };
+        if let Some(amount) = refund {
+            let refund_id = self.new_id();
+            self.change_order_at(order, |o, _, at| {
+                let currency = o.currency.clone();
+                o.refunds.push(ShopifyRefund {
+                    id: refund_id,
+                    order_id: order,
+                    note: None,
+                    created_at: Some(at),
+                    processed_at: Some(at),
+                    transactions: vec![ShopifyTransaction {
+                        kind: Some("refund".into()),
+                        status: Some("success".into()),
+                        amount: Some(amount.to_string()),
+                        currency,
+                    }],
+                });
+                let whole = o.total_price.as_deref() == Some(amount);
+                o.financial_status = Some(if whole { "refunded" } else { "partially_refunded" }.into());
+                true
+            });
+        }
+        self.change_return(id, |r, at| {
+            r.status = Some(ReturnStatus::Closed);
+            r.closed_at = Some(at);
+            vec![("returns/process", returns::process_body(r)), ("returns/close", returns::status_body(r))]
+        })
+    }
+
+    /// Closes, cancels or reopens a return (`returns/close`, `returns/cancel`, `returns/reopen`).
+    pub fn set_return_status(&self, id: ShopifyId, status: ReturnStatus) -> bool {
+        let topic = match status {
+            ReturnStatus::Closed => "returns/close",
+            ReturnStatus::Canceled => "returns/cancel",
+            ReturnStatus::Open => "returns/reopen",
+            ReturnStatus::Requested | ReturnStatus::Declined => return false,
+        };
+        self.change_return(id, |r, at| {
+            r.status = Some(status);
+            r.closed_at = (status == ReturnStatus::Closed).then_some(at);
+            vec![(topic, returns::status_body(r))]
+        })
+    }
+
+    /// The order that holds return `id`.
+    pub fn order_of_return(&self, id: ShopifyId) -> Option<ShopifyId> {
+        let data = lock(&self.inner.data);
+        data.store.all_orders().into_iter().find(|o| o.returns.iter().any(|r| r.id == id)).map(|o| o.id)
+    }
+
+    /// Applies `f` to return `id` at a new instant of the sim clock (the order's `updated_at`
+    /// stays) and sends the deliveries `f` returns. False for an unknown return.
+    fn change_return(
+        &self,
+        id: ShopifyId,
+        f: impl FnOnce(&mut ShopifyReturn, DateTime<Utc>) -> Vec<(&'static str, serde_json::Value)>,
+    ) -> bool {
+        let mut data = lock(&self.inner.data);
+        let Some(mut order) = data.store.all_orders().into_iter().find(|o| o.returns.iter().any(|r| r.id == id)) else {
+            return false;
+        };
+        let at = data.store.tick(None);
+        let Some(r) = order.returns.iter_mut().find(|r| r.id == id) else { return false };
+        let deliveries = f(r, at);
+        data.store.put_order(order);
+        for (topic, body) in deliveries {
+            self.emit(topic, &body, at);
+        }
         true
     }
 

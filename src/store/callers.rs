@@ -3,6 +3,7 @@
 
 use super::copy_out::{copy_rows, literal};
 use super::queries::{CUSTOMER_COLUMNS, FULFILLMENT_COLUMNS, ORDER_COLUMNS};
+use super::returns::{RETURN_COLUMNS, ReturnRow};
 use super::{
     CustomerRow, FulfillmentRow, OrderRow, Pool, RefundRow, Store, StoreError, Ts, for_each_backend, on_backend,
 };
@@ -20,6 +21,7 @@ pub struct OrderParts {
     pub order: OrderRow,
     pub fulfillments: Vec<FulfillmentRow>,
     pub refunds: Vec<RefundRow>,
+    pub returns: Vec<ReturnRow>,
 }
 
 /// A customer as a whole-shop read hands it over: borrowed from the row being read, times in
@@ -66,15 +68,38 @@ pub struct FulfillmentView<'a> {
     pub estimated_delivery_at: Option<i64>,
 }
 
+/// A refund as a whole-shop read hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct RefundView<'a> {
+    pub order_id: i64,
+    pub amount: Option<&'a str>,
+    pub currency: Option<&'a str>,
+    pub created_at: Option<i64>,
+}
+
+/// A return (with a known order) as a whole-shop read hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct ReturnView<'a> {
+    pub order_id: i64,
+    pub id: i64,
+    pub status: Option<&'a str>,
+    pub decline_reason: Option<&'a str>,
+    pub exchange_items: Option<i64>,
+    pub label_carrier: Option<&'a str>,
+    pub label_url: Option<&'a str>,
+    pub received: bool,
+}
+
 /// What `Store::scan_callers` hands a whole shop to, row by row and in this order: every
 /// `(e164, customer_id)` phone owner, then every customer, then every order that has a
-/// customer (in no particular order), then every fulfilment and every refund's order.
+/// customer (in no particular order), then every fulfilment, every refund and every return.
 pub trait CallerSink {
     fn phone(&mut self, e164: &str, customer_id: i64);
     fn customer(&mut self, customer: CustomerView<'_>);
     fn order(&mut self, order: OrderView<'_>);
     fn fulfillment(&mut self, fulfillment: FulfillmentView<'_>);
-    fn refund(&mut self, order_id: i64);
+    fn refund(&mut self, refund: RefundView<'_>);
+    fn return_of_order(&mut self, r: ReturnView<'_>);
 }
 
 /// The whole-shop statements, with `shop` standing for the shop: `$1` for a bound parameter,
@@ -106,7 +131,15 @@ fn fulfillments_sql(shop: &str) -> String {
 }
 
 fn refunds_sql(shop: &str) -> String {
-    format!("SELECT order_id FROM refunds WHERE shop = {shop}")
+    format!("SELECT order_id, amount, currency, shopify_created_at FROM refunds WHERE shop = {shop}")
+}
+
+fn returns_sql(shop: &str) -> String {
+    format!(
+        "SELECT order_id, id, status, decline_reason, exchange_items, label_carrier, label_url,
+                CAST(CASE WHEN received THEN 1 ELSE 0 END AS BIGINT)
+         FROM returns WHERE shop = {shop} AND order_id IS NOT NULL"
+    )
 }
 
 /// `Store::scan_callers` on Postgres: each table in one binary `COPY`, decoded in place.
@@ -176,7 +209,26 @@ async fn scan_callers_copy(
     })
     .await?;
     copy_rows(conn, &refunds_sql(&shop), |mut row| {
-        sink.refund(row.i64()?);
+        sink.refund(RefundView {
+            order_id: row.i64()?,
+            amount: row.opt_text()?,
+            currency: row.opt_text()?,
+            created_at: row.opt_micros()?,
+        });
+        Ok(())
+    })
+    .await?;
+    copy_rows(conn, &returns_sql(&shop), |mut row| {
+        sink.return_of_order(ReturnView {
+            order_id: row.i64()?,
+            id: row.i64()?,
+            status: row.opt_text()?,
+            decline_reason: row.opt_text()?,
+            exchange_items: row.opt_i64()?,
+            label_carrier: row.opt_text()?,
+            label_url: row.opt_text()?,
+            received: row.i64()? != 0,
+        });
         Ok(())
     })
     .await?;
@@ -203,6 +255,11 @@ impl Store {
     }
 
     /// The customer IDs behind each of these phones: `(e164, customer_id)` pairs.
+    /// The returns of one order (oldest first).
+    pub async fn returns(&self, shop: &str, order: i64) -> Result<Vec<ReturnRow>, StoreError> {
+        Ok(on_backend!(self, returns_of_order(shop, order))?)
+    }
+
     pub async fn phone_owners(&self, shop: &str, phones: &[String]) -> Result<Vec<(String, i64)>, StoreError> {
         let mut all = Vec::new();
         for chunk in phones.chunks(CHUNK) {
@@ -329,11 +386,26 @@ for_each_backend! {
         for r in rows_r {
             refunds.entry(r.order_id).or_default().push(r);
         }
+        let mut returns: HashMap<i64, Vec<ReturnRow>> = HashMap::new();
+        let rows_ret: Vec<ReturnRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {RETURN_COLUMNS} FROM returns WHERE shop = $1 AND order_id IN ({}) ORDER BY id",
+            json_ints()
+        )))
+        .bind(shop)
+        .bind(&order_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows_ret {
+            if let Some(order) = r.order_id {
+                returns.entry(order).or_default().push(r);
+            }
+        }
         let mut by_customer: HashMap<i64, Vec<OrderParts>> = HashMap::new();
         for order in orders {
             let parts = OrderParts {
                 fulfillments: fulfillments.remove(&order.id).unwrap_or_default(),
                 refunds: refunds.remove(&order.id).unwrap_or_default(),
+                returns: returns.remove(&order.id).unwrap_or_default(),
                 order,
             };
             if let Some(customer) = parts.order.customer_id {
@@ -344,6 +416,16 @@ for_each_backend! {
             .into_iter()
             .map(|customer| CallerParts { orders: by_customer.remove(&customer.id).unwrap_or_default(), customer })
             .collect())
+    }
+
+    pub(crate) async fn returns_of_order(conn: &mut Conn, shop: &str, order: i64) -> Result<Vec<ReturnRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {RETURN_COLUMNS} FROM returns WHERE shop = $1 AND order_id = $2 ORDER BY id"
+        )))
+        .bind(shop)
+        .bind(order)
+        .fetch_all(&mut *conn)
+        .await
     }
 
     pub(crate) async fn phone_owners(conn: &mut Conn, shop: &str, phones: &[String]) -> Result<Vec<(String, i64)>, sqlx::Error> {
@@ -447,7 +529,27 @@ for_each_backend! {
         {
             let mut rows = sqlx::query(sqlx::AssertSqlSafe(refunds_sql("$1"))).bind(shop).fetch(&mut *conn);
             while let Some(row) = rows.try_next().await? {
-                sink.refund(row.try_get(0)?);
+                sink.refund(RefundView {
+                    order_id: row.try_get(0)?,
+                    amount: row.try_get(1)?,
+                    currency: row.try_get(2)?,
+                    created_at: row.try_get::<Option<Ts>, _>(3)?.map(micros),
+                });
+            }
+        }
+        {
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(returns_sql("$1"))).bind(shop).fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
+                sink.return_of_order(ReturnView {
+                    order_id: row.try_get(0)?,
+                    id: row.try_get(1)?,
+                    status: row.try_get(2)?,
+                    decline_reason: row.try_get(3)?,
+                    exchange_items: row.try_get(4)?,
+                    label_carrier: row.try_get(5)?,
+                    label_url: row.try_get(6)?,
+                    received: row.try_get::<i64, _>(7)? != 0,
+                });
             }
         }
         Ok(())

@@ -119,6 +119,9 @@ struct Claimed {
     shop: String,
     topic: String,
     body: Option<Vec<u8>>,
+    /// When Shopify says the change happened (`X-Shopify-Triggered-At`), else when it arrived:
+    /// the time of a return's state (return bodies carry no `updated_at`).
+    happened_at: Ts,
 }
 
 /// The customer and order a delivery is about, read from its body without building it (the
@@ -136,6 +139,8 @@ fn subjects_at_intake(topic: &str, body: &[u8]) -> (Option<i64>, Option<i64>) {
         order_id: Option<crate::shopify::payload::ShopifyId>,
         #[serde(default)]
         customer: Option<Id>,
+        #[serde(default)]
+        order: Option<Id>,
     }
     let Some(topic) = Topic::parse(topic) else { return (None, None) };
     let Ok(probe) = serde_json::from_slice::<Probe>(body) else {
@@ -157,6 +162,8 @@ fn subjects_at_intake(topic: &str, body: &[u8]) -> (Option<i64>, Option<i64>) {
         // A redaction erases what is stored under its customer, pending deliveries included:
         // its own row is found by its ID, never by its subject.
         Topic::CustomersRedact | Topic::CustomersDataRequest | Topic::ShopRedact => (None, None),
+        // A return names its order as `order {id}` or `order_id` (a label names neither).
+        t if t.is_return() => (None, probe.order.map(|o| o.id.0).or(probe.order_id.map(|o| o.0))),
         _ => (customer, own),
     }
 }
@@ -446,11 +453,11 @@ for_each_backend! {
         let mut tx = begin_applying(conn).await?;
         let claim = match BACKEND {
             crate::store::Backend::Postgres => {
-                "SELECT id, shop, topic, body FROM webhook_deliveries WHERE status = 'pending'
+                "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at FROM webhook_deliveries WHERE status = 'pending'
                  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
             }
             crate::store::Backend::Sqlite => {
-                "SELECT id, shop, topic, body FROM webhook_deliveries WHERE status = 'pending' ORDER BY id LIMIT $1"
+                "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at FROM webhook_deliveries WHERE status = 'pending' ORDER BY id LIMIT $1"
             }
         };
         let claimed: Vec<Claimed> = sqlx::query_as(claim).bind(limit).fetch_all(&mut *tx).await?;
@@ -489,7 +496,7 @@ for_each_backend! {
             ids(q, customers);
             q.push(")))");
         };
-        let mut q = QueryBuilder::new("SELECT id, shop, topic, body");
+        let mut q = QueryBuilder::new("SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at");
         filter(&mut q);
         q.push(" ORDER BY id");
         if BACKEND == crate::store::Backend::Postgres {
@@ -522,10 +529,13 @@ for_each_backend! {
             .map(|delivery| {
                 let topic = Topic::parse(&delivery.topic);
                 let body = delivery.body.as_deref().unwrap_or_default();
-                let parsed = match topic {
+                let mut parsed = match topic {
                     Some(t) => ShopifyChange::parse(t, body).map_err(|e| e.to_string()),
                     None => Err(format!("topic {:?} is not handled", delivery.topic)),
                 };
+                if let Ok(ShopifyChange::Return(r)) = &mut parsed {
+                    r.as_of = Some(delivery.happened_at.0);
+                }
                 (delivery, topic, parsed)
             })
             .collect();

@@ -27,6 +27,7 @@ mod pending;
 mod queries;
 mod records;
 mod reports;
+mod returns;
 mod sessions;
 mod sms;
 mod stored_ids;
@@ -37,7 +38,9 @@ mod watermarks;
 pub use attempts::AttemptKind;
 pub use backfills::BulkProgress;
 pub use callbacks::{CallbackRow, NewCallback, status as callback_status};
-pub use callers::{CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView};
+pub use callers::{
+    CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView, RefundView, ReturnView,
+};
 pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
 pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
@@ -48,6 +51,7 @@ pub use pending::{PendingNotice, PendingSubjects};
 pub use queries::{CustomerRow, FulfillmentRow, OrderRow, PhoneRow, RefundRow};
 pub use records::{ApplyOutcome, Provenance, UNCONFIRMED};
 pub use reports::{Purged, ReportCounts};
+pub use returns::ReturnRow;
 pub use sms::{NewSms, SmsRow};
 pub use time::Ts;
 pub use voicemails::{MIN_SECONDS as VOICEMAIL_MIN_SECONDS, NewVoicemail, VoicemailRow};

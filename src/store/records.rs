@@ -4,9 +4,11 @@
 //! tie, when it is a snapshot read from the Admin API (see `Provenance`).
 
 use super::changes::PhoneChanges;
+use super::returns::{RETURN_COLUMNS, ReturnRow};
 use super::{Store, StoreError, Ts, for_each_backend, on_backend};
 use crate::domain::PhoneNumber;
 use crate::shopify::payload::{ShopifyAddress, ShopifyChange, ShopifyCustomer, ShopifyId, ShopifyOrder};
+use crate::shopify::returns::{ReturnStatus, ShopifyReturn};
 
 #[allow(unused_imports)]
 use super::Pool;
@@ -151,6 +153,69 @@ fn order_content(o: &ShopifyOrder, phones: &[PhoneEntry]) -> String {
     ))
 }
 
+/// The return write rule (see `store::returns`): what the stored row becomes after one copy.
+/// The row after applying `r` (read at `as_of`; `snapshot`: a whole copy from the Admin API)
+/// to `stored`.
+pub(crate) fn merge_return(stored: Option<&ReturnRow>, r: &ShopifyReturn, as_of: Ts, snapshot: bool) -> ReturnRow {
+    let mut row = stored.cloned().unwrap_or_else(|| ReturnRow::empty(r.id.0));
+    let fill = |slot: &mut Option<String>, value: &Option<String>| {
+        if value.is_some() {
+            slot.clone_from(value);
+        }
+    };
+    if let Some(order) = r.order_id {
+        row.order_id = Some(order.0);
+    }
+    fill(&mut row.name, &r.name);
+    if r.return_items.is_some() {
+        row.return_items = r.return_items;
+    }
+    if r.exchange_items.is_some() {
+        row.exchange_items = r.exchange_items;
+    }
+    if let Some(label) = &r.label {
+        row.label_carrier.clone_from(&label.carrier);
+        row.label_tracking_number.clone_from(&label.tracking_number);
+        row.label_tracking_url.clone_from(&label.tracking_url);
+        row.label_url.clone_from(&label.label_url);
+    }
+    if let Some(received) = r.received {
+        row.received = if snapshot { received } else { row.received || received };
+    }
+    let at = Some(as_of);
+    // When it was asked for and approved: a snapshot knows; a webhook's time tells it otherwise.
+    let requested = r.requested_at.map(Ts::from).or((r.status == Some(ReturnStatus::Requested)).then_some(as_of));
+    row.requested_at = if snapshot { requested.or(row.requested_at) } else { row.requested_at.or(requested) };
+    let approved = r.approved_at.map(Ts::from).or((r.status == Some(ReturnStatus::Open)).then_some(as_of));
+    row.approved_at =
+        if snapshot { r.approved_at.map(Ts::from).or(row.approved_at) } else { row.approved_at.or(approved) };
+    if let Some(status) = r.status {
+        let newer = match row.as_of {
+            None => true,
+            Some(stored_at) => {
+                at > Some(stored_at) || (at == Some(stored_at) && (snapshot || status.rank() > row.status_rank))
+            }
+        };
+        if newer {
+            row.status = Some(status.as_str().to_string());
+            row.status_rank = status.rank();
+            row.as_of = at;
+            row.closed_at = match status {
+                ReturnStatus::Closed => r.closed_at.map(Ts::from).or(row.closed_at).or(at),
+                _ => r.closed_at.map(Ts::from),
+            };
+            if status == ReturnStatus::Declined {
+                row.decline_reason = r.decline_reason.map(|d| d.as_str().to_string()).or(row.decline_reason.take());
+                row.decline_note = r.decline_note.clone().or(row.decline_note.take());
+            } else if snapshot {
+                row.decline_reason = None;
+                row.decline_note = None;
+            }
+        }
+    }
+    row
+}
+
 fn ts(t: chrono::DateTime<chrono::Utc>) -> Ts {
     Ts::from(t)
 }
@@ -267,7 +332,9 @@ impl<'a, T> Course<'a, T> {
 pub(crate) fn batchable(change: &ShopifyChange) -> bool {
     match change {
         ShopifyChange::Customer(c) => c.updated_at.is_some(),
-        ShopifyChange::Order(o) => o.fulfillments.is_empty() && o.refunds.is_empty() && !o.truncated.line_items,
+        ShopifyChange::Order(o) => {
+            o.fulfillments.is_empty() && o.refunds.is_empty() && o.returns.is_empty() && !o.truncated.line_items
+        }
         _ => false,
     }
 }
@@ -400,6 +467,22 @@ for_each_backend! {
         if let ShopifyChange::CustomerRedact { customer_id, .. } = change {
             ids.push(customer_id.0);
         }
+        // A label or an update names only its return: its order is the stored one.
+        let unnamed = match change {
+            ShopifyChange::Return(r) if r.order_id.is_none() => Some(r.id),
+            ShopifyChange::ReturnTouched { id: Some(id) } => Some(*id),
+            _ => None,
+        };
+        if let Some(id) = unnamed
+            && let Some(order) = order_of_return(conn, shop, id).await?
+        {
+            let stored: Option<(Option<i64>,)> = sqlx::query_as("SELECT customer_id FROM orders WHERE shop = $1 AND id = $2")
+                .bind(shop)
+                .bind(order)
+                .fetch_optional(&mut *conn)
+                .await?;
+            ids.extend(stored.and_then(|(c,)| c));
+        }
         ids.sort_unstable();
         ids.dedup();
         Ok(ids)
@@ -448,6 +531,28 @@ for_each_backend! {
                     return Ok(ApplyOutcome::Gone);
                 }
                 insert_refund(conn, shop, r, now).await
+            }
+            ShopifyChange::Return(r) => {
+                if let Some(order) = r.order_id
+                    && is_tombstoned(conn, shop, "order", order).await?
+                {
+                    return Ok(ApplyOutcome::Gone);
+                }
+                let as_of = r.as_of.map(ts).unwrap_or(now);
+                upsert_return(conn, shop, r, as_of, w.from == Provenance::Snapshot, now).await
+            }
+            ShopifyChange::ReturnTouched { id } => {
+                // The body does not say what changed: the order is refetched on its next lookup.
+                let Some(id) = id else { return Ok(ApplyOutcome::Unchanged) };
+                let Some(order) = order_of_return(conn, shop, *id).await? else { return Ok(ApplyOutcome::Unchanged) };
+                let marked = sqlx::query("UPDATE orders SET synced_at = $3 WHERE shop = $1 AND id = $2")
+                    .bind(shop)
+                    .bind(order)
+                    .bind(UNCONFIRMED)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                Ok(if marked > 0 { ApplyOutcome::Unconfirmed } else { ApplyOutcome::Unchanged })
             }
             ShopifyChange::OrderDeleted { id } => {
                 remove_orders(conn, shop, &[*id], now).await?;
@@ -803,6 +908,11 @@ for_each_backend! {
         for refund in &o.refunds {
             outcome = fold(outcome, insert_refund(conn, shop, refund, w.now).await?);
         }
+        // A GraphQL copy's returns: Shopify's state when it was read.
+        for r in &o.returns {
+            let snapshot = w.from == Provenance::Snapshot;
+            outcome = fold(outcome, upsert_return(conn, shop, r, r.as_of.map(ts).unwrap_or(w.now), snapshot, w.now).await?);
+        }
         Ok(outcome)
     }
 
@@ -927,6 +1037,83 @@ for_each_backend! {
         Ok(if marked > 0 { ApplyOutcome::Unconfirmed } else { ApplyOutcome::Unchanged })
     }
 
+    /// Applies one copy of a return on an open transaction (see the module's write rule).
+    pub(crate) async fn upsert_return(
+        conn: &mut Conn,
+        shop: &str,
+        r: &ShopifyReturn,
+        as_of: Ts,
+        snapshot: bool,
+        now: Ts,
+    ) -> Result<ApplyOutcome, sqlx::Error> {
+        // The row first exists (blank), then is read under a row lock on Postgres, so two
+        // processors applying copies of one return take turns.
+        sqlx::query("INSERT INTO returns (shop, id, synced_at) VALUES ($1, $2, $3) ON CONFLICT (shop, id) DO NOTHING")
+            .bind(shop)
+            .bind(r.id.0)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        let lock = if BACKEND == crate::store::Backend::Postgres { " FOR UPDATE" } else { "" };
+        let stored: ReturnRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {RETURN_COLUMNS} FROM returns WHERE shop = $1 AND id = $2{lock}"
+        )))
+        .bind(shop)
+        .bind(r.id.0)
+        .fetch_one(&mut *conn)
+        .await?;
+        let row = merge_return(Some(&stored), r, as_of, snapshot);
+        if row == stored {
+            sqlx::query("UPDATE returns SET synced_at = $3 WHERE shop = $1 AND id = $2")
+                .bind(shop)
+                .bind(r.id.0)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        sqlx::query(
+            "UPDATE returns SET order_id = $3, name = $4, status = $5, status_rank = $6, requested_at = $7,
+                approved_at = $8, closed_at = $9, decline_reason = $10, decline_note = $11, return_items = $12,
+                exchange_items = $13, label_carrier = $14, label_tracking_number = $15, label_tracking_url = $16,
+                label_url = $17, received = $18, as_of = $19, synced_at = $20
+             WHERE shop = $1 AND id = $2",
+        )
+        .bind(shop)
+        .bind(row.id)
+        .bind(row.order_id)
+        .bind(&row.name)
+        .bind(&row.status)
+        .bind(row.status_rank)
+        .bind(row.requested_at)
+        .bind(row.approved_at)
+        .bind(row.closed_at)
+        .bind(&row.decline_reason)
+        .bind(&row.decline_note)
+        .bind(row.return_items)
+        .bind(row.exchange_items)
+        .bind(&row.label_carrier)
+        .bind(&row.label_tracking_number)
+        .bind(&row.label_tracking_url)
+        .bind(&row.label_url)
+        .bind(row.received)
+        .bind(row.as_of)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    /// The order a stored return belongs to, if known.
+    pub(crate) async fn order_of_return(conn: &mut Conn, shop: &str, id: ShopifyId) -> Result<Option<i64>, sqlx::Error> {
+        let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT order_id FROM returns WHERE shop = $1 AND id = $2")
+            .bind(shop)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.and_then(|(o,)| o))
+    }
+
     /// Refunds never change once made: the first copy is kept.
     async fn insert_refund(
         conn: &mut Conn,
@@ -961,6 +1148,7 @@ for_each_backend! {
                 "DELETE FROM order_line_items WHERE shop = $1 AND order_id = $2",
                 "DELETE FROM fulfillments WHERE shop = $1 AND order_id = $2",
                 "DELETE FROM refunds WHERE shop = $1 AND order_id = $2",
+                "DELETE FROM returns WHERE shop = $1 AND order_id = $2",
                 "DELETE FROM phone_numbers WHERE shop = $1 AND owner_kind = 'order' AND owner_id = $2",
             ] {
                 sqlx::query(sql).bind(shop).bind(id.0).execute(&mut *conn).await?;
@@ -1373,7 +1561,7 @@ for_each_backend! {
             .execute(&mut *conn)
             .await?;
         for table in [
-            "customers", "orders", "order_line_items", "fulfillments", "refunds", "phone_numbers", "tombstones",
+            "customers", "orders", "order_line_items", "fulfillments", "refunds", "returns", "phone_numbers", "tombstones",
             "data_requests", "sync_watermarks", "calls", "stream_handoffs", "sms_messages", "voicemails", "callbacks",
             "call_days", "call_days_rolled",
         ] {
@@ -1416,5 +1604,56 @@ mod tests {
             ]
         );
         assert_eq!(phones[3].raw, "call me");
+    }
+}
+
+#[cfg(test)]
+mod return_tests {
+    use super::*;
+    use crate::shopify::returns::ReturnStatus;
+    use chrono::{DateTime, Utc};
+
+    fn at(second: i64) -> Ts {
+        Ts(DateTime::<Utc>::from_timestamp(1_790_000_000 + second, 0).unwrap())
+    }
+
+    fn copy(status: ReturnStatus) -> ShopifyReturn {
+        let mut r = crate::shopify::returns::ShopifyReturn {
+            id: ShopifyId(5),
+            order_id: Some(ShopifyId(7)),
+            name: None,
+            status: Some(status),
+            requested_at: None,
+            approved_at: None,
+            closed_at: None,
+            decline_reason: None,
+            decline_note: None,
+            return_items: None,
+            exchange_items: None,
+            label: None,
+            received: None,
+            as_of: None,
+        };
+        r.as_of = None;
+        r
+    }
+
+    #[test]
+    fn an_approval_applied_before_its_request_stays_open() {
+        let approved = merge_return(None, &copy(ReturnStatus::Open), at(2), false);
+        let then = merge_return(Some(&approved), &copy(ReturnStatus::Requested), at(1), false);
+        assert_eq!(then.status.as_deref(), Some("open"));
+        let same_second = merge_return(Some(&approved), &copy(ReturnStatus::Requested), at(2), false);
+        assert_eq!(same_second.status.as_deref(), Some("open"));
+        assert_eq!(same_second.requested_at, Some(at(2)), "the request's time is still learned");
+    }
+
+    #[test]
+    fn a_reopen_after_a_close_opens_it_again_and_a_duplicate_changes_nothing() {
+        let closed = merge_return(None, &copy(ReturnStatus::Closed), at(1), false);
+        assert_eq!(closed.closed_at, Some(at(1)));
+        let reopened = merge_return(Some(&closed), &copy(ReturnStatus::Open), at(3), false);
+        assert_eq!((reopened.status.as_deref(), reopened.closed_at), (Some("open"), None));
+        assert_eq!(merge_return(Some(&reopened), &copy(ReturnStatus::Open), at(3), false), reopened);
     }
 }

@@ -427,6 +427,8 @@ fn vocabulary() -> Vec<(&'static str, Vec<&'static str>)> {
         ("text", crate::domain::SmsResult::ALL.iter().map(|r| r.as_str()).collect()),
         ("verified", Verified::ALL.iter().map(|v| v.as_str()).collect()),
         ("state", OrderState::ALL.iter().map(|s| s.as_str()).collect()),
+        ("stage", crate::ivr::returns::ReturnStage::ALL.iter().map(|s| s.as_str()).collect()),
+        ("decline", crate::ivr::returns::DECLINE_WORDS.to_vec()),
         ("about", names(&["account", "order"])),
         ("outcome", TransferEnd::ALL.iter().map(|o| o.as_str()).collect()),
         ("kind", names(&super::transfer::TransferTarget::KINDS)),
@@ -463,6 +465,37 @@ fn check_vocabulary(template: &str, source: &str) -> Result<(), TemplateError> {
         }
     }
     Ok(())
+}
+
+/// Key 3 with the `i`-th return stage (every stage, decline reason, label or none, exchange or
+/// none, refund or none, window or none, over the samples).
+fn returns_sample(i: usize, hostile: &str, menu: crate::ivr::flow::MenuOptions) -> crate::ivr::returns::ReturnsStep {
+    use crate::ivr::returns::{DECLINE_WORDS, OrderReturns, RefundFacts, ReturnFacts, ReturnStage, ReturnsStep};
+    let stages = ReturnStage::ALL;
+    let stage = stages[i % stages.len()];
+    let odd = i % 2 == 1;
+    let r = ReturnFacts {
+        stage,
+        carrier: odd.then(|| hostile.to_string()),
+        label: odd || i.is_multiple_of(3),
+        decline: (stage == ReturnStage::Declined).then(|| DECLINE_WORDS[(i / 2) % DECLINE_WORDS.len()]),
+        exchange_items: (i % 3) as u16,
+    };
+    ReturnsStep {
+        orders: vec![OrderReturns {
+            name: "#1042".into(),
+            number_spoken: "1 0 4 2".into(),
+            returns: if i % 4 == 3 { vec![] } else { vec![r] },
+            refund: (i.is_multiple_of(2) || i % 4 == 3).then(|| RefundFacts {
+                amount: (i % 3 != 2).then(|| "$21.23".into()),
+                day: odd.then(|| "Tuesday, November 17".into()),
+                date: odd.then(|| "2026-11-17".into()),
+            }),
+        }],
+        window_days: odd.then_some(30),
+        past_window: if i % 3 == 1 { vec!["1 0 4 3".into()] } else { vec![] },
+        menu,
+    }
 }
 
 /// Steps that together reach every branch of every template, with the awkward inputs callers'
@@ -536,7 +569,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
             action,
         ));
         samples.push((Step::OtherOrders(OrdersStep { orders: vec![order(state, odd)], menu: menu.clone() }), action));
-        samples.push((Step::Returns(OrdersStep { orders: vec![order(state, odd)], menu }), action));
+        samples.push((Step::Returns(returns_sample(i, HOSTILE, menu)), action));
     }
     for menu in menus.clone() {
         samples.push((
@@ -553,7 +586,15 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
             action,
         ));
         samples.push((Step::OtherOrders(OrdersStep { orders: vec![], menu: menu.clone() }), action));
-        samples.push((Step::Returns(OrdersStep { orders: vec![], menu: menu.clone() }), action));
+        samples.push((
+            Step::Returns(crate::ivr::returns::ReturnsStep {
+                orders: vec![],
+                window_days: menu.agents_open.then_some(30),
+                past_window: if menu.agents_open { vec!["1 0 4 2".to_string()] } else { Vec::new() },
+                menu: menu.clone(),
+            }),
+            action,
+        ));
         samples.push((
             Step::Closed(ClosedStep { closed_until: Some("tomorrow at 9 AM".into()), menu: menu.clone() }),
             action,

@@ -105,7 +105,7 @@ on_both_backends!(doctor_passes_on_a_set_up_line, doctor_fails_the_right_line_fo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_names_a_setting_that_does_not_parse_and_a_missing_scope() {
-    let scopes = ["read_customers", "read_orders", "read_fulfillments"].map(String::from).to_vec();
+    let scopes = ["read_customers", "read_orders", "read_fulfillments", "read_returns"].map(String::from).to_vec();
     let line = Line::start_with(Backend::Sqlite, SimConfig { scopes, ..SimConfig::default() }).await;
     let (code, stdout, _) = line.run(&[("ORDERLINE_FRESHNESS", "soon")], &["doctor"]).await;
     assert_ne!(code, Some(0));

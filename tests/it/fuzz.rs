@@ -24,6 +24,7 @@ use orderline::ivr::flow::{
     TransferStep,
 };
 use orderline::ivr::order_status::{OrderFacts, OrderState};
+use orderline::ivr::returns::{DECLINE_WORDS, OrderReturns, RefundFacts, ReturnFacts, ReturnStage, ReturnsStep};
 use orderline::ivr::{CallState, Step};
 use orderline::shopify::payload::{ShopifyChange, Topic};
 use orderline::twilio::media::protocol::{FromTwilio, decode_payload, is_base64};
@@ -183,6 +184,10 @@ fn real_shopify_payloads_with_arbitrary_values_parse_or_are_refused() {
         ("order_fulfilled.json", Topic::OrdersFulfilled),
         ("refund_create.json", Topic::RefundsCreate),
         ("shop_redact.json", Topic::ShopRedact),
+        ("return_approve.json", Topic::ReturnsApprove),
+        ("return_decline.json", Topic::ReturnsDecline),
+        ("return_close.json", Topic::ReturnsClose),
+        ("reverse_delivery_attach_deliverable.json", Topic::ReverseDeliveriesAttachDeliverable),
     ];
     for (name, topic) in fixtures {
         let original = common::fixture(name);
@@ -268,6 +273,29 @@ fn order_facts() -> impl Strategy<Value = OrderFacts> {
         )
 }
 
+/// Key 3's facts with whatever Shopify holds: any stage, a hostile carrier and amount, any counts.
+fn order_returns() -> impl Strategy<Value = OrderReturns> {
+    let stages = prop::sample::select(ReturnStage::ALL.to_vec());
+    let declines = prop::option::of(prop::sample::select(DECLINE_WORDS.to_vec()));
+    let facts = (stages, prop::option::of(hostile_text()), any::<bool>(), declines, any::<u16>()).prop_map(
+        |(stage, carrier, label, decline, exchange_items)| ReturnFacts {
+            stage,
+            carrier,
+            label,
+            decline,
+            exchange_items,
+        },
+    );
+    let refund = prop::option::of((prop::option::of(hostile_text()), prop::option::of(hostile_text())))
+        .prop_map(|r| r.map(|(amount, day)| RefundFacts { amount, day, date: None }));
+    (hostile_text(), prop::collection::vec(facts, 0..3), refund).prop_map(|(name, returns, refund)| OrderReturns {
+        number_spoken: orderline::ivr::order_status::spoken_digits(&name),
+        name,
+        returns,
+        refund,
+    })
+}
+
 fn steps() -> impl Strategy<Value = Step> {
     let menu = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
         |(other_orders, agents_open, text_tracking, voicemail, voicemail_key)| MenuOptions {
@@ -307,8 +335,12 @@ fn steps() -> impl Strategy<Value = Step> {
             })),
         (prop::collection::vec(order_facts(), 0..4), menu.clone())
             .prop_map(|(orders, menu)| Step::OtherOrders(OrdersStep { orders, menu })),
-        (prop::collection::vec(order_facts(), 0..4), menu)
-            .prop_map(|(orders, menu)| Step::Returns(OrdersStep { orders, menu })),
+        (prop::collection::vec(order_returns(), 0..4), prop::option::of(1u32..400), menu).prop_map(
+            |(orders, window_days, menu)| {
+                let past_window = orders.iter().map(|o| o.number_spoken.clone()).take(1).collect();
+                Step::Returns(ReturnsStep { orders, window_days, past_window, menu })
+            }
+        ),
         (prop::sample::select(AskReason::ALL.to_vec()), "[0-9]{1,20}").prop_map(|(reason, entered)| {
             Step::AskOrderNumber(AskOrderNumber {
                 reason,

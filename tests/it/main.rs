@@ -30,6 +30,7 @@ mod media;
 mod notify;
 mod reconcile;
 mod reports;
+mod returns;
 mod setup;
 mod shipment_states;
 mod shopify_contract;

@@ -87,12 +87,13 @@ async fn an_interrupted_paged_sweep_resumes_where_it_stopped() {
     assert_eq!(store.watermark(SHOP, "orders").await.unwrap(), Some(long_ago), "the watermark waits for everything");
     let resume = store.sweep_resume_point(SHOP, "orders").await.unwrap().expect("a resume point");
     let applied_before = sim.orders().iter().filter(|o| o.updated_at <= resume.0).count();
-    assert!(applied_before >= 4 * 25, "at least four pages were kept: {applied_before}");
+    let page = orderline::shopify::graphql::PAGE_SIZE as usize;
+    assert!(applied_before >= 4 * page, "at least four pages were kept: {applied_before}");
 
     sim.set_failure(Failure::None);
     sim.reset_counters();
     let report = reconciler.sweep().await.unwrap();
-    let full_pages = 300usize.div_ceil(25);
+    let full_pages = 300usize.div_ceil(page);
     let order_pages = sim.requests_for(Operation::OrdersUpdatedSince) as usize;
     assert!(order_pages < full_pages, "resumed: {order_pages} order pages instead of {full_pages}");
     assert!(report.orders < 300, "{report:?}");

@@ -214,7 +214,7 @@ async fn setup_shopify_reads_every_page_of_subscriptions() {
     line.shopify.add_subscription("ORDERS_CREATE", &format!("{}/shopify/webhooks", line.app.url));
     let (code, stdout, stderr) = line.run(&[], &["setup", "shopify", "--dry-run"]).await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("15 to change (1 already right)"), "the one on the second page was found: {stdout}");
+    assert!(stdout.contains("24 to change (1 already right)"), "the one on the second page was found: {stdout}");
     assert_eq!(stdout.matches("left alone").count(), 130, "{stdout}");
     line.stop().await;
 }

@@ -218,7 +218,10 @@ async fn a_503_is_retried_within_the_budget_and_402_403_423_are_named(backend: B
 }
 
 async fn max_cost_exceeded_shrinks_the_page_and_never_opens_the_breaker(backend: Backend) {
-    let s = setup(backend, SimConfig::default(), &[("breaker_threshold", "2")]).await;
+    // A Shopify Plus sized bucket: this is about the single-query limit, not about waiting for
+    // points (an order with its newest return is 59 points, a lookup 485).
+    let config = SimConfig { bucket_max: 10_000.0, restore_rate: 1000.0, ..SimConfig::default() };
+    let s = setup(backend, config, &[("breaker_threshold", "2")]).await;
     let client = s.client();
     s.sim.set_max_query_cost(Some(400));
     let page = client.orders_updated_since(None, None, soon()).await.expect("a smaller page fits");
@@ -238,16 +241,16 @@ async fn max_cost_exceeded_shrinks_the_page_and_never_opens_the_breaker(backend:
 
 async fn admission_uses_the_cost_shopify_reports_not_the_estimate(backend: Backend) {
     // Shopify charges Customer.orders more than the default rules say: a CustomersByPhone query
-    // costs 2 + 3 × (9 + 300) = 929 points, where orderline's estimate is 368.
-    let config = SimConfig { bucket_max: 1000.0, restore_rate: 1.0, ..SimConfig::default() };
+    // costs 2 + 3 × (9 + 320) = 989 points, where orderline's estimate is 485.
+    let config = SimConfig { bucket_max: 1250.0, restore_rate: 1.0, ..SimConfig::default() };
     let s = setup(backend, config, &[]).await;
-    s.sim.set_field_cost("Customer.orders", 300);
+    s.sim.set_field_cost("Customer.orders", 320);
     let client = s.client();
     let estimate = Operation::CustomersByPhone.estimated_cost(0);
     assert_eq!(client.admission_cost(Operation::CustomersByPhone, PAGE_SIZE), estimate);
     client.customers_by_phone(DANA, soon()).await.expect("the first query fits the full bucket");
     let learned = client.admission_cost(Operation::CustomersByPhone, PAGE_SIZE);
-    assert_eq!(learned, 2 + 3 * (9 + 300), "learned from requestedQueryCost");
+    assert_eq!(learned, 2 + 3 * (9 + 320), "learned from requestedQueryCost");
     // The bucket now holds less than the learned cost but more than the estimate: the client
     // does not send what Shopify would throttle.
     let available = s.sim.bucket_status().currently_available;

@@ -194,7 +194,12 @@ fn node(context: &Context<'_>, gid: &str) -> Option<(&'static str, Value)> {
 
 /// The named type of the field being resolved (object types only in the extract's paths).
 fn schema_type_name<'a>(info: &ResolveInfo<'a>) -> &'a str {
-    info.field_definition().ty.inner_named_type().as_str()
+    match info.field_definition().ty.inner_named_type().as_str() {
+        // A union resolves to its member: `ReverseDeliveryDeliverable` has one in Admin 2026-10
+        // (tests/fixtures/shopify/admin_2026-10.graphql).
+        "ReverseDeliveryDeliverable" => "ReverseDeliveryShippingDeliverable",
+        other => other,
+    }
 }
 
 impl<'a> ObjectValue for Object<'a> {

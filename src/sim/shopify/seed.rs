@@ -234,6 +234,7 @@ fn build_order(
         line_items,
         fulfillments: Vec::new(),
         refunds: Vec::new(),
+        returns: Vec::new(),
         truncated: Default::default(),
     };
     let shipped = created + hours(rng.between(16, 24));
