@@ -273,9 +273,10 @@ async fn the_emulator_validates_messages_like_twilio() {
     server.stop().await;
 }
 
-/// Key 4 needs the REST API and TwiML prompts: Media Streams mode has no recorded words for it.
+/// Key 4 needs the REST API (and ORDERLINE_SMS); both prompt modes say it (Media Streams with
+/// recorded phrases).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn texts_are_offered_only_with_the_rest_api_and_twiml_prompts() {
+async fn texts_are_offered_only_with_the_rest_api() {
     use std::sync::Arc;
     let store = orderline::store::Store::connect("sqlite::memory:").await.unwrap();
     let clock: Arc<dyn orderline::clock::Clock> = Arc::new(orderline::clock::SystemClock);
@@ -290,7 +291,8 @@ async fn texts_are_offered_only_with_the_rest_api_and_twiml_prompts() {
     assert!(texts(with(&[("twilio_account_sid", sid)])));
     assert!(!texts(with(&[])), "no account: no REST API");
     assert!(!texts(with(&[("twilio_account_sid", sid), ("sms", "false")])));
-    assert!(!texts(with(&[("twilio_account_sid", sid), ("prompt_mode", "media_stream")])));
+    let media = with(&[("twilio_account_sid", sid), ("prompt_mode", "media_stream")]);
+    assert!(texts(media), "offered over Media Streams too");
     let bad = orderline::config::Settings::from_pairs([("twilio_auth_token", TOKEN), ("sms_from", "call me")]);
     let err = bad.unwrap_err().to_string();
     assert!(err.contains("ORDERLINE_SMS_FROM"), "{err}");
