@@ -53,9 +53,15 @@ pub struct CallbackRow {
 }
 
 impl Store {
-    /// Takes the request: `false` when this call already asked (nothing changes).
-    pub async fn request_callback(&self, callback: &NewCallback, now: Ts) -> Result<bool, StoreError> {
-        Ok(on_backend!(self, request(callback, now))?)
+    /// Takes the request: `false` when this call already asked (nothing changes). `place_at`:
+    /// when orderline places it by itself (TaskRouter); none: when an agent clicks.
+    pub async fn request_callback(
+        &self,
+        callback: &NewCallback,
+        place_at: Option<Ts>,
+        now: Ts,
+    ) -> Result<bool, StoreError> {
+        Ok(on_backend!(self, request(callback, place_at, now))?)
     }
 
     /// The shop's call-backs, oldest request first (the order callers would have been served in):
@@ -100,7 +106,7 @@ impl Store {
         Ok(on_backend!(self, attempt_failed(call_sid, error, retry_at, now))?)
     }
 
-    /// Call-backs whose retry is due.
+    /// Call-backs due to be placed by orderline: retries, and (TaskRouter) requests whose turn came.
     pub async fn due_callbacks(&self, now: Ts, limit: i64) -> Result<Vec<String>, StoreError> {
         Ok(on_backend!(self, due(now, limit))?)
     }
@@ -114,10 +120,10 @@ for_each_backend! {
             b.requested_at, b.next_attempt_at, b.updated_at
         FROM callbacks b LEFT JOIN customers c ON c.shop = b.shop AND c.id = b.customer_id";
 
-    pub(crate) async fn request(conn: &mut Conn, b: &NewCallback, now: Ts) -> Result<bool, sqlx::Error> {
+    pub(crate) async fn request(conn: &mut Conn, b: &NewCallback, place_at: Option<Ts>, now: Ts) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "INSERT INTO callbacks (call_sid, shop, to_number, from_number, customer_id, reason, position, status,
-                 requested_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+                 requested_at, updated_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
              ON CONFLICT (call_sid) DO NOTHING",
         )
         .bind(&b.call_sid)
@@ -129,6 +135,7 @@ for_each_backend! {
         .bind(b.position)
         .bind(status::REQUESTED)
         .bind(now)
+        .bind(place_at)
         .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -213,10 +220,14 @@ for_each_backend! {
     }
 
     pub(crate) async fn due(conn: &mut Conn, now: Ts, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT call_sid FROM callbacks WHERE status = $1 AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3")
+        sqlx::query_scalar(
+            "SELECT call_sid FROM callbacks WHERE status IN ($1, $4) AND next_attempt_at <= $2
+             ORDER BY next_attempt_at LIMIT $3",
+        )
             .bind(status::RETRY)
             .bind(now)
             .bind(limit)
+            .bind(status::REQUESTED)
             .fetch_all(&mut *conn)
             .await
     }

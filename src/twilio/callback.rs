@@ -1,7 +1,8 @@
 //! Call-back instead of waiting, on Twilio. In the queue (ORDERLINE_CALLBACK), the wait document
 //! offers "press 1 and we'll call you back"; the key comes to `POST /twilio/voice/queue-callback`,
 //! which keeps the request (the calling number only, never a withheld one) and says goodbye. An
-//! agent's click (or the retry task) places the call through the REST API (`Calls`); when the
+//! agent's click (or, with TaskRouter, the task when the caller's turn comes; and the retry task)
+//! places the call through the REST API (`Calls`); when the
 //! customer answers, Twilio asks `POST /twilio/callback/answer` and hears who is calling before
 //! being put through as ORDERLINE_TRANSFER_TO says; `POST /twilio/callback/status` learns how an
 //! unanswered call ended and schedules the next attempt, until ORDERLINE_CALLBACK_ATTEMPTS.
@@ -21,7 +22,7 @@ use axum::routing::post;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::call::{VoiceCall, events, transfer_view};
+use super::call::{VoiceCall, events, transfer_view_for};
 use super::public_url::PublicUrl;
 use super::request::TwilioRequest;
 use super::rest::TwilioRest;
@@ -50,12 +51,21 @@ pub fn offered(state: &AppState) -> bool {
     state.settings.callback && TwilioRest::from_settings(&state.settings, state.metrics.clone()).is_ok()
 }
 
-/// Where the wait document's Gather sends the key: the caller's place rides in the query.
-pub fn queue_action(state: &AppState, position: Option<u32>) -> String {
+/// Where the wait document's Gather sends the key: the caller's place and the expected wait (in
+/// seconds) ride in the query.
+pub fn queue_action(state: &AppState, position: Option<u32>, expected_wait_s: Option<u64>) -> String {
     let urls = PublicUrl::new(&state.settings.public_url);
-    match position {
-        Some(p) => urls.to(&format!("{QUEUE_CALLBACK_PATH}?p={p}")),
-        None => urls.to(QUEUE_CALLBACK_PATH),
+    let mut query = Vec::new();
+    if let Some(p) = position {
+        query.push(format!("p={p}"));
+    }
+    if let Some(w) = expected_wait_s {
+        query.push(format!("w={w}"));
+    }
+    if query.is_empty() {
+        urls.to(QUEUE_CALLBACK_PATH)
+    } else {
+        urls.to(&format!("{QUEUE_CALLBACK_PATH}?{}", query.join("&")))
     }
 }
 
@@ -123,7 +133,14 @@ async fn take_request(state: &AppState, call: &VoiceCall, number: &str, req: &Tw
         position,
     };
     let now = Ts::from(state.clock.now());
-    if state.store.request_callback(&request, now).await? {
+    // With TaskRouter, nobody has to click: the call is placed when the caller's turn would have
+    // come (the queue's expected wait), and the workflow gives them, with priority, to the next
+    // free agent.
+    let place_at = state.settings.taskrouter_workflow_sid.as_ref().map(|_| {
+        let wait = req.query.iter().find(|(n, _)| n == "w").and_then(|(_, v)| v.parse::<i64>().ok()).unwrap_or(0);
+        Ts::from(state.clock.now() + chrono::Duration::seconds(wait.clamp(0, 4 * 3600)))
+    });
+    if state.store.request_callback(&request, place_at, now).await? {
         let place = position.map(|p| format!(" at place {p}")).unwrap_or_default();
         let happened = vec![Event::Callback(format!("requested{place}"))];
         state.recorder.record(events(call, EventStep::Callback(0), now, happened));
@@ -281,7 +298,8 @@ async fn answer(State(state): State<AppState>, req: TwilioRequest) -> Response {
     };
     let answered = vec![Event::Callback("answered: put through".into())];
     state.recorder.record(events(&call, attempt_step(&row, 3), now, answered));
-    let xml = state.renderer.callback_answer(&transfer_view(&state, &context)).unwrap_or_else(|e| {
+    // Called back in their turn: through with priority (TaskRouter's, or ORDERLINE_PRIORITY_TO).
+    let xml = state.renderer.callback_answer(&transfer_view_for(&state, &context, true)).unwrap_or_else(|e| {
         tracing::error!(error = %e, "the callback_answer template failed");
         super::render::LAST_RESORT.to_string()
     });

@@ -224,7 +224,8 @@ async fn queue_wait(State(state): State<AppState>, req: TwilioRequest) -> Respon
         && crate::domain::PhoneNumber::parse(from, Some(&state.settings.default_region)).is_ok()
     {
         view.callback = true;
-        view.callback_action = super::callback::queue_action(&state, view.position);
+        let expected_wait_s = view.expected_minutes.map(|m| m * 60);
+        view.callback_action = super::callback::queue_action(&state, view.position, expected_wait_s);
     }
     let xml = state.renderer.queue_wait(&view).unwrap_or_else(|e| {
         // The caller stays in the queue either way; without words they hear the music.

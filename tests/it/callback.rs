@@ -198,7 +198,36 @@ async fn twilio_refusing_the_call_counts_as_an_attempt_and_the_request_waits(bac
     d.line.app.stop().await;
 }
 
+async fn with_taskrouter_the_call_back_is_placed_in_the_callers_turn_without_a_click(backend: Backend) {
+    let workflow = "WW0123456789abcdef0123456789abcdef";
+    let d = desk(backend, &[("taskrouter_workflow_sid", workflow)]).await;
+    // A wait of about 4 minutes: the call-back waits its turn, no click needed.
+    let t = d.queue_and_press_1(DANA).await;
+    let waiting = &d.callbacks("").await[0];
+    assert_eq!(waiting["status"], "requested");
+    let at = chrono::DateTime::parse_from_rfc3339(waiting["next_attempt_at"].as_str().unwrap()).unwrap();
+    let wait = at.signed_duration_since(chrono::Utc::now()).num_seconds();
+    assert!((200..=250).contains(&wait), "placed when the caller's turn comes: in {wait} s");
+    assert!(d.twilio.calls().is_empty());
+    // A caller with nobody ahead: their turn is now, and orderline places it by itself.
+    let mut config = CallerConfig::new(&d.line.app.url, TOKEN, "+15550142381");
+    config.transfer = Transfer::Queue(QueueScript { press_1_after_s: Some(0), ..QueueScript::default() });
+    let marcus = TwilioCaller::new(config).call(orderline::sim::twilio::scripted(&["0"])).await.unwrap();
+    let done = d.wait_for(&marcus.call_sid, "connected").await;
+    assert_eq!(done["placed_by"], Value::Null, "nobody clicked");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d.twilio.calls().first().is_none_or(|c| c.status != "completed") {
+        assert!(Instant::now() < deadline, "{:?}", d.twilio.calls());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(d.twilio.calls()[0].to, "+15550142381");
+    assert_eq!(d.twilio.calls()[0].ended_at.as_deref(), Some("Enqueue"), "into the workflow, for the next free agent");
+    assert_eq!(d.callbacks("").await.len(), 1, "Dana still waits her turn: {:?}", t.call_sid);
+    d.line.app.stop().await;
+}
+
 on_both_backends!(
+    with_taskrouter_the_call_back_is_placed_in_the_callers_turn_without_a_click,
     a_queued_caller_is_called_back_keeping_their_place_and_put_through,
     an_unanswered_call_back_is_tried_again_then_shown_failed,
     a_withheld_caller_is_not_offered_a_call_back,
