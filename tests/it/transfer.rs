@@ -15,9 +15,15 @@ use orderline::store::Ts;
 
 const DANA: &str = "+15551234567";
 const AGENT: &str = "tel:+14155550100";
-/// Weekdays only, in UTC: whether the line is open now depends on the day, so the goodbye's
-/// words are checked for both cases.
+/// Weekdays only, in UTC; the line's clock is set to a weekday (`weekday_clock`), so it is open
+/// whatever day the suite runs on.
 const HOURS: &str = "mon-fri 00:00-24:00";
+
+/// Wednesday 2 December 2026, noon UTC.
+fn weekday_clock() -> std::sync::Arc<dyn orderline::clock::Clock> {
+    use chrono::TimeZone;
+    std::sync::Arc::new(orderline::clock::ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap()))
+}
 
 fn caller(line: &Line, transfer: Transfer) -> TwilioCaller {
     let mut config = CallerConfig::new(&line.app.url, TOKEN, DANA);
@@ -63,7 +69,8 @@ async fn an_answered_transfer_ends_without_a_word(backend: Backend) {
 }
 
 async fn a_busy_unanswered_or_failed_transfer_leads_to_a_goodbye(backend: Backend) {
-    let line = line(backend, &[("verify", "none"), ("transfer_to", AGENT), ("hours", HOURS)]).await;
+    let settings = [("verify", "none"), ("transfer_to", AGENT), ("hours", HOURS)];
+    let line = crate::common::line::line_with(backend, &settings, weekday_clock()).await;
     for (outcome, words) in [
         (DialOutcome::Busy, "everyone on our team is on another call"),
         (DialOutcome::NoAnswer, "nobody could answer just now"),
