@@ -12,13 +12,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{check_origin, require_agent};
+use super::people::{agent_name, full_name, wants_all};
 use crate::app::AppState;
 use crate::domain::mask_phone;
 use crate::store::CallbackRow;
 use crate::twilio::callback::{PlaceError, place};
 
 const LIST_LIMIT: i64 = 200;
-const MAX_NAME: usize = 64;
 
 /// A call-back as the console and notifications show it.
 #[derive(Debug, Clone, Serialize)]
@@ -45,19 +45,13 @@ pub struct CallbackJson {
 
 impl From<CallbackRow> for CallbackJson {
     fn from(b: CallbackRow) -> Self {
-        let name = [b.first_name.as_deref(), b.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let name = full_name(b.first_name.as_deref(), b.last_name.as_deref());
         CallbackJson {
             call_sid: b.call_sid,
             to_masked: mask_phone(&b.to_number),
             to: b.to_number,
             customer_id: b.customer_id.map(|id| id.to_string()),
-            customer_name: (!name.is_empty()).then_some(name),
+            customer_name: name,
             reason: b.reason,
             position: b.position,
             status: b.status,
@@ -94,7 +88,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query
     if let Err(refused) = require_agent(&state, &headers).await {
         return refused.into_response();
     }
-    let all = matches!(query.all.as_deref(), Some("true" | "1" | "yes"));
+    let all = wants_all(query.all.as_deref());
     let shop = state.settings.shopify_shop.clone().unwrap_or_default();
     match state.store.callbacks(&shop, all, LIST_LIMIT).await {
         Ok(rows) => Json(rows.into_iter().map(CallbackJson::from).collect::<Vec<_>>()).into_response(),
@@ -103,12 +97,6 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query
             (StatusCode::SERVICE_UNAVAILABLE, "the store did not answer\n").into_response()
         }
     }
-}
-
-#[derive(Debug, Deserialize, Default)]
-pub struct CallNow {
-    #[serde(default)]
-    by: Option<String>,
 }
 
 pub async fn call_now(
@@ -124,20 +112,10 @@ pub async fn call_now(
     if let Err(refused) = check_origin(&state, &headers, access) {
         return refused.into_response();
     }
-    let request: CallNow = if body.is_empty() {
-        CallNow::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                return (StatusCode::BAD_REQUEST, format!("the body is not {{\"by\": \"name\"}}: {e}\n"))
-                    .into_response();
-            }
-        }
+    let by = match agent_name(&body) {
+        Ok(by) => by,
+        Err(refused) => return refused.into_response(),
     };
-    let by: String =
-        request.by.as_deref().unwrap_or("").trim().chars().filter(|c| !c.is_control()).take(MAX_NAME).collect();
-    let by = if by.is_empty() { "an agent".to_string() } else { by };
     match place(&state, &call_sid, Some(&by)).await {
         Ok(row) => Json(CallbackJson::from(row)).into_response(),
         Err(PlaceError::Unknown) => (StatusCode::NOT_FOUND, "no such call-back\n").into_response(),

@@ -11,6 +11,7 @@ pub mod card;
 pub mod console;
 pub mod feed;
 pub mod notify;
+pub mod people;
 pub mod reports;
 pub mod reports_page;
 pub mod summary;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{check_origin, require_agent};
+use super::people::{agent_name, full_name, wants_all};
 use crate::app::AppState;
 use crate::domain::mask_phone;
 use crate::store::{Ts, VoicemailRow};
@@ -20,8 +21,6 @@ use crate::twilio::voicemail::is_recording_sid;
 
 /// How many messages one list holds.
 const LIST_LIMIT: i64 = 200;
-/// The longest name kept as who handled a message.
-const MAX_NAME: usize = 64;
 
 /// A message as the console and notifications show it.
 #[derive(Debug, Clone, Serialize)]
@@ -52,13 +51,7 @@ pub struct VoicemailJson {
 
 impl From<VoicemailRow> for VoicemailJson {
     fn from(v: VoicemailRow) -> Self {
-        let name = [v.first_name.as_deref(), v.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let name = full_name(v.first_name.as_deref(), v.last_name.as_deref());
         VoicemailJson {
             audio_url: format!("/api/voicemails/{}/audio", v.recording_sid),
             recording_sid: v.recording_sid,
@@ -66,7 +59,7 @@ impl From<VoicemailRow> for VoicemailJson {
             from_masked: mask_phone(&v.from_number),
             from: v.from_number,
             customer_id: v.customer_id.map(|id| id.to_string()),
-            customer_name: (!name.is_empty()).then_some(name),
+            customer_name: name,
             verification: v.verification,
             order_name: v.order_name,
             reason: v.reason,
@@ -101,7 +94,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query
     if let Err(refused) = require_agent(&state, &headers).await {
         return refused.into_response();
     }
-    let all = matches!(query.all.as_deref(), Some("true" | "1" | "yes"));
+    let all = wants_all(query.all.as_deref());
     let shop = state.settings.shopify_shop.clone().unwrap_or_default();
     match state.store.voicemails(&shop, all, LIST_LIMIT).await {
         Ok(rows) => Json(rows.into_iter().map(VoicemailJson::from).collect::<Vec<_>>()).into_response(),
@@ -110,13 +103,6 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query
             (StatusCode::SERVICE_UNAVAILABLE, "the store did not answer\n").into_response()
         }
     }
-}
-
-#[derive(Debug, Deserialize, Default)]
-pub struct Handled {
-    /// Who handled it, as the agent typed their name in the console.
-    #[serde(default)]
-    by: Option<String>,
 }
 
 pub async fn handled(
@@ -135,20 +121,10 @@ pub async fn handled(
     if !is_recording_sid(&sid) {
         return (StatusCode::NOT_FOUND, "no such voicemail\n").into_response();
     }
-    let handled: Handled = if body.is_empty() {
-        Handled::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(h) => h,
-            Err(e) => {
-                return (StatusCode::BAD_REQUEST, format!("the body is not {{\"by\": \"name\"}}: {e}\n"))
-                    .into_response();
-            }
-        }
+    let by = match agent_name(&body) {
+        Ok(by) => by,
+        Err(refused) => return refused.into_response(),
     };
-    let by: String =
-        handled.by.as_deref().unwrap_or("").trim().chars().filter(|c| !c.is_control()).take(MAX_NAME).collect();
-    let by = if by.is_empty() { "an agent".to_string() } else { by };
     match state.store.voicemail_handled(&sid, &by, Ts::from(state.clock.now())).await {
         Ok(Some(row)) => Json(VoicemailJson::from(row)).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "no such voicemail\n").into_response(),

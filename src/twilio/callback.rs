@@ -187,15 +187,7 @@ pub async fn place(state: &AppState, call_sid: &str, by: Option<&str>) -> Result
     let urls = PublicUrl::new(&state.settings.public_url);
     let answer_url = urls.to(&format!("{ANSWER_PATH}?c={call_sid}"));
     let status_url = urls.to(&format!("{STATUS_PATH}?c={call_sid}"));
-    let call = VoiceCall {
-        call_sid: call_sid.to_string(),
-        from: row.to_number.clone(),
-        to: None,
-        stir_verstat: None,
-        digits: None,
-        speech: None,
-        confidence: None,
-    };
+    let call = call_of(&row);
     match rest.create_call(&row.to_number, &from, &answer_url, &status_url).await {
         Ok(placed) => {
             state.store.callback_placed(call_sid, &placed.sid, now).await?;
@@ -224,6 +216,20 @@ async fn failed_attempt(state: &AppState, call: &VoiceCall, row: &CallbackRow, w
     state.recorder.record(events(call, attempt_step(row, 2), Ts::from(now), happened));
     tracing::warn!(to = %mask_phone(&row.to_number), attempt = row.attempts, error = %why, "call-back not answered; {next}");
     Ok(())
+}
+
+/// The call a call-back is about, as the call record's events name it (its caller is the number
+/// called back).
+fn call_of(row: &CallbackRow) -> VoiceCall {
+    VoiceCall {
+        call_sid: row.call_sid.clone(),
+        from: row.to_number.clone(),
+        to: None,
+        stir_verstat: None,
+        digits: None,
+        speech: None,
+        confidence: None,
+    }
 }
 
 /// Where an attempt's event is numbered: `phase` 1 placed, 2 not answered, 3 answered.
@@ -287,15 +293,7 @@ async fn answer(State(state): State<AppState>, req: TwilioRequest) -> Response {
         verified: verified.as_str(),
         ..CallContext::default()
     };
-    let call = VoiceCall {
-        call_sid: row.call_sid.clone(),
-        from: row.to_number.clone(),
-        to: None,
-        stir_verstat: None,
-        digits: None,
-        speech: None,
-        confidence: None,
-    };
+    let call = call_of(&row);
     let answered = vec![Event::Callback("answered: put through".into())];
     state.recorder.record(events(&call, attempt_step(&row, 3), now, answered));
     // Called back in their turn: through with priority (TaskRouter's, or ORDERLINE_PRIORITY_TO).
@@ -318,15 +316,7 @@ async fn status(State(state): State<AppState>, req: TwilioRequest) -> Response {
     let status = req.param("CallStatus").map(str::trim).unwrap_or_default().to_string();
     if matches!(status.as_str(), "busy" | "no-answer" | "failed" | "canceled") && row.status == callback_status::CALLING
     {
-        let call = VoiceCall {
-            call_sid: row.call_sid.clone(),
-            from: row.to_number.clone(),
-            to: None,
-            stir_verstat: None,
-            digits: None,
-            speech: None,
-            confidence: None,
-        };
+        let call = call_of(&row);
         if let Err(e) = failed_attempt(&state, &call, &row, &format!("not answered: {status}")).await {
             tracing::error!(error = %e, "could not record a call-back's failure");
             return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable\n").into_response();
