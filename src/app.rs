@@ -34,6 +34,9 @@ pub struct AppState {
     pub lookup: CallerLookup,
     /// The Admin API client, when SHOPIFY_ACCESS_TOKEN is set.
     pub shopify: Option<Arc<ShopifyClient>>,
+    /// Twilio's REST API (recordings, call-backs), when TWILIO_ACCOUNT_SID and a key or the auth
+    /// token are set: built once, at start.
+    pub twilio_rest: Option<Arc<twilio::rest::TwilioRest>>,
     /// The call flow, and how it is spoken and recorded.
     pub flow: CallFlow,
     pub renderer: Arc<Renderer>,
@@ -276,6 +279,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         intake,
         lookup: lookup.clone(),
         shopify: client.clone(),
+        twilio_rest: twilio::rest::TwilioRest::from_settings(&settings, metrics.clone()).ok().map(Arc::new),
     };
 
     let (shutdown, shutdown_rx) = watch::channel(false);

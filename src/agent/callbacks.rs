@@ -120,7 +120,7 @@ pub async fn call_now(
         Ok(row) => Json(CallbackJson::from(row)).into_response(),
         Err(PlaceError::Unknown) => (StatusCode::NOT_FOUND, "no such call-back\n").into_response(),
         Err(e @ PlaceError::NotWaiting(_)) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
-        Err(e @ (PlaceError::NoRestApi(_) | PlaceError::NoFromNumber)) => {
+        Err(e @ (PlaceError::NoRestApi | PlaceError::NoFromNumber)) => {
             (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
         }
         Err(PlaceError::Store(e)) => {

@@ -16,7 +16,7 @@ use super::people::{agent_name, full_name, wants_all};
 use crate::app::AppState;
 use crate::domain::mask_phone;
 use crate::store::{Ts, VoicemailRow};
-use crate::twilio::rest::{TwilioError, TwilioRest};
+use crate::twilio::rest::TwilioError;
 use crate::twilio::voicemail::is_recording_sid;
 
 /// How many messages one list holds.
@@ -151,12 +151,10 @@ pub async fn audio(State(state): State<AppState>, headers: HeaderMap, Path(sid):
             return (StatusCode::SERVICE_UNAVAILABLE, "the store did not answer\n").into_response();
         }
     }
-    let rest = match TwilioRest::from_settings(&state.settings, state.metrics.clone()) {
-        Ok(rest) => rest,
-        Err(why) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, format!("recordings are played through Twilio's API: {why}\n"))
-                .into_response();
-        }
+    let Some(rest) = &state.twilio_rest else {
+        let why = "recordings are played through Twilio's REST API: set TWILIO_ACCOUNT_SID with a key or the auth token
+";
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
     };
     match rest.recording_audio(&sid).await {
         Ok(audio) => (

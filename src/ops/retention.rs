@@ -27,7 +27,7 @@ async fn delete_old_recordings(state: &AppState, shop: &str, before: Ts) -> Resu
     if old.is_empty() {
         return Ok(());
     }
-    let Ok(rest) = crate::twilio::rest::TwilioRest::from_settings(&state.settings, state.metrics.clone()) else {
+    let Some(rest) = &state.twilio_rest else {
         tracing::warn!(
             count = old.len(),
             "voicemail recordings past the retention stay at Twilio: the REST API is not configured"

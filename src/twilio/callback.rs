@@ -25,7 +25,6 @@ use tokio::sync::watch;
 use super::call::{VoiceCall, events, transfer_view_for};
 use super::public_url::PublicUrl;
 use super::request::TwilioRequest;
-use super::rest::TwilioRest;
 use super::voice::twiml;
 use crate::app::AppState;
 use crate::domain::{Event, EventStep, PhoneNumber, Verified, mask_phone, mask_pii};
@@ -48,7 +47,7 @@ pub fn router() -> Router<AppState> {
 
 /// Whether the queue offers call-backs: ORDERLINE_CALLBACK on and the REST API configured.
 pub fn offered(state: &AppState) -> bool {
-    state.settings.callback && TwilioRest::from_settings(&state.settings, state.metrics.clone()).is_ok()
+    state.settings.callback && state.twilio_rest.is_some()
 }
 
 /// Where the wait document's Gather sends the key: the caller's place and the expected wait (in
@@ -161,8 +160,10 @@ pub enum PlaceError {
     Unknown,
     #[error("this call-back is not waiting for a call (it is {0})")]
     NotWaiting(String),
-    #[error("the Twilio REST API is not configured: {0}")]
-    NoRestApi(String),
+    #[error(
+        "the Twilio REST API is not configured: set TWILIO_ACCOUNT_SID with TWILIO_API_KEY/TWILIO_API_SECRET or TWILIO_AUTH_TOKEN"
+    )]
+    NoRestApi,
     #[error("no number to call from: set TWILIO_PHONE_NUMBER")]
     NoFromNumber,
     #[error("store: {0}")]
@@ -172,7 +173,7 @@ pub enum PlaceError {
 /// Places the call-back's next attempt. Twilio's answer (or its refusal) is kept; a refusal
 /// counts as a failed attempt.
 pub async fn place(state: &AppState, call_sid: &str, by: Option<&str>) -> Result<CallbackRow, PlaceError> {
-    let rest = TwilioRest::from_settings(&state.settings, state.metrics.clone()).map_err(PlaceError::NoRestApi)?;
+    let rest = state.twilio_rest.as_ref().ok_or(PlaceError::NoRestApi)?;
     let now = Ts::from(state.clock.now());
     let Some(row) = state.store.claim_callback(call_sid, by, now).await? else {
         return match state.store.callback(call_sid).await? {

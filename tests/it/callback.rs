@@ -6,8 +6,11 @@
 use std::time::{Duration, Instant};
 
 use crate::common::Backend;
-use crate::common::line::{Line, TOKEN, line};
-use orderline::sim::twilio::rest::{Callee, RestFailure, RestSimConfig, RestSimServer, TwilioRestSim};
+use std::sync::Arc;
+
+use crate::common::line::{Line, TOKEN, TwilioLine, line_with_twilio};
+use orderline::clock::SystemClock;
+use orderline::sim::twilio::rest::{Callee, RestFailure, RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{CallerConfig, DEFAULT_TO, Ending, QueueScript, Transcript, Transfer, TwilioCaller};
 use serde_json::Value;
 
@@ -23,19 +26,9 @@ struct Desk {
 }
 
 async fn desk(backend: Backend, extra: &[(&str, &str)]) -> Desk {
-    let twilio = TwilioRestSim::new(RestSimConfig { auth_token: TOKEN.into(), ..RestSimConfig::default() });
-    let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let url = server.url();
-    let account = twilio.config().account_sid.clone();
-    let mut settings = vec![
-        ("twilio_account_sid", account.as_str()),
-        ("twilio_api_url", url.as_str()),
-        ("agent_token", AGENT_TOKEN),
-        ("verify", "none"),
-        ("callback", "true"),
-    ];
+    let mut settings = vec![("agent_token", AGENT_TOKEN), ("verify", "none"), ("callback", "true")];
     settings.extend_from_slice(extra);
-    let line = line(backend, &settings).await;
+    let TwilioLine { line, twilio, server } = line_with_twilio(backend, &settings, Arc::new(SystemClock)).await;
     Desk { line, twilio, _server: server }
 }
 

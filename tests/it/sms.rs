@@ -4,9 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::line::{Line, TOKEN, line};
+use std::sync::Arc;
+
+use crate::common::line::{Line, TOKEN, TwilioLine, line, line_with_twilio};
 use crate::common::{Backend, SHOP};
 use chrono::Utc;
+use orderline::clock::SystemClock;
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::twilio::rest::{Delivery, RestFailure, RestSimConfig, RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{DEFAULT_TO, Transcript};
@@ -27,13 +30,7 @@ struct Texting {
 }
 
 async fn texting(backend: Backend, extra: &[(&str, &str)]) -> Texting {
-    let twilio = TwilioRestSim::new(RestSimConfig { auth_token: TOKEN.into(), ..RestSimConfig::default() });
-    let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let url = server.url();
-    let account = twilio.config().account_sid.clone();
-    let mut settings = vec![("twilio_account_sid", account.as_str()), ("twilio_api_url", url.as_str())];
-    settings.extend_from_slice(extra);
-    let line = line(backend, &settings).await;
+    let TwilioLine { line, twilio, server } = line_with_twilio(backend, extra, Arc::new(SystemClock)).await;
     Texting { line, twilio, _server: server }
 }
 

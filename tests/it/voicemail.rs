@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use crate::common::line::{Line, TOKEN, line_with};
+use crate::common::line::{Line, TOKEN, TwilioLine, line_with_twilio};
 use crate::common::{Backend, SHOP};
 use chrono::{TimeZone, Utc};
 use orderline::clock::{Clock, ManualClock, SystemClock};
 use orderline::shopify::payload::ShopifyChange;
-use orderline::sim::twilio::rest::{RestSimConfig, RestSimServer, TwilioRestSim};
+use orderline::sim::twilio::rest::{RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{CallerConfig, DialOutcome, Ending, Transcript, Transfer, TwilioCaller, scripted};
 use orderline::store::Ts;
 use orderline::twilio::signature;
@@ -35,13 +35,7 @@ struct Mailbox {
 }
 
 async fn mailbox(backend: Backend, clock: Arc<dyn Clock>, extra: &[(&str, &str)]) -> Mailbox {
-    let twilio = TwilioRestSim::new(RestSimConfig { auth_token: TOKEN.into(), ..RestSimConfig::default() });
-    let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let url = server.url();
-    let account = twilio.config().account_sid.clone();
     let mut settings = vec![
-        ("twilio_account_sid", account.as_str()),
-        ("twilio_api_url", url.as_str()),
         ("agent_token", AGENT_TOKEN),
         ("verify", "none"),
         ("voicemail", "on"),
@@ -49,7 +43,7 @@ async fn mailbox(backend: Backend, clock: Arc<dyn Clock>, extra: &[(&str, &str)]
         ("hours_timezone", "UTC"),
     ];
     settings.extend_from_slice(extra);
-    let line = line_with(backend, &settings, clock).await;
+    let TwilioLine { line, twilio, server } = line_with_twilio(backend, &settings, clock).await;
     Mailbox { line, twilio, _server: server }
 }
 

@@ -7,6 +7,7 @@ use chrono::Utc;
 use orderline::clock::{Clock, SystemClock};
 use orderline::shopify::payload::{ShopifyChange, ShopifyOrder};
 use orderline::sim::shopify::{ShopifySim, SimConfig, SimServer};
+use orderline::sim::twilio::rest::{RestSimConfig, RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{CallerConfig, Transcript, TwilioCaller, scripted};
 use orderline::store::Ts;
 
@@ -43,6 +44,26 @@ pub async fn line_with(backend: Backend, extra: &[(&str, &str)], clock: Arc<dyn 
     changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
     app.store().apply_all(SHOP, &changes, "US", Ts::from(Utc::now())).await.unwrap();
     Line { app, sim, _server: server }
+}
+
+/// A line whose Twilio account is the REST emulator (its URL and account SID in the settings),
+/// signing its callbacks with the line's auth token.
+pub struct TwilioLine {
+    pub line: Line,
+    pub twilio: TwilioRestSim,
+    pub server: RestSimServer,
+}
+
+/// [`line_with`], with the Twilio REST emulator as the line's account.
+pub async fn line_with_twilio(backend: Backend, extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> TwilioLine {
+    let twilio = TwilioRestSim::new(RestSimConfig { auth_token: TOKEN.into(), ..RestSimConfig::default() });
+    let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = server.url();
+    let account = twilio.config().account_sid.clone();
+    let mut settings = vec![("twilio_account_sid", account.as_str()), ("twilio_api_url", url.as_str())];
+    settings.extend_from_slice(extra);
+    let line = line_with(backend, &settings, clock).await;
+    TwilioLine { line, twilio, server }
 }
 
 pub async fn line(backend: Backend, extra: &[(&str, &str)]) -> Line {
