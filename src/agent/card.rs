@@ -63,6 +63,8 @@ pub struct CallCard {
 #[derive(Debug, Clone, Serialize)]
 pub struct SmsSummary {
     pub order_id: String,
+    /// What the text carried: `tracking` (key 4) or `return_label` (key 6).
+    pub kind: String,
     /// `requested` (Twilio not yet answered), Twilio's status (`queued`, `sent`, `delivered`,
     /// `undelivered`, `failed`), or `failed` when Twilio refused it or did not answer.
     pub status: String,
@@ -185,6 +187,7 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
         .into_iter()
         .map(|m| SmsSummary {
             order_id: m.order_id.to_string(),
+            kind: m.kind,
             failed: matches!(m.status.as_str(), "failed" | "undelivered"),
             status: m.status,
             error_code: m.error_code,

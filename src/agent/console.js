@@ -40,7 +40,7 @@ function card(c) {
   else badges.append(el("span", { class: "badge unverified", text: "not verified" }));
   if (c.bad_news) badges.append(el("span", { class: "badge bad-news", text: "bad news: " + c.bad_news.replaceAll("_", " ") }));
   if (c.transfer) badges.append(el("span", { class: "badge transfer", text: "to agent: " + c.transfer.replaceAll("_", " ") }));
-  for (const m of (c.sms || [])) badges.append(el("span", { class: "badge " + (m.failed ? "unverified" : "verified"), text: "sms: " + m.status + (m.error_code != null ? " (" + m.error_code + ")" : "") + ", to " + m.to }));
+  for (const m of (c.sms || [])) badges.append(el("span", { class: "badge " + (m.failed ? "unverified" : "verified"), text: (m.kind === "return_label" ? "label sms: " : "sms: ") + m.status + (m.error_code != null ? " (" + m.error_code + ")" : "") + ", to " + m.to }));
   if (c.source) badges.append(el("span", { class: "badge source", text: "data: " + c.source + (c.confirmed_at ? ", confirmed " + since(c.confirmed_at) + " ago" : "") }));
   node.append(badges);
   const orders = el("ul", { class: "orders" });

@@ -96,6 +96,17 @@ impl EventKind {
 }
 
 names! {
+    /// Which link a text during a call carries; stored in `sms_messages.kind`, one text of each
+    /// kind per call and order.
+    pub enum TextKind {
+        /// The order's tracking link (key 4).
+        Tracking => "tracking",
+        /// The return label's link (key 6, offered after key 3 when a return has a label).
+        ReturnLabel => "return_label",
+    }
+}
+
+names! {
     /// What the caller is told after asking for the tracking link by text.
     pub enum SmsResult {
         /// Twilio accepted it (within the budget), or it was accepted earlier in this call.

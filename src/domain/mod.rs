@@ -9,7 +9,7 @@ pub mod report;
 pub mod verified;
 
 pub use call::{
-    AskReason, BadNews, Event, EventKind, EventStep, GoodbyeReason, RetryReason, SmsResult, TransferReason,
+    AskReason, BadNews, Event, EventKind, EventStep, GoodbyeReason, RetryReason, SmsResult, TextKind, TransferReason,
     VoicemailReason,
 };
 pub use phone::{PhoneError, PhoneNumber, mask_email, mask_phone, mask_pii};

@@ -16,13 +16,13 @@ use super::hours::BusinessHours;
 use super::order_status::{OrderFacts, spoken_digits};
 use super::returns::ReturnsStep;
 use super::state::{CallState, Stage};
-use super::texts::{TextRequest, Texts};
+use super::texts::{TextPlan, TextRequest, Texts};
 use super::verification::{KeyedPostalCode, Subject, VerificationLimit};
 use crate::clock::Clock;
 use crate::config::{BadNewsPolicy, VerifyPolicy, VoicemailOffer};
 use crate::domain::call::VerificationResult;
 use crate::domain::{
-    AskReason, Event, GoodbyeReason, RetryReason, SmsResult, TransferReason, Verified, VoicemailReason,
+    AskReason, Event, GoodbyeReason, RetryReason, SmsResult, TextKind, TransferReason, Verified, VoicemailReason,
 };
 use crate::lookup::caller_id::CallerId;
 use crate::lookup::{CallerAnswer, CallerLookup, CustomerCard, LookupError, OrderCard, OrderMatch, Source};
@@ -126,6 +126,9 @@ pub struct MenuOptions {
     /// 4: the tracking link by text (a tracking URL, a verified caller, a number that is not
     /// withheld, and texts configured).
     pub text_tracking: bool,
+    /// 6: the return label's link by text; offered on the returns step (key 3) when an open
+    /// return on a recent order has a label link (and a text may go to the caller, as for 4).
+    pub text_label: bool,
     /// Voicemail is offered: 0 while the line is closed, and 5 at any time with
     /// ORDERLINE_VOICEMAIL=menu (see `voicemail_key`).
     pub voicemail: bool,
@@ -530,6 +533,7 @@ impl CallFlow {
             other_orders: verified.covers_account(),
             agents_open: self.agents_open(),
             text_tracking: self.texts.as_ref().and_then(|t| t.plan(verified, &caller.from, order)).is_some(),
+            text_label: false,
             voicemail: match self.voicemail {
                 VoicemailOffer::Off => false,
                 VoicemailOffer::On => !self.agents_open(),
@@ -708,9 +712,9 @@ impl CallFlow {
                 let orders = c.orders.iter().skip(1).map(|o| OrderFacts::of(o, self.tz)).collect();
                 reply(Step::OtherOrders(OrdersStep { orders, menu }), Some((Stage::Menu, state.fresh())))
             }
-            ("3", about) => {
-                let step = ReturnsStep::of(&about.orders(), self.clock.now(), self.tz, self.return_window, menu);
-                reply(Step::Returns(step), Some((Stage::Menu, state.fresh())))
+            ("3", about) => self.returns(caller, state, about, menu, None),
+            ("6", about) if self.label_plan(caller, state, about).is_some() => {
+                self.text_label(caller, state, about, menu).await
             }
             ("0", about) if menu.agents_open => {
                 let (customer, order) = about.parts();
@@ -718,6 +722,8 @@ impl CallFlow {
             }
             ("0", _) if menu.voicemail => self.voicemail(VoicemailReason::Closed),
             ("5", _) if menu.voicemail_key => self.voicemail(VoicemailReason::Asked),
+            // "Leave a message" said while the line is closed: the message 0 would lead to.
+            ("5", _) if menu.voicemail => self.voicemail(VoicemailReason::Closed),
             ("0", _) => {
                 let step = Step::Closed(ClosedStep { closed_until: self.closed_until(), menu });
                 reply(step, Some((Stage::Menu, state.fresh())))
@@ -756,6 +762,7 @@ impl CallFlow {
                     call_sid: caller.call_sid.clone(),
                     customer_id: about.customer_id(),
                     order_id: order.id,
+                    kind: TextKind::Tracking,
                     to: plan.to.as_str().to_string(),
                     called: caller.to.clone(),
                     body: plan.body,
@@ -773,6 +780,50 @@ impl CallFlow {
         }
         let detail = outcome.map_or_else(|| "failed: not offered".to_string(), |o| o.detail);
         reply.events.push(Event::Sms(detail));
+        reply
+    }
+
+    /// Key 3: each recent order's returns and refunds, offering 6 when a return label can be
+    /// texted; `label_text` says first how the label text went (after 6).
+    fn returns(
+        &self,
+        caller: &Caller,
+        state: CallState,
+        about: &About,
+        mut menu: MenuOptions,
+        label_text: Option<SmsResult>,
+    ) -> Reply {
+        menu.text_label = self.label_plan(caller, state, about).is_some();
+        let mut step = ReturnsStep::of(&about.orders(), self.clock.now(), self.tz, self.return_window, menu);
+        step.label_text = label_text;
+        reply(Step::Returns(step), Some((Stage::Menu, state.fresh())))
+    }
+
+    fn label_plan(&self, caller: &Caller, state: CallState, about: &About) -> Option<TextPlan> {
+        self.texts.as_ref()?.plan_label(state.verified, &caller.from, &about.orders())
+    }
+
+    /// Key 6: the return label's link by text, then the returns again saying whether it was sent.
+    async fn text_label(&self, caller: &Caller, state: CallState, about: &About, menu: MenuOptions) -> Reply {
+        let outcome = match (self.texts.as_ref(), self.label_plan(caller, state, about)) {
+            (Some(texts), Some(plan)) => {
+                let request = TextRequest {
+                    call_sid: caller.call_sid.clone(),
+                    customer_id: about.customer_id(),
+                    order_id: plan.order_id,
+                    kind: TextKind::ReturnLabel,
+                    to: plan.to.as_str().to_string(),
+                    called: caller.to.clone(),
+                    body: plan.body,
+                };
+                Some(texts.sender.send(request).await)
+            }
+            _ => None,
+        };
+        let result = outcome.as_ref().map_or(SmsResult::Failed, |o| o.result);
+        let mut reply = self.returns(caller, state, about, menu, Some(result));
+        let detail = outcome.map_or_else(|| "failed: not offered".to_string(), |o| o.detail);
+        reply.events.push(Event::Sms(format!("return label {detail}")));
         reply
     }
 

@@ -159,12 +159,15 @@ impl OrderFacts {
 /// (`tracking_url` only: no link is made up from a carrier and a number).
 pub fn tracking_link(order: &OrderCard) -> Option<(Option<&str>, &str)> {
     let shipment = latest_shipment(order)?;
-    let url = shipment.tracking_url.as_deref().map(str::trim).filter(|u| {
-        // Whatever the merchant or an app typed: only an absolute web address, in one piece.
-        let web = u.starts_with("https://") || u.starts_with("http://");
-        web && u.len() > "https://".len() && !u.chars().any(|c| c.is_control() || c.is_whitespace())
-    })?;
+    let url = shipment.tracking_url.as_deref().map(str::trim).filter(|u| is_web_link(u))?;
     Some((shipment.tracking_company.as_deref().map(str::trim).filter(|c| !c.is_empty()), url))
+}
+
+/// Whatever the merchant or an app typed, a link worth texting: only an absolute web address, in
+/// one piece.
+pub fn is_web_link(u: &str) -> bool {
+    let web = u.starts_with("https://") || u.starts_with("http://");
+    web && u.len() > "https://".len() && !u.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
 /// The most recently shipped fulfilment that went somewhere (not cancelled or failed).

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::flow::MenuOptions;
 use super::order_status::spoken_digits;
+use crate::domain::SmsResult;
 use crate::lookup::{OrderCard, ReturnCard};
 use crate::shopify::returns::{DeclineReason, ReturnStatus};
 
@@ -106,6 +107,8 @@ pub struct ReturnsStep {
     /// Recent orders delivered longer ago than the window, with no return (spoken digits).
     pub past_window: Vec<String>,
     pub menu: MenuOptions,
+    /// The caller pressed 6: whether the return label's link was texted (said first).
+    pub label_text: Option<SmsResult>,
 }
 
 impl ReturnsStep {
@@ -140,7 +143,7 @@ impl ReturnsStep {
                 });
             }
         }
-        ReturnsStep { orders: with, window_days, past_window, menu }
+        ReturnsStep { orders: with, window_days, past_window, menu, label_text: None }
     }
 }
 
@@ -241,6 +244,7 @@ mod tests {
             other_orders: true,
             agents_open: true,
             text_tracking: false,
+            text_label: false,
             voicemail: false,
             voicemail_key: false,
         }

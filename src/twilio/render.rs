@@ -494,7 +494,8 @@ fn returns_sample(i: usize, hostile: &str, menu: crate::ivr::flow::MenuOptions) 
         }],
         window_days: odd.then_some(30),
         past_window: if i % 3 == 1 { vec!["1 0 4 3".into()] } else { vec![] },
-        menu,
+        label_text: [None, Some(crate::domain::SmsResult::Sent), Some(crate::domain::SmsResult::Failed)][i % 3],
+        menu: crate::ivr::flow::MenuOptions { text_label: odd, ..menu },
     }
 }
 
@@ -532,6 +533,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
             other_orders: true,
             agents_open: true,
             text_tracking: true,
+            text_label: false,
             voicemail: false,
             voicemail_key: false,
         },
@@ -539,6 +541,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
             other_orders: false,
             agents_open: false,
             text_tracking: false,
+            text_label: false,
             voicemail: true,
             voicemail_key: false,
         },
@@ -546,6 +549,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
             other_orders: true,
             agents_open: true,
             text_tracking: false,
+            text_label: false,
             voicemail: true,
             voicemail_key: true,
         },
@@ -592,6 +596,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
                 window_days: menu.agents_open.then_some(30),
                 past_window: if menu.agents_open { vec!["1 0 4 2".to_string()] } else { Vec::new() },
                 menu: menu.clone(),
+                label_text: None,
             }),
             action,
         ));

@@ -101,6 +101,7 @@ impl TextSender for TwilioTexts {
         let new = NewSms {
             call_sid: request.call_sid.clone(),
             order_id: request.order_id,
+            kind: request.kind,
             shop: self.shop.clone(),
             customer_id: request.customer_id,
             to_number: request.to.clone(),
@@ -119,7 +120,7 @@ impl TextSender for TwilioTexts {
                 Err(_) => return failed("failed: the store did not answer in time".into()),
             }
             let Some(from) = from else {
-                let _ = store.sms_failed(&new.call_sid, new.order_id, None, Ts::from(clock.now())).await;
+                let _ = store.sms_failed(&new, None, Ts::from(clock.now())).await;
                 return failed("failed: no number to send from (ORDERLINE_SMS_FROM)".into());
             };
             let (done, outcome) = tokio::sync::oneshot::channel();
@@ -129,16 +130,15 @@ impl TextSender for TwilioTexts {
                 let now = Ts::from(clock.now());
                 let (stored, result) = match sent {
                     Ok(message) => {
-                        tracing::info!(to = %mask_phone(&request.to), sid = %message.sid, status = %message.status, "tracking link texted");
-                        let stored =
-                            store.sms_accepted(&new.call_sid, new.order_id, &message.sid, &message.status, now).await;
+                        tracing::info!(to = %mask_phone(&request.to), kind = %new.kind, sid = %message.sid, status = %message.status, "link texted");
+                        let stored = store.sms_accepted(&new, &message.sid, &message.status, now).await;
                         (stored, TextOutcome { result: SmsResult::Sent, detail: format!("sent {}", message.sid) })
                     }
                     Err(e) => {
                         let code = e.code();
-                        tracing::warn!(to = %mask_phone(&request.to), error = %mask_pii(&e.to_string()), "the tracking link was not texted");
+                        tracing::warn!(to = %mask_phone(&request.to), kind = %new.kind, error = %mask_pii(&e.to_string()), "the link was not texted");
                         let code_i32 = code.and_then(|c| i32::try_from(c).ok());
-                        let stored = store.sms_failed(&new.call_sid, new.order_id, code_i32, now).await;
+                        let stored = store.sms_failed(&new, code_i32, now).await;
                         let why = match (&e, code) {
                             (_, Some(code)) => code.to_string(),
                             (TwilioError::Unavailable(status), None) => format!("HTTP {status}"),

@@ -297,11 +297,12 @@ fn order_returns() -> impl Strategy<Value = OrderReturns> {
 }
 
 fn steps() -> impl Strategy<Value = Step> {
-    let menu = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(other_orders, agents_open, text_tracking, voicemail, voicemail_key)| MenuOptions {
+    let menu = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(other_orders, agents_open, text_tracking, text_label, voicemail, voicemail_key)| MenuOptions {
             other_orders,
             agents_open,
             text_tracking,
+            text_label,
             voicemail,
             voicemail_key,
         },
@@ -338,7 +339,8 @@ fn steps() -> impl Strategy<Value = Step> {
         (prop::collection::vec(order_returns(), 0..4), prop::option::of(1u32..400), menu).prop_map(
             |(orders, window_days, menu)| {
                 let past_window = orders.iter().map(|o| o.number_spoken.clone()).take(1).collect();
-                Step::Returns(ReturnsStep { orders, window_days, past_window, menu })
+                let label_text = menu.text_label.then_some(orderline::domain::SmsResult::Sent);
+                Step::Returns(ReturnsStep { orders, window_days, past_window, menu, label_text })
             }
         ),
         (prop::sample::select(AskReason::ALL.to_vec()), "[0-9]{1,20}").prop_map(|(reason, entered)| {

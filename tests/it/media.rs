@@ -613,6 +613,7 @@ fn the_audio_for_order_1042_shipped_on_november_20_is_exactly_its_clips() {
             other_orders: false,
             agents_open: true,
             text_tracking: false,
+            text_label: false,
             voicemail: false,
             voicemail_key: false,
         },

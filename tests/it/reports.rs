@@ -329,6 +329,7 @@ async fn retention_deletes_old_calls_and_the_aggregates_still_answer(backend: Ba
         let sms = NewSms {
             call_sid: sid.into(),
             order_id: 1001,
+            kind: orderline::domain::TextKind::Tracking,
             shop: String::new(),
             customer_id: None,
             to_number: "+15550000001".into(),

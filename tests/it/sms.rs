@@ -224,7 +224,106 @@ async fn status_callbacks_are_signed_and_known(backend: Backend) {
     t.line.app.stop().await;
 }
 
+const LABEL_OFFER: &str = "Press 6 and we'll text you the return label link.";
+const LABEL_SENT: &str = "We've sent the text with your return label link.";
+
+/// Dana's latest order with a return the shop approved, and `label_url` on its label (UPS),
+/// moved there by the emulator's webhooks.
+async fn approved_return(t: &Texting, label_url: Option<&str>) -> String {
+    use orderline::shopify::returns::ReturnLabel;
+    use orderline::sim::shopify::WebhookTarget;
+    let line = &t.line;
+    line.sim.set_webhook_target(WebhookTarget::new(
+        format!("{}/shopify/webhooks", line.app.url),
+        crate::common::SECRET,
+        SHOP,
+    ));
+    let order = line.latest_order("Dana");
+    let id = line.sim.request_return(order.id, 1, 0).expect("the order is in the shop");
+    assert!(line.sim.approve_return(id));
+    let label = ReturnLabel {
+        carrier: Some("UPS".into()),
+        tracking_number: Some("1ZRETURN0001".into()),
+        tracking_url: None,
+        label_url: label_url.map(str::to_string),
+    };
+    assert!(line.sim.attach_return_label(id, label));
+    let stats = line.sim.flush_webhooks().await;
+    assert_eq!(stats.non_2xx + stats.failed, 0, "{stats:?}");
+    line.app.settle().await;
+    order.name
+}
+
+async fn pressing_6_after_returns_texts_the_return_label_once(backend: Backend) {
+    const LABEL: &str = "https://cdn.shopify.example/labels/1ZRETURN0001.pdf";
+    let t = texting(backend, &[("verify", "none"), ("shop_name", "Orderline Demo")]).await;
+    let name = approved_return(&t, Some(LABEL)).await;
+    // The main menu does not offer it; key 3 does.
+    let call = t.line.call(DANA, &["3", "6", "6", "4"]).await;
+    let first_turn: Vec<String> = call.turns[0].heard.iter().map(|v| v.spoken()).collect();
+    assert!(!first_turn.join(" ").contains(LABEL_OFFER), "{first_turn:?}");
+    let text = said(&call);
+    assert!(text.contains(LABEL_OFFER), "key 3 offers the label: {text}");
+    assert_eq!(text.matches(LABEL_SENT).count(), 2, "both presses hear it was sent: {text}");
+    // After the label, the returns again, then the tracking link (key 4) is a text of its own.
+    let after = &text[text.find(LABEL_SENT).unwrap()..];
+    assert!(after.contains("your return was approved, the return label is with UPS"), "{after}");
+    assert!(text.contains(SENT), "key 4 still texts the tracking link: {text}");
+    let messages = t.twilio.messages();
+    assert_eq!(messages.len(), 2, "one label text, one tracking text: {messages:?}");
+    let label = &messages[0];
+    assert_eq!((label.to.as_str(), label.from.as_str()), (DANA, DEFAULT_TO), "to the caller, from the number called");
+    assert_eq!(label.body, format!("Orderline Demo: return label for order {name} (UPS): {LABEL}"));
+    assert!(messages[1].body.contains(&format!("tracking for order {name}")), "{messages:?}");
+    // Recorded: the call's events, a row of each kind, and the card in words.
+    t.line.flush_calls().await;
+    let events = t.line.app.store().call_events(&call.call_sid).await.unwrap();
+    let sms: Vec<&str> = events.iter().filter(|e| e.kind == "sms").map(|e| e.detail.as_str()).collect();
+    assert_eq!(
+        sms,
+        [
+            format!("return label sent {}", label.sid),
+            format!("return label already sent {}", label.sid),
+            format!("sent {}", messages[1].sid)
+        ],
+        "{events:?}"
+    );
+    let rows = t.line.app.store().sms_of_call(&call.call_sid).await.unwrap();
+    let mut kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["return_label", "tracking"], "{rows:?}");
+    let card = card(&t.line, &call.call_sid).await;
+    let summary = card.summary.join(" | ");
+    assert!(summary.contains(&format!("Texted: the return label for {name}")), "{summary}");
+    assert!(summary.contains(&format!("Texted: the tracking link for {name}")), "{summary}");
+    t.line.app.stop().await;
+}
+
+async fn key_6_is_not_offered_without_a_label_link(backend: Backend) {
+    // An approved return whose label has a carrier but no link: nothing to text.
+    let t = texting(backend, &[("verify", "none")]).await;
+    approved_return(&t, None).await;
+    let call = t.line.call(DANA, &["3", "6"]).await;
+    let text = said(&call);
+    assert!(text.contains("your return was approved, the return label is with UPS"), "{text}");
+    assert!(!text.contains(LABEL_OFFER) && !text.contains(LABEL_SENT), "{text}");
+    assert!(text.contains("Sorry, I didn't catch that."), "6 is an invalid key: {text}");
+    assert!(t.twilio.messages().is_empty());
+    t.line.app.stop().await;
+    // A link, but a withheld number: the caller keys the order number, hears the returns, no offer.
+    let t = texting(backend, &[("verify", "none")]).await;
+    let name = approved_return(&t, Some("https://cdn.shopify.example/labels/x.pdf")).await;
+    let digits: String = name.chars().filter(char::is_ascii_digit).collect();
+    let call = t.line.call("anonymous", &[&digits, "3", "6"]).await;
+    let text = said(&call);
+    assert!(text.contains("your return was approved") && !text.contains(LABEL_OFFER), "{text}");
+    assert!(t.twilio.messages().is_empty());
+    t.line.app.stop().await;
+}
+
 on_both_backends!(
+    pressing_6_after_returns_texts_the_return_label_once,
+    key_6_is_not_offered_without_a_label_link,
     pressing_4_texts_the_tracking_link_once,
     key_4_is_not_offered_without_a_number_verification_or_link,
     twilio_failing_or_slow_means_an_apology_and_the_call_goes_on,

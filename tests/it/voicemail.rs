@@ -256,6 +256,22 @@ async fn the_menu_offers_voicemail_on_5_when_the_shop_wants(backend: Backend) {
     m.line.app.stop().await;
 }
 
+/// Said instead of pressed: "leave a message" is 5 with the menu's key, and what 0 leads to while
+/// the line is closed.
+async fn saying_leave_a_message_takes_one(backend: Backend) {
+    let m = mailbox(backend, Arc::new(SystemClock), &[("hours", "always"), ("voicemail", "menu")]).await;
+    let t = m.call(&["say:I'd like to leave a message", "say:Please call me about my address"]).await;
+    assert!(said(&t).contains(LEAVE) && said(&t).contains(GOT_IT), "{}", said(&t));
+    m.line.app.stop().await;
+    let m = mailbox(backend, saturday(), &[]).await;
+    let t = m.call(&["say:can I leave a voicemail", &format!("say:{MESSAGE}")]).await;
+    assert!(said(&t).contains(LEAVE) && said(&t).contains(GOT_IT), "{}", said(&t));
+    let list = m.voicemails("").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["reason"], "closed");
+    m.line.app.stop().await;
+}
+
 /// The console in headless Chromium: the message with its transcription and the caller's
 /// context, played through orderline, then marked handled. Screenshot under target/tmp/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,5 +366,6 @@ on_both_backends!(
     callbacks_for_unknown_calls_or_recordings_are_refused_and_store_nothing,
     with_voicemail_off_nothing_is_offered,
     the_menu_offers_voicemail_on_5_when_the_shop_wants,
+    saying_leave_a_message_takes_one,
     a_voicemail_is_notified_signed_to_the_helpdesk,
 );

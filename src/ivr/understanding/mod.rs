@@ -15,7 +15,7 @@ use super::flow::Input;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Question {
     /// The menu: 1 hear it again (where is my order), 2 other orders, 3 returns and refunds,
-    /// 4 text me the tracking link, 0 a person.
+    /// 4 text me the tracking link, 5 leave a message, 6 text me the return label, 0 a person.
     Menu,
     /// An order number, said any way people say numbers.
     OrderNumber,
@@ -139,6 +139,16 @@ fn menu_choice(words: &[&str]) -> Option<String> {
     {
         return Some("0".into());
     }
+    if phrase(&["leave", "a", "message"])
+        || phrase(&["leave", "a", "voicemail"])
+        || phrase(&["leave", "message"])
+        || has("voicemail")
+    {
+        return Some("5".into());
+    }
+    if has("label") {
+        return Some("6".into());
+    }
     if (has("text") || has("sms") || has("message")) && !has("return") && !has("returns") {
         return Some("4".into());
     }
@@ -176,7 +186,7 @@ fn menu_choice(words: &[&str]) -> Option<String> {
         numbers::keypad_word(w).or_else(|| w.parse::<u8>().ok().filter(|d| *d < 10).map(|d| char::from(b'0' + d)))
     };
     match words.iter().rev().find_map(key) {
-        Some(key @ ('0' | '1' | '2' | '3' | '4')) if words.len() <= 3 => Some(key.to_string()),
+        Some(key @ ('0'..='6')) if words.len() <= 3 => Some(key.to_string()),
         _ => None,
     }
 }

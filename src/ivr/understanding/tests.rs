@@ -76,6 +76,18 @@ const TABLE: &[(Question, &str, &str)] = &[
     (MENU, "four", "4"),
     (MENU, "press four", "4"),
     (MENU, "4", "4"),
+    // A message for the team (menu 5; the flow takes it as 0 while closed with voicemail on)
+    (MENU, "leave a message", "5"),
+    (MENU, "I'd like to leave a message", "5"),
+    (MENU, "can I leave a voicemail", "5"),
+    (MENU, "voicemail", "5"),
+    (MENU, "five", "5"),
+    // The return label by text (menu 6, offered after returns)
+    (MENU, "text me the return label", "6"),
+    (MENU, "send me the label", "6"),
+    (MENU, "I need my return label", "6"),
+    (MENU, "where's the label", "6"),
+    (MENU, "six", "6"),
     // A person (menu 0)
     (MENU, "agent", "0"),
     (MENU, "an agent", "0"),
