@@ -66,7 +66,8 @@ pub fn plain_words(
     for text in sms {
         let order = orders.iter().find(|o| o.id == text.order_id).map_or("an order", |o| o.name.as_str());
         let state = if text.failed { "not delivered" } else { text.status.as_str() };
-        let link = if text.kind == crate::domain::TextKind::ReturnLabel.as_str() { "return label" } else { "tracking link" };
+        let link =
+            if text.kind == crate::domain::TextKind::ReturnLabel.as_str() { "return label" } else { "tracking link" };
         lines.push(format!("Texted: the {link} for {order} ({state})"));
     }
     for news in events.iter().filter(|e| is(e, EventKind::BadNews)) {

@@ -80,7 +80,11 @@ impl Texts {
         let to = self.to(verified, from)?;
         orders.iter().find_map(|order| {
             let (carrier, url) = return_label_link(order)?;
-            Some(TextPlan { to: to.clone(), order_id: order.id, body: label_body(&self.shop_name, &order.name, carrier, url) })
+            Some(TextPlan {
+                to: to.clone(),
+                order_id: order.id,
+                body: label_body(&self.shop_name, &order.name, carrier, url),
+            })
         })
     }
 
@@ -98,15 +102,10 @@ impl Texts {
 
 /// The label link of the order's latest open (approved, not yet received) return, and its carrier.
 fn return_label_link(order: &OrderCard) -> Option<(Option<&str>, &str)> {
-    order
-        .returns
-        .iter()
-        .rev()
-        .filter(|r| r.status == Some(ReturnStatus::Open) && !r.received)
-        .find_map(|r| {
-            let url = r.label_url.as_deref().map(str::trim).filter(|u| is_web_link(u))?;
-            Some((r.label_carrier.as_deref().map(str::trim).filter(|c| !c.is_empty()), url))
-        })
+    order.returns.iter().rev().filter(|r| r.status == Some(ReturnStatus::Open) && !r.received).find_map(|r| {
+        let url = r.label_url.as_deref().map(str::trim).filter(|u| is_web_link(u))?;
+        Some((r.label_carrier.as_deref().map(str::trim).filter(|c| !c.is_empty()), url))
+    })
 }
 
 /// The return label message: the shop, the order, the carrier and the label's link; nothing more.

@@ -327,13 +327,116 @@ impl<'a, T> Course<'a, T> {
     }
 }
 
-/// Whether `apply_batch` can take a change: customers, and whole orders without embedded
-/// fulfilments or refunds (everything else goes through `apply_change` one at a time).
+/// A fulfilment row as the write rule sees it (`upsert_fulfillment`, `settle_tie`).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct FulfillmentRow {
+    id: i64,
+    order_id: i64,
+    status: Option<String>,
+    shipment_status: Option<String>,
+    tracking_company: Option<String>,
+    tracking_number: Option<String>,
+    tracking_url: Option<String>,
+    shopify_created_at: Option<Ts>,
+    updated_at: Ts,
+    synced_at: Ts,
+    content: Option<String>,
+    in_transit_at: Option<Ts>,
+    delivered_at: Option<Ts>,
+    estimated_delivery_at: Option<Ts>,
+}
+
+const FULFILLMENT_COLUMNS: &str = "id, order_id, status, shipment_status, tracking_company, tracking_number, tracking_url, \
+    shopify_created_at, updated_at, synced_at, content, in_transit_at, delivered_at, estimated_delivery_at";
+
+/// What both sources of a fulfilment carry, compared on a same-second tie.
+fn fulfillment_content(f: &crate::shopify::payload::ShopifyFulfillment) -> String {
+    fingerprint(&(&f.status, &f.shipment_status, &f.tracking_company, &f.tracking_number, &f.tracking_url))
+}
+
+/// One fulfilment's course through a batch: `upsert_fulfillment`'s statement and `settle_tie`
+/// for each version in arrival order, in memory; only the end state is written.
+#[derive(Debug, Default)]
+struct FulfillmentCourse {
+    row: Option<FulfillmentRow>,
+    /// The row changed by a write (all columns are written at the end).
+    written: bool,
+    /// Only `synced_at` moved (re-confirmed, or marked unconfirmed).
+    synced_moved: bool,
+}
+
+impl FulfillmentCourse {
+    /// The write rule for one version: `Unconfirmed` means the caller must mark the order
+    /// unconfirmed too (as `upsert_fulfillment` does).
+    fn step(&mut self, f: &crate::shopify::payload::ShopifyFulfillment, from: Provenance, now: Ts) -> ApplyOutcome {
+        let snapshot = from == Provenance::Snapshot;
+        let updated_at = ts(f.updated_at);
+        let content = fulfillment_content(f);
+        let (in_transit, delivered, estimated) =
+            (f.in_transit_at.map(ts), f.delivered_at.map(ts), f.estimated_delivery_at.map(ts));
+        let write = match &self.row {
+            None => true,
+            Some(s) => {
+                updated_at > s.updated_at
+                    || (snapshot
+                        && updated_at == s.updated_at
+                        && (s.content.as_deref() != Some(content.as_str())
+                            || in_transit != s.in_transit_at
+                            || delivered != s.delivered_at
+                            || estimated != s.estimated_delivery_at))
+            }
+        };
+        if write {
+            let stored = self.row.take();
+            let keep = |new: Option<Ts>, old: Option<Ts>| if snapshot { new } else { old.or(new) };
+            self.row = Some(FulfillmentRow {
+                id: f.id.0,
+                order_id: f.order_id.0,
+                status: f.status.clone(),
+                shipment_status: f.shipment_status.clone(),
+                tracking_company: f.tracking_company.clone(),
+                tracking_number: f.tracking_number.clone(),
+                tracking_url: f.tracking_url.clone(),
+                shopify_created_at: f.created_at.map(ts).or(stored.as_ref().and_then(|s| s.shopify_created_at)),
+                updated_at,
+                synced_at: now,
+                content: Some(content),
+                in_transit_at: keep(in_transit, stored.as_ref().and_then(|s| s.in_transit_at)),
+                delivered_at: keep(delivered, stored.as_ref().and_then(|s| s.delivered_at)),
+                estimated_delivery_at: if snapshot {
+                    estimated
+                } else {
+                    estimated.or(stored.as_ref().and_then(|s| s.estimated_delivery_at))
+                },
+            });
+            self.written = true;
+            return ApplyOutcome::Applied;
+        }
+        let Some(s) = self.row.as_mut() else { return ApplyOutcome::Unchanged };
+        if from == Provenance::Webhook && s.updated_at == updated_at && s.content.as_deref() != Some(content.as_str()) {
+            s.synced_at = UNCONFIRMED;
+            self.synced_moved = true;
+            return ApplyOutcome::Unconfirmed;
+        }
+        if s.updated_at == updated_at && s.synced_at < now && (snapshot || s.synced_at > UNCONFIRMED) {
+            s.synced_at = now;
+            self.synced_moved = true;
+        }
+        ApplyOutcome::Unchanged
+    }
+}
+
+/// Whether `apply_batch` can take a change: customers, and whole orders with their fulfilments
+/// and refunds (everything else, and orders carrying returns, goes through `apply_change` one at
+/// a time).
 pub(crate) fn batchable(change: &ShopifyChange) -> bool {
     match change {
         ShopifyChange::Customer(c) => c.updated_at.is_some(),
         ShopifyChange::Order(o) => {
-            o.fulfillments.is_empty() && o.refunds.is_empty() && o.returns.is_empty() && !o.truncated.line_items
+            o.returns.is_empty()
+                && !o.truncated.line_items
+                && o.fulfillments.iter().all(|f| f.order_id == o.id)
+                && o.refunds.iter().all(|r| r.order_id == o.id)
         }
         _ => false,
     }
@@ -923,8 +1026,7 @@ for_each_backend! {
     ) -> Result<ApplyOutcome, sqlx::Error> {
         let updated_at = ts(f.updated_at);
         // What both sources carry; the dates are merged (a REST copy has fewer of them).
-        let content =
-            fingerprint(&(&f.status, &f.shipment_status, &f.tracking_company, &f.tracking_number, &f.tracking_url));
+        let content = fulfillment_content(f);
         // Dates: a snapshot says what Shopify knows now; a webhook only adds what it knows. The
         // first delivery and transit times learned are kept.
         let written = sqlx::query(
@@ -1275,6 +1377,8 @@ for_each_backend! {
         use std::collections::{BTreeMap, BTreeSet, HashSet};
         let mut customer_ids = BTreeSet::new();
         let mut order_ids = BTreeSet::new();
+        let mut fulfillment_ids = BTreeSet::new();
+        let mut refund_ids = BTreeSet::new();
         for change in changes {
             match change {
                 ShopifyChange::Customer(c) => {
@@ -1283,10 +1387,14 @@ for_each_backend! {
                 ShopifyChange::Order(o) => {
                     order_ids.insert(o.id.0);
                     customer_ids.extend(o.customer_id().map(|c| c.0));
+                    fulfillment_ids.extend(o.fulfillments.iter().map(|f| f.id.0));
+                    refund_ids.extend(o.refunds.iter().map(|r| r.id.0));
                 }
                 _ => return Ok(None),
             }
         }
+        let fulfillment_ids: Vec<i64> = fulfillment_ids.into_iter().collect();
+        let refund_ids: Vec<i64> = refund_ids.into_iter().collect();
         let customer_ids: Vec<i64> = customer_ids.into_iter().collect();
         let order_ids: Vec<i64> = order_ids.into_iter().collect();
 
@@ -1337,6 +1445,34 @@ for_each_backend! {
                 stored_owner.extend(customer.map(|c| (id, c)));
             }
         }
+        let mut fulfillments: BTreeMap<i64, FulfillmentCourse> = BTreeMap::new();
+        for chunk in fulfillment_ids.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::new(format!("SELECT {FULFILLMENT_COLUMNS} FROM fulfillments WHERE shop = "));
+            q.push_bind(shop).push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")").push(lock);
+            let rows: Vec<FulfillmentRow> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            for row in rows {
+                fulfillments.insert(row.id, FulfillmentCourse { row: Some(row), ..FulfillmentCourse::default() });
+            }
+        }
+        // Refunds never change once made: only whether each is stored matters.
+        let mut stored_refunds: HashSet<i64> = HashSet::new();
+        for chunk in refund_ids.chunks(rows_per_statement(1)) {
+            let mut q = QueryBuilder::new("SELECT id FROM refunds WHERE shop = ");
+            q.push_bind(shop).push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            let rows: Vec<(i64,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            stored_refunds.extend(rows.into_iter().map(|(id,)| id));
+        }
+        let mut new_refunds: Vec<&crate::shopify::payload::ShopifyRefund> = Vec::new();
 
         // Every version through the write rule, in arrival order.
         let mut outcomes = Vec::with_capacity(changes.len());
@@ -1353,7 +1489,28 @@ for_each_backend! {
                     let phones = order_phones(o, default_region);
                     let content = order_content(o, &phones);
                     let course = orders.entry(o.id.0).or_default();
-                    fold(outcome, course.step(o.as_ref(), phones, ts(o.updated_at), content, from, now))
+                    outcome = fold(outcome, course.step(o.as_ref(), phones, ts(o.updated_at), content, from, now));
+                    // Then its fulfilments and refunds, as `upsert_order` does (`batchable`
+                    // takes only those of this order).
+                    for f in &o.fulfillments {
+                        let part = fulfillments.entry(f.id.0).or_default().step(f, from, now);
+                        if part == ApplyOutcome::Unconfirmed
+                            && let Some(state) = course.state.as_mut()
+                        {
+                            // The caller record is as confirmed as its orders.
+                            state.synced_at = UNCONFIRMED;
+                            course.synced_moved = true;
+                        }
+                        outcome = fold(outcome, part);
+                    }
+                    for r in &o.refunds {
+                        let first = !stored_refunds.contains(&r.id.0) && !new_refunds.iter().any(|n| n.id == r.id);
+                        if first {
+                            new_refunds.push(r);
+                        }
+                        outcome = fold(outcome, if first { ApplyOutcome::Applied } else { ApplyOutcome::Unchanged });
+                    }
+                    outcome
                 }
                 _ => return Ok(None),
             };
@@ -1442,9 +1599,116 @@ for_each_backend! {
             }
         }
 
+        // Fulfilments: the end state of each one written, then the re-confirmed or unconfirmed.
+        let rows: Vec<&FulfillmentRow> =
+            fulfillments.values().filter(|f| f.written).filter_map(|f| f.row.as_ref()).collect();
+        if write_fulfillment_rows(conn, shop, &rows, from == Provenance::Snapshot).await? != rows.len() {
+            return Ok(None);
+        }
+        for synced_at in [now, UNCONFIRMED] {
+            let ids: Vec<i64> = fulfillments
+                .values()
+                .filter(|f| !f.written && f.synced_moved)
+                .filter_map(|f| f.row.as_ref())
+                .filter(|r| r.synced_at == synced_at)
+                .map(|r| r.id)
+                .collect();
+            for chunk in ids.chunks(rows_per_statement(1)) {
+                let mut q = QueryBuilder::new("UPDATE fulfillments SET synced_at = ");
+                q.push_bind(synced_at).push(" WHERE shop = ").push_bind(shop).push(" AND id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build().persistent(false).execute(&mut *conn).await?;
+            }
+        }
+        // Refunds: the first copy of each new one.
+        for chunk in new_refunds.chunks(rows_per_statement(9)) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO refunds (shop, id, order_id, note, amount, currency, shopify_created_at, processed_at, synced_at) ",
+            );
+            q.push_values(chunk, |mut row, r| {
+                row.push_bind(shop)
+                    .push_bind(r.id.0)
+                    .push_bind(r.order_id.0)
+                    .push_bind(&r.note)
+                    .push_bind(r.amount())
+                    .push_bind(r.currency())
+                    .push_bind(r.created_at.map(ts))
+                    .push_bind(r.processed_at.map(ts))
+                    .push_bind(now);
+            });
+            q.push(" ON CONFLICT (shop, id) DO NOTHING RETURNING id");
+            let ids: Vec<(i64,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            if ids.len() != chunk.len() {
+                // Another instance stored one meanwhile: apply one at a time instead.
+                return Ok(None);
+            }
+        }
+
         phones.extend(phones_of_many(conn, shop, &affected).await?);
         notice.phones.extend(phones);
         Ok(Some(outcomes))
+    }
+
+    /// Writes fulfilment rows decided in memory (`FulfillmentCourse`), a multi-row statement per
+    /// chunk, under `upsert_fulfillment`'s rule against what is stored; returns how many rows were
+    /// written (fewer: a row changed under the batch).
+    async fn write_fulfillment_rows(
+        conn: &mut Conn,
+        shop: &str,
+        rows: &[&FulfillmentRow],
+        snapshot: bool,
+    ) -> Result<usize, sqlx::Error> {
+        let mut written = 0;
+        for chunk in rows.chunks(rows_per_statement(15)) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO fulfillments (shop, id, order_id, status, shipment_status, tracking_company, tracking_number,
+                                           tracking_url, shopify_created_at, updated_at, synced_at, content,
+                                           in_transit_at, delivered_at, estimated_delivery_at) ",
+            );
+            q.push_values(chunk, |mut row, f| {
+                row.push_bind(shop)
+                    .push_bind(f.id)
+                    .push_bind(f.order_id)
+                    .push_bind(&f.status)
+                    .push_bind(&f.shipment_status)
+                    .push_bind(&f.tracking_company)
+                    .push_bind(&f.tracking_number)
+                    .push_bind(&f.tracking_url)
+                    .push_bind(f.shopify_created_at)
+                    .push_bind(f.updated_at)
+                    .push_bind(f.synced_at)
+                    .push_bind(&f.content)
+                    .push_bind(f.in_transit_at)
+                    .push_bind(f.delivered_at)
+                    .push_bind(f.estimated_delivery_at);
+            });
+            q.push(
+                " ON CONFLICT (shop, id) DO UPDATE SET
+                    order_id = excluded.order_id, status = excluded.status, shipment_status = excluded.shipment_status,
+                    tracking_company = excluded.tracking_company, tracking_number = excluded.tracking_number,
+                    tracking_url = excluded.tracking_url, shopify_created_at = excluded.shopify_created_at,
+                    updated_at = excluded.updated_at, synced_at = excluded.synced_at, content = excluded.content,
+                    in_transit_at = excluded.in_transit_at, delivered_at = excluded.delivered_at,
+                    estimated_delivery_at = excluded.estimated_delivery_at
+                 WHERE excluded.updated_at > fulfillments.updated_at OR (",
+            )
+            .push_bind(snapshot)
+            .push(
+                " AND excluded.updated_at = fulfillments.updated_at
+                    AND (excluded.content IS DISTINCT FROM fulfillments.content
+                         OR excluded.in_transit_at IS DISTINCT FROM fulfillments.in_transit_at
+                         OR excluded.delivered_at IS DISTINCT FROM fulfillments.delivered_at
+                         OR excluded.estimated_delivery_at IS DISTINCT FROM fulfillments.estimated_delivery_at))
+                 RETURNING id",
+            );
+            let ids: Vec<(i64,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+            written += ids.len();
+        }
+        Ok(written)
     }
 
     /// `upsert_customer`'s rule for one version, in memory (see `apply_batch`).

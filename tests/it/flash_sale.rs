@@ -94,7 +94,56 @@ fn sale() -> Vec<NewDelivery> {
     for n in 41..60 {
         push("orders/create", order_variant(n));
     }
+    // Orders 41–44 ship: their fulfilments and refunds ride on the order (`orders/fulfilled`,
+    // `orders/updated`), with every case of `upsert_fulfillment` and `insert_refund`.
+    push("orders/fulfilled", shipped(41, 60, "in_transit", 0));
+    // A same-second copy of 41's fulfilment saying something else: the order goes unconfirmed,
+    // then a newer copy of the order (same fulfilment) confirms it again.
+    push("orders/updated", shipped(41, 60, "delivered", 0));
+    push("orders/updated", shipped(41, 90, "in_transit", 0));
+    // 42: delivered a minute after shipping, then the older in-transit copy arrives late.
+    push("orders/fulfilled", shipped(42, 120, "delivered", 60));
+    push("orders/updated", shipped(42, 60, "in_transit", 0));
+    // 43: refunded; the refund comes again with a later copy of the order, and once more
+    // identical.
+    let refunded = with_refund(shipped(43, 60, "in_transit", 0), 43, 60);
+    push("orders/updated", refunded.clone());
+    let mut later = with_refund(shipped(43, 120, "in_transit", 0), 43, 60);
+    later["financial_status"] = json!("refunded");
+    push("orders/updated", later);
+    push("orders/updated", refunded);
+    // 44: shipped, then delivered.
+    push("orders/fulfilled", shipped(44, 60, "in_transit", 0));
+    push("orders/updated", shipped(44, 90, "delivered", 30));
     out
+}
+
+/// Order `n`, `seconds` after it was created, with one fulfilment (the shape of Shopify's
+/// `orders/fulfilled` fixture) in `status`, updated `f_seconds` after the order's creation time.
+fn shipped(n: u64, seconds: i64, status: &str, f_seconds: i64) -> Value {
+    let mut order = order_variant(n);
+    let mut f = crate::common::fixture("order_fulfilled.json")["fulfillments"][0].clone();
+    f["id"] = json!(9_007_199_254_900_001u64 + n);
+    f["order_id"] = order["id"].clone();
+    f["shipment_status"] = json!(status);
+    f["created_at"] = order["updated_at"].clone();
+    f["updated_at"] = json!(at(&order, f_seconds));
+    order["fulfillments"] = json!([f]);
+    order["fulfillment_status"] = json!("fulfilled");
+    order["updated_at"] = json!(at(&order, seconds));
+    order
+}
+
+/// `order` with one refund of 41.37 (the shape of Shopify's `refunds/create` fixture).
+fn with_refund(mut order: Value, n: u64, seconds: i64) -> Value {
+    let mut r = crate::common::fixture("refund_create.json");
+    r["id"] = json!(9_007_199_254_950_001u64 + n);
+    r["order_id"] = order["id"].clone();
+    r["created_at"] = json!(at(&order_variant(n), seconds));
+    r["processed_at"] = r["created_at"].clone();
+    r["transactions"][0]["order_id"] = order["id"].clone();
+    order["refunds"] = json!([r]);
+    order
 }
 
 /// What the store holds, for comparing two stores row for row.
@@ -112,6 +161,15 @@ async fn dump(db: &TestDb) -> Vec<String> {
                 || ' ' || raw || ' ' || COALESCE(e164, '-')
          FROM phone_numbers ORDER BY owner_kind, owner_id, source",
         "SELECT kind || ' ' || CAST(id AS TEXT) FROM tombstones ORDER BY kind, id",
+        "SELECT CAST(id AS TEXT) || ' ' || CAST(order_id AS TEXT) || ' ' || COALESCE(status, '-') || ' '
+                || COALESCE(shipment_status, '-') || ' ' || COALESCE(content, '-') || ' '
+                || COALESCE(CAST(shopify_created_at AS TEXT), '-') || ' ' || CAST(updated_at AS TEXT) || ' '
+                || CAST(synced_at AS TEXT) || ' ' || COALESCE(CAST(in_transit_at AS TEXT), '-') || ' '
+                || COALESCE(CAST(delivered_at AS TEXT), '-') || ' ' || COALESCE(CAST(estimated_delivery_at AS TEXT), '-')
+         FROM fulfillments ORDER BY id",
+        "SELECT CAST(id AS TEXT) || ' ' || CAST(order_id AS TEXT) || ' ' || COALESCE(amount, '-') || ' '
+                || COALESCE(currency, '-') || ' ' || COALESCE(CAST(processed_at AS TEXT), '-') || ' '
+                || CAST(synced_at AS TEXT) FROM refunds ORDER BY id",
         "SELECT webhook_id || ' ' || status || ' ' || COALESCE(CAST(customer_id AS TEXT), '-') || ' '
                 || COALESCE(CAST(order_id AS TEXT), '-') || ' ' || CAST(attempts AS TEXT) || ' '
                 || CASE WHEN body IS NULL THEN 'no body' ELSE 'body' END || ' ' || COALESCE(error, '-')
@@ -193,6 +251,32 @@ async fn applied_in_batches_exactly_as_one_by_one(backend: Backend) {
     assert_eq!(customer5.first_name.as_deref(), Some("Renamed"));
     assert!(batched.order(SHOP, ShopifyId(order_variant(6)["id"].as_i64().unwrap())).await.unwrap().is_none());
     assert_eq!(batched_db.count("SELECT COUNT(*) FROM orders").await, 59, "60 orders, one deleted");
+
+    // Fulfilments and refunds riding on the orders.
+    for (id, want, why) in [
+        ("w-70", "applied", "41 shipped"),
+        ("w-71", "unconfirmed", "41's fulfilment, same second, other status"),
+        ("w-72", "applied", "41 again, a newer copy"),
+        ("w-73", "applied", "42 delivered"),
+        ("w-74", "unchanged", "42's older in-transit copy"),
+        ("w-75", "applied", "43 refunded"),
+        ("w-76", "applied", "43 newer, the refund already stored"),
+        ("w-77", "unchanged", "43's older copy again"),
+        ("w-78", "applied", "44 shipped"),
+        ("w-79", "applied", "44 delivered"),
+    ] {
+        assert_eq!(status(id).await.status, want, "{id}: {why}");
+    }
+    let shipment = |n: u64| {
+        let id = 9_007_199_254_900_001u64 + n;
+        format!("SELECT COUNT(*) FROM fulfillments WHERE id = {id} AND shipment_status = 'delivered'")
+    };
+    assert_eq!(batched_db.count(&shipment(42)).await, 1, "the late in-transit copy changed nothing");
+    assert_eq!(batched_db.count(&shipment(44)).await, 1);
+    assert_eq!(batched_db.count(&shipment(41)).await, 0, "the contradicting copy was not written");
+    let order41 = batched.order(SHOP, ShopifyId(order_variant(41)["id"].as_i64().unwrap())).await.unwrap().unwrap();
+    assert_ne!(order41.synced_at, UNCONFIRMED, "the newer copy after the contradiction confirmed it");
+    assert_eq!(batched_db.count("SELECT COUNT(*) FROM refunds").await, 1, "one refund, stored once");
 }
 
 /// Two appliers (two `serve` processes) on one backlog: every delivery applied exactly once.
