@@ -27,6 +27,7 @@ mod layers;
 mod logs;
 mod lookup;
 mod media;
+mod relay;
 mod notify;
 mod reconcile;
 mod reports;
