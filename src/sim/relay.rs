@@ -23,7 +23,9 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::media::{StreamSocket, connect_signed, connect_stream};
-use super::twilio::{ACCOUNT_SID, CallError, Ending, Key, Transcript, Turn, TwilioCaller, random_call_sid, resolve_url};
+use super::twilio::{
+    ACCOUNT_SID, CallError, Ending, Key, Transcript, Turn, TwilioCaller, random_call_sid, resolve_url,
+};
 use crate::twilio::relay::protocol::{FromTwilio, Setup, ToTwilio};
 use crate::twilio::signature;
 use crate::twilio::twiml::Verb;
@@ -157,7 +159,9 @@ impl RelayCaller {
         }
         let document = connect.document.clone().unwrap_or_default();
         let Some(verb) = document.verbs.iter().find(|v| v.name == "Connect") else {
-            return Err(CallError::UnsupportedVerb("an answer without <Connect> (is the server in conversation_relay mode?)".into()));
+            return Err(CallError::UnsupportedVerb(
+                "an answer without <Connect> (is the server in conversation_relay mode?)".into(),
+            ));
         };
         let Some(relay) = verb.children.iter().find(|c| c.name == "ConversationRelay").cloned() else {
             return Err(CallError::UnsupportedVerb("a <Connect> without <ConversationRelay>".into()));

@@ -113,7 +113,8 @@ async fn keys_work_too_one_hears_it_again_and_zero_reaches_a_person(backend: Bac
     assert_eq!(t.said, [CallerTurn::Press("1".into()), CallerTurn::Press("0".into())]);
     assert!(t.heard[1].starts_with(&format!("Your order number {latest}")), "{:?}", t.heard);
     assert!(matches!(&t.ending, Ending::Enqueue(q) if q.text.trim() == "support"), "{:?}", t.ending);
-    let keys: Vec<String> = events(&line, t.call_sid()).await.into_iter().filter(|e| e.1 == "key").map(|e| e.2).collect();
+    let keys: Vec<String> =
+        events(&line, t.call_sid()).await.into_iter().filter(|e| e.1 == "key").map(|e| e.2).collect();
     assert_eq!(keys, ["1", "0"]);
     line.app.stop().await;
 }

@@ -191,12 +191,8 @@ pub fn call_of_session(key: &str, call_sid: &str, custom: &BTreeMap<String, Stri
     let stage = Stage::from_path(custom.get("stage")?)?;
     let query = custom.get("state")?;
     let state = CallState::from_query(query.split('&').filter_map(|pair| pair.split_once('='))).ok()?;
-    let opening = Opening {
-        stage,
-        state,
-        keys: Keys::decode(custom.get("keys")?)?,
-        words: custom.get("words")?.parse().ok()?,
-    };
+    let opening =
+        Opening { stage, state, keys: Keys::decode(custom.get("keys")?)?, words: custom.get("words")?.parse().ok()? };
     let call = VoiceCall {
         call_sid: call_sid.to_string(),
         from: custom.get("from").cloned().unwrap_or_default(),
@@ -280,7 +276,10 @@ async fn relay(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketU
     let url = relay_url(&state.settings.public_url);
     let valid = signed.is_some_and(|s| super::media::handshake_signed(&tokens, &url, s));
     if !valid {
-        tracing::warn!(signed = signed.is_some(), "ConversationRelay handshake without a valid X-Twilio-Signature refused");
+        tracing::warn!(
+            signed = signed.is_some(),
+            "ConversationRelay handshake without a valid X-Twilio-Signature refused"
+        );
         state.metrics.twilio_request("relay", "forbidden", 0.0);
         state.metrics.relay_session_ended("forbidden");
         return (StatusCode::FORBIDDEN, "missing or invalid X-Twilio-Signature\n").into_response();
@@ -325,7 +324,8 @@ async fn relay_ended(State(state): State<AppState>, req: TwilioRequest) -> Respo
         }
         Some((text, None)) => {
             record("ended with HandoffData that is not orderline's".into());
-            let why = format!("HandoffData {:?} is not orderline's", mask_pii(&text.chars().take(100).collect::<String>()));
+            let why =
+                format!("HandoffData {:?} is not orderline's", mask_pii(&text.chars().take(100).collect::<String>()));
             fallback(&state, &req, Some(&call), 0, &why, started)
         }
         None => {
@@ -384,7 +384,10 @@ mod tests {
     fn a_sessions_parameters_lead_back_to_its_call_and_first_question() {
         let params: BTreeMap<String, String> = session_params("key", &call(), &opening()).into_iter().collect();
         let (back, first) = call_of_session("key", "CA1", &params).expect("the token is ours");
-        assert_eq!((back.from.as_str(), back.stir_verstat.as_deref()), ("+15551234567", Some("TN-Validation-Passed-A")));
+        assert_eq!(
+            (back.from.as_str(), back.stir_verstat.as_deref()),
+            ("+15551234567", Some("TN-Validation-Passed-A"))
+        );
         assert_eq!(first, opening());
     }
 

@@ -269,7 +269,13 @@ impl Session {
     /// Twilio closes the socket and asks the `<Connect action>`; what the caller says meanwhile
     /// is counted and let go. A handoff that cannot be saved is logged: the action then gives
     /// the caller the fallback.
-    async fn end(&mut self, call: &VoiceCall, customer_id: Option<i64>, twiml: String, handoff: Handoff) -> Result<End, End> {
+    async fn end(
+        &mut self,
+        call: &VoiceCall,
+        customer_id: Option<i64>,
+        twiml: String,
+        handoff: Handoff,
+    ) -> Result<End, End> {
         let saved = SavedHandoff {
             call_sid: call.call_sid.clone(),
             shop: self.state.settings.shopify_shop.clone().unwrap_or_default(),
@@ -279,7 +285,9 @@ impl Session {
         let now = Ts::from(self.state.clock.now());
         match tokio::time::timeout(HANDOFF_WRITE_LIMIT, self.state.handoffs.put(saved, now)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "the session's decision was not saved; the caller gets the fallback"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the session's decision was not saved; the caller gets the fallback")
+            }
             Err(_) => tracing::error!("saving the session's decision timed out; the caller gets the fallback"),
         }
         self.send(ToTwilio::End { handoff_data: Some(handoff.to_json()) }).await?;
@@ -290,7 +298,9 @@ impl Session {
                 message = self.socket.recv() => message,
             };
             match message {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(End::HandedOff(handoff.reason.as_str())),
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                    return Ok(End::HandedOff(handoff.reason.as_str()));
+                }
                 Some(Ok(Message::Text(_) | Message::Binary(_))) => self.ignored("after_end"),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             }
