@@ -262,6 +262,12 @@ async fn bad_input_is_asked_again_ignored_and_counted_never_a_crash(backend: Bac
     send(&mut socket, &FromTwilio::Error { description: "Invalid message received: {}".into() }).await.unwrap();
     send(&mut socket, &prompt("where is", false)).await.unwrap();
     send(&mut socket, &FromTwilio::Dtmf { digit: "x".into() }).await.unwrap();
+    // The caller spoke over the greeting: Twilio stopped it and says so; recorded as a barge-in.
+    let interrupt = FromTwilio::Interrupt {
+        utterance_until_interrupt: "Hi Dana, thanks".into(),
+        duration_until_interrupt_ms: Some(460),
+    };
+    send(&mut socket, &interrupt).await.unwrap();
     // A 2,000-character utterance: read in part, not understood, asked again.
     let rambling = "blah ".repeat(400);
     assert_eq!(rambling.len(), 2000);
@@ -287,6 +293,7 @@ async fn bad_input_is_asked_again_ignored_and_counted_never_a_crash(backend: Bac
     assert!(speech[0].starts_with("\"blah blah") && speech[0].ends_with(": unclear"), "{}", speech[0]);
     assert!(speech[0].len() < 260, "the utterance is kept in part: {} characters", speech[0].len());
     assert_eq!(speech[1], "\"\", no confidence: nothing");
+    assert!(events.contains(&(2, "barge_in".to_string(), "greeting".to_string())), "{events:?}");
     line.flush_calls().await;
     let call = line.app.store().call(&dialled.call_sid).await.unwrap().unwrap();
     assert_eq!(call.transfer.as_deref(), Some("no_input"));
