@@ -150,6 +150,16 @@ impl RelayCaller {
 
     /// Dials in: `POST /twilio/voice`, and the `<Connect><ConversationRelay>` it answers with.
     pub async fn dial(&self) -> Result<Dialled, CallError> {
+        let (call_sid, voice_url, connect) = self.ring().await?;
+        relay_of(call_sid, &voice_url, connect).ok_or_else(|| {
+            CallError::UnsupportedVerb(
+                "an answer without <Connect><ConversationRelay> (is the server in conversation_relay mode?)".into(),
+            )
+        })
+    }
+
+    /// The incoming call's request and its answer.
+    async fn ring(&self) -> Result<(String, String, Turn), CallError> {
         let config = self.caller.config();
         let call_sid = config.call_sid.clone().unwrap_or_else(random_call_sid);
         let voice_url = format!("{}/twilio/voice", config.base_url);
@@ -157,30 +167,7 @@ impl RelayCaller {
         if connect.status != 200 {
             return Err(CallError::Status { url: voice_url, status: connect.status });
         }
-        let document = connect.document.clone().unwrap_or_default();
-        let Some(verb) = document.verbs.iter().find(|v| v.name == "Connect") else {
-            return Err(CallError::UnsupportedVerb(
-                "an answer without <Connect> (is the server in conversation_relay mode?)".into(),
-            ));
-        };
-        let Some(relay) = verb.children.iter().find(|c| c.name == "ConversationRelay").cloned() else {
-            return Err(CallError::UnsupportedVerb("a <Connect> without <ConversationRelay>".into()));
-        };
-        let parameters = relay
-            .children
-            .iter()
-            .filter(|p| p.name == "Parameter")
-            .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value").unwrap_or("").to_string())))
-            .collect();
-        Ok(Dialled {
-            url: resolve_url(&voice_url, relay.attr("url").unwrap_or("")),
-            action: resolve_url(&voice_url, verb.attr("action").unwrap_or("")),
-            greeting: relay.attr("welcomeGreeting").unwrap_or("").trim().to_string(),
-            parameters,
-            relay,
-            connect,
-            call_sid,
-        })
+        Ok((call_sid, voice_url, connect))
     }
 
     /// Opens the session's socket as Twilio does: the handshake signed over the session URL.
@@ -192,9 +179,36 @@ impl RelayCaller {
     }
 
     /// Dials in, talks until the session ends with `voice` answering each time orderline has
-    /// finished talking, then requests the `<Connect action>` and follows the TwiML after it.
+    /// finished talking, then requests the `<Connect action>` and follows the TwiML after it. An
+    /// incoming call answered with TwiML alone (the fallback, a first step that asks nothing) is
+    /// followed as TwiML: `after` is that call, and `dialled.relay` an empty element.
     pub async fn call(&self, voice: &mut impl Voice, mut hear: impl FnMut(&str)) -> Result<RelayTranscript, CallError> {
-        let dialled = self.dial().await?;
+        let (call_sid, voice_url, connect) = self.ring().await?;
+        let Some(dialled) = relay_of(call_sid.clone(), &voice_url, connect.clone()) else {
+            let params = self.caller.base_params(&call_sid, "ringing");
+            let first = Some(connect.clone());
+            let after = self.caller.walk_from(call_sid.clone(), voice_url, params, first, |_| None, |_| {}).await?;
+            let ending = after.ending.clone();
+            let dialled = Dialled {
+                call_sid,
+                connect,
+                relay: Verb::default(),
+                url: String::new(),
+                action: String::new(),
+                greeting: String::new(),
+                parameters: BTreeMap::new(),
+            };
+            return Ok(RelayTranscript {
+                dialled,
+                heard: Vec::new(),
+                said: Vec::new(),
+                handoff: None,
+                close: None,
+                other: Vec::new(),
+                after: Some(after),
+                ending,
+            });
+        };
         let mut socket = self.open(&dialled).await?;
         send(&mut socket, &setup(&dialled, self.caller.config())).await?;
         let mut heard = Vec::new();
@@ -246,6 +260,29 @@ impl RelayCaller {
             ending,
         })
     }
+}
+
+/// The `<Connect><ConversationRelay>` of an answer, read as Twilio reads it; `None` for an answer
+/// without one.
+fn relay_of(call_sid: String, voice_url: &str, connect: Turn) -> Option<Dialled> {
+    let document = connect.document.clone()?;
+    let verb = document.verbs.iter().find(|v| v.name == "Connect")?;
+    let relay = verb.children.iter().find(|c| c.name == "ConversationRelay").cloned()?;
+    let parameters = relay
+        .children
+        .iter()
+        .filter(|p| p.name == "Parameter")
+        .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value").unwrap_or("").to_string())))
+        .collect();
+    Some(Dialled {
+        url: resolve_url(voice_url, relay.attr("url").unwrap_or("")),
+        action: resolve_url(voice_url, verb.attr("action").unwrap_or("")),
+        greeting: relay.attr("welcomeGreeting").unwrap_or("").trim().to_string(),
+        parameters,
+        relay,
+        connect,
+        call_sid,
+    })
 }
 
 struct Run {

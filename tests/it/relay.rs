@@ -198,6 +198,19 @@ async fn silence_is_asked_again_once_then_the_caller_reaches_a_person(backend: B
     line.app.stop().await;
 }
 
+async fn with_the_database_down_the_caller_hears_the_apology_and_reaches_a_person(backend: Backend) {
+    let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    line.app.store().close().await;
+    let t = relay_call(&line, STRANGER, &["say:agent"]).await;
+    // No session to open: the incoming call is answered with the fallback TwiML itself.
+    assert_eq!(t.dialled.relay.name, "", "{:?}", t.dialled.connect.body);
+    assert!(t.heard.is_empty());
+    let after = t.after.as_ref().unwrap();
+    assert!(!after.spoken().is_empty(), "the apology: {:?}", after.turns);
+    assert!(matches!(t.ending, Ending::Enqueue(_)), "{:?}", t.ending);
+    line.app.stop().await;
+}
+
 /// A session opened by hand for a call answered in ConversationRelay mode, `setup` sent.
 async fn opened(line: &Line, from: &str) -> (orderline::sim::media::StreamSocket, Dialled) {
     let caller = relay_caller(line, from);
@@ -426,4 +439,5 @@ on_both_backends!(
     an_unsigned_or_wrongly_signed_handshake_is_refused,
     the_connect_action_without_handoff_data_always_answers_valid_twiml,
     relay_mode_refuses_to_start_unless_the_session_url_is_wss_on_443,
+    with_the_database_down_the_caller_hears_the_apology_and_reaches_a_person,
 );
