@@ -313,6 +313,26 @@ async fn bad_input_is_asked_again_ignored_and_counted_never_a_crash(backend: Bac
     line.app.stop().await;
 }
 
+async fn another_instance_answers_the_connect_action_with_the_sessions_decision(backend: Backend) {
+    let settings = [RELAY, FAST, ("verify", "none")];
+    let line = line(backend, &settings).await;
+    let other = orderline::app::start(common::settings_for(&line.app.db.url, &settings)).await.unwrap();
+    let (mut socket, dialled) = opened(&line, DANA).await;
+    send(&mut socket, &prompt("a person please", true)).await.unwrap();
+    let Ok(ToTwilio::End { handoff_data: Some(handoff) }) = next(&mut socket).await else { panic!("the session ends") };
+    drop(socket);
+    // Twilio's action request reaches the other instance: the decision is in the shared store.
+    let caller = line.caller(DANA);
+    let mut params = caller.base_params(&dialled.call_sid, "in-progress");
+    params.push(("HandoffData".into(), handoff));
+    let turn = caller.post(&format!("{}/twilio/relay/end", other.url()), &params).await.unwrap();
+    let doc = turn.document.expect("TwiML");
+    assert_eq!(doc.spoken(), "Connecting you with someone now.");
+    assert!(doc.find("Enqueue").is_some(), "{}", turn.body);
+    other.stop().await;
+    line.app.stop().await;
+}
+
 async fn invalid_json_or_a_forged_setup_closes_the_session_with_the_reason(backend: Backend) {
     let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
     let (mut socket, _) = opened(&line, DANA).await;
@@ -440,4 +460,5 @@ on_both_backends!(
     the_connect_action_without_handoff_data_always_answers_valid_twiml,
     relay_mode_refuses_to_start_unless_the_session_url_is_wss_on_443,
     with_the_database_down_the_caller_hears_the_apology_and_reaches_a_person,
+    another_instance_answers_the_connect_action_with_the_sessions_decision,
 );
