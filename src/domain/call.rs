@@ -370,6 +370,7 @@ mod tests {
                 "status",
                 "stream",
                 "barge_in",
+                "relay",
                 "speech",
                 "sms",
                 "voicemail",
