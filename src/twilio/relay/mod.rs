@@ -237,15 +237,17 @@ pub fn tts_voice(voice: &str) -> (Option<String>, Option<String>) {
 /// a first step that asks nothing (a transfer, a goodbye) is answered as TwiML.
 pub(super) async fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceCall, started: Instant) -> Response {
     let result = guarded(state.flow.incoming(&call.caller())).await;
-    let reply = match result {
-        Ok(reply) if reply.next.is_some() => reply,
-        other => return respond(state, req, call, 1, other, started),
+    let (reply, (stage, next)) = match result {
+        Ok(reply) => match reply.next {
+            Some(question) => (reply, question),
+            None => return respond(state, req, call, 1, Ok(reply), started),
+        },
+        Err(why) => return respond(state, req, call, 1, Err(why), started),
     };
     let words = match words_of(state, &reply) {
         Ok(words) => words,
         Err(why) => return fallback(state, req, Some(call), 1, &why, started),
     };
-    let Some((stage, next)) = reply.next else { unreachable!("a reply with a question") };
     let opening = Opening { stage, state: next, keys: words.keys, words: words.count() };
     let key = state.settings.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
     let (tts_provider, tts_voice) = tts_voice(&state.settings.voice);
