@@ -58,7 +58,12 @@ pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, St
     use crate::twilio::render::{TransferView, sample_steps};
     let mut renderer =
         Renderer::load(settings.twiml_dir.as_deref(), &settings.voice, &settings.language, &settings.shop_name)?;
-    renderer.listen_for_speech(settings.speech_input && settings.prompt_mode == crate::config::PromptMode::Twiml);
+    // A ConversationRelay call speaks the same templates' words, and always hears speech.
+    renderer.listen_for_speech(match settings.prompt_mode {
+        crate::config::PromptMode::Twiml => settings.speech_input,
+        crate::config::PromptMode::MediaStream => false,
+        crate::config::PromptMode::ConversationRelay => true,
+    });
     renderer.record_messages_at(&twilio::voicemail::record_urls(settings));
     let transfers: Vec<TransferView> = crate::twilio::transfer::TransferTarget::KINDS
         .iter()
@@ -258,9 +263,11 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         None => flow,
     };
     // A Media Streams call hears recorded phrases, and `<Record>` is TwiML: the menu offers
-    // voicemail in TwiML mode; an unanswered transfer offers it in both (its document is TwiML).
+    // voicemail in TwiML mode; an unanswered transfer offers it in every mode (its document is
+    // TwiML). A ConversationRelay call speaks any words, so it hears bad news first too.
     let flow = match settings.prompt_mode {
         crate::config::PromptMode::Twiml => flow.with_voicemail(settings.voicemail).with_bad_news(settings.bad_news),
+        crate::config::PromptMode::ConversationRelay => flow.with_bad_news(settings.bad_news),
         crate::config::PromptMode::MediaStream => flow,
     };
     let feed = agent::AgentFeed::new();

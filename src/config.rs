@@ -55,6 +55,21 @@ pub enum VerifyPolicy {
 pub enum PromptMode {
     Twiml,
     MediaStream,
+    /// `<Connect><ConversationRelay>`: Twilio does speech-to-text and text-to-speech, orderline
+    /// exchanges text over `GET /twilio/relay` (`twilio::relay`).
+    ConversationRelay,
+}
+
+impl PromptMode {
+    /// The WebSocket path Twilio opens in this mode and the mode's name as ORDERLINE_PROMPT_MODE
+    /// writes it; none for TwiML.
+    pub fn websocket(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            PromptMode::Twiml => None,
+            PromptMode::MediaStream => Some((crate::twilio::media::MEDIA_PATH, "media_stream")),
+            PromptMode::ConversationRelay => Some((crate::twilio::relay::RELAY_PATH, "conversation_relay")),
+        }
+    }
 }
 
 /// When callers are offered voicemail (TwiML mode).
@@ -161,6 +176,7 @@ struct RawSettings {
     #[serde(with = "duration_text")]
     media_lead: Duration,
     speech_input: bool,
+    relay_words_per_minute: u32,
     notify_url: Option<String>,
     notify_secret: Option<Secret>,
     notify_max_attempts: u32,
@@ -251,6 +267,7 @@ impl Default for RawSettings {
             hold_music_url: "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3".into(),
             media_lead: duration_text::parse("300ms"),
             speech_input: true,
+            relay_words_per_minute: 150,
             notify_url: None,
             notify_secret: None,
             notify_max_attempts: 8,
@@ -374,6 +391,10 @@ pub struct Settings {
     pub media_lead: Duration,
     /// TwiML mode: every question accepts words as well as keys (`<Gather input="dtmf speech">`).
     pub speech_input: bool,
+    /// ConversationRelay mode: how fast Twilio's text-to-speech is taken to speak, to know when
+    /// a question has been heard and the caller's time to answer starts (Twilio reports no end
+    /// of playback).
+    pub relay_words_per_minute: u32,
     /// Reports: a call counts as resolved by orderline only if the same caller does not call
     /// again within this window.
     pub repeat_call_window: Duration,
@@ -700,6 +721,7 @@ impl Settings {
             hold_music_url,
             media_lead: raw.media_lead,
             speech_input: raw.speech_input,
+            relay_words_per_minute: raw.relay_words_per_minute.max(1),
             notify,
             voicemail: raw.voicemail,
             voicemail_max_length,
@@ -728,9 +750,9 @@ impl Settings {
                     .into(),
             ));
         }
-        if self.prompt_mode == PromptMode::MediaStream {
+        if let Some((path, mode)) = self.prompt_mode.websocket() {
             crate::twilio::public_url::PublicUrl::new(&self.public_url)
-                .check_stream_url(crate::twilio::media::MEDIA_PATH)
+                .check_stream_url(path, mode)
                 .map_err(ConfigError::Invalid)?;
         }
         Ok(())

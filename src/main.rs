@@ -145,8 +145,13 @@ struct CallArgs {
     /// Speak the Media Streams protocol, for a server with ORDERLINE_PROMPT_MODE=media_stream:
     /// prints the prompts heard, decoded from the audio. A key prefixed with ! is pressed during
     /// the prompt (barge-in).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "relay")]
     media: bool,
+    /// Speak the ConversationRelay protocol, for a server with
+    /// ORDERLINE_PROMPT_MODE=conversation_relay: prints the welcome greeting and each reply heard
+    /// as text; --say and `say …` lines are sent as what the caller said, keys as DTMF.
+    #[arg(long)]
+    relay: bool,
     /// A Twilio REST API (the demo's emulator) whose messages to the caller are printed after
     /// the call, as the caller's phone receives them ("→ text to +1•••4567: …").
     #[arg(long)]
@@ -251,6 +256,8 @@ async fn call(args: CallArgs) -> ExitCode {
     };
     let result = if args.media {
         orderline::sim::media::run_cli(options).await
+    } else if args.relay {
+        orderline::sim::relay::run_cli(options).await
     } else {
         orderline::sim::twilio::run_cli(options).await
     };

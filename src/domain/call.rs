@@ -66,8 +66,10 @@ names! {
         Status => "status",
         /// A Media Streams session started, ended or failed.
         Stream => "stream",
-        /// The caller pressed a key over a Media Streams prompt.
+        /// The caller pressed a key over a Media Streams prompt, or spoke over a ConversationRelay one.
         BargeIn => "barge_in",
+        /// How a ConversationRelay session ended (handed off, the caller hung up, an error).
+        Relay => "relay",
         /// The caller spoke an answer: what Twilio heard, its confidence, what it was taken as.
         Speech => "speech",
         /// The tracking link by text: `sent SM…`, `already sent SM…` or `failed: <code>`.
@@ -216,6 +218,8 @@ pub enum EventStep {
     /// A Media Streams status callback: 0 started, 1 stopped, 2 error, 3 anything else (one
     /// number each, so a start and a stop of the same call are both kept).
     StreamStatus(u8),
+    /// The end of a ConversationRelay session (the `<Connect action>` request).
+    RelayEnded,
     /// Twilio's status callback with this `SequenceNumber`.
     Status(i32),
 }
@@ -225,6 +229,7 @@ impl EventStep {
     const VOICEMAIL: i32 = 91_000;
     const CALLBACK: i32 = 92_000;
     const STREAM_STATUS: i32 = 95_000;
+    const RELAY_ENDED: i32 = 96_000;
     const UNNUMBERED: i32 = 99_999;
     const STATUS_BASE: i32 = 100_000;
 
@@ -238,6 +243,7 @@ impl EventStep {
             EventStep::Voicemail => Self::VOICEMAIL,
             EventStep::Callback(n) => Self::CALLBACK + i32::from(n.min(999)),
             EventStep::StreamStatus(n) => Self::STREAM_STATUS + i32::from(n.min(3)),
+            EventStep::RelayEnded => Self::RELAY_ENDED,
             EventStep::Status(sequence) => Self::STATUS_BASE.saturating_add(sequence.max(0)),
         }
     }
@@ -277,6 +283,7 @@ pub enum Event {
     Status(String),
     Stream(String),
     BargeIn(String),
+    Relay(String),
     /// What the caller said (`None` for a postal code: never recorded), Twilio's confidence,
     /// and what it was understood as (`keys 1`, `nothing`, `unclear`).
     /// The confidence in hundredths (0–100), so events compare exactly.
@@ -307,6 +314,7 @@ impl Event {
             Event::Status(_) => EventKind::Status,
             Event::Stream(_) => EventKind::Stream,
             Event::BargeIn(_) => EventKind::BargeIn,
+            Event::Relay(_) => EventKind::Relay,
             Event::Speech { .. } => EventKind::Speech,
             Event::Sms(_) => EventKind::Sms,
             Event::Voicemail(_) => EventKind::Voicemail,
@@ -341,6 +349,7 @@ impl Event {
             | Event::Status(text)
             | Event::Stream(text)
             | Event::BargeIn(text)
+            | Event::Relay(text)
             | Event::Sms(text)
             | Event::Voicemail(text)
             | Event::Callback(text)
@@ -372,6 +381,7 @@ mod tests {
                 "status",
                 "stream",
                 "barge_in",
+                "relay",
                 "speech",
                 "sms",
                 "voicemail",
@@ -425,6 +435,8 @@ mod tests {
         assert_eq!(EventStep::Flow(0).number(), EventStep::Unnumbered.number());
         assert!(EventStep::TransferEnd.number() < EventStep::StreamStatus(0).number());
         assert!(EventStep::StreamStatus(3).number() < EventStep::Unnumbered.number());
+        assert!(EventStep::StreamStatus(3).number() < EventStep::RelayEnded.number());
+        assert!(EventStep::RelayEnded.number() < EventStep::Unnumbered.number());
         assert!(EventStep::Unnumbered.number() < EventStep::Status(0).number());
         assert_eq!(EventStep::Status(-4).number(), EventStep::Status(0).number());
     }

@@ -71,6 +71,14 @@ pub struct Metrics {
     /// Media Streams messages ignored, by what they were: unknown_event, unknown_digit,
     /// unknown_mark, bad_media (Twilio documents no closed set of events: we go on).
     pub media_messages_ignored: Family<IgnoredLabels, Counter>,
+    /// ConversationRelay sessions open now.
+    pub relay_sessions_active: Gauge,
+    /// ConversationRelay sessions by how they ended: transfer, goodbye, fallback, closed,
+    /// protocol_error, refused, forbidden.
+    pub relay_sessions_ended: Family<EndLabels, Counter>,
+    /// ConversationRelay messages ignored, by what they were: unknown_type, unknown_digit,
+    /// after_end, partial_prompt, bad_interrupt (Twilio may add message types: we go on).
+    pub relay_messages_ignored: Family<IgnoredLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -87,7 +95,7 @@ pub struct ReasonLabels {
 /// stage). A label is one of these or `other`: no request can add a label, or put text of its own
 /// into the page.
 fn twilio_route_label(route: &str) -> &'static str {
-    const FIXED: [&str; 6] = ["voice", "whisper", "status", "media", "stream-ended", "fallback"];
+    const FIXED: [&str; 8] = ["voice", "whisper", "status", "media", "stream-ended", "fallback", "relay", "end"];
     FIXED
         .into_iter()
         .chain(crate::ivr::state::Stage::ALL.map(|s| s.path()))
@@ -229,6 +237,20 @@ impl Metrics {
             "Media Streams messages ignored, by what they were",
             media_messages_ignored.clone(),
         );
+        let relay_sessions_active = Gauge::default();
+        registry.register("relay_sessions_active", "ConversationRelay sessions open", relay_sessions_active.clone());
+        let relay_sessions_ended = Family::<EndLabels, Counter>::default();
+        registry.register(
+            "relay_sessions_ended",
+            "ConversationRelay sessions ended, by how they ended",
+            relay_sessions_ended.clone(),
+        );
+        let relay_messages_ignored = Family::<IgnoredLabels, Counter>::default();
+        registry.register(
+            "relay_messages_ignored",
+            "ConversationRelay messages ignored, by what they were",
+            relay_messages_ignored.clone(),
+        );
         let media_first_audio_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         registry.register(
             "media_first_audio_seconds",
@@ -251,6 +273,9 @@ impl Metrics {
             media_frame_lag_seconds,
             media_first_audio_seconds,
             media_messages_ignored,
+            relay_sessions_active,
+            relay_sessions_ended,
+            relay_messages_ignored,
             twilio_requests,
             twilio_response_seconds,
             call_records_written,
@@ -316,6 +341,14 @@ impl Metrics {
 
     pub fn media_stream_ended(&self, end: &str) {
         self.media_streams_ended.get_or_create(&EndLabels { end: end.into() }).inc();
+    }
+
+    pub fn relay_message_ignored(&self, what: &str) {
+        self.relay_messages_ignored.get_or_create(&IgnoredLabels { what: what.into() }).inc();
+    }
+
+    pub fn relay_session_ended(&self, end: &str) {
+        self.relay_sessions_ended.get_or_create(&EndLabels { end: end.into() }).inc();
     }
 
     pub fn connection_refused(&self, reason: &str) {

@@ -333,7 +333,7 @@ pub async fn serve(
     let started = Instant::now();
     let drained = tokio::time::timeout(drain, async {
         tasks_done.closed().await;
-        while metrics.media_streams_active.get() > 0 {
+        while metrics.media_streams_active.get() > 0 || metrics.relay_sessions_active.get() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -342,6 +342,7 @@ pub async fn serve(
         Ok(()) => tracing::info!(seconds = started.elapsed().as_secs_f64(), "drained"),
         Err(_) => tracing::warn!(
             streams = metrics.media_streams_active.get(),
+            relay_sessions = metrics.relay_sessions_active.get(),
             "drain timeout: requests or Media Streams calls still open are cut"
         ),
     }

@@ -144,12 +144,16 @@ async fn public_url(settings: &Settings, external: bool) -> Vec<Check> {
     };
     let form_ok = matches!(form.outcome, Outcome::Pass(_));
     checks.push(form);
-    if settings.prompt_mode == PromptMode::MediaStream {
-        const STREAM: &str = "Media Streams URL (wss)";
+    if let Some((path, mode)) = settings.prompt_mode.websocket() {
+        let name = if settings.prompt_mode == PromptMode::MediaStream {
+            "Media Streams URL (wss)"
+        } else {
+            "ConversationRelay URL (wss)"
+        };
         let urls = PublicUrl::new(&settings.public_url);
-        checks.push(match urls.check_stream_url(crate::twilio::media::MEDIA_PATH) {
-            Ok(()) => pass(STREAM, urls.websocket(crate::twilio::media::MEDIA_PATH)),
-            Err(problem) => fail(STREAM, problem, "set ORDERLINE_PUBLIC_URL to an https:// address on port 443"),
+        checks.push(match urls.check_stream_url(path, mode) {
+            Ok(()) => pass(name, urls.websocket(path)),
+            Err(problem) => fail(name, problem, "set ORDERLINE_PUBLIC_URL to an https:// address on port 443"),
         });
     }
     if external {

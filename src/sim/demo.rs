@@ -105,6 +105,14 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         "At the menu, 4 texts Dana the tracking link through the Twilio REST API emulator at {twilio_url}; \
          --sms-api prints what her phone received."
     );
+    match running.state.settings.prompt_mode {
+        crate::config::PromptMode::ConversationRelay => println!(
+            "ConversationRelay mode: add --relay, and --say \"one one two one seven\" --say \"where is my package\" \
+             (or type `say …` lines): once verified, Dana is greeted by name."
+        ),
+        crate::config::PromptMode::MediaStream => println!("Media Streams mode: add --media."),
+        crate::config::PromptMode::Twiml => {}
+    }
     println!("Other callers: +15550177120 (shared by two Beckers), +15550199999 (unknown), anonymous (withheld).");
     println!(
         "Agent API:  curl -H 'Authorization: Bearer {DEMO_AGENT_TOKEN}' '{url}/api/customers?phone=%2B15551234567'"

@@ -3,5 +3,6 @@
 
 pub mod demo;
 pub mod media;
+pub mod relay;
 pub mod shopify;
 pub mod twilio;

@@ -226,8 +226,22 @@ impl TwilioCaller {
     pub async fn walk(
         &self,
         call_sid: String,
+        url: String,
+        params: Vec<(String, String)>,
+        keys: impl FnMut(&Verb) -> Option<Key>,
+        hear: impl FnMut(&Verb),
+    ) -> Result<Transcript, CallError> {
+        self.walk_from(call_sid, url, params, None, keys, hear).await
+    }
+
+    /// [`TwilioCaller::walk`] from `first`, the answer Twilio already has for `url` (a relay
+    /// caller's incoming call answered with TwiML alone), then on as the TwiML says.
+    pub async fn walk_from(
+        &self,
+        call_sid: String,
         mut url: String,
         mut params: Vec<(String, String)>,
+        mut first: Option<Turn>,
         mut keys: impl FnMut(&Verb) -> Option<Key>,
         mut hear: impl FnMut(&Verb),
     ) -> Result<Transcript, CallError> {
@@ -241,7 +255,10 @@ impl TwilioCaller {
             if turns.len() == MAX_REQUESTS {
                 break Ending::TooManySteps;
             }
-            let mut turn = self.post(&url, &params).await?;
+            let mut turn = match first.take() {
+                Some(turn) => turn,
+                None => self.post(&url, &params).await?,
+            };
             for (callback_url, callback_params) in after.drain(..) {
                 callbacks.push(self.post_callback(&callback_url, &callback_params).await?);
             }

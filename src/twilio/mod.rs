@@ -1,11 +1,12 @@
-//! Twilio: signature check, the voice and status handlers, Media Streams, TwiML and speech
-//! rendering, call records.
+//! Twilio: signature check, the voice and status handlers, Media Streams, ConversationRelay,
+//! TwiML and speech rendering, call records.
 
 pub mod call;
 pub mod callback;
 pub mod media;
 pub mod public_url;
 pub mod recorder;
+pub mod relay;
 pub mod render;
 pub mod request;
 pub mod rest;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
     voice::router()
         .merge(transfer_end::router())
         .merge(media::router())
+        .merge(relay::router())
         .merge(sms::router())
         .merge(voicemail::router())
         .merge(callback::router())

@@ -57,10 +57,12 @@ impl PublicUrl {
     }
 
     /// Media Streams connect only to `wss://` on port 443 (twilio.com/docs/voice/twiml/stream:
-    /// "the url … must be a wss URL", and Twilio's WebSocket client uses port 443 only): the
-    /// stream URL made from this base must be one. A plain `http://` base on a loopback address
-    /// (the emulator, tests) is the one exception, since no real Twilio call can reach it anyway.
-    pub fn check_stream_url(&self, path: &str) -> Result<(), String> {
+    /// "the url … must be a wss URL", and Twilio's WebSocket client uses port 443 only), and so
+    /// does ConversationRelay (twilio.com/docs/voice/conversationrelay/onboarding: "Ensure your
+    /// WebSocket server is accessible via a wss:// URL"): the URL made from this base must be one.
+    /// A plain `http://` base on a loopback address (the emulator, tests) is the one exception,
+    /// since no real Twilio call can reach it anyway. `mode` names the ORDERLINE_PROMPT_MODE.
+    pub fn check_stream_url(&self, path: &str, mode: &str) -> Result<(), String> {
         let stream = self.websocket(path);
         let host_port = self.origin.split_once("://").map_or("", |(_, rest)| rest);
         let (host, port) = match host_port.rsplit_once(':') {
@@ -75,8 +77,8 @@ impl PublicUrl {
             Ok(())
         } else {
             Err(format!(
-                "ORDERLINE_PROMPT_MODE=media_stream needs ORDERLINE_PUBLIC_URL to be https:// on port 443: the \
-                 stream URL would be {stream}, and Twilio opens Media Streams only over wss:// on 443"
+                "ORDERLINE_PROMPT_MODE={mode} needs ORDERLINE_PUBLIC_URL to be https:// on port 443: the \
+                 WebSocket URL would be {stream}, and Twilio opens it only over wss:// on 443"
             ))
         }
     }
@@ -113,11 +115,12 @@ mod tests {
             "http://127.0.0.1:0",
             "http://localhost:8080/p",
         ] {
-            assert_eq!(PublicUrl::new(ok).check_stream_url("/twilio/media"), Ok(()), "{ok}");
+            assert_eq!(PublicUrl::new(ok).check_stream_url("/twilio/media", "media_stream"), Ok(()), "{ok}");
         }
         for bad in ["https://line.example.com:8443", "http://line.example.com", "http://10.0.0.5:8080"] {
-            let err = PublicUrl::new(bad).check_stream_url("/twilio/media").unwrap_err();
+            let err = PublicUrl::new(bad).check_stream_url("/twilio/relay", "conversation_relay").unwrap_err();
             assert!(err.contains("ORDERLINE_PUBLIC_URL") && err.contains("wss://"), "{bad}: {err}");
+            assert!(err.contains("conversation_relay") && err.contains("/twilio/relay"), "{bad}: {err}");
         }
     }
 

@@ -30,6 +30,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("whisper.xml", include_str!("../../twiml/whisper.xml")),
     ("stream.xml", include_str!("../../twiml/stream.xml")),
     ("after_stream.xml", include_str!("../../twiml/after_stream.xml")),
+    ("relay.xml", include_str!("../../twiml/relay.xml")),
     ("transfer_ended.xml", include_str!("../../twiml/transfer_ended.xml")),
     ("voicemail.xml", include_str!("../../twiml/voicemail.xml")),
     ("voicemail_left.xml", include_str!("../../twiml/voicemail_left.xml")),
@@ -50,10 +51,11 @@ const BUILT_IN: &[(&str, &str)] = &[
 ];
 
 /// Templates rendered outside the step samples (or only imported), so the coverage check skips them.
-const NOT_STEPS: [&str; 9] = [
+const NOT_STEPS: [&str; 10] = [
     "fallback",
     "whisper",
     "stream",
+    "relay",
     "after_stream",
     "transfer_ended",
     "queue_wait",
@@ -87,6 +89,25 @@ pub struct TransferView {
     pub wait_url: String,
     /// The TaskRouter task's priority (bad news first); 0: the workflow's default.
     pub priority: u32,
+}
+
+/// What `relay.xml` needs: where the session connects and ends, what it says first, what its
+/// speech recognition should expect, and the call's context.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RelayView {
+    /// `wss://…/twilio/relay`.
+    pub relay_url: String,
+    /// Absolute: the `<Connect action>`.
+    pub action_url: String,
+    /// The welcome greeting: the first step's words.
+    pub greeting: String,
+    /// Comma-separated words and phrases the questions expect.
+    pub hints: String,
+    /// `<Parameter>`s.
+    pub params: Vec<(String, String)>,
+    /// `ttsProvider` and `voice`, when ORDERLINE_VOICE names one ConversationRelay knows.
+    pub tts_provider: Option<String>,
+    pub tts_voice: Option<String>,
 }
 
 /// The voicemail `<Record>`'s URLs and length, from the settings.
@@ -181,6 +202,12 @@ impl Renderer {
         self.render("stream.xml", minijinja::context! { stream_url, params, after_url, status_url })
     }
 
+    /// The answer to an incoming call in ConversationRelay mode: the session, its welcome greeting
+    /// and the call's context as parameters; Twilio comes back to `view.action_url` when it ends.
+    pub fn relay(&self, view: &RelayView) -> Result<String, TemplateError> {
+        self.render("relay.xml", Value::from_serialize(view))
+    }
+
     /// The TwiML after a stream closed: the transfer or goodbye of `step` (any other step hangs up).
     pub fn after_stream(&self, step: &Step, transfer: &TransferView) -> Result<String, TemplateError> {
         self.render("after_stream.xml", Value::from_serialize(Context { step, action: "", transfer }))
@@ -273,6 +300,19 @@ impl Renderer {
             )?,
         )?;
         checked += 2;
+        for (greeting, tts) in [("", None), ("O'Brien & Sons <Ltd> \"quoted\" Ann\u{8}e", Some("Amazon"))] {
+            let view = RelayView {
+                relay_url: "wss://h.example/p/twilio/relay".into(),
+                action_url: "https://h.example/p/twilio/relay/end?a=1&b=2".into(),
+                greeting: greeting.into(),
+                hints: "where is my order, agent".into(),
+                params: params.to_vec(),
+                tts_provider: tts.map(Into::into),
+                tts_voice: tts.map(|_| "Joanna-Neural".into()),
+            };
+            self.parse_rendered("relay.xml", &self.relay(&view)?)?;
+            checked += 1;
+        }
         let whisper = self
             .whisper(minijinja::context! { first_name => "O'Brien & Sons <Ltd>", verified => "postal_code",
             order => minijinja::context! { number_spoken => "1 0 4 2", state => "shipped" } })?;

@@ -4,7 +4,9 @@
 //! fallback URL: a static apology and the way to a person, from the settings alone). Never answers 5xx or invalid TwiML: whatever fails
 //! (database, Shopify, a template, a bug), the caller hears the fallback and reaches a person.
 //! With ORDERLINE_PROMPT_MODE=media_stream the incoming call is answered with a stream instead
-//! (`media::connect`) and the conversation moves to `twilio/media/`.
+//! (`media::connect`) and the conversation moves to `twilio/media/`; with conversation_relay the
+//! first step's words become a ConversationRelay session's greeting (`relay::connect`) and the
+//! conversation moves to `twilio/relay/`.
 
 use std::time::Instant;
 
@@ -61,8 +63,10 @@ async fn incoming(State(state): State<AppState>, req: TwilioRequest) -> Response
         Ok(call) => call,
         Err(why) => return fallback(&state, &req, None, 1, &why, started),
     };
-    if state.settings.prompt_mode == PromptMode::MediaStream {
-        return super::media::connect(&state, &req, &call, started);
+    match state.settings.prompt_mode {
+        PromptMode::MediaStream => return super::media::connect(&state, &req, &call, started),
+        PromptMode::ConversationRelay => return super::relay::connect(&state, &req, &call, started).await,
+        PromptMode::Twiml => {}
     }
     let result = guarded(state.flow.incoming(&call.caller())).await;
     respond(&state, &req, &call, 1, result, started)
@@ -89,7 +93,7 @@ async fn answer(State(state): State<AppState>, Path(stage): Path<String>, req: T
 /// The answer as the flow takes it: the keys pressed, else what was said, understood for the
 /// question `stage` asked (and the event recording it). Words not understood count as a wrong
 /// key at the menu and as no answer elsewhere: either way the question is asked again once.
-fn input_of(call: &VoiceCall, stage: Stage) -> (Input, Option<Event>) {
+pub(crate) fn input_of(call: &VoiceCall, stage: Stage) -> (Input, Option<Event>) {
     if let Some(d) = call.digits.as_deref().map(|d| d.trim().trim_end_matches('#')).filter(|d| !d.is_empty()) {
         return (Input::Digits(d.to_string()), None);
     }
@@ -118,7 +122,7 @@ fn input_of(call: &VoiceCall, stage: Stage) -> (Input, Option<Event>) {
     (input, Some(Event::Speech { said: kept, confidence, understood: as_keys }))
 }
 
-fn respond(
+pub(crate) fn respond(
     state: &AppState,
     req: &TwilioRequest,
     call: &VoiceCall,

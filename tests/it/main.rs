@@ -29,6 +29,7 @@ mod lookup;
 mod media;
 mod notify;
 mod reconcile;
+mod relay;
 mod reports;
 mod returns;
 mod setup;
