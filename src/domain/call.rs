@@ -79,6 +79,9 @@ names! {
         Callback => "callback",
         /// Bad news first: which (`stalled: no carrier scan for 6 days (#1016)`).
         BadNews => "bad_news",
+        /// The call's language and why (`Spanish (es): the customer's locale es-MX`, `Spanish
+        /// (es): chosen (key 9)`); only on a line with more than one language.
+        Language => "language",
     }
 }
 
@@ -278,6 +281,7 @@ pub enum Event {
     Voicemail(String),
     Callback(String),
     BadNews(String),
+    Language(String),
 }
 
 impl Event {
@@ -301,6 +305,7 @@ impl Event {
             Event::Voicemail(_) => EventKind::Voicemail,
             Event::Callback(_) => EventKind::Callback,
             Event::BadNews(_) => EventKind::BadNews,
+            Event::Language(_) => EventKind::Language,
         }
     }
 
@@ -333,7 +338,8 @@ impl Event {
             | Event::Sms(text)
             | Event::Voicemail(text)
             | Event::Callback(text)
-            | Event::BadNews(text) => text.clone(),
+            | Event::BadNews(text)
+            | Event::Language(text) => text.clone(),
         }
     }
 }
@@ -365,7 +371,8 @@ mod tests {
                 "sms",
                 "voicemail",
                 "callback",
-                "bad_news"
+                "bad_news",
+                "language"
             ]
         );
         let reasons: Vec<&str> = TransferReason::ALL.iter().map(|r| r.as_str()).collect();

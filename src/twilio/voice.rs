@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 
 use super::call::{VoiceCall, events, fallback_twiml, guarded, record_fallback, record_reply, step_transfer_view};
 use super::public_url::PublicUrl;
+use super::render::Asking;
 use super::request::TwilioRequest;
 use crate::app::AppState;
 use crate::config::PromptMode;
@@ -78,7 +79,8 @@ async fn answer(State(state): State<AppState>, Path(stage): Path<String>, req: T
     let (Some(stage), Ok(call_state)) = (Stage::from_path(&stage), call_state) else {
         return fallback(&state, &req, Some(&call), 0, &format!("no such step: {}", req.path), started);
     };
-    let (input, heard) = input_of(&call, stage);
+    let language = call_state.lang.unwrap_or(state.settings.languages[0].language);
+    let (input, heard) = input_of(&call, stage, language);
     let mut result = guarded(state.flow.answer(&call.caller(), stage, call_state, input)).await;
     if let (Ok(reply), Some(heard)) = (&mut result, heard) {
         reply.events.insert(0, heard);
@@ -89,7 +91,7 @@ async fn answer(State(state): State<AppState>, Path(stage): Path<String>, req: T
 /// The answer as the flow takes it: the keys pressed, else what was said, understood for the
 /// question `stage` asked (and the event recording it). Words not understood count as a wrong
 /// key at the menu and as no answer elsewhere: either way the question is asked again once.
-fn input_of(call: &VoiceCall, stage: Stage) -> (Input, Option<Event>) {
+fn input_of(call: &VoiceCall, stage: Stage, language: crate::domain::Language) -> (Input, Option<Event>) {
     if let Some(d) = call.digits.as_deref().map(|d| d.trim().trim_end_matches('#')).filter(|d| !d.is_empty()) {
         return (Input::Digits(d.to_string()), None);
     }
@@ -100,15 +102,17 @@ fn input_of(call: &VoiceCall, stage: Stage) -> (Input, Option<Event>) {
         Stage::Continue => return (Input::Nothing, None),
     };
     let Some(said) = call.speech.as_deref() else { return (Input::Nothing, None) };
-    let understood = understand(question, said, call.confidence);
-    let input = match (&understood, question) {
-        (Understood::Keys(keys), _) => Input::Digits(keys.clone()),
-        (Understood::Unclear, Question::Menu) => Input::Digits("?".into()),
-        (Understood::Nothing | Understood::Unclear, _) => Input::Nothing,
+    let understood = understand(question, language, said, call.confidence);
+    let input = match &understood {
+        Understood::Keys(keys) => Input::Digits(keys.clone()),
+        Understood::Language(language) => Input::Language(*language),
+        Understood::Unclear => Input::Unclear,
+        Understood::Nothing => Input::Nothing,
     };
     let as_keys = match &understood {
         Understood::Keys(_) if question == Question::PostalCode => "entered".to_string(),
         Understood::Keys(keys) => format!("keys {keys}"),
+        Understood::Language(language) => format!("language {}", language.english_name()),
         Understood::Nothing => "nothing".to_string(),
         Understood::Unclear => "unclear".to_string(),
     };
@@ -133,7 +137,24 @@ fn respond(
     let urls = PublicUrl::new(&state.settings.public_url);
     let action =
         reply.next.map(|(stage, next)| urls.to(&format!("/twilio/voice/{}?{}", stage.path(), next.to_query())));
-    let xml = match state.renderer.step(&reply.step, action.as_deref(), &step_transfer_view(state, &reply.step)) {
+    let renderer = state.renderer.in_language(Some(reply.language));
+    let offer = if reply.offer {
+        let next = state.settings.languages.iter().map(|l| l.language).skip_while(|l| *l != reply.language).nth(1);
+        let next = next.or_else(|| state.settings.languages.first().map(|l| l.language)).filter(|l| *l != reply.language);
+        match next.map(|l| state.renderer.in_language(Some(l)).offer()) {
+            Some(Ok(xml)) => Some(xml),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "the language offer failed; the question goes on without it");
+                None
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    let unclear = reply.next.map_or(0, |(_, next)| next.unclear);
+    let asking = Asking { offer, spell_keys: unclear == 1, keys_only: unclear >= 2 };
+    let xml = match renderer.step_asking(&reply.step, action.as_deref(), &step_transfer_view(state, &reply.step), &asking) {
         Ok(xml) => xml,
         Err(e) => return fallback(state, req, Some(call), step, &e.to_string(), started),
     };
