@@ -485,8 +485,9 @@ fn spoken_languages(raw: &RawSettings) -> Result<Vec<SpokenLanguage>, ConfigErro
             ConfigError::Invalid(if named == "ORDERLINE_VOICE" && setting == "ORDERLINE_LANGUAGE" {
                 e
             } else {
+                let why = e.replace("ORDERLINE_VOICE ", "the voice ").replace("ORDERLINE_LANGUAGE ", "");
                 format!(
-                    "{named} {voice:?} for {tag}: {e} (give each language its voice in ORDERLINE_VOICES, like \
+                    "{named} {voice:?} for {tag}: {why} (give each language its voice in ORDERLINE_VOICES, like \
                      es-US=Polly.Lupe-Neural)"
                 )
             })
