@@ -154,7 +154,8 @@ fn respond(
     };
     let unclear = reply.next.map_or(0, |(_, next)| next.unclear);
     let asking = Asking { offer, spell_keys: unclear == 1, keys_only: unclear >= 2 };
-    let xml = match renderer.step_asking(&reply.step, action.as_deref(), &step_transfer_view(state, &reply.step), &asking) {
+    let transfer = super::call::in_language(step_transfer_view(state, &reply.step), state, reply.language);
+    let xml = match renderer.step_asking(&reply.step, action.as_deref(), &transfer, &asking) {
         Ok(xml) => xml,
         Err(e) => return fallback(state, req, Some(call), step, &e.to_string(), started),
     };

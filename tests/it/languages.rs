@@ -127,6 +127,10 @@ async fn a_spanish_caller_is_understood_in_spanish(backend: Backend) {
     assert!(last.find("Enqueue").is_some(), "put through: {}", said(&t));
     assert!(last.spoken().contains("Le comunico con un representante."), "{}", last.spoken());
     all_said_in(last, "es-US", "Polly.Lupe-Neural");
+    // What the queue and its end say is in Spanish too: their URLs carry the language.
+    let enqueue = last.find("Enqueue").unwrap();
+    assert!(enqueue.attr("action").is_some_and(|a| a.ends_with("?lang=es")), "{enqueue:?}");
+    assert!(enqueue.attr("waitUrl").is_some_and(|a| a.ends_with("?lang=es")), "{enqueue:?}");
 
     // The agent's card says which language the caller speaks.
     line.flush_calls().await;
