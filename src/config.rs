@@ -438,9 +438,9 @@ fn spoken_languages(raw: &RawSettings) -> Result<Vec<SpokenLanguage>, ConfigErro
     }
     let mut voices: Vec<(String, String)> = Vec::new();
     for pair in raw.voices.as_deref().unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((tag, voice)) = pair.split_once('=').map(|(t, v)| (t.trim(), v.trim())).filter(|(t, v)| {
-            !t.is_empty() && !v.is_empty()
-        }) else {
+        let Some((tag, voice)) =
+            pair.split_once('=').map(|(t, v)| (t.trim(), v.trim())).filter(|(t, v)| !t.is_empty() && !v.is_empty())
+        else {
             return Err(ConfigError::Invalid(format!(
                 "ORDERLINE_VOICES {pair:?} is not language=voice (like es-US=Polly.Lupe-Neural)"
             )));

@@ -123,11 +123,7 @@ impl Language {
                     h => h,
                 };
                 let article = if h == 1 { "la" } else { "las" };
-                if minute == 0 {
-                    format!("{article} {h} {part}")
-                } else {
-                    format!("{article} {h}:{minute:02} {part}")
-                }
+                if minute == 0 { format!("{article} {h} {part}") } else { format!("{article} {h}:{minute:02} {part}") }
             }
         }
     }

@@ -410,7 +410,9 @@ impl CallFlow {
         let switch_to = match &input {
             _ if stage == Stage::Continue => None,
             Input::Language(l) if *l != current && self.languages.contains(l) => Some((*l, format!("said {}", l))),
-            Input::Digits(d) if d.trim_end_matches('#') == "9" => self.next_language(current).map(|l| (l, "key 9".into())),
+            Input::Digits(d) if d.trim_end_matches('#') == "9" => {
+                self.next_language(current).map(|l| (l, "key 9".into()))
+            }
             _ => None,
         };
         if let Some((language, how)) = switch_to {
@@ -439,11 +441,19 @@ impl CallFlow {
 
     /// The question of `stage` again (in the state's language): the menu with the order's
     /// status, the order number, the postal code. `reprompt`: after words not understood.
-    async fn ask_again(&self, caller: &Caller, stage: Stage, state: CallState, reprompt: bool) -> Result<Reply, FlowError> {
+    async fn ask_again(
+        &self,
+        caller: &Caller,
+        stage: Stage,
+        state: CallState,
+        reprompt: bool,
+    ) -> Result<Reply, FlowError> {
         let state = CallState { step: state.step.saturating_add(1), ..state };
         Ok(match stage {
             Stage::Menu | Stage::Continue => {
-                let mut reply = self.dispatch(caller, Stage::Menu, CallState { tries: 0, ..state }, Input::Digits("1".into())).await?;
+                let mut reply = self
+                    .dispatch(caller, Stage::Menu, CallState { tries: 0, ..state }, Input::Digits("1".into()))
+                    .await?;
                 // The menu's own "1" is not what the caller pressed.
                 reply.events.retain(|e| !matches!(e, Event::Key(_)));
                 if let Some((_, next)) = &mut reply.next {
@@ -457,7 +467,10 @@ impl CallFlow {
             Stage::OrderNumber => {
                 let retry = reprompt.then_some(RetryReason::NoInput);
                 let reason = if reprompt { AskReason::Retry } else { AskReason::Unknown };
-                reply(Step::AskOrderNumber(AskOrderNumber { reason, retry, entered: None }), Some((Stage::OrderNumber, state)))
+                reply(
+                    Step::AskOrderNumber(AskOrderNumber { reason, retry, entered: None }),
+                    Some((Stage::OrderNumber, state)),
+                )
             }
             Stage::PostalCode => {
                 let about = if state.order.is_some() { PostalCodeOf::Order } else { PostalCodeOf::Account };
@@ -472,7 +485,13 @@ impl CallFlow {
         Event::Language(format!("{} ({}): {why}", language.english_name(), language.code()))
     }
 
-    async fn dispatch(&self, caller: &Caller, stage: Stage, state: CallState, input: Input) -> Result<Reply, FlowError> {
+    async fn dispatch(
+        &self,
+        caller: &Caller,
+        stage: Stage,
+        state: CallState,
+        input: Input,
+    ) -> Result<Reply, FlowError> {
         match stage {
             Stage::Continue => {
                 let answer = match self.pending.remove(&caller.call_sid).await {
@@ -766,7 +785,11 @@ impl CallFlow {
                 let step = Step::AskPostalCode(AskPostalCode { about: PostalCodeOf::Order, retry: None });
                 reply(step, Some((Stage::PostalCode, state.fresh())))
             } else {
-                let mut reply = self.give_up(TransferReason::NotVerified, self.context(caller, state, None, None), self.lang(state));
+                let mut reply = self.give_up(
+                    TransferReason::NotVerified,
+                    self.context(caller, state, None, None),
+                    self.lang(state),
+                );
                 reply.events.insert(
                     0,
                     Event::Verification {

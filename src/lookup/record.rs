@@ -193,7 +193,9 @@ impl CallerRecord {
                     default_zip: boxed(&p.customer.default_zip),
                     locale: boxed(&p.customer.locale).or_else(|| {
                         let latest = p.orders.iter().filter(|o| o.order.customer_locale.is_some());
-                        latest.max_by_key(|o| o.order.shopify_created_at.0).and_then(|o| boxed(&o.order.customer_locale))
+                        latest
+                            .max_by_key(|o| o.order.shopify_created_at.0)
+                            .and_then(|o| boxed(&o.order.customer_locale))
                     }),
                     orders,
                 }

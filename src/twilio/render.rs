@@ -369,7 +369,9 @@ impl Renderer {
         for (i, renderer) in all.iter().enumerate() {
             // Each language's offer, said inside the next language's questions.
             let offer = all[(i + 1) % all.len()].offer().map_err(|e| renderer.named(e))?;
-            renderer.parse_rendered("_offer.xml", &format!("<Response>{offer}</Response>")).map_err(|e| renderer.named(e))?;
+            renderer
+                .parse_rendered("_offer.xml", &format!("<Response>{offer}</Response>"))
+                .map_err(|e| renderer.named(e))?;
             checked += renderer.check_one(samples, transfers, clips, &offer).map_err(|e| renderer.named(e))?;
         }
         Ok(checked)

@@ -140,7 +140,8 @@ fn respond(
     let renderer = state.renderer.in_language(Some(reply.language));
     let offer = if reply.offer {
         let next = state.settings.languages.iter().map(|l| l.language).skip_while(|l| *l != reply.language).nth(1);
-        let next = next.or_else(|| state.settings.languages.first().map(|l| l.language)).filter(|l| *l != reply.language);
+        let next =
+            next.or_else(|| state.settings.languages.first().map(|l| l.language)).filter(|l| *l != reply.language);
         match next.map(|l| state.renderer.in_language(Some(l)).offer()) {
             Some(Ok(xml)) => Some(xml),
             Some(Err(e)) => {

@@ -17,12 +17,8 @@ const DANA: &str = "+15551234567";
 const SOFIA: &str = "+15550199034";
 const STRANGER: &str = "+15550199999";
 const AGENT: &str = "agent-secret";
-const BOTH: &[(&str, &str)] = &[
-    ("verify", "none"),
-    ("languages", "en-US,es-US"),
-    ("voices", "es-US=Polly.Lupe-Neural"),
-    ("agent_token", AGENT),
-];
+const BOTH: &[(&str, &str)] =
+    &[("verify", "none"), ("languages", "en-US,es-US"), ("voices", "es-US=Polly.Lupe-Neural"), ("agent_token", AGENT)];
 
 fn said(t: &Transcript) -> String {
     t.spoken().join(" | ")

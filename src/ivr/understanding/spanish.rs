@@ -98,9 +98,11 @@ pub fn menu_choice(words: &[&str]) -> Option<String> {
         return Some("1".into());
     }
     // A key said as a word or written as a digit ("uno", "cero", "oprima dos", "2").
-    let key = |w: &&str| unit(w).map(|d| char::from(b'0' + d as u8)).or_else(|| {
-        w.parse::<u8>().ok().filter(|d| *d < 10).map(|d| char::from(b'0' + d))
-    });
+    let key = |w: &&str| {
+        unit(w)
+            .map(|d| char::from(b'0' + d as u8))
+            .or_else(|| w.parse::<u8>().ok().filter(|d| *d < 10).map(|d| char::from(b'0' + d)))
+    };
     match words.iter().rev().find_map(key) {
         Some(key @ ('0' | '1' | '2' | '3' | '4')) if words.len() <= 3 => Some(key.to_string()),
         _ => None,
@@ -199,7 +201,7 @@ fn english_below_100(n: u64, out: &mut Vec<String>) {
         10..=19 => out.push(ENGLISH_TEENS[(n - 10) as usize].into()),
         _ => {
             out.push(ENGLISH_TENS[(n / 10 - 2) as usize].into());
-            if n % 10 > 0 {
+            if !n.is_multiple_of(10) {
                 out.push(ENGLISH_UNITS[(n % 10) as usize].into());
             }
         }
