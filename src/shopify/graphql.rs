@@ -787,7 +787,8 @@ impl GqlCustomer {
             first_name: c.first_name.clone(),
             last_name: c.last_name.clone(),
             state: c.state.as_ref().map(|s| s.to_ascii_uppercase()),
-            // Never null at Shopify: a customer who chose no language has the shop's primary one.
+            // Never null at Shopify (`String!`): a customer who chose no language has the shop's
+            // primary one, `en` in the emulated shop (whose seeded customers all carry theirs).
             locale: Some(c.locale.clone().unwrap_or_else(|| "en".into())),
             created_at: c.created_at,
             updated_at: c.updated_at.unwrap_or_default(),

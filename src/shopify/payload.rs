@@ -84,8 +84,9 @@ pub struct ShopifyCustomer {
     #[serde(default)]
     pub state: Option<String>,
     /// The customer's language (GraphQL `Customer.locale`: `en`, `es`, `es-MX`); none in a
-    /// REST copy, which does not carry it, so none never erases a stored one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// REST copy, which does not carry it (tests/fixtures/shopify/customer_create.json), so none
+    /// never erases a stored one. Never written into a REST-shaped payload.
+    #[serde(default, skip_serializing)]
     pub locale: Option<String>,
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,

@@ -109,8 +109,8 @@ pub(crate) struct Person {
     pub address_phone: String,
     pub country: &'static str,
     pub zip: String,
-    /// The language the customer chose in the shop (Shopify's `Customer.locale`); none: the
-    /// shop's primary language.
+    /// The language the customer chose in the shop (Shopify's `Customer.locale`: never null
+    /// there; `en`, the emulated shop's primary language, unless they chose another).
     pub locale: Option<&'static str>,
 }
 
@@ -417,7 +417,7 @@ fn person(first: &str, last: &str, phone: &str, address_phone: &str, country: &'
         address_phone: address_phone.into(),
         country,
         zip: zip.into(),
-        locale: None,
+        locale: Some("en"),
     }
 }
 
@@ -519,7 +519,7 @@ pub(crate) fn generated(store: &mut Store, rng: &mut Rng, customers: usize, orde
             address_phone: format!("({area}) 555-{line:04}"),
             country: "US",
             zip,
-            locale: None,
+            locale: Some("en"),
         });
         for _ in 0..each + usize::from(i < more) {
             let mut roll = rng.below(total_weight);
