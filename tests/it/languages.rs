@@ -5,7 +5,10 @@
 //! asked again with the keys spelled out and then keys only, and the agent's card says the
 //! language. With one language nothing of this is said. Bad language settings stop the start.
 
+use chrono::Utc;
+use orderline::shopify::payload::{ShopifyChange, ShopifyCustomer};
 use orderline::sim::twilio::Transcript;
+use orderline::store::Ts;
 use orderline::twilio::twiml::Document;
 use serde_json::Value;
 
@@ -214,7 +217,54 @@ async fn a_broken_spanish_template_stops_the_start_and_names_its_folder() {
     assert!(err.contains("es-US/menu.xml") && err.contains("line 3") && err.contains("Sya"), "{err}");
 }
 
+/// A customer whose locale the line does not speak hears the choice; one whose own locale is
+/// unset is known by the language of their latest order (`customer_locale`, `es-MX`: Spanish).
+async fn the_language_comes_from_the_customer_else_their_latest_order(backend: Backend) {
+    let line = line(backend, BOTH).await;
+    let dana = line.sim.customers().into_iter().find(|c| c.first_name.as_deref() == Some("Dana")).unwrap();
+    let french = line.sim.change_customer(dana.id, |c| c.locale = Some("fr-CA".into())).unwrap();
+    // A newcomer who never chose a language, whose order was placed in Mexican Spanish.
+    let newcomer = ShopifyCustomer {
+        id: line.sim.new_id(),
+        first_name: Some("Lucía".into()),
+        email: Some("lucia@example.com".into()),
+        phone: Some("+15550100888".into()),
+        locale: None,
+        // Her own addresses: Dana's carry Dana's number.
+        default_address: None,
+        addresses: Vec::new(),
+        ..dana.clone()
+    };
+    line.sim.upsert_customer(newcomer.clone()).unwrap();
+    let mut order = line.sim.sample_order(Some(newcomer.id));
+    order.customer_locale = Some("es-MX".into());
+    let order = line.sim.create_order(order);
+    let changes = [
+        ShopifyChange::Customer(Box::new(french)),
+        ShopifyChange::Customer(Box::new(newcomer)),
+        ShopifyChange::Order(Box::new(order.clone())),
+    ];
+    line.app.store().apply_all(common::SHOP, &changes, "US", Ts::from(Utc::now())).await.unwrap();
+
+    let t = line.call(DANA, &[]).await;
+    let first = doc(&t, 0);
+    assert!(first.spoken().starts_with("Hi Dana, thanks for calling"), "{}", first.spoken());
+    assert!(first.spoken().contains("Para español, oprima nueve."), "fr-CA is not spoken here: {}", first.spoken());
+
+    let t = line.call("+15550100888", &[]).await;
+    let first = doc(&t, 0);
+    all_said_in(first, "es-US", "Polly.Lupe-Neural");
+    assert!(first.spoken().starts_with("Hola, Lucía."), "{}", first.spoken());
+    assert!(first.spoken().contains(&format!("Su pedido número {}", spoken_digits(&order.name))), "{}", first.spoken());
+    line.flush_calls().await;
+    let events = line.app.store().call_events(&t.call_sid).await.unwrap();
+    let language = events.iter().find(|e| e.kind == "language").unwrap();
+    assert_eq!(language.detail, "Spanish (es): the customer's locale es-MX");
+    line.app.stop().await;
+}
+
 on_both_backends!(
+    the_language_comes_from_the_customer_else_their_latest_order,
     a_spanish_customer_hears_spanish_from_the_first_word,
     an_unknown_caller_presses_9_and_is_asked_again_in_spanish,
     an_unknown_caller_says_espanol,
