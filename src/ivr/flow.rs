@@ -409,7 +409,9 @@ impl CallFlow {
         let current = self.lang(state);
         let switch_to = match &input {
             _ if stage == Stage::Continue => None,
-            Input::Language(l) if *l != current && self.languages.contains(l) => Some((*l, format!("said {}", l))),
+            Input::Language(l) if *l != current && self.languages.contains(l) => {
+                Some((*l, format!("said \"{}\"", l.english_name())))
+            }
             Input::Digits(d) if d.trim_end_matches('#') == "9" => {
                 self.next_language(current).map(|l| (l, "key 9".into()))
             }
@@ -418,7 +420,9 @@ impl CallFlow {
         if let Some((language, how)) = switch_to {
             let state = CallState { lang: Some(language), unclear: 0, ..state };
             let mut reply = self.ask_again(caller, stage, state, false).await?;
-            reply.events.insert(0, Event::Key(Some("9".into())));
+            if matches!(input, Input::Digits(_)) {
+                reply.events.insert(0, Event::Key(Some("9".into())));
+            }
             reply.events.push(self.language_event(language, &format!("chosen ({how})")));
             return Ok(self.said_in(reply, state));
         }
