@@ -204,11 +204,21 @@ pub fn language_of(state: &AppState, req: &TwilioRequest) -> crate::domain::Lang
     named.filter(|l| state.settings.languages.iter().any(|s| s.language == *l)).unwrap_or(default)
 }
 
-/// A transfer's URLs (after the `<Dial>`, after and while in the queue) carrying the call's
-/// language, so what the caller hears there is in it too.
+/// `url` with the call's language in its query (unchanged for the default language).
+pub fn with_language(state: &AppState, url: &str, language: crate::domain::Language) -> String {
+    if language == state.settings.languages[0].language {
+        return url.to_string();
+    }
+    let join = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{join}lang={}", language.code())
+}
+
+/// A transfer's URLs (after the `<Dial>`, after and while in the queue, the agent's whisper)
+/// carrying the call's language, so what the caller hears there is in it too (and the agent is
+/// told which language the caller speaks).
 pub fn in_language(mut view: TransferView, state: &AppState, language: crate::domain::Language) -> TransferView {
     if language != state.settings.languages[0].language {
-        for url in [&mut view.dial_action, &mut view.queue_action, &mut view.wait_url] {
+        for url in [&mut view.dial_action, &mut view.queue_action, &mut view.wait_url, &mut view.whisper_url] {
             let join = if url.contains('?') { '&' } else { '?' };
             url.push_str(&format!("{join}lang={}", language.code()));
         }

@@ -227,7 +227,8 @@ async fn queue_wait(State(state): State<AppState>, req: TwilioRequest) -> Respon
     {
         view.callback = true;
         let expected_wait_s = view.expected_minutes.map(|m| m * 60);
-        view.callback_action = super::callback::queue_action(&state, view.position, expected_wait_s);
+        let action = super::callback::queue_action(&state, view.position, expected_wait_s);
+        view.callback_action = super::call::with_language(&state, &action, super::call::language_of(&state, &req));
     }
     let renderer = state.renderer.in_language(Some(super::call::language_of(&state, &req)));
     let xml = renderer.queue_wait(&view).unwrap_or_else(|e| {

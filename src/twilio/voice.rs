@@ -212,7 +212,8 @@ async fn whisper(State(state): State<AppState>, req: TwilioRequest) -> Response 
         verified => query("v"),
         order => order.map(|o| OrderFacts::of(&o.order, tz)),
     };
-    let xml = state.renderer.whisper(ctx).unwrap_or_else(|e| {
+    let renderer = state.renderer.in_language(Some(super::call::language_of(&state, &req)));
+    let xml = renderer.whisper(ctx).unwrap_or_else(|e| {
         tracing::error!(error = %e, "the whisper template failed");
         "<Response/>".to_string()
     });

@@ -7,7 +7,7 @@
 
 use chrono::Utc;
 use orderline::shopify::payload::{ShopifyChange, ShopifyCustomer};
-use orderline::sim::twilio::Transcript;
+use orderline::sim::twilio::{CallerConfig, QueueScript, Transcript, Transfer, TwilioCaller, scripted};
 use orderline::store::Ts;
 use orderline::twilio::twiml::Document;
 use serde_json::Value;
@@ -266,7 +266,34 @@ async fn the_language_comes_from_the_customer_else_their_latest_order(backend: B
     line.app.stop().await;
 }
 
+/// In the queue and after it, a Spanish caller still hears Spanish: the transfer's URLs carry
+/// the call's language.
+async fn a_spanish_caller_waits_in_the_queue_in_spanish(backend: Backend) {
+    let mut settings = BOTH.to_vec();
+    settings.push(("queue_max_wait", "1m"));
+    let line = line(backend, &settings).await;
+    let mut config = CallerConfig::new(&line.app.url, common::line::TOKEN, SOFIA);
+    config.transfer =
+        Transfer::Queue(QueueScript { ahead: 1, avg_queue_time_s: 120, play_s: 25, ..QueueScript::default() });
+    let t = TwilioCaller::new(config).call(scripted(&["0"])).await.unwrap();
+    let waits: Vec<_> = t.turns.iter().filter(|t| t.url.contains("/twilio/voice/queue-wait")).collect();
+    assert!(!waits.is_empty(), "{}", said(&t));
+    for wait in &waits {
+        let document = wait.document.as_ref().unwrap();
+        if !document.find_all("Say").is_empty() {
+            all_said_in(document, "es-US", "Polly.Lupe-Neural");
+        }
+    }
+    let text = said(&t);
+    assert!(text.contains("Usted es el número 2 en la fila."), "{text}");
+    assert!(text.contains("nadie de nuestro equipo ha podido atender su llamada"), "{text}");
+    assert!(text.ends_with("Gracias por llamar a Orderline Demo. Hasta luego."), "{text}");
+    all_said_in(t.last(), "es-US", "Polly.Lupe-Neural");
+    line.app.stop().await;
+}
+
 on_both_backends!(
+    a_spanish_caller_waits_in_the_queue_in_spanish,
     the_language_comes_from_the_customer_else_their_latest_order,
     a_spanish_customer_hears_spanish_from_the_first_word,
     an_unknown_caller_presses_9_and_is_asked_again_in_spanish,
