@@ -111,7 +111,7 @@ async fn an_unknown_caller_says_espanol(backend: Backend) {
     let events = line.app.store().call_events(&t.call_sid).await.unwrap();
     let speech = events.iter().find(|e| e.kind == "speech").unwrap();
     assert_eq!(speech.detail, "\"español\", confidence 92%: language Spanish");
-    let language = events.iter().filter(|e| e.kind == "language").map(|e| e.detail.as_str()).last();
+    let language = events.iter().rev().find(|e| e.kind == "language").map(|e| e.detail.as_str());
     assert_eq!(language, Some("Spanish (es): chosen (said \"Spanish\")"));
     assert!(events.iter().all(|e| e.kind != "key"), "no key was pressed: {events:?}");
     line.app.stop().await;
