@@ -57,7 +57,7 @@ pub struct AppState {
 pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, StartError> {
     use crate::twilio::render::{TransferView, sample_steps};
     let mut renderer =
-        Renderer::load(settings.twiml_dir.as_deref(), &settings.voice, &settings.language, &settings.shop_name)?;
+        Renderer::load_languages(settings.twiml_dir.as_deref(), &settings.languages, &settings.shop_name)?;
     // A ConversationRelay call speaks the same templates' words, and always hears speech.
     renderer.listen_for_speech(match settings.prompt_mode {
         crate::config::PromptMode::Twiml => settings.speech_input,
@@ -257,7 +257,8 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         settings.hold_after,
         limit,
     )
-    .with_return_window(settings.return_window_days);
+    .with_return_window(settings.return_window_days)
+    .with_languages(settings.languages.iter().map(|l| l.language).collect());
     let flow = match texts(&settings, &store, &clock, &metrics) {
         Some(texts) => flow.with_texts(texts),
         None => flow,

@@ -151,6 +151,8 @@ struct RawSettings {
     shop_name: Option<String>,
     voice: String,
     language: String,
+    languages: Option<String>,
+    voices: Option<String>,
     twiml_dir: Option<String>,
     #[serde(with = "duration_text")]
     hold_after: Duration,
@@ -250,6 +252,8 @@ impl Default for RawSettings {
             shop_name: None,
             voice: "Polly.Joanna".into(),
             language: "en-US".into(),
+            languages: None,
+            voices: None,
             twiml_dir: None,
             hold_after: duration_text::parse("800ms"),
             header_timeout: duration_text::parse("10s"),
@@ -366,9 +370,12 @@ pub struct Settings {
     pub hours: BusinessHours,
     /// The shop as callers hear it ("Thanks for calling …").
     pub shop_name: String,
-    /// `<Say voice>` and `<Say language>` for every template.
+    /// `<Say voice>` and `<Say language>` of the default language (the first of `languages`).
     pub voice: String,
     pub language: String,
+    /// The languages callers hear (ORDERLINE_LANGUAGES, else ORDERLINE_LANGUAGE alone), the
+    /// default first, each with its `<Say>` voice.
+    pub languages: Vec<SpokenLanguage>,
     /// A folder whose templates replace the built-in `twiml/` ones, file by file.
     pub twiml_dir: Option<std::path::PathBuf>,
     /// How long a caller waits in silence for the lookup before hearing "one moment".
@@ -425,6 +432,90 @@ pub struct Settings {
     /// The shop's return window in days, said on key 3 with the orders past it; none: no window
     /// is said (the shop's policy is not known to orderline).
     pub return_window_days: Option<u32>,
+}
+
+/// A language callers may hear: its BCP-47 tag as configured (`es-US`: the `<Say language>` and
+/// the `<Gather language>`), the words orderline builds in it, and its `<Say voice>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpokenLanguage {
+    pub tag: String,
+    pub language: crate::domain::Language,
+    pub voice: String,
+}
+
+/// ORDERLINE_LANGUAGES (else ORDERLINE_LANGUAGE) with ORDERLINE_VOICES (else ORDERLINE_VOICE for
+/// the first language, and a Twilio voice that speaks it for the others), every pair checked.
+fn spoken_languages(raw: &RawSettings) -> Result<Vec<SpokenLanguage>, ConfigError> {
+    let list = raw.languages.as_deref().map(str::trim).filter(|l| !l.is_empty());
+    let setting = if list.is_some() { "ORDERLINE_LANGUAGES" } else { "ORDERLINE_LANGUAGE" };
+    let tags: Vec<String> = list
+        .unwrap_or(raw.language.trim())
+        .split(',')
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tags.is_empty() {
+        return Err(ConfigError::Invalid(format!("{setting} names no language (give BCP-47 tags like en-US,es-US)")));
+    }
+    let mut voices: Vec<(String, String)> = Vec::new();
+    for pair in raw.voices.as_deref().unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((tag, voice)) =
+            pair.split_once('=').map(|(t, v)| (t.trim(), v.trim())).filter(|(t, v)| !t.is_empty() && !v.is_empty())
+        else {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_VOICES {pair:?} is not language=voice (like es-US=Polly.Lupe-Neural)"
+            )));
+        };
+        if !tags.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_VOICES names {tag:?}, which is not among {setting} {:?}",
+                tags.join(",")
+            )));
+        }
+        voices.push((tag.to_string(), voice.to_string()));
+    }
+    let mut out: Vec<SpokenLanguage> = Vec::new();
+    for (i, tag) in tags.iter().enumerate() {
+        let Some(language) = crate::domain::Language::of_tag(tag) else {
+            return Err(ConfigError::Invalid(format!(
+                "{setting} {tag:?}: orderline has no words for this language: its templates (twiml/{tag}/: menu.xml, \
+                 ask_order_number.xml, … every step) are missing, and dates, times and amounts are said in English \
+                 (en) and Spanish (es) only (src/domain/language.rs)"
+            )));
+        };
+        if let Some(same) = out.iter().find(|l| l.language == language) {
+            return Err(ConfigError::Invalid(format!(
+                "{setting} names {} twice ({} and {tag}): one tag per language",
+                language.english_name(),
+                same.tag
+            )));
+        }
+        let (voice, named) = match voices.iter().find(|(t, _)| t.eq_ignore_ascii_case(tag)) {
+            Some((_, voice)) => (voice.clone(), "ORDERLINE_VOICES"),
+            None if i == 0 => (raw.voice.trim().to_string(), "ORDERLINE_VOICE"),
+            None => match crate::twilio::voices::default_for(tag) {
+                Some(voice) => (voice, "the default voice"),
+                None => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{setting} {tag:?}: no default voice for it; name one in ORDERLINE_VOICES ({tag}=…)"
+                    )));
+                }
+            },
+        };
+        crate::twilio::voices::check(&voice, tag).map_err(|e| {
+            ConfigError::Invalid(if named == "ORDERLINE_VOICE" && setting == "ORDERLINE_LANGUAGE" {
+                e
+            } else {
+                let why = e.replace("ORDERLINE_VOICE ", "the voice ").replace("ORDERLINE_LANGUAGE ", "");
+                format!(
+                    "{named} {voice:?} for {tag}: {why} (give each language its voice in ORDERLINE_VOICES, like \
+                     es-US=Polly.Lupe-Neural)"
+                )
+            })
+        })?;
+        out.push(SpokenLanguage { tag: tag.clone(), language, voice });
+    }
+    Ok(out)
 }
 
 /// When a caller hears bad news first.
@@ -556,7 +647,17 @@ impl Settings {
                 raw.queue_max_wait
             )));
         }
-        crate::twilio::voices::check(raw.voice.trim(), raw.language.trim()).map_err(ConfigError::Invalid)?;
+        let languages = spoken_languages(&raw)?;
+        if raw.prompt_mode == PromptMode::MediaStream
+            && let Some(other) = languages.iter().find(|l| l.language != crate::domain::Language::En)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "ORDERLINE_PROMPT_MODE=media_stream with ORDERLINE_LANGUAGES {:?}: the Media Streams recordings \
+                 (speech/) cover en-US only; use ORDERLINE_PROMPT_MODE=twiml for {}",
+                languages.iter().map(|l| l.tag.as_str()).collect::<Vec<_>>().join(","),
+                other.tag
+            )));
+        }
         if raw.media_lead > Duration::from_secs(2) {
             return Err(ConfigError::Invalid(format!(
                 "ORDERLINE_MEDIA_LEAD {:?}: at most 2s (a caller who presses a key must not wait for queued audio)",
@@ -708,8 +809,9 @@ impl Settings {
             taskrouter_workflow_sid,
             hours,
             shop_name,
-            voice: raw.voice.trim().to_string(),
-            language: raw.language.trim().to_string(),
+            voice: languages[0].voice.clone(),
+            language: languages[0].tag.clone(),
+            languages,
             twiml_dir,
             hold_after: raw.hold_after,
             transport,

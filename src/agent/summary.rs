@@ -37,6 +37,11 @@ pub fn plain_words(
         lines.push("Heard: no orders on file".into());
     }
 
+    // The call's language, on a line that speaks more than one: the last word on it.
+    if let Some(language) = events.iter().rev().find(|e| is(e, EventKind::Language)) {
+        lines.push(format!("Language: {}", language.detail));
+    }
+
     // Asked for: each answer to a menu question, in order (keys or words).
     let mut asked = Vec::new();
     let mut last_step: Option<&str> = None;
@@ -93,6 +98,7 @@ fn menu_choice(keys: &str) -> &'static str {
         "3" => "returns and refunds",
         "4" => "the tracking link by text",
         "0" => "a person",
+        "9" => "another language",
         "none" => "nothing (no answer)",
         _ => "a key the menu does not have",
     }

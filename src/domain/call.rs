@@ -81,6 +81,9 @@ names! {
         Callback => "callback",
         /// Bad news first: which (`stalled: no carrier scan for 6 days (#1016)`).
         BadNews => "bad_news",
+        /// The call's language and why (`Spanish (es): the customer's locale es-MX`, `Spanish
+        /// (es): chosen (key 9)`); only on a line with more than one language.
+        Language => "language",
     }
 }
 
@@ -296,6 +299,7 @@ pub enum Event {
     Voicemail(String),
     Callback(String),
     BadNews(String),
+    Language(String),
 }
 
 impl Event {
@@ -320,6 +324,7 @@ impl Event {
             Event::Voicemail(_) => EventKind::Voicemail,
             Event::Callback(_) => EventKind::Callback,
             Event::BadNews(_) => EventKind::BadNews,
+            Event::Language(_) => EventKind::Language,
         }
     }
 
@@ -353,7 +358,8 @@ impl Event {
             | Event::Sms(text)
             | Event::Voicemail(text)
             | Event::Callback(text)
-            | Event::BadNews(text) => text.clone(),
+            | Event::BadNews(text)
+            | Event::Language(text) => text.clone(),
         }
     }
 }
@@ -386,7 +392,8 @@ mod tests {
                 "sms",
                 "voicemail",
                 "callback",
-                "bad_news"
+                "bad_news",
+                "language"
             ]
         );
         let reasons: Vec<&str> = TransferReason::ALL.iter().map(|r| r.as_str()).collect();

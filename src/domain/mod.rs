@@ -4,6 +4,7 @@
 //! it), so every layer may use it.
 
 pub mod call;
+pub mod language;
 pub mod phone;
 pub mod report;
 pub mod verified;
@@ -12,5 +13,6 @@ pub use call::{
     AskReason, BadNews, Event, EventKind, EventStep, GoodbyeReason, RetryReason, SmsResult, TextKind, TransferReason,
     VoicemailReason,
 };
+pub use language::Language;
 pub use phone::{PhoneError, PhoneNumber, mask_email, mask_phone, mask_pii};
 pub use verified::Verified;

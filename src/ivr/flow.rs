@@ -22,7 +22,8 @@ use crate::clock::Clock;
 use crate::config::{BadNewsPolicy, VerifyPolicy, VoicemailOffer};
 use crate::domain::call::VerificationResult;
 use crate::domain::{
-    AskReason, Event, GoodbyeReason, RetryReason, SmsResult, TextKind, TransferReason, Verified, VoicemailReason,
+    AskReason, Event, GoodbyeReason, Language, RetryReason, SmsResult, TextKind, TransferReason, Verified,
+    VoicemailReason,
 };
 use crate::lookup::caller_id::CallerId;
 use crate::lookup::{CallerAnswer, CallerLookup, CustomerCard, LookupError, OrderCard, OrderMatch, Source};
@@ -48,6 +49,10 @@ pub enum Input {
     Digits(String),
     /// The question timed out, or the caller pressed only `#`.
     Nothing,
+    /// The caller said something that was not understood (or not with enough confidence).
+    Unclear,
+    /// The caller asked for a language by name ("español").
+    Language(Language),
 }
 
 /// One turn of the call: the step to speak, where the answer goes, and what to record.
@@ -60,6 +65,10 @@ pub struct Reply {
     /// What happened, for the call record.
     pub events: Vec<Event>,
     pub outcome: Outcome,
+    /// The language the step is said in.
+    pub language: Language,
+    /// The question offers the next configured language ("Para español, oprima nueve").
+    pub offer: bool,
 }
 
 /// What the call has concluded so far, for the call record and the agent's screen.
@@ -275,6 +284,8 @@ pub struct CallFlow {
     bad_news: BadNewsPolicy,
     /// The shop's return window in days (key 3), when set.
     return_window: Option<u32>,
+    /// The languages callers may hear, the default first (one: no choice is offered).
+    languages: Vec<Language>,
 }
 
 impl CallFlow {
@@ -300,7 +311,36 @@ impl CallFlow {
             voicemail: VoicemailOffer::Off,
             bad_news: BadNewsPolicy { on: false, stalled_after: Duration::MAX, repeat_within: Duration::ZERO },
             return_window: None,
+            languages: vec![Language::En],
         }
+    }
+
+    /// Speaks `languages` (the default first); with more than one, callers whose language is not
+    /// known from Shopify are offered the next one, and key 9 (or its name) switches.
+    pub fn with_languages(mut self, languages: Vec<Language>) -> CallFlow {
+        if !languages.is_empty() {
+            self.languages = languages;
+        }
+        self
+    }
+
+    /// The call's language: the state's when configured, else the default.
+    fn lang(&self, state: CallState) -> Language {
+        state.lang.filter(|l| self.languages.contains(l)).unwrap_or(self.languages[0])
+    }
+
+    /// The language key 9 switches to from `current`: the next configured one.
+    fn next_language(&self, current: Language) -> Option<Language> {
+        if self.languages.len() < 2 {
+            return None;
+        }
+        let at = self.languages.iter().position(|l| *l == current).unwrap_or(0);
+        Some(self.languages[(at + 1) % self.languages.len()])
+    }
+
+    /// The tag's language when this line speaks it (a Shopify locale: `es`, `es-MX`).
+    fn spoken(&self, locale: Option<&str>) -> Option<Language> {
+        locale.and_then(Language::of_tag).filter(|l| self.languages.contains(l))
     }
 
     /// Says the shop's return window on key 3, and which orders are past it.
@@ -338,7 +378,7 @@ impl CallFlow {
         // A warm caller's lookup is done at its first poll: answered here, no task needed. Only
         // one that has to wait (store, Shopify) becomes a task, which may outlast the hold.
         if let Poll::Ready(answer) = futures::poll!(&mut lookup) {
-            return self.greet(caller, state, answer?).await;
+            return Ok(self.said_in(self.greet(caller, state, answer?).await?, state));
         }
         let task = tokio::spawn(lookup);
         let pending: PendingLookup =
@@ -346,18 +386,114 @@ impl CallFlow {
                 .boxed()
                 .shared();
         match tokio::time::timeout(self.hold_after, pending.clone()).await {
-            Ok(answer) => self.greet(caller, state, answer?).await,
+            Ok(answer) => Ok(self.said_in(self.greet(caller, state, answer?).await?, state)),
             Err(_) => {
                 self.pending.insert(caller.call_sid.clone(), pending).await;
                 let mut reply = reply(Step::Hold, Some((Stage::Continue, state.fresh())));
                 reply.events.push(Event::Lookup("slow: caller asked to hold".into()));
-                Ok(reply)
+                Ok(self.said_in(reply, state))
             }
         }
     }
 
+    /// The reply's language: its next question's state's, else `state`'s.
+    fn said_in(&self, mut reply: Reply, state: CallState) -> Reply {
+        reply.language = self.lang(reply.next.map_or(state, |(_, next)| next));
+        reply
+    }
+
     /// A later request of the call: the answer to the question `stage` asked.
     pub async fn answer(
+        &self,
+        caller: &Caller,
+        stage: Stage,
+        state: CallState,
+        input: Input,
+    ) -> Result<Reply, FlowError> {
+        let current = self.lang(state);
+        let switch_to = match &input {
+            _ if stage == Stage::Continue => None,
+            Input::Language(l) if *l != current && self.languages.contains(l) => {
+                Some((*l, format!("said \"{}\"", l.english_name())))
+            }
+            Input::Digits(d) if d.trim_end_matches('#') == "9" => {
+                self.next_language(current).map(|l| (l, "key 9".into()))
+            }
+            _ => None,
+        };
+        if let Some((language, how)) = switch_to {
+            let state = CallState { lang: Some(language), unclear: 0, ..state };
+            let mut reply = self.ask_again(caller, stage, state, false).await?;
+            if matches!(input, Input::Digits(_)) {
+                reply.events.insert(0, Event::Key(Some("9".into())));
+            }
+            reply.events.push(self.language_event(language, &format!("chosen ({how})")));
+            return Ok(self.said_in(reply, state));
+        }
+        if input == Input::Unclear && stage != Stage::Continue {
+            // Not understood: asked again once with the keys spelled out, then keys only.
+            let state = CallState { unclear: state.unclear.saturating_add(1).min(2), ..state };
+            let mut reply = self.ask_again(caller, stage, state, true).await?;
+            reply.events.insert(0, Event::Key(Some("?".into())));
+            return Ok(self.said_in(reply, state));
+        }
+        // Understood after one spelled-out question: words are listened for again.
+        let state = if state.unclear == 1 { CallState { unclear: 0, ..state } } else { state };
+        let input = match input {
+            Input::Unclear | Input::Language(_) => Input::Nothing,
+            other => other,
+        };
+        let reply = self.dispatch(caller, stage, state, input).await?;
+        Ok(self.said_in(reply, state))
+    }
+
+    /// The question of `stage` again (in the state's language): the menu with the order's
+    /// status, the order number, the postal code. `reprompt`: after words not understood.
+    async fn ask_again(
+        &self,
+        caller: &Caller,
+        stage: Stage,
+        state: CallState,
+        reprompt: bool,
+    ) -> Result<Reply, FlowError> {
+        let state = CallState { step: state.step.saturating_add(1), ..state };
+        Ok(match stage {
+            Stage::Menu | Stage::Continue => {
+                let mut reply = self
+                    .dispatch(caller, Stage::Menu, CallState { tries: 0, ..state }, Input::Digits("1".into()))
+                    .await?;
+                // The menu's own "1" is not what the caller pressed.
+                reply.events.retain(|e| !matches!(e, Event::Key(_)));
+                if let Some((_, next)) = &mut reply.next {
+                    next.tries = state.tries;
+                }
+                if let Step::Menu(menu) = &mut reply.step {
+                    menu.reprompt = reprompt;
+                }
+                reply
+            }
+            Stage::OrderNumber => {
+                let retry = reprompt.then_some(RetryReason::NoInput);
+                let reason = if reprompt { AskReason::Retry } else { AskReason::Unknown };
+                reply(
+                    Step::AskOrderNumber(AskOrderNumber { reason, retry, entered: None }),
+                    Some((Stage::OrderNumber, state)),
+                )
+            }
+            Stage::PostalCode => {
+                let about = if state.order.is_some() { PostalCodeOf::Order } else { PostalCodeOf::Account };
+                let retry = reprompt.then_some(RetryReason::NoInput);
+                reply(Step::AskPostalCode(AskPostalCode { about, retry }), Some((Stage::PostalCode, state)))
+            }
+        })
+    }
+
+    /// The call's language, for the call record and the agent's card: `Spanish (es): …`.
+    fn language_event(&self, language: Language, why: &str) -> Event {
+        Event::Language(format!("{} ({}): {why}", language.english_name(), language.code()))
+    }
+
+    async fn dispatch(
         &self,
         caller: &Caller,
         stage: Stage,
@@ -385,15 +521,20 @@ impl CallFlow {
         self.hours.is_open(self.clock.now())
     }
 
-    fn closed_until(&self) -> Option<String> {
+    fn closed_until(&self, language: Language) -> Option<String> {
         let now = self.clock.now();
-        if self.hours.is_open(now) { None } else { self.hours.say_next_opening(now) }
+        if self.hours.is_open(now) { None } else { self.hours.say_next_opening_in(now, language) }
     }
 
     /// First words to a caller whose lookup is done.
     async fn greet(&self, caller: &Caller, state: CallState, answer: CallerAnswer) -> Result<Reply, FlowError> {
         let lookup_event = Event::Lookup(answer.source.as_str().to_string());
         let customers: &[CustomerCard] = answer.record.as_ref().map_or(&[], |r| &r.customers);
+        let locale = match customers {
+            [customer] => self.spoken(customer.locale.as_deref()),
+            _ => None,
+        };
+        let state = CallState { lang: locale.filter(|l| *l != self.languages[0]), ..state };
         let mut reply = match customers {
             [] => {
                 let reason = if answer.source == Source::Withheld { AskReason::Withheld } else { AskReason::Unknown };
@@ -403,6 +544,18 @@ impl CallFlow {
             _ => self.ask_order_number(state.fresh(), AskReason::Shared),
         };
         reply.events.insert(0, lookup_event);
+        if self.languages.len() > 1 {
+            let language = self.lang(state);
+            let why = match (locale, customers) {
+                (Some(_), [customer]) => {
+                    format!("the customer's locale {}", customer.locale.as_deref().unwrap_or_default())
+                }
+                _ => "the line's default".to_string(),
+            };
+            reply.events.push(self.language_event(language, &why));
+            // Only a caller whose language is not known hears the choice, and only at a question.
+            reply.offer = locale.is_none() && reply.next.is_some();
+        }
         reply.outcome.caller = Some(answer.caller);
         Ok(reply)
     }
@@ -452,7 +605,7 @@ impl CallFlow {
         customer: Option<&CustomerCard>,
     ) -> Reply {
         let context = self.context(caller, state, customer, None);
-        let mut reply = self.give_up(TransferReason::NotVerified, context);
+        let mut reply = self.give_up(TransferReason::NotVerified, context, self.lang(state));
         let window = humantime::format_duration(self.limit.window);
         let why = format!(
             "{} failed postal codes within {window} for this {}",
@@ -484,12 +637,12 @@ impl CallFlow {
         greet: bool,
         reprompt: bool,
     ) -> Reply {
-        let order = customer.orders.first().map(|o| OrderFacts::of(o, self.tz));
+        let order = customer.orders.first().map(|o| OrderFacts::of_in(o, self.tz, self.lang(state)));
         let menu = self.menu_options(caller, state.verified, customer.orders.first());
         let closed = !menu.agents_open;
         let step = Step::Menu(MenuStep {
             greet: if greet { customer.first_name.as_deref().map(str::to_string) } else { None },
-            closed_until: if greet && closed { self.closed_until() } else { None },
+            closed_until: if greet && closed { self.closed_until(self.lang(state)) } else { None },
             closed,
             order,
             menu,
@@ -515,9 +668,9 @@ impl CallFlow {
         let closed = !menu.agents_open;
         let step = Step::Menu(MenuStep {
             greet: if greet { found.first_name.clone() } else { None },
-            closed_until: if greet && closed { self.closed_until() } else { None },
+            closed_until: if greet && closed { self.closed_until(self.lang(state)) } else { None },
             closed,
-            order: Some(OrderFacts::of(&found.order, self.tz)),
+            order: Some(OrderFacts::of_in(&found.order, self.tz, self.lang(state))),
             menu,
             reprompt,
             text: None,
@@ -597,7 +750,9 @@ impl CallFlow {
                 }
                 (RetryReason::Mismatch, entered)
             }
-            Input::Nothing => (RetryReason::NoInput, Event::PostalCode { entered: false }),
+            Input::Nothing | Input::Unclear | Input::Language(_) => {
+                (RetryReason::NoInput, Event::PostalCode { entered: false })
+            }
         };
         if state.tries == 0 {
             let step = Step::AskPostalCode(AskPostalCode { about, retry: Some(retry) });
@@ -606,7 +761,7 @@ impl CallFlow {
             return Ok(reply);
         }
         let context = self.context(caller, state, proving.customer(), None);
-        let mut reply = self.give_up(TransferReason::NotVerified, context);
+        let mut reply = self.give_up(TransferReason::NotVerified, context, self.lang(state));
         reply.events.insert(0, event);
         reply
             .events
@@ -618,7 +773,7 @@ impl CallFlow {
     async fn order_number(&self, caller: &Caller, state: CallState, input: Input) -> Result<Reply, FlowError> {
         let digits = match &input {
             Input::Digits(d) => d.chars().filter(char::is_ascii_digit).take(MAX_KEYS + 1).collect::<String>(),
-            Input::Nothing => String::new(),
+            Input::Nothing | Input::Unclear | Input::Language(_) => String::new(),
         };
         // Longer than any order number: not looked up, recorded or spoken back.
         let digits = if digits.len() > MAX_KEYS { String::new() } else { digits };
@@ -639,7 +794,11 @@ impl CallFlow {
                 let step = Step::AskPostalCode(AskPostalCode { about: PostalCodeOf::Order, retry: None });
                 reply(step, Some((Stage::PostalCode, state.fresh())))
             } else {
-                let mut reply = self.give_up(TransferReason::NotVerified, self.context(caller, state, None, None));
+                let mut reply = self.give_up(
+                    TransferReason::NotVerified,
+                    self.context(caller, state, None, None),
+                    self.lang(state),
+                );
                 reply.events.insert(
                     0,
                     Event::Verification {
@@ -677,7 +836,7 @@ impl CallFlow {
             return Ok(reply);
         }
         let reason = if digits.is_empty() { TransferReason::NoInput } else { TransferReason::OrderNotFound };
-        let mut reply = self.give_up(reason, self.context(caller, state, None, None));
+        let mut reply = self.give_up(reason, self.context(caller, state, None, None), self.lang(state));
         reply.events.insert(0, key_event);
         Ok(reply)
     }
@@ -700,7 +859,7 @@ impl CallFlow {
         };
         let key = match &input {
             Input::Digits(d) => d.trim_end_matches('#').chars().take(MAX_KEYS).collect(),
-            Input::Nothing => String::new(),
+            Input::Nothing | Input::Unclear | Input::Language(_) => String::new(),
         };
         let key_event = Event::Key((!key.is_empty()).then(|| key.clone()));
         let menu = self.menu_options(caller, state.verified, about.orders().first().copied());
@@ -709,7 +868,7 @@ impl CallFlow {
             ("1", About::Customer(c)) => self.menu_for_customer(caller, state.fresh(), c, false, false),
             ("1", About::Order(o)) => self.menu_for_order(caller, state.fresh(), o, false, false),
             ("2", About::Customer(c)) if menu.other_orders => {
-                let orders = c.orders.iter().skip(1).map(|o| OrderFacts::of(o, self.tz)).collect();
+                let orders = c.orders.iter().skip(1).map(|o| OrderFacts::of_in(o, self.tz, self.lang(state))).collect();
                 reply(Step::OtherOrders(OrdersStep { orders, menu }), Some((Stage::Menu, state.fresh())))
             }
             ("3", about) => self.returns(caller, state, about, menu, None),
@@ -720,12 +879,12 @@ impl CallFlow {
                 let (customer, order) = about.parts();
                 self.transfer(TransferReason::Asked, self.context(caller, state, customer, order))
             }
-            ("0", _) if menu.voicemail => self.voicemail(VoicemailReason::Closed),
-            ("5", _) if menu.voicemail_key => self.voicemail(VoicemailReason::Asked),
+            ("0", _) if menu.voicemail => self.voicemail(VoicemailReason::Closed, self.lang(state)),
+            ("5", _) if menu.voicemail_key => self.voicemail(VoicemailReason::Asked, self.lang(state)),
             // "Leave a message" said while the line is closed: the message 0 would lead to.
-            ("5", _) if menu.voicemail => self.voicemail(VoicemailReason::Closed),
+            ("5", _) if menu.voicemail => self.voicemail(VoicemailReason::Closed, self.lang(state)),
             ("0", _) => {
-                let step = Step::Closed(ClosedStep { closed_until: self.closed_until(), menu });
+                let step = Step::Closed(ClosedStep { closed_until: self.closed_until(self.lang(state)), menu });
                 reply(step, Some((Stage::Menu, state.fresh())))
             }
             // Invalid or none: once more, then someone (or goodbye, when nobody is there).
@@ -736,7 +895,7 @@ impl CallFlow {
             (_, about) => {
                 let (customer, order) = about.parts();
                 let reason = if key.is_empty() { TransferReason::NoInput } else { TransferReason::InvalidKey };
-                self.give_up(reason, self.context(caller, state, customer, order))
+                self.give_up(reason, self.context(caller, state, customer, order), self.lang(state))
             }
         };
         // Every menu of the call speaks the news instead of the reassurance, not only the first.
@@ -794,7 +953,8 @@ impl CallFlow {
         label_text: Option<SmsResult>,
     ) -> Reply {
         menu.text_label = self.label_plan(caller, state, about).is_some();
-        let mut step = ReturnsStep::of(&about.orders(), self.clock.now(), self.tz, self.return_window, menu);
+        let mut step =
+            ReturnsStep::of_in(&about.orders(), self.clock.now(), self.tz, self.return_window, menu, self.lang(state));
         step.label_text = label_text;
         reply(Step::Returns(step), Some((Stage::Menu, state.fresh())))
     }
@@ -880,19 +1040,19 @@ impl CallFlow {
 
     /// The caller leaves a message: the `<Record>` step, which ends the flow's questions (Twilio
     /// posts the recording to `/twilio/voicemail/*`).
-    fn voicemail(&self, reason: VoicemailReason) -> Reply {
-        let closed_until = if reason == VoicemailReason::Closed { self.closed_until() } else { None };
+    fn voicemail(&self, reason: VoicemailReason, language: Language) -> Reply {
+        let closed_until = if reason == VoicemailReason::Closed { self.closed_until(language) } else { None };
         let mut reply = reply(Step::Voicemail(VoicemailStep { reason, closed_until }), None);
         reply.events.push(Event::Voicemail(format!("offered: {reason}")));
         reply
     }
 
     /// After the second failed answer: someone, during business hours; goodbye otherwise.
-    fn give_up(&self, reason: TransferReason, context: CallContext) -> Reply {
+    fn give_up(&self, reason: TransferReason, context: CallContext, language: Language) -> Reply {
         if self.agents_open() {
             self.transfer(reason, context)
         } else {
-            let step = Step::Goodbye(GoodbyeStep { reason, closed_until: self.closed_until() });
+            let step = Step::Goodbye(GoodbyeStep { reason, closed_until: self.closed_until(language) });
             let mut reply = reply(step, None);
             reply.events.push(Event::Goodbye(reason));
             reply
@@ -994,7 +1154,7 @@ fn passed(method: Verified) -> Event {
 
 fn reply(step: Step, next: Option<(Stage, CallState)>) -> Reply {
     let events = vec![Event::Step(step.template())];
-    Reply { step, next, events, outcome: Outcome::default() }
+    Reply { step, next, events, outcome: Outcome::default(), language: Language::En, offer: false }
 }
 
 /// The postal code a caller must key to prove the account: the latest order's shipping address,

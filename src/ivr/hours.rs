@@ -15,6 +15,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 
+use crate::domain::Language;
+
 const MINUTES_PER_DAY: u32 = 24 * 60;
 /// How far [`BusinessHours::next_opening`] looks ahead.
 const LOOKAHEAD_DAYS: u64 = 14;
@@ -120,16 +122,14 @@ impl BusinessHours {
     /// Words for a caller: "Monday at 9 AM", "tomorrow at 9:30 AM", "today at 1 PM" (relative to
     /// `at`, in the line's time zone). A week or more ahead adds the date: "Monday, January 12 at 9 AM".
     pub fn say_next_opening(&self, at: DateTime<Utc>) -> Option<String> {
+        self.say_next_opening_in(at, Language::En)
+    }
+
+    /// The same, in `language`: "mañana a las 9:30 de la mañana".
+    pub fn say_next_opening_in(&self, at: DateTime<Utc>, language: Language) -> Option<String> {
         let opening = self.next_opening(at)?;
         let today = at.with_timezone(&self.timezone).date_naive();
-        let day = opening.date_naive();
-        let day_words = match (day - today).num_days() {
-            0 => "today".to_string(),
-            1 => "tomorrow".to_string(),
-            2..=6 => weekday_name(day.weekday()).to_string(),
-            _ => format!("{}, {} {}", weekday_name(day.weekday()), month_name(day.month()), day.day()),
-        };
-        Some(format!("{day_words} at {}", spoken_time(opening.hour(), opening.minute())))
+        Some(language.day_and_time(opening.date_naive(), today, opening.hour(), opening.minute()))
     }
 
     /// Opening intervals `[start, end)` of the ranges starting on `days` local dates from `first`,
@@ -273,46 +273,6 @@ fn parse_date(text: &str) -> Option<NaiveDate> {
         return None;
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
-}
-
-fn weekday_name(day: Weekday) -> &'static str {
-    match day {
-        Weekday::Mon => "Monday",
-        Weekday::Tue => "Tuesday",
-        Weekday::Wed => "Wednesday",
-        Weekday::Thu => "Thursday",
-        Weekday::Fri => "Friday",
-        Weekday::Sat => "Saturday",
-        Weekday::Sun => "Sunday",
-    }
-}
-
-fn month_name(month: u32) -> &'static str {
-    const NAMES: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    NAMES[(month as usize).saturating_sub(1) % 12]
-}
-
-/// `9 AM`, `9:30 AM`, `12 PM`, `12:15 AM`.
-fn spoken_time(hour: u32, minute: u32) -> String {
-    let period = if hour < 12 { "AM" } else { "PM" };
-    let hour = match hour % 12 {
-        0 => 12,
-        h => h,
-    };
-    if minute == 0 { format!("{hour} {period}") } else { format!("{hour}:{minute:02} {period}") }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! attempted delivery, cancelled, refunded), with the dates callers ask about. Decides the state
 //! from the cached order; the words themselves are in the `twiml/` templates.
 
+use crate::domain::Language;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -131,6 +132,11 @@ pub struct OrderFacts {
 
 impl OrderFacts {
     pub fn of(order: &OrderCard, tz: Tz) -> OrderFacts {
+        OrderFacts::of_in(order, tz, Language::En)
+    }
+
+    /// The facts with their days said in `language` ("martes 17 de noviembre").
+    pub fn of_in(order: &OrderCard, tz: Tz, language: Language) -> OrderFacts {
         let shipment = latest_shipment(order);
         let (state, at) = state_of(order, shipment);
         let expected = shipment
@@ -143,9 +149,9 @@ impl OrderFacts {
             partial: order.fulfillment_status == Some("partial"),
             partly_refunded: order.financial_status == Some("partially_refunded"),
             carrier: shipment.and_then(|f| f.tracking_company.as_deref()).map(str::to_string),
-            day: day_in_words(at, tz),
+            day: day_in(at, tz, language),
             date: local_date(at, tz),
-            expected_day: expected.map(|at| day_in_words(at, tz)),
+            expected_day: expected.map(|at| day_in(at, tz, language)),
             expected_date: expected.map(|at| local_date(at, tz)),
             tracking_number: shipment.and_then(|f| f.tracking_number.as_deref()).map(str::to_string),
             total: order.total_price.as_deref().map(str::to_string),
@@ -208,9 +214,10 @@ fn state_of(order: &OrderCard, shipment: Option<&FulfillmentCard>) -> (OrderStat
     }
 }
 
-fn day_in_words(micros: i64, tz: Tz) -> String {
+/// A moment's local day in words, in `language`: "Tuesday, November 17", "martes 17 de noviembre".
+pub fn day_in(micros: i64, tz: Tz, language: Language) -> String {
     let at = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().with_timezone(&tz);
-    at.format("%A, %B %-d").to_string()
+    language.day(at.date_naive())
 }
 
 fn local_date(micros: i64, tz: Tz) -> String {

@@ -3,6 +3,8 @@
 //! cancelled, complete; refunded how much and when), and which orders are past the shop's
 //! return window. Decides from the cached order; the words are in `twiml/returns.*`.
 
+use super::order_status::day_in;
+use crate::domain::Language;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -113,14 +115,26 @@ pub struct ReturnsStep {
 
 impl ReturnsStep {
     pub fn of(orders: &[&OrderCard], now: DateTime<Utc>, tz: Tz, window_days: Option<u32>, menu: MenuOptions) -> Self {
+        ReturnsStep::of_in(orders, now, tz, window_days, menu, Language::En)
+    }
+
+    /// The same, with amounts and days said in `language`.
+    pub fn of_in(
+        orders: &[&OrderCard],
+        now: DateTime<Utc>,
+        tz: Tz,
+        window_days: Option<u32>,
+        menu: MenuOptions,
+        language: Language,
+    ) -> Self {
         let mut with = Vec::new();
         let mut past_window = Vec::new();
         for order in orders {
             let returns: Vec<ReturnFacts> = order.returns.iter().filter_map(facts).collect();
             let refund = match &order.refunded {
                 Some(r) => Some(RefundFacts {
-                    amount: Some(money(&r.total, r.currency.as_deref())),
-                    day: r.last_at.map(|at| day_in_words(at, tz)),
+                    amount: Some(language.money(&r.total, r.currency.as_deref())),
+                    day: r.last_at.map(|at| day_in(at, tz, language)),
                     date: r.last_at.map(|at| local_date(at, tz)),
                 }),
                 None if order.refunds > 0 || order.financial_status == Some("refunded") => {
@@ -212,17 +226,11 @@ fn delivered_at(order: &OrderCard) -> Option<i64> {
 
 /// An amount as a speech engine reads it well: the currency's sign for the common ones.
 pub fn money(amount: &str, currency: Option<&str>) -> String {
-    match currency.map(str::to_ascii_uppercase).as_deref() {
-        None | Some("USD") => format!("${amount}"),
-        Some("GBP") => format!("£{amount}"),
-        Some("EUR") => format!("€{amount}"),
-        Some(other) => format!("{amount} {other}"),
-    }
+    Language::En.money(amount, currency)
 }
 
 fn day_in_words(micros: i64, tz: Tz) -> String {
-    let at = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().with_timezone(&tz);
-    at.format("%A, %B %-d").to_string()
+    day_in(micros, tz, Language::En)
 }
 
 fn local_date(micros: i64, tz: Tz) -> String {

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::domain::Verified;
+use crate::domain::{Language, Verified};
 
 /// The question the caller is answering: the path segment of the action URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,11 @@ pub struct CallState {
     pub verified: Verified,
     /// Failed answers (wrong, invalid or none) at the current question.
     pub tries: u8,
+    /// Spoken answers that were not understood: 1, the question is asked again with its keys
+    /// spelled out; 2, the call listens for keys only from then on.
+    pub unclear: u8,
+    /// The call's language (`lang=es`); none: the line's default language.
+    pub lang: Option<Language>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -86,6 +91,12 @@ impl CallState {
         if let Some(o) = self.order {
             let _ = write!(q, "&o={o}");
         }
+        if self.unclear > 0 {
+            let _ = write!(q, "&u={}", self.unclear);
+        }
+        if let Some(lang) = self.lang {
+            let _ = write!(q, "&lang={}", lang.code());
+        }
         q
     }
 
@@ -100,6 +111,9 @@ impl CallState {
                 "t" => state.tries = value.parse().map_err(|_| bad())?,
                 "c" => state.customer = Some(value.parse().map_err(|_| bad())?),
                 "o" => state.order = Some(value.parse().map_err(|_| bad())?),
+                "u" => state.unclear = value.parse().map_err(|_| bad())?,
+                // A language this build has no words for is the default's: never an error.
+                "lang" => state.lang = Language::of_tag(value),
                 _ => {}
             }
         }
@@ -138,11 +152,26 @@ mod tests {
             order: Some(9_007_199_254_741_107),
             verified: Verified::PostalCode,
             tries: 1,
+            unclear: 0,
+            lang: None,
         };
         let query = state.to_query();
         assert_eq!(query, "n=4&v=p&t=1&c=9007199254740993&o=9007199254741107");
         assert_eq!(CallState::from_query(pairs(&query)), Ok(state));
         assert_eq!(CallState::from_query(pairs("n=1&v=n&t=0")), Ok(CallState { step: 1, ..CallState::default() }));
+    }
+
+    #[test]
+    fn the_calls_language_and_unclear_answers_ride_in_the_url() {
+        let state = CallState { step: 2, unclear: 1, lang: Some(Language::Es), ..CallState::default() };
+        let query = state.to_query();
+        assert_eq!(query, "n=2&v=n&t=0&u=1&lang=es");
+        assert_eq!(CallState::from_query(pairs(&query)), Ok(state));
+        let read = |q: &str| CallState::from_query(pairs(q)).unwrap().lang;
+        assert_eq!(read("n=2&lang=es-US"), Some(Language::Es));
+        assert_eq!(read("n=2&lang=fr-CA"), None, "unknown: the default language");
+        assert_eq!(read("n=2"), None);
+        assert!(CallState::from_query(pairs("u=x")).is_err());
     }
 
     #[test]

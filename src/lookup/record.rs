@@ -28,6 +28,9 @@ pub struct CustomerCard {
     pub last_name: Option<Box<str>>,
     pub email: Option<Box<str>>,
     pub default_zip: Option<Box<str>>,
+    /// The language Shopify knows the customer by (`es-MX`): the customer's locale, else the
+    /// one their latest order was placed in.
+    pub locale: Option<Box<str>>,
     /// Newest first.
     pub orders: Box<[OrderCard]>,
 }
@@ -188,6 +191,12 @@ impl CallerRecord {
                     last_name: boxed(&p.customer.last_name),
                     email: boxed(&p.customer.email),
                     default_zip: boxed(&p.customer.default_zip),
+                    locale: boxed(&p.customer.locale).or_else(|| {
+                        let latest = p.orders.iter().filter(|o| o.order.customer_locale.is_some());
+                        latest
+                            .max_by_key(|o| o.order.shopify_created_at.0)
+                            .and_then(|o| boxed(&o.order.customer_locale))
+                    }),
                     orders,
                 }
             })
@@ -220,7 +229,8 @@ impl CallerRecord {
                 + text(&c.first_name)
                 + text(&c.last_name)
                 + text(&c.email)
-                + text(&c.default_zip);
+                + text(&c.default_zip)
+                + text(&c.locale);
             for o in c.orders.iter() {
                 bytes += std::mem::size_of::<OrderCard>()
                     + o.name.len()
@@ -465,6 +475,7 @@ impl CallerSink for ShopCallers {
                 last_name: boxed_str(c.last_name),
                 email: boxed_str(c.email),
                 default_zip: boxed_str(c.default_zip),
+                locale: boxed_str(c.locale),
                 orders: Box::new([]),
             },
             synced_at: c.synced_at,

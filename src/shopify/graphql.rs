@@ -215,11 +215,11 @@ pub const SUBSCRIPTIONS_PAGE: u32 = 100;
 
 const SUBSCRIPTION: &str = "id topic uri format";
 
-const CUSTOMER: &str = "id firstName lastName state createdAt updatedAt \
+const CUSTOMER: &str = "id firstName lastName state locale createdAt updatedAt \
     defaultEmailAddress { emailAddress } defaultPhoneNumber { phoneNumber } \
     defaultAddress { id phone zip countryCodeV2 } addressesV2(first: 3) { nodes { id phone zip countryCodeV2 } }";
 
-const ORDER: &str = "id name email phone createdAt updatedAt cancelledAt cancelReason closedAt \
+const ORDER: &str = "id name email phone customerLocale createdAt updatedAt cancelledAt cancelReason closedAt \
     displayFinancialStatus displayFulfillmentStatus totalPriceSet { shopMoney { amount currencyCode } } \
     shippingAddress { phone zip countryCodeV2 } billingAddress { phone zip countryCodeV2 } \
     lineItems(first: 5) { nodes { id title variantTitle sku quantity originalUnitPriceSet { shopMoney { amount currencyCode } } } } \
@@ -269,11 +269,11 @@ impl BulkResource {
     }
 }
 
-const BULK_CUSTOMER: &str = "id firstName lastName state createdAt updatedAt \
+const BULK_CUSTOMER: &str = "id firstName lastName state locale createdAt updatedAt \
     defaultEmailAddress { emailAddress } defaultPhoneNumber { phoneNumber } \
     defaultAddress { id phone zip countryCodeV2 }";
 
-const BULK_ORDER: &str = "id name email phone createdAt updatedAt cancelledAt cancelReason closedAt \
+const BULK_ORDER: &str = "id name email phone customerLocale createdAt updatedAt cancelledAt cancelReason closedAt \
     displayFinancialStatus displayFulfillmentStatus totalPriceSet { shopMoney { amount currencyCode } } \
     shippingAddress { phone zip countryCodeV2 } billingAddress { phone zip countryCodeV2 } \
     fulfillments(first: 3) { id status displayStatus createdAt updatedAt inTransitAt deliveredAt estimatedDeliveryAt \
@@ -585,6 +585,11 @@ pub struct GqlCustomer {
     pub last_name: Option<String>,
     #[serde(default)]
     pub state: Option<String>,
+    /// `Customer.locale` (`String!`: the language the customer chose in the shop, else the
+    /// shop's primary one; `es`, `es-MX`: shopify.dev/changelog "Locale fields are now appended
+    /// with language and country codes", 2021-12-10).
+    #[serde(default)]
+    pub locale: Option<String>,
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
@@ -681,6 +686,9 @@ pub struct GqlOrder {
     pub email: Option<String>,
     #[serde(default)]
     pub phone: Option<String>,
+    /// `Order.customerLocale`: the language the order was placed in (nullable).
+    #[serde(default)]
+    pub customer_locale: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
@@ -763,6 +771,7 @@ impl GqlCustomer {
             email: self.default_email_address.as_ref().map(|e| e.email_address.clone()),
             phone: self.default_phone_number.as_ref().map(|p| p.phone_number.clone()),
             state: lower(&self.state),
+            locale: self.locale.clone(),
             created_at: self.created_at,
             updated_at: Some(self.updated_at),
             default_address: self.default_address.as_ref().map(address_from).transpose()?,
@@ -778,6 +787,9 @@ impl GqlCustomer {
             first_name: c.first_name.clone(),
             last_name: c.last_name.clone(),
             state: c.state.as_ref().map(|s| s.to_ascii_uppercase()),
+            // Never null at Shopify (`String!`): a customer who chose no language has the shop's
+            // primary one, `en` in the emulated shop (whose seeded customers all carry theirs).
+            locale: Some(c.locale.clone().unwrap_or_else(|| "en".into())),
             created_at: c.created_at,
             updated_at: c.updated_at.unwrap_or_default(),
             default_email_address: c.email.clone().map(|email_address| GqlEmail { email_address }),
@@ -810,6 +822,7 @@ impl GqlOrder {
             order_number: order_number_in(&self.name).map(|(n, _, _)| n),
             email: self.email.clone(),
             phone: self.phone.clone(),
+            customer_locale: self.customer_locale.clone(),
             customer,
             financial_status: lower(&self.display_financial_status),
             // Stored as REST says it (see `fulfillment_status_from_display`); a value this build
@@ -923,6 +936,7 @@ impl GqlOrder {
             name: o.name.clone(),
             email: o.email.clone(),
             phone: o.phone.clone(),
+            customer_locale: o.customer_locale.clone(),
             created_at: o.created_at,
             updated_at: o.updated_at,
             cancelled_at: o.cancelled_at,

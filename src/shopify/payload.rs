@@ -83,6 +83,11 @@ pub struct ShopifyCustomer {
     pub phone: Option<String>,
     #[serde(default)]
     pub state: Option<String>,
+    /// The customer's language (GraphQL `Customer.locale`: `en`, `es`, `es-MX`); none in a
+    /// REST copy, which does not carry it (tests/fixtures/shopify/customer_create.json), so none
+    /// never erases a stored one. Never written into a REST-shaped payload.
+    #[serde(default, skip_serializing)]
+    pub locale: Option<String>,
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
     /// Absent on some embedded copies; such a copy only links, it never writes the customer.
@@ -244,6 +249,9 @@ pub struct ShopifyOrder {
     pub phone: Option<String>,
     #[serde(default)]
     pub customer: Option<ShopifyCustomer>,
+    /// The language the order was placed in (REST `customer_locale`, GraphQL `customerLocale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_locale: Option<String>,
     #[serde(default)]
     pub financial_status: Option<String>,
     #[serde(default)]

@@ -109,6 +109,8 @@ pub struct RelayTranscript {
     pub close: Option<(u16, String)>,
     /// Other messages orderline sent (`play`, `sendDigits`, `language`).
     pub other: Vec<ToTwilio>,
+    /// Text tokens orderline asked to be said in a language of their own (`lang`), with it.
+    pub in_language: Vec<(String, String)>,
     /// The `<Connect action>` request and the TwiML after it, followed as Twilio would.
     pub after: Option<Transcript>,
     pub ending: Ending,
@@ -205,6 +207,7 @@ impl RelayCaller {
                 handoff: None,
                 close: None,
                 other: Vec::new(),
+                in_language: Vec::new(),
                 after: Some(after),
                 ending,
             });
@@ -216,7 +219,8 @@ impl RelayCaller {
             hear(&dialled.greeting);
             heard.push(dialled.greeting.clone());
         }
-        let mut run = Run { said: Vec::new(), close: None, other: Vec::new() };
+        let lang = dialled.relay.attr("language").unwrap_or("en-US").to_string();
+        let mut run = Run { said: Vec::new(), close: None, other: Vec::new(), in_language: Vec::new(), lang };
         let end = converse(&mut socket, voice, &mut heard, &mut run, &mut hear).await?;
         let mut params = self.caller.base_params(&dialled.call_sid, "in-progress");
         params.push(("SessionId".into(), session_id(&dialled.call_sid)));
@@ -256,6 +260,7 @@ impl RelayCaller {
             handoff,
             close: run.close,
             other: run.other,
+            in_language: run.in_language,
             after: Some(after),
             ending,
         })
@@ -289,6 +294,11 @@ struct Run {
     said: Vec<CallerTurn>,
     close: Option<(u16, String)>,
     other: Vec<ToTwilio>,
+    in_language: Vec<(String, String)>,
+    /// The language Twilio transcribes in: the `<ConversationRelay language>`, then what a
+    /// `language` message's `transcriptionLanguage` says; each `prompt` names it as `lang`
+    /// (twilio.com/docs/voice/conversationrelay/websocket-messages).
+    lang: String,
 }
 
 /// The session from `setup` to its end: tokens gathered into talk cycles, and the caller's turn
@@ -322,7 +332,10 @@ async fn converse(
                 })?;
                 patience = Instant::now() + PATIENCE;
                 match message {
-                    ToTwilio::Text { token, last, .. } => {
+                    ToTwilio::Text { token, last, lang, .. } => {
+                        if let Some(lang) = lang {
+                            run.in_language.push((token.trim().to_string(), lang));
+                        }
                         words.push_str(&token);
                         turn_at = None;
                         if last {
@@ -337,6 +350,12 @@ async fn converse(
                         let _ = socket.close(None).await;
                         return Ok(SessionEnd::Ended(handoff_data));
                     }
+                    ToTwilio::Language { transcription_language, tts_language } => {
+                        if let Some(lang) = &transcription_language {
+                            run.lang = lang.clone();
+                        }
+                        run.other.push(ToTwilio::Language { transcription_language, tts_language });
+                    }
                     other => run.other.push(other),
                 }
             }
@@ -345,7 +364,7 @@ async fn converse(
                 let last_heard = heard.last().cloned().unwrap_or_default();
                 match voice.answer(&last_heard) {
                     Some(CallerTurn::Say(said)) => {
-                        send(socket, &FromTwilio::Prompt { voice_prompt: said.clone(), lang: Some("en-US".into()), last: true }).await?;
+                        send(socket, &FromTwilio::Prompt { voice_prompt: said.clone(), lang: Some(run.lang.clone()), last: true }).await?;
                         run.said.push(CallerTurn::Say(said));
                     }
                     Some(CallerTurn::Press(keys)) => {

@@ -34,6 +34,8 @@ pub struct CustomerView<'a> {
     pub email: Option<&'a str>,
     pub default_zip: Option<&'a str>,
     pub synced_at: i64,
+    /// The customer's locale, else the one their latest order was placed in.
+    pub locale: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +113,14 @@ fn phones_sql(shop: &str) -> String {
 }
 
 fn customers_sql(shop: &str) -> String {
-    format!("SELECT id, first_name, last_name, email, default_zip, synced_at FROM customers WHERE shop = {shop}")
+    format!(
+        "SELECT id, first_name, last_name, email, default_zip, synced_at,
+                COALESCE(locale, (SELECT o.customer_locale FROM orders o
+                                  WHERE o.shop = customers.shop AND o.customer_id = customers.id
+                                    AND o.customer_locale IS NOT NULL
+                                  ORDER BY o.shopify_created_at DESC LIMIT 1))
+         FROM customers WHERE shop = {shop}"
+    )
 }
 
 fn orders_sql(shop: &str) -> String {
@@ -168,6 +177,7 @@ async fn scan_callers_copy(
             email: row.opt_text()?,
             default_zip: row.opt_text()?,
             synced_at: row.micros()?,
+            locale: row.opt_text()?,
         });
         Ok(())
     })
@@ -485,6 +495,7 @@ for_each_backend! {
                     email: row.try_get(3)?,
                     default_zip: row.try_get(4)?,
                     synced_at: micros(row.try_get(5)?),
+                    locale: row.try_get(6)?,
                 });
             }
         }

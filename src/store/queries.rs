@@ -21,6 +21,9 @@ pub struct CustomerRow {
     pub default_country_code: Option<String>,
     pub updated_at: Ts,
     pub synced_at: Ts,
+    /// Shopify's `Customer.locale` (`es-MX`), when a copy that carries it was applied.
+    #[sqlx(default)]
+    pub locale: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -49,6 +52,9 @@ pub struct OrderRow {
     pub shopify_created_at: Ts,
     pub updated_at: Ts,
     pub synced_at: Ts,
+    /// The language the order was placed in (`customer_locale`).
+    #[sqlx(default)]
+    pub customer_locale: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -89,12 +95,13 @@ pub struct PhoneRow {
 }
 
 pub(crate) const CUSTOMER_COLUMNS: &str =
-    "shop, id, first_name, last_name, email, phone, state, default_zip, default_country_code, updated_at, synced_at";
+    "shop, id, first_name, last_name, email, phone, state, default_zip, default_country_code, updated_at, synced_at,
+    locale";
 pub(crate) const FULFILLMENT_COLUMNS: &str = "id, order_id, status, shipment_status, tracking_company, tracking_number,
     tracking_url, updated_at, shopify_created_at, in_transit_at, delivered_at, estimated_delivery_at";
 pub(crate) const ORDER_COLUMNS: &str = "shop, id, customer_id, name, order_number, email, phone, financial_status,
     fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency, shipping_zip,
-    shopify_created_at, updated_at, synced_at";
+    shopify_created_at, updated_at, synced_at, customer_locale";
 
 impl Store {
     /// The customers a phone number belongs to: one indexed query on `phone_numbers.e164`.

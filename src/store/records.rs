@@ -804,10 +804,11 @@ for_each_backend! {
         snapshot: bool,
     ) -> Result<usize, sqlx::Error> {
         let mut written = 0;
-        for chunk in rows.chunks(rows_per_statement(13)) {
+        for chunk in rows.chunks(rows_per_statement(14)) {
             let mut q = QueryBuilder::new(
                 "INSERT INTO customers (shop, id, first_name, last_name, email, phone, state, default_zip,
-                                        default_country_code, shopify_created_at, updated_at, synced_at, content) ",
+                                        default_country_code, shopify_created_at, updated_at, synced_at, content,
+                                        locale) ",
             );
             q.push_values(chunk, |mut row, (c, state)| {
                 let address = c.default_address.as_ref();
@@ -823,10 +824,12 @@ for_each_backend! {
                     .push_bind(c.created_at.map(ts))
                     .push_bind(state.updated_at)
                     .push_bind(state.synced_at)
-                    .push_bind(&state.content);
+                    .push_bind(&state.content)
+                    .push_bind(&c.locale);
             });
             q.push(
                 " ON CONFLICT (shop, id) DO UPDATE SET
+                    locale = COALESCE(excluded.locale, customers.locale),
                     first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email,
                     phone = excluded.phone, state = excluded.state, default_zip = excluded.default_zip,
                     default_country_code = excluded.default_country_code,
@@ -859,11 +862,12 @@ for_each_backend! {
         snapshot: bool,
     ) -> Result<usize, sqlx::Error> {
         let mut written = 0;
-        for chunk in rows.chunks(rows_per_statement(20)) {
+        for chunk in rows.chunks(rows_per_statement(21)) {
             let mut q = QueryBuilder::new(
                 "INSERT INTO orders (shop, id, customer_id, name, order_number, email, phone, financial_status,
                                      fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency,
-                                     shipping_zip, shipping_country_code, shopify_created_at, updated_at, synced_at, content) ",
+                                     shipping_zip, shipping_country_code, shopify_created_at, updated_at, synced_at, content,
+                                     customer_locale) ",
             );
             q.push_values(chunk, |mut row, (o, state)| {
                 let shipping = o.shipping_address.as_ref();
@@ -886,10 +890,12 @@ for_each_backend! {
                     .push_bind(ts(o.created_at))
                     .push_bind(state.updated_at)
                     .push_bind(state.synced_at)
-                    .push_bind(&state.content);
+                    .push_bind(&state.content)
+                    .push_bind(&o.customer_locale);
             });
             q.push(
                 " ON CONFLICT (shop, id) DO UPDATE SET
+                    customer_locale = COALESCE(excluded.customer_locale, orders.customer_locale),
                     customer_id = excluded.customer_id, name = excluded.name, order_number = excluded.order_number,
                     email = excluded.email, phone = excluded.phone, financial_status = excluded.financial_status,
                     fulfillment_status = excluded.fulfillment_status, cancelled_at = excluded.cancelled_at,

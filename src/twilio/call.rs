@@ -196,6 +196,36 @@ pub fn fallback_twiml(state: &AppState, call: Option<&VoiceCall>) -> String {
     })
 }
 
+/// The call's language as a request's URL carries it (`lang=es`: the call state's, and the
+/// transfer's URLs of a call not in the default language), else the line's default.
+pub fn language_of(state: &AppState, req: &TwilioRequest) -> crate::domain::Language {
+    let default = state.settings.languages[0].language;
+    let named = req.query.iter().find(|(n, _)| n == "lang").and_then(|(_, v)| crate::domain::Language::of_tag(v));
+    named.filter(|l| state.settings.languages.iter().any(|s| s.language == *l)).unwrap_or(default)
+}
+
+/// `url` with the call's language in its query (unchanged for the default language).
+pub fn with_language(state: &AppState, url: &str, language: crate::domain::Language) -> String {
+    if language == state.settings.languages[0].language {
+        return url.to_string();
+    }
+    let join = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{join}lang={}", language.code())
+}
+
+/// A transfer's URLs (after the `<Dial>`, after and while in the queue, the agent's whisper)
+/// carrying the call's language, so what the caller hears there is in it too (and the agent is
+/// told which language the caller speaks).
+pub fn in_language(mut view: TransferView, state: &AppState, language: crate::domain::Language) -> TransferView {
+    if language != state.settings.languages[0].language {
+        for url in [&mut view.dial_action, &mut view.queue_action, &mut view.wait_url, &mut view.whisper_url] {
+            let join = if url.contains('?') { '&' } else { '?' };
+            url.push_str(&format!("{join}lang={}", language.code()));
+        }
+    }
+    view
+}
+
 /// How a reply's step reaches a person; only a transfer speaks of it.
 pub fn step_transfer_view(state: &AppState, step: &Step) -> TransferView {
     match step {

@@ -80,7 +80,9 @@ pub struct CallbackRequestedView {
 /// The key pressed in the queue: 1 asks for a call-back (anything else: back to waiting).
 async fn queue_callback(State(state): State<AppState>, req: TwilioRequest) -> Response {
     let started = Instant::now();
+    let language = super::call::language_of(&state, &req);
     let wait_url = PublicUrl::new(&state.settings.public_url).to(super::transfer_end::QUEUE_WAIT_PATH);
+    let wait_url = super::call::with_language(&state, &wait_url, language);
     let call = VoiceCall::parse(&req).ok();
     let pressed_1 = req.param("Digits").map(str::trim) == Some("1");
     let outcome = match (&call, pressed_1 && offered(&state)) {
@@ -100,7 +102,7 @@ async fn queue_callback(State(state): State<AppState>, req: TwilioRequest) -> Re
         redirect(&wait_url)
     } else {
         let view = CallbackRequestedView { request: outcome, wait_url: wait_url.clone() };
-        state.renderer.callback_requested(&view).unwrap_or_else(|e| {
+        state.renderer.in_language(Some(language)).callback_requested(&view).unwrap_or_else(|e| {
             tracing::error!(error = %e, "the callback_requested template failed");
             redirect(&wait_url)
         })

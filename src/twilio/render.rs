@@ -11,12 +11,15 @@ use serde::Serialize;
 
 use super::transfer_end::{QueueWaitView, TransferEnd, TransferEndView};
 use super::{twiml, xml_text};
+use crate::config::SpokenLanguage;
+use crate::domain::Language;
 use crate::ivr::Step;
 use crate::speech::{self, ClipLibrary, Piece};
 
 /// The built-in templates, as shipped in `twiml/`.
 const BUILT_IN: &[(&str, &str)] = &[
     ("_macros.xml", include_str!("../../twiml/_macros.xml")),
+    ("_offer.xml", include_str!("../../twiml/_offer.xml")),
     ("menu.xml", include_str!("../../twiml/menu.xml")),
     ("other_orders.xml", include_str!("../../twiml/other_orders.xml")),
     ("returns.xml", include_str!("../../twiml/returns.xml")),
@@ -49,6 +52,43 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("hold.speech", include_str!("../../twiml/hold.speech")),
     ("fallback.speech", include_str!("../../twiml/fallback.speech")),
 ];
+
+/// The built-in Spanish templates (`twiml/es-US/`), said to every Spanish language configured
+/// (es-US, es-MX, …). `stream.xml`, `after_stream.xml` and `relay.xml` say nothing (the greeting
+/// is the first step's words) and are shared with English;
+/// there are no Spanish `.speech` templates (the Media Streams recordings are English).
+const BUILT_IN_ES: &[(&str, &str)] = &[
+    ("_macros.xml", include_str!("../../twiml/es-US/_macros.xml")),
+    ("_offer.xml", include_str!("../../twiml/es-US/_offer.xml")),
+    ("menu.xml", include_str!("../../twiml/es-US/menu.xml")),
+    ("other_orders.xml", include_str!("../../twiml/es-US/other_orders.xml")),
+    ("returns.xml", include_str!("../../twiml/es-US/returns.xml")),
+    ("ask_order_number.xml", include_str!("../../twiml/es-US/ask_order_number.xml")),
+    ("ask_postal_code.xml", include_str!("../../twiml/es-US/ask_postal_code.xml")),
+    ("closed.xml", include_str!("../../twiml/es-US/closed.xml")),
+    ("transfer.xml", include_str!("../../twiml/es-US/transfer.xml")),
+    ("goodbye.xml", include_str!("../../twiml/es-US/goodbye.xml")),
+    ("hold.xml", include_str!("../../twiml/es-US/hold.xml")),
+    ("fallback.xml", include_str!("../../twiml/es-US/fallback.xml")),
+    ("whisper.xml", include_str!("../../twiml/es-US/whisper.xml")),
+    ("stream.xml", include_str!("../../twiml/stream.xml")),
+    ("after_stream.xml", include_str!("../../twiml/after_stream.xml")),
+    ("relay.xml", include_str!("../../twiml/relay.xml")),
+    ("transfer_ended.xml", include_str!("../../twiml/es-US/transfer_ended.xml")),
+    ("voicemail.xml", include_str!("../../twiml/es-US/voicemail.xml")),
+    ("voicemail_left.xml", include_str!("../../twiml/es-US/voicemail_left.xml")),
+    ("callback_requested.xml", include_str!("../../twiml/es-US/callback_requested.xml")),
+    ("callback_answer.xml", include_str!("../../twiml/es-US/callback_answer.xml")),
+    ("queue_wait.xml", include_str!("../../twiml/es-US/queue_wait.xml")),
+];
+
+/// The built-in templates of a language.
+fn built_in_for(language: Language) -> &'static [(&'static str, &'static str)] {
+    match language {
+        Language::En => BUILT_IN,
+        Language::Es => BUILT_IN_ES,
+    }
+}
 
 /// Templates rendered outside the step samples (or only imported), so the coverage check skips them.
 const NOT_STEPS: [&str; 10] = [
@@ -101,6 +141,8 @@ pub struct RelayView {
     pub action_url: String,
     /// The welcome greeting: the first step's words.
     pub greeting: String,
+    /// The call's language (its BCP-47 tag): what Twilio speaks and listens for.
+    pub language: String,
     /// Comma-separated words and phrases the questions expect.
     pub hints: String,
     /// `<Parameter>`s.
@@ -128,14 +170,72 @@ pub struct TemplateError {
     pub message: String,
 }
 
+/// The templates of every configured language: this one (the default language's) and the others.
 pub struct Renderer {
     env: Environment<'static>,
+    language: Language,
+    /// The BCP-47 tag said in `<Say language>` and `<Gather language>`.
+    tag: String,
+    others: Vec<Renderer>,
 }
 
 impl Renderer {
-    /// The built-in templates, with any file of the same name in `dir` in their place, and the
-    /// settings every template may use.
+    /// One language's templates (English: the built-in ones), with any file of the same name in
+    /// `dir` in their place, and the settings every template may use.
     pub fn load(dir: Option<&Path>, voice: &str, language: &str, shop_name: &str) -> Result<Renderer, TemplateError> {
+        let spoken = SpokenLanguage {
+            tag: language.to_string(),
+            language: Language::of_tag(language).unwrap_or(Language::En),
+            voice: voice.to_string(),
+        };
+        Renderer::load_one(dir, &spoken, shop_name, true)
+    }
+
+    /// The templates of every language in `languages` (the default first): built in for English
+    /// (`twiml/`) and Spanish (`twiml/es-US/`); a file in `dir/<tag>/` replaces a built-in one
+    /// of that language, and for the default language a file in `dir` itself too (as before
+    /// there were languages).
+    pub fn load_languages(
+        dir: Option<&Path>,
+        languages: &[SpokenLanguage],
+        shop_name: &str,
+    ) -> Result<Renderer, TemplateError> {
+        let Some((first, rest)) = languages.split_first() else {
+            return Err(TemplateError { template: "ORDERLINE_LANGUAGES".into(), line: 0, message: "none".into() });
+        };
+        let mut renderer = Renderer::load_one(dir, first, shop_name, true)?;
+        for spoken in rest {
+            renderer.others.push(Renderer::load_one(dir, spoken, shop_name, false)?);
+        }
+        Ok(renderer)
+    }
+
+    /// The templates of `language` (the default language's when it is none or not configured).
+    pub fn in_language(&self, language: Option<Language>) -> &Renderer {
+        match language {
+            Some(l) if l != self.language => self.others.iter().find(|r| r.language == l).unwrap_or(self),
+            _ => self,
+        }
+    }
+
+    /// The language these templates speak, and its tag.
+    pub fn language(&self) -> (Language, &str) {
+        (self.language, &self.tag)
+    }
+
+    /// `<Say>Para español, oprima nueve.</Say>`: the line offering this language, in this
+    /// language, said inside another language's question (`_offer.xml`).
+    pub fn offer(&self) -> Result<String, TemplateError> {
+        self.render("_offer.xml", minijinja::context! {})
+    }
+
+    fn load_one(
+        dir: Option<&Path>,
+        spoken: &SpokenLanguage,
+        shop_name: &str,
+        default: bool,
+    ) -> Result<Renderer, TemplateError> {
+        let (voice, language) = (spoken.voice.as_str(), spoken.tag.as_str());
         let mut env = Environment::new();
         // TwiML is XML; speech is clip ids, which need no escaping.
         env.set_auto_escape_callback(|name| if name.ends_with(".xml") { AutoEscape::Html } else { AutoEscape::None });
@@ -146,8 +246,10 @@ impl Renderer {
         env.add_global("voice", voice);
         env.add_global("language", language);
         env.add_global("shop_name", shop_name);
-        for &(name, built_in) in BUILT_IN {
-            let source = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+        for &(name, built_in) in built_in_for(spoken.language) {
+            let own = dir.map(|d| d.join(language).join(name)).filter(|p| p.is_file());
+            let shared = dir.filter(|_| default).map(|d| d.join(name)).filter(|p| p.is_file());
+            let source = match own.or(shared) {
                 Some(path) => std::fs::read_to_string(&path).map_err(|e| TemplateError {
                     template: path.display().to_string(),
                     line: 0,
@@ -158,25 +260,47 @@ impl Renderer {
             check_vocabulary(name, &source)?;
             env.add_template_owned(name.to_string(), source).map_err(|e| template_error(name, &e))?;
         }
-        Ok(Renderer { env })
+        Ok(Renderer { env, language: spoken.language, tag: spoken.tag.clone(), others: Vec::new() })
     }
 
     /// Whether questions listen for words as well as keys (the templates' `speech_input`).
     pub fn listen_for_speech(&mut self, on: bool) {
         self.env.add_global("speech_input", on);
+        for other in &mut self.others {
+            other.listen_for_speech(on);
+        }
     }
 
     /// Renders a step; `action` is where the caller's answer goes (absolute path and query).
     pub fn step(&self, step: &Step, action: Option<&str>, transfer: &TransferView) -> Result<String, TemplateError> {
+        self.step_asking(step, action, transfer, &Asking::default())
+    }
+
+    /// Renders a step the way `asking` says: with another language's offer, the keys spelled
+    /// out after words that were not understood, or listening for keys only.
+    pub fn step_asking(
+        &self,
+        step: &Step,
+        action: Option<&str>,
+        transfer: &TransferView,
+        asking: &Asking,
+    ) -> Result<String, TemplateError> {
         let name = format!("{}.xml", step.template());
-        let ctx = Value::from_serialize(Context { step, action: action.unwrap_or(""), transfer });
+        let ctx = Value::from_serialize(Context {
+            step,
+            action: action.unwrap_or(""),
+            transfer,
+            language_offer: Value::from_safe_string(asking.offer.clone().unwrap_or_default()),
+            spell_keys: asking.spell_keys,
+            keys_only: asking.keys_only,
+        });
         self.render(&name, ctx)
     }
 
     /// What a Media Streams call hears at a step: the clips and pauses of `NAME.speech`.
     pub fn speech(&self, step: &Step) -> Result<Vec<Piece>, TemplateError> {
         let name = format!("{}.speech", step.template());
-        let ctx = Value::from_serialize(Context { step, action: "", transfer: &TransferView::default() });
+        let ctx = Value::from_serialize(Context::plain(step, "", &TransferView::default()));
         self.utterance(&name, ctx)
     }
 
@@ -210,7 +334,7 @@ impl Renderer {
 
     /// The TwiML after a stream closed: the transfer or goodbye of `step` (any other step hangs up).
     pub fn after_stream(&self, step: &Step, transfer: &TransferView) -> Result<String, TemplateError> {
-        self.render("after_stream.xml", Value::from_serialize(Context { step, action: "", transfer }))
+        self.render("after_stream.xml", Value::from_serialize(Context::plain(step, "", transfer)))
     }
 
     pub fn fallback(&self, transfer: &TransferView) -> Result<String, TemplateError> {
@@ -231,6 +355,9 @@ impl Renderer {
     /// its longest length: the templates' `record`.
     pub fn record_messages_at(&mut self, urls: &RecordUrls) {
         self.env.add_global("record", Value::from_serialize(urls));
+        for other in &mut self.others {
+            other.record_messages_at(urls);
+        }
     }
 
     /// After a queued caller pressed 1 for a call-back.
@@ -260,6 +387,8 @@ impl Renderer {
     /// Renders every template for every sample in `samples` and parses the result as TwiML: the
     /// start-up check. The first failure names the template and the line.
     /// Every speech template is rendered too, and each clip it names must be in `clips`.
+    /// Every configured language is checked; a failure in another language than the default
+    /// names its folder (`es-US/menu.xml`).
     pub fn check(
         &self,
         samples: &[(Step, Option<&str>)],
@@ -267,13 +396,53 @@ impl Renderer {
         clips: &ClipLibrary,
     ) -> Result<usize, TemplateError> {
         let mut checked = 0;
+        let all: Vec<&Renderer> = std::iter::once(self).chain(self.others.iter()).collect();
+        for (i, renderer) in all.iter().enumerate() {
+            // Each language's offer, said inside the next language's questions.
+            let offer = all[(i + 1) % all.len()].offer().map_err(|e| renderer.named(e))?;
+            renderer
+                .parse_rendered("_offer.xml", &format!("<Response>{offer}</Response>"))
+                .map_err(|e| renderer.named(e))?;
+            checked += renderer.check_one(samples, transfers, clips, &offer).map_err(|e| renderer.named(e))?;
+        }
+        Ok(checked)
+    }
+
+    /// An error in a language other than the default names the language's folder.
+    fn named(&self, e: TemplateError) -> TemplateError {
+        if self.language == Language::En && self.tag.eq_ignore_ascii_case("en-US") {
+            e
+        } else {
+            TemplateError { template: format!("{}/{}", self.tag, e.template), ..e }
+        }
+    }
+
+    fn check_one(
+        &self,
+        samples: &[(Step, Option<&str>)],
+        transfers: &[TransferView],
+        clips: &ClipLibrary,
+        offer: &str,
+    ) -> Result<usize, TemplateError> {
+        let mut checked = 0;
         let mut seen = std::collections::HashSet::new();
-        for transfer in transfers {
+        let askings = [
+            Asking { offer: Some(offer.to_string()), spell_keys: true, keys_only: false },
+            Asking { offer: None, spell_keys: true, keys_only: true },
+        ];
+        for (t, transfer) in transfers.iter().enumerate() {
             for (step, action) in samples {
                 let xml = self.step(step, *action, transfer)?;
                 self.parse_rendered(&format!("{}.xml", step.template()), &xml)?;
                 seen.insert(step.template());
                 checked += 1;
+                if t == 0 && action.is_some() {
+                    for asking in &askings {
+                        let xml = self.step_asking(step, *action, transfer, asking)?;
+                        self.parse_rendered(&format!("{}.xml", step.template()), &xml)?;
+                        checked += 1;
+                    }
+                }
                 if matches!(step, Step::Transfer(_) | Step::Goodbye(_)) {
                     self.parse_rendered("after_stream.xml", &self.after_stream(step, transfer)?)?;
                     checked += 1;
@@ -283,12 +452,15 @@ impl Renderer {
             self.parse_rendered("callback_answer.xml", &self.callback_answer(transfer)?)?;
             checked += 2;
         }
-        for (step, _) in samples.iter().filter(|(step, _)| step.has_speech()) {
+        let speaks = self.language == Language::En;
+        for (step, _) in samples.iter().filter(|(step, _)| speaks && step.has_speech()) {
             let name = format!("{}.speech", step.template());
             check_clips(&name, &self.speech(step)?, clips)?;
             checked += 1;
         }
-        check_clips("fallback.speech", &self.speech_fallback()?, clips)?;
+        if speaks {
+            check_clips("fallback.speech", &self.speech_fallback()?, clips)?;
+        }
         let params = [("from".to_string(), "O'Brien & Sons <Ltd>".to_string())];
         self.parse_rendered(
             "stream.xml",
@@ -305,7 +477,8 @@ impl Renderer {
                 relay_url: "wss://h.example/p/twilio/relay".into(),
                 action_url: "https://h.example/p/twilio/relay/end?a=1&b=2".into(),
                 greeting: greeting.into(),
-                hints: "where is my order, agent".into(),
+                language: "es-US".into(),
+                hints: "dónde está mi pedido, agent".into(),
                 params: params.to_vec(),
                 tts_provider: tts.map(Into::into),
                 tts_voice: tts.map(|_| "Joanna-Neural".into()),
@@ -352,7 +525,7 @@ impl Renderer {
             self.parse_rendered("queue_wait.xml", &self.queue_wait(&view)?)?;
             checked += 2;
         }
-        for (name, _) in BUILT_IN {
+        for (name, _) in built_in_for(self.language) {
             let template = name.trim_end_matches(".xml").trim_end_matches(".speech");
             let covered = name.starts_with('_') || NOT_STEPS.contains(&template) || seen.contains(template);
             if !covered {
@@ -373,6 +546,34 @@ struct Context<'a> {
     step: &'a Step,
     action: &'a str,
     transfer: &'a TransferView,
+    /// Another language's one-line offer (`<Say>` markup made by that language's `_offer.xml`).
+    language_offer: Value,
+    spell_keys: bool,
+    keys_only: bool,
+}
+
+impl<'a> Context<'a> {
+    fn plain(step: &'a Step, action: &'a str, transfer: &'a TransferView) -> Context<'a> {
+        Context {
+            step,
+            action,
+            transfer,
+            language_offer: Value::from_safe_string(String::new()),
+            spell_keys: false,
+            keys_only: false,
+        }
+    }
+}
+
+/// How a question is put, beyond its step's facts.
+#[derive(Debug, Clone, Default)]
+pub struct Asking {
+    /// The other language's offer, as its `_offer.xml` rendered it.
+    pub offer: Option<String>,
+    /// The caller's words were not understood: name every key and what to say for it.
+    pub spell_keys: bool,
+    /// Words were not understood twice: listen for keys only (`<Gather input="dtmf">`).
+    pub keys_only: bool,
 }
 
 impl Renderer {

@@ -186,10 +186,12 @@ fn ended(state: &AppState, req: &TwilioRequest, outcome: TransferEnd, detail: St
         Err(why) => return fallback(state, req, None, 0, &why, started),
     };
     let now = state.clock.now();
-    let back_at = if state.settings.hours.is_open(now) { None } else { state.settings.hours.say_next_opening(now) };
+    let language = super::call::language_of(state, req);
+    let hours = &state.settings.hours;
+    let back_at = if hours.is_open(now) { None } else { hours.say_next_opening_in(now, language) };
     let voicemail = state.settings.voicemail != VoicemailOffer::Off && outcome != TransferEnd::Served;
     let view = TransferEndView { outcome, back_at, voicemail };
-    match state.renderer.transfer_ended(&view) {
+    match state.renderer.in_language(Some(language)).transfer_ended(&view) {
         Ok(xml) => {
             let mut ended = vec![Event::TransferEnd(format!("{detail}: {}", outcome.as_str()))];
             if voicemail {
@@ -225,9 +227,11 @@ async fn queue_wait(State(state): State<AppState>, req: TwilioRequest) -> Respon
     {
         view.callback = true;
         let expected_wait_s = view.expected_minutes.map(|m| m * 60);
-        view.callback_action = super::callback::queue_action(&state, view.position, expected_wait_s);
+        let action = super::callback::queue_action(&state, view.position, expected_wait_s);
+        view.callback_action = super::call::with_language(&state, &action, super::call::language_of(&state, &req));
     }
-    let xml = state.renderer.queue_wait(&view).unwrap_or_else(|e| {
+    let renderer = state.renderer.in_language(Some(super::call::language_of(&state, &req)));
+    let xml = renderer.queue_wait(&view).unwrap_or_else(|e| {
         // The caller stays in the queue either way; without words they hear the music.
         tracing::error!(error = %e, "the queue_wait template failed");
         let mut music = String::new();

@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 
 use super::call::{VoiceCall, events, fallback_twiml, guarded, record_fallback, record_reply, step_transfer_view};
 use super::public_url::PublicUrl;
+use super::render::Asking;
 use super::request::TwilioRequest;
 use crate::app::AppState;
 use crate::config::PromptMode;
@@ -82,7 +83,8 @@ async fn answer(State(state): State<AppState>, Path(stage): Path<String>, req: T
     let (Some(stage), Ok(call_state)) = (Stage::from_path(&stage), call_state) else {
         return fallback(&state, &req, Some(&call), 0, &format!("no such step: {}", req.path), started);
     };
-    let (input, heard) = input_of(&call, stage);
+    let language = call_state.lang.unwrap_or(state.settings.languages[0].language);
+    let (input, heard) = input_of(&call, stage, language);
     let mut result = guarded(state.flow.answer(&call.caller(), stage, call_state, input)).await;
     if let (Ok(reply), Some(heard)) = (&mut result, heard) {
         reply.events.insert(0, heard);
@@ -93,7 +95,7 @@ async fn answer(State(state): State<AppState>, Path(stage): Path<String>, req: T
 /// The answer as the flow takes it: the keys pressed, else what was said, understood for the
 /// question `stage` asked (and the event recording it). Words not understood count as a wrong
 /// key at the menu and as no answer elsewhere: either way the question is asked again once.
-pub(crate) fn input_of(call: &VoiceCall, stage: Stage) -> (Input, Option<Event>) {
+pub(crate) fn input_of(call: &VoiceCall, stage: Stage, language: crate::domain::Language) -> (Input, Option<Event>) {
     if let Some(d) = call.digits.as_deref().map(|d| d.trim().trim_end_matches('#')).filter(|d| !d.is_empty()) {
         return (Input::Digits(d.to_string()), None);
     }
@@ -104,15 +106,17 @@ pub(crate) fn input_of(call: &VoiceCall, stage: Stage) -> (Input, Option<Event>)
         Stage::Continue => return (Input::Nothing, None),
     };
     let Some(said) = call.speech.as_deref() else { return (Input::Nothing, None) };
-    let understood = understand(question, said, call.confidence);
-    let input = match (&understood, question) {
-        (Understood::Keys(keys), _) => Input::Digits(keys.clone()),
-        (Understood::Unclear, Question::Menu) => Input::Digits("?".into()),
-        (Understood::Nothing | Understood::Unclear, _) => Input::Nothing,
+    let understood = understand(question, language, said, call.confidence);
+    let input = match &understood {
+        Understood::Keys(keys) => Input::Digits(keys.clone()),
+        Understood::Language(language) => Input::Language(*language),
+        Understood::Unclear => Input::Unclear,
+        Understood::Nothing => Input::Nothing,
     };
     let as_keys = match &understood {
         Understood::Keys(_) if question == Question::PostalCode => "entered".to_string(),
         Understood::Keys(keys) => format!("keys {keys}"),
+        Understood::Language(language) => format!("language {}", language.english_name()),
         Understood::Nothing => "nothing".to_string(),
         Understood::Unclear => "unclear".to_string(),
     };
@@ -134,10 +138,7 @@ pub(crate) fn respond(
         Ok(reply) => reply,
         Err(why) => return fallback(state, req, Some(call), step, &why, started),
     };
-    let urls = PublicUrl::new(&state.settings.public_url);
-    let action =
-        reply.next.map(|(stage, next)| urls.to(&format!("/twilio/voice/{}?{}", stage.path(), next.to_query())));
-    let xml = match state.renderer.step(&reply.step, action.as_deref(), &step_transfer_view(state, &reply.step)) {
+    let xml = match reply_twiml(state, &reply) {
         Ok(xml) => xml,
         Err(e) => return fallback(state, req, Some(call), step, &e.to_string(), started),
     };
@@ -146,6 +147,35 @@ pub(crate) fn respond(
     record_reply(state, call, step, reply.outcome, reply.events, first_word);
     state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
     twiml(xml)
+}
+
+/// A reply as TwiML: its step's template in the call's language, the next question's action
+/// URL, the offer of the other language, the keys spelled out after words were not understood.
+/// ConversationRelay speaks the `<Say>`s of the same document (`relay::words_of`).
+pub(crate) fn reply_twiml(state: &AppState, reply: &Reply) -> Result<String, super::render::TemplateError> {
+    let urls = PublicUrl::new(&state.settings.public_url);
+    let action =
+        reply.next.map(|(stage, next)| urls.to(&format!("/twilio/voice/{}?{}", stage.path(), next.to_query())));
+    let renderer = state.renderer.in_language(Some(reply.language));
+    let offer = if reply.offer {
+        let next = state.settings.languages.iter().map(|l| l.language).skip_while(|l| *l != reply.language).nth(1);
+        let next =
+            next.or_else(|| state.settings.languages.first().map(|l| l.language)).filter(|l| *l != reply.language);
+        match next.map(|l| state.renderer.in_language(Some(l)).offer()) {
+            Some(Ok(xml)) => Some(xml),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "the language offer failed; the question goes on without it");
+                None
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    let unclear = reply.next.map_or(0, |(_, next)| next.unclear);
+    let asking = Asking { offer, spell_keys: unclear == 1, keys_only: unclear >= 2 };
+    let transfer = super::call::in_language(step_transfer_view(state, &reply.step), state, reply.language);
+    renderer.step_asking(&reply.step, action.as_deref(), &transfer, &asking)
 }
 
 /// The apology and the way to a person; recorded, logged (masked), never an error status.
@@ -193,7 +223,8 @@ async fn whisper(State(state): State<AppState>, req: TwilioRequest) -> Response 
         verified => query("v"),
         order => order.map(|o| OrderFacts::of(&o.order, tz)),
     };
-    let xml = state.renderer.whisper(ctx).unwrap_or_else(|e| {
+    let renderer = state.renderer.in_language(Some(super::call::language_of(&state, &req)));
+    let xml = renderer.whisper(ctx).unwrap_or_else(|e| {
         tracing::error!(error = %e, "the whisper template failed");
         "<Response/>".to_string()
     });

@@ -205,7 +205,8 @@ async fn recorded(State(state): State<AppState>, req: TwilioRequest) -> Response
         let now = Ts::from(state.clock.now());
         state.recorder.record(events(call, EventStep::Voicemail, now, vec![Event::Voicemail(detail)]));
     }
-    let xml = state.renderer.voicemail_left(said).unwrap_or_else(|e| {
+    let language = super::call::language_of(&state, &req);
+    let xml = state.renderer.in_language(Some(language)).voicemail_left(said).unwrap_or_else(|e| {
         tracing::error!(error = %e, "the voicemail_left template failed");
         super::render::LAST_RESORT.to_string()
     });

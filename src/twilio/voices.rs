@@ -58,6 +58,19 @@ pub fn check(voice: &str, language: &str) -> Result<(), String> {
     ))
 }
 
+/// A voice that speaks `tag`, for a language ORDERLINE_VOICES gives none: Joanna for en-US and
+/// Lupe for es-US (Amazon Polly's neural US voices), else the first Polly voice of that locale.
+pub fn default_for(tag: &str) -> Option<String> {
+    let name = match tag.to_ascii_lowercase().as_str() {
+        "en-us" => "Joanna",
+        "es-us" => "Lupe",
+        "es-mx" => "Mia",
+        "es-es" => "Lucia",
+        _ => POLLY.iter().find(|(locale, _)| locale.eq_ignore_ascii_case(tag)).and_then(|(_, names)| names.first())?,
+    };
+    Some(format!("Polly.{name}"))
+}
+
 fn google_locale(name: &str) -> &str {
     match name.match_indices('-').nth(1) {
         Some((end, _)) => &name[..end],
@@ -84,6 +97,16 @@ mod tests {
         ] {
             assert_eq!(check(voice, language), Ok(()), "{voice} {language}");
         }
+    }
+
+    #[test]
+    fn every_default_voice_speaks_its_language() {
+        for tag in ["en-US", "es-US", "es-MX", "es-ES", "en-GB", "fr-CA"] {
+            let voice = default_for(tag).unwrap();
+            assert_eq!(check(&voice, tag), Ok(()), "{tag} {voice}");
+        }
+        assert_eq!(default_for("es-US").as_deref(), Some("Polly.Lupe"));
+        assert_eq!(default_for("xx-XX"), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod flash_sale;
 mod fuzz;
 mod hardening;
 mod ivr;
+mod languages;
 mod layers;
 mod logs;
 mod lookup;

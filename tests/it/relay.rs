@@ -287,10 +287,14 @@ async fn bad_input_is_asked_again_ignored_and_counted_never_a_crash(backend: Bac
     send(&mut socket, &prompt(&rambling, true)).await.unwrap();
     let again = talk_cycle(&mut socket).await;
     assert!(again.starts_with("Sorry, I didn't catch that."), "{again}");
-    // An empty utterance: no answer, the second at this menu: a person.
+    // An empty utterance: no answer, asked once more (words not understood did not use up the
+    // menu's one retry); a second: a person.
+    send(&mut socket, &prompt("", true)).await.unwrap();
+    let once_more = talk_cycle(&mut socket).await;
+    assert!(once_more.starts_with("Sorry, I didn't catch that."), "{once_more}");
     send(&mut socket, &prompt("", true)).await.unwrap();
     let Ok(ToTwilio::End { handoff_data }) = next(&mut socket).await else { panic!("the session ends") };
-    assert_eq!(handoff_data.as_deref(), Some(r#"{"reason":"transfer","step":3}"#));
+    assert_eq!(handoff_data.as_deref(), Some(r#"{"reason":"transfer","step":5}"#));
     // Said after `end`: counted and let go.
     send(&mut socket, &prompt("hello?", true)).await.unwrap();
     let metrics = wait_for_metric(&line, "orderline_relay_messages_ignored_total{what=\"after_end\"} 1").await;
@@ -302,10 +306,10 @@ async fn bad_input_is_asked_again_ignored_and_counted_never_a_crash(backend: Bac
     wait_for_metric(&line, "orderline_relay_sessions_ended_total{end=\"transfer\"} 1").await;
     let events = events(&line, &dialled.call_sid).await;
     let speech: Vec<&str> = events.iter().filter(|e| e.1 == "speech").map(|e| e.2.as_str()).collect();
-    assert_eq!(speech.len(), 2, "{speech:?}");
+    assert_eq!(speech.len(), 3, "{speech:?}");
     assert!(speech[0].starts_with("\"blah blah") && speech[0].ends_with(": unclear"), "{}", speech[0]);
     assert!(speech[0].len() < 260, "the utterance is kept in part: {} characters", speech[0].len());
-    assert_eq!(speech[1], "\"\", no confidence: nothing");
+    assert_eq!(speech[1..], ["\"\", no confidence: nothing"; 2]);
     assert!(events.contains(&(2, "barge_in".to_string(), "greeting".to_string())), "{events:?}");
     line.flush_calls().await;
     let call = line.app.store().call(&dialled.call_sid).await.unwrap().unwrap();
@@ -447,7 +451,55 @@ fn number_words(n: u32) -> String {
     }
 }
 
+/// Sofia Alvarez shops in Spanish (her Shopify locale is `es` in the emulator's demo shop).
+const SOFIA: &str = "+15550199034";
+const BOTH: [(&str, &str); 2] = [("languages", "en-US,es-US"), ("voices", "es-US=Polly.Lupe-Neural")];
+
+async fn a_spanish_customer_hears_spanish_from_the_first_word_and_is_understood_in_spanish(backend: Backend) {
+    let line = line(backend, &[RELAY, FAST, ("verify", "none"), BOTH[0], BOTH[1]]).await;
+    let latest = spoken_digits(&line.latest_order("Sofia").name);
+    let t = relay_call(&line, SOFIA, &["say:¿dónde está mi paquete?", "say:quiero hablar con un agente"]).await;
+    // Twilio speaks and listens in Spanish from the greeting on, with the Spanish voice and words.
+    let relay = &t.dialled.relay;
+    assert_eq!(relay.attr("language"), Some("es-US"));
+    assert_eq!((relay.attr("ttsProvider"), relay.attr("voice")), (Some("Amazon"), Some("Lupe-Neural")));
+    assert!(relay.attr("hints").is_some_and(|h| h.contains("dónde está mi pedido") && h.contains("agente")));
+    let greeting = &t.dialled.greeting;
+    assert!(greeting.starts_with("Hola, Sofia. Gracias por llamar a "), "her name, in Spanish: {greeting}");
+    assert!(greeting.contains(&format!("Su pedido número {latest}")), "{greeting}");
+    assert!(!greeting.contains("Para español") && !greeting.contains("Your order"), "{greeting}");
+    // Her words, understood in Spanish: the order again, then a person.
+    assert!(t.heard[1].starts_with(&format!("Su pedido número {latest}")), "{:?}", t.heard);
+    assert_eq!(t.handoff.as_deref(), Some(r#"{"reason":"transfer","step":3}"#));
+    let after = t.after.as_ref().expect("the action was requested");
+    assert_eq!(after.spoken(), ["Le comunico con un representante."], "the transfer's words, in Spanish");
+    assert!(t.other.is_empty(), "no language change needed: {:?}", t.other);
+    let speech: Vec<String> =
+        events(&line, t.call_sid()).await.into_iter().filter(|e| e.1 == "speech").map(|e| e.2).collect();
+    assert_eq!(speech.len(), 2, "{speech:?}");
+    assert!(speech[0].ends_with("keys 1") && speech[1].ends_with("keys 0"), "{speech:?}");
+    line.app.stop().await;
+}
+
+async fn an_unknown_caller_presses_9_and_twilio_switches_to_spanish(backend: Backend) {
+    let line = line(backend, &[RELAY, FAST, ("verify", "none"), BOTH[0], BOTH[1]]).await;
+    let order = line.latest_order("Dana");
+    let digits: String = order.name.chars().filter(char::is_ascii_digit).collect();
+    let t = relay_call(&line, STRANGER, &["9", &format!("{digits}#")]).await;
+    assert_eq!(t.dialled.relay.attr("language"), Some("en-US"));
+    assert!(t.dialled.greeting.contains("Para español, oprima nueve."), "{}", t.dialled.greeting);
+    // 9: Twilio is told to speak and listen in Spanish, and the question is asked again in it.
+    let switched =
+        ToTwilio::Language { tts_language: Some("es-US".into()), transcription_language: Some("es-US".into()) };
+    assert_eq!(t.other, [switched]);
+    assert!(t.heard[1].contains("Por favor, marque su número de pedido"), "{:?}", t.heard);
+    assert!(t.heard[2].contains(&format!("Su pedido número {}", spoken_digits(&order.name))), "{:?}", t.heard);
+    line.app.stop().await;
+}
+
 on_both_backends!(
+    a_spanish_customer_hears_spanish_from_the_first_word_and_is_understood_in_spanish,
+    an_unknown_caller_presses_9_and_twilio_switches_to_spanish,
     a_known_caller_is_greeted_by_name_and_hears_their_order_when_asking_for_their_package,
     an_unknown_caller_says_their_order_number_and_hears_that_order,
     keys_work_too_one_hears_it_again_and_zero_reaches_a_person,

@@ -1,15 +1,18 @@
 //! What a caller said, turned into what the keypad would have said: the same `Input` for the same
-//! question, so the call flow has one path for keys and speech. Knows a small, precise English
-//! vocabulary per question (menu choices, order numbers, postal codes, yes/no) and the ways Twilio's
+//! question, so the call flow has one path for keys and speech. Knows a small, precise English and
+//! Spanish vocabulary per question (menu choices, order numbers, postal codes, yes/no, and the
+//! names of the languages, "español", which switch the call's language) and the ways Twilio's
 //! speech recognition writes digits ("for" for 4, "to" for 2, "oh" for 0); hosts no speech model
 //! (Twilio's `<Gather input="dtmf speech">` returns `SpeechResult` and `Confidence`). Anything it is
 //! not sure of is `Unclear`, never a guess.
 
 mod numbers;
+mod spanish;
 #[cfg(test)]
 mod tests;
 
 use super::flow::Input;
+use crate::domain::Language;
 
 /// The question the caller was answering: what their words may mean there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,8 @@ pub enum Understood {
     Nothing,
     /// Said something, but not sure what it means here (low confidence, or no match): ask again.
     Unclear,
+    /// Asked for a language by name ("español", "English").
+    Language(Language),
 }
 
 impl Understood {
@@ -42,6 +47,7 @@ impl Understood {
         match self {
             Understood::Keys(keys) => Some(Input::Digits(keys.clone())),
             Understood::Nothing => Some(Input::Nothing),
+            Understood::Language(language) => Some(Input::Language(*language)),
             Understood::Unclear => None,
         }
     }
@@ -55,32 +61,61 @@ pub const MIN_CONFIDENCE: f32 = 0.3;
 /// 2,000-character transcript is not looked at.
 const MAX_CHARS: usize = 200;
 
-/// Understands `said` as an answer to `question`. `confidence` is Twilio's, when it sent one.
-pub fn understand(question: Question, said: &str, confidence: Option<f32>) -> Understood {
+/// Understands `said` as an answer to `question`, said in `language` (the call's: the language
+/// Twilio was asked to recognise). `confidence` is Twilio's, when it sent one.
+pub fn understand(question: Question, language: Language, said: &str, confidence: Option<f32>) -> Understood {
     let words = words(said);
-    let meaningful: Vec<&str> = words.iter().map(String::as_str).filter(|w| !is_filler(w)).collect();
+    let filler = |w: &&str| match language {
+        Language::En => is_filler(w),
+        Language::Es => spanish::is_filler(w),
+    };
+    let meaningful: Vec<&str> = words.iter().map(String::as_str).filter(|w| !filler(w)).collect();
     if meaningful.is_empty() {
         return Understood::Nothing;
     }
     if confidence.is_some_and(|c| !c.is_finite() || c < MIN_CONFIDENCE) {
         return Understood::Unclear;
     }
-    let keys = match question {
-        Question::Menu => menu_choice(&meaningful),
-        Question::OrderNumber | Question::PostalCode => numbers::digits(&meaningful),
-        Question::YesNo => yes_or_no(&meaningful),
+    if let Some(named) = language_named(&meaningful) {
+        return Understood::Language(named);
+    }
+    let keys = match (question, language) {
+        (Question::Menu, Language::En) => menu_choice(&meaningful),
+        (Question::Menu, Language::Es) => spanish::menu_choice(&meaningful),
+        (Question::OrderNumber | Question::PostalCode, Language::En) => numbers::digits(&meaningful),
+        (Question::OrderNumber | Question::PostalCode, Language::Es) => {
+            let english = spanish::number_words(&meaningful);
+            numbers::digits(&english.iter().map(String::as_str).collect::<Vec<_>>())
+        }
+        (Question::YesNo, Language::En) => yes_or_no(&meaningful),
+        (Question::YesNo, Language::Es) => spanish::yes_or_no(&meaningful),
     };
     keys.map_or(Understood::Unclear, Understood::Keys)
 }
 
-/// Lower-case words without punctuation, apostrophes dropped ("where's" → "wheres"), hyphens
+/// A short answer that names a language ("español", "en español por favor", "English"): the
+/// caller asks for it, whatever the question. A longer sentence is about something else.
+fn language_named(words: &[&str]) -> Option<Language> {
+    if words.len() > 4 {
+        return None;
+    }
+    words.iter().find_map(|w| match *w {
+        "espanol" | "spanish" | "castellano" => Some(Language::Es),
+        "english" | "ingles" => Some(Language::En),
+        _ => None,
+    })
+}
+
+/// Lower-case words without punctuation or accents, apostrophes dropped ("where's" → "wheres"), hyphens
 /// split ("forty-two" → "forty", "two"), digits kept together with letters apart ("SO1001A" →
 /// "so", "1001", "a").
 fn words(said: &str) -> Vec<String> {
     let cut: String = said.chars().take(MAX_CHARS).collect();
     let mut words = Vec::new();
-    for raw in cut.split(|c: char| c.is_whitespace() || c == '-' || c == ',' || c == '.' || c == '?' || c == '!') {
-        let word: String = raw.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+    let split = |c: char| c.is_whitespace() || matches!(c, '-' | ',' | '.' | '?' | '!' | '¿' | '¡');
+    for raw in cut.split(split) {
+        let word: String =
+            raw.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).map(without_accent).collect();
         let mut run = String::new();
         for c in word.chars() {
             if !run.is_empty() && run.chars().last().is_some_and(|l| l.is_ascii_digit()) != c.is_ascii_digit() {
@@ -93,6 +128,20 @@ fn words(said: &str) -> Vec<String> {
         }
     }
     words
+}
+
+/// Spanish letters without their accents ("devolución" → "devolucion", "español" → "espanol"):
+/// Twilio writes them either way, so the vocabulary is matched without them.
+fn without_accent(c: char) -> char {
+    match c {
+        'á' | 'à' => 'a',
+        'é' | 'è' => 'e',
+        'í' | 'ì' => 'i',
+        'ó' | 'ò' => 'o',
+        'ú' | 'ù' | 'ü' => 'u',
+        'ñ' => 'n',
+        other => other,
+    }
 }
 
 /// Words that carry no answer: hesitation, greetings, politeness.

@@ -1,6 +1,10 @@
 //! The utterance table: what callers say, as Twilio writes it, and what each must mean.
 
 use super::{Question, Understood, understand};
+use crate::domain::Language;
+
+const EN: Language = Language::En;
+const ES: Language = Language::Es;
 
 const MENU: Question = Question::Menu;
 const ORDER: Question = Question::OrderNumber;
@@ -277,7 +281,7 @@ fn the_table_is_understood_as_written() {
     let wrong: Vec<String> = TABLE
         .iter()
         .filter_map(|(question, said, expected)| {
-            let got = understand(*question, said, Some(0.9));
+            let got = understand(*question, EN, said, Some(0.9));
             (got != meaning(expected)).then(|| format!("{question:?} {said:?}: {got:?}, expected {expected:?}"))
         })
         .collect();
@@ -286,28 +290,173 @@ fn the_table_is_understood_as_written() {
 
 #[test]
 fn low_or_missing_confidence_is_unclear_but_silence_is_nothing() {
-    assert_eq!(understand(MENU, "agent", Some(0.1)), Understood::Unclear);
-    assert_eq!(understand(MENU, "agent", Some(0.0)), Understood::Unclear, "Twilio's 0: no estimate");
-    assert_eq!(understand(MENU, "agent", Some(f32::NAN)), Understood::Unclear);
-    assert_eq!(understand(MENU, "agent", None), Understood::Keys("0".into()), "no confidence sent: words decide");
-    assert_eq!(understand(MENU, "", Some(0.0)), Understood::Nothing);
+    assert_eq!(understand(MENU, EN, "agent", Some(0.1)), Understood::Unclear);
+    assert_eq!(understand(MENU, EN, "agent", Some(0.0)), Understood::Unclear, "Twilio's 0: no estimate");
+    assert_eq!(understand(MENU, EN, "agent", Some(f32::NAN)), Understood::Unclear);
+    assert_eq!(understand(MENU, EN, "agent", None), Understood::Keys("0".into()), "no confidence sent: words decide");
+    assert_eq!(understand(MENU, EN, "", Some(0.0)), Understood::Nothing);
 }
 
 #[test]
 fn a_two_thousand_character_utterance_is_read_only_at_its_start() {
     let long = format!("agent {}", "blah ".repeat(400));
     assert!(long.len() >= 2000);
-    assert_eq!(understand(MENU, &long, Some(0.9)), Understood::Keys("0".into()));
+    assert_eq!(understand(MENU, EN, &long, Some(0.9)), Understood::Keys("0".into()));
     let digits = "1".repeat(2000);
-    let Understood::Keys(keys) = understand(ORDER, &digits, Some(0.9)) else { panic!("digits are digits") };
+    let Understood::Keys(keys) = understand(ORDER, EN, &digits, Some(0.9)) else { panic!("digits are digits") };
     assert!(keys.len() <= 200, "cut to the first 200 characters");
-    assert_eq!(understand(MENU, &"é".repeat(2000), Some(0.9)), Understood::Unclear);
+    assert_eq!(understand(MENU, EN, &"é".repeat(2000), Some(0.9)), Understood::Unclear);
 }
 
 #[test]
 fn understood_answers_are_the_flow_input_the_keypad_gives() {
     use crate::ivr::Input;
-    assert_eq!(understand(ORDER, "ten forty two", None).input(), Some(Input::Digits("1042".into())));
-    assert_eq!(understand(ORDER, "um", None).input(), Some(Input::Nothing));
-    assert_eq!(understand(ORDER, "banana", None).input(), None);
+    assert_eq!(understand(ORDER, EN, "ten forty two", None).input(), Some(Input::Digits("1042".into())));
+    assert_eq!(understand(ORDER, EN, "um", None).input(), Some(Input::Nothing));
+    assert_eq!(understand(ORDER, EN, "banana", None).input(), None);
+}
+
+/// Lo que dicen las personas que llaman en español, como lo escribe Twilio (language="es-US"), y
+/// lo que debe significar: keys, "" for nothing, "?" for unclear, "es"/"en" for a language asked
+/// for by name.
+const SPANISH: &[(Question, &str, &str)] = &[
+    // El estado del pedido (1)
+    (MENU, "¿dónde está mi pedido?", "1"),
+    (MENU, "donde esta mi pedido", "1"),
+    (MENU, "Dónde está mi paquete", "1"),
+    (MENU, "estado de mi pedido", "1"),
+    (MENU, "el estado de mi orden", "1"),
+    (MENU, "quiero rastrear mi pedido", "1"),
+    (MENU, "seguimiento", "1"),
+    (MENU, "¿cuándo llega mi envío?", "1"),
+    (MENU, "la entrega", "1"),
+    (MENU, "repetir", "1"),
+    (MENU, "repita por favor", "1"),
+    (MENU, "¿me lo puede repetir?", "1"),
+    (MENU, "otra vez", "1"),
+    (MENU, "de nuevo", "1"),
+    (MENU, "eh, mi pedido", "1"),
+    (MENU, "uno", "1"),
+    (MENU, "oprima uno", "1"),
+    (MENU, "1", "1"),
+    // Otros pedidos (2)
+    (MENU, "otros pedidos", "2"),
+    (MENU, "mis otros pedidos", "2"),
+    (MENU, "otro pedido", "2"),
+    (MENU, "quiero saber de otra orden", "2"),
+    (MENU, "mis pedidos anteriores", "2"),
+    (MENU, "todos mis pedidos", "2"),
+    (MENU, "dos", "2"),
+    // Devoluciones y reembolsos (3)
+    (MENU, "devoluciones", "3"),
+    (MENU, "devolución", "3"),
+    (MENU, "devolucion", "3"),
+    (MENU, "quiero devolver algo", "3"),
+    (MENU, "reembolso", "3"),
+    (MENU, "¿dónde está mi reembolso?", "3"),
+    (MENU, "mi dinero", "3"),
+    (MENU, "un cambio", "3"),
+    (MENU, "tres", "3"),
+    // El enlace por mensaje (4)
+    (MENU, "mándeme un mensaje de texto", "4"),
+    (MENU, "por mensaje", "4"),
+    (MENU, "envíeme el enlace", "4"),
+    (MENU, "cuatro", "4"),
+    (MENU, "quiero dejar un mensaje", "5"),
+    (MENU, "buzón de voz", "5"),
+    (MENU, "mándeme la guía de devolución", "6"),
+    (MENU, "la etiqueta de devolución", "6"),
+    (MENU, "seis", "6"),
+    // Una persona (0)
+    (MENU, "agente", "0"),
+    (MENU, "un agente por favor", "0"),
+    (MENU, "una persona", "0"),
+    (MENU, "quiero hablar con una persona", "0"),
+    (MENU, "representante", "0"),
+    (MENU, "operador", "0"),
+    (MENU, "operadora", "0"),
+    (MENU, "servicio al cliente", "0"),
+    (MENU, "hablar con alguien", "0"),
+    (MENU, "un asesor", "0"),
+    (MENU, "una persona sobre mi reembolso", "0"),
+    (MENU, "cero", "0"),
+    // Ruido y lo que no se entiende
+    (MENU, "eh", ""),
+    (MENU, "este...", ""),
+    (MENU, "¿bueno? ¿hola?", ""),
+    (MENU, "mmm, pues", ""),
+    (MENU, "gracias", ""),
+    (MENU, "plátano", "?"),
+    (MENU, "nueve ocho siete seis", "?"),
+    // El idioma, por su nombre
+    (MENU, "español", "es"),
+    (MENU, "en español por favor", "es"),
+    (MENU, "Spanish", "es"),
+    (MENU, "inglés", "en"),
+    (ORDER, "español", "es"),
+    // Números de pedido
+    (ORDER, "mil cuarenta y dos", "1042"),
+    (ORDER, "diez cuarenta y dos", "1042"),
+    (ORDER, "uno cero cuatro dos", "1042"),
+    (ORDER, "el número de pedido es uno cero cuatro dos", "1042"),
+    (ORDER, "mil uno", "1001"),
+    (ORDER, "mil", "1000"),
+    (ORDER, "dos mil veinticinco", "2025"),
+    (ORDER, "ciento veinte", "120"),
+    (ORDER, "mil doscientos treinta y cuatro", "1234"),
+    (ORDER, "novecientos noventa y nueve", "999"),
+    (ORDER, "diez dieciséis", "1016"),
+    (ORDER, "veinte cero cinco", "2005"),
+    (ORDER, "es el 1042", "1042"),
+    (ORDER, "S O mil uno A", "1001"),
+    (ORDER, "cuarenta y dos", "42"),
+    (ORDER, "eh, mil cuarenta y dos", "1042"),
+    (ORDER, "no sé", "?"),
+    (ORDER, "este", ""),
+    // Códigos postales
+    (POSTAL, "nueve cuatro uno cero siete", "94107"),
+    (POSTAL, "cero dos uno uno cero", "02110"),
+    (POSTAL, "noventa y cuatro ciento siete", "94107"),
+    (POSTAL, "9 4 1 0 7", "94107"),
+    // Sí o no
+    (YES_NO, "sí", "1"),
+    (YES_NO, "si", "1"),
+    (YES_NO, "claro que sí", "1"),
+    (YES_NO, "correcto", "1"),
+    (YES_NO, "así es", "1"),
+    (YES_NO, "no", "2"),
+    (YES_NO, "no, gracias", "2"),
+    (YES_NO, "negativo", "2"),
+    (YES_NO, "sí no", "?"),
+    (YES_NO, "quizás", "?"),
+];
+
+fn spanish_meaning(expected: &str) -> Understood {
+    match expected {
+        "es" => Understood::Language(Language::Es),
+        "en" => Understood::Language(Language::En),
+        other => meaning(other),
+    }
+}
+
+#[test]
+fn the_spanish_table_is_understood_as_written() {
+    assert!(SPANISH.len() >= 60, "at least 60 Spanish utterances: {}", SPANISH.len());
+    let wrong: Vec<String> = SPANISH
+        .iter()
+        .filter_map(|(question, said, expected)| {
+            let got = understand(*question, ES, said, Some(0.9));
+            (got != spanish_meaning(expected)).then(|| format!("{question:?} {said:?}: {got:?}, expected {expected:?}"))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{} of {} misunderstood:\n{}", wrong.len(), SPANISH.len(), wrong.join("\n"));
+}
+
+#[test]
+fn a_language_is_asked_for_by_name_in_either_language() {
+    assert_eq!(understand(MENU, EN, "Spanish please", Some(0.9)), Understood::Language(Language::Es));
+    assert_eq!(understand(MENU, EN, "español", Some(0.9)), Understood::Language(Language::Es));
+    assert_eq!(understand(MENU, ES, "English", Some(0.9)), Understood::Language(Language::En));
+    // A sentence that mentions a language is about something else.
+    assert_eq!(understand(MENU, EN, "my order from the spanish shop is late", Some(0.9)), Understood::Keys("1".into()));
 }

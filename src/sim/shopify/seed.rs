@@ -109,6 +109,9 @@ pub(crate) struct Person {
     pub address_phone: String,
     pub country: &'static str,
     pub zip: String,
+    /// The language the customer chose in the shop (Shopify's `Customer.locale`: never null
+    /// there; `en`, the emulated shop's primary language, unless they chose another).
+    pub locale: Option<&'static str>,
 }
 
 /// An order to create for a customer (index into the people) or a guest.
@@ -153,6 +156,7 @@ pub(crate) fn materialize(store: &mut Store, rng: &mut Rng, people: &[Person], m
             email: Some(p.email.clone()),
             phone: Some(p.phone.clone()),
             state: Some("enabled".into()),
+            locale: p.locale.map(Into::into),
             created_at: Some(created),
             updated_at: Some(updated.min(start - TimeDelta::seconds(1))),
             default_address: Some(address.clone()),
@@ -220,6 +224,8 @@ fn build_order(
         email: customer.and_then(|c| c.email.clone()).or_else(|| Some("sam.guest@example.net".into())),
         phone: if customer.is_none() { Some("+15550163355".into()) } else { None },
         customer: customer.cloned(),
+        // The language the order was placed in (REST `customer_locale`): the customer's.
+        customer_locale: customer.and_then(|c| c.locale.clone()),
         financial_status: Some("paid".into()),
         fulfillment_status: None,
         cancelled_at: None,
@@ -411,11 +417,12 @@ fn person(first: &str, last: &str, phone: &str, address_phone: &str, country: &'
         address_phone: address_phone.into(),
         country,
         zip: zip.into(),
+        locale: Some("en"),
     }
 }
 
 /// The demo shop: eight customers (two share a household phone, one as her address phone, two
-/// are in the UK), orders in
+/// are in the UK, one shops in Spanish: Sofia, locale `es`), orders in
 /// every stage over the last sixty days, and one guest order.
 pub(crate) fn demo(store: &mut Store, rng: &mut Rng) {
     let people = vec![
@@ -428,7 +435,7 @@ pub(crate) fn demo(store: &mut Store, rng: &mut Rng) {
         person("Anna", "Becker", "+15550177121", "555 017 7120", "US", "97214"),
         person("Eleanor", "Hughes", "+447700900123", "07700 900123", "GB", "SW1A 1AA"),
         person("Oliver", "Bennett", "+442079460321", "020 7946 0321", "GB", "M1 1AE"),
-        person("Sofia", "Alvarez", "+15550199034", "+1 (555) 019-9034", "US", "33131"),
+        Person { locale: Some("es"), ..person("Sofia", "Alvarez", "+15550199034", "+1 (555) 019-9034", "US", "33131") },
     ];
     use Carrier::*;
     use Stage::*;
@@ -512,6 +519,7 @@ pub(crate) fn generated(store: &mut Store, rng: &mut Rng, customers: usize, orde
             address_phone: format!("({area}) 555-{line:04}"),
             country: "US",
             zip,
+            locale: Some("en"),
         });
         for _ in 0..each + usize::from(i < more) {
             let mut roll = rng.below(total_weight);

@@ -152,7 +152,7 @@ impl Session {
                 Ok(audio) => audio,
                 Err(why) => return self.fallback(&call, step, &why).await,
             };
-            let Reply { step: said, next, mut events, outcome } = reply;
+            let Reply { step: said, next, mut events, outcome, .. } = reply;
             let template = said.template();
             if let Some(prompt) = barged_in.take() {
                 events.insert(0, Event::BargeIn(prompt.to_string()));

@@ -29,14 +29,15 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use self::protocol::{Handoff, HandoffReason};
-use super::call::{VoiceCall, events, guarded, record_reply, step_transfer_view};
+use super::call::{VoiceCall, events, guarded, record_reply};
 use super::public_url::PublicUrl;
 use super::render::RelayView;
 use super::request::{TwilioRequest, auth_tokens};
 use super::twiml;
-use super::voice::{fallback, respond, twiml};
+use super::voice::{fallback, reply_twiml, respond, twiml};
 use crate::app::AppState;
-use crate::domain::{Event, EventStep, mask_pii};
+use crate::config::SpokenLanguage;
+use crate::domain::{Event, EventStep, Language, mask_pii};
 use crate::ivr::{CallState, Reply, Stage};
 
 /// Where Twilio opens the session.
@@ -51,6 +52,23 @@ const HANDOFF_READ_LIMIT: Duration = Duration::from_secs(3);
 /// `<Gather hints>` for TwiML calls), since one session asks them all.
 pub const HINTS: &str = "where is my order, order status, repeat, other orders, returns, refund, agent, \
                          representative, a person, operator, order number, postal code, zip code";
+/// The same words for a Spanish call.
+pub const HINTS_ES: &str = "dónde está mi pedido, estado de mi pedido, repetir, otros pedidos, devoluciones, \
+                            reembolso, agente, representante, una persona, operador, número de pedido, código postal";
+
+/// The words speech recognition should expect in `language`.
+pub fn hints(language: Language) -> &'static str {
+    match language {
+        Language::En => HINTS,
+        Language::Es => HINTS_ES,
+    }
+}
+
+/// The configured language (tag and voice) a call speaks; the default one if not configured.
+pub fn spoken_language(state: &AppState, language: Language) -> &SpokenLanguage {
+    let languages = &state.settings.languages;
+    languages.iter().find(|l| l.language == language).unwrap_or(&languages[0])
+}
 /// What a call whose caller has hung up is answered with.
 const HANG_UP: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Hangup/></Response>";
 
@@ -117,6 +135,8 @@ impl Keys {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Words {
     pub says: Vec<String>,
+    /// Each say's `<Say language>` (the offer of another language is said in that language).
+    pub langs: Vec<Option<String>>,
     pub keys: Keys,
 }
 
@@ -129,16 +149,15 @@ impl Words {
 
 /// The words of a reply's step, from the same template and data a TwiML call's answer is made of.
 pub fn words_of(state: &AppState, reply: &Reply) -> Result<Words, String> {
-    let urls = PublicUrl::new(&state.settings.public_url);
-    let action =
-        reply.next.map(|(stage, next)| urls.to(&format!("/twilio/voice/{}?{}", stage.path(), next.to_query())));
-    let xml = state
-        .renderer
-        .step(&reply.step, action.as_deref(), &step_transfer_view(state, &reply.step))
-        .map_err(|e| e.to_string())?;
+    let xml = reply_twiml(state, reply).map_err(|e| e.to_string())?;
     let document = twiml::parse(&xml).map_err(|e| format!("{}.xml: {e}", reply.step.template()))?;
-    let says = document.says().into_iter().filter(|s| !s.is_empty()).collect();
-    Ok(Words { says, keys: Keys::of(document.find("Gather")) })
+    let (says, langs) = document
+        .find_all("Say")
+        .into_iter()
+        .map(|say| (say.spoken(), say.attr("language").map(str::to_string)))
+        .filter(|(said, _)| !said.is_empty())
+        .unzip();
+    Ok(Words { says, langs, keys: Keys::of(document.find("Gather")) })
 }
 
 /// How long Twilio takes to say `words` at ORDERLINE_RELAY_WORDS_PER_MINUTE.
@@ -250,12 +269,14 @@ pub(super) async fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceC
     };
     let opening = Opening { stage, state: next, keys: words.keys, words: words.count() };
     let key = state.settings.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
-    let (tts_provider, tts_voice) = tts_voice(&state.settings.voice);
+    let spoken = spoken_language(state, reply.language);
+    let (tts_provider, tts_voice) = tts_voice(&spoken.voice);
     let view = RelayView {
         relay_url: relay_url(&state.settings.public_url),
         action_url: PublicUrl::new(&state.settings.public_url).to(RELAY_END_PATH),
         greeting: words.says.join(" "),
-        hints: HINTS.to_string(),
+        language: spoken.tag.clone(),
+        hints: hints(reply.language).to_string(),
         params: session_params(&key, call, &opening),
         tts_provider,
         tts_voice,

@@ -13,13 +13,13 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::time::Instant;
 
 use super::protocol::{FromTwilio, Handoff, HandoffReason, Setup, ToTwilio};
-use super::{Keys, Opening, call_of_session, speaking_time, words_of};
+use super::{Keys, Opening, Words, call_of_session, speaking_time, spoken_language, words_of};
 use crate::app::AppState;
-use crate::domain::{Event, mask_phone, mask_pii};
-use crate::ivr::{CallFlow, Input, Stage, Step};
+use crate::domain::{Event, Language, mask_phone, mask_pii};
+use crate::ivr::{CallFlow, Input, Reply, Stage, Step};
 use crate::store::{Handoff as SavedHandoff, Ts};
-use crate::twilio::call::{VoiceCall, fallback_twiml, guarded, record_fallback, record_reply, step_transfer_view};
-use crate::twilio::voice::input_of;
+use crate::twilio::call::{VoiceCall, fallback_twiml, guarded, record_fallback, record_reply};
+use crate::twilio::voice::{input_of, reply_twiml};
 
 /// Twilio sends `setup` as soon as the socket opens; a session without one is not Twilio's.
 const SETUP_WAIT: Duration = Duration::from_secs(10);
@@ -108,15 +108,23 @@ impl Session {
         let caller = call.caller();
         let flow: CallFlow = self.state.flow.clone();
         let rate = self.state.settings.relay_words_per_minute;
+        let default_language = self.state.settings.languages[0].language;
+        // The language Twilio speaks and listens in: the greeting's (`relay.xml`), then as the
+        // call's language changes (key 9, "español").
+        let mut speaking_in = opening.state.lang.unwrap_or(default_language);
         let mut question = opening;
         // What the question was asked by: the greeting, then each step's template.
         let mut asked_by: &'static str = "greeting";
         loop {
             let step = question.state.step;
+            let language = question.state.lang.unwrap_or(default_language);
             let answer = match question.stage {
                 // After "one moment": the lookup finishes, nothing is asked.
                 Stage::Continue => Answer { input: Input::Nothing, heard: None, interrupted: false },
-                stage => self.listen(&call, stage, question.keys, speaking_time(question.words, rate)).await?,
+                stage => {
+                    let speaking = speaking_time(question.words, rate);
+                    self.listen(&call, stage, language, question.keys, speaking).await?
+                }
             };
             let result = guarded(flow.answer(&caller, question.stage, question.state, answer.input)).await;
             let mut reply = match result {
@@ -139,7 +147,7 @@ impl Session {
                     Step::Transfer(t) => t.context.customer_id.as_deref().and_then(|id| id.parse().ok()),
                     _ => reply.outcome.customer_id,
                 };
-                let twiml = self.step_twiml(&call, &reply.step);
+                let twiml = self.step_twiml(&call, &reply);
                 record_reply(&self.state, &call, step, reply.outcome, reply.events, None);
                 return self.end(&call, customer_id, twiml, Handoff { reason, step }).await;
             };
@@ -148,7 +156,12 @@ impl Session {
                 Err(why) => return self.fallback(&call, step, &why).await,
             };
             record_reply(&self.state, &call, step, reply.outcome, reply.events, None);
-            self.say(&words.says).await?;
+            if reply.language != speaking_in {
+                self.speak_in(reply.language).await?;
+                speaking_in = reply.language;
+            }
+            let speaking_tag = spoken_language(&self.state, speaking_in).tag.clone();
+            self.say(&words, &speaking_tag).await?;
             asked_by = reply.step.template();
             question = Opening { stage, state: next, keys: words.keys, words: words.count() };
         }
@@ -192,13 +205,20 @@ impl Session {
     /// keys as the question's `<Gather>` takes them, or silence once the question has been said
     /// (`speaking`) and the Gather's timeout has passed, which the flow hears as no answer (asked
     /// again once, then a person or goodbye, as in TwiML mode).
-    async fn listen(&mut self, call: &VoiceCall, stage: Stage, keys: Keys, speaking: Duration) -> Result<Answer, End> {
+    async fn listen(
+        &mut self,
+        call: &VoiceCall,
+        stage: Stage,
+        language: Language,
+        keys: Keys,
+        speaking: Duration,
+    ) -> Result<Answer, End> {
         let mut deadline = Instant::now() + speaking + keys.timeout;
         let mut digits = String::new();
         let mut interrupted = false;
         loop {
             let message = tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return Ok(keyed(call, stage, digits, interrupted)),
+                _ = tokio::time::sleep_until(deadline) => return Ok(keyed(call, stage, language, digits, interrupted)),
                 message = self.next_message() => message?,
             };
             match message {
@@ -210,7 +230,7 @@ impl Session {
                 FromTwilio::Prompt { voice_prompt, .. } if digits.is_empty() => {
                     let said: String = voice_prompt.chars().take(MAX_PROMPT_CHARS).collect();
                     let spoken = VoiceCall { speech: Some(said), confidence: None, digits: None, ..call.clone() };
-                    let (input, heard) = input_of(&spoken, stage);
+                    let (input, heard) = input_of(&spoken, stage, language);
                     return Ok(Answer { input, heard, interrupted });
                 }
                 // Keys came first: they are the answer.
@@ -224,7 +244,7 @@ impl Session {
                         }
                     };
                     if Some(key) == keys.finish_on {
-                        return Ok(keyed(call, stage, digits, interrupted));
+                        return Ok(keyed(call, stage, language, digits, interrupted));
                     }
                     if digits.len() >= MAX_DIGITS {
                         self.ignored("too_many_digits");
@@ -232,7 +252,7 @@ impl Session {
                     }
                     digits.push(key);
                     if keys.max_digits.is_some_and(|n| digits.len() >= n) {
-                        return Ok(keyed(call, stage, digits, interrupted));
+                        return Ok(keyed(call, stage, language, digits, interrupted));
                     }
                     deadline = Instant::now() + keys.timeout;
                 }
@@ -247,19 +267,35 @@ impl Session {
     /// Sends a reply's words, one token per `<Say>`; the last one ends the talk cycle. Each may
     /// be interrupted by the caller (twilio.com/docs/voice/conversationrelay/websocket-messages:
     /// text {token, last, interruptible}).
-    async fn say(&mut self, says: &[String]) -> Result<(), End> {
-        for (i, said) in says.iter().enumerate() {
-            let last = i + 1 == says.len();
+    async fn say(&mut self, words: &Words, speaking: &str) -> Result<(), End> {
+        for (i, said) in words.says.iter().enumerate() {
+            let last = i + 1 == words.says.len();
             let token = if last { said.clone() } else { format!("{said} ") };
-            self.send(ToTwilio::words(token, last)).await?;
+            let mut message = ToTwilio::words(token, last);
+            // A sentence in another language than the session's (the offer of Spanish in an
+            // English question) names its language on the token
+            // (twilio.com/docs/voice/conversationrelay/websocket-messages#text-tokens-message).
+            if let (ToTwilio::Text { lang, .. }, Some(said_in)) = (&mut message, words.langs.get(i).cloned().flatten())
+                && said_in != speaking
+            {
+                *lang = Some(said_in);
+            }
+            self.send(message).await?;
         }
         Ok(())
     }
 
-    /// The TwiML a TwiML call would get at `step` (a transfer or goodbye: its words, then the
+    /// Speaks and listens in `language` from now on (a `language` message:
+    /// twilio.com/docs/voice/conversationrelay/websocket-messages, read 2026-12-05).
+    async fn speak_in(&mut self, language: Language) -> Result<(), End> {
+        let tag = spoken_language(&self.state, language).tag.clone();
+        self.send(ToTwilio::Language { tts_language: Some(tag.clone()), transcription_language: Some(tag) }).await
+    }
+
+    /// The TwiML a TwiML call would get for `reply` (a transfer or goodbye: its words, then the
     /// connection or the hang-up); the fallback's if the template fails.
-    fn step_twiml(&self, call: &VoiceCall, step: &Step) -> String {
-        self.state.renderer.step(step, None, &step_transfer_view(&self.state, step)).unwrap_or_else(|e| {
+    fn step_twiml(&self, call: &VoiceCall, reply: &Reply) -> String {
+        reply_twiml(&self.state, reply).unwrap_or_else(|e| {
             tracing::error!(error = %e, "the step's template failed; the caller gets the fallback");
             fallback_twiml(&self.state, Some(call))
         })
@@ -375,8 +411,8 @@ impl Session {
 }
 
 /// The keys of an answer (or silence) as TwiML mode takes a Gather's `Digits`.
-fn keyed(call: &VoiceCall, stage: Stage, digits: String, interrupted: bool) -> Answer {
+fn keyed(call: &VoiceCall, stage: Stage, language: Language, digits: String, interrupted: bool) -> Answer {
     let pressed = VoiceCall { digits: Some(digits), speech: None, confidence: None, ..call.clone() };
-    let (input, heard) = input_of(&pressed, stage);
+    let (input, heard) = input_of(&pressed, stage, language);
     Answer { input, heard, interrupted }
 }

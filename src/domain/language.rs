@@ -1,0 +1,262 @@
+//! The languages orderline speaks, and the words it builds in each: days, months, opening times
+//! and money amounts said the way a native speaker says them on the phone. Owns the word rules
+//! only; never which languages a line offers (that is `config`) nor the sentences (templates).
+
+use chrono::{Datelike, NaiveDate, Weekday};
+use serde::Serialize;
+
+/// A language orderline can say dates, times and amounts in (by the primary subtag of a BCP-47
+/// tag: `es-US`, `es-MX` and `es` are all Spanish).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    En,
+    Es,
+}
+
+impl Language {
+    pub const ALL: [Language; 2] = [Language::En, Language::Es];
+
+    /// The language of a BCP-47 tag or a Shopify locale (`es-MX`, `es`, `en_US`), by its primary
+    /// subtag; none for a language orderline has no words for.
+    pub fn of_tag(tag: &str) -> Option<Language> {
+        let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "en" => Some(Language::En),
+            "es" => Some(Language::Es),
+            _ => None,
+        }
+    }
+
+    /// The primary subtag: `en`, `es` (the call state's `lang=`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Es => "es",
+        }
+    }
+
+    /// The language's name in English, for the agent's card ("Spanish").
+    pub fn english_name(self) -> &'static str {
+        match self {
+            Language::En => "English",
+            Language::Es => "Spanish",
+        }
+    }
+
+    pub fn weekday(self, day: Weekday) -> &'static str {
+        let i = day.num_days_from_monday() as usize;
+        match self {
+            Language::En => ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"][i],
+            Language::Es => ["lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"][i],
+        }
+    }
+
+    /// The month's name; `month` is 1–12 (anything else reads as December).
+    pub fn month(self, month: u32) -> &'static str {
+        let i = (month.clamp(1, 12) - 1) as usize;
+        match self {
+            Language::En => [
+                "January",
+                "February",
+                "March",
+                "April",
+                "May",
+                "June",
+                "July",
+                "August",
+                "September",
+                "October",
+                "November",
+                "December",
+            ][i],
+            Language::Es => [
+                "enero",
+                "febrero",
+                "marzo",
+                "abril",
+                "mayo",
+                "junio",
+                "julio",
+                "agosto",
+                "septiembre",
+                "octubre",
+                "noviembre",
+                "diciembre",
+            ][i],
+        }
+    }
+
+    /// A day as said after "on" / "el": "Tuesday, November 17", "martes 17 de noviembre".
+    pub fn day(self, date: NaiveDate) -> String {
+        let weekday = self.weekday(date.weekday());
+        let month = self.month(date.month());
+        match self {
+            Language::En => format!("{weekday}, {month} {}", date.day()),
+            Language::Es => format!("{weekday} {} de {month}", date.day()),
+        }
+    }
+
+    /// A clock time: "9 AM", "9:30 AM", "12 PM"; "las 9 de la mañana", "la 1 de la tarde", "las
+    /// 12 del mediodía", "las 8:30 de la noche".
+    pub fn time(self, hour: u32, minute: u32) -> String {
+        let hour = hour % 24;
+        match self {
+            Language::En => {
+                let period = if hour < 12 { "AM" } else { "PM" };
+                let h = match hour % 12 {
+                    0 => 12,
+                    h => h,
+                };
+                if minute == 0 { format!("{h} {period}") } else { format!("{h}:{minute:02} {period}") }
+            }
+            Language::Es => {
+                let part = match hour {
+                    0..=5 => "de la madrugada",
+                    6..=11 => "de la mañana",
+                    12 => "del mediodía",
+                    13..=19 => "de la tarde",
+                    _ => "de la noche",
+                };
+                let h = match hour % 12 {
+                    0 => 12,
+                    h => h,
+                };
+                let article = if h == 1 { "la" } else { "las" };
+                if minute == 0 { format!("{article} {h} {part}") } else { format!("{article} {h}:{minute:02} {part}") }
+            }
+        }
+    }
+
+    /// When something happens, relative to today: "today at 1 PM", "tomorrow at 9:30 AM",
+    /// "Monday at 9 AM" (within the week), "Monday, June 16 at 12 PM"; "hoy a la 1 de la tarde",
+    /// "mañana a las 9:30 de la mañana", "el lunes a las 9 de la mañana", "el lunes 16 de junio a
+    /// las 12 del mediodía".
+    pub fn day_and_time(self, date: NaiveDate, today: NaiveDate, hour: u32, minute: u32) -> String {
+        let time = self.time(hour, minute);
+        match (self, (date - today).num_days()) {
+            (Language::En, 0) => format!("today at {time}"),
+            (Language::En, 1) => format!("tomorrow at {time}"),
+            (Language::En, 2..=6) => format!("{} at {time}", self.weekday(date.weekday())),
+            (Language::En, _) => format!("{} at {time}", self.day(date)),
+            (Language::Es, 0) => format!("hoy a {time}"),
+            (Language::Es, 1) => format!("mañana a {time}"),
+            (Language::Es, 2..=6) => format!("el {} a {time}", self.weekday(date.weekday())),
+            (Language::Es, _) => format!("el {} a {time}", self.day(date)),
+        }
+    }
+
+    /// A money amount as Shopify gives it ("21.23", the currency's code): "$21.23", "£12.00",
+    /// "21.23 CAD"; "21 dólares con 23 centavos", "12 libras", "21,23 CAD".
+    pub fn money(self, amount: &str, currency: Option<&str>) -> String {
+        let amount = amount.trim();
+        let currency = currency.map(str::to_ascii_uppercase);
+        let currency = currency.as_deref();
+        match self {
+            Language::En => match currency {
+                None | Some("USD") => format!("${amount}"),
+                Some("GBP") => format!("£{amount}"),
+                Some("EUR") => format!("€{amount}"),
+                Some(other) => format!("{amount} {other}"),
+            },
+            Language::Es => {
+                let (whole, cents) = amount.split_once('.').unwrap_or((amount, "0"));
+                let cents: u32 = cents.chars().take(2).collect::<String>().parse().unwrap_or(0);
+                let units = match currency {
+                    None | Some("USD") => Some(("dólar", "dólares")),
+                    Some("MXN") => Some(("peso", "pesos")),
+                    Some("EUR") => Some(("euro", "euros")),
+                    Some("GBP") => Some(("libra", "libras")),
+                    _ => None,
+                };
+                match units {
+                    Some((one, many)) if whole.chars().all(|c| c.is_ascii_digit()) && !whole.is_empty() => {
+                        let unit = if whole == "1" { one } else { many };
+                        match cents {
+                            0 => format!("{whole} {unit}"),
+                            1 => format!("{whole} {unit} con 1 centavo"),
+                            c => format!("{whole} {unit} con {c} centavos"),
+                        }
+                    }
+                    _ => format!("{} {}", amount.replace('.', ","), currency.unwrap_or("")).trim_end().to_string(),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Language {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn tags_and_locales_are_read_by_their_primary_subtag() {
+        for tag in ["es", "es-MX", "es-US", "ES_es", " es-419 "] {
+            assert_eq!(Language::of_tag(tag), Some(Language::Es), "{tag}");
+        }
+        assert_eq!(Language::of_tag("en-GB"), Some(Language::En));
+        assert_eq!(Language::of_tag("fr-CA"), None);
+        assert_eq!(Language::of_tag(""), None);
+    }
+
+    #[test]
+    fn days_are_said_natively() {
+        assert_eq!(Language::En.day(date("2026-11-17")), "Tuesday, November 17");
+        assert_eq!(Language::Es.day(date("2026-11-17")), "martes 17 de noviembre");
+        assert_eq!(Language::Es.day(date("2026-01-01")), "jueves 1 de enero");
+        assert_eq!(Language::Es.day(date("2026-09-12")), "sábado 12 de septiembre");
+        assert_eq!(Language::Es.day(date("2026-12-02")), "miércoles 2 de diciembre");
+    }
+
+    #[test]
+    fn times_are_said_natively() {
+        assert_eq!(Language::En.time(9, 0), "9 AM");
+        assert_eq!(Language::En.time(0, 15), "12:15 AM");
+        assert_eq!(Language::En.time(12, 0), "12 PM");
+        assert_eq!(Language::Es.time(9, 0), "las 9 de la mañana");
+        assert_eq!(Language::Es.time(9, 30), "las 9:30 de la mañana");
+        assert_eq!(Language::Es.time(13, 0), "la 1 de la tarde");
+        assert_eq!(Language::Es.time(12, 0), "las 12 del mediodía");
+        assert_eq!(Language::Es.time(20, 5), "las 8:05 de la noche");
+        assert_eq!(Language::Es.time(0, 15), "las 12:15 de la madrugada");
+        assert_eq!(Language::Es.time(1, 0), "la 1 de la madrugada");
+    }
+
+    #[test]
+    fn openings_are_relative_to_today() {
+        let today = date("2025-06-06");
+        assert_eq!(Language::Es.day_and_time(today, today, 13, 0), "hoy a la 1 de la tarde");
+        assert_eq!(Language::Es.day_and_time(date("2025-06-07"), today, 9, 30), "mañana a las 9:30 de la mañana");
+        assert_eq!(
+            Language::Es.day_and_time(date("2025-06-16"), today, 12, 0),
+            "el lunes 16 de junio a las 12 del mediodía"
+        );
+        assert_eq!(Language::En.day_and_time(date("2025-06-16"), today, 12, 0), "Monday, June 16 at 12 PM");
+        assert_eq!(Language::En.day_and_time(today, today, 13, 0), "today at 1 PM");
+        assert_eq!(Language::Es.day_and_time(date("2025-06-09"), today, 9, 0), "el lunes a las 9 de la mañana");
+        assert_eq!(Language::En.day_and_time(date("2025-06-09"), today, 9, 0), "Monday at 9 AM");
+    }
+
+    #[test]
+    fn money_is_said_natively() {
+        assert_eq!(Language::En.money("21.23", Some("USD")), "$21.23");
+        assert_eq!(Language::En.money("12.00", Some("GBP")), "£12.00");
+        assert_eq!(Language::En.money("21.23", Some("CAD")), "21.23 CAD");
+        assert_eq!(Language::Es.money("21.23", Some("USD")), "21 dólares con 23 centavos");
+        assert_eq!(Language::Es.money("1.00", None), "1 dólar");
+        assert_eq!(Language::Es.money("59.00", Some("USD")), "59 dólares");
+        assert_eq!(Language::Es.money("350.50", Some("MXN")), "350 pesos con 50 centavos");
+        assert_eq!(Language::Es.money("0.01", Some("EUR")), "0 euros con 1 centavo");
+        assert_eq!(Language::Es.money("21.23", Some("CAD")), "21,23 CAD");
+    }
+}
