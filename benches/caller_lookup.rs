@@ -202,7 +202,7 @@ async fn hybrid_against_direct(db: &PgDatabase, seconds: u64) {
         clock: Arc::new(SystemClock),
         metrics: metrics.clone(),
         lag: Duration::from_secs(30),
-        lookup: Some(hybrid.clone()),
+        lookup: Some(std::sync::Arc::new(hybrid.clone())),
     };
     let t = Instant::now();
     let report_sweep = reconciler.sweep().await.unwrap();

@@ -315,7 +315,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
             clock: clock.clone(),
             metrics: metrics.clone(),
             lag: settings.reconcile_lag,
-            lookup: Some(lookup.clone()),
+            lookup: Some(Arc::new(lookup.clone())),
         };
         background.push(tokio::spawn(reconciler.run(
             settings.reconcile_every,

@@ -759,3 +759,10 @@ enum PendingFirst {
     /// Not all could be applied within the budget: the record is not fresh.
     Left,
 }
+
+/// The reconciler (below, in `shopify`) tells the lookup when its watermark moves.
+impl crate::shopify::reconciler::Confirmations for CallerLookup {
+    fn reconciled_through(&self, watermark: DateTime<Utc>) {
+        self.set_reconciled_through(watermark);
+    }
+}

@@ -16,7 +16,6 @@ use super::client::{ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS, Page, ShopifyClient, 
 use super::graphql::{BulkResource, MAX_IDS};
 use super::payload::{ShopifyChange, ShopifyId};
 use crate::clock::Clock;
-use crate::lookup::CallerLookup;
 use crate::ops::Metrics;
 use crate::store::{Store, StoreError, Ts};
 
@@ -73,8 +72,14 @@ pub struct Reconciler {
     pub metrics: Arc<Metrics>,
     /// How far behind "now" the watermark stays, for Shopify's search index to catch up.
     pub lag: Duration,
-    /// Told when the watermark moves, so answers count as confirmed at once.
-    pub lookup: Option<CallerLookup>,
+    /// Told when the watermark moves, so answers count as confirmed at once (the caller
+    /// lookup, which sits above: it implements `Confirmations`).
+    pub lookup: Option<Arc<dyn Confirmations>>,
+}
+
+/// Whoever must know at once that every row up to a time is confirmed by a sweep.
+pub trait Confirmations: Send + Sync {
+    fn reconciled_through(&self, watermark: DateTime<Utc>);
 }
 
 const PAGE_DEADLINE: Duration = Duration::from_secs(120);
@@ -136,7 +141,7 @@ impl Reconciler {
         // A bulk backfill confirms up to its operation's start, earlier than a paged sweep.
         let watermark = customers.watermark.min(orders.watermark);
         if let Some(lookup) = &self.lookup {
-            lookup.set_reconciled_through(watermark);
+            lookup.reconciled_through(watermark);
         }
         self.metrics.reconciler_lag_seconds.set((self.clock.now() - watermark).num_milliseconds() as f64 / 1000.0);
         Ok(SweepReport {

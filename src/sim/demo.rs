@@ -79,7 +79,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         clock: Arc::new(SystemClock),
         metrics: state.metrics.clone(),
         lag: state.settings.reconcile_lag,
-        lookup: Some(state.lookup.clone()),
+        lookup: Some(std::sync::Arc::new(state.lookup.clone())),
     };
     let report = reconciler.sweep().await.map_err(|e| format!("backfill from the emulator: {e}"))?;
     sim.set_webhook_target(WebhookTarget {

@@ -220,7 +220,7 @@ async fn open_shop(backend: Backend, seed: u64, customers: usize, loners: usize,
         clock: Arc::new(SystemClock),
         metrics: state.metrics.clone(),
         lag: std::time::Duration::from_secs(30),
-        lookup: lookup.then(|| state.lookup.clone()),
+        lookup: lookup.then(|| std::sync::Arc::new(state.lookup.clone()) as _),
     };
     TestShop { sim, server, like, loners, app, state, reconciler }
 }

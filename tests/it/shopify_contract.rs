@@ -309,7 +309,7 @@ async fn without_read_all_orders_a_sweep_never_confirms_an_order_older_than_60_d
         clock: clock.clone(),
         metrics: state.metrics.clone(),
         lag: Duration::ZERO,
-        lookup: Some(state.lookup.clone()),
+        lookup: Some(std::sync::Arc::new(state.lookup.clone())),
     };
     for _ in 0..2 {
         clock.advance(chrono::TimeDelta::minutes(10));
