@@ -1589,6 +1589,14 @@ for_each_backend! {
                     .filter_map(|(id, o)| Some((*id, o.state.as_ref()?.synced_at)))
                     .collect::<Vec<_>>(),
             ),
+            (
+                "fulfillments",
+                fulfillments
+                    .iter()
+                    .filter(|(_, f)| !f.written && f.synced_moved)
+                    .filter_map(|(id, f)| Some((*id, f.row.as_ref()?.synced_at)))
+                    .collect::<Vec<_>>(),
+            ),
         ] {
             for synced_at in [now, UNCONFIRMED] {
                 let ids: Vec<i64> = moved.iter().filter(|(_, s)| *s == synced_at).map(|(id, _)| *id).collect();
@@ -1605,30 +1613,12 @@ for_each_backend! {
             }
         }
 
-        // Fulfilments: the end state of each one written, then the re-confirmed or unconfirmed.
+        // Fulfilments: the end state of each one written (the re-confirmed or unconfirmed ones
+        // moved with the customers and orders above).
         let rows: Vec<&FulfillmentRow> =
             fulfillments.values().filter(|f| f.written).filter_map(|f| f.row.as_ref()).collect();
         if write_fulfillment_rows(conn, shop, &rows, from == Provenance::Snapshot).await? != rows.len() {
             return Ok(None);
-        }
-        for synced_at in [now, UNCONFIRMED] {
-            let ids: Vec<i64> = fulfillments
-                .values()
-                .filter(|f| !f.written && f.synced_moved)
-                .filter_map(|f| f.row.as_ref())
-                .filter(|r| r.synced_at == synced_at)
-                .map(|r| r.id)
-                .collect();
-            for chunk in ids.chunks(rows_per_statement(1)) {
-                let mut q = QueryBuilder::new("UPDATE fulfillments SET synced_at = ");
-                q.push_bind(synced_at).push(" WHERE shop = ").push_bind(shop).push(" AND id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(*id);
-                }
-                q.push(")");
-                q.build().persistent(false).execute(&mut *conn).await?;
-            }
         }
         // Refunds: the first copy of each new one.
         for chunk in new_refunds.chunks(rows_per_statement(9)) {
