@@ -487,13 +487,18 @@ async fn an_unknown_caller_presses_9_and_twilio_switches_to_spanish(backend: Bac
     let digits: String = order.name.chars().filter(char::is_ascii_digit).collect();
     let t = relay_call(&line, STRANGER, &["9", &format!("{digits}#")]).await;
     assert_eq!(t.dialled.relay.attr("language"), Some("en-US"));
-    assert!(t.dialled.greeting.contains("Para español, oprima nueve."), "{}", t.dialled.greeting);
+    // The welcome greeting has one language: the offer of Spanish follows it as a token said
+    // in Spanish.
+    assert!(t.dialled.greeting.starts_with("Thanks for calling"), "{}", t.dialled.greeting);
+    assert!(!t.dialled.greeting.contains("Para español"), "{}", t.dialled.greeting);
+    assert_eq!(t.heard[1], "Para español, oprima nueve.");
+    assert_eq!(t.in_language, [("Para español, oprima nueve.".to_string(), "es-US".to_string())]);
     // 9: Twilio is told to speak and listen in Spanish, and the question is asked again in it.
     let switched =
         ToTwilio::Language { tts_language: Some("es-US".into()), transcription_language: Some("es-US".into()) };
     assert_eq!(t.other, [switched]);
-    assert!(t.heard[1].contains("Por favor, marque su número de pedido"), "{:?}", t.heard);
-    assert!(t.heard[2].contains(&format!("Su pedido número {}", spoken_digits(&order.name))), "{:?}", t.heard);
+    assert!(t.heard[2].contains("Por favor, marque su número de pedido"), "{:?}", t.heard);
+    assert!(t.heard[3].contains(&format!("Su pedido número {}", spoken_digits(&order.name))), "{:?}", t.heard);
     line.app.stop().await;
 }
 

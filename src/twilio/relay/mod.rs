@@ -173,6 +173,10 @@ pub struct Opening {
     pub keys: Keys,
     /// Words of the greeting, for the time it takes to say.
     pub words: usize,
+    /// Sentences of the greeting in another language than the session's (the offer of Spanish
+    /// in an English greeting), with their tags: the welcome greeting has one language, so the
+    /// session says these right after `setup` as tokens with their own `lang`.
+    pub later: Vec<(String, String)>,
 }
 
 /// The `<Parameter>`s of a session: what it needs of the call (Twilio's `setup` carries no
@@ -192,13 +196,16 @@ pub fn session_params(key: &str, call: &VoiceCall, opening: &Opening) -> Vec<(St
         ("keys".to_string(), opening.keys.encode()),
         ("words".to_string(), opening.words.to_string()),
     ]);
+    if !opening.later.is_empty() {
+        params.push(("later".into(), serde_json::to_string(&opening.later).unwrap_or_default()));
+    }
     let token = URL_SAFE_NO_PAD.encode(session_mac(key, &call.call_sid, &params).finalize().into_bytes());
     params.push(("token".into(), token));
     params
 }
 
 /// The parameters a token covers, in the order they are signed.
-const SIGNED: [&str; 7] = ["from", "to", "stir", "stage", "state", "keys", "words"];
+const SIGNED: [&str; 8] = ["from", "to", "stir", "stage", "state", "keys", "words", "later"];
 
 /// The call and first question of a session's `setup`, when its parameters carry a token we made
 /// for that CallSid.
@@ -210,8 +217,17 @@ pub fn call_of_session(key: &str, call_sid: &str, custom: &BTreeMap<String, Stri
     let stage = Stage::from_path(custom.get("stage")?)?;
     let query = custom.get("state")?;
     let state = CallState::from_query(query.split('&').filter_map(|pair| pair.split_once('='))).ok()?;
-    let opening =
-        Opening { stage, state, keys: Keys::decode(custom.get("keys")?)?, words: custom.get("words")?.parse().ok()? };
+    let later = match custom.get("later") {
+        Some(json) => serde_json::from_str(json).ok()?,
+        None => Vec::new(),
+    };
+    let opening = Opening {
+        stage,
+        state,
+        keys: Keys::decode(custom.get("keys")?)?,
+        words: custom.get("words")?.parse().ok()?,
+        later,
+    };
     let call = VoiceCall {
         call_sid: call_sid.to_string(),
         from: custom.get("from").cloned().unwrap_or_default(),
@@ -267,14 +283,20 @@ pub(super) async fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceC
         Ok(words) => words,
         Err(why) => return fallback(state, req, Some(call), 1, &why, started),
     };
-    let opening = Opening { stage, state: next, keys: words.keys, words: words.count() };
-    let key = state.settings.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
     let spoken = spoken_language(state, reply.language);
+    // The greeting in the session's language; a sentence in another one is said after `setup`.
+    let (greeting, later): (Vec<_>, Vec<_>) =
+        words.says.iter().zip(&words.langs).partition(|(_, lang)| lang.as_deref().is_none_or(|l| l == spoken.tag));
+    let greeting: Vec<&str> = greeting.into_iter().map(|(said, _)| said.as_str()).collect();
+    let later: Vec<(String, String)> =
+        later.into_iter().filter_map(|(said, lang)| Some((said.clone(), lang.clone()?))).collect();
+    let opening = Opening { stage, state: next, keys: words.keys, words: words.count(), later };
+    let key = state.settings.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
     let (tts_provider, tts_voice) = tts_voice(&spoken.voice);
     let view = RelayView {
         relay_url: relay_url(&state.settings.public_url),
         action_url: PublicUrl::new(&state.settings.public_url).to(RELAY_END_PATH),
-        greeting: words.says.join(" "),
+        greeting: greeting.join(" "),
         language: spoken.tag.clone(),
         hints: hints(reply.language).to_string(),
         params: session_params(&key, call, &opening),
@@ -394,6 +416,7 @@ mod tests {
             state: CallState { step: 2, customer: Some(9_007_199_254_740_993), ..CallState::default() },
             keys: Keys { max_digits: Some(1), finish_on: Some('#'), timeout: Duration::from_secs(6) },
             words: 42,
+            later: vec![("Para español, oprima nueve.".into(), "es-US".into())],
         }
     }
 

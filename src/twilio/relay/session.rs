@@ -112,6 +112,15 @@ impl Session {
         // The language Twilio speaks and listens in: the greeting's (`relay.xml`), then as the
         // call's language changes (key 9, "español").
         let mut speaking_in = opening.state.lang.unwrap_or(default_language);
+        // What the greeting could not say in its one language.
+        let later = opening.later.clone();
+        for (i, (said, lang)) in later.iter().enumerate() {
+            let mut message = ToTwilio::words(said.clone(), i + 1 == later.len());
+            if let ToTwilio::Text { lang: token_lang, .. } = &mut message {
+                *token_lang = Some(lang.clone());
+            }
+            self.send(message).await?;
+        }
         let mut question = opening;
         // What the question was asked by: the greeting, then each step's template.
         let mut asked_by: &'static str = "greeting";
@@ -163,7 +172,7 @@ impl Session {
             let speaking_tag = spoken_language(&self.state, speaking_in).tag.clone();
             self.say(&words, &speaking_tag).await?;
             asked_by = reply.step.template();
-            question = Opening { stage, state: next, keys: words.keys, words: words.count() };
+            question = Opening { stage, state: next, keys: words.keys, words: words.count(), later: Vec::new() };
         }
     }
 
