@@ -17,20 +17,21 @@ impl Drop for Child {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_answers_dana_with_her_order_after_her_postal_code() {
-    let dir = tempfile::tempdir().unwrap();
+/// `orderline demo` with `env` set, until it has printed its call lines: the process, its URL
+/// and what it printed.
+fn demo(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> (Child, String, String) {
     let database = dir.path().join("demo.db");
-    let mut child = Child(
-        Command::new(env!("CARGO_BIN_EXE_orderline"))
-            .args(["demo", "--listen", "127.0.0.1:0", "--database", database.to_str().unwrap()])
-            .env_remove("TWILIO_AUTH_TOKEN")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orderline"));
+    command
+        .args(["demo", "--listen", "127.0.0.1:0", "--database", database.to_str().unwrap()])
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = Child(command.spawn().unwrap());
     let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -48,7 +49,13 @@ async fn the_demo_answers_dana_with_her_order_after_her_postal_code() {
             break;
         }
     }
-    let printed = printed.join("\n");
+    (child, url, printed.join("\n"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_answers_dana_with_her_order_after_her_postal_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, url, printed) = demo(&dir, &[]);
     assert!(printed.contains("8 customers and 21 orders"), "{printed}");
     assert!(printed.contains(&format!("call +15551234567 --url {url} --token {DEMO_TWILIO_TOKEN}")), "{printed}");
 
@@ -80,4 +87,33 @@ async fn the_demo_answers_dana_with_her_order_after_her_postal_code() {
     assert_eq!(texts.len(), 1, "{out}");
     assert!(texts[0].starts_with("→ text to +1•••••4567: Orderline Demo: tracking for order #"), "{out}");
     assert!(texts[0].contains("https://"), "the link: {out}");
+}
+
+/// The demo in ConversationRelay mode on a bilingual line: `orderline call --relay --say …` as the
+/// demo prints it; Sofia, whose Shopify locale is Spanish, is greeted in Spanish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_speaks_conversation_relay_in_the_callers_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("ORDERLINE_PROMPT_MODE", "conversation_relay"), ("ORDERLINE_LANGUAGES", "en-US,es-US")];
+    let (_child, url, printed) = demo(&dir, &env);
+    assert!(printed.contains("ConversationRelay mode: add --relay"), "{printed}");
+    let call = |from: &str, says: &[&str]| {
+        let mut args = vec!["call", from, "--relay", "--url", &url, "--token", DEMO_TWILIO_TOKEN];
+        for said in says {
+            args.extend(["--say", said]);
+        }
+        Command::new(env!("CARGO_BIN_EXE_orderline")).args(&args).output().unwrap()
+    };
+    let output = call("+15551234567", &["one one two one seven", "where is my package", "a person please"]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.contains("heard: Hi Dana, thanks for calling Orderline Demo."), "{out}");
+    assert!(out.contains("→ enqueue"), "{out}");
+    // Sofia's postal code (33131), said in Spanish, then a person.
+    let output = call("+15550199034", &["tres tres uno tres uno", "quiero hablar con un agente"]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.contains("heard: Gracias por llamar a Orderline Demo."), "in Spanish from the first word: {out}");
+    assert!(out.contains("Hola, Sofia."), "greeted by name once verified: {out}");
+    assert!(out.contains("say: Le comunico con un representante."), "{out}");
 }
