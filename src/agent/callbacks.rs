@@ -9,10 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::auth::{check_origin, require_agent};
-use super::people::{agent_name, full_name, wants_all};
+use super::auth::require_agent;
+use super::people::{ListQuery, agent_name, full_name, require_agent_action};
 use crate::app::AppState;
 use crate::domain::mask_phone;
 use crate::store::CallbackRow;
@@ -78,17 +78,11 @@ pub fn sentence(b: &CallbackJson) -> String {
     format!("Asked to be called back{place}: {state}")
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    all: Option<String>,
-}
-
 pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
     if let Err(refused) = require_agent(&state, &headers).await {
         return refused.into_response();
     }
-    let all = wants_all(query.all.as_deref());
+    let all = query.all();
     let shop = state.settings.shopify_shop.clone().unwrap_or_default();
     match state.store.callbacks(&shop, all, LIST_LIMIT).await {
         Ok(rows) => Json(rows.into_iter().map(CallbackJson::from).collect::<Vec<_>>()).into_response(),
@@ -105,12 +99,8 @@ pub async fn call_now(
     Path(call_sid): Path<String>,
     body: Bytes,
 ) -> Response {
-    let access = match require_agent(&state, &headers).await {
-        Ok(access) => access,
-        Err(refused) => return refused.into_response(),
-    };
-    if let Err(refused) = check_origin(&state, &headers, access) {
-        return refused.into_response();
+    if let Err(refused) = require_agent_action(&state, &headers).await {
+        return refused;
     }
     let by = match agent_name(&body) {
         Ok(by) => by,

@@ -2,8 +2,12 @@
 //! work they take (`{"by": "Sam"}`, cleaned and bounded). Shared by the voicemail and call-back
 //! lists; no HTTP routes of its own.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+
+use super::auth::{check_origin, require_agent};
+use crate::app::AppState;
 
 /// The longest name kept for an agent.
 const MAX_NAME: usize = 64;
@@ -41,6 +45,26 @@ fn parse_agent_name(body: &[u8]) -> Result<String, String> {
 /// `?all=true` (or `1`, `yes`): finished items too.
 pub fn wants_all(all: Option<&str>) -> bool {
     matches!(all, Some("true" | "1" | "yes"))
+}
+
+/// The query of an agents' list: `?all=…` (see `wants_all`).
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    all: Option<String>,
+}
+
+impl ListQuery {
+    pub fn all(&self) -> bool {
+        wants_all(self.all.as_deref())
+    }
+}
+
+/// An agent acting on a list item (marking it handled, calling back): logged in, and from the
+/// console's own origin when by cookie; else the refusal to answer with.
+pub async fn require_agent_action(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let access = require_agent(state, headers).await.map_err(IntoResponse::into_response)?;
+    check_origin(state, headers, access).map_err(IntoResponse::into_response)
 }
 
 #[cfg(test)]

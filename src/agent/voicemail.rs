@@ -9,10 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::auth::{check_origin, require_agent};
-use super::people::{agent_name, full_name, wants_all};
+use super::auth::require_agent;
+use super::people::{ListQuery, agent_name, full_name, require_agent_action};
 use crate::app::AppState;
 use crate::domain::mask_phone;
 use crate::store::{Ts, VoicemailRow};
@@ -84,17 +84,11 @@ pub fn sentence(v: &VoicemailJson) -> String {
     format!("Left a voicemail ({} s){words}{handled}", v.duration_s)
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    all: Option<String>,
-}
-
 pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
     if let Err(refused) = require_agent(&state, &headers).await {
         return refused.into_response();
     }
-    let all = wants_all(query.all.as_deref());
+    let all = query.all();
     let shop = state.settings.shopify_shop.clone().unwrap_or_default();
     match state.store.voicemails(&shop, all, LIST_LIMIT).await {
         Ok(rows) => Json(rows.into_iter().map(VoicemailJson::from).collect::<Vec<_>>()).into_response(),
@@ -111,12 +105,8 @@ pub async fn handled(
     Path(sid): Path<String>,
     body: Bytes,
 ) -> Response {
-    let access = match require_agent(&state, &headers).await {
-        Ok(access) => access,
-        Err(refused) => return refused.into_response(),
-    };
-    if let Err(refused) = check_origin(&state, &headers, access) {
-        return refused.into_response();
+    if let Err(refused) = require_agent_action(&state, &headers).await {
+        return refused;
     }
     if !is_recording_sid(&sid) {
         return (StatusCode::NOT_FOUND, "no such voicemail\n").into_response();

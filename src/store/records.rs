@@ -1328,30 +1328,14 @@ for_each_backend! {
             .bind(customer_id.0)
             .execute(&mut *conn)
             .await?;
-        sqlx::query(
-            "DELETE FROM sms_messages WHERE shop = $1 AND (customer_id = $2
-                 OR call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND customer_id = $2))",
-        )
-        .bind(shop)
-        .bind(customer_id.0)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "DELETE FROM callbacks WHERE shop = $1 AND (customer_id = $2
-                 OR call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND customer_id = $2))",
-        )
-        .bind(shop)
-        .bind(customer_id.0)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "DELETE FROM voicemails WHERE shop = $1 AND (customer_id = $2
-                 OR call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND customer_id = $2))",
-        )
-        .bind(shop)
-        .bind(customer_id.0)
-        .execute(&mut *conn)
-        .await?;
+        // What was kept of the customer's calls (texts to their number, call-backs, messages).
+        for table in ["sms_messages", "callbacks", "voicemails"] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE shop = $1 AND (customer_id = $2
+                     OR call_sid IN (SELECT call_sid FROM calls WHERE shop = $1 AND customer_id = $2))"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(shop).bind(customer_id.0).execute(&mut *conn).await?;
+        }
         sqlx::query(
             "UPDATE calls SET from_raw = 'redacted', from_e164 = NULL, customer_id = NULL
              WHERE shop = $1 AND customer_id = $2",
