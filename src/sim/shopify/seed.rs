@@ -109,8 +109,9 @@ pub(crate) struct Person {
     pub address_phone: String,
     pub country: &'static str,
     pub zip: String,
-    /// The language the customer chose in the shop (Shopify's `Customer.locale`: never null
-    /// there; `en`, the emulated shop's primary language, unless they chose another).
+    /// The language the customer chose in the shop (Shopify's `Customer.locale: String!` in the
+    /// Admin schema 2026-10, tests/fixtures/shopify/admin_2026-10.graphql: never null there; `en`,
+    /// the emulated shop's primary language, unless they chose another).
     pub locale: Option<&'static str>,
 }
 
@@ -224,7 +225,8 @@ fn build_order(
         email: customer.and_then(|c| c.email.clone()).or_else(|| Some("sam.guest@example.net".into())),
         phone: if customer.is_none() { Some("+15550163355".into()) } else { None },
         customer: customer.cloned(),
-        // The language the order was placed in (REST `customer_locale`): the customer's.
+        // The language the order was placed in (REST `customer_locale`, as in Shopify's
+        // orders/create fixture tests/fixtures/shopify/order_create.json): the customer's.
         customer_locale: customer.and_then(|c| c.locale.clone()),
         financial_status: Some("paid".into()),
         fulfillment_status: None,
