@@ -2,7 +2,7 @@
 //! for, how they were verified, what was texted and why they are on the line. Read from the
 //! call's events (`domain::EventKind`); the raw path stays on the card beside it.
 
-use crate::domain::{EventKind, TransferReason};
+use crate::domain::{Event, EventKind, TransferReason, Verification, Verified};
 use crate::store::CallEventRow;
 
 use super::card::{OrderSummary, SmsSummary};
@@ -25,7 +25,8 @@ pub fn plain_words(
     // to a verified caller (the menu opens with it).
     let keyed = events.iter().find(|e| is(e, EventKind::Order)).map(|e| e.detail.as_str());
     let heard_menu = events.iter().any(|e| is(e, EventKind::Step) && e.detail == "menu");
-    let verified = verification.is_some_and(|v| v != "failed");
+    let verification = verification.and_then(Verification::parse);
+    let verified = verification.is_some_and(|v| v != Verification::Failed);
     let told = match keyed {
         Some(name) => orders.iter().find(|o| o.name == name).map(sentence).or(Some(name.to_string())),
         None if heard_menu && verified => orders.first().map(sentence),
@@ -57,12 +58,8 @@ pub fn plain_words(
     if !asked.is_empty() {
         lines.push(format!("Asked for: {}", asked.join(", then ")));
     }
-    let said: Vec<&str> = events
-        .iter()
-        .filter(|e| is(e, EventKind::Speech))
-        .filter_map(|e| e.detail.split_once(", confidence").map(|(said, _)| said))
-        .filter(|said| said.starts_with('"'))
-        .collect();
+    let said: Vec<&str> =
+        events.iter().filter(|e| is(e, EventKind::Speech)).filter_map(|e| Event::said_in(&e.detail)).collect();
     if !said.is_empty() {
         lines.push(format!("Said: {}", said.join(", ")));
     }
@@ -104,14 +101,14 @@ fn menu_choice(keys: &str) -> &'static str {
     }
 }
 
-fn verified_words(verification: Option<&str>) -> &'static str {
+fn verified_words(verification: Option<Verification>) -> &'static str {
     match verification {
-        Some("postal_code") => "by postal code",
-        Some("caller_id") => "by caller ID (the carrier vouched for the number)",
-        Some("order_number") => "by order number and its postal code (that order only)",
-        Some("not_required") => "not required (caller ID trusted)",
-        Some("failed") => "failed",
-        _ => "no",
+        Some(Verification::Passed(Verified::PostalCode)) => "by postal code",
+        Some(Verification::Passed(Verified::CallerId)) => "by caller ID (the carrier vouched for the number)",
+        Some(Verification::Passed(Verified::OrderNumber)) => "by order number and its postal code (that order only)",
+        Some(Verification::Passed(Verified::NotRequired)) => "not required (caller ID trusted)",
+        Some(Verification::Failed) => "failed",
+        Some(Verification::Passed(Verified::No)) | None => "no",
     }
 }
 

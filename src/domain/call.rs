@@ -2,44 +2,7 @@
 //! each event is a kind (stored by its name) and a detail; reasons are the words the templates
 //! branch on. The names are the stored ones: changing one is a migration.
 
-use serde::Serialize;
-
 use super::Verified;
-
-/// Declares a vocabulary enum whose variants serialise to their stored names, with `as_str`,
-/// `parse` and `ALL` (the template check compares template literals against `ALL`).
-macro_rules! names {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-
-            pub fn parse(text: &str) -> Option<$name> {
-                match text {
-                    $($text => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
 
 names! {
     /// What kind of thing happened; stored in `call_events.kind`.
@@ -328,6 +291,14 @@ impl Event {
         }
     }
 
+    /// What the caller said, quoted as it is stored, read back from a `speech` event's detail
+    /// (the inverse of `detail` for `Event::Speech`); none for a postal code (never recorded) or
+    /// any other detail.
+    pub fn said_in(detail: &str) -> Option<&str> {
+        let (said, _) = detail.rsplit_once(", confidence ").or_else(|| detail.rsplit_once(", no confidence"))?;
+        said.starts_with('"').then_some(said)
+    }
+
     /// The detail as stored beside the kind.
     pub fn detail(&self) -> String {
         match self {
@@ -367,6 +338,21 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_caller_said_is_read_back_from_the_stored_detail() {
+        let speech = |said: Option<&str>, confidence| Event::Speech {
+            said: said.map(str::to_string),
+            confidence,
+            understood: "keys 3".into(),
+        };
+        let detail = speech(Some("my refund, please"), Some(87)).detail();
+        assert_eq!(detail, "\"my refund, please\", confidence 87%: keys 3");
+        assert_eq!(Event::said_in(&detail), Some("\"my refund, please\""));
+        assert_eq!(Event::said_in(&speech(Some("a, no confidence"), None).detail()), Some("\"a, no confidence\""));
+        assert_eq!(Event::said_in(&speech(None, Some(90)).detail()), None, "a postal code is never recorded");
+        assert_eq!(Event::said_in("menu"), None);
+    }
 
     #[test]
     fn stored_names_are_the_ones_rows_and_the_feed_already_hold() {

@@ -3,6 +3,9 @@
 //! proved who they are. Imports nothing from the rest of the crate (`tests/it/layers.rs` checks
 //! it), so every layer may use it.
 
+#[macro_use]
+mod names;
+
 pub mod call;
 pub mod language;
 pub mod phone;
@@ -15,4 +18,4 @@ pub use call::{
 };
 pub use language::Language;
 pub use phone::{PhoneError, PhoneNumber, mask_email, mask_phone, mask_pii};
-pub use verified::Verified;
+pub use verified::{Verification, Verified};

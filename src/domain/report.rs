@@ -8,35 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
-/// Declares a vocabulary of stored names (`as_str`, `parse`, `ALL`).
-macro_rules! labels {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-
-            pub fn parse(text: &str) -> Option<$name> {
-                match text {
-                    $($text => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-labels! {
+names! {
     /// Which count a daily aggregate row holds (`call_days.figure`); its label says of what.
     pub enum Figure {
         /// Every call (label: empty).
@@ -72,7 +44,7 @@ labels! {
     }
 }
 
-labels! {
+names! {
     /// How a call ended, one per call.
     pub enum Outcome {
         /// Not transferred, and orderline told the caller about an order (a menu, other orders
@@ -89,7 +61,7 @@ labels! {
     }
 }
 
-labels! {
+names! {
     /// A call's last verification result.
     pub enum VerificationOutcome {
         Passed => "passed",

@@ -39,3 +39,58 @@ impl Verified {
         matches!(self, Verified::NotRequired | Verified::CallerId | Verified::PostalCode)
     }
 }
+
+/// How a call's verification ended, as the call record stores it (`calls.verification`): passed
+/// at a level (its name), or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    Passed(Verified),
+    Failed,
+}
+
+impl Serialize for Verification {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Passed(level) => level.as_str(),
+            Verification::Failed => "failed",
+        }
+    }
+
+    /// A stored name; none for a name this build does not know.
+    pub fn parse(text: &str) -> Option<Verification> {
+        if text == "failed" {
+            return Some(Verification::Failed);
+        }
+        Verified::ALL.iter().find(|level| level.as_str() == text).map(|&level| Verification::Passed(level))
+    }
+
+    /// The level reached: `No` for a failure.
+    pub fn level(self) -> Verified {
+        match self {
+            Verification::Passed(level) => level,
+            Verification::Failed => Verified::No,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verification_is_stored_by_the_names_rows_already_hold() {
+        let names: Vec<&str> = Verified::ALL.iter().map(|&v| Verification::Passed(v).as_str()).collect();
+        assert_eq!(names, ["no", "not_required", "caller_id", "postal_code", "order_number"]);
+        assert_eq!(Verification::Failed.as_str(), "failed");
+        for name in ["failed", "postal_code", "caller_id", "order_number", "not_required"] {
+            assert_eq!(Verification::parse(name).map(Verification::as_str), Some(name));
+        }
+        assert_eq!(Verification::parse("postal-code"), None);
+    }
+}

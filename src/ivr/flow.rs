@@ -12,7 +12,7 @@ use moka::future::Cache;
 use serde::Serialize;
 
 use super::bad_news::{NewsFacts, news_of};
-use super::hours::BusinessHours;
+use super::hours::{BusinessHours, NextOpening};
 use super::order_status::{OrderFacts, spoken_digits};
 use super::returns::ReturnsStep;
 use super::state::{CallState, Stage};
@@ -22,8 +22,8 @@ use crate::clock::Clock;
 use crate::config::{BadNewsPolicy, VerifyPolicy, VoicemailOffer};
 use crate::domain::call::VerificationResult;
 use crate::domain::{
-    AskReason, Event, GoodbyeReason, Language, RetryReason, SmsResult, TextKind, TransferReason, Verified,
-    VoicemailReason,
+    AskReason, Event, GoodbyeReason, Language, RetryReason, SmsResult, TextKind, TransferReason, Verification,
+    Verified, VoicemailReason,
 };
 use crate::lookup::caller_id::CallerId;
 use crate::lookup::{CallerAnswer, CallerLookup, CustomerCard, LookupError, OrderCard, OrderMatch, Source};
@@ -75,7 +75,7 @@ pub struct Reply {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
     pub customer_id: Option<i64>,
-    pub verification: Option<String>,
+    pub verification: Option<Verification>,
     /// The transfer's reason as the call record keeps it: the spoken reason, except
     /// `VerificationLocked` (spoken as `NotVerified`), which tells the agent the caller was
     /// refused more guesses.
@@ -119,6 +119,18 @@ impl Step {
         }
     }
 
+    /// The question this step ends with, whose answer comes back at that stage's path; none
+    /// when the call leaves the flow (transfer, goodbye, voicemail).
+    pub fn asks(&self) -> Option<Stage> {
+        match self {
+            Step::Menu(_) | Step::OtherOrders(_) | Step::Returns(_) | Step::Closed(_) => Some(Stage::Menu),
+            Step::AskOrderNumber(_) => Some(Stage::OrderNumber),
+            Step::AskPostalCode(_) => Some(Stage::PostalCode),
+            Step::Hold => Some(Stage::Continue),
+            Step::Transfer(_) | Step::Goodbye(_) | Step::Voicemail(_) => None,
+        }
+    }
+
     /// Whether a Media Streams call can hear this step (voicemail records through TwiML only).
     pub fn has_speech(&self) -> bool {
         !matches!(self, Step::Voicemail(_))
@@ -150,7 +162,7 @@ pub struct MenuStep {
     /// The first name to greet with, on the first menu of the call.
     pub greet: Option<String>,
     /// Outside business hours, on the first menu: when the line opens again, in words.
-    pub closed_until: Option<String>,
+    pub closed_until: Option<NextOpening>,
     pub closed: bool,
     /// The latest order (or the one keyed in); none when the customer has no orders.
     pub order: Option<OrderFacts>,
@@ -200,7 +212,7 @@ pub enum PostalCodeOf {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClosedStep {
-    pub closed_until: Option<String>,
+    pub closed_until: Option<NextOpening>,
     pub menu: MenuOptions,
 }
 
@@ -236,14 +248,14 @@ pub struct CallContext {
 pub struct VoicemailStep {
     pub reason: VoicemailReason,
     /// When the line opens again, in words (a closed line).
-    pub closed_until: Option<String>,
+    pub closed_until: Option<NextOpening>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GoodbyeStep {
     /// Outside business hours, where no transfer is offered.
     pub reason: GoodbyeReason,
-    pub closed_until: Option<String>,
+    pub closed_until: Option<NextOpening>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -389,7 +401,7 @@ impl CallFlow {
             Ok(answer) => Ok(self.said_in(self.greet(caller, state, answer?).await?, state)),
             Err(_) => {
                 self.pending.insert(caller.call_sid.clone(), pending).await;
-                let mut reply = reply(Step::Hold, Some((Stage::Continue, state.fresh())));
+                let mut reply = reply(Step::Hold, Some(state.fresh()));
                 reply.events.push(Event::Lookup("slow: caller asked to hold".into()));
                 Ok(self.said_in(reply, state))
             }
@@ -475,15 +487,12 @@ impl CallFlow {
             Stage::OrderNumber => {
                 let retry = reprompt.then_some(RetryReason::NoInput);
                 let reason = if reprompt { AskReason::Retry } else { AskReason::Unknown };
-                reply(
-                    Step::AskOrderNumber(AskOrderNumber { reason, retry, entered: None }),
-                    Some((Stage::OrderNumber, state)),
-                )
+                reply(Step::AskOrderNumber(AskOrderNumber { reason, retry, entered: None }), Some(state))
             }
             Stage::PostalCode => {
                 let about = if state.order.is_some() { PostalCodeOf::Order } else { PostalCodeOf::Account };
                 let retry = reprompt.then_some(RetryReason::NoInput);
-                reply(Step::AskPostalCode(AskPostalCode { about, retry }), Some((Stage::PostalCode, state)))
+                reply(Step::AskPostalCode(AskPostalCode { about, retry }), Some(state))
             }
         })
     }
@@ -521,9 +530,9 @@ impl CallFlow {
         self.hours.is_open(self.clock.now())
     }
 
-    fn closed_until(&self, language: Language) -> Option<String> {
+    fn closed_until(&self, language: Language) -> Option<NextOpening> {
         let now = self.clock.now();
-        if self.hours.is_open(now) { None } else { self.hours.say_next_opening_in(now, language) }
+        if self.hours.is_open(now) { None } else { self.hours.next_opening_in(now, language) }
     }
 
     /// First words to a caller whose lookup is done.
@@ -579,7 +588,7 @@ impl CallFlow {
             }
             let mut reply = if account_postal_code(customer).is_some() {
                 let step = Step::AskPostalCode(AskPostalCode { about: PostalCodeOf::Account, retry: None });
-                reply(step, Some((Stage::PostalCode, state.fresh())))
+                reply(step, Some(state.fresh()))
             } else {
                 // Nothing on file to check against: the caller proves an order instead.
                 self.ask_order_number(state.fresh(), AskReason::Verify)
@@ -591,7 +600,7 @@ impl CallFlow {
         let reply = self.menu_for_customer(caller, state.fresh(), customer, true, false);
         let mut reply = self.news_first(caller, state, reply, Some(customer), None).await;
         reply.events.push(passed(verified));
-        reply.outcome.verification = Some(verified.as_str().to_string());
+        reply.outcome.verification = Some(Verification::Passed(verified));
         Ok(reply)
     }
 
@@ -615,7 +624,7 @@ impl CallFlow {
         reply
             .events
             .insert(0, Event::Verification { method: Verified::PostalCode, result: VerificationResult::Locked(why) });
-        reply.outcome.verification = Some("failed".into());
+        reply.outcome.verification = Some(Verification::Failed);
         if reply.outcome.transfer.is_some() {
             reply.outcome.transfer = Some(TransferReason::VerificationLocked);
         }
@@ -625,7 +634,7 @@ impl CallFlow {
 
     fn ask_order_number(&self, state: CallState, reason: AskReason) -> Reply {
         let step = Step::AskOrderNumber(AskOrderNumber { reason, retry: None, entered: None });
-        reply(step, Some((Stage::OrderNumber, state)))
+        reply(step, Some(state))
     }
 
     /// The menu about a customer's latest order.
@@ -650,7 +659,7 @@ impl CallFlow {
             text: None,
             news: None,
         });
-        let mut reply = reply(step, Some((Stage::Menu, state)));
+        let mut reply = reply(step, Some(state));
         reply.outcome.customer_id = Some(customer.id);
         reply
     }
@@ -676,7 +685,7 @@ impl CallFlow {
             text: None,
             news: None,
         });
-        let mut reply = reply(step, Some((Stage::Menu, state)));
+        let mut reply = reply(step, Some(state));
         reply.outcome.customer_id = found.customer_id;
         reply
     }
@@ -725,7 +734,7 @@ impl CallFlow {
                         let reply = self.menu_for_customer(caller, state.fresh(), customer, true, false);
                         let mut reply = self.news_first(caller, state, reply, Some(customer), None).await;
                         reply.events.push(passed(Verified::PostalCode));
-                        reply.outcome.verification = Some("postal_code".into());
+                        reply.outcome.verification = Some(Verification::Passed(Verified::PostalCode));
                         reply
                     }
                     Proving::Order(found) => {
@@ -733,7 +742,7 @@ impl CallFlow {
                         let reply = self.menu_for_order(caller, state.fresh(), found, true, false);
                         let mut reply = self.news_first(caller, state, reply, None, Some(found)).await;
                         reply.events.push(passed(Verified::OrderNumber));
-                        reply.outcome.verification = Some("order_number".into());
+                        reply.outcome.verification = Some(Verification::Passed(Verified::OrderNumber));
                         reply
                     }
                 };
@@ -756,7 +765,7 @@ impl CallFlow {
         };
         if state.tries == 0 {
             let step = Step::AskPostalCode(AskPostalCode { about, retry: Some(retry) });
-            let mut reply = reply(step, Some((Stage::PostalCode, state.retry())));
+            let mut reply = reply(step, Some(state.retry()));
             reply.events.insert(0, event);
             return Ok(reply);
         }
@@ -766,7 +775,7 @@ impl CallFlow {
         reply
             .events
             .insert(1, Event::Verification { method: Verified::PostalCode, result: VerificationResult::Failed });
-        reply.outcome.verification = Some("failed".into());
+        reply.outcome.verification = Some(Verification::Failed);
         Ok(reply)
     }
 
@@ -792,7 +801,7 @@ impl CallFlow {
                 self.locked_out(caller, state, reached, None)
             } else if found.order.shipping_zip.as_deref().and_then(KeyedPostalCode::of).is_some() {
                 let step = Step::AskPostalCode(AskPostalCode { about: PostalCodeOf::Order, retry: None });
-                reply(step, Some((Stage::PostalCode, state.fresh())))
+                reply(step, Some(state.fresh()))
             } else {
                 let mut reply = self.give_up(
                     TransferReason::NotVerified,
@@ -806,7 +815,7 @@ impl CallFlow {
                         result: VerificationResult::Unverifiable("no postal code on file to check".into()),
                     },
                 );
-                reply.outcome.verification = Some("failed".into());
+                reply.outcome.verification = Some(Verification::Failed);
                 reply
             };
             reply.events.insert(0, key_event);
@@ -821,7 +830,7 @@ impl CallFlow {
             reply.events.insert(0, key_event);
             reply.events.push(Event::Order(found.order.name.to_string()));
             reply.events.push(passed(Verified::OrderNumber));
-            reply.outcome.verification = Some("order_number".into());
+            reply.outcome.verification = Some(Verification::Passed(Verified::OrderNumber));
             return Ok(reply);
         }
         let retry = if digits.is_empty() { RetryReason::NoInput } else { RetryReason::NotFound };
@@ -831,7 +840,7 @@ impl CallFlow {
                 retry: Some(retry),
                 entered: (!digits.is_empty()).then(|| spoken_digits(&digits)),
             });
-            let mut reply = reply(step, Some((Stage::OrderNumber, state.retry())));
+            let mut reply = reply(step, Some(state.retry()));
             reply.events.insert(0, key_event);
             return Ok(reply);
         }
@@ -869,7 +878,7 @@ impl CallFlow {
             ("1", About::Order(o)) => self.menu_for_order(caller, state.fresh(), o, false, false),
             ("2", About::Customer(c)) if menu.other_orders => {
                 let orders = c.orders.iter().skip(1).map(|o| OrderFacts::of_in(o, self.tz, self.lang(state))).collect();
-                reply(Step::OtherOrders(OrdersStep { orders, menu }), Some((Stage::Menu, state.fresh())))
+                reply(Step::OtherOrders(OrdersStep { orders, menu }), Some(state.fresh()))
             }
             ("3", about) => self.returns(caller, state, about, menu, None),
             ("6", about) if self.label_plan(caller, state, about).is_some() => {
@@ -885,7 +894,7 @@ impl CallFlow {
             ("5", _) if menu.voicemail => self.voicemail(VoicemailReason::Closed, self.lang(state)),
             ("0", _) => {
                 let step = Step::Closed(ClosedStep { closed_until: self.closed_until(self.lang(state)), menu });
-                reply(step, Some((Stage::Menu, state.fresh())))
+                reply(step, Some(state.fresh()))
             }
             // Invalid or none: once more, then someone (or goodbye, when nobody is there).
             (_, about) if state.tries == 0 => match about {
@@ -956,7 +965,7 @@ impl CallFlow {
         let mut step =
             ReturnsStep::of_in(&about.orders(), self.clock.now(), self.tz, self.return_window, menu, self.lang(state));
         step.label_text = label_text;
-        reply(Step::Returns(step), Some((Stage::Menu, state.fresh())))
+        reply(Step::Returns(step), Some(state.fresh()))
     }
 
     fn label_plan(&self, caller: &Caller, state: CallState, about: &About) -> Option<TextPlan> {
@@ -1152,7 +1161,9 @@ fn passed(method: Verified) -> Event {
     Event::Verification { method, result: VerificationResult::Passed }
 }
 
-fn reply(step: Step, next: Option<(Stage, CallState)>) -> Reply {
+/// The step, and the state its question's answer carries (the stage is the step's question).
+fn reply(step: Step, next: Option<CallState>) -> Reply {
+    let next = next.and_then(|state| Some((step.asks()?, state)));
     let events = vec![Event::Step(step.template())];
     Reply { step, next, events, outcome: Outcome::default(), language: Language::En, offer: false }
 }

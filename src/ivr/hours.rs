@@ -24,6 +24,20 @@ const LOOKAHEAD_DAYS: u64 = 14;
 const MAX_GAP_MINUTES: u32 = 24 * 60;
 
 /// When the support line takes calls, in the line's own time zone.
+/// When the line opens again, as the templates get it: in words for TwiML (`words`), and as data
+/// for the recorded speech of Media Streams (`speech::opening`), which is never English parsed back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NextOpening {
+    /// In the call's language: "Monday at 9 AM", "mañana a las 9:30 de la mañana".
+    pub words: String,
+    /// The local date, `YYYY-MM-DD`, and how many days after today it is.
+    pub date: String,
+    pub days_ahead: i64,
+    /// The local time, 0–23 and 0–59.
+    pub hour: u32,
+    pub minute: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct BusinessHours {
     timezone: Tz,
@@ -127,9 +141,21 @@ impl BusinessHours {
 
     /// The same, in `language`: "mañana a las 9:30 de la mañana".
     pub fn say_next_opening_in(&self, at: DateTime<Utc>, language: Language) -> Option<String> {
+        self.next_opening_in(at, language).map(|opening| opening.words)
+    }
+
+    /// When the line opens next (after `at`), as data and in `language`'s words.
+    pub fn next_opening_in(&self, at: DateTime<Utc>, language: Language) -> Option<NextOpening> {
         let opening = self.next_opening(at)?;
         let today = at.with_timezone(&self.timezone).date_naive();
-        Some(language.day_and_time(opening.date_naive(), today, opening.hour(), opening.minute()))
+        let date = opening.date_naive();
+        Some(NextOpening {
+            words: language.day_and_time(date, today, opening.hour(), opening.minute()),
+            date: date.format("%Y-%m-%d").to_string(),
+            days_ahead: (date - today).num_days(),
+            hour: opening.hour(),
+            minute: opening.minute(),
+        })
     }
 
     /// Opening intervals `[start, end)` of the ranges starting on `days` local dates from `first`,

@@ -12,5 +12,5 @@ pub mod understanding;
 pub mod verification;
 
 pub use flow::{CallContext, CallFlow, Caller, Input, Outcome, Reply, Step, TransferStep};
-pub use state::{CallState, Stage};
+pub use state::{Ask, CallState, Stage};
 pub use texts::{TextOutcome, TextRequest, TextSender, Texts};

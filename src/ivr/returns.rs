@@ -86,6 +86,10 @@ pub struct ReturnFacts {
 pub struct RefundFacts {
     /// `$21.23`, `£12.00`, or `21.23 CAD`; none when Shopify's refund carried no amount.
     pub amount: Option<String>,
+    /// The same amount as data (`21.23` and its currency code, as Shopify gives them), for the
+    /// recorded speech of Media Streams.
+    pub total: Option<String>,
+    pub currency: Option<String>,
     /// The latest refund's day in words and as a date; none when Shopify gave no time.
     pub day: Option<String>,
     pub date: Option<String>,
@@ -134,11 +138,13 @@ impl ReturnsStep {
             let refund = match &order.refunded {
                 Some(r) => Some(RefundFacts {
                     amount: Some(language.money(&r.total, r.currency.as_deref())),
+                    total: Some(r.total.to_string()),
+                    currency: r.currency.as_deref().map(str::to_string),
                     day: r.last_at.map(|at| day_in(at, tz, language)),
                     date: r.last_at.map(|at| local_date(at, tz)),
                 }),
                 None if order.refunds > 0 || order.financial_status == Some("refunded") => {
-                    Some(RefundFacts { amount: None, day: None, date: None })
+                    Some(RefundFacts { amount: None, total: None, currency: None, day: None, date: None })
                 }
                 None => None,
             };

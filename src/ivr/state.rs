@@ -34,6 +34,54 @@ impl Stage {
     pub fn from_path(path: &str) -> Option<Stage> {
         Stage::ALL.into_iter().find(|s| s.path() == path)
     }
+
+    /// How this question takes its answer: the one description TwiML's `<Gather>`, Media
+    /// Streams and ConversationRelay all read.
+    pub fn ask(self) -> Ask {
+        match self {
+            Stage::Menu => Ask { max_digits: Some(1), finish_on: Some('#'), timeout_secs: 6 },
+            Stage::OrderNumber | Stage::PostalCode => Ask { max_digits: None, finish_on: Some('#'), timeout_secs: 8 },
+            // "One moment": nothing is asked; the flow answers it with no input as soon as the
+            // lookup is done (TwiML redirects, the streams wait for it).
+            Stage::Continue => Ask { max_digits: None, finish_on: None, timeout_secs: 1 },
+        }
+    }
+
+    /// The words this question expects, to help speech recognition (`<Gather hints>`), in the
+    /// call's language.
+    pub fn hints(self, language: Language) -> &'static str {
+        match (self, language) {
+            (Stage::Menu, Language::En) => {
+                "where is my order, order status, repeat, other orders, returns, refund, return label, leave a message, agent, representative"
+            }
+            (Stage::Menu, Language::Es) => {
+                "dónde está mi pedido, estado de mi pedido, repetir, otros pedidos, devoluciones, reembolso, guía de devolución, dejar un mensaje, agente, representante"
+            }
+            (Stage::OrderNumber, Language::En) => "order number",
+            (Stage::OrderNumber, Language::Es) => "número de pedido, pedido",
+            (Stage::PostalCode, Language::En) => "postal code, zip code",
+            (Stage::PostalCode, Language::Es) => "código postal",
+            (Stage::Continue, _) => "",
+        }
+    }
+}
+
+/// How a question takes keys (twilio.com/docs/voice/twiml/gather: numDigits; finishOnKey,
+/// default `#`; timeout, default 5 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask {
+    /// The answer is complete after this many keys.
+    pub max_digits: Option<u8>,
+    /// This key ends the answer (and is not part of it).
+    pub finish_on: Option<char>,
+    /// Silence, once the question has been said, before the answer is taken as it is.
+    pub timeout_secs: u8,
+}
+
+impl Ask {
+    pub fn timeout(self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.timeout_secs))
+    }
 }
 
 /// The verification level in the signed call state: one letter.

@@ -128,79 +128,101 @@ pub fn digits(text: &str) -> Vec<Piece> {
     text.chars().filter_map(|c| c.to_digit(10)).map(|d| clip(format!("digit_{d}"))).collect()
 }
 
-/// A number from 1 to 59 as it is said in a time of day ("nine", "twelve", "thirty five").
+/// A number from 1 to 99 ("nine", "twelve", "thirty five"); nothing for any other.
 fn number(n: u32) -> Vec<Piece> {
     match n {
         1..=9 => vec![clip(format!("digit_{n}"))],
         10..=19 => vec![clip(format!("number_{n}"))],
-        20..=59 if n.is_multiple_of(10) => vec![clip(format!("number_{n}"))],
-        20..=59 => vec![clip(format!("number_{}", n - n % 10)), clip(format!("digit_{}", n % 10))],
+        20..=99 if n.is_multiple_of(10) => vec![clip(format!("number_{n}"))],
+        20..=99 => vec![clip(format!("number_{}", n - n % 10)), clip(format!("digit_{}", n % 10))],
         _ => Vec::new(),
     }
 }
 
-const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-
-/// When the line opens again, as `ivr::hours` words it ("today at 9 AM", "Monday at 9:30 AM",
-/// "Monday, December 28 at 9 AM"), in clips. Words outside that vocabulary have no recording:
-/// then nothing is said rather than half of it.
-pub fn opening(words: &str) -> Vec<Piece> {
-    let mut pieces = Vec::new();
-    let mut after_month = false;
-    for word in words.split([' ', ',']).filter(|w| !w.is_empty()) {
-        let lower = word.to_ascii_lowercase();
-        let spoken = if let Some(i) = WEEKDAYS.iter().position(|d| *d == lower) {
-            vec![clip(format!("weekday_{}", i + 1))]
-        } else if let Some(i) = MONTHS.iter().position(|m| *m == lower) {
-            after_month = true;
-            pieces.push(clip(format!("month_{}", i + 1)));
-            continue;
-        } else if after_month && let Ok(day @ 1..=31) = lower.parse::<u32>() {
-            vec![clip(format!("ord_{day}"))]
-        } else if matches!(lower.as_str(), "today" | "tomorrow" | "at" | "am" | "pm") {
-            vec![clip(lower.clone())]
-        } else if let Some(time) = time_of_day(&lower) {
-            time
-        } else {
-            return Vec::new();
-        };
-        after_month = false;
-        pieces.extend(spoken);
+/// A count as it is said: "zero", "forty two", "one hundred five", "twelve thousand three hundred
+/// forty", up to 999,999,999 ("… million" has no recording: larger numbers are said as digits).
+pub fn count(n: u32) -> Vec<Piece> {
+    fn below_thousand(n: u32) -> Vec<Piece> {
+        let mut pieces = Vec::new();
+        if n >= 100 {
+            pieces.extend([clip(format!("digit_{}", n / 100)), clip("hundred")]);
+        }
+        pieces.extend(number(n % 100));
+        pieces
     }
+    match n {
+        0 => vec![clip("digit_0")],
+        1..=999 => below_thousand(n),
+        1_000..=999_999 => [below_thousand(n / 1000), vec![clip("thousand")], below_thousand(n % 1000)].concat(),
+        _ => digits(&n.to_string()),
+    }
+}
+
+/// A money amount as Shopify gives it (`21.23`, currency code) in words: "twenty one dollars and
+/// twenty three cents", "one dollar". Dollars (USD, CAD, AUD, NZD; no currency: the shop's,
+/// assumed dollars as `Language::money` does) have recordings; any other currency, or an amount
+/// that is not a plain decimal, gives none (and is not said).
+pub fn money(amount: &str, currency: Option<&str>) -> Option<Vec<Piece>> {
+    let dollars =
+        currency.is_none_or(|c| ["USD", "CAD", "AUD", "NZD"].iter().any(|d| d.eq_ignore_ascii_case(c.trim())));
+    if !dollars {
+        return None;
+    }
+    let (whole, fraction) = amount.trim().split_once('.').unwrap_or((amount.trim(), ""));
+    let plain = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if whole.is_empty() || !plain(whole) || !plain(fraction) || fraction.len() > 2 {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok()?;
+    let cents: u32 = format!("{fraction:0<2}").parse().ok()?;
+    let mut pieces = Vec::new();
+    if whole > 0 || cents == 0 {
+        pieces.extend(count(whole));
+        pieces.push(clip(if whole == 1 { "dollar" } else { "dollars" }));
+    }
+    if cents > 0 {
+        if whole > 0 {
+            pieces.push(clip("and"));
+        }
+        pieces.extend(count(cents));
+        pieces.push(clip(if cents == 1 { "cent" } else { "cents" }));
+    }
+    Some(pieces)
+}
+
+/// When the line opens again (`ivr::hours::NextOpening`: its local date, how many days from
+/// today, hour and minute), in clips as `Language::day_and_time` words it in English: "today at
+/// nine AM", "tomorrow at…", "Monday at…" within the week, "Saturday, December twenty-sixth at…"
+/// further ahead.
+pub fn opening(days_ahead: i64, date: NaiveDate, hour: u32, minute: u32) -> Vec<Piece> {
+    let weekday = clip(format!("weekday_{}", date.weekday().number_from_monday()));
+    let mut pieces = match days_ahead {
+        0 => vec![clip("today")],
+        1 => vec![clip("tomorrow")],
+        2..=6 => vec![weekday],
+        _ => [vec![weekday], self::date(date)].concat(),
+    };
+    pieces.push(clip("at"));
+    pieces.extend(time_of_day(hour, minute));
     pieces
 }
 
-/// `9` → "nine", `9:30` → "nine thirty", `9:05` → "nine oh five".
-fn time_of_day(word: &str) -> Option<Vec<Piece>> {
-    let (hour, minute) = match word.split_once(':') {
-        Some((h, m)) => (h.parse::<u32>().ok()?, Some(m.parse::<u32>().ok()?)),
-        None => (word.parse::<u32>().ok()?, None),
-    };
-    if !(1..=12).contains(&hour) {
-        return None;
-    }
-    let mut pieces = number(hour);
+/// A 24-hour local time on a 12-hour clock: `9:00` → "nine AM", `12:30` → "twelve thirty PM",
+/// `9:05` → "nine oh five AM".
+fn time_of_day(hour: u32, minute: u32) -> Vec<Piece> {
+    let hour = hour % 24;
+    let period = if hour < 12 { "am" } else { "pm" };
+    let mut pieces = number(match hour % 12 {
+        0 => 12,
+        h => h,
+    });
     match minute {
-        None | Some(0) => {}
-        Some(m @ 1..=9) => pieces.extend([clip("oh"), clip(format!("digit_{m}"))]),
-        Some(m @ 10..=59) => pieces.extend(number(m)),
-        Some(_) => return None,
+        1..=9 => pieces.extend([clip("oh"), clip(format!("digit_{minute}"))]),
+        10..=59 => pieces.extend(number(minute)),
+        _ => {}
     }
-    Some(pieces)
+    pieces.push(clip(period));
+    pieces
 }
 
 /// An utterance written as text, as the `.speech` templates render it: clip ids separated by

@@ -186,15 +186,17 @@ fn rendered_audio_is_recognised_as_its_clips_even_when_cut_short() {
 
 #[test]
 fn when_the_line_opens_is_said_from_recordings() {
-    assert_eq!(ids(&opening("Monday at 9 AM")), ["weekday_1", "at", "digit_9", "am"]);
-    assert_eq!(ids(&opening("tomorrow at 12:30 PM")), ["tomorrow", "at", "number_12", "number_30", "pm"]);
-    assert_eq!(ids(&opening("today at 9:05 AM")), ["today", "at", "digit_9", "oh", "digit_5", "am"]);
-    assert_eq!(ids(&opening("today at 10:45 AM")), ["today", "at", "number_10", "number_40", "digit_5", "am"]);
+    let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    // 2026-12-07 is a Monday.
+    assert_eq!(ids(&opening(3, day("2026-12-07"), 9, 0)), ["weekday_1", "at", "digit_9", "am"]);
+    assert_eq!(ids(&opening(1, day("2026-12-05"), 12, 30)), ["tomorrow", "at", "number_12", "number_30", "pm"]);
+    assert_eq!(ids(&opening(0, day("2026-12-04"), 9, 5)), ["today", "at", "digit_9", "oh", "digit_5", "am"]);
+    assert_eq!(ids(&opening(0, day("2026-12-04"), 10, 45)), ["today", "at", "number_10", "number_40", "digit_5", "am"]);
+    assert_eq!(ids(&opening(0, day("2026-12-04"), 0, 0)), ["today", "at", "number_12", "am"], "midnight");
     assert_eq!(
-        ids(&opening("Saturday, December 26 at 10 AM")),
+        ids(&opening(9, day("2026-12-26"), 10, 0)),
         ["weekday_6", "month_12", "ord_26", "at", "number_10", "am"]
     );
-    assert!(opening("Monday at noon-ish").is_empty(), "half a sentence is not said");
 }
 
 #[test]
@@ -204,4 +206,33 @@ fn utterances_are_clip_ids_and_pauses() {
     assert_eq!(utterance_text(&pieces), "welcome_back pause:250 digit_1");
     assert!(parse_utterance("pause:soon").unwrap_err().contains("pause:MS"));
     assert!(parse_utterance("Hi <Dana>").unwrap_err().contains("not a clip id"));
+}
+
+#[test]
+fn counts_and_dollar_amounts_are_said_from_recordings() {
+    assert_eq!(ids(&count(0)), ["digit_0"]);
+    assert_eq!(ids(&count(30)), ["number_30"]);
+    assert_eq!(ids(&count(99)), ["number_90", "digit_9"]);
+    assert_eq!(ids(&count(105)), ["digit_1", "hundred", "digit_5"]);
+    assert_eq!(ids(&count(1250)), ["digit_1", "thousand", "digit_2", "hundred", "number_50"]);
+    assert_eq!(ids(&count(12_340)), ["number_12", "thousand", "digit_3", "hundred", "number_40"]);
+    let money = |amount: &str, currency: Option<&str>| {
+        money(amount, currency).map(|p| ids(&p).into_iter().map(str::to_string).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        money("21.23", Some("USD")).unwrap(),
+        ["number_20", "digit_1", "dollars", "and", "number_20", "digit_3", "cents"]
+    );
+    assert_eq!(money("1.00", None).unwrap(), ["digit_1", "dollar"]);
+    assert_eq!(money("0.99", Some("cad")).unwrap(), ["number_90", "digit_9", "cents"]);
+    assert_eq!(money("0.5", Some("USD")).unwrap(), ["number_50", "cents"]);
+    assert_eq!(money("0.00", Some("USD")).unwrap(), ["digit_0", "dollars"]);
+    assert_eq!(money("12.00", Some("GBP")), None, "pounds have no recording: not said");
+    assert_eq!(money("1e3", Some("USD")), None);
+    assert_eq!(money("-4.00", Some("USD")), None);
+    assert_eq!(money("4.005", Some("USD")), None);
+    let lib = ClipLibrary::built_in();
+    for n in [0, 7, 19, 60, 70, 80, 90, 100, 999, 1000, 45_678] {
+        assert!(count(n).iter().all(|p| matches!(p, Piece::Clip(id) if lib.get(id).is_some())), "{n}");
+    }
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{EventKind, TransferReason};
+use crate::domain::{EventKind, TransferReason, Verification};
 
 use super::{CallChange, CallChanges, Pool, Store, StoreError, Ts, for_each_backend, on_backend};
 
@@ -17,7 +17,7 @@ pub struct NewCall {
     pub from_e164: Option<String>,
     pub to_number: Option<String>,
     pub customer_id: Option<i64>,
-    pub verification: Option<String>,
+    pub verification: Option<Verification>,
     pub transfer: Option<TransferReason>,
     #[serde(serialize_with = "micros")]
     pub started_at: Ts,
@@ -36,7 +36,7 @@ pub enum CallWrite {
     Outcome {
         call_sid: String,
         customer_id: Option<i64>,
-        verification: Option<String>,
+        verification: Option<Verification>,
         transfer: Option<TransferReason>,
     },
     /// A status callback; applied only if its sequence number is the highest seen. Creates the
@@ -266,7 +266,7 @@ for_each_backend! {
                     )
                     .bind(call_sid)
                     .bind(customer_id)
-                    .bind(verification)
+                    .bind(verification.map(Verification::as_str))
                     .bind(transfer.map(TransferReason::as_str))
                     .execute(&mut *tx)
                     .await?;

@@ -14,8 +14,8 @@ use super::transfer::TransferTarget;
 use super::transfer_end::{DIAL_ENDED_PATH, QUEUE_ENDED_PATH, QUEUE_WAIT_PATH};
 use super::xml_text::xml_chars;
 use crate::app::AppState;
-use crate::domain::mask_pii;
 use crate::domain::{Event, EventStep, TransferReason};
+use crate::domain::{mask_phone, mask_pii};
 use crate::ivr::{CallContext, Caller, Outcome, Reply, Step};
 use crate::lookup::caller_id::CallerId;
 use crate::store::{CallEvent, CallWrite, NewCall, Ts};
@@ -179,8 +179,14 @@ pub fn record_reply(
     }
 }
 
-/// Writes that step `step` (0: none of the call's steps) failed and the caller went to the fallback.
-pub fn record_fallback(state: &AppState, call: &VoiceCall, step: u32, why: &str) {
+/// The one way a call falls back, whichever way it is spoken: logs why (masked) and writes that
+/// step `step` (0: none of the call's steps) failed and the caller went to the fallback (when the
+/// call is known). The transport then says the apology and puts the caller through
+/// (`fallback_twiml`, or its spoken form over a stream).
+pub fn record_fallback(state: &AppState, call: Option<&VoiceCall>, step: u32, why: &str) {
+    let from = call.map(|c| mask_phone(&c.from)).unwrap_or_default();
+    tracing::error!(from = %from, step, error = %mask_pii(why), "call flow failed; caller hears the fallback");
+    let Some(call) = call else { return };
     let outcome = Outcome { transfer: Some(TransferReason::Fallback), ..Outcome::default() };
     let happened = vec![Event::Error(mask_pii(why)), Event::Transfer(TransferReason::Fallback)];
     record_reply(state, call, step, outcome, happened, None);

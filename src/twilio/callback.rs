@@ -27,7 +27,7 @@ use super::public_url::PublicUrl;
 use super::request::TwilioRequest;
 use super::voice::twiml;
 use crate::app::AppState;
-use crate::domain::{Event, EventStep, PhoneNumber, Verified, mask_phone, mask_pii};
+use crate::domain::{Event, EventStep, PhoneNumber, Verification, Verified, mask_phone, mask_pii};
 use crate::ivr::CallContext;
 use crate::store::{CallbackRow, NewCallback, StoreError, Ts, callback_status};
 
@@ -285,8 +285,8 @@ async fn answer(State(state): State<AppState>, req: TwilioRequest) -> Response {
     let verified = original
         .as_ref()
         .and_then(|c| c.verification.as_deref())
-        .and_then(|v| Verified::ALL.iter().find(|x| x.as_str() == v).copied())
-        .unwrap_or(Verified::No);
+        .and_then(Verification::parse)
+        .map_or(Verified::No, Verification::level);
     let context = CallContext {
         call_sid: row.call_sid.clone(),
         from: row.to_number.clone(),

@@ -293,6 +293,7 @@ impl Renderer {
             language_offer: Value::from_safe_string(asking.offer.clone().unwrap_or_default()),
             spell_keys: asking.spell_keys,
             keys_only: asking.keys_only,
+            ask: AskView::of(step, self.language),
         });
         self.render(&name, ctx)
     }
@@ -300,7 +301,7 @@ impl Renderer {
     /// What a Media Streams call hears at a step: the clips and pauses of `NAME.speech`.
     pub fn speech(&self, step: &Step) -> Result<Vec<Piece>, TemplateError> {
         let name = format!("{}.speech", step.template());
-        let ctx = Value::from_serialize(Context::plain(step, "", &TransferView::default()));
+        let ctx = Value::from_serialize(Context::plain(step, "", &TransferView::default(), self.language));
         self.utterance(&name, ctx)
     }
 
@@ -334,7 +335,7 @@ impl Renderer {
 
     /// The TwiML after a stream closed: the transfer or goodbye of `step` (any other step hangs up).
     pub fn after_stream(&self, step: &Step, transfer: &TransferView) -> Result<String, TemplateError> {
-        self.render("after_stream.xml", Value::from_serialize(Context::plain(step, "", transfer)))
+        self.render("after_stream.xml", Value::from_serialize(Context::plain(step, "", transfer, self.language)))
     }
 
     pub fn fallback(&self, transfer: &TransferView) -> Result<String, TemplateError> {
@@ -550,10 +551,12 @@ struct Context<'a> {
     language_offer: Value,
     spell_keys: bool,
     keys_only: bool,
+    /// How the step's question takes its answer (the templates' `gather` macro).
+    ask: Option<AskView>,
 }
 
 impl<'a> Context<'a> {
-    fn plain(step: &'a Step, action: &'a str, transfer: &'a TransferView) -> Context<'a> {
+    fn plain(step: &'a Step, action: &'a str, transfer: &'a TransferView, language: Language) -> Context<'a> {
         Context {
             step,
             action,
@@ -561,7 +564,31 @@ impl<'a> Context<'a> {
             language_offer: Value::from_safe_string(String::new()),
             spell_keys: false,
             keys_only: false,
+            ask: AskView::of(step, language),
         }
+    }
+}
+
+/// A step's question (`ivr::Stage::ask` and its hints) as the `<Gather>` attributes say it.
+#[derive(Serialize)]
+struct AskView {
+    num_digits: Option<u8>,
+    /// Empty: no key ends the answer.
+    finish_on_key: String,
+    timeout: u8,
+    hints: &'static str,
+}
+
+impl AskView {
+    fn of(step: &Step, language: Language) -> Option<AskView> {
+        let stage = step.asks()?;
+        let ask = stage.ask();
+        Some(AskView {
+            num_digits: ask.max_digits,
+            finish_on_key: ask.finish_on.map(String::from).unwrap_or_default(),
+            timeout: ask.timeout_secs,
+            hints: stage.hints(language),
+        })
     }
 }
 
@@ -619,7 +646,14 @@ fn add_speech_functions(env: &mut Environment<'static>) {
     env.add_function("carrier", move |name: Option<String>| {
         name.and_then(|n| speech::carrier(&n)).map(text).unwrap_or_default()
     });
-    env.add_function("opening", move |words: Option<String>| text(speech::opening(&words.unwrap_or_default())));
+    env.add_function("opening", move |days_ahead: i64, date: Option<String>, hour: u32, minute: u32| {
+        let day = date.and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+        day.map(|d| text(speech::opening(days_ahead, d, hour, minute))).unwrap_or_default()
+    });
+    env.add_function("money", move |total: Option<String>, currency: Option<String>| {
+        total.and_then(|t| speech::money(&t, currency.as_deref())).map(text).unwrap_or_default()
+    });
+    env.add_function("count", move |n: u32| text(speech::count(n)));
 }
 
 /// Writes a value into a template: in TwiML, every string (whatever it came from: Shopify, the
@@ -729,6 +763,8 @@ fn returns_sample(i: usize, hostile: &str, menu: crate::ivr::flow::MenuOptions) 
             returns: if i % 4 == 3 { vec![] } else { vec![r] },
             refund: (i.is_multiple_of(2) || i % 4 == 3).then(|| RefundFacts {
                 amount: (i % 3 != 2).then(|| "$21.23".into()),
+                total: (i % 3 != 2).then(|| ["21.23", "1.00", "1250.05", "0.99"][i % 4].into()),
+                currency: (i % 3 != 2).then(|| ["USD", "CAD"][i % 2].into()),
                 day: odd.then(|| "Tuesday, November 17".into()),
                 date: odd.then(|| "2026-11-17".into()),
             }),
@@ -742,6 +778,17 @@ fn returns_sample(i: usize, hostile: &str, menu: crate::ivr::flow::MenuOptions) 
 
 /// Steps that together reach every branch of every template, with the awkward inputs callers'
 /// data can hold (a name full of XML specials, no name, no order, every order state).
+/// A closed line's next opening, as the template check speaks it (a Monday, three days ahead).
+fn sample_opening() -> crate::ivr::hours::NextOpening {
+    crate::ivr::hours::NextOpening {
+        words: "Monday at 9 AM".into(),
+        date: "2026-12-07".into(),
+        days_ahead: 3,
+        hour: 9,
+        minute: 0,
+    }
+}
+
 pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
     use crate::domain::{AskReason, RetryReason, SmsResult, TransferReason, VoicemailReason};
     use crate::ivr::flow::{
@@ -802,7 +849,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         samples.push((
             Step::Menu(MenuStep {
                 greet: Some(if odd { HOSTILE.into() } else { "Dana".into() }),
-                closed_until: (!menu.agents_open).then(|| "Monday at 9 AM".to_string()),
+                closed_until: (!menu.agents_open).then(sample_opening),
                 closed: !menu.agents_open,
                 order: Some(order(state, odd)),
                 menu: menu.clone(),
@@ -841,10 +888,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
             }),
             action,
         ));
-        samples.push((
-            Step::Closed(ClosedStep { closed_until: Some("tomorrow at 9 AM".into()), menu: menu.clone() }),
-            action,
-        ));
+        samples.push((Step::Closed(ClosedStep { closed_until: Some(sample_opening()), menu: menu.clone() }), action));
         samples.push((Step::Closed(ClosedStep { closed_until: None, menu }), action));
     }
     for reason in AskReason::ALL.iter().copied() {
@@ -876,7 +920,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
     for reason in TransferReason::ALL.iter().copied() {
         samples
             .push((Step::Transfer(TransferStep { reason, context: context.clone(), news: None, greet: None }), None));
-        samples.push((Step::Goodbye(GoodbyeStep { reason, closed_until: Some("Monday at 9 AM".into()) }), None));
+        samples.push((Step::Goodbye(GoodbyeStep { reason, closed_until: Some(sample_opening()) }), None));
         samples.push((Step::Goodbye(GoodbyeStep { reason, closed_until: None }), None));
     }
     samples.push((Step::Hold, Some("/twilio/voice/continue?n=2&v=n&t=0")));
@@ -901,7 +945,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         samples.push((
             Step::Menu(MenuStep {
                 greet,
-                closed_until: Some("Monday at 9 AM".into()),
+                closed_until: Some(sample_opening()),
                 closed: true,
                 order: facts.order.clone(),
                 menu: menus[1].clone(),
@@ -913,7 +957,7 @@ pub fn sample_steps() -> Vec<(Step, Option<&'static str>)> {
         ));
     }
     for reason in VoicemailReason::ALL.iter().copied() {
-        for closed_until in [None, Some("Monday at 9 AM".to_string())] {
+        for closed_until in [None, Some(sample_opening())] {
             samples.push((Step::Voicemail(VoicemailStep { reason, closed_until }), None));
         }
     }

@@ -22,8 +22,8 @@ use super::render::Asking;
 use super::request::TwilioRequest;
 use crate::app::AppState;
 use crate::config::PromptMode;
+use crate::domain::mask_pii;
 use crate::domain::{Event, EventStep};
-use crate::domain::{mask_phone, mask_pii};
 use crate::ivr::order_status::OrderFacts;
 use crate::ivr::understanding::{Question, Understood, understand};
 use crate::ivr::{CallState, Input, Reply, Stage};
@@ -187,11 +187,7 @@ pub(crate) fn fallback(
     why: &str,
     started: Instant,
 ) -> Response {
-    let from = call.map(|c| mask_phone(&c.from)).unwrap_or_default();
-    tracing::error!(path = %req.path, from = %from, error = %mask_pii(why), "call flow failed; caller hears the fallback");
-    if let Some(call) = call {
-        record_fallback(state, call, step, why);
-    }
+    record_fallback(state, call, step, why);
     state.metrics.twilio_request(req.route(), "fallback", started.elapsed().as_secs_f64());
     twiml(fallback_twiml(state, call))
 }

@@ -30,7 +30,7 @@ use super::request::TwilioRequest;
 use super::voice::twiml;
 use crate::app::AppState;
 use crate::config::Settings;
-use crate::domain::{Event, EventKind, EventStep, VoicemailReason, mask_pii};
+use crate::domain::{Event, EventKind, EventStep, Verification, VoicemailReason, mask_pii};
 use crate::shopify::payload::ShopifyId;
 use crate::store::{NewVoicemail, StoreError, Ts};
 
@@ -145,7 +145,8 @@ async fn keep(state: &AppState, recording: &Recording, reason: Option<VoicemailR
     // customer's latest.
     let keyed = call_events.iter().rev().find(is(EventKind::Order)).map(|e| e.detail.clone());
     let heard_menu = call_events.iter().any(|e| e.kind == EventKind::Step.as_str() && e.detail == "menu");
-    let verified = call.verification.as_deref().is_some_and(|v| v != "failed");
+    let verified =
+        call.verification.as_deref().and_then(Verification::parse).is_some_and(|v| v != Verification::Failed);
     let order_name = match (keyed, call.customer_id) {
         (Some(name), _) => Some(name),
         (None, Some(customer)) if heard_menu && verified => {

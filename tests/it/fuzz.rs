@@ -286,8 +286,13 @@ fn order_returns() -> impl Strategy<Value = OrderReturns> {
             exchange_items,
         },
     );
-    let refund = prop::option::of((prop::option::of(hostile_text()), prop::option::of(hostile_text())))
-        .prop_map(|r| r.map(|(amount, day)| RefundFacts { amount, day, date: None }));
+    let refund = prop::option::of((
+        prop::option::of(hostile_text()),
+        prop::option::of(hostile_text()),
+        prop::option::of(hostile_text()),
+        prop::option::of(hostile_text()),
+    ))
+    .prop_map(|r| r.map(|(amount, total, currency, day)| RefundFacts { amount, total, currency, day, date: None }));
     (hostile_text(), prop::collection::vec(facts, 0..3), refund).prop_map(|(name, returns, refund)| OrderReturns {
         number_spoken: orderline::ivr::order_status::spoken_digits(&name),
         name,
@@ -326,7 +331,13 @@ fn steps() -> impl Strategy<Value = Step> {
         (prop::option::of(hostile_text()), prop::option::of(order_facts()), menu.clone(), any::<bool>(), any::<bool>())
             .prop_map(|(greet, order, menu, closed, reprompt)| Step::Menu(MenuStep {
                 greet,
-                closed_until: closed.then(|| "Monday at 9 AM".into()),
+                closed_until: closed.then(|| orderline::ivr::hours::NextOpening {
+                    words: "Monday at 9 AM".into(),
+                    date: "2026-12-07".into(),
+                    days_ahead: 3,
+                    hour: 9,
+                    minute: 0,
+                }),
                 closed,
                 order,
                 menu,

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const DANA: &str = "+15551234567";
 const STRANGER: &str = "+15550199999";
-const MEDIA: (&str, &str) = ("prompt_mode", "media_stream");
+pub(crate) const MEDIA: (&str, &str) = ("prompt_mode", "media_stream");
 const FRAME_MS: f64 = 20.0;
 
 fn digit_clips(name: &str) -> Vec<String> {
@@ -39,7 +39,7 @@ fn media_caller(line: &Line, from: &str) -> MediaCaller {
     MediaCaller::new(TwilioCaller::new(CallerConfig::new(&line.app.url, TOKEN, from)))
 }
 
-async fn media_call(line: &Line, from: &str, keys: &[&str]) -> StreamTranscript {
+pub(crate) async fn media_call(line: &Line, from: &str, keys: &[&str]) -> StreamTranscript {
     media_caller(line, from).call(&mut scripted_media(keys), |_| {}).await.expect("the call went through")
 }
 

@@ -141,6 +141,25 @@ async fn a_refunded_return_says_how_much_when_and_when_it_reaches_the_card(backe
     line.app.stop().await;
 }
 
+async fn over_media_streams_a_refund_is_said_with_its_amount_and_the_return_window(backend: Backend) {
+    let line = shop(backend, &[crate::media::MEDIA, ("return_window_days", "30")]).await;
+    let order = dana_order(&line);
+    let id = line.sim.request_return(order.id, 1, 0).unwrap();
+    assert!(line.sim.approve_return(id));
+    assert!(line.sim.process_return(id, Some("21.50")));
+    delivered(&line).await;
+
+    // 3 pressed during the greeting: the answer is what the test listens to.
+    let t = crate::media::media_call(&line, DANA, &["!3"]).await;
+    let answer: Vec<&str> = t.prompts[1..].iter().flat_map(|p| p.clips.iter().map(String::as_str)).collect();
+    let has = |run: &[&str]| answer.windows(run.len()).any(|w| w == run);
+    assert!(has(&["ret_complete"]), "{answer:?}");
+    let amount = ["ret_refund_amount", "number_20", "digit_1", "dollars", "and", "number_50", "cents"];
+    assert!(has(&amount), "$21.50 in words: {answer:?}");
+    assert!(has(&["ret_window", "number_30", "ret_window_days"]), "the shop's window: {answer:?}");
+    line.app.stop().await;
+}
+
 async fn an_exchange_is_mentioned(backend: Backend) {
     let line = shop(backend, &[]).await;
     let order = dana_order(&line);
@@ -427,6 +446,7 @@ on_both_backends!(
     an_approved_return_names_its_label_carrier_then_says_when_the_parcel_arrived,
     a_declined_return_says_shopifys_reason,
     a_refunded_return_says_how_much_when_and_when_it_reaches_the_card,
+    over_media_streams_a_refund_is_said_with_its_amount_and_the_return_window,
     an_exchange_is_mentioned,
     an_approval_delivered_before_its_request_leaves_the_return_open,
     an_order_past_the_return_window_is_said_to_be_past_it,

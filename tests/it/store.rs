@@ -4,7 +4,7 @@
 use crate::common;
 use crate::common::{Backend, SHOP, TestDb, fixture};
 use chrono::{Duration, TimeZone, Utc};
-use orderline::domain::{EventKind, TransferReason};
+use orderline::domain::{EventKind, TransferReason, Verification, Verified};
 use orderline::shopify::payload::{ShopifyChange, ShopifyId, Topic};
 use orderline::store::{ApplyOutcome, CallEvent, CallWrite, NewCall, Store, Ts};
 
@@ -122,7 +122,7 @@ async fn a_call_is_recorded_with_its_events_in_order(backend: Backend) {
             CallWrite::Outcome {
                 call_sid: call.call_sid.clone(),
                 customer_id: None,
-                verification: Some("postal_code".into()),
+                verification: Some(Verification::Passed(Verified::PostalCode)),
                 transfer: Some(TransferReason::Asked),
             },
         ])

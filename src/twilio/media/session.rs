@@ -38,27 +38,6 @@ const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_PROTOCOL: u16 = 1002;
 const CLOSE_POLICY: u16 = 1008;
 
-/// How a key question is answered, as the TwiML templates' `<Gather>`s ask it.
-struct Gather {
-    /// The answer is complete after this many keys.
-    max_digits: Option<usize>,
-    /// This key ends the answer (and is not part of it).
-    finish_on: char,
-    /// Silence before the answer is taken as it is (none, or the keys so far).
-    timeout: Duration,
-}
-
-impl Gather {
-    fn of(stage: Stage) -> Gather {
-        match stage {
-            Stage::Menu => Gather { max_digits: Some(1), finish_on: '#', timeout: Duration::from_secs(6) },
-            Stage::OrderNumber | Stage::PostalCode | Stage::Continue => {
-                Gather { max_digits: None, finish_on: '#', timeout: Duration::from_secs(8) }
-            }
-        }
-    }
-}
-
 /// How a session ended.
 #[derive(Debug)]
 enum End {
@@ -293,22 +272,22 @@ impl Session {
     /// The caller's answer to the question of `stage`, starting with `first` (a key that cut the
     /// prompt short). The time to answer starts once the prompt's mark comes back.
     async fn listen(&mut self, stage: Stage, first: Option<char>, mark: &str) -> Result<Input, End> {
-        let gather = Gather::of(stage);
+        let ask = stage.ask();
         let mut digits = String::new();
         let mut key = first;
         let heard_from =
             if self.marks.iter().any(|m| m == mark) { Instant::now() + MARK_GRACE } else { Instant::now() };
-        let mut deadline = heard_from + gather.timeout;
+        let mut deadline = heard_from + ask.timeout();
         loop {
             if let Some(k) = key.take() {
-                if k == gather.finish_on {
+                if Some(k) == ask.finish_on {
                     return Ok(input(digits));
                 }
                 digits.push(k);
-                if gather.max_digits.is_some_and(|n| digits.len() >= n) {
+                if ask.max_digits.is_some_and(|n| digits.len() >= usize::from(n)) {
                     return Ok(input(digits));
                 }
-                deadline = Instant::now() + gather.timeout;
+                deadline = Instant::now() + ask.timeout();
             }
             let message = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return Ok(input(digits)),
@@ -317,7 +296,7 @@ impl Session {
             match self.heard(message)? {
                 Heard::Key(k) => key = Some(k),
                 Heard::Mark(name) if name == mark && digits.is_empty() => {
-                    deadline = deadline.min(Instant::now() + gather.timeout);
+                    deadline = deadline.min(Instant::now() + ask.timeout());
                 }
                 Heard::Mark(_) | Heard::Audio | Heard::Ignored => {}
             }
@@ -382,8 +361,7 @@ impl Session {
     /// Something failed (database, template, a bug): say so over the stream and hand the caller
     /// to a person. When even the spoken apology cannot be made, the TwiML fallback says it.
     async fn fallback(&mut self, call: &VoiceCall, step: u32, why: &str) -> Result<End, End> {
-        tracing::error!(from = %mask_phone(&call.from), error = %mask_pii(why), "call flow failed; caller hears the fallback");
-        record_fallback(&self.state, call, step, why);
+        record_fallback(&self.state, Some(call), step, why);
         let spoken = self.audio(self.state.renderer.speech_fallback());
         let step = Step::Transfer(TransferStep {
             reason: TransferReason::Fallback,

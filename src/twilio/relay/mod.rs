@@ -81,63 +81,13 @@ pub fn relay_url(public_url: &str) -> String {
     PublicUrl::new(public_url).websocket(RELAY_PATH)
 }
 
-/// How a question takes keys, as its `<Gather>` says (twilio.com/docs/voice/twiml/gather:
-/// numDigits, finishOnKey default `#`, timeout default 5 s).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keys {
-    /// The answer is complete after this many keys.
-    pub max_digits: Option<usize>,
-    /// This key ends the answer (and is not part of it).
-    pub finish_on: Option<char>,
-    /// Silence, once the question has been said, before the answer is taken as it is.
-    pub timeout: Duration,
-}
-
-impl Default for Keys {
-    fn default() -> Keys {
-        Keys { max_digits: None, finish_on: Some('#'), timeout: Duration::from_secs(5) }
-    }
-}
-
-impl Keys {
-    fn of(gather: Option<&twiml::Verb>) -> Keys {
-        let Some(gather) = gather else { return Keys::default() };
-        Keys {
-            max_digits: gather.attr("numDigits").and_then(|n| n.trim().parse().ok()).filter(|n| *n > 0),
-            finish_on: gather.attr("finishOnKey").map_or(Some('#'), |k| k.trim().chars().next()),
-            timeout: gather
-                .attr("timeout")
-                .and_then(|t| t.trim().parse::<u64>().ok())
-                .map_or(Duration::from_secs(5), |s| Duration::from_secs(s.clamp(1, 60))),
-        }
-    }
-
-    /// `numDigits|finishOnKey|timeout`, as a session parameter carries it.
-    fn encode(self) -> String {
-        let max = self.max_digits.map(|n| n.to_string()).unwrap_or_default();
-        let finish = self.finish_on.map(String::from).unwrap_or_default();
-        format!("{max}|{finish}|{}", self.timeout.as_secs())
-    }
-
-    fn decode(text: &str) -> Option<Keys> {
-        let mut parts = text.split('|');
-        let (max, finish, timeout) = (parts.next()?, parts.next()?, parts.next()?);
-        Some(Keys {
-            max_digits: if max.is_empty() { None } else { Some(max.parse().ok()?) },
-            finish_on: finish.chars().next(),
-            timeout: Duration::from_secs(timeout.parse::<u64>().ok()?.clamp(1, 60)),
-        })
-    }
-}
-
-/// What a step says over the relay and how its question takes keys: its TwiML rendered as a
-/// TwiML call would get it, the `<Say>`s in order, and its `<Gather>`.
+/// What a step says over the relay: its TwiML rendered as a TwiML call would get it, the
+/// `<Say>`s in order (how its question takes keys is the stage's `ivr::Stage::ask`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Words {
     pub says: Vec<String>,
     /// Each say's `<Say language>` (the offer of another language is said in that language).
     pub langs: Vec<Option<String>>,
-    pub keys: Keys,
 }
 
 impl Words {
@@ -157,7 +107,7 @@ pub fn words_of(state: &AppState, reply: &Reply) -> Result<Words, String> {
         .map(|say| (say.spoken(), say.attr("language").map(str::to_string)))
         .filter(|(said, _)| !said.is_empty())
         .unzip();
-    Ok(Words { says, langs, keys: Keys::of(document.find("Gather")) })
+    Ok(Words { says, langs })
 }
 
 /// How long Twilio takes to say `words` at ORDERLINE_RELAY_WORDS_PER_MINUTE.
@@ -170,7 +120,6 @@ pub fn speaking_time(words: usize, per_minute: u32) -> Duration {
 pub struct Opening {
     pub stage: Stage,
     pub state: CallState,
-    pub keys: Keys,
     /// Words of the greeting, for the time it takes to say.
     pub words: usize,
     /// Sentences of the greeting in another language than the session's (the offer of Spanish
@@ -193,7 +142,6 @@ pub fn session_params(key: &str, call: &VoiceCall, opening: &Opening) -> Vec<(St
     params.extend([
         ("stage".to_string(), opening.stage.path().to_string()),
         ("state".to_string(), opening.state.to_query()),
-        ("keys".to_string(), opening.keys.encode()),
         ("words".to_string(), opening.words.to_string()),
     ]);
     if !opening.later.is_empty() {
@@ -205,7 +153,7 @@ pub fn session_params(key: &str, call: &VoiceCall, opening: &Opening) -> Vec<(St
 }
 
 /// The parameters a token covers, in the order they are signed.
-const SIGNED: [&str; 8] = ["from", "to", "stir", "stage", "state", "keys", "words", "later"];
+const SIGNED: [&str; 7] = ["from", "to", "stir", "stage", "state", "words", "later"];
 
 /// The call and first question of a session's `setup`, when its parameters carry a token we made
 /// for that CallSid.
@@ -221,13 +169,7 @@ pub fn call_of_session(key: &str, call_sid: &str, custom: &BTreeMap<String, Stri
         Some(json) => serde_json::from_str(json).ok()?,
         None => Vec::new(),
     };
-    let opening = Opening {
-        stage,
-        state,
-        keys: Keys::decode(custom.get("keys")?)?,
-        words: custom.get("words")?.parse().ok()?,
-        later,
-    };
+    let opening = Opening { stage, state, words: custom.get("words")?.parse().ok()?, later };
     let call = VoiceCall {
         call_sid: call_sid.to_string(),
         from: custom.get("from").cloned().unwrap_or_default(),
@@ -290,7 +232,7 @@ pub(super) async fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceC
     let greeting: Vec<&str> = greeting.into_iter().map(|(said, _)| said.as_str()).collect();
     let later: Vec<(String, String)> =
         later.into_iter().filter_map(|(said, lang)| Some((said.clone(), lang.clone()?))).collect();
-    let opening = Opening { stage, state: next, keys: words.keys, words: words.count(), later };
+    let opening = Opening { stage, state: next, words: words.count(), later };
     let key = state.settings.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
     let (tts_provider, tts_voice) = tts_voice(&spoken.voice);
     let view = RelayView {
@@ -414,7 +356,6 @@ mod tests {
         Opening {
             stage: Stage::Menu,
             state: CallState { step: 2, customer: Some(9_007_199_254_740_993), ..CallState::default() },
-            keys: Keys { max_digits: Some(1), finish_on: Some('#'), timeout: Duration::from_secs(6) },
             words: 42,
             later: vec![("Para español, oprima nueve.".into(), "es-US".into())],
         }
@@ -450,24 +391,6 @@ mod tests {
         let mut without = params.clone();
         without.remove("token");
         assert!(call_of_session("key", "CA1", &without).is_none(), "no token");
-    }
-
-    #[test]
-    fn keys_are_read_from_the_gather_as_twilio_defaults_them() {
-        let gather = |attrs: &[(&str, &str)]| twiml::Verb {
-            name: "Gather".into(),
-            attrs: attrs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            ..twiml::Verb::default()
-        };
-        assert_eq!(Keys::of(None), Keys::default());
-        let menu = Keys::of(Some(&gather(&[("numDigits", "1"), ("timeout", "6")])));
-        assert_eq!(menu, Keys { max_digits: Some(1), finish_on: Some('#'), timeout: Duration::from_secs(6) });
-        let open = Keys::of(Some(&gather(&[("finishOnKey", ""), ("timeout", "x")])));
-        assert_eq!(open, Keys { max_digits: None, finish_on: None, timeout: Duration::from_secs(5) });
-        for keys in [menu, open, Keys::default()] {
-            assert_eq!(Keys::decode(&keys.encode()), Some(keys));
-        }
-        assert_eq!(Keys::decode("1|#"), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::time::Instant;
 
 use super::protocol::{FromTwilio, Handoff, HandoffReason, Setup, ToTwilio};
-use super::{Keys, Opening, Words, call_of_session, speaking_time, spoken_language, words_of};
+use super::{Opening, Words, call_of_session, speaking_time, spoken_language, words_of};
 use crate::app::AppState;
 use crate::domain::{Event, Language, mask_phone, mask_pii};
 use crate::ivr::{CallFlow, Input, Reply, Stage, Step};
@@ -132,7 +132,7 @@ impl Session {
                 Stage::Continue => Answer { input: Input::Nothing, heard: None, interrupted: false },
                 stage => {
                     let speaking = speaking_time(question.words, rate);
-                    self.listen(&call, stage, language, question.keys, speaking).await?
+                    self.listen(&call, stage, language, speaking).await?
                 }
             };
             let result = guarded(flow.answer(&caller, question.stage, question.state, answer.input)).await;
@@ -172,7 +172,7 @@ impl Session {
             let speaking_tag = spoken_language(&self.state, speaking_in).tag.clone();
             self.say(&words, &speaking_tag).await?;
             asked_by = reply.step.template();
-            question = Opening { stage, state: next, keys: words.keys, words: words.count(), later: Vec::new() };
+            question = Opening { stage, state: next, words: words.count(), later: Vec::new() };
         }
     }
 
@@ -211,7 +211,7 @@ impl Session {
     }
 
     /// The caller's answer to the question of `stage`: an utterance (`prompt` with `last`), or
-    /// keys as the question's `<Gather>` takes them, or silence once the question has been said
+    /// keys as the question takes them (`Stage::ask`), or silence once the question has been said
     /// (`speaking`) and the Gather's timeout has passed, which the flow hears as no answer (asked
     /// again once, then a person or goodbye, as in TwiML mode).
     async fn listen(
@@ -219,10 +219,10 @@ impl Session {
         call: &VoiceCall,
         stage: Stage,
         language: Language,
-        keys: Keys,
         speaking: Duration,
     ) -> Result<Answer, End> {
-        let mut deadline = Instant::now() + speaking + keys.timeout;
+        let keys = stage.ask();
+        let mut deadline = Instant::now() + speaking + keys.timeout();
         let mut digits = String::new();
         let mut interrupted = false;
         loop {
@@ -234,7 +234,7 @@ impl Session {
                 FromTwilio::Prompt { last: false, .. } => {
                     // The caller is still talking: wait for the whole utterance.
                     self.ignored("partial_prompt");
-                    deadline = deadline.max(Instant::now() + keys.timeout);
+                    deadline = deadline.max(Instant::now() + keys.timeout());
                 }
                 FromTwilio::Prompt { voice_prompt, .. } if digits.is_empty() => {
                     let said: String = voice_prompt.chars().take(MAX_PROMPT_CHARS).collect();
@@ -260,10 +260,10 @@ impl Session {
                         continue;
                     }
                     digits.push(key);
-                    if keys.max_digits.is_some_and(|n| digits.len() >= n) {
+                    if keys.max_digits.is_some_and(|n| digits.len() >= usize::from(n)) {
                         return Ok(keyed(call, stage, language, digits, interrupted));
                     }
-                    deadline = Instant::now() + keys.timeout;
+                    deadline = Instant::now() + keys.timeout();
                 }
                 FromTwilio::Interrupt { .. } => interrupted = true,
                 FromTwilio::Error { description } => self.twilio_error(&description),
@@ -357,8 +357,7 @@ impl Session {
     /// Something failed (database, template, a bug): the apology and a person, said by the
     /// fallback TwiML once the session has ended.
     async fn fallback(&mut self, call: &VoiceCall, step: u32, why: &str) -> Result<End, End> {
-        tracing::error!(from = %mask_phone(&call.from), error = %mask_pii(why), "call flow failed; caller hears the fallback");
-        record_fallback(&self.state, call, step, why);
+        record_fallback(&self.state, Some(call), step, why);
         let twiml = fallback_twiml(&self.state, Some(call));
         self.end(call, None, twiml, Handoff { reason: HandoffReason::Fallback, step }).await
     }
