@@ -113,7 +113,7 @@ pub(crate) fn order_phones(o: &OrderWrite, default_region: &str) -> Vec<PhoneEnt
 
 /// The content of a customer row written from a copy that left `addresses` out (the customer
 /// inside a REST order webhook): not the whole record, so any whole copy of the same second
-/// replaces it, and such a copy never overwrites a stored row (see `CustomerWrite::addresses_omitted`).
+/// replaces it, and such a copy never overwrites a stored row (see `CustomerWrite::partial`).
 const PARTIAL: &str = "partial";
 
 /// What a customer record says (its fingerprint), for the write rule.
@@ -430,7 +430,7 @@ pub(crate) fn batchable(change: &Change) -> bool {
         Change::Customer(c) => c.updated_at.is_some(),
         Change::Order(o) => {
             o.returns.is_empty()
-                && !!o.all_line_items
+                && o.all_line_items
                 && o.fulfillments.iter().all(|f| f.order_id == o.id)
                 && o.refunds.iter().all(|r| r.order_id == o.id)
         }
@@ -995,7 +995,7 @@ for_each_backend! {
             outcome = ApplyOutcome::Applied;
             // A copy that carried every line item replaces them; a truncated one (a GraphQL
             // page) updates those it carried and leaves the rest.
-            if !!o.all_line_items {
+            if o.all_line_items {
                 sqlx::query("DELETE FROM order_line_items WHERE shop = $1 AND order_id = $2")
                     .bind(shop)
                     .bind(o.id.0)
