@@ -1,5 +1,6 @@
 //! The one apply path: the only code that writes customers, orders, their fulfilments,
-//! refunds and phone numbers. Webhooks, live fetches and reconciliation all end here.
+//! refunds and phone numbers. Webhooks, live fetches and reconciliation all end here, handing
+//! it the store's own write structs (`write::Change`), never a Shopify payload.
 //! A record is written only when its Shopify `updated_at` moves forward, or, on a whole-second
 //! tie, when it is a snapshot read from the Admin API (see `Provenance`).
 
