@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use orderline::shopify::payload::ShopifyChange;
+use orderline::shopify::writes::writes;
 use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::sim::twilio::{CallerConfig, TwilioCaller};
 use orderline::store::{Store, Ts};
@@ -192,7 +193,7 @@ async fn run() -> Result<(), String> {
     let mut changes: Vec<ShopifyChange> =
         sim.customers().into_iter().map(|c| ShopifyChange::Customer(Box::new(c))).collect();
     changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
-    store.apply_all(SHOP, &changes, "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
+    store.apply_all(SHOP, &writes(changes), "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
 
     let server = start_server(&db.url, agents)?;
     let url = server.url.clone();

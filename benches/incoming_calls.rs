@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use orderline::shopify::payload::ShopifyChange;
+use orderline::shopify::writes::writes;
 use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::store::{Store, Ts};
 use orderline::twilio::signature;
@@ -239,6 +240,7 @@ async fn seed(db: &PgDatabase, customers: u64) -> Result<(Store, Arc<Vec<String>
     let mut changes: Vec<ShopifyChange> =
         sim.customers().into_iter().map(|c| ShopifyChange::Customer(Box::new(c))).collect();
     changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
+    let changes = writes(changes);
     for chunk in changes.chunks(2_000) {
         store.apply_all(SHOP, chunk, "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
     }

@@ -31,6 +31,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
 use futures::StreamExt;
 use orderline::shopify::payload::ShopifyChange;
+use orderline::shopify::writes::writes;
 use orderline::sim::media::{StreamSocket, connect_stream, connected, send, silence_frame, start, stream_of};
 use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::sim::twilio::{ACCOUNT_SID, CallerConfig, TwilioCaller};
@@ -397,7 +398,7 @@ async fn run() -> Result<(), String> {
     let mut changes: Vec<ShopifyChange> =
         sim.customers().into_iter().map(|c| ShopifyChange::Customer(Box::new(c))).collect();
     changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
-    store.apply_all(SHOP, &changes, "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
+    store.apply_all(SHOP, &writes(changes), "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
     let customers = store.customer_count(SHOP).await.map_err(|e| e.to_string())?;
     if !sim.customers().iter().any(|c| c.phone.as_deref() == Some(CALLER)) {
         return Err(format!("the demo shop has no customer {CALLER}"));

@@ -19,6 +19,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use orderline::shopify::payload::ShopifyChange;
 use orderline::shopify::signature;
+use orderline::shopify::writes::writes;
 use orderline::sim::shopify::{ShopifySim, SimConfig};
 use orderline::sim::twilio::{CallerConfig, Ending, TwilioCaller, scripted};
 use orderline::store::{Store, Ts};
@@ -185,7 +186,7 @@ async fn run() -> Result<(), String> {
     let mut changes: Vec<ShopifyChange> =
         sim.customers().into_iter().map(|c| ShopifyChange::Customer(Box::new(c))).collect();
     changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
-    store.apply_all(SHOP, &changes, "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
+    store.apply_all(SHOP, &writes(changes), "US", Ts::from(Utc::now())).await.map_err(|e| e.to_string())?;
     store.close().await;
 
     let server = support::serve(&[

@@ -4,16 +4,14 @@
 //! return window. Decides from the cached order; the words are in `twiml/returns.*`.
 
 use super::order_status::day_in;
-use crate::domain::Language;
+use crate::domain::{DeclineReason, Language, ReturnStatus, SmsResult};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::flow::MenuOptions;
 use super::order_status::spoken_digits;
-use crate::domain::SmsResult;
 use crate::lookup::{OrderCard, ReturnCard};
-use crate::shopify::returns::{DeclineReason, ReturnStatus};
 
 /// How far a return has come, as a caller hears it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

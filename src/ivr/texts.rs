@@ -10,10 +10,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::order_status::{is_web_link, tracking_link};
-use crate::domain::{PhoneNumber, SmsResult, TextKind, Verified};
+use crate::domain::{PhoneNumber, ReturnStatus, SmsResult, TextKind, Verified};
 use crate::lookup::OrderCard;
 use crate::lookup::caller_id::CallerId;
-use crate::shopify::returns::ReturnStatus;
 
 /// The one message of its kind a caller asked for (4: tracking, 6: the return label).
 #[derive(Debug, Clone, PartialEq, Eq)]

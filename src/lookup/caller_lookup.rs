@@ -16,11 +16,11 @@ use moka::future::Cache;
 use super::caller_id::CallerId;
 use super::record::{CallerRecord, OrderCard, ShopCallers};
 use crate::clock::Clock;
-use crate::domain::PhoneNumber;
+use crate::domain::{PhoneNumber, ShopifyId};
 use crate::ops::Metrics;
 use crate::shopify::client::{ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS, ShopifyClient, ShopifyError};
 use crate::shopify::payload::ShopifyChange;
-use crate::shopify::payload::ShopifyId;
+use crate::shopify::writes::{DeliveryReader, writes};
 use crate::store::{OrderParts, PhoneChanges, Store, StoreError, Ts};
 
 /// Where an answer came from.
@@ -510,7 +510,7 @@ impl CallerLookup {
                 changes.push(ShopifyChange::Order(Box::new(order)));
             }
             let now = Ts::from(inner.clock.now());
-            inner.store.apply_all(shop, &changes, &inner.config.default_region, now).await?;
+            inner.store.apply_all(shop, &writes(changes), &inner.config.default_region, now).await?;
             return self.order_named(std::slice::from_ref(name)).await;
         }
         Ok(None)
@@ -634,7 +634,14 @@ impl CallerLookup {
                 let now = Ts::from(inner.clock.now());
                 let (processed, left) = inner
                     .store
-                    .apply_pending_for(&inner.config.shop, &customers, &orders, &inner.config.default_region, now)
+                    .apply_pending_for(
+                        &inner.config.shop,
+                        &customers,
+                        &orders,
+                        &DeliveryReader,
+                        &inner.config.default_region,
+                        now,
+                    )
                     .await?;
                 for p in &processed {
                     let topic = crate::shopify::payload::Topic::parse(&p.topic).map_or("other", |t| t.as_str());
@@ -733,7 +740,7 @@ impl CallerLookup {
         }
         inner
             .store
-            .apply_all(&inner.config.shop, &changes, &inner.config.default_region, Ts::from(now))
+            .apply_all(&inner.config.shop, &writes(changes), &inner.config.default_region, Ts::from(now))
             .await
             .map_err(|e| e.to_string())?;
         let entry = match self.load_from_store(phone).await.map_err(|e| e.to_string())? {

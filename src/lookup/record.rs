@@ -5,9 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::PhoneNumber;
+use crate::domain::{DeclineReason, PhoneNumber, ReturnStatus};
 use crate::shopify::payload::{ShipmentStatus, sum_decimals};
-use crate::shopify::returns::{DeclineReason, ReturnStatus};
 use crate::store::{
     CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView, RefundView, ReturnView,
 };

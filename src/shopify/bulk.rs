@@ -16,7 +16,7 @@ use super::client::ShopifyError;
 use super::graphql::{BulkResource, GqlBulkOperation, GqlCustomer, GqlOrder};
 use super::payload::ShopifyChange;
 use super::reconciler::{ReconcileError, Reconciler};
-use crate::store::Ts;
+use crate::store::{Change, Ts};
 
 /// What one bulk backfill did.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,7 +209,7 @@ struct Applier<'a> {
     resource: BulkResource,
     name: &'a str,
     operation: &'a str,
-    batch: Vec<ShopifyChange>,
+    batch: Vec<Change>,
     batch_size: usize,
     /// Lines read so far.
     line: u64,
@@ -255,7 +255,7 @@ impl Applier<'_> {
     /// Adds a whole record (which ends at line `through`) to the batch; applies a full batch.
     async fn push(&mut self, record: Record, through: u64) -> Result<(), ReconcileError> {
         let change = self.change(record)?;
-        self.batch.push(change);
+        self.batch.push(change.into());
         if self.batch.len() >= self.batch_size {
             self.apply(through).await?;
         }
@@ -316,7 +316,7 @@ impl Applier<'_> {
     async fn finish(mut self) -> Result<usize, ReconcileError> {
         if let Some(done) = self.current.take() {
             let change = self.change(done)?;
-            self.batch.push(change);
+            self.batch.push(change.into());
         }
         let through = self.line;
         self.apply(through).await?;

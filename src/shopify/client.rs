@@ -376,7 +376,7 @@ impl ShopifyClient {
     pub async fn still_exists(
         &self,
         operation: Operation,
-        id: super::payload::ShopifyId,
+        id: crate::domain::ShopifyId,
         deadline: Instant,
     ) -> Result<bool, ShopifyError> {
         let (field, kind) = match operation {
@@ -402,9 +402,9 @@ impl ShopifyClient {
     pub async fn still_held(
         &self,
         kind: &str,
-        ids: &[super::payload::ShopifyId],
+        ids: &[crate::domain::ShopifyId],
         deadline: Instant,
-    ) -> Result<std::collections::HashSet<super::payload::ShopifyId>, ShopifyError> {
+    ) -> Result<std::collections::HashSet<crate::domain::ShopifyId>, ShopifyError> {
         if ids.len() > graphql::MAX_IDS {
             return Err(ShopifyError::Decode(format!(
                 "{} IDs asked at once; Shopify takes {}",

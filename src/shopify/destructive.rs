@@ -22,7 +22,8 @@ use tokio::time::Instant;
 
 use super::client::{ShopifyClient, ShopifyError};
 use super::graphql::Operation;
-use super::payload::{ShopifyId, Topic};
+use super::payload::Topic;
+use crate::domain::ShopifyId;
 
 /// The keys each destructive topic's payload may carry; `required` must be there.
 struct Shape {

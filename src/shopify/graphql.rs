@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::payload::{
-    DisplayStatus, ShipmentStatus, ShopifyAddress, ShopifyCustomer, ShopifyFulfillment, ShopifyId, ShopifyLineItem,
-    ShopifyOrder, ShopifyRefund, ShopifyTransaction, Truncated, fulfillment_status_from_display, order_number_in,
+    DisplayStatus, ShipmentStatus, ShopifyAddress, ShopifyCustomer, ShopifyFulfillment, ShopifyLineItem, ShopifyOrder,
+    ShopifyRefund, ShopifyTransaction, Truncated, fulfillment_status_from_display,
 };
+use crate::domain::{ShopifyId, order_number_in};
 
 /// Line items an order node carries (`lineItems(first: 5)` in the documents below).
 pub const LINE_ITEMS: usize = 5;

@@ -1,5 +1,6 @@
 //! Everything Shopify: webhook intake (verify → store → answer), the processor that applies
-//! stored deliveries, and payload types. Handlers hold no SQL; the store's apply path writes.
+//! stored deliveries, payload types and their conversion into the store's writes (`writes`).
+//! Handlers hold no SQL; the store's apply path writes.
 
 pub mod breaker;
 pub mod bulk;
@@ -16,6 +17,7 @@ pub mod signature;
 pub mod throttle;
 pub mod token;
 pub mod webhook;
+pub mod writes;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

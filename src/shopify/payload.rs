@@ -1,62 +1,11 @@
 //! Shopify's JSON, parsed at the edge into the records orderline keeps.
 //! Owns the shape of webhook payloads and topics; knows nothing of SQL or HTTP.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+use serde::{Deserialize, Deserializer, Serialize, de};
 
 use super::returns::{ReturnChange, ShopifyReturn};
-
-/// A Shopify resource ID: a 64-bit integer (never an f64). Accepts a JSON integer, a decimal
-/// string, or a GraphQL global ID (`gid://shopify/Order/9007199254741107`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ShopifyId(pub i64);
-
-impl ShopifyId {
-    pub fn parse(text: &str) -> Option<Self> {
-        let path = text.split('?').next().unwrap_or(text);
-        let digits = path.rsplit('/').next().unwrap_or(path);
-        digits.parse::<i64>().ok().filter(|id| *id > 0).map(ShopifyId)
-    }
-}
-
-impl fmt::Display for ShopifyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl Serialize for ShopifyId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i64(self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for ShopifyId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct IdVisitor;
-        impl de::Visitor<'_> for IdVisitor {
-            type Value = ShopifyId;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a Shopify ID (positive 64-bit integer, numeric string or gid)")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ShopifyId, E> {
-                i64::try_from(v).ok().filter(|v| *v > 0).map(ShopifyId).ok_or_else(|| E::custom("ID out of range"))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ShopifyId, E> {
-                (v > 0).then_some(ShopifyId(v)).ok_or_else(|| E::custom("ID must be positive"))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ShopifyId, E> {
-                Err(E::custom("ID is a float; Shopify IDs are integers"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ShopifyId, E> {
-                ShopifyId::parse(v).ok_or_else(|| E::custom(format!("not a Shopify ID: {v:?}")))
-            }
-        }
-        deserializer.deserialize_any(IdVisitor)
-    }
-}
+use crate::domain::ShopifyId;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct ShopifyAddress {
@@ -298,16 +247,6 @@ impl ShopifyOrder {
     pub fn customer_id(&self) -> Option<ShopifyId> {
         self.customer.as_ref().map(|c| c.id)
     }
-}
-
-/// An order name split around its order number: `SO-1001-A` → (1001, `SO-`, `-A`). Shopify
-/// names an order prefix + order number + suffix (the shop's checkout settings); the number is
-/// taken as the last run of digits.
-pub fn order_number_in(name: &str) -> Option<(i64, &str, &str)> {
-    let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
-    let start = name[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
-    let number = name[start..end].parse().ok()?;
-    Some((number, &name[..start], &name[end..]))
 }
 
 /// Where a shipment is: one vocabulary for Shopify's REST `shipment_status` (webhooks) and
@@ -756,6 +695,49 @@ impl ShopifyChange {
     }
 }
 
+/// The customer and order a delivery is about, read from its body without building it (the
+/// same subjects `ShopifyChange::customer_id`/`order_id` give once it is parsed): what intake
+/// records with the delivery, so a pending one can be found by its subject.
+pub fn subjects_at_intake(topic: Topic, body: &[u8]) -> (Option<ShopifyId>, Option<ShopifyId>) {
+    #[derive(Deserialize)]
+    struct Id {
+        id: ShopifyId,
+    }
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        id: Option<ShopifyId>,
+        #[serde(default)]
+        order_id: Option<ShopifyId>,
+        #[serde(default)]
+        customer: Option<Id>,
+        #[serde(default)]
+        order: Option<Id>,
+    }
+    let Ok(probe) = serde_json::from_slice::<Probe>(body) else {
+        return subjects_of_unparsed(Some(topic), body);
+    };
+    let customer = probe.customer.map(|c| c.id);
+    let own = probe.id;
+    match topic {
+        Topic::CustomersCreate
+        | Topic::CustomersUpdate
+        | Topic::CustomersEnable
+        | Topic::CustomersDisable
+        | Topic::CustomersDelete => (own, None),
+        Topic::FulfillmentsCreate
+        | Topic::FulfillmentsUpdate
+        | Topic::FulfillmentEventsCreate
+        | Topic::RefundsCreate => (customer, probe.order_id),
+        // A redaction erases what is stored under its customer, pending deliveries included:
+        // its own row is found by its ID, never by its subject.
+        Topic::CustomersRedact | Topic::CustomersDataRequest | Topic::ShopRedact => (None, None),
+        // A return names its order as `order {id}` or `order_id` (a label names neither).
+        t if t.is_return() => (None, probe.order.map(|o| o.id).or(probe.order_id)),
+        _ => (customer, own),
+    }
+}
+
 /// For a body that does not parse: the customer and order it names, if it names them plainly,
 /// so a redaction can still find and erase it.
 pub fn subjects_of_unparsed(topic: Option<Topic>, body: &[u8]) -> (Option<ShopifyId>, Option<ShopifyId>) {
@@ -819,28 +801,6 @@ pub fn sum_decimals(amounts: &[&str]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_above_two_to_the_53_survive_exactly() {
-        let order: IdOnly = serde_json::from_str(r#"{"id": 9007199254741107}"#).unwrap();
-        assert_eq!(order.id, ShopifyId(9_007_199_254_741_107));
-        assert_eq!(ShopifyId::parse("gid://shopify/Order/9007199254741107"), Some(ShopifyId(9_007_199_254_741_107)));
-        assert_eq!(
-            ShopifyId::parse("gid://shopify/MailingAddress/9007199254741001?model_name=CustomerAddress"),
-            Some(ShopifyId(9_007_199_254_741_001))
-        );
-        assert_eq!(serde_json::to_string(&ShopifyId(9_007_199_254_741_107)).unwrap(), "9007199254741107");
-        assert!(serde_json::from_str::<IdOnly>(r#"{"id": 1.5}"#).is_err());
-        assert!(serde_json::from_str::<IdOnly>(r#"{"id": -3}"#).is_err());
-    }
-
-    #[test]
-    fn an_order_name_splits_around_its_number() {
-        assert_eq!(order_number_in("#1042"), Some((1042, "#", "")));
-        assert_eq!(order_number_in("SO-1001-A"), Some((1001, "SO-", "-A")));
-        assert_eq!(order_number_in("1001"), Some((1001, "", "")));
-        assert_eq!(order_number_in("gift"), None);
-    }
 
     #[test]
     fn topics_round_trip_and_unknown_ones_are_none() {

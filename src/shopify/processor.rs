@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
+use super::writes::DeliveryReader;
 use crate::clock::Clock;
 use crate::domain::mask_pii;
 use crate::ops::Metrics;
@@ -47,7 +48,8 @@ impl Processor {
     /// Applies one batch of pending deliveries.
     pub async fn step(&self) -> Result<Vec<ProcessedDelivery>, StoreError> {
         let now = Ts::from(self.clock.now());
-        let processed = self.store.process_pending(batch_size(&self.store), &self.default_region, now).await?;
+        let processed =
+            self.store.process_pending(batch_size(&self.store), &DeliveryReader, &self.default_region, now).await?;
         for p in &processed {
             self.record(p);
         }

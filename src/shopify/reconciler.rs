@@ -14,10 +14,12 @@ use tokio::sync::watch;
 
 use super::client::{ORDERS_WINDOW_WITHOUT_READ_ALL_ORDERS, Page, ShopifyClient, ShopifyError};
 use super::graphql::{BulkResource, MAX_IDS};
-use super::payload::{ShopifyChange, ShopifyId};
+use super::payload::ShopifyChange;
+use super::writes::writes;
 use crate::clock::Clock;
+use crate::domain::ShopifyId;
 use crate::ops::Metrics;
-use crate::store::{Store, StoreError, Ts};
+use crate::store::{Change, Store, StoreError, Ts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -113,10 +115,10 @@ impl Resource {
         }
     }
 
-    fn deleted(self, id: ShopifyId) -> ShopifyChange {
+    fn deleted(self, id: ShopifyId) -> Change {
         match self {
-            Resource::Customers => ShopifyChange::CustomerDeleted { id },
-            Resource::Orders => ShopifyChange::OrderDeleted { id },
+            Resource::Customers => Change::CustomerDeleted { id },
+            Resource::Orders => Change::OrderDeleted { id },
         }
     }
 }
@@ -194,13 +196,13 @@ impl Reconciler {
                     let Page { items, next } =
                         self.client.customers_updated_since(since, after.as_deref(), deadline).await?;
                     let updated: Vec<DateTime<Utc>> = items.iter().filter_map(|c| c.updated_at).collect();
-                    (items.into_iter().map(|c| ShopifyChange::Customer(Box::new(c))).collect::<Vec<_>>(), updated, next)
+                    (writes(items.into_iter().map(|c| ShopifyChange::Customer(Box::new(c)))), updated, next)
                 }
                 Resource::Orders => {
                     let Page { items, next } =
                         self.client.orders_updated_since(since, after.as_deref(), deadline).await?;
                     let updated: Vec<DateTime<Utc>> = items.iter().map(|o| o.updated_at).collect();
-                    (items.into_iter().map(|o| ShopifyChange::Order(Box::new(o))).collect::<Vec<_>>(), updated, next)
+                    (writes(items.into_iter().map(|o| ShopifyChange::Order(Box::new(o)))), updated, next)
                 }
             };
             pages += 1;
@@ -268,7 +270,7 @@ impl Reconciler {
             let Some(last) = ids.last().copied() else { break };
             let deadline = tokio::time::Instant::now() + PAGE_DEADLINE;
             let held = self.client.still_held(resource.kind(), &ids, deadline).await?;
-            let gone: Vec<ShopifyChange> =
+            let gone: Vec<Change> =
                 ids.iter().filter(|id| !held.contains(id)).map(|id| resource.deleted(*id)).collect();
             if !gone.is_empty() {
                 self.store.apply_all(&self.shop, &gone, &self.default_region, Ts::from(self.clock.now())).await?;

@@ -156,11 +156,15 @@ async fn accept(
         tracing::warn!(topic, webhook_id, %reason, "destructive delivery stored as a dead letter, not applied");
     }
     let dead_letter = refused.is_some();
+    let (handled, customer_id, order_id) = super::writes::intake_subjects(topic, &body);
     let delivery = NewDelivery {
         shop,
         webhook_id: webhook_id.to_string(),
         event_id: header(headers, "x-shopify-event-id").map(str::to_string),
         topic: topic.to_string(),
+        handled,
+        customer_id,
+        order_id,
         api_version: header(headers, "x-shopify-api-version").map(str::to_string),
         triggered_at,
         received_at: Ts::from(state.clock.now()),

@@ -43,9 +43,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::domain::{DeclineReason, ReturnStatus, ShopifyId};
 use crate::shopify::graphql::{API_VERSION, Operation, ThrottleStatus};
-use crate::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder, ShopifyRefund, ShopifyTransaction};
-use crate::shopify::returns::{DeclineReason, ReturnLabel, ReturnStatus, ShopifyReturn};
+use crate::shopify::payload::{ShopifyCustomer, ShopifyOrder, ShopifyRefund, ShopifyTransaction};
+use crate::shopify::returns::{ReturnLabel, ShopifyReturn};
 pub use bulk::BulkErrorCode;
 use rng::Rng;
 use server::Bucket;

@@ -7,8 +7,21 @@ use sqlx::QueryBuilder;
 use super::changes::PhoneChanges;
 use super::pending::{PendingNotice, PendingSubjects};
 use super::records::ApplyOutcome;
+use super::write::Change;
 use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
-use crate::shopify::payload::{ShopifyChange, Topic, subjects_of_unparsed};
+use crate::domain::ShopifyId;
+
+/// How a stored delivery's body is read, handed in by whoever applies deliveries (`shopify`
+/// implements it): the store keeps the topic as text and never parses a body itself.
+pub trait ReadDelivery: Sync {
+    /// The change a delivery of `topic` asks for; Err: why it cannot be applied (it becomes a
+    /// dead letter with that error).
+    fn read(&self, topic: &str, body: &[u8]) -> Result<Change, String>;
+
+    /// For a body `read` refused: the customer and order it names plainly, if it does, so a
+    /// redaction can still find and erase it.
+    fn subjects(&self, topic: &str, body: &[u8]) -> (Option<ShopifyId>, Option<ShopifyId>);
+}
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +84,13 @@ pub struct NewDelivery {
     pub webhook_id: String,
     pub event_id: Option<String>,
     pub topic: String,
+    /// Whether the topic is one orderline applies: one that is not is recorded as unhandled,
+    /// never applied, and its body is not kept.
+    pub handled: bool,
+    /// The customer and order it is about, read from the body at intake, so a pending delivery
+    /// can be found by its subject (the lookup's freshness, a redaction).
+    pub customer_id: Option<ShopifyId>,
+    pub order_id: Option<ShopifyId>,
     pub api_version: Option<String>,
     pub triggered_at: Option<Ts>,
     pub received_at: Ts,
@@ -122,50 +142,6 @@ struct Claimed {
     /// When Shopify says the change happened (`X-Shopify-Triggered-At`), else when it arrived:
     /// the time of a return's state (return bodies carry no `updated_at`).
     happened_at: Ts,
-}
-
-/// The customer and order a delivery is about, read from its body without building it (the
-/// same subjects `ShopifyChange::customer_id`/`order_id` give once it is parsed).
-fn subjects_at_intake(topic: &str, body: &[u8]) -> (Option<i64>, Option<i64>) {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        id: crate::shopify::payload::ShopifyId,
-    }
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(default)]
-        id: Option<crate::shopify::payload::ShopifyId>,
-        #[serde(default)]
-        order_id: Option<crate::shopify::payload::ShopifyId>,
-        #[serde(default)]
-        customer: Option<Id>,
-        #[serde(default)]
-        order: Option<Id>,
-    }
-    let Some(topic) = Topic::parse(topic) else { return (None, None) };
-    let Ok(probe) = serde_json::from_slice::<Probe>(body) else {
-        let (customer, order) = subjects_of_unparsed(Some(topic), body);
-        return (customer.map(|c| c.0), order.map(|o| o.0));
-    };
-    let customer = probe.customer.map(|c| c.id.0);
-    let own = probe.id.map(|i| i.0);
-    match topic {
-        Topic::CustomersCreate
-        | Topic::CustomersUpdate
-        | Topic::CustomersEnable
-        | Topic::CustomersDisable
-        | Topic::CustomersDelete => (own, None),
-        Topic::FulfillmentsCreate
-        | Topic::FulfillmentsUpdate
-        | Topic::FulfillmentEventsCreate
-        | Topic::RefundsCreate => (customer, probe.order_id.map(|o| o.0)),
-        // A redaction erases what is stored under its customer, pending deliveries included:
-        // its own row is found by its ID, never by its subject.
-        Topic::CustomersRedact | Topic::CustomersDataRequest | Topic::ShopRedact => (None, None),
-        // A return names its order as `order {id}` or `order_id` (a label names neither).
-        t if t.is_return() => (None, probe.order.map(|o| o.id.0).or(probe.order_id.map(|o| o.0))),
-        _ => (customer, own),
-    }
 }
 
 /// The same event (shop, topic, `X-Shopify-Event-Id`) delivered through several subscriptions.
@@ -224,12 +200,13 @@ impl Store {
         shop: &str,
         customers: &[i64],
         orders: &[i64],
+        reader: &dyn ReadDelivery,
         default_region: &str,
         now: Ts,
     ) -> Result<(Vec<ProcessedDelivery>, i64), StoreError> {
         let mark = self.pending.mark();
         let (processed, changes, left) =
-            on_backend!(self, process_pending_for(shop, customers, orders, default_region, now))?;
+            on_backend!(self, process_pending_for(shop, customers, orders, reader, default_region, now))?;
         self.committed(changes).await;
         if left == 0 {
             // Nothing is pending about these customers or any of their orders (the new ones
@@ -241,16 +218,18 @@ impl Store {
         Ok((processed, left))
     }
 
-    /// Claims up to `limit` pending deliveries and applies each through the one apply path, in
-    /// one transaction (each in its own savepoint, so one bad delivery cannot spoil the rest).
-    /// On Postgres, rows claimed by another instance are skipped (`FOR UPDATE SKIP LOCKED`).
+    /// Claims up to `limit` pending deliveries, reads each with `reader` and applies it through
+    /// the one apply path, in one transaction (each in its own savepoint, so one bad delivery
+    /// cannot spoil the rest). On Postgres, rows claimed by another instance are skipped
+    /// (`FOR UPDATE SKIP LOCKED`).
     pub async fn process_pending(
         &self,
         limit: i64,
+        reader: &dyn ReadDelivery,
         default_region: &str,
         now: Ts,
     ) -> Result<Vec<ProcessedDelivery>, StoreError> {
-        let (processed, changes) = on_backend!(self, process_pending(limit, default_region, now))?;
+        let (processed, changes) = on_backend!(self, process_pending(limit, reader, default_region, now))?;
         self.committed(changes).await;
         Ok(processed)
     }
@@ -420,7 +399,7 @@ for_each_backend! {
                                              received_at, status, body, error, customer_id, order_id) ",
         );
         query.push_values(batch, |mut row, d| {
-            let known = Topic::parse(&d.topic).is_some();
+            let known = d.handled;
             let status = match (known, &d.refused) {
                 (true, Some(_)) => DeliveryStatus::Dead,
                 (true, None) => DeliveryStatus::Pending,
@@ -437,8 +416,8 @@ for_each_backend! {
                 // An unknown topic is recorded, never applied: its body is not kept.
                 .push_bind(if known { Some(d.body.as_slice()) } else { None })
                 .push_bind(&d.refused);
-            let (customer, order) = if known { subjects_at_intake(&d.topic, &d.body) } else { (None, None) };
-            row.push_bind(customer).push_bind(order);
+            let (customer, order) = if known { (d.customer_id, d.order_id) } else { (None, None) };
+            row.push_bind(customer.map(|c| c.0)).push_bind(order.map(|o| o.0));
         });
         query.push(" ON CONFLICT (shop, webhook_id) DO NOTHING RETURNING shop, webhook_id, status, customer_id, order_id");
         query.build_query_as().fetch_all(&mut *conn).await
@@ -447,6 +426,7 @@ for_each_backend! {
     pub(crate) async fn process_pending(
         conn: &mut Conn,
         limit: i64,
+        reader: &dyn ReadDelivery,
         default_region: &str,
         now: Ts,
     ) -> Result<(Vec<ProcessedDelivery>, PhoneChanges), sqlx::Error> {
@@ -461,7 +441,7 @@ for_each_backend! {
             }
         };
         let claimed: Vec<Claimed> = sqlx::query_as(claim).bind(limit).fetch_all(&mut *tx).await?;
-        let (processed, changes) = process_claimed(&mut tx, claimed, default_region, now).await?;
+        let (processed, changes) = process_claimed(&mut tx, claimed, reader, default_region, now).await?;
         tx.commit().await?;
         Ok((processed, changes))
     }
@@ -474,6 +454,7 @@ for_each_backend! {
         shop: &str,
         customers: &[i64],
         orders: &[i64],
+        reader: &dyn ReadDelivery,
         default_region: &str,
         now: Ts,
     ) -> Result<(Vec<ProcessedDelivery>, PhoneChanges, i64), sqlx::Error> {
@@ -503,7 +484,7 @@ for_each_backend! {
             q.push(" FOR UPDATE SKIP LOCKED");
         }
         let claimed: Vec<Claimed> = q.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
-        let (processed, changes) = process_claimed(&mut tx, claimed, default_region, now).await?;
+        let (processed, changes) = process_claimed(&mut tx, claimed, reader, default_region, now).await?;
         let mut q = QueryBuilder::new("SELECT COUNT(*)");
         filter(&mut q);
         let (left,): (i64,) = q.build_query_as().persistent(false).fetch_one(&mut *tx).await?;
@@ -519,29 +500,25 @@ for_each_backend! {
     async fn process_claimed(
         tx: &mut Conn,
         claimed: Vec<Claimed>,
+        reader: &dyn ReadDelivery,
         default_region: &str,
         now: Ts,
     ) -> Result<(Vec<ProcessedDelivery>, PhoneChanges), sqlx::Error> {
         let started = std::time::Instant::now();
         let mut changes = PhoneChanges::default();
-        let items: Vec<(Claimed, Option<Topic>, Result<ShopifyChange, String>)> = claimed
+        let items: Vec<(Claimed, Result<Change, String>)> = claimed
             .into_iter()
             .map(|delivery| {
-                let topic = Topic::parse(&delivery.topic);
-                let body = delivery.body.as_deref().unwrap_or_default();
-                let mut parsed = match topic {
-                    Some(t) => ShopifyChange::parse(t, body).map_err(|e| e.to_string()),
-                    None => Err(format!("topic {:?} is not handled", delivery.topic)),
-                };
-                if let Ok(ShopifyChange::Return(r)) = &mut parsed {
-                    r.as_of = Some(delivery.happened_at.0);
+                let mut parsed = reader.read(&delivery.topic, delivery.body.as_deref().unwrap_or_default());
+                if let Ok(Change::Return(r)) = &mut parsed {
+                    r.as_of = Some(delivery.happened_at);
                 }
-                (delivery, topic, parsed)
+                (delivery, parsed)
             })
             .collect();
         let mut results: Vec<Result<DeliveryStatus, String>> = Vec::with_capacity(items.len());
         let batchable =
-            |i: usize| matches!(&items[i].2, Ok(change) if crate::store::records::batchable(change));
+            |i: usize| matches!(&items[i].1, Ok(change) if crate::store::records::batchable(change));
         let mut i = 0;
         while i < items.len() {
             let mut j = i;
@@ -549,7 +526,7 @@ for_each_backend! {
                 j += 1;
             }
             if j - i >= 2 {
-                let run: Vec<&ShopifyChange> = items[i..j].iter().filter_map(|(_, _, c)| c.as_ref().ok()).collect();
+                let run: Vec<&Change> = items[i..j].iter().filter_map(|(_, c)| c.as_ref().ok()).collect();
                 let mut savepoint = tx.begin().await?;
                 let mut touched = PhoneChanges { shop: items[i].0.shop.clone(), ..PhoneChanges::default() };
                 let applied = apply_path::apply_batch(
@@ -585,7 +562,7 @@ for_each_backend! {
             }
             // One at a time: a lone delivery, a topic the batch does not take, or a run whose
             // batch could not be written (the culprit becomes a dead letter, the rest apply).
-            for (delivery, _, parsed) in &items[i..j] {
+            for (delivery, parsed) in &items[i..j] {
                 let result = match parsed {
                     Ok(change) => {
                         let mut savepoint = tx.begin().await?;
@@ -626,10 +603,10 @@ for_each_backend! {
         let mut processed = Vec::with_capacity(items.len());
         let per_delivery = started.elapsed().as_secs_f64() / items.len().max(1) as f64;
         let mut rows = Vec::with_capacity(items.len());
-        for ((delivery, topic, parsed), result) in items.iter().zip(results) {
+        for ((delivery, parsed), result) in items.iter().zip(results) {
             let (customer_id, order_id) = match parsed {
                 Ok(change) => (change.customer_id(), change.order_id()),
-                Err(_) => subjects_of_unparsed(*topic, delivery.body.as_deref().unwrap_or_default()),
+                Err(_) => reader.subjects(&delivery.topic, delivery.body.as_deref().unwrap_or_default()),
             };
             let (status, error) = match result {
                 Ok(status) => (status, None),

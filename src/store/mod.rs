@@ -34,6 +34,7 @@ mod stored_ids;
 mod time;
 mod voicemails;
 mod watermarks;
+mod write;
 
 pub use attempts::AttemptKind;
 pub use backfills::BulkProgress;
@@ -43,7 +44,7 @@ pub use callers::{
 };
 pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
 pub use changes::{CallChange, CallChanges, PhoneChanges};
-pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery};
+pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery, ReadDelivery};
 pub use handoffs::Handoff;
 pub use notifications::{DueNotification, NotificationState};
 pub use order_names::NameFormat;
@@ -55,6 +56,10 @@ pub use returns::ReturnRow;
 pub use sms::{NewSms, SmsRow};
 pub use time::Ts;
 pub use voicemails::{MIN_SECONDS as VOICEMAIL_MIN_SECONDS, NewVoicemail, VoicemailRow};
+pub use write::{
+    AddressWrite, Change, CustomerWrite, FulfillmentEventWrite, FulfillmentWrite, LineItemWrite, OrderWrite,
+    RefundWrite, ReturnLabelWrite, ReturnWrite,
+};
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

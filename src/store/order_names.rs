@@ -4,7 +4,7 @@
 
 use super::queries::ORDER_COLUMNS;
 use super::{OrderRow, Pool, Store, StoreError, for_each_backend, on_backend};
-use crate::shopify::payload::order_number_in;
+use crate::domain::order_number_in;
 
 /// One name format the shop has used: `prefix` + order number + `suffix`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,7 @@
 //! Reads: what the lookup, the agent screens and the tests ask of the store.
 
 use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
-use crate::domain::PhoneNumber;
-use crate::shopify::payload::ShopifyId;
+use crate::domain::{PhoneNumber, ShopifyId};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CustomerRow {

@@ -1,14 +1,17 @@
 //! The one apply path: the only code that writes customers, orders, their fulfilments,
-//! refunds and phone numbers. Webhooks, live fetches and reconciliation all end here.
+//! refunds and phone numbers. Webhooks, live fetches and reconciliation all end here, handing
+//! it the store's own write structs (`write::Change`), never a Shopify payload.
 //! A record is written only when its Shopify `updated_at` moves forward, or, on a whole-second
 //! tie, when it is a snapshot read from the Admin API (see `Provenance`).
 
 use super::changes::PhoneChanges;
 use super::returns::{RETURN_COLUMNS, ReturnRow};
+use super::write::{
+    AddressWrite, Change, CustomerWrite, FulfillmentEventWrite, FulfillmentWrite, LineItemWrite, OrderWrite,
+    RefundWrite, ReturnWrite,
+};
 use super::{Store, StoreError, Ts, for_each_backend, on_backend};
-use crate::domain::PhoneNumber;
-use crate::shopify::payload::{ShopifyAddress, ShopifyChange, ShopifyCustomer, ShopifyId, ShopifyOrder};
-use crate::shopify::returns::{ReturnStatus, ShopifyReturn};
+use crate::domain::{PhoneNumber, ReturnStatus, ShopifyId};
 
 #[allow(unused_imports)]
 use super::Pool;
@@ -73,11 +76,11 @@ fn phone_entry(source: impl Into<String>, raw: Option<&str>, region: Option<&str
     Some(PhoneEntry { source: source.into(), raw: raw.to_string(), e164 })
 }
 
-fn region_of<'a>(address: Option<&'a ShopifyAddress>, default_region: &'a str) -> &'a str {
+fn region_of<'a>(address: Option<&'a AddressWrite>, default_region: &'a str) -> &'a str {
     address.and_then(|a| a.country_code.as_deref()).filter(|c| c.len() == 2).unwrap_or(default_region)
 }
 
-pub(crate) fn customer_phones(c: &ShopifyCustomer, default_region: &str) -> Vec<PhoneEntry> {
+pub(crate) fn customer_phones(c: &CustomerWrite, default_region: &str) -> Vec<PhoneEntry> {
     let home = region_of(c.default_address.as_ref(), default_region);
     let mut entries = Vec::new();
     entries.extend(phone_entry("phone", c.phone.as_deref(), Some(home)));
@@ -94,7 +97,7 @@ pub(crate) fn customer_phones(c: &ShopifyCustomer, default_region: &str) -> Vec<
     entries
 }
 
-pub(crate) fn order_phones(o: &ShopifyOrder, default_region: &str) -> Vec<PhoneEntry> {
+pub(crate) fn order_phones(o: &OrderWrite, default_region: &str) -> Vec<PhoneEntry> {
     let ship = o.shipping_address.as_ref();
     let bill = o.billing_address.as_ref();
     let order_region = region_of(ship.or(bill), default_region);
@@ -111,12 +114,12 @@ pub(crate) fn order_phones(o: &ShopifyOrder, default_region: &str) -> Vec<PhoneE
 
 /// The content of a customer row written from a copy that left `addresses` out (the customer
 /// inside a REST order webhook): not the whole record, so any whole copy of the same second
-/// replaces it, and such a copy never overwrites a stored row (see `ShopifyCustomer::addresses_omitted`).
+/// replaces it, and such a copy never overwrites a stored row (see `CustomerWrite::partial`).
 const PARTIAL: &str = "partial";
 
 /// What a customer record says (its fingerprint), for the write rule.
-fn customer_content(c: &ShopifyCustomer, phones: &[PhoneEntry]) -> String {
-    if c.addresses_omitted {
+fn customer_content(c: &CustomerWrite, phones: &[PhoneEntry]) -> String {
+    if c.partial {
         return PARTIAL.to_string();
     }
     let address = c.default_address.as_ref();
@@ -133,7 +136,7 @@ fn customer_content(c: &ShopifyCustomer, phones: &[PhoneEntry]) -> String {
 }
 
 /// What an order record says (its fingerprint), for the write rule.
-fn order_content(o: &ShopifyOrder, phones: &[PhoneEntry]) -> String {
+fn order_content(o: &OrderWrite, phones: &[PhoneEntry]) -> String {
     let shipping = o.shipping_address.as_ref();
     fingerprint(&(
         o.customer_id().map(|c| c.0),
@@ -142,9 +145,9 @@ fn order_content(o: &ShopifyOrder, phones: &[PhoneEntry]) -> String {
         &o.phone,
         &o.financial_status,
         &o.fulfillment_status,
-        o.cancelled_at.map(|t| t.timestamp()),
+        o.cancelled_at.map(|t| t.0.timestamp()),
         &o.cancel_reason,
-        o.closed_at.map(|t| t.timestamp()),
+        o.closed_at.map(|t| t.0.timestamp()),
         &o.total_price,
         &o.currency,
         shipping.and_then(|a| a.zip.as_deref()),
@@ -156,7 +159,7 @@ fn order_content(o: &ShopifyOrder, phones: &[PhoneEntry]) -> String {
 /// The return write rule (see `store::returns`): what the stored row becomes after one copy.
 /// The row after applying `r` (read at `as_of`; `snapshot`: a whole copy from the Admin API)
 /// to `stored`.
-pub(crate) fn merge_return(stored: Option<&ReturnRow>, r: &ShopifyReturn, as_of: Ts, snapshot: bool) -> ReturnRow {
+pub(crate) fn merge_return(stored: Option<&ReturnRow>, r: &ReturnWrite, as_of: Ts, snapshot: bool) -> ReturnRow {
     let mut row = stored.cloned().unwrap_or_else(|| ReturnRow::empty(r.id.0));
     let fill = |slot: &mut Option<String>, value: &Option<String>| {
         if value.is_some() {
@@ -184,11 +187,10 @@ pub(crate) fn merge_return(stored: Option<&ReturnRow>, r: &ShopifyReturn, as_of:
     }
     let at = Some(as_of);
     // When it was asked for and approved: a snapshot knows; a webhook's time tells it otherwise.
-    let requested = r.requested_at.map(Ts::from).or((r.status == Some(ReturnStatus::Requested)).then_some(as_of));
+    let requested = r.requested_at.or((r.status == Some(ReturnStatus::Requested)).then_some(as_of));
     row.requested_at = if snapshot { requested.or(row.requested_at) } else { row.requested_at.or(requested) };
-    let approved = r.approved_at.map(Ts::from).or((r.status == Some(ReturnStatus::Open)).then_some(as_of));
-    row.approved_at =
-        if snapshot { r.approved_at.map(Ts::from).or(row.approved_at) } else { row.approved_at.or(approved) };
+    let approved = r.approved_at.or((r.status == Some(ReturnStatus::Open)).then_some(as_of));
+    row.approved_at = if snapshot { r.approved_at.or(row.approved_at) } else { row.approved_at.or(approved) };
     if let Some(status) = r.status {
         let newer = match row.as_of {
             None => true,
@@ -201,8 +203,8 @@ pub(crate) fn merge_return(stored: Option<&ReturnRow>, r: &ShopifyReturn, as_of:
             row.status_rank = status.rank();
             row.as_of = at;
             row.closed_at = match status {
-                ReturnStatus::Closed => r.closed_at.map(Ts::from).or(row.closed_at).or(at),
-                _ => r.closed_at.map(Ts::from),
+                ReturnStatus::Closed => r.closed_at.or(row.closed_at).or(at),
+                _ => r.closed_at,
             };
             if status == ReturnStatus::Declined {
                 row.decline_reason = r.decline_reason.map(|d| d.as_str().to_string()).or(row.decline_reason.take());
@@ -214,10 +216,6 @@ pub(crate) fn merge_return(stored: Option<&ReturnRow>, r: &ShopifyReturn, as_of:
         }
     }
     row
-}
-
-fn ts(t: chrono::DateTime<chrono::Utc>) -> Ts {
-    Ts::from(t)
 }
 
 /// What every write of one apply shares.
@@ -241,11 +239,11 @@ struct RowState {
 }
 
 /// A line item row to write: order ID, position, the item, its fulfilment status.
-type LineItemRow<'a> = (i64, usize, &'a crate::shopify::payload::ShopifyLineItem, Option<&'a String>);
+type LineItemRow<'a> = (i64, usize, &'a LineItemWrite, Option<&'a String>);
 
 /// Adds `o`'s line items to `out`, one row per item as upserting them one by one would leave
 /// it: the first position, the last copy's fields, the last fulfilment status that was not null.
-fn line_item_rows<'a>(o: &'a ShopifyOrder, out: &mut Vec<LineItemRow<'a>>) {
+fn line_item_rows<'a>(o: &'a OrderWrite, out: &mut Vec<LineItemRow<'a>>) {
     let start = out.len();
     for (position, item) in o.line_items.iter().enumerate() {
         match out[start..].iter_mut().find(|(_, _, seen, _)| seen.id == item.id) {
@@ -350,7 +348,7 @@ const FULFILLMENT_COLUMNS: &str = "id, order_id, status, shipment_status, tracki
     shopify_created_at, updated_at, synced_at, content, in_transit_at, delivered_at, estimated_delivery_at";
 
 /// What both sources of a fulfilment carry, compared on a same-second tie.
-fn fulfillment_content(f: &crate::shopify::payload::ShopifyFulfillment) -> String {
+fn fulfillment_content(f: &FulfillmentWrite) -> String {
     fingerprint(&(&f.status, &f.shipment_status, &f.tracking_company, &f.tracking_number, &f.tracking_url))
 }
 
@@ -368,12 +366,11 @@ struct FulfillmentCourse {
 impl FulfillmentCourse {
     /// The write rule for one version: `Unconfirmed` means the caller must mark the order
     /// unconfirmed too (as `upsert_fulfillment` does).
-    fn step(&mut self, f: &crate::shopify::payload::ShopifyFulfillment, from: Provenance, now: Ts) -> ApplyOutcome {
+    fn step(&mut self, f: &FulfillmentWrite, from: Provenance, now: Ts) -> ApplyOutcome {
         let snapshot = from == Provenance::Snapshot;
-        let updated_at = ts(f.updated_at);
+        let updated_at = f.updated_at;
         let content = fulfillment_content(f);
-        let (in_transit, delivered, estimated) =
-            (f.in_transit_at.map(ts), f.delivered_at.map(ts), f.estimated_delivery_at.map(ts));
+        let (in_transit, delivered, estimated) = (f.in_transit_at, f.delivered_at, f.estimated_delivery_at);
         let write = match &self.row {
             None => true,
             Some(s) => {
@@ -397,7 +394,7 @@ impl FulfillmentCourse {
                 tracking_company: f.tracking_company.clone(),
                 tracking_number: f.tracking_number.clone(),
                 tracking_url: f.tracking_url.clone(),
-                shopify_created_at: f.created_at.map(ts).or(stored.as_ref().and_then(|s| s.shopify_created_at)),
+                shopify_created_at: f.created_at.or(stored.as_ref().and_then(|s| s.shopify_created_at)),
                 updated_at,
                 synced_at: now,
                 content: Some(content),
@@ -429,12 +426,12 @@ impl FulfillmentCourse {
 /// Whether `apply_batch` can take a change: customers, and whole orders with their fulfilments
 /// and refunds (everything else, and orders carrying returns, goes through `apply_change` one at
 /// a time).
-pub(crate) fn batchable(change: &ShopifyChange) -> bool {
+pub(crate) fn batchable(change: &Change) -> bool {
     match change {
-        ShopifyChange::Customer(c) => c.updated_at.is_some(),
-        ShopifyChange::Order(o) => {
+        Change::Customer(c) => c.updated_at.is_some(),
+        Change::Order(o) => {
             o.returns.is_empty()
-                && !o.truncated.line_items
+                && o.all_line_items
                 && o.fulfillments.iter().all(|f| f.order_id == o.id)
                 && o.refunds.iter().all(|r| r.order_id == o.id)
         }
@@ -454,7 +451,7 @@ impl Store {
     pub async fn apply(
         &self,
         shop: &str,
-        change: &ShopifyChange,
+        change: &Change,
         default_region: &str,
         now: Ts,
     ) -> Result<ApplyOutcome, StoreError> {
@@ -467,7 +464,7 @@ impl Store {
     pub async fn apply_all(
         &self,
         shop: &str,
-        changes: &[ShopifyChange],
+        changes: &[Change],
         default_region: &str,
         now: Ts,
     ) -> Result<Vec<ApplyOutcome>, StoreError> {
@@ -484,7 +481,7 @@ for_each_backend! {
     pub(crate) async fn apply_in_transaction(
         conn: &mut Conn,
         shop: &str,
-        changes: &[ShopifyChange],
+        changes: &[Change],
         default_region: &str,
         now: Ts,
     ) -> Result<(Vec<ApplyOutcome>, PhoneChanges), sqlx::Error> {
@@ -500,7 +497,7 @@ for_each_backend! {
                 j += 1;
             }
             if j - i >= 2 {
-                let run: Vec<&ShopifyChange> = changes[i..j].iter().collect();
+                let run: Vec<&Change> = changes[i..j].iter().collect();
                 let mut savepoint = tx.begin().await?;
                 let applied =
                     apply_batch(&mut savepoint, shop, &run, default_region, now, Provenance::Snapshot, &mut notice).await?;
@@ -535,7 +532,7 @@ for_each_backend! {
     pub(crate) async fn apply_change(
         conn: &mut Conn,
         shop: &str,
-        change: &ShopifyChange,
+        change: &Change,
         default_region: &str,
         now: Ts,
         from: Provenance,
@@ -551,13 +548,13 @@ for_each_backend! {
             let after = affected_customers(conn, shop, change).await?;
             phones.extend(phones_of_customers(conn, shop, &after).await?);
             changes.phones.extend(phones);
-            changes.all |= matches!(change, ShopifyChange::ShopRedact);
+            changes.all |= matches!(change, Change::ShopRedact);
         }
         Ok(outcome)
     }
 
     /// The customers whose cached caller record a change can alter.
-    async fn affected_customers(conn: &mut Conn, shop: &str, change: &ShopifyChange) -> Result<Vec<i64>, sqlx::Error> {
+    async fn affected_customers(conn: &mut Conn, shop: &str, change: &Change) -> Result<Vec<i64>, sqlx::Error> {
         let mut ids: Vec<i64> = change.customer_id().map(|c| c.0).into_iter().collect();
         if let Some(order) = change.order_id() {
             let stored: Option<(Option<i64>,)> = sqlx::query_as("SELECT customer_id FROM orders WHERE shop = $1 AND id = $2")
@@ -567,13 +564,13 @@ for_each_backend! {
                 .await?;
             ids.extend(stored.and_then(|(c,)| c));
         }
-        if let ShopifyChange::CustomerRedact { customer_id, .. } = change {
+        if let Change::CustomerRedact { customer_id, .. } = change {
             ids.push(customer_id.0);
         }
         // A label or an update names only its return: its order is the stored one.
         let unnamed = match change {
-            ShopifyChange::Return(r) if r.order_id.is_none() => Some(r.id),
-            ShopifyChange::ReturnTouched { id: Some(id) } => Some(*id),
+            Change::Return(r) if r.order_id.is_none() => Some(r.id),
+            Change::ReturnTouched { id: Some(id) } => Some(*id),
             _ => None,
         };
         if let Some(id) = unnamed
@@ -610,41 +607,41 @@ for_each_backend! {
     async fn apply_inner(
         conn: &mut Conn,
         w: &Write<'_>,
-        change: &ShopifyChange,
+        change: &Change,
         delivery_id: Option<i64>,
     ) -> Result<ApplyOutcome, sqlx::Error> {
         let (shop, now) = (w.shop, w.now);
         match change {
-            ShopifyChange::Customer(c) => upsert_customer(conn, w, c).await,
-            ShopifyChange::Order(o) => upsert_order(conn, w, o).await,
-            ShopifyChange::Fulfillment(f) => {
+            Change::Customer(c) => upsert_customer(conn, w, c).await,
+            Change::Order(o) => upsert_order(conn, w, o).await,
+            Change::Fulfillment(f) => {
                 if is_tombstoned(conn, shop, "order", f.order_id).await? {
                     return Ok(ApplyOutcome::Gone);
                 }
                 upsert_fulfillment(conn, w, f).await
             }
-            ShopifyChange::FulfillmentEvent(e) => {
+            Change::FulfillmentEvent(e) => {
                 if is_tombstoned(conn, shop, "order", e.order_id).await? {
                     return Ok(ApplyOutcome::Gone);
                 }
                 record_fulfillment_event(conn, w, e).await
             }
-            ShopifyChange::Refund(r) => {
+            Change::Refund(r) => {
                 if is_tombstoned(conn, shop, "order", r.order_id).await? {
                     return Ok(ApplyOutcome::Gone);
                 }
                 insert_refund(conn, shop, r, now).await
             }
-            ShopifyChange::Return(r) => {
+            Change::Return(r) => {
                 if let Some(order) = r.order_id
                     && is_tombstoned(conn, shop, "order", order).await?
                 {
                     return Ok(ApplyOutcome::Gone);
                 }
-                let as_of = r.as_of.map(ts).unwrap_or(now);
+                let as_of = r.as_of.unwrap_or(now);
                 upsert_return(conn, shop, r, as_of, w.from == Provenance::Snapshot, now).await
             }
-            ShopifyChange::ReturnTouched { id } => {
+            Change::ReturnTouched { id } => {
                 // The body does not say what changed: the order is refetched on its next lookup.
                 let Some(id) = id else { return Ok(ApplyOutcome::Unchanged) };
                 let Some(order) = order_of_return(conn, shop, *id).await? else { return Ok(ApplyOutcome::Unchanged) };
@@ -657,23 +654,23 @@ for_each_backend! {
                     .rows_affected();
                 Ok(if marked > 0 { ApplyOutcome::Unconfirmed } else { ApplyOutcome::Unchanged })
             }
-            ShopifyChange::OrderDeleted { id } => {
+            Change::OrderDeleted { id } => {
                 remove_orders(conn, shop, &[*id], now).await?;
                 Ok(ApplyOutcome::Removed)
             }
-            ShopifyChange::CustomerDeleted { id } => {
+            Change::CustomerDeleted { id } => {
                 remove_customer(conn, shop, *id, now).await?;
                 Ok(ApplyOutcome::Removed)
             }
-            ShopifyChange::CustomerRedact { customer_id, orders_to_redact } => {
+            Change::CustomerRedact { customer_id, orders_to_redact } => {
                 redact_customer(conn, shop, *customer_id, orders_to_redact, now).await?;
                 Ok(ApplyOutcome::Removed)
             }
-            ShopifyChange::ShopRedact => {
+            Change::ShopRedact => {
                 redact_shop(conn, shop, delivery_id).await?;
                 Ok(ApplyOutcome::Removed)
             }
-            ShopifyChange::DataRequest { request_id, customer_id, orders_requested } => {
+            Change::DataRequest { request_id, customer_id, orders_requested } => {
                 let Some(delivery_id) = delivery_id else { return Ok(ApplyOutcome::Unchanged) };
                 sqlx::query(
                     "INSERT INTO data_requests (shop, delivery_id, request_id, customer_id, orders_requested, received_at)
@@ -800,7 +797,7 @@ for_each_backend! {
     async fn write_customer_rows(
         conn: &mut Conn,
         shop: &str,
-        rows: &[(&ShopifyCustomer, &RowState)],
+        rows: &[(&CustomerWrite, &RowState)],
         snapshot: bool,
     ) -> Result<usize, sqlx::Error> {
         let mut written = 0;
@@ -821,7 +818,7 @@ for_each_backend! {
                     .push_bind(&c.state)
                     .push_bind(address.and_then(|a| a.zip.as_deref()))
                     .push_bind(address.and_then(|a| a.country_code.as_deref()))
-                    .push_bind(c.created_at.map(ts))
+                    .push_bind(c.created_at)
                     .push_bind(state.updated_at)
                     .push_bind(state.synced_at)
                     .push_bind(&state.content)
@@ -858,7 +855,7 @@ for_each_backend! {
     async fn write_order_rows(
         conn: &mut Conn,
         shop: &str,
-        rows: &[(&ShopifyOrder, &RowState)],
+        rows: &[(&OrderWrite, &RowState)],
         snapshot: bool,
     ) -> Result<usize, sqlx::Error> {
         let mut written = 0;
@@ -880,14 +877,14 @@ for_each_backend! {
                     .push_bind(&o.phone)
                     .push_bind(&o.financial_status)
                     .push_bind(&o.fulfillment_status)
-                    .push_bind(o.cancelled_at.map(ts))
+                    .push_bind(o.cancelled_at)
                     .push_bind(&o.cancel_reason)
-                    .push_bind(o.closed_at.map(ts))
+                    .push_bind(o.closed_at)
                     .push_bind(&o.total_price)
                     .push_bind(&o.currency)
                     .push_bind(shipping.and_then(|a| a.zip.as_deref()))
                     .push_bind(shipping.and_then(|a| a.country_code.as_deref()))
-                    .push_bind(ts(o.created_at))
+                    .push_bind(o.created_at)
                     .push_bind(state.updated_at)
                     .push_bind(state.synced_at)
                     .push_bind(&state.content)
@@ -949,10 +946,10 @@ for_each_backend! {
         Ok(())
     }
 
-    async fn upsert_customer(conn: &mut Conn, w: &Write<'_>, c: &ShopifyCustomer) -> Result<ApplyOutcome, sqlx::Error> {
+    async fn upsert_customer(conn: &mut Conn, w: &Write<'_>, c: &CustomerWrite) -> Result<ApplyOutcome, sqlx::Error> {
         let shop = w.shop;
         // An embedded copy without `updated_at` cannot be ordered against what is stored.
-        let Some(updated_at) = c.updated_at.map(ts) else { return Ok(ApplyOutcome::Unchanged) };
+        let Some(updated_at) = c.updated_at else { return Ok(ApplyOutcome::Unchanged) };
         if is_tombstoned(conn, shop, "customer", c.id).await? {
             return Ok(ApplyOutcome::Gone);
         }
@@ -979,7 +976,7 @@ for_each_backend! {
         }
     }
 
-    async fn upsert_order(conn: &mut Conn, w: &Write<'_>, o: &ShopifyOrder) -> Result<ApplyOutcome, sqlx::Error> {
+    async fn upsert_order(conn: &mut Conn, w: &Write<'_>, o: &OrderWrite) -> Result<ApplyOutcome, sqlx::Error> {
         let shop = w.shop;
         if is_tombstoned(conn, shop, "order", o.id).await? {
             return Ok(ApplyOutcome::Gone);
@@ -988,7 +985,7 @@ for_each_backend! {
         if let Some(customer) = &o.customer {
             outcome = fold(outcome, upsert_customer(conn, w, customer).await?);
         }
-        let updated_at = ts(o.updated_at);
+        let updated_at = o.updated_at;
         let phones = order_phones(o, w.default_region);
         let content = order_content(o, &phones);
         let state = RowState { updated_at, content: Some(content.clone()), synced_at: w.now };
@@ -999,7 +996,7 @@ for_each_backend! {
             outcome = ApplyOutcome::Applied;
             // A copy that carried every line item replaces them; a truncated one (a GraphQL
             // page) updates those it carried and leaves the rest.
-            if !o.truncated.line_items {
+            if o.all_line_items {
                 sqlx::query("DELETE FROM order_line_items WHERE shop = $1 AND order_id = $2")
                     .bind(shop)
                     .bind(o.id.0)
@@ -1020,7 +1017,7 @@ for_each_backend! {
         // A GraphQL copy's returns: Shopify's state when it was read.
         for r in &o.returns {
             let snapshot = w.from == Provenance::Snapshot;
-            outcome = fold(outcome, upsert_return(conn, shop, r, r.as_of.map(ts).unwrap_or(w.now), snapshot, w.now).await?);
+            outcome = fold(outcome, upsert_return(conn, shop, r, r.as_of.unwrap_or(w.now), snapshot, w.now).await?);
         }
         Ok(outcome)
     }
@@ -1028,9 +1025,9 @@ for_each_backend! {
     async fn upsert_fulfillment(
         conn: &mut Conn,
         w: &Write<'_>,
-        f: &crate::shopify::payload::ShopifyFulfillment,
+        f: &FulfillmentWrite,
     ) -> Result<ApplyOutcome, sqlx::Error> {
-        let updated_at = ts(f.updated_at);
+        let updated_at = f.updated_at;
         // What both sources carry; the dates are merged (a REST copy has fewer of them).
         let content = fulfillment_content(f);
         // Dates: a snapshot says what Shopify knows now; a webhook only adds what it knows. The
@@ -1067,13 +1064,13 @@ for_each_backend! {
         .bind(&f.tracking_company)
         .bind(&f.tracking_number)
         .bind(&f.tracking_url)
-        .bind(f.created_at.map(ts))
+        .bind(f.created_at)
         .bind(updated_at)
         .bind(w.now)
         .bind(&content)
-        .bind(f.in_transit_at.map(ts))
-        .bind(f.delivered_at.map(ts))
-        .bind(f.estimated_delivery_at.map(ts))
+        .bind(f.in_transit_at)
+        .bind(f.delivered_at)
+        .bind(f.estimated_delivery_at)
         .bind(w.from == Provenance::Snapshot)
         .execute(&mut *conn)
         .await?
@@ -1100,9 +1097,9 @@ for_each_backend! {
     async fn record_fulfillment_event(
         conn: &mut Conn,
         w: &Write<'_>,
-        e: &crate::shopify::payload::ShopifyFulfillmentEvent,
+        e: &FulfillmentEventWrite,
     ) -> Result<ApplyOutcome, sqlx::Error> {
-        let happened = e.happened_at.map(ts);
+        let happened = e.happened_at;
         let written = sqlx::query(
             "UPDATE fulfillments SET
                 estimated_delivery_at = COALESCE($4, estimated_delivery_at),
@@ -1116,7 +1113,7 @@ for_each_backend! {
         .bind(w.shop)
         .bind(e.fulfillment_id.0)
         .bind(e.order_id.0)
-        .bind(e.estimated_delivery_at.map(ts))
+        .bind(e.estimated_delivery_at)
         .bind(&e.status)
         .bind(happened)
         .execute(&mut *conn)
@@ -1149,7 +1146,7 @@ for_each_backend! {
     pub(crate) async fn upsert_return(
         conn: &mut Conn,
         shop: &str,
-        r: &ShopifyReturn,
+        r: &ReturnWrite,
         as_of: Ts,
         snapshot: bool,
         now: Ts,
@@ -1226,7 +1223,7 @@ for_each_backend! {
     async fn insert_refund(
         conn: &mut Conn,
         shop: &str,
-        r: &crate::shopify::payload::ShopifyRefund,
+        r: &RefundWrite,
         now: Ts,
     ) -> Result<ApplyOutcome, sqlx::Error> {
         let written = sqlx::query(
@@ -1238,10 +1235,10 @@ for_each_backend! {
         .bind(r.id.0)
         .bind(r.order_id.0)
         .bind(&r.note)
-        .bind(r.amount())
-        .bind(r.currency())
-        .bind(r.created_at.map(ts))
-        .bind(r.processed_at.map(ts))
+        .bind(&r.amount)
+        .bind(&r.currency)
+        .bind(r.created_at)
+        .bind(r.processed_at)
         .bind(now)
         .execute(&mut *conn)
         .await?
@@ -1358,7 +1355,7 @@ for_each_backend! {
     pub(crate) async fn apply_batch(
         conn: &mut Conn,
         shop: &str,
-        changes: &[&ShopifyChange],
+        changes: &[&Change],
         default_region: &str,
         now: Ts,
         from: Provenance,
@@ -1371,10 +1368,10 @@ for_each_backend! {
         let mut refund_ids = BTreeSet::new();
         for change in changes {
             match change {
-                ShopifyChange::Customer(c) => {
+                Change::Customer(c) => {
                     customer_ids.insert(c.id.0);
                 }
-                ShopifyChange::Order(o) => {
+                Change::Order(o) => {
                     order_ids.insert(o.id.0);
                     customer_ids.extend(o.customer_id().map(|c| c.0));
                     fulfillment_ids.extend(o.fulfillments.iter().map(|f| f.id.0));
@@ -1403,7 +1400,7 @@ for_each_backend! {
             tombstoned.extend(rows.into_iter().map(|(kind, id)| (kind == "order", id)));
         }
         let lock = if BACKEND == crate::store::Backend::Postgres { " ORDER BY id FOR UPDATE" } else { "" };
-        let mut customers: BTreeMap<i64, Course<'_, ShopifyCustomer>> = BTreeMap::new();
+        let mut customers: BTreeMap<i64, Course<'_, CustomerWrite>> = BTreeMap::new();
         for chunk in customer_ids.chunks(rows_per_statement(1)) {
             let mut q = QueryBuilder::new("SELECT id, updated_at, content, synced_at FROM customers WHERE shop = ");
             q.push_bind(shop).push(" AND id IN (");
@@ -1417,7 +1414,7 @@ for_each_backend! {
                 customers.insert(id, Course::stored(RowState { updated_at, content, synced_at }));
             }
         }
-        let mut orders: BTreeMap<i64, Course<'_, ShopifyOrder>> = BTreeMap::new();
+        let mut orders: BTreeMap<i64, Course<'_, OrderWrite>> = BTreeMap::new();
         let mut stored_owner: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
         for chunk in order_ids.chunks(rows_per_statement(1)) {
             let mut q =
@@ -1462,16 +1459,16 @@ for_each_backend! {
             let rows: Vec<(i64,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
             stored_refunds.extend(rows.into_iter().map(|(id,)| id));
         }
-        let mut new_refunds: Vec<&crate::shopify::payload::ShopifyRefund> = Vec::new();
+        let mut new_refunds: Vec<&RefundWrite> = Vec::new();
 
         // Every version through the write rule, in arrival order.
         let mut outcomes = Vec::with_capacity(changes.len());
         let mut affected = BTreeSet::new();
         for change in changes {
             let outcome = match change {
-                ShopifyChange::Customer(c) => step_customer(&mut customers, &tombstoned, c, default_region, from, now),
-                ShopifyChange::Order(o) if tombstoned.contains(&(true, o.id.0)) => ApplyOutcome::Gone,
-                ShopifyChange::Order(o) => {
+                Change::Customer(c) => step_customer(&mut customers, &tombstoned, c, default_region, from, now),
+                Change::Order(o) if tombstoned.contains(&(true, o.id.0)) => ApplyOutcome::Gone,
+                Change::Order(o) => {
                     let mut outcome = ApplyOutcome::Unchanged;
                     if let Some(c) = &o.customer {
                         outcome = fold(outcome, step_customer(&mut customers, &tombstoned, c, default_region, from, now));
@@ -1479,7 +1476,7 @@ for_each_backend! {
                     let phones = order_phones(o, default_region);
                     let content = order_content(o, &phones);
                     let course = orders.entry(o.id.0).or_default();
-                    outcome = fold(outcome, course.step(o.as_ref(), phones, ts(o.updated_at), content, from, now));
+                    outcome = fold(outcome, course.step(o.as_ref(), phones, o.updated_at, content, from, now));
                     // Then its fulfilments and refunds, as `upsert_order` does (`batchable`
                     // takes only those of this order).
                     for f in &o.fulfillments {
@@ -1517,12 +1514,12 @@ for_each_backend! {
         let mut phones = phones_of_many(conn, shop, &affected).await?;
 
         // Customers: the end state of each one written, then their phones.
-        let written: Vec<(&ShopifyCustomer, &Vec<PhoneEntry>, &RowState)> = customers
+        let written: Vec<(&CustomerWrite, &Vec<PhoneEntry>, &RowState)> = customers
             .values()
             .filter_map(|c| Some((c.written.as_ref()?, c.state.as_ref()?)))
             .map(|((c, phones), state)| (*c, phones, state))
             .collect();
-        let rows: Vec<(&ShopifyCustomer, &RowState)> = written.iter().map(|(c, _, state)| (*c, *state)).collect();
+        let rows: Vec<(&CustomerWrite, &RowState)> = written.iter().map(|(c, _, state)| (*c, *state)).collect();
         if write_customer_rows(conn, shop, &rows, from == Provenance::Snapshot).await? != rows.len() {
             return Ok(None);
         }
@@ -1531,12 +1528,12 @@ for_each_backend! {
         replace_phones_many(conn, shop, "customer", &owners).await?;
 
         // Orders: the end state, their line items, their phones.
-        let written: Vec<(&ShopifyOrder, &Vec<PhoneEntry>, &RowState)> = orders
+        let written: Vec<(&OrderWrite, &Vec<PhoneEntry>, &RowState)> = orders
             .values()
             .filter_map(|o| Some((o.written.as_ref()?, o.state.as_ref()?)))
             .map(|((o, phones), state)| (*o, phones, state))
             .collect();
-        let rows: Vec<(&ShopifyOrder, &RowState)> = written.iter().map(|(o, _, state)| (*o, *state)).collect();
+        let rows: Vec<(&OrderWrite, &RowState)> = written.iter().map(|(o, _, state)| (*o, *state)).collect();
         if write_order_rows(conn, shop, &rows, from == Provenance::Snapshot).await? != rows.len() {
             return Ok(None);
         }
@@ -1614,10 +1611,10 @@ for_each_backend! {
                     .push_bind(r.id.0)
                     .push_bind(r.order_id.0)
                     .push_bind(&r.note)
-                    .push_bind(r.amount())
-                    .push_bind(r.currency())
-                    .push_bind(r.created_at.map(ts))
-                    .push_bind(r.processed_at.map(ts))
+                    .push_bind(&r.amount)
+                    .push_bind(&r.currency)
+                    .push_bind(r.created_at)
+                    .push_bind(r.processed_at)
                     .push_bind(now);
             });
             q.push(" ON CONFLICT (shop, id) DO NOTHING RETURNING id");
@@ -1693,14 +1690,14 @@ for_each_backend! {
 
     /// `upsert_customer`'s rule for one version, in memory (see `apply_batch`).
     fn step_customer<'a>(
-        customers: &mut std::collections::BTreeMap<i64, Course<'a, ShopifyCustomer>>,
+        customers: &mut std::collections::BTreeMap<i64, Course<'a, CustomerWrite>>,
         tombstoned: &std::collections::HashSet<(bool, i64)>,
-        c: &'a ShopifyCustomer,
+        c: &'a CustomerWrite,
         default_region: &str,
         from: Provenance,
         now: Ts,
     ) -> ApplyOutcome {
-        let Some(updated_at) = c.updated_at.map(ts) else { return ApplyOutcome::Unchanged };
+        let Some(updated_at) = c.updated_at else { return ApplyOutcome::Unchanged };
         if tombstoned.contains(&(false, c.id.0)) {
             return ApplyOutcome::Gone;
         }
@@ -1824,18 +1821,31 @@ for_each_backend! {
 mod tests {
     use super::*;
 
-    fn customer(json: &str) -> ShopifyCustomer {
-        serde_json::from_str(json).unwrap()
+    fn address(id: i64, phone: &str, country: &str) -> AddressWrite {
+        AddressWrite {
+            id: Some(ShopifyId(id)),
+            phone: Some(phone.into()),
+            zip: None,
+            country_code: Some(country.into()),
+        }
     }
 
     #[test]
     fn customer_phones_use_each_address_country() {
-        let c = customer(
-            r#"{"id": 1, "phone": "+15551234567", "updated_at": "2026-01-01T00:00:00Z",
-                "default_address": {"id": 7, "phone": "0161 496 0000", "country_code": "GB"},
-                "addresses": [{"id": 7, "phone": "0161 496 0000", "country_code": "GB"},
-                              {"id": 8, "phone": "call me", "country_code": "US"}]}"#,
-        );
+        let c = CustomerWrite {
+            id: ShopifyId(1),
+            first_name: None,
+            last_name: None,
+            email: None,
+            phone: Some("+15551234567".into()),
+            state: None,
+            locale: None,
+            created_at: None,
+            updated_at: Some(Ts(chrono::DateTime::UNIX_EPOCH)),
+            default_address: Some(address(7, "0161 496 0000", "GB")),
+            addresses: vec![address(7, "0161 496 0000", "GB"), address(8, "call me", "US")],
+            partial: false,
+        };
         let phones = customer_phones(&c, "US");
         let e164: Vec<(&str, Option<&str>)> = phones.iter().map(|p| (p.source.as_str(), p.e164.as_deref())).collect();
         assert_eq!(
@@ -1854,15 +1864,14 @@ mod tests {
 #[cfg(test)]
 mod return_tests {
     use super::*;
-    use crate::shopify::returns::ReturnStatus;
     use chrono::{DateTime, Utc};
 
     fn at(second: i64) -> Ts {
         Ts(DateTime::<Utc>::from_timestamp(1_790_000_000 + second, 0).unwrap())
     }
 
-    fn copy(status: ReturnStatus) -> ShopifyReturn {
-        let mut r = crate::shopify::returns::ShopifyReturn {
+    fn copy(status: ReturnStatus) -> ReturnWrite {
+        ReturnWrite {
             id: ShopifyId(5),
             order_id: Some(ShopifyId(7)),
             name: None,
@@ -1877,11 +1886,8 @@ mod return_tests {
             label: None,
             received: None,
             as_of: None,
-        };
-        r.as_of = None;
-        r
+        }
     }
-
     #[test]
     fn an_approval_applied_before_its_request_stays_open() {
         let approved = merge_return(None, &copy(ReturnStatus::Open), at(2), false);

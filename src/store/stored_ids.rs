@@ -2,7 +2,7 @@
 //! asks Shopify about.
 
 use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
-use crate::shopify::payload::ShopifyId;
+use crate::domain::ShopifyId;
 
 impl Store {
     /// Up to `limit` stored order IDs of `shop` above `after`, created at or after

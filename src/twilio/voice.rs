@@ -22,12 +22,10 @@ use super::render::Asking;
 use super::request::TwilioRequest;
 use crate::app::AppState;
 use crate::config::PromptMode;
-use crate::domain::mask_pii;
-use crate::domain::{Event, EventStep};
+use crate::domain::{Event, EventStep, ShopifyId, mask_pii};
 use crate::ivr::order_status::OrderFacts;
 use crate::ivr::understanding::{Question, Understood, understand};
 use crate::ivr::{CallState, Input, Reply, Stage};
-use crate::shopify::payload::ShopifyId;
 use crate::store::{CallWrite, Ts, is_final_status};
 
 pub fn router() -> Router<AppState> {

@@ -30,8 +30,7 @@ use super::request::TwilioRequest;
 use super::voice::twiml;
 use crate::app::AppState;
 use crate::config::Settings;
-use crate::domain::{Event, EventKind, EventStep, Verification, VoicemailReason, mask_pii};
-use crate::shopify::payload::ShopifyId;
+use crate::domain::{Event, EventKind, EventStep, ShopifyId, Verification, VoicemailReason, mask_pii};
 use crate::store::{NewVoicemail, StoreError, Ts};
 
 pub const RECORDED_PATH: &str = "/twilio/voicemail/recorded";

@@ -225,7 +225,7 @@ async fn a_javascript_tracking_url_never_becomes_a_link(backend: Backend) {
         })
         .unwrap();
     let change = ShopifyChange::Order(Box::new(order.clone()));
-    line.app.store().apply_all(SHOP, &[change], "US", Ts::from(Utc::now())).await.unwrap();
+    line.app.store().apply_all(SHOP, &[change.into()], "US", Ts::from(Utc::now())).await.unwrap();
     let t = line.call("+15551234567", &["0"]).await;
     line.flush_calls().await;
     let card: serde_json::Value = client()

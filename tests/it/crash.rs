@@ -69,7 +69,7 @@ async fn acknowledged_deliveries_survive_a_sigkill(backend: Backend) {
         assert_eq!(delivery.status, "applied", "{webhook_id}");
         let n: u64 = webhook_id.trim_start_matches("crash-").parse().unwrap();
         let order_id = order_variant(n)["id"].as_i64().unwrap();
-        let order = store.order(SHOP, orderline::shopify::payload::ShopifyId(order_id)).await.unwrap();
+        let order = store.order(SHOP, orderline::domain::ShopifyId(order_id)).await.unwrap();
         assert!(order.is_some(), "{webhook_id}: order {order_id} missing after restart");
     }
     drop(restarted);

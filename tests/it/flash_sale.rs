@@ -7,9 +7,10 @@ use std::sync::Arc;
 use crate::common::{Backend, SHOP, TestDb, order_variant};
 use chrono::{Duration as Days, Utc};
 use orderline::clock::{Clock, ManualClock};
+use orderline::domain::ShopifyId;
 use orderline::lookup::{CallerAnswer, CallerLookup, LookupConfig, Source};
 use orderline::ops::Metrics;
-use orderline::shopify::payload::ShopifyId;
+use orderline::shopify::writes::{DeliveryReader, intake_subjects};
 use orderline::store::{NewDelivery, Store, Ts, UNCONFIRMED};
 use serde_json::{Value, json};
 
@@ -20,15 +21,20 @@ async fn store(db: &TestDb) -> Store {
 }
 
 fn delivery(n: usize, topic: &str, body: &Value) -> NewDelivery {
+    let body = serde_json::to_vec(body).unwrap();
+    let (handled, customer_id, order_id) = intake_subjects(topic, &body);
     NewDelivery {
         shop: SHOP.into(),
         webhook_id: format!("w-{n}"),
         event_id: Some(format!("e-{n}")),
         topic: topic.into(),
+        handled,
+        customer_id,
+        order_id,
         api_version: Some("2025-10".into()),
         triggered_at: None,
         received_at: Ts::from(Utc::now()),
-        body: serde_json::to_vec(body).unwrap(),
+        body,
         refused: None,
     }
 }
@@ -205,13 +211,13 @@ async fn applied_in_batches_exactly_as_one_by_one(backend: Backend) {
     // Order 3's first version is already stored in both, so its same-second copy meets a row.
     for s in [&batched, &single] {
         assert!(s.insert_deliveries(&deliveries[..10]).await.unwrap().iter().all(|new| *new));
-        s.process_pending(1, "US", now).await.unwrap();
-        while !s.process_pending(1, "US", now).await.unwrap().is_empty() {}
+        s.process_pending(1, &DeliveryReader, "US", now).await.unwrap();
+        while !s.process_pending(1, &DeliveryReader, "US", now).await.unwrap().is_empty() {}
         assert!(s.insert_deliveries(&deliveries[10..]).await.unwrap().iter().all(|new| *new));
     }
-    let processed = batched.process_pending(1000, "US", now).await.unwrap();
+    let processed = batched.process_pending(1000, &DeliveryReader, "US", now).await.unwrap();
     assert_eq!(processed.len(), deliveries.len() - 10, "one batch took the whole backlog");
-    while !single.process_pending(1, "US", now).await.unwrap().is_empty() {}
+    while !single.process_pending(1, &DeliveryReader, "US", now).await.unwrap().is_empty() {}
 
     let (rows, expected) = (dump(&batched_db).await, dump(&single_db).await);
     assert_eq!(rows.len(), expected.len());
@@ -292,7 +298,7 @@ async fn two_appliers_share_a_backlog_and_apply_each_delivery_once(backend: Back
         tokio::spawn(async move {
             let mut applied = 0;
             loop {
-                match s.process_pending(200, "US", Ts::from(Utc::now())).await {
+                match s.process_pending(200, &DeliveryReader, "US", Ts::from(Utc::now())).await {
                     Ok(batch) if batch.is_empty() => return applied,
                     Ok(batch) => applied += batch.len(),
                     // A deadlock or busy database is transient: the processor retries.
@@ -329,7 +335,7 @@ async fn a_cached_caller(backend: Backend) -> (TestDb, Store, Arc<ManualClock>, 
     let store = store(&db).await;
     let clock = Arc::new(ManualClock::new(Utc::now()));
     store.insert_deliveries(&[delivery(0, "orders/create", &order_variant(1))]).await.unwrap();
-    store.process_pending(10, "US", Ts::from(clock.now())).await.unwrap();
+    store.process_pending(10, &DeliveryReader, "US", Ts::from(clock.now())).await.unwrap();
     store.resync_pending().await.unwrap();
     let lookup = lookup_on(&store, clock.clone());
     let first = lookup.lookup(&caller(1)).await.unwrap();
@@ -382,7 +388,7 @@ async fn a_call_right_after_the_processor_applied_the_order_hears_it(backend: Ba
 
     let new_order = second_order();
     assert_eq!(store.insert_deliveries(&[delivery(1, "orders/create", &new_order)]).await.unwrap(), vec![true]);
-    assert_eq!(store.process_pending(10, "US", Ts::from(clock.now())).await.unwrap().len(), 1);
+    assert_eq!(store.process_pending(10, &DeliveryReader, "US", Ts::from(clock.now())).await.unwrap().len(), 1);
 
     let answer = lookup.lookup(&caller(1)).await.unwrap();
     assert_eq!(answer.record.unwrap().customers[0].orders.len(), 2, "the applied order is heard");
@@ -400,7 +406,7 @@ async fn another_instance_hears_an_order_acknowledged_by_the_first() {
     let (intake, answering) = (store(&db).await, store(&db).await);
     let clock = Arc::new(ManualClock::new(Utc::now()));
     intake.insert_deliveries(&[delivery(0, "orders/create", &order_variant(1))]).await.unwrap();
-    intake.process_pending(10, "US", Ts::from(clock.now())).await.unwrap();
+    intake.process_pending(10, &DeliveryReader, "US", Ts::from(clock.now())).await.unwrap();
     let lookup = lookup_on(&answering, clock.clone());
     let _follow = lookup.follow_changes();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -481,7 +487,7 @@ async fn a_large_batch_reaches_the_other_instance_in_full_not_as_all() {
     }
     assert!(!other.pending_subjects().is_unknown(), "told subject by subject, not `all`");
 
-    assert_eq!(writer.process_pending(1000, "US", Ts::from(Utc::now())).await.unwrap().len(), 600);
+    assert_eq!(writer.process_pending(1000, &DeliveryReader, "US", Ts::from(Utc::now())).await.unwrap().len(), 600);
     // Every phone the batch wrote was touched by it (the store was empty).
     let phones: std::collections::BTreeSet<String> =
         texts(&db, "SELECT DISTINCT e164 FROM phone_numbers WHERE e164 IS NOT NULL").await.into_iter().collect();

@@ -433,7 +433,7 @@ const ORDER: i64 = 9_007_199_254_741_107;
 
 async fn a_delete_is_applied_only_once_shopify_confirms_the_record_is_gone(backend: Backend) {
     use common::{SHOP, fixture_bytes};
-    use orderline::shopify::payload::ShopifyId;
+    use orderline::domain::ShopifyId;
     let (sim, server, app) = confirming_shop(backend).await;
     let customers = format!("SELECT COUNT(*) FROM customers WHERE id = {CUSTOMER}");
     let orders = format!("SELECT COUNT(*) FROM orders WHERE id = {ORDER}");
@@ -494,7 +494,7 @@ async fn a_delete_shopify_cannot_confirm_is_answered_503_and_not_stored(backend:
     assert_eq!(app.deliver("orders/create", "w-meanwhile", &fixture_bytes("order_create.json")).await, 200);
     // Shopify answers again, and the order was really deleted: the retry is applied.
     sim.set_failure(Failure::None);
-    assert!(sim.delete_order(orderline::shopify::payload::ShopifyId(ORDER)));
+    assert!(sim.delete_order(orderline::domain::ShopifyId(ORDER)));
     let deadline = Instant::now() + Duration::from_secs(15);
     while app.deliver("orders/delete", "w-unconfirmed", &fixture_bytes("order_delete.json")).await
         != reqwest::StatusCode::OK

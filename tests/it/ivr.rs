@@ -299,7 +299,7 @@ async fn a_name_full_of_xml_specials_comes_out_valid(backend: Backend) {
     renamed.updated_at = renamed.updated_at.map(|t| t + chrono::Duration::seconds(1));
     line.app
         .store()
-        .apply_all(SHOP, &[ShopifyChange::Customer(Box::new(renamed))], "US", Ts::from(Utc::now()))
+        .apply_all(SHOP, &[ShopifyChange::Customer(Box::new(renamed)).into()], "US", Ts::from(Utc::now()))
         .await
         .unwrap();
     line.app.settle().await;

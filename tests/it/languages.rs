@@ -7,6 +7,7 @@
 
 use chrono::Utc;
 use orderline::shopify::payload::{ShopifyChange, ShopifyCustomer};
+use orderline::shopify::writes::writes;
 use orderline::sim::twilio::{CallerConfig, QueueScript, Transcript, Transfer, TwilioCaller, scripted};
 use orderline::store::Ts;
 use orderline::twilio::twiml::Document;
@@ -247,7 +248,7 @@ async fn the_language_comes_from_the_customer_else_their_latest_order(backend: B
         ShopifyChange::Customer(Box::new(newcomer)),
         ShopifyChange::Order(Box::new(order.clone())),
     ];
-    line.app.store().apply_all(common::SHOP, &changes, "US", Ts::from(Utc::now())).await.unwrap();
+    line.app.store().apply_all(common::SHOP, &writes(changes), "US", Ts::from(Utc::now())).await.unwrap();
 
     let t = line.call(DANA, &[]).await;
     let first = doc(&t, 0);

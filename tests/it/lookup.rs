@@ -12,6 +12,7 @@ use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;
 use orderline::shopify::graphql::{Operation, PAGE_SIZE};
 use orderline::shopify::payload::ShopifyOrder;
+use orderline::shopify::writes::writes;
 use orderline::sim::shopify::{Failure, ShopifySim, SimConfig, SimServer};
 
 const CALLER: &str = "+15551234567";
@@ -111,7 +112,7 @@ async fn a_stale_row_is_refreshed_from_shopify_within_budget() {
     assert_eq!(statuses(&answer), vec![Some("fulfilled")]);
     assert_eq!(shop.sim.requests_for(Operation::CustomersByPhone), 1);
     // Applied through the one apply path: the store has it too.
-    let stored = app.store().order(SHOP, orderline::shopify::payload::ShopifyId(9_007_199_254_741_107)).await.unwrap();
+    let stored = app.store().order(SHOP, orderline::domain::ShopifyId(9_007_199_254_741_107)).await.unwrap();
     assert_eq!(stored.unwrap().fulfillment_status.as_deref(), Some("fulfilled"));
     // Fresh now: from the cache, or from the store when the change notice of the fetch's own
     // write dropped the entry first. Either way Shopify is not asked again.
@@ -410,7 +411,7 @@ async fn warmed_records_are_what_a_lookup_builds(backend: Backend) {
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
     let now = Ts::from(Utc::now());
-    store.apply_all(SHOP, &tricky_shop(), "US", now).await.unwrap();
+    store.apply_all(SHOP, &writes(tricky_shop()), "US", now).await.unwrap();
     let other: orderline::shopify::payload::ShopifyCustomer = serde_json::from_value(serde_json::json!({
         "id": 9_007_199_254_760_101u64, "first_name": "Elsewhere", "phone": "+1 415 555 0132",
         "updated_at": "2026-11-01T00:00:00Z",
@@ -419,7 +420,7 @@ async fn warmed_records_are_what_a_lookup_builds(backend: Backend) {
     let other = orderline::shopify::payload::ShopifyChange::Customer(Box::new(other));
     // A name to quote (Postgres reads a whole shop with COPY, which takes no parameters).
     let other_shop = r"o'neil\shop.myshopify.com";
-    store.apply_all(other_shop, &[other], "US", now).await.unwrap();
+    store.apply_all(other_shop, &[other.into()], "US", now).await.unwrap();
     let lookup = || {
         CallerLookup::new(LookupConfig::new(SHOP), store.clone(), None, Arc::new(SystemClock), Arc::new(Metrics::new()))
     };

@@ -163,7 +163,7 @@ async fn the_deletion_check_removes_what_shopify_deleted_without_a_webhook(backe
         if !sees_all_orders {
             // Hidden from the sweep, the old order came by webhook back when it was new.
             let order = ShopifyChange::Order(Box::new(sim.order(old).unwrap()));
-            store.apply(SHOP, &order, "US", Ts::from(chrono::Utc::now())).await.unwrap();
+            store.apply(SHOP, &order.into(), "US", Ts::from(chrono::Utc::now())).await.unwrap();
         }
         assert!(store.order(SHOP, old).await.unwrap().is_some());
         let stored_orders = sim.orders().len();

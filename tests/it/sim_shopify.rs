@@ -12,12 +12,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, TimeDelta, Utc};
 use orderline::config::Secret;
-use orderline::domain::PhoneNumber;
+use orderline::domain::{PhoneNumber, ShopifyId};
 use orderline::shopify::graphql::{
     self, CustomersData, GraphqlRequest, GraphqlResponse, Operation, OrdersData, PAGE_SIZE,
 };
 use orderline::shopify::payload::{
-    ShopifyChange, ShopifyCustomer, ShopifyFulfillment, ShopifyId, ShopifyLineItem, ShopifyOrder, ShopifyRefund,
+    ShopifyChange, ShopifyCustomer, ShopifyFulfillment, ShopifyLineItem, ShopifyOrder, ShopifyRefund,
     ShopifyTransaction, Topic,
 };
 use orderline::shopify::signature;

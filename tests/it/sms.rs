@@ -101,7 +101,7 @@ async fn pressing_4_texts_the_tracking_link_once(backend: Backend) {
     // customers/redact: the text (it holds the caller's number) goes with the customer.
     let customer_id = t.line.latest_order("Dana").customer.unwrap().id;
     let redact = ShopifyChange::CustomerRedact { customer_id, orders_to_redact: Vec::new() };
-    t.line.app.store().apply_all(SHOP, &[redact], "US", Ts::from(Utc::now())).await.unwrap();
+    t.line.app.store().apply_all(SHOP, &[redact.into()], "US", Ts::from(Utc::now())).await.unwrap();
     assert!(t.line.app.store().sms_of_call(&call.call_sid).await.unwrap().is_empty(), "redacted");
     t.line.app.stop().await;
 }
@@ -136,7 +136,7 @@ async fn key_4_is_not_offered_without_a_number_verification_or_link(backend: Bac
     t.line
         .app
         .store()
-        .apply_all(SHOP, &[ShopifyChange::Order(Box::new(order))], "US", Ts::from(Utc::now()))
+        .apply_all(SHOP, &[ShopifyChange::Order(Box::new(order)).into()], "US", Ts::from(Utc::now()))
         .await
         .unwrap();
     not_offered(&t, DANA, &["4"], "no tracking URL").await;

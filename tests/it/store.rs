@@ -4,8 +4,8 @@
 use crate::common;
 use crate::common::{Backend, SHOP, TestDb, fixture};
 use chrono::{Duration, TimeZone, Utc};
-use orderline::domain::{EventKind, TransferReason, Verification, Verified};
-use orderline::shopify::payload::{ShopifyChange, ShopifyId, Topic};
+use orderline::domain::{EventKind, ShopifyId, TransferReason, Verification, Verified};
+use orderline::shopify::payload::{ShopifyChange, Topic};
 use orderline::store::{ApplyOutcome, CallEvent, CallWrite, NewCall, Store, Ts};
 
 async fn store(db: &TestDb) -> Store {
@@ -36,18 +36,18 @@ async fn an_equal_version_confirms_the_row_and_an_older_one_does_not(backend: Ba
     let store = store(&db).await;
     let order = ShopifyId(9_007_199_254_741_107);
     assert_eq!(
-        store.apply(SHOP, &order_change("order_fulfilled.json"), "US", at(1)).await.unwrap(),
+        store.apply(SHOP, &order_change("order_fulfilled.json").into(), "US", at(1)).await.unwrap(),
         ApplyOutcome::Applied
     );
     assert_eq!(store.order(SHOP, order).await.unwrap().unwrap().synced_at, at(1));
 
     // A live fetch or a reconciliation that sees the same version confirms it.
-    let again = store.apply(SHOP, &order_change("order_fulfilled.json"), "US", at(2)).await.unwrap();
+    let again = store.apply(SHOP, &order_change("order_fulfilled.json").into(), "US", at(2)).await.unwrap();
     assert_eq!(again, ApplyOutcome::Unchanged);
     assert_eq!(store.order(SHOP, order).await.unwrap().unwrap().synced_at, at(2));
 
     // An older version confirms nothing.
-    let older = store.apply(SHOP, &order_change("order_create.json"), "US", at(3)).await.unwrap();
+    let older = store.apply(SHOP, &order_change("order_create.json").into(), "US", at(3)).await.unwrap();
     assert_eq!(older, ApplyOutcome::Unchanged);
     let row = store.order(SHOP, order).await.unwrap().unwrap();
     assert_eq!((row.synced_at, row.fulfillment_status.as_deref()), (at(2), Some("fulfilled")));
@@ -63,7 +63,7 @@ async fn recent_orders_come_newest_first(backend: Backend) {
         order["customer"]["id"] = serde_json::json!(customer.0);
         order["created_at"] = serde_json::json!(created);
         let change = ShopifyChange::parse(Topic::OrdersCreate, &serde_json::to_vec(&order).unwrap()).unwrap();
-        store.apply(SHOP, &change, "US", at(1)).await.unwrap();
+        store.apply(SHOP, &change.into(), "US", at(1)).await.unwrap();
     }
     let names: Vec<String> =
         store.recent_orders(SHOP, customer, 2).await.unwrap().into_iter().map(|o| o.name).collect();

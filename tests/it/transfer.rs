@@ -140,7 +140,7 @@ async fn a_name_with_control_characters_gives_twiml_a_conformant_parser_accepts(
     renamed.updated_at = renamed.updated_at.map(|t| t + chrono::Duration::seconds(1));
     line.app
         .store()
-        .apply_all(SHOP, &[ShopifyChange::Customer(Box::new(renamed))], "US", Ts::from(Utc::now()))
+        .apply_all(SHOP, &[ShopifyChange::Customer(Box::new(renamed)).into()], "US", Ts::from(Utc::now()))
         .await
         .unwrap();
     line.app.settle().await;
@@ -170,7 +170,7 @@ async fn the_task_json_of_a_flex_transfer_carries_no_forbidden_character(backend
     renamed.updated_at = renamed.updated_at.map(|t| t + chrono::Duration::seconds(1));
     line.app
         .store()
-        .apply_all(SHOP, &[ShopifyChange::Customer(Box::new(renamed))], "US", Ts::from(Utc::now()))
+        .apply_all(SHOP, &[ShopifyChange::Customer(Box::new(renamed)).into()], "US", Ts::from(Utc::now()))
         .await
         .unwrap();
     line.app.settle().await;

@@ -47,7 +47,7 @@ async fn ship_danas_latest_order_to(line: &Line, zip: &str) {
     let order =
         line.sim.change_order(latest.id, |o| o.shipping_address.as_mut().unwrap().zip = Some(zip.into())).unwrap();
     let change = ShopifyChange::Order(Box::new(order));
-    line.app.store().apply_all(SHOP, &[change], "US", Ts::from(Utc::now())).await.unwrap();
+    line.app.store().apply_all(SHOP, &[change.into()], "US", Ts::from(Utc::now())).await.unwrap();
     // The change notice reaches the caller cache asynchronously (LISTEN/NOTIFY on Postgres).
     let lookup = &line.app.running.as_ref().unwrap().state.lookup;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

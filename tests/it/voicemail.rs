@@ -142,7 +142,7 @@ async fn a_closed_line_takes_a_message_that_is_transcribed_listed_and_played(bac
     // customers/redact: the message (the caller's number and words) goes with the customer.
     let customer_id = dana.customer.unwrap().id;
     let redact = ShopifyChange::CustomerRedact { customer_id, orders_to_redact: Vec::new() };
-    m.line.app.store().apply_all(SHOP, &[redact], "US", Ts::from(Utc::now())).await.unwrap();
+    m.line.app.store().apply_all(SHOP, &[redact.into()], "US", Ts::from(Utc::now())).await.unwrap();
     assert!(m.voicemails("?all=true").await.is_empty(), "redacted");
     m.line.app.stop().await;
 }

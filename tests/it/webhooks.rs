@@ -3,8 +3,7 @@
 
 use crate::common;
 use crate::common::{Backend, SHOP, TestApp, fixture, fixture_bytes, orderline_cli};
-use orderline::domain::PhoneNumber;
-use orderline::shopify::payload::ShopifyId;
+use orderline::domain::{PhoneNumber, ShopifyId};
 use reqwest::StatusCode;
 use serde_json::json;
 

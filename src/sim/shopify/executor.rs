@@ -183,7 +183,7 @@ impl<'a> Object<'a> {
 /// emulator holds); None for any other ID or one the shop does not hold.
 /// Orders too old for the app to see are null, as in `order(id:)`.
 fn node(context: &Context<'_>, gid: &str) -> Option<(&'static str, Value)> {
-    use crate::shopify::payload::ShopifyId;
+    use crate::domain::ShopifyId;
     if let Some(id) = gid.strip_prefix("gid://shopify/Order/").and_then(ShopifyId::parse) {
         let order = context.store.order(id).filter(|o| context.may_see(o))?;
         return Some(("Order", json!(GqlOrder::from_record(&order, true))));
@@ -296,7 +296,7 @@ impl<'a> ObjectValue for Object<'a> {
             ("Mutation", other) => return Err(error(format!("the emulator does not run Mutation.{other}"))),
             ("QueryRoot", _) => return this.root(info),
             ("Customer", "orders") => {
-                let id = self.value["id"].as_str().and_then(crate::shopify::payload::ShopifyId::parse);
+                let id = self.value["id"].as_str().and_then(crate::domain::ShopifyId::parse);
                 // Newest first, so leaving out the ones too old to see keeps the newest visible.
                 let orders =
                     id.map(|id| self.context.store.recent_orders_of(id, first(info).unwrap_or(0))).unwrap_or_default();

@@ -27,9 +27,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use crate::domain::{DeclineReason, ReturnStatus, ShopifyId};
 use crate::shopify::graphql::gid;
-use crate::shopify::payload::ShopifyId;
-use crate::shopify::returns::{DeclineReason, ReturnLabel, ReturnStatus, ShopifyReturn};
+use crate::shopify::returns::{ReturnLabel, ShopifyReturn};
 
 /// A new return, as the buyer asks for it.
 pub(crate) fn requested(

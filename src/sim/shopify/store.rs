@@ -8,7 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
-use crate::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder};
+use crate::domain::ShopifyId;
+use crate::shopify::payload::{ShopifyCustomer, ShopifyOrder};
 
 /// First ID the sim hands out: 2^53 + 1, so every generated ID is beyond a JavaScript number.
 pub(crate) const FIRST_ID: i64 = (1 << 53) + 1;

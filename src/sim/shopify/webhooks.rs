@@ -9,8 +9,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::lock;
 use super::rng::Rng;
+use crate::domain::ShopifyId;
 use crate::shopify::graphql::API_VERSION;
-use crate::shopify::payload::{ShopifyFulfillmentEvent, ShopifyId, ShopifyOrder};
+use crate::shopify::payload::{ShopifyFulfillmentEvent, ShopifyOrder};
 use crate::shopify::signature;
 
 /// Where the sim sends webhooks, and what goes wrong on the way (each a probability in 0..=1,

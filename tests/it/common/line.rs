@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use orderline::clock::{Clock, SystemClock};
 use orderline::shopify::payload::{ShopifyChange, ShopifyOrder};
+use orderline::shopify::writes::writes;
 use orderline::sim::shopify::{ShopifySim, SimConfig, SimServer};
 use orderline::sim::twilio::rest::{RestSimConfig, RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{CallerConfig, Transcript, TwilioCaller, scripted};
@@ -42,7 +43,7 @@ pub async fn line_with(backend: Backend, extra: &[(&str, &str)], clock: Arc<dyn 
     let mut changes: Vec<ShopifyChange> =
         sim.customers().into_iter().map(|c| ShopifyChange::Customer(Box::new(c))).collect();
     changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
-    app.store().apply_all(SHOP, &changes, "US", Ts::from(Utc::now())).await.unwrap();
+    app.store().apply_all(SHOP, &writes(changes), "US", Ts::from(Utc::now())).await.unwrap();
     Line { app, sim, _server: server }
 }
 

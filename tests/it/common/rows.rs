@@ -1,7 +1,8 @@
 //! Orders and customers as comparable rows, from the emulator's records and from the store,
 //! for tests that check the store holds exactly what Shopify holds (consistency, bulk backfill).
 
-use orderline::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder};
+use orderline::domain::ShopifyId;
+use orderline::shopify::payload::{ShopifyCustomer, ShopifyOrder};
 use orderline::store::Store;
 
 use super::SHOP;
