@@ -234,7 +234,7 @@ async fn the_report_counts_a_known_history(backend: Backend) {
 
 async fn a_call_back_after_the_repeat_window_does_not_count_against_orderline(backend: Backend) {
     // A called back 11 h later: with a 6 h window both of A's calls are resolved.
-    let app = app(backend, |s| s.reports.repeat_call_window = Duration::from_secs(21600)).await;
+    let app = app(backend, |s| s.reports.repeat_call_window = Duration::from_secs(6 * 3600)).await;
     let base = recent_base();
     app.store().record_calls(&writes(base, "")).await.unwrap();
     let r = report(&app, &range_of(base)).await;
@@ -322,7 +322,7 @@ async fn a_bad_range_is_a_clear_400(backend: Backend) {
 
 async fn retention_deletes_old_calls_and_the_aggregates_still_answer(backend: Backend) {
     let app = app(backend, |s| {
-        s.reports.retention = Duration::from_secs(7776000);
+        s.reports.retention = Duration::from_secs(90 * 86_400);
         s.reports.retention_every = Duration::from_millis(100);
     })
     .await;

@@ -100,7 +100,7 @@ async fn a_busy_unanswered_or_failed_transfer_leads_to_a_goodbye(backend: Backen
 async fn a_queue_caller_hears_their_place_and_leaves_at_the_maximum_wait(backend: Backend) {
     let line = line(backend, |s| {
         s.ivr.verify = VerifyPolicy::None;
-        s.handoff.queue_max_wait = Duration::from_secs(120);
+        s.handoff.queue_max_wait = Duration::from_secs(2 * 60);
     })
     .await;
     let script = QueueScript { ahead: 2, avg_queue_time_s: 240, play_s: 25, ..QueueScript::default() };

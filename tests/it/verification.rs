@@ -118,7 +118,7 @@ async fn wrong_postal_codes_are_limited_per_customer_across_calls(backend: Backe
     let settings = |s: &mut Settings| {
         s.agents.agent_token = Some(Secret::new(AGENT));
         s.ivr.verify_max_failures = 3;
-        s.ivr.verify_failure_window = Duration::from_secs(86400);
+        s.ivr.verify_failure_window = Duration::from_secs(86_400);
     };
     let line = line_with(backend, settings, clock.clone()).await;
     let t = line.call(DANA, &["99999", "99998"]).await;

@@ -359,7 +359,7 @@ async fn a_voicemail_is_notified_signed_to_the_helpdesk(backend: Backend) {
 
 async fn a_voicemail_past_the_retention_is_deleted_here_and_at_twilio(backend: Backend) {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()));
-    let m = mailbox(backend, clock.clone(), |s| s.reports.retention = Duration::from_secs(2592000)).await;
+    let m = mailbox(backend, clock.clone(), |s| s.reports.retention = Duration::from_secs(30 * 86_400)).await;
     m.call(&["0", &format!("say:{MESSAGE}")]).await;
     assert_eq!(m.voicemails("").await.len(), 1);
     m.line.flush_calls().await;

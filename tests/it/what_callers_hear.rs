@@ -41,7 +41,7 @@ async fn shop(backend: Backend) -> Shop {
         s.shopify.api_url = Some(url.as_str().to_string());
         s.sync.reconcile_every = std::time::Duration::ZERO;
         s.lookup.lookup_budget = std::time::Duration::from_secs(2);
-        s.lookup.freshness = std::time::Duration::from_secs(300);
+        s.lookup.freshness = std::time::Duration::from_secs(5 * 60);
         s.lookup.warm_count = 0;
         s.ivr.verify = VerifyPolicy::None;
         s.handoff.hours_timezone = "America/New_York".into();
