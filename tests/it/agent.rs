@@ -2,12 +2,12 @@
 //! WebSocket (events in order, catch-up on connect, refused without the token, and an event
 //! from one instance reaching an agent connected to another).
 
-use orderline::config::{Secret, VerifyPolicy};
 use std::time::Duration;
 
 use crate::common::line::{TOKEN, line};
 use crate::common::{Backend, ServerProcess, TestDb};
 use futures::{SinkExt, StreamExt};
+use orderline::config::{Secret, VerifyPolicy};
 use orderline::sim::twilio::{CallerConfig, TwilioCaller, scripted};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -3,13 +3,13 @@
 //! or who calls again, skips the reassuring menu: they hear the honest state and an apology and
 //! are put through with priority; outside hours they hear it before the menu.
 
-use orderline::config::{Settings, VerifyPolicy};
 use std::sync::Arc;
 
 use crate::common::Backend;
 use crate::common::line::{Line, line, line_with};
 use chrono::Utc;
 use orderline::clock::ManualClock;
+use orderline::config::{Settings, VerifyPolicy};
 use orderline::sim::twilio::{Ending, Transcript};
 
 const DANA: &str = "+15551234567";

@@ -5,7 +5,6 @@
 //! result (or a new one once the result has expired) without duplicating anything; the sweeps
 //! after it page through what changed, as before.
 
-use orderline::config::{Secret, Settings};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use crate::common::rows::{customer_row, order_row, stored_customer_row, stored_i
 use crate::common::{Backend, SHOP, TestDb};
 use orderline::app;
 use orderline::clock::SystemClock;
+use orderline::config::{Secret, Settings};
 use orderline::ops::Metrics;
 use orderline::shopify::graphql::{BulkResource, Operation};
 use orderline::shopify::reconciler::Reconciler;

@@ -3,7 +3,6 @@
 //! pressing 1 at the wait document's Gather), and the Twilio REST emulator placing the call-back
 //! (requesting orderline's answer URL as the customer picks up, then its status callback).
 
-use orderline::config::{Secret, Settings, VerifyPolicy};
 use std::time::{Duration, Instant};
 
 use crate::common::Backend;
@@ -11,6 +10,7 @@ use std::sync::Arc;
 
 use crate::common::line::{Line, TOKEN, TwilioLine, line_with_twilio};
 use orderline::clock::SystemClock;
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::sim::twilio::rest::{Callee, RestFailure, RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{CallerConfig, DEFAULT_TO, Ending, QueueScript, Transcript, Transfer, TwilioCaller};
 use serde_json::Value;

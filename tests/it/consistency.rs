@@ -6,7 +6,6 @@
 //! check what was deleted. What a reconcile cannot repair (a dropped redaction: Shopify still
 //! holds the customer) is counted, never hidden.
 
-use orderline::config::Secret;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use std::time::Duration;
 use crate::common::rows::{customer_row, order_row, stored_customer_row, stored_ids, stored_order_row};
 use crate::common::{Backend, SECRET, SHOP, TestApp};
 use orderline::clock::SystemClock;
+use orderline::config::Secret;
 use orderline::shopify::payload::{ShopifyCustomer, ShopifyId, ShopifyOrder, ShopifyRefund, ShopifyTransaction};
 use orderline::shopify::reconciler::Reconciler;
 use orderline::sim::shopify::{ShopifySim, SimConfig, WebhookTarget};

@@ -4,12 +4,12 @@
 //! tokens are rate-limited; every console response forbids framing, sniffing and inline
 //! script; only http(s) tracking links reach the page.
 
-use orderline::config::{Secret, VerifyPolicy};
 use std::time::Duration;
 
 use crate::common::line::line;
 use crate::common::{Backend, SHOP};
 use chrono::Utc;
+use orderline::config::{Secret, VerifyPolicy};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::store::Ts;
 use reqwest::StatusCode;

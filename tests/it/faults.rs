@@ -3,7 +3,6 @@
 //! orderline recovers without a restart. PostgreSQL only: these are the faults of a database
 //! server (SQLite, in-process, has no server to lose; its lock waits are in tests/hardening.rs).
 
-use orderline::config::VerifyPolicy;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use crate::common;
 use crate::common::pg_cluster::PgCluster;
 use crate::common::{SECRET, order_variant, post_webhook, settings_for};
 use orderline::app::{self, Running};
+use orderline::config::VerifyPolicy;
 use orderline::shopify::signature;
 use orderline::sim::twilio::{CallerConfig, Ending, TwilioCaller, scripted};
 use reqwest::StatusCode;

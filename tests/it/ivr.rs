@@ -2,7 +2,6 @@
 //! Shopify emulator's demo shop in the store, and the Twilio caller emulator dialing in. Every
 //! test reads the TwiML that came back: verbs, attributes and the words the caller heard.
 
-use orderline::config::{Settings, VerifyPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use crate::common::line::{Line, TOKEN, line, line_with};
 use crate::common::{Backend, SHOP};
 use chrono::{TimeZone, Utc};
 use orderline::clock::ManualClock;
+use orderline::config::{Settings, VerifyPolicy};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::shopify::Failure;
 use orderline::sim::twilio::{CallerConfig, Ending, Transcript, TwilioCaller, scripted};

@@ -1,7 +1,6 @@
 //! Caller lookup against the Shopify emulator: freshness, the live fetch under a budget, the
 //! negative cache, single flight, the client's bucket and breaker, and the JSON API.
 
-use orderline::config::{Secret, Settings};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +8,7 @@ use crate::common;
 use crate::common::{Backend, SHOP, TestApp, fixture, fixture_bytes};
 use chrono::Utc;
 use orderline::clock::ManualClock;
+use orderline::config::{Secret, Settings};
 use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;
 use orderline::shopify::graphql::{Operation, PAGE_SIZE};

@@ -5,7 +5,6 @@
 //! clients check the protocol's edges: message order, `stop`, and what malformed or
 //! out-of-order messages do.
 
-use orderline::config::{PromptMode, Settings, VerifyPolicy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use crate::common::line::{Line, TOKEN, line, line_with};
 use chrono::{TimeZone, Utc};
 use futures::{SinkExt, StreamExt};
 use orderline::clock::ManualClock;
+use orderline::config::{PromptMode, Settings, VerifyPolicy};
 use orderline::sim::media::{
     MediaCaller, StreamSocket, StreamTranscript, connect_signed, connect_stream, connected, scripted_media, send, start,
 };

@@ -2,7 +2,6 @@
 //! short resumes where it stopped instead of starting over, and the deletion check removes what
 //! Shopify deleted without a webhook reaching us.
 
-use orderline::config::{Secret, Settings};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use crate::common;
 use crate::common::{Backend, SHOP, TestDb};
 use orderline::app;
 use orderline::clock::SystemClock;
+use orderline::config::{Secret, Settings};
 use orderline::ops::Metrics;
 use orderline::shopify::graphql::Operation;
 use orderline::shopify::payload::ShopifyChange;

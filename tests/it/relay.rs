@@ -7,7 +7,6 @@
 //! messages orderline does not know, a mumble, a 2,000-character utterance, silence, a `prompt`
 //! after `end`, invalid JSON, and an action request without HandoffData.
 
-use orderline::config::{PromptMode, Settings, VerifyPolicy};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use crate::common;
 use crate::common::Backend;
 use crate::common::line::{Line, TOKEN, line};
 use futures::{SinkExt, StreamExt};
+use orderline::config::{PromptMode, Settings, VerifyPolicy};
 use orderline::sim::relay::{
     CallerTurn, Dialled, RelayCaller, RelayTranscript, handshake_signature, scripted_relay, send, setup,
 };

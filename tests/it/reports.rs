@@ -4,13 +4,13 @@
 //! ranges; retention deletes old calls and their events after rolling them into daily
 //! aggregates that still answer the report; and the page drawn in headless Chromium.
 
-use orderline::config::{Secret, Settings, VerifyPolicy};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::domain::report::day_of;
 use orderline::domain::{EventKind, TransferReason};
 use orderline::store::{CallEvent, CallWrite, NewCall, NewSms, Ts};

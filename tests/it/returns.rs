@@ -3,12 +3,12 @@
 //! emulator moves each return through its stages and sends the webhooks Shopify sends; the
 //! Twilio caller emulator presses 3 and the test reads what was said.
 
-use orderline::config::{Secret, Settings, VerifyPolicy};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use orderline::app;
 use orderline::clock::SystemClock;
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::ivr::order_status::spoken_digits;
 use orderline::ops::Metrics;
 use orderline::shopify::graphql::{Operation, gid};

@@ -3,12 +3,12 @@
 //! introspection, see tests/fixtures/shopify/README.md; no network), and the client against the
 //! emulator's tokens that expire, protected fields, scopes, real costs and error statuses.
 
-use orderline::config::{Secret, Settings};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{Backend, SECRET, SHOP, TestApp};
 use orderline::clock::{Clock, ManualClock, SystemClock};
+use orderline::config::{Secret, Settings};
 use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;
 use orderline::shopify::client::{REQUIRED_SCOPES, ShopifyClient, ShopifyError};

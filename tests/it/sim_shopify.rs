@@ -1,7 +1,6 @@
 //! The Shopify emulator, spoken to over a real socket on 127.0.0.1:0 with reqwest and the
 //! `graphql` contract types, and its webhooks received by a small HMAC-checking server.
 
-use orderline::config::Secret;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, TimeDelta, Utc};
+use orderline::config::Secret;
 use orderline::domain::PhoneNumber;
 use orderline::shopify::graphql::{
     self, CustomersData, GraphqlRequest, GraphqlResponse, Operation, OrdersData, PAGE_SIZE,

@@ -2,7 +2,6 @@
 //! and SQLite, the Shopify emulator's demo shop, the Twilio caller emulator dialing in, and the
 //! Twilio REST emulator taking the message (and POSTing its signed status callbacks back).
 
-use orderline::config::{PromptMode, Secret, Settings, VerifyPolicy};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -11,6 +10,7 @@ use crate::common::line::{Line, TOKEN, TwilioLine, line, line_with_twilio};
 use crate::common::{Backend, SHOP};
 use chrono::Utc;
 use orderline::clock::SystemClock;
+use orderline::config::{PromptMode, Secret, Settings, VerifyPolicy};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::twilio::rest::{Delivery, RestFailure, RestSimConfig, RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{DEFAULT_TO, Transcript};

@@ -5,7 +5,6 @@
 //! number alone discloses nothing and no name is spoken before verification; an answer of
 //! 60,000 keys is neither echoed nor recorded.
 
-use orderline::config::{Secret, Settings, VerifyPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use crate::common::line::{Line, TOKEN, line, line_with};
 use crate::common::{Backend, SHOP};
 use chrono::Utc;
 use orderline::clock::ManualClock;
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::twilio::{CallerConfig, Ending, Transcript, TwilioCaller, scripted};
 use orderline::store::Ts;

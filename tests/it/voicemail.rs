@@ -3,7 +3,6 @@
 //! recording's status and transcription callbacks, signed), and the Twilio REST emulator keeping
 //! the recording that the console plays through orderline.
 
-use orderline::config::{Secret, Settings, VerifyPolicy, VoicemailOffer};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use crate::common::line::{Line, TOKEN, TwilioLine, line_with_twilio};
 use crate::common::{Backend, SHOP};
 use chrono::{TimeZone, Utc};
 use orderline::clock::{Clock, ManualClock, SystemClock};
+use orderline::config::{Secret, Settings, VerifyPolicy, VoicemailOffer};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::twilio::rest::{RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{CallerConfig, DialOutcome, Ending, Transcript, Transfer, TwilioCaller, scripted};

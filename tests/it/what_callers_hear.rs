@@ -3,7 +3,6 @@
 //! Postgres and SQLite, with the Shopify emulator as the Admin API and the Twilio caller
 //! emulator dialling in.
 
-use orderline::config::{Secret, Settings, VerifyPolicy};
 use std::sync::Arc;
 
 use crate::common::line::TOKEN;
@@ -11,6 +10,7 @@ use crate::common::{Backend, SHOP, TestApp, fixture};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::America::New_York;
 use orderline::clock::ManualClock;
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::lookup::Source;
 use orderline::shopify::payload::{ShopifyId, ShopifyOrder};
 use orderline::sim::shopify::{ShopifySim, SimConfig, SimServer};

@@ -1,12 +1,12 @@
 //! A phone line to call: orderline on 127.0.0.1:0 with the Shopify emulator's demo shop applied
 //! to its store, and the Twilio caller emulator to dial in with.
 
-use orderline::config::{Secret, Settings};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use orderline::clock::{Clock, SystemClock};
+use orderline::config::{Secret, Settings};
 use orderline::shopify::payload::{ShopifyChange, ShopifyOrder};
 use orderline::sim::shopify::{ShopifySim, SimConfig, SimServer};
 use orderline::sim::twilio::rest::{RestSimConfig, RestSimServer, TwilioRestSim};

@@ -12,7 +12,6 @@ mod harness;
 
 pub use harness::postgres::PgDatabase;
 use harness::process::OrderlineProcess;
-use orderline::config::{Secret, Settings};
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use std::sync::Arc;
 
 use orderline::app::{self, Running};
 use orderline::clock::{Clock, SystemClock};
+use orderline::config::{Secret, Settings};
 use orderline::shopify::signature;
 use orderline::store::Store;
 use serde_json::Value;
