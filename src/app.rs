@@ -56,11 +56,14 @@ pub struct AppState {
 /// not recorded, stops the start, naming the template and line.
 pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, StartError> {
     use crate::twilio::render::{TransferView, sample_steps};
-    let mut renderer =
-        Renderer::load_languages(settings.twiml_dir.as_deref(), &settings.languages, &settings.shop_name)?;
+    let mut renderer = Renderer::load_languages(
+        settings.ivr.twiml_dir.as_deref(),
+        &settings.ivr.spoken_languages,
+        &settings.ivr.shop_name,
+    )?;
     // A ConversationRelay call speaks the same templates' words, and always hears speech.
-    renderer.listen_for_speech(match settings.prompt_mode {
-        crate::config::PromptMode::Twiml => settings.speech_input,
+    renderer.listen_for_speech(match settings.ivr.prompt_mode {
+        crate::config::PromptMode::Twiml => settings.ivr.speech_input,
         crate::config::PromptMode::MediaStream => false,
         crate::config::PromptMode::ConversationRelay => true,
     });
@@ -88,17 +91,17 @@ pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, St
 
 /// The Admin API client the settings ask for, if any.
 pub fn shopify_client(settings: &Settings, metrics: Arc<Metrics>) -> Option<Arc<ShopifyClient>> {
-    let credentials = match (&settings.shopify_client_id, &settings.shopify_client_secret) {
+    let credentials = match (&settings.shopify.client_id, &settings.shopify.client_secret) {
         (Some(client_id), Some(client_secret)) => {
             Credentials::ClientCredentials { client_id: client_id.clone(), client_secret: client_secret.clone() }
         }
-        _ => Credentials::Permanent(settings.shopify_access_token.clone()?),
+        _ => Credentials::Permanent(settings.shopify.access_token.clone()?),
     };
     let config = ClientConfig {
-        api_url: settings.shopify_api_url.clone()?,
+        api_url: settings.shopify.api_url.clone()?,
         credentials,
-        breaker_threshold: settings.breaker_threshold,
-        breaker_cooldown: settings.breaker_cooldown,
+        breaker_threshold: settings.sync.breaker_threshold,
+        breaker_cooldown: settings.sync.breaker_cooldown,
     };
     Some(Arc::new(ShopifyClient::new(config, metrics)))
 }
@@ -111,12 +114,12 @@ pub fn caller_lookup(
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 ) -> CallerLookup {
-    let mut config = LookupConfig::new(settings.shopify_shop.clone().unwrap_or_default());
-    config.default_region = settings.default_region.clone();
-    config.freshness = settings.freshness;
-    config.budget = settings.lookup_budget;
-    config.negative_ttl = settings.negative_ttl;
-    config.cache_max_bytes = settings.cache_max_bytes;
+    let mut config = LookupConfig::new(settings.shopify.shop.clone().unwrap_or_default());
+    config.default_region = settings.lookup.default_region.clone();
+    config.freshness = settings.lookup.freshness;
+    config.budget = settings.lookup.lookup_budget;
+    config.negative_ttl = settings.lookup.negative_ttl;
+    config.cache_max_bytes = settings.lookup.cache_max_bytes;
     CallerLookup::new(config, store, client, clock, metrics)
 }
 
@@ -128,24 +131,25 @@ pub fn texts(
     clock: &Arc<dyn Clock>,
     metrics: &Arc<Metrics>,
 ) -> Option<crate::ivr::Texts> {
-    if !settings.sms {
+    if !settings.ivr.sms {
         return None;
     }
     let rest = twilio::rest::TwilioRest::from_settings(settings, metrics.clone()).ok()?;
-    let from = settings.sms_from.as_deref().map_or_else(|| "the number called".to_string(), crate::domain::mask_phone);
+    let from =
+        settings.ivr.sms_from.as_deref().map_or_else(|| "the number called".to_string(), crate::domain::mask_phone);
     tracing::info!(from = %from, "key 4 texts the tracking link (ORDERLINE_SMS=false turns it off)");
     let sender = twilio::sms::TwilioTexts::new(Arc::new(rest), store.clone(), clock.clone(), settings);
     Some(crate::ivr::Texts {
         sender: Arc::new(sender),
-        shop_name: settings.shop_name.clone(),
-        default_region: settings.default_region.clone(),
+        shop_name: settings.ivr.shop_name.clone(),
+        default_region: settings.lookup.default_region.clone(),
     })
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(shopify::router(state.settings.webhook_max_bytes))
-        .merge(twilio::router_at(&state.settings.public_url))
+        .merge(shopify::router(state.settings.server.webhook_max_bytes))
+        .merge(twilio::router_at(&state.settings.server.public_url))
         .merge(agent::router())
         .merge(ops::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::request_limits::enforce))
@@ -217,20 +221,20 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     settings.check_for_serve()?;
     let clips = Arc::new(ClipLibrary::built_in());
-    let listener = TcpListener::bind(settings.listen)
+    let listener = TcpListener::bind(settings.server.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+        .map_err(|source| StartError::Bind { addr: settings.server.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.server.listen, source })?;
     // With no public URL configured, Twilio is taken to reach us where we listen (port 0 resolved,
     // any path kept: `http://127.0.0.1:0/prefix` in tests).
-    if let Some(path) = settings.public_url.strip_prefix(&format!("http://{}", settings.listen))
+    if let Some(path) = settings.server.public_url.strip_prefix(&format!("http://{}", settings.server.listen))
         && (path.is_empty() || path.starts_with('/'))
     {
-        settings.public_url = format!("http://{addr}{path}");
+        settings.server.public_url = format!("http://{addr}{path}");
     }
     // Templates hold absolute URLs of the public URL (voicemail's `<Record>`): rendered once it is known.
     let renderer = Arc::new(renderer(&settings, &clips)?);
-    let store = Store::connect_with(&settings.database_url, settings.db_max_connections).await?;
+    let store = Store::connect_with(&settings.server.database_url, settings.server.db_max_connections).await?;
     store.migrate().await?;
     let metrics = Arc::new(Metrics::new());
     let stored = Arc::new(Notify::new());
@@ -246,19 +250,19 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     let limit = crate::ivr::verification::VerificationLimit {
         store: store.clone(),
         clock: clock.clone(),
-        max_failures: settings.verify_max_failures,
-        window: settings.verify_failure_window,
+        max_failures: settings.ivr.verify_max_failures,
+        window: settings.ivr.verify_failure_window,
     };
     let flow = CallFlow::new(
         lookup.clone(),
         clock.clone(),
-        settings.verify,
-        settings.hours.clone(),
-        settings.hold_after,
+        settings.ivr.verify,
+        settings.handoff.business_hours.clone(),
+        settings.ivr.hold_after,
         limit,
     )
-    .with_return_window(settings.return_window_days)
-    .with_languages(settings.languages.iter().map(|l| l.language).collect());
+    .with_return_window(settings.ivr.return_window_days)
+    .with_languages(settings.ivr.spoken_languages.iter().map(|l| l.language).collect());
     let flow = match texts(&settings, &store, &clock, &metrics) {
         Some(texts) => flow.with_texts(texts),
         None => flow,
@@ -266,9 +270,11 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     // A Media Streams call hears recorded phrases, and `<Record>` is TwiML: the menu offers
     // voicemail in TwiML mode; an unanswered transfer offers it in every mode (its document is
     // TwiML). A ConversationRelay call speaks any words, so it hears bad news first too.
-    let flow = match settings.prompt_mode {
-        crate::config::PromptMode::Twiml => flow.with_voicemail(settings.voicemail).with_bad_news(settings.bad_news),
-        crate::config::PromptMode::ConversationRelay => flow.with_bad_news(settings.bad_news),
+    let flow = match settings.ivr.prompt_mode {
+        crate::config::PromptMode::Twiml => {
+            flow.with_voicemail(settings.handoff.voicemail).with_bad_news(settings.ivr.bad_news_policy())
+        }
+        crate::config::PromptMode::ConversationRelay => flow.with_bad_news(settings.ivr.bad_news_policy()),
         crate::config::PromptMode::MediaStream => flow,
     };
     let feed = agent::AgentFeed::new();
@@ -292,7 +298,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut background =
-        vec![lookup.follow_changes(), tokio::spawn(keep_lookup_current(lookup.clone(), settings.warm_count))];
+        vec![lookup.follow_changes(), tokio::spawn(keep_lookup_current(lookup.clone(), settings.lookup.warm_count))];
     background.extend(recorder_tasks);
     background.push(tokio::spawn(feed.run(state.clone())));
     if let Some(client) = client.clone() {
@@ -305,32 +311,32 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         }));
     }
     if let (Some(client), Some(shop), true) =
-        (client, settings.shopify_shop.clone(), settings.reconcile_every > std::time::Duration::ZERO)
+        (client, settings.shopify.shop.clone(), settings.sync.reconcile_every > std::time::Duration::ZERO)
     {
         let reconciler = Reconciler {
             store: store.clone(),
             client,
             shop,
-            default_region: settings.default_region.clone(),
+            default_region: settings.lookup.default_region.clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
-            lag: settings.reconcile_lag,
+            lag: settings.sync.reconcile_lag,
             lookup: Some(Arc::new(lookup.clone())),
         };
         background.push(tokio::spawn(reconciler.run(
-            settings.reconcile_every,
-            settings.reconcile_deletions_every,
+            settings.sync.reconcile_every,
+            settings.sync.reconcile_deletions_every,
             shutdown_rx.clone(),
         )));
     }
-    if let Some(target) = settings.notify.clone() {
+    if let Some(target) = settings.agents.notify().clone() {
         background.push(tokio::spawn(agent::notify::run(state.clone(), target, shutdown_rx.clone())));
     }
-    if settings.callback {
+    if settings.handoff.callback {
         background.push(tokio::spawn(twilio::callback::run(state.clone(), shutdown_rx.clone())));
     }
     background.push(tokio::spawn(ops::retention::run(state.clone(), shutdown_rx.clone())));
-    let processor = Processor { store, metrics, clock, default_region: settings.default_region.clone() };
+    let processor = Processor { store, metrics, clock, default_region: settings.lookup.default_region.clone() };
     let processor = tokio::spawn(processor.run(stored, shutdown_rx.clone()));
 
     let app = router(state.clone());
@@ -340,7 +346,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         settings.transport.clone(),
         state.metrics.clone(),
         shutdown_rx,
-        settings.drain_timeout,
+        settings.server.drain_timeout,
     ));
     Ok(Running { addr, state, shutdown, server, processor, background })
 }

@@ -199,7 +199,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(settings.log_format);
+    logging::init(settings.server.log_format);
     let result = match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
@@ -271,7 +271,7 @@ async fn call(args: CallArgs) -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> Result<ExitCode, String> {
-    if settings.shopify_webhook_secret.is_none() {
+    if settings.shopify.webhook_secret.is_none() {
         tracing::warn!("SHOPIFY_WEBHOOK_SECRET is not set: every webhook will be answered 401");
     }
     let running = app::start(settings).await.map_err(|e| e.to_string())?;
@@ -310,7 +310,7 @@ async fn setup_twilio(settings: Settings, number: Option<&str>, dry_run: bool) -
         println!("dry run: nothing changed");
     } else if !plan.changes.is_empty() {
         twilio::apply(&rest, &settings, &plan).await?;
-        println!("applied: the number now points at {}", settings.public_url);
+        println!("applied: the number now points at {}", settings.server.public_url);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -337,8 +337,9 @@ async fn shutdown_signal() {
 }
 
 async fn open_store(settings: &Settings) -> Result<Store, String> {
-    let store =
-        Store::connect_with(&settings.database_url, settings.db_max_connections).await.map_err(|e| e.to_string())?;
+    let store = Store::connect_with(&settings.server.database_url, settings.server.db_max_connections)
+        .await
+        .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     Ok(store)
 }
@@ -350,7 +351,7 @@ async fn migrate(settings: Settings) -> Result<ExitCode, String> {
 }
 
 async fn reconcile(settings: Settings, full: bool) -> Result<ExitCode, String> {
-    let shop = settings.shopify_shop.clone().ok_or("SHOPIFY_SHOP is not set: reconcile needs the shop to ask")?;
+    let shop = settings.shopify.shop.clone().ok_or("SHOPIFY_SHOP is not set: reconcile needs the shop to ask")?;
     let metrics = Arc::new(Metrics::new());
     let client = app::shopify_client(&settings, metrics.clone())
         .ok_or("neither SHOPIFY_CLIENT_ID with SHOPIFY_CLIENT_SECRET nor SHOPIFY_ACCESS_TOKEN is set: reconcile needs the Admin API")?;
@@ -359,10 +360,10 @@ async fn reconcile(settings: Settings, full: bool) -> Result<ExitCode, String> {
         store,
         client,
         shop,
-        default_region: settings.default_region.clone(),
+        default_region: settings.lookup.default_region.clone(),
         clock: Arc::new(SystemClock),
         metrics,
-        lag: settings.reconcile_lag,
+        lag: settings.sync.reconcile_lag,
         lookup: None,
     };
     let started = std::time::Instant::now();
@@ -425,7 +426,7 @@ async fn dlq_replay(settings: Settings, id: Option<i64>) -> Result<ExitCode, Str
         let refused = orderline::shopify::destructive::replayable(
             &letter.topic,
             &letter.shop,
-            settings.shopify_shop.as_deref(),
+            settings.shopify.shop.as_deref(),
             body.as_deref(),
             client.as_deref(),
         )
@@ -455,7 +456,7 @@ async fn dlq_replay(settings: Settings, id: Option<i64>) -> Result<ExitCode, Str
         store,
         metrics: Arc::new(Metrics::new()),
         clock: Arc::new(SystemClock),
-        default_region: settings.default_region.clone(),
+        default_region: settings.lookup.default_region.clone(),
     };
     let processed = processor.drain().await.map_err(|e| e.to_string())?;
     let mut still_dead = 0;

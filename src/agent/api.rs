@@ -119,7 +119,7 @@ pub async fn customers_by_phone(
     headers: HeaderMap,
     Query(query): Query<PhoneQuery>,
 ) -> Response {
-    if let Err(refused) = require_bearer(state.settings.agent_token.as_ref(), &headers) {
+    if let Err(refused) = require_bearer(state.settings.agents.agent_token.as_ref(), &headers) {
         return refused.into_response();
     }
     match state.lookup.lookup(&query.phone).await {

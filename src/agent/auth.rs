@@ -80,7 +80,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Accepts the bearer token or a live console session. A session cookie is checked first: a
 /// browser that has one is a browser, whatever else it sends.
 pub async fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<Access, AuthError> {
-    let expected = state.settings.agent_token.as_ref().ok_or(AuthError::NotConfigured)?;
+    let expected = state.settings.agents.agent_token.as_ref().ok_or(AuthError::NotConfigured)?;
     if let Some(session) = cookie(headers, SESSION_COOKIE).filter(|s| !s.is_empty()) {
         let now = Ts::from(state.clock.now());
         return match state.store.session_is_live(&session_hash(expected, session), now).await {
@@ -106,7 +106,7 @@ pub fn origin_of(url: &str) -> Option<String> {
 /// `Some(false)` another (or `null`), `None` when the request sent none.
 pub fn from_own_origin(state: &AppState, headers: &HeaderMap) -> Option<bool> {
     let given = headers.get(header::ORIGIN)?;
-    let ours = origin_of(&state.settings.public_url);
+    let ours = origin_of(&state.settings.server.public_url);
     Some(given.to_str().ok().and_then(origin_of).is_some_and(|given| Some(given) == ours))
 }
 

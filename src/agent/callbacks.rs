@@ -83,7 +83,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query
         return refused.into_response();
     }
     let all = query.all();
-    let shop = state.settings.shopify_shop.clone().unwrap_or_default();
+    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
     match state.store.callbacks(&shop, all, LIST_LIMIT).await {
         Ok(rows) => Json(rows.into_iter().map(CallbackJson::from).collect::<Vec<_>>()).into_response(),
         Err(e) => {

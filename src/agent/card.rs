@@ -136,13 +136,13 @@ pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCa
     let store = &state.store;
     let Some(call) = store.call(call_sid).await? else { return Ok(None) };
     let events = store.call_events(call_sid).await?;
-    let shop = state.settings.shopify_shop.clone().unwrap_or_default();
+    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
     let admin = |kind: &str, id: i64| (!shop.is_empty()).then(|| format!("https://{shop}/admin/{kind}/{id}"));
     let record = match call.customer_id {
         Some(id) => customer_record(state, &shop, call.from_e164.as_deref(), id).await?,
         None => None,
     };
-    let tz = state.settings.hours.timezone();
+    let tz = state.settings.handoff.business_hours.timezone();
     let orders: Vec<OrderSummary> = record
         .iter()
         .flat_map(|r| r.customers.iter())

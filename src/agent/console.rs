@@ -114,7 +114,7 @@ fn same_origin_post(state: &AppState, headers: &HeaderMap) -> Result<(), AuthErr
 }
 
 pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(login): Form<Login>) -> Response {
-    let Some(expected) = state.settings.agent_token.as_ref() else {
+    let Some(expected) = state.settings.agents.agent_token.as_ref() else {
         return AuthError::NotConfigured.into_response();
     };
     if let Err(refused) = same_origin_post(&state, &headers) {
@@ -157,13 +157,13 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(login
         tracing::error!("agent console: no randomness for a session token");
         return AuthError::Unavailable.into_response();
     };
-    let ttl = state.settings.agent_session_ttl;
+    let ttl = state.settings.agents.agent_session_ttl;
     let expires = Ts::from(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12)));
     if let Err(e) = state.store.create_session(&session_hash(expected, &token), Ts::from(now), expires).await {
         tracing::error!(error = %e, "agent console: session not saved");
         return AuthError::Unavailable.into_response();
     }
-    let secure = if state.settings.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = if state.settings.server.public_url.starts_with("https://") { "; Secure" } else { "" };
     let cookie =
         format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", ttl.as_secs());
     let landing = LANDINGS.iter().find(|l| login.next.as_deref() == Some(**l)).copied().unwrap_or("/agent");
@@ -174,7 +174,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     if let Err(refused) = same_origin_post(&state, &headers) {
         return refused.into_response();
     }
-    if let Some(expected) = state.settings.agent_token.as_ref()
+    if let Some(expected) = state.settings.agents.agent_token.as_ref()
         && let Some(session) = cookie(&headers, SESSION_COOKIE).filter(|s| !s.is_empty())
         && let Err(e) = state.store.end_session(&session_hash(expected, session)).await
     {

@@ -146,7 +146,7 @@ pub async fn feed(ws: WebSocketUpgrade, State(state): State<AppState>, headers: 
         tracing::warn!("agent feed refused: a browser session from another origin");
         return refused.into_response();
     }
-    let session = match (access, state.settings.agent_token.as_ref(), cookie(&headers, SESSION_COOKIE)) {
+    let session = match (access, state.settings.agents.agent_token.as_ref(), cookie(&headers, SESSION_COOKIE)) {
         (Access::Session, Some(token), Some(session)) => Some(session_hash(token, session)),
         _ => None,
     };
@@ -237,7 +237,7 @@ async fn send_snapshot(socket: &mut WebSocket, state: &AppState) -> Result<(), a
 }
 
 async fn snapshot(state: &AppState) -> Vec<CallCard> {
-    let shop = state.settings.shopify_shop.clone().unwrap_or_default();
+    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
     let since = Ts::from(state.clock.now() - chrono::Duration::hours(CATCH_UP_HOURS));
     let sids = match state.store.recent_calls(&shop, since, CATCH_UP_CALLS).await {
         Ok(sids) => sids,

@@ -126,7 +126,7 @@ pub async fn run(state: AppState, target: NotifyTarget, mut shutdown: watch::Rec
 async fn send(state: &AppState, client: &reqwest::Client, target: &NotifyTarget, due: &DueNotification) {
     let outcome = match call_card(state, &due.call_sid).await {
         Ok(Some(card)) => {
-            let body = document(&card, &due.kind, &state.settings.public_url);
+            let body = document(&card, &due.kind, &state.settings.server.public_url);
             let sent = client
                 .post(&target.url)
                 .header("Content-Type", "application/json")

@@ -83,7 +83,7 @@ pub async fn api(
         let message = format!("`format` is json or csv, not {:?}\n", format.chars().take(20).collect::<String>());
         return (StatusCode::BAD_REQUEST, message).into_response();
     }
-    let calendar = Calendar::new(state.settings.hours.timezone());
+    let calendar = Calendar::new(state.settings.handoff.business_hours.timezone());
     let today = calendar.date_of(state.clock.now());
     let range =
         match ReportRange::parse(query.get("from").map(String::as_str), query.get("to").map(String::as_str), today) {
@@ -93,8 +93,8 @@ pub async fn api(
                 return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
             }
         };
-    let shop = state.settings.shopify_shop.clone().unwrap_or_default();
-    let window = state.settings.repeat_call_window;
+    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
+    let window = state.settings.reports.repeat_call_window;
     let counts = match state
         .store
         .report_counts(&shop, range.start(&calendar).into(), range.end(&calendar).into(), window, &calendar)

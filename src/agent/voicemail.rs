@@ -89,7 +89,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query
         return refused.into_response();
     }
     let all = query.all();
-    let shop = state.settings.shopify_shop.clone().unwrap_or_default();
+    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
     match state.store.voicemails(&shop, all, LIST_LIMIT).await {
         Ok(rows) => Json(rows.into_iter().map(VoicemailJson::from).collect::<Vec<_>>()).into_response(),
         Err(e) => {

@@ -17,7 +17,7 @@ const OTHER_MAX_BODY: usize = 64 * 1024;
 /// The largest body `path` accepts: the same figure its handler reads up to.
 pub fn body_limit(state: &AppState, path: &str) -> usize {
     if path == "/shopify/webhooks" {
-        state.settings.webhook_max_bytes
+        state.settings.server.webhook_max_bytes
     } else if path.starts_with("/twilio/") {
         crate::twilio::request::MAX_BODY
     } else {

@@ -10,11 +10,12 @@ use crate::store::Ts;
 
 /// One pass: roll up, then delete. Returns (days rolled, calls deleted, events deleted).
 pub async fn pass(state: &AppState) -> Result<(u32, u64, u64), crate::store::StoreError> {
-    let shop = state.settings.shopify_shop.clone().unwrap_or_default();
+    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
     let now = state.clock.now();
-    let calendar = crate::domain::report::Calendar::new(state.settings.hours.timezone());
-    let rolled = state.store.roll_up_days(&shop, Ts::from(now), state.settings.repeat_call_window, &calendar).await?;
-    let keep = chrono::Duration::from_std(state.settings.retention).unwrap_or(chrono::Duration::days(90));
+    let calendar = crate::domain::report::Calendar::new(state.settings.handoff.business_hours.timezone());
+    let rolled =
+        state.store.roll_up_days(&shop, Ts::from(now), state.settings.reports.repeat_call_window, &calendar).await?;
+    let keep = chrono::Duration::from_std(state.settings.reports.retention).unwrap_or(chrono::Duration::days(90));
     delete_old_recordings(state, &shop, Ts::from(now - keep)).await?;
     let purged = state.store.purge_calls_before(&shop, Ts::from(now - keep)).await?;
     Ok((rolled, purged.calls, purged.events))
@@ -59,7 +60,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             Err(e) => tracing::warn!(error = %e, "reports: roll-up or retention pass failed; trying again later"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(state.settings.retention_every) => {}
+            _ = tokio::time::sleep(state.settings.reports.retention_every) => {}
             _ = shutdown.changed() => {}
         }
     }

@@ -26,14 +26,19 @@ use super::Metrics;
 /// File descriptors kept free of connections: the database pool, log files, the Admin API client.
 const RESERVED_FILES: usize = 128;
 
-/// How long connections may take and how many may be open.
-#[derive(Debug, Clone)]
+/// How long connections may take and how many may be open: the `transport` area of the settings
+/// (`ORDERLINE_HEADER_TIMEOUT` … `ORDERLINE_MAX_FEED_CLIENTS`, see `config`).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// From a connection's start (or its previous response) to a request's complete headers.
+    #[serde(with = "crate::config::duration")]
     pub header_timeout: Duration,
     /// Longest time a connection, WebSockets included, may send nothing at all.
+    #[serde(with = "crate::config::duration")]
     pub idle_timeout: Duration,
     /// Longest time one request may take, body included (WebSocket upgrades end at the 101).
+    #[serde(with = "crate::config::duration")]
     pub request_timeout: Duration,
     /// Connections open at once; more are closed on accept.
     pub max_connections: usize,
@@ -41,6 +46,19 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Agent feed WebSockets open at once.
     pub max_feed_clients: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_connections_per_ip: 1024,
+            max_feed_clients: 64,
+        }
+    }
 }
 
 impl Limits {

@@ -104,7 +104,7 @@ pub async fn checks(settings: &Settings, external: bool, number: Option<&str>) -
 
 async fn database(settings: &Settings) -> Check {
     const NAME: &str = "database reachable and migrated";
-    let store = match Store::connect_with(&settings.database_url, 2).await {
+    let store = match Store::connect_with(&settings.server.database_url, 2).await {
         Ok(store) => store,
         Err(e) => {
             return fail(NAME, format!("cannot connect: {e}"), "check DATABASE_URL and that the database server runs");
@@ -128,14 +128,15 @@ async fn database(settings: &Settings) -> Check {
 async fn public_url(settings: &Settings, external: bool) -> Vec<Check> {
     const NAME: &str = "ORDERLINE_PUBLIC_URL";
     let mut checks = Vec::new();
-    let strict = Settings { allow_insecure_public_url: false, ..settings.clone() };
+    let mut strict = settings.clone();
+    strict.server.allow_insecure_public_url = false;
     let form = match public_url_problem(&strict) {
-        None => pass(NAME, format!("{} is https and public", settings.public_url)),
-        Some(_) if settings.allow_insecure_public_url => pass(
+        None => pass(NAME, format!("{} is https and public", settings.server.public_url)),
+        Some(_) if settings.server.allow_insecure_public_url => pass(
             NAME,
             format!(
                 "{} (http/localhost allowed by ORDERLINE_ALLOW_INSECURE_PUBLIC_URL: a local setup)",
-                settings.public_url
+                settings.server.public_url
             ),
         ),
         Some(problem) => {
@@ -144,13 +145,13 @@ async fn public_url(settings: &Settings, external: bool) -> Vec<Check> {
     };
     let form_ok = matches!(form.outcome, Outcome::Pass(_));
     checks.push(form);
-    if let Some((path, mode)) = settings.prompt_mode.websocket() {
-        let name = if settings.prompt_mode == PromptMode::MediaStream {
+    if let Some((path, mode)) = settings.ivr.prompt_mode.websocket() {
+        let name = if settings.ivr.prompt_mode == PromptMode::MediaStream {
             "Media Streams URL (wss)"
         } else {
             "ConversationRelay URL (wss)"
         };
-        let urls = PublicUrl::new(&settings.public_url);
+        let urls = PublicUrl::new(&settings.server.public_url);
         checks.push(match urls.check_stream_url(path, mode) {
             Ok(()) => pass(name, urls.websocket(path)),
             Err(problem) => fail(name, problem, "set ORDERLINE_PUBLIC_URL to an https:// address on port 443"),
@@ -158,11 +159,11 @@ async fn public_url(settings: &Settings, external: bool) -> Vec<Check> {
     }
     if external {
         const ANSWERS: &str = "ORDERLINE_PUBLIC_URL answers /healthz";
-        checks.push(if !form_ok && !settings.allow_insecure_public_url {
+        checks.push(if !form_ok && !settings.server.allow_insecure_public_url {
             skipped(ANSWERS, "the URL itself is refused above")
         } else {
             match public_url_answers(settings).await {
-                Ok(()) => pass(ANSWERS, format!("{}/healthz answered 200", settings.public_url)),
+                Ok(()) => pass(ANSWERS, format!("{}/healthz answered 200", settings.server.public_url)),
                 Err(problem) => fail(ANSWERS, problem, "see above"),
             }
         });
@@ -198,7 +199,7 @@ async fn shopify(settings: &Settings) -> (Vec<Check>, Option<DateTime<Utc>>) {
         }
     };
     let mut checks = vec![pass(TOKEN, format!("the Admin API answers ({})", client.credentials().mode()))];
-    let problems = super::shopify::access_problems(&plan, settings.verify);
+    let problems = super::shopify::access_problems(&plan, settings.ivr.verify);
     let (scope_lines, field_lines): (Vec<&String>, Vec<&String>) =
         problems.iter().partition(|l| l.starts_with("missing scope"));
     checks.push(if scope_lines.is_empty() {
@@ -295,7 +296,7 @@ async fn twilio(settings: &Settings, number: Option<&str>) -> (Vec<Check>, Optio
         Ok(Some(found)) => {
             let plan = super::twilio::plan_for(found, settings);
             let number = if plan.changes.is_empty() {
-                pass(NUMBER, format!("{} points at {}", crate::domain::mask_phone(&e164), settings.public_url))
+                pass(NUMBER, format!("{} points at {}", crate::domain::mask_phone(&e164), settings.server.public_url))
             } else {
                 let lines = super::twilio::describe(&plan);
                 let text = lines.join("\n      ");

@@ -19,10 +19,10 @@ const HEALTHZ_TIMEOUT: Duration = Duration::from_secs(5);
 /// private or `localhost` address, unless ORDERLINE_ALLOW_INSECURE_PUBLIC_URL says this is a
 /// local setup (the demo and the emulators).
 pub fn public_url_problem(settings: &Settings) -> Option<String> {
-    if settings.allow_insecure_public_url {
+    if settings.server.allow_insecure_public_url {
         return None;
     }
-    let url = &settings.public_url;
+    let url = &settings.server.public_url;
     let Ok(parsed) = reqwest::Url::parse(url) else {
         return Some(format!(
             "ORDERLINE_PUBLIC_URL {url:?} is not a URL: set it to the https:// address Twilio and Shopify reach orderline at"
@@ -53,7 +53,7 @@ pub fn public_url_problem(settings: &Settings) -> Option<String> {
 
 /// Whether `ORDERLINE_PUBLIC_URL/healthz` answers 200 (as Twilio and Shopify would reach it).
 pub async fn public_url_answers(settings: &Settings) -> Result<(), String> {
-    let url = format!("{}/healthz", settings.public_url);
+    let url = format!("{}/healthz", settings.server.public_url);
     let http = reqwest::Client::builder().timeout(HEALTHZ_TIMEOUT).build().map_err(|e| format!("HTTP client: {e}"))?;
     match http.get(&url).send().await {
         Ok(r) if r.status().is_success() => Ok(()),

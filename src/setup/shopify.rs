@@ -86,7 +86,7 @@ pub fn explain(error: &ShopifyError) -> String {
 /// Asks Shopify for the scopes, probes the protected fields, lists the subscriptions and works
 /// out the difference; changes nothing.
 pub async fn plan(client: &ShopifyClient, settings: &Settings) -> Result<ShopifyPlan, String> {
-    let uri = PublicUrl::new(&settings.public_url).to(WEBHOOK_PATH);
+    let uri = PublicUrl::new(&settings.server.public_url).to(WEBHOOK_PATH);
     let missing = client.check_scopes(deadline()).await.map_err(|e| explain(&e))?;
     let missing_scopes = REQUIRED_SCOPES.iter().filter(|(s, _)| missing.contains(s)).copied().collect();
     // Protected customer data is only known from an answer that carries it: one page of
@@ -247,7 +247,7 @@ pub async fn run(settings: &Settings, dry_run: bool) -> Result<ExitCode, String>
     let client = client(settings)?;
     super::check_public_url(settings).await?;
     let plan = plan(&client, settings).await?;
-    let problems = access_problems(&plan, settings.verify);
+    let problems = access_problems(&plan, settings.ivr.verify);
     for line in &problems {
         println!("✗ {line}");
     }

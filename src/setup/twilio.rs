@@ -46,9 +46,9 @@ fn wanted(public_url: &str, number: &IncomingNumber) -> Vec<(&'static str, Optio
 pub fn number_to_configure(settings: &Settings, flag: Option<&str>) -> Result<String, String> {
     let raw = flag
         .map(str::to_string)
-        .or_else(|| settings.twilio_phone_number.clone())
+        .or_else(|| settings.twilio.phone_number.clone())
         .ok_or("no number given: pass --number +1… (the Twilio number callers dial) or set TWILIO_PHONE_NUMBER")?;
-    PhoneNumber::parse(&raw, Some(&settings.default_region)).map(|n| n.to_string()).map_err(|_| {
+    PhoneNumber::parse(&raw, Some(&settings.lookup.default_region)).map(|n| n.to_string()).map_err(|_| {
         format!("{} is not a phone number: give the Twilio number in E.164, e.g. +14155550100", mask_phone(&raw))
     })
 }
@@ -68,7 +68,7 @@ pub async fn plan(rest: &TwilioRest, settings: &Settings, e164: &str) -> Result<
 
 /// The difference between what `number` holds and what this instance needs.
 pub fn plan_for(number: IncomingNumber, settings: &Settings) -> TwilioPlan {
-    let changes = wanted(&settings.public_url, &number)
+    let changes = wanted(&settings.server.public_url, &number)
         .into_iter()
         .filter(|(_, now, want)| now.as_deref().unwrap_or("") != want)
         .map(|(param, now, to)| FieldChange { param, from: now.unwrap_or_default(), to })
@@ -86,7 +86,7 @@ pub async fn apply(rest: &TwilioRest, settings: &Settings, plan: &TwilioPlan) ->
         .update_number(&plan.number.sid, &fields)
         .await
         .map_err(|e| explain(&e, &plan.number.phone_number, settings))?;
-    let left = wanted(&settings.public_url, &updated)
+    let left = wanted(&settings.server.public_url, &updated)
         .into_iter()
         .filter(|(param, now, want)| *param != "VoiceApplicationSid" && now.as_deref().unwrap_or("") != want)
         .map(|(param, ..)| param)
@@ -118,11 +118,11 @@ pub fn explain(error: &TwilioError, e164: &str, settings: &Settings) -> String {
         TwilioError::Unauthorized(_) => error.to_string(),
         TwilioError::NotFound(_) => format!(
             "Twilio does not know the account {} or its number {}: check TWILIO_ACCOUNT_SID ({error})",
-            settings.twilio_account_sid.as_deref().unwrap_or("?"),
+            settings.twilio.account_sid.as_deref().unwrap_or("?"),
             mask_phone(e164)
         ),
         TwilioError::Timeout | TwilioError::Transport(_) => {
-            format!("{error}: check TWILIO_API_URL ({}) and the network", settings.twilio_api_url)
+            format!("{error}: check TWILIO_API_URL ({}) and the network", settings.twilio.api_url)
         }
         _ => error.to_string(),
     }

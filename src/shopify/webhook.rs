@@ -120,14 +120,14 @@ async fn accept(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, WebhookError> {
     let settings = &state.settings;
-    let secret = settings.shopify_webhook_secret.as_ref().ok_or(WebhookError::NoSecret)?;
+    let secret = settings.shopify.webhook_secret.as_ref().ok_or(WebhookError::NoSecret)?;
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => WebhookError::TooLarge(settings.webhook_max_bytes),
+        StatusCode::PAYLOAD_TOO_LARGE => WebhookError::TooLarge(settings.server.webhook_max_bytes),
         _ => WebhookError::Body(rejection.body_text()),
     })?;
     let hmac = header(headers, "x-shopify-hmac-sha256").ok_or(WebhookError::BadSignature)?;
     let mut secrets = vec![secret];
-    secrets.extend(settings.shopify_webhook_secret_previous.as_ref());
+    secrets.extend(settings.shopify.webhook_secret_previous.as_ref());
     if !signature::verify(&secrets, &body, hmac) {
         return Err(WebhookError::BadSignature);
     }
@@ -140,7 +140,7 @@ async fn accept(
         .map(|t| Ts::from(t.with_timezone(&chrono::Utc)));
     let shop = shop.to_ascii_lowercase();
     let parsed = Topic::parse(topic);
-    let mut refused = parsed.and_then(|t| destructive::check(t, &shop, settings.shopify_shop.as_deref(), &body).err());
+    let mut refused = parsed.and_then(|t| destructive::check(t, &shop, settings.shopify.shop.as_deref(), &body).err());
     let confirming = Instant::now();
     if let (None, Some(t), Some(client)) = (&refused, parsed, &state.shopify)
         && destructive::is_destructive(t)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::app;
 use crate::clock::SystemClock;
-use crate::config::Settings;
+use crate::config::{Secret, Settings};
 use crate::shopify::reconciler::Reconciler;
 use crate::sim::shopify::{ShopifySim, SimConfig, WebhookTarget};
 
@@ -31,7 +31,6 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let sim = ShopifySim::new(SimConfig::default());
     sim.seed_demo();
     let shopify = sim.serve("127.0.0.1:0".parse().expect("a literal address")).await.map_err(|e| e.to_string())?;
-    let listen = options.listen.to_string();
     let database_url = format!("sqlite://{}", options.database);
     let token = std::env::var("TWILIO_AUTH_TOKEN").unwrap_or_else(|_| DEMO_TWILIO_TOKEN.into());
     let api_url = shopify.url();
@@ -46,28 +45,19 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let twilio_url = twilio_server.url();
     let account_sid = twilio.config().account_sid.clone();
     let access_token = sim.config().access_token.clone();
-    let mut pairs: Vec<(String, String)> = [
-        ("listen", listen.as_str()),
-        ("database_url", database_url.as_str()),
-        ("twilio_auth_token", token.as_str()),
-        ("twilio_account_sid", account_sid.as_str()),
-        ("twilio_api_url", twilio_url.as_str()),
-        ("shopify_shop", DEMO_SHOP),
-        ("shopify_access_token", access_token.as_str()),
-        ("shopify_api_url", api_url.as_str()),
-        ("shopify_webhook_secret", DEMO_WEBHOOK_SECRET),
-        ("agent_token", DEMO_AGENT_TOKEN),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    pairs.extend(std::env::vars().filter_map(|(k, v)| {
-        let key = k.strip_prefix("ORDERLINE_")?.to_ascii_lowercase();
-        (!matches!(key.as_str(), "config" | "listen")).then_some((key, v))
-    }));
-    let settings =
-        Settings::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(|e| e.to_string())?;
-    crate::ops::logging::init(settings.log_format);
+    let mut settings = Settings::default();
+    settings.server.listen = options.listen;
+    settings.server.database_url = database_url.clone();
+    settings.twilio.auth_token = Some(Secret::new(token.as_str()));
+    settings.twilio.account_sid = Some(account_sid);
+    settings.twilio.api_url = twilio_url.clone();
+    settings.shopify.shop = Some(DEMO_SHOP.into());
+    settings.shopify.access_token = Some(Secret::new(access_token));
+    settings.shopify.api_url = Some(api_url.clone());
+    settings.shopify.webhook_secret = Some(Secret::new(DEMO_WEBHOOK_SECRET));
+    settings.agents.agent_token = Some(Secret::new(DEMO_AGENT_TOKEN));
+    let settings = settings.with_environment(&["config", "listen"]).map_err(|e| e.to_string())?;
+    crate::ops::logging::init(settings.server.log_format);
     let running = app::start(settings).await.map_err(|e| e.to_string())?;
     let state = &running.state;
     let client = state.shopify.clone().ok_or("the demo's Shopify client is missing")?;
@@ -75,10 +65,10 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         store: state.store.clone(),
         client,
         shop: DEMO_SHOP.into(),
-        default_region: state.settings.default_region.clone(),
+        default_region: state.settings.lookup.default_region.clone(),
         clock: Arc::new(SystemClock),
         metrics: state.metrics.clone(),
-        lag: state.settings.reconcile_lag,
+        lag: state.settings.sync.reconcile_lag,
         lookup: Some(std::sync::Arc::new(state.lookup.clone())),
     };
     let report = reconciler.sweep().await.map_err(|e| format!("backfill from the emulator: {e}"))?;
@@ -105,7 +95,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         "At the menu, 4 texts Dana the tracking link through the Twilio REST API emulator at {twilio_url}; \
          --sms-api prints what her phone received."
     );
-    match running.state.settings.prompt_mode {
+    match running.state.settings.ivr.prompt_mode {
         crate::config::PromptMode::ConversationRelay => println!(
             "ConversationRelay mode: add --relay, and --say \"one one two one seven\" --say \"where is my package\" \
              (or type `say …` lines): once verified, Dana is greeted by name."

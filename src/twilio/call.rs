@@ -67,11 +67,11 @@ impl VoiceCall {
 
     /// The call's record; `parsed` is the caller ID as the lookup already parsed it, if it did.
     pub fn new_call(&self, state: &AppState, started_at: Ts, parsed: Option<&CallerId>) -> NewCall {
-        let parse = || CallerId::parse(&self.from, &state.settings.default_region);
+        let parse = || CallerId::parse(&self.from, &state.settings.lookup.default_region);
         let caller_id = parsed.map_or_else(|| std::borrow::Cow::Owned(parse()), std::borrow::Cow::Borrowed);
         NewCall {
             call_sid: self.call_sid.clone(),
-            shop: state.settings.shopify_shop.clone().unwrap_or_default(),
+            shop: state.settings.shopify.shop.clone().unwrap_or_default(),
             from_raw: self.from.clone(),
             // Twilio's placeholders for a withheld number (+266696687 and the like) are no one's number.
             from_e164: match caller_id.as_ref() {
@@ -168,7 +168,7 @@ pub fn record_reply(
     }
     writes.extend(events(call, EventStep::Flow(step), now, step_events));
     state.recorder.record(writes);
-    if transferred && state.settings.notify.is_some() {
+    if transferred && state.settings.agents.notify().is_some() {
         // Queued now, sent by `agent::notify` once the record is written (it reads the card).
         let (store, call_sid) = (state.store.clone(), call.call_sid.clone());
         tokio::spawn(async move {
@@ -205,14 +205,14 @@ pub fn fallback_twiml(state: &AppState, call: Option<&VoiceCall>) -> String {
 /// The call's language as a request's URL carries it (`lang=es`: the call state's, and the
 /// transfer's URLs of a call not in the default language), else the line's default.
 pub fn language_of(state: &AppState, req: &TwilioRequest) -> crate::domain::Language {
-    let default = state.settings.languages[0].language;
+    let default = state.settings.ivr.spoken_languages[0].language;
     let named = req.query.iter().find(|(n, _)| n == "lang").and_then(|(_, v)| crate::domain::Language::of_tag(v));
-    named.filter(|l| state.settings.languages.iter().any(|s| s.language == *l)).unwrap_or(default)
+    named.filter(|l| state.settings.ivr.spoken_languages.iter().any(|s| s.language == *l)).unwrap_or(default)
 }
 
 /// `url` with the call's language in its query (unchanged for the default language).
 pub fn with_language(state: &AppState, url: &str, language: crate::domain::Language) -> String {
-    if language == state.settings.languages[0].language {
+    if language == state.settings.ivr.spoken_languages[0].language {
         return url.to_string();
     }
     let join = if url.contains('?') { '&' } else { '?' };
@@ -223,7 +223,7 @@ pub fn with_language(state: &AppState, url: &str, language: crate::domain::Langu
 /// carrying the call's language, so what the caller hears there is in it too (and the agent is
 /// told which language the caller speaks).
 pub fn in_language(mut view: TransferView, state: &AppState, language: crate::domain::Language) -> TransferView {
-    if language != state.settings.languages[0].language {
+    if language != state.settings.ivr.spoken_languages[0].language {
         for url in [&mut view.dial_action, &mut view.queue_action, &mut view.wait_url, &mut view.whisper_url] {
             let join = if url.contains('?') { '&' } else { '?' };
             url.push_str(&format!("{join}lang={}", language.code()));
@@ -258,11 +258,11 @@ pub const BAD_NEWS_PRIORITY: u32 = 10;
 /// and the TaskRouter task's priority raised.
 pub fn transfer_view_for(state: &AppState, ctx: &CallContext, priority: bool) -> TransferView {
     let settings = &state.settings;
-    let target = match (&settings.priority_to, priority) {
+    let target = match (&settings.handoff.priority, priority) {
         (Some(target), true) => target,
-        _ => &settings.transfer_to,
+        _ => &settings.handoff.transfer,
     };
-    let urls = PublicUrl::new(&settings.public_url);
+    let urls = PublicUrl::new(&settings.server.public_url);
     let clean = |s: &str| xml_chars(s).trim().to_string();
     let name = [ctx.first_name.as_deref(), ctx.last_name.as_deref()]
         .into_iter()
@@ -284,7 +284,7 @@ pub fn transfer_view_for(state: &AppState, ctx: &CallContext, priority: bool) ->
         "order_id": ctx.order_id,
         "order_name": order_name,
         "order_state": order_state,
-        "screen_pop_url": format!("{}/api/calls/{}", settings.public_url, ctx.call_sid),
+        "screen_pop_url": format!("{}/api/calls/{}", settings.server.public_url, ctx.call_sid),
     });
     let mut params: Vec<(String, String)> = vec![("call_sid".into(), ctx.call_sid.clone())];
     let optional = [
@@ -309,7 +309,7 @@ pub fn transfer_view_for(state: &AppState, ctx: &CallContext, priority: bool) ->
     TransferView {
         kind: target.kind(),
         address: target.address().to_string(),
-        workflow_sid: settings.taskrouter_workflow_sid.clone(),
+        workflow_sid: settings.handoff.taskrouter_workflow_sid.clone(),
         task: task.to_string(),
         whisper_url: urls.to(&whisper),
         params,
@@ -317,7 +317,7 @@ pub fn transfer_view_for(state: &AppState, ctx: &CallContext, priority: bool) ->
         dial_action: urls.to(DIAL_ENDED_PATH),
         queue_action: urls.to(QUEUE_ENDED_PATH),
         wait_url: urls.to(QUEUE_WAIT_PATH),
-        priority: if priority && settings.taskrouter_workflow_sid.is_some() { BAD_NEWS_PRIORITY } else { 0 },
+        priority: if priority && settings.handoff.taskrouter_workflow_sid.is_some() { BAD_NEWS_PRIORITY } else { 0 },
     }
 }
 

@@ -47,13 +47,13 @@ pub fn router() -> Router<AppState> {
 
 /// Whether the queue offers call-backs: ORDERLINE_CALLBACK on and the REST API configured.
 pub fn offered(state: &AppState) -> bool {
-    state.settings.callback && state.twilio_rest.is_some()
+    state.settings.handoff.callback && state.twilio_rest.is_some()
 }
 
 /// Where the wait document's Gather sends the key: the caller's place and the expected wait (in
 /// seconds) ride in the query.
 pub fn queue_action(state: &AppState, position: Option<u32>, expected_wait_s: Option<u64>) -> String {
-    let urls = PublicUrl::new(&state.settings.public_url);
+    let urls = PublicUrl::new(&state.settings.server.public_url);
     let mut query = Vec::new();
     if let Some(p) = position {
         query.push(format!("p={p}"));
@@ -81,12 +81,12 @@ pub struct CallbackRequestedView {
 async fn queue_callback(State(state): State<AppState>, req: TwilioRequest) -> Response {
     let started = Instant::now();
     let language = super::call::language_of(&state, &req);
-    let wait_url = PublicUrl::new(&state.settings.public_url).to(super::transfer_end::QUEUE_WAIT_PATH);
+    let wait_url = PublicUrl::new(&state.settings.server.public_url).to(super::transfer_end::QUEUE_WAIT_PATH);
     let wait_url = super::call::with_language(&state, &wait_url, language);
     let call = VoiceCall::parse(&req).ok();
     let pressed_1 = req.param("Digits").map(str::trim) == Some("1");
     let outcome = match (&call, pressed_1 && offered(&state)) {
-        (Some(call), true) => match PhoneNumber::parse(&call.from, Some(&state.settings.default_region)) {
+        (Some(call), true) => match PhoneNumber::parse(&call.from, Some(&state.settings.lookup.default_region)) {
             Ok(number) => match take_request(&state, call, number.as_str(), &req).await {
                 Ok(()) => "requested",
                 Err(e) => {
@@ -126,7 +126,7 @@ async fn take_request(state: &AppState, call: &VoiceCall, number: &str, req: &Tw
     let row = state.store.call(&call.call_sid).await?;
     let request = NewCallback {
         call_sid: call.call_sid.clone(),
-        shop: state.settings.shopify_shop.clone().unwrap_or_default(),
+        shop: state.settings.shopify.shop.clone().unwrap_or_default(),
         to_number: number.to_string(),
         from_number: call.to.clone(),
         customer_id: row.as_ref().and_then(|r| r.customer_id),
@@ -137,7 +137,7 @@ async fn take_request(state: &AppState, call: &VoiceCall, number: &str, req: &Tw
     // With TaskRouter, nobody has to click: the call is placed when the caller's turn would have
     // come (the queue's expected wait), and the workflow gives them, with priority, to the next
     // free agent.
-    let place_at = state.settings.taskrouter_workflow_sid.as_ref().map(|_| {
+    let place_at = state.settings.handoff.taskrouter_workflow_sid.as_ref().map(|_| {
         let wait = req.query.iter().find(|(n, _)| n == "w").and_then(|(_, v)| v.parse::<i64>().ok()).unwrap_or(0);
         Ts::from(state.clock.now() + chrono::Duration::seconds(wait.clamp(0, 4 * 3600)))
     });
@@ -145,7 +145,7 @@ async fn take_request(state: &AppState, call: &VoiceCall, number: &str, req: &Tw
         let place = position.map(|p| format!(" at place {p}")).unwrap_or_default();
         let happened = vec![Event::Callback(format!("requested{place}"))];
         state.recorder.record(events(call, EventStep::Callback(0), now, happened));
-        if state.settings.notify.is_some()
+        if state.settings.agents.notify().is_some()
             && let Err(e) = state.store.queue_notification(&call.call_sid, crate::agent::notify::CALLBACK, now).await
         {
             tracing::warn!(error = %e, "could not queue the call-back's notification");
@@ -183,11 +183,11 @@ pub async fn place(state: &AppState, call_sid: &str, by: Option<&str>) -> Result
             None => Err(PlaceError::Unknown),
         };
     };
-    let Some(from) = row.from_number.clone().or_else(|| state.settings.twilio_phone_number.clone()) else {
+    let Some(from) = row.from_number.clone().or_else(|| state.settings.twilio.phone_number.clone()) else {
         state.store.callback_attempt_failed(call_sid, "no number to call from", None, now).await?;
         return Err(PlaceError::NoFromNumber);
     };
-    let urls = PublicUrl::new(&state.settings.public_url);
+    let urls = PublicUrl::new(&state.settings.server.public_url);
     let answer_url = urls.to(&format!("{ANSWER_PATH}?c={call_sid}"));
     let status_url = urls.to(&format!("{STATUS_PATH}?c={call_sid}"));
     let call = call_of(&row);
@@ -210,9 +210,10 @@ pub async fn place(state: &AppState, call_sid: &str, by: Option<&str>) -> Result
 /// until the last attempt, then failed.
 async fn failed_attempt(state: &AppState, call: &VoiceCall, row: &CallbackRow, why: &str) -> Result<(), StoreError> {
     let now = state.clock.now();
-    let retry = u32::try_from(row.attempts).unwrap_or(u32::MAX) < state.settings.callback_attempts;
-    let retry_at = retry
-        .then(|| Ts::from(now + chrono::Duration::from_std(state.settings.callback_retry_after).unwrap_or_default()));
+    let retry = u32::try_from(row.attempts).unwrap_or(u32::MAX) < state.settings.handoff.callback_attempts;
+    let retry_at = retry.then(|| {
+        Ts::from(now + chrono::Duration::from_std(state.settings.handoff.callback_retry_after).unwrap_or_default())
+    });
     state.store.callback_attempt_failed(&row.call_sid, why, retry_at, Ts::from(now)).await?;
     let next = if retry { "tried again later" } else { "failed: no attempts left" };
     let happened = vec![Event::Callback(format!("{why}; {next}"))];

@@ -64,7 +64,7 @@ impl FromRequest<AppState> for TwilioRequest {
         // asked for, which the original URI has.
         let original = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |o| &o.0);
         let path_and_query = original.path_and_query().map_or(path.as_str(), |pq| pq.as_str());
-        let url = PublicUrl::new(&state.settings.public_url).requested(path_and_query);
+        let url = PublicUrl::new(&state.settings.server.public_url).requested(path_and_query);
         let is_json = header_str(&parts.headers, header::CONTENT_TYPE.as_str())
             .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
         let params: Vec<(String, String)> =
@@ -91,7 +91,7 @@ impl FromRequest<AppState> for TwilioRequest {
 /// previous one (Twilio's console promotes the secondary token to primary; requests already on
 /// their way are signed with the old one: twilio.com/docs/iam/api/account#rotate-auth-token).
 pub fn auth_tokens(settings: &crate::config::Settings) -> Vec<&str> {
-    [settings.twilio_auth_token.as_ref(), settings.twilio_auth_token_previous.as_ref()]
+    [settings.twilio.auth_token.as_ref(), settings.twilio.auth_token_previous.as_ref()]
         .into_iter()
         .flatten()
         .map(|t| t.expose())

@@ -102,10 +102,10 @@ pub struct RestCredentials {
 impl RestCredentials {
     /// From TWILIO_ACCOUNT_SID and TWILIO_API_KEY + TWILIO_API_SECRET, else TWILIO_AUTH_TOKEN.
     pub fn from_settings(settings: &Settings) -> Result<RestCredentials, String> {
-        let account_sid = settings.twilio_account_sid.clone().ok_or(
+        let account_sid = settings.twilio.account_sid.clone().ok_or(
             "TWILIO_ACCOUNT_SID is not set: the Twilio REST API needs the account (AC…, Twilio console → Account info)",
         )?;
-        match (&settings.twilio_api_key, &settings.twilio_api_secret, &settings.twilio_auth_token) {
+        match (&settings.twilio.api_key, &settings.twilio.api_secret, &settings.twilio.auth_token) {
             (Some(key), Some(secret), _) => {
                 Ok(RestCredentials { account_sid, username: key.clone(), password: secret.clone() })
             }
@@ -235,7 +235,7 @@ impl TwilioRest {
 
     /// The client the settings ask for.
     pub fn from_settings(settings: &Settings, metrics: std::sync::Arc<Metrics>) -> Result<TwilioRest, String> {
-        Ok(TwilioRest::new(&settings.twilio_api_url, RestCredentials::from_settings(settings)?, metrics))
+        Ok(TwilioRest::new(&settings.twilio.api_url, RestCredentials::from_settings(settings)?, metrics))
     }
 
     pub fn credentials(&self) -> &RestCredentials {
@@ -519,23 +519,36 @@ mod tests {
     #[test]
     fn an_api_key_is_preferred_over_the_auth_token() {
         let sid = "AC0d1e2a3b4c5d6e7f8091a2b3c4d5e6f7";
-        let s = Settings::from_pairs([
-            ("twilio_account_sid", sid),
-            ("twilio_auth_token", "tok"),
-            ("twilio_api_key", "SK123"),
-            ("twilio_api_secret", "shh"),
-        ])
+        let twilio = |change: &dyn Fn(&mut crate::config::TwilioSettings)| {
+            let mut s = Settings::default();
+            change(&mut s.twilio);
+            s.validated()
+        };
+        let s = twilio(&|t| {
+            t.account_sid = Some(sid.into());
+            t.auth_token = Some(Secret::new("tok"));
+            t.api_key = Some("SK123".into());
+            t.api_secret = Some(Secret::new("shh"));
+        })
         .unwrap();
         let c = RestCredentials::from_settings(&s).unwrap();
         assert_eq!((c.username.as_str(), c.password.expose(), c.mode()), ("SK123", "shh", "API key"));
-        let s = Settings::from_pairs([("twilio_account_sid", sid), ("twilio_auth_token", "tok")]).unwrap();
+        let s = twilio(&|t| {
+            t.account_sid = Some(sid.into());
+            t.auth_token = Some(Secret::new("tok"));
+        })
+        .unwrap();
         let c = RestCredentials::from_settings(&s).unwrap();
         assert_eq!((c.username.as_str(), c.password.expose()), (sid, "tok"));
-        let err = RestCredentials::from_settings(&Settings::from_pairs([]).unwrap()).unwrap_err();
+        let err = RestCredentials::from_settings(&twilio(&|_| {}).unwrap()).unwrap_err();
         assert!(err.contains("TWILIO_ACCOUNT_SID"), "{err}");
-        let s = Settings::from_pairs([("twilio_account_sid", sid), ("twilio_api_key", "SK1")]).unwrap();
+        let s = twilio(&|t| {
+            t.account_sid = Some(sid.into());
+            t.api_key = Some("SK1".into());
+        })
+        .unwrap();
         assert!(RestCredentials::from_settings(&s).unwrap_err().contains("TWILIO_API_SECRET"));
-        let err = Settings::from_pairs([("twilio_account_sid", "AC1")]).unwrap_err().to_string();
+        let err = twilio(&|t| t.account_sid = Some("AC1".into())).unwrap_err().to_string();
         assert!(err.contains("TWILIO_ACCOUNT_SID"), "{err}");
     }
 

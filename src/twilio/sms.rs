@@ -66,9 +66,9 @@ impl TwilioTexts {
             rest,
             store,
             clock,
-            shop: settings.shopify_shop.clone().unwrap_or_default(),
-            from: settings.sms_from.clone(),
-            status_callback: PublicUrl::new(&settings.public_url).to(SMS_STATUS_PATH),
+            shop: settings.shopify.shop.clone().unwrap_or_default(),
+            from: settings.ivr.sms_from.clone(),
+            status_callback: PublicUrl::new(&settings.server.public_url).to(SMS_STATUS_PATH),
             budget: BUDGET,
         }
     }

@@ -187,9 +187,9 @@ fn ended(state: &AppState, req: &TwilioRequest, outcome: TransferEnd, detail: St
     };
     let now = state.clock.now();
     let language = super::call::language_of(state, req);
-    let hours = &state.settings.hours;
+    let hours = &state.settings.handoff.business_hours;
     let back_at = if hours.is_open(now) { None } else { hours.say_next_opening_in(now, language) };
-    let voicemail = state.settings.voicemail != VoicemailOffer::Off && outcome != TransferEnd::Served;
+    let voicemail = state.settings.handoff.voicemail != VoicemailOffer::Off && outcome != TransferEnd::Served;
     let view = TransferEndView { outcome, back_at, voicemail };
     match state.renderer.in_language(Some(language)).transfer_ended(&view) {
         Ok(xml) => {
@@ -216,14 +216,14 @@ async fn queue_wait(State(state): State<AppState>, req: TwilioRequest) -> Respon
         position,
         number(&req, "QueueTime").unwrap_or(0),
         number(&req, "AvgQueueTime"),
-        state.settings.queue_max_wait.as_secs(),
-        &state.settings.hold_music_url,
+        state.settings.handoff.queue_max_wait.as_secs(),
+        &state.settings.handoff.hold_music_url,
     );
     // A call-back needs a number to call: never offered to a withheld caller.
     let from = req.param("From").unwrap_or_default();
     if !view.leave
         && super::callback::offered(&state)
-        && crate::domain::PhoneNumber::parse(from, Some(&state.settings.default_region)).is_ok()
+        && crate::domain::PhoneNumber::parse(from, Some(&state.settings.lookup.default_region)).is_ok()
     {
         view.callback = true;
         let expected_wait_s = view.expected_minutes.map(|m| m * 60);

@@ -62,7 +62,7 @@ async fn incoming(State(state): State<AppState>, req: TwilioRequest) -> Response
         Ok(call) => call,
         Err(why) => return fallback(&state, &req, None, 1, &why, started),
     };
-    match state.settings.prompt_mode {
+    match state.settings.ivr.prompt_mode {
         PromptMode::MediaStream => return super::media::connect(&state, &req, &call, started),
         PromptMode::ConversationRelay => return super::relay::connect(&state, &req, &call, started).await,
         PromptMode::Twiml => {}
@@ -81,7 +81,7 @@ async fn answer(State(state): State<AppState>, Path(stage): Path<String>, req: T
     let (Some(stage), Ok(call_state)) = (Stage::from_path(&stage), call_state) else {
         return fallback(&state, &req, Some(&call), 0, &format!("no such step: {}", req.path), started);
     };
-    let language = call_state.lang.unwrap_or(state.settings.languages[0].language);
+    let language = call_state.lang.unwrap_or(state.settings.ivr.spoken_languages[0].language);
     let (input, heard) = input_of(&call, stage, language);
     let mut result = guarded(state.flow.answer(&call.caller(), stage, call_state, input)).await;
     if let (Ok(reply), Some(heard)) = (&mut result, heard) {
@@ -151,14 +151,16 @@ pub(crate) fn respond(
 /// URL, the offer of the other language, the keys spelled out after words were not understood.
 /// ConversationRelay speaks the `<Say>`s of the same document (`relay::words_of`).
 pub(crate) fn reply_twiml(state: &AppState, reply: &Reply) -> Result<String, super::render::TemplateError> {
-    let urls = PublicUrl::new(&state.settings.public_url);
+    let urls = PublicUrl::new(&state.settings.server.public_url);
     let action =
         reply.next.map(|(stage, next)| urls.to(&format!("/twilio/voice/{}?{}", stage.path(), next.to_query())));
     let renderer = state.renderer.in_language(Some(reply.language));
     let offer = if reply.offer {
-        let next = state.settings.languages.iter().map(|l| l.language).skip_while(|l| *l != reply.language).nth(1);
         let next =
-            next.or_else(|| state.settings.languages.first().map(|l| l.language)).filter(|l| *l != reply.language);
+            state.settings.ivr.spoken_languages.iter().map(|l| l.language).skip_while(|l| *l != reply.language).nth(1);
+        let next = next
+            .or_else(|| state.settings.ivr.spoken_languages.first().map(|l| l.language))
+            .filter(|l| *l != reply.language);
         match next.map(|l| state.renderer.in_language(Some(l)).offer()) {
             Some(Ok(xml)) => Some(xml),
             Some(Err(e)) => {
@@ -199,7 +201,7 @@ async fn whisper(State(state): State<AppState>, req: TwilioRequest) -> Response 
     let started = Instant::now();
     let query = |name: &str| req.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     let id = |name: &str| query(name).and_then(|v| v.parse::<i64>().ok());
-    let shop = state.settings.shopify_shop.clone().unwrap_or_default();
+    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
     // Twilio waits 15 s for a whisper and then drops the bridge: what the store cannot say within
     // WHISPER_LIMIT is left out, and the agent still gets the caller.
     let customer = match id("c") {
@@ -210,7 +212,7 @@ async fn whisper(State(state): State<AppState>, req: TwilioRequest) -> Response 
         Some(o) => within(state.lookup.order_by_id(o)).await.flatten(),
         None => None,
     };
-    let tz = state.settings.hours.timezone();
+    let tz = state.settings.handoff.business_hours.timezone();
     let ctx = minijinja::context! {
         first_name => customer.as_ref().and_then(|c| c.first_name.clone()),
         last_name => customer.as_ref().and_then(|c| c.last_name.clone()),

@@ -52,12 +52,12 @@ pub fn router() -> Router<AppState> {
 
 /// The `<Record>` URLs and length the settings give (the templates' `record`).
 pub fn record_urls(settings: &Settings) -> RecordUrls {
-    let public = PublicUrl::new(&settings.public_url);
+    let public = PublicUrl::new(&settings.server.public_url);
     RecordUrls {
         action: public.to(RECORDED_PATH),
         status_callback: public.to(RECORDING_PATH),
         transcribe_callback: public.to(TRANSCRIPTION_PATH),
-        max_length: settings.voicemail_max_length.as_secs(),
+        max_length: settings.handoff.voicemail_max_length.as_secs(),
     }
 }
 
@@ -169,7 +169,7 @@ async fn keep(state: &AppState, recording: &Recording, reason: Option<VoicemailR
     if !state.store.save_voicemail(&voicemail, now).await? {
         return Ok(Kept::TooShort);
     }
-    if state.settings.notify.is_some()
+    if state.settings.agents.notify().is_some()
         && let Err(e) = state.store.queue_notification(&call.call_sid, crate::agent::notify::VOICEMAIL, now).await
     {
         tracing::warn!(error = %e, "could not queue the voicemail's notification");

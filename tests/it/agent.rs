@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::common::line::{TOKEN, line};
 use crate::common::{Backend, ServerProcess, TestDb};
 use futures::{SinkExt, StreamExt};
+use orderline::config::{Secret, VerifyPolicy};
 use orderline::sim::twilio::{CallerConfig, TwilioCaller, scripted};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -54,7 +55,11 @@ async fn events_until(feed: &mut Feed, call_sid: &str, until: &str) -> Vec<Value
 }
 
 async fn the_call_api_gives_an_agent_the_whole_context(backend: Backend) {
-    let line = line(backend, &[("verify", "postal_code"), ("agent_token", AGENT)]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::PostalCode;
+        s.agents.agent_token = Some(Secret::new(AGENT));
+    })
+    .await;
     let t = line.call(DANA, &["11217", "2", "0"]).await;
     line.flush_calls().await;
     let client = reqwest::Client::new();
@@ -98,7 +103,11 @@ async fn the_call_api_gives_an_agent_the_whole_context(backend: Backend) {
 }
 
 async fn the_feed_pushes_a_calls_events_in_order_and_catches_up(backend: Backend) {
-    let line = line(backend, &[("verify", "none"), ("agent_token", AGENT)]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.agents.agent_token = Some(Secret::new(AGENT));
+    })
+    .await;
     assert!(matches!(connect_feed(&line.app.url, None).await, Err(WsError::Http(r)) if r.status() == 401));
     assert!(matches!(connect_feed(&line.app.url, Some("wrong")).await, Err(WsError::Http(r)) if r.status() == 401));
 
@@ -137,7 +146,7 @@ async fn the_feed_pushes_a_calls_events_in_order_and_catches_up(backend: Backend
 }
 
 async fn the_console_needs_a_login_and_sets_an_http_only_cookie(backend: Backend) {
-    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let line = line(backend, |s| s.agents.agent_token = Some(Secret::new(AGENT))).await;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let page = client.get(format!("{}/agent", line.app.url)).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -163,7 +172,7 @@ async fn the_console_needs_a_login_and_sets_an_http_only_cookie(backend: Backend
 }
 
 async fn without_an_agent_token_everything_is_locked(backend: Backend) {
-    let line = line(backend, &[]).await;
+    let line = line(backend, |_| {}).await;
     for path in ["/agent", "/api/calls/CA1", "/api/customers?phone=%2B15551234567"] {
         let response = reqwest::get(format!("{}{path}", line.app.url)).await.unwrap();
         assert_eq!(response.status(), 401, "{path}");

@@ -9,6 +9,7 @@ use crate::common::Backend;
 use crate::common::line::{Line, line, line_with};
 use chrono::Utc;
 use orderline::clock::ManualClock;
+use orderline::config::{Settings, VerifyPolicy};
 use orderline::sim::twilio::{Ending, Transcript};
 
 const DANA: &str = "+15551234567";
@@ -25,16 +26,19 @@ async fn card(line: &Line, call_sid: &str) -> orderline::agent::card::CallCard {
 }
 
 /// Ten days on: Dana's parcel, shipped about three days before, has not been scanned since.
-async fn ten_days_later(backend: Backend, extra: &[(&str, &str)]) -> Line {
+async fn ten_days_later(backend: Backend, change: impl FnOnce(&mut Settings)) -> Line {
     let clock = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::days(10)));
-    let mut settings = vec![("verify", "none"), ("bad_news", "true")];
-    settings.extend_from_slice(extra);
-    line_with(backend, &settings, clock).await
+    let settings = |s: &mut Settings| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.ivr.bad_news = true;
+        change(s);
+    };
+    line_with(backend, settings, clock).await
 }
 
 async fn a_stalled_parcel_is_said_first_and_the_caller_goes_through_with_priority(backend: Backend) {
     let workflow = "WW0123456789abcdef0123456789abcdef";
-    let line = ten_days_later(backend, &[("taskrouter_workflow_sid", workflow)]).await;
+    let line = ten_days_later(backend, |s| s.handoff.taskrouter_workflow_sid = Some(workflow.to_string())).await;
     let order = line.latest_order("Dana");
     let t = line.call(DANA, &[]).await;
     let text = said(&t);
@@ -60,7 +64,7 @@ async fn a_stalled_parcel_is_said_first_and_the_caller_goes_through_with_priorit
 }
 
 async fn a_priority_target_takes_bad_news_callers(backend: Backend) {
-    let line = ten_days_later(backend, &[("priority_to", "queue:urgent")]).await;
+    let line = ten_days_later(backend, |s| s.handoff.priority_to = Some("queue:urgent".into())).await;
     let t = line.call(DANA, &[]).await;
     let Ending::Enqueue(enqueue) = &t.ending else { panic!("{:?}", t.ending) };
     assert_eq!(enqueue.text.trim(), "urgent");
@@ -72,7 +76,11 @@ async fn a_priority_target_takes_bad_news_callers(backend: Backend) {
 }
 
 async fn a_repeat_caller_hears_an_apology_and_goes_through(backend: Backend) {
-    let line = line(backend, &[("verify", "none"), ("bad_news", "true")]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.ivr.bad_news = true;
+    })
+    .await;
     let first = line.call(DANA, &["1", "timeout", "timeout"]).await;
     assert!(said(&first).contains("Press 1 to hear that again."), "the first call hears the menu");
     line.flush_calls().await;
@@ -89,7 +97,7 @@ async fn a_repeat_caller_hears_an_apology_and_goes_through(backend: Backend) {
 async fn outside_hours_the_news_comes_before_the_menu(backend: Backend) {
     let today = (Utc::now() + chrono::Duration::days(10)).date_naive();
     let holidays = format!("{},{}", today.pred_opt().unwrap(), today);
-    let line = ten_days_later(backend, &[("holidays", holidays.as_str())]).await;
+    let line = ten_days_later(backend, |s| s.handoff.holidays = holidays.as_str().to_string()).await;
     let t = line.call(DANA, &["timeout", "timeout"]).await;
     let text = said(&t);
     assert!(text.contains("but the carrier hasn't scanned it for"), "{text}");
@@ -100,7 +108,7 @@ async fn outside_hours_the_news_comes_before_the_menu(backend: Backend) {
 
 async fn without_the_setting_nothing_changes(backend: Backend) {
     let clock = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::days(10)));
-    let line = line_with(backend, &[("verify", "none")], clock).await;
+    let line = line_with(backend, |s| s.ivr.verify = VerifyPolicy::None, clock).await;
     let t = line.call(DANA, &["timeout", "timeout"]).await;
     let text = said(&t);
     assert!(!text.contains("hasn't scanned") && text.contains("Press 1 to hear that again."), "{text}");

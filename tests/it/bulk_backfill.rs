@@ -12,7 +12,7 @@ use crate::common::rows::{customer_row, order_row, stored_customer_row, stored_i
 use crate::common::{Backend, SHOP, TestDb};
 use orderline::app;
 use orderline::clock::SystemClock;
-use orderline::config::Settings;
+use orderline::config::{Secret, Settings};
 use orderline::ops::Metrics;
 use orderline::shopify::graphql::{BulkResource, Operation};
 use orderline::shopify::reconciler::Reconciler;
@@ -36,12 +36,11 @@ async fn open_shop(backend: Backend, customers: usize, orders_each: usize) -> Sh
     let db = TestDb::new(backend).await;
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
-    let settings = Settings::from_pairs([
-        ("shopify_access_token", sim.config().access_token.as_str()),
-        ("shopify_api_url", server.url().as_str()),
-        ("breaker_threshold", "100"),
-    ])
-    .unwrap();
+    let mut settings = Settings::default();
+    settings.shopify.access_token = Some(Secret::new(sim.config().access_token.as_str()));
+    settings.shopify.api_url = Some(server.url());
+    settings.sync.breaker_threshold = 100;
+    let settings = settings.validated().unwrap();
     let metrics = Arc::new(Metrics::new());
     let reconciler = Reconciler {
         store: store.clone(),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::common::line::{Line, TOKEN, TwilioLine, line_with_twilio};
 use orderline::clock::SystemClock;
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::sim::twilio::rest::{Callee, RestFailure, RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{CallerConfig, DEFAULT_TO, Ending, QueueScript, Transcript, Transfer, TwilioCaller};
 use serde_json::Value;
@@ -25,10 +26,14 @@ struct Desk {
     _server: RestSimServer,
 }
 
-async fn desk(backend: Backend, extra: &[(&str, &str)]) -> Desk {
-    let mut settings = vec![("agent_token", AGENT_TOKEN), ("verify", "none"), ("callback", "true")];
-    settings.extend_from_slice(extra);
-    let TwilioLine { line, twilio, server } = line_with_twilio(backend, &settings, Arc::new(SystemClock)).await;
+async fn desk(backend: Backend, change: impl FnOnce(&mut Settings)) -> Desk {
+    let settings = |s: &mut Settings| {
+        s.agents.agent_token = Some(Secret::new(AGENT_TOKEN));
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.callback = true;
+        change(s);
+    };
+    let TwilioLine { line, twilio, server } = line_with_twilio(backend, settings, Arc::new(SystemClock)).await;
     Desk { line, twilio, _server: server }
 }
 
@@ -75,7 +80,7 @@ impl Desk {
 }
 
 async fn a_queued_caller_is_called_back_keeping_their_place_and_put_through(backend: Backend) {
-    let d = desk(backend, &[("shop_name", "Orderline Demo")]).await;
+    let d = desk(backend, |s| s.ivr.shop_name = "Orderline Demo".into()).await;
     let t = d.queue_and_press_1(DANA).await;
     let text = t.spoken().join(" | ");
     assert!(text.contains("You're number 3 in line.") && text.contains(OFFER), "{text}");
@@ -141,7 +146,11 @@ async fn a_queued_caller_is_called_back_keeping_their_place_and_put_through(back
 }
 
 async fn an_unanswered_call_back_is_tried_again_then_shown_failed(backend: Backend) {
-    let d = desk(backend, &[("callback_attempts", "2"), ("callback_retry_after", "1s")]).await;
+    let d = desk(backend, |s| {
+        s.handoff.callback_attempts = 2;
+        s.handoff.callback_retry_after = Duration::from_secs(1);
+    })
+    .await;
     d.twilio.set_callees(&[Callee::NoAnswer, Callee::Busy]);
     let t = d.queue_and_press_1(DANA).await;
     assert_eq!(d.call_now(&t.call_sid).await.0, 200);
@@ -158,7 +167,7 @@ async fn an_unanswered_call_back_is_tried_again_then_shown_failed(backend: Backe
 }
 
 async fn a_withheld_caller_is_not_offered_a_call_back(backend: Backend) {
-    let d = desk(backend, &[]).await;
+    let d = desk(backend, |_| {}).await;
     let mut config = CallerConfig::new(&d.line.app.url, TOKEN, "anonymous");
     config.transfer = Transfer::Queue(QueueScript { press_1_after_s: Some(0), ..QueueScript::default() });
     // No order number keyed twice: put through to the queue.
@@ -171,7 +180,7 @@ async fn a_withheld_caller_is_not_offered_a_call_back(backend: Backend) {
 }
 
 async fn twilio_refusing_the_call_counts_as_an_attempt_and_the_request_waits(backend: Backend) {
-    let d = desk(backend, &[("callback_retry_after", "1h")]).await;
+    let d = desk(backend, |s| s.handoff.callback_retry_after = Duration::from_secs(3600)).await;
     let t = d.queue_and_press_1(DANA).await;
     d.twilio.set_failure(RestFailure::Http(500));
     let (status, row) = d.call_now(&t.call_sid).await;
@@ -193,7 +202,7 @@ async fn twilio_refusing_the_call_counts_as_an_attempt_and_the_request_waits(bac
 
 async fn with_taskrouter_the_call_back_is_placed_in_the_callers_turn_without_a_click(backend: Backend) {
     let workflow = "WW0123456789abcdef0123456789abcdef";
-    let d = desk(backend, &[("taskrouter_workflow_sid", workflow)]).await;
+    let d = desk(backend, |s| s.handoff.taskrouter_workflow_sid = Some(workflow.to_string())).await;
     // A wait of about 4 minutes: the call-back waits its turn, no click needed.
     let t = d.queue_and_press_1(DANA).await;
     let waiting = &d.callbacks("").await[0];
@@ -235,7 +244,7 @@ async fn the_console_shows_a_call_back_request_and_its_button_places_the_call() 
     const WAIT: Duration = Duration::from_secs(15);
     const CARD: &str = "document.querySelector('.card.callback')";
 
-    let d = desk(Backend::Postgres, &[]).await;
+    let d = desk(Backend::Postgres, |_| {}).await;
     let t = d.queue_and_press_1(DANA).await;
     let browser = Browser::launch().await.expect("headless Chromium (apt-get install -y chromium)");
     browser.goto(&format!("{}/agent", d.line.app.url)).await.unwrap();

@@ -8,10 +8,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::common::rows::{customer_row, order_row, stored_customer_row, stored_ids, stored_order_row};
 use crate::common::{Backend, SECRET, SHOP, TestApp};
 use orderline::clock::SystemClock;
+use orderline::config::Secret;
 use orderline::domain::ShopifyId;
 use orderline::shopify::payload::{ShopifyCustomer, ShopifyOrder, ShopifyRefund, ShopifyTransaction};
 use orderline::shopify::reconciler::Reconciler;
@@ -201,16 +203,13 @@ async fn open_shop(backend: Backend, seed: u64, customers: usize, loners: usize,
         .collect();
     let token = sim.config().access_token.clone();
     let url = server.url();
-    let app = TestApp::start_with(
-        backend,
-        &[
-            ("shopify_shop", SHOP),
-            ("shopify_access_token", &token),
-            ("shopify_api_url", &url),
-            ("reconcile_every", "0s"),
-            ("warm_count", "0"),
-        ],
-    )
+    let app = TestApp::start_with(backend, |s| {
+        s.shopify.shop = Some(SHOP.to_string());
+        s.shopify.access_token = Some(Secret::new(&token));
+        s.shopify.api_url = Some(url.to_string());
+        s.sync.reconcile_every = Duration::ZERO;
+        s.lookup.warm_count = 0;
+    })
     .await;
     let state = app.running.as_ref().unwrap().state.clone();
     let reconciler = Reconciler {

@@ -4,6 +4,7 @@
 //! under target/.
 
 use crate::support::browser;
+use orderline::config::{Secret, VerifyPolicy};
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -28,7 +29,11 @@ fn keys_shown(keys: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_sees_the_call_appear_and_update_live() {
-    let line = line(Backend::Postgres, &[("verify", "none"), ("agent_token", AGENT)]).await;
+    let line = line(Backend::Postgres, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.agents.agent_token = Some(Secret::new(AGENT));
+    })
+    .await;
     let browser = Browser::launch().await.expect("headless Chromium (apt-get install -y chromium)");
 
     // Log in through the form; the page then opens its feed.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::common::line::line;
 use crate::common::{Backend, SHOP};
 use chrono::Utc;
+use orderline::config::{Secret, VerifyPolicy};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::store::Ts;
 use reqwest::StatusCode;
@@ -57,7 +58,7 @@ fn other_port(base: &str) -> String {
 }
 
 async fn a_page_on_another_origin_cannot_open_the_feed_with_the_agents_cookie(backend: Backend) {
-    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let line = line(backend, |s| s.agents.agent_token = Some(Secret::new(AGENT))).await;
     let base = line.app.url.clone();
     let session = log_in(&base).await;
     let bearer = format!("Bearer {AGENT}");
@@ -71,7 +72,7 @@ async fn a_page_on_another_origin_cannot_open_the_feed_with_the_agents_cookie(ba
 }
 
 async fn every_login_has_its_own_session_and_logout_ends_it(backend: Backend) {
-    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let line = line(backend, |s| s.agents.agent_token = Some(Secret::new(AGENT))).await;
     let base = line.app.url.clone();
     let (first, second) = (log_in(&base).await, log_in(&base).await);
     assert_ne!(first, second, "a random token per login");
@@ -95,7 +96,7 @@ async fn every_login_has_its_own_session_and_logout_ends_it(backend: Backend) {
 
 async fn logout_closes_the_sessions_open_feed(backend: Backend) {
     use futures::StreamExt;
-    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let line = line(backend, |s| s.agents.agent_token = Some(Secret::new(AGENT))).await;
     let base = line.app.url.clone();
     let session = log_in(&base).await;
     let mut request = format!("{}/agent/feed", base.replace("http://", "ws://")).into_client_request().unwrap();
@@ -121,7 +122,11 @@ async fn logout_closes_the_sessions_open_feed(backend: Backend) {
 }
 
 async fn a_session_expires(backend: Backend) {
-    let line = line(backend, &[("agent_token", AGENT), ("agent_session_ttl", "1s")]).await;
+    let line = line(backend, |s| {
+        s.agents.agent_token = Some(Secret::new(AGENT));
+        s.agents.agent_session_ttl = Duration::from_secs(1);
+    })
+    .await;
     let base = line.app.url.clone();
     let session = log_in(&base).await;
     let api = || client().get(format!("{base}/api/calls/CAnope")).header("Cookie", &session).send();
@@ -132,7 +137,7 @@ async fn a_session_expires(backend: Backend) {
 }
 
 async fn login_and_logout_are_refused_unless_posted_from_the_console(backend: Backend) {
-    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let line = line(backend, |s| s.agents.agent_token = Some(Secret::new(AGENT))).await;
     let base = line.app.url.clone();
     let login = |origin: Option<String>| {
         let mut request = client().post(format!("{base}/agent/login")).form(&[("token", AGENT)]);
@@ -159,7 +164,7 @@ async fn login_and_logout_are_refused_unless_posted_from_the_console(backend: Ba
 }
 
 async fn wrong_tokens_are_rate_limited(backend: Backend) {
-    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let line = line(backend, |s| s.agents.agent_token = Some(Secret::new(AGENT))).await;
     let base = line.app.url.clone();
     let attempt = |token: &'static str| {
         client().post(format!("{base}/agent/login")).header("Origin", &base).form(&[("token", token)]).send()
@@ -175,7 +180,7 @@ async fn wrong_tokens_are_rate_limited(backend: Backend) {
 }
 
 async fn console_responses_forbid_framing_sniffing_and_inline_script(backend: Backend) {
-    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let line = line(backend, |s| s.agents.agent_token = Some(Secret::new(AGENT))).await;
     let base = line.app.url.clone();
     let session = log_in(&base).await;
     let get = |path: &str, cookie: Option<&str>| {
@@ -211,7 +216,11 @@ async fn console_responses_forbid_framing_sniffing_and_inline_script(backend: Ba
 }
 
 async fn a_javascript_tracking_url_never_becomes_a_link(backend: Backend) {
-    let line = line(backend, &[("verify", "none"), ("agent_token", AGENT)]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.agents.agent_token = Some(Secret::new(AGENT));
+    })
+    .await;
     let latest = line.latest_order("Dana");
     assert!(latest.fulfillments.iter().any(|f| f.tracking_url.is_some()), "the demo's latest order is tracked");
     // In Shopify (the emulator) and in the store, as a webhook would have it.

@@ -10,6 +10,7 @@ use crate::common;
 use crate::common::pg_cluster::PgCluster;
 use crate::common::{SECRET, order_variant, post_webhook, settings_for};
 use orderline::app::{self, Running};
+use orderline::config::VerifyPolicy;
 use orderline::shopify::signature;
 use orderline::sim::twilio::{CallerConfig, Ending, TwilioCaller, scripted};
 use reqwest::StatusCode;
@@ -17,7 +18,10 @@ use reqwest::StatusCode;
 const TOKEN: &str = "test-twilio-token";
 
 async fn start(cluster: &PgCluster) -> (Running, String) {
-    let settings = settings_for(&cluster.url, &[("lookup_budget", "500ms"), ("hold_after", "300ms")]);
+    let settings = settings_for(&cluster.url, |s| {
+        s.lookup.lookup_budget = Duration::from_millis(500);
+        s.ivr.hold_after = Duration::from_millis(300);
+    });
     let running = app::start(settings).await.unwrap();
     let url = running.url();
     wait_ready(&url).await;
@@ -161,10 +165,12 @@ async fn shopify_flapping_every_second_keeps_callers_within_the_budget_and_the_b
     backend: common::Backend,
 ) {
     use orderline::sim::shopify::Failure;
-    let line = common::line::line(
-        backend,
-        &[("breaker_threshold", "2"), ("breaker_cooldown", "1s"), ("negative_ttl", "1s"), ("verify", "none")],
-    )
+    let line = common::line::line(backend, |s| {
+        s.sync.breaker_threshold = 2;
+        s.sync.breaker_cooldown = Duration::from_secs(1);
+        s.lookup.negative_ttl = Duration::from_secs(1);
+        s.ivr.verify = VerifyPolicy::None;
+    })
     .await;
     let flapping = Instant::now() + Duration::from_secs(8);
     let mut calls = 0;

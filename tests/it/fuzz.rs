@@ -404,7 +404,7 @@ fn every_step_renders_valid_twiml_under_64_kb_whatever_shopify_holds() {
 /// the demo shop: never a 5xx, and every 200 is TwiML an XML parser accepts, under 64 KB.
 fn any_signed_twilio_request_gets_valid_twiml(backend: common::Backend) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let line = rt.block_on(common::line::line(backend, &[]));
+    let line = rt.block_on(common::line::line(backend, |_| {}));
     let client = reqwest::Client::new();
     let path = prop::sample::select(vec![
         "/twilio/voice",

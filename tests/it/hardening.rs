@@ -3,6 +3,7 @@
 //! replayed Shopify deliveries under destructive topics. Every probe targets 127.0.0.1 (the
 //! stranger speaks from 127.0.0.2, the same machine's loopback), and is bounded in time.
 
+use orderline::config::{Secret, Settings};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Limits small enough to watch in a test.
-const TIGHT: [(&str, &str); 3] = [("header_timeout", "1s"), ("idle_timeout", "2s"), ("request_timeout", "1500ms")];
+fn tight(s: &mut Settings) {
+    s.transport.header_timeout = Duration::from_secs(1);
+    s.transport.idle_timeout = Duration::from_secs(2);
+    s.transport.request_timeout = Duration::from_millis(1500);
+}
 
 fn addr(app: &TestApp) -> SocketAddr {
     app.url.trim_start_matches("http://").parse().unwrap()
@@ -42,7 +47,7 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<(Strin
 }
 
 async fn a_silent_connection_is_closed_at_the_header_timeout(backend: Backend) {
-    let app = TestApp::start_with(backend, &TIGHT).await;
+    let app = TestApp::start_with(backend, tight).await;
     let mut silent = stranger(addr(&app)).await;
     let (_, after) = closed_within(&mut silent, Duration::from_secs(5)).await.expect("a silent socket is not kept");
     assert!(after >= Duration::from_millis(900), "closed at the header timeout, not before: {after:?}");
@@ -50,7 +55,7 @@ async fn a_silent_connection_is_closed_at_the_header_timeout(backend: Backend) {
 }
 
 async fn headers_sent_a_byte_at_a_time_are_cut_at_the_header_timeout(backend: Backend) {
-    let app = TestApp::start_with(backend, &TIGHT).await;
+    let app = TestApp::start_with(backend, tight).await;
     let mut slow = stranger(addr(&app)).await;
     let started = Instant::now();
     let head = b"POST /twilio/voice HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -73,7 +78,7 @@ async fn headers_sent_a_byte_at_a_time_are_cut_at_the_header_timeout(backend: Ba
 }
 
 async fn a_body_that_never_comes_is_answered_408_at_the_request_timeout(backend: Backend) {
-    let app = TestApp::start_with(backend, &TIGHT).await;
+    let app = TestApp::start_with(backend, tight).await;
     let mut stalled = stranger(addr(&app)).await;
     // The body announced, 10 bytes of 500 sent, and then nothing, but the socket kept busy with
     // nothing else to read: only the request timeout can end it before the idle one.
@@ -88,7 +93,7 @@ async fn a_body_that_never_comes_is_answered_408_at_the_request_timeout(backend:
 }
 
 async fn a_content_length_above_the_routes_limit_is_refused_before_the_body_is_read(backend: Backend) {
-    let app = TestApp::start_with(backend, &[("webhook_max_bytes", "4096")]).await;
+    let app = TestApp::start_with(backend, |s| s.server.webhook_max_bytes = 4096).await;
     for (path, length) in
         [("/shopify/webhooks", 4097u64), ("/twilio/voice", 64 * 1024 + 1), ("/agent/login", 10_000_000)]
     {
@@ -108,7 +113,11 @@ async fn a_content_length_above_the_routes_limit_is_refused_before_the_body_is_r
 }
 
 async fn one_address_cannot_take_the_line_down(backend: Backend) {
-    let app = TestApp::start_with(backend, &[("max_connections_per_ip", "20"), ("header_timeout", "30s")]).await;
+    let app = TestApp::start_with(backend, |s| {
+        s.transport.max_connections_per_ip = 20;
+        s.transport.header_timeout = Duration::from_secs(30);
+    })
+    .await;
     let target = addr(&app);
     let mut held = Vec::new();
     for _ in 0..200 {
@@ -139,7 +148,11 @@ async fn one_address_cannot_take_the_line_down(backend: Backend) {
 }
 
 async fn the_connection_cap_closes_what_is_over_it_and_frees_with_each_close(backend: Backend) {
-    let app = TestApp::start_with(backend, &[("max_connections", "10"), ("max_connections_per_ip", "0")]).await;
+    let app = TestApp::start_with(backend, |s| {
+        s.transport.max_connections = 10;
+        s.transport.max_connections_per_ip = 0;
+    })
+    .await;
     let target = addr(&app);
     // The test's own client may hold a kept-alive connection too: of 15 more, at most 10 fit.
     let mut held = Vec::new();
@@ -189,7 +202,11 @@ async fn raw_feed(to: SocketAddr) -> TcpStream {
 }
 
 async fn a_websocket_that_goes_silent_is_closed_at_the_idle_timeout(backend: Backend) {
-    let app = TestApp::start_with(backend, &[("idle_timeout", "1s"), ("agent_token", "agent-secret")]).await;
+    let app = TestApp::start_with(backend, |s| {
+        s.transport.idle_timeout = Duration::from_secs(1);
+        s.agents.agent_token = Some(Secret::new("agent-secret"));
+    })
+    .await;
     let mut silent = raw_feed(addr(&app)).await;
     // It reads what it is sent (the snapshot, pings) but never sends a byte.
     let (_, after) = closed_within(&mut silent, Duration::from_secs(5)).await.expect("a silent WebSocket is not kept");
@@ -200,10 +217,11 @@ async fn a_websocket_that_goes_silent_is_closed_at_the_idle_timeout(backend: Bac
 async fn a_live_console_is_kept_and_feed_sockets_are_capped(backend: Backend) {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let app = TestApp::start_with(
-        backend,
-        &[("idle_timeout", "1s"), ("agent_token", "agent-secret"), ("max_feed_clients", "2")],
-    )
+    let app = TestApp::start_with(backend, |s| {
+        s.transport.idle_timeout = Duration::from_secs(1);
+        s.agents.agent_token = Some(Secret::new("agent-secret"));
+        s.transport.max_feed_clients = 2;
+    })
     .await;
     let connect = || async {
         let mut request = format!("{}/agent/feed", app.url.replace("http://", "ws://")).into_client_request().unwrap();
@@ -235,7 +253,7 @@ async fn a_live_console_is_kept_and_feed_sockets_are_capped(backend: Backend) {
 async fn a_feed_client_cannot_make_the_server_buffer_a_large_message(backend: Backend) {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
-    let app = TestApp::start_with(backend, &[("agent_token", "agent-secret")]).await;
+    let app = TestApp::start_with(backend, |s| s.agents.agent_token = Some(Secret::new("agent-secret"))).await;
     let mut request = format!("{}/agent/feed", app.url.replace("http://", "ws://")).into_client_request().unwrap();
     request.headers_mut().insert("Authorization", "Bearer agent-secret".parse().unwrap());
     let (mut feed, _) = tokio_tungstenite::connect_async(request).await.expect("the feed upgrades");
@@ -341,7 +359,7 @@ fn dlq_replay(db_url: &str, envs: &[(&str, &str)]) -> (bool, String) {
 
 async fn a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter(backend: Backend) {
     use common::{SHOP, fixture_bytes};
-    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
+    let app = TestApp::start_with(backend, |s| s.shopify.shop = Some(SHOP.to_string())).await;
     let create = fixture_bytes("customer_create.json");
     assert_eq!(app.deliver("customers/create", "w-create", &create).await, reqwest::StatusCode::OK);
     app.settle().await;
@@ -376,7 +394,7 @@ async fn a_signed_body_replayed_under_a_destructive_topic_is_a_dead_letter(backe
 
 async fn a_destructive_delivery_for_another_shop_is_a_dead_letter(backend: Backend) {
     use common::{SECRET, SHOP, fixture_bytes};
-    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
+    let app = TestApp::start_with(backend, |s| s.shopify.shop = Some(SHOP.to_string())).await;
     app.deliver("customers/create", "w-create", &fixture_bytes("customer_create.json")).await;
     let body = fixture_bytes("customer_delete.json");
     let response = app
@@ -413,15 +431,15 @@ async fn confirming_shop(
     sim.upsert_order(serde_json::from_slice::<ShopifyOrder>(&fixture_bytes("order_create.json")).unwrap());
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (id, secret, api) = (sim.config().client_id.clone(), sim.config().client_secret.clone(), server.url());
-    let settings = [
-        ("shopify_shop", SHOP),
-        ("shopify_client_id", id.as_str()),
-        ("shopify_client_secret", secret.as_str()),
-        ("shopify_api_url", api.as_str()),
-        ("reconcile_every", "0s"),
-        ("warm_count", "0"),
-    ];
-    let app = TestApp::start_with(backend, &settings).await;
+    let settings = |s: &mut Settings| {
+        s.shopify.shop = Some(SHOP.to_string());
+        s.shopify.client_id = Some(id.as_str().to_string());
+        s.shopify.client_secret = Some(Secret::new(secret.as_str()));
+        s.shopify.api_url = Some(api.as_str().to_string());
+        s.sync.reconcile_every = Duration::ZERO;
+        s.lookup.warm_count = 0;
+    };
+    let app = TestApp::start_with(backend, settings).await;
     sim.set_webhook_target(WebhookTarget::new(format!("{}/shopify/webhooks", app.url), SECRET, SHOP));
     assert_eq!(app.deliver("customers/create", "w-customer", &fixture_bytes("customer_create.json")).await, 200);
     assert_eq!(app.deliver("orders/create", "w-order", &fixture_bytes("order_create.json")).await, 200);

@@ -10,6 +10,7 @@ use crate::common::line::{Line, TOKEN, line, line_with};
 use crate::common::{Backend, SHOP};
 use chrono::{TimeZone, Utc};
 use orderline::clock::ManualClock;
+use orderline::config::{Settings, VerifyPolicy};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::shopify::Failure;
 use orderline::sim::twilio::{CallerConfig, Ending, Transcript, TwilioCaller, scripted};
@@ -39,7 +40,7 @@ fn gather_action(t: &Transcript, turn: usize) -> String {
 }
 
 async fn a_known_caller_hears_their_latest_order_and_the_menu(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let t = line.call(DANA, &[]).await;
     let text = said(&t);
     let latest = line.latest_order("Dana");
@@ -72,7 +73,7 @@ async fn a_known_caller_hears_their_latest_order_and_the_menu(backend: Backend) 
 }
 
 async fn each_menu_key_does_what_it_says(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let latest = spoken_digits(&line.latest_order("Dana").name);
     // 1: again; 2: other orders; 3: returns; 0: someone.
     let t = line.call(DANA, &["1", "2", "3", "0"]).await;
@@ -105,7 +106,7 @@ async fn each_menu_key_does_what_it_says(backend: Backend) {
 }
 
 async fn a_postal_code_verifies_the_caller_before_any_order_detail(backend: Backend) {
-    let line = line(backend, &[]).await; // the default policy: postal_code
+    let line = line(backend, |_| {}).await; // the default policy: postal_code
     let latest = spoken_digits(&line.latest_order("Dana").name);
     let t = line.call(DANA, &[DANA_ZIP]).await;
     let first = t.turns[0].document.as_ref().unwrap().spoken();
@@ -127,7 +128,7 @@ async fn a_postal_code_verifies_the_caller_before_any_order_detail(backend: Back
 }
 
 async fn a_wrong_postal_code_twice_goes_to_an_agent_without_disclosure(backend: Backend) {
-    let line = line(backend, &[]).await;
+    let line = line(backend, |_| {}).await;
     let t = line.call(DANA, &["99999", "12345"]).await;
     let text = said(&t);
     assert!(text.contains("Sorry, that doesn't match."), "{text}");
@@ -141,7 +142,7 @@ async fn a_wrong_postal_code_twice_goes_to_an_agent_without_disclosure(backend: 
 }
 
 async fn caller_id_policy_trusts_full_attestation_only(backend: Backend) {
-    let line = line(backend, &[("verify", "caller_id")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::CallerId).await;
     let mut attested = CallerConfig::new(&line.app.url, TOKEN, DANA);
     attested.stir_verstat = Some("TN-Validation-Passed-A".into());
     let t = TwilioCaller::new(attested).call(scripted(&[])).await.unwrap();
@@ -156,7 +157,7 @@ async fn caller_id_policy_trusts_full_attestation_only(backend: Backend) {
 }
 
 async fn a_shared_number_asks_for_the_order_number(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let tom = line.latest_order("Tom");
     let t = line.call(BECKERS, &[&format!("{}#", digits_of(&tom.name))]).await;
     let text = said(&t);
@@ -169,7 +170,7 @@ async fn a_shared_number_asks_for_the_order_number(backend: Backend) {
 }
 
 async fn an_unknown_or_withheld_caller_enters_an_order_number(backend: Backend) {
-    let line = line(backend, &[]).await;
+    let line = line(backend, |_| {}).await;
     let marcus = line.latest_order("Marcus");
     // Under the default policy the order number alone proves nothing: its postal code too.
     let zip = marcus.shipping_address.as_ref().and_then(|a| a.zip.clone()).unwrap();
@@ -190,7 +191,7 @@ async fn an_unknown_or_withheld_caller_enters_an_order_number(backend: Backend) 
 }
 
 async fn a_wrong_order_number_twice_offers_an_agent(backend: Backend) {
-    let line = line(backend, &[]).await;
+    let line = line(backend, |_| {}).await;
     line.sim.set_failure(Failure::None);
     let t = line.call(STRANGER, &["4242", "4343"]).await;
     let text = said(&t);
@@ -201,7 +202,7 @@ async fn a_wrong_order_number_twice_offers_an_agent(backend: Backend) {
 }
 
 async fn silence_is_reprompted_once_then_an_agent_takes_over(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let t = line.call(DANA, &["timeout", "timeout"]).await;
     let text = said(&t);
     assert_eq!(text.matches("Sorry, I didn't catch that.").count(), 1, "{text}");
@@ -217,8 +218,12 @@ async fn silence_is_reprompted_once_then_an_agent_takes_over(backend: Backend) {
 async fn outside_business_hours_there_is_no_transfer(backend: Backend) {
     // Saturday 21 November 2026, noon UTC; the line is staffed on weekdays.
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()));
-    let hours = [("verify", "none"), ("hours", "mon-fri 09:00-17:00"), ("hours_timezone", "UTC")];
-    let line = line_with(backend, &hours, clock).await;
+    let hours = |s: &mut Settings| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.hours = "mon-fri 09:00-17:00".into();
+        s.handoff.hours_timezone = "UTC".into();
+    };
+    let line = line_with(backend, hours, clock).await;
     let t = line.call(DANA, &["0", "timeout", "timeout"]).await;
     let text = said(&t);
     assert!(text.contains("Our team is away right now; we're back Monday at 9 AM."), "{text}");
@@ -233,7 +238,11 @@ async fn outside_business_hours_there_is_no_transfer(backend: Backend) {
 async fn transfers_carry_the_callers_context(backend: Backend) {
     // A Flex/TaskRouter queue: the context rides as <Task> JSON.
     let workflow = "WW0123456789abcdef0123456789abcdef";
-    let line = line(backend, &[("verify", "none"), ("taskrouter_workflow_sid", workflow)]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.taskrouter_workflow_sid = Some(workflow.to_string());
+    })
+    .await;
     let t = line.call(DANA, &["0"]).await;
     let Ending::Enqueue(enqueue) = &t.ending else { panic!("{:?}", t.ending) };
     assert_eq!(enqueue.attr("workflowSid"), Some(workflow));
@@ -270,7 +279,11 @@ async fn transfers_carry_the_callers_context(backend: Backend) {
 }
 
 async fn line_for_transfer(backend: Backend, to: &str) -> Line {
-    line(backend, &[("verify", "none"), ("transfer_to", to)]).await
+    line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.transfer_to = to.to_string();
+    })
+    .await
 }
 
 trait ClientOf {
@@ -292,7 +305,11 @@ impl ClientOf for twiml::Verb {
 }
 
 async fn a_name_full_of_xml_specials_comes_out_valid(backend: Backend) {
-    let line = line(backend, &[("verify", "none"), ("shop_name", "Smith & Sons <Outlet>")]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.ivr.shop_name = "Smith & Sons <Outlet>".into();
+    })
+    .await;
     let dana = line.sim.customers().into_iter().find(|c| c.first_name.as_deref() == Some("Dana")).unwrap();
     let mut renamed = dana.clone();
     renamed.first_name = Some("O'Brien & Sons <Ltd>".into());
@@ -313,7 +330,7 @@ async fn a_name_full_of_xml_specials_comes_out_valid(backend: Backend) {
 }
 
 async fn with_the_database_down_the_caller_reaches_a_person(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     line.app.store().close().await;
     let t = line.call(STRANGER, &[]).await;
     assert_eq!(t.turns[0].status, 200, "never a 5xx");
@@ -328,7 +345,11 @@ async fn with_the_database_down_the_caller_reaches_a_person(backend: Backend) {
 async fn with_shopify_down_stale_rows_still_answer_within_budget(backend: Backend) {
     // Rows older than the freshness window, and Shopify failing: the caller hears the stored
     // status (stale) within the budget, never an error.
-    let line = line(backend, &[("verify", "none"), ("freshness", "1ms")]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.lookup.freshness = Duration::from_millis(1);
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     line.sim.set_failure(Failure::Http500);
     let started = std::time::Instant::now();
@@ -342,7 +363,11 @@ async fn with_shopify_down_stale_rows_still_answer_within_budget(backend: Backen
 }
 
 async fn a_slow_lookup_holds_the_caller_with_one_moment(backend: Backend) {
-    let line = line(backend, &[("hold_after", "100ms"), ("lookup_budget", "1500ms")]).await;
+    let line = line(backend, |s| {
+        s.ivr.hold_after = Duration::from_millis(100);
+        s.lookup.lookup_budget = Duration::from_millis(1500);
+    })
+    .await;
     line.sim.set_latency(Duration::from_millis(600), Duration::ZERO);
     let t = line.call(STRANGER, &[]).await;
     let first = t.turns[0].document.as_ref().unwrap();
@@ -354,7 +379,7 @@ async fn a_slow_lookup_holds_the_caller_with_one_moment(backend: Backend) {
 }
 
 async fn an_unsigned_or_forged_request_is_refused_and_nothing_recorded(backend: Backend) {
-    let line = line(backend, &[]).await;
+    let line = line(backend, |_| {}).await;
     let forged = TwilioCaller::new(CallerConfig::new(&line.app.url, "not-the-token", DANA));
     let t = forged.call(scripted(&[])).await.unwrap();
     assert_eq!(t.ending, Ending::HttpError(403));
@@ -385,7 +410,7 @@ async fn an_unsigned_or_forged_request_is_refused_and_nothing_recorded(backend: 
 }
 
 async fn status_callbacks_complete_the_call_record(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let caller = line.caller(DANA);
     let t = caller.call(scripted(&["0"])).await.unwrap();
     assert_eq!(caller.status_callback(&t.call_sid, "completed", Some(42), 3).await.unwrap(), 204);
@@ -427,12 +452,12 @@ async fn a_broken_template_stops_the_start_and_names_template_and_line() {
     )
     .unwrap();
     let db = common::TestDb::new(Backend::Sqlite).await;
-    let settings = common::settings_for(&db.url, &[("twiml_dir", dir.path().to_str().unwrap())]);
+    let settings = common::settings_for(&db.url, |s| s.ivr.twiml_dir = Some(dir.path().to_str().unwrap().into()));
     let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
     assert!(err.contains("menu.xml") && err.contains("line 3") && err.contains("Sya"), "{err}");
 
     std::fs::write(dir.path().join("menu.xml"), "<Response>\n{% if %}\n</Response>\n").unwrap();
-    let settings = common::settings_for(&db.url, &[("twiml_dir", dir.path().to_str().unwrap())]);
+    let settings = common::settings_for(&db.url, |s| s.ivr.twiml_dir = Some(dir.path().to_str().unwrap().into()));
     let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
     assert!(err.contains("menu.xml") && err.contains("line 2"), "{err}");
 }
@@ -445,7 +470,7 @@ async fn a_template_comparing_with_a_name_no_reason_has_stops_the_start() {
     assert!(goodbye.contains("reason == \"not_verified\""), "the built-in compares the reason");
     std::fs::write(dir.path().join("goodbye.xml"), goodbye.replace("\"not_verified\"", "\"not_verfied\"")).unwrap();
     let db = common::TestDb::new(Backend::Sqlite).await;
-    let settings = common::settings_for(&db.url, &[("twiml_dir", dir.path().to_str().unwrap())]);
+    let settings = common::settings_for(&db.url, |s| s.ivr.twiml_dir = Some(dir.path().to_str().unwrap().into()));
     let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
     assert!(err.contains("goodbye.xml") && err.contains("not_verfied") && err.contains("not_verified"), "{err}");
 
@@ -453,7 +478,7 @@ async fn a_template_comparing_with_a_name_no_reason_has_stops_the_start() {
     std::fs::write(dir.path().join("goodbye.xml"), goodbye).unwrap();
     std::fs::write(dir.path().join("transfer_ended.xml"), transfer_ended.replace("\"no_answer\"", "\"no-answer\""))
         .unwrap();
-    let settings = common::settings_for(&db.url, &[("twiml_dir", dir.path().to_str().unwrap())]);
+    let settings = common::settings_for(&db.url, |s| s.ivr.twiml_dir = Some(dir.path().to_str().unwrap().into()));
     let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
     assert!(err.contains("transfer_ended.xml") && err.contains("`outcome` is never \"no-answer\""), "{err}");
 }
@@ -465,7 +490,11 @@ async fn an_operator_can_reword_a_step_without_recompiling() {
         orderline::twilio::render::built_in("menu.xml").unwrap().replace("thanks for calling", "welcome back to");
     std::fs::write(dir.path().join("menu.xml"), menu).unwrap();
     let dir_text = dir.path().to_str().unwrap().to_string();
-    let line = line(Backend::Sqlite, &[("verify", "none"), ("twiml_dir", dir_text.as_str())]).await;
+    let line = line(Backend::Sqlite, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.ivr.twiml_dir = Some(dir_text.as_str().into());
+    })
+    .await;
     let t = line.call(DANA, &[]).await;
     assert!(said(&t).starts_with("Hi Dana, welcome back to Orderline Demo."), "{}", said(&t));
     line.app.stop().await;

@@ -6,12 +6,14 @@
 //! language. With one language nothing of this is said. Bad language settings stop the start.
 
 use chrono::Utc;
+use orderline::config::{PromptMode, Secret, Settings, VerifyPolicy};
 use orderline::shopify::payload::{ShopifyChange, ShopifyCustomer};
 use orderline::shopify::writes::writes;
 use orderline::sim::twilio::{CallerConfig, QueueScript, Transcript, Transfer, TwilioCaller, scripted};
 use orderline::store::Ts;
 use orderline::twilio::twiml::Document;
 use serde_json::Value;
+use std::time::Duration;
 
 use crate::common::line::line;
 use crate::common::{self, Backend};
@@ -21,8 +23,12 @@ const DANA: &str = "+15551234567";
 const SOFIA: &str = "+15550199034";
 const STRANGER: &str = "+15550199999";
 const AGENT: &str = "agent-secret";
-const BOTH: &[(&str, &str)] =
-    &[("verify", "none"), ("languages", "en-US,es-US"), ("voices", "es-US=Polly.Lupe-Neural"), ("agent_token", AGENT)];
+fn both(s: &mut Settings) {
+    s.ivr.verify = VerifyPolicy::None;
+    s.ivr.languages = Some("en-US,es-US".into());
+    s.ivr.voices = Some("es-US=Polly.Lupe-Neural".into());
+    s.agents.agent_token = Some(Secret::new(AGENT));
+}
 
 fn said(t: &Transcript) -> String {
     t.spoken().join(" | ")
@@ -46,7 +52,7 @@ fn all_said_in(document: &Document, language: &str, voice: &str) {
 }
 
 async fn a_spanish_customer_hears_spanish_from_the_first_word(backend: Backend) {
-    let line = line(backend, BOTH).await;
+    let line = line(backend, both).await;
     let latest = line.latest_order("Sofia");
     let t = line.call(SOFIA, &["1"]).await;
     let first = doc(&t, 0);
@@ -72,7 +78,7 @@ async fn a_spanish_customer_hears_spanish_from_the_first_word(backend: Backend) 
 }
 
 async fn an_unknown_caller_presses_9_and_is_asked_again_in_spanish(backend: Backend) {
-    let line = line(backend, BOTH).await;
+    let line = line(backend, both).await;
     let order = line.latest_order("Dana");
     let digits: String = order.name.chars().filter(char::is_ascii_digit).collect();
     let t = line.call(STRANGER, &["9", &format!("{digits}#")]).await;
@@ -103,7 +109,7 @@ async fn an_unknown_caller_presses_9_and_is_asked_again_in_spanish(backend: Back
 }
 
 async fn an_unknown_caller_says_espanol(backend: Backend) {
-    let line = line(backend, BOTH).await;
+    let line = line(backend, both).await;
     let t = line.call(STRANGER, &["say:español"]).await;
     let second = doc(&t, 1);
     all_said_in(second, "es-US", "Polly.Lupe-Neural");
@@ -119,7 +125,7 @@ async fn an_unknown_caller_says_espanol(backend: Backend) {
 }
 
 async fn a_spanish_caller_is_understood_in_spanish(backend: Backend) {
-    let line = line(backend, BOTH).await;
+    let line = line(backend, both).await;
     let latest = spoken_digits(&line.latest_order("Sofia").name);
     let t = line.call(SOFIA, &["say:¿dónde está mi pedido?"]).await;
     let heard = t.spoken().iter().filter(|s| s.contains(&format!("Su pedido número {latest}"))).count();
@@ -153,7 +159,7 @@ async fn words_not_understood_are_asked_again_with_the_keys_spelled_out_then_key
             "Por favor, use el teclado de su teléfono.",
         ),
     ] {
-        let line = line(backend, BOTH).await;
+        let line = line(backend, both).await;
         let t = line.call(from, &["mumble:agent", "mumble:agent", "0"]).await;
         let again = doc(&t, 1);
         assert!(again.spoken().contains(spelled), "{}", again.spoken());
@@ -168,7 +174,7 @@ async fn words_not_understood_are_asked_again_with_the_keys_spelled_out_then_key
 }
 
 async fn with_one_language_nothing_is_offered(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let t = line.call(STRANGER, &["9"]).await;
     let text = said(&t);
     assert!(!text.contains("Para español") && !text.contains("For English"), "{text}");
@@ -182,27 +188,40 @@ async fn with_one_language_nothing_is_offered(backend: Backend) {
 
 #[test]
 fn bad_language_settings_stop_the_start_and_name_what_is_wrong() {
-    use orderline::config::Settings;
-    let err = |pairs: &[(&str, &str)]| Settings::from_pairs(pairs.iter().copied()).unwrap_err().to_string();
-    let e = err(&[("languages", "en-US,es-US"), ("voices", "es-US=Polly.Joanna")]);
+    let with = |languages: &str, change: &dyn Fn(&mut orderline::config::IvrSettings)| {
+        let mut s = Settings::default();
+        s.ivr.languages = Some(languages.into());
+        change(&mut s.ivr);
+        s.validated()
+    };
+    let err = |languages: &str, change: &dyn Fn(&mut orderline::config::IvrSettings)| {
+        with(languages, change).unwrap_err().to_string()
+    };
+    let e = err("en-US,es-US", &|s| s.voices = Some("es-US=Polly.Joanna".into()));
     assert!(e.contains("ORDERLINE_VOICES") && e.contains("Polly.Joanna") && e.contains("es-US"), "{e}");
-    let e = err(&[("languages", "en-US,fr-CA")]);
+    let e = err("en-US,fr-CA", &|_| {});
     assert!(e.contains("fr-CA") && e.contains("templates") && e.contains("twiml/fr-CA/"), "{e}");
-    let e = err(&[("languages", "en-US,es-US"), ("voices", "de-DE=Polly.Hans")]);
+    let e = err("en-US,es-US", &|s| s.voices = Some("de-DE=Polly.Hans".into()));
     assert!(e.contains("de-DE") && e.contains("not among"), "{e}");
-    let e = err(&[("languages", "en-US,es-US"), ("prompt_mode", "media_stream")]);
+    let e = err("en-US,es-US", &|s| s.prompt_mode = PromptMode::MediaStream);
     assert!(e.contains("media_stream") && e.contains("en-US only"), "{e}");
-    let e = err(&[("languages", "es-US,es-MX"), ("voice", "Polly.Lupe")]);
+    let e = err("es-US,es-MX", &|s| s.voice = "Polly.Lupe".into());
     assert!(e.contains("Spanish twice"), "{e}");
 
-    let s = Settings::from_pairs([("languages", "es-US, en-US")]).unwrap_err().to_string();
+    let s = err("es-US, en-US", &|_| {});
     assert!(s.contains("ORDERLINE_VOICE") && s.contains("es-US"), "the first language takes ORDERLINE_VOICE: {s}");
-    let s = Settings::from_pairs([("languages", "es-US,en-US"), ("voice", "Polly.Lupe")]).unwrap();
+    let s = with("es-US,en-US", &|s| s.voice = "Polly.Lupe".into()).unwrap();
     let pairs: Vec<(&str, &str, &str)> =
-        s.languages.iter().map(|l| (l.tag.as_str(), l.language.code(), l.voice.as_str())).collect();
+        s.ivr.spoken_languages.iter().map(|l| (l.tag.as_str(), l.language.code(), l.voice.as_str())).collect();
     assert_eq!(pairs, [("es-US", "es", "Polly.Lupe"), ("en-US", "en", "Polly.Joanna")]);
-    let s = Settings::from_pairs([("language", "en-GB"), ("voice", "Polly.Amy")]).unwrap();
-    assert_eq!((s.languages.len(), s.language.as_str(), s.voice.as_str()), (1, "en-GB", "Polly.Amy"));
+    let mut s = Settings::default();
+    s.ivr.language = "en-GB".into();
+    s.ivr.voice = "Polly.Amy".into();
+    let s = s.validated().unwrap();
+    assert_eq!(
+        (s.ivr.spoken_languages.len(), s.ivr.language.as_str(), s.ivr.voice.as_str()),
+        (1, "en-GB", "Polly.Amy")
+    );
 }
 
 #[tokio::test]
@@ -216,7 +235,10 @@ async fn a_broken_spanish_template_stops_the_start_and_names_its_folder() {
     .unwrap();
     let db = common::TestDb::new(Backend::Sqlite).await;
     let dir_text = dir.path().to_str().unwrap();
-    let settings = common::settings_for(&db.url, &[("twiml_dir", dir_text), ("languages", "en-US,es-US")]);
+    let settings = common::settings_for(&db.url, |s| {
+        s.ivr.twiml_dir = Some(dir_text.into());
+        s.ivr.languages = Some("en-US,es-US".into());
+    });
     let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
     assert!(err.contains("es-US/menu.xml") && err.contains("line 3") && err.contains("Sya"), "{err}");
 }
@@ -224,7 +246,7 @@ async fn a_broken_spanish_template_stops_the_start_and_names_its_folder() {
 /// A customer whose locale the line does not speak hears the choice; one whose own locale is
 /// unset is known by the language of their latest order (`customer_locale`, `es-MX`: Spanish).
 async fn the_language_comes_from_the_customer_else_their_latest_order(backend: Backend) {
-    let line = line(backend, BOTH).await;
+    let line = line(backend, both).await;
     let dana = line.sim.customers().into_iter().find(|c| c.first_name.as_deref() == Some("Dana")).unwrap();
     let french = line.sim.change_customer(dana.id, |c| c.locale = Some("fr-CA".into())).unwrap();
     // A newcomer who never chose a language, whose order was placed in Mexican Spanish.
@@ -270,9 +292,11 @@ async fn the_language_comes_from_the_customer_else_their_latest_order(backend: B
 /// In the queue and after it, a Spanish caller still hears Spanish: the transfer's URLs carry
 /// the call's language.
 async fn a_spanish_caller_waits_in_the_queue_in_spanish(backend: Backend) {
-    let mut settings = BOTH.to_vec();
-    settings.push(("queue_max_wait", "1m"));
-    let line = line(backend, &settings).await;
+    let line = line(backend, |s| {
+        both(s);
+        s.handoff.queue_max_wait = Duration::from_secs(60);
+    })
+    .await;
     let mut config = CallerConfig::new(&line.app.url, common::line::TOKEN, SOFIA);
     config.transfer =
         Transfer::Queue(QueueScript { ahead: 1, avg_queue_time_s: 120, play_s: 25, ..QueueScript::default() });

@@ -8,6 +8,7 @@ use crate::common;
 use crate::common::{Backend, SHOP, TestApp, fixture, fixture_bytes};
 use chrono::Utc;
 use orderline::clock::ManualClock;
+use orderline::config::{Secret, Settings};
 use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;
 use orderline::shopify::graphql::{Operation, PAGE_SIZE};
@@ -33,21 +34,21 @@ fn order(name: &str) -> ShopifyOrder {
 }
 
 /// orderline with the emulator as its Shopify, no periodic reconciler and nothing warmed.
-async fn app_for(shop: &Shop, clock: Arc<ManualClock>, extra: &[(&str, &str)]) -> TestApp {
+async fn app_for(shop: &Shop, clock: Arc<ManualClock>, change: impl FnOnce(&mut Settings)) -> TestApp {
     let url = shop.server.url();
     let token = shop.sim.config().access_token.clone();
-    let mut settings = vec![
-        ("shopify_shop", SHOP),
-        ("shopify_access_token", token.as_str()),
-        ("shopify_api_url", url.as_str()),
-        ("lookup_budget", "400ms"),
-        ("freshness", "5m"),
-        ("reconcile_every", "0s"),
-        ("warm_count", "0"),
-        ("agent_token", "agent-secret"),
-    ];
-    settings.extend_from_slice(extra);
-    let app = TestApp::start_with_clock(Backend::Postgres, &settings, clock).await;
+    let settings = |s: &mut Settings| {
+        s.shopify.shop = Some(SHOP.into());
+        s.shopify.access_token = Some(Secret::new(token));
+        s.shopify.api_url = Some(url);
+        s.lookup.lookup_budget = Duration::from_millis(400);
+        s.lookup.freshness = Duration::from_secs(5 * 60);
+        s.sync.reconcile_every = Duration::ZERO;
+        s.lookup.warm_count = 0;
+        s.agents.agent_token = Some(Secret::new("agent-secret"));
+        change(s);
+    };
+    let app = TestApp::start_with_clock(Backend::Postgres, settings, clock).await;
     scopes_checked(&app).await;
     app
 }
@@ -79,7 +80,7 @@ fn statuses(answer: &orderline::lookup::CallerAnswer) -> Vec<Option<&'static str
 #[tokio::test]
 async fn a_fresh_row_is_answered_without_asking_shopify() {
     let shop = shop(SimConfig::default()).await;
-    let app = app_for(&shop, clock(), &[]).await;
+    let app = app_for(&shop, clock(), |_| {}).await;
     app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
     app.settle().await;
 
@@ -98,7 +99,7 @@ async fn a_stale_row_is_refreshed_from_shopify_within_budget() {
     let shop = shop(SimConfig::default()).await;
     shop.sim.upsert_order(order("order_fulfilled.json"));
     let clock = clock();
-    let app = app_for(&shop, clock.clone(), &[]).await;
+    let app = app_for(&shop, clock.clone(), |_| {}).await;
     app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
     app.settle().await;
     let lookup = &app.running.as_ref().unwrap().state.lookup;
@@ -127,7 +128,7 @@ async fn a_slow_shopify_gets_the_stale_row_within_budget_and_fresh_data_next_tim
     shop.sim.upsert_order(order("order_fulfilled.json"));
     shop.sim.set_latency(Duration::from_millis(900), Duration::ZERO);
     let clock = clock();
-    let app = app_for(&shop, clock.clone(), &[("lookup_budget", "300ms")]).await;
+    let app = app_for(&shop, clock.clone(), |s| s.lookup.lookup_budget = Duration::from_millis(300)).await;
     app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
     app.settle().await;
     clock.advance(chrono::Duration::minutes(10));
@@ -152,7 +153,7 @@ async fn a_slow_shopify_gets_the_stale_row_within_budget_and_fresh_data_next_tim
 #[tokio::test]
 async fn an_unknown_number_asks_shopify_once_then_is_cached_as_nobody() {
     let shop = shop(SimConfig::default()).await;
-    let app = app_for(&shop, clock(), &[]).await;
+    let app = app_for(&shop, clock(), |_| {}).await;
     let lookup = &app.running.as_ref().unwrap().state.lookup;
     let first = lookup.lookup("+14155550199").await.unwrap();
     assert_eq!((first.source, first.record.is_none()), (Source::Unknown, true));
@@ -167,7 +168,7 @@ async fn fifty_concurrent_lookups_for_one_number_make_one_shopify_request() {
     let shop = shop(SimConfig::default()).await;
     shop.sim.upsert_order(order("order_fulfilled.json"));
     shop.sim.set_latency(Duration::from_millis(200), Duration::ZERO);
-    let app = app_for(&shop, clock(), &[]).await;
+    let app = app_for(&shop, clock(), |_| {}).await;
     let lookup = app.running.as_ref().unwrap().state.lookup.clone();
     let answers = futures::future::join_all((0..50).map(|_| {
         let lookup = lookup.clone();
@@ -188,7 +189,7 @@ async fn no_request_is_sent_that_the_bucket_says_would_be_throttled() {
     let cost = f64::from(Operation::CustomersByPhone.estimated_cost(PAGE_SIZE));
     let shop = shop(SimConfig { bucket_max: cost + 20.0, restore_rate: 10.0, ..SimConfig::default() }).await;
     shop.sim.set_latency(Duration::from_millis(50), Duration::ZERO);
-    let app = app_for(&shop, clock(), &[("lookup_budget", "300ms")]).await;
+    let app = app_for(&shop, clock(), |s| s.lookup.lookup_budget = Duration::from_millis(300)).await;
     let lookup = app.running.as_ref().unwrap().state.lookup.clone();
     // Eight callers at once, each a different number: without the client's bucket, all eight
     // queries would go out and Shopify would throttle most of them.
@@ -214,7 +215,11 @@ async fn no_request_is_sent_that_the_bucket_says_would_be_throttled() {
 #[tokio::test]
 async fn the_breaker_opens_after_failures_and_closes_after_a_good_trial() {
     let shop = shop(SimConfig::default()).await;
-    let app = app_for(&shop, clock(), &[("breaker_threshold", "3"), ("breaker_cooldown", "500ms")]).await;
+    let app = app_for(&shop, clock(), |s| {
+        s.sync.breaker_threshold = 3;
+        s.sync.breaker_cooldown = Duration::from_millis(500);
+    })
+    .await;
     shop.sim.set_failure(Failure::Http500);
     let state = &app.running.as_ref().unwrap().state;
     let client = state.shopify.as_ref().unwrap();
@@ -240,7 +245,7 @@ async fn the_breaker_opens_after_failures_and_closes_after_a_good_trial() {
 #[tokio::test]
 async fn withheld_caller_ids_are_not_looked_up() {
     let shop = shop(SimConfig::default()).await;
-    let app = app_for(&shop, clock(), &[]).await;
+    let app = app_for(&shop, clock(), |_| {}).await;
     let lookup = &app.running.as_ref().unwrap().state.lookup;
     for raw in ["anonymous", "+266696687", ""] {
         assert_eq!(lookup.lookup(raw).await.unwrap().source, Source::Withheld, "{raw:?}");
@@ -252,7 +257,7 @@ async fn withheld_caller_ids_are_not_looked_up() {
 #[tokio::test]
 async fn the_customers_api_needs_the_agent_token_and_gives_ids_as_strings() {
     let shop = shop(SimConfig::default()).await;
-    let app = app_for(&shop, clock(), &[]).await;
+    let app = app_for(&shop, clock(), |_| {}).await;
     app.deliver("orders/fulfilled", "w1", &fixture_bytes("order_fulfilled.json")).await;
     app.settle().await;
     let url = format!("{}/api/customers?phone=%2B15551234567", app.url);
@@ -272,7 +277,7 @@ async fn the_customers_api_needs_the_agent_token_and_gives_ids_as_strings() {
 #[tokio::test]
 async fn without_an_agent_token_the_api_says_how_to_set_one() {
     let shop = shop(SimConfig::default()).await;
-    let app = app_for(&shop, clock(), &[("agent_token", "")]).await;
+    let app = app_for(&shop, clock(), |s| s.agents.agent_token = Some(Secret::new(""))).await;
     let response = app.client.get(format!("{}/api/customers?phone=%2B15551234567", app.url)).send().await.unwrap();
     assert_eq!(response.status(), 401);
     assert!(response.text().await.unwrap().contains("ORDERLINE_AGENT_TOKEN"));
@@ -282,7 +287,7 @@ async fn without_an_agent_token_the_api_says_how_to_set_one() {
 #[tokio::test]
 async fn warming_puts_callers_in_the_cache_before_anyone_calls() {
     let shop = shop(SimConfig::default()).await;
-    let app = app_for(&shop, clock(), &[]).await;
+    let app = app_for(&shop, clock(), |_| {}).await;
     let mut changes = app.store().subscribe_changes();
     app.deliver("orders/fulfilled", "w1", &fixture_bytes("order_fulfilled.json")).await;
     app.deliver("customers/create", "w2", &fixture_bytes("customer_create.json")).await;

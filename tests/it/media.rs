@@ -15,6 +15,7 @@ use crate::common::line::{Line, TOKEN, line, line_with};
 use chrono::{TimeZone, Utc};
 use futures::{SinkExt, StreamExt};
 use orderline::clock::ManualClock;
+use orderline::config::{PromptMode, Settings, VerifyPolicy};
 use orderline::sim::media::{
     MediaCaller, StreamSocket, StreamTranscript, connect_signed, connect_stream, connected, scripted_media, send, start,
 };
@@ -24,7 +25,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 const DANA: &str = "+15551234567";
 const STRANGER: &str = "+15550199999";
-pub(crate) const MEDIA: (&str, &str) = ("prompt_mode", "media_stream");
+pub(crate) fn media(s: &mut Settings) {
+    s.ivr.prompt_mode = PromptMode::MediaStream;
+}
 const FRAME_MS: f64 = 20.0;
 
 fn digit_clips(name: &str) -> Vec<String> {
@@ -44,7 +47,11 @@ pub(crate) async fn media_call(line: &Line, from: &str, keys: &[&str]) -> Stream
 }
 
 async fn a_known_caller_hears_their_order_and_the_menu_over_the_stream(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let t = media_call(&line, DANA, &["0"]).await;
 
     // The answer: a bidirectional stream with the call's context as parameters, then a Redirect.
@@ -124,8 +131,13 @@ async fn pressing_4_over_the_stream_texts_the_tracking_link(backend: Backend) {
     let twilio = TwilioRestSim::new(RestSimConfig { auth_token: TOKEN.into(), ..RestSimConfig::default() });
     let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (url, account) = (server.url(), twilio.config().account_sid.clone());
-    let settings = [MEDIA, ("verify", "none"), ("twilio_account_sid", &account), ("twilio_api_url", &url)];
-    let line = line(backend, &settings).await;
+    let settings = |s: &mut Settings| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+        s.twilio.account_sid = Some(account.to_string());
+        s.twilio.api_url = url.to_string();
+    };
+    let line = line(backend, settings).await;
     let t = media_call(&line, DANA, &["4", "0"]).await;
     // The menu offers it in recorded words; after 4, the menu again opens with "sent".
     let menu = &t.prompts[0].clips;
@@ -142,7 +154,11 @@ async fn pressing_4_over_the_stream_texts_the_tracking_link(backend: Backend) {
 }
 
 async fn frames_are_160_bytes_paced_at_50_a_second(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let t = media_call(&line, DANA, &["0"]).await;
     let prompt = &t.prompts[0];
     assert!(prompt.whole_frames, "every frame is 160 bytes");
@@ -164,7 +180,11 @@ async fn frames_are_160_bytes_paced_at_50_a_second(backend: Backend) {
 }
 
 async fn a_key_during_a_prompt_clears_it_and_the_next_prompt_follows(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     // 1 during the greeting (hear it again), then 0 during the repeat.
     let t = media_call(&line, DANA, &["!1", "!0"]).await;
     assert!(t.prompts[0].cleared && t.prompts[0].mark.is_none(), "the greeting was cut short: {:?}", t.prompts[0]);
@@ -184,7 +204,11 @@ async fn a_key_during_a_prompt_clears_it_and_the_next_prompt_follows(backend: Ba
 }
 
 async fn an_unknown_caller_keys_an_order_number_during_the_question(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "postal_code")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::PostalCode;
+    })
+    .await;
     let order = line.latest_order("Dana");
     let number: String = order.name.chars().filter(char::is_ascii_digit).collect();
     // The order number alone proves nothing under postal_code: the order's postal code follows.
@@ -206,8 +230,13 @@ async fn an_unknown_caller_keys_an_order_number_during_the_question(backend: Bac
 async fn outside_hours_the_stream_says_goodbye_and_the_redirect_hangs_up(backend: Backend) {
     // Saturday noon; the line opens Monday at 9.
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()));
-    let hours = [MEDIA, ("verify", "none"), ("hours", "mon-fri 09:00-17:00"), ("hours_timezone", "UTC")];
-    let line = line_with(backend, &hours, clock).await;
+    let hours = |s: &mut Settings| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.hours = "mon-fri 09:00-17:00".into();
+        s.handoff.hours_timezone = "UTC".into();
+    };
+    let line = line_with(backend, hours, clock).await;
     // An unknown caller keys a wrong order number twice: nobody to transfer to, so goodbye.
     let t = media_call(&line, STRANGER, &["!9#", "!9#"]).await;
     let last = t.prompts.last().unwrap();
@@ -290,7 +319,11 @@ fn mark(name: &str) -> FromTwilio {
 }
 
 async fn the_message_sequence_is_media_then_a_mark_and_marks_echo(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let (mut socket, _) = started(&line, DANA).await;
     // The greeting starts; 0 during it: clear, then the transfer's words and their mark.
     let mut frames = 0;
@@ -314,7 +347,11 @@ async fn the_message_sequence_is_media_then_a_mark_and_marks_echo(backend: Backe
 
 async fn unknown_events_digits_marks_and_unreadable_media_are_ignored_and_counted(backend: Backend) {
     // Twilio documents no closed set of events: what orderline does not know, it lets go.
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let (mut socket, _) = started(&line, DANA).await;
     assert_eq!(kind(&next(&mut socket).await.unwrap()), "media");
     send(&mut socket, &mark("9:made-up")).await.unwrap();
@@ -348,7 +385,11 @@ async fn unknown_events_digits_marks_and_unreadable_media_are_ignored_and_counte
 }
 
 async fn stop_ends_the_session_cleanly(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let (mut socket, call_sid) = started(&line, DANA).await;
     assert_eq!(kind(&next(&mut socket).await.unwrap()), "media");
     let stop = FromTwilio::Stop {
@@ -370,10 +411,15 @@ async fn stop_ends_the_session_cleanly(backend: Backend) {
 async fn frames_delayed_150_ms_at_random_play_without_an_underrun(backend: Backend) {
     // With the default lead (300 ms of audio queued at Twilio), jitter up to 150 ms never reaches
     // the caller; with no lead, the same jitter starves the playback (the model can underrun).
-    for (lead, expect_underruns) in [(None, false), (Some("0ms"), true)] {
-        let mut settings = vec![MEDIA, ("verify", "none")];
-        settings.extend(lead.map(|l| ("media_lead", l)));
-        let line = line(backend, &settings).await;
+    for (lead, expect_underruns) in [(None, false), (Some(Duration::ZERO), true)] {
+        let settings = |s: &mut Settings| {
+            media(s);
+            s.ivr.verify = VerifyPolicy::None;
+            if let Some(lead) = lead {
+                s.ivr.media_lead = lead;
+            }
+        };
+        let line = line(backend, settings).await;
         let mut caller = media_caller(&line, DANA);
         caller.jitter = Duration::from_millis(150);
         let t = caller.call(&mut scripted_media(&["0"]), |_| {}).await.unwrap();
@@ -386,7 +432,11 @@ async fn frames_delayed_150_ms_at_random_play_without_an_underrun(backend: Backe
 }
 
 async fn a_handshake_signed_over_the_url_with_a_trailing_slash_is_accepted(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let mut caller = media_caller(&line, DANA);
     caller.sign_with_trailing_slash = true;
     let t = caller.call(&mut scripted_media(&["!0"]), |_| {}).await.unwrap();
@@ -398,7 +448,10 @@ async fn a_handshake_signed_over_the_url_with_a_trailing_slash_is_accepted(backe
 async fn media_mode_refuses_to_start_unless_the_stream_is_wss_on_443(backend: Backend) {
     let db = common::TestDb::new(backend).await;
     for public_url in ["https://line.example.com:8443", "http://line.example.com"] {
-        let settings = common::settings_for(&db.url, &[MEDIA, ("public_url", public_url)]);
+        let settings = common::settings_for(&db.url, |s| {
+            media(s);
+            s.server.public_url = public_url.to_string();
+        });
         let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
         assert!(err.contains("ORDERLINE_PUBLIC_URL") && err.contains("ORDERLINE_PROMPT_MODE"), "{err}");
     }
@@ -406,15 +459,12 @@ async fn media_mode_refuses_to_start_unless_the_stream_is_wss_on_443(backend: Ba
 
 async fn a_media_call_under_a_public_url_with_a_path_keeps_it_everywhere(backend: Backend) {
     use orderline::sim::twilio::{DialOutcome, Transfer};
-    let line = line(
-        backend,
-        &[
-            MEDIA,
-            ("verify", "none"),
-            ("public_url", "http://127.0.0.1:0/support/line"),
-            ("transfer_to", "tel:+14155550100"),
-        ],
-    )
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+        s.server.public_url = "http://127.0.0.1:0/support/line".into();
+        s.handoff.transfer_to = "tel:+14155550100".into();
+    })
     .await;
     let base = format!("{}/support/line", line.app.url);
     let mut config = CallerConfig::new(&base, TOKEN, DANA);
@@ -469,7 +519,11 @@ fn text(message: &FromTwilio) -> Message {
 }
 
 async fn malformed_or_out_of_order_messages_close_the_stream_with_a_reason(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let silence = FromTwilio::Media {
         sequence_number: None,
         stream_sid: "MZ1".into(),
@@ -512,7 +566,11 @@ async fn malformed_or_out_of_order_messages_close_the_stream_with_a_reason(backe
 }
 
 async fn an_unsigned_or_forged_handshake_is_refused(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let (url, _, _) = answered(&line, DANA).await;
     let forged = orderline::twilio::signature::sign("not-the-token", &url, &[]);
     assert!(matches!(connect_signed(&url, &forged).await, Err(CallError::Forbidden { .. })));
@@ -521,7 +579,11 @@ async fn an_unsigned_or_forged_handshake_is_refused(backend: Backend) {
 }
 
 async fn a_stream_that_ended_without_a_decision_gets_the_fallback(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     // The stream failed before any decision (here: never opened): Twilio goes on to the Redirect.
     let caller = TwilioCaller::new(CallerConfig::new(&line.app.url, TOKEN, DANA));
     let (_, _, call_sid) = answered(&line, DANA).await;
@@ -558,7 +620,11 @@ on_both_backends!(
 /// `orderline call --media` through the real binary: it prints the prompts it decoded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_call_command_speaks_the_media_streams_protocol() {
-    let line = line(Backend::Sqlite, &[MEDIA, ("verify", "none")]).await;
+    let line = line(Backend::Sqlite, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let url = line.app.url.clone();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_orderline"))
@@ -647,7 +713,11 @@ fn the_audio_for_order_1042_shipped_on_november_20_is_exactly_its_clips() {
 }
 
 async fn with_the_database_down_the_stream_apologises_and_hands_the_caller_to_a_person(backend: Backend) {
-    let line = line(backend, &[MEDIA, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     line.app.store().close().await;
     let t = media_call(&line, STRANGER, &[]).await;
     assert_eq!(t.prompts.len(), 1, "{:?}", t.clips());

@@ -2,6 +2,7 @@
 //! POSTed to the receiver as JSON signed with HMAC-SHA256; a receiver that fails is retried with
 //! backoff until it answers, and after the last attempt the notification is kept as dead.
 
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,7 +73,12 @@ pub(crate) async fn wait_for_requests(receiver: &Receiver, count: usize) {
 
 async fn a_transferred_call_reaches_the_receiver_signed_after_two_failures(backend: Backend) {
     let (url, receiver) = start_receiver(2).await;
-    let line = line(backend, &[("verify", "none"), ("notify_url", &url), ("notify_secret", SECRET)]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.agents.notify_url = Some(url.to_string());
+        s.agents.notify_secret = Some(Secret::new(SECRET));
+    })
+    .await;
     let t = line.call(DANA, &["2", "0"]).await;
     assert!(t.last().find("Enqueue").is_some(), "put through");
     wait_for_requests(&receiver, 3).await;
@@ -116,9 +122,13 @@ async fn a_transferred_call_reaches_the_receiver_signed_after_two_failures(backe
 
 async fn a_receiver_that_keeps_failing_leaves_a_dead_notification_with_its_error(backend: Backend) {
     let (url, receiver) = start_receiver(usize::MAX).await;
-    let settings =
-        [("verify", "none"), ("notify_url", url.as_str()), ("notify_secret", SECRET), ("notify_max_attempts", "2")];
-    let line = line(backend, &settings).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.agents.notify_url = Some(url.clone());
+        s.agents.notify_secret = Some(Secret::new(SECRET));
+        s.agents.notify_max_attempts = 2;
+    })
+    .await;
     let t = line.call(DANA, &["0"]).await;
     wait_for_requests(&receiver, 2).await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -139,7 +149,12 @@ async fn a_receiver_that_keeps_failing_leaves_a_dead_notification_with_its_error
 
 async fn calls_that_are_not_transferred_send_nothing(backend: Backend) {
     let (url, receiver) = start_receiver(0).await;
-    let line = line(backend, &[("verify", "none"), ("notify_url", &url), ("notify_secret", SECRET)]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.agents.notify_url = Some(url.to_string());
+        s.agents.notify_secret = Some(Secret::new(SECRET));
+    })
+    .await;
     let t = line.call(DANA, &["2"]).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(receiver.seen.lock().unwrap().is_empty());
@@ -149,9 +164,13 @@ async fn calls_that_are_not_transferred_send_nothing(backend: Backend) {
 
 #[test]
 fn a_notify_url_without_a_secret_stops_the_start() {
-    let err = orderline::config::Settings::from_pairs([("notify_url", "https://hooks.example.com/x")]).unwrap_err();
+    let mut settings = Settings::default();
+    settings.agents.notify_url = Some("https://hooks.example.com/x".into());
+    let err = settings.clone().validated().unwrap_err();
     assert!(err.to_string().contains("ORDERLINE_NOTIFY_SECRET"), "{err}");
-    let err = orderline::config::Settings::from_pairs([("notify_url", "ftp://x"), ("notify_secret", "s")]).unwrap_err();
+    settings.agents.notify_url = Some("ftp://x".into());
+    settings.agents.notify_secret = Some(Secret::new("s"));
+    let err = settings.validated().unwrap_err();
     assert!(err.to_string().contains("ORDERLINE_NOTIFY_URL"), "{err}");
 }
 

@@ -9,7 +9,7 @@ use crate::common;
 use crate::common::{Backend, SHOP, TestDb};
 use orderline::app;
 use orderline::clock::SystemClock;
-use orderline::config::Settings;
+use orderline::config::{Secret, Settings};
 use orderline::ops::Metrics;
 use orderline::shopify::graphql::Operation;
 use orderline::shopify::payload::ShopifyChange;
@@ -108,12 +108,11 @@ async fn an_interrupted_paged_sweep_resumes_where_it_stopped() {
 }
 
 fn reconciler_for(sim: &ShopifySim, api_url: &str, store: &Store) -> Reconciler {
-    let settings = Settings::from_pairs([
-        ("shopify_access_token", sim.config().access_token.as_str()),
-        ("shopify_api_url", api_url),
-        ("breaker_threshold", "100"),
-    ])
-    .unwrap();
+    let mut settings = Settings::default();
+    settings.shopify.access_token = Some(Secret::new(sim.config().access_token.as_str()));
+    settings.shopify.api_url = Some(api_url.to_string());
+    settings.sync.breaker_threshold = 100;
+    let settings = settings.validated().unwrap();
     let metrics = Arc::new(Metrics::new());
     Reconciler {
         store: store.clone(),
@@ -212,16 +211,13 @@ async fn serve_checks_for_deletions_when_due_not_on_every_sweep(backend: Backend
     sim.seed_generated(10, 3);
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (token, url) = (sim.config().access_token.clone(), server.url());
-    let app = common::TestApp::start_with(
-        backend,
-        &[
-            ("shopify_shop", SHOP),
-            ("shopify_access_token", &token),
-            ("shopify_api_url", &url),
-            ("reconcile_every", "1s"),
-            ("reconcile_deletions_every", "1h"),
-        ],
-    )
+    let app = common::TestApp::start_with(backend, |s| {
+        s.shopify.shop = Some(SHOP.to_string());
+        s.shopify.access_token = Some(Secret::new(&token));
+        s.shopify.api_url = Some(url.to_string());
+        s.sync.reconcile_every = Duration::from_secs(1);
+        s.sync.reconcile_deletions_every = Duration::from_secs(3600);
+    })
     .await;
     let store = app.store().clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

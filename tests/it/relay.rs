@@ -14,6 +14,7 @@ use crate::common;
 use crate::common::Backend;
 use crate::common::line::{Line, TOKEN, line};
 use futures::{SinkExt, StreamExt};
+use orderline::config::{PromptMode, Settings, VerifyPolicy};
 use orderline::sim::relay::{
     CallerTurn, Dialled, RelayCaller, RelayTranscript, handshake_signature, scripted_relay, send, setup,
 };
@@ -23,9 +24,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 const DANA: &str = "+15551234567";
 const STRANGER: &str = "+15550199999";
-const RELAY: (&str, &str) = ("prompt_mode", "conversation_relay");
+fn relay(s: &mut Settings) {
+    s.ivr.prompt_mode = PromptMode::ConversationRelay;
+}
 /// Twilio's speech is taken to be instant here: a question's time to answer is its Gather timeout.
-const FAST: (&str, &str) = ("relay_words_per_minute", "1000000");
+fn fast(s: &mut Settings) {
+    s.ivr.relay_words_per_minute = 1000000;
+}
 const AGENT: &str = "tel:+14155550100";
 
 fn relay_caller(line: &Line, from: &str) -> RelayCaller {
@@ -47,7 +52,12 @@ async fn events(line: &Line, call_sid: &str) -> Vec<(i32, String, String)> {
 }
 
 async fn a_known_caller_is_greeted_by_name_and_hears_their_order_when_asking_for_their_package(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let latest = spoken_digits(&line.latest_order("Dana").name);
     let t = relay_call(&line, DANA, &["say:where is my package"]).await;
 
@@ -90,7 +100,12 @@ async fn a_known_caller_is_greeted_by_name_and_hears_their_order_when_asking_for
 }
 
 async fn an_unknown_caller_says_their_order_number_and_hears_that_order(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let order = line.latest_order("Dana");
     let digits: String = order.name.chars().filter(char::is_ascii_digit).collect();
     // Said as people say four-digit numbers: "ten forty-two" for 1042.
@@ -107,7 +122,12 @@ async fn an_unknown_caller_says_their_order_number_and_hears_that_order(backend:
 }
 
 async fn keys_work_too_one_hears_it_again_and_zero_reaches_a_person(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let latest = spoken_digits(&line.latest_order("Dana").name);
     let t = relay_call(&line, DANA, &["1", "0"]).await;
     assert_eq!(t.said, [CallerTurn::Press("1".into()), CallerTurn::Press("0".into())]);
@@ -120,7 +140,13 @@ async fn keys_work_too_one_hears_it_again_and_zero_reaches_a_person(backend: Bac
 }
 
 async fn saying_agent_ends_the_session_and_the_connect_action_dials_the_agent(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none"), ("transfer_to", AGENT)]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.transfer_to = AGENT.to_string();
+    })
+    .await;
     let t = relay_call(&line, DANA, &["say:I want to talk to a person"]).await;
     assert_eq!(t.handoff.as_deref(), Some(r#"{"reason":"transfer","step":2}"#));
     let after = t.after.as_ref().expect("the action was requested");
@@ -149,13 +175,18 @@ impl NumberOf for orderline::twilio::twiml::Verb {
 
 async fn the_call_record_and_events_match_twiml_modes_for_the_same_call(backend: Backend) {
     let script = ["say:where is my package", "say:agent"];
-    let twiml = line(backend, &[("verify", "none")]).await;
+    let twiml = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let by_twiml = twiml.call(DANA, &script).await;
     let twiml_events = events(&twiml, &by_twiml.call_sid).await;
     let twiml_call = twiml.app.store().call(&by_twiml.call_sid).await.unwrap().unwrap();
     twiml.app.stop().await;
 
-    let relay = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    let relay = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let by_relay = relay_call(&relay, DANA, &script).await;
     assert!(matches!(by_relay.ending, Ending::Enqueue(_)), "{:?}", by_relay.ending);
     let relay_events = events(&relay, by_relay.call_sid()).await;
@@ -183,7 +214,12 @@ async fn the_call_record_and_events_match_twiml_modes_for_the_same_call(backend:
 }
 
 async fn silence_is_asked_again_once_then_the_caller_reaches_a_person(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let started = std::time::Instant::now();
     let t = relay_call(&line, DANA, &["timeout", "timeout"]).await;
     assert!(t.heard[1].starts_with("Sorry, I didn't catch that."), "asked again: {:?}", t.heard);
@@ -199,7 +235,12 @@ async fn silence_is_asked_again_once_then_the_caller_reaches_a_person(backend: B
 }
 
 async fn with_the_database_down_the_caller_hears_the_apology_and_reaches_a_person(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     line.app.store().close().await;
     let t = relay_call(&line, STRANGER, &["say:agent"]).await;
     // No session to open: the incoming call is answered with the fallback TwiML itself.
@@ -268,7 +309,12 @@ async fn wait_for_metric(line: &Line, needle: &str) -> String {
 }
 
 async fn bad_input_is_asked_again_ignored_and_counted_never_a_crash(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let (mut socket, dialled) = opened(&line, DANA).await;
     // What orderline does not know, Twilio's error reports and a partial transcript: let go.
     socket.send(Message::Text(r#"{"type":"transcription","text":"hi"}"#.into())).await.unwrap();
@@ -318,9 +364,13 @@ async fn bad_input_is_asked_again_ignored_and_counted_never_a_crash(backend: Bac
 }
 
 async fn another_instance_answers_the_connect_action_with_the_sessions_decision(backend: Backend) {
-    let settings = [RELAY, FAST, ("verify", "none")];
-    let line = line(backend, &settings).await;
-    let other = orderline::app::start(common::settings_for(&line.app.db.url, &settings)).await.unwrap();
+    let settings = |s: &mut Settings| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    };
+    let line = line(backend, settings).await;
+    let other = orderline::app::start(common::settings_for(&line.app.db.url, settings)).await.unwrap();
     let (mut socket, dialled) = opened(&line, DANA).await;
     send(&mut socket, &prompt("a person please", true)).await.unwrap();
     let Ok(ToTwilio::End { handoff_data: Some(handoff) }) = next(&mut socket).await else { panic!("the session ends") };
@@ -338,7 +388,12 @@ async fn another_instance_answers_the_connect_action_with_the_sessions_decision(
 }
 
 async fn invalid_json_or_a_forged_setup_closes_the_session_with_the_reason(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let (mut socket, _) = opened(&line, DANA).await;
     socket.send(Message::Text("{\"type\":\"prompt\",".into())).await.unwrap();
     let (code, reason) = next(&mut socket).await.unwrap_err();
@@ -359,7 +414,12 @@ async fn invalid_json_or_a_forged_setup_closes_the_session_with_the_reason(backe
 }
 
 async fn an_unsigned_or_wrongly_signed_handshake_is_refused(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let caller = relay_caller(&line, DANA);
     let dialled = caller.dial().await.unwrap();
     let mut forged = caller.clone();
@@ -375,7 +435,12 @@ async fn an_unsigned_or_wrongly_signed_handshake_is_refused(backend: Backend) {
 }
 
 async fn the_connect_action_without_handoff_data_always_answers_valid_twiml(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none")]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let caller = line.caller(DANA);
     let url = format!("{}/twilio/relay/end", line.app.url);
     let call_sid = random_call_sid();
@@ -409,7 +474,10 @@ async fn the_connect_action_without_handoff_data_always_answers_valid_twiml(back
 async fn relay_mode_refuses_to_start_unless_the_session_url_is_wss_on_443(backend: Backend) {
     let db = common::TestDb::new(backend).await;
     for public_url in ["https://line.example.com:8443", "http://line.example.com"] {
-        let settings = common::settings_for(&db.url, &[RELAY, ("public_url", public_url)]);
+        let settings = common::settings_for(&db.url, |s| {
+            relay(s);
+            s.server.public_url = public_url.to_string();
+        });
         let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
         assert!(err.contains("ORDERLINE_PROMPT_MODE=conversation_relay") && err.contains("wss://"), "{err}");
     }
@@ -418,7 +486,12 @@ async fn relay_mode_refuses_to_start_unless_the_session_url_is_wss_on_443(backen
 /// `orderline call --relay` through the real binary: the greeting, the words said, the transfer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_call_command_speaks_conversation_relay() {
-    let line = line(Backend::Sqlite, &[RELAY, FAST, ("verify", "none")]).await;
+    let line = line(Backend::Sqlite, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+    })
+    .await;
     let url = line.app.url.clone();
     let db_url = line.app.db.url.clone();
     let args = ["call", DANA, "--relay", "--url", &url, "--token", TOKEN, "--say", "a person please"];
@@ -453,10 +526,19 @@ fn number_words(n: u32) -> String {
 
 /// Sofia Alvarez shops in Spanish (her Shopify locale is `es` in the emulator's demo shop).
 const SOFIA: &str = "+15550199034";
-const BOTH: [(&str, &str); 2] = [("languages", "en-US,es-US"), ("voices", "es-US=Polly.Lupe-Neural")];
+fn both(s: &mut Settings) {
+    s.ivr.languages = Some("en-US,es-US".into());
+    s.ivr.voices = Some("es-US=Polly.Lupe-Neural".into());
+}
 
 async fn a_spanish_customer_hears_spanish_from_the_first_word_and_is_understood_in_spanish(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none"), BOTH[0], BOTH[1]]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+        both(s);
+    })
+    .await;
     let latest = spoken_digits(&line.latest_order("Sofia").name);
     let t = relay_call(&line, SOFIA, &["say:¿dónde está mi paquete?", "say:quiero hablar con un agente"]).await;
     // Twilio speaks and listens in Spanish from the greeting on, with the Spanish voice and words.
@@ -482,7 +564,13 @@ async fn a_spanish_customer_hears_spanish_from_the_first_word_and_is_understood_
 }
 
 async fn an_unknown_caller_presses_9_and_twilio_switches_to_spanish(backend: Backend) {
-    let line = line(backend, &[RELAY, FAST, ("verify", "none"), BOTH[0], BOTH[1]]).await;
+    let line = line(backend, |s| {
+        relay(s);
+        fast(s);
+        s.ivr.verify = VerifyPolicy::None;
+        both(s);
+    })
+    .await;
     let order = line.latest_order("Dana");
     let digits: String = order.name.chars().filter(char::is_ascii_digit).collect();
     let t = relay_call(&line, STRANGER, &["9", &format!("{digits}#")]).await;

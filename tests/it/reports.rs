@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::domain::report::day_of;
 use orderline::domain::{EventKind, TransferReason};
 use orderline::store::{CallEvent, CallWrite, NewCall, NewSms, Ts};
@@ -153,10 +154,12 @@ fn range_of(base: DateTime<Utc>) -> String {
     format!("from={from}&to={}", from + chrono::Duration::days(2))
 }
 
-async fn app(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-    let mut settings = vec![("agent_token", AGENT)];
-    settings.extend_from_slice(extra);
-    TestApp::start_with(backend, &settings).await
+async fn app(backend: Backend, change: impl FnOnce(&mut Settings)) -> TestApp {
+    TestApp::start_with(backend, |s| {
+        s.agents.agent_token = Some(Secret::new(AGENT));
+        change(s);
+    })
+    .await
 }
 
 async fn api(app: &TestApp, query: &str) -> (StatusCode, String, String) {
@@ -220,7 +223,7 @@ fn assert_known_answers(r: &Value, base: DateTime<Utc>) {
 }
 
 async fn the_report_counts_a_known_history(backend: Backend) {
-    let app = app(backend, &[]).await;
+    let app = app(backend, |_| {}).await;
     let base = recent_base();
     app.store().record_calls(&writes(base, "")).await.unwrap();
     let r = report(&app, &range_of(base)).await;
@@ -231,7 +234,7 @@ async fn the_report_counts_a_known_history(backend: Backend) {
 
 async fn a_call_back_after_the_repeat_window_does_not_count_against_orderline(backend: Backend) {
     // A called back 11 h later: with a 6 h window both of A's calls are resolved.
-    let app = app(backend, &[("repeat_call_window", "6h")]).await;
+    let app = app(backend, |s| s.reports.repeat_call_window = Duration::from_secs(6 * 3600)).await;
     let base = recent_base();
     app.store().record_calls(&writes(base, "")).await.unwrap();
     let r = report(&app, &range_of(base)).await;
@@ -242,7 +245,7 @@ async fn a_call_back_after_the_repeat_window_does_not_count_against_orderline(ba
 }
 
 async fn the_report_comes_as_csv_when_asked(backend: Backend) {
-    let app = app(backend, &[]).await;
+    let app = app(backend, |_| {}).await;
     let base = recent_base();
     app.store().record_calls(&writes(base, "")).await.unwrap();
     for query in [format!("{}&format=csv", range_of(base))] {
@@ -278,7 +281,7 @@ async fn the_report_comes_as_csv_when_asked(backend: Backend) {
 }
 
 async fn reports_need_the_agents_login(backend: Backend) {
-    let app = app(backend, &[]).await;
+    let app = app(backend, |_| {}).await;
     let response = app.client.get(format!("{}/api/reports", app.url)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let response = app.client.get(format!("{}/api/reports", app.url)).bearer_auth("wrong").send().await.unwrap();
@@ -298,7 +301,7 @@ async fn reports_need_the_agents_login(backend: Backend) {
 }
 
 async fn a_bad_range_is_a_clear_400(backend: Backend) {
-    let app = app(backend, &[]).await;
+    let app = app(backend, |_| {}).await;
     for (query, says) in [
         ("from=June", "`from` must be a date like 2026-06-01"),
         ("to=2026-13-01", "`to` must be a date"),
@@ -318,7 +321,11 @@ async fn a_bad_range_is_a_clear_400(backend: Backend) {
 }
 
 async fn retention_deletes_old_calls_and_the_aggregates_still_answer(backend: Backend) {
-    let app = app(backend, &[("retention", "90d"), ("retention_every", "100ms")]).await;
+    let app = app(backend, |s| {
+        s.reports.retention = Duration::from_secs(90 * 86_400);
+        s.reports.retention_every = Duration::from_millis(100);
+    })
+    .await;
     let old = day_of(Utc::now()) - chrono::Duration::days(200);
     let recent = recent_base();
     let mut all = writes(old, "old");
@@ -365,7 +372,11 @@ async fn retention_deletes_old_calls_and_the_aggregates_still_answer(backend: Ba
 }
 
 async fn real_calls_are_counted_with_orderline_s_own_response_time(backend: Backend) {
-    let line = line(backend, &[("verify", "none"), ("agent_token", AGENT)]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.agents.agent_token = Some(Secret::new(AGENT));
+    })
+    .await;
     // Dana hears her order and hangs up, then calls again and asks for a person.
     let first = line.call("+15551234567", &[]).await;
     let second = line.call("+15551234567", &["0"]).await;
@@ -389,7 +400,7 @@ async fn real_calls_are_counted_with_orderline_s_own_response_time(backend: Back
 }
 
 async fn days_and_hours_are_in_the_line_s_time_zone(backend: Backend) {
-    let app = app(backend, &[("hours_timezone", "America/New_York")]).await;
+    let app = app(backend, |s| s.handoff.hours_timezone = "America/New_York".into()).await;
     // 02:30 UTC is the evening before in New York (21:30 or 22:30).
     let at = recent_base() + chrono::Duration::minutes(150);
     let local = at.with_timezone(&chrono_tz::America::New_York);
@@ -425,7 +436,7 @@ on_both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reports_page_draws_its_charts_in_chromium() {
     const WAIT: Duration = Duration::from_secs(15);
-    let app = app(Backend::Postgres, &[]).await;
+    let app = app(Backend::Postgres, |_| {}).await;
     let base = recent_base();
     app.store().record_calls(&writes(base, "")).await.unwrap();
     let browser = Browser::launch().await.expect("headless Chromium (apt-get install -y chromium)");

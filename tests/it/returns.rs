@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use orderline::app;
 use orderline::clock::SystemClock;
-use orderline::config::Settings;
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::domain::{DeclineReason, ShopifyId};
 use orderline::ivr::order_status::spoken_digits;
 use orderline::ops::Metrics;
@@ -30,10 +30,12 @@ const DANA: &str = "+15551234567";
 
 /// orderline with the demo shop, callers trusted by caller ID, and the emulator's webhooks
 /// flowing to it.
-async fn shop(backend: Backend, extra: &[(&str, &str)]) -> Line {
-    let mut settings = vec![("verify", "none")];
-    settings.extend_from_slice(extra);
-    let line = line(backend, &settings).await;
+async fn shop(backend: Backend, change: impl FnOnce(&mut Settings)) -> Line {
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        change(s);
+    })
+    .await;
     line.sim.set_webhook_target(WebhookTarget::new(format!("{}/shopify/webhooks", line.app.url), SECRET, SHOP));
     line
 }
@@ -65,7 +67,7 @@ fn dana_order(line: &Line) -> ShopifyOrder {
 }
 
 async fn a_requested_return_is_waiting_for_approval(backend: Backend) {
-    let line = shop(backend, &[]).await;
+    let line = shop(backend, |_| {}).await;
     let order = dana_order(&line);
     line.sim.request_return(order.id, 1, 0).expect("the order is in the shop");
     delivered(&line).await;
@@ -78,7 +80,7 @@ async fn a_requested_return_is_waiting_for_approval(backend: Backend) {
 }
 
 async fn an_approved_return_names_its_label_carrier_then_says_when_the_parcel_arrived(backend: Backend) {
-    let line = shop(backend, &[]).await;
+    let line = shop(backend, |_| {}).await;
     let order = dana_order(&line);
     let number = spoken_digits(&order.name);
     let id = line.sim.request_return(order.id, 2, 0).unwrap();
@@ -109,7 +111,7 @@ async fn an_approved_return_names_its_label_carrier_then_says_when_the_parcel_ar
 }
 
 async fn a_declined_return_says_shopifys_reason(backend: Backend) {
-    let line = shop(backend, &[]).await;
+    let line = shop(backend, |_| {}).await;
     let order = dana_order(&line);
     let id = line.sim.request_return(order.id, 1, 0).unwrap();
     assert!(line.sim.decline_return(id, DeclineReason::FinalSale, Some("Clearance item")));
@@ -124,7 +126,7 @@ async fn a_declined_return_says_shopifys_reason(backend: Backend) {
 }
 
 async fn a_refunded_return_says_how_much_when_and_when_it_reaches_the_card(backend: Backend) {
-    let line = shop(backend, &[]).await;
+    let line = shop(backend, |_| {}).await;
     let order = dana_order(&line);
     let id = line.sim.request_return(order.id, 1, 0).unwrap();
     assert!(line.sim.approve_return(id));
@@ -143,7 +145,11 @@ async fn a_refunded_return_says_how_much_when_and_when_it_reaches_the_card(backe
 }
 
 async fn over_media_streams_a_refund_is_said_with_its_amount_and_the_return_window(backend: Backend) {
-    let line = shop(backend, &[crate::media::MEDIA, ("return_window_days", "30")]).await;
+    let line = shop(backend, |s| {
+        crate::media::media(s);
+        s.ivr.return_window_days = Some(30);
+    })
+    .await;
     let order = dana_order(&line);
     let id = line.sim.request_return(order.id, 1, 0).unwrap();
     assert!(line.sim.approve_return(id));
@@ -162,7 +168,7 @@ async fn over_media_streams_a_refund_is_said_with_its_amount_and_the_return_wind
 }
 
 async fn an_exchange_is_mentioned(backend: Backend) {
-    let line = shop(backend, &[]).await;
+    let line = shop(backend, |_| {}).await;
     let order = dana_order(&line);
     let id = line.sim.request_return(order.id, 1, 1).unwrap();
     assert!(line.sim.approve_return(id));
@@ -201,7 +207,7 @@ async fn post(line: &Line, topic: &str, webhook_id: &str, body: &serde_json::Val
 }
 
 async fn an_approval_delivered_before_its_request_leaves_the_return_open(backend: Backend) {
-    let line = shop(backend, &[]).await;
+    let line = shop(backend, |_| {}).await;
     let order = dana_order(&line);
     let number = spoken_digits(&order.name);
     let body = |id: i64, status: &str| {
@@ -250,7 +256,7 @@ async fn an_approval_delivered_before_its_request_leaves_the_return_open(backend
 
 async fn an_order_past_the_return_window_is_said_to_be_past_it(backend: Backend) {
     // The window is one day shorter than the time since Dana's most recent delivery.
-    let probe = shop(backend, &[]).await;
+    let probe = shop(backend, |_| {}).await;
     let dana = probe.sim.customers().into_iter().find(|c| c.phone.as_deref() == Some(DANA)).unwrap();
     let delivered_orders: Vec<(ShopifyOrder, DateTime<Utc>)> = probe
         .sim
@@ -267,8 +273,8 @@ async fn an_order_past_the_return_window_is_said_to_be_past_it(backend: Backend)
     let (past, delivered_at) = delivered_orders.into_iter().max_by_key(|(_, at)| *at).expect("Dana has a delivery");
     let days = (Utc::now() - delivered_at).num_days();
     assert!(days >= 2, "the demo delivery is {days} days old");
-    let window = (days - 1).to_string();
-    let line = shop(backend, &[("return_window_days", window.as_str())]).await;
+    let window = u32::try_from(days - 1).unwrap();
+    let line = shop(backend, |s| s.ivr.return_window_days = Some(window)).await;
 
     let heard = key_3(&line, DANA).await;
     let number = spoken_digits(&past.name);
@@ -281,7 +287,7 @@ async fn an_order_past_the_return_window_is_said_to_be_past_it(backend: Backend)
 }
 
 async fn a_caller_with_nothing_to_return_hears_one_sentence(backend: Backend) {
-    let line = shop(backend, &[]).await;
+    let line = shop(backend, |_| {}).await;
     // A customer whose recent orders have no return and no refund.
     let orders = line.sim.orders();
     let quiet = line
@@ -310,7 +316,7 @@ async fn a_caller_with_nothing_to_return_hears_one_sentence(backend: Backend) {
 
 async fn the_agents_card_shows_each_orders_return_and_refund(backend: Backend) {
     const AGENT: &str = "agent-token-for-returns";
-    let line = shop(backend, &[("agent_token", AGENT)]).await;
+    let line = shop(backend, |s| s.agents.agent_token = Some(Secret::new(AGENT))).await;
     let order = dana_order(&line);
     let id = line.sim.request_return(order.id, 1, 2).unwrap();
     assert!(line.sim.approve_return(id));
@@ -336,7 +342,7 @@ async fn the_agents_card_shows_each_orders_return_and_refund(backend: Backend) {
 
 async fn a_return_whose_webhooks_were_lost_is_learned_from_a_sweep(backend: Backend) {
     // No webhooks reach orderline: the return is known only to Shopify.
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let order = dana_order(&line);
     let id = line.sim.request_return(order.id, 1, 0).unwrap();
     assert!(line.sim.decline_return(id, DeclineReason::ReturnPeriodEnded, None));
@@ -347,11 +353,10 @@ async fn a_return_whose_webhooks_were_lost_is_learned_from_a_sweep(backend: Back
     for resource in ["customers", "orders"] {
         store.advance_watermark(SHOP, resource, long_ago, long_ago).await.unwrap();
     }
-    let settings = Settings::from_pairs([
-        ("shopify_access_token", line.sim.config().access_token.as_str()),
-        ("shopify_api_url", line.shopify_url().as_str()),
-    ])
-    .unwrap();
+    let mut settings = Settings::default();
+    settings.shopify.access_token = Some(Secret::new(line.sim.config().access_token.as_str()));
+    settings.shopify.api_url = Some(line.shopify_url());
+    let settings = settings.validated().unwrap();
     let metrics = Arc::new(Metrics::new());
     let reconciler = Reconciler {
         store: store.clone(),
@@ -428,7 +433,7 @@ async fn the_order_documents_ask_for_returns_shopify_defines(backend: Backend) {
     }
     // And the emulator, which checks every document against the same extract, answers a live
     // fetch carrying a return with its label.
-    let line = shop(backend, &[]).await;
+    let line = shop(backend, |_| {}).await;
     let order = dana_order(&line);
     let id = line.sim.request_return(order.id, 1, 0).unwrap();
     line.sim.approve_return(id);

@@ -145,11 +145,10 @@ async fn setup_shopify_moves_an_old_address_and_removes_what_orderline_does_not_
     let line = Line::start().await;
     let old = "http://127.0.0.1:9/shopify/webhooks";
     let ours = format!("{}/shopify/webhooks", line.app.url);
-    let settings = orderline::config::Settings::from_pairs([
-        ("shopify_api_url", line.shopify_url().as_str()),
-        ("shopify_access_token", line.shopify.config().access_token.as_str()),
-    ])
-    .unwrap();
+    let mut settings = orderline::config::Settings::default();
+    settings.shopify.api_url = Some(line.shopify_url());
+    settings.shopify.access_token = Some(orderline::config::Secret::new(line.shopify.config().access_token.as_str()));
+    let settings = settings.validated().unwrap();
     let client =
         orderline::app::shopify_client(&settings, std::sync::Arc::new(orderline::ops::Metrics::new())).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::common::{Backend, SECRET, SHOP, TestApp};
 use orderline::clock::{Clock, ManualClock, SystemClock};
+use orderline::config::{Secret, Settings};
 use orderline::lookup::Source;
 use orderline::shopify::breaker::BreakerState;
 use orderline::shopify::client::{REQUIRED_SCOPES, ShopifyClient, ShopifyError};
@@ -81,27 +82,32 @@ impl Setup {
 
 /// The demo shop on the emulator, and orderline using it with a Dev Dashboard app's client
 /// credentials (no permanent token), started once its scope check at start is answered.
-async fn setup(backend: Backend, config: SimConfig, extra: &[(&str, &str)]) -> Setup {
-    setup_with_clock(backend, config, extra, Arc::new(SystemClock)).await
+async fn setup(backend: Backend, config: SimConfig, change: impl FnOnce(&mut Settings)) -> Setup {
+    setup_with_clock(backend, config, change, Arc::new(SystemClock)).await
 }
 
-async fn setup_with_clock(backend: Backend, config: SimConfig, extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Setup {
+async fn setup_with_clock(
+    backend: Backend,
+    config: SimConfig,
+    change: impl FnOnce(&mut Settings),
+    clock: Arc<dyn Clock>,
+) -> Setup {
     let sim = ShopifySim::new(config);
     sim.seed_demo();
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let url = server.url();
     let (id, secret) = (sim.config().client_id.clone(), sim.config().client_secret.clone());
-    let mut settings = vec![
-        ("shopify_shop", SHOP),
-        ("shopify_client_id", id.as_str()),
-        ("shopify_client_secret", secret.as_str()),
-        ("shopify_api_url", url.as_str()),
-        ("lookup_budget", "3s"),
-        ("reconcile_every", "0s"),
-        ("warm_count", "0"),
-    ];
-    settings.extend_from_slice(extra);
-    let app = TestApp::start_with_clock(backend, &settings, clock).await;
+    let settings = |s: &mut Settings| {
+        s.shopify.shop = Some(SHOP.into());
+        s.shopify.client_id = Some(id);
+        s.shopify.client_secret = Some(Secret::new(secret));
+        s.shopify.api_url = Some(url.clone());
+        s.lookup.lookup_budget = Duration::from_secs(3);
+        s.sync.reconcile_every = Duration::ZERO;
+        s.lookup.warm_count = 0;
+        change(s);
+    };
+    let app = TestApp::start_with_clock(backend, settings, clock).await;
     let client = app.running.as_ref().unwrap().state.shopify.clone().expect("a Shopify client");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !client.scopes_checked() && Instant::now() < deadline {
@@ -120,7 +126,7 @@ async fn tokens_are_renewed_before_they_expire_and_at_once_after_a_401(backend: 
     // A Shopify Plus sized bucket, so no request waits for points and the timing is the tokens'.
     let config =
         SimConfig { token_lifetime: lifetime, bucket_max: 10_000.0, restore_rate: 1000.0, ..SimConfig::default() };
-    let s = setup(backend, config, &[]).await;
+    let s = setup(backend, config, |_| {}).await;
     let client = s.client();
     assert_eq!(s.sim.grants(), 1, "the scope check at start took the first token");
     // Lookups for two and a quarter lifetimes: renewed a tenth of a lifetime before each expiry
@@ -154,7 +160,7 @@ async fn tokens_are_renewed_before_they_expire_and_at_once_after_a_401(backend: 
 }
 
 async fn a_partially_redacted_answer_still_identifies_the_caller_and_updates_the_order(backend: Backend) {
-    let s = setup(backend, SimConfig::default(), &[]).await;
+    let s = setup(backend, SimConfig::default(), |_| {}).await;
     s.sim.set_redacted(&[ProtectedData::Name, ProtectedData::Email, ProtectedData::Address]);
     let state = &s.app.running.as_ref().unwrap().state;
     let dana = s.sim.customers().into_iter().find(|c| c.phone.as_deref() == Some(DANA)).unwrap();
@@ -184,7 +190,7 @@ async fn a_partially_redacted_answer_still_identifies_the_caller_and_updates_the
 
 async fn a_missing_scope_is_reported_at_start_and_by_readyz(backend: Backend) {
     let scopes = ["read_customers", "read_orders"].map(String::from).to_vec();
-    let s = setup(backend, SimConfig { scopes, ..SimConfig::default() }, &[]).await;
+    let s = setup(backend, SimConfig { scopes, ..SimConfig::default() }, |_| {}).await;
     let (status, body) = s.app.get("/readyz").await;
     assert_eq!(status, 200, "ready, but degraded");
     assert!(body.contains("read_fulfillments") && body.contains("read_all_orders"), "{body}");
@@ -193,7 +199,7 @@ async fn a_missing_scope_is_reported_at_start_and_by_readyz(backend: Backend) {
 }
 
 async fn a_503_is_retried_within_the_budget_and_402_403_423_are_named(backend: Backend) {
-    let s = setup(backend, SimConfig::default(), &[("breaker_threshold", "2")]).await;
+    let s = setup(backend, SimConfig::default(), |s| s.sync.breaker_threshold = 2).await;
     let client = s.client();
     s.sim.set_failure(Failure::HttpOnce(503));
     let before = s.sim.requests_for(Operation::CustomersByPhone);
@@ -221,7 +227,7 @@ async fn max_cost_exceeded_shrinks_the_page_and_never_opens_the_breaker(backend:
     // A Shopify Plus sized bucket: this is about the single-query limit, not about waiting for
     // points (an order with its newest return is 59 points, a lookup 485).
     let config = SimConfig { bucket_max: 10_000.0, restore_rate: 1000.0, ..SimConfig::default() };
-    let s = setup(backend, config, &[("breaker_threshold", "2")]).await;
+    let s = setup(backend, config, |s| s.sync.breaker_threshold = 2).await;
     let client = s.client();
     s.sim.set_max_query_cost(Some(400));
     let page = client.orders_updated_since(None, None, soon()).await.expect("a smaller page fits");
@@ -243,7 +249,7 @@ async fn admission_uses_the_cost_shopify_reports_not_the_estimate(backend: Backe
     // Shopify charges Customer.orders more than the default rules say: a CustomersByPhone query
     // costs 2 + 3 × (9 + 320) = 989 points, where orderline's estimate is 485.
     let config = SimConfig { bucket_max: 1250.0, restore_rate: 1.0, ..SimConfig::default() };
-    let s = setup(backend, config, &[]).await;
+    let s = setup(backend, config, |_| {}).await;
     s.sim.set_field_cost("Customer.orders", 320);
     let client = s.client();
     let estimate = Operation::CustomersByPhone.estimated_cost(0);
@@ -266,7 +272,7 @@ async fn admission_uses_the_cost_shopify_reports_not_the_estimate(backend: Backe
 async fn without_read_all_orders_a_sweep_never_confirms_an_order_older_than_60_days(backend: Backend) {
     let scopes = ["read_customers", "read_orders", "read_fulfillments"].map(String::from).to_vec();
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let s = setup_with_clock(backend, SimConfig { scopes, ..SimConfig::default() }, &[], clock.clone()).await;
+    let s = setup_with_clock(backend, SimConfig { scopes, ..SimConfig::default() }, |_| {}, clock.clone()).await;
     assert!(!s.client().sees_all_orders());
     let state = &s.app.running.as_ref().unwrap().state;
 

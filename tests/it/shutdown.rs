@@ -1,6 +1,7 @@
 //! Graceful shutdown of `orderline serve`: on SIGTERM it stops accepting, lets requests in
 //! flight finish (up to ORDERLINE_DRAIN_TIMEOUT), and exits 0; what it acknowledged is stored.
 
+use orderline::config::{PromptMode, Secret, Settings, VerifyPolicy};
 use std::time::{Duration, Instant};
 
 use crate::common;
@@ -115,27 +116,27 @@ async fn a_media_streams_call_runs_to_its_hand_off_while_its_instance_drains(bac
     use orderline::sim::twilio::{CallerConfig, Ending, TwilioCaller};
     let target = std::sync::Arc::new(std::sync::Mutex::new("127.0.0.1:9".parse().unwrap()));
     let public = proxy(target.clone()).await;
-    let media = [
-        ("prompt_mode", "media_stream"),
-        ("verify", "none"),
-        ("public_url", public.as_str()),
-        ("drain_timeout", "30s"),
-    ];
-    let line = common::line::line(backend, &media).await;
+    let media = |s: &mut Settings| {
+        s.ivr.prompt_mode = PromptMode::MediaStream;
+        s.ivr.verify = VerifyPolicy::None;
+        s.server.public_url = public.as_str().to_string();
+        s.server.drain_timeout = Duration::from_secs(30);
+    };
+    let line = common::line::line(backend, media).await;
     let old = line.app.running.as_ref().unwrap();
     *target.lock().unwrap() = old.addr;
     // The new instance, on the same database, as a rolling deploy starts it.
     let token = line.sim.config().access_token.clone();
     let api = line.shopify_url();
-    let mut settings: Vec<(&str, &str)> = vec![
-        ("shopify_shop", common::SHOP),
-        ("shopify_access_token", token.as_str()),
-        ("shopify_api_url", api.as_str()),
-        ("reconcile_every", "0s"),
-        ("warm_count", "0"),
-    ];
-    settings.extend_from_slice(&media);
-    let new = orderline::app::start(common::settings_for(&line.app.db.url, &settings)).await.unwrap();
+    let settings = |s: &mut Settings| {
+        s.shopify.shop = Some(common::SHOP.to_string());
+        s.shopify.access_token = Some(Secret::new(token.as_str()));
+        s.shopify.api_url = Some(api.as_str().to_string());
+        s.sync.reconcile_every = Duration::ZERO;
+        s.lookup.warm_count = 0;
+        media(s);
+    };
+    let new = orderline::app::start(common::settings_for(&line.app.db.url, settings)).await.unwrap();
 
     let caller = MediaCaller::new(TwilioCaller::new(CallerConfig::new(&public, common::line::TOKEN, "+15551234567")));
     let call = tokio::spawn(async move { caller.call(&mut scripted_media(&["0"]), |_| {}).await });

@@ -10,6 +10,7 @@ use crate::common::line::{Line, TOKEN, TwilioLine, line, line_with_twilio};
 use crate::common::{Backend, SHOP};
 use chrono::Utc;
 use orderline::clock::SystemClock;
+use orderline::config::{PromptMode, Secret, Settings, VerifyPolicy};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::twilio::rest::{Delivery, RestFailure, RestSimConfig, RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{DEFAULT_TO, Transcript};
@@ -29,8 +30,8 @@ struct Texting {
     _server: RestSimServer,
 }
 
-async fn texting(backend: Backend, extra: &[(&str, &str)]) -> Texting {
-    let TwilioLine { line, twilio, server } = line_with_twilio(backend, extra, Arc::new(SystemClock)).await;
+async fn texting(backend: Backend, change: impl FnOnce(&mut Settings)) -> Texting {
+    let TwilioLine { line, twilio, server } = line_with_twilio(backend, change, Arc::new(SystemClock)).await;
     Texting { line, twilio, _server: server }
 }
 
@@ -65,7 +66,11 @@ async fn card(line: &Line, call_sid: &str) -> orderline::agent::card::CallCard {
 }
 
 async fn pressing_4_texts_the_tracking_link_once(backend: Backend) {
-    let t = texting(backend, &[("verify", "none"), ("shop_name", "Orderline Demo")]).await;
+    let t = texting(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.ivr.shop_name = "Orderline Demo".into();
+    })
+    .await;
     let call = t.line.call(DANA, &["4", "4", "1"]).await;
     let text = said(&call);
     assert!(text.contains(OFFER), "the menu offers the text: {text}");
@@ -119,7 +124,7 @@ async fn not_offered(t: &Texting, from: &str, keys: &[&str], why: &str) {
 
 async fn key_4_is_not_offered_without_a_number_verification_or_link(backend: Backend) {
     // A withheld number: the caller keys an order number and hears about it, but is not texted.
-    let t = texting(backend, &[("verify", "none")]).await;
+    let t = texting(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let name = t.line.latest_order("Dana").name;
     let digits: String = name.chars().filter(char::is_ascii_digit).collect();
     not_offered(&t, "anonymous", &[&digits, "4"], "withheld").await;
@@ -127,7 +132,7 @@ async fn key_4_is_not_offered_without_a_number_verification_or_link(backend: Bac
     assert!(said(&call).contains("Sorry, I didn't catch that."), "4 is an invalid key: {}", said(&call));
     t.line.app.stop().await;
     // An order without a tracking URL (a carrier and a number only): nothing to send.
-    let t = texting(backend, &[("verify", "none")]).await;
+    let t = texting(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let mut order = t.line.latest_order("Dana");
     for f in &mut order.fulfillments {
         f.tracking_url = None;
@@ -142,21 +147,25 @@ async fn key_4_is_not_offered_without_a_number_verification_or_link(backend: Bac
     not_offered(&t, DANA, &["4"], "no tracking URL").await;
     t.line.app.stop().await;
     // Unverified: the menu is never reached; 4 at the postal-code question is a wrong code.
-    let t = texting(backend, &[("verify", "postal_code")]).await;
+    let t = texting(backend, |s| s.ivr.verify = VerifyPolicy::PostalCode).await;
     not_offered(&t, DANA, &["4"], "unverified").await;
     t.line.app.stop().await;
     // SMS off, or the REST API not configured.
-    let t = texting(backend, &[("verify", "none"), ("sms", "false")]).await;
+    let t = texting(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.ivr.sms = false;
+    })
+    .await;
     not_offered(&t, DANA, &["4"], "ORDERLINE_SMS=false").await;
     t.line.app.stop().await;
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let call = line.call(DANA, &["4"]).await;
     assert!(!said(&call).contains(OFFER) && said(&call).contains("Sorry, I didn't catch that."), "{}", said(&call));
     line.app.stop().await;
 }
 
 async fn twilio_failing_or_slow_means_an_apology_and_the_call_goes_on(backend: Backend) {
-    let t = texting(backend, &[("verify", "none")]).await;
+    let t = texting(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     for (failure, detail) in [(RestFailure::Http(503), "failed: HTTP 503"), (RestFailure::Http(401), "failed: 20003")] {
         t.twilio.set_failure(failure);
         let call = t.line.call(DANA, &["4", "1"]).await;
@@ -195,7 +204,7 @@ async fn post_status(t: &Texting, params: &[(&str, &str)], sign_with: &str) -> r
 }
 
 async fn status_callbacks_are_signed_and_known(backend: Backend) {
-    let t = texting(backend, &[("verify", "none")]).await;
+    let t = texting(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     t.twilio.set_delivery(Delivery::Never);
     let call = t.line.call(DANA, &["4"]).await;
     let sid = t.twilio.messages()[0].sid.clone();
@@ -256,7 +265,11 @@ async fn approved_return(t: &Texting, label_url: Option<&str>) -> String {
 
 async fn pressing_6_after_returns_texts_the_return_label_once(backend: Backend) {
     const LABEL: &str = "https://cdn.shopify.example/labels/1ZRETURN0001.pdf";
-    let t = texting(backend, &[("verify", "none"), ("shop_name", "Orderline Demo")]).await;
+    let t = texting(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.ivr.shop_name = "Orderline Demo".into();
+    })
+    .await;
     let name = approved_return(&t, Some(LABEL)).await;
     // The main menu does not offer it; key 3 does.
     let call = t.line.call(DANA, &["3", "6", "6", "4"]).await;
@@ -301,7 +314,7 @@ async fn pressing_6_after_returns_texts_the_return_label_once(backend: Backend) 
 
 async fn key_6_is_not_offered_without_a_label_link(backend: Backend) {
     // An approved return whose label has a carrier but no link: nothing to text.
-    let t = texting(backend, &[("verify", "none")]).await;
+    let t = texting(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     approved_return(&t, None).await;
     let call = t.line.call(DANA, &["3", "6"]).await;
     let text = said(&call);
@@ -311,7 +324,7 @@ async fn key_6_is_not_offered_without_a_label_link(backend: Backend) {
     assert!(t.twilio.messages().is_empty());
     t.line.app.stop().await;
     // A link, but a withheld number: the caller keys the order number, hears the returns, no offer.
-    let t = texting(backend, &[("verify", "none")]).await;
+    let t = texting(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let name = approved_return(&t, Some("https://cdn.shopify.example/labels/x.pdf")).await;
     let digits: String = name.chars().filter(char::is_ascii_digit).collect();
     let call = t.line.call("anonymous", &[&digits, "3", "6"]).await;
@@ -378,18 +391,26 @@ async fn texts_are_offered_only_with_the_rest_api() {
     let clock: Arc<dyn orderline::clock::Clock> = Arc::new(orderline::clock::SystemClock);
     let metrics = Arc::new(orderline::ops::Metrics::new());
     let sid = orderline::sim::twilio::ACCOUNT_SID;
-    let with = |extra: &[(&str, &str)]| {
-        let mut pairs = vec![("twilio_auth_token", TOKEN), ("public_url", "https://line.example.com")];
-        pairs.extend_from_slice(extra);
-        orderline::config::Settings::from_pairs(pairs).unwrap()
+    let with = |change: &dyn Fn(&mut Settings)| {
+        let mut settings = Settings::default();
+        settings.twilio.auth_token = Some(Secret::new(TOKEN));
+        settings.server.public_url = "https://line.example.com".into();
+        change(&mut settings);
+        settings.validated()
     };
-    let texts = |s| orderline::app::texts(&s, &store, &clock, &metrics).is_some();
-    assert!(texts(with(&[("twilio_account_sid", sid)])));
-    assert!(!texts(with(&[])), "no account: no REST API");
-    assert!(!texts(with(&[("twilio_account_sid", sid), ("sms", "false")])));
-    let media = with(&[("twilio_account_sid", sid), ("prompt_mode", "media_stream")]);
+    let texts = |s: Result<Settings, _>| orderline::app::texts(&s.unwrap(), &store, &clock, &metrics).is_some();
+    assert!(texts(with(&|s| s.twilio.account_sid = Some(sid.into()))));
+    assert!(!texts(with(&|_| {})), "no account: no REST API");
+    assert!(!texts(with(&|s| {
+        s.twilio.account_sid = Some(sid.into());
+        s.ivr.sms = false;
+    })));
+    let media = with(&|s| {
+        s.twilio.account_sid = Some(sid.into());
+        s.ivr.prompt_mode = PromptMode::MediaStream;
+    });
     assert!(texts(media), "offered over Media Streams too");
-    let bad = orderline::config::Settings::from_pairs([("twilio_auth_token", TOKEN), ("sms_from", "call me")]);
+    let bad = with(&|s| s.ivr.sms_from = Some("call me".into()));
     let err = bad.unwrap_err().to_string();
     assert!(err.contains("ORDERLINE_SMS_FROM"), "{err}");
 }

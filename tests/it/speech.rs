@@ -3,6 +3,7 @@
 //! said is understood as the keys it stands for (`ivr::understanding`), recorded as a call event
 //! (never a postal code), and a mumble is asked again like a wrong key.
 
+use orderline::config::VerifyPolicy;
 use orderline::sim::twilio::Transcript;
 
 use crate::common::Backend;
@@ -20,7 +21,7 @@ fn spoken_digits(name: &str) -> String {
 }
 
 async fn a_caller_who_asks_where_their_package_is_hears_the_order_again(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let latest = spoken_digits(&line.latest_order("Dana").name);
     let t = line.call(DANA, &["say:where is my package"]).await;
     let gather = t.turns[0].document.as_ref().unwrap().find("Gather").unwrap();
@@ -38,7 +39,7 @@ async fn a_caller_who_asks_where_their_package_is_hears_the_order_again(backend:
 }
 
 async fn an_unknown_caller_says_their_order_number_and_hears_that_order(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let order = line.latest_order("Dana");
     let digits: String = order.name.chars().filter(char::is_ascii_digit).collect();
     // Said as people say four-digit numbers: "ten forty-two" for 1042.
@@ -52,7 +53,7 @@ async fn an_unknown_caller_says_their_order_number_and_hears_that_order(backend:
 }
 
 async fn saying_agent_puts_the_caller_through(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let t = line.call(DANA, &["say:I want to talk to a person"]).await;
     let last = t.last();
     assert!(last.find("Enqueue").is_some(), "put through: {}", said(&t));
@@ -63,7 +64,7 @@ async fn saying_agent_puts_the_caller_through(backend: Backend) {
 }
 
 async fn a_mumble_is_asked_again_like_a_wrong_key(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let t = line.call(DANA, &["mumble:agent", "say:agent"]).await;
     let text = said(&t);
     assert!(t.turns.len() >= 3, "asked again, then put through: {text}");
@@ -76,7 +77,7 @@ async fn a_mumble_is_asked_again_like_a_wrong_key(backend: Backend) {
 }
 
 async fn a_spoken_postal_code_verifies_and_is_never_recorded(backend: Backend) {
-    let line = line(backend, &[]).await;
+    let line = line(backend, |_| {}).await;
     let zip = line.latest_order("Dana").shipping_address.and_then(|a| a.zip).expect("Dana's order ships somewhere");
     let words: Vec<&str> = zip.chars().filter_map(digit_word).collect();
     let t = line.call(DANA, &[&format!("say:{}", words.join(" "))]).await;
@@ -92,7 +93,11 @@ async fn a_spoken_postal_code_verifies_and_is_never_recorded(backend: Backend) {
 }
 
 async fn with_speech_input_off_the_questions_take_keys_only(backend: Backend) {
-    let line = line(backend, &[("verify", "none"), ("speech_input", "false")]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.ivr.speech_input = false;
+    })
+    .await;
     let t = line.call(DANA, &["say:agent"]).await;
     let gather = t.turns[0].document.as_ref().unwrap().find("Gather").unwrap();
     assert_eq!((gather.attr("input"), gather.attr("hints")), (Some("dtmf"), None));
@@ -104,7 +109,7 @@ async fn with_speech_input_off_the_questions_take_keys_only(backend: Backend) {
 /// `orderline call --say` through the real binary: the words are said at the prompt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_call_command_says_words() {
-    let line = line(Backend::Sqlite, &[("verify", "none")]).await;
+    let line = line(Backend::Sqlite, |s| s.ivr.verify = VerifyPolicy::None).await;
     let url = line.app.url.clone();
     let db_url = line.app.db.url.clone();
     let args = ["call", DANA, "--url", &url, "--token", crate::common::line::TOKEN, "--say", "a person please"];

@@ -7,11 +7,13 @@
 use crate::common::line::{Line, TOKEN, line};
 use crate::common::{Backend, SHOP};
 use chrono::Utc;
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::twilio::{
     CallerConfig, DialOutcome, Ending, QueueScript, Transcript, Transfer, TwilioCaller, scripted,
 };
 use orderline::store::Ts;
+use std::time::Duration;
 
 const DANA: &str = "+15551234567";
 const AGENT: &str = "tel:+14155550100";
@@ -48,7 +50,11 @@ fn ends_with_a_goodbye_and_when_to_call(words: &[String]) {
 }
 
 async fn an_answered_transfer_ends_without_a_word(backend: Backend) {
-    let line = line(backend, &[("verify", "none"), ("transfer_to", AGENT)]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.transfer_to = AGENT.to_string();
+    })
+    .await;
     let t = caller(&line, Transfer::Dial(DialOutcome::Answered { talk_s: 95 })).call(scripted(&["0"])).await.unwrap();
     // The agent heard who is calling before the bridge.
     assert_eq!(t.whispers.len(), 1);
@@ -69,8 +75,12 @@ async fn an_answered_transfer_ends_without_a_word(backend: Backend) {
 }
 
 async fn a_busy_unanswered_or_failed_transfer_leads_to_a_goodbye(backend: Backend) {
-    let settings = [("verify", "none"), ("transfer_to", AGENT), ("hours", HOURS)];
-    let line = crate::common::line::line_with(backend, &settings, weekday_clock()).await;
+    let settings = |s: &mut Settings| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.transfer_to = AGENT.to_string();
+        s.handoff.hours = HOURS.to_string();
+    };
+    let line = crate::common::line::line_with(backend, settings, weekday_clock()).await;
     for (outcome, words) in [
         (DialOutcome::Busy, "everyone on our team is on another call"),
         (DialOutcome::NoAnswer, "nobody could answer just now"),
@@ -88,7 +98,11 @@ async fn a_busy_unanswered_or_failed_transfer_leads_to_a_goodbye(backend: Backen
 }
 
 async fn a_queue_caller_hears_their_place_and_leaves_at_the_maximum_wait(backend: Backend) {
-    let line = line(backend, &[("verify", "none"), ("queue_max_wait", "2m")]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.queue_max_wait = Duration::from_secs(2 * 60);
+    })
+    .await;
     let script = QueueScript { ahead: 2, avg_queue_time_s: 240, play_s: 25, ..QueueScript::default() };
     let t = caller(&line, Transfer::Queue(script)).call(scripted(&["0"])).await.unwrap();
     let after = heard_after_connecting(&t);
@@ -112,7 +126,7 @@ async fn a_queue_caller_hears_their_place_and_leaves_at_the_maximum_wait(backend
 }
 
 async fn a_queue_caller_who_is_served_hears_nothing_more_and_a_full_queue_says_so(backend: Backend) {
-    let line = line(backend, &[("verify", "none")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::None).await;
     let served = QueueScript { answered_after_s: Some(40), avg_queue_time_s: 30, ..QueueScript::default() };
     let t = caller(&line, Transfer::Queue(served)).call(scripted(&["0"])).await.unwrap();
     let after = heard_after_connecting(&t);
@@ -130,9 +144,12 @@ async fn a_queue_caller_who_is_served_hears_nothing_more_and_a_full_queue_says_s
 }
 
 async fn a_name_with_control_characters_gives_twiml_a_conformant_parser_accepts(backend: Backend) {
-    let line =
-        line(backend, &[("verify", "none"), ("transfer_to", "client:support"), ("shop_name", "Smith\u{1b} & Sons")])
-            .await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.transfer_to = "client:support".into();
+        s.ivr.shop_name = "Smith\u{1b} & Sons".into();
+    })
+    .await;
     let dana = line.sim.customers().into_iter().find(|c| c.first_name.as_deref() == Some("Dana")).unwrap();
     let mut renamed = dana.clone();
     renamed.first_name = Some("Ann\u{8}e\u{1b}[1m".into());
@@ -162,8 +179,11 @@ async fn a_name_with_control_characters_gives_twiml_a_conformant_parser_accepts(
 }
 
 async fn the_task_json_of_a_flex_transfer_carries_no_forbidden_character(backend: Backend) {
-    let line =
-        line(backend, &[("verify", "none"), ("taskrouter_workflow_sid", "WW0123456789abcdef0123456789abcdef")]).await;
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.taskrouter_workflow_sid = Some("WW0123456789abcdef0123456789abcdef".into());
+    })
+    .await;
     let dana = line.sim.customers().into_iter().find(|c| c.first_name.as_deref() == Some("Dana")).unwrap();
     let mut renamed = dana.clone();
     renamed.first_name = Some("Ann\u{8}e".into());
@@ -185,10 +205,11 @@ async fn the_task_json_of_a_flex_transfer_carries_no_forbidden_character(backend
 }
 
 async fn a_rotated_auth_token_and_the_previous_one_are_both_accepted(backend: Backend) {
-    let line = line(
-        backend,
-        &[("verify", "none"), ("twilio_auth_token", "rotated-token"), ("twilio_auth_token_previous", TOKEN)],
-    )
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.twilio.auth_token = Some(Secret::new("rotated-token"));
+        s.twilio.auth_token_previous = Some(Secret::new(TOKEN));
+    })
     .await;
     for token in ["rotated-token", TOKEN] {
         let t = TwilioCaller::new(CallerConfig::new(&line.app.url, token, DANA)).call(scripted(&["1"])).await.unwrap();
@@ -206,15 +227,12 @@ async fn a_rotated_auth_token_and_the_previous_one_are_both_accepted(backend: Ba
 async fn a_whole_call_under_a_public_url_with_a_path_keeps_it_in_every_url(backend: Backend) {
     // Twilio reaches orderline at http://127.0.0.1:PORT/prefix/…: every URL handed back to it
     // (Gather actions, Redirects, the whisper, the Dial action) must keep the prefix.
-    let line = line(
-        backend,
-        &[
-            ("verify", "none"),
-            ("public_url", "http://127.0.0.1:0/prefix"),
-            ("transfer_to", AGENT),
-            ("hold_after", "1ms"),
-        ],
-    )
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.server.public_url = "http://127.0.0.1:0/prefix".into();
+        s.handoff.transfer_to = AGENT.to_string();
+        s.ivr.hold_after = Duration::from_millis(1);
+    })
     .await;
     let base = format!("{}/prefix", line.app.url);
     let mut config = CallerConfig::new(&base, TOKEN, DANA);

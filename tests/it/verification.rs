@@ -6,12 +6,14 @@
 //! 60,000 keys is neither echoed nor recorded.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::common;
 use crate::common::line::{Line, TOKEN, line, line_with};
 use crate::common::{Backend, SHOP};
 use chrono::Utc;
 use orderline::clock::ManualClock;
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::twilio::{CallerConfig, Ending, Transcript, TwilioCaller, scripted};
 use orderline::store::Ts;
@@ -62,7 +64,7 @@ async fn ship_danas_latest_order_to(line: &Line, zip: &str) {
 }
 
 async fn canadian_and_uk_postal_codes_are_keyed_with_their_letters(backend: Backend) {
-    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let line = line(backend, |s| s.agents.agent_token = Some(Secret::new(AGENT))).await;
     // K1A 0B1 on a keypad: K→5, 1, A→2, 0, B→2, 1.
     ship_danas_latest_order_to(&line, "K1A 0B1").await;
     let t = line.call(DANA, &["101"]).await;
@@ -81,7 +83,7 @@ async fn canadian_and_uk_postal_codes_are_keyed_with_their_letters(backend: Back
 }
 
 async fn an_order_number_alone_discloses_nothing(backend: Backend) {
-    let line = line(backend, &[("agent_token", AGENT)]).await;
+    let line = line(backend, |s| s.agents.agent_token = Some(Secret::new(AGENT))).await;
     let marcus = line.latest_order("Marcus");
     let t = line.call(STRANGER, &[&digits_of(&marcus.name), "00000", "00001"]).await;
     let text = said(&t);
@@ -100,7 +102,7 @@ async fn an_order_number_alone_discloses_nothing(backend: Backend) {
 }
 
 async fn no_name_is_spoken_before_verification(backend: Backend) {
-    let line = line(backend, &[("verify", "caller_id")]).await;
+    let line = line(backend, |s| s.ivr.verify = VerifyPolicy::CallerId).await;
     // A spoofed caller ID has no full attestation.
     let mut spoofed = CallerConfig::new(&line.app.url, TOKEN, DANA);
     spoofed.stir_verstat = Some("TN-Validation-Passed-C".into());
@@ -113,8 +115,12 @@ async fn no_name_is_spoken_before_verification(backend: Backend) {
 
 async fn wrong_postal_codes_are_limited_per_customer_across_calls(backend: Backend) {
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let settings = [("agent_token", AGENT), ("verify_max_failures", "3"), ("verify_failure_window", "24h")];
-    let line = line_with(backend, &settings, clock.clone()).await;
+    let settings = |s: &mut Settings| {
+        s.agents.agent_token = Some(Secret::new(AGENT));
+        s.ivr.verify_max_failures = 3;
+        s.ivr.verify_failure_window = Duration::from_secs(86_400);
+    };
+    let line = line_with(backend, settings, clock.clone()).await;
     let t = line.call(DANA, &["99999", "99998"]).await;
     assert!(said(&t).contains("Sorry, that doesn't match."), "{}", said(&t));
     // The third wrong code (another call): no more guesses, a person instead.
@@ -144,8 +150,11 @@ async fn wrong_postal_codes_are_limited_per_customer_across_calls(backend: Backe
 }
 
 async fn wrong_postal_codes_are_limited_per_calling_number_across_customers(backend: Backend) {
-    let settings = [("agent_token", AGENT), ("verify_max_failures", "3")];
-    let line = line(backend, &settings).await;
+    let settings = |s: &mut Settings| {
+        s.agents.agent_token = Some(Secret::new(AGENT));
+        s.ivr.verify_max_failures = 3;
+    };
+    let line = line(backend, settings).await;
     let (marcus, dana, tom) = (line.latest_order("Marcus"), line.latest_order("Dana"), line.latest_order("Tom"));
     line.call(STRANGER, &[&digits_of(&marcus.name), "00000", "00001"]).await;
     line.call(STRANGER, &[&digits_of(&dana.name), "00002"]).await;
@@ -161,7 +170,7 @@ async fn wrong_postal_codes_are_limited_per_calling_number_across_customers(back
 }
 
 async fn sixty_thousand_keys_are_neither_echoed_nor_recorded(backend: Backend) {
-    let line = line(backend, &[]).await;
+    let line = line(backend, |_| {}).await;
     let keys = "1".repeat(60_000);
     let t = line.call(STRANGER, &[&keys, "timeout"]).await;
     for turn in &t.turns {

@@ -4,11 +4,13 @@
 //! the recording that the console plays through orderline.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::common::line::{Line, TOKEN, TwilioLine, line_with_twilio};
 use crate::common::{Backend, SHOP};
 use chrono::{TimeZone, Utc};
 use orderline::clock::{Clock, ManualClock, SystemClock};
+use orderline::config::{Secret, Settings, VerifyPolicy, VoicemailOffer};
 use orderline::shopify::payload::ShopifyChange;
 use orderline::sim::twilio::rest::{RestSimServer, TwilioRestSim};
 use orderline::sim::twilio::{CallerConfig, DialOutcome, Ending, Transcript, Transfer, TwilioCaller, scripted};
@@ -34,16 +36,16 @@ struct Mailbox {
     _server: RestSimServer,
 }
 
-async fn mailbox(backend: Backend, clock: Arc<dyn Clock>, extra: &[(&str, &str)]) -> Mailbox {
-    let mut settings = vec![
-        ("agent_token", AGENT_TOKEN),
-        ("verify", "none"),
-        ("voicemail", "on"),
-        ("hours", "mon-fri 09:00-17:00"),
-        ("hours_timezone", "UTC"),
-    ];
-    settings.extend_from_slice(extra);
-    let TwilioLine { line, twilio, server } = line_with_twilio(backend, &settings, clock).await;
+async fn mailbox(backend: Backend, clock: Arc<dyn Clock>, change: impl FnOnce(&mut Settings)) -> Mailbox {
+    let settings = |s: &mut Settings| {
+        s.agents.agent_token = Some(Secret::new(AGENT_TOKEN));
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.voicemail = VoicemailOffer::On;
+        s.handoff.hours = "mon-fri 09:00-17:00".into();
+        s.handoff.hours_timezone = "UTC".into();
+        change(s);
+    };
+    let TwilioLine { line, twilio, server } = line_with_twilio(backend, settings, clock).await;
     Mailbox { line, twilio, _server: server }
 }
 
@@ -74,7 +76,7 @@ fn said(t: &Transcript) -> String {
 }
 
 async fn a_closed_line_takes_a_message_that_is_transcribed_listed_and_played(backend: Backend) {
-    let m = mailbox(backend, saturday(), &[]).await;
+    let m = mailbox(backend, saturday(), |_| {}).await;
     let t = m.call(&["0", &format!("say:{MESSAGE}")]).await;
     let text = said(&t);
     assert!(text.contains("Press 0 to leave us a message."), "the closed menu offers it: {text}");
@@ -148,7 +150,11 @@ async fn a_closed_line_takes_a_message_that_is_transcribed_listed_and_played(bac
 }
 
 async fn an_unanswered_transfer_takes_a_message(backend: Backend) {
-    let m = mailbox(backend, Arc::new(SystemClock), &[("hours", "always"), ("transfer_to", "tel:+14155550100")]).await;
+    let m = mailbox(backend, Arc::new(SystemClock), |s| {
+        s.handoff.hours = "always".into();
+        s.handoff.transfer_to = "tel:+14155550100".into();
+    })
+    .await;
     let t = m
         .caller(Transfer::Dial(DialOutcome::NoAnswer))
         .call(scripted(&["0", "say:It's Dana again about my order, call me please"]))
@@ -167,7 +173,7 @@ async fn an_unanswered_transfer_takes_a_message(backend: Backend) {
 }
 
 async fn silence_or_a_one_second_message_is_not_kept(backend: Backend) {
-    let m = mailbox(backend, saturday(), &[]).await;
+    let m = mailbox(backend, saturday(), |_| {}).await;
     // Silence: Twilio has an empty recording, skips the action and reads on.
     let t = m.call(&["0", "timeout"]).await;
     let text = said(&t);
@@ -198,7 +204,7 @@ async fn post_signed(m: &Mailbox, path: &str, params: &[(&str, &str)]) -> u16 {
 }
 
 async fn callbacks_for_unknown_calls_or_recordings_are_refused_and_store_nothing(backend: Backend) {
-    let m = mailbox(backend, saturday(), &[]).await;
+    let m = mailbox(backend, saturday(), |_| {}).await;
     let unknown_call = [
         ("CallSid", "CA00000000000000000000000000000042"),
         ("RecordingSid", "RE0123456789abcdef0123456789abcdef"),
@@ -236,7 +242,7 @@ async fn callbacks_for_unknown_calls_or_recordings_are_refused_and_store_nothing
 }
 
 async fn with_voicemail_off_nothing_is_offered(backend: Backend) {
-    let m = mailbox(backend, saturday(), &[("voicemail", "off")]).await;
+    let m = mailbox(backend, saturday(), |s| s.handoff.voicemail = VoicemailOffer::Off).await;
     let t = m.call(&["0", "timeout", "timeout"]).await;
     let text = said(&t);
     assert!(!text.contains("leave us a message") && !text.contains(LEAVE), "{text}");
@@ -245,7 +251,11 @@ async fn with_voicemail_off_nothing_is_offered(backend: Backend) {
 }
 
 async fn the_menu_offers_voicemail_on_5_when_the_shop_wants(backend: Backend) {
-    let m = mailbox(backend, Arc::new(SystemClock), &[("hours", "always"), ("voicemail", "menu")]).await;
+    let m = mailbox(backend, Arc::new(SystemClock), |s| {
+        s.handoff.hours = "always".into();
+        s.handoff.voicemail = VoicemailOffer::Menu;
+    })
+    .await;
     let t = m.call(&["5", "say:Please call me about changing my address on the order"]).await;
     let text = said(&t);
     assert!(text.contains("Press 5 to leave us a message."), "{text}");
@@ -259,11 +269,15 @@ async fn the_menu_offers_voicemail_on_5_when_the_shop_wants(backend: Backend) {
 /// Said instead of pressed: "leave a message" is 5 with the menu's key, and what 0 leads to while
 /// the line is closed.
 async fn saying_leave_a_message_takes_one(backend: Backend) {
-    let m = mailbox(backend, Arc::new(SystemClock), &[("hours", "always"), ("voicemail", "menu")]).await;
+    let m = mailbox(backend, Arc::new(SystemClock), |s| {
+        s.handoff.hours = "always".into();
+        s.handoff.voicemail = VoicemailOffer::Menu;
+    })
+    .await;
     let t = m.call(&["say:I'd like to leave a message", "say:Please call me about my address"]).await;
     assert!(said(&t).contains(LEAVE) && said(&t).contains(GOT_IT), "{}", said(&t));
     m.line.app.stop().await;
-    let m = mailbox(backend, saturday(), &[]).await;
+    let m = mailbox(backend, saturday(), |_| {}).await;
     let t = m.call(&["say:can I leave a voicemail", &format!("say:{MESSAGE}")]).await;
     assert!(said(&t).contains(LEAVE) && said(&t).contains(GOT_IT), "{}", said(&t));
     let list = m.voicemails("").await;
@@ -281,7 +295,7 @@ async fn the_console_shows_a_voicemail_plays_it_and_marks_it_handled() {
     const WAIT: Duration = Duration::from_secs(15);
     const CARD: &str = "document.querySelector('.card.voicemail')";
 
-    let m = mailbox(Backend::Postgres, saturday(), &[]).await;
+    let m = mailbox(Backend::Postgres, saturday(), |_| {}).await;
     m.call(&["0", &format!("say:{MESSAGE}")]).await;
     let browser = Browser::launch().await.expect("headless Chromium (apt-get install -y chromium)");
     browser.goto(&format!("{}/agent", m.line.app.url)).await.unwrap();
@@ -320,7 +334,11 @@ async fn a_voicemail_is_notified_signed_to_the_helpdesk(backend: Backend) {
     use crate::notify::{SECRET, expected_signature, start_receiver, wait_for_requests};
     // (Retries are notify.rs's subject: this line's clock stands still on a Saturday.)
     let (url, receiver) = start_receiver(0).await;
-    let m = mailbox(backend, saturday(), &[("notify_url", &url), ("notify_secret", SECRET)]).await;
+    let m = mailbox(backend, saturday(), |s| {
+        s.agents.notify_url = Some(url.to_string());
+        s.agents.notify_secret = Some(Secret::new(SECRET));
+    })
+    .await;
     let t = m.call(&["0", &format!("say:{MESSAGE}")]).await;
     wait_for_requests(&receiver, 1).await;
     let seen = receiver.seen.lock().unwrap().clone();
@@ -341,7 +359,7 @@ async fn a_voicemail_is_notified_signed_to_the_helpdesk(backend: Backend) {
 
 async fn a_voicemail_past_the_retention_is_deleted_here_and_at_twilio(backend: Backend) {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()));
-    let m = mailbox(backend, clock.clone(), &[("retention", "30d")]).await;
+    let m = mailbox(backend, clock.clone(), |s| s.reports.retention = Duration::from_secs(30 * 86_400)).await;
     m.call(&["0", &format!("say:{MESSAGE}")]).await;
     assert_eq!(m.voicemails("").await.len(), 1);
     m.line.flush_calls().await;

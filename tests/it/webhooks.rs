@@ -3,6 +3,7 @@
 
 use crate::common;
 use crate::common::{Backend, SHOP, TestApp, fixture, fixture_bytes, orderline_cli};
+use orderline::config::Secret;
 use orderline::domain::{PhoneNumber, ShopifyId};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -88,7 +89,7 @@ async fn a_bad_signature_is_refused_and_nothing_is_stored(backend: Backend) {
 }
 
 async fn without_a_secret_every_webhook_is_refused(backend: Backend) {
-    let app = TestApp::start_with(backend, &[("shopify_webhook_secret", "")]).await;
+    let app = TestApp::start_with(backend, |s| s.shopify.webhook_secret = Some(Secret::new(""))).await;
     let status = app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries").await, 0);
@@ -186,7 +187,7 @@ async fn an_older_update_after_a_newer_one_changes_nothing(backend: Backend) {
 
 async fn order_and_customer_deletes_remove_and_stay_removed(backend: Backend) {
     // Destructive topics are applied only for the configured shop.
-    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
+    let app = TestApp::start_with(backend, |s| s.shopify.shop = Some(SHOP.to_string())).await;
     app.deliver("orders/fulfilled", "w1", &fixture_bytes("order_fulfilled.json")).await;
     app.deliver("customers/create", "w2", &fixture_bytes("customer_create.json")).await;
     app.settle().await;
@@ -216,7 +217,7 @@ async fn order_and_customer_deletes_remove_and_stay_removed(backend: Backend) {
 
 async fn customers_redact_leaves_no_trace_of_the_customer(backend: Backend) {
     // Destructive topics are applied only for the configured shop.
-    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
+    let app = TestApp::start_with(backend, |s| s.shopify.shop = Some(SHOP.to_string())).await;
     app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
     app.deliver("orders/fulfilled", "w2", &fixture_bytes("order_fulfilled.json")).await;
     app.deliver("refunds/create", "w3", &fixture_bytes("refund_create.json")).await;
@@ -272,7 +273,7 @@ async fn customers_redact_leaves_no_trace_of_the_customer(backend: Backend) {
 
 async fn shop_redact_erases_the_shop(backend: Backend) {
     // Destructive topics are applied only for the configured shop.
-    let app = TestApp::start_with(backend, &[("shopify_shop", SHOP)]).await;
+    let app = TestApp::start_with(backend, |s| s.shopify.shop = Some(SHOP.to_string())).await;
     app.deliver("orders/create", "w1", &fixture_bytes("order_create.json")).await;
     app.deliver("customers/create", "w2", &fixture_bytes("customer_create.json")).await;
     app.deliver("orders/cancelled", "w3", &fixture_bytes("order_guest_cancelled.json")).await;
@@ -327,7 +328,7 @@ async fn an_unknown_topic_is_acknowledged_and_recorded_not_applied(backend: Back
 }
 
 async fn an_oversized_body_is_refused_with_413(backend: Backend) {
-    let app = TestApp::start_with(backend, &[("webhook_max_bytes", "4096")]).await;
+    let app = TestApp::start_with(backend, |s| s.server.webhook_max_bytes = 4096).await;
     let mut order = fixture("order_create.json");
     order["note"] = json!("x".repeat(5000));
     let status = app.deliver_json("orders/create", "w-big", &order).await;
@@ -514,10 +515,10 @@ mod rotation {
     /// While Shopify rotates the app secret, deliveries signed with the old one still verify.
     #[tokio::test]
     async fn the_previous_secret_is_accepted_during_a_rotation() {
-        let app = TestApp::start_with(
-            Backend::Postgres,
-            &[("shopify_webhook_secret", "new-secret"), ("shopify_webhook_secret_previous", common::SECRET)],
-        )
+        let app = TestApp::start_with(Backend::Postgres, |s| {
+            s.shopify.webhook_secret = Some(Secret::new("new-secret"));
+            s.shopify.webhook_secret_previous = Some(Secret::new(common::SECRET));
+        })
         .await;
         assert_eq!(app.deliver("orders/create", "w-old", &fixture_bytes("order_create.json")).await, StatusCode::OK);
         let body = fixture_bytes("order_guest_cancelled.json");

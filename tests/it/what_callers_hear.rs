@@ -10,6 +10,7 @@ use crate::common::{Backend, SHOP, TestApp, fixture};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::America::New_York;
 use orderline::clock::ManualClock;
+use orderline::config::{Secret, Settings, VerifyPolicy};
 use orderline::domain::ShopifyId;
 use orderline::lookup::Source;
 use orderline::shopify::payload::ShopifyOrder;
@@ -35,18 +36,18 @@ async fn shop(backend: Backend) -> Shop {
     let url = server.url();
     let token = sim.config().access_token.clone();
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let settings = [
-        ("shopify_shop", SHOP),
-        ("shopify_access_token", token.as_str()),
-        ("shopify_api_url", url.as_str()),
-        ("reconcile_every", "0s"),
-        ("lookup_budget", "2s"),
-        ("freshness", "5m"),
-        ("warm_count", "0"),
-        ("verify", "none"),
-        ("hours_timezone", "America/New_York"),
-    ];
-    let app = TestApp::start_with_clock(backend, &settings, clock.clone()).await;
+    let settings = |s: &mut Settings| {
+        s.shopify.shop = Some(SHOP.to_string());
+        s.shopify.access_token = Some(Secret::new(token.as_str()));
+        s.shopify.api_url = Some(url.as_str().to_string());
+        s.sync.reconcile_every = std::time::Duration::ZERO;
+        s.lookup.lookup_budget = std::time::Duration::from_secs(2);
+        s.lookup.freshness = std::time::Duration::from_secs(5 * 60);
+        s.lookup.warm_count = 0;
+        s.ivr.verify = VerifyPolicy::None;
+        s.handoff.hours_timezone = "America/New_York".into();
+    };
+    let app = TestApp::start_with_clock(backend, settings, clock.clone()).await;
     Shop { sim, _server: server, app, clock }
 }
 

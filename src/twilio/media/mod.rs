@@ -122,11 +122,11 @@ pub(super) fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceCall, s
     tokio::spawn(async move {
         let _ = lookup.lookup(&from).await;
     });
-    let key = state.settings.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
+    let key = state.settings.twilio.auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
     let params = stream_params(&key, call);
-    let urls = PublicUrl::new(&state.settings.public_url);
+    let urls = PublicUrl::new(&state.settings.server.public_url);
     let (after, status) = (urls.to(STREAM_ENDED_PATH), urls.to(STREAM_STATUS_PATH));
-    match state.renderer.stream(&stream_url(&state.settings.public_url), &params, &after, &status) {
+    match state.renderer.stream(&stream_url(&state.settings.server.public_url), &params, &after, &status) {
         Ok(xml) => {
             state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
             twiml(xml)
@@ -139,7 +139,7 @@ pub(super) fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceCall, s
 async fn media(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let signed = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
     let tokens = auth_tokens(&state.settings);
-    let valid = signed.is_some_and(|s| handshake_signed(&tokens, &stream_url(&state.settings.public_url), s));
+    let valid = signed.is_some_and(|s| handshake_signed(&tokens, &stream_url(&state.settings.server.public_url), s));
     if !valid {
         tracing::warn!(signed = signed.is_some(), "Media Streams handshake without a valid X-Twilio-Signature refused");
         state.metrics.twilio_request("media", "forbidden", 0.0);

@@ -200,7 +200,7 @@ impl Session {
                 f.encoding, f.sample_rate, f.channels
             )));
         }
-        let key = self.state.settings.twilio_auth_token.as_ref().map(|t| t.expose()).unwrap_or_default();
+        let key = self.state.settings.twilio.auth_token.as_ref().map(|t| t.expose()).unwrap_or_default();
         let Some(call) = super::call_of_stream(key, &start.call_sid, &start.custom_parameters) else {
             return Err(End::Refused("`start` does not carry the token of a call orderline answered".into()));
         };
@@ -232,7 +232,8 @@ impl Session {
         let writer = FrameWriter::new(&self.stream_sid);
         let started = Instant::now();
         let frames = speech::frames(audio);
-        let lead_frames = ((self.state.settings.media_lead.as_millis() / FRAME.as_millis()) as usize).min(frames.len());
+        let lead_frames =
+            ((self.state.settings.ivr.media_lead.as_millis() / FRAME.as_millis()) as usize).min(frames.len());
         let lead: Vec<u8> = frames[..lead_frames].concat();
         let messages = std::iter::once((0, lead.as_slice()))
             .filter(|(_, audio)| !audio.is_empty())
@@ -342,7 +343,7 @@ impl Session {
     ) -> Result<End, End> {
         let handoff = Handoff {
             call_sid: call.call_sid.clone(),
-            shop: self.state.settings.shopify_shop.clone().unwrap_or_default(),
+            shop: self.state.settings.shopify.shop.clone().unwrap_or_default(),
             customer_id,
             twiml,
         };

@@ -66,7 +66,7 @@ pub fn hints(language: Language) -> &'static str {
 
 /// The configured language (tag and voice) a call speaks; the default one if not configured.
 pub fn spoken_language(state: &AppState, language: Language) -> &SpokenLanguage {
-    let languages = &state.settings.languages;
+    let languages = &state.settings.ivr.spoken_languages;
     languages.iter().find(|l| l.language == language).unwrap_or(&languages[0])
 }
 /// What a call whose caller has hung up is answered with.
@@ -233,11 +233,11 @@ pub(super) async fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceC
     let later: Vec<(String, String)> =
         later.into_iter().filter_map(|(said, lang)| Some((said.clone(), lang.clone()?))).collect();
     let opening = Opening { stage, state: next, words: words.count(), later };
-    let key = state.settings.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
+    let key = state.settings.twilio.auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
     let (tts_provider, tts_voice) = tts_voice(&spoken.voice);
     let view = RelayView {
-        relay_url: relay_url(&state.settings.public_url),
-        action_url: PublicUrl::new(&state.settings.public_url).to(RELAY_END_PATH),
+        relay_url: relay_url(&state.settings.server.public_url),
+        action_url: PublicUrl::new(&state.settings.server.public_url).to(RELAY_END_PATH),
         greeting: greeting.join(" "),
         language: spoken.tag.clone(),
         hints: hints(reply.language).to_string(),
@@ -260,7 +260,7 @@ pub(super) async fn connect(state: &AppState, req: &TwilioRequest, call: &VoiceC
 async fn relay(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let signed = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
     let tokens = auth_tokens(&state.settings);
-    let url = relay_url(&state.settings.public_url);
+    let url = relay_url(&state.settings.server.public_url);
     let valid = signed.is_some_and(|s| super::media::handshake_signed(&tokens, &url, s));
     if !valid {
         tracing::warn!(

@@ -107,8 +107,8 @@ impl Session {
         let (call, opening) = self.setup().await?;
         let caller = call.caller();
         let flow: CallFlow = self.state.flow.clone();
-        let rate = self.state.settings.relay_words_per_minute;
-        let default_language = self.state.settings.languages[0].language;
+        let rate = self.state.settings.ivr.relay_words_per_minute;
+        let default_language = self.state.settings.ivr.spoken_languages[0].language;
         // The language Twilio speaks and listens in: the greeting's (`relay.xml`), then as the
         // call's language changes (key 9, "español").
         let mut speaking_in = opening.state.lang.unwrap_or(default_language);
@@ -201,7 +201,7 @@ impl Session {
             return Err(End::Protocol("`setup` without a CallSid".into()));
         }
         self.call_sid = sid.to_string();
-        let key = self.state.settings.twilio_auth_token.as_ref().map(|t| t.expose()).unwrap_or_default();
+        let key = self.state.settings.twilio.auth_token.as_ref().map(|t| t.expose()).unwrap_or_default();
         let Some((call, opening)) = call_of_session(key, sid, &setup.custom_parameters) else {
             return Err(End::Refused("`setup` does not carry the token of a call orderline answered".into()));
         };
@@ -323,7 +323,7 @@ impl Session {
     ) -> Result<End, End> {
         let saved = SavedHandoff {
             call_sid: call.call_sid.clone(),
-            shop: self.state.settings.shopify_shop.clone().unwrap_or_default(),
+            shop: self.state.settings.shopify.shop.clone().unwrap_or_default(),
             customer_id,
             twiml,
         };

@@ -2,9 +2,11 @@
 //! to its store, and the Twilio caller emulator to dial in with.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use orderline::clock::{Clock, SystemClock};
+use orderline::config::{Secret, Settings};
 use orderline::shopify::payload::{ShopifyChange, ShopifyOrder};
 use orderline::shopify::writes::writes;
 use orderline::sim::shopify::{ShopifySim, SimConfig, SimServer};
@@ -24,22 +26,22 @@ pub struct Line {
 }
 
 /// orderline with the emulator's demo shop applied to its store (fresh), on `backend`.
-pub async fn line_with(backend: Backend, extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Line {
+pub async fn line_with(backend: Backend, change: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> Line {
     let sim = ShopifySim::new(SimConfig::default());
     sim.seed_demo();
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let url = server.url();
     let token = sim.config().access_token.clone();
-    let mut settings = vec![
-        ("shopify_shop", SHOP),
-        ("shopify_access_token", token.as_str()),
-        ("shopify_api_url", url.as_str()),
-        ("reconcile_every", "0s"),
-        ("lookup_budget", "500ms"),
-        ("warm_count", "0"),
-    ];
-    settings.extend_from_slice(extra);
-    let app = TestApp::start_with_clock(backend, &settings, clock).await;
+    let settings = |s: &mut Settings| {
+        s.shopify.shop = Some(SHOP.into());
+        s.shopify.access_token = Some(Secret::new(token));
+        s.shopify.api_url = Some(url);
+        s.sync.reconcile_every = Duration::ZERO;
+        s.lookup.lookup_budget = Duration::from_millis(500);
+        s.lookup.warm_count = 0;
+        change(s);
+    };
+    let app = TestApp::start_with_clock(backend, settings, clock).await;
     let mut changes: Vec<ShopifyChange> =
         sim.customers().into_iter().map(|c| ShopifyChange::Customer(Box::new(c))).collect();
     changes.extend(sim.orders().into_iter().map(|o| ShopifyChange::Order(Box::new(o))));
@@ -56,19 +58,26 @@ pub struct TwilioLine {
 }
 
 /// [`line_with`], with the Twilio REST emulator as the line's account.
-pub async fn line_with_twilio(backend: Backend, extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> TwilioLine {
+pub async fn line_with_twilio(
+    backend: Backend,
+    change: impl FnOnce(&mut Settings),
+    clock: Arc<dyn Clock>,
+) -> TwilioLine {
     let twilio = TwilioRestSim::new(RestSimConfig { auth_token: TOKEN.into(), ..RestSimConfig::default() });
     let server = twilio.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let url = server.url();
     let account = twilio.config().account_sid.clone();
-    let mut settings = vec![("twilio_account_sid", account.as_str()), ("twilio_api_url", url.as_str())];
-    settings.extend_from_slice(extra);
-    let line = line_with(backend, &settings, clock).await;
+    let settings = |s: &mut Settings| {
+        s.twilio.account_sid = Some(account);
+        s.twilio.api_url = url;
+        change(s);
+    };
+    let line = line_with(backend, settings, clock).await;
     TwilioLine { line, twilio, server }
 }
 
-pub async fn line(backend: Backend, extra: &[(&str, &str)]) -> Line {
-    line_with(backend, extra, Arc::new(SystemClock)).await
+pub async fn line(backend: Backend, change: impl FnOnce(&mut Settings)) -> Line {
+    line_with(backend, change, Arc::new(SystemClock)).await
 }
 
 impl Line {

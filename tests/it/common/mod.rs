@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use orderline::app::{self, Running};
 use orderline::clock::{Clock, SystemClock};
-use orderline::config::Settings;
+use orderline::config::{Secret, Settings};
 use orderline::shopify::signature;
 use orderline::store::Store;
 use serde_json::Value;
@@ -118,30 +118,36 @@ pub struct TestApp {
     pub client: reqwest::Client,
 }
 
-pub fn settings_for(db_url: &str, extra: &[(&str, &str)]) -> Settings {
-    let mut pairs: Vec<(&str, &str)> = vec![
-        ("listen", "127.0.0.1:0"),
-        ("database_url", db_url),
-        ("twilio_auth_token", "test-twilio-token"),
-        ("shopify_webhook_secret", SECRET),
-        ("db_max_connections", "4"),
-    ];
-    pairs.extend_from_slice(extra);
-    Settings::from_pairs(pairs).unwrap()
+/// The settings a test app starts with: listening on 127.0.0.1:0, on the test's database, with the
+/// harness's Twilio token and webhook secret, and `change` (typed: `|s| s.ivr.verify =
+/// VerifyPolicy::None`) over them; validated.
+pub fn settings_for(db_url: &str, change: impl FnOnce(&mut Settings)) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.listen = "127.0.0.1:0".parse().unwrap();
+    settings.server.database_url = db_url.into();
+    settings.server.db_max_connections = 4;
+    settings.twilio.auth_token = Some(Secret::new("test-twilio-token"));
+    settings.shopify.webhook_secret = Some(Secret::new(SECRET));
+    change(&mut settings);
+    settings.validated().unwrap_or_else(|e| panic!("the test's settings: {e}"))
 }
 
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
-        TestApp::start_with(backend, &[]).await
+        TestApp::start_with(backend, |_| {}).await
     }
 
-    pub async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-        TestApp::start_with_clock(backend, extra, Arc::new(SystemClock)).await
+    pub async fn start_with(backend: Backend, change: impl FnOnce(&mut Settings)) -> TestApp {
+        TestApp::start_with_clock(backend, change, Arc::new(SystemClock)).await
     }
 
-    pub async fn start_with_clock(backend: Backend, extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> TestApp {
+    pub async fn start_with_clock(
+        backend: Backend,
+        change: impl FnOnce(&mut Settings),
+        clock: Arc<dyn Clock>,
+    ) -> TestApp {
         let db = TestDb::new(backend).await;
-        let running = app::start_with_clock(settings_for(&db.url, extra), clock).await.unwrap();
+        let running = app::start_with_clock(settings_for(&db.url, change), clock).await.unwrap();
         let url = running.url();
         let app = TestApp { db, running: Some(running), url, client: reqwest::Client::new() };
         app.wait_ready().await;
