@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::FromRef;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -23,8 +24,10 @@ use crate::speech::ClipLibrary;
 use crate::store::{Backend, Store, StoreError};
 use crate::twilio::{self, recorder::CallRecorder, render::Renderer};
 
-/// What every handler can reach.
-#[derive(Clone)]
+/// What every handler can reach. A handler asks for the parts it uses: any field by its type
+/// (`State<Store>`, `State<Arc<Settings>>`; `FromRef`), or an area's sub-state
+/// (`agent::AgentDesk`); the whole state only where the call path runs.
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Store,
@@ -300,7 +303,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     let mut background =
         vec![lookup.follow_changes(), tokio::spawn(keep_lookup_current(lookup.clone(), settings.lookup.warm_count))];
     background.extend(recorder_tasks);
-    background.push(tokio::spawn(feed.run(state.clone())));
+    background.push(tokio::spawn(feed.run(agent::AgentDesk::from_ref(&state))));
     if let Some(client) = client.clone() {
         // Which scopes the app holds: logged and shown on /readyz when one is missing.
         background.push(tokio::spawn(async move {
@@ -330,7 +333,11 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         )));
     }
     if let Some(target) = settings.agents.notify().clone() {
-        background.push(tokio::spawn(agent::notify::run(state.clone(), target, shutdown_rx.clone())));
+        background.push(tokio::spawn(agent::notify::run(
+            agent::AgentDesk::from_ref(&state),
+            target,
+            shutdown_rx.clone(),
+        )));
     }
     if settings.handoff.callback {
         background.push(tokio::spawn(twilio::callback::run(state.clone(), shutdown_rx.clone())));

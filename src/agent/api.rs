@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::AgentDesk;
 use super::auth::require_bearer;
-use crate::app::AppState;
 use crate::lookup::{CallerAnswer, CallerId, CallerRecord};
 
 #[derive(Deserialize)]
@@ -115,14 +115,14 @@ pub fn caller_json(answer: &CallerAnswer) -> CallerJson {
 }
 
 pub async fn customers_by_phone(
-    State(state): State<AppState>,
+    State(desk): State<AgentDesk>,
     headers: HeaderMap,
     Query(query): Query<PhoneQuery>,
 ) -> Response {
-    if let Err(refused) = require_bearer(state.settings.agents.agent_token.as_ref(), &headers) {
+    if let Err(refused) = require_bearer(desk.settings.agents.agent_token.as_ref(), &headers) {
         return refused.into_response();
     }
-    match state.lookup.lookup(&query.phone).await {
+    match desk.lookup.lookup(&query.phone).await {
         Ok(answer) => Json(caller_json(&answer)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "lookup failed");

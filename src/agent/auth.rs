@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::app::AppState;
+use super::AgentDesk;
 use crate::config::Secret;
 use crate::store::Ts;
 
@@ -79,11 +79,11 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Accepts the bearer token or a live console session. A session cookie is checked first: a
 /// browser that has one is a browser, whatever else it sends.
-pub async fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<Access, AuthError> {
-    let expected = state.settings.agents.agent_token.as_ref().ok_or(AuthError::NotConfigured)?;
+pub async fn require_agent(desk: &AgentDesk, headers: &HeaderMap) -> Result<Access, AuthError> {
+    let expected = desk.settings.agents.agent_token.as_ref().ok_or(AuthError::NotConfigured)?;
     if let Some(session) = cookie(headers, SESSION_COOKIE).filter(|s| !s.is_empty()) {
-        let now = Ts::from(state.clock.now());
-        return match state.store.session_is_live(&session_hash(expected, session), now).await {
+        let now = Ts::from(desk.clock.now());
+        return match desk.store.session_is_live(&session_hash(expected, session), now).await {
             Ok(true) => Ok(Access::Session),
             Ok(false) => Err(AuthError::Wrong),
             Err(e) => {
@@ -104,16 +104,16 @@ pub fn origin_of(url: &str) -> Option<String> {
 
 /// The request's `Origin`, compared with ORDERLINE_PUBLIC_URL's: `Some(true)` ours,
 /// `Some(false)` another (or `null`), `None` when the request sent none.
-pub fn from_own_origin(state: &AppState, headers: &HeaderMap) -> Option<bool> {
+pub fn from_own_origin(desk: &AgentDesk, headers: &HeaderMap) -> Option<bool> {
     let given = headers.get(header::ORIGIN)?;
-    let ours = origin_of(&state.settings.server.public_url);
+    let ours = origin_of(&desk.settings.server.public_url);
     Some(given.to_str().ok().and_then(origin_of).is_some_and(|given| Some(given) == ours))
 }
 
 /// For browser sessions the request must come from the console's origin; a tool with the bearer
 /// token may send no `Origin`, but never a foreign one.
-pub fn check_origin(state: &AppState, headers: &HeaderMap, access: Access) -> Result<(), AuthError> {
-    match (from_own_origin(state, headers), access) {
+pub fn check_origin(desk: &AgentDesk, headers: &HeaderMap, access: Access) -> Result<(), AuthError> {
+    match (from_own_origin(desk, headers), access) {
         (Some(true), _) | (None, Access::Bearer) => Ok(()),
         (Some(false), _) | (None, Access::Session) => Err(AuthError::ForeignOrigin),
     }

@@ -5,12 +5,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::AgentDesk;
 use super::auth::require_agent;
 use super::people::{ListQuery, agent_name, full_name, require_agent_action};
 use crate::app::AppState;
@@ -78,13 +79,13 @@ pub fn sentence(b: &CallbackJson) -> String {
     format!("Asked to be called back{place}: {state}")
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
-    if let Err(refused) = require_agent(&state, &headers).await {
+pub async fn list(State(desk): State<AgentDesk>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
+    if let Err(refused) = require_agent(&desk, &headers).await {
         return refused.into_response();
     }
     let all = query.all();
-    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
-    match state.store.callbacks(&shop, all, LIST_LIMIT).await {
+    let shop = desk.settings.shopify.shop.clone().unwrap_or_default();
+    match desk.store.callbacks(&shop, all, LIST_LIMIT).await {
         Ok(rows) => Json(rows.into_iter().map(CallbackJson::from).collect::<Vec<_>>()).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "call-backs unavailable");
@@ -99,7 +100,8 @@ pub async fn call_now(
     Path(call_sid): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = require_agent_action(&state, &headers).await {
+    // Placing the call runs the call path (Twilio's REST API, the call record): the whole state.
+    if let Err(refused) = require_agent_action(&AgentDesk::from_ref(&state), &headers).await {
         return refused;
     }
     let by = match agent_name(&body) {

@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::AgentDesk;
 use super::api::{CustomerJson, customers_json};
 use super::summary::plain_words;
-use crate::app::AppState;
 use crate::domain::mask_phone;
 use crate::domain::{Event, EventKind};
 use crate::ivr::order_status::OrderFacts;
@@ -106,18 +106,18 @@ pub struct PathStep {
 /// case, and no query), else from the store. Never asks Shopify: showing a call is not a reason
 /// to spend the shop's API budget.
 async fn customer_record(
-    state: &AppState,
+    desk: &AgentDesk,
     shop: &str,
     from: Option<&str>,
     customer_id: i64,
 ) -> Result<Option<CallerRecord>, StoreError> {
     if let Some(from) = from
-        && let Some(record) = state.lookup.cached(from).await
+        && let Some(record) = desk.lookup.cached(from).await
         && let Some(customer) = record.customers.iter().find(|c| c.id == customer_id)
     {
         return Ok(Some(CallerRecord { customers: Box::new([customer.clone()]), confirmed_at: record.confirmed_at }));
     }
-    let parts = state.store.caller_parts(shop, &[customer_id], 3).await?;
+    let parts = desk.store.caller_parts(shop, &[customer_id], 3).await?;
     Ok((!parts.is_empty()).then(|| CallerRecord::from_parts(&parts)))
 }
 
@@ -132,17 +132,17 @@ pub fn web_link(url: &str) -> Option<&str> {
 }
 
 /// The card for a call, or `None` if no such call is recorded.
-pub async fn call_card(state: &AppState, call_sid: &str) -> Result<Option<CallCard>, StoreError> {
-    let store = &state.store;
+pub async fn call_card(desk: &AgentDesk, call_sid: &str) -> Result<Option<CallCard>, StoreError> {
+    let store = &desk.store;
     let Some(call) = store.call(call_sid).await? else { return Ok(None) };
     let events = store.call_events(call_sid).await?;
-    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
+    let shop = desk.settings.shopify.shop.clone().unwrap_or_default();
     let admin = |kind: &str, id: i64| (!shop.is_empty()).then(|| format!("https://{shop}/admin/{kind}/{id}"));
     let record = match call.customer_id {
-        Some(id) => customer_record(state, &shop, call.from_e164.as_deref(), id).await?,
+        Some(id) => customer_record(desk, &shop, call.from_e164.as_deref(), id).await?,
         None => None,
     };
-    let tz = state.settings.handoff.business_hours.timezone();
+    let tz = desk.settings.handoff.business_hours.timezone();
     let orders: Vec<OrderSummary> = record
         .iter()
         .flat_map(|r| r.customers.iter())

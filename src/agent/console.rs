@@ -14,12 +14,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::AgentDesk;
 use super::auth::{
     AuthError, SESSION_COOKIE, constant_time_eq, cookie, from_own_origin, new_session_token, require_agent,
     session_hash,
 };
 use super::card::call_card;
-use crate::app::AppState;
 use crate::store::{AttemptKind, Ts};
 
 const CONSOLE: &str = include_str!("console.html");
@@ -76,8 +76,8 @@ pub(crate) fn login_page_for(error: Option<&str>, status: StatusCode, next: Opti
     (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
 }
 
-pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match require_agent(&state, &headers).await {
+pub async fn page(State(desk): State<AgentDesk>, headers: HeaderMap) -> Response {
+    match require_agent(&desk, &headers).await {
         Ok(_) => ([(header::CACHE_CONTROL, "no-store")], Html(CONSOLE)).into_response(),
         Err(AuthError::Wrong) => login_page(Some("Your session has ended; log in again."), StatusCode::OK),
         Err(AuthError::Missing) => login_page(None, StatusCode::OK),
@@ -105,24 +105,24 @@ pub struct Login {
 
 /// A login or logout must be a form post from the console's own page: browsers send `Origin`
 /// with every POST, so one that is missing or foreign is another site's doing.
-fn same_origin_post(state: &AppState, headers: &HeaderMap) -> Result<(), AuthError> {
-    if from_own_origin(state, headers) == Some(true) {
+fn same_origin_post(desk: &AgentDesk, headers: &HeaderMap) -> Result<(), AuthError> {
+    if from_own_origin(desk, headers) == Some(true) {
         return Ok(());
     }
     tracing::warn!("agent console: login or logout refused, not posted from the console's origin");
     Err(AuthError::ForeignOrigin)
 }
 
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(login): Form<Login>) -> Response {
-    let Some(expected) = state.settings.agents.agent_token.as_ref() else {
+pub async fn login(State(desk): State<AgentDesk>, headers: HeaderMap, Form(login): Form<Login>) -> Response {
+    let Some(expected) = desk.settings.agents.agent_token.as_ref() else {
         return AuthError::NotConfigured.into_response();
     };
-    if let Err(refused) = same_origin_post(&state, &headers) {
+    if let Err(refused) = same_origin_post(&desk, &headers) {
         return refused.into_response();
     }
-    let now = state.clock.now();
+    let now = desk.clock.now();
     let window_start = Ts::from(now - chrono::Duration::from_std(LOGIN_WINDOW).unwrap_or_default());
-    match state.store.failures_since(AttemptKind::AgentLogin, LOGIN_SUBJECT, window_start).await {
+    match desk.store.failures_since(AttemptKind::AgentLogin, LOGIN_SUBJECT, window_start).await {
         Ok(n) if n >= LOGIN_FAILURES => {
             tracing::warn!(failures = n, "agent console: logins paused after too many wrong tokens");
             let retry = LOGIN_WINDOW.as_secs().to_string();
@@ -144,7 +144,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(login
     if !constant_time_eq(login.token.trim().as_bytes(), expected.expose().as_bytes()) {
         tracing::warn!("agent console: wrong token at login");
         let forget = Ts::from(now - chrono::Duration::from_std(LOGIN_WINDOW * 2).unwrap_or_default());
-        if let Err(e) = state
+        if let Err(e) = desk
             .store
             .record_failure(AttemptKind::AgentLogin, &[LOGIN_SUBJECT.to_string()], Ts::from(now), forget)
             .await
@@ -157,26 +157,26 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(login
         tracing::error!("agent console: no randomness for a session token");
         return AuthError::Unavailable.into_response();
     };
-    let ttl = state.settings.agents.agent_session_ttl;
+    let ttl = desk.settings.agents.agent_session_ttl;
     let expires = Ts::from(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12)));
-    if let Err(e) = state.store.create_session(&session_hash(expected, &token), Ts::from(now), expires).await {
+    if let Err(e) = desk.store.create_session(&session_hash(expected, &token), Ts::from(now), expires).await {
         tracing::error!(error = %e, "agent console: session not saved");
         return AuthError::Unavailable.into_response();
     }
-    let secure = if state.settings.server.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = if desk.settings.server.public_url.starts_with("https://") { "; Secure" } else { "" };
     let cookie =
         format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", ttl.as_secs());
     let landing = LANDINGS.iter().find(|l| login.next.as_deref() == Some(**l)).copied().unwrap_or("/agent");
     ([(header::SET_COOKIE, cookie)], Redirect::to(landing)).into_response()
 }
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(refused) = same_origin_post(&state, &headers) {
+pub async fn logout(State(desk): State<AgentDesk>, headers: HeaderMap) -> Response {
+    if let Err(refused) = same_origin_post(&desk, &headers) {
         return refused.into_response();
     }
-    if let Some(expected) = state.settings.agents.agent_token.as_ref()
+    if let Some(expected) = desk.settings.agents.agent_token.as_ref()
         && let Some(session) = cookie(&headers, SESSION_COOKIE).filter(|s| !s.is_empty())
-        && let Err(e) = state.store.end_session(&session_hash(expected, session)).await
+        && let Err(e) = desk.store.end_session(&session_hash(expected, session)).await
     {
         tracing::error!(error = %e, "agent console: session not ended");
         return AuthError::Unavailable.into_response();
@@ -186,11 +186,11 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// `GET /api/calls/{CallSid}`: the call's context, as the console shows it.
-pub async fn call(State(state): State<AppState>, headers: HeaderMap, Path(call_sid): Path<String>) -> Response {
-    if let Err(refused) = require_agent(&state, &headers).await {
+pub async fn call(State(desk): State<AgentDesk>, headers: HeaderMap, Path(call_sid): Path<String>) -> Response {
+    if let Err(refused) = require_agent(&desk, &headers).await {
         return refused.into_response();
     }
-    match call_card(&state, &call_sid).await {
+    match call_card(&desk, &call_sid).await {
         Ok(Some(card)) => Json(card).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "no such call\n").into_response(),
         Err(e) => {

@@ -13,11 +13,11 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{Semaphore, broadcast};
 
+use super::AgentDesk;
 use super::auth::{Access, SESSION_COOKIE, check_origin, cookie, require_agent, session_hash};
 use super::card::{CallCard, call_card};
-use crate::app::AppState;
 use crate::store::Ts;
 
 /// How far back a connecting agent's catch-up reaches, and how many calls it holds.
@@ -71,10 +71,10 @@ impl AgentFeed {
 
     /// Turns the store's call notices into feed events, for as long as the store lives. Up to
     /// `READ_AHEAD` notices have their cards read at once; events still go out in notice order.
-    pub async fn run(self, state: AppState) {
+    pub async fn run(self, desk: AgentDesk) {
         use futures::StreamExt;
         const READ_AHEAD: usize = 16;
-        let notices = futures::stream::unfold(state.store.subscribe_calls(), |mut rx| async move {
+        let notices = futures::stream::unfold(desk.store.subscribe_calls(), |mut rx| async move {
             loop {
                 match rx.recv().await {
                     Ok(changes) => return Some((changes, rx)),
@@ -85,7 +85,7 @@ impl AgentFeed {
                 }
             }
         });
-        let state = &state;
+        let desk = &desk;
         let sender = &self.sender;
         let read = notices
             .map(|changes| async move {
@@ -95,8 +95,7 @@ impl AgentFeed {
                 if sender.receiver_count() == 0 {
                     return (changes, Vec::new());
                 }
-                let cards =
-                    futures::future::join_all(changes.calls.iter().map(|c| call_card(state, &c.call_sid))).await;
+                let cards = futures::future::join_all(changes.calls.iter().map(|c| call_card(desk, &c.call_sid))).await;
                 (changes, cards)
             })
             .buffered(READ_AHEAD);
@@ -134,19 +133,25 @@ impl AgentFeed {
 
 /// `GET /agent/feed`: the WebSocket. First a snapshot of the calls of the last hours (in
 /// progress and recently ended), then every event as it happens.
-pub async fn feed(ws: WebSocketUpgrade, State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn feed(
+    ws: WebSocketUpgrade,
+    State(desk): State<AgentDesk>,
+    State(feed): State<AgentFeed>,
+    State(slots): State<Arc<Semaphore>>,
+    headers: HeaderMap,
+) -> Response {
     // A WebSocket is not covered by the browser's same-origin rules: a page on another origin
     // (even another port of this host, which SameSite counts as the same site) could open it
     // with the agent's cookie. Browser sessions must come from the console's origin.
-    let access = match require_agent(&state, &headers).await {
+    let access = match require_agent(&desk, &headers).await {
         Ok(access) => access,
         Err(refused) => return refused.into_response(),
     };
-    if let Err(refused) = check_origin(&state, &headers, access) {
+    if let Err(refused) = check_origin(&desk, &headers, access) {
         tracing::warn!("agent feed refused: a browser session from another origin");
         return refused.into_response();
     }
-    let session = match (access, state.settings.agents.agent_token.as_ref(), cookie(&headers, SESSION_COOKIE)) {
+    let session = match (access, desk.settings.agents.agent_token.as_ref(), cookie(&headers, SESSION_COOKIE)) {
         (Access::Session, Some(token), Some(session)) => Some(session_hash(token, session)),
         _ => None,
     };
@@ -154,31 +159,31 @@ pub async fn feed(ws: WebSocketUpgrade, State(state): State<AppState>, headers: 
     // 128 KiB a socket), messages from the agent bounded to 4 KiB (the console sends none, only
     // pongs; tungstenite would otherwise buffer up to 64 MiB) and pings that a live console
     // answers, so the transport's idle timeout ends only dead ones.
-    let Ok(slot) = state.feed_slots.clone().try_acquire_owned() else {
+    let Ok(slot) = slots.try_acquire_owned() else {
         tracing::warn!("agent feed refused: ORDERLINE_MAX_FEED_CLIENTS are connected");
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "too many agent feed connections\n").into_response();
     };
     ws.read_buffer_size(4096).max_message_size(4096).max_frame_size(4096).on_upgrade(move |socket| async move {
-        serve(socket, state, session).await;
+        serve(socket, desk, feed, session).await;
         drop(slot);
     })
 }
 
 /// True while the console session (by its stored hash) is live; a bearer feed has none to end.
-async fn session_is_live(state: &AppState, session: Option<&str>) -> bool {
+async fn session_is_live(desk: &AgentDesk, session: Option<&str>) -> bool {
     let Some(session) = session else { return true };
-    let now = Ts::from(state.clock.now());
+    let now = Ts::from(desk.clock.now());
     // A store that does not answer is not a logout: the feed goes on until it can tell.
-    state.store.session_is_live(session, now).await.unwrap_or(true)
+    desk.store.session_is_live(session, now).await.unwrap_or(true)
 }
 
-async fn serve(mut socket: WebSocket, state: AppState, session: Option<String>) {
+async fn serve(mut socket: WebSocket, desk: AgentDesk, feed: AgentFeed, session: Option<String>) {
     // Subscribe before reading the snapshot, so nothing falls between the two.
-    let mut events = state.feed.subscribe();
-    if send_snapshot(&mut socket, &state).await.is_err() {
+    let mut events = feed.subscribe();
+    if send_snapshot(&mut socket, &desk).await.is_err() {
         return;
     }
-    let mut ping = tokio::time::interval(state.settings.transport.idle_timeout / 3);
+    let mut ping = tokio::time::interval(desk.settings.transport.idle_timeout / 3);
     let mut recheck = tokio::time::interval(SESSION_RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -189,7 +194,7 @@ async fn serve(mut socket: WebSocket, state: AppState, session: Option<String>) 
                 }
             }
             _ = recheck.tick(), if session.is_some() => {
-                if !session_is_live(&state, session.as_deref()).await {
+                if !session_is_live(&desk, session.as_deref()).await {
                     tracing::info!("agent feed closed: its console session has ended");
                     let _ = socket.send(Message::Close(None)).await;
                     return;
@@ -216,7 +221,7 @@ async fn serve(mut socket: WebSocket, state: AppState, session: Option<String>) 
                 }
                 // Too slow to keep up: start again from the current state.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if send_snapshot(&mut socket, &state).await.is_err() {
+                    if send_snapshot(&mut socket, &desk).await.is_err() {
                         return;
                     }
                 }
@@ -230,16 +235,16 @@ async fn serve(mut socket: WebSocket, state: AppState, session: Option<String>) 
     }
 }
 
-async fn send_snapshot(socket: &mut WebSocket, state: &AppState) -> Result<(), axum::Error> {
-    let calls = snapshot(state).await;
+async fn send_snapshot(socket: &mut WebSocket, desk: &AgentDesk) -> Result<(), axum::Error> {
+    let calls = snapshot(desk).await;
     let json = serde_json::to_string(&Snapshot { kind: "snapshot", calls }).unwrap_or_default();
     socket.send(Message::Text(json.into())).await
 }
 
-async fn snapshot(state: &AppState) -> Vec<CallCard> {
-    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
-    let since = Ts::from(state.clock.now() - chrono::Duration::hours(CATCH_UP_HOURS));
-    let sids = match state.store.recent_calls(&shop, since, CATCH_UP_CALLS).await {
+async fn snapshot(desk: &AgentDesk) -> Vec<CallCard> {
+    let shop = desk.settings.shopify.shop.clone().unwrap_or_default();
+    let since = Ts::from(desk.clock.now() - chrono::Duration::hours(CATCH_UP_HOURS));
+    let sids = match desk.store.recent_calls(&shop, since, CATCH_UP_CALLS).await {
         Ok(sids) => sids,
         Err(e) => {
             tracing::warn!(error = %e, "agent feed: cannot read recent calls");
@@ -248,7 +253,7 @@ async fn snapshot(state: &AppState) -> Vec<CallCard> {
     };
     let mut cards = Vec::with_capacity(sids.len());
     for sid in sids {
-        if let Ok(Some(card)) = call_card(state, &sid).await {
+        if let Ok(Some(card)) = call_card(desk, &sid).await {
             cards.push(card);
         }
     }

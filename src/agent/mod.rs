@@ -17,12 +17,42 @@ pub mod reports_page;
 pub mod summary;
 pub mod voicemail;
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::lookup::CallerLookup;
+use crate::store::Store;
 
 pub use feed::AgentFeed;
+
+/// The parts of the state the agents' side reads: the settings (the agent token, the public URL,
+/// the shop), the store (sessions, call records), the clock and the caller cache (cards). Its
+/// handlers take this, and ask for anything else they use (the feed, Twilio's REST API) by
+/// itself, never for the whole `AppState` (axum's `FromRef` sub-states).
+#[derive(Clone)]
+pub struct AgentDesk {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub lookup: CallerLookup,
+}
+
+impl FromRef<AppState> for AgentDesk {
+    fn from_ref(state: &AppState) -> AgentDesk {
+        AgentDesk {
+            settings: state.settings.clone(),
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            lookup: state.lookup.clone(),
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()

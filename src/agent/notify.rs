@@ -13,8 +13,8 @@ use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::watch;
 
+use super::AgentDesk;
 use super::card::{CallCard, call_card};
-use crate::app::AppState;
 use crate::config::NotifyTarget;
 use crate::domain::mask_pii;
 use crate::store::{DueNotification, Ts};
@@ -94,7 +94,7 @@ fn document(card: &CallCard, kind: &str, public_url: &str) -> Vec<u8> {
 }
 
 /// Sends due notifications until `shutdown`.
-pub async fn run(state: AppState, target: NotifyTarget, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(desk: AgentDesk, target: NotifyTarget, mut shutdown: watch::Receiver<bool>) {
     let client = match reqwest::Client::builder().timeout(TIMEOUT).build() {
         Ok(client) => client,
         Err(e) => {
@@ -106,12 +106,12 @@ pub async fn run(state: AppState, target: NotifyTarget, mut shutdown: watch::Rec
         if *shutdown.borrow() {
             return;
         }
-        let now = state.clock.now();
+        let now = desk.clock.now();
         let lease = Ts::from(now + chrono::Duration::from_std(LEASE).unwrap_or_default());
-        match state.store.claim_notifications(Ts::from(now), lease, 20).await {
+        match desk.store.claim_notifications(Ts::from(now), lease, 20).await {
             Ok(due) => {
                 for notification in due {
-                    send(&state, &client, &target, &notification).await;
+                    send(&desk, &client, &target, &notification).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not read the notifications due"),
@@ -123,10 +123,10 @@ pub async fn run(state: AppState, target: NotifyTarget, mut shutdown: watch::Rec
     }
 }
 
-async fn send(state: &AppState, client: &reqwest::Client, target: &NotifyTarget, due: &DueNotification) {
-    let outcome = match call_card(state, &due.call_sid).await {
+async fn send(desk: &AgentDesk, client: &reqwest::Client, target: &NotifyTarget, due: &DueNotification) {
+    let outcome = match call_card(desk, &due.call_sid).await {
         Ok(Some(card)) => {
-            let body = document(&card, &due.kind, &state.settings.server.public_url);
+            let body = document(&card, &due.kind, &desk.settings.server.public_url);
             let sent = client
                 .post(&target.url)
                 .header("Content-Type", "application/json")
@@ -144,9 +144,9 @@ async fn send(state: &AppState, client: &reqwest::Client, target: &NotifyTarget,
         Ok(None) => Err("the call is not recorded (yet)".to_string()),
         Err(e) => Err(format!("the call could not be read: {e}")),
     };
-    let now = state.clock.now();
+    let now = desk.clock.now();
     let stored = match outcome {
-        Ok(()) => state.store.notification_delivered(&due.call_sid, &due.kind, Ts::from(now)).await,
+        Ok(()) => desk.store.notification_delivered(&due.call_sid, &due.kind, Ts::from(now)).await,
         Err(why) => {
             let attempts = u32::try_from(due.attempts).unwrap_or(0) + 1;
             let retry_at = (attempts < target.max_attempts).then(|| {
@@ -159,7 +159,7 @@ async fn send(state: &AppState, client: &reqwest::Client, target: &NotifyTarget,
             } else {
                 tracing::warn!(kind = %due.kind, attempts, error = %why, "notification not delivered; retrying");
             }
-            state.store.notification_failed(&due.call_sid, &due.kind, &why, retry_at, Ts::from(now)).await
+            desk.store.notification_failed(&due.call_sid, &due.kind, &why, retry_at, Ts::from(now)).await
         }
     };
     if let Err(e) = stored {

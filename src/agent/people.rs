@@ -6,8 +6,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::AgentDesk;
 use super::auth::{check_origin, require_agent};
-use crate::app::AppState;
 
 /// The longest name kept for an agent.
 const MAX_NAME: usize = 64;
@@ -62,9 +62,9 @@ impl ListQuery {
 
 /// An agent acting on a list item (marking it handled, calling back): logged in, and from the
 /// console's own origin when by cookie; else the refusal to answer with.
-pub async fn require_agent_action(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
-    let access = require_agent(state, headers).await.map_err(IntoResponse::into_response)?;
-    check_origin(state, headers, access).map_err(IntoResponse::into_response)
+pub async fn require_agent_action(desk: &AgentDesk, headers: &HeaderMap) -> Result<(), Response> {
+    let access = require_agent(desk, headers).await.map_err(IntoResponse::into_response)?;
+    check_origin(desk, headers, access).map_err(IntoResponse::into_response)
 }
 
 #[cfg(test)]

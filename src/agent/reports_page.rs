@@ -9,10 +9,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::AgentDesk;
 use super::auth::{AuthError, require_agent};
 use super::console::login_page_for;
 use super::reports::{Report, ReportRange};
-use crate::app::AppState;
 use crate::domain::report::Calendar;
 
 const PAGE: &str = include_str!("reports.html");
@@ -27,8 +27,8 @@ pub const CHART_JS_LICENSE_PATH: &str = "/agent/assets/chart-4.6.1.LICENSE.md";
 /// A year: the versioned file names never change content.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match require_agent(&state, &headers).await {
+pub async fn page(State(desk): State<AgentDesk>, headers: HeaderMap) -> Response {
+    match require_agent(&desk, &headers).await {
         Ok(_) => ([(header::CACHE_CONTROL, "no-store")], Html(PAGE)).into_response(),
         Err(AuthError::Wrong) => {
             login_page_for(Some("Your session has ended; log in again."), StatusCode::OK, Some("/agent/reports"))
@@ -70,11 +70,11 @@ fn wants_csv(query: &HashMap<String, String>, headers: &HeaderMap) -> bool {
 /// `GET /api/reports?from=YYYY-MM-DD&to=YYYY-MM-DD`: days of the line's time zone
 /// (ORDERLINE_HOURS_TIMEZONE), both included; default the last 30 days.
 pub async fn api(
-    State(state): State<AppState>,
+    State(desk): State<AgentDesk>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = require_agent(&state, &headers).await {
+    if let Err(refused) = require_agent(&desk, &headers).await {
         return refused.into_response();
     }
     if let Some(format) =
@@ -83,8 +83,8 @@ pub async fn api(
         let message = format!("`format` is json or csv, not {:?}\n", format.chars().take(20).collect::<String>());
         return (StatusCode::BAD_REQUEST, message).into_response();
     }
-    let calendar = Calendar::new(state.settings.handoff.business_hours.timezone());
-    let today = calendar.date_of(state.clock.now());
+    let calendar = Calendar::new(desk.settings.handoff.business_hours.timezone());
+    let today = calendar.date_of(desk.clock.now());
     let range =
         match ReportRange::parse(query.get("from").map(String::as_str), query.get("to").map(String::as_str), today) {
             Ok(range) => range,
@@ -93,9 +93,9 @@ pub async fn api(
                 return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
             }
         };
-    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
-    let window = state.settings.reports.repeat_call_window;
-    let counts = match state
+    let shop = desk.settings.shopify.shop.clone().unwrap_or_default();
+    let window = desk.settings.reports.repeat_call_window;
+    let counts = match desk
         .store
         .report_counts(&shop, range.start(&calendar).into(), range.end(&calendar).into(), window, &calendar)
         .await

@@ -5,18 +5,20 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::AgentDesk;
 use super::auth::require_agent;
 use super::people::{ListQuery, agent_name, full_name, require_agent_action};
-use crate::app::AppState;
 use crate::domain::mask_phone;
 use crate::store::{Ts, VoicemailRow};
-use crate::twilio::rest::TwilioError;
+use crate::twilio::rest::{TwilioError, TwilioRest};
 use crate::twilio::voicemail::is_recording_sid;
 
 /// How many messages one list holds.
@@ -84,13 +86,13 @@ pub fn sentence(v: &VoicemailJson) -> String {
     format!("Left a voicemail ({} s){words}{handled}", v.duration_s)
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
-    if let Err(refused) = require_agent(&state, &headers).await {
+pub async fn list(State(desk): State<AgentDesk>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
+    if let Err(refused) = require_agent(&desk, &headers).await {
         return refused.into_response();
     }
     let all = query.all();
-    let shop = state.settings.shopify.shop.clone().unwrap_or_default();
-    match state.store.voicemails(&shop, all, LIST_LIMIT).await {
+    let shop = desk.settings.shopify.shop.clone().unwrap_or_default();
+    match desk.store.voicemails(&shop, all, LIST_LIMIT).await {
         Ok(rows) => Json(rows.into_iter().map(VoicemailJson::from).collect::<Vec<_>>()).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "voicemails unavailable");
@@ -100,12 +102,12 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query
 }
 
 pub async fn handled(
-    State(state): State<AppState>,
+    State(desk): State<AgentDesk>,
     headers: HeaderMap,
     Path(sid): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = require_agent_action(&state, &headers).await {
+    if let Err(refused) = require_agent_action(&desk, &headers).await {
         return refused;
     }
     if !is_recording_sid(&sid) {
@@ -115,7 +117,7 @@ pub async fn handled(
         Ok(by) => by,
         Err(refused) => return refused.into_response(),
     };
-    match state.store.voicemail_handled(&sid, &by, Ts::from(state.clock.now())).await {
+    match desk.store.voicemail_handled(&sid, &by, Ts::from(desk.clock.now())).await {
         Ok(Some(row)) => Json(VoicemailJson::from(row)).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "no such voicemail\n").into_response(),
         Err(e) => {
@@ -126,14 +128,19 @@ pub async fn handled(
 }
 
 /// The recording's audio, fetched from Twilio's REST API (WAV, as Twilio serves it by default).
-pub async fn audio(State(state): State<AppState>, headers: HeaderMap, Path(sid): Path<String>) -> Response {
-    if let Err(refused) = require_agent(&state, &headers).await {
+pub async fn audio(
+    State(desk): State<AgentDesk>,
+    State(twilio_rest): State<Option<Arc<TwilioRest>>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Response {
+    if let Err(refused) = require_agent(&desk, &headers).await {
         return refused.into_response();
     }
     if !is_recording_sid(&sid) {
         return (StatusCode::NOT_FOUND, "no such voicemail\n").into_response();
     }
-    match state.store.voicemail(&sid).await {
+    match desk.store.voicemail(&sid).await {
         Ok(Some(_)) => {}
         Ok(None) => return (StatusCode::NOT_FOUND, "no such voicemail\n").into_response(),
         Err(e) => {
@@ -141,7 +148,7 @@ pub async fn audio(State(state): State<AppState>, headers: HeaderMap, Path(sid):
             return (StatusCode::SERVICE_UNAVAILABLE, "the store did not answer\n").into_response();
         }
     }
-    let Some(rest) = &state.twilio_rest else {
+    let Some(rest) = &twilio_rest else {
         let why = "recordings are played through Twilio's REST API: set TWILIO_ACCOUNT_SID with a key or the auth token
 ";
         return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();

@@ -12,7 +12,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use std::sync::Arc;
+
 use crate::app::AppState;
+use crate::shopify::client::ShopifyClient;
+use crate::store::Store;
 
 pub use metrics::Metrics;
 
@@ -28,9 +32,9 @@ async fn healthz() -> &'static str {
 /// The database answers and every migration is applied. Ready but degraded (still 200): the
 /// Shopify app lacks a scope, or Shopify withholds protected fields; each is a line. Unauthenticated,
 /// so a failure's reason (which can quote the database's own error) goes to the log only.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let degraded = state.shopify.as_ref().map(|c| c.degradations()).unwrap_or_default();
-    match state.store.readiness().await {
+async fn readyz(State(store): State<Store>, State(shopify): State<Option<Arc<ShopifyClient>>>) -> impl IntoResponse {
+    let degraded = shopify.as_ref().map(|c| c.degradations()).unwrap_or_default();
+    match store.readiness().await {
         Ok(()) if degraded.is_empty() => (StatusCode::OK, "ready\n".to_string()),
         Ok(()) => (StatusCode::OK, format!("ready, degraded:\n{}\n", degraded.join("\n"))),
         Err(reason) => {
@@ -40,14 +44,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.delivery_counts().await {
+async fn metrics(State(store): State<Store>, State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    match store.delivery_counts().await {
         Ok(counts) => {
             let count = |status: &str| counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
-            state.metrics.dead_letters.set(count("dead"));
-            state.metrics.pending_deliveries.set(count("pending"));
+            metrics.dead_letters.set(count("dead"));
+            metrics.pending_deliveries.set(count("pending"));
         }
         Err(e) => tracing::warn!(error = %e, "metrics: could not count deliveries"),
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
 }

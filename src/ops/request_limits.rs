@@ -9,15 +9,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
+use std::sync::Arc;
+
+use crate::config::Settings;
 
 /// Bodies of routes that set no limit of their own (agent login, the API's GETs) are small.
 const OTHER_MAX_BODY: usize = 64 * 1024;
 
 /// The largest body `path` accepts: the same figure its handler reads up to.
-pub fn body_limit(state: &AppState, path: &str) -> usize {
+pub fn body_limit(settings: &Settings, path: &str) -> usize {
     if path == "/shopify/webhooks" {
-        state.settings.server.webhook_max_bytes
+        settings.server.webhook_max_bytes
     } else if path.starts_with("/twilio/") {
         crate::twilio::request::MAX_BODY
     } else {
@@ -25,8 +27,8 @@ pub fn body_limit(state: &AppState, path: &str) -> usize {
     }
 }
 
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit = body_limit(&state, request.uri().path());
+pub async fn enforce(State(settings): State<Arc<Settings>>, request: Request, next: Next) -> Response {
+    let limit = body_limit(&settings, request.uri().path());
     let announced = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -37,7 +39,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
         return closing(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than {limit} bytes\n"));
     }
     let path = request.uri().path().to_string();
-    match tokio::time::timeout(state.settings.transport.request_timeout, next.run(request)).await {
+    match tokio::time::timeout(settings.transport.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(path = %path, "request not complete within ORDERLINE_REQUEST_TIMEOUT: 408");

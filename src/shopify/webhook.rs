@@ -1,17 +1,23 @@
 //! `POST /shopify/webhooks`: verify, store durably, answer. Applying happens after the answer
 //! (see `processor`), so Shopify's 5-second limit is never spent on our own work.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::client::ShopifyClient;
+use super::intake::Intake;
 use super::payload::Topic;
 use super::{destructive, signature};
 use crate::app::AppState;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::ops::Metrics;
 use crate::store::{NewDelivery, Ts};
 
 /// Longest wait for the durable store before answering 503: Shopify gives up after 5 s in all
@@ -73,8 +79,32 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// What receiving a webhook uses, of the whole state (a `FromRef` sub-state): the secrets and
+/// limits, the metrics, the clock, the intake queue and the Admin API (to confirm a destructive
+/// topic).
+#[derive(Clone)]
+pub struct WebhookDesk {
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub intake: Intake,
+    pub shopify: Option<Arc<ShopifyClient>>,
+}
+
+impl FromRef<AppState> for WebhookDesk {
+    fn from_ref(state: &AppState) -> WebhookDesk {
+        WebhookDesk {
+            settings: state.settings.clone(),
+            metrics: state.metrics.clone(),
+            clock: state.clock.clone(),
+            intake: state.intake.clone(),
+            shopify: state.shopify.clone(),
+        }
+    }
+}
+
 pub async fn receive(
-    State(state): State<AppState>,
+    State(state): State<WebhookDesk>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -115,7 +145,7 @@ struct Accepted {
 
 /// Verifies and stores one delivery.
 async fn accept(
-    state: &AppState,
+    state: &WebhookDesk,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, WebhookError> {

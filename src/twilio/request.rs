@@ -2,15 +2,18 @@
 //! ORDERLINE_PUBLIC_URL + path + query, and parses the parameters. A request that fails the
 //! check is answered 403 and goes no further: nothing is recorded.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, OriginalUri, Request};
+use axum::extract::{FromRef, FromRequest, OriginalUri, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::public_url::PublicUrl;
 use super::signature;
-use crate::app::AppState;
+use crate::config::Settings;
 use crate::domain::mask_phone;
+use crate::ops::Metrics;
 
 /// Twilio's bodies are small (its own limit for a response is 64 kB); anything larger is not Twilio.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -37,22 +40,30 @@ impl TwilioRequest {
     }
 }
 
-impl FromRequest<AppState> for TwilioRequest {
+/// Checking a signature needs the settings (auth tokens, public URL) and counts refusals in the
+/// metrics: the extractor asks the state for those two parts only.
+impl<S> FromRequest<S> for TwilioRequest
+where
+    S: Send + Sync,
+    Arc<Settings>: FromRef<S>,
+    Arc<Metrics>: FromRef<S>,
+{
     type Rejection = Response;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (settings, metrics) = (Arc::<Settings>::from_ref(state), Arc::<Metrics>::from_ref(state));
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_string();
         let route = path.rsplit('/').next().unwrap_or("").to_string();
         let refuse = |status: StatusCode, why: &str| {
-            state.metrics.twilio_request(&route, "forbidden", 0.0);
+            metrics.twilio_request(&route, "forbidden", 0.0);
             (status, format!("{why}\n")).into_response()
         };
         let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
             Err(_) => return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large for a Twilio request")),
         };
-        let tokens = auth_tokens(&state.settings);
+        let tokens = auth_tokens(&settings);
         if tokens.is_empty() {
             return Err(refuse(StatusCode::FORBIDDEN, "TWILIO_AUTH_TOKEN is not set"));
         }
@@ -64,7 +75,7 @@ impl FromRequest<AppState> for TwilioRequest {
         // asked for, which the original URI has.
         let original = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |o| &o.0);
         let path_and_query = original.path_and_query().map_or(path.as_str(), |pq| pq.as_str());
-        let url = PublicUrl::new(&state.settings.server.public_url).requested(path_and_query);
+        let url = PublicUrl::new(&settings.server.public_url).requested(path_and_query);
         let is_json = header_str(&parts.headers, header::CONTENT_TYPE.as_str())
             .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
         let params: Vec<(String, String)> =

@@ -26,6 +26,7 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::domain::{SmsResult, mask_phone, mask_pii};
 use crate::ivr::{TextOutcome, TextRequest, TextSender};
+use crate::ops::Metrics;
 use crate::store::{NewSms, SmsRow, Store, Ts};
 
 /// The message status callback's path (`StatusCallback` of every message sent).
@@ -166,11 +167,16 @@ impl TextSender for TwilioTexts {
 
 /// A message status callback: updates the text's status. A callback without a `MessageSid`
 /// is refused 400; one for a message orderline did not send, 404; nothing is written for either.
-async fn sms_status(State(state): State<AppState>, req: TwilioRequest) -> Response {
+async fn sms_status(
+    State(store): State<Store>,
+    State(metrics): State<Arc<Metrics>>,
+    State(clock): State<Arc<dyn Clock>>,
+    req: TwilioRequest,
+) -> Response {
     let started = Instant::now();
     let refuse = |status: StatusCode, why: &str| {
         tracing::warn!(error = %why, "message status callback refused");
-        state.metrics.twilio_request("sms-status", "bad_request", started.elapsed().as_secs_f64());
+        metrics.twilio_request("sms-status", "bad_request", started.elapsed().as_secs_f64());
         (status, format!("{why}\n")).into_response()
     };
     let sid = req.param("MessageSid").or(req.param("SmsSid")).map(str::trim).unwrap_or_default();
@@ -185,24 +191,24 @@ async fn sms_status(State(state): State<AppState>, req: TwilioRequest) -> Respon
     let code = req.param("ErrorCode").and_then(|c| c.trim().parse::<i32>().ok());
     // Twilio may call back before the sender has stored the SID it was just given: a SID not
     // found is looked for again, a few times within a second, before it is refused.
-    let mut stored = state.store.sms_status(sid, status, code, Ts::from(state.clock.now())).await;
+    let mut stored = store.sms_status(sid, status, code, Ts::from(clock.now())).await;
     for _ in 0..UNKNOWN_SID_RETRIES {
         if !matches!(stored, Ok(None)) {
             break;
         }
         tokio::time::sleep(UNKNOWN_SID_WAIT).await;
-        stored = state.store.sms_status(sid, status, code, Ts::from(state.clock.now())).await;
+        stored = store.sms_status(sid, status, code, Ts::from(clock.now())).await;
     }
     match stored {
         Ok(Some(row)) => {
             tracing::info!(sid, status, to = %mask_phone(&row.to_number), "message status");
-            state.metrics.twilio_request("sms-status", "answered", started.elapsed().as_secs_f64());
+            metrics.twilio_request("sms-status", "answered", started.elapsed().as_secs_f64());
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(None) => refuse(StatusCode::NOT_FOUND, "no text with this MessageSid was sent by orderline"),
         Err(e) => {
             tracing::error!(error = %e, "could not record a message status");
-            state.metrics.twilio_request("sms-status", "error", started.elapsed().as_secs_f64());
+            metrics.twilio_request("sms-status", "error", started.elapsed().as_secs_f64());
             // Twilio retries a callback that failed; nothing was written.
             (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable\n").into_response()
         }

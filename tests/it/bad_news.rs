@@ -3,6 +3,7 @@
 //! or who calls again, skips the reassuring menu: they hear the honest state and an apology and
 //! are put through with priority; outside hours they hear it before the menu.
 
+use axum::extract::FromRef;
 use std::sync::Arc;
 
 use crate::common::Backend;
@@ -22,7 +23,10 @@ fn said(t: &Transcript) -> String {
 async fn card(line: &Line, call_sid: &str) -> orderline::agent::card::CallCard {
     line.flush_calls().await;
     let state = &line.app.running.as_ref().unwrap().state;
-    orderline::agent::card::call_card(state, call_sid).await.unwrap().expect("the call is recorded")
+    orderline::agent::card::call_card(&orderline::agent::AgentDesk::from_ref(state), call_sid)
+        .await
+        .unwrap()
+        .expect("the call is recorded")
 }
 
 /// Ten days on: Dana's parcel, shipped about three days before, has not been scanned since.

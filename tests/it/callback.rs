@@ -3,6 +3,7 @@
 //! pressing 1 at the wait document's Gather), and the Twilio REST emulator placing the call-back
 //! (requesting orderline's answer URL as the customer picks up, then its status callback).
 
+use axum::extract::FromRef;
 use std::time::{Duration, Instant};
 
 use crate::common::Backend;
@@ -132,7 +133,10 @@ async fn a_queued_caller_is_called_back_keeping_their_place_and_put_through(back
     // The card says it in plain words.
     d.line.flush_calls().await;
     let state = &d.line.app.running.as_ref().unwrap().state;
-    let card = orderline::agent::card::call_card(state, &t.call_sid).await.unwrap().unwrap();
+    let card = orderline::agent::card::call_card(&orderline::agent::AgentDesk::from_ref(state), &t.call_sid)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         card.summary.iter().any(|l| l == "Asked to be called back at place 3 in line: called back and put through"),
         "{:?}",

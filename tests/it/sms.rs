@@ -2,6 +2,7 @@
 //! and SQLite, the Shopify emulator's demo shop, the Twilio caller emulator dialing in, and the
 //! Twilio REST emulator taking the message (and POSTing its signed status callbacks back).
 
+use axum::extract::FromRef;
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -62,7 +63,10 @@ async fn wait_for_status(line: &Line, call_sid: &str, status: &str) -> orderline
 async fn card(line: &Line, call_sid: &str) -> orderline::agent::card::CallCard {
     line.flush_calls().await;
     let state = &line.app.running.as_ref().unwrap().state;
-    orderline::agent::card::call_card(state, call_sid).await.unwrap().expect("the call is recorded")
+    orderline::agent::card::call_card(&orderline::agent::AgentDesk::from_ref(state), call_sid)
+        .await
+        .unwrap()
+        .expect("the call is recorded")
 }
 
 async fn pressing_4_texts_the_tracking_link_once(backend: Backend) {

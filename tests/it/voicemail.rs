@@ -3,6 +3,7 @@
 //! recording's status and transcription callbacks, signed), and the Twilio REST emulator keeping
 //! the recording that the console plays through orderline.
 
+use axum::extract::FromRef;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,7 +122,10 @@ async fn a_closed_line_takes_a_message_that_is_transcribed_listed_and_played(bac
     // The card says it in plain words.
     m.line.flush_calls().await;
     let state = &m.line.app.running.as_ref().unwrap().state;
-    let card = orderline::agent::card::call_card(state, &t.call_sid).await.unwrap().unwrap();
+    let card = orderline::agent::card::call_card(&orderline::agent::AgentDesk::from_ref(state), &t.call_sid)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         card.summary.iter().any(|l| l.starts_with("Left a voicemail (") && l.contains(MESSAGE)),
         "{:?}",
