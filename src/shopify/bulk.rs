@@ -301,8 +301,14 @@ impl Applier<'_> {
             BulkResource::Orders => {
                 let node: GqlOrder = serde_json::from_value(value).map_err(|e| self.bad(e))?;
                 let mut order = node.to_record(None).map_err(|e| self.bad(e))?;
+                // `returnStatus` is the order's and speaks of its newest return, the one the
+                // paged documents read: the older ones' copies say nothing of their arrival.
+                let newest = order.returns.iter().map(|r| (r.requested_at, r.id)).max();
                 for r in &mut order.returns {
                     r.as_of = Some(self.read_at);
+                    if Some((r.requested_at, r.id)) != newest {
+                        r.received = None;
+                    }
                 }
                 // Every line item came (a bulk query has no page size).
                 order.truncated.line_items = false;
