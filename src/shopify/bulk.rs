@@ -3,8 +3,10 @@
 //! children with `__parentId`) a chunk at a time, turns each record into the change the paged
 //! sweep makes (the same node conversion), and applies them in batches through the one apply
 //! path, recording after each batch how many lines are applied so a killed backfill resumes
-//! there. Never holds the result in memory; never writes a watermark before everything is
-//! applied; logs counts and IDs, never a record's contents.
+//! there. An order's returns are lines under it; the labels a bulk query cannot reach are read
+//! by a refetch of the order (see `BulkResource::query`). Never holds the result in memory
+//! beyond one record and its children; never writes a watermark before everything is applied;
+//! logs counts and IDs, never a record's contents.
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use super::client::ShopifyError;
 use super::graphql::{BulkResource, GqlBulkOperation, GqlCustomer, GqlOrder};
 use super::payload::ShopifyChange;
 use super::reconciler::{ReconcileError, Reconciler};
+use crate::domain::ReturnStatus;
 use crate::store::{Change, Ts};
 
 /// What one bulk backfill did.
@@ -171,7 +174,9 @@ async fn apply_result(
         resource,
         name,
         operation: &operation.id,
+        read_at: operation.created_at,
         batch: Vec::with_capacity(batch_size(&r.store)),
+        records: 0,
         batch_size: batch_size(&r.store),
         line: 0,
         skip,
@@ -209,7 +214,13 @@ struct Applier<'a> {
     resource: BulkResource,
     name: &'a str,
     operation: &'a str,
+    /// When Shopify's state was read, at the earliest: the operation's start (each return's
+    /// `as_of`, so a webhook triggered after it still wins under the tie rule).
+    read_at: DateTime<Utc>,
+    /// The changes of the records read since the last batch was applied.
     batch: Vec<Change>,
+    /// How many records those changes are.
+    records: usize,
     batch_size: usize,
     /// Lines read so far.
     line: u64,
@@ -254,39 +265,66 @@ impl Applier<'_> {
 
     /// Adds a whole record (which ends at line `through`) to the batch; applies a full batch.
     async fn push(&mut self, record: Record, through: u64) -> Result<(), ReconcileError> {
-        let change = self.change(record)?;
-        self.batch.push(change.into());
-        if self.batch.len() >= self.batch_size {
+        let changes = self.changes(record)?;
+        self.batch.extend(changes.into_iter().map(Change::from));
+        self.records += 1;
+        if self.records >= self.batch_size {
             self.apply(through).await?;
         }
         Ok(())
     }
 
     /// The record as the paged sweep would have it: its children put back as the connection
-    /// nodes the paged document reads, then the same node conversion.
-    fn change(&self, record: Record) -> Result<ShopifyChange, ReconcileError> {
+    /// nodes the paged document reads, then the same node conversion. An order with an open
+    /// return is followed by that return's `ReturnTouched`: its label is not in a bulk result
+    /// (see `BulkResource::query`), so the order is refetched on its next lookup.
+    fn changes(&self, record: Record) -> Result<Vec<ShopifyChange>, ReconcileError> {
         let Record { mut value, children } = record;
-        let connection = match self.resource {
-            BulkResource::Customers => "addressesV2",
-            BulkResource::Orders => "lineItems",
+        let connections: &[&str] = match self.resource {
+            BulkResource::Customers => &["addressesV2"],
+            BulkResource::Orders => &["lineItems", "returns"],
         };
-        let nodes: Vec<Value> = children.into_iter().filter(|(c, _)| *c == connection).map(|(_, v)| v).collect();
-        value[connection] = json!({ "nodes": nodes });
+        let mut nodes: Vec<Vec<Value>> = vec![Vec::new(); connections.len()];
+        for (connection, child) in children {
+            if let Some(i) = connections.iter().position(|c| *c == connection) {
+                nodes[i].push(child);
+            }
+        }
+        for (connection, nodes) in connections.iter().zip(nodes) {
+            value[*connection] = json!({ "nodes": nodes });
+        }
         Ok(match self.resource {
             BulkResource::Customers => {
                 let node: GqlCustomer = serde_json::from_value(value).map_err(|e| self.bad(e))?;
-                ShopifyChange::Customer(Box::new(node.to_record().map_err(|e| self.bad(e))?))
+                vec![ShopifyChange::Customer(Box::new(node.to_record().map_err(|e| self.bad(e))?))]
             }
             BulkResource::Orders => {
                 let node: GqlOrder = serde_json::from_value(value).map_err(|e| self.bad(e))?;
                 let mut order = node.to_record(None).map_err(|e| self.bad(e))?;
+                // `returnStatus` is the order's and speaks of its newest return, the one the
+                // paged documents read: the older ones' copies say nothing of their arrival.
+                let newest = order.returns.iter().map(|r| (r.requested_at, r.id)).max();
+                for r in &mut order.returns {
+                    r.as_of = Some(self.read_at);
+                    if Some((r.requested_at, r.id)) != newest {
+                        r.received = None;
+                    }
+                }
                 // Every line item came (a bulk query has no page size).
                 order.truncated.line_items = false;
                 // The order's customer came without its addresses (see BulkResource::query).
                 if let Some(customer) = order.customer.as_mut() {
                     customer.addresses_omitted = true;
                 }
-                ShopifyChange::Order(Box::new(order))
+                let open: Vec<ShopifyChange> = order
+                    .returns
+                    .iter()
+                    .filter(|r| r.status == Some(ReturnStatus::Open))
+                    .map(|r| ShopifyChange::ReturnTouched { id: Some(r.id) })
+                    .collect();
+                let mut changes = vec![ShopifyChange::Order(Box::new(order))];
+                changes.extend(open);
+                changes
             }
         })
     }
@@ -301,9 +339,10 @@ impl Applier<'_> {
         r.store.apply_all(&r.shop, &self.batch, &r.default_region, now).await?;
         r.store.set_bulk_lines_applied(&r.shop, self.name, self.operation, through as i64, now).await?;
         let labels = crate::ops::metrics::ResourceLabels { resource: self.name.to_string() };
-        r.metrics.bulk_backfill_records.get_or_create(&labels).inc_by(self.batch.len() as u64);
-        self.applied += self.batch.len();
+        r.metrics.bulk_backfill_records.get_or_create(&labels).inc_by(self.records as u64);
+        self.applied += self.records;
         self.batch.clear();
+        self.records = 0;
         tracing::debug!(
             resource = self.name,
             operation = self.operation,
@@ -315,8 +354,9 @@ impl Applier<'_> {
 
     async fn finish(mut self) -> Result<usize, ReconcileError> {
         if let Some(done) = self.current.take() {
-            let change = self.change(done)?;
-            self.batch.push(change.into());
+            let changes = self.changes(done)?;
+            self.batch.extend(changes.into_iter().map(Change::from));
+            self.records += 1;
         }
         let through = self.line;
         self.apply(through).await?;

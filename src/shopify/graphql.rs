@@ -246,6 +246,15 @@ impl BulkResource {
     /// JSONL lines with `__parentId`: https://shopify.dev/docs/api/usage/bulk-operations/queries,
     /// read 2026-12-04). The order's customer leaves out its addresses (a connection under an
     /// object): the customers backfill brings them, and the record is flagged partial.
+    ///
+    /// The order's `returns` come as lines of their own under the order, with what the paged
+    /// documents read of each return except its label. Shopify allows "up to five connections
+    /// with a maximum nesting depth of two levels" (the guide above and
+    /// https://shopify.dev/docs/api/admin-graphql/latest/mutations/bulkOperationRunQuery, both
+    /// read 2026-12-05); the label sits at `returns > reverseFulfillmentOrders >
+    /// reverseDeliveries`, three connections below `orders`, so a bulk query cannot have it.
+    /// The backfill marks the order of each open return for a refetch instead (`shopify::bulk`),
+    /// as a `returns/update` does, so the first lookup reads the label live.
     pub fn query(self) -> String {
         match self {
             BulkResource::Customers => format!(
@@ -254,7 +263,8 @@ impl BulkResource {
             ),
             BulkResource::Orders => format!(
                 "{{ orders {{ edges {{ node {{ {BULK_ORDER} customer {{ {BULK_CUSTOMER} }} \
-                 lineItems {{ edges {{ node {{ {BULK_LINE_ITEM} }} }} }} }} }} }} }}"
+                 lineItems {{ edges {{ node {{ {BULK_LINE_ITEM} }} }} }} \
+                 returns {{ edges {{ node {{ {BULK_RETURN} }} }} }} }} }} }} }}"
             ),
         }
     }
@@ -265,6 +275,7 @@ impl BulkResource {
         match (self, kind) {
             (BulkResource::Customers, "MailingAddress") => Some("addressesV2"),
             (BulkResource::Orders, "LineItem") => Some("lineItems"),
+            (BulkResource::Orders, "Return") => Some("returns"),
             _ => None,
         }
     }
@@ -279,10 +290,14 @@ const BULK_ORDER: &str = "id name email phone customerLocale createdAt updatedAt
     shippingAddress { phone zip countryCodeV2 } billingAddress { phone zip countryCodeV2 } \
     fulfillments(first: 3) { id status displayStatus createdAt updatedAt inTransitAt deliveredAt estimatedDeliveryAt \
     trackingInfo(first: 1) { company number url } } \
-    refunds(first: 3) { id createdAt note totalRefundedSet { shopMoney { amount currencyCode } } }";
+    refunds(first: 3) { id createdAt note totalRefundedSet { shopMoney { amount currencyCode } } } returnStatus";
 
 const BULK_LINE_ITEM: &str =
     "id title variantTitle sku quantity originalUnitPriceSet { shopMoney { amount currencyCode } }";
+
+/// A return as the paged documents read it (`ORDER`), without `reverseFulfillmentOrders` (see
+/// `BulkResource::query`).
+const BULK_RETURN: &str = "id name status createdAt requestApprovedAt closedAt totalQuantity decline { reason note }";
 
 /// `data` of BulkRunQuery.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -713,7 +728,7 @@ pub struct GqlOrder {
     pub fulfillments: Vec<GqlFulfillment>,
     #[serde(default)]
     pub refunds: Vec<GqlRefund>,
-    /// Absent from bulk lines (the backfill does not ask for returns).
+    /// Newest first in the paged documents; every return, as lines of their own, in bulk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub returns: Option<super::returns::NodeList<super::returns::GqlReturn>>,
     /// `OrderReturnStatus` (NO_RETURN, RETURN_REQUESTED, IN_PROGRESS, INSPECTION_COMPLETE,

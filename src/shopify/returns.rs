@@ -284,6 +284,12 @@ pub struct NodeList<T> {
     pub nodes: Vec<T>,
 }
 
+impl<T> Default for NodeList<T> {
+    fn default() -> NodeList<T> {
+        NodeList { nodes: Vec::new() }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GqlReturn {
@@ -298,6 +304,8 @@ pub struct GqlReturn {
     pub total_quantity: i64,
     #[serde(default)]
     pub decline: Option<GqlDecline>,
+    /// Absent from bulk lines (`graphql::BulkResource::query` cannot ask for it): no label then.
+    #[serde(default)]
     pub reverse_fulfillment_orders: NodeList<GqlReverseFulfillmentOrder>,
 }
 

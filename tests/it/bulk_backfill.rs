@@ -3,19 +3,25 @@
 //! result and stores exactly what the shop holds; a failed operation writes no watermark and
 //! leaves nothing in the way of the next sweep; a backfill killed half-way resumes on the same
 //! result (or a new one once the result has expired) without duplicating anything; the sweeps
-//! after it page through what changed, as before.
+//! after it page through what changed, as before. The orders' returns come with them: a caller
+//! of a shop backfilled in bulk hears each return on key 3 as the webhook-fed path says it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::line::{Line, line};
 use crate::common::rows::{customer_row, order_row, stored_customer_row, stored_ids, stored_order_row};
 use crate::common::{Backend, SHOP, TestDb};
 use orderline::app;
 use orderline::clock::SystemClock;
-use orderline::config::{Secret, Settings};
+use orderline::config::{Secret, Settings, VerifyPolicy};
+use orderline::domain::{DeclineReason, ReturnStatus, ShopifyId};
+use orderline::ivr::order_status::spoken_digits;
 use orderline::ops::Metrics;
 use orderline::shopify::graphql::{BulkResource, Operation};
+use orderline::shopify::payload::ShopifyOrder;
 use orderline::shopify::reconciler::Reconciler;
+use orderline::shopify::returns::ReturnLabel;
 use orderline::shopify::schema;
 use orderline::sim::shopify::{BulkErrorCode, ShopifySim, SimConfig, SimServer};
 use orderline::store::Store;
@@ -23,7 +29,7 @@ use orderline::store::Store;
 struct Shop {
     sim: ShopifySim,
     server: SimServer,
-    _db: TestDb,
+    db: TestDb,
     url: String,
     store: Store,
     reconciler: Reconciler,
@@ -53,7 +59,7 @@ async fn open_shop(backend: Backend, customers: usize, orders_each: usize) -> Sh
         lookup: None,
     };
     let url = db.url.clone();
-    Shop { sim, server, _db: db, url, store, reconciler }
+    Shop { sim, server, db, url, store, reconciler }
 }
 
 /// Every order and customer the shop holds is stored as it holds it, and nothing else.
@@ -208,10 +214,227 @@ async fn a_killed_backfill_whose_result_expired_starts_a_new_operation(backend: 
     shop.server.stop().await;
 }
 
+// ---- returns (issue 19) ----
+
+const DANA: &str = "+15551234567";
+
+/// The reconciler of a line's shop, as the first sweep runs it.
+fn reconciler_of(line: &Line) -> Reconciler {
+    let mut settings = Settings::default();
+    settings.shopify.access_token = Some(Secret::new(line.sim.config().access_token.clone()));
+    settings.shopify.api_url = Some(line.shopify_url());
+    let settings = settings.validated().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    Reconciler {
+        store: line.app.store().clone(),
+        client: app::shopify_client(&settings, metrics.clone()).unwrap(),
+        shop: SHOP.into(),
+        default_region: "US".into(),
+        clock: Arc::new(SystemClock),
+        metrics,
+        lag: Duration::from_secs(30),
+        lookup: None,
+    }
+}
+
+/// The demo shop with callers trusted by caller ID. The emulator sends no webhooks (no target
+/// is set): `returns` changes Shopify's returns, then the first sweep backfills in bulk.
+async fn backfilled(
+    backend: Backend,
+    change: impl FnOnce(&mut Settings),
+    returns: impl FnOnce(&Line, &ShopifyOrder),
+) -> Line {
+    let line = line(backend, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        change(s)
+    })
+    .await;
+    let order = line.latest_order("Dana");
+    assert!(order.returns.is_empty(), "Dana's latest order has no return yet");
+    returns(&line, &order);
+    let report = reconciler_of(&line).sweep().await.unwrap();
+    assert_eq!(report.bulk_operations, 2, "the first sweep ran in bulk: {report:?}");
+    line
+}
+
+/// Calls as `from`, presses 3, and gives back what key 3 said (as tests/it/returns.rs reads it:
+/// the text between the key and the menu that follows it).
+async fn key_3(line: &Line, from: &str) -> Vec<String> {
+    let t = line.call(from, &["3"]).await;
+    let spoken = t.spoken();
+    let first_turn = t.turns[0].heard.iter().filter(|v| v.name == "Say").count();
+    spoken[first_turn..].iter().filter(|s| !s.contains("Press 1 to hear that again")).cloned().collect()
+}
+
+fn said(sentences: &[String]) -> String {
+    sentences.join(" | ")
+}
+
+fn ups_label() -> ReturnLabel {
+    ReturnLabel {
+        carrier: Some("UPS".into()),
+        tracking_number: Some("1ZRETURN0001".into()),
+        tracking_url: Some("https://www.ups.com/track?tracknum=1ZRETURN0001".into()),
+        label_url: Some("https://cdn.shopify.example/labels/1ZRETURN0001.pdf".into()),
+    }
+}
+
+async fn a_requested_return_backfilled_in_bulk_is_waiting_for_approval(backend: Backend) {
+    let line = backfilled(
+        backend,
+        |_| {},
+        |line, order| {
+            line.sim.request_return(order.id, 1, 0).unwrap();
+        },
+    )
+    .await;
+    let number = spoken_digits(&line.latest_order("Dana").name);
+    let heard = key_3(&line, DANA).await;
+    let expected = format!("Order number {number}: your return was requested and is waiting for approval.");
+    assert!(heard.contains(&expected), "{}", said(&heard));
+    line.app.stop().await;
+}
+
+async fn an_approved_return_backfilled_in_bulk_names_its_label_carrier(backend: Backend) {
+    // A bulk query cannot reach the label (three connections below `orders`): the backfill marks
+    // the order for a refetch, and the call reads the label live.
+    let line = backfilled(
+        backend,
+        |_| {},
+        |line, order| {
+            let id = line.sim.request_return(order.id, 2, 0).unwrap();
+            assert!(line.sim.approve_return(id));
+            assert!(line.sim.attach_return_label(id, ups_label()));
+        },
+    )
+    .await;
+    let number = spoken_digits(&line.latest_order("Dana").name);
+    let heard = key_3(&line, DANA).await;
+    let expected = format!(
+        "Order number {number}: your return was approved, the return label is with UPS, and the parcel has not reached us yet."
+    );
+    assert!(heard.contains(&expected), "{}", said(&heard));
+    line.app.stop().await;
+}
+
+async fn a_declined_return_backfilled_in_bulk_says_shopifys_reason(backend: Backend) {
+    let line = backfilled(
+        backend,
+        |_| {},
+        |line, order| {
+            let id = line.sim.request_return(order.id, 1, 0).unwrap();
+            assert!(line.sim.decline_return(id, DeclineReason::FinalSale, Some("Clearance item")));
+        },
+    )
+    .await;
+    let number = spoken_digits(&line.latest_order("Dana").name);
+    let heard = key_3(&line, DANA).await;
+    let expected = format!("Order number {number}: your return was declined. The items were final sale.");
+    assert!(heard.contains(&expected), "{}", said(&heard));
+    assert!(!said(&heard).contains("Clearance"), "the merchant's note is not read out: {}", said(&heard));
+    line.app.stop().await;
+}
+
+async fn a_refunded_return_backfilled_in_bulk_says_how_much_and_when(backend: Backend) {
+    let line = backfilled(
+        backend,
+        |_| {},
+        |line, order| {
+            let id = line.sim.request_return(order.id, 1, 0).unwrap();
+            assert!(line.sim.approve_return(id));
+            assert!(line.sim.process_return(id, Some("21.50")));
+        },
+    )
+    .await;
+    let order = line.latest_order("Dana");
+    let refund_at = order.refunds.last().unwrap().created_at.unwrap();
+    let day = refund_at.with_timezone(&chrono_tz::UTC).format("%A, %B %-d").to_string();
+    let number = spoken_digits(&order.name);
+    let heard = key_3(&line, DANA).await;
+    assert!(heard.contains(&format!("Order number {number}: your return is complete.")), "{}", said(&heard));
+    let refund = format!("It was refunded $21.50 on {day}. It should reach your card within 5 to 10 business days.");
+    assert!(heard.contains(&refund), "{}", said(&heard));
+    line.app.stop().await;
+}
+
+async fn the_agents_card_shows_the_returns_a_bulk_backfill_brought(backend: Backend) {
+    const AGENT: &str = "agent-token-for-bulk-returns";
+    let line = backfilled(
+        backend,
+        |s| s.agents.agent_token = Some(Secret::new(AGENT)),
+        |line, order| {
+            let id = line.sim.request_return(order.id, 1, 0).unwrap();
+            assert!(line.sim.approve_return(id));
+            assert!(line.sim.attach_return_label(id, ReturnLabel { carrier: Some("FedEx".into()), ..ups_label() }));
+        },
+    )
+    .await;
+    let order = line.latest_order("Dana");
+    let t = line.call(DANA, &["3"]).await;
+    line.flush_calls().await;
+    let url = format!("{}/api/calls/{}", line.app.url, t.call_sid);
+    let card: serde_json::Value =
+        line.app.client.get(&url).bearer_auth(AGENT).send().await.unwrap().json().await.unwrap();
+    let shown = card["orders"].as_array().unwrap().iter().find(|o| o["name"] == order.name.as_str()).unwrap();
+    assert_eq!(shown["returns"], serde_json::json!(["return approved, label with FedEx, not back yet"]), "{card}");
+    line.app.stop().await;
+}
+
+/// Gives some of the shop's orders a return in each stage (no webhooks are sent); returns
+/// (return ID, its status) for each.
+fn returns_in_every_stage(sim: &ShopifySim) -> Vec<(ShopifyId, ReturnStatus)> {
+    let orders = sim.orders();
+    let mut made = Vec::new();
+    for (i, order) in orders.iter().step_by(97).enumerate() {
+        let id = sim.request_return(order.id, 1, 0).unwrap();
+        let status = match i % 4 {
+            0 => ReturnStatus::Requested,
+            1 => {
+                assert!(sim.approve_return(id));
+                assert!(sim.attach_return_label(id, ups_label()));
+                ReturnStatus::Open
+            }
+            2 => {
+                assert!(sim.decline_return(id, DeclineReason::ReturnPeriodEnded, None));
+                ReturnStatus::Declined
+            }
+            _ => {
+                assert!(sim.approve_return(id));
+                assert!(sim.process_return(id, Some("1.00")));
+                ReturnStatus::Closed
+            }
+        };
+        made.push((id, status));
+    }
+    made
+}
+
+async fn a_killed_backfill_resumed_leaves_each_return_once(backend: Backend) {
+    let shop = open_shop(backend, 600, 4).await;
+    let made = returns_in_every_stage(&shop.sim);
+    assert!(made.len() >= 20, "returns in the first and the last batches: {}", made.len());
+    kill_half_way(&shop).await;
+    shop.reconciler.sweep().await.unwrap();
+    assert_eq!(shop.sim.bulk_operations_started(), 2, "the same operation's result was read again");
+    assert_eq!(shop.db.count("SELECT COUNT(*) FROM returns").await, made.len() as i64, "each return once");
+    for (id, status) in &made {
+        let sql = format!("SELECT COUNT(*) FROM returns WHERE id = {id} AND status = '{}'", status.as_str());
+        assert_eq!(shop.db.count(&sql).await, 1, "return {id} is {status:?}");
+    }
+    assert_eq!(differences(&shop.sim, &shop.store).await, Vec::<String>::new());
+    shop.server.stop().await;
+}
+
 on_both_backends!(
     the_first_sweep_backfills_in_bulk_and_later_sweeps_page,
     reconcile_full_backfills_in_bulk_despite_a_watermark,
     a_failed_operation_writes_no_watermark_and_the_next_sweep_starts_over,
     a_killed_backfill_resumes_on_the_same_result,
     a_killed_backfill_whose_result_expired_starts_a_new_operation,
+    a_requested_return_backfilled_in_bulk_is_waiting_for_approval,
+    an_approved_return_backfilled_in_bulk_names_its_label_carrier,
+    a_declined_return_backfilled_in_bulk_says_shopifys_reason,
+    a_refunded_return_backfilled_in_bulk_says_how_much_and_when,
+    the_agents_card_shows_the_returns_a_bulk_backfill_brought,
+    a_killed_backfill_resumed_leaves_each_return_once,
 );

@@ -482,6 +482,7 @@ pub(crate) fn download(sim: ShopifySim, file: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{ReturnStatus, ShopifyId};
     use crate::shopify::graphql::BulkResource;
 
     fn lines_of(resource: BulkResource, value: Value) -> Vec<Value> {
@@ -512,6 +513,51 @@ mod tests {
             assert_eq!(line["id"], json!(format!("gid://shopify/LineItem/{}", item.id)));
             assert_eq!(line["title"], json!(item.title));
         }
+    }
+
+    #[test]
+    fn returns_are_lines_under_their_order_only_when_the_query_asks_for_them() {
+        let mut order: crate::shopify::payload::ShopifyOrder = serde_json::from_slice(
+            &std::fs::read(format!("{}/tests/fixtures/shopify/order_fulfilled.json", env!("CARGO_MANIFEST_DIR")))
+                .unwrap(),
+        )
+        .unwrap();
+        let at = order.created_at;
+        let label = crate::shopify::returns::ReturnLabel { carrier: Some("UPS".into()), ..Default::default() };
+        let mut approved = super::super::returns::requested(ShopifyId(11), order.id, "#1-R1".into(), 1, 0, at);
+        approved.status = Some(ReturnStatus::Open);
+        approved.label = Some(label);
+        let requested = super::super::returns::requested(ShopifyId(12), order.id, "#1-R2".into(), 2, 0, at);
+        order.returns = vec![approved, requested];
+        let node = json!(GqlOrder::from_record(&order, true));
+
+        let lines = lines_of(BulkResource::Orders, node.clone());
+        let items = order.line_items.len();
+        assert_eq!(lines.len(), 1 + items + 2);
+        let parent = &lines[0];
+        assert!(parent.get("returns").is_none(), "{parent}");
+        assert_eq!(parent["returnStatus"], json!("RETURN_REQUESTED"));
+        let returns = &lines[1 + items..];
+        let by_id = |id: &str| returns.iter().find(|l| l["id"] == json!(id)).expect("each return has its line");
+        let (open, waiting) = (by_id("gid://shopify/Return/11"), by_id("gid://shopify/Return/12"));
+        assert_eq!(
+            (&open["status"], &waiting["status"], &waiting["totalQuantity"]),
+            (&json!("OPEN"), &json!("REQUESTED"), &json!(2))
+        );
+        for line in returns {
+            assert_eq!(line["__parentId"], parent["id"]);
+            assert!(line.get("reverseFulfillmentOrders").is_none(), "not asked in bulk: {line}");
+        }
+
+        // A query without `returns` gets no return lines.
+        let document =
+            schema::validate("{ orders { edges { node { id lineItems { edges { node { id } } } } } } }").unwrap();
+        let operation = document.operations.iter().next().unwrap();
+        let Some(Selection::Field(field)) = operation.selection_set.selections.first() else { panic!() };
+        let mut out = String::new();
+        write_lines(&document, node_selection(field).unwrap(), &node, None, &mut out);
+        assert_eq!(out.lines().count(), 1 + items);
+        assert!(!out.contains("gid://shopify/Return/"), "{out}");
     }
 
     #[test]
