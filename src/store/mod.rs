@@ -178,6 +178,25 @@ macro_rules! for_each_backend {
 }
 pub(crate) use for_each_backend;
 
+/// Declares, inside a store file's `pg` or `lite` module, what its SQL file (`<file>/sql.rs`)
+/// reads from `super::`: `Conn`, the backend's connection type; `BACKEND`, which one it is; and
+/// `apply_path`, the same backend's apply path (`records`), for writers that must join it.
+macro_rules! backend {
+    (Postgres) => {
+        pub(crate) type Conn = sqlx::PgConnection;
+        pub(crate) const BACKEND: $crate::store::Backend = $crate::store::Backend::Postgres;
+        #[allow(unused_imports)]
+        use $crate::store::records::pg as apply_path;
+    };
+    (Sqlite) => {
+        pub(crate) type Conn = sqlx::SqliteConnection;
+        pub(crate) const BACKEND: $crate::store::Backend = $crate::store::Backend::Sqlite;
+        #[allow(unused_imports)]
+        use $crate::store::records::lite as apply_path;
+    };
+}
+pub(crate) use backend;
+
 /// Calls `[module::]{pg|lite}::function(conn, args…)` on a pooled connection of the store's backend.
 macro_rules! on_backend {
     ($store:expr, $func:ident ( $($arg:expr),* $(,)? )) => {
