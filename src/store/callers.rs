@@ -106,7 +106,8 @@ pub trait CallerSink {
 /// or a literal for `COPY` (which takes no parameters). Both readers take the columns in this order.
 fn phones_sql(shop: &str) -> String {
     format!(
-        "SELECT e164, customer_id FROM phone_numbers WHERE shop = {shop} AND customer_id IS NOT NULL AND e164 IS NOT NULL"
+        "SELECT e164, customer_id FROM phone_numbers WHERE shop = {shop} AND customer_id IS NOT NULL AND e164 \
+         IS NOT NULL"
     )
 }
 

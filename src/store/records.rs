@@ -344,7 +344,8 @@ struct FulfillmentRow {
     estimated_delivery_at: Option<Ts>,
 }
 
-const FULFILLMENT_COLUMNS: &str = "id, order_id, status, shipment_status, tracking_company, tracking_number, tracking_url, \
+const FULFILLMENT_COLUMNS: &str = "id, order_id, status, shipment_status, tracking_company, tracking_number, \
+    tracking_url, \
     shopify_created_at, updated_at, synced_at, content, in_transit_at, delivered_at, estimated_delivery_at";
 
 /// What both sources of a fulfilment carry, compared on a same-second tie.

@@ -180,11 +180,13 @@ pub(crate) async fn process_pending(
     let mut tx = begin_applying(conn).await?;
     let claim = match BACKEND {
         crate::store::Backend::Postgres => {
-            "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at FROM webhook_deliveries WHERE status = 'pending'
+            "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at FROM \
+             webhook_deliveries WHERE status = 'pending'
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
         }
         crate::store::Backend::Sqlite => {
-            "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at FROM webhook_deliveries WHERE status = 'pending' ORDER BY id LIMIT $1"
+            "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at FROM \
+             webhook_deliveries WHERE status = 'pending' ORDER BY id LIMIT $1"
         }
     };
     let claimed: Vec<Claimed> = sqlx::query_as(claim).bind(limit).fetch_all(&mut *tx).await?;

@@ -7,7 +7,8 @@ use super::*;
 
 pub(crate) async fn order_numbered(conn: &mut Conn, shop: &str, number: i64) -> Result<Option<OrderRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE shop = $1 AND order_number = $2 ORDER BY shopify_created_at DESC LIMIT 1"
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE shop = $1 AND order_number = $2 ORDER BY shopify_created_at \
+         DESC LIMIT 1"
     )))
     .bind(shop)
     .bind(number)

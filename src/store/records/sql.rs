@@ -395,7 +395,8 @@ async fn write_order_rows(
         let mut q = QueryBuilder::new(
             "INSERT INTO orders (shop, id, customer_id, name, order_number, email, phone, financial_status,
                                  fulfillment_status, cancelled_at, cancel_reason, closed_at, total_price, currency,
-                                 shipping_zip, shipping_country_code, shopify_created_at, updated_at, synced_at, content,
+                                 shipping_zip, shipping_country_code, shopify_created_at, updated_at, \
+                                 synced_at, content,
                                  customer_locale) ",
         );
         q.push_values(chunk, |mut row, (o, state)| {
@@ -576,7 +577,8 @@ async fn upsert_fulfillment(conn: &mut Conn, w: &Write<'_>, f: &FulfillmentWrite
             delivered_at = CASE WHEN $16 THEN excluded.delivered_at
                                 ELSE COALESCE(fulfillments.delivered_at, excluded.delivered_at) END,
             estimated_delivery_at = CASE WHEN $16 THEN excluded.estimated_delivery_at
-                                         ELSE COALESCE(excluded.estimated_delivery_at, fulfillments.estimated_delivery_at) END
+                                         ELSE COALESCE(excluded.estimated_delivery_at, \
+                                         fulfillments.estimated_delivery_at) END
          WHERE excluded.updated_at > fulfillments.updated_at
             OR ($16 AND excluded.updated_at = fulfillments.updated_at
                 AND (excluded.content IS DISTINCT FROM fulfillments.content
@@ -788,11 +790,14 @@ async fn remove_orders(conn: &mut Conn, shop: &str, ids: &[ShopifyId], now: Ts) 
 
 async fn remove_customer(conn: &mut Conn, shop: &str, id: ShopifyId, now: Ts) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM customers WHERE shop = $1 AND id = $2").bind(shop).bind(id.0).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM phone_numbers WHERE shop = $1 AND (customer_id = $2 OR (owner_kind = 'customer' AND owner_id = $2))")
-        .bind(shop)
-        .bind(id.0)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "DELETE FROM phone_numbers WHERE shop = $1 AND (customer_id = $2 OR (owner_kind = 'customer' \
+         AND owner_id = $2))",
+    )
+    .bind(shop)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
     tombstone(conn, shop, "customer", id, now).await
 }
 
@@ -1127,7 +1132,8 @@ pub(crate) async fn apply_batch(
     // Refunds: the first copy of each new one.
     for chunk in new_refunds.chunks(rows_per_statement(9)) {
         let mut q = QueryBuilder::new(
-            "INSERT INTO refunds (shop, id, order_id, note, amount, currency, shopify_created_at, processed_at, synced_at) ",
+            "INSERT INTO refunds (shop, id, order_id, note, amount, currency, shopify_created_at, \
+             processed_at, synced_at) ",
         );
         q.push_values(chunk, |mut row, r| {
             row.push_bind(shop)

@@ -58,7 +58,8 @@ pub(crate) async fn list(
     limit: i64,
 ) -> Result<Vec<VoicemailRow>, sqlx::Error> {
     let sql = format!(
-        "{SELECT} WHERE v.shop = $1 AND ($2 OR v.handled_at IS NULL) ORDER BY v.created_at DESC, v.recording_sid LIMIT $3"
+        "{SELECT} WHERE v.shop = $1 AND ($2 OR v.handled_at IS NULL) ORDER BY v.created_at DESC, \
+         v.recording_sid LIMIT $3"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(shop).bind(handled_too).bind(limit).fetch_all(&mut *conn).await
 }
@@ -87,7 +88,8 @@ pub(crate) async fn handled(
 
 pub(crate) async fn recordings_before(conn: &mut Conn, shop: &str, before: Ts) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT recording_sid FROM voicemails WHERE shop = $1 AND created_at < $2 AND recording_url <> '' ORDER BY created_at",
+        "SELECT recording_sid FROM voicemails WHERE shop = $1 AND created_at < $2 AND recording_url <> '' \
+         ORDER BY created_at",
     )
     .bind(shop)
     .bind(before)

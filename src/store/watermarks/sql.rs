@@ -40,7 +40,8 @@ pub(crate) async fn set_resume(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO sync_watermarks (shop, resource, watermark, updated_at, resume_from) VALUES ($1, $2, $5, $4, $3)
-         ON CONFLICT (shop, resource) DO UPDATE SET resume_from = excluded.resume_from, updated_at = excluded.updated_at",
+         ON CONFLICT (shop, resource) DO UPDATE SET resume_from = excluded.resume_from, updated_at = \
+         excluded.updated_at",
     )
     .bind(shop)
     .bind(resource)
