@@ -112,8 +112,8 @@ impl Store {
     }
 }
 
-// The SQL, in callbacks/sql.rs, compiled once per backend.
-#[allow(dead_code)]
+// The SQL, in callbacks/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "callbacks"]
 pub(crate) mod pg {
     super::backend!(Postgres);
@@ -121,7 +121,7 @@ pub(crate) mod pg {
     pub(crate) use sql::*;
 }
 
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "callbacks"]
 pub(crate) mod lite {
     super::backend!(Sqlite);

@@ -64,8 +64,8 @@ impl Store {
     }
 }
 
-// The SQL, in notifications/sql.rs, compiled once per backend.
-#[allow(dead_code)]
+// The SQL, in notifications/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "notifications"]
 pub(crate) mod pg {
     super::backend!(Postgres);
@@ -73,7 +73,7 @@ pub(crate) mod pg {
     pub(crate) use sql::*;
 }
 
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "notifications"]
 pub(crate) mod lite {
     super::backend!(Sqlite);

@@ -46,8 +46,8 @@ impl Store {
     }
 }
 
-// The SQL, in order_names/sql.rs, compiled once per backend.
-#[allow(dead_code)]
+// The SQL, in order_names/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "order_names"]
 pub(crate) mod pg {
     super::backend!(Postgres);
@@ -55,7 +55,7 @@ pub(crate) mod pg {
     pub(crate) use sql::*;
 }
 
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "order_names"]
 pub(crate) mod lite {
     super::backend!(Sqlite);

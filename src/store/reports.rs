@@ -193,8 +193,8 @@ fn facts_of(calls: Vec<CallLine>, mut events: Vec<EventLine>, window: chrono::Du
     out
 }
 
-// The SQL, in reports/sql.rs, compiled once per backend.
-#[allow(dead_code)]
+// The SQL, in reports/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "reports"]
 pub(crate) mod pg {
     super::backend!(Postgres);
@@ -202,7 +202,7 @@ pub(crate) mod pg {
     pub(crate) use sql::*;
 }
 
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "reports"]
 pub(crate) mod lite {
     super::backend!(Sqlite);

@@ -75,8 +75,8 @@ impl Store {
     }
 }
 
-// The SQL, in sms/sql.rs, compiled once per backend.
-#[allow(dead_code)]
+// The SQL, in sms/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "sms"]
 pub(crate) mod pg {
     super::backend!(Postgres);
@@ -84,7 +84,7 @@ pub(crate) mod pg {
     pub(crate) use sql::*;
 }
 
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "sms"]
 pub(crate) mod lite {
     super::backend!(Sqlite);

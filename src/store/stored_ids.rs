@@ -33,8 +33,8 @@ impl Store {
     }
 }
 
-// The SQL, in stored_ids/sql.rs, compiled once per backend.
-#[allow(dead_code)]
+// The SQL, in stored_ids/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "stored_ids"]
 pub(crate) mod pg {
     super::backend!(Postgres);
@@ -42,7 +42,7 @@ pub(crate) mod pg {
     pub(crate) use sql::*;
 }
 
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "stored_ids"]
 pub(crate) mod lite {
     super::backend!(Sqlite);

@@ -101,8 +101,8 @@ impl Store {
     }
 }
 
-// The SQL, in voicemails/sql.rs, compiled once per backend.
-#[allow(dead_code)]
+// The SQL, in voicemails/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "voicemails"]
 pub(crate) mod pg {
     super::backend!(Postgres);
@@ -110,7 +110,7 @@ pub(crate) mod pg {
     pub(crate) use sql::*;
 }
 
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "voicemails"]
 pub(crate) mod lite {
     super::backend!(Sqlite);
