@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
+use super::{Pool, Store, StoreError, Ts, backend, on_backend};
 
 /// What failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,36 +49,19 @@ impl Store {
     }
 }
 
-for_each_backend! {
-    pub(crate) async fn record(
-        conn: &mut Conn,
-        kind: &str,
-        digests: &[String],
-        at: Ts,
-        forget_before: Ts,
-    ) -> Result<(), sqlx::Error> {
-        for subject in digests {
-            sqlx::query("INSERT INTO failed_attempts (kind, subject, at) VALUES ($1, $2, $3)")
-                .bind(kind)
-                .bind(subject)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-        }
-        sqlx::query("DELETE FROM failed_attempts WHERE kind = $1 AND at < $2")
-            .bind(kind)
-            .bind(forget_before)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
-    }
+// The SQL, in attempts/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "attempts"]
+pub(crate) mod pg {
+    super::backend!(Postgres);
+    mod sql; // src/store/attempts/sql.rs
+    pub(crate) use sql::*;
+}
 
-    pub(crate) async fn count(conn: &mut Conn, kind: &str, subject: &str, since: Ts) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM failed_attempts WHERE kind = $1 AND subject = $2 AND at >= $3")
-            .bind(kind)
-            .bind(subject)
-            .bind(since)
-            .fetch_one(&mut *conn)
-            .await
-    }
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "attempts"]
+pub(crate) mod lite {
+    super::backend!(Sqlite);
+    mod sql; // src/store/attempts/sql.rs
+    pub(crate) use sql::*;
 }

@@ -2,7 +2,7 @@
 //! Shopify created it, and how many lines of its result are applied (so a killed backfill
 //! resumes there). Never calls Shopify.
 
-use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
+use super::{Pool, Store, StoreError, Ts, backend, on_backend};
 
 /// A backfill under way for one resource of a shop.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,53 +56,19 @@ impl Store {
     }
 }
 
-for_each_backend! {
-    pub(crate) async fn get(conn: &mut Conn, shop: &str, resource: &str) -> Result<Option<(String, Ts, i64)>, sqlx::Error> {
-        sqlx::query_as("SELECT operation_id, created_at, lines_applied FROM bulk_backfills WHERE shop = $1 AND resource = $2")
-            .bind(shop)
-            .bind(resource)
-            .fetch_optional(&mut *conn)
-            .await
-    }
+// The SQL, in backfills/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "backfills"]
+pub(crate) mod pg {
+    super::backend!(Postgres);
+    mod sql; // src/store/backfills/sql.rs
+    pub(crate) use sql::*;
+}
 
-    pub(crate) async fn start(conn: &mut Conn, shop: &str, resource: &str, operation_id: &str, created_at: Ts, now: Ts) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO bulk_backfills (shop, resource, operation_id, created_at, lines_applied, updated_at)
-             VALUES ($1, $2, $3, $4, 0, $5)
-             ON CONFLICT (shop, resource) DO UPDATE SET operation_id = excluded.operation_id,
-                created_at = excluded.created_at, lines_applied = 0, updated_at = excluded.updated_at",
-        )
-        .bind(shop)
-        .bind(resource)
-        .bind(operation_id)
-        .bind(created_at)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn set_lines(conn: &mut Conn, shop: &str, resource: &str, operation_id: &str, lines: i64, now: Ts) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE bulk_backfills SET lines_applied = $4, updated_at = $5
-             WHERE shop = $1 AND resource = $2 AND operation_id = $3",
-        )
-        .bind(shop)
-        .bind(resource)
-        .bind(operation_id)
-        .bind(lines)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn end(conn: &mut Conn, shop: &str, resource: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM bulk_backfills WHERE shop = $1 AND resource = $2")
-            .bind(shop)
-            .bind(resource)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
-    }
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "backfills"]
+pub(crate) mod lite {
+    super::backend!(Sqlite);
+    mod sql; // src/store/backfills/sql.rs
+    pub(crate) use sql::*;
 }

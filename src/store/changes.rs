@@ -186,7 +186,8 @@ impl Store {
         let (channels, payloads): (Vec<&str>, Vec<String>) = notices.into_iter().unzip();
         let sent = sqlx::query(
             "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true))
-             SELECT pg_notify(n.channel, n.payload) FROM unflushed, unnest($1::text[], $2::text[]) AS n(channel, payload)",
+             SELECT pg_notify(n.channel, n.payload) FROM unflushed, unnest($1::text[], $2::text[]) AS \
+             n(channel, payload)",
         )
         .bind(&channels)
         .bind(&payloads)

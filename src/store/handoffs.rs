@@ -1,7 +1,7 @@
 //! Stream handoffs: the TwiML a Media Streams call goes on with once its stream is closed (the
 //! transfer or goodbye the session decided). One row per call, read once, by any instance.
 
-use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
+use super::{Pool, Store, StoreError, Ts, backend, on_backend};
 
 /// A handoff is read within a second of being written; one older than this was never asked for
 /// (the caller hung up first) and is removed.
@@ -29,34 +29,19 @@ impl Store {
     }
 }
 
-for_each_backend! {
-    use super::{Handoff, KEEP};
+// The SQL, in handoffs/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "handoffs"]
+pub(crate) mod pg {
+    super::backend!(Postgres);
+    mod sql; // src/store/handoffs/sql.rs
+    pub(crate) use sql::*;
+}
 
-    pub(crate) async fn put(conn: &mut Conn, h: &Handoff, now: Ts) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO stream_handoffs (call_sid, shop, customer_id, twiml, created_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (call_sid) DO UPDATE SET customer_id = excluded.customer_id, twiml = excluded.twiml,
-                 created_at = excluded.created_at",
-        )
-        .bind(&h.call_sid)
-        .bind(&h.shop)
-        .bind(h.customer_id)
-        .bind(&h.twiml)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("DELETE FROM stream_handoffs WHERE created_at < $1")
-            .bind(Ts::from(now.0 - KEEP))
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn take(conn: &mut Conn, call_sid: &str) -> Result<Option<String>, sqlx::Error> {
-        let row: Option<(String,)> = sqlx::query_as("DELETE FROM stream_handoffs WHERE call_sid = $1 RETURNING twiml")
-            .bind(call_sid)
-            .fetch_optional(&mut *conn)
-            .await?;
-        Ok(row.map(|(twiml,)| twiml))
-    }
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "handoffs"]
+pub(crate) mod lite {
+    super::backend!(Sqlite);
+    mod sql; // src/store/handoffs/sql.rs
+    pub(crate) use sql::*;
 }

@@ -1,8 +1,10 @@
 //! The one place SQL lives: customers, orders, phones, webhook deliveries, calls, watermarks,
 //! on Postgres (production) and SQLite (embedded default). Never calls Shopify or speaks HTTP.
 //!
-//! Each SQL module is written once inside `for_each_backend!`, which compiles it twice: as
-//! `pg` over `PgConnection` and as `lite` over `SqliteConnection`. `Store` picks one per call.
+//! Each store file's SQL is written once, in `<file>/sql.rs` (e.g. `watermarks/sql.rs`), an
+//! ordinary file that rustfmt formats. The store file includes it twice, as `pg` over
+//! `PgConnection` and as `lite` over `SqliteConnection` (`backend!` declares what differs), so
+//! both stay `<file>::pg::…` and `<file>::lite::…`. `Store` picks one per call (`on_backend!`).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -151,32 +153,24 @@ impl Store {
     }
 }
 
-/// Compiles a block of SQL functions once per backend: `pg::…` and `lite::…`.
-/// Inside, `Conn` is the backend's connection type, `BACKEND` says which one it is, and
-/// `apply_path` is the same backend's apply path (`records`), for writers that must join it.
-macro_rules! for_each_backend {
-    ($($body:tt)*) => {
-        #[allow(dead_code)]
-        pub(crate) mod pg {
-            use super::*;
-            pub(crate) type Conn = sqlx::PgConnection;
-            pub(crate) const BACKEND: $crate::store::Backend = $crate::store::Backend::Postgres;
-            #[allow(unused_imports)]
-            use $crate::store::records::pg as apply_path;
-            $($body)*
-        }
-        #[allow(dead_code)]
-        pub(crate) mod lite {
-            use super::*;
-            pub(crate) type Conn = sqlx::SqliteConnection;
-            pub(crate) const BACKEND: $crate::store::Backend = $crate::store::Backend::Sqlite;
-            #[allow(unused_imports)]
-            use $crate::store::records::lite as apply_path;
-            $($body)*
-        }
+/// Declares, inside a store file's `pg` or `lite` module, what its SQL file (`<file>/sql.rs`)
+/// reads from `super::`: `Conn`, the backend's connection type; `BACKEND`, which one it is; and
+/// `apply_path`, the same backend's apply path (`records`), for writers that must join it.
+macro_rules! backend {
+    (Postgres) => {
+        pub(crate) type Conn = sqlx::PgConnection;
+        pub(crate) const BACKEND: $crate::store::Backend = $crate::store::Backend::Postgres;
+        #[allow(unused_imports)]
+        use $crate::store::records::pg as apply_path;
+    };
+    (Sqlite) => {
+        pub(crate) type Conn = sqlx::SqliteConnection;
+        pub(crate) const BACKEND: $crate::store::Backend = $crate::store::Backend::Sqlite;
+        #[allow(unused_imports)]
+        use $crate::store::records::lite as apply_path;
     };
 }
-pub(crate) use for_each_backend;
+pub(crate) use backend;
 
 /// Calls `[module::]{pg|lite}::function(conn, args…)` on a pooled connection of the store's backend.
 macro_rules! on_backend {

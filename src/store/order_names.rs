@@ -3,7 +3,7 @@
 //! found by the number a caller keys. Reads only; never writes.
 
 use super::queries::ORDER_COLUMNS;
-use super::{OrderRow, Pool, Store, StoreError, for_each_backend, on_backend};
+use super::{OrderRow, Pool, Store, StoreError, backend, on_backend};
 use crate::domain::order_number_in;
 
 /// One name format the shop has used: `prefix` + order number + `suffix`.
@@ -46,25 +46,19 @@ impl Store {
     }
 }
 
-for_each_backend! {
-    pub(crate) async fn order_numbered(conn: &mut Conn, shop: &str, number: i64) -> Result<Option<OrderRow>, sqlx::Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE shop = $1 AND order_number = $2 ORDER BY shopify_created_at DESC LIMIT 1"
-        )))
-        .bind(shop)
-        .bind(number)
-        .fetch_optional(&mut *conn)
-        .await
-    }
+// The SQL, in order_names/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "order_names"]
+pub(crate) mod pg {
+    super::backend!(Postgres);
+    mod sql; // src/store/order_names/sql.rs
+    pub(crate) use sql::*;
+}
 
-    pub(crate) async fn recent_names(conn: &mut Conn, shop: &str) -> Result<Vec<String>, sqlx::Error> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT name FROM orders WHERE shop = $1 ORDER BY shopify_created_at DESC LIMIT $2",
-        )
-        .bind(shop)
-        .bind(SAMPLE)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok(rows.into_iter().map(|(n,)| n).collect())
-    }
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "order_names"]
+pub(crate) mod lite {
+    super::backend!(Sqlite);
+    mod sql; // src/store/order_names/sql.rs
+    pub(crate) use sql::*;
 }

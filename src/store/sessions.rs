@@ -1,7 +1,7 @@
 //! Agents' console sessions: each login's random token, kept only as a keyed hash, with its
 //! expiry; logout deletes it. Never makes or checks a token's value (the console does).
 
-use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
+use super::{Pool, Store, StoreError, Ts, backend, on_backend};
 
 impl Store {
     /// Saves a new session (by its token's hash) and removes the expired ones.
@@ -20,29 +20,19 @@ impl Store {
     }
 }
 
-for_each_backend! {
-    pub(crate) async fn create(conn: &mut Conn, token_hash: &str, now: Ts, expires_at: Ts) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO agent_sessions (token_hash, created_at, expires_at) VALUES ($1, $2, $3)")
-            .bind(token_hash)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("DELETE FROM agent_sessions WHERE expires_at <= $1").bind(now).execute(&mut *conn).await?;
-        Ok(())
-    }
+// The SQL, in sessions/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "sessions"]
+pub(crate) mod pg {
+    super::backend!(Postgres);
+    mod sql; // src/store/sessions/sql.rs
+    pub(crate) use sql::*;
+}
 
-    pub(crate) async fn is_live(conn: &mut Conn, token_hash: &str, now: Ts) -> Result<bool, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agent_sessions WHERE token_hash = $1 AND expires_at > $2")
-            .bind(token_hash)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(n > 0)
-    }
-
-    pub(crate) async fn end(conn: &mut Conn, token_hash: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM agent_sessions WHERE token_hash = $1").bind(token_hash).execute(&mut *conn).await?;
-        Ok(())
-    }
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "sessions"]
+pub(crate) mod lite {
+    super::backend!(Sqlite);
+    mod sql; // src/store/sessions/sql.rs
+    pub(crate) use sql::*;
 }

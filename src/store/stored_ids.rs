@@ -1,7 +1,7 @@
 //! The IDs the store holds, a page at a time in ID order: what the reconciler's deletion check
 //! asks Shopify about.
 
-use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
+use super::{Pool, Store, StoreError, Ts, backend, on_backend};
 use crate::domain::ShopifyId;
 
 impl Store {
@@ -33,25 +33,19 @@ impl Store {
     }
 }
 
-for_each_backend! {
-    pub(crate) async fn order_ids(conn: &mut Conn, shop: &str, after: i64, since: Ts, limit: i64) -> Result<Vec<(i64,)>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id FROM orders WHERE shop = $1 AND id > $2 AND shopify_created_at >= $3 ORDER BY id LIMIT $4",
-        )
-        .bind(shop)
-        .bind(after)
-        .bind(since)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await
-    }
+// The SQL, in stored_ids/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "stored_ids"]
+pub(crate) mod pg {
+    super::backend!(Postgres);
+    mod sql; // src/store/stored_ids/sql.rs
+    pub(crate) use sql::*;
+}
 
-    pub(crate) async fn customer_ids(conn: &mut Conn, shop: &str, after: i64, limit: i64) -> Result<Vec<(i64,)>, sqlx::Error> {
-        sqlx::query_as("SELECT id FROM customers WHERE shop = $1 AND id > $2 ORDER BY id LIMIT $3")
-            .bind(shop)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&mut *conn)
-            .await
-    }
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "stored_ids"]
+pub(crate) mod lite {
+    super::backend!(Sqlite);
+    mod sql; // src/store/stored_ids/sql.rs
+    pub(crate) use sql::*;
 }

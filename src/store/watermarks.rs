@@ -1,7 +1,7 @@
 //! Sync watermarks: how far reconciliation has confirmed each resource of a shop, and where an
 //! interrupted sweep resumes.
 
-use super::{Pool, Store, StoreError, Ts, for_each_backend, on_backend};
+use super::{Pool, Store, StoreError, Ts, backend, on_backend};
 
 /// The epoch, for a row that so far only holds a resume point.
 fn never() -> Ts {
@@ -31,44 +31,19 @@ impl Store {
     }
 }
 
-for_each_backend! {
-    pub(crate) async fn get(conn: &mut Conn, shop: &str, resource: &str) -> Result<Option<(Ts, Option<Ts>)>, sqlx::Error> {
-        sqlx::query_as("SELECT watermark, resume_from FROM sync_watermarks WHERE shop = $1 AND resource = $2")
-            .bind(shop)
-            .bind(resource)
-            .fetch_optional(&mut *conn)
-            .await
-    }
+// The SQL, in watermarks/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "watermarks"]
+pub(crate) mod pg {
+    super::backend!(Postgres);
+    mod sql; // src/store/watermarks/sql.rs
+    pub(crate) use sql::*;
+}
 
-    pub(crate) async fn advance(conn: &mut Conn, shop: &str, resource: &str, to: Ts, now: Ts) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO sync_watermarks (shop, resource, watermark, updated_at, resume_from) VALUES ($1, $2, $3, $4, NULL)
-             ON CONFLICT (shop, resource) DO UPDATE SET
-                watermark = CASE WHEN excluded.watermark > sync_watermarks.watermark
-                                 THEN excluded.watermark ELSE sync_watermarks.watermark END,
-                updated_at = excluded.updated_at, resume_from = NULL",
-        )
-        .bind(shop)
-        .bind(resource)
-        .bind(to)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn set_resume(conn: &mut Conn, shop: &str, resource: &str, at: Ts, now: Ts, never: Ts) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO sync_watermarks (shop, resource, watermark, updated_at, resume_from) VALUES ($1, $2, $5, $4, $3)
-             ON CONFLICT (shop, resource) DO UPDATE SET resume_from = excluded.resume_from, updated_at = excluded.updated_at",
-        )
-        .bind(shop)
-        .bind(resource)
-        .bind(at)
-        .bind(now)
-        .bind(never)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "watermarks"]
+pub(crate) mod lite {
+    super::backend!(Sqlite);
+    mod sql; // src/store/watermarks/sql.rs
+    pub(crate) use sql::*;
 }
