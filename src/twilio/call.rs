@@ -179,6 +179,12 @@ pub fn record_reply(
     }
 }
 
+/// WebSocket close codes (RFC 6455) the Media Streams and ConversationRelay sessions end with:
+/// normal, protocol error, policy violation.
+pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_PROTOCOL: u16 = 1002;
+pub const CLOSE_POLICY: u16 = 1008;
+
 /// The one way a call falls back, whichever way it is spoken: logs why (masked) and writes that
 /// step `step` (0: none of the call's steps) failed and the caller went to the fallback (when the
 /// call is known). The transport then says the apology and puts the caller through

@@ -17,7 +17,8 @@ use crate::ivr::{CallFlow, Input, Reply, Stage, Step, TransferStep};
 use crate::speech;
 use crate::store::{Handoff, Ts};
 use crate::twilio::call::{
-    VoiceCall, bare_context, fallback_twiml, guarded, record_fallback, record_reply, step_transfer_view,
+    CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL, VoiceCall, bare_context, fallback_twiml, guarded, record_fallback,
+    record_reply, step_transfer_view,
 };
 use crate::twilio::render::TemplateError;
 
@@ -33,10 +34,6 @@ const MARK_GRACE: Duration = Duration::from_secs(1);
 const FINAL_MARK_WAIT: Duration = Duration::from_secs(2);
 /// Longest the decision's write may take before the stream is closed anyway.
 const HANDOFF_WRITE_LIMIT: Duration = Duration::from_secs(2);
-/// Close codes (RFC 6455): normal, protocol error, policy violation.
-const CLOSE_NORMAL: u16 = 1000;
-const CLOSE_PROTOCOL: u16 = 1002;
-const CLOSE_POLICY: u16 = 1008;
 
 /// How a session ended.
 #[derive(Debug)]

@@ -18,7 +18,9 @@ use crate::app::AppState;
 use crate::domain::{Event, Language, mask_phone, mask_pii};
 use crate::ivr::{CallFlow, Input, Reply, Stage, Step};
 use crate::store::{Handoff as SavedHandoff, Ts};
-use crate::twilio::call::{VoiceCall, fallback_twiml, guarded, record_fallback, record_reply};
+use crate::twilio::call::{
+    CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL, VoiceCall, fallback_twiml, guarded, record_fallback, record_reply,
+};
 use crate::twilio::voice::{input_of, reply_twiml};
 
 /// Twilio sends `setup` as soon as the socket opens; a session without one is not Twilio's.
@@ -32,10 +34,6 @@ const HANDOFF_WRITE_LIMIT: Duration = Duration::from_secs(2);
 const MAX_PROMPT_CHARS: usize = 1_000;
 /// The most keys one answer gathers; an order number is far shorter.
 const MAX_DIGITS: usize = 64;
-/// Close codes (RFC 6455): normal, protocol error, policy violation.
-const CLOSE_NORMAL: u16 = 1000;
-const CLOSE_PROTOCOL: u16 = 1002;
-const CLOSE_POLICY: u16 = 1008;
 
 /// How a session ended.
 #[derive(Debug)]
