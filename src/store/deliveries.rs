@@ -208,6 +208,7 @@ impl Store {
         let (processed, changes, left) =
             on_backend!(self, process_pending_for(shop, customers, orders, reader, default_region, now))?;
         self.committed(changes).await;
+        self.wrote_records(processed.len()).await;
         if left == 0 {
             // Nothing is pending about these customers or any of their orders (the new ones
             // these deliveries brought included).
@@ -231,6 +232,7 @@ impl Store {
     ) -> Result<Vec<ProcessedDelivery>, StoreError> {
         let (processed, changes) = on_backend!(self, process_pending(limit, reader, default_region, now))?;
         self.committed(changes).await;
+        self.wrote_records(processed.len()).await;
         Ok(processed)
     }
 

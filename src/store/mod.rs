@@ -32,6 +32,7 @@ mod reports;
 mod returns;
 mod sessions;
 mod sms;
+mod statistics;
 mod stored_ids;
 mod time;
 mod voicemails;
@@ -135,6 +136,8 @@ pub struct Store {
     pending: std::sync::Arc<PendingSubjects>,
     /// A change notice could not be sent after its commit: the next one starts with `all`.
     notices_owed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Records written, for refreshing the planner's statistics (`statistics`).
+    statistics: std::sync::Arc<statistics::Statistics>,
 }
 
 impl Store {
@@ -149,6 +152,7 @@ impl Store {
             listener_up: Default::default(),
             pending: Default::default(),
             notices_owed: Default::default(),
+            statistics: Default::default(),
         }
     }
 }

@@ -471,6 +471,7 @@ impl Store {
     ) -> Result<Vec<ApplyOutcome>, StoreError> {
         let (outcomes, notice) = on_backend!(self, apply_in_transaction(shop, changes, default_region, now))?;
         self.committed(notice).await;
+        self.wrote_records(changes.len()).await;
         Ok(outcomes)
     }
 }

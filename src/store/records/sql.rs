@@ -1039,7 +1039,10 @@ pub(crate) async fn apply_batch(
         outcomes.push(outcome);
     }
     let affected: Vec<i64> = affected.into_iter().collect();
-    let mut phones = phones_of_many(conn, shop, &affected).await?;
+    // The phones whose caller records this batch alters: those the affected customers are
+    // reached by after it (read at the end), and those it takes away, which only the phone
+    // rows it replaces can be (returned by their deletion): nothing else moves a phone row.
+    let mut phones = Vec::new();
 
     // Customers: the end state of each one written, then their phones.
     let written: Vec<(&CustomerWrite, &Vec<PhoneEntry>, &RowState)> = customers
@@ -1053,7 +1056,7 @@ pub(crate) async fn apply_batch(
     }
     let owners: Vec<(ShopifyId, Option<ShopifyId>, &[PhoneEntry])> =
         written.iter().map(|(c, phones, _)| (c.id, Some(c.id), phones.as_slice())).collect();
-    replace_phones_many(conn, shop, "customer", &owners).await?;
+    phones.extend(replace_phones_many(conn, shop, "customer", &owners).await?);
 
     // Orders: the end state, their line items, their phones.
     let written: Vec<(&OrderWrite, &Vec<PhoneEntry>, &RowState)> = orders
@@ -1078,7 +1081,7 @@ pub(crate) async fn apply_batch(
     write_line_items(conn, shop, &items).await?;
     let owners: Vec<(ShopifyId, Option<ShopifyId>, &[PhoneEntry])> =
         written.iter().map(|(o, phones, _)| (o.id, o.customer_id(), phones.as_slice())).collect();
-    replace_phones_many(conn, shop, "order", &owners).await?;
+    phones.extend(replace_phones_many(conn, shop, "order", &owners).await?);
 
     // Rows not written whose `synced_at` moved: re-confirmed, or marked unconfirmed.
     for (table, moved) in [
@@ -1239,8 +1242,8 @@ fn step_customer<'a>(
 async fn phones_of_many(conn: &mut Conn, shop: &str, customers: &[i64]) -> Result<Vec<String>, sqlx::Error> {
     let mut phones = Vec::new();
     for chunk in customers.chunks(rows_per_statement(1)) {
-        let mut q = QueryBuilder::new("SELECT e164 FROM phone_numbers WHERE shop = ");
-        q.push_bind(shop).push(" AND customer_id IN (");
+        let mut q = QueryBuilder::new("SELECT DISTINCT e164 FROM phone_numbers WHERE shop = ");
+        q.push_bind(shop).push(" AND e164 IS NOT NULL AND customer_id IN (");
         let mut list = q.separated(", ");
         for id in chunk {
             list.push_bind(*id);
@@ -1273,15 +1276,17 @@ async fn delete_owned_many(
     Ok(())
 }
 
-/// `replace_phones` for many owners of one kind: one delete, then multi-row inserts.
+/// `replace_phones` for many owners of one kind: one delete, then multi-row inserts. Returns
+/// the numbers (E.164) of the rows it deleted.
 async fn replace_phones_many(
     conn: &mut Conn,
     shop: &str,
     owner_kind: &str,
     owners: &[(ShopifyId, Option<ShopifyId>, &[PhoneEntry])],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut removed = Vec::new();
     if owners.is_empty() {
-        return Ok(());
+        return Ok(removed);
     }
     let ids: Vec<i64> = owners.iter().map(|(id, _, _)| id.0).collect();
     for chunk in ids.chunks(rows_per_statement(1)) {
@@ -1291,8 +1296,9 @@ async fn replace_phones_many(
         for id in chunk {
             list.push_bind(*id);
         }
-        q.push(")");
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.push(") RETURNING e164");
+        let rows: Vec<(Option<String>,)> = q.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+        removed.extend(rows.into_iter().filter_map(|(e164,)| e164));
     }
     // One row per (owner, source): a later entry with the same source replaces the earlier
     // one's number, as the per-row upsert does.
@@ -1321,7 +1327,7 @@ async fn replace_phones_many(
         });
         q.build().persistent(false).execute(&mut *conn).await?;
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// shop/redact: everything of the shop goes, but the row of the delivery that asked.
