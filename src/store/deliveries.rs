@@ -208,7 +208,8 @@ impl Store {
         let (processed, changes, left) =
             on_backend!(self, process_pending_for(shop, customers, orders, reader, default_region, now))?;
         self.committed(changes).await;
-        self.wrote_records(processed.len()).await;
+        let of_orders = processed.iter().filter(|p| p.order_id.is_some()).count();
+        self.wrote_records(processed.len() - of_orders, of_orders).await;
         if left == 0 {
             // Nothing is pending about these customers or any of their orders (the new ones
             // these deliveries brought included).
@@ -232,7 +233,8 @@ impl Store {
     ) -> Result<Vec<ProcessedDelivery>, StoreError> {
         let (processed, changes) = on_backend!(self, process_pending(limit, reader, default_region, now))?;
         self.committed(changes).await;
-        self.wrote_records(processed.len()).await;
+        let of_orders = processed.iter().filter(|p| p.order_id.is_some()).count();
+        self.wrote_records(processed.len() - of_orders, of_orders).await;
         Ok(processed)
     }
 

@@ -229,11 +229,15 @@ impl Store {
             Ok(Store::new(Pool::Postgres(pool)))
         } else if url.starts_with("sqlite:") {
             // Durable (FULL sync in WAL) and one connection: SQLite has one writer anyway, and a
-            // single connection cannot deadlock against itself.
+            // single connection cannot deadlock against itself. A 64 MiB page cache (SQLite's
+            // default is 2 MiB): a big shop's indexes outgrow the default early in a backfill,
+            // and every insert then reads its B-tree pages back from the file (issue 14). The
+            // cache fills only as pages are read.
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
+                .pragma("cache_size", "-65536")
                 .busy_timeout(Duration::from_secs(5));
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)

@@ -471,7 +471,8 @@ impl Store {
     ) -> Result<Vec<ApplyOutcome>, StoreError> {
         let (outcomes, notice) = on_backend!(self, apply_in_transaction(shop, changes, default_region, now))?;
         self.committed(notice).await;
-        self.wrote_records(changes.len()).await;
+        let orders = changes.iter().filter(|c| matches!(c, Change::Order(_))).count();
+        self.wrote_records(changes.len() - orders, orders).await;
         Ok(outcomes)
     }
 }
