@@ -9,6 +9,8 @@
 //! Environment:
 //! - `BACKFILL_ORDERS` (1000000), `BACKFILL_CUSTOMERS` (300000): the shop's size.
 //! - `BACKFILL_BACKENDS` (`postgres,sqlite`).
+//! - `BACKFILL_RUST_LOG` (`info`): the `orderline reconcile` process's log filter (e.g.
+//!   `info,orderline::shopify::bulk=debug` shows each batch as it is written).
 //! - `ORDERLINE_TEST_POSTGRES` admin URL (default `postgres://postgres@127.0.0.1:5432/postgres`);
 //!   a fresh database `orderline_bench_<pid>_<millis>` is created and dropped at the end.
 //!
@@ -129,7 +131,7 @@ fn backfill(emulator: &Emulator, backend: &'static str, database_url: &str) -> R
         .env("SHOPIFY_SHOP", SHOP)
         .env("SHOPIFY_ACCESS_TOKEN", &emulator.token)
         .env("SHOPIFY_API_URL", &emulator.url)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", std::env::var("BACKFILL_RUST_LOG").unwrap_or_else(|_| "info".into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -39,15 +39,14 @@ fn batch_size(store: &crate::store::Store) -> usize {
     }
 }
 
-/// Transactions a batch is written in at once, on connections of their own: Postgres works on
-/// them side by side (one transaction kept a backend at 0.8 of a core, the machine a third
-/// idle). Each takes the records of its own customers (`lane`), so no two share a row or wait
-/// for each other's locks. SQLite has one writer.
+/// Transactions a batch is written in at once, on connections of their own: half the store's
+/// pool, at most 8 (SQLite has one writer: 1). Each takes the records of its own customers
+/// (`by_lane`), so no two share a row or wait for each other's locks. One transaction at a
+/// time kept its Postgres backend at a quarter of a core and the machine a third idle (the
+/// reader waited 200 of every 240 ms for the write); 100,000 orders and 30,000 customers took
+/// 34 s in one lane, 25 s in four, 22 s in eight.
 fn lanes(store: &crate::store::Store) -> usize {
-    match store.backend() {
-        crate::store::Backend::Postgres => 2,
-        crate::store::Backend::Sqlite => 1,
-    }
+    (store.max_connections() as usize / 2).clamp(1, 8)
 }
 
 /// Splits a batch into `lanes` parts by customer (an order without one, by its own ID; a
@@ -385,6 +384,7 @@ impl Applier<'_> {
         let records = std::mem::take(&mut self.records);
         let (r, name, operation) = (self.r.clone(), self.name.to_string(), self.operation.to_string());
         self.in_flight = Some(tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let now = Ts::from(r.clock.now());
             let parts = by_lane(batch, lanes(&r.store));
             let written = parts.iter().map(|part| r.store.apply_all(&r.shop, part, &r.default_region, now));
@@ -396,7 +396,8 @@ impl Applier<'_> {
             r.store.set_bulk_lines_applied(&r.shop, &name, &operation, through as i64, now).await?;
             let labels = crate::ops::metrics::ResourceLabels { resource: name.clone() };
             r.metrics.bulk_backfill_records.get_or_create(&labels).inc_by(records as u64);
-            tracing::debug!(resource = name, operation, lines = through, "bulk backfill batch applied");
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::debug!(resource = name, operation, lines = through, ms, "bulk backfill batch applied");
             Ok(records)
         }));
         Ok(())
@@ -405,8 +406,11 @@ impl Applier<'_> {
     /// Waits for the batch being written, if any.
     async fn settle(&mut self) -> Result<(), ReconcileError> {
         if let Some(task) = self.in_flight.take() {
+            let waiting = std::time::Instant::now();
             let written = task.await.map_err(|e| ReconcileError::Bulk(format!("writing a batch failed: {e}")))?;
             self.applied += written?;
+            // Reading outran writing by this much (the store is the bottleneck when it is not 0).
+            tracing::debug!(resource = self.name, waited_ms = waiting.elapsed().as_millis() as u64, "bulk batch awaited");
         }
         Ok(())
     }

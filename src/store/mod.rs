@@ -250,6 +250,14 @@ impl Store {
         }
     }
 
+    /// How many connections the store may hold at once (SQLite: one).
+    pub fn max_connections(&self) -> u32 {
+        match &self.pool {
+            Pool::Postgres(pool) => pool.options().get_max_connections(),
+            Pool::Sqlite(_) => 1,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self.pool {
             Pool::Postgres(_) => Backend::Postgres,

@@ -1239,11 +1239,14 @@ fn step_customer<'a>(
 }
 
 /// The caller phones (E.164) of several customers, in one statement per chunk.
+// No `DISTINCT` and no `e164 IS NOT NULL`: SQLite's planner then takes the partial index on
+// (shop, e164) and reads every phone of the shop (EXPLAIN QUERY PLAN; the backfill ran at half
+// speed). The caller's notice keeps each number once.
 async fn phones_of_many(conn: &mut Conn, shop: &str, customers: &[i64]) -> Result<Vec<String>, sqlx::Error> {
     let mut phones = Vec::new();
     for chunk in customers.chunks(rows_per_statement(1)) {
-        let mut q = QueryBuilder::new("SELECT DISTINCT e164 FROM phone_numbers WHERE shop = ");
-        q.push_bind(shop).push(" AND e164 IS NOT NULL AND customer_id IN (");
+        let mut q = QueryBuilder::new("SELECT e164 FROM phone_numbers WHERE shop = ");
+        q.push_bind(shop).push(" AND customer_id IN (");
         let mut list = q.separated(", ");
         for id in chunk {
             list.push_bind(*id);
