@@ -410,7 +410,11 @@ impl Applier<'_> {
             let written = task.await.map_err(|e| ReconcileError::Bulk(format!("writing a batch failed: {e}")))?;
             self.applied += written?;
             // Reading outran writing by this much (the store is the bottleneck when it is not 0).
-            tracing::debug!(resource = self.name, waited_ms = waiting.elapsed().as_millis() as u64, "bulk batch awaited");
+            tracing::debug!(
+                resource = self.name,
+                waited_ms = waiting.elapsed().as_millis() as u64,
+                "bulk batch awaited"
+            );
         }
         Ok(())
     }

@@ -1238,10 +1238,10 @@ fn step_customer<'a>(
     customers.entry(c.id.0).or_default().step(c, phones, updated_at, content, from, now)
 }
 
-/// The caller phones (E.164) of several customers, in one statement per chunk.
-// No `DISTINCT` and no `e164 IS NOT NULL`: SQLite's planner then takes the partial index on
-// (shop, e164) and reads every phone of the shop (EXPLAIN QUERY PLAN; the backfill ran at half
-// speed). The caller's notice keeps each number once.
+/// The caller phones (E.164) of several customers, in one statement per chunk. No `DISTINCT`
+/// and no `e164 IS NOT NULL`: SQLite's planner then takes the partial index on (shop, e164) and
+/// reads every phone of the shop (EXPLAIN QUERY PLAN; the backfill ran at half speed). The
+/// notice keeps each number once.
 async fn phones_of_many(conn: &mut Conn, shop: &str, customers: &[i64]) -> Result<Vec<String>, sqlx::Error> {
     let mut phones = Vec::new();
     for chunk in customers.chunks(rows_per_statement(1)) {
