@@ -369,12 +369,9 @@ impl Applier<'_> {
         })
     }
 
-    /// Applies the batch in one transaction, then records that lines through `through` are applied.
     /// Hands the batch (which ends at line `through`) to a task that writes it (in `lanes`
-    /// transactions side by side) and records the lines applied, once the batch before it is
-    /// written: reading and converting the
-    /// next batch overlaps the store's work on this one (measured: the store sat idle a third
-    /// of the time when the two took turns).
+    /// transactions side by side) and then records the lines applied, once the batch before it
+    /// is written: reading and converting the next batch overlaps the store's work on this one.
     async fn apply(&mut self, through: u64) -> Result<(), ReconcileError> {
         self.settle().await?;
         if self.batch.is_empty() {

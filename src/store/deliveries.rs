@@ -208,8 +208,7 @@ impl Store {
         let (processed, changes, left) =
             on_backend!(self, process_pending_for(shop, customers, orders, reader, default_region, now))?;
         self.committed(changes).await;
-        let of_orders = processed.iter().filter(|p| p.order_id.is_some()).count();
-        self.wrote_records(processed.len() - of_orders, of_orders).await;
+        self.wrote_deliveries(&processed).await;
         if left == 0 {
             // Nothing is pending about these customers or any of their orders (the new ones
             // these deliveries brought included).
@@ -233,9 +232,15 @@ impl Store {
     ) -> Result<Vec<ProcessedDelivery>, StoreError> {
         let (processed, changes) = on_backend!(self, process_pending(limit, reader, default_region, now))?;
         self.committed(changes).await;
-        let of_orders = processed.iter().filter(|p| p.order_id.is_some()).count();
-        self.wrote_records(processed.len() - of_orders, of_orders).await;
+        self.wrote_deliveries(&processed).await;
         Ok(processed)
+    }
+
+    /// Counts applied deliveries for the planner statistics (`statistics`): those about an
+    /// order as orders, the rest as customers.
+    async fn wrote_deliveries(&self, processed: &[ProcessedDelivery]) {
+        let orders = processed.iter().filter(|p| p.order_id.is_some()).count();
+        self.wrote_records(processed.len() - orders, orders).await;
     }
 
     pub async fn delivery(&self, shop: &str, webhook_id: &str) -> Result<Option<DeliveryRow>, StoreError> {
