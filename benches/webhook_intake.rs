@@ -178,7 +178,9 @@ fn customer_phone(i: u64) -> String {
 
 /// `count` distinct orders from the fixture, each serialised compactly and signed. `samples`
 /// of those after the first `warmup` are a second order of a warm-up customer (spread evenly).
-fn make_deliveries(count: usize, warmup: usize, samples: usize) -> Result<Vec<Delivery>, String> {
+/// `count` deliveries of orders `first`, `first + 1`, …; the first `warmup` of them are the
+/// warm-up's, and `samples` of the rest are freshness samples.
+fn make_deliveries(first: u64, count: usize, warmup: usize, samples: usize) -> Result<Vec<Delivery>, String> {
     let text = std::fs::read(FIXTURE).map_err(|e| format!("cannot read {FIXTURE}: {e}"))?;
     let template: Value = serde_json::from_slice(&text).map_err(|e| format!("{FIXTURE}: {e}"))?;
     if template["id"].as_u64().is_none_or(|id| id <= F64_EXACT_LIMIT) {
@@ -189,9 +191,10 @@ fn make_deliveries(count: usize, warmup: usize, samples: usize) -> Result<Vec<De
     let samples = samples.min(warmup).min(count.saturating_sub(warmup));
     let stride = (count - warmup).checked_div(samples).unwrap_or(usize::MAX);
     (0..count as u64)
-        .map(|i| {
+        .map(|n| {
+            let i = first + n;
             let mut order = order_payload(&template, i)?;
-            let timed = (i as usize).checked_sub(warmup);
+            let timed = (n as usize).checked_sub(warmup);
             let sample = match timed {
                 Some(t) if t % stride == 0 && t / stride < samples => {
                     let k = (t / stride) as u64;
@@ -621,6 +624,7 @@ struct Report {
     /// Last acknowledgement → every delivery applied.
     last_ack_to_applied: Duration,
     server_log_lines: usize,
+    backlog: Option<Backlog>,
 }
 
 impl Report {
@@ -633,6 +637,7 @@ impl Report {
             && self.posting.failures() == 0
             && self.orders == self.expected_orders()
             && self.posting.samples.iter().all(|(heard, _, _)| *heard)
+            && self.backlog.as_ref().is_none_or(|b| b.orders_stored == b.deliveries as i64)
     }
 
     fn print(&self) {
@@ -708,7 +713,8 @@ impl Report {
             && apply.count > 0.0
         {
             println!(
-                "apply (processor) {} deliveries in {:.3} s of the processor's transactions → {:.0} orders/s",
+                "apply (processor) {} deliveries in {:.3} s of the processor's transactions (summed over its lanes, \
+                 which run at once) → {:.0} orders/s per lane",
                 apply.count,
                 apply.sum,
                 per_second(apply.count, apply.sum)
@@ -746,6 +752,31 @@ impl Report {
         let statuses: Vec<String> = self.statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
         println!("delivery statuses {}", statuses.join(", "));
         println!("server log lines  {} (RUST_LOG=warn)", self.server_log_lines);
+        if let Some(b) = &self.backlog {
+            let applying = b.all_applied.saturating_sub(b.first_applied).as_secs_f64();
+            let rate = per_second(b.deliveries as f64, applying);
+            println!(
+                "apply (backlog)   {} orders/create stored while no server ran; a server started on them applied the \
+                 first {:.3} s after its start, the last {:.3} s after → {:.0} orders/s   [target ≥ {}/s: {}]",
+                b.deliveries,
+                b.first_applied.as_secs_f64(),
+                b.all_applied.as_secs_f64(),
+                rate,
+                self.apply_target(),
+                if rate >= self.apply_target() as f64 { "met" } else { "missed" }
+            );
+            println!(
+                "                  orders stored {} (expected {}) {}",
+                b.orders_stored,
+                b.deliveries,
+                if b.orders_stored == b.deliveries as i64 { "ok" } else { "MISMATCH" }
+            );
+        }
+    }
+
+    /// Issue 14's apply target: orders/s on Postgres, and on SQLite.
+    fn apply_target(&self) -> u32 {
+        if self.backend == "postgres" { 5000 } else { 2000 }
     }
 }
 
@@ -753,6 +784,7 @@ async fn run(
     backend: &'static str,
     database_url: &str,
     deliveries: &'static [Delivery],
+    backlog: &'static [Delivery],
     config: &Config,
     progress: &Arc<Progress>,
 ) -> Result<Report, String> {
@@ -761,10 +793,93 @@ async fn run(
     println!("[{backend}] server at {} (pid {})", server.url, server.process.pid());
     let db = Db::connect(database_url).await?;
     let result = measure(backend, &mut server, &db, deliveries, config, progress).await;
-    db.close().await;
-    let mut report = result?;
+    let mut report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            db.close().await;
+            return Err(e);
+        }
+    };
     report.server_log_lines = server.stderr_lines.load(Ordering::Relaxed);
+    drop(server);
+    let backlog = measure_backlog(database_url, &db, backlog, progress).await;
+    db.close().await;
+    report.backlog = Some(backlog?);
     Ok(report)
+}
+
+/// The applier on its own: a backlog stored while no server runs (as intake stores it), then
+/// a server started on it. Intake does not share the cores here, so this is what the applier
+/// can do, where the posting run shows it keeping up with what intake acknowledges.
+struct Backlog {
+    deliveries: usize,
+    /// From the server's start to its first apply, and to its last.
+    first_applied: Duration,
+    all_applied: Duration,
+    orders_stored: i64,
+}
+
+async fn measure_backlog(
+    database_url: &str,
+    db: &Db,
+    backlog: &[Delivery],
+    progress: &Arc<Progress>,
+) -> Result<Backlog, String> {
+    progress.enter(format!("storing a backlog of {} deliveries (no server running)", backlog.len()));
+    let orders_before = db.orders().await?;
+    let store = orderline::store::Store::connect(database_url).await.map_err(|e| e.to_string())?;
+    let received_at = orderline::store::Ts::from(chrono::Utc::now());
+    for chunk in backlog.chunks(500) {
+        let stored: Vec<orderline::store::NewDelivery> = chunk
+            .iter()
+            .map(|d| {
+                let (handled, customer_id, order_id) =
+                    orderline::shopify::writes::intake_subjects("orders/create", &d.body);
+                orderline::store::NewDelivery {
+                    shop: SHOP.to_string(),
+                    webhook_id: d.webhook_id.clone(),
+                    event_id: Some(d.event_id.clone()),
+                    topic: "orders/create".to_string(),
+                    handled,
+                    customer_id,
+                    order_id,
+                    api_version: None,
+                    triggered_at: None,
+                    received_at,
+                    body: d.body.clone(),
+                    refused: None,
+                }
+            })
+            .collect();
+        store.insert_deliveries(&stored).await.map_err(|e| e.to_string())?;
+    }
+    drop(store);
+    let pending = db.pending().await?;
+    if pending != backlog.len() as i64 {
+        return Err(format!("{pending} deliveries pending before the server started, expected {}", backlog.len()));
+    }
+    progress.enter(format!("a server applying the backlog of {pending}"));
+    let started = Instant::now();
+    let mut server = Server::start(database_url)?;
+    let mut first_applied = None;
+    loop {
+        let left = db.pending().await?;
+        if left < pending && first_applied.is_none() {
+            first_applied = Some(started.elapsed());
+        }
+        if left == 0 {
+            break;
+        }
+        server.check_alive()?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let all_applied = started.elapsed();
+    Ok(Backlog {
+        deliveries: backlog.len(),
+        first_applied: first_applied.unwrap_or(all_applied),
+        all_applied,
+        orders_stored: db.orders().await? - orders_before,
+    })
 }
 
 async fn measure(
@@ -840,6 +955,7 @@ async fn measure(
         server_apply: apply_before.zip(apply_after).map(|(before, after)| after.since(&before)),
         last_ack_to_applied: applied.saturating_duration_since(last_ack),
         server_log_lines: 0,
+        backlog: None,
     })
 }
 
@@ -848,11 +964,12 @@ async fn run_reported(
     backend: &'static str,
     database_url: &str,
     deliveries: &'static [Delivery],
+    backlog: &'static [Delivery],
     config: &Config,
     deadline: tokio::time::Instant,
 ) -> Result<bool, ()> {
     let progress = Arc::new(Progress::default());
-    match tokio::time::timeout_at(deadline, run(backend, database_url, deliveries, config, &progress)).await {
+    match tokio::time::timeout_at(deadline, run(backend, database_url, deliveries, backlog, config, &progress)).await {
         Ok(Ok(report)) => {
             report.print();
             Ok(report.clean())
@@ -885,7 +1002,10 @@ async fn main() -> ExitCode {
     let deadline = tokio::time::Instant::now() + config.time_limit;
 
     let generated = Instant::now();
-    let deliveries = match make_deliveries(config.warmup + config.deliveries, config.warmup, config.samples) {
+    let posted = config.warmup + config.deliveries;
+    let made = make_deliveries(0, posted, config.warmup, config.samples)
+        .and_then(|posted_ones| Ok((posted_ones, make_deliveries(posted as u64, config.deliveries, 0, 0)?)));
+    let (deliveries, backlog) = match made {
         Ok(d) => d,
         Err(e) => {
             eprintln!("webhook_intake: {e}");
@@ -894,6 +1014,7 @@ async fn main() -> ExitCode {
     };
     // Posted as borrowed bodies (no copy per request); freed when the process exits.
     let deliveries: &'static [Delivery] = Vec::leak(deliveries);
+    let backlog: &'static [Delivery] = Vec::leak(backlog);
     println!(
         "webhook_intake: {} distinct orders/create payloads generated and signed in {:.2} s; server {SERVER_BIN}",
         deliveries.len(),
@@ -910,7 +1031,7 @@ async fn main() -> ExitCode {
             }
         };
         println!("[postgres] database {}", database.name);
-        match run_reported("postgres", &database.url, deliveries, &config, deadline).await {
+        match run_reported("postgres", &database.url, deliveries, backlog, &config, deadline).await {
             Ok(ok) => clean &= ok,
             Err(()) => return ExitCode::FAILURE,
         }
@@ -926,7 +1047,7 @@ async fn main() -> ExitCode {
         };
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
         println!("[sqlite] database {url}");
-        match run_reported("sqlite (embedded default)", &url, deliveries, &config, deadline).await {
+        match run_reported("sqlite (embedded default)", &url, deliveries, backlog, &config, deadline).await {
             Ok(ok) => clean &= ok,
             Err(()) => return ExitCode::FAILURE,
         }

@@ -39,14 +39,14 @@ fn batch_size(store: &crate::store::Store) -> usize {
     }
 }
 
-/// Transactions a batch is written in at once, on connections of their own: half the store's
-/// pool, at most 8 (SQLite has one writer: 1). Each takes the records of its own customers
-/// (`by_lane`), so no two share a row or wait for each other's locks. One transaction at a
-/// time kept its Postgres backend at a quarter of a core and the machine a third idle (the
-/// reader waited 200 of every 240 ms for the write); 100,000 orders and 30,000 customers took
-/// 34 s in one lane, 25 s in four, 22 s in eight.
+/// Transactions a batch is written in at once, on connections of their own: the store's
+/// `write_lanes`. Each takes the records of its own customers (`by_lane`), so no two share a
+/// row or wait for each other's locks. One transaction at a time kept its Postgres backend at
+/// a quarter of a core and the machine a third idle (the reader waited 200 of every 240 ms for
+/// the write); 100,000 orders and 30,000 customers took 34 s in one lane, 25 s in four, 22 s
+/// in eight.
 fn lanes(store: &crate::store::Store) -> usize {
-    (store.max_connections() as usize / 2).clamp(1, 8)
+    store.write_lanes() as usize
 }
 
 /// Splits a batch into `lanes` parts by customer (an order without one, by its own ID; a

@@ -10,7 +10,7 @@ use super::writes::DeliveryReader;
 use crate::clock::Clock;
 use crate::domain::mask_pii;
 use crate::ops::Metrics;
-use crate::store::{DeliveryStatus, ProcessedDelivery, Store, StoreError, Ts};
+use crate::store::{DeliveryStatus, Lane, ProcessedDelivery, Store, StoreError, Ts};
 
 /// Deliveries claimed and applied per transaction (runs of orders and customers are written
 /// with multi-row statements, so a large batch costs few round trips). SQLite has one
@@ -47,9 +47,14 @@ impl Processor {
 
     /// Applies one batch of pending deliveries.
     pub async fn step(&self) -> Result<Vec<ProcessedDelivery>, StoreError> {
+        self.step_lane(Lane::ALL).await
+    }
+
+    /// Applies one batch of the pending deliveries of `lane`.
+    async fn step_lane(&self, lane: Lane) -> Result<Vec<ProcessedDelivery>, StoreError> {
         let now = Ts::from(self.clock.now());
         let processed =
-            self.store.process_pending(batch_size(&self.store), &DeliveryReader, &self.default_region, now).await?;
+            self.store.process_lane(lane, batch_size(&self.store), &DeliveryReader, &self.default_region, now).await?;
         for p in &processed {
             self.record(p);
         }
@@ -79,15 +84,46 @@ impl Processor {
         }
     }
 
-    /// Runs until `shutdown` turns true: a batch whenever woken, and at least once a second.
-    pub async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` turns true: one applier per lane of the store (`Lane::all_of`),
+    /// each applying a batch of its lane whenever woken, and at least once a second.
+    ///
+    /// One applier's transaction for 1,000 orders took about 240 ms on Postgres and kept its
+    /// backend at a fraction of a core; lanes apply at once on connections of their own.
+    pub async fn run(self, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+        let lanes = Lane::all_of(&self.store);
+        let wakes: Vec<Arc<Notify>> = lanes.iter().map(|_| Arc::new(Notify::new())).collect();
+        let forward = {
+            let wakes = wakes.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = wake.notified() => wakes.iter().for_each(|w| w.notify_one()),
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            })
+        };
+        let mut appliers = tokio::task::JoinSet::new();
+        for (lane, wake) in lanes.into_iter().zip(wakes) {
+            appliers.spawn(self.clone().run_lane(lane, wake, shutdown.clone()));
+        }
+        while appliers.join_next().await.is_some() {}
+        forward.abort();
+    }
+
+    async fn run_lane(self, lane: Lane, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let step = self.step().await;
-            self.resync_pending(matches!(&step, Ok(batch) if batch.is_empty())).await;
+            let step = self.step_lane(lane).await;
+            // One lane keeps the hint of pending subjects; an idle lane 0 says little of the
+            // others, but a resync is right whenever it runs, only not free.
+            if lane.index == 0 {
+                self.resync_pending(matches!(&step, Ok(batch) if batch.is_empty())).await;
+            }
             match step {
                 Ok(batch) if batch.is_empty() => {
                     backoff = Duration::from_millis(100);
@@ -99,7 +135,7 @@ impl Processor {
                 }
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "webhook processing: store unavailable");
+                    tracing::warn!(error = %e, lane = lane.index, retry_in = ?backoff, "webhook processing: store unavailable");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => {}

@@ -23,6 +23,25 @@ pub trait ReadDelivery: Sync {
     fn subjects(&self, topic: &str, body: &[u8]) -> (Option<ShopifyId>, Option<ShopifyId>);
 }
 
+/// One of `count` parts of the pending deliveries, split by the customer they are about (an
+/// order's delivery without a customer, by the order; one about neither, by its own ID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lane {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Lane {
+    /// Every pending delivery.
+    pub const ALL: Lane = Lane { index: 0, count: 1 };
+
+    /// The store's `write_lanes`, each once.
+    pub fn all_of(store: &Store) -> Vec<Lane> {
+        let count = store.write_lanes();
+        (0..count).map(|index| Lane { index, count }).collect()
+    }
+}
+
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {
@@ -230,7 +249,21 @@ impl Store {
         default_region: &str,
         now: Ts,
     ) -> Result<Vec<ProcessedDelivery>, StoreError> {
-        let (processed, changes) = on_backend!(self, process_pending(limit, reader, default_region, now))?;
+        self.process_lane(Lane::ALL, limit, reader, default_region, now).await
+    }
+
+    /// As `process_pending`, for the deliveries of one `lane` only: several lanes apply at
+    /// once, each in its own transaction, and every delivery about one customer (or an order
+    /// without one) falls in the same lane, so within one process they apply in arrival order.
+    pub async fn process_lane(
+        &self,
+        lane: Lane,
+        limit: i64,
+        reader: &dyn ReadDelivery,
+        default_region: &str,
+        now: Ts,
+    ) -> Result<Vec<ProcessedDelivery>, StoreError> {
+        let (processed, changes) = on_backend!(self, process_pending(lane, limit, reader, default_region, now))?;
         self.committed(changes).await;
         self.wrote_deliveries(&processed).await;
         Ok(processed)

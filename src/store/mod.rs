@@ -47,7 +47,7 @@ pub use callers::{
 };
 pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
 pub use changes::{CallChange, CallChanges, PhoneChanges};
-pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, NewDelivery, ProcessedDelivery, ReadDelivery};
+pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, Lane, NewDelivery, ProcessedDelivery, ReadDelivery};
 pub use handoffs::Handoff;
 pub use notifications::{DueNotification, NotificationState};
 pub use order_names::NameFormat;
@@ -256,6 +256,13 @@ impl Store {
             Pool::Postgres(pool) => pool.options().get_max_connections(),
             Pool::Sqlite(_) => 1,
         }
+    }
+
+    /// How many writers may write at once, each in its own transaction (the bulk backfill's
+    /// and the webhook processor's lanes): half the Postgres pool (the other half stays for
+    /// intake and calls), at most 8; SQLite has one writer.
+    pub fn write_lanes(&self) -> u32 {
+        (self.max_connections() / 2).clamp(1, 8)
     }
 
     pub fn backend(&self) -> Backend {

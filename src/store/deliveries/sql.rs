@@ -172,6 +172,7 @@ async fn insert_rows(
 
 pub(crate) async fn process_pending(
     conn: &mut Conn,
+    lane: Lane,
     limit: i64,
     reader: &dyn ReadDelivery,
     default_region: &str,
@@ -181,15 +182,21 @@ pub(crate) async fn process_pending(
     let claim = match BACKEND {
         crate::store::Backend::Postgres => {
             "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at FROM \
-             webhook_deliveries WHERE status = 'pending'
+             webhook_deliveries WHERE status = 'pending' AND ((COALESCE(customer_id, order_id, id) % $2) + $2) % $2 = $3
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
         }
         crate::store::Backend::Sqlite => {
             "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at FROM \
-             webhook_deliveries WHERE status = 'pending' ORDER BY id LIMIT $1"
+             webhook_deliveries WHERE status = 'pending' AND ((COALESCE(customer_id, order_id, id) % $2) + $2) % $2 = $3
+             ORDER BY id LIMIT $1"
         }
     };
-    let claimed: Vec<Claimed> = sqlx::query_as(claim).bind(limit).fetch_all(&mut *tx).await?;
+    let claimed: Vec<Claimed> = sqlx::query_as(claim)
+        .bind(limit)
+        .bind(i64::from(lane.count))
+        .bind(i64::from(lane.index))
+        .fetch_all(&mut *tx)
+        .await?;
     let (processed, changes) = process_claimed(&mut tx, claimed, reader, default_region, now).await?;
     tx.commit().await?;
     Ok((processed, changes))
