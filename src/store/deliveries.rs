@@ -23,8 +23,13 @@ pub trait ReadDelivery: Sync {
     fn subjects(&self, topic: &str, body: &[u8]) -> (Option<ShopifyId>, Option<ShopifyId>);
 }
 
-/// One of `count` parts of the pending deliveries, split by the customer they are about (an
-/// order's delivery without a customer, by the order; one about neither, by its own ID).
+/// One of `count` parts of the pending deliveries, split by the order they are about (one
+/// about a customer alone, by the customer), so every delivery about one order, or about one
+/// customer's own record, falls in one lane and applies in arrival order. A delivery about
+/// neither (a redaction, a data request) is a barrier: lane 0 applies it alone once every
+/// delivery before it is applied, and no lane takes one after it until then. Records written
+/// as a side effect from two lanes (the customer an order names) keep the one apply path's
+/// `updated_at` guard, as they do between two `serve` processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lane {
     pub index: u32,
@@ -252,9 +257,8 @@ impl Store {
         self.process_lane(Lane::ALL, limit, reader, default_region, now).await
     }
 
-    /// As `process_pending`, for the deliveries of one `lane` only: several lanes apply at
-    /// once, each in its own transaction, and every delivery about one customer (or an order
-    /// without one) falls in the same lane, so within one process they apply in arrival order.
+    /// As `process_pending`, for the deliveries of one `lane` only (see `Lane`): several lanes
+    /// apply at once, each in its own transaction.
     pub async fn process_lane(
         &self,
         lane: Lane,
