@@ -135,7 +135,7 @@ impl Processor {
                 }
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
-                    tracing::warn!(error = %e, lane = lane.index, retry_in = ?backoff, "webhook processing: store unavailable");
+                    tracing::warn!(error = %e, lane = lane.index, retry_in = ?backoff, "webhook processing: store busy or unavailable, retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => {}

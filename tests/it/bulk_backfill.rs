@@ -171,7 +171,9 @@ async fn a_failed_operation_writes_no_watermark_and_the_next_sweep_starts_over(b
 
 /// Kills a backfill once some of its orders are applied; returns how many lines were.
 async fn kill_half_way(shop: &Shop) -> i64 {
-    shop.sim.set_bulk_page_delay(Duration::from_millis(150));
+    // 500 records a page: 2,400 orders take 3 s to download, longer than a batch collects
+    // (SQLite's batches hold 5,000 records: this one is applied after 2 s, not full).
+    shop.sim.set_bulk_page_delay(Duration::from_millis(600));
     let reconciler = shop.reconciler.clone();
     let running = tokio::spawn(async move { reconciler.sweep().await });
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

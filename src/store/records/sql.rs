@@ -917,8 +917,10 @@ pub(crate) async fn apply_batch(
     let mut tombstoned: HashSet<(bool, i64)> = HashSet::new();
     let all_ids: Vec<i64> = customer_ids.iter().chain(&order_ids).copied().collect();
     for chunk in all_ids.chunks(rows_per_statement(1)) {
+        // Both kinds named: the key is (shop, kind, id), and `shop = ? AND id IN (…)` alone
+        // reads every tombstone of the shop (SQLite's plan: the `shop` prefix only).
         let mut q = QueryBuilder::new("SELECT kind, id FROM tombstones WHERE shop = ");
-        q.push_bind(shop).push(" AND id IN (");
+        q.push_bind(shop).push(" AND kind IN ('customer', 'order') AND id IN (");
         let mut list = q.separated(", ");
         for id in chunk {
             list.push_bind(*id);
