@@ -2,6 +2,7 @@
 //! deliveries left by a crash or stored by another instance are never stranded.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -104,25 +105,37 @@ impl Processor {
                 }
             })
         };
+        // One bit per lane whose last batch was not empty: when none is, the processor is idle.
+        let busy = Arc::new(AtomicU64::new(0));
         let mut appliers = tokio::task::JoinSet::new();
         for (lane, wake) in lanes.into_iter().zip(wakes) {
-            appliers.spawn(self.clone().run_lane(lane, wake, shutdown.clone()));
+            appliers.spawn(self.clone().run_lane(lane, wake, busy.clone(), shutdown.clone()));
         }
         while appliers.join_next().await.is_some() {}
         forward.abort();
     }
 
-    async fn run_lane(self, lane: Lane, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    async fn run_lane(self, lane: Lane, wake: Arc<Notify>, busy: Arc<AtomicU64>, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
+        let bit = 1u64 << lane.index;
         loop {
             if *shutdown.borrow() {
                 return;
             }
             let step = self.step_lane(lane).await;
-            // One lane keeps the hint of pending subjects; an idle lane 0 says little of the
-            // others, but a resync is right whenever it runs, only not free.
-            if lane.index == 0 {
-                self.resync_pending(matches!(&step, Ok(batch) if batch.is_empty())).await;
+            // The hint of pending subjects is read again when it is unknown (lane 0 does that)
+            // and once every lane has found nothing to apply (whichever lane is last), as the
+            // lone applier did when it found nothing.
+            let all_idle = match &step {
+                Ok(batch) if batch.is_empty() => busy.fetch_and(!bit, Ordering::SeqCst) & !bit == 0,
+                Ok(_) => {
+                    busy.fetch_or(bit, Ordering::SeqCst);
+                    false
+                }
+                Err(_) => false,
+            };
+            if lane.index == 0 || all_idle {
+                self.resync_pending(all_idle).await;
             }
             match step {
                 Ok(batch) if batch.is_empty() => {
