@@ -170,6 +170,26 @@ async fn insert_rows(
     query.build_query_as().fetch_all(&mut *conn).await
 }
 
+/// The claim of one lane ($2 lanes, this one $3, at most $1 deliveries): the deliveries of its
+/// own orders (and of customers, for deliveries about a customer alone) that arrived before the
+/// first pending barrier (a delivery about neither: a redaction, a data request); lane 0 takes
+/// a barrier once it is the oldest pending delivery (all before it applied, or being applied:
+/// their rows are still pending).
+macro_rules! lane_claim {
+    () => {
+        "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at
+         FROM webhook_deliveries
+         WHERE status = 'pending' AND (
+             ((customer_id IS NOT NULL OR order_id IS NOT NULL)
+              AND ((COALESCE(order_id, customer_id) % $2) + $2) % $2 = $3
+              AND id < COALESCE((SELECT MIN(id) FROM webhook_deliveries WHERE status = 'pending'
+                                 AND customer_id IS NULL AND order_id IS NULL), 9223372036854775807))
+             OR ($3 = 0 AND customer_id IS NULL AND order_id IS NULL
+                 AND id = (SELECT MIN(id) FROM webhook_deliveries WHERE status = 'pending')))
+         ORDER BY id LIMIT $1"
+    };
+}
+
 pub(crate) async fn process_pending(
     conn: &mut Conn,
     lane: Lane,
@@ -179,25 +199,11 @@ pub(crate) async fn process_pending(
     now: Ts,
 ) -> Result<(Vec<ProcessedDelivery>, PhoneChanges), sqlx::Error> {
     let mut tx = begin_applying(conn).await?;
-    // A lane takes the deliveries of its own orders (and of customers, for deliveries about a
-    // customer alone) that arrived before the first pending barrier (a delivery about neither:
-    // a redaction, a data request); lane 0 takes a barrier once it is the oldest pending
-    // delivery (all before it applied, or being applied: their rows are still pending).
-    let claim = format!(
-        "SELECT id, shop, topic, body, COALESCE(triggered_at, received_at) AS happened_at
-         FROM webhook_deliveries
-         WHERE status = 'pending' AND (
-             ((customer_id IS NOT NULL OR order_id IS NOT NULL)
-              AND ((COALESCE(order_id, customer_id) % $2) + $2) % $2 = $3
-              AND id < COALESCE((SELECT MIN(id) FROM webhook_deliveries WHERE status = 'pending'
-                                 AND customer_id IS NULL AND order_id IS NULL), {last}))
-             OR ($3 = 0 AND customer_id IS NULL AND order_id IS NULL
-                 AND id = (SELECT MIN(id) FROM webhook_deliveries WHERE status = 'pending')))
-         ORDER BY id LIMIT $1{lock}",
-        last = i64::MAX,
-        lock = if BACKEND == crate::store::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" },
-    );
-    let claimed: Vec<Claimed> = sqlx::query_as(sqlx::AssertSqlSafe(claim))
+    let claim = match BACKEND {
+        crate::store::Backend::Postgres => concat!(lane_claim!(), " FOR UPDATE SKIP LOCKED"),
+        crate::store::Backend::Sqlite => lane_claim!(),
+    };
+    let claimed: Vec<Claimed> = sqlx::query_as(claim)
         .bind(limit)
         .bind(i64::from(lane.count))
         .bind(i64::from(lane.index))
