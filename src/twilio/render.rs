@@ -19,6 +19,7 @@ use crate::speech::{self, ClipLibrary, Piece};
 /// The built-in templates, as shipped in `twiml/`.
 const BUILT_IN: &[(&str, &str)] = &[
     ("_macros.xml", include_str!("../../twiml/_macros.xml")),
+    ("_connect.xml", include_str!("../../twiml/_connect.xml")),
     ("_offer.xml", include_str!("../../twiml/_offer.xml")),
     ("menu.xml", include_str!("../../twiml/menu.xml")),
     ("other_orders.xml", include_str!("../../twiml/other_orders.xml")),
@@ -59,6 +60,7 @@ const BUILT_IN: &[(&str, &str)] = &[
 /// there are no Spanish `.speech` templates (the Media Streams recordings are English).
 const BUILT_IN_ES: &[(&str, &str)] = &[
     ("_macros.xml", include_str!("../../twiml/es-US/_macros.xml")),
+    ("_connect.xml", include_str!("../../twiml/es-US/_connect.xml")),
     ("_offer.xml", include_str!("../../twiml/es-US/_offer.xml")),
     ("menu.xml", include_str!("../../twiml/es-US/menu.xml")),
     ("other_orders.xml", include_str!("../../twiml/es-US/other_orders.xml")),
@@ -246,6 +248,8 @@ impl Renderer {
         env.add_global("voice", voice);
         env.add_global("language", language);
         env.add_global("shop_name", shop_name);
+        env.add_function("say", say(voice, language));
+        env.add_function("gather", gather(language));
         for &(name, built_in) in built_in_for(spoken.language) {
             let own = dir.map(|d| d.join(language).join(name)).filter(|p| p.is_file());
             let shared = dir.filter(|_| default).map(|d| d.join(name)).filter(|p| p.is_file());
@@ -654,6 +658,72 @@ fn add_speech_functions(env: &mut Environment<'static>) {
         total.and_then(|t| speech::money(&t, currency.as_deref())).map(text).unwrap_or_default()
     });
     env.add_function("count", move |n: u32| text(speech::count(n)));
+}
+
+/// The templates' `say(text)`: `<Say voice="…" language="…">text</Say>` in this language's voice,
+/// the text written the way the formatter writes any value (markup a macro made as it is, every
+/// other string through the one XML filter).
+fn say(voice: &str, language: &str) -> impl Fn(Value) -> Value + Send + Sync + 'static {
+    let mut open = String::from("<Say voice=\"");
+    let _ = xml_text::escape_into(&mut open, voice);
+    open.push_str("\" language=\"");
+    let _ = xml_text::escape_into(&mut open, language);
+    open.push_str("\">");
+    move |text: Value| {
+        let mut out = String::with_capacity(open.len() + 200);
+        out.push_str(&open);
+        let _ = match text.as_str() {
+            Some(plain) if !text.is_safe() => xml_text::escape_into(&mut out, plain),
+            _ => std::fmt::Write::write_fmt(&mut out, format_args!("{text}")),
+        };
+        out.push_str("</Say>");
+        Value::from_safe_string(out)
+    }
+}
+
+/// The templates' `gather(ask, action, keys_only=false)`: a question's `<Gather>` attributes
+/// (twilio.com/docs/voice/twiml/gather: input, hints, speechTimeout, language, numDigits,
+/// finishOnKey, timeout), from `ask` (an [`AskView`]), where the answer goes, and whether words
+/// are listened for too (`speech_input`, unless `keys_only`: words were not understood twice).
+fn gather(
+    language: &str,
+) -> impl Fn(&minijinja::State, Value, Value, Option<bool>) -> Result<Value, minijinja::Error> + Send + Sync + 'static {
+    let language = language.to_string();
+    move |state: &minijinja::State, ask: Value, action: Value, keys_only: Option<bool>| {
+        let words = state.lookup("speech_input").is_some_and(|v| v.is_true()) && !keys_only.unwrap_or(false);
+        let mut out = String::with_capacity(300);
+        let text = |out: &mut String, value: &Value| match value.as_str() {
+            Some(plain) => xml_text::escape_into(out, plain),
+            None if value.is_undefined() || value.is_none() => Ok(()),
+            None => std::fmt::Write::write_fmt(out, format_args!("{value}")),
+        };
+        let write = |out: &mut String| -> std::fmt::Result {
+            out.push_str(if words { "input=\"dtmf speech\"" } else { "input=\"dtmf\"" });
+            if words {
+                out.push_str(" hints=\"");
+                text(out, &ask.get_attr("hints").unwrap_or_default())?;
+                out.push_str("\" speechTimeout=\"auto\" language=\"");
+                xml_text::escape_into(out, &language)?;
+                out.push('"');
+            }
+            let digits = ask.get_attr("num_digits").unwrap_or_default();
+            if digits.is_true() {
+                out.push_str(" numDigits=\"");
+                text(out, &digits)?;
+                out.push('"');
+            }
+            out.push_str(" finishOnKey=\"");
+            text(out, &ask.get_attr("finish_on_key").unwrap_or_default())?;
+            out.push_str("\" timeout=\"");
+            text(out, &ask.get_attr("timeout").unwrap_or_default())?;
+            out.push_str("\" action=\"");
+            text(out, &action)?;
+            out.push_str("\" method=\"POST\"");
+            Ok(())
+        };
+        write(&mut out).map_err(|_| minijinja::Error::from(minijinja::ErrorKind::WriteFailure))?;
+        Ok(Value::from_safe_string(out))
+    }
 }
 
 /// Writes a value into a template: in TwiML, every string (whatever it came from: Shopify, the

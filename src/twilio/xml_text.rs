@@ -25,22 +25,36 @@ pub fn xml_chars(text: &str) -> Cow<'_, str> {
 
 /// `text` filtered by [`xml_chars`] and escaped for XML text and attribute values (`&`, `<`, `>`,
 /// `"`, `'`); nothing else is touched, so a URL stays readable (`/twilio/voice/menu?n=2&amp;v=x`).
-/// Runs of plain text are written whole (one write each, not one a character).
+/// Runs of plain text are written whole (one write each, not one a character), and ASCII is
+/// looked at byte by byte (only the rest is decoded to be checked).
 pub fn escape_into(out: &mut impl std::fmt::Write, text: &str) -> std::fmt::Result {
-    let mut plain_from = 0;
-    for (at, c) in text.char_indices() {
-        let replacement = match c {
-            '&' => "&amp;",
-            '<' => "&lt;",
-            '>' => "&gt;",
-            '"' => "&quot;",
-            '\'' => "&apos;",
-            c if is_xml_char(c) => continue,
-            _ => "",
+    let bytes = text.as_bytes();
+    let (mut plain_from, mut at) = (0, 0);
+    while at < bytes.len() {
+        let (replacement, len) = match bytes[at] {
+            b'&' => ("&amp;", 1),
+            b'<' => ("&lt;", 1),
+            b'>' => ("&gt;", 1),
+            b'"' => ("&quot;", 1),
+            b'\'' => ("&apos;", 1),
+            b'\t' | b'\n' | b'\r' | 0x20..=0x7f => {
+                at += 1;
+                continue;
+            }
+            0x00..=0x1f => ("", 1),
+            _ => {
+                let c = text[at..].chars().next().unwrap_or('\u{fffd}');
+                if is_xml_char(c) {
+                    at += c.len_utf8();
+                    continue;
+                }
+                ("", c.len_utf8())
+            }
         };
         out.write_str(&text[plain_from..at])?;
         out.write_str(replacement)?;
-        plain_from = at + c.len_utf8();
+        at += len;
+        plain_from = at;
     }
     out.write_str(&text[plain_from..])
 }
@@ -62,5 +76,23 @@ mod tests {
         let mut out = String::new();
         escape_into(&mut out, "O'Brien & Sons <Ltd> \"q\" /twilio/voice?a=1&b=2\u{8}").unwrap();
         assert_eq!(out, "O&apos;Brien &amp; Sons &lt;Ltd&gt; &quot;q&quot; /twilio/voice?a=1&amp;b=2");
+    }
+
+    #[test]
+    fn escaping_keeps_every_allowed_character_and_drops_the_forbidden_ones() {
+        let text = "tab\tlf\ncr\r del\u{7f} é 日本 🎉\u{0}\u{1f}\u{fffe}x\u{ffff}<é>&";
+        let mut out = String::new();
+        escape_into(&mut out, text).unwrap();
+        assert_eq!(out, "tab\tlf\ncr\r del\u{7f} é 日本 🎉x&lt;é&gt;&amp;");
+        let mut by_char = String::new();
+        for c in text.chars().filter(|c| is_xml_char(*c)) {
+            match c {
+                '&' => by_char.push_str("&amp;"),
+                '<' => by_char.push_str("&lt;"),
+                '>' => by_char.push_str("&gt;"),
+                c => by_char.push(c),
+            }
+        }
+        assert_eq!(out, by_char);
     }
 }

@@ -499,3 +499,35 @@ async fn an_operator_can_reword_a_step_without_recompiling() {
     assert!(said(&t).starts_with("Hi Dana, welcome back to Orderline Demo."), "{}", said(&t));
     line.app.stop().await;
 }
+
+#[tokio::test]
+async fn an_operator_can_dress_every_say_with_their_own_say_macro() {
+    // `say` is built in for speed and exported by _macros.xml; a `say` macro there takes its
+    // place in every step that says things through `m.say` (and in the shared macros).
+    let dir = tempfile::tempdir().unwrap();
+    let built_in = orderline::twilio::render::built_in("_macros.xml").unwrap();
+    assert!(built_in.contains("{%- set say = say -%}"), "the built-in exports the built-in say");
+    let own = built_in.replace(
+        "{%- set say = say -%}",
+        "{% macro say(text) -%}\n<Say voice=\"{{ voice }}\" language=\"{{ language }}\"><prosody rate=\"90%\">{{ text }}</prosody></Say>\n{%- endmacro %}",
+    );
+    std::fs::write(dir.path().join("_macros.xml"), own).unwrap();
+    let dir_text = dir.path().to_str().unwrap().to_string();
+    let line = line(Backend::Sqlite, |s| {
+        s.ivr.verify = VerifyPolicy::None;
+        s.ivr.twiml_dir = Some(dir_text.as_str().into());
+    })
+    .await;
+    let t = line.call(DANA, &[]).await;
+    let menu = t.turns[0].document.as_ref().expect("the menu is TwiML");
+    let says = menu.find_all("Say");
+    assert!(says.len() >= 3, "greeting, order and keys: {says:?}");
+    for say in says {
+        assert_eq!(say.children.len(), 1, "every <Say> is the operator's: {say:?}");
+        assert_eq!(say.children[0].name, "prosody");
+        assert_eq!(say.children[0].attr("rate"), Some("90%"));
+    }
+    assert!(said(&t).starts_with("Hi Dana, thanks for calling Orderline Demo."), "{}", said(&t));
+    assert!(said(&t).contains("Press 1 to hear that again."), "the keys, through the shared macro: {}", said(&t));
+    line.app.stop().await;
+}
