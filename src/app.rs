@@ -24,11 +24,46 @@ use crate::speech::ClipLibrary;
 use crate::store::{Backend, Store, StoreError};
 use crate::twilio::{self, recorder::CallRecorder, render::Renderer};
 
-/// What every handler can reach. A handler asks for the parts it uses: any field by its type
-/// (`State<Store>`, `State<Arc<Settings>>`; `FromRef`), or an area's sub-state
-/// (`agent::AgentDesk`); the whole state only where the call path runs.
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// What every handler can reach. A handler asks for the parts it uses: a part by its type
+/// (`State<Store>`, `State<Arc<Settings>>`; `FromRef`, below), or an area's sub-state
+/// (`agent::AgentDesk`); the whole state only where the call path runs. Every request clones
+/// it once per extractor, so it is one `Arc` (a clone is one reference count, not a copy of
+/// every part); its parts are read through it (`state.store`).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// `State<T>` for the parts handlers ask for by type.
+macro_rules! parts_by_type {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        $(impl FromRef<AppState> for $ty {
+            fn from_ref(state: &AppState) -> $ty {
+                state.$field.clone()
+            }
+        })*
+    };
+}
+
+parts_by_type!(
+    settings: Arc<Settings>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    shopify: Option<Arc<ShopifyClient>>,
+    twilio_rest: Option<Arc<twilio::rest::TwilioRest>>,
+    feed: agent::AgentFeed,
+    feed_slots: Arc<tokio::sync::Semaphore>,
+);
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
@@ -281,7 +316,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         crate::config::PromptMode::MediaStream => flow,
     };
     let feed = agent::AgentFeed::new();
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         feed: feed.clone(),
         feed_slots: Arc::new(tokio::sync::Semaphore::new(settings.transport.max_feed_clients)),
         flow,
@@ -297,7 +332,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         lookup: lookup.clone(),
         shopify: client.clone(),
         twilio_rest: twilio::rest::TwilioRest::from_settings(&settings, metrics.clone()).ok().map(Arc::new),
-    };
+    }));
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut background =

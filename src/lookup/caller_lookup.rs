@@ -409,16 +409,12 @@ impl CallerLookup {
                 return Ok(CallerAnswer { caller, record: None, source: Source::Withheld, confirmed_at: None });
             }
         };
-        let loader = {
-            let this = self.clone();
-            let phone = phone.clone();
-            // Boxed: a cache hit (the usual case) then does not carry the store read's state.
-            Box::pin(async move { this.load_from_store(&phone).await })
+        // A cache hit (the usual case) is answered without the cache's loading machinery, whose
+        // state (boxed) is only made on a miss.
+        let (mut entry, mut from_store) = match inner.cache.get(&phone).await {
+            Some(entry) => (entry, false),
+            None => Box::pin(self.load_into_cache(&phone)).await?,
         };
-        let cached = inner.cache.entry(phone.clone()).or_try_insert_with(loader).await;
-        let cached = cached.map_err(|e| LookupError::Store(e.to_string()))?;
-        let mut from_store = cached.is_fresh();
-        let mut entry = cached.into_value();
         // A delivery acknowledged for one of these customers or their orders and not yet
         // applied would change the record: it is applied first, within the budget. If it
         // cannot be, the record is not fresh (the live path below).
@@ -446,14 +442,40 @@ impl CallerLookup {
             }
             _ => {}
         }
-        // Stale or never checked with Shopify: ask, within what is left of the budget.
-        let Some(fetch) = self.fetch(&phone) else {
-            return Ok(self.answer(caller, &entry, Source::Stale));
+        // Stale or never checked with Shopify: ask, within what is left of the budget (boxed, so
+        // that a fresh answer does not carry the fetch's state).
+        Ok(Box::pin(self.ask_shopify(caller, &phone, entry, started)).await)
+    }
+
+    /// The caller's cache entry, read from the store (once for concurrent callers) on a miss;
+    /// true when this call read it.
+    async fn load_into_cache(&self, phone: &PhoneNumber) -> Result<(Entry, bool), LookupError> {
+        let loader = {
+            let this = self.clone();
+            let phone = phone.clone();
+            async move { this.load_from_store(&phone).await }
         };
-        let remaining = inner.config.budget.saturating_sub(started.elapsed());
+        let cached = self.inner.cache.entry(phone.clone()).or_try_insert_with(loader).await;
+        let cached = cached.map_err(|e| LookupError::Store(e.to_string()))?;
+        let fresh = cached.is_fresh();
+        Ok((cached.into_value(), fresh))
+    }
+
+    /// Shopify's answer within what is left of the budget, else the stale entry.
+    async fn ask_shopify(
+        &self,
+        caller: CallerId,
+        phone: &PhoneNumber,
+        entry: Entry,
+        started: tokio::time::Instant,
+    ) -> CallerAnswer {
+        let Some(fetch) = self.fetch(phone) else {
+            return self.answer(caller, &entry, Source::Stale);
+        };
+        let remaining = self.inner.config.budget.saturating_sub(started.elapsed());
         match tokio::time::timeout(remaining, fetch).await {
-            Ok(Ok(fresh)) => Ok(self.answer(caller, &fresh, Source::Shopify)),
-            Ok(Err(_)) | Err(_) => Ok(self.answer(caller, &entry, Source::Stale)),
+            Ok(Ok(fresh)) => self.answer(caller, &fresh, Source::Shopify),
+            Ok(Err(_)) | Err(_) => self.answer(caller, &entry, Source::Stale),
         }
     }
 

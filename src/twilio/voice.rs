@@ -64,7 +64,8 @@ async fn incoming(State(state): State<AppState>, req: TwilioRequest) -> Response
     };
     match state.settings.ivr.prompt_mode {
         PromptMode::MediaStream => return super::media::connect(&state, &req, &call, started),
-        PromptMode::ConversationRelay => return super::relay::connect(&state, &req, &call, started).await,
+        // Boxed: a TwiML call (the usual case) then does not carry the relay's state.
+        PromptMode::ConversationRelay => return Box::pin(super::relay::connect(&state, &req, &call, started)).await,
         PromptMode::Twiml => {}
     }
     let result = guarded(state.flow.incoming(&call.caller())).await;

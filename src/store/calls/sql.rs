@@ -25,17 +25,17 @@ pub(crate) async fn customer_calls_since(
     .await
 }
 
-/// Rows of the JSON array bound as `$1`, as a table with these typed columns.
-fn json_rows(columns: &[(&str, &str)]) -> String {
+/// Rows of the JSON array bound as `$param`, as a table with these typed columns.
+fn json_rows(param: u8, columns: &[(&str, &str)]) -> String {
     match BACKEND {
         crate::store::Backend::Postgres => {
             let defs: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
-            format!("jsonb_to_recordset($1::jsonb) AS x({})", defs.join(", "))
+            format!("jsonb_to_recordset(${param}::jsonb) AS x({})", defs.join(", "))
         }
         crate::store::Backend::Sqlite => {
             let cols: Vec<String> =
                 columns.iter().map(|(n, _)| format!("json_extract(value, '$.{n}') AS {n}")).collect();
-            format!("(SELECT {} FROM json_each($1)) AS x", cols.join(", "))
+            format!("(SELECT {} FROM json_each(${param})) AS x", cols.join(", "))
         }
     }
 }
@@ -48,26 +48,11 @@ fn instant(column: &str) -> String {
     }
 }
 
-pub(crate) async fn record(conn: &mut Conn, writes: &[CallWrite]) -> Result<(), sqlx::Error> {
-    let mut starts: Vec<&NewCall> = Vec::new();
-    let mut events: Vec<&CallEvent> = Vec::new();
-    for write in writes {
-        match write {
-            CallWrite::Start(call) => starts.push(call),
-            CallWrite::Event(event) => events.push(event),
-            _ => {}
-        }
-    }
-    let mut tx = conn.begin().await?;
-    if BACKEND == crate::store::Backend::Postgres {
-        // A call record is written for agents' screens within milliseconds, so its commit does
-        // not wait for the WAL flush (here 15-25 ms a commit). If Postgres itself crashes, the
-        // last fraction of a second of call events can be lost; never corrupted, never
-        // half-written, and webhook deliveries keep synchronous commits.
-        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-    }
-    if !starts.is_empty() {
-        let rows = json_rows(&[
+/// `INSERT INTO calls` of the starts (a JSON array) bound as `$param`.
+fn insert_starts(param: u8) -> String {
+    let rows = json_rows(
+        param,
+        &[
             ("call_sid", "text"),
             ("shop", "text"),
             ("from_raw", "text"),
@@ -78,18 +63,97 @@ pub(crate) async fn record(conn: &mut Conn, writes: &[CallWrite]) -> Result<(), 
             ("transfer", "text"),
             ("started_at", "bigint"),
             ("first_word_ms", "integer"),
-        ]);
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO calls (call_sid, shop, from_raw, from_e164, to_number, customer_id, verification, transfer,
-                                status, started_at, first_word_ms)
-             SELECT x.call_sid, x.shop, x.from_raw, x.from_e164, x.to_number, x.customer_id, x.verification,
-                    x.transfer, 'in-progress', {}, x.first_word_ms FROM {rows} WHERE true
-             ON CONFLICT (call_sid) DO NOTHING",
-            instant("started_at")
-        )))
-        .bind(serde_json::to_string(&starts).unwrap_or_default())
-        .execute(&mut *tx)
-        .await?;
+        ],
+    );
+    format!(
+        "INSERT INTO calls (call_sid, shop, from_raw, from_e164, to_number, customer_id, verification, transfer,
+                            status, started_at, first_word_ms)
+         SELECT x.call_sid, x.shop, x.from_raw, x.from_e164, x.to_number, x.customer_id, x.verification,
+                x.transfer, 'in-progress', {}, x.first_word_ms FROM {rows} WHERE true
+         ON CONFLICT (call_sid) DO NOTHING",
+        instant("started_at")
+    )
+}
+
+/// `INSERT INTO call_events` of the events (a JSON array) bound as `$param`.
+fn insert_events(param: u8) -> String {
+    let rows = json_rows(
+        param,
+        &[
+            ("call_sid", "text"),
+            ("step", "integer"),
+            ("idx", "integer"),
+            ("kind", "text"),
+            ("detail", "text"),
+            ("at", "bigint"),
+        ],
+    );
+    format!(
+        "INSERT INTO call_events (call_sid, step, idx, kind, detail, at)
+         SELECT x.call_sid, x.step, x.idx, x.kind, x.detail, {} FROM {rows} WHERE true
+         ON CONFLICT (call_sid, step, idx) DO NOTHING",
+        instant("at")
+    )
+}
+
+/// Rows as the JSON array the statements read.
+fn json<T: serde::Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).unwrap_or_default()
+}
+
+/// The statements, made once.
+struct Statements {
+    starts: String,
+    events: String,
+    /// Postgres: starts (`$1`) and events (`$2`) in one statement, which is its own transaction,
+    /// committed without waiting for the WAL flush (see `record`).
+    starts_and_events: String,
+}
+
+static STATEMENTS: std::sync::LazyLock<Statements> = std::sync::LazyLock::new(|| Statements {
+    starts: insert_starts(1),
+    events: insert_events(1),
+    starts_and_events: format!(
+        "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)),
+              started AS ({}),
+              evented AS ({})
+         SELECT 1 FROM unflushed",
+        insert_starts(1),
+        insert_events(2)
+    ),
+});
+
+pub(crate) async fn record(conn: &mut Conn, writes: &[CallWrite]) -> Result<(), sqlx::Error> {
+    let mut starts: Vec<&NewCall> = Vec::new();
+    let mut events: Vec<&CallEvent> = Vec::new();
+    let mut in_order = false;
+    for write in writes {
+        match write {
+            CallWrite::Start(call) => starts.push(call),
+            CallWrite::Event(event) => events.push(event),
+            CallWrite::Outcome { .. } | CallWrite::Status { .. } => in_order = true,
+        }
+    }
+    // A call record is written for agents' screens within milliseconds, so its commit does not
+    // wait for the WAL flush (here 15-25 ms a commit). If Postgres itself crashes, the last
+    // fraction of a second of call events can be lost; never corrupted, never half-written, and
+    // webhook deliveries keep synchronous commits.
+    if BACKEND == crate::store::Backend::Postgres && !in_order {
+        // Only starts and events (every incoming call's batch): one statement, one round trip.
+        // Its data-modifying parts all run to completion, in the statement's one transaction.
+        sqlx::query(sqlx::AssertSqlSafe(STATEMENTS.starts_and_events.as_str()))
+            .bind(json(&starts))
+            .bind(json(&events))
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    }
+    let mut tx = conn.begin().await?;
+    if BACKEND == crate::store::Backend::Postgres {
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+    }
+    if !starts.is_empty() {
+        sqlx::query(sqlx::AssertSqlSafe(STATEMENTS.starts.as_str())).bind(json(&starts)).execute(&mut *tx).await?;
     }
     // Statuses and outcomes are few (one or two a call): one statement each, in order.
     for write in writes {
@@ -136,23 +200,7 @@ pub(crate) async fn record(conn: &mut Conn, writes: &[CallWrite]) -> Result<(), 
         }
     }
     if !events.is_empty() {
-        let rows = json_rows(&[
-            ("call_sid", "text"),
-            ("step", "integer"),
-            ("idx", "integer"),
-            ("kind", "text"),
-            ("detail", "text"),
-            ("at", "bigint"),
-        ]);
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO call_events (call_sid, step, idx, kind, detail, at)
-             SELECT x.call_sid, x.step, x.idx, x.kind, x.detail, {} FROM {rows} WHERE true
-             ON CONFLICT (call_sid, step, idx) DO NOTHING",
-            instant("at")
-        )))
-        .bind(serde_json::to_string(&events).unwrap_or_default())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(STATEMENTS.events.as_str())).bind(json(&events)).execute(&mut *tx).await?;
     }
     tx.commit().await
 }
