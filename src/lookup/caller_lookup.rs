@@ -166,12 +166,19 @@ struct Inner {
     store: Store,
     client: Option<Arc<ShopifyClient>>,
     cache: Cache<PhoneNumber, Entry>,
+    /// Caller IDs as Twilio sends them, parsed: a pure function of the text (and the region),
+    /// and libphonenumber's parse is the costliest step of a warm caller's request, which every
+    /// request of a call repeats (the incoming call, each answer, each status). Bounded.
+    caller_ids: moka::sync::Cache<String, CallerId>,
     inflight: Mutex<HashMap<PhoneNumber, Fetch>>,
     /// Reconciliation has confirmed every row up to here (micros; 0 = never).
     reconciled_through: AtomicI64,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 }
+
+/// Parsed caller IDs kept (about 100 bytes each).
+const CALLER_IDS_KEPT: u64 = 20_000;
 
 /// Cheap to clone; every clone shares the cache.
 #[derive(Clone)]
@@ -205,6 +212,7 @@ impl CallerLookup {
                 store,
                 client,
                 cache,
+                caller_ids: moka::sync::Cache::new(CALLER_IDS_KEPT),
                 inflight: Mutex::new(HashMap::new()),
                 reconciled_through: AtomicI64::new(0),
                 clock,
@@ -267,7 +275,7 @@ impl CallerLookup {
     /// What the cache holds for a number right now, without reading the store or asking
     /// Shopify (for screens that show a call, not for answering one).
     pub async fn cached(&self, raw_caller_id: &str) -> Option<Arc<CallerRecord>> {
-        let CallerId::Number(phone) = CallerId::parse(raw_caller_id, &self.inner.config.default_region) else {
+        let CallerId::Number(phone) = self.caller_id(raw_caller_id) else {
             return None;
         };
         match self.inner.cache.get(&phone).await {
@@ -402,7 +410,7 @@ impl CallerLookup {
     async fn lookup_inner(&self, raw_caller_id: &str) -> Result<CallerAnswer, LookupError> {
         let inner = &self.inner;
         let started = tokio::time::Instant::now();
-        let caller = CallerId::parse(raw_caller_id, &inner.config.default_region);
+        let caller = self.caller_id(raw_caller_id);
         let phone = match &caller {
             CallerId::Number(phone) => phone.clone(),
             CallerId::Withheld | CallerId::Unparseable(_) => {
@@ -445,6 +453,16 @@ impl CallerLookup {
         // Stale or never checked with Shopify: ask, within what is left of the budget (boxed, so
         // that a fresh answer does not carry the fetch's state).
         Ok(Box::pin(self.ask_shopify(caller, &phone, entry, started)).await)
+    }
+
+    /// `raw` parsed, as [`CallerId::parse`] does, once per text while it is kept.
+    fn caller_id(&self, raw: &str) -> CallerId {
+        if let Some(known) = self.inner.caller_ids.get(raw) {
+            return known;
+        }
+        let parsed = CallerId::parse(raw, &self.inner.config.default_region);
+        self.inner.caller_ids.insert(raw.to_string(), parsed.clone());
+        parsed
     }
 
     /// The caller's cache entry, read from the store (once for concurrent callers) on a miss;
