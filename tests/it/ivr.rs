@@ -483,18 +483,25 @@ async fn a_template_comparing_with_a_name_no_reason_has_stops_the_start() {
     assert!(err.contains("transfer_ended.xml") && err.contains("`outcome` is never \"no-answer\""), "{err}");
 }
 
-#[tokio::test]
-async fn an_operator_can_reword_a_step_without_recompiling() {
+/// A line (SQLite, no verification) whose ORDERLINE_TWIML_DIR holds `name` with `source`; the
+/// folder lives as long as the returned guard.
+async fn line_with_template(name: &str, source: &str) -> (tempfile::TempDir, Line) {
     let dir = tempfile::tempdir().unwrap();
-    let menu =
-        orderline::twilio::render::built_in("menu.xml").unwrap().replace("thanks for calling", "welcome back to");
-    std::fs::write(dir.path().join("menu.xml"), menu).unwrap();
+    std::fs::write(dir.path().join(name), source).unwrap();
     let dir_text = dir.path().to_str().unwrap().to_string();
     let line = line(Backend::Sqlite, |s| {
         s.ivr.verify = VerifyPolicy::None;
         s.ivr.twiml_dir = Some(dir_text.as_str().into());
     })
     .await;
+    (dir, line)
+}
+
+#[tokio::test]
+async fn an_operator_can_reword_a_step_without_recompiling() {
+    let menu =
+        orderline::twilio::render::built_in("menu.xml").unwrap().replace("thanks for calling", "welcome back to");
+    let (_dir, line) = line_with_template("menu.xml", &menu).await;
     let t = line.call(DANA, &[]).await;
     assert!(said(&t).starts_with("Hi Dana, welcome back to Orderline Demo."), "{}", said(&t));
     line.app.stop().await;
@@ -504,20 +511,13 @@ async fn an_operator_can_reword_a_step_without_recompiling() {
 async fn an_operator_can_dress_every_say_with_their_own_say_macro() {
     // `say` is built in for speed and exported by _macros.xml; a `say` macro there takes its
     // place in every step that says things through `m.say` (and in the shared macros).
-    let dir = tempfile::tempdir().unwrap();
     let built_in = orderline::twilio::render::built_in("_macros.xml").unwrap();
     assert!(built_in.contains("{%- set say = say -%}"), "the built-in exports the built-in say");
     let own = built_in.replace(
         "{%- set say = say -%}",
         "{% macro say(text) -%}\n<Say voice=\"{{ voice }}\" language=\"{{ language }}\"><prosody rate=\"90%\">{{ text }}</prosody></Say>\n{%- endmacro %}",
     );
-    std::fs::write(dir.path().join("_macros.xml"), own).unwrap();
-    let dir_text = dir.path().to_str().unwrap().to_string();
-    let line = line(Backend::Sqlite, |s| {
-        s.ivr.verify = VerifyPolicy::None;
-        s.ivr.twiml_dir = Some(dir_text.as_str().into());
-    })
-    .await;
+    let (_dir, line) = line_with_template("_macros.xml", &own).await;
     let t = line.call(DANA, &[]).await;
     let menu = t.turns[0].document.as_ref().expect("the menu is TwiML");
     let says = menu.find_all("Say");
