@@ -660,22 +660,17 @@ fn add_speech_functions(env: &mut Environment<'static>) {
     env.add_function("count", move |n: u32| text(speech::count(n)));
 }
 
-/// The templates' `say(text)`: `<Say voice="…" language="…">text</Say>` in this language's voice,
-/// the text written the way the formatter writes any value (markup a macro made as it is, every
-/// other string through the one XML filter).
+/// The templates' `say(text)`: `<Say voice="…" language="…">text</Say>` in this language's voice.
 fn say(voice: &str, language: &str) -> impl Fn(Value) -> Value + Send + Sync + 'static {
     let mut open = String::from("<Say voice=\"");
-    let _ = xml_text::escape_into(&mut open, voice);
+    write_xml(&mut open, &Value::from(voice));
     open.push_str("\" language=\"");
-    let _ = xml_text::escape_into(&mut open, language);
+    write_xml(&mut open, &Value::from(language));
     open.push_str("\">");
     move |text: Value| {
         let mut out = String::with_capacity(open.len() + 200);
         out.push_str(&open);
-        let _ = match text.as_str() {
-            Some(plain) if !text.is_safe() => xml_text::escape_into(&mut out, plain),
-            _ => std::fmt::Write::write_fmt(&mut out, format_args!("{text}")),
-        };
+        write_xml(&mut out, &text);
         out.push_str("</Say>");
         Value::from_safe_string(out)
     }
@@ -685,45 +680,47 @@ fn say(voice: &str, language: &str) -> impl Fn(Value) -> Value + Send + Sync + '
 /// (twilio.com/docs/voice/twiml/gather: input, hints, speechTimeout, language, numDigits,
 /// finishOnKey, timeout), from `ask` (an [`AskView`]), where the answer goes, and whether words
 /// are listened for too (`speech_input`, unless `keys_only`: words were not understood twice).
-fn gather(
-    language: &str,
-) -> impl Fn(&minijinja::State, Value, Value, Option<bool>) -> Result<Value, minijinja::Error> + Send + Sync + 'static {
-    let language = language.to_string();
+fn gather(language: &str) -> impl Fn(&minijinja::State, Value, Value, Option<bool>) -> Value + Send + Sync + 'static {
+    let language = Value::from(language);
     move |state: &minijinja::State, ask: Value, action: Value, keys_only: Option<bool>| {
         let words = state.lookup("speech_input").is_some_and(|v| v.is_true()) && !keys_only.unwrap_or(false);
+        let field = |name: &str| ask.get_attr(name).unwrap_or_default();
         let mut out = String::with_capacity(300);
-        let text = |out: &mut String, value: &Value| match value.as_str() {
-            Some(plain) => xml_text::escape_into(out, plain),
-            None if value.is_undefined() || value.is_none() => Ok(()),
-            None => std::fmt::Write::write_fmt(out, format_args!("{value}")),
-        };
-        let write = |out: &mut String| -> std::fmt::Result {
-            out.push_str(if words { "input=\"dtmf speech\"" } else { "input=\"dtmf\"" });
-            if words {
-                out.push_str(" hints=\"");
-                text(out, &ask.get_attr("hints").unwrap_or_default())?;
-                out.push_str("\" speechTimeout=\"auto\" language=\"");
-                xml_text::escape_into(out, &language)?;
-                out.push('"');
-            }
-            let digits = ask.get_attr("num_digits").unwrap_or_default();
-            if digits.is_true() {
-                out.push_str(" numDigits=\"");
-                text(out, &digits)?;
-                out.push('"');
-            }
-            out.push_str(" finishOnKey=\"");
-            text(out, &ask.get_attr("finish_on_key").unwrap_or_default())?;
-            out.push_str("\" timeout=\"");
-            text(out, &ask.get_attr("timeout").unwrap_or_default())?;
-            out.push_str("\" action=\"");
-            text(out, &action)?;
-            out.push_str("\" method=\"POST\"");
-            Ok(())
-        };
-        write(&mut out).map_err(|_| minijinja::Error::from(minijinja::ErrorKind::WriteFailure))?;
-        Ok(Value::from_safe_string(out))
+        out.push_str(if words { "input=\"dtmf speech\"" } else { "input=\"dtmf\"" });
+        if words {
+            out.push_str(" hints=\"");
+            write_xml(&mut out, &field("hints"));
+            out.push_str("\" speechTimeout=\"auto\" language=\"");
+            write_xml(&mut out, &language);
+            out.push('"');
+        }
+        let digits = field("num_digits");
+        if digits.is_true() {
+            out.push_str(" numDigits=\"");
+            write_xml(&mut out, &digits);
+            out.push('"');
+        }
+        out.push_str(" finishOnKey=\"");
+        write_xml(&mut out, &field("finish_on_key"));
+        out.push_str("\" timeout=\"");
+        write_xml(&mut out, &field("timeout"));
+        out.push_str("\" action=\"");
+        write_xml(&mut out, &action);
+        out.push_str("\" method=\"POST\"");
+        Value::from_safe_string(out)
     }
+}
+
+/// A value as TwiML's formatter writes it (below): markup a macro made as it is, every other
+/// string through the one XML filter, nothing for an undefined value or none.
+fn write_xml(out: &mut String, value: &Value) {
+    use std::fmt::Write;
+    // Writing into a String never fails.
+    let _ = match value.as_str() {
+        Some(plain) if !value.is_safe() => xml_text::escape_into(out, plain),
+        _ if value.is_undefined() || value.is_none() => Ok(()),
+        _ => write!(out, "{value}"),
+    };
 }
 
 /// Writes a value into a template: in TwiML, every string (whatever it came from: Shopify, the
