@@ -30,7 +30,7 @@ fn json_rows(param: u8, columns: &[(&str, &str)]) -> String {
     match BACKEND {
         crate::store::Backend::Postgres => {
             let defs: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
-            format!("jsonb_to_recordset(${param}::jsonb) AS x({})", defs.join(", "))
+            format!("json_to_recordset(${param}::json) AS x({})", defs.join(", "))
         }
         crate::store::Backend::Sqlite => {
             let cols: Vec<String> =
