@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::domain::{EventKind, TransferReason, Verification};
 
+use super::changes::CALLS_CHANNEL;
 use super::{CallChange, CallChanges, Pool, Store, StoreError, Ts, backend, on_backend};
 
 /// A call as it starts, with what its first request concluded.
@@ -137,6 +138,14 @@ impl Store {
             return Ok(());
         }
         let changes = call_changes(writes);
+        if let Pool::Postgres(pool) = &self.pool
+            && started::only_starts_and_events(writes)
+            && !self.owes_notices()
+        {
+            // Rows and their notices in one statement.
+            let notices = changes.payloads();
+            return Ok(started::record(&mut *pool.acquire().await?, writes, CALLS_CHANNEL, &notices).await?);
+        }
         on_backend!(self, record(writes))?;
         self.calls_committed(changes).await;
         Ok(())
@@ -173,6 +182,8 @@ impl Store {
         Ok(on_backend!(self, count())?)
     }
 }
+
+mod started; // src/store/calls/started.rs: every incoming call's batch on Postgres
 
 // The SQL, in calls/sql.rs, compiled once per backend (hence clippy's duplicate_mod allowed).
 #[allow(dead_code, clippy::duplicate_mod)]

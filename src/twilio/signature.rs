@@ -4,8 +4,6 @@
 //! its port, since Twilio signs whichever form it was configured with. JSON bodies are covered
 //! by a `bodySHA256` query parameter (hex SHA-256 of the body) and signed with no parameters.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
@@ -19,18 +17,16 @@ pub fn sign(token: &str, url: &str, params: &[(String, String)]) -> String {
     BASE64.encode(mac(token, url, params).finalize().into_bytes())
 }
 
+/// The URL, then the (name, value) pairs sorted, each distinct pair once (see the module's doc).
 fn mac(token: &str, url: &str, params: &[(String, String)]) -> HmacSha1 {
-    let mut by_name: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (name, value) in params {
-        by_name.entry(name).or_default().insert(value);
-    }
+    let mut sorted: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
     let mut mac = HmacSha1::new_from_slice(token.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(url.as_bytes());
-    for (name, values) in by_name {
-        for value in values {
-            mac.update(name.as_bytes());
-            mac.update(value.as_bytes());
-        }
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
     }
     mac
 }

@@ -105,49 +105,28 @@ fn json<T: serde::Serialize>(rows: &[T]) -> String {
 struct Statements {
     starts: String,
     events: String,
-    /// Postgres: starts (`$1`) and events (`$2`) in one statement, which is its own transaction,
-    /// committed without waiting for the WAL flush (see `record`).
-    starts_and_events: String,
 }
 
-static STATEMENTS: std::sync::LazyLock<Statements> = std::sync::LazyLock::new(|| Statements {
-    starts: insert_starts(1),
-    events: insert_events(1),
-    starts_and_events: format!(
-        "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)),
-              started AS ({}),
-              evented AS ({})
-         SELECT 1 FROM unflushed",
-        insert_starts(1),
-        insert_events(2)
-    ),
-});
+static STATEMENTS: std::sync::LazyLock<Statements> =
+    std::sync::LazyLock::new(|| Statements { starts: insert_starts(1), events: insert_events(1) });
 
+/// A batch in one transaction. On Postgres a batch of starts and events only (every incoming
+/// call's) takes the one-statement path in `started.rs`; this path is SQLite's, and Postgres's
+/// for batches with outcomes and statuses.
 pub(crate) async fn record(conn: &mut Conn, writes: &[CallWrite]) -> Result<(), sqlx::Error> {
     let mut starts: Vec<&NewCall> = Vec::new();
     let mut events: Vec<&CallEvent> = Vec::new();
-    let mut in_order = false;
     for write in writes {
         match write {
             CallWrite::Start(call) => starts.push(call),
             CallWrite::Event(event) => events.push(event),
-            CallWrite::Outcome { .. } | CallWrite::Status { .. } => in_order = true,
+            CallWrite::Outcome { .. } | CallWrite::Status { .. } => {}
         }
     }
     // A call record is written for agents' screens within milliseconds, so its commit does not
     // wait for the WAL flush (here 15-25 ms a commit). If Postgres itself crashes, the last
     // fraction of a second of call events can be lost; never corrupted, never half-written, and
     // webhook deliveries keep synchronous commits.
-    if BACKEND == crate::store::Backend::Postgres && !in_order {
-        // Only starts and events (every incoming call's batch): one statement, one round trip.
-        // Its data-modifying parts all run to completion, in the statement's one transaction.
-        sqlx::query(sqlx::AssertSqlSafe(STATEMENTS.starts_and_events.as_str()))
-            .bind(json(&starts))
-            .bind(json(&events))
-            .execute(&mut *conn)
-            .await?;
-        return Ok(());
-    }
     let mut tx = conn.begin().await?;
     if BACKEND == crate::store::Backend::Postgres {
         sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
