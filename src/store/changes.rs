@@ -157,6 +157,12 @@ impl Store {
         }
     }
 
+    /// True when a notice failed to go out and the next `announce` carries what that owes
+    /// every instance (a write that sends its own notices leaves them to `announce`).
+    pub(super) fn owes_notices(&self) -> bool {
+        self.notices_owed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Sends notices (channel, payload) to every instance, this one included, with NOTIFY.
     /// True when Postgres took them; false on SQLite (one instance: the caller hands them over
     /// in process) or when sending failed (the caller does the same for this instance).
@@ -178,12 +184,6 @@ impl Store {
     /// - when this statement fails, the next notice this instance sends is preceded by `all`
     ///   for changes and pending subjects: every instance drops its cache and reads the pending
     ///   set again (as after a lost LISTEN connection, see `listen`).
-    /// True when a notice failed to go out and the next `announce` carries what that owes
-    /// every instance (a write that sends its own notices leaves them to `announce`).
-    pub(super) fn owes_notices(&self) -> bool {
-        self.notices_owed.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
     pub(super) async fn announce(&self, mut notices: Vec<(&'static str, String)>) -> bool {
         let Pool::Postgres(pool) = &self.pool else { return false };
         if self.notices_owed.swap(false, std::sync::atomic::Ordering::SeqCst) {
