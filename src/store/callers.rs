@@ -299,11 +299,11 @@ impl Store {
     pub async fn scan_callers(&self, shop: &str, sink: &mut impl CallerSink) -> Result<(), StoreError> {
         match &self.pool {
             Pool::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
+                let mut conn = super::pooled(pool).await?;
                 Ok(scan_callers_copy(&mut conn, shop, sink).await?)
             }
             Pool::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
+                let mut conn = super::pooled(pool).await?;
                 Ok(lite::scan_callers(&mut conn, shop, sink).await?)
             }
         }

@@ -131,9 +131,35 @@ pub struct CallEventRow {
     pub at: Ts,
 }
 
+/// A call-record writer's own Postgres connection, kept from one batch to the next while
+/// batches keep coming: no pool checkout, and no return with its ping round trip, per batch
+/// (issue 14). Empty on SQLite (its one connection is everyone's), on a pool under 8
+/// connections (the lookups' share), and after a failed write (the retry takes a fresh one).
+#[derive(Default)]
+pub struct WriterConnection(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+impl WriterConnection {
+    pub fn is_held(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Gives the connection back to the pool: the writer has nothing to write.
+    pub fn release(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// The smallest pool a writer keeps a connection of.
+const POOL_TO_HOLD: u32 = 8;
+
 impl Store {
     /// Writes a batch of call records in one transaction: all or nothing.
     pub async fn record_calls(&self, writes: &[CallWrite]) -> Result<(), StoreError> {
+        self.record_calls_on(writes, &mut WriterConnection::default()).await
+    }
+
+    /// As `record_calls`, on the writer's connection when it holds one (see `WriterConnection`).
+    pub async fn record_calls_on(&self, writes: &[CallWrite], held: &mut WriterConnection) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
         }
@@ -144,8 +170,18 @@ impl Store {
         {
             // Rows and their notices in one statement.
             let notices = changes.payloads();
-            return Ok(started::record(&mut *pool.acquire().await?, writes, CALLS_CHANNEL, &notices).await?);
+            // Taken, so a failed write leaves nothing held: the retry checks out a fresh one.
+            let mut conn = match held.0.take() {
+                Some(conn) => conn,
+                None => super::pooled(pool).await?,
+            };
+            started::record(&mut conn, writes, CALLS_CHANNEL, &notices).await?;
+            if pool.options().get_max_connections() >= POOL_TO_HOLD {
+                held.0 = Some(conn);
+            }
+            return Ok(());
         }
+        held.release();
         on_backend!(self, record(writes))?;
         self.calls_committed(changes).await;
         Ok(())

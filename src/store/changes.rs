@@ -190,15 +190,17 @@ impl Store {
             notices.splice(0..0, owed_notices());
         }
         let (channels, payloads): (Vec<&str>, Vec<String>) = notices.into_iter().unzip();
-        let sent = sqlx::query(
+        let notify = sqlx::query(
             "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true))
              SELECT pg_notify(n.channel, n.payload) FROM unflushed, unnest($1::text[], $2::text[]) AS \
              n(channel, payload)",
         )
         .bind(&channels)
-        .bind(&payloads)
-        .execute(pool)
-        .await;
+        .bind(&payloads);
+        let sent = match super::pooled(pool).await {
+            Ok(mut conn) => notify.execute(&mut *conn).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
         match sent {
             Ok(_) => true,
             Err(e) => {

@@ -45,7 +45,7 @@ pub use callbacks::{CallbackRow, NewCallback, status as callback_status};
 pub use callers::{
     CallerParts, CallerSink, CustomerView, FulfillmentView, OrderParts, OrderView, RefundView, ReturnView,
 };
-pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, is_final as is_final_status};
+pub use calls::{CallEvent, CallEventRow, CallRow, CallWrite, NewCall, WriterConnection, is_final as is_final_status};
 pub use changes::{CallChange, CallChanges, PhoneChanges};
 pub use deliveries::{DeadLetter, DeliveryRow, DeliveryStatus, Lane, NewDelivery, ProcessedDelivery, ReadDelivery};
 pub use handoffs::Handoff;
@@ -176,16 +176,26 @@ macro_rules! backend {
 }
 pub(crate) use backend;
 
+/// A connection from `pool`. Boxed: sqlx's acquire future is about 14 KB (its wait, timeout and
+/// connect states), and every async fn awaiting a store call carried it inline, so each call's
+/// future was copied around at that size (an incoming call's flow was 17 KB, moved into its box
+/// with one 17 KB memcpy: issue 14, callgrind and the binary's DWARF sizes).
+pub(crate) async fn pooled<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+    Box::pin(pool.acquire()).await
+}
+
 /// Calls `[module::]{pg|lite}::function(conn, args…)` on a pooled connection of the store's backend.
 macro_rules! on_backend {
     ($store:expr, $func:ident ( $($arg:expr),* $(,)? )) => {
         match &$store.pool {
             Pool::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
+                let mut conn = $crate::store::pooled(pool).await?;
                 pg::$func(&mut conn, $($arg),*).await
             }
             Pool::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
+                let mut conn = $crate::store::pooled(pool).await?;
                 lite::$func(&mut conn, $($arg),*).await
             }
         }
@@ -193,17 +203,20 @@ macro_rules! on_backend {
     ($store:expr, $module:ident :: $func:ident ( $($arg:expr),* $(,)? )) => {
         match &$store.pool {
             Pool::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
+                let mut conn = $crate::store::pooled(pool).await?;
                 $module::pg::$func(&mut conn, $($arg),*).await
             }
             Pool::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
+                let mut conn = $crate::store::pooled(pool).await?;
                 $module::lite::$func(&mut conn, $($arg),*).await
             }
         }
     };
 }
 pub(crate) use on_backend;
+
+/// How long a pooled Postgres connection may sit idle and still be used without a ping.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
 
 impl Store {
     /// Opens a pool for `postgres://…` or `sqlite://path` (created if missing; `sqlite::memory:`).
@@ -220,10 +233,24 @@ impl Store {
             if !url.contains("sslmode=") && matches!(options.get_host(), "localhost" | "127.0.0.1" | "::1") {
                 options = options.ssl_mode(PgSslMode::Disable);
             }
+            // sqlx pings a connection as it goes back to the pool and, by default, again as it
+            // comes out: two round trips around every store call. A connection that was busy
+            // moments ago was checked as it came back, so only one idle for a while (in which
+            // Postgres may have gone away) is pinged before use (sqlx's own recipe,
+            // `PoolOptions::before_acquire`; issue 14).
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(5))
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > IDLE_BEFORE_PING {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await?;
             Ok(Store::new(Pool::Postgres(pool)))

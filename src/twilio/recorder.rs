@@ -11,12 +11,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::ops::Metrics;
-use crate::store::{CallWrite, Store};
+use crate::store::{CallWrite, Store, WriterConnection};
 
 /// Requests' writes waiting per writer before new ones are dropped.
 const QUEUE: usize = 20_000;
 /// Most writes in one transaction.
 const BATCH: usize = 2_000;
+/// How long a writer keeps its connection with nothing to write (see `WriterConnection`).
+const HOLD: Duration = Duration::from_secs(1);
 /// Pauses between attempts at a batch the database refused.
 const RETRIES: [Duration; 3] = [Duration::from_millis(100), Duration::from_millis(500), Duration::from_secs(2)];
 
@@ -81,7 +83,19 @@ fn shard(call_sid: &str, writers: usize) -> usize {
 async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, metrics: Arc<Metrics>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
-    while let Some(first) = rx.recv().await {
+    let mut conn = WriterConnection::default();
+    loop {
+        let next = match conn.is_held() {
+            true => match tokio::time::timeout(HOLD, rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    conn.release();
+                    rx.recv().await
+                }
+            },
+            false => rx.recv().await,
+        };
+        let Some(first) = next else { break };
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
@@ -92,7 +106,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, metrics: Arc<
                 next = rx.try_recv().ok();
             }
         }
-        write_batch(&store, &batch, &metrics).await;
+        write_batch(&store, &batch, &metrics, &mut conn).await;
         batch.clear();
         for done in flushes.drain(..) {
             let _ = done.send(());
@@ -100,14 +114,14 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, metrics: Arc<
     }
 }
 
-async fn write_batch(store: &Store, batch: &[CallWrite], metrics: &Metrics) {
+async fn write_batch(store: &Store, batch: &[CallWrite], metrics: &Metrics, conn: &mut WriterConnection) {
     if batch.is_empty() {
         return;
     }
     let mut error = None;
     for pause in std::iter::once(Duration::ZERO).chain(RETRIES) {
         tokio::time::sleep(pause).await;
-        match store.record_calls(batch).await {
+        match store.record_calls_on(batch, conn).await {
             Ok(()) => {
                 metrics.call_records_written(batch.len() as u64);
                 return;
