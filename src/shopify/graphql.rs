@@ -1029,9 +1029,10 @@ impl GqlOrder {
                     }),
                 })
                 .collect(),
-            // Newest first, as `returns(reverse: true)` asks.
+            // In the order they were requested, as Shopify lists a connection; the emulator's
+            // executor applies `reverse` (orderline asks `returns(first: 1, reverse: true)`).
             returns: Some(super::returns::NodeList {
-                nodes: o.returns.iter().rev().map(super::returns::GqlReturn::from_record).collect(),
+                nodes: o.returns.iter().map(super::returns::GqlReturn::from_record).collect(),
             }),
             return_status: Some(super::returns::order_return_status(&o.returns).to_string()),
             customer: if with_customer { o.customer.as_ref().map(GqlCustomer::from_record) } else { None },

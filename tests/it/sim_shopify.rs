@@ -1187,6 +1187,36 @@ async fn a_document_with_an_undefined_field_is_refused_by_the_emulator() {
     s.server.stop().await;
 }
 
+/// A connection lists its nodes oldest first; `reverse: true` turns the list around before
+/// `first` takes from it ("Reverse the order of the underlying list.", the argument's description
+/// in Shopify's published Admin schema 2026-10). orderline reads an order's newest return with
+/// `returns(first: 1, reverse: true)`.
+#[tokio::test]
+async fn returns_are_listed_oldest_first_unless_reversed() {
+    let s = start(22).await;
+    s.sim.seed_demo();
+    let order = s.order_named(|o| o.customer.is_some() && o.returns.is_empty());
+    let older = s.sim.request_return(order.id, 1, 0).unwrap();
+    let newer = s.sim.request_return(order.id, 1, 0).unwrap();
+    for (arguments, want) in
+        [("first: 1", older), ("first: 1, reverse: true", newer), ("first: 1, reverse: false", older)]
+    {
+        let request = json!({
+            "query": format!(
+                "query Returns {{ orders(first: 1, query: \"name:{}\") {{ nodes {{ returns({arguments}) {{ nodes {{ id }} }} }} }} }}",
+                order.name
+            ),
+            "operationName": "Returns",
+        });
+        let response = s.send(Some(TOKEN), &request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        let returns = &body["data"]["orders"]["nodes"][0]["returns"]["nodes"];
+        assert_eq!(returns, &json!([{ "id": graphql::gid("Return", want) }]), "returns({arguments}): {body}");
+    }
+    s.server.stop().await;
+}
+
 /// Protected customer data the app is not approved for comes back as Shopify sends it: HTTP 200,
 /// the field null, one `ACCESS_DENIED` error per field with its path; everything else answered.
 #[tokio::test]

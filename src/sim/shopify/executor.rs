@@ -310,9 +310,17 @@ impl<'a> ObjectValue for Object<'a> {
         match self.value.get(name) {
             Some(value) => {
                 let mut value = value.clone();
-                // A connection held whole: `first` takes its first nodes.
-                if let (Some(n), Some(Value::Array(nodes))) = (first(info), value.get_mut("nodes")) {
-                    nodes.truncate(n);
+                // A connection held whole, in its natural order (oldest first): `reverse` turns
+                // it around ("Reverse the order of the underlying list.", the argument's
+                // description in Shopify's published Admin schema 2026-10, e.g. `Order.returns`),
+                // then `first` takes its first nodes.
+                if let Some(Value::Array(nodes)) = value.get_mut("nodes") {
+                    if argument(info, "reverse").and_then(JsonValue::as_bool) == Some(true) {
+                        nodes.reverse();
+                    }
+                    if let Some(n) = first(info) {
+                        nodes.truncate(n);
+                    }
                 }
                 Ok(this.resolve_value(info, value))
             }
