@@ -197,10 +197,7 @@ impl Store {
         )
         .bind(&channels)
         .bind(&payloads);
-        let sent = match super::pooled(pool).await {
-            Ok(mut conn) => notify.execute(&mut *conn).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
+        let sent = async { notify.execute(&mut *super::pooled(pool).await?).await }.await;
         match sent {
             Ok(_) => true,
             Err(e) => {

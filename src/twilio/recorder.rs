@@ -84,18 +84,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, metrics: Arc<
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     let mut conn = WriterConnection::default();
-    loop {
-        let next = match conn.is_held() {
-            true => match tokio::time::timeout(HOLD, rx.recv()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    conn.release();
-                    rx.recv().await
-                }
-            },
-            false => rx.recv().await,
-        };
-        let Some(first) = next else { break };
+    while let Some(first) = next_message(&mut rx, &mut conn).await {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
@@ -112,6 +101,17 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, metrics: Arc<
             let _ = done.send(());
         }
     }
+}
+
+/// The next message; a connection held for `HOLD` with nothing to write goes back to the pool.
+async fn next_message(rx: &mut mpsc::Receiver<Message>, conn: &mut WriterConnection) -> Option<Message> {
+    if conn.is_held() {
+        if let Ok(next) = tokio::time::timeout(HOLD, rx.recv()).await {
+            return next;
+        }
+        conn.release();
+    }
+    rx.recv().await
 }
 
 async fn write_batch(store: &Store, batch: &[CallWrite], metrics: &Metrics, conn: &mut WriterConnection) {

@@ -54,13 +54,15 @@ pub(super) async fn record(
         writes.iter().filter_map(|w| if let CallWrite::Start(c) = w { Some(c) } else { None }).collect();
     let events: Vec<&CallEvent> =
         writes.iter().filter_map(|w| if let CallWrite::Event(e) = w { Some(e) } else { None }).collect();
-    let column = |text: fn(&NewCall) -> Option<&str>| -> Vec<Option<&str>> { starts.iter().map(|c| text(c)).collect() };
+    let text = |field: fn(&NewCall) -> &str| -> Vec<&str> { starts.iter().map(|c| field(c)).collect() };
+    let column =
+        |field: fn(&NewCall) -> Option<&str>| -> Vec<Option<&str>> { starts.iter().map(|c| field(c)).collect() };
     let started_at: Vec<DateTime<Utc>> = starts.iter().map(|c| c.started_at.0).collect();
     let at: Vec<DateTime<Utc>> = events.iter().map(|e| e.at.0).collect();
     sqlx::query(STATEMENT)
-        .bind(column(|c| Some(&c.call_sid)))
-        .bind(column(|c| Some(&c.shop)))
-        .bind(column(|c| Some(&c.from_raw)))
+        .bind(text(|c| &c.call_sid))
+        .bind(text(|c| &c.shop))
+        .bind(text(|c| &c.from_raw))
         .bind(column(|c| c.from_e164.as_deref()))
         .bind(column(|c| c.to_number.as_deref()))
         .bind(starts.iter().map(|c| c.customer_id).collect::<Vec<_>>())
