@@ -296,7 +296,7 @@ async fn warming_puts_callers_in_the_cache_before_anyone_calls() {
     partner["id"] = serde_json::json!(9_007_199_254_742_001u64);
     partner["phone"] = serde_json::json!(CALLER);
     app.deliver_json("customers/create", "w3", &partner).await;
-    app.settle().await;
+    app.settle_hint().await;
     // The deliveries' change notices (LISTEN/NOTIFY, after their commits) have reached this
     // instance and dropped what they name before the cache is warmed, not after.
     while tokio::time::timeout(Duration::from_millis(300), changes.recv()).await.is_ok() {}

@@ -190,6 +190,20 @@ impl TestApp {
         settle(self.store()).await
     }
 
+    /// Waits until every stored delivery has been processed and this instance's hint of pending
+    /// deliveries says so too (the processor makes it match the database on its next idle pass,
+    /// within about a second): until then a lookup of a customer the deliveries named rereads
+    /// the store instead of answering from the cache.
+    pub async fn settle_hint(&self) {
+        self.settle().await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let hint = self.store().pending_subjects();
+        while hint.is_unknown() || !hint.is_empty() {
+            assert!(Instant::now() < deadline, "the pending hint still names {} subjects after 20 s", hint.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str) -> (reqwest::StatusCode, String) {
         let response = self.client.get(format!("{}{}", self.url, path)).send().await.unwrap();
         let status = response.status();
