@@ -177,11 +177,17 @@ impl Store {
                 Some(conn) => conn,
                 None => super::pooled(pool).await?,
             };
-            started::record(&mut conn, writes, CALLS_CHANNEL, &notices).await?;
-            if pool.options().get_max_connections() >= POOL_TO_HOLD {
-                held.0 = Some(conn);
+            match started::record(&mut conn, writes, CALLS_CHANNEL, &notices).await {
+                Ok(()) => {
+                    if pool.options().get_max_connections() >= POOL_TO_HOLD {
+                        held.0 = Some(conn);
+                    }
+                    return Ok(());
+                }
+                // An event already there (see `started`): the general way skips it.
+                Err(e) if started::is_duplicate(&e) => {}
+                Err(e) => return Err(e.into()),
             }
-            return Ok(());
         }
         held.release();
         on_backend!(self, record(writes))?;

@@ -169,8 +169,83 @@ async fn a_call_is_recorded_with_its_events_in_order(backend: Backend) {
     store.close().await;
 }
 
+/// A call's start as the first request records it.
+fn new_call(call_sid: &str) -> NewCall {
+    NewCall {
+        call_sid: call_sid.into(),
+        shop: SHOP.into(),
+        from_raw: "+15551234567".into(),
+        from_e164: Some("+15551234567".into()),
+        to_number: Some("+18005551212".into()),
+        customer_id: Some(9_007_199_254_740_993),
+        verification: None,
+        transfer: None,
+        started_at: at(9),
+        first_word_ms: None,
+    }
+}
+
+fn call_event(call_sid: &str, step: i32, idx: i32, kind: &str, detail: &str) -> CallWrite {
+    CallWrite::Event(CallEvent {
+        call_sid: call_sid.into(),
+        step,
+        idx,
+        kind: EventKind::parse(kind).expect("a stored event kind"),
+        detail: detail.into(),
+        at: at(9),
+    })
+}
+
+async fn events_of(store: &Store, call_sid: &str) -> Vec<(i32, String, String)> {
+    store.call_events(call_sid).await.unwrap().into_iter().map(|e| (e.step, e.kind, e.detail)).collect()
+}
+
+async fn a_request_written_twice_in_one_batch_is_recorded_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = store(&db).await;
+    // Twilio retried an incoming request before the first copy's records were written: both
+    // copies land in one batch, beside another call's.
+    let (a, b) = ("CA00000000000000000000000000000001", "CA00000000000000000000000000000002");
+    let mut retried = new_call(a);
+    retried.customer_id = None;
+    store
+        .record_calls(&[
+            CallWrite::Start(new_call(a)),
+            call_event(a, 1, 0, "lookup", "cache"),
+            call_event(a, 1, 1, "step", "menu"),
+            CallWrite::Start(new_call(b)),
+            call_event(b, 1, 0, "lookup", "store"),
+            CallWrite::Start(retried),
+            call_event(a, 1, 0, "lookup", "store"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.call_count().await.unwrap(), 2);
+    assert_eq!(store.call(a).await.unwrap().unwrap().customer_id, Some(9_007_199_254_740_993), "the first copy's");
+    let step = |kind: &str, detail: &str| (1, kind.to_string(), detail.to_string());
+    assert_eq!(events_of(&store, a).await, vec![step("lookup", "cache"), step("step", "menu")]);
+    assert_eq!(events_of(&store, b).await, vec![step("lookup", "store")]);
+
+    // An event written before its call's row (the start's message lost), then the start with
+    // that event again: the event is kept once, the rest written.
+    let c = "CA00000000000000000000000000000003";
+    store.record_calls(&[call_event(c, 1, 0, "lookup", "cache")]).await.unwrap();
+    store
+        .record_calls(&[
+            CallWrite::Start(new_call(c)),
+            call_event(c, 1, 0, "lookup", "store"),
+            call_event(c, 1, 1, "step", "menu"),
+        ])
+        .await
+        .unwrap();
+    assert!(store.call(c).await.unwrap().is_some());
+    assert_eq!(events_of(&store, c).await, vec![step("lookup", "cache"), step("step", "menu")]);
+    store.close().await;
+}
+
 on_both_backends!(
     readiness_needs_every_migration,
+    a_request_written_twice_in_one_batch_is_recorded_once,
     an_equal_version_confirms_the_row_and_an_older_one_does_not,
     recent_orders_come_newest_first,
     a_watermark_only_moves_forward,

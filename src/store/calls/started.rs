@@ -23,6 +23,15 @@ pub(super) fn only_starts_and_events(writes: &[CallWrite]) -> bool {
 /// One statement, which is its own transaction: its data-modifying parts all run to completion
 /// or none does. Committed without waiting for the WAL flush, as every call record (see
 /// `sql::record`).
+///
+/// The events of a call whose row this statement inserted (`started` returns it) cannot be in
+/// the table yet: a request's start and events travel in one message and land in one batch, so
+/// events of an unrecorded call were never written. They are inserted without `ON CONFLICT`,
+/// whose probe of the primary key before each insert was about a sixth of Postgres's time at
+/// saturation (issue 14, `perf record --call-graph dwarf` of the writer's backend). Every other
+/// event (a later step, a retried request) is inserted `ON CONFLICT DO NOTHING`, as before. Were
+/// an event somehow there after all (two copies of one request in one batch), the statement
+/// fails whole with a unique violation and `record_calls_on` writes the batch the general way.
 const STATEMENT: &str = "
     WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)),
     started AS (
@@ -34,14 +43,25 @@ const STATEMENT: &str = "
                     $8::text[], $9::timestamptz[], $10::int4[])
              AS x(call_sid, shop, from_raw, from_e164, to_number, customer_id, verification, transfer,
                   started_at, first_word_ms)
-        ON CONFLICT (call_sid) DO NOTHING),
+        ON CONFLICT (call_sid) DO NOTHING
+        RETURNING call_sid),
+    events AS (
+        SELECT x.*, x.call_sid IN (SELECT call_sid FROM started) AS new_call
+        FROM unnest($11::text[], $12::int4[], $13::int4[], $14::text[], $15::text[], $16::timestamptz[])
+             AS x(call_sid, step, idx, kind, detail, at)),
     evented AS (
         INSERT INTO call_events (call_sid, step, idx, kind, detail, at)
-        SELECT x.call_sid, x.step, x.idx, x.kind, x.detail, x.at
-        FROM unnest($11::text[], $12::int4[], $13::int4[], $14::text[], $15::text[], $16::timestamptz[])
-             AS x(call_sid, step, idx, kind, detail, at)
+        SELECT call_sid, step, idx, kind, detail, at FROM events WHERE new_call),
+    evented_again AS (
+        INSERT INTO call_events (call_sid, step, idx, kind, detail, at)
+        SELECT call_sid, step, idx, kind, detail, at FROM events WHERE NOT new_call
         ON CONFLICT (call_sid, step, idx) DO NOTHING)
     SELECT pg_notify($17, n.payload) FROM unflushed, unnest($18::text[]) AS n(payload)";
+
+/// True when `e` is Postgres refusing a duplicate key (SQLSTATE 23505).
+pub(super) fn is_duplicate(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|code| code == "23505")
+}
 
 /// Writes the batch and sends `notices` on `channel` when it commits.
 pub(super) async fn record(
