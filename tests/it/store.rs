@@ -86,28 +86,8 @@ async fn a_watermark_only_moves_forward(backend: Backend) {
 async fn a_call_is_recorded_with_its_events_in_order(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = store(&db).await;
-    let call = NewCall {
-        call_sid: "CA0123456789abcdef0123456789abcdef".into(),
-        shop: SHOP.into(),
-        from_raw: "+15551234567".into(),
-        from_e164: Some("+15551234567".into()),
-        to_number: Some("+18005551212".into()),
-        customer_id: Some(9_007_199_254_740_993),
-        verification: None,
-        transfer: None,
-        started_at: at(9),
-        first_word_ms: None,
-    };
-    let event = |step: i32, idx: i32, kind: &str, detail: &str| {
-        CallWrite::Event(CallEvent {
-            call_sid: call.call_sid.clone(),
-            step,
-            idx,
-            kind: EventKind::parse(kind).expect("a stored event kind"),
-            detail: detail.into(),
-            at: at(9),
-        })
-    };
+    let call = new_call("CA0123456789abcdef0123456789abcdef");
+    let event = |step: i32, idx: i32, kind: &str, detail: &str| call_event(&call.call_sid, step, idx, kind, detail);
     store
         .record_calls(&[CallWrite::Start(call.clone()), event(1, 0, "lookup", "cache"), event(1, 1, "step", "menu")])
         .await
@@ -144,10 +124,8 @@ async fn a_call_is_recorded_with_its_events_in_order(backend: Backend) {
     assert_eq!(row.customer_id, Some(9_007_199_254_740_993), "kept when not given again");
     assert_eq!((row.verification.as_deref(), row.transfer.as_deref()), (Some("postal_code"), Some("asked")));
     assert_eq!((row.status.as_str(), row.duration_s, row.ended_at), ("completed", Some(95), Some(end)));
-    let events: Vec<(i32, String, String)> =
-        store.call_events(&call.call_sid).await.unwrap().into_iter().map(|e| (e.step, e.kind, e.detail)).collect();
     assert_eq!(
-        events,
+        events_of(&store, &call.call_sid).await,
         vec![(1, "lookup".into(), "cache".into()), (1, "step".into(), "menu".into()), (2, "key".into(), "1".into())]
     );
 
