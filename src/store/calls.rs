@@ -70,8 +70,8 @@ pub struct CallEvent {
 }
 
 /// What a batch changed, per call, in the order the writes were made. Calls are found by CallSid
-/// through a map: a batch holds up to a few hundred calls, and a scan per write made this a tenth
-/// of the server's time at saturation (issue 14, `perf record --call-graph dwarf`).
+/// through a map: a batch holds up to a few hundred calls, and a scan per write made this 9 % of
+/// the server's samples at saturation (issue 14, `perf record --call-graph dwarf`).
 fn call_changes(writes: &[CallWrite]) -> CallChanges {
     let mut calls: Vec<CallChange> = Vec::new();
     let mut index_of: HashMap<&str, usize> = HashMap::new();

@@ -542,7 +542,7 @@ impl Renderer {
 /// What a step's template reads: the step's facts (its fields, at the top level, and `step`, its
 /// name) and how it is put. An object that answers each name with a `match` rather than a map:
 /// built as a serde map (the step's fields flattened into it), the context was hashed key by key
-/// to build and again at every name a template read, about a tenth of a call's instructions
+/// to build and again at every name a template read: 14,000 of a call's 237,000 instructions
 /// (issue 14, callgrind under `cargo bench --bench incoming_calls`).
 #[derive(Debug)]
 struct Context {
