@@ -421,6 +421,9 @@ pub struct HandoffSettings {
     /// The wait before a call-back that was not answered is placed again.
     #[serde(with = "duration")]
     pub callback_retry_after: Duration,
+    /// Call-backs are placed with Twilio's answering-machine detection: a voicemail box hears a
+    /// short message (and the attempt counts as unanswered) instead of being put through.
+    pub callback_machine_detection: bool,
     /// Filled in by `validated`: `transfer_to`, parsed.
     #[serde(skip)]
     pub transfer: TransferTarget,
@@ -451,6 +454,7 @@ impl Default for HandoffSettings {
             callback: false,
             callback_attempts: 3,
             callback_retry_after: Duration::from_secs(2 * 60),
+            callback_machine_detection: true,
             transfer: TransferTarget::Queue("support".into()),
             priority: None,
             business_hours: BusinessHours::always_open(),
@@ -1286,6 +1290,7 @@ mod tests {
             "callback",
             "callback_attempts",
             "callback_retry_after",
+            "callback_machine_detection",
             "bad_news",
             "bad_news_stalled_after",
             "bad_news_repeat_within",

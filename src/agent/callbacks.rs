@@ -42,6 +42,9 @@ pub struct CallbackJson {
     pub placed_by: Option<String>,
     pub requested_at: DateTime<Utc>,
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The language the caller was hearing (`es`): the call-back speaks it; none for requests
+    /// kept before orderline stored it.
+    pub language: Option<String>,
 }
 
 impl From<CallbackRow> for CallbackJson {
@@ -61,6 +64,7 @@ impl From<CallbackRow> for CallbackJson {
             placed_by: b.placed_by,
             requested_at: b.requested_at.0,
             next_attempt_at: b.next_attempt_at.map(|t| t.0),
+            language: b.language,
         }
     }
 }

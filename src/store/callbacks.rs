@@ -16,6 +16,8 @@ pub struct NewCallback {
     pub customer_id: Option<i64>,
     pub reason: Option<String>,
     pub position: Option<i32>,
+    /// The language the caller was hearing (a BCP 47 tag, `es-US`): the call-back speaks it.
+    pub language: Option<String>,
 }
 
 /// Where a call-back stands.
@@ -50,6 +52,8 @@ pub struct CallbackRow {
     pub requested_at: Ts,
     pub next_attempt_at: Option<Ts>,
     pub updated_at: Ts,
+    /// The language the caller was hearing when they asked (none: the line's first).
+    pub language: Option<String>,
 }
 
 impl Store {

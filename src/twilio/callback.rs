@@ -4,8 +4,11 @@
 //! agent's click (or, with TaskRouter, the task when the caller's turn comes; and the retry task)
 //! places the call through the REST API (`Calls`); when the
 //! customer answers, Twilio asks `POST /twilio/callback/answer` and hears who is calling before
-//! being put through as ORDERLINE_TRANSFER_TO says; `POST /twilio/callback/status` learns how an
-//! unanswered call ended and schedules the next attempt, until ORDERLINE_CALLBACK_ATTEMPTS.
+//! being put through as ORDERLINE_TRANSFER_TO says, in the language the caller was hearing when
+//! they asked; `POST /twilio/callback/status` learns how an unanswered call ended and schedules
+//! the next attempt, until ORDERLINE_CALLBACK_ATTEMPTS. With answering-machine detection
+//! (ORDERLINE_CALLBACK_MACHINE_DETECTION) a voicemail box or fax machine is never put through: the
+//! box hears a short message after its beep, and the attempt counts as unanswered.
 //!
 //! Sources (read 2026-12-04): twilio.com/docs/voice/twiml/enqueue#waiturl (the wait document may
 //! use Gather); twilio.com/docs/voice/api/call-resource (create with `To`, `From`, `Url`,
@@ -27,13 +30,16 @@ use super::public_url::PublicUrl;
 use super::request::TwilioRequest;
 use super::voice::twiml;
 use crate::app::AppState;
-use crate::domain::{Event, EventStep, PhoneNumber, Verification, Verified, mask_phone, mask_pii};
+use crate::domain::{Event, EventStep, Language, PhoneNumber, Verification, Verified, mask_phone, mask_pii};
 use crate::ivr::CallContext;
 use crate::store::{CallbackRow, NewCallback, StoreError, Ts, callback_status};
 
 pub const QUEUE_CALLBACK_PATH: &str = "/twilio/voice/queue-callback";
 pub const ANSWER_PATH: &str = "/twilio/callback/answer";
 pub const STATUS_PATH: &str = "/twilio/callback/status";
+
+/// What a fax machine gets.
+const HANG_UP: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Hangup/></Response>";
 
 /// How often the retry task looks for call-backs due.
 const POLL: Duration = Duration::from_secs(1);
@@ -87,7 +93,7 @@ async fn queue_callback(State(state): State<AppState>, req: TwilioRequest) -> Re
     let pressed_1 = req.param("Digits").map(str::trim) == Some("1");
     let outcome = match (&call, pressed_1 && offered(&state)) {
         (Some(call), true) => match PhoneNumber::parse(&call.from, Some(&state.settings.lookup.default_region)) {
-            Ok(number) => match take_request(&state, call, number.as_str(), &req).await {
+            Ok(number) => match take_request(&state, call, number.as_str(), language, &req).await {
                 Ok(()) => "requested",
                 Err(e) => {
                     tracing::error!(error = %e, "could not keep a call-back request; the caller stays in the queue");
@@ -119,7 +125,13 @@ fn redirect(url: &str) -> String {
     )
 }
 
-async fn take_request(state: &AppState, call: &VoiceCall, number: &str, req: &TwilioRequest) -> Result<(), StoreError> {
+async fn take_request(
+    state: &AppState,
+    call: &VoiceCall,
+    number: &str,
+    language: Language,
+    req: &TwilioRequest,
+) -> Result<(), StoreError> {
     let position = req.query.iter().find(|(n, _)| n == "p").and_then(|(_, v)| v.parse::<i32>().ok());
     // The transfer that put the caller in the queue may still be in this instance's write batch.
     state.recorder.flush().await;
@@ -132,6 +144,7 @@ async fn take_request(state: &AppState, call: &VoiceCall, number: &str, req: &Tw
         customer_id: row.as_ref().and_then(|r| r.customer_id),
         reason: row.as_ref().and_then(|r| r.transfer.clone()),
         position,
+        language: Some(language.code().to_string()),
     };
     let now = Ts::from(state.clock.now());
     // With TaskRouter, nobody has to click: the call is placed when the caller's turn would have
@@ -188,10 +201,13 @@ pub async fn place(state: &AppState, call_sid: &str, by: Option<&str>) -> Result
         return Err(PlaceError::NoFromNumber);
     };
     let urls = PublicUrl::new(&state.settings.server.public_url);
-    let answer_url = urls.to(&format!("{ANSWER_PATH}?c={call_sid}"));
+    // The customer hears the call-back in the language they chose on the call that asked for it.
+    let answer_url =
+        super::call::with_language(state, &urls.to(&format!("{ANSWER_PATH}?c={call_sid}")), language_of(state, &row));
     let status_url = urls.to(&format!("{STATUS_PATH}?c={call_sid}"));
     let call = call_of(&row);
-    match rest.create_call(&row.to_number, &from, &answer_url, &status_url).await {
+    let detect = state.settings.handoff.callback_machine_detection;
+    match rest.create_call(&row.to_number, &from, &answer_url, &status_url, detect).await {
         Ok(placed) => {
             state.store.callback_placed(call_sid, &placed.sid, now).await?;
             let happened = vec![Event::Callback(format!("placed {} (attempt {})", placed.sid, row.attempts))];
@@ -208,7 +224,7 @@ pub async fn place(state: &AppState, call_sid: &str, by: Option<&str>) -> Result
 
 /// An attempt that did not reach the customer: retried after ORDERLINE_CALLBACK_RETRY_AFTER
 /// until the last attempt, then failed.
-async fn failed_attempt(state: &AppState, call: &VoiceCall, row: &CallbackRow, why: &str) -> Result<(), StoreError> {
+async fn failed_attempt(state: &AppState, call: &VoiceCall, row: &CallbackRow, why: &str) -> Result<bool, StoreError> {
     let now = state.clock.now();
     let retry = u32::try_from(row.attempts).unwrap_or(u32::MAX) < state.settings.handoff.callback_attempts;
     let retry_at = retry.then(|| {
@@ -219,7 +235,42 @@ async fn failed_attempt(state: &AppState, call: &VoiceCall, row: &CallbackRow, w
     let happened = vec![Event::Callback(format!("{why}; {next}"))];
     state.recorder.record(events(call, attempt_step(row, 2), Ts::from(now), happened));
     tracing::warn!(to = %mask_phone(&row.to_number), attempt = row.attempts, error = %why, "call-back not answered; {next}");
-    Ok(())
+    Ok(retry)
+}
+
+/// The language a call-back speaks: the one its caller chose (a line that no longer speaks it,
+/// or a request kept before languages were stored: the line's first).
+fn language_of(state: &AppState, row: &CallbackRow) -> Language {
+    let spoken = |l: &Language| state.settings.ivr.spoken_languages.iter().any(|s| s.language == *l);
+    row.language
+        .as_deref()
+        .and_then(Language::of_tag)
+        .filter(spoken)
+        .unwrap_or(state.settings.ivr.spoken_languages[0].language)
+}
+
+/// Who answered a placed call-back, as Twilio's answering-machine detection says in `AnsweredBy`
+/// (https://www.twilio.com/docs/voice/answering-machine-detection, read 2026-12-05: `human`,
+/// `machine_start` with `Enable`, `machine_end_beep`, `machine_end_silence` or
+/// `machine_end_other` with `DetectMessageEnd` once the greeting has ended, `fax`, `unknown` when
+/// it could not tell within `MachineDetectionTimeout`). Absent without detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnsweredBy {
+    /// A person, or Twilio could not tell (its detection leans towards humans): put through.
+    Person,
+    /// A voicemail box: a short message after its greeting, no agent.
+    Machine,
+    Fax,
+}
+
+impl AnsweredBy {
+    fn parse(value: Option<&str>) -> AnsweredBy {
+        match value.map(str::trim) {
+            Some(v) if v.starts_with("machine") => AnsweredBy::Machine,
+            Some("fax") => AnsweredBy::Fax,
+            _ => AnsweredBy::Person,
+        }
+    }
 }
 
 /// The call a call-back is about, as the call record's events name it (its caller is the number
@@ -279,6 +330,35 @@ async fn answer(State(state): State<AppState>, req: TwilioRequest) -> Response {
         return twiml(super::render::LAST_RESORT.to_string());
     };
     let now = Ts::from(state.clock.now());
+    let language = super::call::language_of(&state, &req);
+    let renderer = state.renderer.in_language(Some(language));
+    let answered_by = req.param("AnsweredBy").map(str::trim).unwrap_or_default().to_string();
+    let by = AnsweredBy::parse(Some(&answered_by));
+    if by != AnsweredBy::Person {
+        // Not the customer: no agent is put through to a voicemail box or a fax. The attempt
+        // counts as unanswered (tried again, or failed after the last), and a voicemail box
+        // hears who called and whether we will call again.
+        let call = call_of(&row);
+        let what = if by == AnsweredBy::Fax { "a fax machine" } else { "a machine" };
+        let why = format!("answered by {what} ({answered_by})");
+        let again = match failed_attempt(&state, &call, &row, &why).await {
+            Ok(again) => again,
+            Err(e) => {
+                tracing::error!(error = %e, "could not record a call-back answered by a machine");
+                false
+            }
+        };
+        let xml = match by {
+            AnsweredBy::Fax => Ok(HANG_UP.to_string()),
+            _ => renderer.callback_machine(again),
+        };
+        let xml = xml.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the callback_machine template failed");
+            HANG_UP.to_string()
+        });
+        state.metrics.twilio_request("callback-answer", "machine", started.elapsed().as_secs_f64());
+        return twiml(xml);
+    }
     if let Err(e) = state.store.callback_answered(&row.call_sid, now).await {
         tracing::error!(error = %e, "could not record a call-back's answer");
     }
@@ -301,7 +381,8 @@ async fn answer(State(state): State<AppState>, req: TwilioRequest) -> Response {
     let answered = vec![Event::Callback("answered: put through".into())];
     state.recorder.record(events(&call, attempt_step(&row, 3), now, answered));
     // Called back in their turn: through with priority (TaskRouter's, or ORDERLINE_PRIORITY_TO).
-    let xml = state.renderer.callback_answer(&transfer_view_for(&state, &context, true)).unwrap_or_else(|e| {
+    let transfer = super::call::in_language(transfer_view_for(&state, &context, true), &state, language);
+    let xml = renderer.callback_answer(&transfer).unwrap_or_else(|e| {
         tracing::error!(error = %e, "the callback_answer template failed");
         super::render::LAST_RESORT.to_string()
     });

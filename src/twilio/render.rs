@@ -42,6 +42,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("voicemail_left.xml", include_str!("../../twiml/voicemail_left.xml")),
     ("callback_requested.xml", include_str!("../../twiml/callback_requested.xml")),
     ("callback_answer.xml", include_str!("../../twiml/callback_answer.xml")),
+    ("callback_machine.xml", include_str!("../../twiml/callback_machine.xml")),
     ("queue_wait.xml", include_str!("../../twiml/queue_wait.xml")),
     ("_speech.speech", include_str!("../../twiml/_speech.speech")),
     ("menu.speech", include_str!("../../twiml/menu.speech")),
@@ -83,6 +84,7 @@ const BUILT_IN_ES: &[(&str, &str)] = &[
     ("voicemail_left.xml", include_str!("../../twiml/es-US/voicemail_left.xml")),
     ("callback_requested.xml", include_str!("../../twiml/es-US/callback_requested.xml")),
     ("callback_answer.xml", include_str!("../../twiml/es-US/callback_answer.xml")),
+    ("callback_machine.xml", include_str!("../../twiml/es-US/callback_machine.xml")),
     ("queue_wait.xml", include_str!("../../twiml/es-US/queue_wait.xml")),
 ];
 
@@ -95,7 +97,7 @@ fn built_in_for(language: Language) -> &'static [(&'static str, &'static str)] {
 }
 
 /// Templates rendered outside the step samples (or only imported), so the coverage check skips them.
-const NOT_STEPS: [&str; 10] = [
+const NOT_STEPS: [&str; 11] = [
     "fallback",
     "whisper",
     "stream",
@@ -106,6 +108,7 @@ const NOT_STEPS: [&str; 10] = [
     "voicemail_left",
     "callback_requested",
     "callback_answer",
+    "callback_machine",
 ];
 
 /// What callers hear if even the fallback template cannot be rendered: no settings, no data.
@@ -369,6 +372,11 @@ impl Renderer {
         self.render("callback_answer.xml", minijinja::context! { transfer => Value::from_serialize(transfer) })
     }
 
+    /// What a voicemail box hears on answering a call-back; `again`: another attempt will follow.
+    pub fn callback_machine(&self, again: bool) -> Result<String, TemplateError> {
+        self.render("callback_machine.xml", minijinja::context! { again })
+    }
+
     /// The queue's waitUrl document.
     pub fn queue_wait(&self, view: &QueueWaitView) -> Result<String, TemplateError> {
         self.render("queue_wait.xml", Value::from_serialize(view))
@@ -512,6 +520,10 @@ impl Renderer {
         }
         for kept in [false, true] {
             self.parse_rendered("voicemail_left.xml", &self.voicemail_left(kept)?)?;
+            checked += 1;
+        }
+        for again in [false, true] {
+            self.parse_rendered("callback_machine.xml", &self.callback_machine(again)?)?;
             checked += 1;
         }
         for (position, queue_time, average) in

@@ -297,9 +297,10 @@ impl TwilioRest {
         from: &str,
         url: &str,
         status_callback: &str,
+        detect_machines: bool,
     ) -> Result<PlacedCall, TwilioError> {
         let path = self.account_path("/Calls.json");
-        let form = [
+        let mut form = vec![
             ("To", to),
             ("From", from),
             ("Url", url),
@@ -309,6 +310,13 @@ impl TwilioRest {
             // Seconds of ringing before no-answer (Twilio's default is 60).
             ("Timeout", "30"),
         ];
+        if detect_machines {
+            // Answering-machine detection: `Url` is requested with `AnsweredBy` once Twilio knows
+            // who answered, and for a voicemail box only after its greeting ended, so that what
+            // `Url` says lands after the beep
+            // (https://www.twilio.com/docs/voice/answering-machine-detection, read 2026-12-05).
+            form.push(("MachineDetection", "DetectMessageEnd"));
+        }
         self.send_retrying("create_call", reqwest::Method::POST, &path, &[], &form, Retry::OnlyTooMany).await
     }
 

@@ -232,7 +232,142 @@ async fn with_taskrouter_the_call_back_is_placed_in_the_callers_turn_without_a_c
     d.line.app.stop().await;
 }
 
+/// Waits (at most 5 s) until the emulator's `n` placed calls have all ended.
+async fn placed_calls_ended(d: &Desk, n: usize) -> Vec<orderline::sim::twilio::rest::SimCall> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let calls = d.twilio.calls();
+        if calls.len() == n && calls.iter().all(|c| c.status != "queued") {
+            return calls;
+        }
+        assert!(Instant::now() < deadline, "{calls:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn a_voicemail_box_hears_a_short_message_no_agent_and_the_call_back_is_tried_again(backend: Backend) {
+    let d = desk(backend, |s| {
+        s.ivr.shop_name = "Orderline Demo".into();
+        s.handoff.callback_attempts = 2;
+        s.handoff.callback_retry_after = Duration::from_secs(1);
+    })
+    .await;
+    d.twilio.set_callees(&[Callee::Machine, Callee::Answers]);
+    let t = d.queue_and_press_1(DANA).await;
+    assert_eq!(d.call_now(&t.call_sid).await.0, 200);
+    // The retry task places the second attempt; Dana answers it herself.
+    let done = d.wait_for(&t.call_sid, "connected").await;
+    assert_eq!(done["attempts"], 2);
+    let calls = placed_calls_ended(&d, 2).await;
+    // Placed with answering-machine detection that waits for the greeting's end.
+    for call in &calls {
+        assert_eq!(call.machine_detection.as_deref(), Some("DetectMessageEnd"), "{call:?}");
+    }
+    assert_eq!(calls[0].answered_by.as_deref(), Some("machine_end_beep"));
+    assert_eq!(
+        calls[0].heard,
+        [
+            "Hello, this is Orderline Demo returning your call, as you asked when you called us. We'll try you again shortly. Goodbye."
+        ]
+    );
+    assert_eq!(calls[0].ended_at.as_deref(), Some("Hangup"), "no agent is put through to a machine");
+    assert_eq!(calls[1].answered_by.as_deref(), Some("human"));
+    assert_eq!(calls[1].ended_at.as_deref(), Some("Enqueue"), "a person is put through");
+
+    d.line.flush_calls().await;
+    let events = d.line.app.store().call_events(&t.call_sid).await.unwrap();
+    let path: Vec<&str> = events.iter().filter(|e| e.kind == "callback").map(|e| e.detail.as_str()).collect();
+    assert!(
+        path.contains(&"answered by a machine (machine_end_beep); tried again later"),
+        "the card says why the first attempt did not count: {path:?}"
+    );
+    assert_eq!(path.last(), Some(&"answered: put through"), "{path:?}");
+    d.line.app.stop().await;
+}
+
+async fn a_voicemail_box_on_the_last_attempt_is_asked_to_call_us_and_the_call_back_fails(backend: Backend) {
+    let d = desk(backend, |s| {
+        s.ivr.shop_name = "Orderline Demo".into();
+        s.handoff.callback_attempts = 1;
+    })
+    .await;
+    d.twilio.set_callees(&[Callee::Machine]);
+    let t = d.queue_and_press_1(DANA).await;
+    assert_eq!(d.call_now(&t.call_sid).await.0, 200);
+    let failed = d.wait_for(&t.call_sid, "failed").await;
+    assert_eq!(failed["last_error"], "answered by a machine (machine_end_beep)");
+    let calls = placed_calls_ended(&d, 1).await;
+    assert_eq!(
+        calls[0].heard,
+        [
+            "Hello, this is Orderline Demo returning your call, as you asked when you called us. We couldn't reach you, so please call us again when it suits you. Goodbye."
+        ]
+    );
+    // A fax machine hears nothing and is not put through either.
+    let d2 = desk(backend, |s| s.handoff.callback_attempts = 1).await;
+    d2.twilio.set_callees(&[Callee::Fax]);
+    let t2 = d2.queue_and_press_1(DANA).await;
+    assert_eq!(d2.call_now(&t2.call_sid).await.0, 200);
+    let failed = d2.wait_for(&t2.call_sid, "failed").await;
+    assert_eq!(failed["last_error"], "answered by a fax machine (fax)");
+    let calls = placed_calls_ended(&d2, 1).await;
+    assert!(calls[0].heard.is_empty(), "{calls:?}");
+    assert_eq!(calls[0].ended_at.as_deref(), Some("Hangup"));
+    d.line.app.stop().await;
+    d2.line.app.stop().await;
+}
+
+async fn without_machine_detection_the_call_back_is_placed_without_it(backend: Backend) {
+    let d = desk(backend, |s| s.handoff.callback_machine_detection = false).await;
+    let t = d.queue_and_press_1(DANA).await;
+    assert_eq!(d.call_now(&t.call_sid).await.0, 200);
+    d.wait_for(&t.call_sid, "connected").await;
+    let calls = placed_calls_ended(&d, 1).await;
+    assert_eq!((calls[0].machine_detection.as_deref(), calls[0].answered_by.as_deref()), (None, None));
+    let request =
+        d.twilio.requests().into_iter().find(|r| r.path.ends_with("/Calls.json")).expect("the create request");
+    assert!(request.params.iter().all(|(k, _)| k != "MachineDetection"), "{:?}", request.params);
+    d.line.app.stop().await;
+}
+
+/// Sofia Alvarez shops in Spanish (her Shopify locale is `es` in the emulator's demo shop).
+const SOFIA: &str = "+15550199034";
+
+async fn a_spanish_caller_is_called_back_in_spanish(backend: Backend) {
+    let d = desk(backend, |s| {
+        s.ivr.shop_name = "Orderline Demo".into();
+        s.ivr.languages = Some("en-US,es-US".into());
+        s.ivr.voices = Some("es-US=Polly.Lupe-Neural".into());
+    })
+    .await;
+    let t = d.queue_and_press_1(SOFIA).await;
+    assert!(t.spoken().join(" ").contains("Le devolveremos la llamada"), "asked in Spanish: {:?}", t.spoken());
+    let waiting = &d.callbacks("").await[0];
+    assert_eq!(waiting["language"], "es", "{waiting}");
+    assert_eq!(d.call_now(&t.call_sid).await.0, 200);
+    d.wait_for(&t.call_sid, "connected").await;
+    let calls = placed_calls_ended(&d, 1).await;
+    assert_eq!(
+        calls[0].heard,
+        [
+            "Hola, le llamamos de Orderline Demo para devolverle la llamada, como nos pidió. Le comunico con alguien de nuestro equipo."
+        ]
+    );
+    assert!(calls[0].url.contains("lang=es"), "{}", calls[0].url);
+    // An English caller on the same line is called back in English.
+    let dana = d.queue_and_press_1(DANA).await;
+    assert_eq!(d.call_now(&dana.call_sid).await.0, 200);
+    d.wait_for(&dana.call_sid, "connected").await;
+    let calls = placed_calls_ended(&d, 2).await;
+    assert!(calls[1].heard[0].starts_with("Hello, this is Orderline Demo returning your call"), "{:?}", calls[1].heard);
+    d.line.app.stop().await;
+}
+
 on_both_backends!(
+    a_voicemail_box_hears_a_short_message_no_agent_and_the_call_back_is_tried_again,
+    a_voicemail_box_on_the_last_attempt_is_asked_to_call_us_and_the_call_back_fails,
+    without_machine_detection_the_call_back_is_placed_without_it,
+    a_spanish_caller_is_called_back_in_spanish,
     with_taskrouter_the_call_back_is_placed_in_the_callers_turn_without_a_click,
     a_queued_caller_is_called_back_keeping_their_place_and_put_through,
     an_unanswered_call_back_is_tried_again_then_shown_failed,

@@ -128,6 +128,10 @@ pub struct SimCall {
     pub from: String,
     pub url: String,
     pub status_callback: Option<String>,
+    /// `MachineDetection` as asked (`Enable`, `DetectMessageEnd`), if it was.
+    pub machine_detection: Option<String>,
+    /// What Twilio's detection said answered (`AnsweredBy`), when it ran and the call was answered.
+    pub answered_by: Option<String>,
     /// `queued`, then `completed`, `busy`, `no-answer` or `failed`.
     pub status: String,
     /// The `<Say>` text the callee heard, in order.
@@ -146,6 +150,13 @@ pub enum Callee {
     NoAnswer,
     /// The call could not be connected.
     Fails,
+    /// A voicemail box picks up: its greeting, then a beep. With `MachineDetection`, `Url` is
+    /// requested with `AnsweredBy` `machine_start` (`Enable`) or `machine_end_beep`
+    /// (`DetectMessageEnd`, after the greeting); without, the TwiML plays to the box as to a
+    /// person.
+    Machine,
+    /// A fax machine picks up (`AnsweredBy` `fax` when detection runs).
+    Fax,
 }
 
 /// What happens to a message after Twilio accepted it.
@@ -807,6 +818,11 @@ async fn create_call(
         from,
         url,
         status_callback: param("StatusCallback").filter(|c| !c.is_empty()),
+        // "If both SendDigits and MachineDetection parameters are provided, then
+        // MachineDetection will be ignored" (the answering-machine detection page).
+        machine_detection: param("MachineDetection")
+            .filter(|m| matches!(m.as_str(), "Enable" | "DetectMessageEnd") && param("SendDigits").is_none()),
+        answered_by: None,
         status: "queued".into(),
         heard: Vec::new(),
         ended_at: None,
@@ -835,8 +851,20 @@ impl TwilioRestSim {
     /// Plays out a placed call as `callee` does, then sends its status callback.
     async fn play_call(self, account: String, call: SimCall, callee: Callee) {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        // Answering-machine detection (https://www.twilio.com/docs/voice/answering-machine-detection,
+        // read 2026-12-05): when it runs, `Url` is requested once Twilio knows who answered, with
+        // `AnsweredBy` and `MachineDetectionDuration` (milliseconds); a person is `human` in
+        // either mode, a voicemail box `machine_start` as soon as it is heard (`Enable`) or
+        // `machine_end_beep` once its greeting ends (`DetectMessageEnd`).
+        let answered_by = call.machine_detection.as_deref().and_then(|mode| match callee {
+            Callee::Answers => Some(("human", 2_100)),
+            Callee::Machine if mode == "Enable" => Some(("machine_start", 3_200)),
+            Callee::Machine => Some(("machine_end_beep", 9_800)),
+            Callee::Fax => Some(("fax", 2_600)),
+            _ => None,
+        });
         let (status, heard, ended_at, duration) = match callee {
-            Callee::Answers => {
+            Callee::Answers | Callee::Machine | Callee::Fax => {
                 let mut config = super::CallerConfig::new("", &self.inner.config.auth_token, &call.from);
                 config.to = call.to.clone();
                 config.call_sid = Some(call.sid.clone());
@@ -846,6 +874,10 @@ impl TwilioRestSim {
                     if name == "Direction" {
                         *value = "outbound-api".into();
                     }
+                }
+                if let Some((by, ms)) = answered_by {
+                    params.push(("AnsweredBy".into(), by.into()));
+                    params.push(("MachineDetectionDuration".into(), ms.to_string()));
                 }
                 match callee_side.walk(call.sid.clone(), call.url.clone(), params, |_| None, |_| {}).await {
                     Ok(transcript) => {
@@ -871,6 +903,7 @@ impl TwilioRestSim {
             let mut calls = lock(&self.inner.calls);
             if let Some(c) = calls.iter_mut().find(|c| c.sid == call.sid) {
                 c.status = status.into();
+                c.answered_by = answered_by.map(|(by, _)| by.to_string());
                 c.heard = heard;
                 c.ended_at = ended_at;
             }

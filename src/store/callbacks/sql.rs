@@ -9,7 +9,7 @@ use super::super::{CallbackRow, NewCallback, status};
 
 const SELECT: &str = "SELECT b.call_sid, b.to_number, b.from_number, b.customer_id, c.first_name, c.last_name,
         b.reason, b.position, b.status, b.attempts, b.last_error, b.outbound_sid, b.placed_by,
-        b.requested_at, b.next_attempt_at, b.updated_at
+        b.requested_at, b.next_attempt_at, b.updated_at, b.language
     FROM callbacks b LEFT JOIN customers c ON c.shop = b.shop AND c.id = b.customer_id";
 
 pub(crate) async fn request(
@@ -20,7 +20,8 @@ pub(crate) async fn request(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO callbacks (call_sid, shop, to_number, from_number, customer_id, reason, position, status,
-             requested_at, updated_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
+             requested_at, updated_at, next_attempt_at, language)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)
          ON CONFLICT (call_sid) DO NOTHING",
     )
     .bind(&b.call_sid)
@@ -33,6 +34,7 @@ pub(crate) async fn request(
     .bind(status::REQUESTED)
     .bind(now)
     .bind(place_at)
+    .bind(&b.language)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
