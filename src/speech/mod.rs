@@ -158,34 +158,61 @@ pub fn count(n: u32) -> Vec<Piece> {
     }
 }
 
+/// A currency with recordings: its unit's clips (one, several) and its minor unit's, if it has
+/// one (yen has none).
+struct Currency {
+    unit: (&'static str, &'static str),
+    minor: Option<(&'static str, &'static str)>,
+}
+
+const DOLLARS: Currency = Currency { unit: ("dollar", "dollars"), minor: Some(("cent", "cents")) };
+
+/// The currencies [`money`] can say, by ISO 4217 code (compared without case); no others.
+const CURRENCIES: &[(&str, Currency)] = &[
+    ("USD", DOLLARS),
+    ("CAD", DOLLARS),
+    ("AUD", DOLLARS),
+    ("NZD", DOLLARS),
+    ("EUR", Currency { unit: ("euro", "euros"), minor: Some(("cent", "cents")) }),
+    ("GBP", Currency { unit: ("pound", "pounds"), minor: Some(("penny", "pence")) }),
+    ("MXN", Currency { unit: ("peso", "pesos"), minor: Some(("centavo", "centavos")) }),
+    ("JPY", Currency { unit: ("yen", "yen"), minor: None }),
+];
+
 /// A money amount as Shopify gives it (`21.23`, currency code) in words: "twenty one dollars and
-/// twenty three cents", "one dollar". Dollars (USD, CAD, AUD, NZD; no currency: the shop's,
-/// assumed dollars as `Language::money` does) have recordings; any other currency, or an amount
-/// that is not a plain decimal, gives none (and is not said).
+/// twenty three cents", "one pound and one penny", "one thousand two hundred yen". Dollars (USD,
+/// CAD, AUD, NZD; no currency: the shop's, assumed dollars as `Language::money` does), euros
+/// (EUR, cents), pounds (GBP, pence), Mexican pesos (MXN, centavos) and yen (JPY, whole yen only)
+/// have recordings. Any other currency, a yen amount with a fraction, or an amount that is not a
+/// plain decimal with at most two decimals gives none (and is not said).
 pub fn money(amount: &str, currency: Option<&str>) -> Option<Vec<Piece>> {
-    let dollars =
-        currency.is_none_or(|c| ["USD", "CAD", "AUD", "NZD"].iter().any(|d| d.eq_ignore_ascii_case(c.trim())));
-    if !dollars {
-        return None;
-    }
+    let currency = match currency {
+        None => &DOLLARS,
+        Some(code) => &CURRENCIES.iter().find(|(known, _)| known.eq_ignore_ascii_case(code.trim()))?.1,
+    };
     let (whole, fraction) = amount.trim().split_once('.').unwrap_or((amount.trim(), ""));
     let plain = |s: &str| s.chars().all(|c| c.is_ascii_digit());
     if whole.is_empty() || !plain(whole) || !plain(fraction) || fraction.len() > 2 {
         return None;
     }
     let whole: u32 = whole.parse().ok()?;
-    let cents: u32 = format!("{fraction:0<2}").parse().ok()?;
+    let minor: u32 = format!("{fraction:0<2}").parse().ok()?;
+    let say = |n: u32, (one, many): (&'static str, &'static str)| {
+        let mut pieces = count(n);
+        pieces.push(clip(if n == 1 { one } else { many }));
+        pieces
+    };
     let mut pieces = Vec::new();
-    if whole > 0 || cents == 0 {
-        pieces.extend(count(whole));
-        pieces.push(clip(if whole == 1 { "dollar" } else { "dollars" }));
+    if whole > 0 || minor == 0 {
+        pieces.extend(say(whole, currency.unit));
     }
-    if cents > 0 {
+    if minor > 0 {
+        // A currency without a minor unit (yen) has no word for a fraction.
+        let words = currency.minor?;
         if whole > 0 {
             pieces.push(clip("and"));
         }
-        pieces.extend(count(cents));
-        pieces.push(clip(if cents == 1 { "cent" } else { "cents" }));
+        pieces.extend(say(minor, words));
     }
     Some(pieces)
 }

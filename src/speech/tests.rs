@@ -70,6 +70,12 @@ fn every_id_the_engine_can_emit_is_a_phrase_and_a_built_in_clip() {
         emitted.extend(carrier(name).unwrap());
     }
     emitted.extend([clip::YOUR_ORDER_NUMBER, clip::SHIPPED_ON, clip::DELIVERED_ON, clip::WITH].map(clip));
+    // Every currency's words, one and several of the unit and of the minor unit.
+    for (code, _) in CURRENCIES {
+        for amount in ["1.01", "2.02", "2"] {
+            emitted.extend(money(amount, Some(*code)).unwrap_or_default());
+        }
+    }
     for id in ids(&emitted) {
         assert!(phrases.contains(id), "{id} is not in speech/phrases.txt");
         assert!(lib.get(id).is_some_and(|a| !a.is_empty()), "{id} has no clip in speech/clips");
@@ -209,7 +215,7 @@ fn utterances_are_clip_ids_and_pauses() {
 }
 
 #[test]
-fn counts_and_dollar_amounts_are_said_from_recordings() {
+fn counts_and_money_amounts_are_said_from_recordings() {
     assert_eq!(ids(&count(0)), ["digit_0"]);
     assert_eq!(ids(&count(30)), ["number_30"]);
     assert_eq!(ids(&count(99)), ["number_90", "digit_9"]);
@@ -227,7 +233,7 @@ fn counts_and_dollar_amounts_are_said_from_recordings() {
     assert_eq!(money("0.99", Some("cad")).unwrap(), ["number_90", "digit_9", "cents"]);
     assert_eq!(money("0.5", Some("USD")).unwrap(), ["number_50", "cents"]);
     assert_eq!(money("0.00", Some("USD")).unwrap(), ["digit_0", "dollars"]);
-    assert_eq!(money("12.00", Some("GBP")), None, "pounds have no recording: not said");
+    assert_eq!(money("12.00", Some("GBP")).unwrap(), ["number_12", "pounds"]);
     assert_eq!(money("1e3", Some("USD")), None);
     assert_eq!(money("-4.00", Some("USD")), None);
     assert_eq!(money("4.005", Some("USD")), None);
@@ -235,4 +241,37 @@ fn counts_and_dollar_amounts_are_said_from_recordings() {
     for n in [0, 7, 19, 60, 70, 80, 90, 100, 999, 1000, 45_678] {
         assert!(count(n).iter().all(|p| matches!(p, Piece::Clip(id) if lib.get(id).is_some())), "{n}");
     }
+}
+
+fn money_ids(amount: &str, currency: Option<&str>) -> Option<Vec<String>> {
+    money(amount, currency).map(|p| ids(&p).into_iter().map(str::to_string).collect())
+}
+
+#[test]
+fn euros_pounds_pesos_and_yen_are_said_in_their_own_words() {
+    assert_eq!(
+        money_ids("21.23", Some("EUR")).unwrap(),
+        ["number_20", "digit_1", "euros", "and", "number_20", "digit_3", "cents"]
+    );
+    assert_eq!(money_ids("1.00", Some("eur")).unwrap(), ["digit_1", "euro"]);
+    assert_eq!(money_ids("0.01", Some("EUR")).unwrap(), ["digit_1", "cent"]);
+    assert_eq!(money_ids("1.01", Some("GBP")).unwrap(), ["digit_1", "pound", "and", "digit_1", "penny"]);
+    assert_eq!(money_ids("2.50", Some("GBP")).unwrap(), ["digit_2", "pounds", "and", "number_50", "pence"]);
+    assert_eq!(
+        money_ids("350.75", Some("MXN")).unwrap(),
+        ["digit_3", "hundred", "number_50", "pesos", "and", "number_70", "digit_5", "centavos"]
+    );
+    assert_eq!(money_ids("1.01", Some("MXN")).unwrap(), ["digit_1", "peso", "and", "digit_1", "centavo"]);
+    assert_eq!(money_ids("1200.00", Some("JPY")).unwrap(), ["digit_1", "thousand", "digit_2", "hundred", "yen"]);
+    assert_eq!(money_ids("1", Some("JPY")).unwrap(), ["digit_1", "yen"]);
+    assert_eq!(money_ids("0", Some("JPY")).unwrap(), ["digit_0", "yen"]);
+}
+
+#[test]
+fn a_yen_amount_with_a_fraction_and_an_unknown_currency_are_not_said() {
+    assert_eq!(money_ids("1200.50", Some("JPY")), None, "yen has no minor unit");
+    assert_eq!(money_ids("0.01", Some("JPY")), None);
+    assert_eq!(money_ids("12.00", Some("CHF")), None, "francs have no recording");
+    assert_eq!(money_ids("12.00", Some("")), None, "an empty code is not dollars");
+    assert_eq!(money_ids("12.00", Some("EURO")), None);
 }

@@ -27,6 +27,7 @@ use crate::common::line::{Line, line};
 use crate::common::{Backend, SECRET, SHOP, TestApp, fixture_bytes};
 
 const DANA: &str = "+15551234567";
+const ELEANOR: &str = "+447700900123";
 
 /// orderline with the demo shop, callers trusted by caller ID, and the emulator's webhooks
 /// flowing to it.
@@ -164,6 +165,19 @@ async fn over_media_streams_a_refund_is_said_with_its_amount_and_the_return_wind
     let amount = ["ret_refund_amount", "number_20", "digit_1", "dollars", "and", "number_50", "cents"];
     assert!(has(&amount), "$21.50 in words: {answer:?}");
     assert!(has(&["ret_window", "number_30", "ret_window_days"]), "the shop's window: {answer:?}");
+
+    // Eleanor shops in pounds (the demo shop's UK orders are in GBP): her refund in pounds and a penny.
+    let order = line.latest_order("Eleanor");
+    assert_eq!(order.currency.as_deref(), Some("GBP"));
+    let id = line.sim.request_return(order.id, 1, 0).unwrap();
+    assert!(line.sim.approve_return(id));
+    assert!(line.sim.process_return(id, Some("21.01")));
+    delivered(&line).await;
+    let t = crate::media::media_call(&line, ELEANOR, &["!3"]).await;
+    let answer: Vec<&str> = t.prompts[1..].iter().flat_map(|p| p.clips.iter().map(String::as_str)).collect();
+    let has = |run: &[&str]| answer.windows(run.len()).any(|w| w == run);
+    let amount = ["ret_refund_amount", "number_20", "digit_1", "pounds", "and", "digit_1", "penny"];
+    assert!(has(&amount), "£21.01 in words: {answer:?}");
     line.app.stop().await;
 }
 
