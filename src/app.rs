@@ -312,14 +312,15 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         Some(texts) => flow.with_texts(texts),
         None => flow,
     };
-    // A Media Streams call hears recorded phrases, and `<Record>` is TwiML: the menu offers
-    // voicemail in TwiML mode; an unanswered transfer offers it in every mode (its document is
-    // TwiML). A ConversationRelay call speaks any words, so it hears bad news first too.
+    // The menu offers voicemail in every mode: its `<Record>` is TwiML, which a Media Streams
+    // call reaches after its stream and a ConversationRelay call after its session (the offer
+    // and the words before the tone said from recordings, or as text). Bad news first needs
+    // words without recordings: TwiML and ConversationRelay.
+    let flow = flow.with_voicemail(settings.handoff.voicemail);
     let flow = match settings.ivr.prompt_mode {
-        crate::config::PromptMode::Twiml => {
-            flow.with_voicemail(settings.handoff.voicemail).with_bad_news(settings.ivr.bad_news_policy())
+        crate::config::PromptMode::Twiml | crate::config::PromptMode::ConversationRelay => {
+            flow.with_bad_news(settings.ivr.bad_news_policy())
         }
-        crate::config::PromptMode::ConversationRelay => flow.with_bad_news(settings.ivr.bad_news_policy()),
         crate::config::PromptMode::MediaStream => flow,
     };
     let feed = agent::AgentFeed::new();

@@ -73,7 +73,8 @@ impl PromptMode {
     }
 }
 
-/// When callers are offered voicemail (TwiML mode).
+/// When callers are offered voicemail (TwiML and Media Streams modes; an unanswered transfer in
+/// every mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VoicemailOffer {
@@ -409,7 +410,7 @@ pub struct HandoffSettings {
     pub queue_max_wait: Duration,
     /// What a queued caller hears between announcements of their place in line.
     pub hold_music_url: String,
-    /// When callers are offered voicemail (TwiML mode only).
+    /// When callers are offered voicemail (the menu in TwiML and Media Streams modes).
     pub voicemail: VoicemailOffer,
     /// The longest message `<Record>` takes (`maxLength`), 2 s to 2 min.
     #[serde(with = "duration")]

@@ -130,11 +130,6 @@ impl Step {
             Step::Transfer(_) | Step::Goodbye(_) | Step::Voicemail(_) => None,
         }
     }
-
-    /// Whether a Media Streams call can hear this step (voicemail records through TwiML only).
-    pub fn has_speech(&self) -> bool {
-        !matches!(self, Step::Voicemail(_))
-    }
 }
 
 /// What the menu keys offer, as the templates need it.
@@ -367,7 +362,8 @@ impl CallFlow {
         self
     }
 
-    /// Offers voicemail as `offer` says (TwiML mode: `<Record>` is TwiML).
+    /// Offers voicemail as `offer` says (TwiML and Media Streams modes: `<Record>` is TwiML, which a
+    /// Media Streams call reaches after its stream).
     pub fn with_voicemail(mut self, offer: VoicemailOffer) -> CallFlow {
         self.voicemail = offer;
         self

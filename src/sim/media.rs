@@ -40,6 +40,9 @@ pub enum MediaKey {
     Press(String),
     /// Presses nothing, and waits.
     Nothing,
+    /// Says these words: sound orderline does not recognise over a stream (as good as
+    /// silence there), and the message at a `<Record>` after the stream.
+    Say(String),
 }
 
 /// The caller's fingers: asked as each prompt starts (keys to press during it, cutting it
@@ -49,6 +52,12 @@ pub trait Keypad {
     fn during(&mut self) -> Option<(usize, String)>;
     /// After a prompt that asks something: what to press; `None` hangs up.
     fn after(&mut self, prompt: &Prompt) -> Option<MediaKey>;
+    /// After the stream, at a TwiML verb that takes input (a `<Record>`, a `<Gather>`): what the
+    /// caller does, as a TwiML-mode caller would; `None` hangs up.
+    fn after_stream(&mut self, verb: &Verb) -> Option<super::twilio::Key> {
+        let _ = verb;
+        None
+    }
 }
 
 /// One prompt as the caller heard it: the frames up to a mark (or to a `clear`).
@@ -78,11 +87,12 @@ impl Prompt {
         words.join(" ")
     }
 
-    /// Whether the flow asks something here (the prompts of hold, transfer, goodbye and the
-    /// fallback ask nothing), judged as a caller would: by the mark's step name.
+    /// Whether the flow asks something here over the stream (the prompts of hold, transfer,
+    /// goodbye, voicemail (its `<Record>` comes after the stream) and the fallback ask nothing),
+    /// judged as a caller would: by the mark's step name.
     pub fn asks(&self) -> bool {
         let step = self.mark.as_deref().and_then(|m| m.rsplit(':').next()).unwrap_or("");
-        !matches!(step, "hold" | "transfer" | "goodbye" | "fallback")
+        !matches!(step, "hold" | "transfer" | "goodbye" | "voicemail" | "fallback")
     }
 }
 
@@ -200,7 +210,10 @@ impl MediaCaller {
             (true, Some(next)) if next.name == "Redirect" => {
                 let next_url = resolve_url(&voice_url, next.text.trim());
                 let params = self.caller.base_params(&call_sid, "in-progress");
-                let after = self.caller.walk(call_sid.clone(), next_url, params, |_: &Verb| None, |_| {}).await?;
+                let after = self
+                    .caller
+                    .walk(call_sid.clone(), next_url, params, |v: &Verb| keys.after_stream(v), |_| {})
+                    .await?;
                 let ending = after.ending.clone();
                 (Some(after), ending)
             }
@@ -334,7 +347,7 @@ impl MediaCaller {
                                         at += KEY_GAP;
                                     }
                                 }
-                                Some(MediaKey::Nothing) => {}
+                                Some(MediaKey::Nothing | MediaKey::Say(_)) => {}
                                 None => give_up_at = Some(Instant::now() + PATIENCE),
                             }
                         } else if give_up_at.is_none() {
@@ -489,6 +502,9 @@ pub fn scripted_media(keys: &[&str]) -> Script {
                 Some(rest) => (true, rest),
                 None => (false, k.trim()),
             };
+            if let Some(words) = k.strip_prefix("say:") {
+                return (false, MediaKey::Say(words.to_string()));
+            }
             let pressed = match k {
                 "" | "timeout" => return (false, MediaKey::Nothing),
                 one if one.chars().count() == 1 || one.ends_with('#') => one.to_string(),
@@ -514,6 +530,14 @@ impl Keypad for Script {
     fn after(&mut self, _: &Prompt) -> Option<MediaKey> {
         self.entries.pop_front().map(|(_, key)| key)
     }
+
+    fn after_stream(&mut self, _: &Verb) -> Option<super::twilio::Key> {
+        self.entries.pop_front().map(|(_, key)| match key {
+            MediaKey::Press(keys) => super::twilio::Key::Digits(keys),
+            MediaKey::Nothing => super::twilio::Key::Timeout,
+            MediaKey::Say(said) => super::twilio::Key::Speech { said, confidence: 1.0 },
+        })
+    }
 }
 
 /// Keys typed on the terminal, a line after each prompt that asks something.
@@ -532,6 +556,15 @@ impl Keypad for Terminal {
             Ok(Some(super::twilio::Key::Timeout | super::twilio::Key::Speech { .. })) => Some(MediaKey::Nothing),
             Ok(None) | Err(_) => None,
         }
+    }
+
+    fn after_stream(&mut self, verb: &Verb) -> Option<super::twilio::Key> {
+        if verb.name == "Record" {
+            println!("  (recording: type `say <your message>`, then Enter; an empty line records nothing)");
+        } else {
+            println!("  (press keys, then Enter; an empty line waits, end of input hangs up)");
+        }
+        tokio::task::block_in_place(super::twilio::read_key).ok().flatten()
     }
 }
 
@@ -552,6 +585,18 @@ impl<K: Keypad> Keypad for Printed<K> {
         match &key {
             Some(MediaKey::Press(k)) => println!("  pressed: {k}"),
             Some(MediaKey::Nothing) => println!("  pressed: nothing"),
+            Some(MediaKey::Say(words)) => println!("  said: {words}"),
+            None => {}
+        }
+        key
+    }
+
+    fn after_stream(&mut self, verb: &Verb) -> Option<super::twilio::Key> {
+        let key = self.0.after_stream(verb);
+        match &key {
+            Some(super::twilio::Key::Speech { said, .. }) => println!("  said at <{}>: {said}", verb.name),
+            Some(super::twilio::Key::Digits(d)) => println!("  pressed at <{}>: {d}", verb.name),
+            Some(super::twilio::Key::Timeout) => println!("  nothing at <{}>", verb.name),
             None => {}
         }
         key

@@ -50,6 +50,12 @@ pub enum CallerTurn {
 /// said; `None` hangs up.
 pub trait Voice {
     fn answer(&mut self, heard: &str) -> Option<CallerTurn>;
+    /// After the session, at a TwiML verb that takes input (a `<Record>`, a `<Gather>`): what the
+    /// caller does, as a TwiML-mode caller would; `None` hangs up.
+    fn after_session(&mut self, verb: &Verb) -> Option<Key> {
+        let _ = verb;
+        None
+    }
 }
 
 /// A scripted caller: `"say:where is my package"` says it (`mumble:` too: ConversationRelay
@@ -77,6 +83,14 @@ pub fn scripted_relay(entries: &[&str]) -> Script {
 impl Voice for Script {
     fn answer(&mut self, _: &str) -> Option<CallerTurn> {
         self.turns.pop_front()
+    }
+
+    fn after_session(&mut self, _: &Verb) -> Option<Key> {
+        self.turns.pop_front().map(|turn| match turn {
+            CallerTurn::Say(said) => Key::Speech { said, confidence: 1.0 },
+            CallerTurn::Press(keys) => Key::Digits(keys),
+            CallerTurn::Nothing => Key::Timeout,
+        })
     }
 }
 
@@ -189,7 +203,10 @@ impl RelayCaller {
         let Some(dialled) = relay_of(call_sid.clone(), &voice_url, connect.clone()) else {
             let params = self.caller.base_params(&call_sid, "ringing");
             let first = Some(connect.clone());
-            let after = self.caller.walk_from(call_sid.clone(), voice_url, params, first, |_| None, |_| {}).await?;
+            let after = self
+                .caller
+                .walk_from(call_sid.clone(), voice_url, params, first, |v: &Verb| voice.after_session(v), |_| {})
+                .await?;
             let ending = after.ending.clone();
             let dialled = Dialled {
                 call_sid,
@@ -250,7 +267,7 @@ impl RelayCaller {
         };
         let after = self
             .caller
-            .walk(dialled.call_sid.clone(), dialled.action.clone(), params, |_: &Verb| None::<Key>, |_| {})
+            .walk(dialled.call_sid.clone(), dialled.action.clone(), params, |v: &Verb| voice.after_session(v), |_| {})
             .await?;
         let ending = after.ending.clone();
         Ok(RelayTranscript {
@@ -436,6 +453,15 @@ impl Voice for Terminal {
             Ok(None) | Err(_) => None,
         }
     }
+
+    fn after_session(&mut self, verb: &Verb) -> Option<Key> {
+        if verb.name == "Record" {
+            println!("  (recording: type `say <your message>`, then Enter; an empty line records nothing)");
+        } else {
+            println!("  (press keys, then Enter; an empty line waits, end of input hangs up)");
+        }
+        tokio::task::block_in_place(super::twilio::read_key).ok().flatten()
+    }
 }
 
 /// Prints what a voice says and presses.
@@ -451,6 +477,17 @@ impl<V: Voice> Voice for Printed<V> {
             None => println!("  hung up"),
         }
         turn
+    }
+
+    fn after_session(&mut self, verb: &Verb) -> Option<Key> {
+        let key = self.0.after_session(verb);
+        match &key {
+            Some(Key::Speech { said, .. }) => println!("  said at <{}>: {said}", verb.name),
+            Some(Key::Digits(d)) => println!("  pressed at <{}>: {d}", verb.name),
+            Some(Key::Timeout) => println!("  nothing at <{}>", verb.name),
+            None => {}
+        }
+        key
     }
 }
 

@@ -48,6 +48,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("menu.speech", include_str!("../../twiml/menu.speech")),
     ("other_orders.speech", include_str!("../../twiml/other_orders.speech")),
     ("returns.speech", include_str!("../../twiml/returns.speech")),
+    ("voicemail.speech", include_str!("../../twiml/voicemail.speech")),
     ("ask_order_number.speech", include_str!("../../twiml/ask_order_number.speech")),
     ("ask_postal_code.speech", include_str!("../../twiml/ask_postal_code.speech")),
     ("closed.speech", include_str!("../../twiml/closed.speech")),
@@ -460,7 +461,7 @@ impl Renderer {
             checked += 2;
         }
         let speaks = self.language == Language::En;
-        for (step, _) in samples.iter().filter(|(step, _)| speaks && step.has_speech()) {
+        for (step, _) in samples.iter().filter(|_| speaks) {
             let name = format!("{}.speech", step.template());
             check_clips(&name, &self.speech(step)?, clips)?;
             checked += 1;

@@ -61,6 +61,12 @@ impl Mailbox {
         self.caller(Transfer::Stop).call(scripted(keys)).await.expect("the call went through")
     }
 
+    /// A Media Streams call (the line in `media_stream` mode) keying and saying `keys`.
+    async fn media_call(&self, keys: &[&str]) -> orderline::sim::media::StreamTranscript {
+        let caller = orderline::sim::media::MediaCaller::new(self.caller(Transfer::Stop));
+        caller.call(&mut orderline::sim::media::scripted_media(keys), |_| {}).await.expect("the call went through")
+    }
+
     async fn get(&self, path: &str) -> reqwest::Response {
         self.line.app.client.get(format!("{}{path}", self.line.app.url)).bearer_auth(AGENT_TOKEN).send().await.unwrap()
     }
@@ -290,6 +296,81 @@ async fn saying_leave_a_message_takes_one(backend: Backend) {
     m.line.app.stop().await;
 }
 
+/// Media Streams mode: the offer and the words before the tone come from recordings over the
+/// stream; the stream closes with `voicemail`, and the `<Record>` is the TwiML after it.
+async fn over_media_streams_the_menu_offers_voicemail_and_the_message_is_taken_after_the_stream(backend: Backend) {
+    let m = mailbox(backend, saturday(), crate::media::media).await;
+    let t = m.media_call(&["0", &format!("say:{MESSAGE}")]).await;
+    let menu = &t.prompts[0].clips;
+    assert!(menu.ends_with(&["press_0_message".to_string()]), "the closed menu offers it: {menu:?}");
+    let asked = t.prompts.last().unwrap();
+    assert_eq!(asked.mark.as_deref().map(|m| m.ends_with(":voicemail")), Some(true), "{asked:?}");
+    let before_the_tone =
+        ["team_away", "we_are_back", "weekday_1", "at", "digit_9", "am", "leave_message", "pound_when_done"];
+    assert_eq!(asked.clips, before_the_tone, "from recordings, when the line opens");
+    assert_eq!(t.close, Some((1000, "voicemail".to_string())));
+    let after = t.after.as_ref().expect("the TwiML after the stream");
+    let record = after.turns[0].document.as_ref().unwrap().find("Record").expect("<Record> after the stream");
+    assert!(
+        record.attr("action").is_some_and(|a| a.ends_with("/twilio/voicemail/recorded?reason=closed")),
+        "{record:?}"
+    );
+    assert!(after.spoken().join(" ").contains(GOT_IT), "{:?}", after.spoken());
+    assert_eq!(t.ending, Ending::Hangup);
+    let list = m.voicemails("").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!((list[0]["reason"].as_str(), list[0]["transcription"].as_str()), (Some("closed"), Some(MESSAGE)));
+    assert_eq!(list[0]["customer_name"], "Dana Whitfield");
+    m.line.app.stop().await;
+
+    // With ORDERLINE_VOICEMAIL=menu, 5 at any time.
+    let m = mailbox(backend, Arc::new(SystemClock), |s| {
+        crate::media::media(s);
+        s.handoff.hours = "always".into();
+        s.handoff.voicemail = VoicemailOffer::Menu;
+    })
+    .await;
+    let t = m.media_call(&["5", "say:Please call me about my address"]).await;
+    assert!(
+        t.prompts[0].clips.ends_with(&["press_0_someone".to_string(), "press_5_message".to_string()]),
+        "{:?}",
+        t.prompts[0].clips
+    );
+    assert_eq!(t.prompts.last().unwrap().clips, ["leave_message", "pound_when_done"]);
+    let list = m.voicemails("").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["reason"], "asked");
+    m.line.app.stop().await;
+}
+
+/// ConversationRelay mode: the offer is the session's text; the session ends with `voicemail`,
+/// and the `<Connect action>` answers with the step's TwiML: its words, then the `<Record>`.
+async fn over_conversation_relay_saying_leave_a_message_takes_one_after_the_session(backend: Backend) {
+    let m = mailbox(backend, saturday(), |s| {
+        s.ivr.prompt_mode = orderline::config::PromptMode::ConversationRelay;
+        // Twilio's speech taken to be instant: a question's time to answer is its timeout.
+        s.ivr.relay_words_per_minute = 1_000_000;
+    })
+    .await;
+    let caller = orderline::sim::relay::RelayCaller::new(m.caller(Transfer::Stop));
+    let mut script = orderline::sim::relay::scripted_relay(&["say:can I leave a message", &format!("say:{MESSAGE}")]);
+    let t = caller.call(&mut script, |_| {}).await.expect("the call went through");
+    let heard = t.heard.join(" | ");
+    assert!(heard.contains("Press 0 to leave us a message."), "offered in the session: {heard}");
+    assert_eq!(t.handoff.as_deref(), Some(r#"{"reason":"voicemail","step":2}"#));
+    let after = t.after.as_ref().expect("the action was requested");
+    assert!(after.turns[0].document.as_ref().unwrap().find("Record").is_some(), "{:?}", after.turns[0].body);
+    let after_words = after.spoken().join(" ");
+    assert!(
+        after_words.contains(LEAVE) && after_words.contains(GOT_IT),
+        "the step's words, said by TwiML: {after_words}"
+    );
+    let list = m.voicemails("").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!((list[0]["reason"].as_str(), list[0]["transcription"].as_str()), (Some("closed"), Some(MESSAGE)));
+    m.line.app.stop().await;
+}
+
 /// The console in headless Chromium: the message with its transcription and the caller's
 /// context, played through orderline, then marked handled. Screenshot under target/tmp/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,4 +471,6 @@ on_both_backends!(
     the_menu_offers_voicemail_on_5_when_the_shop_wants,
     saying_leave_a_message_takes_one,
     a_voicemail_is_notified_signed_to_the_helpdesk,
+    over_media_streams_the_menu_offers_voicemail_and_the_message_is_taken_after_the_stream,
+    over_conversation_relay_saying_leave_a_message_takes_one_after_the_session,
 );

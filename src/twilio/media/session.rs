@@ -139,7 +139,11 @@ impl Session {
                 None => {
                     self.play(&audio, &mark, false).await?;
                     self.await_mark(&mark, FINAL_MARK_WAIT).await?;
-                    let kind = if matches!(said, Step::Transfer(_)) { "transfer" } else { "goodbye" };
+                    let kind = match said {
+                        Step::Transfer(_) => "transfer",
+                        Step::Voicemail(_) => "voicemail",
+                        _ => "goodbye",
+                    };
                     return self.hand_off(&call, &said, kind).await;
                 }
                 Some((Stage::Continue, next)) => {

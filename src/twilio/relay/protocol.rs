@@ -155,8 +155,10 @@ impl ToTwilio {
 pub enum HandoffReason {
     /// The flow puts the caller through to a person.
     Transfer,
-    /// The flow says goodbye (or takes a message: whatever its last step's TwiML does).
+    /// The flow says goodbye.
     Goodbye,
+    /// The caller leaves a message: the `<Record>` (ORDERLINE_VOICEMAIL).
+    Voicemail,
     /// Something failed: the apology and a person.
     Fallback,
 }
@@ -166,6 +168,7 @@ impl HandoffReason {
         match self {
             HandoffReason::Transfer => "transfer",
             HandoffReason::Goodbye => "goodbye",
+            HandoffReason::Voicemail => "voicemail",
             HandoffReason::Fallback => "fallback",
         }
     }

@@ -145,10 +145,10 @@ impl Session {
                 reply.events.insert(0, Event::BargeIn(asked_by.to_string()));
             }
             let Some((stage, next)) = reply.next else {
-                let reason = if matches!(reply.step, Step::Transfer(_)) {
-                    HandoffReason::Transfer
-                } else {
-                    HandoffReason::Goodbye
+                let reason = match reply.step {
+                    Step::Transfer(_) => HandoffReason::Transfer,
+                    Step::Voicemail(_) => HandoffReason::Voicemail,
+                    _ => HandoffReason::Goodbye,
                 };
                 let customer_id = match &reply.step {
                     Step::Transfer(t) => t.context.customer_id.as_deref().and_then(|id| id.parse().ok()),
