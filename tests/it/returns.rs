@@ -145,6 +145,13 @@ async fn a_refunded_return_says_how_much_when_and_when_it_reaches_the_card(backe
     line.app.stop().await;
 }
 
+/// The clips `from` hears after pressing 3 during the greeting (the answer is what a test
+/// listens to).
+async fn key_3_over_the_stream(line: &Line, from: &str) -> Vec<String> {
+    let t = crate::media::media_call(line, from, &["!3"]).await;
+    t.prompts[1..].iter().flat_map(|p| p.clips.iter().cloned()).collect()
+}
+
 async fn over_media_streams_a_refund_is_said_with_its_amount_and_the_return_window(backend: Backend) {
     let line = shop(backend, |s| {
         crate::media::media(s);
@@ -157,9 +164,7 @@ async fn over_media_streams_a_refund_is_said_with_its_amount_and_the_return_wind
     assert!(line.sim.process_return(id, Some("21.50")));
     delivered(&line).await;
 
-    // 3 pressed during the greeting: the answer is what the test listens to.
-    let t = crate::media::media_call(&line, DANA, &["!3"]).await;
-    let answer: Vec<&str> = t.prompts[1..].iter().flat_map(|p| p.clips.iter().map(String::as_str)).collect();
+    let answer = key_3_over_the_stream(&line, DANA).await;
     let has = |run: &[&str]| answer.windows(run.len()).any(|w| w == run);
     assert!(has(&["ret_complete"]), "{answer:?}");
     let amount = ["ret_refund_amount", "number_20", "digit_1", "dollars", "and", "number_50", "cents"];
@@ -173,8 +178,7 @@ async fn over_media_streams_a_refund_is_said_with_its_amount_and_the_return_wind
     assert!(line.sim.approve_return(id));
     assert!(line.sim.process_return(id, Some("21.01")));
     delivered(&line).await;
-    let t = crate::media::media_call(&line, ELEANOR, &["!3"]).await;
-    let answer: Vec<&str> = t.prompts[1..].iter().flat_map(|p| p.clips.iter().map(String::as_str)).collect();
+    let answer = key_3_over_the_stream(&line, ELEANOR).await;
     let has = |run: &[&str]| answer.windows(run.len()).any(|w| w == run);
     let amount = ["ret_refund_amount", "number_20", "digit_1", "pounds", "and", "digit_1", "penny"];
     assert!(has(&amount), "£21.01 in words: {answer:?}");
