@@ -146,44 +146,102 @@ impl Language {
         }
     }
 
-    /// A money amount as Shopify gives it ("21.23", the currency's code): "$21.23", "£12.00",
-    /// "21.23 CAD"; "21 dólares con 23 centavos", "12 libras", "21,23 CAD".
+    /// A money amount as Shopify gives it ("21.23", the currency's code) as a voice reads it well
+    /// and an agent reads it at a glance: "$21.23", "£12.00", "€5.50" (text-to-speech says the
+    /// symbol's currency); other currencies with a name in words, "21 Canadian dollars and 23
+    /// cents", "1200 yen"; "21 dólares con 23 centavos", "12 libras". A currency without a name
+    /// here, or an amount that is not a plain decimal, as Shopify wrote it: "21.23 CHF", "21,23 CHF".
     pub fn money(self, amount: &str, currency: Option<&str>) -> String {
         let amount = amount.trim();
-        let currency = currency.map(str::to_ascii_uppercase);
-        let currency = currency.as_deref();
-        match self {
-            Language::En => match currency {
-                None | Some("USD") => format!("${amount}"),
-                Some("GBP") => format!("£{amount}"),
-                Some("EUR") => format!("€{amount}"),
-                Some(other) => format!("{amount} {other}"),
-            },
-            Language::Es => {
-                let (whole, cents) = amount.split_once('.').unwrap_or((amount, "0"));
-                let cents: u32 = cents.chars().take(2).collect::<String>().parse().unwrap_or(0);
-                let units = match currency {
-                    None | Some("USD") => Some(("dólar", "dólares")),
-                    Some("MXN") => Some(("peso", "pesos")),
-                    Some("EUR") => Some(("euro", "euros")),
-                    Some("GBP") => Some(("libra", "libras")),
-                    _ => None,
+        let code = currency.map(|c| c.trim().to_ascii_uppercase());
+        let code = code.as_deref().unwrap_or("USD");
+        if self == Language::En {
+            match code {
+                "USD" => return format!("${amount}"),
+                "GBP" => return format!("£{amount}"),
+                "EUR" => return format!("€{amount}"),
+                _ => {}
+            }
+        }
+        let named = CURRENCY_NAMES.iter().find(|(c, _, _)| *c == code).map(|(_, en, es)| match self {
+            Language::En => en,
+            Language::Es => es,
+        });
+        let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
+        let plain = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+        let minor: Option<u32> = format!("{fraction:0<2}").get(..2).and_then(|m| m.parse().ok());
+        match (named, minor) {
+            (Some(names), Some(minor))
+                if !whole.is_empty() && plain(whole) && plain(fraction) && fraction.len() <= 2 =>
+            {
+                let unit = if whole == "1" { names.one } else { names.many };
+                let and = match self {
+                    Language::En => "and",
+                    Language::Es => "con",
                 };
-                match units {
-                    Some((one, many)) if whole.chars().all(|c| c.is_ascii_digit()) && !whole.is_empty() => {
-                        let unit = if whole == "1" { one } else { many };
-                        match cents {
-                            0 => format!("{whole} {unit}"),
-                            1 => format!("{whole} {unit} con 1 centavo"),
-                            c => format!("{whole} {unit} con {c} centavos"),
-                        }
-                    }
-                    _ => format!("{} {}", amount.replace('.', ","), currency.unwrap_or("")).trim_end().to_string(),
+                match names.minor {
+                    _ if minor == 0 => format!("{whole} {unit}"),
+                    Some((one, _)) if minor == 1 => format!("{whole} {unit} {and} 1 {one}"),
+                    Some((_, many)) => format!("{whole} {unit} {and} {minor} {many}"),
+                    // No minor unit (yen): as Shopify wrote it.
+                    None => format!("{amount} {unit}"),
                 }
             }
+            _ => match self {
+                Language::En => format!("{amount} {code}"),
+                Language::Es => format!("{} {code}", amount.replace('.', ",")),
+            },
         }
     }
 }
+
+/// How a currency is named in words: its unit (one, several) and minor unit, if it has one.
+struct CurrencyName {
+    one: &'static str,
+    many: &'static str,
+    minor: Option<(&'static str, &'static str)>,
+}
+
+const fn named(one: &'static str, many: &'static str, minor: Option<(&'static str, &'static str)>) -> CurrencyName {
+    CurrencyName { one, many, minor }
+}
+
+/// The currencies [`Language::money`] names in words, by ISO 4217 code: English (after the
+/// symbols it writes for USD, GBP and EUR), Spanish.
+const CURRENCY_NAMES: &[(&str, CurrencyName, CurrencyName)] = &[
+    (
+        "USD",
+        named("dollar", "dollars", Some(("cent", "cents"))),
+        named("dólar", "dólares", Some(("centavo", "centavos"))),
+    ),
+    (
+        "CAD",
+        named("Canadian dollar", "Canadian dollars", Some(("cent", "cents"))),
+        named("dólar canadiense", "dólares canadienses", Some(("centavo", "centavos"))),
+    ),
+    (
+        "AUD",
+        named("Australian dollar", "Australian dollars", Some(("cent", "cents"))),
+        named("dólar australiano", "dólares australianos", Some(("centavo", "centavos"))),
+    ),
+    (
+        "NZD",
+        named("New Zealand dollar", "New Zealand dollars", Some(("cent", "cents"))),
+        named("dólar neozelandés", "dólares neozelandeses", Some(("centavo", "centavos"))),
+    ),
+    ("EUR", named("euro", "euros", Some(("cent", "cents"))), named("euro", "euros", Some(("centavo", "centavos")))),
+    (
+        "GBP",
+        named("pound", "pounds", Some(("penny", "pence"))),
+        named("libra", "libras", Some(("penique", "peniques"))),
+    ),
+    (
+        "MXN",
+        named("peso", "pesos", Some(("centavo", "centavos"))),
+        named("peso", "pesos", Some(("centavo", "centavos"))),
+    ),
+    ("JPY", named("yen", "yen", None), named("yen", "yenes", None)),
+];
 
 impl std::fmt::Display for Language {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -251,12 +309,21 @@ mod tests {
     fn money_is_said_natively() {
         assert_eq!(Language::En.money("21.23", Some("USD")), "$21.23");
         assert_eq!(Language::En.money("12.00", Some("GBP")), "£12.00");
-        assert_eq!(Language::En.money("21.23", Some("CAD")), "21.23 CAD");
+        assert_eq!(Language::En.money("5.50", Some("eur")), "€5.50");
+        assert_eq!(Language::En.money("21.23", Some("CAD")), "21 Canadian dollars and 23 cents");
+        assert_eq!(Language::En.money("1.01", Some("AUD")), "1 Australian dollar and 1 cent");
+        assert_eq!(Language::En.money("350.00", Some("MXN")), "350 pesos");
+        assert_eq!(Language::En.money("1200", Some("JPY")), "1200 yen");
+        assert_eq!(Language::En.money("21.23", Some("CHF")), "21.23 CHF", "no name here: as Shopify wrote it");
+        assert_eq!(Language::En.money("1e3", Some("CAD")), "1e3 CAD");
         assert_eq!(Language::Es.money("21.23", Some("USD")), "21 dólares con 23 centavos");
         assert_eq!(Language::Es.money("1.00", None), "1 dólar");
         assert_eq!(Language::Es.money("59.00", Some("USD")), "59 dólares");
         assert_eq!(Language::Es.money("350.50", Some("MXN")), "350 pesos con 50 centavos");
         assert_eq!(Language::Es.money("0.01", Some("EUR")), "0 euros con 1 centavo");
-        assert_eq!(Language::Es.money("21.23", Some("CAD")), "21,23 CAD");
+        assert_eq!(Language::Es.money("21.23", Some("CAD")), "21 dólares canadienses con 23 centavos");
+        assert_eq!(Language::Es.money("12.01", Some("GBP")), "12 libras con 1 penique");
+        assert_eq!(Language::Es.money("1500", Some("JPY")), "1500 yenes");
+        assert_eq!(Language::Es.money("21.23", Some("CHF")), "21,23 CHF");
     }
 }

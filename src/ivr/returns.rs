@@ -82,7 +82,8 @@ pub struct ReturnFacts {
 /// A refund on an order, as the template speaks it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RefundFacts {
-    /// `$21.23`, `£12.00`, or `21.23 CAD`; none when Shopify's refund carried no amount.
+    /// `$21.23`, `£12.00`, `21 Canadian dollars and 23 cents` (`Language::money`); none when
+    /// Shopify's refund carried no amount.
     pub amount: Option<String>,
     /// The same amount as data (`21.23` and its currency code, as Shopify gives them), for the
     /// recorded speech of Media Streams.
@@ -228,7 +229,7 @@ fn delivered_at(order: &OrderCard) -> Option<i64> {
     order.fulfillments.iter().filter_map(|f| f.delivered_at).max()
 }
 
-/// An amount as a speech engine reads it well: the currency's sign for the common ones.
+/// An amount as a speech engine reads it well (see `Language::money`): "$21.23", "12 Canadian dollars".
 pub fn money(amount: &str, currency: Option<&str>) -> String {
     Language::En.money(amount, currency)
 }
@@ -340,6 +341,6 @@ mod tests {
         let step = ReturnsStep::of(&[&o], chrono::Utc::now(), chrono_tz::UTC, None, menu());
         let refund = step.orders[0].refund.as_ref().unwrap();
         assert_eq!((refund.amount.as_deref(), refund.day.as_deref()), (Some("$21.23"), Some("Tuesday, November 17")));
-        assert_eq!(money("12.00", Some("CAD")), "12.00 CAD");
+        assert_eq!(money("12.00", Some("CAD")), "12 Canadian dollars");
     }
 }
