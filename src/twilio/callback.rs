@@ -202,8 +202,11 @@ pub async fn place(state: &AppState, call_sid: &str, by: Option<&str>) -> Result
     };
     let urls = PublicUrl::new(&state.settings.server.public_url);
     // The customer hears the call-back in the language they chose on the call that asked for it.
-    let answer_url =
-        super::call::with_language(state, &urls.to(&format!("{ANSWER_PATH}?c={call_sid}")), language_of(state, &row));
+    let answer_url = super::call::with_language(
+        state,
+        &urls.to(&format!("{ANSWER_PATH}?c={call_sid}")),
+        language_asked_in(state, &row),
+    );
     let status_url = urls.to(&format!("{STATUS_PATH}?c={call_sid}"));
     let call = call_of(&row);
     let detect = state.settings.handoff.callback_machine_detection;
@@ -240,7 +243,7 @@ async fn failed_attempt(state: &AppState, call: &VoiceCall, row: &CallbackRow, w
 
 /// The language a call-back speaks: the one its caller chose (a line that no longer speaks it,
 /// or a request kept before languages were stored: the line's first).
-fn language_of(state: &AppState, row: &CallbackRow) -> Language {
+fn language_asked_in(state: &AppState, row: &CallbackRow) -> Language {
     let spoken = |l: &Language| state.settings.ivr.spoken_languages.iter().any(|s| s.language == *l);
     row.language
         .as_deref()
