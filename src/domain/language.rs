@@ -167,14 +167,9 @@ impl Language {
             Language::En => en,
             Language::Es => es,
         });
-        let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
-        let plain = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-        let minor: Option<u32> = format!("{fraction:0<2}").get(..2).and_then(|m| m.parse().ok());
-        match (named, minor) {
-            (Some(names), Some(minor))
-                if !whole.is_empty() && plain(whole) && plain(fraction) && fraction.len() <= 2 =>
-            {
-                let unit = if whole == "1" { names.one } else { names.many };
+        match (named, plain_amount(amount)) {
+            (Some(names), Some((whole, minor))) => {
+                let unit = if whole == 1 { names.one } else { names.many };
                 let and = match self {
                     Language::En => "and",
                     Language::Es => "con",
@@ -193,6 +188,18 @@ impl Language {
             },
         }
     }
+}
+
+/// A money amount as Shopify writes it ("21.23", "1200", "0.5") when it is a plain decimal with
+/// at most two decimals: its whole units and hundredths; none otherwise ("1e3", "-4.00", "4.005").
+pub fn plain_amount(amount: &str) -> Option<(u64, u32)> {
+    let amount = amount.trim();
+    let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
+    let plain = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if whole.is_empty() || !plain(whole) || !plain(fraction) || fraction.len() > 2 {
+        return None;
+    }
+    Some((whole.parse().ok()?, format!("{fraction:0<2}").parse().ok()?))
 }
 
 /// How a currency is named in words: its unit (one, several) and minor unit, if it has one.

@@ -559,12 +559,7 @@ impl Keypad for Terminal {
     }
 
     fn after_stream(&mut self, verb: &Verb) -> Option<super::twilio::Key> {
-        if verb.name == "Record" {
-            println!("  (recording: type `say <your message>`, then Enter; an empty line records nothing)");
-        } else {
-            println!("  (press keys, then Enter; an empty line waits, end of input hangs up)");
-        }
-        tokio::task::block_in_place(super::twilio::read_key).ok().flatten()
+        super::twilio::read_key_at(verb)
     }
 }
 
@@ -593,12 +588,7 @@ impl<K: Keypad> Keypad for Printed<K> {
 
     fn after_stream(&mut self, verb: &Verb) -> Option<super::twilio::Key> {
         let key = self.0.after_stream(verb);
-        match &key {
-            Some(super::twilio::Key::Speech { said, .. }) => println!("  said at <{}>: {said}", verb.name),
-            Some(super::twilio::Key::Digits(d)) => println!("  pressed at <{}>: {d}", verb.name),
-            Some(super::twilio::Key::Timeout) => println!("  nothing at <{}>", verb.name),
-            None => {}
-        }
+        super::twilio::print_key_at(verb, key.as_ref());
         key
     }
 }

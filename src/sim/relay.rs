@@ -455,12 +455,7 @@ impl Voice for Terminal {
     }
 
     fn after_session(&mut self, verb: &Verb) -> Option<Key> {
-        if verb.name == "Record" {
-            println!("  (recording: type `say <your message>`, then Enter; an empty line records nothing)");
-        } else {
-            println!("  (press keys, then Enter; an empty line waits, end of input hangs up)");
-        }
-        tokio::task::block_in_place(super::twilio::read_key).ok().flatten()
+        super::twilio::read_key_at(verb)
     }
 }
 
@@ -481,12 +476,7 @@ impl<V: Voice> Voice for Printed<V> {
 
     fn after_session(&mut self, verb: &Verb) -> Option<Key> {
         let key = self.0.after_session(verb);
-        match &key {
-            Some(Key::Speech { said, .. }) => println!("  said at <{}>: {said}", verb.name),
-            Some(Key::Digits(d)) => println!("  pressed at <{}>: {d}", verb.name),
-            Some(Key::Timeout) => println!("  nothing at <{}>", verb.name),
-            None => {}
-        }
+        super::twilio::print_key_at(verb, key.as_ref());
         key
     }
 }

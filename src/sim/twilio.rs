@@ -889,6 +889,27 @@ pub(crate) fn dial_target(dial: &Verb) -> String {
 }
 
 /// One line of stdin: digits, an empty line for a timeout, `None` at end of input.
+/// At a TwiML verb that takes input after a Media Streams stream or a ConversationRelay session
+/// (`orderline call --media` or `--relay` without `--keys`): the terminal's line.
+pub(crate) fn read_key_at(verb: &Verb) -> Option<Key> {
+    if verb.name == "Record" {
+        println!("  (recording: type `say <your message>`, then Enter; an empty line records nothing)");
+    } else {
+        println!("  (press keys, then Enter; an empty line waits, end of input hangs up)");
+    }
+    tokio::task::block_in_place(read_key).ok().flatten()
+}
+
+/// Prints what the caller did at such a verb.
+pub(crate) fn print_key_at(verb: &Verb, key: Option<&Key>) {
+    match key {
+        Some(Key::Speech { said, .. }) => println!("  said at <{}>: {said}", verb.name),
+        Some(Key::Digits(d)) => println!("  pressed at <{}>: {d}", verb.name),
+        Some(Key::Timeout) => println!("  nothing at <{}>", verb.name),
+        None => {}
+    }
+}
+
 pub(crate) fn read_key() -> std::io::Result<Option<Key>> {
     std::io::stdout().flush()?;
     let mut line = String::new();

@@ -190,13 +190,8 @@ pub fn money(amount: &str, currency: Option<&str>) -> Option<Vec<Piece>> {
         None => &DOLLARS,
         Some(code) => &CURRENCIES.iter().find(|(known, _)| known.eq_ignore_ascii_case(code.trim()))?.1,
     };
-    let (whole, fraction) = amount.trim().split_once('.').unwrap_or((amount.trim(), ""));
-    let plain = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-    if whole.is_empty() || !plain(whole) || !plain(fraction) || fraction.len() > 2 {
-        return None;
-    }
-    let whole: u32 = whole.parse().ok()?;
-    let minor: u32 = format!("{fraction:0<2}").parse().ok()?;
+    let (whole, minor) = crate::domain::language::plain_amount(amount)?;
+    let whole = u32::try_from(whole).ok()?;
     let say = |n: u32, (one, many): (&'static str, &'static str)| {
         let mut pieces = count(n);
         pieces.push(clip(if n == 1 { one } else { many }));

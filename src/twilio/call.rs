@@ -211,8 +211,13 @@ pub fn fallback_twiml(state: &AppState, call: Option<&VoiceCall>) -> String {
 /// The call's language as a request's URL carries it (`lang=es`: the call state's, and the
 /// transfer's URLs of a call not in the default language), else the line's default.
 pub fn language_of(state: &AppState, req: &TwilioRequest) -> crate::domain::Language {
+    spoken_or_default(state, req.query.iter().find(|(n, _)| n == "lang").map(|(_, v)| v.as_str()))
+}
+
+/// The language `tag` names when the line speaks it; otherwise the line's first.
+pub fn spoken_or_default(state: &AppState, tag: Option<&str>) -> crate::domain::Language {
     let default = state.settings.ivr.spoken_languages[0].language;
-    let named = req.query.iter().find(|(n, _)| n == "lang").and_then(|(_, v)| crate::domain::Language::of_tag(v));
+    let named = tag.and_then(crate::domain::Language::of_tag);
     named.filter(|l| state.settings.ivr.spoken_languages.iter().any(|s| s.language == *l)).unwrap_or(default)
 }
 

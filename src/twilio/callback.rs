@@ -38,9 +38,6 @@ pub const QUEUE_CALLBACK_PATH: &str = "/twilio/voice/queue-callback";
 pub const ANSWER_PATH: &str = "/twilio/callback/answer";
 pub const STATUS_PATH: &str = "/twilio/callback/status";
 
-/// What a fax machine gets.
-const HANG_UP: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Hangup/></Response>";
-
 /// How often the retry task looks for call-backs due.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -205,7 +202,9 @@ pub async fn place(state: &AppState, call_sid: &str, by: Option<&str>) -> Result
     let answer_url = super::call::with_language(
         state,
         &urls.to(&format!("{ANSWER_PATH}?c={call_sid}")),
-        language_asked_in(state, &row),
+        // A line that no longer speaks it, or a request kept before languages were stored: the
+        // line's first.
+        super::call::spoken_or_default(state, row.language.as_deref()),
     );
     let status_url = urls.to(&format!("{STATUS_PATH}?c={call_sid}"));
     let call = call_of(&row);
@@ -241,17 +240,6 @@ async fn failed_attempt(state: &AppState, call: &VoiceCall, row: &CallbackRow, w
     Ok(retry)
 }
 
-/// The language a call-back speaks: the one its caller chose (a line that no longer speaks it,
-/// or a request kept before languages were stored: the line's first).
-fn language_asked_in(state: &AppState, row: &CallbackRow) -> Language {
-    let spoken = |l: &Language| state.settings.ivr.spoken_languages.iter().any(|s| s.language == *l);
-    row.language
-        .as_deref()
-        .and_then(Language::of_tag)
-        .filter(spoken)
-        .unwrap_or(state.settings.ivr.spoken_languages[0].language)
-}
-
 /// Who answered a placed call-back, as Twilio's answering-machine detection says in `AnsweredBy`
 /// (https://www.twilio.com/docs/voice/answering-machine-detection, read 2026-12-05: `human`,
 /// `machine_start` with `Enable`, `machine_end_beep`, `machine_end_silence` or
@@ -267,10 +255,10 @@ enum AnsweredBy {
 }
 
 impl AnsweredBy {
-    fn parse(value: Option<&str>) -> AnsweredBy {
-        match value.map(str::trim) {
-            Some(v) if v.starts_with("machine") => AnsweredBy::Machine,
-            Some("fax") => AnsweredBy::Fax,
+    fn parse(value: &str) -> AnsweredBy {
+        match value {
+            v if v.starts_with("machine") => AnsweredBy::Machine,
+            "fax" => AnsweredBy::Fax,
             _ => AnsweredBy::Person,
         }
     }
@@ -336,7 +324,7 @@ async fn answer(State(state): State<AppState>, req: TwilioRequest) -> Response {
     let language = super::call::language_of(&state, &req);
     let renderer = state.renderer.in_language(Some(language));
     let answered_by = req.param("AnsweredBy").map(str::trim).unwrap_or_default().to_string();
-    let by = AnsweredBy::parse(Some(&answered_by));
+    let by = AnsweredBy::parse(&answered_by);
     if by != AnsweredBy::Person {
         // Not the customer: no agent is put through to a voicemail box or a fax. The attempt
         // counts as unanswered (tried again, or failed after the last), and a voicemail box
@@ -352,12 +340,12 @@ async fn answer(State(state): State<AppState>, req: TwilioRequest) -> Response {
             }
         };
         let xml = match by {
-            AnsweredBy::Fax => Ok(HANG_UP.to_string()),
+            AnsweredBy::Fax => Ok(super::render::HANG_UP.to_string()),
             _ => renderer.callback_machine(again),
         };
         let xml = xml.unwrap_or_else(|e| {
             tracing::error!(error = %e, "the callback_machine template failed");
-            HANG_UP.to_string()
+            super::render::HANG_UP.to_string()
         });
         state.metrics.twilio_request("callback-answer", "machine", started.elapsed().as_secs_f64());
         return twiml(xml);

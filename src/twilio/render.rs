@@ -112,6 +112,9 @@ const NOT_STEPS: [&str; 11] = [
     "callback_machine",
 ];
 
+/// A call that ends without a word (a caller who has hung up, a fax machine).
+pub const HANG_UP: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Hangup/></Response>";
+
 /// What callers hear if even the fallback template cannot be rendered: no settings, no data.
 pub const LAST_RESORT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <Response><Say>Sorry, we can't take your call right now. Please try again in a few minutes.</Say><Hangup/></Response>"#;

@@ -69,8 +69,6 @@ pub fn spoken_language(state: &AppState, language: Language) -> &SpokenLanguage 
     let languages = &state.settings.ivr.spoken_languages;
     languages.iter().find(|l| l.language == language).unwrap_or(&languages[0])
 }
-/// What a call whose caller has hung up is answered with.
-const HANG_UP: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Hangup/></Response>";
 
 pub fn router() -> Router<AppState> {
     Router::new().route(RELAY_PATH, get(relay)).route(RELAY_END_PATH, post(relay_ended))
@@ -329,7 +327,7 @@ async fn relay_ended(State(state): State<AppState>, req: TwilioRequest) -> Respo
             record(detail.clone());
             if crate::store::is_final_status(&status) {
                 state.metrics.twilio_request(req.route(), "answered", started.elapsed().as_secs_f64());
-                return twiml(HANG_UP.to_string());
+                return twiml(super::render::HANG_UP.to_string());
             }
             fallback(&state, &req, Some(&call), 0, &format!("the ConversationRelay session {detail}"), started)
         }
