@@ -338,7 +338,8 @@ impl Renderer {
         self.render("relay.xml", Value::from_serialize(view))
     }
 
-    /// The TwiML after a stream closed: the transfer or goodbye of `step` (any other step hangs up).
+    /// The TwiML after a stream closed: the transfer, the message's `<Record>` or the goodbye of `step`
+    /// (any other step hangs up).
     pub fn after_stream(&self, step: &Step, transfer: &TransferView) -> Result<String, TemplateError> {
         self.render("after_stream.xml", Context::plain(step, "", transfer, self.language).into_value())
     }
