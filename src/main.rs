@@ -159,7 +159,8 @@ struct CallArgs {
     #[arg(long)]
     relay: bool,
     /// A Twilio REST API (the demo's emulator) whose messages to the caller are printed after
-    /// the call, as the caller's phone receives them ("→ text to +1•••4567: …").
+    /// the call, as the caller's phone receives them ("→ text to +1•••4567: …"), and where a
+    /// message the caller records is kept (so the agent console can play it).
     #[arg(long)]
     sms_api: Option<String>,
     /// The Twilio account of --sms-api.
@@ -245,7 +246,7 @@ async fn call(args: CallArgs) -> ExitCode {
     let options = orderline::sim::twilio::CallOptions {
         from: args.from,
         url: args.url,
-        texts: args.sms_api.map(|api_url| orderline::sim::twilio::TextInbox {
+        account: args.sms_api.map(|api_url| orderline::sim::twilio::TwilioAccount {
             api_url,
             account_sid: args.account_sid,
             token: args.token.clone(),

@@ -14,7 +14,7 @@ use crate::sim::shopify::{ShopifySim, SimConfig, WebhookTarget};
 pub const DEMO_SHOP: &str = "orderline-demo.myshopify.com";
 pub const DEMO_TWILIO_TOKEN: &str = "demo-twilio-token";
 const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
-const DEMO_AGENT_TOKEN: &str = "demo-agent-token";
+pub const DEMO_AGENT_TOKEN: &str = "demo-agent-token";
 
 pub struct DemoOptions {
     pub listen: SocketAddr,
@@ -56,6 +56,9 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     settings.shopify.api_url = Some(api_url.clone());
     settings.shopify.webhook_secret = Some(Secret::new(DEMO_WEBHOOK_SECRET));
     settings.agents.agent_token = Some(Secret::new(DEMO_AGENT_TOKEN));
+    // Voicemail from the menu (5): `orderline call --sms-api` keeps the message in the REST
+    // emulator's account, where the console plays it from.
+    settings.handoff.voicemail = crate::config::VoicemailOffer::Menu;
     let settings = settings.with_environment(&["config", "listen"]).map_err(|e| e.to_string())?;
     crate::ops::logging::init(settings.server.log_format);
     let running = app::start(settings).await.map_err(|e| e.to_string())?;
@@ -102,6 +105,12 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         ),
         crate::config::PromptMode::MediaStream => println!("Media Streams mode: add --media."),
         crate::config::PromptMode::Twiml => {}
+    }
+    if running.state.settings.handoff.voicemail == crate::config::VoicemailOffer::Menu {
+        println!(
+            "5 leaves a message (add --say \"please call me back\", or type `say …` at the beep); the console \
+             ({url}/agent, token {DEMO_AGENT_TOKEN}) lists and plays it."
+        );
     }
     println!("Other callers: +15550177120 (shared by two Beckers), +15550199999 (unknown), anonymous (withheld).");
     println!(

@@ -596,10 +596,7 @@ impl<K: Keypad> Keypad for Printed<K> {
 /// `orderline call --media`: places one Media Streams call and prints each prompt heard (as the
 /// words of its clips), each key pressed and the ending, then posts the `completed` callback.
 pub async fn run_cli(options: super::twilio::CallOptions) -> Result<(), CallError> {
-    let mut config = super::twilio::CallerConfig::new(options.url, options.token, options.from);
-    config.to = options.to;
-    config.stir_verstat = options.stir;
-    let caller = MediaCaller::new(TwilioCaller::new(config));
+    let caller = MediaCaller::new(options.caller());
     let c = caller.caller.config();
     println!("calling {} from {} to {} (media stream)", c.base_url, c.from, c.to);
     let hear = |prompt: &Prompt| {

@@ -485,10 +485,7 @@ impl<V: Voice> Voice for Printed<V> {
 /// welcome greeting first), what was said and pressed, how the session ended and where the call
 /// went, then posts the `completed` callback.
 pub async fn run_cli(options: super::twilio::CallOptions) -> Result<(), CallError> {
-    let mut config = super::twilio::CallerConfig::new(options.url, options.token, options.from);
-    config.to = options.to;
-    config.stir_verstat = options.stir;
-    let caller = RelayCaller::new(TwilioCaller::new(config));
+    let caller = RelayCaller::new(options.caller());
     let c = caller.caller.config();
     println!("calling {} from {} to {} (ConversationRelay)", c.base_url, c.from, c.to);
     let hear = |words: &str| println!("  heard: {words}");

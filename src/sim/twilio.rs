@@ -169,6 +169,8 @@ pub enum CallError {
     Io(#[from] std::io::Error),
     #[error("reading the texts the caller received: {0}")]
     Texts(String),
+    #[error("keeping the recording at {url}: {reason}")]
+    Recording { url: String, reason: String },
 }
 
 /// Places simulated inbound calls. Cheap to clone.
@@ -176,8 +178,17 @@ pub enum CallError {
 pub struct TwilioCaller {
     config: CallerConfig,
     client: reqwest::Client,
-    /// The account's REST emulator, which keeps what `<Record>` records (so orderline can fetch it).
-    rest: Option<rest::TwilioRestSim>,
+    /// Where what `<Record>` records is kept (so orderline can fetch it); nowhere orderline can
+    /// reach when `None`.
+    recordings: Option<RecordingKeeper>,
+}
+
+/// The Twilio account that keeps a call's recordings: the REST emulator in this process, or one
+/// served by another (the demo's), reached over HTTP.
+#[derive(Debug, Clone)]
+enum RecordingKeeper {
+    Here(rest::TwilioRestSim),
+    There(TwilioAccount),
 }
 
 impl TwilioCaller {
@@ -189,13 +200,29 @@ impl TwilioCaller {
             .user_agent("TwilioProxy/1.1")
             .build()
             .expect("a client with timeouts and a user agent always builds");
-        TwilioCaller { config, client, rest: None }
+        TwilioCaller { config, client, recordings: None }
     }
 
     /// Keeps recordings in `rest` (the account's REST emulator), as Twilio keeps them in the account.
     pub fn with_rest(mut self, rest: rest::TwilioRestSim) -> Self {
-        self.rest = Some(rest);
+        self.recordings = Some(RecordingKeeper::Here(rest));
         self
+    }
+
+    /// Keeps recordings in `account`, a REST emulator another process serves (the demo's).
+    pub fn with_account(mut self, account: TwilioAccount) -> Self {
+        self.recordings = Some(RecordingKeeper::There(account));
+        self
+    }
+
+    /// Records what the caller said at a `<Record>` in the account that keeps this call's
+    /// recordings.
+    async fn record(&self, call_sid: &str, words: &str) -> Result<rest::SimRecording, CallError> {
+        match &self.recordings {
+            Some(RecordingKeeper::Here(rest)) => Ok(rest.record(call_sid, words)),
+            Some(RecordingKeeper::There(account)) => account.keep_recording(&self.client, call_sid, words).await,
+            None => Ok(rest::TwilioRestSim::new(rest::RestSimConfig::default()).record(call_sid, words)),
+        }
     }
 
     pub fn config(&self) -> &CallerConfig {
@@ -374,10 +401,7 @@ impl TwilioCaller {
                             continue;
                         }
                         require_post(verb)?;
-                        let recording = match &self.rest {
-                            Some(rest) => rest.record(&call_sid, &words),
-                            None => rest::TwilioRestSim::new(rest::RestSimConfig::default()).record(&call_sid, &words),
-                        };
+                        let recording = self.record(&call_sid, &words).await?;
                         let action = resolve_url(&url, verb.attr("action").unwrap_or(""));
                         let mut action_params = self.base_params(&call_sid, "in-progress");
                         action_params.extend(recording_params(&recording));
@@ -740,20 +764,36 @@ pub struct CallOptions {
     /// Scripted keys (`""`/`"timeout"` for a timeout); `None` reads them from stdin.
     pub keys: Option<Vec<String>>,
     pub stir: Option<String>,
-    /// Where the caller's phone receives texts: a Twilio REST API (the emulator's, in the demo)
-    /// whose messages to the caller are printed as received.
-    pub texts: Option<TextInbox>,
+    /// The Twilio account behind the number (the demo's REST emulator): its messages to the
+    /// caller are printed as the caller's phone receives them, and what the caller records at a
+    /// `<Record>` is kept there, where orderline fetches it.
+    pub account: Option<TwilioAccount>,
 }
 
-/// The Twilio account whose messages to the caller are printed (`→ text to +1•••4567: …`).
+impl CallOptions {
+    /// The caller these options describe, its recordings kept in the options' account if any.
+    pub fn caller(&self) -> TwilioCaller {
+        let mut config = CallerConfig::new(&self.url, &self.token, &self.from);
+        config.to.clone_from(&self.to);
+        config.stir_verstat.clone_from(&self.stir);
+        let caller = TwilioCaller::new(config);
+        match &self.account {
+            Some(account) => caller.with_account(account.clone()),
+            None => caller,
+        }
+    }
+}
+
+/// A Twilio account served by a REST emulator in another process: where the caller's texts are
+/// read from (`→ text to +1•••4567: …`) and the call's recordings kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TextInbox {
+pub struct TwilioAccount {
     pub api_url: String,
     pub account_sid: String,
     pub token: String,
 }
 
-impl TextInbox {
+impl TwilioAccount {
     fn client(&self) -> crate::twilio::rest::TwilioRest {
         let credentials = crate::twilio::rest::RestCredentials {
             account_sid: self.account_sid.clone(),
@@ -765,6 +805,34 @@ impl TextInbox {
             credentials,
             std::sync::Arc::new(crate::ops::Metrics::new()),
         )
+    }
+
+    /// Keeps a recording of `words` for `call_sid` in the account ([`rest::KEEP_RECORDING_PATH`]).
+    async fn keep_recording(
+        &self,
+        client: &reqwest::Client,
+        call_sid: &str,
+        words: &str,
+    ) -> Result<rest::SimRecording, CallError> {
+        let url = format!(
+            "{}{}",
+            self.api_url.trim_end_matches('/'),
+            rest::KEEP_RECORDING_PATH.replace("{account}", &self.account_sid)
+        );
+        let failed = |reason: String| CallError::Recording { url: url.clone(), reason };
+        let response = client
+            .post(&url)
+            .basic_auth(&self.account_sid, Some(&self.token))
+            .form(&[("CallSid", call_sid), ("Words", words)])
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(failed(format!("answered HTTP {}", status.as_u16())));
+        }
+        let body: serde_json::Value = response.json().await.map_err(|e| failed(e.to_string()))?;
+        rest::recording_from_json(&body).ok_or_else(|| failed(format!("answered {body} (not a recording)")))
     }
 
     /// The SIDs of the messages `to` has received so far.
@@ -787,10 +855,7 @@ impl TextInbox {
 /// `completed` status callback. Keys come from `options.keys` or, line by line, from stdin
 /// (an empty line lets the Gather time out, end of input hangs up).
 pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
-    let mut config = CallerConfig::new(options.url, options.token, options.from);
-    config.to = options.to;
-    config.stir_verstat = options.stir;
-    let caller = TwilioCaller::new(config);
+    let caller = options.caller();
     println!("calling {} from {} to {}", caller.config.base_url, caller.config.from, caller.config.to);
     let mut script = options.keys.map(|keys| scripted(&keys.iter().map(String::as_str).collect::<Vec<_>>()));
     let mut stdin_failure: Option<std::io::Error> = None;
@@ -816,7 +881,7 @@ pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
         }
         key
     };
-    let seen = match &options.texts {
+    let seen = match &options.account {
         Some(inbox) => inbox.seen(&caller.config.from).await?,
         None => Vec::new(),
     };
@@ -827,7 +892,7 @@ pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
     }
     let ending = ending_words(&transcript)?;
     println!("→ {ending}");
-    if let Some(inbox) = &options.texts {
+    if let Some(inbox) = &options.account {
         inbox.print_new(&caller.config.from, &seen).await?;
     }
     let duration = u32::try_from(started.elapsed().as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);

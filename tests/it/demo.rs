@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use orderline::sim::demo::DEMO_TWILIO_TOKEN;
+use orderline::sim::demo::{DEMO_AGENT_TOKEN, DEMO_TWILIO_TOKEN};
 use orderline::sim::twilio::{CallerConfig, Ending, TwilioCaller, scripted};
 
 struct Child(std::process::Child);
@@ -116,4 +116,40 @@ async fn the_demo_speaks_conversation_relay_in_the_callers_language() {
     assert!(out.contains("heard: Gracias por llamar a Orderline Demo."), "in Spanish from the first word: {out}");
     assert!(out.contains("Hola, Sofia."), "greeted by name once verified: {out}");
     assert!(out.contains("say: Le comunico con un representante."), "{out}");
+}
+
+/// The demo offers voicemail from the menu; `orderline call --sms-api …`, as the demo prints it,
+/// keeps what Dana records in the demo's Twilio account, so the console plays her message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_left_with_orderline_call_plays_on_the_demo_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, url, printed) = demo(&dir, &[]);
+    assert!(printed.contains("5 leaves a message"), "{printed}");
+    let twilio_api = printed.split_whitespace().skip_while(|w| *w != "--sms-api").nth(1).unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_orderline"))
+        .args(["call", "+15551234567", "--url", &url, "--token", DEMO_TWILIO_TOKEN, "--keys", "11217,5"])
+        .args(["--say", "Hi, it's Dana, please call me back about my order", "--sms-api", &twilio_api])
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
+
+    let agent = reqwest::Client::new();
+    let listed: Vec<serde_json::Value> = agent
+        .get(format!("{url}/api/voicemails"))
+        .bearer_auth(DEMO_AGENT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["transcription"], "Hi, it's Dana, please call me back about my order", "{listed:?}");
+    let audio_url = listed[0]["audio_url"].as_str().unwrap();
+    let audio = agent.get(format!("{url}{audio_url}")).bearer_auth(DEMO_AGENT_TOKEN).send().await.unwrap();
+    assert_eq!(audio.status(), 200, "the console plays the message through orderline");
+    assert_eq!(audio.headers()["content-type"], "audio/x-wav");
+    assert!(audio.bytes().await.unwrap().starts_with(b"RIFF"));
 }

@@ -342,6 +342,7 @@ impl TwilioRestSim {
             .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message).get(list_messages))
             .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(fetch_recording).delete(delete_recording))
             .route("/2010-04-01/Accounts/{account}/Calls.json", post(create_call))
+            .route(KEEP_RECORDING_PATH, post(keep_recording))
             .fallback(unknown)
             .with_state(self.clone());
         let task = tokio::spawn(async move {
@@ -546,6 +547,50 @@ async fn fetch_recording(
         .into_response(),
         _ => error(StatusCode::UNSUPPORTED_MEDIA_TYPE, 20415, "Unsupported Media Type", None),
     }
+}
+
+/// The emulator's own seam, not a Twilio API: where the caller emulator, running in another
+/// process (`orderline call --sms-api …` beside the demo), keeps what its caller recorded at a
+/// `<Record>` in this account, as Twilio keeps a `<Record>`'s recording in the account that owns
+/// the call. Form fields `CallSid` and `Words`; answered 201 with the recording as
+/// [`recording_json`] writes it. Basic auth as every request; never counted among the requests
+/// orderline made, nor failed by an injected fault.
+pub const KEEP_RECORDING_PATH: &str = "/sim/Accounts/{account}/Recordings.json";
+
+async fn keep_recording(
+    State(sim): State<TwilioRestSim>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !sim.authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authentication Error - invalid username", None);
+    }
+    if account != sim.inner.config.account_sid {
+        return not_found(&KEEP_RECORDING_PATH.replace("{account}", &account));
+    }
+    let params = params_of(&String::from_utf8_lossy(&body));
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string());
+    let (Some(call_sid), Some(words)) = (param("CallSid"), param("Words")) else {
+        return error(StatusCode::BAD_REQUEST, 21200, "CallSid and Words are required", None);
+    };
+    (StatusCode::CREATED, axum::Json(recording_json(&sim.record(&call_sid, &words)))).into_response()
+}
+
+/// A recording as [`keep_recording`] answers it, read back by [`recording_from_json`].
+fn recording_json(r: &SimRecording) -> Value {
+    json!({ "sid": r.sid, "call_sid": r.call_sid, "duration": r.duration_s, "url": r.url, "words": r.words })
+}
+
+/// The recording in a [`keep_recording`] answer.
+pub fn recording_from_json(v: &Value) -> Option<SimRecording> {
+    Some(SimRecording {
+        sid: v["sid"].as_str()?.into(),
+        call_sid: v["call_sid"].as_str()?.into(),
+        duration_s: u32::try_from(v["duration"].as_u64()?).ok()?,
+        url: v["url"].as_str()?.into(),
+        words: v["words"].as_str()?.into(),
+    })
 }
 
 /// `DELETE …/Recordings/{Sid}.json`: 204, and the recording is gone; 404 for one the account does
@@ -1030,5 +1075,32 @@ mod tests {
         assert!(n.sid.starts_with("PN") && n.sid.len() == 34, "{}", n.sid);
         assert_eq!(n.voice_url, UNCONFIGURED_VOICE_URL);
         assert_eq!(n.phone_number, super::super::DEFAULT_TO);
+    }
+
+    #[tokio::test]
+    async fn the_caller_emulator_in_another_process_keeps_a_recording_in_the_account() {
+        let sim = TwilioRestSim::new(RestSimConfig::default());
+        let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let account = sim.config().account_sid.clone();
+        let url = format!("{}{}", server.url(), KEEP_RECORDING_PATH.replace("{account}", &account));
+        let keep = |password: &str| {
+            reqwest::Client::new()
+                .post(&url)
+                .basic_auth(&account, Some(password))
+                .form(&[("CallSid", "CA0123"), ("Words", "please  call me back")])
+                .send()
+        };
+        let refused = keep("not-the-token").await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert!(sim.recordings().is_empty());
+
+        let kept = keep(&sim.config().auth_token.clone()).await.unwrap();
+        assert_eq!(kept.status(), 201);
+        let recording = recording_from_json(&kept.json().await.unwrap()).expect("the recording");
+        assert_eq!(sim.recordings(), vec![recording.clone()]);
+        assert_eq!((recording.call_sid.as_str(), recording.words.as_str()), ("CA0123", "please call me back"));
+        assert!(recording.url.starts_with(&server.url()), "fetched from this account: {}", recording.url);
+        assert!(sim.requests().is_empty(), "not a request orderline made");
+        server.stop().await;
     }
 }
