@@ -45,6 +45,9 @@ pub struct CallbackJson {
     /// The language the caller was hearing (`es`): the call-back speaks it; none for requests
     /// kept before orderline stored it.
     pub language: Option<String>,
+    /// The language's name (`Spanish`) on a line that speaks more than one, for the console's
+    /// badge: the agent who is put through learns which language to answer in.
+    pub language_name: Option<String>,
 }
 
 impl From<CallbackRow> for CallbackJson {
@@ -65,7 +68,19 @@ impl From<CallbackRow> for CallbackJson {
             requested_at: b.requested_at.0,
             next_attempt_at: b.next_attempt_at.map(|t| t.0),
             language: b.language,
+            language_name: None,
         }
+    }
+}
+
+impl CallbackJson {
+    /// Names the call-back's language when `settings` make the line speak more than one.
+    fn named_on(mut self, settings: &crate::config::Settings) -> Self {
+        if settings.ivr.spoken_languages.len() > 1 {
+            let language = self.language.as_deref().and_then(crate::domain::Language::of_tag);
+            self.language_name = language.map(|l| l.english_name().to_string());
+        }
+        self
     }
 }
 
@@ -90,7 +105,10 @@ pub async fn list(State(desk): State<AgentDesk>, headers: HeaderMap, Query(query
     let all = query.all();
     let shop = desk.settings.shopify.shop.clone().unwrap_or_default();
     match desk.store.callbacks(&shop, all, LIST_LIMIT).await {
-        Ok(rows) => Json(rows.into_iter().map(CallbackJson::from).collect::<Vec<_>>()).into_response(),
+        Ok(rows) => {
+            let named = rows.into_iter().map(|row| CallbackJson::from(row).named_on(&desk.settings));
+            Json(named.collect::<Vec<_>>()).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "call-backs unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, "the store did not answer\n").into_response()
@@ -113,7 +131,7 @@ pub async fn call_now(
         Err(refused) => return refused.into_response(),
     };
     match place(&state, &call_sid, Some(&by)).await {
-        Ok(row) => Json(CallbackJson::from(row)).into_response(),
+        Ok(row) => Json(CallbackJson::from(row).named_on(&state.settings)).into_response(),
         Err(PlaceError::Unknown) => (StatusCode::NOT_FOUND, "no such call-back\n").into_response(),
         Err(e @ PlaceError::NotWaiting(_)) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
         Err(e @ (PlaceError::NoRestApi | PlaceError::NoFromNumber)) => {

@@ -159,6 +159,7 @@ function callbackCard(b) {
   if (b.position != null) badges.append(el("span", { class: "badge source", text: "place " + b.position + " in line" }));
   if (b.reason) badges.append(el("span", { class: "badge source", text: TRANSFER_WORDS[b.reason] || b.reason.replaceAll("_", " ") }));
   if (b.attempts) badges.append(el("span", { class: "badge source", text: b.attempts + " attempt" + (b.attempts > 1 ? "s" : "") }));
+  if (b.language_name) badges.append(el("span", { class: "badge language", text: "speaks " + b.language_name }));
   node.append(badges);
   if (b.last_error) node.append(el("div", { class: "small", text: b.last_error }));
   if (b.status === "requested" || b.status === "retry") {

@@ -344,6 +344,7 @@ async fn a_spanish_caller_is_called_back_in_spanish(backend: Backend) {
     assert!(t.spoken().join(" ").contains("Le devolveremos la llamada"), "asked in Spanish: {:?}", t.spoken());
     let waiting = &d.callbacks("").await[0];
     assert_eq!(waiting["language"], "es", "{waiting}");
+    assert_eq!(waiting["language_name"], "Spanish", "the console's badge: {waiting}");
     assert_eq!(d.call_now(&t.call_sid).await.0, 200);
     d.wait_for(&t.call_sid, "connected").await;
     let calls = placed_calls_ended(&d, 1).await;
