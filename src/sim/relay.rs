@@ -489,8 +489,9 @@ pub async fn run_cli(options: super::twilio::CallOptions) -> Result<(), CallErro
     let c = caller.caller.config();
     println!("calling {} from {} to {} (ConversationRelay)", c.base_url, c.from, c.to);
     let hear = |words: &str| println!("  heard: {words}");
+    let texts = options.texts_before().await?;
     let started = std::time::Instant::now();
-    let transcript = match options.keys {
+    let transcript = match &options.keys {
         Some(keys) => {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             caller.call(&mut Printed(scripted_relay(&keys)), hear).await?
@@ -512,6 +513,7 @@ pub async fn run_cli(options: super::twilio::CallOptions) -> Result<(), CallErro
         None => "hangup".into(),
     };
     println!("→ {ending}");
+    options.print_texts_since(&texts).await?;
     let duration = u32::try_from(started.elapsed().as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
     let status = caller.caller.status_callback(transcript.call_sid(), "completed", Some(duration), 0).await?;
     println!("status callback: completed after {duration} s → HTTP {status}");

@@ -784,6 +784,24 @@ impl CallOptions {
     }
 }
 
+impl CallOptions {
+    /// The texts the caller's phone holds before the call (none without an account).
+    pub async fn texts_before(&self) -> Result<Vec<String>, CallError> {
+        match &self.account {
+            Some(account) => account.seen(&self.from).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Prints the texts the caller's phone received since `before`, as it receives them.
+    pub async fn print_texts_since(&self, before: &[String]) -> Result<(), CallError> {
+        match &self.account {
+            Some(account) => account.print_new(&self.from, before).await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// A Twilio account served by a REST emulator in another process: where the caller's texts are
 /// read from (`→ text to +1•••4567: …`) and the call's recordings kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -857,7 +875,7 @@ impl TwilioAccount {
 pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
     let caller = options.caller();
     println!("calling {} from {} to {}", caller.config.base_url, caller.config.from, caller.config.to);
-    let mut script = options.keys.map(|keys| scripted(&keys.iter().map(String::as_str).collect::<Vec<_>>()));
+    let mut script = options.keys.as_ref().map(|keys| scripted(&keys.iter().map(String::as_str).collect::<Vec<_>>()));
     let mut stdin_failure: Option<std::io::Error> = None;
     let keys = |gather: &Verb| {
         let finish = gather.attr("finishOnKey").unwrap_or("#");
@@ -881,10 +899,7 @@ pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
         }
         key
     };
-    let seen = match &options.account {
-        Some(inbox) => inbox.seen(&caller.config.from).await?,
-        None => Vec::new(),
-    };
+    let texts = options.texts_before().await?;
     let started = Instant::now();
     let transcript = caller.call_heard(keys, print_heard).await?;
     if let Some(e) = stdin_failure {
@@ -892,9 +907,7 @@ pub async fn run_cli(options: CallOptions) -> Result<(), CallError> {
     }
     let ending = ending_words(&transcript)?;
     println!("→ {ending}");
-    if let Some(inbox) = &options.account {
-        inbox.print_new(&caller.config.from, &seen).await?;
-    }
+    options.print_texts_since(&texts).await?;
     let duration = u32::try_from(started.elapsed().as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
     let status = caller.status_callback(&transcript.call_sid, "completed", Some(duration), 0).await?;
     println!("status callback: completed after {duration} s → HTTP {status}");

@@ -118,22 +118,26 @@ async fn the_demo_speaks_conversation_relay_in_the_callers_language() {
     assert!(out.contains("say: Le comunico con un representante."), "{out}");
 }
 
-/// The demo offers voicemail from the menu; `orderline call --sms-api …`, as the demo prints it,
-/// keeps what Dana records in the demo's Twilio account, so the console plays her message.
+/// The demo in Media Streams mode offers voicemail from the menu; `orderline call --media
+/// --sms-api …`, as the demo prints it, prints the text Dana's phone received and keeps what she
+/// records in the demo's Twilio account, so the console plays her message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_left_with_orderline_call_plays_on_the_demo_console() {
     let dir = tempfile::tempdir().unwrap();
-    let (_child, url, printed) = demo(&dir, &[]);
+    let (_child, url, printed) = demo(&dir, &[("ORDERLINE_PROMPT_MODE", "media_stream")]);
     assert!(printed.contains("5 leaves a message"), "{printed}");
     let twilio_api = printed.split_whitespace().skip_while(|w| *w != "--sms-api").nth(1).unwrap().to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_orderline"))
-        .args(["call", "+15551234567", "--url", &url, "--token", DEMO_TWILIO_TOKEN, "--keys", "11217,5"])
-        .args(["--say", "Hi, it's Dana, please call me back about my order", "--sms-api", &twilio_api])
+        .args(["call", "+15551234567", "--media", "--url", &url, "--token", DEMO_TWILIO_TOKEN])
+        .args(["--keys", "11217,4,5", "--say", "Hi, it's Dana, please call me back about my order"])
+        .args(["--sms-api", &twilio_api])
         .env_remove("TWILIO_ACCOUNT_SID")
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
+    let texts: Vec<&str> = out.lines().filter(|l| l.starts_with("→ text to ")).collect();
+    assert_eq!(texts.len(), 1, "the tracking link, printed as her phone received it: {out}");
 
     let agent = reqwest::Client::new();
     let listed: Vec<serde_json::Value> = agent
