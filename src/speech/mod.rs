@@ -140,7 +140,8 @@ fn number(n: u32) -> Vec<Piece> {
 }
 
 /// A count as it is said: "zero", "forty two", "one hundred five", "twelve thousand three hundred
-/// forty", up to 999,999,999 ("… million" has no recording: larger numbers are said as digits).
+/// forty", "two million five hundred thousand", up to 999,999,999 (larger numbers are said as
+/// digits: there is no "billion" recording).
 pub fn count(n: u32) -> Vec<Piece> {
     fn below_thousand(n: u32) -> Vec<Piece> {
         let mut pieces = Vec::new();
@@ -154,6 +155,11 @@ pub fn count(n: u32) -> Vec<Piece> {
         0 => vec![clip("digit_0")],
         1..=999 => below_thousand(n),
         1_000..=999_999 => [below_thousand(n / 1000), vec![clip("thousand")], below_thousand(n % 1000)].concat(),
+        1_000_000..=999_999_999 => {
+            let rest = n % 1_000_000;
+            let rest = if rest == 0 { Vec::new() } else { count(rest) };
+            [below_thousand(n / 1_000_000), vec![clip("million")], rest].concat()
+        }
         _ => digits(&n.to_string()),
     }
 }

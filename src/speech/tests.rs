@@ -222,6 +222,12 @@ fn counts_and_money_amounts_are_said_from_recordings() {
     assert_eq!(ids(&count(105)), ["digit_1", "hundred", "digit_5"]);
     assert_eq!(ids(&count(1250)), ["digit_1", "thousand", "digit_2", "hundred", "number_50"]);
     assert_eq!(ids(&count(12_340)), ["number_12", "thousand", "digit_3", "hundred", "number_40"]);
+    assert_eq!(ids(&count(1_000_000)), ["digit_1", "million"]);
+    assert_eq!(ids(&count(2_500_007)), ["digit_2", "million", "digit_5", "hundred", "thousand", "digit_7"]);
+    assert_eq!(
+        ids(&count(1_000_000_000)),
+        ["digit_1", "digit_0", "digit_0", "digit_0", "digit_0", "digit_0", "digit_0", "digit_0", "digit_0", "digit_0"]
+    );
     let money = |amount: &str, currency: Option<&str>| {
         money(amount, currency).map(|p| ids(&p).into_iter().map(str::to_string).collect::<Vec<_>>())
     };
@@ -238,7 +244,7 @@ fn counts_and_money_amounts_are_said_from_recordings() {
     assert_eq!(money("-4.00", Some("USD")), None);
     assert_eq!(money("4.005", Some("USD")), None);
     let lib = ClipLibrary::built_in();
-    for n in [0, 7, 19, 60, 70, 80, 90, 100, 999, 1000, 45_678] {
+    for n in [0, 7, 19, 60, 70, 80, 90, 100, 999, 1000, 45_678, 3_000_000, 999_999_999] {
         assert!(count(n).iter().all(|p| matches!(p, Piece::Clip(id) if lib.get(id).is_some())), "{n}");
     }
 }
@@ -263,6 +269,10 @@ fn euros_pounds_pesos_and_yen_are_said_in_their_own_words() {
     );
     assert_eq!(money_ids("1.01", Some("MXN")).unwrap(), ["digit_1", "peso", "and", "digit_1", "centavo"]);
     assert_eq!(money_ids("1200.00", Some("JPY")).unwrap(), ["digit_1", "thousand", "digit_2", "hundred", "yen"]);
+    assert_eq!(
+        money_ids("1500000", Some("JPY")).unwrap(),
+        ["digit_1", "million", "digit_5", "hundred", "thousand", "yen"]
+    );
     assert_eq!(money_ids("1", Some("JPY")).unwrap(), ["digit_1", "yen"]);
     assert_eq!(money_ids("0", Some("JPY")).unwrap(), ["digit_0", "yen"]);
 }
