@@ -92,6 +92,16 @@ pub struct Shared {
 /// The TwiML and speech templates the settings ask for, each rendered once (TwiML parsed, speech
 /// checked against `clips`): a template that does not make valid TwiML, or names a clip that is
 /// not recorded, stops the start, naming the template and line.
+/// The recordings Media Streams calls are spoken from: the built-in clips, with the merchant's
+/// own (ORDERLINE_SPEECH_DIR) laid over them.
+pub fn clips(settings: &Settings) -> Result<ClipLibrary, StartError> {
+    let built_in = ClipLibrary::built_in();
+    match &settings.ivr.speech_dir {
+        Some(dir) => Ok(built_in.overlaid(ClipLibrary::load(dir).map_err(StartError::Speech)?)),
+        None => Ok(built_in),
+    }
+}
+
 pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, StartError> {
     use crate::twilio::render::{TransferView, sample_steps};
     let mut renderer = Renderer::load_languages(
@@ -106,6 +116,7 @@ pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, St
         crate::config::PromptMode::ConversationRelay => true,
     });
     renderer.record_messages_at(&twilio::voicemail::record_urls(settings));
+    renderer.speak_from(clips);
     let transfers: Vec<TransferView> = crate::twilio::transfer::TransferTarget::KINDS
         .iter()
         .map(|kind| TransferView {
@@ -204,6 +215,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("TwiML template {0}")]
     Template(#[from] crate::twilio::render::TemplateError),
+    #[error("ORDERLINE_SPEECH_DIR: {0}")]
+    Speech(std::io::Error),
 }
 
 /// A running orderline: its address, and a way to stop it.
@@ -258,7 +271,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 
 pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     settings.check_for_serve()?;
-    let clips = Arc::new(ClipLibrary::built_in());
+    let clips = Arc::new(clips(&settings)?);
     let listener = TcpListener::bind(settings.server.listen)
         .await
         .map_err(|source| StartError::Bind { addr: settings.server.listen, source })?;

@@ -315,6 +315,9 @@ pub struct IvrSettings {
     pub voices: Option<String>,
     /// A folder whose templates replace the built-in `twiml/` ones, file by file.
     pub twiml_dir: Option<std::path::PathBuf>,
+    /// A folder of the merchant's own recordings for Media Streams (`<id>.wav` or `<id>.ulaw`):
+    /// each replaces the built-in clip of its id, and `shop_name` is said after "Thanks for calling".
+    pub speech_dir: Option<std::path::PathBuf>,
     /// How long a caller waits in silence for the lookup before hearing "one moment".
     #[serde(with = "duration")]
     pub hold_after: Duration,
@@ -361,6 +364,7 @@ impl Default for IvrSettings {
             languages: None,
             voices: None,
             twiml_dir: None,
+            speech_dir: None,
             hold_after: Duration::from_millis(800),
             media_lead: Duration::from_millis(300),
             speech_input: true,
@@ -763,6 +767,12 @@ impl Settings {
             && !dir.is_dir()
         {
             return invalid(format!("ORDERLINE_TWIML_DIR {} is not a folder", dir.display()));
+        }
+        ivr.speech_dir = ivr.speech_dir.take().filter(|d| !d.as_os_str().to_string_lossy().trim().is_empty());
+        if let Some(dir) = &ivr.speech_dir
+            && !dir.is_dir()
+        {
+            return invalid(format!("ORDERLINE_SPEECH_DIR {} is not a folder", dir.display()));
         }
         ivr.sms_from = match text(&ivr.sms_from) {
             Some(from) => match crate::domain::PhoneNumber::parse(&from, Some(&region)) {
@@ -1168,6 +1178,8 @@ mod tests {
         assert!(err.contains("fry"), "{err}");
         let err = from_pairs([("twiml_dir", "/no/such/folder")]).unwrap_err().to_string();
         assert!(err.contains("ORDERLINE_TWIML_DIR"), "{err}");
+        let err = from_pairs([("speech_dir", "/no/such/folder")]).unwrap_err().to_string();
+        assert!(err.contains("ORDERLINE_SPEECH_DIR"), "{err}");
     }
 
     #[test]
@@ -1267,6 +1279,7 @@ mod tests {
             "languages",
             "voices",
             "twiml_dir",
+            "speech_dir",
             "hold_after",
             "header_timeout",
             "idle_timeout",

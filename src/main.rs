@@ -163,6 +163,10 @@ struct CallArgs {
     /// message the caller records is kept (so the agent console can play it).
     #[arg(long)]
     sms_api: Option<String>,
+    /// With --media: the line's own recordings (as the server's ORDERLINE_SPEECH_DIR), so their
+    /// prompts print as `[shop_name]` rather than `?`.
+    #[arg(long, env = "ORDERLINE_SPEECH_DIR")]
+    speech_dir: Option<std::path::PathBuf>,
     /// The Twilio account of --sms-api.
     #[arg(long, env = "TWILIO_ACCOUNT_SID", default_value = orderline::sim::twilio::ACCOUNT_SID)]
     account_sid: String,
@@ -260,6 +264,7 @@ async fn call(args: CallArgs) -> ExitCode {
             }
         },
         stir: args.stir,
+        speech_dir: args.speech_dir,
     };
     let result = if args.media {
         orderline::sim::media::run_cli(options).await

@@ -12,7 +12,6 @@ use super::{public_url_answers, public_url_problem};
 use crate::config::{PromptMode, Settings};
 use crate::ops::Metrics;
 use crate::shopify::graphql::API_VERSION;
-use crate::speech::ClipLibrary;
 use crate::store::Store;
 use crate::twilio::public_url::PublicUrl;
 use crate::twilio::rest::{TwilioError, TwilioRest};
@@ -311,8 +310,12 @@ async fn twilio(settings: &Settings, number: Option<&str>) -> (Vec<Check>, Optio
 
 fn templates(settings: &Settings) -> Check {
     const NAME: &str = "templates render";
-    match crate::app::renderer(settings, &ClipLibrary::built_in()) {
+    let rendered = crate::app::clips(settings).and_then(|clips| crate::app::renderer(settings, &clips));
+    match rendered {
         Ok(_) => pass(NAME, "every TwiML and speech template renders"),
+        Err(e @ crate::app::StartError::Speech(_)) => {
+            fail(NAME, e.to_string(), "correct or convert the recording named above")
+        }
         Err(e) => fail(NAME, e.to_string(), "correct the template named above (ORDERLINE_TWIML_DIR)"),
     }
 }

@@ -83,7 +83,16 @@ pub struct Prompt {
 impl Prompt {
     /// The words of its clips, as `speech/phrases.txt` writes them.
     pub fn words(&self) -> String {
-        let words: Vec<&str> = self.clips.iter().map(|id| speech::phrase(id).unwrap_or("?")).collect();
+        // A merchant's own recording (ORDERLINE_SPEECH_DIR) has no phrase: its id, in brackets.
+        let words: Vec<String> = self
+            .clips
+            .iter()
+            .map(|id| match speech::phrase(id) {
+                Some(words) => words.to_string(),
+                None if id == "?" => id.clone(),
+                None => format!("[{id}]"),
+            })
+            .collect();
         words.join(" ")
     }
 
@@ -147,6 +156,12 @@ impl MediaCaller {
             jitter: Duration::ZERO,
             sign_with_trailing_slash: false,
         }
+    }
+
+    /// Hears prompts as a listener who knows `clips` (the line's, with the merchant's own).
+    pub fn with_clips(mut self, clips: ClipLibrary) -> MediaCaller {
+        self.clips = std::sync::Arc::new(clips);
+        self
     }
 
     /// Dials in, runs the stream to its end with `keys` deciding after each prompt, then follows
@@ -596,7 +611,12 @@ impl<K: Keypad> Keypad for Printed<K> {
 /// `orderline call --media`: places one Media Streams call and prints each prompt heard (as the
 /// words of its clips), each key pressed and the ending, then posts the `completed` callback.
 pub async fn run_cli(options: super::twilio::CallOptions) -> Result<(), CallError> {
-    let caller = MediaCaller::new(options.caller());
+    let mut caller = MediaCaller::new(options.caller());
+    if let Some(dir) = &options.speech_dir {
+        let own = ClipLibrary::load(dir)
+            .map_err(|e| CallError::Io(std::io::Error::other(format!("ORDERLINE_SPEECH_DIR: {e}"))))?;
+        caller = caller.with_clips(ClipLibrary::built_in().overlaid(own));
+    }
     let c = caller.caller.config();
     println!("calling {} from {} to {} (media stream)", c.base_url, c.from, c.to);
     let hear = |prompt: &Prompt| {

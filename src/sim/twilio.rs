@@ -768,6 +768,8 @@ pub struct CallOptions {
     /// caller are printed as the caller's phone receives them, and what the caller records at a
     /// `<Record>` is kept there, where orderline fetches it.
     pub account: Option<TwilioAccount>,
+    /// The line's own recordings (ORDERLINE_SPEECH_DIR), so a Media Streams caller recognises them.
+    pub speech_dir: Option<std::path::PathBuf>,
 }
 
 impl CallOptions {

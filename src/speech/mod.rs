@@ -3,7 +3,8 @@
 //!
 //! The clips are `speech/clips/<id>.ulaw`, made from `speech/phrases.txt` by `speech/generate.sh`. `build.rs`
 //! embeds them into the binary, so [`ClipLibrary::built_in`] needs no files next to the deployed binary;
-//! [`ClipLibrary::load`] reads a folder instead (new recordings without a rebuild).
+//! [`ClipLibrary::load`] reads a folder of the merchant's own recordings (`ORDERLINE_SPEECH_DIR`: raw
+//! `.ulaw` or 8 kHz mono `.wav`), which [`ClipLibrary::overlaid`] lays over the built-in ones.
 
 use std::{borrow::Cow, collections::BTreeMap, fs, io, path::Path};
 
@@ -41,18 +42,37 @@ impl ClipLibrary {
         ClipLibrary { clips }
     }
 
-    /// Every `<id>.ulaw` in `dir`; other files are ignored.
+    /// Every `<id>.ulaw` (raw 8 kHz μ-law) and `<id>.wav` (8 kHz mono, μ-law or 16-bit PCM) in
+    /// `dir`; other files are ignored. An id is lowercase letters, digits and `_`, as in
+    /// `phrases.txt`. A file that is none of these, or empty, is an error naming it (with the sox
+    /// line that converts it), never a clip that plays noise.
     pub fn load(dir: &Path) -> io::Result<Self> {
         let mut clips = BTreeMap::new();
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
-            if path.extension().is_none_or(|x| x != "ulaw") {
+            let extension = path.extension().and_then(|x| x.to_str()).unwrap_or("");
+            if extension != "ulaw" && extension != "wav" {
                 continue;
             }
-            let Some(id) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-            clips.insert(id.to_owned(), Cow::Owned(fs::read(&path)?));
+            let bad = |why: String| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {why}", path.display()));
+            let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                return Err(bad("a clip's name is lowercase letters, digits and `_` (`shop_name.wav`)".into()));
+            }
+            let bytes = fs::read(&path)?;
+            let audio = if extension == "wav" { wav_to_mulaw(&bytes).map_err(bad)? } else { bytes };
+            if audio.is_empty() {
+                return Err(bad("no audio".into()));
+            }
+            clips.insert(id.to_owned(), Cow::Owned(audio));
         }
         Ok(ClipLibrary { clips })
+    }
+
+    /// This library with `own`'s clips added, replacing any of the same id.
+    pub fn overlaid(mut self, own: ClipLibrary) -> ClipLibrary {
+        self.clips.extend(own.clips);
+        self
     }
 
     pub fn get(&self, id: &str) -> Option<&[u8]> {
@@ -63,6 +83,57 @@ impl ClipLibrary {
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.clips.keys().map(String::as_str)
     }
+}
+
+/// The audio of a WAV file as 8 kHz μ-law: its `data` as it is when the file is μ-law (format 7,
+/// 8 bits), encoded when it is 16-bit PCM (format 1); mono, 8000 Hz either way. Anything else is
+/// refused with the sox line that converts it.
+fn wav_to_mulaw(wav: &[u8]) -> Result<Vec<u8>, String> {
+    const CONVERT: &str = "convert it with `sox IN.wav -r 8000 -c 1 -e mu-law OUT.wav`";
+    if wav.len() < 12 || &wav[..4] != b"RIFF" || &wav[8..12] != b"WAVE" {
+        return Err("not a WAV file (no RIFF/WAVE header)".into());
+    }
+    let (mut format, mut data) = (None, None);
+    let mut at = 12;
+    while at + 8 <= wav.len() {
+        let id = &wav[at..at + 4];
+        let len = u32::from_le_bytes([wav[at + 4], wav[at + 5], wav[at + 6], wav[at + 7]]) as usize;
+        let body = &wav[at + 8..(at + 8).saturating_add(len).min(wav.len())];
+        match id {
+            b"fmt " if body.len() >= 16 => {
+                let u16_at = |i: usize| u16::from_le_bytes([body[i], body[i + 1]]);
+                let rate = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
+                format = Some((u16_at(0), u16_at(2), rate, u16_at(14)));
+            }
+            b"data" => data = Some(body),
+            _ => {}
+        }
+        // Chunks are padded to an even length.
+        at = at.saturating_add(8).saturating_add(len).saturating_add(len % 2);
+    }
+    let Some((code, channels, rate, bits)) = format else { return Err("a WAV file without a fmt chunk".into()) };
+    let data = data.ok_or("a WAV file without a data chunk")?;
+    if channels != 1 || rate != 8000 {
+        return Err(format!("{rate} Hz, {channels} channel(s); Media Streams plays 8000 Hz mono: {CONVERT}"));
+    }
+    match (code, bits) {
+        (7, 8) => Ok(data.to_vec()),
+        (1, 16) => Ok(data.chunks_exact(2).map(|s| mulaw(i16::from_le_bytes([s[0], s[1]]))).collect()),
+        _ => Err(format!("WAV format {code} with {bits}-bit samples: {CONVERT}")),
+    }
+}
+
+/// One 16-bit linear sample as G.711 μ-law (ITU-T G.711: bias 132, clipped at 32,635, sign,
+/// 3-bit exponent, 4-bit mantissa, every bit inverted).
+pub fn mulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32_635;
+    let sign = if sample < 0 { 0x80 } else { 0 };
+    let magnitude = i32::from(sample).abs().min(CLIP) + BIAS;
+    // The highest set bit above the 7 lowest: 0 for 132..=255, 7 for 16,384 and up.
+    let exponent = 31 - ((magnitude >> 7) as u32).leading_zeros();
+    let mantissa = (magnitude >> (exponent + 3)) & 0x0F;
+    !(sign | (exponent << 4) as u8 | mantissa as u8)
 }
 
 /// One step of an utterance.

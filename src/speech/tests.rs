@@ -285,3 +285,75 @@ fn a_yen_amount_with_a_fraction_and_an_unknown_currency_are_not_said() {
     assert_eq!(money_ids("12.00", Some("")), None, "an empty code is not dollars");
     assert_eq!(money_ids("12.00", Some("EURO")), None);
 }
+
+#[test]
+fn linear_samples_are_encoded_as_g711_mu_law() {
+    assert_eq!(mulaw(0), MULAW_SILENCE);
+    assert_eq!(mulaw(-1), 0x7F);
+    assert_eq!(mulaw(i16::MAX), 0x80);
+    assert_eq!(mulaw(i16::MIN), 0x00);
+    // Every code decodes back near the sample it came from (G.711's decoding table).
+    let decode = |code: u8| {
+        let code = !code;
+        let magnitude = ((((code & 0x0F) as i32) << 3) + 0x84) << ((code >> 4) & 7);
+        if code & 0x80 != 0 { 0x84 - magnitude } else { magnitude - 0x84 }
+    };
+    for sample in (-32_000i32..32_000).step_by(97) {
+        let back = decode(mulaw(sample as i16));
+        assert!((back - sample).abs() <= sample.abs() / 16 + 8, "{sample} → {back}");
+    }
+}
+
+/// A WAV file: a `fmt ` chunk (format code, channels, rate, bits) and a `data` chunk.
+fn wav(code: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) -> Vec<u8> {
+    let mut fmt = Vec::new();
+    fmt.extend(code.to_le_bytes());
+    fmt.extend(channels.to_le_bytes());
+    fmt.extend(rate.to_le_bytes());
+    fmt.extend((rate * u32::from(bits / 8) * u32::from(channels)).to_le_bytes());
+    fmt.extend((bits / 8 * channels).to_le_bytes());
+    fmt.extend(bits.to_le_bytes());
+    let mut out = b"RIFF".to_vec();
+    out.extend(((4 + 8 + fmt.len() + 8 + data.len()) as u32).to_le_bytes());
+    out.extend(b"WAVE");
+    for (id, body) in [(b"fmt ", fmt.as_slice()), (b"data", data)] {
+        out.extend(id);
+        out.extend((body.len() as u32).to_le_bytes());
+        out.extend(body);
+    }
+    out
+}
+
+#[test]
+fn the_merchants_own_recordings_are_read_from_ulaw_and_8_khz_wav_files() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("shop_name.wav"), wav(7, 1, 8000, 8, &[1, 2, 3])).unwrap();
+    let pcm: Vec<u8> = [0i16, -1, i16::MAX].iter().flat_map(|s| s.to_le_bytes()).collect();
+    fs::write(dir.path().join("welcome_back.wav"), wav(1, 1, 8000, 16, &pcm)).unwrap();
+    fs::write(dir.path().join("goodbye.ulaw"), [9, 9]).unwrap();
+    fs::write(dir.path().join("notes.txt"), "not a clip").unwrap();
+    let own = ClipLibrary::load(dir.path()).unwrap();
+    assert_eq!(own.get("shop_name"), Some(&[1u8, 2, 3][..]));
+    assert_eq!(own.get("welcome_back"), Some(&[MULAW_SILENCE, 0x7F, 0x80][..]));
+    let lib = ClipLibrary::built_in().overlaid(own);
+    assert_eq!(lib.get("goodbye"), Some(&[9u8, 9][..]), "the merchant's replaces the built-in one");
+    assert_eq!(lib.get("shop_name"), Some(&[1u8, 2, 3][..]), "and adds its own");
+    assert_eq!(lib.get("digit_1"), ClipLibrary::built_in().get("digit_1"), "the rest stay");
+}
+
+#[test]
+fn a_recording_media_streams_cannot_play_is_refused_with_how_to_convert_it() {
+    for (name, file, expected) in [
+        ("hello.wav", wav(1, 1, 16_000, 16, &[0, 0]), "16000 Hz, 1 channel(s); Media Streams plays 8000 Hz mono"),
+        ("hello.wav", wav(1, 2, 8000, 16, &[0, 0, 0, 0]), "8000 Hz, 2 channel(s)"),
+        ("hello.wav", wav(3, 1, 8000, 32, &[0, 0, 0, 0]), "WAV format 3 with 32-bit samples"),
+        ("hello.wav", b"ID3 an mp3".to_vec(), "not a WAV file"),
+        ("hello.ulaw", Vec::new(), "no audio"),
+        ("Shop Name.ulaw", vec![1], "lowercase letters, digits and `_`"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(name), file).unwrap();
+        let e = ClipLibrary::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains(expected), "{name}: {e}");
+    }
+}

@@ -276,6 +276,16 @@ impl Renderer {
         Ok(Renderer { env, language: spoken.language, tag: spoken.tag.clone(), others: Vec::new() })
     }
 
+    /// The ids of the recordings Media Streams calls can say (the speech templates' `recorded`:
+    /// `{% if "shop_name" in recorded %}`), the merchant's own among them.
+    pub fn speak_from(&mut self, clips: &ClipLibrary) {
+        let ids: Vec<String> = clips.ids().map(str::to_string).collect();
+        self.env.add_global("recorded", Value::from_serialize(&ids));
+        for other in &mut self.others {
+            other.speak_from(clips);
+        }
+    }
+
     /// Whether questions listen for words as well as keys (the templates' `speech_input`).
     pub fn listen_for_speech(&mut self, on: bool) {
         self.env.add_global("speech_input", on);

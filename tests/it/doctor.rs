@@ -86,6 +86,18 @@ async fn doctor_fails_the_right_line_for_each_break(backend: Backend) {
     let (code, ..) = line.run(&[], &["setup", "shopify"]).await;
     assert_eq!(code, Some(0));
 
+    // A recording in ORDERLINE_SPEECH_DIR that Media Streams cannot play (16 kHz).
+    let speech = tempfile::tempdir().unwrap();
+    let mut wav = b"RIFF\x28\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80\x3e\0\0\0\x7d\0\0\x02\0\x10\0".to_vec();
+    wav.extend(b"data\x04\0\0\0\0\0\0\0");
+    std::fs::write(speech.path().join("shop_name.wav"), wav).unwrap();
+    let (code, stdout, _) = line.run(&[("ORDERLINE_SPEECH_DIR", speech.path().to_str().unwrap())], &["doctor"]).await;
+    assert_ne!(code, Some(0), "{stdout}");
+    let failed = failures(&stdout);
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert!(failed[0].starts_with("✗ templates render") && failed[0].contains("shop_name.wav: 16000 Hz"), "{stdout}");
+    assert!(stdout.contains("sox IN.wav -r 8000 -c 1 -e mu-law OUT.wav"), "{stdout}");
+
     // The number pointed elsewhere in the Twilio console.
     line.twilio.change_number(|n| n.voice_url = "https://elsewhere.example.com/voice".into());
     let (code, stdout, _) = line.run(&[], &["doctor"]).await;

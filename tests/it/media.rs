@@ -597,7 +597,76 @@ async fn a_stream_that_ended_without_a_decision_gets_the_fallback(backend: Backe
     line.app.stop().await;
 }
 
+/// `seconds` of a tone at `hz` as 8 kHz μ-law: a recording unlike any built-in clip.
+fn tone(hz: f64, seconds: f64) -> Vec<u8> {
+    let samples = (8000.0 * seconds) as usize;
+    let sample = |i: usize| (8000.0 * (std::f64::consts::TAU * hz * i as f64 / 8000.0).sin()) as i16;
+    (0..samples).map(|i| orderline::speech::mulaw(sample(i))).collect()
+}
+
+/// The same audio as an 8 kHz μ-law WAV file, as a merchant's recording tool writes it.
+fn mulaw_wav(audio: &[u8]) -> Vec<u8> {
+    let mut wav = b"RIFF".to_vec();
+    wav.extend((4 + 8 + 16 + 8 + audio.len() as u32).to_le_bytes());
+    wav.extend(b"WAVEfmt ");
+    wav.extend(16u32.to_le_bytes());
+    for field in [7u16, 1] {
+        wav.extend(field.to_le_bytes());
+    }
+    wav.extend(8000u32.to_le_bytes());
+    wav.extend(8000u32.to_le_bytes());
+    for field in [1u16, 8] {
+        wav.extend(field.to_le_bytes());
+    }
+    wav.extend(b"data");
+    wav.extend((audio.len() as u32).to_le_bytes());
+    wav.extend(audio);
+    wav
+}
+
+async fn the_merchants_own_recordings_are_said_the_shop_name_after_thanks_for_calling(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (shop_name, welcome_back) = (tone(440.0, 0.6), tone(660.0, 0.5));
+    std::fs::write(dir.path().join("shop_name.wav"), mulaw_wav(&shop_name)).unwrap();
+    std::fs::write(dir.path().join("welcome_back.ulaw"), &welcome_back).unwrap();
+    let speech_dir = dir.path().to_path_buf();
+    let line = line(backend, |s| {
+        media(s);
+        s.ivr.verify = VerifyPolicy::None;
+        s.ivr.speech_dir = Some(speech_dir);
+    })
+    .await;
+    let own = orderline::speech::ClipLibrary::load(dir.path()).unwrap();
+    let lines_clips = orderline::speech::ClipLibrary::built_in().overlaid(own);
+    let t = media_caller(&line, DANA)
+        .with_clips(lines_clips)
+        .call(&mut scripted_media(&["0"]), |_| {})
+        .await
+        .expect("the call went through");
+    let greeting = &t.prompts[0];
+    let opening = ids(&["thanks_for_calling", "shop_name", "welcome_back", "your_order_number"]);
+    assert_eq!(greeting.clips[..4], opening[..], "{:?}", greeting.clips);
+    assert!(greeting.words().starts_with("Thanks for calling. [shop_name] Welcome back."), "{}", greeting.words());
+    // Their audio, not the built-in clip of the same name: a listener who knows only the
+    // built-in clips hears two unknown stretches there.
+    let built_in = orderline::speech::recognise(&orderline::speech::ClipLibrary::built_in(), &greeting.audio);
+    assert_eq!(built_in[..3], ids(&["thanks_for_calling", "?", "your_order_number"])[..], "{built_in:?}");
+    line.app.stop().await;
+
+    // A recording Media Streams cannot play stops the start, naming the file and the fix.
+    std::fs::write(dir.path().join("goodbye.wav"), b"RIFF\x24\0\0\0WAVEnot really").unwrap();
+    let db = common::TestDb::new(backend).await;
+    let speech_dir = dir.path().to_path_buf();
+    let settings = common::settings_for(&db.url, |s| {
+        media(s);
+        s.ivr.speech_dir = Some(speech_dir);
+    });
+    let err = orderline::app::start(settings).await.err().expect("refused to start").to_string();
+    assert!(err.contains("ORDERLINE_SPEECH_DIR") && err.contains("goodbye.wav"), "{err}");
+}
+
 on_both_backends!(
+    the_merchants_own_recordings_are_said_the_shop_name_after_thanks_for_calling,
     a_known_caller_hears_their_order_and_the_menu_over_the_stream,
     pressing_4_over_the_stream_texts_the_tracking_link,
     frames_are_160_bytes_paced_at_50_a_second,
