@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerates speech/clips/<id>.ulaw from speech/phrases.txt (one `id<TAB>text` a line).
+# Regenerates speech/clips/<id>.ulaw from speech/phrases.txt and speech/names.txt (one `id<TAB>text` a line).
 # Needs Debian's espeak-ng and sox. Output: raw 8 kHz mono 8-bit mu-law, silence trimmed at both ends.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,5 +23,7 @@ while IFS="$tab" read -r id text; do
         | sox -R -D -t wav - -t raw -e mu-law -r 8000 -c 1 -b 8 "$clips/$id.ulaw" \
             silence 1 0.01 0.5% reverse silence 1 0.01 0.5% reverse
     [ -s "$clips/$id.ulaw" ] || { echo "empty clip for $id" >&2; exit 1; }
-done < "$phrases"
+done <<LINES
+$(cat "$phrases" "$here/names.txt")
+LINES
 echo "$(ls "$clips" | wc -l) clips, $(du -sk "$clips" | cut -f1) KB in $clips"

@@ -349,10 +349,21 @@ pub fn utterance_text(pieces: &[Piece]) -> String {
 }
 
 const PHRASES: &str = include_str!("../../speech/phrases.txt");
+/// First names, from the 1990 US Census lists (`speech/names.sh`).
+const NAMES: &str = include_str!("../../speech/names.txt");
 
-/// The words a built-in clip says, from `speech/phrases.txt`.
+/// The words a built-in clip says, from `speech/phrases.txt` or `speech/names.txt`.
 pub fn phrase(id: &str) -> Option<&'static str> {
-    PHRASES.lines().filter_map(|line| line.split_once('\t')).find(|(i, _)| *i == id).map(|(_, text)| text)
+    let lines = PHRASES.lines().chain(NAMES.lines());
+    lines.filter_map(|line| line.split_once('\t')).find(|(i, _)| *i == id).map(|(_, text)| text)
+}
+
+/// The clip id a first name would have (`Dana` → `name_dana`): letters a to z only, any case;
+/// none for a name with anything else in it ("Mary Ann", "José"), which is not said.
+pub fn name_id(first_name: &str) -> Option<String> {
+    let name = first_name.trim();
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| format!("name_{}", name.to_ascii_lowercase()))
 }
 
 /// The clips `audio` is made of, in order, as a listener who knows the library hears them: each
@@ -367,8 +378,11 @@ pub fn recognise(lib: &ClipLibrary, audio: &[u8]) -> Vec<String> {
             by_start.entry(&clip[..KEY]).or_default().push((id.as_str(), clip.as_ref()));
         }
     }
+    // Longest first; among clips that sound the same ("May" the month and May the name, "Ann"
+    // and "Anne"), the word before the name, then the first id.
+    let is_name = |id: &str| id.starts_with("name_");
     for candidates in by_start.values_mut() {
-        candidates.sort_by_key(|(_, clip)| std::cmp::Reverse(clip.len()));
+        candidates.sort_by_key(|(id, clip)| (std::cmp::Reverse(clip.len()), is_name(id), *id));
     }
     let mut heard = Vec::new();
     let mut at = 0;
@@ -377,7 +391,9 @@ pub fn recognise(lib: &ClipLibrary, audio: &[u8]) -> Vec<String> {
         let candidates = rest.get(..KEY).and_then(|key| by_start.get(key));
         let found = candidates.and_then(|c| c.iter().find(|(_, clip)| rest.starts_with(clip)));
         // Several clips can begin alike ("Thanks for calling." and "Thanks for calling. Goodbye."): the shortest.
-        let cut_short = candidates.and_then(|c| c.iter().rev().find(|(_, clip)| clip.starts_with(rest)));
+        let cut_short = candidates.and_then(|c| {
+            c.iter().filter(|(_, clip)| clip.starts_with(rest)).min_by_key(|(id, clip)| (clip.len(), is_name(id), *id))
+        });
         if let (None, Some((id, _))) = (found, cut_short) {
             heard.push((*id).to_string());
             break;

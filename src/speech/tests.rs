@@ -3,9 +3,11 @@ use std::collections::BTreeSet;
 use super::*;
 
 const PHRASES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/speech/phrases.txt"));
+const NAMES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/speech/names.txt"));
 
 fn phrase_ids() -> BTreeSet<&'static str> {
-    PHRASES.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).filter_map(|l| l.split('\t').next()).collect()
+    let lines = PHRASES.lines().chain(NAMES.lines());
+    lines.filter(|l| !l.is_empty() && !l.starts_with('#')).filter_map(|l| l.split('\t').next()).collect()
 }
 
 fn ids(pieces: &[Piece]) -> Vec<&str> {
@@ -356,4 +358,25 @@ fn a_recording_media_streams_cannot_play_is_refused_with_how_to_convert_it() {
         let e = ClipLibrary::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains(name) && e.contains(expected), "{name}: {e}");
     }
+}
+
+#[test]
+fn a_first_name_has_a_clip_id_when_it_is_letters_only() {
+    assert_eq!(name_id("Dana").as_deref(), Some("name_dana"));
+    assert_eq!(name_id(" MARY ").as_deref(), Some("name_mary"));
+    assert_eq!(name_id("Mary Ann"), None);
+    assert_eq!(name_id("José"), None);
+    assert_eq!(name_id(""), None);
+    let lib = ClipLibrary::built_in();
+    assert_eq!(phrase("name_dana"), Some("Dana"));
+    assert!(lib.get("name_dana").is_some() && lib.get("name_mary").is_some() && lib.get("name_james").is_some());
+    assert!(lib.get("name_sofia").is_none(), "not among the 1990 Census's most frequent");
+}
+
+#[test]
+fn a_word_that_sounds_like_a_first_name_is_heard_as_the_word() {
+    let lib = ClipLibrary::built_in();
+    assert_eq!(lib.get("month_5"), lib.get("name_may"), "espeak-ng says both alike");
+    let audio = render(&lib, &[clip("month_5"), clip("penny"), clip("name_dana")]).unwrap();
+    assert_eq!(recognise(&lib, &audio), ["month_5", "penny", "name_dana"]);
 }

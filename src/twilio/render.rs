@@ -277,9 +277,10 @@ impl Renderer {
     }
 
     /// The ids of the recordings Media Streams calls can say (the speech templates' `recorded`:
-    /// `{% if "shop_name" in recorded %}`), the merchant's own among them.
+    /// `{% if "shop_name" in recorded %}`), the merchant's own among them: a map, so that looking
+    /// up one of over a thousand ids is not a scan.
     pub fn speak_from(&mut self, clips: &ClipLibrary) {
-        let ids: Vec<String> = clips.ids().map(str::to_string).collect();
+        let ids: std::collections::BTreeMap<&str, bool> = clips.ids().map(|id| (id, true)).collect();
         self.env.add_global("recorded", Value::from_serialize(&ids));
         for other in &mut self.others {
             other.speak_from(clips);
@@ -707,6 +708,9 @@ fn add_speech_functions(env: &mut Environment<'static>) {
         total.and_then(|t| speech::money(&t, currency.as_deref())).map(text).unwrap_or_default()
     });
     env.add_function("count", move |n: u32| text(speech::count(n)));
+    env.add_function("name_id", move |first: Option<String>| {
+        first.and_then(|f| speech::name_id(&f)).unwrap_or_default()
+    });
 }
 
 /// The templates' `say(text)`: `<Say voice="…" language="…">text</Say>` in this language's voice.
