@@ -95,11 +95,7 @@ pub struct Shared {
 /// The recordings Media Streams calls are spoken from: the built-in clips, with the merchant's
 /// own (ORDERLINE_SPEECH_DIR) laid over them.
 pub fn clips(settings: &Settings) -> Result<ClipLibrary, StartError> {
-    let built_in = ClipLibrary::built_in();
-    match &settings.ivr.speech_dir {
-        Some(dir) => Ok(built_in.overlaid(ClipLibrary::load(dir).map_err(StartError::Speech)?)),
-        None => Ok(built_in),
-    }
+    ClipLibrary::built_in_with(settings.ivr.speech_dir.as_deref()).map_err(StartError::Speech)
 }
 
 pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, StartError> {

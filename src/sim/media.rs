@@ -611,12 +611,9 @@ impl<K: Keypad> Keypad for Printed<K> {
 /// `orderline call --media`: places one Media Streams call and prints each prompt heard (as the
 /// words of its clips), each key pressed and the ending, then posts the `completed` callback.
 pub async fn run_cli(options: super::twilio::CallOptions) -> Result<(), CallError> {
-    let mut caller = MediaCaller::new(options.caller());
-    if let Some(dir) = &options.speech_dir {
-        let own = ClipLibrary::load(dir)
-            .map_err(|e| CallError::Io(std::io::Error::other(format!("ORDERLINE_SPEECH_DIR: {e}"))))?;
-        caller = caller.with_clips(ClipLibrary::built_in().overlaid(own));
-    }
+    let clips = ClipLibrary::built_in_with(options.speech_dir.as_deref())
+        .map_err(|e| CallError::Io(std::io::Error::other(format!("ORDERLINE_SPEECH_DIR: {e}"))))?;
+    let caller = MediaCaller::new(options.caller()).with_clips(clips);
     let c = caller.caller.config();
     println!("calling {} from {} to {} (media stream)", c.base_url, c.from, c.to);
     let hear = |prompt: &Prompt| {

@@ -69,6 +69,15 @@ impl ClipLibrary {
         Ok(ClipLibrary { clips })
     }
 
+    /// The built-in clips with the merchant's own from `dir` (ORDERLINE_SPEECH_DIR) laid over them.
+    pub fn built_in_with(dir: Option<&Path>) -> io::Result<Self> {
+        let built_in = ClipLibrary::built_in();
+        Ok(match dir {
+            Some(dir) => built_in.overlaid(ClipLibrary::load(dir)?),
+            None => built_in,
+        })
+    }
+
     /// This library with `own`'s clips added, replacing any of the same id.
     pub fn overlaid(mut self, own: ClipLibrary) -> ClipLibrary {
         self.clips.extend(own.clips);

@@ -637,8 +637,7 @@ async fn the_merchants_own_recordings_are_said_the_shop_name_after_thanks_for_ca
         s.ivr.speech_dir = Some(speech_dir);
     })
     .await;
-    let own = orderline::speech::ClipLibrary::load(dir.path()).unwrap();
-    let lines_clips = orderline::speech::ClipLibrary::built_in().overlaid(own);
+    let lines_clips = orderline::speech::ClipLibrary::built_in_with(Some(dir.path())).unwrap();
     let t = media_caller(&line, DANA)
         .with_clips(lines_clips)
         .call(&mut scripted_media(&["0"]), |_| {})
