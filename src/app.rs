@@ -89,15 +89,15 @@ pub struct Shared {
     pub feed_slots: Arc<tokio::sync::Semaphore>,
 }
 
-/// The TwiML and speech templates the settings ask for, each rendered once (TwiML parsed, speech
-/// checked against `clips`): a template that does not make valid TwiML, or names a clip that is
-/// not recorded, stops the start, naming the template and line.
 /// The recordings Media Streams calls are spoken from: the built-in clips, with the merchant's
 /// own (ORDERLINE_SPEECH_DIR) laid over them.
 pub fn clips(settings: &Settings) -> Result<ClipLibrary, StartError> {
     ClipLibrary::built_in_with(settings.ivr.speech_dir.as_deref()).map_err(StartError::Speech)
 }
 
+/// The TwiML and speech templates the settings ask for, each rendered once (TwiML parsed, speech
+/// checked against `clips`): a template that does not make valid TwiML, or names a clip that is
+/// not recorded, stops the start, naming the template and line.
 pub fn renderer(settings: &Settings, clips: &ClipLibrary) -> Result<Renderer, StartError> {
     use crate::twilio::render::{TransferView, sample_steps};
     let mut renderer = Renderer::load_languages(

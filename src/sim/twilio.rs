@@ -784,9 +784,7 @@ impl CallOptions {
             None => caller,
         }
     }
-}
 
-impl CallOptions {
     /// The texts the caller's phone holds before the call (none without an account).
     pub async fn texts_before(&self) -> Result<Vec<String>, CallError> {
         match &self.account {
