@@ -423,28 +423,38 @@ pub fn recognise(lib: &ClipLibrary, audio: &[u8]) -> Vec<String> {
     heard
 }
 
-/// The μ-law audio of `pieces`, clips back to back and silences as μ-law silence.
+/// The μ-law audio of `pieces`, clips back to back and silences as μ-law silence; allocated
+/// once, with room for [`in_frames`]' padding.
 pub fn render(lib: &ClipLibrary, pieces: &[Piece]) -> Result<Vec<u8>, MissingClip> {
-    let mut audio = Vec::new();
+    let mut clips = Vec::with_capacity(pieces.len());
+    let mut len = 0;
     for piece in pieces {
-        match piece {
-            Piece::Clip(id) => audio.extend_from_slice(lib.get(id).ok_or_else(|| MissingClip { id: id.clone() })?),
-            Piece::Silence(ms) => audio.resize(audio.len() + *ms as usize * BYTES_PER_MS, MULAW_SILENCE),
-        }
+        let clip = match piece {
+            Piece::Clip(id) => Some(lib.get(id).ok_or_else(|| MissingClip { id: id.clone() })?),
+            Piece::Silence(_) => None,
+        };
+        len += clip.map_or(0, <[u8]>::len) + silence_bytes(piece);
+        clips.push(clip);
+    }
+    let mut audio = Vec::with_capacity(len.next_multiple_of(FRAME_BYTES));
+    for (piece, clip) in pieces.iter().zip(clips) {
+        audio.extend_from_slice(clip.unwrap_or_default());
+        audio.resize(audio.len() + silence_bytes(piece), MULAW_SILENCE);
     }
     Ok(audio)
 }
 
-/// `audio` as 20 ms Media Streams frames; the last one is padded with μ-law silence.
-pub fn frames(audio: &[u8]) -> Vec<[u8; FRAME_BYTES]> {
+fn silence_bytes(piece: &Piece) -> usize {
+    match piece {
+        Piece::Silence(ms) => *ms as usize * BYTES_PER_MS,
+        Piece::Clip(_) => 0,
+    }
+}
+
+/// `audio` as whole 20 ms Media Streams frames: the last one padded with μ-law silence.
+pub fn in_frames(mut audio: Vec<u8>) -> Vec<u8> {
+    audio.resize(audio.len().next_multiple_of(FRAME_BYTES), MULAW_SILENCE);
     audio
-        .chunks(FRAME_BYTES)
-        .map(|chunk| {
-            let mut frame = [MULAW_SILENCE; FRAME_BYTES];
-            frame[..chunk.len()].copy_from_slice(chunk);
-            frame
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -137,18 +137,25 @@ fn a_missing_clip_is_an_error_naming_it() {
 #[test]
 fn frames_are_160_bytes_and_the_last_is_padded_with_mulaw_silence() {
     let audio: Vec<u8> = (0..400u32).map(|i| (i % 200) as u8).collect();
-    let frames = frames(&audio);
-    assert_eq!(frames.len(), 3);
-    assert_eq!(frames[0].as_slice(), &audio[..160]);
-    assert_eq!(frames[1].as_slice(), &audio[160..320]);
-    assert_eq!(&frames[2][..80], &audio[320..]);
-    assert!(frames[2][80..].iter().all(|&b| b == MULAW_SILENCE));
+    let framed = in_frames(audio.clone());
+    assert_eq!(framed.len(), 3 * FRAME_BYTES);
+    assert_eq!(&framed[..400], &audio[..]);
+    assert!(framed[400..].iter().all(|&b| b == MULAW_SILENCE));
 }
 
 #[test]
 fn whole_frames_get_no_padding_and_no_audio_gives_no_frames() {
-    assert_eq!(frames(&[7; 320]), vec![[7; FRAME_BYTES]; 2]);
-    assert!(frames(&[]).is_empty());
+    assert_eq!(in_frames(vec![7; 320]), vec![7; 2 * FRAME_BYTES]);
+    assert!(in_frames(Vec::new()).is_empty());
+}
+
+#[test]
+fn rendered_audio_is_framed_without_moving_it() {
+    let lib = fake_library(&[("digit_1", &[1; 100])]);
+    let audio = render(&lib, &[clip("digit_1"), Piece::Silence(10), clip("digit_1")]).unwrap();
+    let before = audio.as_ptr();
+    let framed = in_frames(audio);
+    assert_eq!((framed.len(), framed.as_ptr()), (2 * FRAME_BYTES, before), "padded in place");
 }
 
 #[test]
@@ -183,7 +190,7 @@ fn rendered_audio_is_recognised_as_its_clips_even_when_cut_short() {
     let clips: Vec<String> = ids(&pieces).into_iter().filter(|id| *id != "<silence>").map(String::from).collect();
     assert_eq!(recognise(&lib, &audio), clips);
     // Frames pad the end with silence, which is heard as nothing.
-    let framed: Vec<u8> = frames(&audio).concat();
+    let framed = in_frames(audio.clone());
     assert_eq!(recognise(&lib, &framed), clips);
     // Cut short near the end of "shipped on": that clip, and nothing after it. (Its first
     // moments are also the first of "shipped": a cut there could be either.)
