@@ -426,29 +426,21 @@ pub fn recognise(lib: &ClipLibrary, audio: &[u8]) -> Vec<String> {
 /// The μ-law audio of `pieces`, clips back to back and silences as μ-law silence; allocated
 /// once, with room for [`in_frames`]' padding.
 pub fn render(lib: &ClipLibrary, pieces: &[Piece]) -> Result<Vec<u8>, MissingClip> {
-    let mut clips = Vec::with_capacity(pieces.len());
-    let mut len = 0;
-    for piece in pieces {
-        let clip = match piece {
-            Piece::Clip(id) => Some(lib.get(id).ok_or_else(|| MissingClip { id: id.clone() })?),
-            Piece::Silence(_) => None,
-        };
-        len += clip.map_or(0, <[u8]>::len) + silence_bytes(piece);
-        clips.push(clip);
-    }
+    // Each piece as its clip and its silence, looked up once.
+    let parts: Vec<(&[u8], usize)> = pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Clip(id) => lib.get(id).map(|clip| (clip, 0)).ok_or_else(|| MissingClip { id: id.clone() }),
+            Piece::Silence(ms) => Ok((&[][..], *ms as usize * BYTES_PER_MS)),
+        })
+        .collect::<Result<_, _>>()?;
+    let len: usize = parts.iter().map(|(clip, silence)| clip.len() + silence).sum();
     let mut audio = Vec::with_capacity(len.next_multiple_of(FRAME_BYTES));
-    for (piece, clip) in pieces.iter().zip(clips) {
-        audio.extend_from_slice(clip.unwrap_or_default());
-        audio.resize(audio.len() + silence_bytes(piece), MULAW_SILENCE);
+    for (clip, silence) in parts {
+        audio.extend_from_slice(clip);
+        audio.resize(audio.len() + silence, MULAW_SILENCE);
     }
     Ok(audio)
-}
-
-fn silence_bytes(piece: &Piece) -> usize {
-    match piece {
-        Piece::Silence(ms) => *ms as usize * BYTES_PER_MS,
-        Piece::Clip(_) => 0,
-    }
 }
 
 /// `audio` as whole 20 ms Media Streams frames: the last one padded with μ-law silence.
