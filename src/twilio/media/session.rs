@@ -4,10 +4,11 @@
 //! before the stream is closed. Never panics on what arrives: a malformed or out-of-order
 //! message closes the stream with a logged reason, and the caller goes on to the fallback.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::protocol::{FrameWriter, FromTwilio, MediaFormat, Start, ToTwilio, is_base64};
 use crate::app::AppState;
@@ -250,19 +251,8 @@ impl Session {
             // without, at 500 streams).
             if due > Instant::now() {
                 timer.as_mut().reset(due);
-                loop {
-                    let message = tokio::select! {
-                        biased;
-                        _ = &mut timer => break,
-                        message = self.next_message() => message?,
-                    };
-                    match self.heard(message)? {
-                        Heard::Key(key) if barge_in => {
-                            self.send(ToTwilio::Clear { stream_sid: self.stream_sid.clone() }).await?;
-                            return Ok(Some(key));
-                        }
-                        Heard::Key(_) | Heard::Mark(_) | Heard::Audio | Heard::Ignored => {}
-                    }
+                if let Some(key) = self.hear_until(timer.as_mut(), barge_in).await? {
+                    return Ok(Some(key));
                 }
             }
             let now = Instant::now();
@@ -275,6 +265,25 @@ impl Session {
         self.send(ToTwilio::mark(&self.stream_sid, mark)).await?;
         self.marks.push(mark.to_string());
         Ok(None)
+    }
+
+    /// Reads what Twilio sends until `timer` fires. With `barge_in`, a key pressed meanwhile
+    /// clears the prompt's queued audio and is returned.
+    async fn hear_until(&mut self, mut timer: Pin<&mut Sleep>, barge_in: bool) -> Result<Option<char>, End> {
+        loop {
+            let message = tokio::select! {
+                biased;
+                _ = &mut timer => return Ok(None),
+                message = self.next_message() => message?,
+            };
+            match self.heard(message)? {
+                Heard::Key(key) if barge_in => {
+                    self.send(ToTwilio::Clear { stream_sid: self.stream_sid.clone() }).await?;
+                    return Ok(Some(key));
+                }
+                Heard::Key(_) | Heard::Mark(_) | Heard::Audio | Heard::Ignored => {}
+            }
+        }
     }
 
     /// The caller's answer to the question of `stage`, starting with `first` (a key that cut the
