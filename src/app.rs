@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::agent;
@@ -284,7 +284,7 @@ pub async fn start_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
     let store = Store::connect_with(&settings.server.database_url, settings.server.db_max_connections).await?;
     store.migrate().await?;
     let metrics = Arc::new(Metrics::new());
-    let stored = Arc::new(Notify::new());
+    let stored = Arc::new(shopify::intake::Stored::default());
     let writers = match store.backend() {
         Backend::Postgres => 8,
         Backend::Sqlite => 1,

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub dead_letters: Gauge,
     /// Deliveries stored and not yet applied, read from the store at scrape time.
     pub pending_deliveries: Gauge,
+    /// Times the webhook processor shared a backlog among the store's write lanes.
+    pub backlog_spreads: Counter,
     /// Caller lookups by where the answer came from: cache, store, shopify, stale, unknown, withheld.
     pub lookups: Family<SourceLabels, Counter>,
     /// Admin API requests by operation and outcome.
@@ -160,6 +162,12 @@ impl Metrics {
             "webhook_pending_deliveries",
             "Stored deliveries not yet applied",
             pending_deliveries.clone(),
+        );
+        let backlog_spreads = Counter::default();
+        registry.register(
+            "webhook_backlog_spreads",
+            "Times a backlog of stored deliveries was shared among the store's write lanes",
+            backlog_spreads.clone(),
         );
         let lookups = Family::<SourceLabels, Counter>::default();
         registry.register("lookups", "Caller lookups by the source of the answer", lookups.clone());
@@ -296,6 +304,7 @@ impl Metrics {
             webhook_apply_seconds,
             dead_letters,
             pending_deliveries,
+            backlog_spreads,
         }
     }
 

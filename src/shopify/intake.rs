@@ -3,6 +3,7 @@
 //! A handler's 200 therefore always follows a commit, and a burst costs one commit, not N.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
@@ -24,6 +25,31 @@ struct Job {
     reply: oneshot::Sender<Result<bool, IntakeError>>,
 }
 
+/// What intake tells the processor after each commit: deliveries are waiting (a wake), and
+/// when intake last stored any (while it is storing, the processor leaves it the cores).
+#[derive(Debug, Default)]
+pub struct Stored {
+    wake: Notify,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Stored {
+    fn committed(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.wake.notify_one();
+    }
+
+    /// Returns once intake has stored something since the last wait returned.
+    pub async fn wait(&self) {
+        self.wake.notified().await
+    }
+
+    /// Whether intake stored something within the last `window`.
+    pub fn within(&self, window: Duration) -> bool {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|last| last.elapsed() < window)
+    }
+}
+
 /// Handle for submitting deliveries to the writers.
 #[derive(Clone)]
 pub struct Intake {
@@ -31,8 +57,8 @@ pub struct Intake {
 }
 
 impl Intake {
-    /// Starts `writers` writer tasks on `store`; `stored` is notified after each commit.
-    pub fn start(store: Store, writers: usize, stored: Arc<Notify>) -> Intake {
+    /// Starts `writers` writer tasks on `store`; `stored` is told of each commit.
+    pub fn start(store: Store, writers: usize, stored: Arc<Stored>) -> Intake {
         let (jobs, queue) = mpsc::channel::<Job>(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..writers.max(1) {
@@ -49,7 +75,7 @@ impl Intake {
     }
 }
 
-async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, stored: Arc<Notify>) {
+async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, stored: Arc<Stored>) {
     loop {
         let mut batch = Vec::new();
         {
@@ -72,7 +98,7 @@ async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, sto
                 for (reply, new) in replies.into_iter().zip(inserted) {
                     let _ = reply.send(Ok(new));
                 }
-                stored.notify_one();
+                stored.committed();
             }
             Err(e) => {
                 tracing::error!(error = %e, deliveries = deliveries.len(), "webhook intake: store failed");

@@ -10,6 +10,8 @@ use orderline::clock::{Clock, ManualClock};
 use orderline::domain::ShopifyId;
 use orderline::lookup::{CallerAnswer, CallerLookup, LookupConfig, Source};
 use orderline::ops::Metrics;
+use orderline::shopify::intake::{Intake, Stored};
+use orderline::shopify::processor::Processor;
 use orderline::shopify::writes::{DeliveryReader, intake_subjects};
 use orderline::store::{Lane, NewDelivery, Store, Ts, UNCONFIRMED};
 use serde_json::{Value, json};
@@ -588,6 +590,56 @@ async fn a_large_batch_reaches_the_other_instance_in_full_not_as_all() {
     }
 }
 
+/// The processor as `serve` runs it: what is pending when it starts (a backlog larger than one
+/// batch) is shared among the store's write lanes (Postgres has several, SQLite one), each
+/// delivery applied once; what intake stores afterwards wakes the one applier.
+async fn the_processor_shares_a_backlog_among_its_lanes_then_applies_what_intake_stores(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = store(&db).await;
+    let backlog: Vec<NewDelivery> =
+        (0..2500).map(|n| delivery(n, "orders/create", &order_variant(n as u64 % 2000))).collect();
+    for chunk in backlog.chunks(500) {
+        store.insert_deliveries(chunk).await.unwrap();
+    }
+    let metrics = Arc::new(Metrics::new());
+    let processor = Processor {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        clock: Arc::new(orderline::clock::SystemClock),
+        default_region: "US".into(),
+    };
+    let stored = Arc::new(Stored::default());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(processor.run(stored.clone(), shutdown));
+    let pending = "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'";
+    let until_applied = async {
+        while db.count(pending).await > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(120), until_applied).await.expect("the backlog is applied");
+    let lanes = Lane::all_of(&store).len();
+    assert_eq!(metrics.backlog_spreads.get(), u64::from(lanes > 1), "{lanes} lanes");
+    assert_eq!(db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE attempts <> 1").await, 0, "each applied once");
+    assert_eq!(db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'applied'").await, 2000);
+    assert_eq!(db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'unchanged'").await, 500);
+
+    // Intake stores a new order: the processor applies it.
+    let intake = Intake::start(store.clone(), 1, stored.clone());
+    let new_order = delivery(2500, "orders/create", &order_variant(2000));
+    assert!(intake.submit(new_order).await.unwrap(), "stored");
+    let until_applied = async {
+        while db.count(pending).await > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), until_applied).await.expect("the new order is applied");
+    assert_eq!(db.count("SELECT COUNT(*) FROM orders").await, 2001);
+    assert_eq!(metrics.backlog_spreads.get(), u64::from(lanes > 1), "one order is no backlog");
+    stop.send(true).unwrap();
+    running.await.unwrap();
+}
+
 on_both_backends!(
     one_event_is_stored_once_within_a_batch_and_across_batches,
     applied_in_batches_exactly_as_one_by_one,
@@ -595,4 +647,5 @@ on_both_backends!(
     lanes_apply_at_once_and_leave_what_one_applier_leaves,
     a_call_while_the_applier_is_held_back_hears_the_acknowledged_order,
     a_call_right_after_the_processor_applied_the_order_hears_it,
+    the_processor_shares_a_backlog_among_its_lanes_then_applies_what_intake_stores,
 );
