@@ -98,7 +98,7 @@ impl Processor {
     /// Why (`cargo bench --bench webhook_intake`, Postgres, 2 cores, 2026-12-06): with eight
     /// lanes applying while Shopify posts (each woken by every intake commit, most finding
     /// nothing of theirs) intake acknowledged 1,829–2,573 deliveries/s; with one applier, whose
-    /// batches grow while it falls behind, 3,000–3,685/s, all applied as soon as before. On a
+    /// batches grow while it falls behind, 2,888–3,685/s, all applied as soon as before. On a
     /// backlog with intake quiet, eight lanes apply 5,900–7,000 orders/s, one applier about
     /// 2,300–3,100/s (its round trips wait; the lanes' overlap).
     pub async fn run(self, stored: Arc<Stored>, mut shutdown: watch::Receiver<bool>) {
