@@ -105,8 +105,10 @@ impl Processor {
         let lanes = Lane::all_of(&self.store);
         let limit = batch_size(&self.store);
         let mut backoff = Duration::from_millis(100);
-        // What is pending at the start (left by a crash, stored during an outage) is a backlog.
+        // What is pending at the start (left by a crash, stored during an outage) is a backlog;
+        // the lookup learns which callers it concerns first (the hint starts unknown).
         if lanes.len() > 1 {
+            self.resync_pending(false).await;
             self.share(&lanes, &shutdown).await;
         }
         loop {
