@@ -590,6 +590,16 @@ async fn a_large_batch_reaches_the_other_instance_in_full_not_as_all() {
     }
 }
 
+/// Waits, at most `seconds`, until no stored delivery is pending.
+async fn nothing_pending(db: &TestDb, seconds: u64) -> Result<(), tokio::time::error::Elapsed> {
+    let applied = async {
+        while db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'").await > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(seconds), applied).await
+}
+
 /// The processor as `serve` runs it: what is pending when it starts (a backlog larger than one
 /// batch) is shared among the store's write lanes (Postgres has several, SQLite one), each
 /// delivery applied once; what intake stores afterwards wakes the one applier.
@@ -611,13 +621,7 @@ async fn the_processor_shares_a_backlog_among_its_lanes_then_applies_what_intake
     let stored = Arc::new(Stored::default());
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(processor.run(stored.clone(), shutdown));
-    let pending = "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'";
-    let until_applied = async {
-        while db.count(pending).await > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(120), until_applied).await.expect("the backlog is applied");
+    nothing_pending(&db, 120).await.expect("the backlog is applied");
     let lanes = Lane::all_of(&store).len();
     assert_eq!(metrics.backlog_spreads.get(), u64::from(lanes > 1), "{lanes} lanes");
     assert_eq!(db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE attempts <> 1").await, 0, "each applied once");
@@ -628,12 +632,7 @@ async fn the_processor_shares_a_backlog_among_its_lanes_then_applies_what_intake
     let intake = Intake::start(store.clone(), 1, stored.clone());
     let new_order = delivery(2500, "orders/create", &order_variant(2000));
     assert!(intake.submit(new_order).await.unwrap(), "stored");
-    let until_applied = async {
-        while db.count(pending).await > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(30), until_applied).await.expect("the new order is applied");
+    nothing_pending(&db, 30).await.expect("the new order is applied");
     assert_eq!(db.count("SELECT COUNT(*) FROM orders").await, 2001);
     assert_eq!(metrics.backlog_spreads.get(), u64::from(lanes > 1), "one order is no backlog");
     stop.send(true).unwrap();
