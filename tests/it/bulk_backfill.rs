@@ -248,6 +248,9 @@ async fn backfilled(
 ) -> Line {
     let line = line(backend, |s| {
         s.ivr.verify = VerifyPolicy::None;
+        // A label is read by the call's refetch: a generous budget, whatever the machine's load
+        // (answers within a short budget are tests/it/faults.rs's).
+        s.lookup.lookup_budget = Duration::from_secs(5);
         change(s)
     })
     .await;

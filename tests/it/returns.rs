@@ -30,10 +30,13 @@ const DANA: &str = "+15551234567";
 const ELEANOR: &str = "+447700900123";
 
 /// orderline with the demo shop, callers trusted by caller ID, and the emulator's webhooks
-/// flowing to it.
+/// flowing to it. A `returns/update` marks its order for a refetch, and what the next call says
+/// is the refetched order's: the budget is generous, so these tests do not depend on how busy
+/// the machine is (what a caller hears when Shopify is slower than it is in tests/it/faults.rs).
 async fn shop(backend: Backend, change: impl FnOnce(&mut Settings)) -> Line {
     let line = line(backend, |s| {
         s.ivr.verify = VerifyPolicy::None;
+        s.lookup.lookup_budget = std::time::Duration::from_secs(5);
         change(s);
     })
     .await;
