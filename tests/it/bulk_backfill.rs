@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::common::line::{Line, line};
 use crate::common::rows::{customer_row, order_row, stored_customer_row, stored_ids, stored_order_row};
 use crate::common::{Backend, SHOP, TestDb};
+use crate::returns::{key_3, said};
 use orderline::app;
 use orderline::clock::SystemClock;
 use orderline::config::{Secret, Settings, VerifyPolicy};
@@ -260,19 +261,6 @@ async fn backfilled(
     let report = reconciler_of(&line).sweep().await.unwrap();
     assert_eq!(report.bulk_operations, 2, "the first sweep ran in bulk: {report:?}");
     line
-}
-
-/// Calls as `from`, presses 3, and gives back what key 3 said (as tests/it/returns.rs reads it:
-/// the text between the key and the menu that follows it).
-async fn key_3(line: &Line, from: &str) -> Vec<String> {
-    let t = line.call(from, &["3"]).await;
-    let spoken = t.spoken();
-    let first_turn = t.turns[0].heard.iter().filter(|v| v.name == "Say").count();
-    spoken[first_turn..].iter().filter(|s| !s.contains("Press 1 to hear that again")).cloned().collect()
-}
-
-fn said(sentences: &[String]) -> String {
-    sentences.join(" | ")
 }
 
 fn ups_label() -> ReturnLabel {

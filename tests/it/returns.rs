@@ -53,7 +53,7 @@ async fn delivered(line: &Line) {
 
 /// Calls as `from`, presses 3, and gives back what key 3 said (the text between the key and
 /// the menu that follows it).
-async fn key_3(line: &Line, from: &str) -> Vec<String> {
+pub(crate) async fn key_3(line: &Line, from: &str) -> Vec<String> {
     let t: Transcript = line.call(from, &["3"]).await;
     let spoken = t.spoken();
     // The first turn is the greeting and the menu; everything after is key 3's answer.
@@ -61,7 +61,7 @@ async fn key_3(line: &Line, from: &str) -> Vec<String> {
     spoken[first_turn..].iter().filter(|s| !s.contains("Press 1 to hear that again")).cloned().collect()
 }
 
-fn said(sentences: &[String]) -> String {
+pub(crate) fn said(sentences: &[String]) -> String {
     sentences.join(" | ")
 }
 
