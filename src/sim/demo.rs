@@ -59,8 +59,13 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     // Voicemail from the menu (5): `orderline call --sms-api` keeps the message in the REST
     // emulator's account, where the console plays it from.
     settings.handoff.voicemail = crate::config::VoicemailOffer::Menu;
-    let settings = settings.with_environment(&["config", "listen"]).map_err(|e| e.to_string())?;
+    let mut settings = settings.with_environment(&["config", "listen"]).map_err(|e| e.to_string())?;
     crate::ops::logging::init(settings.server.log_format);
+    // The demo's own first sweep backfills the store before the call line is printed; the
+    // periodic sweeps start after it (below), so the two do not both run a bulk backfill of the
+    // fresh store at once.
+    let every = std::mem::take(&mut settings.sync.reconcile_every);
+    let deletions_every = settings.sync.reconcile_deletions_every;
     let running = app::start(settings).await.map_err(|e| e.to_string())?;
     let state = &running.state;
     let client = state.shopify.clone().ok_or("the demo's Shopify client is missing")?;
@@ -75,6 +80,10 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         lookup: Some(std::sync::Arc::new(state.lookup.clone())),
     };
     let report = reconciler.sweep().await.map_err(|e| format!("backfill from the emulator: {e}"))?;
+    let (stop_sweeps, sweeps_stopped) = tokio::sync::watch::channel(false);
+    if !every.is_zero() {
+        tokio::spawn(reconciler.run(every, deletions_every, sweeps_stopped));
+    }
     sim.set_webhook_target(WebhookTarget {
         url: format!("{}/shopify/webhooks", running.url()),
         secret: DEMO_WEBHOOK_SECRET.into(),
@@ -118,6 +127,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     );
     println!("Ctrl-C stops the demo.");
     let _ = tokio::signal::ctrl_c().await;
+    let _ = stop_sweeps.send(true);
     running.stop().await;
     shopify.stop().await;
     twilio_server.stop().await;

@@ -8,13 +8,28 @@ use std::time::Duration;
 use orderline::sim::demo::{DEMO_AGENT_TOKEN, DEMO_TWILIO_TOKEN};
 use orderline::sim::twilio::{CallerConfig, Ending, TwilioCaller, scripted};
 
-struct Child(std::process::Child);
+/// The demo process (killed when dropped) and the lines of its log (stderr), as they come.
+struct Child {
+    process: std::process::Child,
+    logs: std::sync::mpsc::Receiver<String>,
+}
 
 impl Drop for Child {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
+}
+
+/// Sends each line `from` reads to the returned receiver, from a thread of its own.
+fn lines_of(from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
 }
 
 /// `orderline demo` with `env` set, until it has printed its call lines: the process, its URL
@@ -27,18 +42,14 @@ fn demo(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> (Child, String, String
         .env_remove("TWILIO_AUTH_TOKEN")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = Child(command.spawn().unwrap());
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut process = command.spawn().unwrap();
+    let rx = lines_of(process.stdout.take().unwrap());
+    let logs = lines_of(process.stderr.take().unwrap());
+    let child = Child { process, logs };
     let first = rx.recv_timeout(Duration::from_secs(60)).expect("the demo prints where it listens");
     let url = first.strip_prefix("orderline listening on ").expect(&first).to_string();
     let mut printed = Vec::new();
@@ -50,6 +61,29 @@ fn demo(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> (Child, String, String
         }
     }
     (child, url, printed.join("\n"))
+}
+
+/// The demo's first sweep backfills the fresh store with one bulk operation per resource; the
+/// periodic sweeps start after it (the first of them pages through what changed since), so no
+/// second bulk backfill runs beside it.
+#[test]
+fn the_demo_backfills_customers_and_orders_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, _url, printed) = demo(&dir, &[("RUST_LOG", "orderline::shopify=info"), ("NO_COLOR", "1")]);
+    assert!(printed.contains("8 customers and 21 orders"), "{printed}");
+    let mut logs = Vec::new();
+    while let Ok(line) = child.logs.recv_timeout(Duration::from_secs(30)) {
+        let done = line.contains("reconciliation sweep done");
+        logs.push(line);
+        if done {
+            break;
+        }
+    }
+    let sweep = logs.last().expect("the periodic sweep logs");
+    assert!(sweep.contains("reconciliation sweep done") && sweep.contains("bulk_operations=0"), "{logs:#?}");
+    let started: Vec<&String> = logs.iter().filter(|l| l.contains("bulk backfill started")).collect();
+    assert_eq!(started.len(), 2, "{logs:#?}");
+    assert!(started[0].contains("customers") && started[1].contains("orders"), "{started:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
