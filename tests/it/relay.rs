@@ -24,11 +24,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 const DANA: &str = "+15551234567";
 const STRANGER: &str = "+15550199999";
-fn relay(s: &mut Settings) {
+pub(crate) fn relay(s: &mut Settings) {
     s.ivr.prompt_mode = PromptMode::ConversationRelay;
 }
 /// Twilio's speech is taken to be instant here: a question's time to answer is its Gather timeout.
-fn fast(s: &mut Settings) {
+pub(crate) fn fast(s: &mut Settings) {
     s.ivr.relay_words_per_minute = 1000000;
 }
 const AGENT: &str = "tel:+14155550100";
@@ -37,7 +37,7 @@ fn relay_caller(line: &Line, from: &str) -> RelayCaller {
     RelayCaller::new(TwilioCaller::new(CallerConfig::new(&line.app.url, TOKEN, from)))
 }
 
-async fn relay_call(line: &Line, from: &str, script: &[&str]) -> RelayTranscript {
+pub(crate) async fn relay_call(line: &Line, from: &str, script: &[&str]) -> RelayTranscript {
     relay_caller(line, from).call(&mut scripted_relay(script), |_| {}).await.expect("the call went through")
 }
 

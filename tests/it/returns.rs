@@ -148,6 +148,49 @@ async fn a_refunded_return_says_how_much_when_and_when_it_reaches_the_card(backe
     line.app.stop().await;
 }
 
+/// Dana's latest order returned and refunded $21.50: what key 3 says of it (the return's
+/// sentence and the refund's, without the card sentence).
+async fn refunded_21_50(line: &Line) -> (String, String) {
+    let order = dana_order(line);
+    let id = line.sim.request_return(order.id, 1, 0).unwrap();
+    assert!(line.sim.approve_return(id));
+    assert!(line.sim.process_return(id, Some("21.50")));
+    delivered(line).await;
+    let refund_at = line.sim.order(order.id).unwrap().refunds.last().unwrap().created_at.unwrap();
+    let day = refund_at.with_timezone(&chrono_tz::UTC).format("%A, %B %-d").to_string();
+    (
+        format!("Order number {}: your return is complete.", spoken_digits(&order.name)),
+        format!("It was refunded $21.50 on {day}."),
+    )
+}
+
+/// Asking in words is key 3: Twilio's `<Gather input="dtmf speech">` hands orderline "where is
+/// my refund", and the caller hears the refund.
+async fn asking_where_the_refund_is_in_words_is_key_3(backend: Backend) {
+    let line = shop(backend, |_| {}).await;
+    let (complete, refund) = refunded_21_50(&line).await;
+    let t: Transcript = line.call(DANA, &["say:where is my refund"]).await;
+    let first_turn = t.turns[0].heard.iter().filter(|v| v.name == "Say").count();
+    let answer = t.spoken()[first_turn..].join(" | ");
+    assert!(answer.contains(&complete) && answer.contains(&refund), "{answer}");
+    line.app.stop().await;
+}
+
+/// The same over ConversationRelay, where Twilio's session sends the words as a `prompt` and
+/// orderline answers in text.
+async fn over_conversation_relay_asking_where_the_refund_is_says_it(backend: Backend) {
+    let line = shop(backend, |s| {
+        crate::relay::relay(s);
+        crate::relay::fast(s);
+    })
+    .await;
+    let (complete, refund) = refunded_21_50(&line).await;
+    let t = crate::relay::relay_call(&line, DANA, &["say:where is my refund"]).await;
+    assert_eq!(t.heard.len(), 2, "the greeting, then the answer: {:?}", t.heard);
+    assert!(t.heard[1].contains(&complete) && t.heard[1].contains(&refund), "{}", t.heard[1]);
+    line.app.stop().await;
+}
+
 /// The clips `from` hears after pressing 3 during the greeting (the answer is what a test
 /// listens to).
 async fn key_3_over_the_stream(line: &Line, from: &str) -> Vec<String> {
@@ -473,6 +516,8 @@ on_both_backends!(
     an_approved_return_names_its_label_carrier_then_says_when_the_parcel_arrived,
     a_declined_return_says_shopifys_reason,
     a_refunded_return_says_how_much_when_and_when_it_reaches_the_card,
+    asking_where_the_refund_is_in_words_is_key_3,
+    over_conversation_relay_asking_where_the_refund_is_says_it,
     over_media_streams_a_refund_is_said_with_its_amount_and_the_return_window,
     an_exchange_is_mentioned,
     an_approval_delivered_before_its_request_leaves_the_return_open,
